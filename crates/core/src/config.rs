@@ -1,0 +1,500 @@
+//! Collection configuration in Qdrant's shapes.
+//!
+//! Full configs (every field resolved, what `GET /collections/{name}` shows and what is
+//! persisted) are separate from `*Diff` types (every field optional) used by create and
+//! `PATCH` bodies: `Diff::apply(base)` gives the new full config.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::distance::Distance;
+use crate::error::ValidationError;
+
+/// Name of the unnamed (default) vector, as Qdrant uses internally.
+pub const DEFAULT_VECTOR_NAME: &str = "";
+
+/// Element type of stored vectors. Only `float32` is stored natively today; the others are
+/// accepted for compatibility and stored as float32 (documented in docs/compatibility.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Datatype {
+    Float32,
+    Uint8,
+    Float16,
+}
+
+/// Parameters of one dense vector.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VectorParams {
+    /// Dimension of the vector.
+    pub size: u64,
+    /// Similarity metric.
+    pub distance: Distance,
+    /// Per-vector HNSW overrides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hnsw_config: Option<HnswConfigDiff>,
+    /// Per-vector quantization overrides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantization_config: Option<Value>,
+    /// Keep vectors memory-mapped rather than in RAM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_disk: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datatype: Option<Datatype>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multivector_config: Option<Value>,
+}
+
+/// Maximum accepted vector dimension (Qdrant's limit).
+pub const MAX_VECTOR_SIZE: u64 = 65_536;
+
+impl VectorParams {
+    pub fn validate(&self, name: &str) -> Result<(), ValidationError> {
+        let what = if name.is_empty() { "vectors".to_string() } else { format!("vectors.{name}") };
+        if self.size == 0 || self.size > MAX_VECTOR_SIZE {
+            return Err(ValidationError::new(format!(
+                "{what}.size: value {} invalid, must be from 1 to {MAX_VECTOR_SIZE}",
+                self.size
+            )));
+        }
+        if self.multivector_config.as_ref().is_some_and(|v| !v.is_null()) {
+            return Err(ValidationError::new(format!("{what}.multivector_config: multivectors are not supported yet")));
+        }
+        if let Some(h) = &self.hnsw_config {
+            h.validate()?;
+        }
+        Ok(())
+    }
+}
+
+/// `vectors` in a collection config: one unnamed vector or a map of named vectors.
+#[derive(Clone, Debug, PartialEq)]
+pub enum VectorsConfig {
+    Single(VectorParams),
+    Multi(BTreeMap<String, VectorParams>),
+}
+
+impl VectorsConfig {
+    /// (name, params) pairs; the unnamed vector is called [`DEFAULT_VECTOR_NAME`].
+    pub fn iter(&self) -> Box<dyn Iterator<Item = (&str, &VectorParams)> + '_> {
+        match self {
+            VectorsConfig::Single(p) => Box::new(std::iter::once((DEFAULT_VECTOR_NAME, p))),
+            VectorsConfig::Multi(m) => Box::new(m.iter().map(|(k, v)| (k.as_str(), v))),
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&VectorParams> {
+        match self {
+            VectorsConfig::Single(p) if name == DEFAULT_VECTOR_NAME => Some(p),
+            VectorsConfig::Single(_) => None,
+            VectorsConfig::Multi(m) => m.get(name),
+        }
+    }
+
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut VectorParams> {
+        match self {
+            VectorsConfig::Single(p) if name == DEFAULT_VECTOR_NAME => Some(p),
+            VectorsConfig::Single(_) => None,
+            VectorsConfig::Multi(m) => m.get_mut(name),
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        if let VectorsConfig::Multi(m) = self {
+            if m.keys().any(|k| k.is_empty()) {
+                return Err(ValidationError::new("vectors: vector names must not be empty"));
+            }
+        }
+        self.iter().try_for_each(|(n, p)| p.validate(n))
+    }
+}
+
+impl Serialize for VectorsConfig {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            VectorsConfig::Single(p) => p.serialize(s),
+            VectorsConfig::Multi(m) => m.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for VectorsConfig {
+    /// An object with a `size` key is one unnamed vector; any other object is a map of names.
+    /// Decided by hand rather than `untagged` so errors name the offending field.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let v = Value::deserialize(d)?;
+        let obj = v.as_object().ok_or_else(|| D::Error::custom("vectors: expected an object"))?;
+        if obj.contains_key("size") || obj.contains_key("distance") {
+            serde_json::from_value(v).map(VectorsConfig::Single).map_err(D::Error::custom)
+        } else {
+            serde_json::from_value(v).map(VectorsConfig::Multi).map_err(D::Error::custom)
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ShardingMethod {
+    #[default]
+    Auto,
+    Custom,
+}
+
+/// The `params` part of a collection config.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CollectionParams {
+    pub vectors: VectorsConfig,
+    pub shard_number: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sharding_method: Option<ShardingMethod>,
+    pub replication_factor: u32,
+    pub write_consistency_factor: u32,
+    pub on_disk_payload: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HnswConfig {
+    /// Edges per node in the graph (layer 0 gets twice as many).
+    pub m: usize,
+    /// Candidate list size while building.
+    pub ef_construct: usize,
+    /// In KiB of vector data: below it a segment is searched exactly.
+    pub full_scan_threshold: usize,
+    /// 0 = use all cores.
+    pub max_indexing_threads: usize,
+    #[serde(default)]
+    pub on_disk: Option<bool>,
+    /// Extra links per payload-index value; `None` = use `m`.
+    #[serde(default)]
+    pub payload_m: Option<usize>,
+}
+
+impl Default for HnswConfig {
+    fn default() -> Self {
+        HnswConfig {
+            m: 16,
+            ef_construct: 100,
+            full_scan_threshold: 10_000,
+            max_indexing_threads: 0,
+            on_disk: Some(false),
+            payload_m: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HnswConfigDiff {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub m: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ef_construct: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_scan_threshold: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_indexing_threads: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_disk: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_m: Option<usize>,
+}
+
+impl HnswConfigDiff {
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        if self.ef_construct == Some(0) || self.ef_construct.is_some_and(|e| e < 4) {
+            return Err(ValidationError::new("hnsw_config.ef_construct: value must be at least 4"));
+        }
+        if self.m.is_some_and(|m| m > 0 && m < 2) {
+            return Err(ValidationError::new("hnsw_config.m: value must be 0 (no graph) or at least 2"));
+        }
+        if self.full_scan_threshold.is_some_and(|t| t < 10) {
+            return Err(ValidationError::new("hnsw_config.full_scan_threshold: value must be at least 10"));
+        }
+        Ok(())
+    }
+
+    pub fn apply(&self, base: &HnswConfig) -> HnswConfig {
+        HnswConfig {
+            m: self.m.unwrap_or(base.m),
+            ef_construct: self.ef_construct.unwrap_or(base.ef_construct),
+            full_scan_threshold: self.full_scan_threshold.unwrap_or(base.full_scan_threshold),
+            max_indexing_threads: self.max_indexing_threads.unwrap_or(base.max_indexing_threads),
+            on_disk: self.on_disk.or(base.on_disk),
+            payload_m: self.payload_m.or(base.payload_m),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OptimizersConfig {
+    /// Fraction of deleted points in a segment that triggers a vacuum.
+    pub deleted_threshold: f64,
+    /// Segments smaller than this are never vacuumed.
+    pub vacuum_min_vector_number: usize,
+    /// Target number of segments; 0 = pick from the number of cores.
+    pub default_segment_number: usize,
+    /// In KiB; `None` = automatic.
+    pub max_segment_size: Option<usize>,
+    pub memmap_threshold: Option<usize>,
+    /// In KiB of vector data: an appendable segment larger than this gets an HNSW index.
+    pub indexing_threshold: Option<usize>,
+    pub flush_interval_sec: u64,
+    pub max_optimization_threads: Option<usize>,
+}
+
+impl Default for OptimizersConfig {
+    fn default() -> Self {
+        OptimizersConfig {
+            deleted_threshold: 0.2,
+            vacuum_min_vector_number: 1000,
+            default_segment_number: 0,
+            max_segment_size: None,
+            memmap_threshold: None,
+            indexing_threshold: Some(20_000),
+            flush_interval_sec: 5,
+            max_optimization_threads: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptimizersConfigDiff {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_threshold: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vacuum_min_vector_number: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_segment_number: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_segment_size: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memmap_threshold: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub indexing_threshold: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flush_interval_sec: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_optimization_threads: Option<usize>,
+    /// Deprecated in Qdrant; accepted and ignored.
+    #[serde(default, skip_serializing)]
+    pub memmap_threshold_kb: Option<usize>,
+}
+
+impl OptimizersConfigDiff {
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        if let Some(t) = self.deleted_threshold {
+            if !(0.0..=1.0).contains(&t) {
+                return Err(ValidationError::new("optimizers_config.deleted_threshold: value must be between 0 and 1"));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn apply(&self, base: &OptimizersConfig) -> OptimizersConfig {
+        OptimizersConfig {
+            deleted_threshold: self.deleted_threshold.unwrap_or(base.deleted_threshold),
+            vacuum_min_vector_number: self.vacuum_min_vector_number.unwrap_or(base.vacuum_min_vector_number),
+            default_segment_number: self.default_segment_number.unwrap_or(base.default_segment_number),
+            max_segment_size: self.max_segment_size.or(base.max_segment_size),
+            memmap_threshold: self.memmap_threshold.or(base.memmap_threshold),
+            indexing_threshold: self.indexing_threshold.or(base.indexing_threshold),
+            flush_interval_sec: self.flush_interval_sec.unwrap_or(base.flush_interval_sec),
+            max_optimization_threads: self.max_optimization_threads.or(base.max_optimization_threads),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WalConfig {
+    pub wal_capacity_mb: usize,
+    pub wal_segments_ahead: usize,
+}
+
+impl Default for WalConfig {
+    fn default() -> Self {
+        WalConfig { wal_capacity_mb: 32, wal_segments_ahead: 0 }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WalConfigDiff {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wal_capacity_mb: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wal_segments_ahead: Option<usize>,
+}
+
+impl WalConfigDiff {
+    pub fn apply(&self, base: &WalConfig) -> WalConfig {
+        WalConfig {
+            wal_capacity_mb: self.wal_capacity_mb.unwrap_or(base.wal_capacity_mb),
+            wal_segments_ahead: self.wal_segments_ahead.unwrap_or(base.wal_segments_ahead),
+        }
+    }
+}
+
+/// Everything `GET /collections/{name}` reports under `config`, and what is persisted.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CollectionConfig {
+    pub params: CollectionParams,
+    pub hnsw_config: HnswConfig,
+    pub optimizer_config: OptimizersConfig,
+    pub wal_config: WalConfig,
+    #[serde(default)]
+    pub quantization_config: Option<Value>,
+}
+
+impl CollectionConfig {
+    /// HNSW settings of one vector: collection-wide ones with the vector's overrides applied.
+    pub fn hnsw_for(&self, vector: &str) -> HnswConfig {
+        match self.params.vectors.get(vector).and_then(|p| p.hnsw_config.as_ref()) {
+            Some(diff) => diff.apply(&self.hnsw_config),
+            None => self.hnsw_config.clone(),
+        }
+    }
+}
+
+/// Body of `PUT /collections/{name}`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCollection {
+    pub vectors: Option<VectorsConfig>,
+    #[serde(default)]
+    pub shard_number: Option<u32>,
+    #[serde(default)]
+    pub sharding_method: Option<ShardingMethod>,
+    #[serde(default)]
+    pub replication_factor: Option<u32>,
+    #[serde(default)]
+    pub write_consistency_factor: Option<u32>,
+    #[serde(default)]
+    pub on_disk_payload: Option<bool>,
+    #[serde(default)]
+    pub hnsw_config: Option<HnswConfigDiff>,
+    #[serde(default)]
+    pub wal_config: Option<WalConfigDiff>,
+    #[serde(default)]
+    pub optimizers_config: Option<OptimizersConfigDiff>,
+    #[serde(default)]
+    pub quantization_config: Option<Value>,
+    /// Accepted so clients that send `null` work; a non-null value is rejected as unsupported.
+    #[serde(default)]
+    pub sparse_vectors: Option<Value>,
+    #[serde(default)]
+    pub init_from: Option<Value>,
+    #[serde(default)]
+    pub strict_mode_config: Option<Value>,
+    #[serde(default)]
+    pub metadata: Option<Value>,
+}
+
+/// Server-wide defaults a new collection starts from (from the `storage` section of the config).
+#[derive(Clone, Debug, Default)]
+pub struct CollectionDefaults {
+    pub hnsw: HnswConfig,
+    pub optimizers: OptimizersConfig,
+    pub wal: WalConfig,
+}
+
+impl CreateCollection {
+    /// Validate and resolve into a full config.
+    pub fn into_config(self, defaults: &CollectionDefaults) -> Result<CollectionConfig, ValidationError> {
+        let vectors = self
+            .vectors
+            .ok_or_else(|| ValidationError::new("vectors: missing field; give {\"size\": N, \"distance\": \"Cosine\"}"))?;
+        vectors.validate()?;
+        if self.sparse_vectors.as_ref().is_some_and(|v| !v.is_null() && v.as_object().is_none_or(|o| !o.is_empty())) {
+            return Err(ValidationError::new("sparse_vectors: sparse vectors are not supported yet"));
+        }
+        if self.init_from.as_ref().is_some_and(|v| !v.is_null()) {
+            return Err(ValidationError::new("init_from: not supported; use snapshots to copy a collection"));
+        }
+        let shard_number = self.shard_number.unwrap_or(1);
+        if shard_number == 0 {
+            return Err(ValidationError::new("shard_number: value must be at least 1"));
+        }
+        let replication_factor = self.replication_factor.unwrap_or(1);
+        if replication_factor == 0 {
+            return Err(ValidationError::new("replication_factor: value must be at least 1"));
+        }
+        let write_consistency_factor = self.write_consistency_factor.unwrap_or(1);
+        if write_consistency_factor == 0 {
+            return Err(ValidationError::new("write_consistency_factor: value must be at least 1"));
+        }
+        if let Some(h) = &self.hnsw_config {
+            h.validate()?;
+        }
+        if let Some(o) = &self.optimizers_config {
+            o.validate()?;
+        }
+        let quantization_config = self.quantization_config.filter(|v| !v.is_null());
+        Ok(CollectionConfig {
+            params: CollectionParams {
+                vectors,
+                shard_number,
+                sharding_method: self.sharding_method,
+                replication_factor,
+                write_consistency_factor,
+                on_disk_payload: self.on_disk_payload.unwrap_or(true),
+            },
+            hnsw_config: self.hnsw_config.unwrap_or_default().apply(&defaults.hnsw),
+            optimizer_config: self.optimizers_config.unwrap_or_default().apply(&defaults.optimizers),
+            wal_config: self.wal_config.unwrap_or_default().apply(&defaults.wal),
+            quantization_config,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn single_and_named_vectors() {
+        let c: CreateCollection =
+            serde_json::from_str(r#"{"vectors": {"size": 4, "distance": "Dot"}, "shard_number": 2}"#).expect("parse");
+        let cfg = c.into_config(&CollectionDefaults::default()).expect("valid");
+        assert_eq!(cfg.params.shard_number, 2);
+        assert_eq!(cfg.params.vectors.get("").map(|p| p.size), Some(4));
+
+        let c: CreateCollection = serde_json::from_str(
+            r#"{"vectors": {"image": {"size": 8, "distance": "Euclid"}, "text": {"size": 3, "distance": "Cosine"}}}"#,
+        )
+        .expect("parse");
+        let cfg = c.into_config(&CollectionDefaults::default()).expect("valid");
+        assert_eq!(cfg.params.vectors.get("text").map(|p| p.distance), Some(Distance::Cosine));
+        assert!(cfg.params.vectors.get("").is_none());
+    }
+
+    #[test]
+    fn rejects_bad_configs() {
+        let bad = [
+            r#"{"vectors": {"size": 0, "distance": "Dot"}}"#,
+            r#"{"vectors": {"size": 4}}"#,
+            r#"{"vectors": {"size": 4, "distance": "Hamming"}}"#,
+            r#"{"vectors": {"size": 4, "distance": "Dot"}, "shard_number": 0}"#,
+            r#"{"vectors": {"size": 4, "distance": "Dot"}, "bogus": 1}"#,
+            r#"{}"#,
+        ];
+        for b in bad {
+            let r = serde_json::from_str::<CreateCollection>(b)
+                .map_err(|e| e.to_string())
+                .and_then(|c| c.into_config(&CollectionDefaults::default()).map_err(|e| e.to_string()));
+            assert!(r.is_err(), "{b} should be rejected");
+        }
+    }
+
+    #[test]
+    fn diff_apply() {
+        let base = HnswConfig::default();
+        let d = HnswConfigDiff { m: Some(32), ..Default::default() };
+        let r = d.apply(&base);
+        assert_eq!((r.m, r.ef_construct), (32, 100));
+    }
+}

@@ -1,0 +1,228 @@
+//! The one module that knows on-disk names. Nothing else builds a path under the storage root.
+//!
+//! ```text
+//! STORAGE/
+//!   storage.json                      marker: backend and format version (written last at init)
+//!   catalog.sqlite | catalog.rocksdb/ collection configs and aliases (the commit point of
+//!                                     create / delete / restore of a collection)
+//!   collections/<dir>/shards/<id>/data.sqlite | data.rocksdb/
+//!                                     one database per shard: points, meta, index data
+//!   tmp/                              scratch space (restores in progress); emptied at start
+//! ```
+//! `<dir>` is an id assigned when a collection is created or restored, not its name, so a
+//! restore can build a new directory and switch the catalog entry to it atomically.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::backend::BackendKind;
+use crate::error::StorageError;
+
+/// Version of the on-disk format this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+const MARKER_FILE: &str = "storage.json";
+const COLLECTIONS_DIR: &str = "collections";
+const SHARDS_DIR: &str = "shards";
+const TMP_DIR: &str = "tmp";
+
+/// Contents of `storage.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StorageMarker {
+    pub backend: BackendKind,
+    pub format_version: u32,
+}
+
+/// Paths under one storage root, for one backend.
+#[derive(Clone, Debug)]
+pub struct StorageLayout {
+    root: PathBuf,
+    backend: BackendKind,
+}
+
+fn db_name(kind: BackendKind, stem: &str) -> String {
+    match kind {
+        BackendKind::Sqlite => format!("{stem}.sqlite"),
+        BackendKind::Rocksdb => format!("{stem}.rocksdb"),
+    }
+}
+
+impl StorageLayout {
+    /// Open the storage root for `backend`, creating it if missing. Refuses a root written by
+    /// the other backend or by an unknown format version. If anything fails, directories this
+    /// call created are removed again.
+    pub fn open_or_init(root: &Path, backend: BackendKind) -> Result<Self, StorageError> {
+        let existed = root.exists();
+        match Self::open_or_init_inner(root, backend) {
+            Ok(l) => Ok(l),
+            Err(e) => {
+                if !existed {
+                    let _ = fs::remove_dir_all(root);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn open_or_init_inner(root: &Path, backend: BackendKind) -> Result<Self, StorageError> {
+        if root.exists() && !root.is_dir() {
+            return Err(StorageError::io(
+                root,
+                std::io::Error::new(std::io::ErrorKind::NotADirectory, "storage path is not a directory"),
+            ));
+        }
+        fs::create_dir_all(root).map_err(|e| StorageError::io(root, e))?;
+        let layout = StorageLayout { root: root.to_path_buf(), backend };
+        let marker_path = root.join(MARKER_FILE);
+        if marker_path.exists() {
+            let bytes = fs::read(&marker_path).map_err(|e| StorageError::io(&marker_path, e))?;
+            let marker: StorageMarker = serde_json::from_slice(&bytes).map_err(|e| StorageError::Corrupt {
+                what: marker_path.display().to_string(),
+                detail: e.to_string(),
+            })?;
+            if marker.backend != backend {
+                return Err(StorageError::BackendMismatch {
+                    path: root.to_path_buf(),
+                    found: marker.backend,
+                    requested: backend,
+                });
+            }
+            if marker.format_version != FORMAT_VERSION {
+                return Err(StorageError::UnsupportedFormat {
+                    path: root.to_path_buf(),
+                    found: marker.format_version,
+                    supported: FORMAT_VERSION,
+                });
+            }
+        } else {
+            // A catalog of the other backend without a marker means a damaged root: refuse.
+            let other = BackendKind::ALL.into_iter().find(|k| *k != backend).unwrap_or(backend);
+            if root.join(db_name(other, "catalog")).exists() {
+                return Err(StorageError::BackendMismatch { path: root.to_path_buf(), found: other, requested: backend });
+            }
+            let marker = StorageMarker { backend, format_version: FORMAT_VERSION };
+            let json = serde_json::to_vec_pretty(&marker).map_err(|e| StorageError::Corrupt {
+                what: "storage marker".into(),
+                detail: e.to_string(),
+            })?;
+            write_file_atomic(&marker_path, &json)?;
+        }
+        for d in [layout.collections_root(), layout.tmp_dir()] {
+            fs::create_dir_all(&d).map_err(|e| StorageError::io(&d, e))?;
+        }
+        Ok(layout)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn backend(&self) -> BackendKind {
+        self.backend
+    }
+
+    pub fn catalog_path(&self) -> PathBuf {
+        self.root.join(db_name(self.backend, "catalog"))
+    }
+
+    pub fn collections_root(&self) -> PathBuf {
+        self.root.join(COLLECTIONS_DIR)
+    }
+
+    pub fn collection_dir(&self, dir_id: &str) -> PathBuf {
+        self.collections_root().join(dir_id)
+    }
+
+    pub fn shard_dir(&self, dir_id: &str, shard_id: u32) -> PathBuf {
+        self.collection_dir(dir_id).join(SHARDS_DIR).join(shard_id.to_string())
+    }
+
+    /// The shard's database (a file for SQLite, a directory for RocksDB).
+    pub fn shard_db_path(&self, dir_id: &str, shard_id: u32) -> PathBuf {
+        self.shard_dir(dir_id, shard_id).join(db_name(self.backend, "data"))
+    }
+
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.root.join(TMP_DIR)
+    }
+
+    /// Collection directory ids present on disk.
+    pub fn list_collection_dirs(&self) -> Result<Vec<String>, StorageError> {
+        let root = self.collections_root();
+        let rd = fs::read_dir(&root).map_err(|e| StorageError::io(&root, e))?;
+        let mut out = Vec::new();
+        for entry in rd.flatten() {
+            if entry.path().is_dir() {
+                if let Some(name) = entry.file_name().to_str() {
+                    out.push(name.to_string());
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    pub fn remove_collection_dir(&self, dir_id: &str) -> Result<(), StorageError> {
+        let d = self.collection_dir(dir_id);
+        match fs::remove_dir_all(&d) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StorageError::io(&d, e)),
+        }
+    }
+
+    /// Empty the scratch directory (left-overs of restores interrupted by a crash).
+    pub fn clear_tmp(&self) -> Result<(), StorageError> {
+        let d = self.tmp_dir();
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).map_err(|e| StorageError::io(&d, e))
+    }
+}
+
+/// Write a small file so that readers see the old or the new content, never a torn one.
+pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
+    let tmp = path.with_extension("tmp");
+    let mut f = fs::File::create(&tmp).map_err(|e| StorageError::io(&tmp, e))?;
+    f.write_all(bytes).map_err(|e| StorageError::io(&tmp, e))?;
+    f.sync_all().map_err(|e| StorageError::io(&tmp, e))?;
+    drop(f);
+    fs::rename(&tmp, path).map_err(|e| StorageError::io(path, e))?;
+    if let Some(parent) = path.parent() {
+        if let Ok(d) = fs::File::open(parent) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marker_guards_backend() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let root = dir.path().join("s");
+        StorageLayout::open_or_init(&root, BackendKind::Sqlite).expect("init");
+        StorageLayout::open_or_init(&root, BackendKind::Sqlite).expect("reopen");
+        let err = StorageLayout::open_or_init(&root, BackendKind::Rocksdb).expect_err("mismatch");
+        assert!(matches!(err, StorageError::BackendMismatch { .. }), "{err}");
+    }
+
+    #[test]
+    fn failed_init_leaves_nothing() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let file = dir.path().join("f");
+        fs::write(&file, b"x").expect("write");
+        // A path below a regular file cannot be created.
+        let root = file.join("sub");
+        assert!(StorageLayout::open_or_init(&root, BackendKind::Rocksdb).is_err());
+        assert!(!root.exists());
+        // A regular file as the root is refused and left alone.
+        assert!(StorageLayout::open_or_init(&file, BackendKind::Rocksdb).is_err());
+        assert_eq!(fs::read(&file).expect("read"), b"x");
+    }
+}

@@ -1,0 +1,121 @@
+//! RocksDB backend: one database directory, one column family per [`Table`]. A synced write
+//! fsyncs RocksDB's own WAL before returning.
+
+use std::path::{Path, PathBuf};
+
+use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteOptions, DB};
+
+use crate::backend::{path_size, prefix_end, BackendKind, BatchOp, KvStore, ScanControl, Table, WriteBatch};
+use crate::error::StorageError;
+
+pub struct RocksStore {
+    path: PathBuf,
+    db: DB,
+}
+
+fn cf_options() -> Options {
+    let mut o = Options::default();
+    o.set_compression_type(rocksdb::DBCompressionType::Lz4);
+    o.set_write_buffer_size(32 << 20);
+    o
+}
+
+impl RocksStore {
+    pub fn open(path: &Path) -> Result<Self, StorageError> {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.set_max_background_jobs(2);
+        opts.set_keep_log_file_num(2);
+        opts.set_max_total_wal_size(64 << 20);
+        let cfs = Table::ALL.iter().map(|t| ColumnFamilyDescriptor::new(t.name(), cf_options()));
+        let db = DB::open_cf_descriptors(&opts, path, cfs)?;
+        Ok(RocksStore { path: path.to_path_buf(), db })
+    }
+
+    fn cf(&self, t: Table) -> Result<&rocksdb::ColumnFamily, StorageError> {
+        self.db.cf_handle(t.name()).ok_or_else(|| StorageError::Corrupt {
+            what: self.path.display().to_string(),
+            detail: format!("column family {} is missing", t.name()),
+        })
+    }
+}
+
+impl KvStore for RocksStore {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Rocksdb
+    }
+
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.db.get_cf(self.cf(table)?, key)?)
+    }
+
+    fn write(&self, batch: WriteBatch, sync: bool) -> Result<(), StorageError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut wb = rocksdb::WriteBatch::default();
+        for op in &batch.ops {
+            match op {
+                BatchOp::Put { table, key, value } => wb.put_cf(self.cf(*table)?, key, value),
+                BatchOp::Delete { table, key } => wb.delete_cf(self.cf(*table)?, key),
+                BatchOp::DeletePrefix { table, prefix } => {
+                    let cf = self.cf(*table)?;
+                    match prefix_end(prefix) {
+                        Some(end) => wb.delete_range_cf(cf, prefix.as_slice(), end.as_slice()),
+                        None => {
+                            // Prefix of all 0xff bytes: no upper bound exists, delete key by key.
+                            for item in self.db.iterator_cf(cf, IteratorMode::From(prefix, Direction::Forward)) {
+                                let (k, _) = item?;
+                                if !k.starts_with(prefix) {
+                                    break;
+                                }
+                                wb.delete_cf(cf, k);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let mut wo = WriteOptions::default();
+        wo.set_sync(sync);
+        self.db.write_opt(wb, &wo)?;
+        Ok(())
+    }
+
+    fn scan(
+        &self,
+        table: Table,
+        prefix: &[u8],
+        start: Option<&[u8]>,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> ScanControl,
+    ) -> Result<(), StorageError> {
+        let lower: &[u8] = match start {
+            Some(s) if s > prefix => s,
+            _ => prefix,
+        };
+        let cf = self.cf(table)?;
+        for item in self.db.iterator_cf(cf, IteratorMode::From(lower, Direction::Forward)) {
+            let (k, v) = item?;
+            if !k.starts_with(prefix) {
+                break;
+            }
+            if visit(&k, &v) == ScanControl::Stop {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<(), StorageError> {
+        for t in Table::ALL {
+            self.db.flush_cf(self.cf(t)?)?;
+        }
+        self.db.flush_wal(true)?;
+        Ok(())
+    }
+
+    fn disk_usage_bytes(&self) -> u64 {
+        path_size(&self.path)
+    }
+}
