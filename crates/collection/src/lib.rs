@@ -1,1 +1,17 @@
-//! placeholder
+//! Collections: the registry of collections and aliases, a collection's config and shards,
+//! routing of points to shards, fan-out and merge of reads, the per-shard update queue.
+//!
+//! This crate decides durability (a shard acknowledges a write only after the backend committed
+//! it) and never speaks HTTP: the server turns [`CollectionError`] into responses.
+
+pub mod catalog;
+pub mod collection;
+pub mod error;
+pub mod operations;
+pub mod record;
+pub mod registry;
+pub mod shard;
+
+pub use collection::{Collection, CollectionInfo, SearchRequest};
+pub use error::CollectionError;
+pub use registry::{AliasAction, Registry};

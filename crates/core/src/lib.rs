@@ -10,6 +10,7 @@ pub mod error;
 pub mod filter;
 pub mod json_path;
 pub mod point_id;
+pub mod selectors;
 pub mod vectors;
 
 pub use distance::Distance;

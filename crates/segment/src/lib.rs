@@ -5,3 +5,6 @@
 //! commits every operation through the storage backend before a segment sees it.
 
 pub mod hnsw;
+pub mod segment;
+
+pub use segment::{sort_hits, Segment, SegmentHit, SegmentPoint, VectorColumn};

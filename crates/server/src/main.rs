@@ -1,1 +1,115 @@
-fn main() {}
+//! `qdrant`: the server binary. Parses flags, resolves configuration, opens storage, binds the
+//! HTTP port first (`/livez` answers at once), loads collections in the background, and shuts
+//! down cleanly on SIGTERM / SIGINT.
+
+mod api;
+mod cli;
+mod healthcheck;
+mod settings;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use qd_collection::Registry;
+use qd_storage::FORMAT_VERSION;
+
+use cli::{Cli, Command};
+use settings::{LogFormat, Settings};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(cli.config_path.as_deref(), std::env::vars(), &cli.overrides()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("qdrant: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(Command::Healthcheck { url }) = &cli.command {
+        return healthcheck::run(url.as_deref(), &settings);
+    }
+    init_logging(&settings);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("qdrant: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("qdrant: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(settings: &Settings) {
+    let level = settings.log_level.to_ascii_lowercase();
+    let filter = tracing_subscriber::EnvFilter::try_new(&level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match settings.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let backend = settings.backend().map_err(anyhow::Error::msg)?;
+    let root = settings.storage.storage_path.clone();
+    let registry = {
+        let (root, defaults) = (root.clone(), settings.collection_defaults());
+        tokio::task::spawn_blocking(move || Registry::open(&root, backend, defaults)).await??
+    };
+    tracing::info!(
+        storage_path = %root.display(),
+        backend = %backend,
+        format_version = FORMAT_VERSION,
+        "storage opened"
+    );
+    let addr = format!("{}:{}", settings.service.host, settings.service.http_port);
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+    tracing::info!(%addr, version = api_version(), "HTTP listening");
+
+    {
+        let registry = registry.clone();
+        tokio::task::spawn_blocking(move || {
+            let (loaded, broken) = registry.load_all();
+            tracing::info!(loaded, broken, "collections loaded; ready");
+        });
+    }
+
+    let state = Arc::new(api::AppState { registry: registry.clone(), settings });
+    axum::serve(listener, api::router(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    tracing::info!("shutting down: draining update queues and flushing");
+    tokio::task::spawn_blocking(move || registry.shutdown()).await?;
+    tracing::info!("shutdown complete");
+    Ok(())
+}
+
+fn api_version() -> &'static str {
+    env!("CARGO_PKG_VERSION")
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,88 @@
+//! The catalog: which collections exist, where their files are, their configs, and aliases.
+//! Stored in its own backend database at the storage root; every change is one synced batch,
+//! which makes create / delete / restore / alias changes atomic.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use qd_core::config::CollectionConfig;
+use qd_storage::{KvStore, ScanControl, Table, WriteBatch};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{CollectionError, Result};
+
+const COLLECTION_PREFIX: &str = "collection/";
+const ALIAS_PREFIX: &str = "alias/";
+
+/// One collection as the catalog records it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CatalogEntry {
+    pub name: String,
+    /// Directory id under `collections/` (see the storage layout).
+    pub dir: String,
+    pub config: CollectionConfig,
+    pub created_at: String,
+}
+
+pub struct Catalog {
+    store: Arc<dyn KvStore>,
+}
+
+/// A change to apply atomically with others.
+pub enum CatalogChange {
+    PutCollection(CatalogEntry),
+    DeleteCollection(String),
+    PutAlias { alias: String, collection: String },
+    DeleteAlias(String),
+}
+
+impl Catalog {
+    pub fn new(store: Arc<dyn KvStore>) -> Self {
+        Catalog { store }
+    }
+
+    pub fn collections(&self) -> Result<Vec<std::result::Result<CatalogEntry, (String, String)>>> {
+        let mut out = Vec::new();
+        self.store.scan(Table::Meta, COLLECTION_PREFIX.as_bytes(), None, &mut |k, v| {
+            let name = String::from_utf8_lossy(&k[COLLECTION_PREFIX.len()..]).to_string();
+            out.push(serde_json::from_slice::<CatalogEntry>(v).map_err(|e| (name, format!("catalog entry unreadable: {e}"))));
+            ScanControl::Continue
+        })?;
+        Ok(out)
+    }
+
+    pub fn aliases(&self) -> Result<BTreeMap<String, String>> {
+        let mut out = BTreeMap::new();
+        self.store.scan(Table::Meta, ALIAS_PREFIX.as_bytes(), None, &mut |k, v| {
+            out.insert(
+                String::from_utf8_lossy(&k[ALIAS_PREFIX.len()..]).to_string(),
+                String::from_utf8_lossy(v).to_string(),
+            );
+            ScanControl::Continue
+        })?;
+        Ok(out)
+    }
+
+    pub fn apply(&self, changes: Vec<CatalogChange>) -> Result<()> {
+        let mut b = WriteBatch::new();
+        for c in changes {
+            match c {
+                CatalogChange::PutCollection(e) => {
+                    let json = serde_json::to_vec(&e).map_err(|e| CollectionError::Corrupt(e.to_string()))?;
+                    b.put(Table::Meta, format!("{COLLECTION_PREFIX}{}", e.name).into_bytes(), json);
+                }
+                CatalogChange::DeleteCollection(name) => {
+                    b.delete(Table::Meta, format!("{COLLECTION_PREFIX}{name}").into_bytes());
+                }
+                CatalogChange::PutAlias { alias, collection } => {
+                    b.put(Table::Meta, format!("{ALIAS_PREFIX}{alias}").into_bytes(), collection.into_bytes());
+                }
+                CatalogChange::DeleteAlias(alias) => {
+                    b.delete(Table::Meta, format!("{ALIAS_PREFIX}{alias}").into_bytes());
+                }
+            }
+        }
+        self.store.write(b, true)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,324 @@
+//! A collection: its config and its shards. Routes writes to shards by a stable hash of the
+//! point id, fans reads out to every shard in parallel and merges the answers.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use qd_core::config::{CollectionConfig, VectorsConfig};
+use qd_core::filter::Filter;
+use qd_core::vectors::{validate_vectors, NamedVectors};
+use qd_core::PointId;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::{CollectionError, Result};
+use crate::operations::{
+    Record, ScoredPoint, ShardHit, ShardSearch, ShardStats, UpdateOp, UpdateResult, WithSelectors,
+};
+use crate::shard::Shard;
+
+/// A nearest-neighbour search as the collection receives it (vector not yet preprocessed).
+#[derive(Debug, Clone)]
+pub struct SearchRequest {
+    pub vector_name: String,
+    pub vector: Vec<f32>,
+    pub filter: Option<Filter>,
+    pub limit: usize,
+    pub offset: usize,
+    /// User-facing threshold (a distance for Euclid/Manhattan).
+    pub score_threshold: Option<f32>,
+    pub with: WithSelectors,
+    pub hnsw_ef: Option<usize>,
+    pub exact: bool,
+}
+
+/// Qdrant's `CollectionInfo`, plus per-shard figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct CollectionInfo {
+    pub status: &'static str,
+    pub optimizer_status: Value,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<Value>,
+    pub indexed_vectors_count: usize,
+    pub points_count: usize,
+    pub segments_count: usize,
+    pub config: CollectionConfig,
+    pub payload_schema: BTreeMap<String, Value>,
+    /// Beyond Qdrant: measured memory and disk use, and per-shard figures.
+    pub shards: Vec<ShardStats>,
+    pub created_at: String,
+}
+
+pub struct Collection {
+    name: String,
+    dir: String,
+    created_at: String,
+    config: RwLock<CollectionConfig>,
+    shards: Vec<Arc<dyn Shard>>,
+}
+
+impl Collection {
+    pub fn new(name: String, dir: String, created_at: String, config: CollectionConfig, shards: Vec<Arc<dyn Shard>>) -> Self {
+        Collection { name, dir, created_at, config: RwLock::new(config), shards }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn dir(&self) -> &str {
+        &self.dir
+    }
+
+    pub fn created_at(&self) -> &str {
+        &self.created_at
+    }
+
+    pub fn config(&self) -> CollectionConfig {
+        self.config.read().clone()
+    }
+
+    pub fn set_config(&self, config: CollectionConfig) {
+        *self.config.write() = config;
+    }
+
+    pub fn shards(&self) -> &[Arc<dyn Shard>] {
+        &self.shards
+    }
+
+    /// The shard a point id belongs to. Must never change for a given id and shard count.
+    pub fn shard_index(&self, id: &PointId) -> usize {
+        (id.stable_hash() % self.shards.len() as u64) as usize
+    }
+
+    /// Validate vectors against the config and preprocess them (Cosine normalisation).
+    fn prepare_vectors(vectors: &mut NamedVectors, config: &VectorsConfig, require_default: bool) -> Result<()> {
+        validate_vectors(vectors, config)?;
+        if require_default {
+            if let VectorsConfig::Single(_) = config {
+                if vectors.is_empty() {
+                    return Err(CollectionError::BadRequest("Wrong input: point has no vector".into()));
+                }
+            }
+        }
+        for (name, v) in vectors.iter_mut() {
+            if let Some(p) = config.get(name) {
+                p.distance.preprocess(v);
+            }
+        }
+        Ok(())
+    }
+
+    /// Validate and normalise an update before it is routed; rejects the whole request on the
+    /// first problem so nothing is half-written.
+    fn prepare(&self, op: &mut UpdateOp) -> Result<()> {
+        let config = self.config.read();
+        let vectors = &config.params.vectors;
+        match op {
+            UpdateOp::Upsert(points) => {
+                for p in points.iter_mut() {
+                    Self::prepare_vectors(&mut p.vectors, vectors, true)
+                        .map_err(|e| CollectionError::BadRequest(format!("point {}: {}", p.id, strip(e))))?;
+                }
+                // Later duplicates of an id win, as if applied one after another.
+                let mut seen = std::collections::HashSet::new();
+                let mut dedup: Vec<_> = points.drain(..).rev().filter(|p| seen.insert(p.id)).collect();
+                dedup.reverse();
+                *points = dedup;
+            }
+            UpdateOp::UpdateVectors(items) => {
+                for (id, v) in items.iter_mut() {
+                    if v.is_empty() {
+                        return Err(CollectionError::BadRequest(format!("point {id}: no vectors to update")));
+                    }
+                    Self::prepare_vectors(v, vectors, false)
+                        .map_err(|e| CollectionError::BadRequest(format!("point {id}: {}", strip(e))))?;
+                }
+            }
+            UpdateOp::DeleteVectors { names, .. } => {
+                if let Some(n) = names.iter().find(|n| vectors.get(n).is_none()) {
+                    return Err(CollectionError::BadRequest(format!("Wrong input: Not existing vector name error: {n}")));
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Apply an update: split by shard for ids, broadcast for filters.
+    pub fn update(&self, mut op: UpdateOp, wait: bool) -> Result<UpdateResult> {
+        self.prepare(&mut op)?;
+        let targets: Vec<(usize, UpdateOp)> = match (op.explicit_ids(), self.shards.len()) {
+            (_, 1) => vec![(0, op)],
+            (Some(ids), n) => {
+                let mut hit = vec![false; n];
+                for id in &ids {
+                    hit[self.shard_index(id)] = true;
+                }
+                (0..n)
+                    .filter(|i| hit[*i])
+                    .map(|i| (i, op.restrict_to(&|id| self.shard_index(id) == i)))
+                    .collect()
+            }
+            (None, n) => (0..n).map(|i| (i, op.clone())).collect(),
+        };
+        let mut result: Option<UpdateResult> = None;
+        for (i, part) in targets {
+            let r = self.shards[i].update(part, wait)?;
+            result = Some(match result {
+                None => r,
+                Some(prev) => UpdateResult {
+                    operation_id: prev.operation_id.max(r.operation_id),
+                    status: r.status,
+                },
+            });
+        }
+        Ok(result.unwrap_or(UpdateResult {
+            operation_id: None,
+            status: if wait { crate::operations::UpdateStatus::Completed } else { crate::operations::UpdateStatus::Acknowledged },
+        }))
+    }
+
+    /// Run `f` on every shard, in parallel when there are several.
+    fn fan_out<T: Send>(&self, f: impl Fn(&dyn Shard) -> Result<T> + Sync) -> Result<Vec<T>> {
+        if self.shards.len() == 1 {
+            return Ok(vec![f(self.shards[0].as_ref())?]);
+        }
+        std::thread::scope(|s| {
+            let handles: Vec<_> = self.shards.iter().map(|sh| s.spawn(|| f(sh.as_ref()))).collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err(CollectionError::Corrupt("shard task panicked".into()))))
+                .collect()
+        })
+    }
+
+    pub fn search(&self, req: &SearchRequest) -> Result<Vec<ScoredPoint>> {
+        let distance = {
+            let config = self.config.read();
+            let params = config.params.vectors.get(&req.vector_name).ok_or_else(|| {
+                CollectionError::BadRequest(format!("Wrong input: Not existing vector name error: {}", req.vector_name))
+            })?;
+            if req.vector.len() as u64 != params.size {
+                return Err(CollectionError::BadRequest(format!(
+                    "Wrong input: Vector dimension error: expected dim: {}, got {}",
+                    params.size,
+                    req.vector.len()
+                )));
+            }
+            params.distance
+        };
+        let mut vector = req.vector.clone();
+        distance.preprocess(&mut vector);
+        let shard_req = ShardSearch {
+            vector_name: req.vector_name.clone(),
+            vector,
+            filter: req.filter.clone(),
+            top: req.offset.saturating_add(req.limit),
+            threshold: req.score_threshold.map(|t| distance.preprocess_threshold(t)),
+            hnsw_ef: req.hnsw_ef,
+            exact: req.exact,
+        };
+        let mut hits: Vec<ShardHit> = self.fan_out(|s| s.search(&shard_req))?.into_iter().flatten().collect();
+        hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
+        let hits: Vec<ShardHit> = hits.into_iter().skip(req.offset).take(req.limit).collect();
+        let ids: Vec<PointId> = hits.iter().map(|h| h.id).collect();
+        let records = self.retrieve_map(&ids, &req.with)?;
+        Ok(hits
+            .into_iter()
+            .map(|h| {
+                let rec = records.get(&h.id);
+                ScoredPoint {
+                    id: h.id,
+                    version: h.version,
+                    score: distance.postprocess(h.score),
+                    payload: rec.and_then(|r| r.payload.clone()),
+                    vector: rec.and_then(|r| r.vector.clone()),
+                    shard_key: None,
+                    order_value: None,
+                }
+            })
+            .collect())
+    }
+
+    fn retrieve_map(&self, ids: &[PointId], with: &WithSelectors) -> Result<BTreeMap<PointId, Record>> {
+        if ids.is_empty() || (with.payload.is_none() && with.vector.is_none()) {
+            return Ok(BTreeMap::new());
+        }
+        Ok(self.retrieve(ids, with)?.into_iter().map(|r| (r.id, r)).collect())
+    }
+
+    /// Points by id in the order asked (duplicates and unknown ids dropped).
+    pub fn retrieve(&self, ids: &[PointId], with: &WithSelectors) -> Result<Vec<Record>> {
+        let mut per_shard: Vec<Vec<PointId>> = vec![Vec::new(); self.shards.len()];
+        let mut seen = std::collections::HashSet::new();
+        for id in ids {
+            if seen.insert(*id) {
+                per_shard[self.shard_index(id)].push(*id);
+            }
+        }
+        let mut found: BTreeMap<PointId, Record> = BTreeMap::new();
+        for (i, part) in per_shard.iter().enumerate() {
+            if !part.is_empty() {
+                for r in self.shards[i].retrieve(part, with)? {
+                    found.insert(r.id, r);
+                }
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        Ok(ids.iter().filter(|id| seen.insert(**id)).filter_map(|id| found.remove(id)).collect())
+    }
+
+    /// One page in id order: the points and the id where the next page starts.
+    pub fn scroll(
+        &self,
+        from: Option<PointId>,
+        filter: Option<&Filter>,
+        limit: usize,
+        with: &WithSelectors,
+    ) -> Result<(Vec<Record>, Option<PointId>)> {
+        let fetch = limit.saturating_add(1);
+        let mut ids: Vec<PointId> = self.fan_out(|s| s.scroll_ids(from, filter, fetch))?.into_iter().flatten().collect();
+        ids.sort();
+        ids.truncate(fetch);
+        let next = if ids.len() > limit { ids.pop() } else { None };
+        Ok((self.retrieve(&ids, with)?, next))
+    }
+
+    pub fn count(&self, filter: Option<&Filter>) -> Result<usize> {
+        Ok(self.fan_out(|s| s.count(filter))?.into_iter().sum())
+    }
+
+    pub fn info(&self) -> CollectionInfo {
+        let shards: Vec<ShardStats> = self.shards.iter().map(|s| s.stats()).collect();
+        CollectionInfo {
+            status: "green",
+            optimizer_status: Value::String("ok".into()),
+            warnings: Vec::new(),
+            indexed_vectors_count: shards.iter().map(|s| s.indexed_vectors_count).sum(),
+            points_count: shards.iter().map(|s| s.points_count).sum(),
+            segments_count: shards.iter().map(|s| s.segments_count).sum(),
+            config: self.config(),
+            payload_schema: BTreeMap::new(),
+            shards,
+            created_at: self.created_at.clone(),
+        }
+    }
+
+    pub fn shutdown(&self) {
+        for s in &self.shards {
+            if let Err(e) = s.shutdown() {
+                tracing::warn!(collection = %self.name, shard = s.id(), error = %e, "shard shutdown failed");
+            }
+        }
+    }
+}
+
+/// Message of an error without its category prefix, for embedding in another message.
+fn strip(e: CollectionError) -> String {
+    match e {
+        CollectionError::BadRequest(m) => m,
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,169 @@
+//! Typed operations and results of the collection layer: what the server parses requests
+//! into, and what shards return. Update operations are already validated against the
+//! collection config when they get here.
+
+use qd_core::filter::Filter;
+use qd_core::json_path::JsonPath;
+use qd_core::selectors::{PayloadSelector, VectorSelector};
+use qd_core::vectors::NamedVectors;
+use qd_core::{Payload, PointId};
+use serde::Serialize;
+use serde_json::Value;
+
+/// A point to insert or replace (vectors validated and preprocessed).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PointInsert {
+    pub id: PointId,
+    pub vectors: NamedVectors,
+    pub payload: Option<Payload>,
+}
+
+/// Which points an update touches.
+#[derive(Debug, Clone)]
+pub enum PointSelection {
+    Ids(Vec<PointId>),
+    Filter(Filter),
+}
+
+/// One write. A request's operation is applied atomically per shard: fully or not at all.
+#[derive(Debug, Clone)]
+pub enum UpdateOp {
+    Upsert(Vec<PointInsert>),
+    Delete(PointSelection),
+    /// Merge `payload` into the points' payloads (at `key` when given).
+    SetPayload { payload: Payload, selection: PointSelection, key: Option<JsonPath> },
+    OverwritePayload { payload: Payload, selection: PointSelection },
+    DeletePayload { keys: Vec<JsonPath>, selection: PointSelection },
+    ClearPayload(PointSelection),
+    /// Replace the given named vectors, keeping the point's others.
+    UpdateVectors(Vec<(PointId, NamedVectors)>),
+    DeleteVectors { selection: PointSelection, names: Vec<String> },
+}
+
+impl UpdateOp {
+    /// Point ids an operation names explicitly (used to route it to shards).
+    pub fn explicit_ids(&self) -> Option<Vec<PointId>> {
+        let sel_ids = |s: &PointSelection| match s {
+            PointSelection::Ids(ids) => Some(ids.clone()),
+            PointSelection::Filter(_) => None,
+        };
+        match self {
+            UpdateOp::Upsert(points) => Some(points.iter().map(|p| p.id).collect()),
+            UpdateOp::Delete(s) | UpdateOp::ClearPayload(s) => sel_ids(s),
+            UpdateOp::SetPayload { selection, .. }
+            | UpdateOp::OverwritePayload { selection, .. }
+            | UpdateOp::DeletePayload { selection, .. }
+            | UpdateOp::DeleteVectors { selection, .. } => sel_ids(selection),
+            UpdateOp::UpdateVectors(v) => Some(v.iter().map(|(id, _)| *id).collect()),
+        }
+    }
+
+    /// The part of this operation that concerns only the given ids (same kind of operation).
+    pub fn restrict_to(&self, keep: &dyn Fn(&PointId) -> bool) -> UpdateOp {
+        let sel = |s: &PointSelection| match s {
+            PointSelection::Ids(ids) => PointSelection::Ids(ids.iter().copied().filter(|i| keep(i)).collect()),
+            PointSelection::Filter(f) => PointSelection::Filter(f.clone()),
+        };
+        match self {
+            UpdateOp::Upsert(points) => UpdateOp::Upsert(points.iter().filter(|p| keep(&p.id)).cloned().collect()),
+            UpdateOp::Delete(s) => UpdateOp::Delete(sel(s)),
+            UpdateOp::ClearPayload(s) => UpdateOp::ClearPayload(sel(s)),
+            UpdateOp::SetPayload { payload, selection, key } => {
+                UpdateOp::SetPayload { payload: payload.clone(), selection: sel(selection), key: key.clone() }
+            }
+            UpdateOp::OverwritePayload { payload, selection } => {
+                UpdateOp::OverwritePayload { payload: payload.clone(), selection: sel(selection) }
+            }
+            UpdateOp::DeletePayload { keys, selection } => {
+                UpdateOp::DeletePayload { keys: keys.clone(), selection: sel(selection) }
+            }
+            UpdateOp::DeleteVectors { selection, names } => {
+                UpdateOp::DeleteVectors { selection: sel(selection), names: names.clone() }
+            }
+            UpdateOp::UpdateVectors(v) => UpdateOp::UpdateVectors(v.iter().filter(|(id, _)| keep(id)).cloned().collect()),
+        }
+    }
+}
+
+/// `status` of an update result, as Qdrant names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpdateStatus {
+    /// Accepted into the queue (wait=false).
+    Acknowledged,
+    /// Durable and visible to searches (wait=true).
+    Completed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct UpdateResult {
+    pub operation_id: Option<u64>,
+    pub status: UpdateStatus,
+}
+
+/// A search inside one shard. `vector` is preprocessed; `threshold` is an internal score.
+#[derive(Debug, Clone)]
+pub struct ShardSearch {
+    pub vector_name: String,
+    pub vector: Vec<f32>,
+    pub filter: Option<Filter>,
+    /// How many hits the shard must return (offset + limit of the request).
+    pub top: usize,
+    pub threshold: Option<f32>,
+    pub hnsw_ef: Option<usize>,
+    pub exact: bool,
+}
+
+/// A hit before payloads and vectors are attached; `score` is internal (larger is better).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ShardHit {
+    pub id: PointId,
+    pub version: u64,
+    pub score: f32,
+}
+
+/// A point as returned by retrieve and scroll (Qdrant's `Record`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Record {
+    pub id: PointId,
+    pub payload: Option<Payload>,
+    pub vector: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard_key: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order_value: Option<Value>,
+}
+
+/// A search hit as returned to users (Qdrant's `ScoredPoint`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScoredPoint {
+    pub id: PointId,
+    pub version: u64,
+    pub score: f32,
+    pub payload: Option<Payload>,
+    pub vector: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard_key: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order_value: Option<Value>,
+}
+
+/// What to attach to returned points.
+#[derive(Debug, Clone, Default)]
+pub struct WithSelectors {
+    pub payload: PayloadSelector,
+    pub vector: VectorSelector,
+}
+
+/// Figures one shard reports for collection info and monitoring.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ShardStats {
+    pub shard_id: u32,
+    pub points_count: usize,
+    pub indexed_vectors_count: usize,
+    pub segments_count: usize,
+    pub ram_vectors_bytes: usize,
+    pub ram_payload_bytes: usize,
+    pub disk_bytes: u64,
+    pub last_operation_id: u64,
+}

@@ -1,0 +1,367 @@
+//! The registry of collections and aliases of one server (Qdrant calls it the table of
+//! contents). It opens the storage root, lists collections from the catalog at once, loads
+//! them in the background, and owns create / delete / alias changes.
+//!
+//! A collection that fails to load becomes `Broken` with a reason: it is reported with status
+//! red and can be deleted, while every other collection serves.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+use qd_core::config::{CollectionConfig, CollectionDefaults, CreateCollection};
+use qd_storage::{open_store, BackendKind, StorageLayout};
+use serde_json::Value;
+
+use crate::catalog::{Catalog, CatalogChange, CatalogEntry};
+use crate::collection::{Collection, CollectionInfo};
+use crate::error::{CollectionError, Result};
+use crate::shard::{LocalShard, Shard};
+
+enum Slot {
+    Loading(CatalogEntry),
+    Ready(Arc<Collection>),
+    Broken { reason: String, entry: Option<CatalogEntry> },
+}
+
+pub struct Registry {
+    layout: StorageLayout,
+    catalog: Catalog,
+    defaults: CollectionDefaults,
+    slots: RwLock<BTreeMap<String, Slot>>,
+    aliases: RwLock<BTreeMap<String, String>>,
+    ready: AtomicBool,
+    /// Serialises structural changes (create, delete, aliases) so checks and commits agree.
+    structure: Mutex<()>,
+}
+
+/// Characters Qdrant refuses in collection names (they would break paths or URLs).
+const FORBIDDEN: &[char] = &['<', '>', ':', '"', '/', '\\', '|', '?', '*', '\0'];
+
+pub fn validate_collection_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > 255 {
+        return Err(CollectionError::BadRequest(
+            "Validation error in path parameters: [name: length must be between 1 and 255]".into(),
+        ));
+    }
+    if let Some(c) = name.chars().find(|c| FORBIDDEN.contains(c) || c.is_control()) {
+        return Err(CollectionError::BadRequest(format!(
+            "Validation error in path parameters: [name: collection name cannot contain {c:?} char]"
+        )));
+    }
+    Ok(())
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+impl Registry {
+    /// Open the storage root and read the catalog; collections are listed but not loaded yet
+    /// (see [`Registry::load_all`]).
+    pub fn open(root: &Path, backend: BackendKind, defaults: CollectionDefaults) -> Result<Arc<Self>> {
+        let layout = StorageLayout::open_or_init(root, backend)?;
+        layout.clear_tmp()?;
+        let catalog = Catalog::new(open_store(backend, &layout.catalog_path())?);
+        let mut slots = BTreeMap::new();
+        let mut dirs_in_use = std::collections::HashSet::new();
+        for entry in catalog.collections()? {
+            match entry {
+                Ok(e) => {
+                    dirs_in_use.insert(e.dir.clone());
+                    slots.insert(e.name.clone(), Slot::Loading(e));
+                }
+                Err((name, reason)) => {
+                    slots.insert(name, Slot::Broken { reason, entry: None });
+                }
+            }
+        }
+        let has_unreadable = slots.values().any(|s| matches!(s, Slot::Broken { entry: None, .. }));
+        // Directories no catalog entry points at are left-overs of an interrupted create or
+        // delete: the catalog commit never happened (or did, for a delete), so remove them.
+        // With an unreadable entry we cannot tell which directory is its own: keep all.
+        if !has_unreadable {
+            for dir in layout.list_collection_dirs()? {
+                if !dirs_in_use.contains(&dir) {
+                    tracing::info!(dir = %dir, "removing collection directory not referenced by the catalog");
+                    layout.remove_collection_dir(&dir)?;
+                }
+            }
+        }
+        let aliases = catalog.aliases()?;
+        Ok(Arc::new(Registry {
+            layout,
+            catalog,
+            defaults,
+            slots: RwLock::new(slots),
+            aliases: RwLock::new(aliases),
+            ready: AtomicBool::new(false),
+            structure: Mutex::new(()),
+        }))
+    }
+
+    pub fn layout(&self) -> &StorageLayout {
+        &self.layout
+    }
+
+    pub fn defaults(&self) -> &CollectionDefaults {
+        &self.defaults
+    }
+
+    /// Load every listed collection. Returns (loaded, broken) counts.
+    pub fn load_all(&self) -> (usize, usize) {
+        let pending: Vec<CatalogEntry> = self
+            .slots
+            .read()
+            .values()
+            .filter_map(|s| match s {
+                Slot::Loading(e) => Some(e.clone()),
+                _ => None,
+            })
+            .collect();
+        let (mut ok, mut bad) = (0, 0);
+        for entry in pending {
+            let name = entry.name.clone();
+            let slot = match self.open_collection(&entry) {
+                Ok(c) => {
+                    ok += 1;
+                    tracing::info!(collection = %name, points = c.info().points_count, "collection loaded");
+                    Slot::Ready(Arc::new(c))
+                }
+                Err(e) => {
+                    bad += 1;
+                    tracing::error!(collection = %name, error = %e, "collection failed to load; marked red");
+                    Slot::Broken { reason: e.to_string(), entry: Some(entry) }
+                }
+            };
+            self.slots.write().insert(name, slot);
+        }
+        bad += self.slots.read().values().filter(|s| matches!(s, Slot::Broken { entry: None, .. })).count();
+        self.ready.store(true, Ordering::SeqCst);
+        (ok, bad)
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+
+    fn open_collection(&self, entry: &CatalogEntry) -> Result<Collection> {
+        let cfg = &entry.config;
+        let columns: Vec<(String, usize, qd_core::Distance)> =
+            cfg.params.vectors.iter().map(|(n, p)| (n.to_string(), p.size as usize, p.distance)).collect();
+        let mut shards: Vec<Arc<dyn Shard>> = Vec::new();
+        for sid in 0..cfg.params.shard_number {
+            let path = self.layout.shard_db_path(&entry.dir, sid);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| qd_storage::StorageError::io(parent, e))?;
+            }
+            let store = open_store(self.layout.backend(), &path)?;
+            shards.push(Arc::new(LocalShard::open(sid, store, &columns)?));
+        }
+        Ok(Collection::new(entry.name.clone(), entry.dir.clone(), entry.created_at.clone(), cfg.clone(), shards))
+    }
+
+    fn resolve(&self, name: &str) -> String {
+        self.aliases.read().get(name).cloned().unwrap_or_else(|| name.to_string())
+    }
+
+    /// A ready collection by name or alias.
+    pub fn get(&self, name: &str) -> Result<Arc<Collection>> {
+        let name = self.resolve(name);
+        match self.slots.read().get(&name) {
+            Some(Slot::Ready(c)) => Ok(c.clone()),
+            Some(Slot::Loading(_)) => Err(CollectionError::Unavailable(format!("Collection `{name}` is still loading"))),
+            Some(Slot::Broken { reason, .. }) => {
+                Err(CollectionError::Unavailable(format!("Collection `{name}` is damaged: {reason}")))
+            }
+            None => Err(CollectionError::NotFound(format!("Collection `{name}` doesn't exist!"))),
+        }
+    }
+
+    pub fn exists(&self, name: &str) -> bool {
+        let name = self.resolve(name);
+        self.slots.read().contains_key(&name)
+    }
+
+    pub fn list(&self) -> Vec<String> {
+        self.slots.read().keys().cloned().collect()
+    }
+
+    /// Collection info; a damaged collection is reported red with the reason as a warning.
+    pub fn info(&self, name: &str) -> Result<CollectionInfo> {
+        let name = self.resolve(name);
+        let broken = match self.slots.read().get(&name) {
+            Some(Slot::Ready(c)) => return Ok(c.info()),
+            Some(Slot::Loading(e)) => Some(("grey", "collection is loading".to_string(), Some(e.clone()))),
+            Some(Slot::Broken { reason, entry }) => Some(("red", reason.clone(), entry.clone())),
+            None => None,
+        };
+        match broken {
+            Some((status, reason, Some(entry))) => Ok(CollectionInfo {
+                status,
+                optimizer_status: serde_json::json!({ "error": reason.clone() }),
+                warnings: vec![serde_json::json!({ "message": reason })],
+                indexed_vectors_count: 0,
+                points_count: 0,
+                segments_count: 0,
+                config: entry.config,
+                payload_schema: BTreeMap::new(),
+                shards: Vec::new(),
+                created_at: entry.created_at,
+            }),
+            Some((_, reason, None)) => Err(CollectionError::Unavailable(format!("Collection `{name}` is damaged: {reason}"))),
+            None => Err(CollectionError::NotFound(format!("Collection `{name}` doesn't exist!"))),
+        }
+    }
+
+    pub fn create(&self, name: &str, request: CreateCollection) -> Result<()> {
+        validate_collection_name(name)?;
+        let config = request.into_config(&self.defaults)?;
+        let _g = self.structure.lock();
+        if self.slots.read().contains_key(name) {
+            return Err(CollectionError::AlreadyExists(format!("Wrong input: Collection `{name}` already exists!")));
+        }
+        if self.aliases.read().contains_key(name) {
+            return Err(CollectionError::AlreadyExists(format!("Wrong input: Alias `{name}` already exists!")));
+        }
+        let entry = CatalogEntry {
+            name: name.to_string(),
+            dir: uuid::Uuid::new_v4().simple().to_string(),
+            config,
+            created_at: now_rfc3339(),
+        };
+        let collection = match self.open_collection(&entry) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = self.layout.remove_collection_dir(&entry.dir);
+                return Err(e);
+            }
+        };
+        // The catalog commit is the point where the collection starts to exist.
+        if let Err(e) = self.catalog.apply(vec![CatalogChange::PutCollection(entry.clone())]) {
+            collection.shutdown();
+            let _ = self.layout.remove_collection_dir(&entry.dir);
+            return Err(e);
+        }
+        self.slots.write().insert(name.to_string(), Slot::Ready(Arc::new(collection)));
+        Ok(())
+    }
+
+    /// Delete a collection and its aliases. `Ok(false)` if it did not exist.
+    pub fn delete(&self, name: &str) -> Result<bool> {
+        let _g = self.structure.lock();
+        let dir = match self.slots.read().get(name) {
+            None => return Ok(false),
+            Some(Slot::Ready(c)) => Some(c.dir().to_string()),
+            Some(Slot::Loading(e)) | Some(Slot::Broken { entry: Some(e), .. }) => Some(e.dir.clone()),
+            Some(Slot::Broken { entry: None, .. }) => None,
+        };
+        let dead_aliases: Vec<String> =
+            self.aliases.read().iter().filter(|(_, c)| c.as_str() == name).map(|(a, _)| a.clone()).collect();
+        let mut changes = vec![CatalogChange::DeleteCollection(name.to_string())];
+        changes.extend(dead_aliases.iter().cloned().map(CatalogChange::DeleteAlias));
+        self.catalog.apply(changes)?;
+        {
+            let mut aliases = self.aliases.write();
+            for a in &dead_aliases {
+                aliases.remove(a);
+            }
+        }
+        let slot = self.slots.write().remove(name);
+        if let Some(Slot::Ready(c)) = slot {
+            c.shutdown();
+        }
+        if let Some(dir) = dir {
+            self.layout.remove_collection_dir(&dir)?;
+        }
+        Ok(true)
+    }
+
+    /// Replace a collection's config (PATCH), persisting it in the catalog first.
+    pub fn update_config(&self, name: &str, f: impl FnOnce(&CollectionConfig) -> Result<CollectionConfig>) -> Result<()> {
+        let _g = self.structure.lock();
+        let c = self.get(name)?;
+        let new_config = f(&c.config())?;
+        self.catalog.apply(vec![CatalogChange::PutCollection(CatalogEntry {
+            name: c.name().to_string(),
+            dir: c.dir().to_string(),
+            config: new_config.clone(),
+            created_at: c.created_at().to_string(),
+        })])?;
+        c.set_config(new_config);
+        Ok(())
+    }
+
+    pub fn aliases(&self) -> BTreeMap<String, String> {
+        self.aliases.read().clone()
+    }
+
+    /// Apply alias actions atomically: all succeed or none is applied.
+    pub fn update_aliases(&self, actions: Vec<AliasAction>) -> Result<()> {
+        let _g = self.structure.lock();
+        let mut next = self.aliases.read().clone();
+        let mut changes = Vec::new();
+        for a in actions {
+            match a {
+                AliasAction::Create { alias, collection } => {
+                    if !self.slots.read().contains_key(&collection) {
+                        return Err(CollectionError::NotFound(format!("Collection `{collection}` doesn't exist!")));
+                    }
+                    if self.slots.read().contains_key(&alias) {
+                        return Err(CollectionError::AlreadyExists(format!(
+                            "Wrong input: Collection `{alias}` already exists!"
+                        )));
+                    }
+                    next.insert(alias.clone(), collection.clone());
+                    changes.push(CatalogChange::PutAlias { alias, collection });
+                }
+                AliasAction::Delete { alias } => {
+                    if next.remove(&alias).is_none() {
+                        return Err(CollectionError::NotFound(format!("Alias `{alias}` doesn't exist!")));
+                    }
+                    changes.push(CatalogChange::DeleteAlias(alias));
+                }
+                AliasAction::Rename { old, new } => {
+                    let target = next
+                        .remove(&old)
+                        .ok_or_else(|| CollectionError::NotFound(format!("Alias `{old}` doesn't exist!")))?;
+                    next.insert(new.clone(), target.clone());
+                    changes.push(CatalogChange::DeleteAlias(old));
+                    changes.push(CatalogChange::PutAlias { alias: new, collection: target });
+                }
+            }
+        }
+        self.catalog.apply(changes)?;
+        *self.aliases.write() = next;
+        Ok(())
+    }
+
+    /// Stop every collection: drain update queues and flush.
+    pub fn shutdown(&self) {
+        let slots = std::mem::take(&mut *self.slots.write());
+        for (_, s) in slots {
+            if let Slot::Ready(c) = s {
+                c.shutdown();
+            }
+        }
+    }
+
+    /// Summary for logs and telemetry: (collections, broken).
+    pub fn summary(&self) -> Value {
+        let slots = self.slots.read();
+        serde_json::json!({
+            "collections": slots.len(),
+            "broken": slots.values().filter(|s| matches!(s, Slot::Broken { .. })).count(),
+        })
+    }
+}
+
+/// One action of `POST /collections/aliases`.
+#[derive(Debug, Clone)]
+pub enum AliasAction {
+    Create { alias: String, collection: String },
+    Delete { alias: String },
+    Rename { old: String, new: String },
+}

@@ -1,0 +1,138 @@
+//! What an update operation does to individual points, computed before anything is written:
+//! a list of `(id, new record or None for delete)`. Computing effects first lets a shard reject
+//! a whole operation (e.g. an unknown id in set_payload) without writing anything, then commit
+//! the effects as one atomic batch.
+
+use qd_core::{Payload, PointId};
+use qd_segment::Segment;
+
+use crate::error::{CollectionError, Result};
+use crate::operations::{PointSelection, UpdateOp};
+use crate::record::PointRecord;
+
+pub type Effects = Vec<(PointId, Option<PointRecord>)>;
+
+/// Current state of a point, as the effect computation needs it.
+pub trait PointSource {
+    fn record(&self, id: &PointId) -> Option<PointRecord>;
+    fn select(&self, filter: &qd_core::filter::Filter) -> Vec<PointId>;
+}
+
+impl PointSource for Segment {
+    fn record(&self, id: &PointId) -> Option<PointRecord> {
+        let version = self.version(id)?;
+        Some(PointRecord { version, vectors: self.vectors(id), payload: self.payload(id).cloned() })
+    }
+    fn select(&self, filter: &qd_core::filter::Filter) -> Vec<PointId> {
+        self.scroll(None, Some(filter), usize::MAX)
+    }
+}
+
+fn existing(src: &dyn PointSource, sel: &PointSelection, strict: bool) -> Result<Vec<(PointId, PointRecord)>> {
+    let ids = match sel {
+        PointSelection::Ids(ids) => ids.clone(),
+        PointSelection::Filter(f) => src.select(f),
+    };
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        match src.record(&id) {
+            Some(r) => out.push((id, r)),
+            None if strict => return Err(CollectionError::NotFound(format!("No point with id {id} found"))),
+            None => {}
+        }
+    }
+    Ok(out)
+}
+
+fn with_payload(mut r: PointRecord, version: u64, f: impl FnOnce(&mut Payload)) -> Option<PointRecord> {
+    let mut p = r.payload.take().unwrap_or_default();
+    f(&mut p);
+    r.payload = if p.is_empty() { None } else { Some(p) };
+    r.version = version;
+    Some(r)
+}
+
+/// Effects of `op` applied at operation number `version` on top of `src`.
+pub fn compute(src: &dyn PointSource, op: &UpdateOp, version: u64) -> Result<Effects> {
+    Ok(match op {
+        UpdateOp::Upsert(points) => points
+            .iter()
+            .map(|p| {
+                (p.id, Some(PointRecord { version, vectors: p.vectors.clone(), payload: p.payload.clone() }))
+            })
+            .collect(),
+        UpdateOp::Delete(sel) => existing(src, sel, false)?.into_iter().map(|(id, _)| (id, None)).collect(),
+        UpdateOp::SetPayload { payload, selection, key } => existing(src, selection, true)?
+            .into_iter()
+            .map(|(id, r)| {
+                (
+                    id,
+                    with_payload(r, version, |p| match key {
+                        Some(path) => path.set(p, payload.clone()),
+                        None => p.extend(payload.clone()),
+                    }),
+                )
+            })
+            .collect(),
+        UpdateOp::OverwritePayload { payload, selection } => existing(src, selection, true)?
+            .into_iter()
+            .map(|(id, r)| (id, with_payload(r, version, |p| *p = payload.clone())))
+            .collect(),
+        UpdateOp::DeletePayload { keys, selection } => existing(src, selection, true)?
+            .into_iter()
+            .map(|(id, r)| {
+                (
+                    id,
+                    with_payload(r, version, |p| {
+                        for k in keys {
+                            k.delete(p);
+                        }
+                    }),
+                )
+            })
+            .collect(),
+        UpdateOp::ClearPayload(sel) => existing(src, sel, true)?
+            .into_iter()
+            .map(|(id, r)| (id, with_payload(r, version, |p| p.clear())))
+            .collect(),
+        UpdateOp::UpdateVectors(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for (id, vectors) in items {
+                let mut r = src
+                    .record(id)
+                    .ok_or_else(|| CollectionError::NotFound(format!("No point with id {id} found")))?;
+                r.vectors.extend(vectors.iter().map(|(k, v)| (k.clone(), v.clone())));
+                r.version = version;
+                out.push((*id, Some(r)));
+            }
+            out
+        }
+        UpdateOp::DeleteVectors { selection, names } => existing(src, selection, true)?
+            .into_iter()
+            .map(|(id, mut r)| {
+                r.vectors.retain(|k, _| !names.contains(k));
+                r.version = version;
+                (id, Some(r))
+            })
+            .collect(),
+    })
+}
+
+/// Overlay of effects not yet applied to the segment, consulted first (group commit).
+pub struct Overlay<'a> {
+    pub base: &'a dyn PointSource,
+    pub pending: std::collections::HashMap<PointId, Option<PointRecord>>,
+}
+
+impl PointSource for Overlay<'_> {
+    fn record(&self, id: &PointId) -> Option<PointRecord> {
+        match self.pending.get(id) {
+            Some(r) => r.clone(),
+            None => self.base.record(id),
+        }
+    }
+    fn select(&self, filter: &qd_core::filter::Filter) -> Vec<PointId> {
+        // Callers flush the overlay before a filter-selected operation, so base is current.
+        self.base.select(filter)
+    }
+}

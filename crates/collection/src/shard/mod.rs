@@ -1,0 +1,35 @@
+//! Shards: the unit of storage, ordering and (later) placement.
+//!
+//! [`Shard`] is the interface the collection talks to. It assumes nothing about where the shard
+//! lives: [`LocalShard`] serves it from this process; a remote shard (cluster mode) would serve
+//! the same calls over the network (see docs/ARCHITECTURE.md). Calls are blocking; the server
+//! runs them on its blocking pool.
+
+mod effects;
+mod local;
+
+pub use local::LocalShard;
+
+use qd_core::filter::Filter;
+use qd_core::PointId;
+
+use crate::error::Result;
+use crate::operations::{Record, ShardHit, ShardSearch, ShardStats, UpdateOp, UpdateResult, WithSelectors};
+
+pub type ShardId = u32;
+
+pub trait Shard: Send + Sync {
+    fn id(&self) -> ShardId;
+    /// Apply an update. With `wait`, returns once it is durable and visible to reads.
+    fn update(&self, op: UpdateOp, wait: bool) -> Result<UpdateResult>;
+    /// Top `req.top` hits by internal score, best first.
+    fn search(&self, req: &ShardSearch) -> Result<Vec<ShardHit>>;
+    /// Points by id, in the order given; unknown ids are skipped.
+    fn retrieve(&self, ids: &[PointId], with: &WithSelectors) -> Result<Vec<Record>>;
+    /// Ids in ascending order from `from` (inclusive) passing the filter, at most `limit`.
+    fn scroll_ids(&self, from: Option<PointId>, filter: Option<&Filter>, limit: usize) -> Result<Vec<PointId>>;
+    fn count(&self, filter: Option<&Filter>) -> Result<usize>;
+    fn stats(&self) -> ShardStats;
+    /// Stop accepting updates, finish queued ones, flush to disk.
+    fn shutdown(&self) -> Result<()>;
+}

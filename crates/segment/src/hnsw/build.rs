@@ -1,0 +1,336 @@
+//! Parallel graph construction and group ("payload") links.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+
+use parking_lot::Mutex;
+use qd_core::distance::Scorer;
+use qd_core::Distance;
+use rayon::prelude::*;
+
+use super::links::{random_levels, Links};
+use super::search::{flat, greedy, search_layer, Dyn, Vecs};
+use super::visited::{Near, Scratch, ScratchPool};
+use super::{Cancelled, HnswGraph, HnswParams, VectorSource};
+
+/// Groups at least this large build their sub-graph with parallel insertion.
+const PARALLEL_GROUP_MIN: usize = 4096;
+
+/// Runs `f(parallel)` inside a rayon pool of `threads` threads (0 = all cores); with one
+/// thread (or if the pool cannot be created) `f(false)` runs on the calling thread.
+fn in_pool<R: Send>(threads: usize, f: impl FnOnce(bool) -> R + Send) -> R {
+    if threads == 1 {
+        return f(false);
+    }
+    match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
+        Ok(pool) => pool.install(|| f(true)),
+        Err(_) => f(false),
+    }
+}
+
+pub(crate) fn build_graph(
+    src: &dyn VectorSource,
+    distance: Distance,
+    params: &HnswParams,
+    progress: &AtomicUsize,
+    stop: &AtomicBool,
+) -> Result<HnswGraph, Cancelled> {
+    let (links, entry) = in_pool(params.max_threads, |parallel| {
+        build_links(
+            src,
+            distance,
+            params.m,
+            params.ef_construct,
+            params.seed,
+            progress,
+            stop,
+            parallel,
+        )
+    })?;
+    let n = links.len();
+    Ok(HnswGraph {
+        links,
+        entry,
+        ef_construct: params.ef_construct,
+        max_threads: params.max_threads,
+        seed: params.seed,
+        extra_start: Vec::new(),
+        extra: Vec::new(),
+        pool: ScratchPool::new(n),
+    })
+}
+
+/// Builds the links of a graph over `src`; `parallel` inserts with `par_iter` on the current
+/// rayon pool. Returns the links and the entry point.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn build_links(
+    src: &dyn VectorSource,
+    distance: Distance,
+    m: usize,
+    ef_construct: usize,
+    seed: u64,
+    progress: &AtomicUsize,
+    stop: &AtomicBool,
+    parallel: bool,
+) -> Result<(Links, u32), Cancelled> {
+    let scorer = distance.scorer();
+    match flat(src) {
+        Some(f) => build_with(&f, src.len(), scorer, m, ef_construct, seed, progress, stop, parallel),
+        None => {
+            build_with(&Dyn(src), src.len(), scorer, m, ef_construct, seed, progress, stop, parallel)
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_with<V: Vecs>(
+    vecs: &V,
+    n: usize,
+    scorer: Scorer,
+    m: usize,
+    ef_construct: usize,
+    seed: u64,
+    progress: &AtomicUsize,
+    stop: &AtomicBool,
+    parallel: bool,
+) -> Result<(Links, u32), Cancelled> {
+    let m = m.max(2);
+    let m0 = 2 * m;
+    let levels = random_levels(n, m, seed);
+    // Only a gigantic graph could overflow the upper array; it then stays flat (still correct).
+    let links = match Links::new(m, m0, levels) {
+        Some(l) => l,
+        None => Links::new(m, m0, vec![0; n]).ok_or(Cancelled)?,
+    };
+    if n == 0 {
+        return Ok((links, 0));
+    }
+    // The first node of the highest level is the fixed entry point; it is inserted first
+    // (it has no neighbours yet), so no insertion ever needs to change it.
+    let entry = links.levels.iter().position(|&l| l as usize == links.max_level).unwrap_or(0) as u32;
+    let builder = Builder {
+        links,
+        vecs,
+        scorer,
+        ef_construct: ef_construct.max(m),
+        entry,
+        locks: (0..n).map(|_| Mutex::new(())).collect(),
+        scratch: ScratchPool::new(n),
+    };
+    let insert = |i: usize| -> Result<(), Cancelled> {
+        if stop.load(Relaxed) {
+            return Err(Cancelled);
+        }
+        if i as u32 != entry {
+            let mut s = builder.scratch.get();
+            builder.insert(i as u32, &mut s);
+            builder.scratch.put(s);
+        }
+        progress.fetch_add(1, Relaxed);
+        Ok(())
+    };
+    if parallel {
+        (0..n).into_par_iter().with_min_len(16).try_for_each(insert)?;
+    } else {
+        (0..n).try_for_each(insert)?;
+    }
+    Ok((builder.links, entry))
+}
+
+struct Builder<'a, V> {
+    links: Links,
+    vecs: &'a V,
+    scorer: Scorer,
+    ef_construct: usize,
+    entry: u32,
+    /// One lock per node, held while its lists are written.
+    locks: Vec<Mutex<()>>,
+    scratch: ScratchPool,
+}
+
+impl<V: Vecs> Builder<'_, V> {
+    fn insert(&self, q: u32, s: &mut Scratch) {
+        let links = &self.links;
+        let qv = self.vecs.get(q);
+        let lq = links.level_of(q);
+        let top = links.max_level;
+        let mut cur = Near { score: self.scorer.score(qv, self.vecs.get(self.entry)), id: self.entry };
+        for level in (lq + 1..=top).rev() {
+            cur = greedy(links, self.vecs, self.scorer, qv, cur, level);
+        }
+        let mut selected = std::mem::take(&mut s.selected);
+        for level in (0..=lq.min(top)).rev() {
+            search_layer(links, self.vecs, self.scorer, qv, cur, self.ef_construct, level, None, None, s);
+            s.sorted.clear();
+            s.sorted.extend(s.results.drain().filter(|f| f.id != q).map(|f| Near { score: f.score, id: f.id }));
+            if s.sorted.is_empty() {
+                continue;
+            }
+            s.sorted.sort_unstable_by(|a, b| b.cmp(a));
+            let best = s.sorted[0];
+            select_heuristic(self.vecs, self.scorer, &s.sorted, links.m, &mut selected);
+            {
+                let _guard = self.locks[q as usize].lock();
+                links.write(q, level, selected.iter().map(|x| x.id));
+            }
+            for e in &selected {
+                self.add_link(e.id, q, e.score, level, s);
+            }
+            cur = best;
+        }
+        s.selected = selected;
+    }
+
+    /// Adds `q` to `e`'s list at `level`; a full list is re-pruned with the heuristic over its
+    /// current neighbours plus `q`.
+    fn add_link(&self, e: u32, q: u32, score: f32, level: usize, s: &mut Scratch) {
+        let links = &self.links;
+        let cap = links.cap(level);
+        let _guard = self.locks[e as usize].lock();
+        let block = links.block(e, level);
+        let cnt = (block[0].load(Relaxed) as usize).min(cap);
+        if block[1..1 + cnt].iter().any(|x| x.load(Relaxed) == q) {
+            return;
+        }
+        if cnt < cap {
+            block[1 + cnt].store(q, Relaxed);
+            block[0].store(cnt as u32 + 1, Relaxed);
+            return;
+        }
+        let ev = self.vecs.get(e);
+        s.sorted.clear();
+        s.sorted.push(Near { score, id: q });
+        for slot in &block[1..1 + cnt] {
+            let id = slot.load(Relaxed);
+            s.sorted.push(Near { score: self.scorer.score(ev, self.vecs.get(id)), id });
+        }
+        s.sorted.sort_unstable_by(|a, b| b.cmp(a));
+        let mut out = std::mem::take(&mut s.tmp);
+        select_heuristic(self.vecs, self.scorer, &s.sorted, cap, &mut out);
+        links.write(e, level, out.iter().map(|x| x.id));
+        s.tmp = out;
+    }
+}
+
+/// HNSW neighbour-selection heuristic: walk candidates best first and keep one only if it is
+/// closer to the base point than to every neighbour kept so far (score to base >= score to
+/// each kept one), up to `max` neighbours. Fewer than `max` candidates are all kept.
+fn select_heuristic<V: Vecs>(vecs: &V, scorer: Scorer, sorted: &[Near], max: usize, out: &mut Vec<Near>) {
+    out.clear();
+    if sorted.len() < max {
+        out.extend_from_slice(sorted);
+        return;
+    }
+    for c in sorted {
+        if out.len() >= max {
+            break;
+        }
+        let cv = vecs.get(c.id);
+        if out.iter().all(|kept| scorer.score(cv, vecs.get(kept.id)) <= c.score) {
+            out.push(*c);
+        }
+    }
+}
+
+/// The vectors of one group, re-indexed `0..ids.len()`.
+struct SubSource<'a> {
+    src: &'a dyn VectorSource,
+    ids: &'a [u32],
+}
+
+impl VectorSource for SubSource<'_> {
+    fn dim(&self) -> usize {
+        self.src.dim()
+    }
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
+    fn vector(&self, offset: u32) -> &[f32] {
+        self.src.vector(self.ids[offset as usize])
+    }
+}
+
+pub(crate) fn add_group_links(
+    g: &mut HnswGraph,
+    src: &dyn VectorSource,
+    distance: Distance,
+    groups: &[Vec<u32>],
+    payload_m: usize,
+    stop: &AtomicBool,
+) -> Result<(), Cancelled> {
+    let n = g.len().min(src.len());
+    if payload_m == 0 || n == 0 || groups.is_empty() {
+        return Ok(());
+    }
+    let ef_construct = g.ef_construct;
+    let seed = g.seed;
+    let one_group = |(gi, group): (usize, &Vec<u32>), parallel: bool| -> Result<Vec<(u32, u32)>, Cancelled> {
+        let mut ids: Vec<u32> = group.iter().copied().filter(|&i| (i as usize) < n).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.len() < 2 {
+            return Ok(Vec::new());
+        }
+        let sub = SubSource { src, ids: &ids };
+        let group_seed = seed ^ (gi as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let (links, _) = build_links(
+            &sub,
+            distance,
+            payload_m,
+            ef_construct,
+            group_seed,
+            &AtomicUsize::new(0),
+            stop,
+            parallel && ids.len() >= PARALLEL_GROUP_MIN,
+        )?;
+        let mut pairs = Vec::with_capacity(ids.len() * payload_m);
+        for (local, &global) in ids.iter().enumerate() {
+            links.for_each(local as u32, 0, |nb| pairs.push((global, ids[nb as usize])));
+        }
+        Ok(pairs)
+    };
+    let per_group = in_pool(g.max_threads, |parallel| -> Result<Vec<Vec<(u32, u32)>>, Cancelled> {
+        if parallel {
+            groups.par_iter().enumerate().map(|x| one_group(x, true)).collect()
+        } else {
+            groups.iter().enumerate().map(|x| one_group(x, false)).collect()
+        }
+    })?;
+    if stop.load(Relaxed) {
+        return Err(Cancelled);
+    }
+
+    let mut pairs: Vec<(u32, u32)> = Vec::with_capacity(per_group.iter().map(Vec::len).sum::<usize>() + g.extra.len());
+    pairs.extend(per_group.into_iter().flatten());
+    if !g.extra.is_empty() {
+        for node in 0..g.len() {
+            let (a, b) = (g.extra_start[node] as usize, g.extra_start[node + 1] as usize);
+            pairs.extend(g.extra[a..b].iter().map(|&nb| (node as u32, nb)));
+        }
+    }
+    pairs.sort_unstable();
+    pairs.dedup();
+    let links = &g.links;
+    pairs.retain(|&(a, b)| {
+        let mut present = a == b;
+        links.for_each(a, 0, |x| present |= x == b);
+        !present
+    });
+
+    let mut start = Vec::with_capacity(g.len() + 1);
+    let mut ids = Vec::with_capacity(pairs.len());
+    let mut p = 0usize;
+    for node in 0..g.len() as u32 {
+        start.push(ids.len() as u32);
+        while p < pairs.len() && pairs[p].0 == node {
+            ids.push(pairs[p].1);
+            p += 1;
+        }
+    }
+    start.push(ids.len() as u32);
+    if ids.is_empty() {
+        start.clear();
+    }
+    g.extra_start = start;
+    g.extra = ids;
+    Ok(())
+}

@@ -1,0 +1,312 @@
+//! HNSW graph index over dense `f32` vectors.
+//!
+//! Layout (hnswlib-like, compact):
+//! - level 0: one flat array of fixed-size link blocks, `m0 + 1` `u32`s per node
+//!   (`[count, n1, .., n_m0]`, `m0 = 2 * m`), so a node's links are one contiguous read;
+//! - upper levels: one flat array of `m + 1`-slot blocks; only nodes with a level above 0 own
+//!   blocks (`levels[i]` consecutive blocks starting at `upper_start[i]`);
+//! - group ("payload") links from [`HnswGraph::add_group_links`] live in a separate CSR array
+//!   (`extra_start`/`extra`) that is followed only by filtered searches. Keeping them apart
+//!   leaves the main graph and its unfiltered search exactly as built, and costs memory only
+//!   for nodes that got extra links.
+//!
+//! Link slots are `AtomicU32` so the parallel build can read lists without locking while other
+//! threads rewrite them under a per-node lock (a reader may see a mix of old and new ids, all
+//! valid nodes, which is harmless for a greedy search). Relaxed atomic loads compile to plain
+//! loads, so the finished graph is searched at full speed through the same representation.
+//!
+//! Construction follows the usual HNSW algorithm: random levels with `mult = 1/ln(m)`, greedy
+//! descent on upper levels, `ef_construct` beam search per level, neighbour selection by the
+//! diversity heuristic, back-links with heuristic re-pruning when a list is full. All levels
+//! are drawn up front from `seed`, and the first node with the highest level is inserted
+//! first, so the entry point never changes during the build (no global lock).
+//!
+//! Searches reuse pooled scratch (visited list with generation counters plus the two heaps).
+
+mod build;
+mod links;
+mod persist;
+mod search;
+mod visited;
+
+#[cfg(test)]
+mod tests;
+
+use std::io::{self, Read, Write};
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+
+use qd_core::Distance;
+
+use links::Links;
+use visited::ScratchPool;
+
+pub use persist::GraphError;
+pub use search::exact_search;
+
+/// Read access to the vectors being indexed, by dense internal offset `0..len`.
+pub trait VectorSource: Sync {
+    fn dim(&self) -> usize;
+    fn len(&self) -> usize;
+    fn vector(&self, offset: u32) -> &[f32];
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The whole store as one contiguous row-major slice (`len * dim` values), when it is one.
+    /// Lets the graph index vectors directly instead of a virtual call per vector.
+    fn as_contiguous(&self) -> Option<&[f32]> {
+        None
+    }
+}
+
+/// Contiguous in-memory vector store: row `i` is `data[i * dim..(i + 1) * dim]`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DenseVectors {
+    pub dim: usize,
+    pub data: Vec<f32>,
+}
+
+impl DenseVectors {
+    pub fn new(dim: usize) -> Self {
+        DenseVectors { dim, data: Vec::new() }
+    }
+
+    pub fn with_capacity(dim: usize, rows: usize) -> Self {
+        DenseVectors { dim, data: Vec::with_capacity(dim * rows) }
+    }
+
+    /// Wraps existing row-major data; `data.len()` must be a multiple of `dim`.
+    pub fn from_data(dim: usize, data: Vec<f32>) -> Option<Self> {
+        if dim == 0 || data.len() % dim != 0 {
+            return None;
+        }
+        Some(DenseVectors { dim, data })
+    }
+
+    pub fn len(&self) -> usize {
+        self.data.len().checked_div(self.dim).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    /// Appends one vector (truncated or zero-padded to `dim`); returns its offset.
+    pub fn push(&mut self, v: &[f32]) -> u32 {
+        let offset = self.len() as u32;
+        let take = v.len().min(self.dim);
+        self.data.extend_from_slice(&v[..take]);
+        self.data.resize(self.data.len() + (self.dim - take), 0.0);
+        offset
+    }
+
+    pub fn get(&self, offset: u32) -> Option<&[f32]> {
+        let start = offset as usize * self.dim;
+        self.data.get(start..start + self.dim)
+    }
+
+    /// Overwrites vector `offset` in place; false when out of range.
+    pub fn set(&mut self, offset: u32, v: &[f32]) -> bool {
+        let dim = self.dim;
+        let start = offset as usize * dim;
+        match self.data.get_mut(start..start + dim) {
+            Some(row) => {
+                let take = v.len().min(dim);
+                row[..take].copy_from_slice(&v[..take]);
+                row[take..].fill(0.0);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn memory_bytes(&self) -> usize {
+        self.data.capacity() * std::mem::size_of::<f32>()
+    }
+}
+
+impl VectorSource for DenseVectors {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+    fn len(&self) -> usize {
+        DenseVectors::len(self)
+    }
+    /// Panics when `offset` is out of range (the graph only asks for offsets below `len`).
+    fn vector(&self, offset: u32) -> &[f32] {
+        let start = offset as usize * self.dim;
+        &self.data[start..start + self.dim]
+    }
+    fn as_contiguous(&self) -> Option<&[f32]> {
+        Some(&self.data)
+    }
+}
+
+/// Build parameters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HnswParams {
+    /// Links per node on upper levels; level 0 holds `2 * m`. Values below 2 are raised to 2.
+    pub m: usize,
+    /// Beam width while building.
+    pub ef_construct: usize,
+    /// Build threads; 0 = all cores.
+    pub max_threads: usize,
+    /// Seed of the level generator.
+    pub seed: u64,
+}
+
+impl Default for HnswParams {
+    fn default() -> Self {
+        HnswParams { m: 16, ef_construct: 100, max_threads: 0, seed: 42 }
+    }
+}
+
+/// The build (or group-link build) was stopped through its `stop` flag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("HNSW build cancelled")]
+pub struct Cancelled;
+
+/// A built HNSW graph over offsets `0..len`. Vectors are not stored here: every call that
+/// scores takes the [`VectorSource`] the graph was built from.
+pub struct HnswGraph {
+    links: Links,
+    /// Entry point: the first node with the highest level (meaningless when empty).
+    entry: u32,
+    ef_construct: usize,
+    max_threads: usize,
+    seed: u64,
+    /// Group links (CSR): node `i`'s extra neighbours are `extra[extra_start[i]..extra_start[i+1]]`.
+    /// Both empty when no group links were added.
+    extra_start: Vec<u32>,
+    extra: Vec<u32>,
+    /// Search scratch (visited list + heaps), reused across searches.
+    pool: ScratchPool,
+}
+
+impl std::fmt::Debug for HnswGraph {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HnswGraph")
+            .field("len", &self.len())
+            .field("m", &self.links.m)
+            .field("max_level", &self.links.max_level)
+            .field("extra_links", &self.extra.len())
+            .finish()
+    }
+}
+
+impl Clone for HnswGraph {
+    fn clone(&self) -> Self {
+        HnswGraph {
+            links: self.links.clone(),
+            entry: self.entry,
+            ef_construct: self.ef_construct,
+            max_threads: self.max_threads,
+            seed: self.seed,
+            extra_start: self.extra_start.clone(),
+            extra: self.extra.clone(),
+            pool: ScratchPool::new(self.len()),
+        }
+    }
+}
+
+impl HnswGraph {
+    /// Parallel build over all offsets of `src` (a rayon pool of `params.max_threads`).
+    /// Vectors must already be preprocessed (Cosine: normalised). `progress` is incremented
+    /// once per inserted point; setting `stop` makes the build return `Err(Cancelled)` soon.
+    pub fn build(
+        src: &dyn VectorSource,
+        distance: Distance,
+        params: &HnswParams,
+        progress: &AtomicUsize,
+        stop: &AtomicBool,
+    ) -> Result<HnswGraph, Cancelled> {
+        build::build_graph(src, distance, params, progress, stop)
+    }
+
+    /// Top-`k` offsets by internal score (larger is better), best first, searching level 0
+    /// with a beam of `max(ef, k)`. `query` must be preprocessed like the indexed vectors.
+    ///
+    /// `accept` filters during traversal: rejected nodes are still traversed (and scored) but
+    /// never returned, and the search keeps expanding until it holds `ef` accepted results or
+    /// runs out of candidates, so recall holds under selective filters at the cost of more
+    /// work (a filter matching very few points should use [`exact_search`] instead). Filtered
+    /// searches also follow the group links from [`HnswGraph::add_group_links`].
+    pub fn search(
+        &self,
+        src: &dyn VectorSource,
+        distance: Distance,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        accept: Option<&(dyn Fn(u32) -> bool + Sync)>,
+    ) -> Vec<(u32, f32)> {
+        search::search_graph(self, src, distance, query, k, ef, accept).0
+    }
+
+    /// Extra links for filtered search (Qdrant's `payload_m`). For each group of offsets (the
+    /// points sharing one payload-index value) a small HNSW graph restricted to the group is
+    /// built with `m = payload_m`, and its level-0 links that the main graph lacks are stored
+    /// as extra links (a separate CSR array, see the module docs), followed only by filtered
+    /// searches. Calling it again merges more links in. On `Err(Cancelled)` the graph is
+    /// unchanged.
+    pub fn add_group_links(
+        &mut self,
+        src: &dyn VectorSource,
+        distance: Distance,
+        groups: &[Vec<u32>],
+        payload_m: usize,
+        stop: &AtomicBool,
+    ) -> Result<(), Cancelled> {
+        build::add_group_links(self, src, distance, groups, payload_m, stop)
+    }
+
+    /// Number of indexed points (offsets `0..len`).
+    pub fn len(&self) -> usize {
+        self.links.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Links per node on upper levels (level 0 holds twice as many).
+    pub fn m(&self) -> usize {
+        self.links.m
+    }
+
+    /// Highest level of the graph (0 for a flat graph).
+    pub fn max_level(&self) -> usize {
+        self.links.max_level
+    }
+
+    /// Number of group links stored (see [`HnswGraph::add_group_links`]).
+    pub fn extra_link_count(&self) -> usize {
+        self.extra.len()
+    }
+
+    /// Neighbours of `node` at `level` (empty when out of range); for inspection and tests.
+    pub fn neighbors(&self, node: u32, level: usize) -> Vec<u32> {
+        if (node as usize) >= self.len() || level > self.links.level_of(node) {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        self.links.for_each(node, level, |n| out.push(n));
+        out
+    }
+
+    /// Bytes held by the graph structure (links, levels, group links); excludes vectors and
+    /// the transient search scratch.
+    pub fn memory_bytes(&self) -> usize {
+        self.links.memory_bytes()
+            + (self.extra_start.capacity() + self.extra.capacity()) * std::mem::size_of::<u32>()
+    }
+
+    /// Streams the versioned, CRC-32-checked binary form to `w`.
+    pub fn write_to(&self, w: &mut dyn Write) -> io::Result<()> {
+        persist::write_graph(self, w)
+    }
+
+    /// Reads what [`HnswGraph::write_to`] wrote. Corrupt or truncated input gives an error.
+    pub fn read_from(r: &mut dyn Read) -> Result<HnswGraph, GraphError> {
+        persist::read_graph(r)
+    }
+}

@@ -1,0 +1,279 @@
+//! Graph traversal (shared by build and query) and brute-force search.
+
+use std::collections::BinaryHeap;
+use std::sync::atomic::Ordering::Relaxed;
+
+use qd_core::distance::Scorer;
+use qd_core::Distance;
+
+use super::links::Links;
+use super::visited::{prefetch_ptr, prefetch_slice, Far, Near, Scratch};
+use super::{HnswGraph, VectorSource};
+
+/// A filter as the public API takes it.
+pub(crate) type Accept<'a> = Option<&'a (dyn Fn(u32) -> bool + Sync)>;
+
+/// Vector access, monomorphised for a contiguous store (no virtual call) and the general case.
+pub(crate) trait Vecs: Sync {
+    fn get(&self, i: u32) -> &[f32];
+}
+
+pub(crate) struct Flat<'a> {
+    data: &'a [f32],
+    dim: usize,
+}
+
+impl Vecs for Flat<'_> {
+    #[inline(always)]
+    fn get(&self, i: u32) -> &[f32] {
+        let s = i as usize * self.dim;
+        &self.data[s..s + self.dim]
+    }
+}
+
+pub(crate) struct Dyn<'a>(pub &'a dyn VectorSource);
+
+impl Vecs for Dyn<'_> {
+    #[inline(always)]
+    fn get(&self, i: u32) -> &[f32] {
+        self.0.vector(i)
+    }
+}
+
+/// The contiguous view of `src`, when it has a consistent one.
+pub(crate) fn flat(src: &dyn VectorSource) -> Option<Flat<'_>> {
+    let dim = src.dim();
+    let data = src.as_contiguous()?;
+    if dim == 0 || data.len() < src.len().checked_mul(dim)? {
+        return None;
+    }
+    Some(Flat { data, dim })
+}
+
+/// Group links in CSR form, followed by filtered searches.
+#[derive(Clone, Copy)]
+pub(crate) struct Extra<'a> {
+    pub start: &'a [u32],
+    pub ids: &'a [u32],
+}
+
+/// Greedy 1-NN walk on one level: move to the best neighbour until none improves.
+#[inline]
+pub(crate) fn greedy<V: Vecs>(
+    links: &Links,
+    vecs: &V,
+    scorer: Scorer,
+    query: &[f32],
+    mut cur: Near,
+    level: usize,
+) -> Near {
+    loop {
+        let mut changed = false;
+        let block = links.block(cur.id, level);
+        let cnt = (block[0].load(Relaxed) as usize).min(block.len() - 1);
+        for slot in &block[1..1 + cnt] {
+            let id = slot.load(Relaxed);
+            let score = scorer.score(query, vecs.get(id));
+            if score > cur.score {
+                cur = Near { score, id };
+                changed = true;
+            }
+        }
+        if !changed {
+            return cur;
+        }
+    }
+}
+
+/// Beam search of width `ef` on one level from `entry`. Leaves up to `ef` results in
+/// `s.results` (worst on top) and returns how many vectors were scored.
+///
+/// With `accept`, rejected nodes are expanded like any other but never enter the results,
+/// and the search does not stop on the score bound until it holds `ef` accepted results.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn search_layer<V: Vecs>(
+    links: &Links,
+    vecs: &V,
+    scorer: Scorer,
+    query: &[f32],
+    entry: Near,
+    ef: usize,
+    level: usize,
+    accept: Accept<'_>,
+    extra: Option<Extra<'_>>,
+    s: &mut Scratch,
+) -> usize {
+    let ef = ef.max(1);
+    s.visited.reset(links.len());
+    s.candidates.clear();
+    s.results.clear();
+    s.visited.check_and_mark(entry.id);
+    s.candidates.push(entry);
+    let filtered = accept.is_some();
+    let mut lower = f32::NEG_INFINITY;
+    if accept.is_none_or(|f| f(entry.id)) {
+        s.results.push(Far { score: entry.score, id: entry.id });
+        lower = entry.score;
+    }
+    let mut scored = 1usize;
+    while let Some(c) = s.candidates.pop() {
+        if c.score < lower && (!filtered || s.results.len() >= ef) {
+            break;
+        }
+        if let Some(next) = s.candidates.peek() {
+            prefetch_ptr(links.block(next.id, level).as_ptr() as *const u8);
+        }
+        // Collect unvisited neighbours first, then score them with the next vector prefetched.
+        s.pending.clear();
+        let block = links.block(c.id, level);
+        let cnt = (block[0].load(Relaxed) as usize).min(block.len() - 1);
+        for slot in &block[1..1 + cnt] {
+            let id = slot.load(Relaxed);
+            if !s.visited.check_and_mark(id) {
+                s.pending.push(id);
+            }
+        }
+        if let Some(x) = extra {
+            let i = c.id as usize;
+            if let (Some(&a), Some(&b)) = (x.start.get(i), x.start.get(i + 1)) {
+                for &id in x.ids.get(a as usize..b as usize).unwrap_or(&[]) {
+                    if !s.visited.check_and_mark(id) {
+                        s.pending.push(id);
+                    }
+                }
+            }
+        }
+        if let Some(&first) = s.pending.first() {
+            prefetch_slice(vecs.get(first));
+        }
+        for j in 0..s.pending.len() {
+            let id = s.pending[j];
+            if let Some(&next) = s.pending.get(j + 1) {
+                prefetch_slice(vecs.get(next));
+            }
+            let score = scorer.score(query, vecs.get(id));
+            scored += 1;
+            if s.results.len() < ef || score > lower {
+                s.candidates.push(Near { score, id });
+                if accept.is_none_or(|f| f(id)) {
+                    s.results.push(Far { score, id });
+                    if s.results.len() > ef {
+                        s.results.pop();
+                    }
+                    if let Some(w) = s.results.peek() {
+                        lower = w.score;
+                    }
+                }
+            }
+        }
+    }
+    scored
+}
+
+/// Query entry: returns the top `k` and the number of vectors scored.
+pub(crate) fn search_graph(
+    g: &HnswGraph,
+    src: &dyn VectorSource,
+    distance: Distance,
+    query: &[f32],
+    k: usize,
+    ef: usize,
+    accept: Accept<'_>,
+) -> (Vec<(u32, f32)>, usize) {
+    let n = g.len();
+    if n == 0 || k == 0 {
+        return (Vec::new(), 0);
+    }
+    if src.len() < n {
+        // The source lost vectors the graph indexes: traversal could index out of range.
+        let scored = src.len();
+        return (exact_search(src, distance, query, k, accept), scored);
+    }
+    let scorer = distance.scorer();
+    match flat(src) {
+        Some(f) => search_graph_with(g, &f, scorer, query, k, ef, accept),
+        None => search_graph_with(g, &Dyn(src), scorer, query, k, ef, accept),
+    }
+}
+
+fn search_graph_with<V: Vecs>(
+    g: &HnswGraph,
+    vecs: &V,
+    scorer: Scorer,
+    query: &[f32],
+    k: usize,
+    ef: usize,
+    accept: Accept<'_>,
+) -> (Vec<(u32, f32)>, usize) {
+    let links = &g.links;
+    let mut cur = Near { score: scorer.score(query, vecs.get(g.entry)), id: g.entry };
+    let mut scored = 1usize;
+    for level in (1..=links.max_level).rev() {
+        cur = greedy(links, vecs, scorer, query, cur, level);
+    }
+    let extra = if accept.is_some() && !g.extra.is_empty() {
+        Some(Extra { start: &g.extra_start, ids: &g.extra })
+    } else {
+        None
+    };
+    let mut s = g.pool.get();
+    scored += search_layer(links, vecs, scorer, query, cur, ef.max(k), 0, accept, extra, &mut s);
+    let mut out: Vec<(u32, f32)> = s.results.drain().map(|f| (f.id, f.score)).collect();
+    g.pool.put(s);
+    sort_best_first(&mut out);
+    out.truncate(k);
+    (out, scored)
+}
+
+/// Score descending, then offset ascending.
+pub(crate) fn sort_best_first(v: &mut [(u32, f32)]) {
+    v.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+}
+
+/// Brute-force top-`k` over all offsets of `src` (for small segments and ground truth), best
+/// first, with the same score and tie order as the graph search.
+pub fn exact_search(
+    src: &dyn VectorSource,
+    distance: Distance,
+    query: &[f32],
+    k: usize,
+    accept: Option<&(dyn Fn(u32) -> bool + Sync)>,
+) -> Vec<(u32, f32)> {
+    if k == 0 {
+        return Vec::new();
+    }
+    let scorer = distance.scorer();
+    match flat(src) {
+        Some(f) => exact_with(&f, src.len(), scorer, query, k, accept),
+        None => exact_with(&Dyn(src), src.len(), scorer, query, k, accept),
+    }
+}
+
+fn exact_with<V: Vecs>(
+    vecs: &V,
+    n: usize,
+    scorer: Scorer,
+    query: &[f32],
+    k: usize,
+    accept: Accept<'_>,
+) -> Vec<(u32, f32)> {
+    let mut heap: BinaryHeap<Far> = BinaryHeap::with_capacity(k.min(n) + 1);
+    for i in 0..n as u32 {
+        if accept.is_some_and(|f| !f(i)) {
+            continue;
+        }
+        let score = scorer.score(query, vecs.get(i));
+        let item = Far { score, id: i };
+        if heap.len() < k {
+            heap.push(item);
+        } else if let Some(mut worst) = heap.peek_mut() {
+            // `Far` orders worse-as-greater; replace when the new one ranks better.
+            if item < *worst {
+                *worst = item;
+            }
+        }
+    }
+    let mut out: Vec<(u32, f32)> = heap.into_iter().map(|f| (f.id, f.score)).collect();
+    sort_best_first(&mut out);
+    out
+}

@@ -1,0 +1,159 @@
+//! Collection endpoints: list, create, info, update, delete, exists, aliases.
+
+use std::time::Instant;
+
+use axum::extract::Path;
+use qd_collection::{AliasAction, CollectionError};
+use qd_core::config::CreateCollection;
+use serde_json::json;
+
+use super::models::{AliasActionBody, AliasOperations, TimeoutParam, UpdateCollectionBody};
+use super::response::{ok, ApiError, ApiResult, Body, Params};
+use super::{blocking, State};
+
+pub async fn list(state: State) -> ApiResult {
+    let t = Instant::now();
+    let names: Vec<_> = state.registry.list().into_iter().map(|n| json!({ "name": n })).collect();
+    Ok(ok(t, json!({ "collections": names })))
+}
+
+pub async fn info(state: State, Path(name): Path<String>) -> ApiResult {
+    let t = Instant::now();
+    let reg = state.registry.clone();
+    let info = blocking(move || Ok(reg.info(&name)?)).await?;
+    Ok(ok(t, info))
+}
+
+pub async fn exists(state: State, Path(name): Path<String>) -> ApiResult {
+    let t = Instant::now();
+    Ok(ok(t, json!({ "exists": state.registry.exists(&name) })))
+}
+
+pub async fn create(
+    state: State,
+    Path(name): Path<String>,
+    _p: Params<TimeoutParam>,
+    Body(body): Body<CreateCollection>,
+) -> ApiResult {
+    let t = Instant::now();
+    let reg = state.registry.clone();
+    blocking(move || Ok(reg.create(&name, body)?)).await?;
+    Ok(ok(t, true))
+}
+
+pub async fn delete(state: State, Path(name): Path<String>, _p: Params<TimeoutParam>) -> ApiResult {
+    let t = Instant::now();
+    let reg = state.registry.clone();
+    let existed = blocking(move || Ok(reg.delete(&name)?)).await?;
+    Ok(ok(t, existed))
+}
+
+/// `PATCH /collections/{name}`: optimizer, HNSW, per-vector and quantization params.
+pub async fn update(
+    state: State,
+    Path(name): Path<String>,
+    _p: Params<TimeoutParam>,
+    Body(body): Body<UpdateCollectionBody>,
+) -> ApiResult {
+    let t = Instant::now();
+    if let Some(o) = &body.optimizers_config {
+        o.validate()?;
+    }
+    if let Some(h) = &body.hnsw_config {
+        h.validate()?;
+    }
+    if body.sparse_vectors.as_ref().is_some_and(|v| !v.is_null()) {
+        return Err(ApiError::bad_request("Bad request: sparse_vectors: sparse vectors are not supported yet"));
+    }
+    let reg = state.registry.clone();
+    blocking(move || {
+        reg.update_config(&name, |cfg| {
+            let mut cfg = cfg.clone();
+            if let Some(o) = &body.optimizers_config {
+                cfg.optimizer_config = o.apply(&cfg.optimizer_config);
+            }
+            if let Some(h) = &body.hnsw_config {
+                cfg.hnsw_config = h.apply(&cfg.hnsw_config);
+            }
+            if let Some(q) = &body.quantization_config {
+                cfg.quantization_config = if q.is_null() || q.as_str() == Some("Disabled") { None } else { Some(q.clone()) };
+            }
+            if let Some(params) = &body.params {
+                if let Some(v) = params.get("on_disk_payload").and_then(|v| v.as_bool()) {
+                    cfg.params.on_disk_payload = v;
+                }
+                if let Some(v) = params.get("replication_factor").and_then(|v| v.as_u64()) {
+                    cfg.params.replication_factor = v as u32;
+                }
+                if let Some(v) = params.get("write_consistency_factor").and_then(|v| v.as_u64()) {
+                    cfg.params.write_consistency_factor = v as u32;
+                }
+            }
+            if let Some(vectors) = &body.vectors {
+                for (vname, diff) in vectors {
+                    let params = cfg.params.vectors.get_mut(vname).ok_or_else(|| {
+                        CollectionError::BadRequest(format!("Wrong input: Not existing vector name error: {vname}"))
+                    })?;
+                    if let Some(h) = diff.get("hnsw_config").filter(|v| !v.is_null()) {
+                        let h: qd_core::config::HnswConfigDiff = serde_json::from_value(h.clone())
+                            .map_err(|e| CollectionError::BadRequest(format!("vectors.{vname}.hnsw_config: {e}")))?;
+                        h.validate()?;
+                        params.hnsw_config = Some(h);
+                    }
+                    if let Some(d) = diff.get("on_disk").and_then(|v| v.as_bool()) {
+                        params.on_disk = Some(d);
+                    }
+                    if let Some(q) = diff.get("quantization_config") {
+                        params.quantization_config = Some(q.clone()).filter(|q| !q.is_null());
+                    }
+                }
+            }
+            Ok(cfg)
+        })?;
+        Ok(())
+    })
+    .await?;
+    Ok(ok(t, true))
+}
+
+pub async fn all_aliases(state: State) -> ApiResult {
+    let t = Instant::now();
+    let aliases: Vec<_> = state
+        .registry
+        .aliases()
+        .into_iter()
+        .map(|(a, c)| json!({ "alias_name": a, "collection_name": c }))
+        .collect();
+    Ok(ok(t, json!({ "aliases": aliases })))
+}
+
+pub async fn collection_aliases(state: State, Path(name): Path<String>) -> ApiResult {
+    let t = Instant::now();
+    if !state.registry.exists(&name) {
+        return Err(CollectionError::NotFound(format!("Collection `{name}` doesn't exist!")).into());
+    }
+    let aliases: Vec<_> = state
+        .registry
+        .aliases()
+        .into_iter()
+        .filter(|(_, c)| *c == name)
+        .map(|(a, c)| json!({ "alias_name": a, "collection_name": c }))
+        .collect();
+    Ok(ok(t, json!({ "aliases": aliases })))
+}
+
+pub async fn update_aliases(state: State, _p: Params<TimeoutParam>, Body(body): Body<AliasOperations>) -> ApiResult {
+    let t = Instant::now();
+    let actions = body
+        .actions
+        .into_iter()
+        .map(|a| match a {
+            AliasActionBody::CreateAlias(c) => AliasAction::Create { alias: c.alias_name, collection: c.collection_name },
+            AliasActionBody::DeleteAlias(d) => AliasAction::Delete { alias: d.alias_name },
+            AliasActionBody::RenameAlias(r) => AliasAction::Rename { old: r.old_alias_name, new: r.new_alias_name },
+        })
+        .collect();
+    let reg = state.registry.clone();
+    blocking(move || Ok(reg.update_aliases(actions)?)).await?;
+    Ok(ok(t, true))
+}

@@ -1,0 +1,360 @@
+//! Request bodies of the REST API, in Qdrant's shapes. Unknown fields are refused so that a
+//! typo is reported instead of silently ignored.
+
+use std::collections::BTreeMap;
+
+use qd_core::filter::Filter;
+use qd_core::selectors::{PayloadSelector, VectorSelector};
+use qd_core::vectors::{NamedVectors, VectorInput};
+use qd_core::{Payload, PointId};
+use serde::Deserialize;
+use serde_json::Value;
+
+fn default_true() -> bool {
+    true
+}
+
+/// `?wait=&ordering=&timeout=` of update endpoints.
+#[derive(Debug, Deserialize, Default)]
+pub struct UpdateParams {
+    #[serde(default)]
+    pub wait: Option<bool>,
+    #[serde(default)]
+    pub ordering: Option<String>,
+    #[serde(default)]
+    pub timeout: Option<u64>,
+}
+
+impl UpdateParams {
+    pub fn check(&self) -> Result<bool, String> {
+        if let Some(o) = &self.ordering {
+            if !matches!(o.as_str(), "weak" | "medium" | "strong") {
+                return Err(format!("ordering: unknown value {o:?}, expected weak, medium or strong"));
+            }
+        }
+        Ok(self.wait.unwrap_or(false))
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub struct TimeoutParam {
+    #[serde(default)]
+    pub timeout: Option<u64>,
+    #[serde(default)]
+    pub consistency: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PointStruct {
+    pub id: PointId,
+    pub vector: VectorInput,
+    #[serde(default)]
+    pub payload: Option<Payload>,
+}
+
+/// `vectors` of the batch form: a list of lists, or named lists.
+#[derive(Debug)]
+pub struct BatchVectors(pub Vec<NamedVectors>);
+
+impl<'de> Deserialize<'de> for BatchVectors {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match Value::deserialize(d)? {
+            Value::Array(items) => items
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    VectorInput::from_json(v).map(VectorInput::into_named).map_err(|e| D::Error::custom(format!("[{i}]: {e}")))
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(BatchVectors),
+            Value::Object(map) => {
+                let mut out: Vec<NamedVectors> = Vec::new();
+                for (name, list) in map {
+                    let Value::Array(items) = list else {
+                        return Err(D::Error::custom(format!("{name}: expected a list of vectors")));
+                    };
+                    if out.is_empty() {
+                        out.resize(items.len(), NamedVectors::new());
+                    } else if out.len() != items.len() {
+                        return Err(D::Error::custom(format!("{name}: has {} vectors, other names have {}", items.len(), out.len())));
+                    }
+                    for (i, v) in items.into_iter().enumerate() {
+                        match VectorInput::from_json(v).map_err(|e| D::Error::custom(format!("{name}[{i}]: {e}")))? {
+                            VectorInput::Dense(d) => {
+                                out[i].insert(name.clone(), d);
+                            }
+                            VectorInput::Named(_) => return Err(D::Error::custom(format!("{name}[{i}]: expected a list of numbers"))),
+                        }
+                    }
+                }
+                Ok(BatchVectors(out))
+            }
+            _ => Err(D::Error::custom("expected a list of vectors or an object of named vector lists")),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Batch {
+    pub ids: Vec<PointId>,
+    pub vectors: BatchVectors,
+    #[serde(default)]
+    pub payloads: Option<Vec<Option<Payload>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpsertBody {
+    #[serde(default)]
+    pub points: Option<Vec<PointStruct>>,
+    #[serde(default)]
+    pub batch: Option<Batch>,
+    #[serde(default)]
+    pub shard_key: Option<Value>,
+    #[serde(default)]
+    pub update_filter: Option<Filter>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PointRequest {
+    pub ids: Vec<PointId>,
+    #[serde(default)]
+    pub with_payload: Option<PayloadSelector>,
+    #[serde(default)]
+    pub with_vector: Option<VectorSelector>,
+    #[serde(default)]
+    pub shard_key: Option<Value>,
+}
+
+/// Points chosen by ids or by a filter (delete, payload and vector operations).
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PointsSelectorBody {
+    #[serde(default)]
+    pub points: Option<Vec<PointId>>,
+    #[serde(default)]
+    pub filter: Option<Filter>,
+    #[serde(default)]
+    pub shard_key: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetPayloadBody {
+    pub payload: Payload,
+    #[serde(default)]
+    pub points: Option<Vec<PointId>>,
+    #[serde(default)]
+    pub filter: Option<Filter>,
+    #[serde(default)]
+    pub key: Option<String>,
+    #[serde(default)]
+    pub shard_key: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeletePayloadBody {
+    pub keys: Vec<String>,
+    #[serde(default)]
+    pub points: Option<Vec<PointId>>,
+    #[serde(default)]
+    pub filter: Option<Filter>,
+    #[serde(default)]
+    pub shard_key: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PointVectors {
+    pub id: PointId,
+    pub vector: VectorInput,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateVectorsBody {
+    pub points: Vec<PointVectors>,
+    #[serde(default)]
+    pub shard_key: Option<Value>,
+    #[serde(default)]
+    pub update_filter: Option<Filter>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteVectorsBody {
+    pub vector: Vec<String>,
+    #[serde(default)]
+    pub points: Option<Vec<PointId>>,
+    #[serde(default)]
+    pub filter: Option<Filter>,
+    #[serde(default)]
+    pub shard_key: Option<Value>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SearchParamsBody {
+    #[serde(default)]
+    pub hnsw_ef: Option<usize>,
+    #[serde(default)]
+    pub exact: bool,
+    #[serde(default)]
+    pub quantization: Option<Value>,
+    #[serde(default)]
+    pub indexed_only: bool,
+    #[serde(default)]
+    pub acorn: Option<Value>,
+}
+
+/// `vector` of a search: a plain list or `{"name": ..., "vector": [...]}`.
+#[derive(Debug)]
+pub struct NamedQueryVector {
+    pub name: String,
+    pub vector: Vec<f32>,
+}
+
+impl<'de> Deserialize<'de> for NamedQueryVector {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match Value::deserialize(d)? {
+            v @ Value::Array(_) => match VectorInput::from_json(v).map_err(D::Error::custom)? {
+                VectorInput::Dense(vector) => Ok(NamedQueryVector { name: String::new(), vector }),
+                VectorInput::Named(_) => Err(D::Error::custom("expected a list of numbers")),
+            },
+            Value::Object(mut o) => {
+                let name = o
+                    .remove("name")
+                    .and_then(|n| n.as_str().map(str::to_string))
+                    .ok_or_else(|| D::Error::custom("named vector needs a string `name`"))?;
+                let v = o.remove("vector").ok_or_else(|| D::Error::custom("named vector needs `vector`"))?;
+                if let Some(k) = o.keys().next() {
+                    return Err(D::Error::custom(format!("unknown field `{k}` in named vector")));
+                }
+                match VectorInput::from_json(v).map_err(D::Error::custom)? {
+                    VectorInput::Dense(vector) => Ok(NamedQueryVector { name, vector }),
+                    VectorInput::Named(_) => Err(D::Error::custom("vector: expected a list of numbers")),
+                }
+            }
+            _ => Err(D::Error::custom("expected a list of numbers or {\"name\": ..., \"vector\": [...]}")),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchBody {
+    pub vector: NamedQueryVector,
+    #[serde(default)]
+    pub filter: Option<Filter>,
+    pub limit: usize,
+    #[serde(default)]
+    pub offset: Option<usize>,
+    #[serde(default)]
+    pub with_payload: Option<PayloadSelector>,
+    #[serde(default)]
+    pub with_vector: Option<VectorSelector>,
+    #[serde(default)]
+    pub score_threshold: Option<f32>,
+    #[serde(default)]
+    pub params: Option<SearchParamsBody>,
+    #[serde(default)]
+    pub shard_key: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchBatchBody {
+    pub searches: Vec<SearchBody>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ScrollBody {
+    #[serde(default)]
+    pub offset: Option<PointId>,
+    #[serde(default)]
+    pub limit: Option<usize>,
+    #[serde(default)]
+    pub filter: Option<Filter>,
+    #[serde(default)]
+    pub with_payload: Option<PayloadSelector>,
+    #[serde(default)]
+    pub with_vector: Option<VectorSelector>,
+    #[serde(default)]
+    pub order_by: Option<Value>,
+    #[serde(default)]
+    pub shard_key: Option<Value>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CountBody {
+    #[serde(default)]
+    pub filter: Option<Filter>,
+    #[serde(default = "default_true")]
+    pub exact: bool,
+    #[serde(default)]
+    pub shard_key: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AliasOperations {
+    pub actions: Vec<AliasActionBody>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAliasBody {
+    pub collection_name: String,
+    pub alias_name: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteAliasBody {
+    pub alias_name: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenameAliasBody {
+    pub old_alias_name: String,
+    pub new_alias_name: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum AliasActionBody {
+    CreateAlias(CreateAliasBody),
+    DeleteAlias(DeleteAliasBody),
+    RenameAlias(RenameAliasBody),
+}
+
+/// Body of `PATCH /collections/{name}`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateCollectionBody {
+    #[serde(default)]
+    pub vectors: Option<BTreeMap<String, Value>>,
+    #[serde(default)]
+    pub optimizers_config: Option<qd_core::config::OptimizersConfigDiff>,
+    #[serde(default)]
+    pub params: Option<Value>,
+    #[serde(default)]
+    pub hnsw_config: Option<qd_core::config::HnswConfigDiff>,
+    #[serde(default)]
+    pub quantization_config: Option<Value>,
+    #[serde(default)]
+    pub sparse_vectors: Option<Value>,
+    #[serde(default)]
+    pub strict_mode_config: Option<Value>,
+    #[serde(default)]
+    pub metadata: Option<Value>,
+}

@@ -1,0 +1,122 @@
+//! Qdrant's response envelope and the ONE place where typed errors become HTTP statuses.
+//!
+//! Success: `{"result": ..., "status": "ok", "time": seconds}`.
+//! Error:   `{"status": {"error": "message"}, "time": seconds}`.
+
+use std::time::Instant;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use qd_collection::CollectionError;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::json;
+
+/// An error on its way to the client.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        ApiError { status: StatusCode::BAD_REQUEST, message: message.into() }
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        ApiError { status: StatusCode::NOT_FOUND, message: message.into() }
+    }
+}
+
+impl From<CollectionError> for ApiError {
+    fn from(e: CollectionError) -> Self {
+        let status = match &e {
+            CollectionError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            CollectionError::NotFound(_) => StatusCode::NOT_FOUND,
+            CollectionError::AlreadyExists(_) => StatusCode::CONFLICT,
+            CollectionError::Unavailable(_) | CollectionError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            CollectionError::Storage(_) | CollectionError::Corrupt(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if status.is_server_error() {
+            tracing::error!(error = %e, "request failed");
+        }
+        ApiError { status, message: e.to_string() }
+    }
+}
+
+impl From<qd_core::ValidationError> for ApiError {
+    fn from(e: qd_core::ValidationError) -> Self {
+        ApiError::bad_request(format!("Bad request: {}", e.message))
+    }
+}
+
+impl From<tokio::task::JoinError> for ApiError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, message: format!("Service internal error: {e}") }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, axum::Json(json!({ "status": { "error": self.message }, "time": 0.0 }))).into_response()
+    }
+}
+
+/// Wrap a result in the envelope with the time spent since `started`.
+pub fn ok<T: Serialize>(started: Instant, result: T) -> Response {
+    axum::Json(json!({
+        "result": result,
+        "status": "ok",
+        "time": started.elapsed().as_secs_f64(),
+    }))
+    .into_response()
+}
+
+pub type ApiResult = Result<Response, ApiError>;
+
+/// JSON body extractor whose errors name the problem and its location, Qdrant-style (400).
+pub struct Body<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| ApiError {
+            status: e.status(),
+            message: format!("Payload error: {}", e.body_text()),
+        })?;
+        parse_json(&bytes).map(Body)
+    }
+}
+
+/// Parse a JSON body; errors carry the path of the offending field (`points[3].payload`).
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let bytes = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" as &[u8] } else { bytes };
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." || path.is_empty() {
+            ApiError::bad_request(format!("Format error in JSON body: {inner}"))
+        } else {
+            ApiError::bad_request(format!("Format error in JSON body: {path}: {inner}"))
+        }
+    })
+}
+
+/// Query-string extractor with Qdrant-shaped 400 errors.
+pub struct Params<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Params<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Params(q.0))
+            .map_err(|e: QueryRejection| ApiError::bad_request(format!("Query string error: {}", e.body_text())))
+    }
+}

@@ -1,0 +1,40 @@
+//! Service endpoints: version, health, readiness.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::response::ApiError;
+use super::State;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+pub async fn root() -> Response {
+    axum::Json(json!({
+        "title": "qdrant - vector search engine (independent Rust implementation)",
+        "version": VERSION,
+    }))
+    .into_response()
+}
+
+pub async fn healthz() -> Response {
+    (StatusCode::OK, "healthz check passed").into_response()
+}
+
+/// Alive as soon as the port is bound, before collections are loaded.
+pub async fn livez() -> Response {
+    (StatusCode::OK, "livez check passed").into_response()
+}
+
+/// Ready once every collection has been loaded (or marked broken).
+pub async fn readyz(state: State) -> Response {
+    if state.registry.is_ready() {
+        (StatusCode::OK, "all shards are ready").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "some shards are not ready").into_response()
+    }
+}
+
+pub async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!("Not found: no endpoint {}", uri.path()))
+}
