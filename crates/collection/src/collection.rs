@@ -59,8 +59,20 @@ pub struct Collection {
 }
 
 impl Collection {
-    pub fn new(name: String, dir: String, created_at: String, config: CollectionConfig, shards: Vec<Arc<dyn Shard>>) -> Self {
-        Collection { name, dir, created_at, config: RwLock::new(config), shards }
+    pub fn new(
+        name: String,
+        dir: String,
+        created_at: String,
+        config: CollectionConfig,
+        shards: Vec<Arc<dyn Shard>>,
+    ) -> Self {
+        Collection {
+            name,
+            dir,
+            created_at,
+            config: RwLock::new(config),
+            shards,
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -93,12 +105,18 @@ impl Collection {
     }
 
     /// Validate vectors against the config and preprocess them (Cosine normalisation).
-    fn prepare_vectors(vectors: &mut NamedVectors, config: &VectorsConfig, require_default: bool) -> Result<()> {
+    fn prepare_vectors(
+        vectors: &mut NamedVectors,
+        config: &VectorsConfig,
+        require_default: bool,
+    ) -> Result<()> {
         validate_vectors(vectors, config)?;
         if require_default {
             if let VectorsConfig::Single(_) = config {
                 if vectors.is_empty() {
-                    return Err(CollectionError::BadRequest("Wrong input: point has no vector".into()));
+                    return Err(CollectionError::BadRequest(
+                        "Wrong input: point has no vector".into(),
+                    ));
                 }
             }
         }
@@ -118,27 +136,37 @@ impl Collection {
         match op {
             UpdateOp::Upsert(points) => {
                 for p in points.iter_mut() {
-                    Self::prepare_vectors(&mut p.vectors, vectors, true)
-                        .map_err(|e| CollectionError::BadRequest(format!("point {}: {}", p.id, strip(e))))?;
+                    Self::prepare_vectors(&mut p.vectors, vectors, true).map_err(|e| {
+                        CollectionError::BadRequest(format!("point {}: {}", p.id, strip(e)))
+                    })?;
                 }
                 // Later duplicates of an id win, as if applied one after another.
                 let mut seen = std::collections::HashSet::new();
-                let mut dedup: Vec<_> = points.drain(..).rev().filter(|p| seen.insert(p.id)).collect();
+                let mut dedup: Vec<_> = points
+                    .drain(..)
+                    .rev()
+                    .filter(|p| seen.insert(p.id))
+                    .collect();
                 dedup.reverse();
                 *points = dedup;
             }
             UpdateOp::UpdateVectors(items) => {
                 for (id, v) in items.iter_mut() {
                     if v.is_empty() {
-                        return Err(CollectionError::BadRequest(format!("point {id}: no vectors to update")));
+                        return Err(CollectionError::BadRequest(format!(
+                            "point {id}: no vectors to update"
+                        )));
                     }
-                    Self::prepare_vectors(v, vectors, false)
-                        .map_err(|e| CollectionError::BadRequest(format!("point {id}: {}", strip(e))))?;
+                    Self::prepare_vectors(v, vectors, false).map_err(|e| {
+                        CollectionError::BadRequest(format!("point {id}: {}", strip(e)))
+                    })?;
                 }
             }
             UpdateOp::DeleteVectors { names, .. } => {
                 if let Some(n) = names.iter().find(|n| vectors.get(n).is_none()) {
-                    return Err(CollectionError::BadRequest(format!("Wrong input: Not existing vector name error: {n}")));
+                    return Err(CollectionError::BadRequest(format!(
+                        "Wrong input: Not existing vector name error: {n}"
+                    )));
                 }
             }
             _ => {}
@@ -176,7 +204,11 @@ impl Collection {
         }
         Ok(result.unwrap_or(UpdateResult {
             operation_id: None,
-            status: if wait { crate::operations::UpdateStatus::Completed } else { crate::operations::UpdateStatus::Acknowledged },
+            status: if wait {
+                crate::operations::UpdateStatus::Completed
+            } else {
+                crate::operations::UpdateStatus::Acknowledged
+            },
         }))
     }
 
@@ -186,10 +218,18 @@ impl Collection {
             return Ok(vec![f(self.shards[0].as_ref())?]);
         }
         std::thread::scope(|s| {
-            let handles: Vec<_> = self.shards.iter().map(|sh| s.spawn(|| f(sh.as_ref()))).collect();
+            let handles: Vec<_> = self
+                .shards
+                .iter()
+                .map(|sh| s.spawn(|| f(sh.as_ref())))
+                .collect();
             handles
                 .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| Err(CollectionError::Corrupt("shard task panicked".into()))))
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(CollectionError::Corrupt("shard task panicked".into()))
+                    })
+                })
                 .collect()
         })
     }
@@ -198,7 +238,10 @@ impl Collection {
         let distance = {
             let config = self.config.read();
             let params = config.params.vectors.get(&req.vector_name).ok_or_else(|| {
-                CollectionError::BadRequest(format!("Wrong input: Not existing vector name error: {}", req.vector_name))
+                CollectionError::BadRequest(format!(
+                    "Wrong input: Not existing vector name error: {}",
+                    req.vector_name
+                ))
             })?;
             if req.vector.len() as u64 != params.size {
                 return Err(CollectionError::BadRequest(format!(
@@ -216,11 +259,17 @@ impl Collection {
             vector,
             filter: req.filter.clone(),
             top: req.offset.saturating_add(req.limit),
-            threshold: req.score_threshold.map(|t| distance.preprocess_threshold(t)),
+            threshold: req
+                .score_threshold
+                .map(|t| distance.preprocess_threshold(t)),
             hnsw_ef: req.hnsw_ef,
             exact: req.exact,
         };
-        let mut hits: Vec<ShardHit> = self.fan_out(|s| s.search(&shard_req))?.into_iter().flatten().collect();
+        let mut hits: Vec<ShardHit> = self
+            .fan_out(|s| s.search(&shard_req))?
+            .into_iter()
+            .flatten()
+            .collect();
         hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
         let hits: Vec<ShardHit> = hits.into_iter().skip(req.offset).take(req.limit).collect();
         let ids: Vec<PointId> = hits.iter().map(|h| h.id).collect();
@@ -242,11 +291,19 @@ impl Collection {
             .collect())
     }
 
-    fn retrieve_map(&self, ids: &[PointId], with: &WithSelectors) -> Result<BTreeMap<PointId, Record>> {
+    fn retrieve_map(
+        &self,
+        ids: &[PointId],
+        with: &WithSelectors,
+    ) -> Result<BTreeMap<PointId, Record>> {
         if ids.is_empty() || (with.payload.is_none() && with.vector.is_none()) {
             return Ok(BTreeMap::new());
         }
-        Ok(self.retrieve(ids, with)?.into_iter().map(|r| (r.id, r)).collect())
+        Ok(self
+            .retrieve(ids, with)?
+            .into_iter()
+            .map(|r| (r.id, r))
+            .collect())
     }
 
     /// Points by id in the order asked (duplicates and unknown ids dropped).
@@ -267,7 +324,11 @@ impl Collection {
             }
         }
         let mut seen = std::collections::HashSet::new();
-        Ok(ids.iter().filter(|id| seen.insert(**id)).filter_map(|id| found.remove(id)).collect())
+        Ok(ids
+            .iter()
+            .filter(|id| seen.insert(**id))
+            .filter_map(|id| found.remove(id))
+            .collect())
     }
 
     /// One page in id order: the points and the id where the next page starts.
@@ -279,7 +340,11 @@ impl Collection {
         with: &WithSelectors,
     ) -> Result<(Vec<Record>, Option<PointId>)> {
         let fetch = limit.saturating_add(1);
-        let mut ids: Vec<PointId> = self.fan_out(|s| s.scroll_ids(from, filter, fetch))?.into_iter().flatten().collect();
+        let mut ids: Vec<PointId> = self
+            .fan_out(|s| s.scroll_ids(from, filter, fetch))?
+            .into_iter()
+            .flatten()
+            .collect();
         ids.sort();
         ids.truncate(fetch);
         let next = if ids.len() > limit { ids.pop() } else { None };

@@ -31,13 +31,26 @@ pub enum UpdateOp {
     Upsert(Vec<PointInsert>),
     Delete(PointSelection),
     /// Merge `payload` into the points' payloads (at `key` when given).
-    SetPayload { payload: Payload, selection: PointSelection, key: Option<JsonPath> },
-    OverwritePayload { payload: Payload, selection: PointSelection },
-    DeletePayload { keys: Vec<JsonPath>, selection: PointSelection },
+    SetPayload {
+        payload: Payload,
+        selection: PointSelection,
+        key: Option<JsonPath>,
+    },
+    OverwritePayload {
+        payload: Payload,
+        selection: PointSelection,
+    },
+    DeletePayload {
+        keys: Vec<JsonPath>,
+        selection: PointSelection,
+    },
     ClearPayload(PointSelection),
     /// Replace the given named vectors, keeping the point's others.
     UpdateVectors(Vec<(PointId, NamedVectors)>),
-    DeleteVectors { selection: PointSelection, names: Vec<String> },
+    DeleteVectors {
+        selection: PointSelection,
+        names: Vec<String>,
+    },
 }
 
 impl UpdateOp {
@@ -61,26 +74,41 @@ impl UpdateOp {
     /// The part of this operation that concerns only the given ids (same kind of operation).
     pub fn restrict_to(&self, keep: &dyn Fn(&PointId) -> bool) -> UpdateOp {
         let sel = |s: &PointSelection| match s {
-            PointSelection::Ids(ids) => PointSelection::Ids(ids.iter().copied().filter(|i| keep(i)).collect()),
+            PointSelection::Ids(ids) => {
+                PointSelection::Ids(ids.iter().copied().filter(|i| keep(i)).collect())
+            }
             PointSelection::Filter(f) => PointSelection::Filter(f.clone()),
         };
         match self {
-            UpdateOp::Upsert(points) => UpdateOp::Upsert(points.iter().filter(|p| keep(&p.id)).cloned().collect()),
+            UpdateOp::Upsert(points) => {
+                UpdateOp::Upsert(points.iter().filter(|p| keep(&p.id)).cloned().collect())
+            }
             UpdateOp::Delete(s) => UpdateOp::Delete(sel(s)),
             UpdateOp::ClearPayload(s) => UpdateOp::ClearPayload(sel(s)),
-            UpdateOp::SetPayload { payload, selection, key } => {
-                UpdateOp::SetPayload { payload: payload.clone(), selection: sel(selection), key: key.clone() }
+            UpdateOp::SetPayload {
+                payload,
+                selection,
+                key,
+            } => UpdateOp::SetPayload {
+                payload: payload.clone(),
+                selection: sel(selection),
+                key: key.clone(),
+            },
+            UpdateOp::OverwritePayload { payload, selection } => UpdateOp::OverwritePayload {
+                payload: payload.clone(),
+                selection: sel(selection),
+            },
+            UpdateOp::DeletePayload { keys, selection } => UpdateOp::DeletePayload {
+                keys: keys.clone(),
+                selection: sel(selection),
+            },
+            UpdateOp::DeleteVectors { selection, names } => UpdateOp::DeleteVectors {
+                selection: sel(selection),
+                names: names.clone(),
+            },
+            UpdateOp::UpdateVectors(v) => {
+                UpdateOp::UpdateVectors(v.iter().filter(|(id, _)| keep(id)).cloned().collect())
             }
-            UpdateOp::OverwritePayload { payload, selection } => {
-                UpdateOp::OverwritePayload { payload: payload.clone(), selection: sel(selection) }
-            }
-            UpdateOp::DeletePayload { keys, selection } => {
-                UpdateOp::DeletePayload { keys: keys.clone(), selection: sel(selection) }
-            }
-            UpdateOp::DeleteVectors { selection, names } => {
-                UpdateOp::DeleteVectors { selection: sel(selection), names: names.clone() }
-            }
-            UpdateOp::UpdateVectors(v) => UpdateOp::UpdateVectors(v.iter().filter(|(id, _)| keep(id)).cloned().collect()),
         }
     }
 }

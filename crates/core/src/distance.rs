@@ -161,7 +161,14 @@ fn scalar_kernels() -> Kernels {
     unsafe fn m(a: &[f32], b: &[f32]) -> f32 {
         l1_scalar(a, b)
     }
-    Kernels { name: "scalar", dot: d, l2, l1: m, neg_l2, neg_l1 }
+    Kernels {
+        name: "scalar",
+        dot: d,
+        l2,
+        l1: m,
+        neg_l2,
+        neg_l1,
+    }
 }
 
 fn detect() -> Kernels {
@@ -292,14 +299,39 @@ mod avx2 {
                 let mut i = 0usize;
                 // SAFETY (all loads): i + 8 <= n on every load, and n is within both slices.
                 while i + 32 <= n {
-                    acc0 = { let $acc = acc0; let $x = _mm256_loadu_ps(pa.add(i)); let $y = _mm256_loadu_ps(pb.add(i)); $step };
-                    acc1 = { let $acc = acc1; let $x = _mm256_loadu_ps(pa.add(i + 8)); let $y = _mm256_loadu_ps(pb.add(i + 8)); $step };
-                    acc2 = { let $acc = acc2; let $x = _mm256_loadu_ps(pa.add(i + 16)); let $y = _mm256_loadu_ps(pb.add(i + 16)); $step };
-                    acc3 = { let $acc = acc3; let $x = _mm256_loadu_ps(pa.add(i + 24)); let $y = _mm256_loadu_ps(pb.add(i + 24)); $step };
+                    acc0 = {
+                        let $acc = acc0;
+                        let $x = _mm256_loadu_ps(pa.add(i));
+                        let $y = _mm256_loadu_ps(pb.add(i));
+                        $step
+                    };
+                    acc1 = {
+                        let $acc = acc1;
+                        let $x = _mm256_loadu_ps(pa.add(i + 8));
+                        let $y = _mm256_loadu_ps(pb.add(i + 8));
+                        $step
+                    };
+                    acc2 = {
+                        let $acc = acc2;
+                        let $x = _mm256_loadu_ps(pa.add(i + 16));
+                        let $y = _mm256_loadu_ps(pb.add(i + 16));
+                        $step
+                    };
+                    acc3 = {
+                        let $acc = acc3;
+                        let $x = _mm256_loadu_ps(pa.add(i + 24));
+                        let $y = _mm256_loadu_ps(pb.add(i + 24));
+                        $step
+                    };
                     i += 32;
                 }
                 while i + 8 <= n {
-                    acc0 = { let $acc = acc0; let $x = _mm256_loadu_ps(pa.add(i)); let $y = _mm256_loadu_ps(pb.add(i)); $step };
+                    acc0 = {
+                        let $acc = acc0;
+                        let $x = _mm256_loadu_ps(pa.add(i));
+                        let $y = _mm256_loadu_ps(pb.add(i));
+                        $step
+                    };
                     i += 8;
                 }
                 let acc = _mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3));
@@ -327,7 +359,10 @@ mod avx2 {
     // |d| by clearing the sign bit.
     kernel!(
         l1,
-        |acc, x, y| _mm256_add_ps(acc, _mm256_andnot_ps(_mm256_set1_ps(-0.0), _mm256_sub_ps(x, y))),
+        |acc, x, y| _mm256_add_ps(
+            acc,
+            _mm256_andnot_ps(_mm256_set1_ps(-0.0), _mm256_sub_ps(x, y))
+        ),
         |x, y| (x - y).abs()
     );
 
@@ -359,14 +394,39 @@ mod neon {
                 let mut acc3 = vdupq_n_f32(0.0);
                 let mut i = 0usize;
                 while i + 16 <= n {
-                    acc0 = { let $acc = acc0; let $x = vld1q_f32(pa.add(i)); let $y = vld1q_f32(pb.add(i)); $step };
-                    acc1 = { let $acc = acc1; let $x = vld1q_f32(pa.add(i + 4)); let $y = vld1q_f32(pb.add(i + 4)); $step };
-                    acc2 = { let $acc = acc2; let $x = vld1q_f32(pa.add(i + 8)); let $y = vld1q_f32(pb.add(i + 8)); $step };
-                    acc3 = { let $acc = acc3; let $x = vld1q_f32(pa.add(i + 12)); let $y = vld1q_f32(pb.add(i + 12)); $step };
+                    acc0 = {
+                        let $acc = acc0;
+                        let $x = vld1q_f32(pa.add(i));
+                        let $y = vld1q_f32(pb.add(i));
+                        $step
+                    };
+                    acc1 = {
+                        let $acc = acc1;
+                        let $x = vld1q_f32(pa.add(i + 4));
+                        let $y = vld1q_f32(pb.add(i + 4));
+                        $step
+                    };
+                    acc2 = {
+                        let $acc = acc2;
+                        let $x = vld1q_f32(pa.add(i + 8));
+                        let $y = vld1q_f32(pb.add(i + 8));
+                        $step
+                    };
+                    acc3 = {
+                        let $acc = acc3;
+                        let $x = vld1q_f32(pa.add(i + 12));
+                        let $y = vld1q_f32(pb.add(i + 12));
+                        $step
+                    };
                     i += 16;
                 }
                 while i + 4 <= n {
-                    acc0 = { let $acc = acc0; let $x = vld1q_f32(pa.add(i)); let $y = vld1q_f32(pb.add(i)); $step };
+                    acc0 = {
+                        let $acc = acc0;
+                        let $x = vld1q_f32(pa.add(i));
+                        let $y = vld1q_f32(pb.add(i));
+                        $step
+                    };
                     i += 4;
                 }
                 let acc = vaddq_f32(vaddq_f32(acc0, acc1), vaddq_f32(acc2, acc3));
@@ -391,7 +451,9 @@ mod neon {
         },
         |x, y| (x - y) * (x - y)
     );
-    kernel!(l1, |acc, x, y| vaddq_f32(acc, vabdq_f32(x, y)), |x, y| (x - y).abs());
+    kernel!(l1, |acc, x, y| vaddq_f32(acc, vabdq_f32(x, y)), |x, y| (x
+        - y)
+        .abs());
 
     pub unsafe fn neg_l2(a: &[f32], b: &[f32]) -> f32 {
         -l2(a, b)
@@ -411,8 +473,14 @@ mod tests {
         let a = [1.0, 2.0, 3.0];
         let b = [4.0, 6.0, 3.0];
         assert_eq!(Distance::Dot.score(&a, &b), 25.0);
-        assert_eq!(Distance::Euclid.postprocess(Distance::Euclid.score(&a, &b)), 5.0);
-        assert_eq!(Distance::Manhattan.postprocess(Distance::Manhattan.score(&a, &b)), 7.0);
+        assert_eq!(
+            Distance::Euclid.postprocess(Distance::Euclid.score(&a, &b)),
+            5.0
+        );
+        assert_eq!(
+            Distance::Manhattan.postprocess(Distance::Manhattan.score(&a, &b)),
+            7.0
+        );
         let mut c = vec![3.0, 4.0];
         Distance::Cosine.preprocess(&mut c);
         assert!((c[0] - 0.6).abs() < 1e-6 && (c[1] - 0.8).abs() < 1e-6);
@@ -432,7 +500,9 @@ mod tests {
     fn lcg_vec(seed: &mut u64, n: usize) -> Vec<f32> {
         (0..n)
             .map(|_| {
-                *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                *seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 ((*seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
             })
             .collect()
@@ -444,7 +514,14 @@ mod tests {
 
     /// Every kernel family this CPU offers must agree with the scalar reference (relative to the
     /// magnitude of the summed terms, so cancellation in a dot product does not fail the check).
-    fn check_family(name: &str, d: KernelFn, l2: KernelFn, m: KernelFn, nl2: KernelFn, nl1: KernelFn) {
+    fn check_family(
+        name: &str,
+        d: KernelFn,
+        l2: KernelFn,
+        m: KernelFn,
+        nl2: KernelFn,
+        nl1: KernelFn,
+    ) {
         let mut seed = 7u64;
         for len in (0..=70).chain([95, 127, 128, 129, 255, 256, 300, 384, 511, 768, 1023, 1536]) {
             for _ in 0..3 {
@@ -455,12 +532,21 @@ mod tests {
                 // SAFETY: the caller only passes kernels supported by this CPU.
                 let (gd, gl2, gl1, gn2, gn1) =
                     unsafe { (d(&a, &b), l2(&a, &b), m(&a, &b), nl2(&a, &b), nl1(&a, &b)) };
-                assert!(close(gd, want, mag_dot), "{name} dot len {len}: {gd} vs {want}");
+                assert!(
+                    close(gd, want, mag_dot),
+                    "{name} dot len {len}: {gd} vs {want}"
+                );
                 let want = l2_squared_scalar(&a, &b);
-                assert!(close(gl2, want, want), "{name} l2 len {len}: {gl2} vs {want}");
+                assert!(
+                    close(gl2, want, want),
+                    "{name} l2 len {len}: {gl2} vs {want}"
+                );
                 assert!(close(gn2, -want, want), "{name} -l2 len {len}");
                 let want = l1_scalar(&a, &b);
-                assert!(close(gl1, want, want), "{name} l1 len {len}: {gl1} vs {want}");
+                assert!(
+                    close(gl1, want, want),
+                    "{name} l1 len {len}: {gl1} vs {want}"
+                );
                 assert!(close(gn1, -want, want), "{name} -l1 len {len}");
             }
         }
@@ -484,7 +570,14 @@ mod tests {
     #[test]
     fn avx2_kernels_match_scalar() {
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            check_family("avx2", avx2::dot, avx2::l2, avx2::l1, avx2::neg_l2, avx2::neg_l1);
+            check_family(
+                "avx2",
+                avx2::dot,
+                avx2::l2,
+                avx2::l1,
+                avx2::neg_l2,
+                avx2::neg_l1,
+            );
         }
     }
 
@@ -493,9 +586,17 @@ mod tests {
         let mut seed = 11u64;
         let a = lcg_vec(&mut seed, 77);
         let b = lcg_vec(&mut seed, 77);
-        for d in [Distance::Cosine, Distance::Dot, Distance::Euclid, Distance::Manhattan] {
+        for d in [
+            Distance::Cosine,
+            Distance::Dot,
+            Distance::Euclid,
+            Distance::Manhattan,
+        ] {
             let want = d.score(&a, &b);
-            assert!(close(d.scorer().score(&a, &b), want, want.abs() + 1.0), "{d:?}");
+            assert!(
+                close(d.scorer().score(&a, &b), want, want.abs() + 1.0),
+                "{d:?}"
+            );
         }
         assert!(!simd_level().is_empty());
     }

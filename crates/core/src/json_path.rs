@@ -75,7 +75,10 @@ struct Parser<'s> {
 
 impl<'s> Parser<'s> {
     fn err(&self, reason: impl Into<String>) -> JsonPathError {
-        JsonPathError { path: self.src.to_string(), reason: reason.into() }
+        JsonPathError {
+            path: self.src.to_string(),
+            reason: reason.into(),
+        }
     }
 
     fn peek(&self) -> Option<char> {
@@ -85,11 +88,17 @@ impl<'s> Parser<'s> {
     fn key(&mut self) -> Result<String, JsonPathError> {
         let rest = &self.src[self.pos..];
         match rest.chars().next() {
-            None => Err(self.err(format!("expected a key at position {}, found the end", self.pos))),
+            None => Err(self.err(format!(
+                "expected a key at position {}, found the end",
+                self.pos
+            ))),
             Some('"') => {
                 let body = &rest[1..];
                 let Some(end) = body.find('"') else {
-                    return Err(self.err(format!("unterminated quote starting at position {}", self.pos)));
+                    return Err(self.err(format!(
+                        "unterminated quote starting at position {}",
+                        self.pos
+                    )));
                 };
                 let key = &body[..end];
                 if key.contains('\\') {
@@ -99,8 +108,11 @@ impl<'s> Parser<'s> {
                 Ok(key.to_string())
             }
             Some(c) => {
-                let len: usize =
-                    rest.chars().take_while(|&c| is_raw_key_char(c)).map(char::len_utf8).sum();
+                let len: usize = rest
+                    .chars()
+                    .take_while(|&c| is_raw_key_char(c))
+                    .map(char::len_utf8)
+                    .sum();
                 if len == 0 {
                     return Err(match c {
                         '.' => self.err(format!("empty key at position {}", self.pos)),
@@ -250,7 +262,10 @@ pub fn merge_payload(dest: &mut Map<String, Value>, src: &Map<String, Value>) {
 impl JsonPath {
     /// A path made of one plain key (which may contain any character, no parsing involved).
     pub fn key(key: impl Into<String>) -> Self {
-        JsonPath { first_key: key.into(), rest: Vec::new() }
+        JsonPath {
+            first_key: key.into(),
+            rest: Vec::new(),
+        }
     }
 
     /// Whether the path is a single key.
@@ -289,22 +304,29 @@ impl JsonPath {
         rest.extend_from_slice(&self.rest);
         rest.push(JsonPathItem::Key(other.first_key.clone()));
         rest.extend_from_slice(&other.rest);
-        JsonPath { first_key: self.first_key.clone(), rest }
+        JsonPath {
+            first_key: self.first_key.clone(),
+            rest,
+        }
     }
 
     /// Whether one of the two paths is a prefix of the other, treating `[N]` and `[]` as
     /// overlapping. Changing the value at one path may then change the values at the other.
     pub fn overlaps(&self, other: &JsonPath) -> bool {
         self.first_key == other.first_key
-            && self.rest.iter().zip(&other.rest).all(|(a, b)| match (a, b) {
-                (JsonPathItem::Key(a), JsonPathItem::Key(b)) => a == b,
-                (JsonPathItem::Index(a), JsonPathItem::Index(b)) => a == b,
-                (
-                    JsonPathItem::Index(_) | JsonPathItem::Wildcard,
-                    JsonPathItem::Index(_) | JsonPathItem::Wildcard,
-                ) => true,
-                _ => false,
-            })
+            && self
+                .rest
+                .iter()
+                .zip(&other.rest)
+                .all(|(a, b)| match (a, b) {
+                    (JsonPathItem::Key(a), JsonPathItem::Key(b)) => a == b,
+                    (JsonPathItem::Index(a), JsonPathItem::Index(b)) => a == b,
+                    (
+                        JsonPathItem::Index(_) | JsonPathItem::Wildcard,
+                        JsonPathItem::Index(_) | JsonPathItem::Wildcard,
+                    ) => true,
+                    _ => false,
+                })
     }
 
     /// Every value the path selects, in document order. `[]` fans out over array elements; a
@@ -493,7 +515,10 @@ mod tests {
             p("a.b-c.d_e"),
             JsonPath {
                 first_key: "a".into(),
-                rest: vec![JsonPathItem::Key("b-c".into()), JsonPathItem::Key("d_e".into())]
+                rest: vec![
+                    JsonPathItem::Key("b-c".into()),
+                    JsonPathItem::Key("d_e".into())
+                ]
             }
         );
         assert_eq!(
@@ -522,11 +547,20 @@ mod tests {
             p(r#"the."nested.key"[]"#),
             JsonPath {
                 first_key: "the".into(),
-                rest: vec![JsonPathItem::Key("nested.key".into()), JsonPathItem::Wildcard]
+                rest: vec![
+                    JsonPathItem::Key("nested.key".into()),
+                    JsonPathItem::Wildcard
+                ]
             }
         );
         assert_eq!(p(r#""a b""#), JsonPath::key("a b"));
-        assert_eq!(p("ключ.값"), JsonPath { first_key: "ключ".into(), rest: vec![JsonPathItem::Key("값".into())] });
+        assert_eq!(
+            p("ключ.값"),
+            JsonPath {
+                first_key: "ключ".into(),
+                rest: vec![JsonPathItem::Key("값".into())]
+            }
+        );
     }
 
     #[test]
@@ -556,7 +590,14 @@ mod tests {
 
     #[test]
     fn display_round_trips_and_quotes_when_needed() {
-        for s in ["a", "a.b[].c", "a[3][]", r#"a."b.c".d"#, r#""x y"[0]"#, r#"a.""[]"#] {
+        for s in [
+            "a",
+            "a.b[].c",
+            "a[3][]",
+            r#"a."b.c".d"#,
+            r#""x y"[0]"#,
+            r#"a.""[]"#,
+        ] {
             assert_eq!(p(s).to_string(), s);
             assert_eq!(p(&p(s).to_string()), p(s));
         }
@@ -599,15 +640,24 @@ mod tests {
         assert_eq!(vals("location[].name"), vec![json!("home"), json!("work")]);
         assert_eq!(vals("location[1].name"), vec![json!("work")]);
         assert!(vals("location[5].name").is_empty());
-        assert!(vals("location.name").is_empty(), "no implicit descent into arrays");
+        assert!(
+            vals("location.name").is_empty(),
+            "no implicit descent into arrays"
+        );
         assert!(vals("address.city[0]").is_empty());
         assert!(vals("missing").is_empty());
         assert!(vals("name.deeper").is_empty());
         assert_eq!(vals("counts"), vec![json!([1, 2, 3])]);
         assert_eq!(flat("counts"), vec![json!(1), json!(2), json!(3)]);
-        assert_eq!(vals("location[].counts"), vec![json!([1, 2, 3]), json!([4, 5, 6])]);
+        assert_eq!(
+            vals("location[].counts"),
+            vec![json!([1, 2, 3]), json!([4, 5, 6])]
+        );
         assert_eq!(flat("location[].counts").len(), 6);
-        assert_eq!(vals("nested[].empty"), vec![json!([]), json!([]), Value::Null]);
+        assert_eq!(
+            vals("nested[].empty"),
+            vec![json!([]), json!([]), Value::Null]
+        );
         assert_eq!(flat("nested[].empty"), vec![Value::Null]);
         assert_eq!(vals("the_null"), vec![Value::Null]);
         assert_eq!(vals(r#"the."nested.key""#), vec![json!("cuckoo")]);
@@ -619,7 +669,10 @@ mod tests {
     fn set_merges_and_creates_objects() {
         let mut payload = obj(json!({"a": {"x": 1, "y": 2}, "b": 5}));
         p("a").set(&mut payload, obj(json!({"y": 3, "z": 4, "x": null})));
-        assert_eq!(Value::Object(payload.clone()), json!({"a": {"y": 3, "z": 4}, "b": 5}));
+        assert_eq!(
+            Value::Object(payload.clone()),
+            json!({"a": {"y": 3, "z": 4}, "b": 5})
+        );
 
         p("c.d").set(&mut payload, obj(json!({"k": true})));
         assert_eq!(payload["c"], json!({"d": {"k": true}}));
@@ -633,7 +686,10 @@ mod tests {
     fn set_through_arrays() {
         let mut payload = obj(json!({"arr": [{"a": 1}, 7, {"b": 2}], "s": "x"}));
         p("arr[]").set(&mut payload, obj(json!({"n": 0})));
-        assert_eq!(payload["arr"], json!([{"a": 1, "n": 0}, {"n": 0}, {"b": 2, "n": 0}]));
+        assert_eq!(
+            payload["arr"],
+            json!([{"a": 1, "n": 0}, {"n": 0}, {"b": 2, "n": 0}])
+        );
 
         p("arr[1].deep").set(&mut payload, obj(json!({"q": 1})));
         assert_eq!(payload["arr"][1], json!({"n": 0, "deep": {"q": 1}}));
@@ -657,7 +713,10 @@ mod tests {
             "list": [1, 2, 3]
         }));
         assert_eq!(p("a").delete(&mut payload), vec![json!(1)]);
-        assert_eq!(payload.keys().collect::<Vec<_>>(), vec!["b", "e", "arr", "list"]);
+        assert_eq!(
+            payload.keys().collect::<Vec<_>>(),
+            vec!["b", "e", "arr", "list"]
+        );
         assert_eq!(p("b.c").delete(&mut payload), vec![json!(2)]);
         assert_eq!(payload["b"], json!({"d": 3}));
         assert_eq!(p("arr[].x").delete(&mut payload), vec![json!(1), json!(3)]);
@@ -686,7 +745,10 @@ mod tests {
     fn merge_payload_null_removes() {
         let mut dest = obj(json!({"a": 1, "b": 2, "c": 3}));
         merge_payload(&mut dest, &obj(json!({"b": null, "a": 10, "d": 4})));
-        assert_eq!(Value::Object(dest.clone()), json!({"a": 10, "c": 3, "d": 4}));
+        assert_eq!(
+            Value::Object(dest.clone()),
+            json!({"a": 10, "c": 3, "d": 4})
+        );
         assert_eq!(dest.keys().collect::<Vec<_>>(), vec!["a", "c", "d"]);
     }
 }

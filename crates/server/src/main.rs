@@ -19,7 +19,11 @@ use settings::{LogFormat, Settings};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let settings = match Settings::load(cli.config_path.as_deref(), std::env::vars(), &cli.overrides()) {
+    let settings = match Settings::load(
+        cli.config_path.as_deref(),
+        std::env::vars(),
+        &cli.overrides(),
+    ) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("qdrant: {e}");
@@ -30,7 +34,10 @@ fn main() -> ExitCode {
         return healthcheck::run(url.as_deref(), &settings);
     }
     init_logging(&settings);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("qdrant: cannot start the async runtime: {e}");
@@ -50,7 +57,9 @@ fn init_logging(settings: &Settings) {
     let level = settings.log_level.to_ascii_lowercase();
     let filter = tracing_subscriber::EnvFilter::try_new(&level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match settings.log_format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -84,8 +93,13 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         });
     }
 
-    let state = Arc::new(api::AppState { registry: registry.clone(), settings });
-    axum::serve(listener, api::router(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    let state = Arc::new(api::AppState {
+        registry: registry.clone(),
+        settings,
+    });
+    axum::serve(listener, api::router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     tracing::info!("shutting down: draining update queues and flushing");
     tokio::task::spawn_blocking(move || registry.shutdown()).await?;
     tracing::info!("shutdown complete");

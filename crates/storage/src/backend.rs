@@ -71,10 +71,20 @@ impl Table {
 /// One change inside a [`WriteBatch`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BatchOp {
-    Put { table: Table, key: Vec<u8>, value: Vec<u8> },
-    Delete { table: Table, key: Vec<u8> },
+    Put {
+        table: Table,
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
+    Delete {
+        table: Table,
+        key: Vec<u8>,
+    },
     /// Delete every key that starts with `prefix`.
-    DeletePrefix { table: Table, prefix: Vec<u8> },
+    DeletePrefix {
+        table: Table,
+        prefix: Vec<u8>,
+    },
 }
 
 /// A set of changes applied atomically: after a crash either all of them are visible or none.
@@ -88,13 +98,23 @@ impl WriteBatch {
         Self::default()
     }
     pub fn put(&mut self, table: Table, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
-        self.ops.push(BatchOp::Put { table, key: key.into(), value: value.into() });
+        self.ops.push(BatchOp::Put {
+            table,
+            key: key.into(),
+            value: value.into(),
+        });
     }
     pub fn delete(&mut self, table: Table, key: impl Into<Vec<u8>>) {
-        self.ops.push(BatchOp::Delete { table, key: key.into() });
+        self.ops.push(BatchOp::Delete {
+            table,
+            key: key.into(),
+        });
     }
     pub fn delete_prefix(&mut self, table: Table, prefix: impl Into<Vec<u8>>) {
-        self.ops.push(BatchOp::DeletePrefix { table, prefix: prefix.into() });
+        self.ops.push(BatchOp::DeletePrefix {
+            table,
+            prefix: prefix.into(),
+        });
     }
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
@@ -161,7 +181,9 @@ pub(crate) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
 
 /// Recursive size of a file or directory; missing paths count 0.
 pub(crate) fn path_size(path: &Path) -> u64 {
-    let Ok(meta) = std::fs::symlink_metadata(path) else { return 0 };
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return 0;
+    };
     if meta.is_dir() {
         std::fs::read_dir(path)
             .map(|rd| rd.flatten().map(|e| path_size(&e.path())).sum())

@@ -260,7 +260,10 @@ pub fn geo_point_of(value: &Value) -> Option<GeoPoint> {
     if !lon.is_number() || !lat.is_number() {
         return None;
     }
-    Some(GeoPoint { lon: lon.as_f64()?, lat: lat.as_f64()? })
+    Some(GeoPoint {
+        lon: lon.as_f64()?,
+        lat: lat.as_f64()?,
+    })
 }
 
 /// `geo_bounding_box`: strictly inside the rectangle; crosses the antimeridian when
@@ -311,7 +314,10 @@ pub struct GeoPolygon {
 impl GeoPolygon {
     pub fn contains(&self, p: &GeoPoint) -> bool {
         in_ring(p, &self.exterior.points, false)
-            && !self.interiors.iter().any(|ring| in_ring(p, &ring.points, true))
+            && !self
+                .interiors
+                .iter()
+                .any(|ring| in_ring(p, &ring.points, true))
     }
 
     /// Checks every ring: at least 4 points, closed, coordinates in range.
@@ -404,8 +410,12 @@ pub fn parse_datetime(s: &str) -> Option<DateTime<Utc>> {
             return Some(dt.with_timezone(&Utc));
         }
     }
-    const NAIVE: [&str; 4] =
-        ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"];
+    const NAIVE: [&str; 4] = [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+    ];
     for fmt in NAIVE {
         if let Ok(dt) = NaiveDateTime::parse_from_str(s, fmt) {
             return Some(dt.and_utc());
@@ -502,7 +512,10 @@ impl FieldCondition {
 impl Condition {
     /// `{"key": key, "match": {"value": value}}`.
     pub fn match_value(key: JsonPath, value: MatchValue) -> Condition {
-        Condition::Field(FieldCondition::new(key, FieldCheck::Match(Match::Value(value))))
+        Condition::Field(FieldCondition::new(
+            key,
+            FieldCheck::Match(Match::Value(value)),
+        ))
     }
 
     /// `{"key": key, ...}` with any check.
@@ -525,17 +538,26 @@ impl Condition {
 impl Filter {
     /// A filter whose `must` is `conditions`.
     pub fn must(conditions: Vec<Condition>) -> Filter {
-        Filter { must: conditions, ..Filter::default() }
+        Filter {
+            must: conditions,
+            ..Filter::default()
+        }
     }
 
     /// A filter whose `should` is `conditions`.
     pub fn should(conditions: Vec<Condition>) -> Filter {
-        Filter { should: conditions, ..Filter::default() }
+        Filter {
+            should: conditions,
+            ..Filter::default()
+        }
     }
 
     /// A filter whose `must_not` is `conditions`.
     pub fn must_not(conditions: Vec<Condition>) -> Filter {
-        Filter { must_not: conditions, ..Filter::default() }
+        Filter {
+            must_not: conditions,
+            ..Filter::default()
+        }
     }
 
     /// Whether the filter has no condition at all (it then matches every point).
@@ -582,9 +604,11 @@ impl Filter {
     }
 
     fn validate_at(&self, path: &str, in_nested: bool) -> Result<(), ValidationError> {
-        for (name, list) in
-            [("must", &self.must), ("should", &self.should), ("must_not", &self.must_not)]
-        {
+        for (name, list) in [
+            ("must", &self.must),
+            ("should", &self.should),
+            ("must_not", &self.must_not),
+        ] {
             for (i, c) in list.iter().enumerate() {
                 c.validate_at(&format!("{path}.{name}[{i}]"), in_nested)?;
             }
@@ -662,7 +686,9 @@ impl Condition {
                     if r.radius.is_finite() {
                         Ok(())
                     } else {
-                        Err(ValidationError::new(format!("{path}: radius must be a finite number")))
+                        Err(ValidationError::new(format!(
+                            "{path}: radius must be a finite number"
+                        )))
                     }
                 }
                 FieldCheck::GeoPolygon(p) => p.validate().map_err(at),
@@ -718,8 +744,10 @@ impl Serialize for Condition {
 impl<'de> Deserialize<'de> for Condition {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let v = Value::deserialize(d)?;
-        let c = parse::condition(&v, "condition").map_err(|e| serde::de::Error::custom(e.message))?;
-        c.validate_at("condition", false).map_err(|e| serde::de::Error::custom(e.message))?;
+        let c =
+            parse::condition(&v, "condition").map_err(|e| serde::de::Error::custom(e.message))?;
+        c.validate_at("condition", false)
+            .map_err(|e| serde::de::Error::custom(e.message))?;
         Ok(c)
     }
 }

@@ -67,11 +67,17 @@ pub struct DenseVectors {
 
 impl DenseVectors {
     pub fn new(dim: usize) -> Self {
-        DenseVectors { dim, data: Vec::new() }
+        DenseVectors {
+            dim,
+            data: Vec::new(),
+        }
     }
 
     pub fn with_capacity(dim: usize, rows: usize) -> Self {
-        DenseVectors { dim, data: Vec::with_capacity(dim * rows) }
+        DenseVectors {
+            dim,
+            data: Vec::with_capacity(dim * rows),
+        }
     }
 
     /// Wraps existing row-major data; `data.len()` must be a multiple of `dim`.
@@ -156,7 +162,12 @@ pub struct HnswParams {
 
 impl Default for HnswParams {
     fn default() -> Self {
-        HnswParams { m: 16, ef_construct: 100, max_threads: 0, seed: 42 }
+        HnswParams {
+            m: 16,
+            ef_construct: 100,
+            max_threads: 0,
+            seed: 42,
+        }
     }
 }
 

@@ -15,6 +15,7 @@ fn default_true() -> bool {
 }
 
 /// `?wait=&ordering=&timeout=` of update endpoints.
+#[allow(dead_code)] // some fields are accepted for compatibility and not acted on
 #[derive(Debug, Deserialize, Default)]
 pub struct UpdateParams {
     #[serde(default)]
@@ -29,13 +30,16 @@ impl UpdateParams {
     pub fn check(&self) -> Result<bool, String> {
         if let Some(o) = &self.ordering {
             if !matches!(o.as_str(), "weak" | "medium" | "strong") {
-                return Err(format!("ordering: unknown value {o:?}, expected weak, medium or strong"));
+                return Err(format!(
+                    "ordering: unknown value {o:?}, expected weak, medium or strong"
+                ));
             }
         }
         Ok(self.wait.unwrap_or(false))
     }
 }
 
+#[allow(dead_code)] // some fields are accepted for compatibility and not acted on
 #[derive(Debug, Deserialize, Default)]
 pub struct TimeoutParam {
     #[serde(default)]
@@ -65,7 +69,9 @@ impl<'de> Deserialize<'de> for BatchVectors {
                 .into_iter()
                 .enumerate()
                 .map(|(i, v)| {
-                    VectorInput::from_json(v).map(VectorInput::into_named).map_err(|e| D::Error::custom(format!("[{i}]: {e}")))
+                    VectorInput::from_json(v)
+                        .map(VectorInput::into_named)
+                        .map_err(|e| D::Error::custom(format!("[{i}]: {e}")))
                 })
                 .collect::<Result<Vec<_>, _>>()
                 .map(BatchVectors),
@@ -73,25 +79,39 @@ impl<'de> Deserialize<'de> for BatchVectors {
                 let mut out: Vec<NamedVectors> = Vec::new();
                 for (name, list) in map {
                     let Value::Array(items) = list else {
-                        return Err(D::Error::custom(format!("{name}: expected a list of vectors")));
+                        return Err(D::Error::custom(format!(
+                            "{name}: expected a list of vectors"
+                        )));
                     };
                     if out.is_empty() {
                         out.resize(items.len(), NamedVectors::new());
                     } else if out.len() != items.len() {
-                        return Err(D::Error::custom(format!("{name}: has {} vectors, other names have {}", items.len(), out.len())));
+                        return Err(D::Error::custom(format!(
+                            "{name}: has {} vectors, other names have {}",
+                            items.len(),
+                            out.len()
+                        )));
                     }
                     for (i, v) in items.into_iter().enumerate() {
-                        match VectorInput::from_json(v).map_err(|e| D::Error::custom(format!("{name}[{i}]: {e}")))? {
+                        match VectorInput::from_json(v)
+                            .map_err(|e| D::Error::custom(format!("{name}[{i}]: {e}")))?
+                        {
                             VectorInput::Dense(d) => {
                                 out[i].insert(name.clone(), d);
                             }
-                            VectorInput::Named(_) => return Err(D::Error::custom(format!("{name}[{i}]: expected a list of numbers"))),
+                            VectorInput::Named(_) => {
+                                return Err(D::Error::custom(format!(
+                                    "{name}[{i}]: expected a list of numbers"
+                                )))
+                            }
                         }
                     }
                 }
                 Ok(BatchVectors(out))
             }
-            _ => Err(D::Error::custom("expected a list of vectors or an object of named vector lists")),
+            _ => Err(D::Error::custom(
+                "expected a list of vectors or an object of named vector lists",
+            )),
         }
     }
 }
@@ -175,6 +195,7 @@ pub struct PointVectors {
     pub vector: VectorInput,
 }
 
+#[allow(dead_code)] // some fields are accepted for compatibility and not acted on
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateVectorsBody {
@@ -197,6 +218,7 @@ pub struct DeleteVectorsBody {
     pub shard_key: Option<Value>,
 }
 
+#[allow(dead_code)] // some fields are accepted for compatibility and not acted on
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct SearchParamsBody {
@@ -224,7 +246,10 @@ impl<'de> Deserialize<'de> for NamedQueryVector {
         use serde::de::Error;
         match Value::deserialize(d)? {
             v @ Value::Array(_) => match VectorInput::from_json(v).map_err(D::Error::custom)? {
-                VectorInput::Dense(vector) => Ok(NamedQueryVector { name: String::new(), vector }),
+                VectorInput::Dense(vector) => Ok(NamedQueryVector {
+                    name: String::new(),
+                    vector,
+                }),
                 VectorInput::Named(_) => Err(D::Error::custom("expected a list of numbers")),
             },
             Value::Object(mut o) => {
@@ -232,16 +257,24 @@ impl<'de> Deserialize<'de> for NamedQueryVector {
                     .remove("name")
                     .and_then(|n| n.as_str().map(str::to_string))
                     .ok_or_else(|| D::Error::custom("named vector needs a string `name`"))?;
-                let v = o.remove("vector").ok_or_else(|| D::Error::custom("named vector needs `vector`"))?;
+                let v = o
+                    .remove("vector")
+                    .ok_or_else(|| D::Error::custom("named vector needs `vector`"))?;
                 if let Some(k) = o.keys().next() {
-                    return Err(D::Error::custom(format!("unknown field `{k}` in named vector")));
+                    return Err(D::Error::custom(format!(
+                        "unknown field `{k}` in named vector"
+                    )));
                 }
                 match VectorInput::from_json(v).map_err(D::Error::custom)? {
                     VectorInput::Dense(vector) => Ok(NamedQueryVector { name, vector }),
-                    VectorInput::Named(_) => Err(D::Error::custom("vector: expected a list of numbers")),
+                    VectorInput::Named(_) => {
+                        Err(D::Error::custom("vector: expected a list of numbers"))
+                    }
                 }
             }
-            _ => Err(D::Error::custom("expected a list of numbers or {\"name\": ..., \"vector\": [...]}")),
+            _ => Err(D::Error::custom(
+                "expected a list of numbers or {\"name\": ..., \"vector\": [...]}",
+            )),
         }
     }
 }
@@ -292,6 +325,7 @@ pub struct ScrollBody {
     pub shard_key: Option<Value>,
 }
 
+#[allow(dead_code)] // some fields are accepted for compatibility and not acted on
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct CountBody {
@@ -338,6 +372,7 @@ pub enum AliasActionBody {
 }
 
 /// Body of `PATCH /collections/{name}`.
+#[allow(dead_code)] // some fields are accepted for compatibility and not acted on
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateCollectionBody {

@@ -1,0 +1,7 @@
+//! Integration tests: each starts the real `qdrant` binary on a temp dir and a free port and
+//! talks HTTP to it. Storage-facing tests run once per backend.
+
+mod api;
+mod common;
+mod durability;
+mod startup;
