@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Every test: Rust unit + integration tests (real binary, both backends), then the Python suite
+# that drives the real server through the official qdrant-client.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+
+echo "== cargo test (workspace)"
+cargo test --workspace --all-targets
+
+echo "== python tests (qdrant-client against the real server)"
+cargo build --bin qdrant
+QDRANT_BIN="$PWD/target/debug/qdrant" .venv/bin/python -m pytest tests/python -q -p no:cacheprovider

@@ -1,0 +1,85 @@
+"""Fixtures: a real `qdrant` server process per backend, and the client's own local mode as the
+reference implementation to compare against."""
+
+import os
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+from qdrant_client import QdrantClient
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.environ.get("QDRANT_BIN", os.path.join(ROOT, "target", "debug", "qdrant"))
+BACKENDS = ["sqlite", "rocksdb"]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerProcess:
+    def __init__(self, backend, storage):
+        self.backend = backend
+        self.storage = storage
+        self.port = free_port()
+        self.log = open(os.path.join(os.path.dirname(storage), f"server-{self.port}.log"), "wb")
+        self.proc = subprocess.Popen(
+            [BIN, "--storage", backend, "--storage-path", storage,
+             "--http-port", str(self.port), "--host", "127.0.0.1"],
+            stdout=subprocess.DEVNULL, stderr=self.log,
+        )
+        self.wait_ready()
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self, timeout=60):
+        import urllib.request
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}")
+            try:
+                with urllib.request.urlopen(self.url + "/readyz", timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except Exception:
+                time.sleep(0.05)
+        raise RuntimeError("server did not become ready")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.log.close()
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def server(request):
+    tmp = tempfile.mkdtemp(prefix=f"qdrant-py-{request.param}-")
+    srv = ServerProcess(request.param, os.path.join(tmp, "storage"))
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    c = QdrantClient(url=server.url, prefer_grpc=False, timeout=60, check_compatibility=False)
+    yield c
+    c.close()
+
+
+@pytest.fixture()
+def local():
+    """The client's own in-process implementation: the reference for results."""
+    c = QdrantClient(":memory:")
+    yield c
+    c.close()

@@ -1,0 +1,173 @@
+"""Collections and points through the official client, compared with its local mode."""
+
+import random
+import uuid
+
+import pytest
+from qdrant_client import models
+from qdrant_client.http.exceptions import UnexpectedResponse
+
+
+def both(clients, fn):
+    return [fn(c) for c in clients]
+
+
+def make_points(n, dim, seed=1):
+    rnd = random.Random(seed)
+    cities = ["Berlin", "London", "Paris", "Rome"]
+    pts = []
+    for i in range(n):
+        pts.append(models.PointStruct(
+            id=i if i % 5 else str(uuid.UUID(int=i + 1)),
+            vector=[rnd.uniform(-1, 1) for _ in range(dim)],
+            payload={"city": cities[i % 4], "n": i, "tags": [f"t{i % 3}", f"t{i % 7}"],
+                     "price": round(rnd.uniform(0, 100), 2), "nested": {"a": i % 2}},
+        ))
+    return pts
+
+
+@pytest.fixture()
+def pair(client, local, request):
+    name = "c_" + request.node.name.replace("[", "_").replace("]", "").replace("-", "_")
+    for c in (client, local):
+        if c.collection_exists(name):
+            c.delete_collection(name)
+    return name, (client, local)
+
+
+def assert_same_hits(a, b, exact=True):
+    assert [p.id for p in a] == [p.id for p in b]
+    for x, y in zip(a, b):
+        assert abs(x.score - y.score) < 1e-4
+        assert x.payload == y.payload
+
+
+@pytest.mark.parametrize("distance", [models.Distance.COSINE, models.Distance.DOT,
+                                      models.Distance.EUCLID, models.Distance.MANHATTAN])
+def test_search_matches_local_mode(pair, distance):
+    name, clients = pair
+    for c in clients:
+        c.create_collection(name, vectors_config=models.VectorParams(size=8, distance=distance))
+        c.upsert(name, points=make_points(200, 8), wait=True)
+    rnd = random.Random(7)
+    flt = models.Filter(must=[models.FieldCondition(key="city", match=models.MatchValue(value="Paris"))])
+    for _ in range(5):
+        q = [rnd.uniform(-1, 1) for _ in range(8)]
+        server_hits, local_hits = both(clients, lambda c: c.query_points(name, query=q, limit=10, with_payload=True).points) if hasattr(clients[0], "query_points") and False else both(
+            clients, lambda c: c.search(name, query_vector=q, limit=10, with_payload=True))
+        assert_same_hits(server_hits, local_hits)
+        s, l = both(clients, lambda c: c.search(name, query_vector=q, limit=5, query_filter=flt, with_payload=True))
+        assert_same_hits(s, l)
+        assert all(p.payload["city"] == "Paris" for p in s)
+
+
+def test_crud_roundtrip(pair):
+    name, clients = pair
+    server, local = clients
+    for c in clients:
+        c.create_collection(name, vectors_config=models.VectorParams(size=4, distance=models.Distance.COSINE))
+        c.upsert(name, points=make_points(30, 4), wait=True)
+        c.upsert(name, points=models.Batch(ids=[100, 101], vectors=[[1, 2, 3, 4], [4, 3, 2, 1]],
+                                            payloads=[{"city": "Oslo"}, {"city": "Bern"}]))
+    assert server.count(name).count == local.count(name).count == 32
+    s, l = both(clients, lambda c: c.retrieve(name, ids=[100, 3, 1], with_vectors=True))
+    assert [p.id for p in s] == [p.id for p in l] or sorted(p.id for p in s) == sorted(p.id for p in l)
+    for a in s:
+        b = next(x for x in l if x.id == a.id)
+        assert a.payload == b.payload
+        assert a.vector == pytest.approx(b.vector, abs=1e-6)
+    # payload operations
+    for c in clients:
+        c.set_payload(name, payload={"extra": 1}, points=[1, 2])
+        c.overwrite_payload(name, payload={"only": True}, points=[3])
+        c.delete_payload(name, keys=["tags"], points=[4])
+        c.clear_payload(name, points_selector=[6])
+        c.delete(name, points_selector=models.FilterSelector(filter=models.Filter(
+            must=[models.FieldCondition(key="city", match=models.MatchValue(value="Rome"))])))
+    s, l = both(clients, lambda c: c.scroll(name, limit=100, with_payload=True)[0])
+    assert [p.id for p in s] == [p.id for p in l]
+    assert [p.payload for p in s] == [p.payload for p in l]
+    # count with filter
+    flt = models.Filter(must=[models.FieldCondition(key="n", range=models.Range(gte=5, lt=20))])
+    s, l = both(clients, lambda c: c.count(name, count_filter=flt).count)
+    assert s == l
+
+
+def test_scroll_pagination(pair):
+    name, clients = pair
+    server, _ = clients
+    server.create_collection(name, vectors_config=models.VectorParams(size=2, distance=models.Distance.DOT))
+    server.upsert(name, points=[models.PointStruct(id=i, vector=[i, 1]) for i in range(25)])
+    seen, offset = [], None
+    while True:
+        page, offset = server.scroll(name, limit=10, offset=offset)
+        seen.extend(p.id for p in page)
+        if offset is None:
+            break
+    assert seen == list(range(25))
+
+
+def test_errors_are_client_errors(pair):
+    name, clients = pair
+    server, _ = clients
+    server.create_collection(name, vectors_config=models.VectorParams(size=3, distance=models.Distance.DOT))
+    with pytest.raises(UnexpectedResponse) as e:
+        server.upsert(name, points=[models.PointStruct(id=1, vector=[1, 2])])
+    assert e.value.status_code == 400
+    assert "dimension" in str(e.value)
+    with pytest.raises(UnexpectedResponse) as e:
+        server.create_collection(name, vectors_config=models.VectorParams(size=3, distance=models.Distance.DOT))
+    assert e.value.status_code == 409
+    with pytest.raises(UnexpectedResponse) as e:
+        server.get_collection("does_not_exist")
+    assert e.value.status_code == 404
+
+
+def test_named_vectors(pair):
+    name, clients = pair
+    for c in clients:
+        c.create_collection(name, vectors_config={
+            "image": models.VectorParams(size=3, distance=models.Distance.EUCLID),
+            "text": models.VectorParams(size=2, distance=models.Distance.COSINE)})
+        c.upsert(name, points=[
+            models.PointStruct(id=1, vector={"image": [1, 0, 0], "text": [1, 0]}),
+            models.PointStruct(id=2, vector={"image": [0, 1, 0]}),
+            models.PointStruct(id=3, vector={"text": [0, 1]}),
+        ])
+    s, l = both(clients, lambda c: c.search(name, query_vector=("image", [1, 0.5, 0]), limit=3))
+    assert_same_hits(s, l)
+    s, l = both(clients, lambda c: c.retrieve(name, ids=[1, 2, 3], with_vectors=["text"]))
+    assert [p.vector for p in s] == [p.vector for p in l]
+
+
+def test_aliases(pair):
+    name, clients = pair
+    server, _ = clients
+    server.create_collection(name, vectors_config=models.VectorParams(size=2, distance=models.Distance.DOT))
+    server.update_collection_aliases(change_aliases_operations=[
+        models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name=name, alias_name=name + "_a"))])
+    server.upsert(name + "_a", points=[models.PointStruct(id=1, vector=[1, 1])])
+    assert server.count(name).count == 1
+    aliases = server.get_collection_aliases(name).aliases
+    assert [a.alias_name for a in aliases] == [name + "_a"]
+    server.update_collection_aliases(change_aliases_operations=[
+        models.RenameAliasOperation(rename_alias=models.RenameAlias(old_alias_name=name + "_a", new_alias_name=name + "_b"))])
+    assert [a.alias_name for a in server.get_aliases().aliases if a.collection_name == name] == [name + "_b"]
+    server.delete_collection(name)
+    assert all(a.collection_name != name for a in server.get_aliases().aliases)
+
+
+def test_collection_info_shape(pair):
+    name, clients = pair
+    server, _ = clients
+    server.create_collection(name, vectors_config=models.VectorParams(size=4, distance=models.Distance.COSINE),
+                             shard_number=2, hnsw_config=models.HnswConfigDiff(m=32, ef_construct=64))
+    server.upsert(name, points=make_points(10, 4))
+    info = server.get_collection(name)
+    assert info.status == models.CollectionStatus.GREEN
+    assert info.points_count == 10
+    assert info.config.params.shard_number == 2
+    assert info.config.hnsw_config.m == 32
+    assert info.config.hnsw_config.ef_construct == 64
+    server.update_collection(name, optimizers_config=models.OptimizersConfigDiff(indexing_threshold=5000))
+    assert server.get_collection(name).config.optimizer_config.indexing_threshold == 5000
