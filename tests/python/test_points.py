@@ -53,10 +53,9 @@ def test_search_matches_local_mode(pair, distance):
     flt = models.Filter(must=[models.FieldCondition(key="city", match=models.MatchValue(value="Paris"))])
     for _ in range(5):
         q = [rnd.uniform(-1, 1) for _ in range(8)]
-        server_hits, local_hits = both(clients, lambda c: c.query_points(name, query=q, limit=10, with_payload=True).points) if hasattr(clients[0], "query_points") and False else both(
-            clients, lambda c: c.search(name, query_vector=q, limit=10, with_payload=True))
+        server_hits, local_hits = both(clients, lambda c: c.query_points(name, query=q, limit=10, with_payload=True).points)
         assert_same_hits(server_hits, local_hits)
-        s, l = both(clients, lambda c: c.search(name, query_vector=q, limit=5, query_filter=flt, with_payload=True))
+        s, l = both(clients, lambda c: c.query_points(name, query=q, limit=5, query_filter=flt, with_payload=True).points)
         assert_same_hits(s, l)
         assert all(p.payload["city"] == "Paris" for p in s)
 
@@ -134,7 +133,7 @@ def test_named_vectors(pair):
             models.PointStruct(id=2, vector={"image": [0, 1, 0]}),
             models.PointStruct(id=3, vector={"text": [0, 1]}),
         ])
-    s, l = both(clients, lambda c: c.search(name, query_vector=("image", [1, 0.5, 0]), limit=3))
+    s, l = both(clients, lambda c: c.query_points(name, query=[1, 0.5, 0], using="image", limit=3).points)
     assert_same_hits(s, l)
     s, l = both(clients, lambda c: c.retrieve(name, ids=[1, 2, 3], with_vectors=["text"]))
     assert [p.vector for p in s] == [p.vector for p in l]
@@ -171,3 +170,55 @@ def test_collection_info_shape(pair):
     assert info.config.hnsw_config.ef_construct == 64
     server.update_collection(name, optimizers_config=models.OptimizersConfigDiff(indexing_threshold=5000))
     assert server.get_collection(name).config.optimizer_config.indexing_threshold == 5000
+
+
+def test_query_forms_match_local_mode(pair):
+    name, clients = pair
+    for c in clients:
+        c.create_collection(name, vectors_config={
+            "dense": models.VectorParams(size=6, distance=models.Distance.COSINE),
+            "other": models.VectorParams(size=6, distance=models.Distance.EUCLID)})
+        pts = make_points(120, 6, seed=3)
+        c.upsert(name, points=[models.PointStruct(id=p.id, vector={"dense": p.vector, "other": [x * 2 for x in p.vector]},
+                                                  payload=p.payload) for p in pts])
+    rnd = random.Random(11)
+    q = [rnd.uniform(-1, 1) for _ in range(6)]
+    cases = [
+        dict(query=q, using="dense", limit=7, offset=2),
+        dict(query=7, using="dense", limit=5),
+        dict(query=models.RecommendQuery(recommend=models.RecommendInput(positive=[1, 2], negative=[3])), using="dense", limit=6),
+        dict(query=models.RecommendQuery(recommend=models.RecommendInput(
+            positive=[1, q], negative=[4], strategy=models.RecommendStrategy.BEST_SCORE)), using="other", limit=6),
+        dict(query=models.RecommendQuery(recommend=models.RecommendInput(
+            positive=[1], negative=[8], strategy=models.RecommendStrategy.SUM_SCORES)), using="dense", limit=6),
+        dict(prefetch=[models.Prefetch(query=q, using="dense", limit=20), models.Prefetch(query=q, using="other", limit=20)],
+             query=models.FusionQuery(fusion=models.Fusion.RRF), limit=10),
+        dict(prefetch=[models.Prefetch(query=q, using="dense", limit=20), models.Prefetch(query=[0.1] * 6, using="other", limit=20)],
+             query=models.FusionQuery(fusion=models.Fusion.DBSF), limit=10),
+        dict(prefetch=models.Prefetch(query=q, using="other", limit=30), query=q, using="dense", limit=5),
+        dict(query=q, using="dense", limit=10, score_threshold=0.2),
+        dict(query=q, using="other", limit=10, score_threshold=2.5),
+        dict(query=q, using="dense", limit=5, query_filter=models.Filter(
+            must=[models.FieldCondition(key="price", range=models.Range(lt=50))],
+            must_not=[models.FieldCondition(key="city", match=models.MatchAny(any=["Rome", "Oslo"]))])),
+        dict(query=models.OrderByQuery(order_by=models.OrderBy(key="price", direction=models.Direction.DESC)), limit=5),
+    ]
+    for case in cases:
+        s, l = both(clients, lambda c: c.query_points(name, with_payload=True, **case).points)
+        assert [p.id for p in s] == [p.id for p in l], case
+        for x, y in zip(s, l):
+            assert abs(x.score - y.score) < 1e-4, case
+            assert x.payload == y.payload
+
+
+def test_recommend_and_batches(pair):
+    name, clients = pair
+    for c in clients:
+        c.create_collection(name, vectors_config=models.VectorParams(size=4, distance=models.Distance.DOT))
+        c.upsert(name, points=make_points(40, 4, seed=5))
+    reqs = [models.QueryRequest(query=[0.5, 0.1, -0.2, 0.3], limit=3),
+            models.QueryRequest(query=models.RecommendQuery(recommend=models.RecommendInput(positive=[1])), limit=4)]
+    s, l = both(clients, lambda c: c.query_batch_points(name, requests=reqs))
+    assert [[p.id for p in r.points] for r in s] == [[p.id for p in r.points] for r in l]
+    s, l = both(clients, lambda c: c.scroll(name, limit=5, order_by=models.OrderBy(key="n", direction="desc"))[0])
+    assert [p.id for p in s] == [p.id for p in l]

@@ -43,32 +43,25 @@ impl Catalog {
 
     pub fn collections(&self) -> Result<Vec<std::result::Result<CatalogEntry, (String, String)>>> {
         let mut out = Vec::new();
-        self.store.scan(
-            Table::Meta,
-            COLLECTION_PREFIX.as_bytes(),
-            None,
-            &mut |k, v| {
-                let name = String::from_utf8_lossy(&k[COLLECTION_PREFIX.len()..]).to_string();
-                out.push(
-                    serde_json::from_slice::<CatalogEntry>(v)
-                        .map_err(|e| (name, format!("catalog entry unreadable: {e}"))),
-                );
-                ScanControl::Continue
-            },
-        )?;
+        self.store.scan(Table::Meta, COLLECTION_PREFIX.as_bytes(), None, &mut |k, v| {
+            let name = String::from_utf8_lossy(&k[COLLECTION_PREFIX.len()..]).to_string();
+            out.push(
+                serde_json::from_slice::<CatalogEntry>(v).map_err(|e| (name, format!("catalog entry unreadable: {e}"))),
+            );
+            ScanControl::Continue
+        })?;
         Ok(out)
     }
 
     pub fn aliases(&self) -> Result<BTreeMap<String, String>> {
         let mut out = BTreeMap::new();
-        self.store
-            .scan(Table::Meta, ALIAS_PREFIX.as_bytes(), None, &mut |k, v| {
-                out.insert(
-                    String::from_utf8_lossy(&k[ALIAS_PREFIX.len()..]).to_string(),
-                    String::from_utf8_lossy(v).to_string(),
-                );
-                ScanControl::Continue
-            })?;
+        self.store.scan(Table::Meta, ALIAS_PREFIX.as_bytes(), None, &mut |k, v| {
+            out.insert(
+                String::from_utf8_lossy(&k[ALIAS_PREFIX.len()..]).to_string(),
+                String::from_utf8_lossy(v).to_string(),
+            );
+            ScanControl::Continue
+        })?;
         Ok(out)
     }
 
@@ -77,26 +70,14 @@ impl Catalog {
         for c in changes {
             match c {
                 CatalogChange::PutCollection(e) => {
-                    let json = serde_json::to_vec(&e)
-                        .map_err(|e| CollectionError::Corrupt(e.to_string()))?;
-                    b.put(
-                        Table::Meta,
-                        format!("{COLLECTION_PREFIX}{}", e.name).into_bytes(),
-                        json,
-                    );
+                    let json = serde_json::to_vec(&e).map_err(|e| CollectionError::Corrupt(e.to_string()))?;
+                    b.put(Table::Meta, format!("{COLLECTION_PREFIX}{}", e.name).into_bytes(), json);
                 }
                 CatalogChange::DeleteCollection(name) => {
-                    b.delete(
-                        Table::Meta,
-                        format!("{COLLECTION_PREFIX}{name}").into_bytes(),
-                    );
+                    b.delete(Table::Meta, format!("{COLLECTION_PREFIX}{name}").into_bytes());
                 }
                 CatalogChange::PutAlias { alias, collection } => {
-                    b.put(
-                        Table::Meta,
-                        format!("{ALIAS_PREFIX}{alias}").into_bytes(),
-                        collection.into_bytes(),
-                    );
+                    b.put(Table::Meta, format!("{ALIAS_PREFIX}{alias}").into_bytes(), collection.into_bytes());
                 }
                 CatalogChange::DeleteAlias(alias) => {
                     b.delete(Table::Meta, format!("{ALIAS_PREFIX}{alias}").into_bytes());

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::error::{CollectionError, Result};
 use crate::operations::{
-    Record, ScoredPoint, ShardHit, ShardSearch, ShardStats, UpdateOp, UpdateResult, WithSelectors,
+    Record, ScoredPoint, ShardHit, ShardQuery, ShardSearch, ShardStats, UpdateOp, UpdateResult, WithSelectors,
 };
 use crate::shard::Shard;
 
@@ -66,13 +66,7 @@ impl Collection {
         config: CollectionConfig,
         shards: Vec<Arc<dyn Shard>>,
     ) -> Self {
-        Collection {
-            name,
-            dir,
-            created_at,
-            config: RwLock::new(config),
-            shards,
-        }
+        Collection { name, dir, created_at, config: RwLock::new(config), shards }
     }
 
     pub fn name(&self) -> &str {
@@ -105,18 +99,12 @@ impl Collection {
     }
 
     /// Validate vectors against the config and preprocess them (Cosine normalisation).
-    fn prepare_vectors(
-        vectors: &mut NamedVectors,
-        config: &VectorsConfig,
-        require_default: bool,
-    ) -> Result<()> {
+    fn prepare_vectors(vectors: &mut NamedVectors, config: &VectorsConfig, require_default: bool) -> Result<()> {
         validate_vectors(vectors, config)?;
         if require_default {
             if let VectorsConfig::Single(_) = config {
                 if vectors.is_empty() {
-                    return Err(CollectionError::BadRequest(
-                        "Wrong input: point has no vector".into(),
-                    ));
+                    return Err(CollectionError::BadRequest("Wrong input: point has no vector".into()));
                 }
             }
         }
@@ -136,30 +124,22 @@ impl Collection {
         match op {
             UpdateOp::Upsert(points) => {
                 for p in points.iter_mut() {
-                    Self::prepare_vectors(&mut p.vectors, vectors, true).map_err(|e| {
-                        CollectionError::BadRequest(format!("point {}: {}", p.id, strip(e)))
-                    })?;
+                    Self::prepare_vectors(&mut p.vectors, vectors, true)
+                        .map_err(|e| CollectionError::BadRequest(format!("point {}: {}", p.id, strip(e))))?;
                 }
                 // Later duplicates of an id win, as if applied one after another.
                 let mut seen = std::collections::HashSet::new();
-                let mut dedup: Vec<_> = points
-                    .drain(..)
-                    .rev()
-                    .filter(|p| seen.insert(p.id))
-                    .collect();
+                let mut dedup: Vec<_> = points.drain(..).rev().filter(|p| seen.insert(p.id)).collect();
                 dedup.reverse();
                 *points = dedup;
             }
             UpdateOp::UpdateVectors(items) => {
                 for (id, v) in items.iter_mut() {
                     if v.is_empty() {
-                        return Err(CollectionError::BadRequest(format!(
-                            "point {id}: no vectors to update"
-                        )));
+                        return Err(CollectionError::BadRequest(format!("point {id}: no vectors to update")));
                     }
-                    Self::prepare_vectors(v, vectors, false).map_err(|e| {
-                        CollectionError::BadRequest(format!("point {id}: {}", strip(e)))
-                    })?;
+                    Self::prepare_vectors(v, vectors, false)
+                        .map_err(|e| CollectionError::BadRequest(format!("point {id}: {}", strip(e))))?;
                 }
             }
             UpdateOp::DeleteVectors { names, .. } => {
@@ -184,10 +164,7 @@ impl Collection {
                 for id in &ids {
                     hit[self.shard_index(id)] = true;
                 }
-                (0..n)
-                    .filter(|i| hit[*i])
-                    .map(|i| (i, op.restrict_to(&|id| self.shard_index(id) == i)))
-                    .collect()
+                (0..n).filter(|i| hit[*i]).map(|i| (i, op.restrict_to(&|id| self.shard_index(id) == i))).collect()
             }
             (None, n) => (0..n).map(|i| (i, op.clone())).collect(),
         };
@@ -196,10 +173,7 @@ impl Collection {
             let r = self.shards[i].update(part, wait)?;
             result = Some(match result {
                 None => r,
-                Some(prev) => UpdateResult {
-                    operation_id: prev.operation_id.max(r.operation_id),
-                    status: r.status,
-                },
+                Some(prev) => UpdateResult { operation_id: prev.operation_id.max(r.operation_id), status: r.status },
             });
         }
         Ok(result.unwrap_or(UpdateResult {
@@ -218,92 +192,85 @@ impl Collection {
             return Ok(vec![f(self.shards[0].as_ref())?]);
         }
         std::thread::scope(|s| {
-            let handles: Vec<_> = self
-                .shards
-                .iter()
-                .map(|sh| s.spawn(|| f(sh.as_ref())))
-                .collect();
+            let handles: Vec<_> = self.shards.iter().map(|sh| s.spawn(|| f(sh.as_ref()))).collect();
             handles
                 .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        Err(CollectionError::Corrupt("shard task panicked".into()))
-                    })
-                })
+                .map(|h| h.join().unwrap_or_else(|_| Err(CollectionError::Corrupt("shard task panicked".into()))))
                 .collect()
         })
     }
 
-    pub fn search(&self, req: &SearchRequest) -> Result<Vec<ScoredPoint>> {
-        let distance = {
-            let config = self.config.read();
-            let params = config.params.vectors.get(&req.vector_name).ok_or_else(|| {
-                CollectionError::BadRequest(format!(
-                    "Wrong input: Not existing vector name error: {}",
-                    req.vector_name
-                ))
-            })?;
-            if req.vector.len() as u64 != params.size {
-                return Err(CollectionError::BadRequest(format!(
-                    "Wrong input: Vector dimension error: expected dim: {}, got {}",
-                    params.size,
-                    req.vector.len()
-                )));
-            }
-            params.distance
-        };
-        let mut vector = req.vector.clone();
-        distance.preprocess(&mut vector);
-        let shard_req = ShardSearch {
-            vector_name: req.vector_name.clone(),
-            vector,
-            filter: req.filter.clone(),
-            top: req.offset.saturating_add(req.limit),
-            threshold: req
-                .score_threshold
-                .map(|t| distance.preprocess_threshold(t)),
-            hnsw_ef: req.hnsw_ef,
-            exact: req.exact,
-        };
-        let mut hits: Vec<ShardHit> = self
-            .fan_out(|s| s.search(&shard_req))?
-            .into_iter()
-            .flatten()
-            .collect();
-        hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
-        let hits: Vec<ShardHit> = hits.into_iter().skip(req.offset).take(req.limit).collect();
-        let ids: Vec<PointId> = hits.iter().map(|h| h.id).collect();
-        let records = self.retrieve_map(&ids, &req.with)?;
-        Ok(hits
-            .into_iter()
-            .map(|h| {
-                let rec = records.get(&h.id);
-                ScoredPoint {
-                    id: h.id,
-                    version: h.version,
-                    score: distance.postprocess(h.score),
-                    payload: rec.and_then(|r| r.payload.clone()),
-                    vector: rec.and_then(|r| r.vector.clone()),
-                    shard_key: None,
-                    order_value: None,
-                }
-            })
-            .collect())
+    /// Distance of a configured vector, or a 400 naming the unknown vector.
+    pub fn distance_of(&self, vector_name: &str) -> Result<qd_core::Distance> {
+        let config = self.config.read();
+        config.params.vectors.get(vector_name).map(|p| p.distance).ok_or_else(|| {
+            CollectionError::BadRequest(format!("Wrong input: Not existing vector name error: {vector_name}"))
+        })
     }
 
-    fn retrieve_map(
-        &self,
-        ids: &[PointId],
-        with: &WithSelectors,
-    ) -> Result<BTreeMap<PointId, Record>> {
-        if ids.is_empty() || (with.payload.is_none() && with.vector.is_none()) {
-            return Ok(BTreeMap::new());
+    pub fn check_dim(&self, vector_name: &str, got: usize) -> Result<()> {
+        let config = self.config.read();
+        let params = config.params.vectors.get(vector_name).ok_or_else(|| {
+            CollectionError::BadRequest(format!("Wrong input: Not existing vector name error: {vector_name}"))
+        })?;
+        if got as u64 != params.size {
+            return Err(CollectionError::BadRequest(format!(
+                "Wrong input: Vector dimension error: expected dim: {}, got {got}",
+                params.size
+            )));
         }
-        Ok(self
-            .retrieve(ids, with)?
+        Ok(())
+    }
+
+    /// Top `top` ids by score across all shards (scores internal), best first, ties by id.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn search_points(
+        &self,
+        vector_name: &str,
+        query: ShardQuery,
+        filter: Option<Filter>,
+        top: usize,
+        threshold: Option<f32>,
+        hnsw_ef: Option<usize>,
+        exact: bool,
+    ) -> Result<Vec<ShardHit>> {
+        let shard_req =
+            ShardSearch { vector_name: vector_name.to_string(), query, filter, top, threshold, hnsw_ef, exact };
+        let mut hits: Vec<ShardHit> = self.fan_out(|s| s.search(&shard_req))?.into_iter().flatten().collect();
+        hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
+        hits.truncate(top);
+        Ok(hits)
+    }
+
+    /// Classic search (`/points/search`): nearest to one vector.
+    pub fn search(&self, req: &SearchRequest) -> Result<Vec<ScoredPoint>> {
+        self.check_dim(&req.vector_name, req.vector.len())?;
+        let distance = self.distance_of(&req.vector_name)?;
+        let mut vector = req.vector.clone();
+        distance.preprocess(&mut vector);
+        let hits = self.search_points(
+            &req.vector_name,
+            ShardQuery::Nearest(vector),
+            req.filter.clone(),
+            req.offset.saturating_add(req.limit),
+            req.score_threshold.map(|t| distance.preprocess_threshold(t)),
+            req.hnsw_ef,
+            req.exact,
+        )?;
+        let points = hits
             .into_iter()
-            .map(|r| (r.id, r))
-            .collect())
+            .skip(req.offset)
+            .map(|h| ScoredPoint {
+                id: h.id,
+                version: h.version,
+                score: distance.postprocess(h.score),
+                payload: None,
+                vector: None,
+                shard_key: None,
+                order_value: None,
+            })
+            .collect();
+        self.attach(points, &req.with)
     }
 
     /// Points by id in the order asked (duplicates and unknown ids dropped).
@@ -324,11 +291,7 @@ impl Collection {
             }
         }
         let mut seen = std::collections::HashSet::new();
-        Ok(ids
-            .iter()
-            .filter(|id| seen.insert(**id))
-            .filter_map(|id| found.remove(id))
-            .collect())
+        Ok(ids.iter().filter(|id| seen.insert(**id)).filter_map(|id| found.remove(id)).collect())
     }
 
     /// One page in id order: the points and the id where the next page starts.
@@ -340,11 +303,8 @@ impl Collection {
         with: &WithSelectors,
     ) -> Result<(Vec<Record>, Option<PointId>)> {
         let fetch = limit.saturating_add(1);
-        let mut ids: Vec<PointId> = self
-            .fan_out(|s| s.scroll_ids(from, filter, fetch))?
-            .into_iter()
-            .flatten()
-            .collect();
+        let mut ids: Vec<PointId> =
+            self.fan_out(|s| s.scroll_ids(from, filter, fetch))?.into_iter().flatten().collect();
         ids.sort();
         ids.truncate(fetch);
         let next = if ids.len() > limit { ids.pop() } else { None };

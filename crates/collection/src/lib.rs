@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod collection;
 pub mod error;
 pub mod operations;
+pub mod query;
 pub mod record;
 pub mod registry;
 pub mod shard;

@@ -74,38 +74,25 @@ impl UpdateOp {
     /// The part of this operation that concerns only the given ids (same kind of operation).
     pub fn restrict_to(&self, keep: &dyn Fn(&PointId) -> bool) -> UpdateOp {
         let sel = |s: &PointSelection| match s {
-            PointSelection::Ids(ids) => {
-                PointSelection::Ids(ids.iter().copied().filter(|i| keep(i)).collect())
-            }
+            PointSelection::Ids(ids) => PointSelection::Ids(ids.iter().copied().filter(|i| keep(i)).collect()),
             PointSelection::Filter(f) => PointSelection::Filter(f.clone()),
         };
         match self {
-            UpdateOp::Upsert(points) => {
-                UpdateOp::Upsert(points.iter().filter(|p| keep(&p.id)).cloned().collect())
-            }
+            UpdateOp::Upsert(points) => UpdateOp::Upsert(points.iter().filter(|p| keep(&p.id)).cloned().collect()),
             UpdateOp::Delete(s) => UpdateOp::Delete(sel(s)),
             UpdateOp::ClearPayload(s) => UpdateOp::ClearPayload(sel(s)),
-            UpdateOp::SetPayload {
-                payload,
-                selection,
-                key,
-            } => UpdateOp::SetPayload {
-                payload: payload.clone(),
-                selection: sel(selection),
-                key: key.clone(),
-            },
-            UpdateOp::OverwritePayload { payload, selection } => UpdateOp::OverwritePayload {
-                payload: payload.clone(),
-                selection: sel(selection),
-            },
-            UpdateOp::DeletePayload { keys, selection } => UpdateOp::DeletePayload {
-                keys: keys.clone(),
-                selection: sel(selection),
-            },
-            UpdateOp::DeleteVectors { selection, names } => UpdateOp::DeleteVectors {
-                selection: sel(selection),
-                names: names.clone(),
-            },
+            UpdateOp::SetPayload { payload, selection, key } => {
+                UpdateOp::SetPayload { payload: payload.clone(), selection: sel(selection), key: key.clone() }
+            }
+            UpdateOp::OverwritePayload { payload, selection } => {
+                UpdateOp::OverwritePayload { payload: payload.clone(), selection: sel(selection) }
+            }
+            UpdateOp::DeletePayload { keys, selection } => {
+                UpdateOp::DeletePayload { keys: keys.clone(), selection: sel(selection) }
+            }
+            UpdateOp::DeleteVectors { selection, names } => {
+                UpdateOp::DeleteVectors { selection: sel(selection), names: names.clone() }
+            }
             UpdateOp::UpdateVectors(v) => {
                 UpdateOp::UpdateVectors(v.iter().filter(|(id, _)| keep(id)).cloned().collect())
             }
@@ -129,11 +116,54 @@ pub struct UpdateResult {
     pub status: UpdateStatus,
 }
 
-/// A search inside one shard. `vector` is preprocessed; `threshold` is an internal score.
+/// How a shard scores a stored vector. Vectors here are preprocessed.
+#[derive(Debug, Clone)]
+pub enum ShardQuery {
+    /// Similarity to one vector (internal score).
+    Nearest(Vec<f32>),
+    /// Recommendation by the best score against examples: the best positive similarity if it
+    /// beats the best negative one (squashed to (0.5, 1)), else minus the squashed best negative.
+    BestScore { positive: Vec<Vec<f32>>, negative: Vec<Vec<f32>> },
+    /// Recommendation by the sum of positive similarities minus the sum of negative ones.
+    SumScores { positive: Vec<Vec<f32>>, negative: Vec<Vec<f32>> },
+}
+
+/// `0.5 * (x / (1 + |x|) + 1)`: maps any score into (0, 1), keeping order.
+fn scaled_fast_sigmoid(x: f32) -> f32 {
+    if !x.is_finite() {
+        return x;
+    }
+    0.5 * (x / (1.0 + x.abs()) + 1.0)
+}
+
+impl ShardQuery {
+    /// Score of a stored vector, larger is better.
+    pub fn score(&self, distance: qd_core::Distance, v: &[f32]) -> f32 {
+        let best =
+            |examples: &[Vec<f32>]| examples.iter().map(|e| distance.score(e, v)).fold(f32::NEG_INFINITY, f32::max);
+        match self {
+            ShardQuery::Nearest(q) => distance.score(q, v),
+            ShardQuery::BestScore { positive, negative } => {
+                let (pos, neg) = (best(positive), best(negative));
+                if pos > neg {
+                    scaled_fast_sigmoid(pos)
+                } else {
+                    -scaled_fast_sigmoid(neg)
+                }
+            }
+            ShardQuery::SumScores { positive, negative } => {
+                positive.iter().map(|e| distance.score(e, v)).sum::<f32>()
+                    - negative.iter().map(|e| distance.score(e, v)).sum::<f32>()
+            }
+        }
+    }
+}
+
+/// A search inside one shard; `threshold` is compared with the score [`ShardQuery::score`] gives.
 #[derive(Debug, Clone)]
 pub struct ShardSearch {
     pub vector_name: String,
-    pub vector: Vec<f32>,
+    pub query: ShardQuery,
     pub filter: Option<Filter>,
     /// How many hits the shard must return (offset + limit of the request).
     pub top: usize,

@@ -26,11 +26,7 @@ pub struct PointRecord {
 
 impl PointRecord {
     pub fn encode(&self) -> Vec<u8> {
-        let vec_bytes: usize = self
-            .vectors
-            .iter()
-            .map(|(n, v)| 6 + n.len() + v.len() * 4)
-            .sum();
+        let vec_bytes: usize = self.vectors.iter().map(|(n, v)| 6 + n.len() + v.len() * 4).sum();
         let mut out = Vec::with_capacity(11 + vec_bytes + 64);
         out.push(FORMAT);
         out.extend_from_slice(&self.version.to_le_bytes());
@@ -56,9 +52,7 @@ impl PointRecord {
         let mut r = Reader { b: bytes, pos: 0 };
         let format = r.take(1)?[0];
         if format != FORMAT {
-            return Err(CollectionError::Corrupt(format!(
-                "point record format {format} is unknown"
-            )));
+            return Err(CollectionError::Corrupt(format!("point record format {format} is unknown")));
         }
         let version = u64::from_le_bytes(r.array()?);
         let n = u16::from_le_bytes(r.array()?);
@@ -69,14 +63,8 @@ impl PointRecord {
                 .map_err(|_| CollectionError::Corrupt("vector name is not UTF-8".into()))?
                 .to_string();
             let dim = u32::from_le_bytes(r.array()?) as usize;
-            let raw = r.take(
-                dim.checked_mul(4)
-                    .ok_or_else(|| CollectionError::Corrupt("vector too large".into()))?,
-            )?;
-            let v = raw
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect();
+            let raw = r.take(dim.checked_mul(4).ok_or_else(|| CollectionError::Corrupt("vector too large".into()))?)?;
+            let v = raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
             vectors.insert(name, v);
         }
         let rest = &bytes[r.pos..];
@@ -88,11 +76,7 @@ impl PointRecord {
                     .map_err(|e| CollectionError::Corrupt(format!("point payload: {e}")))?,
             )
         };
-        Ok(PointRecord {
-            version,
-            vectors,
-            payload,
-        })
+        Ok(PointRecord { version, vectors, payload })
     }
 }
 
@@ -103,16 +87,9 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|&e| e <= self.b.len())
-            .ok_or_else(|| {
-                CollectionError::Corrupt(format!(
-                    "point record truncated at byte {} (needed {n} more)",
-                    self.pos
-                ))
-            })?;
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.b.len()).ok_or_else(|| {
+            CollectionError::Corrupt(format!("point record truncated at byte {} (needed {n} more)", self.pos))
+        })?;
         let s = &self.b[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -136,21 +113,13 @@ mod tests {
         vectors.insert(String::new(), vec![1.0, -2.5, 3.25]);
         vectors.insert("img".into(), vec![0.5; 7]);
         let payload = json!({"a": 1, "b": [1, 2, {"c": "d"}], "z": null});
-        let rec = PointRecord {
-            version: 42,
-            vectors,
-            payload: payload.as_object().cloned(),
-        };
+        let rec = PointRecord { version: 42, vectors, payload: payload.as_object().cloned() };
         let bytes = rec.encode();
         assert_eq!(PointRecord::decode(&bytes).expect("decode"), rec);
         for cut in [0, 1, 5, 12, 20] {
             assert!(PointRecord::decode(&bytes[..cut]).is_err(), "cut at {cut}");
         }
-        let empty = PointRecord {
-            version: 1,
-            vectors: NamedVectors::new(),
-            payload: None,
-        };
+        let empty = PointRecord { version: 1, vectors: NamedVectors::new(), payload: None };
         assert_eq!(PointRecord::decode(&empty.encode()).expect("decode"), empty);
     }
 }

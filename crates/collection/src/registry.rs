@@ -23,10 +23,7 @@ use crate::shard::{LocalShard, Shard};
 enum Slot {
     Loading(CatalogEntry),
     Ready(Arc<Collection>),
-    Broken {
-        reason: String,
-        entry: Option<CatalogEntry>,
-    },
+    Broken { reason: String, entry: Option<CatalogEntry> },
 }
 
 pub struct Registry {
@@ -49,10 +46,7 @@ pub fn validate_collection_name(name: &str) -> Result<()> {
             "Validation error in path parameters: [name: length must be between 1 and 255]".into(),
         ));
     }
-    if let Some(c) = name
-        .chars()
-        .find(|c| FORBIDDEN.contains(c) || c.is_control())
-    {
+    if let Some(c) = name.chars().find(|c| FORBIDDEN.contains(c) || c.is_control()) {
         return Err(CollectionError::BadRequest(format!(
             "Validation error in path parameters: [name: collection name cannot contain {c:?} char]"
         )));
@@ -67,11 +61,7 @@ fn now_rfc3339() -> String {
 impl Registry {
     /// Open the storage root and read the catalog; collections are listed but not loaded yet
     /// (see [`Registry::load_all`]).
-    pub fn open(
-        root: &Path,
-        backend: BackendKind,
-        defaults: CollectionDefaults,
-    ) -> Result<Arc<Self>> {
+    pub fn open(root: &Path, backend: BackendKind, defaults: CollectionDefaults) -> Result<Arc<Self>> {
         let layout = StorageLayout::open_or_init(root, backend)?;
         layout.clear_tmp()?;
         let catalog = Catalog::new(open_store(backend, &layout.catalog_path())?);
@@ -84,19 +74,11 @@ impl Registry {
                     slots.insert(e.name.clone(), Slot::Loading(e));
                 }
                 Err((name, reason)) => {
-                    slots.insert(
-                        name,
-                        Slot::Broken {
-                            reason,
-                            entry: None,
-                        },
-                    );
+                    slots.insert(name, Slot::Broken { reason, entry: None });
                 }
             }
         }
-        let has_unreadable = slots
-            .values()
-            .any(|s| matches!(s, Slot::Broken { entry: None, .. }));
+        let has_unreadable = slots.values().any(|s| matches!(s, Slot::Broken { entry: None, .. }));
         // Directories no catalog entry points at are left-overs of an interrupted create or
         // delete: the catalog commit never happened (or did, for a delete), so remove them.
         // With an unreadable entry we cannot tell which directory is its own: keep all.
@@ -151,20 +133,12 @@ impl Registry {
                 Err(e) => {
                     bad += 1;
                     tracing::error!(collection = %name, error = %e, "collection failed to load; marked red");
-                    Slot::Broken {
-                        reason: e.to_string(),
-                        entry: Some(entry),
-                    }
+                    Slot::Broken { reason: e.to_string(), entry: Some(entry) }
                 }
             };
             self.slots.write().insert(name, slot);
         }
-        bad += self
-            .slots
-            .read()
-            .values()
-            .filter(|s| matches!(s, Slot::Broken { entry: None, .. }))
-            .count();
+        bad += self.slots.read().values().filter(|s| matches!(s, Slot::Broken { entry: None, .. })).count();
         self.ready.store(true, Ordering::SeqCst);
         (ok, bad)
     }
@@ -175,37 +149,22 @@ impl Registry {
 
     fn open_collection(&self, entry: &CatalogEntry) -> Result<Collection> {
         let cfg = &entry.config;
-        let columns: Vec<(String, usize, qd_core::Distance)> = cfg
-            .params
-            .vectors
-            .iter()
-            .map(|(n, p)| (n.to_string(), p.size as usize, p.distance))
-            .collect();
+        let columns: Vec<(String, usize, qd_core::Distance)> =
+            cfg.params.vectors.iter().map(|(n, p)| (n.to_string(), p.size as usize, p.distance)).collect();
         let mut shards: Vec<Arc<dyn Shard>> = Vec::new();
         for sid in 0..cfg.params.shard_number {
             let path = self.layout.shard_db_path(&entry.dir, sid);
             if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent)
-                    .map_err(|e| qd_storage::StorageError::io(parent, e))?;
+                std::fs::create_dir_all(parent).map_err(|e| qd_storage::StorageError::io(parent, e))?;
             }
             let store = open_store(self.layout.backend(), &path)?;
             shards.push(Arc::new(LocalShard::open(sid, store, &columns)?));
         }
-        Ok(Collection::new(
-            entry.name.clone(),
-            entry.dir.clone(),
-            entry.created_at.clone(),
-            cfg.clone(),
-            shards,
-        ))
+        Ok(Collection::new(entry.name.clone(), entry.dir.clone(), entry.created_at.clone(), cfg.clone(), shards))
     }
 
     fn resolve(&self, name: &str) -> String {
-        self.aliases
-            .read()
-            .get(name)
-            .cloned()
-            .unwrap_or_else(|| name.to_string())
+        self.aliases.read().get(name).cloned().unwrap_or_else(|| name.to_string())
     }
 
     /// A ready collection by name or alias.
@@ -213,15 +172,13 @@ impl Registry {
         let name = self.resolve(name);
         match self.slots.read().get(&name) {
             Some(Slot::Ready(c)) => Ok(c.clone()),
-            Some(Slot::Loading(_)) => Err(CollectionError::Unavailable(format!(
-                "Collection `{name}` is still loading"
-            ))),
-            Some(Slot::Broken { reason, .. }) => Err(CollectionError::Unavailable(format!(
-                "Collection `{name}` is damaged: {reason}"
-            ))),
-            None => Err(CollectionError::NotFound(format!(
-                "Collection `{name}` doesn't exist!"
-            ))),
+            Some(Slot::Loading(_)) => {
+                Err(CollectionError::Unavailable(format!("Collection `{name}` is still loading")))
+            }
+            Some(Slot::Broken { reason, .. }) => {
+                Err(CollectionError::Unavailable(format!("Collection `{name}` is damaged: {reason}")))
+            }
+            None => Err(CollectionError::NotFound(format!("Collection `{name}` doesn't exist!"))),
         }
     }
 
@@ -239,9 +196,7 @@ impl Registry {
         let name = self.resolve(name);
         let broken = match self.slots.read().get(&name) {
             Some(Slot::Ready(c)) => return Ok(c.info()),
-            Some(Slot::Loading(e)) => {
-                Some(("grey", "collection is loading".to_string(), Some(e.clone())))
-            }
+            Some(Slot::Loading(e)) => Some(("grey", "collection is loading".to_string(), Some(e.clone()))),
             Some(Slot::Broken { reason, entry }) => Some(("red", reason.clone(), entry.clone())),
             None => None,
         };
@@ -258,12 +213,10 @@ impl Registry {
                 shards: Vec::new(),
                 created_at: entry.created_at,
             }),
-            Some((_, reason, None)) => Err(CollectionError::Unavailable(format!(
-                "Collection `{name}` is damaged: {reason}"
-            ))),
-            None => Err(CollectionError::NotFound(format!(
-                "Collection `{name}` doesn't exist!"
-            ))),
+            Some((_, reason, None)) => {
+                Err(CollectionError::Unavailable(format!("Collection `{name}` is damaged: {reason}")))
+            }
+            None => Err(CollectionError::NotFound(format!("Collection `{name}` doesn't exist!"))),
         }
     }
 
@@ -272,14 +225,10 @@ impl Registry {
         let config = request.into_config(&self.defaults)?;
         let _g = self.structure.lock();
         if self.slots.read().contains_key(name) {
-            return Err(CollectionError::AlreadyExists(format!(
-                "Wrong input: Collection `{name}` already exists!"
-            )));
+            return Err(CollectionError::AlreadyExists(format!("Wrong input: Collection `{name}` already exists!")));
         }
         if self.aliases.read().contains_key(name) {
-            return Err(CollectionError::AlreadyExists(format!(
-                "Wrong input: Alias `{name}` already exists!"
-            )));
+            return Err(CollectionError::AlreadyExists(format!("Wrong input: Alias `{name}` already exists!")));
         }
         let entry = CatalogEntry {
             name: name.to_string(),
@@ -295,17 +244,12 @@ impl Registry {
             }
         };
         // The catalog commit is the point where the collection starts to exist.
-        if let Err(e) = self
-            .catalog
-            .apply(vec![CatalogChange::PutCollection(entry.clone())])
-        {
+        if let Err(e) = self.catalog.apply(vec![CatalogChange::PutCollection(entry.clone())]) {
             collection.shutdown();
             let _ = self.layout.remove_collection_dir(&entry.dir);
             return Err(e);
         }
-        self.slots
-            .write()
-            .insert(name.to_string(), Slot::Ready(Arc::new(collection)));
+        self.slots.write().insert(name.to_string(), Slot::Ready(Arc::new(collection)));
         Ok(())
     }
 
@@ -315,18 +259,11 @@ impl Registry {
         let dir = match self.slots.read().get(name) {
             None => return Ok(false),
             Some(Slot::Ready(c)) => Some(c.dir().to_string()),
-            Some(Slot::Loading(e)) | Some(Slot::Broken { entry: Some(e), .. }) => {
-                Some(e.dir.clone())
-            }
+            Some(Slot::Loading(e)) | Some(Slot::Broken { entry: Some(e), .. }) => Some(e.dir.clone()),
             Some(Slot::Broken { entry: None, .. }) => None,
         };
-        let dead_aliases: Vec<String> = self
-            .aliases
-            .read()
-            .iter()
-            .filter(|(_, c)| c.as_str() == name)
-            .map(|(a, _)| a.clone())
-            .collect();
+        let dead_aliases: Vec<String> =
+            self.aliases.read().iter().filter(|(_, c)| c.as_str() == name).map(|(a, _)| a.clone()).collect();
         let mut changes = vec![CatalogChange::DeleteCollection(name.to_string())];
         changes.extend(dead_aliases.iter().cloned().map(CatalogChange::DeleteAlias));
         self.catalog.apply(changes)?;
@@ -355,13 +292,12 @@ impl Registry {
         let _g = self.structure.lock();
         let c = self.get(name)?;
         let new_config = f(&c.config())?;
-        self.catalog
-            .apply(vec![CatalogChange::PutCollection(CatalogEntry {
-                name: c.name().to_string(),
-                dir: c.dir().to_string(),
-                config: new_config.clone(),
-                created_at: c.created_at().to_string(),
-            })])?;
+        self.catalog.apply(vec![CatalogChange::PutCollection(CatalogEntry {
+            name: c.name().to_string(),
+            dir: c.dir().to_string(),
+            config: new_config.clone(),
+            created_at: c.created_at().to_string(),
+        })])?;
         c.set_config(new_config);
         Ok(())
     }
@@ -379,9 +315,7 @@ impl Registry {
             match a {
                 AliasAction::Create { alias, collection } => {
                     if !self.slots.read().contains_key(&collection) {
-                        return Err(CollectionError::NotFound(format!(
-                            "Collection `{collection}` doesn't exist!"
-                        )));
+                        return Err(CollectionError::NotFound(format!("Collection `{collection}` doesn't exist!")));
                     }
                     if self.slots.read().contains_key(&alias) {
                         return Err(CollectionError::AlreadyExists(format!(
@@ -393,22 +327,17 @@ impl Registry {
                 }
                 AliasAction::Delete { alias } => {
                     if next.remove(&alias).is_none() {
-                        return Err(CollectionError::NotFound(format!(
-                            "Alias `{alias}` doesn't exist!"
-                        )));
+                        return Err(CollectionError::NotFound(format!("Alias `{alias}` doesn't exist!")));
                     }
                     changes.push(CatalogChange::DeleteAlias(alias));
                 }
                 AliasAction::Rename { old, new } => {
-                    let target = next.remove(&old).ok_or_else(|| {
-                        CollectionError::NotFound(format!("Alias `{old}` doesn't exist!"))
-                    })?;
+                    let target = next
+                        .remove(&old)
+                        .ok_or_else(|| CollectionError::NotFound(format!("Alias `{old}` doesn't exist!")))?;
                     next.insert(new.clone(), target.clone());
                     changes.push(CatalogChange::DeleteAlias(old));
-                    changes.push(CatalogChange::PutAlias {
-                        alias: new,
-                        collection: target,
-                    });
+                    changes.push(CatalogChange::PutAlias { alias: new, collection: target });
                 }
             }
         }

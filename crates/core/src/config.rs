@@ -53,25 +53,15 @@ pub const MAX_VECTOR_SIZE: u64 = 65_536;
 
 impl VectorParams {
     pub fn validate(&self, name: &str) -> Result<(), ValidationError> {
-        let what = if name.is_empty() {
-            "vectors".to_string()
-        } else {
-            format!("vectors.{name}")
-        };
+        let what = if name.is_empty() { "vectors".to_string() } else { format!("vectors.{name}") };
         if self.size == 0 || self.size > MAX_VECTOR_SIZE {
             return Err(ValidationError::new(format!(
                 "{what}.size: value {} invalid, must be from 1 to {MAX_VECTOR_SIZE}",
                 self.size
             )));
         }
-        if self
-            .multivector_config
-            .as_ref()
-            .is_some_and(|v| !v.is_null())
-        {
-            return Err(ValidationError::new(format!(
-                "{what}.multivector_config: multivectors are not supported yet"
-            )));
+        if self.multivector_config.as_ref().is_some_and(|v| !v.is_null()) {
+            return Err(ValidationError::new(format!("{what}.multivector_config: multivectors are not supported yet")));
         }
         if let Some(h) = &self.hnsw_config {
             h.validate()?;
@@ -115,9 +105,7 @@ impl VectorsConfig {
     pub fn validate(&self) -> Result<(), ValidationError> {
         if let VectorsConfig::Multi(m) = self {
             if m.keys().any(|k| k.is_empty()) {
-                return Err(ValidationError::new(
-                    "vectors: vector names must not be empty",
-                ));
+                return Err(ValidationError::new("vectors: vector names must not be empty"));
             }
         }
         self.iter().try_for_each(|(n, p)| p.validate(n))
@@ -139,17 +127,11 @@ impl<'de> Deserialize<'de> for VectorsConfig {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::Error;
         let v = Value::deserialize(d)?;
-        let obj = v
-            .as_object()
-            .ok_or_else(|| D::Error::custom("vectors: expected an object"))?;
+        let obj = v.as_object().ok_or_else(|| D::Error::custom("vectors: expected an object"))?;
         if obj.contains_key("size") || obj.contains_key("distance") {
-            serde_json::from_value(v)
-                .map(VectorsConfig::Single)
-                .map_err(D::Error::custom)
+            serde_json::from_value(v).map(VectorsConfig::Single).map_err(D::Error::custom)
         } else {
-            serde_json::from_value(v)
-                .map(VectorsConfig::Multi)
-                .map_err(D::Error::custom)
+            serde_json::from_value(v).map(VectorsConfig::Multi).map_err(D::Error::custom)
         }
     }
 }
@@ -224,19 +206,13 @@ pub struct HnswConfigDiff {
 impl HnswConfigDiff {
     pub fn validate(&self) -> Result<(), ValidationError> {
         if self.ef_construct == Some(0) || self.ef_construct.is_some_and(|e| e < 4) {
-            return Err(ValidationError::new(
-                "hnsw_config.ef_construct: value must be at least 4",
-            ));
+            return Err(ValidationError::new("hnsw_config.ef_construct: value must be at least 4"));
         }
         if self.m.is_some_and(|m| m > 0 && m < 2) {
-            return Err(ValidationError::new(
-                "hnsw_config.m: value must be 0 (no graph) or at least 2",
-            ));
+            return Err(ValidationError::new("hnsw_config.m: value must be 0 (no graph) or at least 2"));
         }
         if self.full_scan_threshold.is_some_and(|t| t < 10) {
-            return Err(ValidationError::new(
-                "hnsw_config.full_scan_threshold: value must be at least 10",
-            ));
+            return Err(ValidationError::new("hnsw_config.full_scan_threshold: value must be at least 10"));
         }
         Ok(())
     }
@@ -246,9 +222,7 @@ impl HnswConfigDiff {
             m: self.m.unwrap_or(base.m),
             ef_construct: self.ef_construct.unwrap_or(base.ef_construct),
             full_scan_threshold: self.full_scan_threshold.unwrap_or(base.full_scan_threshold),
-            max_indexing_threads: self
-                .max_indexing_threads
-                .unwrap_or(base.max_indexing_threads),
+            max_indexing_threads: self.max_indexing_threads.unwrap_or(base.max_indexing_threads),
             on_disk: self.on_disk.or(base.on_disk),
             payload_m: self.payload_m.or(base.payload_m),
         }
@@ -315,9 +289,7 @@ impl OptimizersConfigDiff {
     pub fn validate(&self) -> Result<(), ValidationError> {
         if let Some(t) = self.deleted_threshold {
             if !(0.0..=1.0).contains(&t) {
-                return Err(ValidationError::new(
-                    "optimizers_config.deleted_threshold: value must be between 0 and 1",
-                ));
+                return Err(ValidationError::new("optimizers_config.deleted_threshold: value must be between 0 and 1"));
             }
         }
         Ok(())
@@ -326,19 +298,13 @@ impl OptimizersConfigDiff {
     pub fn apply(&self, base: &OptimizersConfig) -> OptimizersConfig {
         OptimizersConfig {
             deleted_threshold: self.deleted_threshold.unwrap_or(base.deleted_threshold),
-            vacuum_min_vector_number: self
-                .vacuum_min_vector_number
-                .unwrap_or(base.vacuum_min_vector_number),
-            default_segment_number: self
-                .default_segment_number
-                .unwrap_or(base.default_segment_number),
+            vacuum_min_vector_number: self.vacuum_min_vector_number.unwrap_or(base.vacuum_min_vector_number),
+            default_segment_number: self.default_segment_number.unwrap_or(base.default_segment_number),
             max_segment_size: self.max_segment_size.or(base.max_segment_size),
             memmap_threshold: self.memmap_threshold.or(base.memmap_threshold),
             indexing_threshold: self.indexing_threshold.or(base.indexing_threshold),
             flush_interval_sec: self.flush_interval_sec.unwrap_or(base.flush_interval_sec),
-            max_optimization_threads: self
-                .max_optimization_threads
-                .or(base.max_optimization_threads),
+            max_optimization_threads: self.max_optimization_threads.or(base.max_optimization_threads),
         }
     }
 }
@@ -351,10 +317,7 @@ pub struct WalConfig {
 
 impl Default for WalConfig {
     fn default() -> Self {
-        WalConfig {
-            wal_capacity_mb: 32,
-            wal_segments_ahead: 0,
-        }
+        WalConfig { wal_capacity_mb: 32, wal_segments_ahead: 0 }
     }
 }
 
@@ -390,12 +353,7 @@ pub struct CollectionConfig {
 impl CollectionConfig {
     /// HNSW settings of one vector: collection-wide ones with the vector's overrides applied.
     pub fn hnsw_for(&self, vector: &str) -> HnswConfig {
-        match self
-            .params
-            .vectors
-            .get(vector)
-            .and_then(|p| p.hnsw_config.as_ref())
-        {
+        match self.params.vectors.get(vector).and_then(|p| p.hnsw_config.as_ref()) {
             Some(diff) => diff.apply(&self.hnsw_config),
             None => self.hnsw_config.clone(),
         }
@@ -446,47 +404,28 @@ pub struct CollectionDefaults {
 
 impl CreateCollection {
     /// Validate and resolve into a full config.
-    pub fn into_config(
-        self,
-        defaults: &CollectionDefaults,
-    ) -> Result<CollectionConfig, ValidationError> {
+    pub fn into_config(self, defaults: &CollectionDefaults) -> Result<CollectionConfig, ValidationError> {
         let vectors = self.vectors.ok_or_else(|| {
-            ValidationError::new(
-                "vectors: missing field; give {\"size\": N, \"distance\": \"Cosine\"}",
-            )
+            ValidationError::new("vectors: missing field; give {\"size\": N, \"distance\": \"Cosine\"}")
         })?;
         vectors.validate()?;
-        if self
-            .sparse_vectors
-            .as_ref()
-            .is_some_and(|v| !v.is_null() && v.as_object().is_none_or(|o| !o.is_empty()))
-        {
-            return Err(ValidationError::new(
-                "sparse_vectors: sparse vectors are not supported yet",
-            ));
+        if self.sparse_vectors.as_ref().is_some_and(|v| !v.is_null() && v.as_object().is_none_or(|o| !o.is_empty())) {
+            return Err(ValidationError::new("sparse_vectors: sparse vectors are not supported yet"));
         }
         if self.init_from.as_ref().is_some_and(|v| !v.is_null()) {
-            return Err(ValidationError::new(
-                "init_from: not supported; use snapshots to copy a collection",
-            ));
+            return Err(ValidationError::new("init_from: not supported; use snapshots to copy a collection"));
         }
         let shard_number = self.shard_number.unwrap_or(1);
         if shard_number == 0 {
-            return Err(ValidationError::new(
-                "shard_number: value must be at least 1",
-            ));
+            return Err(ValidationError::new("shard_number: value must be at least 1"));
         }
         let replication_factor = self.replication_factor.unwrap_or(1);
         if replication_factor == 0 {
-            return Err(ValidationError::new(
-                "replication_factor: value must be at least 1",
-            ));
+            return Err(ValidationError::new("replication_factor: value must be at least 1"));
         }
         let write_consistency_factor = self.write_consistency_factor.unwrap_or(1);
         if write_consistency_factor == 0 {
-            return Err(ValidationError::new(
-                "write_consistency_factor: value must be at least 1",
-            ));
+            return Err(ValidationError::new("write_consistency_factor: value must be at least 1"));
         }
         if let Some(h) = &self.hnsw_config {
             h.validate()?;
@@ -505,10 +444,7 @@ impl CreateCollection {
                 on_disk_payload: self.on_disk_payload.unwrap_or(true),
             },
             hnsw_config: self.hnsw_config.unwrap_or_default().apply(&defaults.hnsw),
-            optimizer_config: self
-                .optimizers_config
-                .unwrap_or_default()
-                .apply(&defaults.optimizers),
+            optimizer_config: self.optimizers_config.unwrap_or_default().apply(&defaults.optimizers),
             wal_config: self.wal_config.unwrap_or_default().apply(&defaults.wal),
             quantization_config,
         })
@@ -521,13 +457,9 @@ mod tests {
 
     #[test]
     fn single_and_named_vectors() {
-        let c: CreateCollection = serde_json::from_str(
-            r#"{"vectors": {"size": 4, "distance": "Dot"}, "shard_number": 2}"#,
-        )
-        .expect("parse");
-        let cfg = c
-            .into_config(&CollectionDefaults::default())
-            .expect("valid");
+        let c: CreateCollection =
+            serde_json::from_str(r#"{"vectors": {"size": 4, "distance": "Dot"}, "shard_number": 2}"#).expect("parse");
+        let cfg = c.into_config(&CollectionDefaults::default()).expect("valid");
         assert_eq!(cfg.params.shard_number, 2);
         assert_eq!(cfg.params.vectors.get("").map(|p| p.size), Some(4));
 
@@ -535,13 +467,8 @@ mod tests {
             r#"{"vectors": {"image": {"size": 8, "distance": "Euclid"}, "text": {"size": 3, "distance": "Cosine"}}}"#,
         )
         .expect("parse");
-        let cfg = c
-            .into_config(&CollectionDefaults::default())
-            .expect("valid");
-        assert_eq!(
-            cfg.params.vectors.get("text").map(|p| p.distance),
-            Some(Distance::Cosine)
-        );
+        let cfg = c.into_config(&CollectionDefaults::default()).expect("valid");
+        assert_eq!(cfg.params.vectors.get("text").map(|p| p.distance), Some(Distance::Cosine));
         assert!(cfg.params.vectors.get("").is_none());
     }
 
@@ -558,10 +485,7 @@ mod tests {
         for b in bad {
             let r = serde_json::from_str::<CreateCollection>(b)
                 .map_err(|e| e.to_string())
-                .and_then(|c| {
-                    c.into_config(&CollectionDefaults::default())
-                        .map_err(|e| e.to_string())
-                });
+                .and_then(|c| c.into_config(&CollectionDefaults::default()).map_err(|e| e.to_string()));
             assert!(r.is_err(), "{b} should be rejected");
         }
     }
@@ -569,10 +493,7 @@ mod tests {
     #[test]
     fn diff_apply() {
         let base = HnswConfig::default();
-        let d = HnswConfigDiff {
-            m: Some(32),
-            ..Default::default()
-        };
+        let d = HnswConfigDiff { m: Some(32), ..Default::default() };
         let r = d.apply(&base);
         assert_eq!((r.m, r.ef_construct), (32, 100));
     }

@@ -161,14 +161,7 @@ fn scalar_kernels() -> Kernels {
     unsafe fn m(a: &[f32], b: &[f32]) -> f32 {
         l1_scalar(a, b)
     }
-    Kernels {
-        name: "scalar",
-        dot: d,
-        l2,
-        l1: m,
-        neg_l2,
-        neg_l1,
-    }
+    Kernels { name: "scalar", dot: d, l2, l1: m, neg_l2, neg_l1 }
 }
 
 fn detect() -> Kernels {
@@ -357,14 +350,9 @@ mod avx2 {
         |x, y| (x - y) * (x - y)
     );
     // |d| by clearing the sign bit.
-    kernel!(
-        l1,
-        |acc, x, y| _mm256_add_ps(
-            acc,
-            _mm256_andnot_ps(_mm256_set1_ps(-0.0), _mm256_sub_ps(x, y))
-        ),
-        |x, y| (x - y).abs()
-    );
+    kernel!(l1, |acc, x, y| _mm256_add_ps(acc, _mm256_andnot_ps(_mm256_set1_ps(-0.0), _mm256_sub_ps(x, y))), |x, y| (x
+        - y)
+        .abs());
 
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn neg_l2(a: &[f32], b: &[f32]) -> f32 {
@@ -451,9 +439,7 @@ mod neon {
         },
         |x, y| (x - y) * (x - y)
     );
-    kernel!(l1, |acc, x, y| vaddq_f32(acc, vabdq_f32(x, y)), |x, y| (x
-        - y)
-        .abs());
+    kernel!(l1, |acc, x, y| vaddq_f32(acc, vabdq_f32(x, y)), |x, y| (x - y).abs());
 
     pub unsafe fn neg_l2(a: &[f32], b: &[f32]) -> f32 {
         -l2(a, b)
@@ -473,14 +459,8 @@ mod tests {
         let a = [1.0, 2.0, 3.0];
         let b = [4.0, 6.0, 3.0];
         assert_eq!(Distance::Dot.score(&a, &b), 25.0);
-        assert_eq!(
-            Distance::Euclid.postprocess(Distance::Euclid.score(&a, &b)),
-            5.0
-        );
-        assert_eq!(
-            Distance::Manhattan.postprocess(Distance::Manhattan.score(&a, &b)),
-            7.0
-        );
+        assert_eq!(Distance::Euclid.postprocess(Distance::Euclid.score(&a, &b)), 5.0);
+        assert_eq!(Distance::Manhattan.postprocess(Distance::Manhattan.score(&a, &b)), 7.0);
         let mut c = vec![3.0, 4.0];
         Distance::Cosine.preprocess(&mut c);
         assert!((c[0] - 0.6).abs() < 1e-6 && (c[1] - 0.8).abs() < 1e-6);
@@ -500,9 +480,7 @@ mod tests {
     fn lcg_vec(seed: &mut u64, n: usize) -> Vec<f32> {
         (0..n)
             .map(|_| {
-                *seed = seed
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
+                *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                 ((*seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
             })
             .collect()
@@ -514,14 +492,7 @@ mod tests {
 
     /// Every kernel family this CPU offers must agree with the scalar reference (relative to the
     /// magnitude of the summed terms, so cancellation in a dot product does not fail the check).
-    fn check_family(
-        name: &str,
-        d: KernelFn,
-        l2: KernelFn,
-        m: KernelFn,
-        nl2: KernelFn,
-        nl1: KernelFn,
-    ) {
+    fn check_family(name: &str, d: KernelFn, l2: KernelFn, m: KernelFn, nl2: KernelFn, nl1: KernelFn) {
         let mut seed = 7u64;
         for len in (0..=70).chain([95, 127, 128, 129, 255, 256, 300, 384, 511, 768, 1023, 1536]) {
             for _ in 0..3 {
@@ -530,23 +501,13 @@ mod tests {
                 let mag_dot: f32 = a.iter().zip(&b).map(|(x, y)| (x * y).abs()).sum();
                 let want = dot_scalar(&a, &b);
                 // SAFETY: the caller only passes kernels supported by this CPU.
-                let (gd, gl2, gl1, gn2, gn1) =
-                    unsafe { (d(&a, &b), l2(&a, &b), m(&a, &b), nl2(&a, &b), nl1(&a, &b)) };
-                assert!(
-                    close(gd, want, mag_dot),
-                    "{name} dot len {len}: {gd} vs {want}"
-                );
+                let (gd, gl2, gl1, gn2, gn1) = unsafe { (d(&a, &b), l2(&a, &b), m(&a, &b), nl2(&a, &b), nl1(&a, &b)) };
+                assert!(close(gd, want, mag_dot), "{name} dot len {len}: {gd} vs {want}");
                 let want = l2_squared_scalar(&a, &b);
-                assert!(
-                    close(gl2, want, want),
-                    "{name} l2 len {len}: {gl2} vs {want}"
-                );
+                assert!(close(gl2, want, want), "{name} l2 len {len}: {gl2} vs {want}");
                 assert!(close(gn2, -want, want), "{name} -l2 len {len}");
                 let want = l1_scalar(&a, &b);
-                assert!(
-                    close(gl1, want, want),
-                    "{name} l1 len {len}: {gl1} vs {want}"
-                );
+                assert!(close(gl1, want, want), "{name} l1 len {len}: {gl1} vs {want}");
                 assert!(close(gn1, -want, want), "{name} -l1 len {len}");
             }
         }
@@ -570,14 +531,7 @@ mod tests {
     #[test]
     fn avx2_kernels_match_scalar() {
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            check_family(
-                "avx2",
-                avx2::dot,
-                avx2::l2,
-                avx2::l1,
-                avx2::neg_l2,
-                avx2::neg_l1,
-            );
+            check_family("avx2", avx2::dot, avx2::l2, avx2::l1, avx2::neg_l2, avx2::neg_l1);
         }
     }
 
@@ -586,17 +540,9 @@ mod tests {
         let mut seed = 11u64;
         let a = lcg_vec(&mut seed, 77);
         let b = lcg_vec(&mut seed, 77);
-        for d in [
-            Distance::Cosine,
-            Distance::Dot,
-            Distance::Euclid,
-            Distance::Manhattan,
-        ] {
+        for d in [Distance::Cosine, Distance::Dot, Distance::Euclid, Distance::Manhattan] {
             let want = d.score(&a, &b);
-            assert!(
-                close(d.scorer().score(&a, &b), want, want.abs() + 1.0),
-                "{d:?}"
-            );
+            assert!(close(d.scorer().score(&a, &b), want, want.abs() + 1.0), "{d:?}");
         }
         assert!(!simd_level().is_empty());
     }

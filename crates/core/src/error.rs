@@ -12,8 +12,6 @@ pub struct ValidationError {
 
 impl ValidationError {
     pub fn new(message: impl Into<String>) -> Self {
-        ValidationError {
-            message: message.into(),
-        }
+        ValidationError { message: message.into() }
     }
 }

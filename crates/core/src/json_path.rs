@@ -75,10 +75,7 @@ struct Parser<'s> {
 
 impl<'s> Parser<'s> {
     fn err(&self, reason: impl Into<String>) -> JsonPathError {
-        JsonPathError {
-            path: self.src.to_string(),
-            reason: reason.into(),
-        }
+        JsonPathError { path: self.src.to_string(), reason: reason.into() }
     }
 
     fn peek(&self) -> Option<char> {
@@ -88,17 +85,11 @@ impl<'s> Parser<'s> {
     fn key(&mut self) -> Result<String, JsonPathError> {
         let rest = &self.src[self.pos..];
         match rest.chars().next() {
-            None => Err(self.err(format!(
-                "expected a key at position {}, found the end",
-                self.pos
-            ))),
+            None => Err(self.err(format!("expected a key at position {}, found the end", self.pos))),
             Some('"') => {
                 let body = &rest[1..];
                 let Some(end) = body.find('"') else {
-                    return Err(self.err(format!(
-                        "unterminated quote starting at position {}",
-                        self.pos
-                    )));
+                    return Err(self.err(format!("unterminated quote starting at position {}", self.pos)));
                 };
                 let key = &body[..end];
                 if key.contains('\\') {
@@ -108,17 +99,11 @@ impl<'s> Parser<'s> {
                 Ok(key.to_string())
             }
             Some(c) => {
-                let len: usize = rest
-                    .chars()
-                    .take_while(|&c| is_raw_key_char(c))
-                    .map(char::len_utf8)
-                    .sum();
+                let len: usize = rest.chars().take_while(|&c| is_raw_key_char(c)).map(char::len_utf8).sum();
                 if len == 0 {
                     return Err(match c {
                         '.' => self.err(format!("empty key at position {}", self.pos)),
-                        '[' if self.pos == 0 => {
-                            self.err("a path must start with a key, not with `[`")
-                        }
+                        '[' if self.pos == 0 => self.err("a path must start with a key, not with `[`"),
                         '[' => self.err(format!("empty key before `[` at position {}", self.pos)),
                         ']' => self.err(format!("unbalanced `]` at position {}", self.pos)),
                         _ => self.err(format!(
@@ -262,10 +247,7 @@ pub fn merge_payload(dest: &mut Map<String, Value>, src: &Map<String, Value>) {
 impl JsonPath {
     /// A path made of one plain key (which may contain any character, no parsing involved).
     pub fn key(key: impl Into<String>) -> Self {
-        JsonPath {
-            first_key: key.into(),
-            rest: Vec::new(),
-        }
+        JsonPath { first_key: key.into(), rest: Vec::new() }
     }
 
     /// Whether the path is a single key.
@@ -304,29 +286,21 @@ impl JsonPath {
         rest.extend_from_slice(&self.rest);
         rest.push(JsonPathItem::Key(other.first_key.clone()));
         rest.extend_from_slice(&other.rest);
-        JsonPath {
-            first_key: self.first_key.clone(),
-            rest,
-        }
+        JsonPath { first_key: self.first_key.clone(), rest }
     }
 
     /// Whether one of the two paths is a prefix of the other, treating `[N]` and `[]` as
     /// overlapping. Changing the value at one path may then change the values at the other.
     pub fn overlaps(&self, other: &JsonPath) -> bool {
         self.first_key == other.first_key
-            && self
-                .rest
-                .iter()
-                .zip(&other.rest)
-                .all(|(a, b)| match (a, b) {
-                    (JsonPathItem::Key(a), JsonPathItem::Key(b)) => a == b,
-                    (JsonPathItem::Index(a), JsonPathItem::Index(b)) => a == b,
-                    (
-                        JsonPathItem::Index(_) | JsonPathItem::Wildcard,
-                        JsonPathItem::Index(_) | JsonPathItem::Wildcard,
-                    ) => true,
-                    _ => false,
-                })
+            && self.rest.iter().zip(&other.rest).all(|(a, b)| match (a, b) {
+                (JsonPathItem::Key(a), JsonPathItem::Key(b)) => a == b,
+                (JsonPathItem::Index(a), JsonPathItem::Index(b)) => a == b,
+                (JsonPathItem::Index(_) | JsonPathItem::Wildcard, JsonPathItem::Index(_) | JsonPathItem::Wildcard) => {
+                    true
+                }
+                _ => false,
+            })
     }
 
     /// Every value the path selects, in document order. `[]` fans out over array elements; a
@@ -515,10 +489,7 @@ mod tests {
             p("a.b-c.d_e"),
             JsonPath {
                 first_key: "a".into(),
-                rest: vec![
-                    JsonPathItem::Key("b-c".into()),
-                    JsonPathItem::Key("d_e".into())
-                ]
+                rest: vec![JsonPathItem::Key("b-c".into()), JsonPathItem::Key("d_e".into())]
             }
         );
         assert_eq!(
@@ -536,31 +507,18 @@ mod tests {
             p("a[0][12].b"),
             JsonPath {
                 first_key: "a".into(),
-                rest: vec![
-                    JsonPathItem::Index(0),
-                    JsonPathItem::Index(12),
-                    JsonPathItem::Key("b".into())
-                ]
+                rest: vec![JsonPathItem::Index(0), JsonPathItem::Index(12), JsonPathItem::Key("b".into())]
             }
         );
         assert_eq!(
             p(r#"the."nested.key"[]"#),
             JsonPath {
                 first_key: "the".into(),
-                rest: vec![
-                    JsonPathItem::Key("nested.key".into()),
-                    JsonPathItem::Wildcard
-                ]
+                rest: vec![JsonPathItem::Key("nested.key".into()), JsonPathItem::Wildcard]
             }
         );
         assert_eq!(p(r#""a b""#), JsonPath::key("a b"));
-        assert_eq!(
-            p("ключ.값"),
-            JsonPath {
-                first_key: "ключ".into(),
-                rest: vec![JsonPathItem::Key("값".into())]
-            }
-        );
+        assert_eq!(p("ключ.값"), JsonPath { first_key: "ключ".into(), rest: vec![JsonPathItem::Key("값".into())] });
     }
 
     #[test]
@@ -590,14 +548,7 @@ mod tests {
 
     #[test]
     fn display_round_trips_and_quotes_when_needed() {
-        for s in [
-            "a",
-            "a.b[].c",
-            "a[3][]",
-            r#"a."b.c".d"#,
-            r#""x y"[0]"#,
-            r#"a.""[]"#,
-        ] {
+        for s in ["a", "a.b[].c", "a[3][]", r#"a."b.c".d"#, r#""x y"[0]"#, r#"a.""[]"#] {
             assert_eq!(p(s).to_string(), s);
             assert_eq!(p(&p(s).to_string()), p(s));
         }
@@ -632,32 +583,22 @@ mod tests {
             "grid": [[1, 2], [3, 4]]
         }));
         let vals = |s: &str| -> Vec<Value> { p(s).values(&payload).into_iter().cloned().collect() };
-        let flat =
-            |s: &str| -> Vec<Value> { p(s).values_flat(&payload).into_iter().cloned().collect() };
+        let flat = |s: &str| -> Vec<Value> { p(s).values_flat(&payload).into_iter().cloned().collect() };
 
         assert_eq!(vals("name"), vec![json!("John")]);
         assert_eq!(vals("address.city"), vec![json!("New York")]);
         assert_eq!(vals("location[].name"), vec![json!("home"), json!("work")]);
         assert_eq!(vals("location[1].name"), vec![json!("work")]);
         assert!(vals("location[5].name").is_empty());
-        assert!(
-            vals("location.name").is_empty(),
-            "no implicit descent into arrays"
-        );
+        assert!(vals("location.name").is_empty(), "no implicit descent into arrays");
         assert!(vals("address.city[0]").is_empty());
         assert!(vals("missing").is_empty());
         assert!(vals("name.deeper").is_empty());
         assert_eq!(vals("counts"), vec![json!([1, 2, 3])]);
         assert_eq!(flat("counts"), vec![json!(1), json!(2), json!(3)]);
-        assert_eq!(
-            vals("location[].counts"),
-            vec![json!([1, 2, 3]), json!([4, 5, 6])]
-        );
+        assert_eq!(vals("location[].counts"), vec![json!([1, 2, 3]), json!([4, 5, 6])]);
         assert_eq!(flat("location[].counts").len(), 6);
-        assert_eq!(
-            vals("nested[].empty"),
-            vec![json!([]), json!([]), Value::Null]
-        );
+        assert_eq!(vals("nested[].empty"), vec![json!([]), json!([]), Value::Null]);
         assert_eq!(flat("nested[].empty"), vec![Value::Null]);
         assert_eq!(vals("the_null"), vec![Value::Null]);
         assert_eq!(vals(r#"the."nested.key""#), vec![json!("cuckoo")]);
@@ -669,10 +610,7 @@ mod tests {
     fn set_merges_and_creates_objects() {
         let mut payload = obj(json!({"a": {"x": 1, "y": 2}, "b": 5}));
         p("a").set(&mut payload, obj(json!({"y": 3, "z": 4, "x": null})));
-        assert_eq!(
-            Value::Object(payload.clone()),
-            json!({"a": {"y": 3, "z": 4}, "b": 5})
-        );
+        assert_eq!(Value::Object(payload.clone()), json!({"a": {"y": 3, "z": 4}, "b": 5}));
 
         p("c.d").set(&mut payload, obj(json!({"k": true})));
         assert_eq!(payload["c"], json!({"d": {"k": true}}));
@@ -686,10 +624,7 @@ mod tests {
     fn set_through_arrays() {
         let mut payload = obj(json!({"arr": [{"a": 1}, 7, {"b": 2}], "s": "x"}));
         p("arr[]").set(&mut payload, obj(json!({"n": 0})));
-        assert_eq!(
-            payload["arr"],
-            json!([{"a": 1, "n": 0}, {"n": 0}, {"b": 2, "n": 0}])
-        );
+        assert_eq!(payload["arr"], json!([{"a": 1, "n": 0}, {"n": 0}, {"b": 2, "n": 0}]));
 
         p("arr[1].deep").set(&mut payload, obj(json!({"q": 1})));
         assert_eq!(payload["arr"][1], json!({"n": 0, "deep": {"q": 1}}));
@@ -713,10 +648,7 @@ mod tests {
             "list": [1, 2, 3]
         }));
         assert_eq!(p("a").delete(&mut payload), vec![json!(1)]);
-        assert_eq!(
-            payload.keys().collect::<Vec<_>>(),
-            vec!["b", "e", "arr", "list"]
-        );
+        assert_eq!(payload.keys().collect::<Vec<_>>(), vec!["b", "e", "arr", "list"]);
         assert_eq!(p("b.c").delete(&mut payload), vec![json!(2)]);
         assert_eq!(payload["b"], json!({"d": 3}));
         assert_eq!(p("arr[].x").delete(&mut payload), vec![json!(1), json!(3)]);
@@ -745,10 +677,7 @@ mod tests {
     fn merge_payload_null_removes() {
         let mut dest = obj(json!({"a": 1, "b": 2, "c": 3}));
         merge_payload(&mut dest, &obj(json!({"b": null, "a": 10, "d": 4})));
-        assert_eq!(
-            Value::Object(dest.clone()),
-            json!({"a": 10, "c": 3, "d": 4})
-        );
+        assert_eq!(Value::Object(dest.clone()), json!({"a": 10, "c": 3, "d": 4}));
         assert_eq!(dest.keys().collect::<Vec<_>>(), vec!["a", "c", "d"]);
     }
 }

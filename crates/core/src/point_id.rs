@@ -88,9 +88,9 @@ impl FromStr for PointId {
         if let Ok(n) = s.parse::<u64>() {
             return Ok(PointId::Num(n));
         }
-        Uuid::parse_str(s).map(PointId::Uuid).map_err(|_| {
-            format!("Unable to parse point id {s:?}: expected an unsigned integer or a UUID")
-        })
+        Uuid::parse_str(s)
+            .map(PointId::Uuid)
+            .map_err(|_| format!("Unable to parse point id {s:?}: expected an unsigned integer or a UUID"))
     }
 }
 
@@ -115,22 +115,16 @@ impl<'de> Deserialize<'de> for PointId {
                 Ok(PointId::Num(v))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<PointId, E> {
-                u64::try_from(v).map(PointId::Num).map_err(|_| {
-                    E::custom(format!(
-                        "point id {v} is negative: ids are unsigned integers or UUIDs"
-                    ))
-                })
+                u64::try_from(v)
+                    .map(PointId::Num)
+                    .map_err(|_| E::custom(format!("point id {v} is negative: ids are unsigned integers or UUIDs")))
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<PointId, E> {
-                Err(E::custom(format!(
-                    "point id {v} is not an integer: ids are unsigned integers or UUIDs"
-                )))
+                Err(E::custom(format!("point id {v} is not an integer: ids are unsigned integers or UUIDs")))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<PointId, E> {
                 Uuid::parse_str(v).map(PointId::Uuid).map_err(|_| {
-                    E::custom(format!(
-                        "point id {v:?} is not a valid UUID: ids are unsigned integers or UUIDs"
-                    ))
+                    E::custom(format!("point id {v:?} is not a valid UUID: ids are unsigned integers or UUIDs"))
                 })
             }
         }
@@ -166,12 +160,8 @@ mod tests {
     fn json_forms() {
         let a: PointId = serde_json::from_str("7").expect("num");
         assert_eq!(a, PointId::Num(7));
-        let u: PointId =
-            serde_json::from_str("\"550e8400-e29b-41d4-a716-446655440000\"").expect("uuid");
-        assert_eq!(
-            serde_json::to_string(&u).expect("ser"),
-            "\"550e8400-e29b-41d4-a716-446655440000\""
-        );
+        let u: PointId = serde_json::from_str("\"550e8400-e29b-41d4-a716-446655440000\"").expect("uuid");
+        assert_eq!(serde_json::to_string(&u).expect("ser"), "\"550e8400-e29b-41d4-a716-446655440000\"");
         assert!(serde_json::from_str::<PointId>("-1").is_err());
         assert!(serde_json::from_str::<PointId>("1.5").is_err());
         assert!(serde_json::from_str::<PointId>("\"abc\"").is_err());

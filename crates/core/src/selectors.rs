@@ -30,16 +30,10 @@ impl PayloadSelector {
                 } else if let Some(keys) = o.get("exclude").and_then(Value::as_array) {
                     strings(keys, "with_payload.exclude").map(PayloadSelector::Exclude)
                 } else {
-                    Err(
-                        "with_payload: expected {\"include\": [...]} or {\"exclude\": [...]}"
-                            .into(),
-                    )
+                    Err("with_payload: expected {\"include\": [...]} or {\"exclude\": [...]}".into())
                 }
             }
-            _ => Err(
-                "with_payload: expected a boolean, a list of keys, or {include|exclude: [...]}"
-                    .into(),
-            ),
+            _ => Err("with_payload: expected a boolean, a list of keys, or {include|exclude: [...]}".into()),
         }
     }
 
@@ -75,11 +69,7 @@ impl PayloadSelector {
 fn strings(items: &[Value], what: &str) -> Result<Vec<String>, String> {
     items
         .iter()
-        .map(|k| {
-            k.as_str()
-                .map(str::to_string)
-                .ok_or_else(|| format!("{what}: keys must be strings"))
-        })
+        .map(|k| k.as_str().map(str::to_string).ok_or_else(|| format!("{what}: keys must be strings")))
         .collect()
 }
 
@@ -94,9 +84,7 @@ fn copy_path(src: &Payload, dst: &mut Payload, path: &str) {
         return;
     }
     if let Value::Object(inner) = v {
-        let entry = dst
-            .entry(first.to_string())
-            .or_insert_with(|| Value::Object(Payload::new()));
+        let entry = dst.entry(first.to_string()).or_insert_with(|| Value::Object(Payload::new()));
         if let Value::Object(d) = entry {
             copy_path(inner, d, &rest.join("."));
         }
@@ -143,12 +131,9 @@ impl VectorSelector {
         match self {
             VectorSelector::None => None,
             VectorSelector::All => Some(vectors),
-            VectorSelector::Names(names) => Some(
-                vectors
-                    .into_iter()
-                    .filter(|(k, _)| names.iter().any(|n| n == k))
-                    .collect(),
-            ),
+            VectorSelector::Names(names) => {
+                Some(vectors.into_iter().filter(|(k, _)| names.iter().any(|n| n == k)).collect())
+            }
         }
     }
 }
@@ -187,21 +172,10 @@ mod tests {
         let p = json!({"a": 1, "b": {"c": 2, "d": 3}, "e": 4});
         let p = p.as_object();
         let sel = PayloadSelector::from_json(&json!(["a", "b.c"])).expect("list");
-        assert_eq!(
-            Value::Object(sel.apply(p).expect("some")),
-            json!({"a": 1, "b": {"c": 2}})
-        );
+        assert_eq!(Value::Object(sel.apply(p).expect("some")), json!({"a": 1, "b": {"c": 2}}));
         let sel = PayloadSelector::from_json(&json!({"exclude": ["b.d", "e"]})).expect("exclude");
-        assert_eq!(
-            Value::Object(sel.apply(p).expect("some")),
-            json!({"a": 1, "b": {"c": 2}})
-        );
-        assert_eq!(
-            PayloadSelector::from_json(&json!(false))
-                .expect("bool")
-                .apply(p),
-            None
-        );
+        assert_eq!(Value::Object(sel.apply(p).expect("some")), json!({"a": 1, "b": {"c": 2}}));
+        assert_eq!(PayloadSelector::from_json(&json!(false)).expect("bool").apply(p), None);
         assert!(PayloadSelector::from_json(&json!(3)).is_err());
     }
 }

@@ -40,39 +40,26 @@ impl VectorInput {
                     match val {
                         Value::Array(items) => {
                             if items.first().is_some_and(Value::is_array) {
-                                return Err(format!(
-                                    "vector {name:?}: multivectors are not supported yet"
-                                ));
+                                return Err(format!("vector {name:?}: multivectors are not supported yet"));
                             }
-                            out.insert(
-                                name.clone(),
-                                parse_dense(&items).map_err(|e| format!("vector {name:?}: {e}"))?,
-                            );
+                            out.insert(name.clone(), parse_dense(&items).map_err(|e| format!("vector {name:?}: {e}"))?);
                         }
                         Value::Object(o) if o.contains_key("indices") => {
-                            return Err(format!(
-                                "vector {name:?}: sparse vectors are not supported yet"
-                            ));
+                            return Err(format!("vector {name:?}: sparse vectors are not supported yet"));
                         }
                         Value::Object(o) if o.contains_key("text") || o.contains_key("image") => {
-                            return Err(format!(
-                                "vector {name:?}: server-side inference is not supported"
-                            ));
+                            return Err(format!("vector {name:?}: server-side inference is not supported"));
                         }
                         other => {
-                            return Err(format!(
-                                "vector {name:?}: expected a list of numbers, got {}",
-                                kind(&other)
-                            ))
+                            return Err(format!("vector {name:?}: expected a list of numbers, got {}", kind(&other)))
                         }
                     }
                 }
                 Ok(VectorInput::Named(out))
             }
-            other => Err(format!(
-                "vector: expected a list of numbers or an object of named vectors, got {}",
-                kind(&other)
-            )),
+            other => {
+                Err(format!("vector: expected a list of numbers or an object of named vectors, got {}", kind(&other)))
+            }
         }
     }
 }
@@ -119,10 +106,7 @@ pub fn kind(v: &Value) -> &'static str {
 /// Check vectors against the collection config: every name must exist and every dimension match.
 /// With `require_all`, every configured vector must be present (a full upsert may omit some
 /// named vectors in Qdrant, so callers pass `false` there).
-pub fn validate_vectors(
-    vectors: &NamedVectors,
-    config: &VectorsConfig,
-) -> Result<(), ValidationError> {
+pub fn validate_vectors(vectors: &NamedVectors, config: &VectorsConfig) -> Result<(), ValidationError> {
     for (name, v) in vectors {
         let params = config.get(name).ok_or_else(|| {
             if name.is_empty() {
@@ -159,10 +143,7 @@ mod tests {
 
     #[test]
     fn parses_forms() {
-        assert_eq!(
-            VectorInput::from_json(json!([1, 2.5])),
-            Ok(VectorInput::Dense(vec![1.0, 2.5]))
-        );
+        assert_eq!(VectorInput::from_json(json!([1, 2.5])), Ok(VectorInput::Dense(vec![1.0, 2.5])));
         let named = VectorInput::from_json(json!({"a": [1.0]})).expect("named");
         assert_eq!(named.into_named().get("a"), Some(&vec![1.0]));
         assert!(VectorInput::from_json(json!(["x"])).is_err());

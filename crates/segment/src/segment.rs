@@ -23,12 +23,7 @@ pub struct VectorColumn {
 
 impl VectorColumn {
     pub fn new(dim: usize, distance: Distance) -> Self {
-        VectorColumn {
-            dim,
-            distance,
-            data: Vec::new(),
-            present: Vec::new(),
-        }
+        VectorColumn { dim, distance, data: Vec::new(), present: Vec::new() }
     }
 
     fn ensure_len(&mut self, slots: usize) {
@@ -47,9 +42,7 @@ impl VectorColumn {
                 self.present[o] = true;
             }
             _ => {
-                self.data[o * self.dim..(o + 1) * self.dim]
-                    .iter_mut()
-                    .for_each(|x| *x = 0.0);
+                self.data[o * self.dim..(o + 1) * self.dim].iter_mut().for_each(|x| *x = 0.0);
                 self.present[o] = false;
             }
         }
@@ -88,10 +81,7 @@ impl PartialOrd for HeapHit {
 }
 impl Ord for HeapHit {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.0
-            .score
-            .total_cmp(&other.0.score)
-            .then_with(|| other.0.id.cmp(&self.0.id))
+        self.0.score.total_cmp(&other.0.score).then_with(|| other.0.id.cmp(&self.0.id))
     }
 }
 
@@ -119,25 +109,15 @@ impl PointView for SegmentPoint<'_> {
         self.seg.payloads[self.offset as usize].as_ref()
     }
     fn has_vector(&self, name: &str) -> bool {
-        self.seg
-            .vectors
-            .get(name)
-            .and_then(|c| c.get(self.offset))
-            .is_some()
+        self.seg.vectors.get(name).and_then(|c| c.get(self.offset)).is_some()
     }
 }
 
 impl Segment {
     /// A segment with one column per configured vector `(name, dim, distance)`.
     pub fn new<'a>(columns: impl IntoIterator<Item = (&'a str, usize, Distance)>) -> Self {
-        let vectors = columns
-            .into_iter()
-            .map(|(n, dim, d)| (n.to_string(), VectorColumn::new(dim, d)))
-            .collect();
-        Segment {
-            vectors,
-            ..Default::default()
-        }
+        let vectors = columns.into_iter().map(|(n, dim, d)| (n.to_string(), VectorColumn::new(dim, d))).collect();
+        Segment { vectors, ..Default::default() }
     }
 
     /// Live (not deleted) points.
@@ -158,13 +138,7 @@ impl Segment {
     }
 
     /// Insert or overwrite a point. Vectors must be validated and preprocessed already.
-    pub fn upsert(
-        &mut self,
-        id: PointId,
-        version: u64,
-        vectors: &NamedVectors,
-        payload: Option<Payload>,
-    ) {
+    pub fn upsert(&mut self, id: PointId, version: u64, vectors: &NamedVectors, payload: Option<Payload>) {
         let offset = match self.ids.get(&id) {
             Some(&o) => o,
             None => {
@@ -199,9 +173,7 @@ impl Segment {
     }
 
     pub fn payload(&self, id: &PointId) -> Option<&Payload> {
-        self.ids
-            .get(id)
-            .and_then(|&o| self.payloads[o as usize].as_ref())
+        self.ids.get(id).and_then(|&o| self.payloads[o as usize].as_ref())
     }
 
     /// All vectors of a point, by name.
@@ -218,42 +190,27 @@ impl Segment {
     }
 
     pub fn point_view(&self, id: &PointId) -> Option<SegmentPoint<'_>> {
-        self.ids
-            .get(id)
-            .map(|&offset| SegmentPoint { seg: self, offset })
+        self.ids.get(id).map(|&offset| SegmentPoint { seg: self, offset })
     }
 
     fn matches(&self, offset: u32, filter: Option<&Filter>) -> bool {
-        !self.deleted[offset as usize]
-            && filter.is_none_or(|f| f.check(&SegmentPoint { seg: self, offset }))
+        !self.deleted[offset as usize] && filter.is_none_or(|f| f.check(&SegmentPoint { seg: self, offset }))
     }
 
     /// Ids in ascending order starting at `from` (inclusive), passing the filter, at most `limit`.
-    pub fn scroll(
-        &self,
-        from: Option<&PointId>,
-        filter: Option<&Filter>,
-        limit: usize,
-    ) -> Vec<PointId> {
+    pub fn scroll(&self, from: Option<&PointId>, filter: Option<&Filter>, limit: usize) -> Vec<PointId> {
         let iter: Box<dyn Iterator<Item = (&PointId, &u32)>> = match from {
             Some(f) => Box::new(self.ids.range(f..)),
             None => Box::new(self.ids.iter()),
         };
-        iter.filter(|(_, &o)| self.matches(o, filter))
-            .take(limit)
-            .map(|(id, _)| *id)
-            .collect()
+        iter.filter(|(_, &o)| self.matches(o, filter)).take(limit).map(|(id, _)| *id).collect()
     }
 
     /// Number of live points passing the filter.
     pub fn count(&self, filter: Option<&Filter>) -> usize {
         match filter {
             None => self.len(),
-            Some(_) => self
-                .ids
-                .values()
-                .filter(|&&o| self.matches(o, filter))
-                .count(),
+            Some(_) => self.ids.values().filter(|&&o| self.matches(o, filter)).count(),
         }
     }
 
@@ -267,9 +224,21 @@ impl Segment {
         filter: Option<&Filter>,
         threshold: Option<f32>,
     ) -> Vec<SegmentHit> {
-        let Some(col) = self.vectors.get(vector) else {
-            return Vec::new();
-        };
+        let Some(distance) = self.vectors.get(vector).map(|c| c.distance) else { return Vec::new() };
+        self.search_scored(vector, &|v| distance.score(query, v), k, filter, threshold)
+    }
+
+    /// Exact top-`k` under any scoring function of the stored vector (larger is better); used
+    /// for plain nearest search and for recommendation scores.
+    pub fn search_scored(
+        &self,
+        vector: &str,
+        scorer: &dyn Fn(&[f32]) -> f32,
+        k: usize,
+        filter: Option<&Filter>,
+        threshold: Option<f32>,
+    ) -> Vec<SegmentHit> {
+        let Some(col) = self.vectors.get(vector) else { return Vec::new() };
         if k == 0 {
             return Vec::new();
         }
@@ -279,15 +248,11 @@ impl Segment {
             if !self.matches(offset, filter) {
                 continue;
             }
-            let score = col.distance.score(query, v);
+            let score = scorer(v);
             if threshold.is_some_and(|t| score < t) {
                 continue;
             }
-            let hit = HeapHit(SegmentHit {
-                id: *id,
-                offset,
-                score,
-            });
+            let hit = HeapHit(SegmentHit { id: *id, offset, score });
             if heap.len() < k {
                 heap.push(Reverse(hit));
             } else if heap.peek().is_some_and(|Reverse(worst)| hit > *worst) {
@@ -300,15 +265,15 @@ impl Segment {
         out
     }
 
+    pub fn distance(&self, vector: &str) -> Option<Distance> {
+        self.vectors.get(vector).map(|c| c.distance)
+    }
+
     /// Bytes of RAM held by vectors and by payloads (the latter estimated from JSON size).
     pub fn ram_usage(&self) -> (usize, usize) {
         let vectors = self.vectors.values().map(VectorColumn::ram_bytes).sum();
-        let payload = self
-            .payloads
-            .iter()
-            .flatten()
-            .map(|p| serde_json::to_string(p).map(|s| s.len()).unwrap_or(0))
-            .sum();
+        let payload =
+            self.payloads.iter().flatten().map(|p| serde_json::to_string(p).map(|s| s.len()).unwrap_or(0)).sum();
         (vectors, payload)
     }
 
@@ -318,10 +283,7 @@ impl Segment {
 
     /// Live points that have the named vector.
     pub fn vector_count(&self, name: &str) -> usize {
-        self.vectors
-            .get(name)
-            .map(|c| self.ids.values().filter(|&&o| c.get(o).is_some()).count())
-            .unwrap_or(0)
+        self.vectors.get(name).map(|c| self.ids.values().filter(|&&o| c.get(o).is_some()).count()).unwrap_or(0)
     }
 }
 
@@ -346,24 +308,15 @@ mod tests {
         s.upsert(PointId::Num(3), 3, &vecs(&[0.5, 0.5]), None);
         assert_eq!(s.len(), 3);
         let hits = s.search_exact("", &[1.0, 0.0], 2, None, None);
-        assert_eq!(
-            hits.iter().map(|h| h.id).collect::<Vec<_>>(),
-            vec![PointId::Num(1), PointId::Num(3)]
-        );
+        assert_eq!(hits.iter().map(|h| h.id).collect::<Vec<_>>(), vec![PointId::Num(1), PointId::Num(3)]);
         s.upsert(PointId::Num(1), 4, &vecs(&[0.0, 0.1]), None);
         assert_eq!(s.version(&PointId::Num(1)), Some(4));
         assert!(s.delete(&PointId::Num(3)));
         assert!(!s.delete(&PointId::Num(3)));
         let hits = s.search_exact("", &[1.0, 0.0], 3, None, None);
         assert_eq!(hits.len(), 2);
-        assert_eq!(
-            s.scroll(None, None, 10),
-            vec![PointId::Num(1), PointId::Num(2)]
-        );
-        assert_eq!(
-            s.scroll(Some(&PointId::Num(2)), None, 10),
-            vec![PointId::Num(2)]
-        );
+        assert_eq!(s.scroll(None, None, 10), vec![PointId::Num(1), PointId::Num(2)]);
+        assert_eq!(s.scroll(Some(&PointId::Num(2)), None, 10), vec![PointId::Num(2)]);
         let th = s.search_exact("", &[0.0, 1.0], 3, None, Some(0.5));
         assert_eq!(th.len(), 1);
     }

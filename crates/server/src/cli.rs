@@ -7,11 +7,7 @@ use clap::{Parser, Subcommand};
 use crate::settings::FlagOverrides;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "qdrant",
-    version,
-    about = "Vector search engine compatible with Qdrant's REST API"
-)]
+#[command(name = "qdrant", version, about = "Vector search engine compatible with Qdrant's REST API")]
 pub struct Cli {
     /// Storage backend: `rocksdb` (default, large scale) or `sqlite` (light, embedded).
     #[arg(long = "storage", global = true)]

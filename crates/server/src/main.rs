@@ -19,11 +19,7 @@ use settings::{LogFormat, Settings};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let settings = match Settings::load(
-        cli.config_path.as_deref(),
-        std::env::vars(),
-        &cli.overrides(),
-    ) {
+    let settings = match Settings::load(cli.config_path.as_deref(), std::env::vars(), &cli.overrides()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("qdrant: {e}");
@@ -34,10 +30,7 @@ fn main() -> ExitCode {
         return healthcheck::run(url.as_deref(), &settings);
     }
     init_logging(&settings);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("qdrant: cannot start the async runtime: {e}");
@@ -55,11 +48,9 @@ fn main() -> ExitCode {
 
 fn init_logging(settings: &Settings) {
     let level = settings.log_level.to_ascii_lowercase();
-    let filter = tracing_subscriber::EnvFilter::try_new(&level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(&level).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match settings.log_format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -80,9 +71,8 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         "storage opened"
     );
     let addr = format!("{}:{}", settings.service.host, settings.service.http_port);
-    let listener = tokio::net::TcpListener::bind(&addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+    let listener =
+        tokio::net::TcpListener::bind(&addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
     tracing::info!(%addr, version = api_version(), "HTTP listening");
 
     {
@@ -93,13 +83,8 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         });
     }
 
-    let state = Arc::new(api::AppState {
-        registry: registry.clone(),
-        settings,
-    });
-    axum::serve(listener, api::router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let state = Arc::new(api::AppState { registry: registry.clone(), settings });
+    axum::serve(listener, api::router(state)).with_graceful_shutdown(shutdown_signal()).await?;
     tracing::info!("shutting down: draining update queues and flushing");
     tokio::task::spawn_blocking(move || registry.shutdown()).await?;
     tracing::info!("shutdown complete");

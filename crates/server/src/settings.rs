@@ -135,9 +135,7 @@ fn stringish<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
         Value::String(s) => Ok(s),
         Value::Number(n) => Ok(n.to_string()),
         Value::Bool(b) => Ok(b.to_string()),
-        other => Err(serde::de::Error::custom(format!(
-            "expected a string, got {other}"
-        ))),
+        other => Err(serde::de::Error::custom(format!("expected a string, got {other}"))),
     }
 }
 
@@ -147,9 +145,7 @@ fn opt_stringish<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::E
         Value::String(s) if s.is_empty() => Ok(None),
         Value::String(s) => Ok(Some(s)),
         Value::Number(n) => Ok(Some(n.to_string())),
-        other => Err(serde::de::Error::custom(format!(
-            "expected a string, got {other}"
-        ))),
+        other => Err(serde::de::Error::custom(format!("expected a string, got {other}"))),
     }
 }
 
@@ -174,9 +170,7 @@ fn set_path(tree: &mut Map<String, Value>, path: &[&str], value: Value) {
     };
     let mut cur = tree;
     for key in init {
-        let entry = cur
-            .entry(key.to_string())
-            .or_insert_with(|| Value::Object(Map::new()));
+        let entry = cur.entry(key.to_string()).or_insert_with(|| Value::Object(Map::new()));
         if !entry.is_object() {
             *entry = Value::Object(Map::new());
         }
@@ -220,20 +214,15 @@ impl Settings {
             None => Some(PathBuf::from(DEFAULT_CONFIG_FILE)).filter(|p| p.exists()),
         };
         if let Some(p) = file {
-            let text = std::fs::read_to_string(&p)
-                .map_err(|e| format!("cannot read config file {}: {e}", p.display()))?;
+            let text =
+                std::fs::read_to_string(&p).map_err(|e| format!("cannot read config file {}: {e}", p.display()))?;
             if !text.trim().is_empty() {
                 let v: Value = serde_yaml::from_str(&text)
                     .map_err(|e| format!("config file {} is not valid YAML: {e}", p.display()))?;
                 match v {
                     Value::Object(m) => merge(&mut tree, m),
                     Value::Null => {}
-                    _ => {
-                        return Err(format!(
-                            "config file {} must hold a mapping of sections",
-                            p.display()
-                        ))
-                    }
+                    _ => return Err(format!("config file {} must hold a mapping of sections", p.display())),
                 }
             }
         }
@@ -249,18 +238,10 @@ impl Settings {
             set_path(&mut tree, &["storage", "backend"], Value::String(b.clone()));
         }
         if let Some(p) = &f.storage_path {
-            set_path(
-                &mut tree,
-                &["storage", "storage_path"],
-                Value::String(p.display().to_string()),
-            );
+            set_path(&mut tree, &["storage", "storage_path"], Value::String(p.display().to_string()));
         }
         if let Some(p) = &f.snapshots_path {
-            set_path(
-                &mut tree,
-                &["storage", "snapshots_path"],
-                Value::String(p.display().to_string()),
-            );
+            set_path(&mut tree, &["storage", "snapshots_path"], Value::String(p.display().to_string()));
         }
         if let Some(p) = f.http_port {
             set_path(&mut tree, &["service", "http_port"], Value::from(p));
@@ -275,10 +256,7 @@ impl Settings {
     }
 
     pub fn backend(&self) -> Result<BackendKind, String> {
-        self.storage
-            .backend
-            .parse::<BackendKind>()
-            .map_err(|e| e.to_string())
+        self.storage.backend.parse::<BackendKind>().map_err(|e| e.to_string())
     }
 
     pub fn collection_defaults(&self) -> CollectionDefaults {
@@ -296,21 +274,12 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> impl Iterator<Item = (String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect::<Vec<_>>()
-            .into_iter()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>().into_iter()
     }
 
     #[test]
     fn defaults() {
-        let s = Settings::load(
-            Some(Path::new("/dev/null")),
-            env(&[]),
-            &FlagOverrides::default(),
-        )
-        .expect("load");
+        let s = Settings::load(Some(Path::new("/dev/null")), env(&[]), &FlagOverrides::default()).expect("load");
         assert_eq!(s.service.http_port, 6333);
         assert_eq!(s.service.host, "0.0.0.0");
         assert_eq!(s.storage.storage_path, PathBuf::from("./storage"));
@@ -327,34 +296,18 @@ mod tests {
         )
         .expect("write");
         let s = Settings::load(Some(&file), env(&[]), &FlagOverrides::default()).expect("file");
-        assert_eq!(
-            (s.service.http_port, s.service.api_key.as_deref()),
-            (7001, Some("12345"))
-        );
+        assert_eq!((s.service.http_port, s.service.api_key.as_deref()), (7001, Some("12345")));
         assert_eq!(s.backend(), Ok(BackendKind::Sqlite));
         assert_eq!(s.collection_defaults().hnsw.m, 32);
 
-        let e = env(&[
-            ("QDRANT__SERVICE__HTTP_PORT", "7002"),
-            ("QDRANT__STORAGE__STORAGE_PATH", "/from/env"),
-        ]);
+        let e = env(&[("QDRANT__SERVICE__HTTP_PORT", "7002"), ("QDRANT__STORAGE__STORAGE_PATH", "/from/env")]);
         let s = Settings::load(Some(&file), e, &FlagOverrides::default()).expect("env");
         assert_eq!(s.service.http_port, 7002);
         assert_eq!(s.storage.storage_path, PathBuf::from("/from/env"));
-        assert_eq!(
-            s.service.host, "127.0.0.1",
-            "file value kept where env is silent"
-        );
+        assert_eq!(s.service.host, "127.0.0.1", "file value kept where env is silent");
 
-        let e = env(&[
-            ("QDRANT__SERVICE__HTTP_PORT", "7002"),
-            ("QDRANT__STORAGE__BACKEND", "sqlite"),
-        ]);
-        let flags = FlagOverrides {
-            http_port: Some(7003),
-            backend: Some("rocksdb".into()),
-            ..Default::default()
-        };
+        let e = env(&[("QDRANT__SERVICE__HTTP_PORT", "7002"), ("QDRANT__STORAGE__BACKEND", "sqlite")]);
+        let flags = FlagOverrides { http_port: Some(7003), backend: Some("rocksdb".into()), ..Default::default() };
         let s = Settings::load(Some(&file), e, &flags).expect("flags");
         assert_eq!(s.service.http_port, 7003);
         assert_eq!(s.backend(), Ok(BackendKind::Rocksdb));
@@ -362,23 +315,14 @@ mod tests {
 
     #[test]
     fn errors_are_one_clear_line() {
-        let flags = FlagOverrides {
-            backend: Some("leveldb".into()),
-            ..Default::default()
-        };
-        let err = Settings::load(Some(Path::new("/dev/null")), env(&[]), &flags)
-            .expect_err("bad backend");
+        let flags = FlagOverrides { backend: Some("leveldb".into()), ..Default::default() };
+        let err = Settings::load(Some(Path::new("/dev/null")), env(&[]), &flags).expect_err("bad backend");
         assert!(err.contains("leveldb") && !err.contains('\n'), "{err}");
-        let err = Settings::load(
-            Some(Path::new("/nonexistent/c.yaml")),
-            env(&[]),
-            &FlagOverrides::default(),
-        )
-        .expect_err("missing file");
+        let err = Settings::load(Some(Path::new("/nonexistent/c.yaml")), env(&[]), &FlagOverrides::default())
+            .expect_err("missing file");
         assert!(err.contains("/nonexistent/c.yaml"), "{err}");
         let e = env(&[("QDRANT__SERVICE__HTTP_PORT", "notaport")]);
-        let err = Settings::load(Some(Path::new("/dev/null")), e, &FlagOverrides::default())
-            .expect_err("bad port");
+        let err = Settings::load(Some(Path::new("/dev/null")), e, &FlagOverrides::default()).expect_err("bad port");
         assert!(err.contains("service.http_port"), "{err}");
     }
 }

@@ -98,23 +98,13 @@ impl WriteBatch {
         Self::default()
     }
     pub fn put(&mut self, table: Table, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
-        self.ops.push(BatchOp::Put {
-            table,
-            key: key.into(),
-            value: value.into(),
-        });
+        self.ops.push(BatchOp::Put { table, key: key.into(), value: value.into() });
     }
     pub fn delete(&mut self, table: Table, key: impl Into<Vec<u8>>) {
-        self.ops.push(BatchOp::Delete {
-            table,
-            key: key.into(),
-        });
+        self.ops.push(BatchOp::Delete { table, key: key.into() });
     }
     pub fn delete_prefix(&mut self, table: Table, prefix: impl Into<Vec<u8>>) {
-        self.ops.push(BatchOp::DeletePrefix {
-            table,
-            prefix: prefix.into(),
-        });
+        self.ops.push(BatchOp::DeletePrefix { table, prefix: prefix.into() });
     }
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
@@ -185,9 +175,7 @@ pub(crate) fn path_size(path: &Path) -> u64 {
         return 0;
     };
     if meta.is_dir() {
-        std::fs::read_dir(path)
-            .map(|rd| rd.flatten().map(|e| path_size(&e.path())).sum())
-            .unwrap_or(0)
+        std::fs::read_dir(path).map(|rd| rd.flatten().map(|e| path_size(&e.path())).sum()).unwrap_or(0)
     } else {
         meta.len()
     }

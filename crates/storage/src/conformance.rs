@@ -14,12 +14,7 @@ fn store(kind: BackendKind, dir: &Path) -> Arc<dyn KvStore> {
     open_store(kind, &path).expect("open")
 }
 
-fn collect(
-    s: &dyn KvStore,
-    t: Table,
-    prefix: &[u8],
-    start: Option<&[u8]>,
-) -> Vec<(Vec<u8>, Vec<u8>)> {
+fn collect(s: &dyn KvStore, t: Table, prefix: &[u8], start: Option<&[u8]>) -> Vec<(Vec<u8>, Vec<u8>)> {
     let mut out = Vec::new();
     s.scan(t, prefix, start, &mut |k, v| {
         out.push((k.to_vec(), v.to_vec()));
@@ -38,31 +33,18 @@ fn put_get_delete(kind: BackendKind) {
     b.put(Table::Points, b"a".to_vec(), b"1".to_vec());
     b.put(Table::Meta, b"a".to_vec(), b"meta".to_vec());
     s.write(b, true).expect("write");
-    assert_eq!(
-        s.get(Table::Points, b"a").expect("get"),
-        Some(b"1".to_vec())
-    );
-    assert_eq!(
-        s.get(Table::Meta, b"a").expect("get"),
-        Some(b"meta".to_vec()),
-        "tables are separate"
-    );
+    assert_eq!(s.get(Table::Points, b"a").expect("get"), Some(b"1".to_vec()));
+    assert_eq!(s.get(Table::Meta, b"a").expect("get"), Some(b"meta".to_vec()), "tables are separate");
     let mut b = WriteBatch::new();
     b.put(Table::Points, b"a".to_vec(), b"2".to_vec());
     s.write(b, false).expect("overwrite");
-    assert_eq!(
-        s.get(Table::Points, b"a").expect("get"),
-        Some(b"2".to_vec())
-    );
+    assert_eq!(s.get(Table::Points, b"a").expect("get"), Some(b"2".to_vec()));
     let mut b = WriteBatch::new();
     b.delete(Table::Points, b"a".to_vec());
     b.delete(Table::Points, b"never-existed".to_vec());
     s.write(b, true).expect("delete");
     assert_eq!(s.get(Table::Points, b"a").expect("get"), None);
-    assert_eq!(
-        s.get(Table::Meta, b"a").expect("get"),
-        Some(b"meta".to_vec())
-    );
+    assert_eq!(s.get(Table::Meta, b"a").expect("get"), Some(b"meta".to_vec()));
 }
 
 fn batch_order_within_batch(kind: BackendKind) {
@@ -73,10 +55,7 @@ fn batch_order_within_batch(kind: BackendKind) {
     b.delete(Table::Points, b"k".to_vec());
     b.put(Table::Points, b"k".to_vec(), b"last".to_vec());
     s.write(b, true).expect("write");
-    assert_eq!(
-        s.get(Table::Points, b"k").expect("get"),
-        Some(b"last".to_vec())
-    );
+    assert_eq!(s.get(Table::Points, b"k").expect("get"), Some(b"last".to_vec()));
 }
 
 fn scan_order_prefix_start(kind: BackendKind) {
@@ -87,23 +66,9 @@ fn scan_order_prefix_start(kind: BackendKind) {
         b.put(Table::Index, k.to_vec(), k.to_vec());
     }
     s.write(b, true).expect("write");
-    let keys: Vec<_> = collect(s.as_ref(), Table::Index, b"b", None)
-        .into_iter()
-        .map(|(k, _)| k)
-        .collect();
-    assert_eq!(
-        keys,
-        vec![
-            b"b1".to_vec(),
-            b"b10".to_vec(),
-            b"b2".to_vec(),
-            b"b\xff".to_vec()
-        ]
-    );
-    let keys: Vec<_> = collect(s.as_ref(), Table::Index, b"b", Some(b"b2"))
-        .into_iter()
-        .map(|(k, _)| k)
-        .collect();
+    let keys: Vec<_> = collect(s.as_ref(), Table::Index, b"b", None).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(keys, vec![b"b1".to_vec(), b"b10".to_vec(), b"b2".to_vec(), b"b\xff".to_vec()]);
+    let keys: Vec<_> = collect(s.as_ref(), Table::Index, b"b", Some(b"b2")).into_iter().map(|(k, _)| k).collect();
     assert_eq!(keys, vec![b"b2".to_vec(), b"b\xff".to_vec()]);
     let all = collect(s.as_ref(), Table::Index, b"", None);
     assert_eq!(all.len(), 6);
@@ -134,10 +99,7 @@ fn delete_prefix(kind: BackendKind) {
     b.delete_prefix(Table::Index, b"g1/".to_vec());
     b.delete_prefix(Table::Index, b"\xff\xff".to_vec());
     s.write(b, true).expect("delete prefix");
-    let keys: Vec<_> = collect(s.as_ref(), Table::Index, b"", None)
-        .into_iter()
-        .map(|(k, _)| k)
-        .collect();
+    let keys: Vec<_> = collect(s.as_ref(), Table::Index, b"", None).into_iter().map(|(k, _)| k).collect();
     assert_eq!(keys, vec![b"g2/a".to_vec()]);
 }
 
@@ -150,10 +112,7 @@ fn persists_across_reopen(kind: BackendKind) {
         s.write(b, true).expect("write");
     }
     let s = store(kind, dir.path());
-    assert_eq!(
-        s.get(Table::Points, &[1u8; 9]).expect("get"),
-        Some(vec![7u8; 100_000])
-    );
+    assert_eq!(s.get(Table::Points, &[1u8; 9]).expect("get"), Some(vec![7u8; 100_000]));
     s.flush().expect("flush");
     assert!(s.disk_usage_bytes() > 0);
 }

@@ -21,17 +21,9 @@ pub enum StorageError {
         "storage at {path} was created with the {found} backend but the server was started with --storage {requested}; \
          start with --storage {found}, or move the data with a snapshot"
     )]
-    BackendMismatch {
-        path: PathBuf,
-        found: BackendKind,
-        requested: BackendKind,
-    },
+    BackendMismatch { path: PathBuf, found: BackendKind, requested: BackendKind },
     #[error("storage at {path} has format version {found}, this server reads version {supported}")]
-    UnsupportedFormat {
-        path: PathBuf,
-        found: u32,
-        supported: u32,
-    },
+    UnsupportedFormat { path: PathBuf, found: u32, supported: u32 },
     #[error("corrupt data in {what}: {detail}")]
     Corrupt { what: String, detail: String },
 }
@@ -40,9 +32,6 @@ use crate::backend::BackendKind;
 
 impl StorageError {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        StorageError::Io {
-            path: path.into(),
-            source,
-        }
+        StorageError::Io { path: path.into(), source }
     }
 }

@@ -71,25 +71,18 @@ impl StorageLayout {
         if root.exists() && !root.is_dir() {
             return Err(StorageError::io(
                 root,
-                std::io::Error::new(
-                    std::io::ErrorKind::NotADirectory,
-                    "storage path is not a directory",
-                ),
+                std::io::Error::new(std::io::ErrorKind::NotADirectory, "storage path is not a directory"),
             ));
         }
         fs::create_dir_all(root).map_err(|e| StorageError::io(root, e))?;
-        let layout = StorageLayout {
-            root: root.to_path_buf(),
-            backend,
-        };
+        let layout = StorageLayout { root: root.to_path_buf(), backend };
         let marker_path = root.join(MARKER_FILE);
         if marker_path.exists() {
             let bytes = fs::read(&marker_path).map_err(|e| StorageError::io(&marker_path, e))?;
-            let marker: StorageMarker =
-                serde_json::from_slice(&bytes).map_err(|e| StorageError::Corrupt {
-                    what: marker_path.display().to_string(),
-                    detail: e.to_string(),
-                })?;
+            let marker: StorageMarker = serde_json::from_slice(&bytes).map_err(|e| StorageError::Corrupt {
+                what: marker_path.display().to_string(),
+                detail: e.to_string(),
+            })?;
             if marker.backend != backend {
                 return Err(StorageError::BackendMismatch {
                     path: root.to_path_buf(),
@@ -106,10 +99,7 @@ impl StorageLayout {
             }
         } else {
             // A catalog of the other backend without a marker means a damaged root: refuse.
-            let other = BackendKind::ALL
-                .into_iter()
-                .find(|k| *k != backend)
-                .unwrap_or(backend);
+            let other = BackendKind::ALL.into_iter().find(|k| *k != backend).unwrap_or(backend);
             if root.join(db_name(other, "catalog")).exists() {
                 return Err(StorageError::BackendMismatch {
                     path: root.to_path_buf(),
@@ -117,14 +107,9 @@ impl StorageLayout {
                     requested: backend,
                 });
             }
-            let marker = StorageMarker {
-                backend,
-                format_version: FORMAT_VERSION,
-            };
-            let json = serde_json::to_vec_pretty(&marker).map_err(|e| StorageError::Corrupt {
-                what: "storage marker".into(),
-                detail: e.to_string(),
-            })?;
+            let marker = StorageMarker { backend, format_version: FORMAT_VERSION };
+            let json = serde_json::to_vec_pretty(&marker)
+                .map_err(|e| StorageError::Corrupt { what: "storage marker".into(), detail: e.to_string() })?;
             write_file_atomic(&marker_path, &json)?;
         }
         for d in [layout.collections_root(), layout.tmp_dir()] {
@@ -154,15 +139,12 @@ impl StorageLayout {
     }
 
     pub fn shard_dir(&self, dir_id: &str, shard_id: u32) -> PathBuf {
-        self.collection_dir(dir_id)
-            .join(SHARDS_DIR)
-            .join(shard_id.to_string())
+        self.collection_dir(dir_id).join(SHARDS_DIR).join(shard_id.to_string())
     }
 
     /// The shard's database (a file for SQLite, a directory for RocksDB).
     pub fn shard_db_path(&self, dir_id: &str, shard_id: u32) -> PathBuf {
-        self.shard_dir(dir_id, shard_id)
-            .join(db_name(self.backend, "data"))
+        self.shard_dir(dir_id, shard_id).join(db_name(self.backend, "data"))
     }
 
     pub fn tmp_dir(&self) -> PathBuf {

@@ -5,9 +5,7 @@ use std::path::{Path, PathBuf};
 
 use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteOptions, DB};
 
-use crate::backend::{
-    path_size, prefix_end, BackendKind, BatchOp, KvStore, ScanControl, Table, WriteBatch,
-};
+use crate::backend::{path_size, prefix_end, BackendKind, BatchOp, KvStore, ScanControl, Table, WriteBatch};
 use crate::error::StorageError;
 
 pub struct RocksStore {
@@ -30,23 +28,16 @@ impl RocksStore {
         opts.set_max_background_jobs(2);
         opts.set_keep_log_file_num(2);
         opts.set_max_total_wal_size(64 << 20);
-        let cfs = Table::ALL
-            .iter()
-            .map(|t| ColumnFamilyDescriptor::new(t.name(), cf_options()));
+        let cfs = Table::ALL.iter().map(|t| ColumnFamilyDescriptor::new(t.name(), cf_options()));
         let db = DB::open_cf_descriptors(&opts, path, cfs)?;
-        Ok(RocksStore {
-            path: path.to_path_buf(),
-            db,
-        })
+        Ok(RocksStore { path: path.to_path_buf(), db })
     }
 
     fn cf(&self, t: Table) -> Result<&rocksdb::ColumnFamily, StorageError> {
-        self.db
-            .cf_handle(t.name())
-            .ok_or_else(|| StorageError::Corrupt {
-                what: self.path.display().to_string(),
-                detail: format!("column family {} is missing", t.name()),
-            })
+        self.db.cf_handle(t.name()).ok_or_else(|| StorageError::Corrupt {
+            what: self.path.display().to_string(),
+            detail: format!("column family {} is missing", t.name()),
+        })
     }
 }
 
@@ -74,10 +65,7 @@ impl KvStore for RocksStore {
                         Some(end) => wb.delete_range_cf(cf, prefix.as_slice(), end.as_slice()),
                         None => {
                             // Prefix of all 0xff bytes: no upper bound exists, delete key by key.
-                            for item in self
-                                .db
-                                .iterator_cf(cf, IteratorMode::From(prefix, Direction::Forward))
-                            {
+                            for item in self.db.iterator_cf(cf, IteratorMode::From(prefix, Direction::Forward)) {
                                 let (k, _) = item?;
                                 if !k.starts_with(prefix) {
                                     break;
@@ -107,10 +95,7 @@ impl KvStore for RocksStore {
             _ => prefix,
         };
         let cf = self.cf(table)?;
-        for item in self
-            .db
-            .iterator_cf(cf, IteratorMode::From(lower, Direction::Forward))
-        {
+        for item in self.db.iterator_cf(cf, IteratorMode::From(lower, Direction::Forward)) {
             let (k, v) = item?;
             if !k.starts_with(prefix) {
                 break;

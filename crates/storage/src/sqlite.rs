@@ -6,9 +6,7 @@ use std::path::{Path, PathBuf};
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use crate::backend::{
-    path_size, prefix_end, BackendKind, BatchOp, KvStore, ScanControl, Table, WriteBatch,
-};
+use crate::backend::{path_size, prefix_end, BackendKind, BatchOp, KvStore, ScanControl, Table, WriteBatch};
 use crate::error::StorageError;
 
 pub struct SqliteStore {
@@ -49,10 +47,7 @@ impl SqliteStore {
                 table_sql(t)
             ))?;
         }
-        Ok(SqliteStore {
-            path: path.to_path_buf(),
-            conn: Mutex::new(conn),
-        })
+        Ok(SqliteStore { path: path.to_path_buf(), conn: Mutex::new(conn) })
     }
 }
 
@@ -63,11 +58,8 @@ impl KvStore for SqliteStore {
 
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
         let conn = self.conn.lock();
-        let mut stmt =
-            conn.prepare_cached(&format!("SELECT v FROM {} WHERE k = ?1", table_sql(table)))?;
-        Ok(stmt
-            .query_row(params![key], |r| r.get::<_, Vec<u8>>(0))
-            .optional()?)
+        let mut stmt = conn.prepare_cached(&format!("SELECT v FROM {} WHERE k = ?1", table_sql(table)))?;
+        Ok(stmt.query_row(params![key], |r| r.get::<_, Vec<u8>>(0)).optional()?)
     }
 
     fn write(&self, batch: WriteBatch, _sync: bool) -> Result<(), StorageError> {
@@ -89,25 +81,17 @@ impl KvStore for SqliteStore {
                     st.execute(params![key, value])?;
                 }
                 BatchOp::Delete { table, key } => {
-                    let mut st = tx.prepare_cached(&format!(
-                        "DELETE FROM {} WHERE k = ?1",
-                        table_sql(*table)
-                    ))?;
+                    let mut st = tx.prepare_cached(&format!("DELETE FROM {} WHERE k = ?1", table_sql(*table)))?;
                     st.execute(params![key])?;
                 }
                 BatchOp::DeletePrefix { table, prefix } => match prefix_end(prefix) {
                     Some(end) => {
-                        let mut st = tx.prepare_cached(&format!(
-                            "DELETE FROM {} WHERE k >= ?1 AND k < ?2",
-                            table_sql(*table)
-                        ))?;
+                        let mut st =
+                            tx.prepare_cached(&format!("DELETE FROM {} WHERE k >= ?1 AND k < ?2", table_sql(*table)))?;
                         st.execute(params![prefix, end])?;
                     }
                     None => {
-                        let mut st = tx.prepare_cached(&format!(
-                            "DELETE FROM {} WHERE k >= ?1",
-                            table_sql(*table)
-                        ))?;
+                        let mut st = tx.prepare_cached(&format!("DELETE FROM {} WHERE k >= ?1", table_sql(*table)))?;
                         st.execute(params![prefix])?;
                     }
                 },
@@ -132,12 +116,8 @@ impl KvStore for SqliteStore {
         let t = table_sql(table);
         let end = prefix_end(prefix);
         let mut stmt = match end {
-            Some(_) => conn.prepare_cached(&format!(
-                "SELECT k, v FROM {t} WHERE k >= ?1 AND k < ?2 ORDER BY k"
-            ))?,
-            None => {
-                conn.prepare_cached(&format!("SELECT k, v FROM {t} WHERE k >= ?1 ORDER BY k"))?
-            }
+            Some(_) => conn.prepare_cached(&format!("SELECT k, v FROM {t} WHERE k >= ?1 AND k < ?2 ORDER BY k"))?,
+            None => conn.prepare_cached(&format!("SELECT k, v FROM {t} WHERE k >= ?1 ORDER BY k"))?,
         };
         let mut rows = match &end {
             Some(e) => stmt.query(params![lower, e])?,

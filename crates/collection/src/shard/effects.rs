@@ -21,22 +21,14 @@ pub trait PointSource {
 impl PointSource for Segment {
     fn record(&self, id: &PointId) -> Option<PointRecord> {
         let version = self.version(id)?;
-        Some(PointRecord {
-            version,
-            vectors: self.vectors(id),
-            payload: self.payload(id).cloned(),
-        })
+        Some(PointRecord { version, vectors: self.vectors(id), payload: self.payload(id).cloned() })
     }
     fn select(&self, filter: &qd_core::filter::Filter) -> Vec<PointId> {
         self.scroll(None, Some(filter), usize::MAX)
     }
 }
 
-fn existing(
-    src: &dyn PointSource,
-    sel: &PointSelection,
-    strict: bool,
-) -> Result<Vec<(PointId, PointRecord)>> {
+fn existing(src: &dyn PointSource, sel: &PointSelection, strict: bool) -> Result<Vec<(PointId, PointRecord)>> {
     let ids = match sel {
         PointSelection::Ids(ids) => ids.clone(),
         PointSelection::Filter(f) => src.select(f),
@@ -45,22 +37,14 @@ fn existing(
     for id in ids {
         match src.record(&id) {
             Some(r) => out.push((id, r)),
-            None if strict => {
-                return Err(CollectionError::NotFound(format!(
-                    "No point with id {id} found"
-                )))
-            }
+            None if strict => return Err(CollectionError::NotFound(format!("No point with id {id} found"))),
             None => {}
         }
     }
     Ok(out)
 }
 
-fn with_payload(
-    mut r: PointRecord,
-    version: u64,
-    f: impl FnOnce(&mut Payload),
-) -> Option<PointRecord> {
+fn with_payload(mut r: PointRecord, version: u64, f: impl FnOnce(&mut Payload)) -> Option<PointRecord> {
     let mut p = r.payload.take().unwrap_or_default();
     f(&mut p);
     r.payload = if p.is_empty() { None } else { Some(p) };
@@ -73,33 +57,17 @@ pub fn compute(src: &dyn PointSource, op: &UpdateOp, version: u64) -> Result<Eff
     Ok(match op {
         UpdateOp::Upsert(points) => points
             .iter()
-            .map(|p| {
-                (
-                    p.id,
-                    Some(PointRecord {
-                        version,
-                        vectors: p.vectors.clone(),
-                        payload: p.payload.clone(),
-                    }),
-                )
-            })
+            .map(|p| (p.id, Some(PointRecord { version, vectors: p.vectors.clone(), payload: p.payload.clone() })))
             .collect(),
-        UpdateOp::Delete(sel) => existing(src, sel, false)?
-            .into_iter()
-            .map(|(id, _)| (id, None))
-            .collect(),
-        UpdateOp::SetPayload {
-            payload,
-            selection,
-            key,
-        } => existing(src, selection, true)?
+        UpdateOp::Delete(sel) => existing(src, sel, false)?.into_iter().map(|(id, _)| (id, None)).collect(),
+        UpdateOp::SetPayload { payload, selection, key } => existing(src, selection, true)?
             .into_iter()
             .map(|(id, r)| {
                 (
                     id,
                     with_payload(r, version, |p| match key {
                         Some(path) => path.set(p, payload.clone()),
-                        None => p.extend(payload.clone()),
+                        None => qd_core::json_path::merge_payload(p, payload),
                     }),
                 )
             })
@@ -121,18 +89,15 @@ pub fn compute(src: &dyn PointSource, op: &UpdateOp, version: u64) -> Result<Eff
                 )
             })
             .collect(),
-        UpdateOp::ClearPayload(sel) => existing(src, sel, true)?
-            .into_iter()
-            .map(|(id, r)| (id, with_payload(r, version, |p| p.clear())))
-            .collect(),
+        UpdateOp::ClearPayload(sel) => {
+            existing(src, sel, true)?.into_iter().map(|(id, r)| (id, with_payload(r, version, |p| p.clear()))).collect()
+        }
         UpdateOp::UpdateVectors(items) => {
             let mut out = Vec::with_capacity(items.len());
             for (id, vectors) in items {
-                let mut r = src.record(id).ok_or_else(|| {
-                    CollectionError::NotFound(format!("No point with id {id} found"))
-                })?;
-                r.vectors
-                    .extend(vectors.iter().map(|(k, v)| (k.clone(), v.clone())));
+                let mut r =
+                    src.record(id).ok_or_else(|| CollectionError::NotFound(format!("No point with id {id} found")))?;
+                r.vectors.extend(vectors.iter().map(|(k, v)| (k.clone(), v.clone())));
                 r.version = version;
                 out.push((*id, Some(r)));
             }

@@ -23,8 +23,7 @@ use super::effects::{self, Effects, Overlay};
 use super::{Shard, ShardId};
 use crate::error::{CollectionError, Result};
 use crate::operations::{
-    PointSelection, Record, ShardHit, ShardSearch, ShardStats, UpdateOp, UpdateResult,
-    UpdateStatus, WithSelectors,
+    PointSelection, Record, ShardHit, ShardSearch, ShardStats, UpdateOp, UpdateResult, UpdateStatus, WithSelectors,
 };
 use crate::record::PointRecord;
 
@@ -60,9 +59,7 @@ impl LocalShard {
         let mut err = None;
         store.scan(Table::Points, b"", None, &mut |k, v| {
             let decoded = PointId::from_key(k)
-                .ok_or_else(|| {
-                    CollectionError::Corrupt(format!("shard {id}: invalid point key {k:?}"))
-                })
+                .ok_or_else(|| CollectionError::Corrupt(format!("shard {id}: invalid point key {k:?}")))
                 .and_then(|pid| PointRecord::decode(v).map(|r| (pid, r)));
             match decoded {
                 Ok((pid, r)) => {
@@ -78,24 +75,21 @@ impl LocalShard {
         if let Some(e) = err {
             return Err(e);
         }
-        let last_op =
-            match store.get(Table::Meta, META_LAST_OP)? {
-                Some(b) => u64::from_le_bytes(b.as_slice().try_into().map_err(|_| {
-                    CollectionError::Corrupt(format!("shard {id}: bad last_op value"))
-                })?),
-                None => 0,
-            };
+        let last_op = match store.get(Table::Meta, META_LAST_OP)? {
+            Some(b) => u64::from_le_bytes(
+                b.as_slice()
+                    .try_into()
+                    .map_err(|_| CollectionError::Corrupt(format!("shard {id}: bad last_op value")))?,
+            ),
+            None => 0,
+        };
         let segment = Arc::new(RwLock::new(segment));
         let applied_op = Arc::new(AtomicU64::new(last_op));
         let failed = Arc::new(AtomicBool::new(false));
         let (tx, rx) = channel::<Job>();
         let worker = {
-            let (store, segment, applied_op, failed) = (
-                store.clone(),
-                segment.clone(),
-                applied_op.clone(),
-                failed.clone(),
-            );
+            let (store, segment, applied_op, failed) =
+                (store.clone(), segment.clone(), applied_op.clone(), failed.clone());
             std::thread::Builder::new()
                 .name(format!("shard-{id}-updates"))
                 .spawn(move || update_worker(id, rx, store, segment, applied_op, failed))
@@ -136,9 +130,7 @@ fn update_worker(
             if failed.load(Ordering::SeqCst) {
                 reply(
                     job.reply,
-                    Err(CollectionError::Unavailable(format!(
-                        "shard {id} stopped after a storage failure"
-                    ))),
+                    Err(CollectionError::Unavailable(format!("shard {id} stopped after a storage failure"))),
                 );
                 continue;
             }
@@ -146,39 +138,17 @@ fn update_worker(
                 &job.op,
                 UpdateOp::Delete(PointSelection::Filter(_))
                     | UpdateOp::ClearPayload(PointSelection::Filter(_))
-                    | UpdateOp::SetPayload {
-                        selection: PointSelection::Filter(_),
-                        ..
-                    }
-                    | UpdateOp::OverwritePayload {
-                        selection: PointSelection::Filter(_),
-                        ..
-                    }
-                    | UpdateOp::DeletePayload {
-                        selection: PointSelection::Filter(_),
-                        ..
-                    }
-                    | UpdateOp::DeleteVectors {
-                        selection: PointSelection::Filter(_),
-                        ..
-                    }
+                    | UpdateOp::SetPayload { selection: PointSelection::Filter(_), .. }
+                    | UpdateOp::OverwritePayload { selection: PointSelection::Filter(_), .. }
+                    | UpdateOp::DeletePayload { selection: PointSelection::Filter(_), .. }
+                    | UpdateOp::DeleteVectors { selection: PointSelection::Filter(_), .. }
             );
             if needs_clean_state && !pending.is_empty() {
-                commit_group(
-                    id,
-                    &store,
-                    &segment,
-                    &applied_op,
-                    &failed,
-                    std::mem::take(&mut pending),
-                );
+                commit_group(id, &store, &segment, &applied_op, &failed, std::mem::take(&mut pending));
             }
             let computed = {
                 let seg = segment.read();
-                let mut overlay = Overlay {
-                    base: &*seg,
-                    pending: HashMap::new(),
-                };
+                let mut overlay = Overlay { base: &*seg, pending: HashMap::new() };
                 for (_, effs) in &pending {
                     for (pid, r) in effs {
                         overlay.pending.insert(*pid, r.clone());
@@ -226,11 +196,7 @@ fn commit_group(
             }
         }
     }
-    batch.put(
-        Table::Meta,
-        META_LAST_OP.to_vec(),
-        last.to_le_bytes().to_vec(),
-    );
+    batch.put(Table::Meta, META_LAST_OP.to_vec(), last.to_le_bytes().to_vec());
     if let Err(e) = store.write(batch, true) {
         // After a failed commit the disk state is unknown: refuse further writes (poisoned)
         // rather than pretend; the shard reloads cleanly from disk after a restart.
@@ -239,12 +205,10 @@ fn commit_group(
         for (job, _) in group {
             reply(
                 job.reply,
-                Err(CollectionError::Storage(
-                    qd_storage::StorageError::Corrupt {
-                        what: format!("shard {id}"),
-                        detail: format!("commit failed: {e}"),
-                    },
-                )),
+                Err(CollectionError::Storage(qd_storage::StorageError::Corrupt {
+                    what: format!("shard {id}"),
+                    detail: format!("commit failed: {e}"),
+                })),
             );
         }
         return;
@@ -275,10 +239,7 @@ impl Shard for LocalShard {
 
     fn update(&self, op: UpdateOp, wait: bool) -> Result<UpdateResult> {
         if self.failed.load(Ordering::SeqCst) {
-            return Err(CollectionError::Unavailable(format!(
-                "shard {} stopped after a storage failure",
-                self.id
-            )));
+            return Err(CollectionError::Unavailable(format!("shard {} stopped after a storage failure", self.id)));
         }
         let (reply_tx, reply_rx) = if wait {
             let (t, r) = sync_channel(1);
@@ -290,45 +251,28 @@ impl Shard for LocalShard {
             let guard = self.tx.lock();
             let tx = guard.as_ref().ok_or(CollectionError::ShuttingDown)?;
             let op_num = self.next_op.fetch_add(1, Ordering::SeqCst);
-            tx.send(Job {
-                op,
-                op_num,
-                reply: reply_tx,
-            })
-            .map_err(|_| CollectionError::ShuttingDown)?;
+            tx.send(Job { op, op_num, reply: reply_tx }).map_err(|_| CollectionError::ShuttingDown)?;
             op_num
         };
         match reply_rx {
             Some(rx) => {
                 rx.recv().map_err(|_| CollectionError::ShuttingDown)??;
-                Ok(UpdateResult {
-                    operation_id: Some(op_num),
-                    status: UpdateStatus::Completed,
-                })
+                Ok(UpdateResult { operation_id: Some(op_num), status: UpdateStatus::Completed })
             }
-            None => Ok(UpdateResult {
-                operation_id: Some(op_num),
-                status: UpdateStatus::Acknowledged,
-            }),
+            None => Ok(UpdateResult { operation_id: Some(op_num), status: UpdateStatus::Acknowledged }),
         }
     }
 
     fn search(&self, req: &ShardSearch) -> Result<Vec<ShardHit>> {
         let seg = self.segment.read();
+        let Some(distance) = seg.distance(&req.vector_name) else {
+            return Ok(Vec::new());
+        };
+        let scorer = |v: &[f32]| req.query.score(distance, v);
         Ok(seg
-            .search_exact(
-                &req.vector_name,
-                &req.vector,
-                req.top,
-                req.filter.as_ref(),
-                req.threshold,
-            )
+            .search_scored(&req.vector_name, &scorer, req.top, req.filter.as_ref(), req.threshold)
             .into_iter()
-            .map(|h| ShardHit {
-                id: h.id,
-                version: seg.version(&h.id).unwrap_or(0),
-                score: h.score,
-            })
+            .map(|h| ShardHit { id: h.id, version: seg.version(&h.id).unwrap_or(0), score: h.score })
             .collect())
     }
 
@@ -340,22 +284,14 @@ impl Shard for LocalShard {
             .map(|id| Record {
                 id: *id,
                 payload: with.payload.apply(seg.payload(id)),
-                vector: with
-                    .vector
-                    .apply(seg.vectors(id))
-                    .map(|v| vectors_to_json(&v)),
+                vector: with.vector.apply(seg.vectors(id)).map(|v| vectors_to_json(&v)),
                 shard_key: None,
                 order_value: None,
             })
             .collect())
     }
 
-    fn scroll_ids(
-        &self,
-        from: Option<PointId>,
-        filter: Option<&Filter>,
-        limit: usize,
-    ) -> Result<Vec<PointId>> {
+    fn scroll_ids(&self, from: Option<PointId>, filter: Option<&Filter>, limit: usize) -> Result<Vec<PointId>> {
         Ok(self.segment.read().scroll(from.as_ref(), filter, limit))
     }
 

@@ -14,9 +14,7 @@ use qd_core::filter::Filter;
 use qd_core::PointId;
 
 use crate::error::Result;
-use crate::operations::{
-    Record, ShardHit, ShardSearch, ShardStats, UpdateOp, UpdateResult, WithSelectors,
-};
+use crate::operations::{Record, ShardHit, ShardSearch, ShardStats, UpdateOp, UpdateResult, WithSelectors};
 
 pub type ShardId = u32;
 
@@ -29,12 +27,7 @@ pub trait Shard: Send + Sync {
     /// Points by id, in the order given; unknown ids are skipped.
     fn retrieve(&self, ids: &[PointId], with: &WithSelectors) -> Result<Vec<Record>>;
     /// Ids in ascending order from `from` (inclusive) passing the filter, at most `limit`.
-    fn scroll_ids(
-        &self,
-        from: Option<PointId>,
-        filter: Option<&Filter>,
-        limit: usize,
-    ) -> Result<Vec<PointId>>;
+    fn scroll_ids(&self, from: Option<PointId>, filter: Option<&Filter>, limit: usize) -> Result<Vec<PointId>>;
     fn count(&self, filter: Option<&Filter>) -> Result<usize>;
     fn stats(&self) -> ShardStats;
     /// Stop accepting updates, finish queued ones, flush to disk.

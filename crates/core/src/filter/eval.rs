@@ -3,8 +3,8 @@
 use serde_json::Value;
 
 use super::{
-    geo_point_of, parse_datetime, text_tokens, AnyVariants, Condition, FieldCheck, FieldCondition,
-    Filter, Match, MatchValue, RangeCondition, ValuesCount,
+    geo_point_of, parse_datetime, text_tokens, AnyVariants, Condition, FieldCheck, FieldCondition, Filter, Match,
+    MatchValue, RangeCondition, ValuesCount,
 };
 use crate::{Payload, PointId};
 
@@ -29,28 +29,23 @@ impl Filter {
     pub fn check(&self, point: &dyn PointView) -> bool {
         let empty = Payload::new();
         let payload = point.payload().unwrap_or(&empty);
-        self.eval(&Ctx {
-            payload,
-            point: Some(point),
-        })
+        self.eval(&Ctx { payload, point: Some(point) })
     }
 
     /// Whether a payload alone passes the filter (as inside `nested`: `has_id`, `has_vector`
     /// and `slice` never hold).
     pub fn check_payload(&self, payload: &Payload) -> bool {
-        self.eval(&Ctx {
-            payload,
-            point: None,
-        })
+        self.eval(&Ctx { payload, point: None })
     }
 
     fn eval(&self, ctx: &Ctx<'_>) -> bool {
         self.must.iter().all(|c| c.eval(ctx))
             && !self.must_not.iter().any(|c| c.eval(ctx))
             && (self.should.is_empty() || self.should.iter().any(|c| c.eval(ctx)))
-            && self.min_should.as_ref().is_none_or(|ms| {
-                ms.conditions.iter().filter(|c| c.eval(ctx)).count() >= ms.min_count
-            })
+            && self
+                .min_should
+                .as_ref()
+                .is_none_or(|ms| ms.conditions.iter().filter(|c| c.eval(ctx)).count() >= ms.min_count)
     }
 }
 
@@ -69,12 +64,7 @@ impl Condition {
                 .values(ctx.payload)
                 .into_iter()
                 .filter_map(Value::as_object)
-                .any(|element| {
-                    n.filter.eval(&Ctx {
-                        payload: element,
-                        point: None,
-                    })
-                }),
+                .any(|element| n.filter.eval(&Ctx { payload: element, point: None })),
             Condition::Filter(f) => f.eval(ctx),
         }
     }
@@ -122,11 +112,7 @@ impl FieldCondition {
             FieldCheck::ValuesCount(vc) => vc.check_values(&self.key.values(payload)),
             FieldCheck::IsEmpty(want) => is_empty(&self.key.values(payload)) == *want,
             FieldCheck::IsNull(want) => is_null(&self.key.values(payload)) == *want,
-            other => self
-                .key
-                .values_flat(payload)
-                .into_iter()
-                .any(|v| other.check_value(v)),
+            other => self.key.values_flat(payload).into_iter().any(|v| other.check_value(v)),
         }
     }
 }
@@ -164,9 +150,7 @@ impl AnyVariants {
     pub fn contains_value(&self, v: &Value) -> bool {
         match (self, v) {
             (AnyVariants::Keywords(list), Value::String(s)) => list.iter().any(|k| k == s),
-            (AnyVariants::Integers(list), Value::Number(n)) => {
-                n.as_i64().is_some_and(|i| list.contains(&i))
-            }
+            (AnyVariants::Integers(list), Value::Number(n)) => n.as_i64().is_some_and(|i| list.contains(&i)),
             _ => false,
         }
     }
@@ -204,10 +188,7 @@ impl RangeCondition {
     pub fn check_value(&self, v: &Value) -> bool {
         match self {
             RangeCondition::Numeric(r) => v.as_f64().is_some_and(|x| r.contains(x)),
-            RangeCondition::Datetime(r) => v
-                .as_str()
-                .and_then(parse_datetime)
-                .is_some_and(|dt| r.contains(dt)),
+            RangeCondition::Datetime(r) => v.as_str().and_then(parse_datetime).is_some_and(|dt| r.contains(dt)),
         }
     }
 }

@@ -260,10 +260,7 @@ pub fn geo_point_of(value: &Value) -> Option<GeoPoint> {
     if !lon.is_number() || !lat.is_number() {
         return None;
     }
-    Some(GeoPoint {
-        lon: lon.as_f64()?,
-        lat: lat.as_f64()?,
-    })
+    Some(GeoPoint { lon: lon.as_f64()?, lat: lat.as_f64()? })
 }
 
 /// `geo_bounding_box`: strictly inside the rectangle; crosses the antimeridian when
@@ -313,11 +310,7 @@ pub struct GeoPolygon {
 
 impl GeoPolygon {
     pub fn contains(&self, p: &GeoPoint) -> bool {
-        in_ring(p, &self.exterior.points, false)
-            && !self
-                .interiors
-                .iter()
-                .any(|ring| in_ring(p, &ring.points, true))
+        in_ring(p, &self.exterior.points, false) && !self.interiors.iter().any(|ring| in_ring(p, &ring.points, true))
     }
 
     /// Checks every ring: at least 4 points, closed, coordinates in range.
@@ -346,8 +339,7 @@ fn validate_ring(ring: &GeoLineString, name: &str) -> Result<(), ValidationError
         }
     }
     for (i, p) in ring.points.iter().enumerate() {
-        p.validate()
-            .map_err(|e| ValidationError::new(format!("{name}.points[{i}]: {}", e.message)))?;
+        p.validate().map_err(|e| ValidationError::new(format!("{name}.points[{i}]: {}", e.message)))?;
     }
     Ok(())
 }
@@ -399,41 +391,26 @@ pub fn parse_datetime(s: &str) -> Option<DateTime<Utc>> {
         s = format!("{head}+00:00");
     }
     let s = s.as_str();
-    const ZONED: [&str; 4] = [
-        "%Y-%m-%dT%H:%M:%S%.f%#z",
-        "%Y-%m-%d %H:%M:%S%.f%#z",
-        "%Y-%m-%dT%H:%M:%S%.f %#z",
-        "%Y-%m-%d %H:%M:%S%.f %#z",
-    ];
+    const ZONED: [&str; 4] =
+        ["%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f %#z", "%Y-%m-%d %H:%M:%S%.f %#z"];
     for fmt in ZONED {
         if let Ok(dt) = DateTime::parse_from_str(s, fmt) {
             return Some(dt.with_timezone(&Utc));
         }
     }
-    const NAIVE: [&str; 4] = [
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M",
-        "%Y-%m-%d %H:%M",
-    ];
+    const NAIVE: [&str; 4] = ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"];
     for fmt in NAIVE {
         if let Ok(dt) = NaiveDateTime::parse_from_str(s, fmt) {
             return Some(dt.and_utc());
         }
     }
-    NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|dt| dt.and_utc())
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().and_then(|d| d.and_hms_opt(0, 0, 0)).map(|dt| dt.and_utc())
 }
 
 /// The words `text`, `text_any` and `phrase` compare: maximal runs of letters and digits
 /// (underscore and everything else separate words), lowercased.
 pub fn text_tokens(s: &str) -> Vec<String> {
-    s.split(|c: char| !c.is_alphanumeric())
-        .filter(|t| !t.is_empty())
-        .map(str::to_lowercase)
-        .collect()
+    s.split(|c: char| !c.is_alphanumeric()).filter(|t| !t.is_empty()).map(str::to_lowercase).collect()
 }
 
 /// SipHash-2-4 with a zero key.
@@ -512,10 +489,7 @@ impl FieldCondition {
 impl Condition {
     /// `{"key": key, "match": {"value": value}}`.
     pub fn match_value(key: JsonPath, value: MatchValue) -> Condition {
-        Condition::Field(FieldCondition::new(
-            key,
-            FieldCheck::Match(Match::Value(value)),
-        ))
+        Condition::Field(FieldCondition::new(key, FieldCheck::Match(Match::Value(value))))
     }
 
     /// `{"key": key, ...}` with any check.
@@ -538,34 +512,22 @@ impl Condition {
 impl Filter {
     /// A filter whose `must` is `conditions`.
     pub fn must(conditions: Vec<Condition>) -> Filter {
-        Filter {
-            must: conditions,
-            ..Filter::default()
-        }
+        Filter { must: conditions, ..Filter::default() }
     }
 
     /// A filter whose `should` is `conditions`.
     pub fn should(conditions: Vec<Condition>) -> Filter {
-        Filter {
-            should: conditions,
-            ..Filter::default()
-        }
+        Filter { should: conditions, ..Filter::default() }
     }
 
     /// A filter whose `must_not` is `conditions`.
     pub fn must_not(conditions: Vec<Condition>) -> Filter {
-        Filter {
-            must_not: conditions,
-            ..Filter::default()
-        }
+        Filter { must_not: conditions, ..Filter::default() }
     }
 
     /// Whether the filter has no condition at all (it then matches every point).
     pub fn is_empty(&self) -> bool {
-        self.must.is_empty()
-            && self.should.is_empty()
-            && self.must_not.is_empty()
-            && self.min_should.is_none()
+        self.must.is_empty() && self.should.is_empty() && self.must_not.is_empty() && self.min_should.is_none()
     }
 
     /// A filter that holds when both `self` and `other` hold.
@@ -604,11 +566,7 @@ impl Filter {
     }
 
     fn validate_at(&self, path: &str, in_nested: bool) -> Result<(), ValidationError> {
-        for (name, list) in [
-            ("must", &self.must),
-            ("should", &self.should),
-            ("must_not", &self.must_not),
-        ] {
+        for (name, list) in [("must", &self.must), ("should", &self.should), ("must_not", &self.must_not)] {
             for (i, c) in list.iter().enumerate() {
                 c.validate_at(&format!("{path}.{name}[{i}]"), in_nested)?;
             }
@@ -662,10 +620,7 @@ impl Condition {
             Condition::Filter(f) => f.validate_at(path, in_nested),
             Condition::Slice(s) => {
                 if s.total < 1 {
-                    Err(ValidationError::new(format!(
-                        "{path}.slice.total: slice total must be >= 1, got {}",
-                        s.total
-                    )))
+                    Err(ValidationError::new(format!("{path}.slice.total: slice total must be >= 1, got {}", s.total)))
                 } else if s.index >= s.total {
                     Err(ValidationError::new(format!(
                         "{path}.slice.index: slice index must be in [0;{}], got {}",
@@ -686,18 +641,13 @@ impl Condition {
                     if r.radius.is_finite() {
                         Ok(())
                     } else {
-                        Err(ValidationError::new(format!(
-                            "{path}: radius must be a finite number"
-                        )))
+                        Err(ValidationError::new(format!("{path}: radius must be a finite number")))
                     }
                 }
                 FieldCheck::GeoPolygon(p) => p.validate().map_err(at),
                 _ => Ok(()),
             },
-            Condition::IsEmpty(_)
-            | Condition::IsNull(_)
-            | Condition::HasId(_)
-            | Condition::HasVector(_) => Ok(()),
+            Condition::IsEmpty(_) | Condition::IsNull(_) | Condition::HasId(_) | Condition::HasVector(_) => Ok(()),
         }
     }
 
@@ -744,10 +694,8 @@ impl Serialize for Condition {
 impl<'de> Deserialize<'de> for Condition {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let v = Value::deserialize(d)?;
-        let c =
-            parse::condition(&v, "condition").map_err(|e| serde::de::Error::custom(e.message))?;
-        c.validate_at("condition", false)
-            .map_err(|e| serde::de::Error::custom(e.message))?;
+        let c = parse::condition(&v, "condition").map_err(|e| serde::de::Error::custom(e.message))?;
+        c.validate_at("condition", false).map_err(|e| serde::de::Error::custom(e.message))?;
         Ok(c)
     }
 }

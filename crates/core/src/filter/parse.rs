@@ -8,9 +8,9 @@ use std::fmt::Display;
 use serde_json::{Map, Value};
 
 use super::{
-    parse_datetime, AnyVariants, Condition, FieldCheck, FieldCondition, Filter, GeoBoundingBox,
-    GeoLineString, GeoPoint, GeoPolygon, GeoRadius, Match, MatchValue, MinShould, NestedCondition,
-    Range, RangeCondition, SliceCondition, ValuesCount,
+    parse_datetime, AnyVariants, Condition, FieldCheck, FieldCondition, Filter, GeoBoundingBox, GeoLineString,
+    GeoPoint, GeoPolygon, GeoRadius, Match, MatchValue, MinShould, NestedCondition, Range, RangeCondition,
+    SliceCondition, ValuesCount,
 };
 use crate::json_path::JsonPath;
 use crate::vectors::kind;
@@ -23,18 +23,14 @@ fn err(path: &str, msg: impl Display) -> ValidationError {
 }
 
 fn object<'a>(v: &'a Value, path: &str, what: &str) -> Result<&'a Map<String, Value>> {
-    v.as_object()
-        .ok_or_else(|| err(path, format!("expected {what}, got {}", kind(v))))
+    v.as_object().ok_or_else(|| err(path, format!("expected {what}, got {}", kind(v))))
 }
 
 /// Rejects keys of `map` not in `allowed`.
 fn only_keys(map: &Map<String, Value>, allowed: &[&str], path: &str, what: &str) -> Result<()> {
     for k in map.keys() {
         if !allowed.contains(&k.as_str()) {
-            return Err(err(
-                path,
-                format!("unknown field `{k}` in {what}; expected {}", list(allowed)),
-            ));
+            return Err(err(path, format!("unknown field `{k}` in {what}; expected {}", list(allowed))));
         }
     }
     Ok(())
@@ -61,23 +57,17 @@ fn required<'a>(map: &'a Map<String, Value>, name: &str, path: &str) -> Result<&
 }
 
 fn string<'a>(v: &'a Value, path: &str) -> Result<&'a str> {
-    v.as_str()
-        .ok_or_else(|| err(path, format!("expected a string, got {}", kind(v))))
+    v.as_str().ok_or_else(|| err(path, format!("expected a string, got {}", kind(v))))
 }
 
 fn json_path(v: &Value, path: &str) -> Result<JsonPath> {
-    string(v, path)?
-        .parse::<JsonPath>()
-        .map_err(|e| err(path, e))
+    string(v, path)?.parse::<JsonPath>().map_err(|e| err(path, e))
 }
 
 fn unsigned(v: &Value, path: &str) -> Result<u64> {
     v.as_u64().ok_or_else(|| match v {
         Value::Number(n) => err(path, format!("expected a non-negative integer, got {n}")),
-        _ => err(
-            path,
-            format!("expected a non-negative integer, got {}", kind(v)),
-        ),
+        _ => err(path, format!("expected a non-negative integer, got {}", kind(v))),
     })
 }
 
@@ -88,9 +78,7 @@ fn usize_of(v: &Value, path: &str) -> Result<usize> {
 
 fn number(v: &Value, path: &str) -> Result<f64> {
     match v {
-        Value::Number(n) => n
-            .as_f64()
-            .ok_or_else(|| err(path, format!("{n} is not a finite number"))),
+        Value::Number(n) => n.as_f64().ok_or_else(|| err(path, format!("{n} is not a finite number"))),
         _ => Err(err(path, format!("expected a number, got {}", kind(v)))),
     }
 }
@@ -99,11 +87,7 @@ const FILTER_KEYS: [&str; 4] = ["must", "should", "must_not", "min_should"];
 
 /// A filter object.
 pub(super) fn filter(v: &Value, path: &str) -> Result<Filter> {
-    let map = object(
-        v,
-        path,
-        "a filter object with `must`, `should`, `must_not` or `min_should`",
-    )?;
+    let map = object(v, path, "a filter object with `must`, `should`, `must_not` or `min_should`")?;
     let mut f = Filter::default();
     for (k, val) in map {
         let here = format!("{path}.{k}");
@@ -116,15 +100,7 @@ pub(super) fn filter(v: &Value, path: &str) -> Result<Filter> {
                     f.min_should = Some(min_should(val, &here)?);
                 }
             }
-            other => {
-                return Err(err(
-                    path,
-                    format!(
-                        "unknown filter field `{other}`; expected {}",
-                        list(&FILTER_KEYS)
-                    ),
-                ))
-            }
+            other => return Err(err(path, format!("unknown filter field `{other}`; expected {}", list(&FILTER_KEYS)))),
         }
     }
     Ok(f)
@@ -134,28 +110,14 @@ pub(super) fn filter(v: &Value, path: &str) -> Result<Filter> {
 fn condition_list(v: &Value, path: &str) -> Result<Vec<Condition>> {
     match v {
         Value::Null => Ok(Vec::new()),
-        Value::Array(items) => items
-            .iter()
-            .enumerate()
-            .map(|(i, c)| condition(c, &format!("{path}[{i}]")))
-            .collect(),
+        Value::Array(items) => items.iter().enumerate().map(|(i, c)| condition(c, &format!("{path}[{i}]"))).collect(),
         Value::Object(_) => Ok(vec![condition(v, path)?]),
-        _ => Err(err(
-            path,
-            format!(
-                "expected a condition or a list of conditions, got {}",
-                kind(v)
-            ),
-        )),
+        _ => Err(err(path, format!("expected a condition or a list of conditions, got {}", kind(v)))),
     }
 }
 
 fn min_should(v: &Value, path: &str) -> Result<MinShould> {
-    let map = object(
-        v,
-        path,
-        "an object `{\"conditions\": [...], \"min_count\": N}`",
-    )?;
+    let map = object(v, path, "an object `{\"conditions\": [...], \"min_count\": N}`")?;
     only_keys(map, &["conditions", "min_count"], path, "min_should")?;
     let conds_path = format!("{path}.conditions");
     let conditions = match required(map, "conditions", path)? {
@@ -164,43 +126,17 @@ fn min_should(v: &Value, path: &str) -> Result<MinShould> {
             .enumerate()
             .map(|(i, c)| condition(c, &format!("{conds_path}[{i}]")))
             .collect::<Result<Vec<_>>>()?,
-        other => {
-            return Err(err(
-                &conds_path,
-                format!("expected a list of conditions, got {}", kind(other)),
-            ))
-        }
+        other => return Err(err(&conds_path, format!("expected a list of conditions, got {}", kind(other)))),
     };
-    let min_count = usize_of(
-        required(map, "min_count", path)?,
-        &format!("{path}.min_count"),
-    )?;
-    Ok(MinShould {
-        conditions,
-        min_count,
-    })
+    let min_count = usize_of(required(map, "min_count", path)?, &format!("{path}.min_count"))?;
+    Ok(MinShould { conditions, min_count })
 }
 
 /// The kinds of condition objects, by their distinguishing key.
-const CONDITION_KINDS: [&str; 6] = [
-    "is_empty",
-    "is_null",
-    "has_id",
-    "has_vector",
-    "nested",
-    "slice",
-];
+const CONDITION_KINDS: [&str; 6] = ["is_empty", "is_null", "has_id", "has_vector", "nested", "slice"];
 
-const FIELD_CHECKS: [&str; 8] = [
-    "match",
-    "range",
-    "geo_bounding_box",
-    "geo_radius",
-    "geo_polygon",
-    "values_count",
-    "is_empty",
-    "is_null",
-];
+const FIELD_CHECKS: [&str; 8] =
+    ["match", "range", "geo_bounding_box", "geo_radius", "geo_polygon", "values_count", "is_empty", "is_null"];
 
 /// One condition object.
 pub(super) fn condition(v: &Value, path: &str) -> Result<Condition> {
@@ -255,18 +191,12 @@ pub(super) fn condition(v: &Value, path: &str) -> Result<Condition> {
     let value = |name: &str| map.get(name).unwrap_or(&Value::Null);
     match found.unwrap_or("filter") {
         "filter" => filter(v, path).map(Condition::Filter),
-        "is_empty" => {
-            payload_field(value("is_empty"), &format!("{path}.is_empty")).map(Condition::IsEmpty)
-        }
-        "is_null" => {
-            payload_field(value("is_null"), &format!("{path}.is_null")).map(Condition::IsNull)
-        }
+        "is_empty" => payload_field(value("is_empty"), &format!("{path}.is_empty")).map(Condition::IsEmpty),
+        "is_null" => payload_field(value("is_null"), &format!("{path}.is_null")).map(Condition::IsNull),
         "has_id" => has_id(value("has_id"), &format!("{path}.has_id")).map(Condition::HasId),
         "has_vector" => {
             let here = format!("{path}.has_vector");
-            Ok(Condition::HasVector(
-                string(value("has_vector"), &here)?.to_string(),
-            ))
+            Ok(Condition::HasVector(string(value("has_vector"), &here)?.to_string()))
         }
         "nested" => nested(value("nested"), &format!("{path}.nested")).map(Condition::Nested),
         _ => slice(value("slice"), &format!("{path}.slice")).map(Condition::Slice),
@@ -282,18 +212,12 @@ fn payload_field(v: &Value, path: &str) -> Result<JsonPath> {
 
 fn has_id(v: &Value, path: &str) -> Result<BTreeSet<PointId>> {
     let Value::Array(items) = v else {
-        return Err(err(
-            path,
-            format!("expected a list of point ids, got {}", kind(v)),
-        ));
+        return Err(err(path, format!("expected a list of point ids, got {}", kind(v))));
     };
     items
         .iter()
         .enumerate()
-        .map(|(i, id)| {
-            serde_json::from_value::<PointId>(id.clone())
-                .map_err(|e| err(&format!("{path}[{i}]"), e))
-        })
+        .map(|(i, id)| serde_json::from_value::<PointId>(id.clone()).map_err(|e| err(&format!("{path}[{i}]"), e)))
         .collect()
 }
 
@@ -346,10 +270,7 @@ fn field_condition(map: &Map<String, Value>, path: &str) -> Result<FieldConditio
     match checks.len() {
         0 => Err(err(
             path,
-            format!(
-                "the field condition on key `{key}` has nothing to check; give one of {}",
-                list(&FIELD_CHECKS)
-            ),
+            format!("the field condition on key `{key}` has nothing to check; give one of {}", list(&FIELD_CHECKS)),
         )),
         1 => {
             let (_, check) = checks.remove(0);
@@ -367,36 +288,16 @@ fn field_condition(map: &Map<String, Value>, path: &str) -> Result<FieldConditio
 }
 
 fn boolean(v: &Value, path: &str) -> Result<bool> {
-    v.as_bool()
-        .ok_or_else(|| err(path, format!("expected a boolean, got {}", kind(v))))
+    v.as_bool().ok_or_else(|| err(path, format!("expected a boolean, got {}", kind(v))))
 }
 
-const MATCH_KINDS: [&str; 8] = [
-    "value",
-    "text",
-    "text_any",
-    "phrase",
-    "prefix",
-    "substring",
-    "any",
-    "except",
-];
+const MATCH_KINDS: [&str; 8] = ["value", "text", "text_any", "phrase", "prefix", "substring", "any", "except"];
 
 fn match_(v: &Value, path: &str) -> Result<Match> {
-    let map = object(
-        v,
-        path,
-        &format!("a match object with one of {}", list(&MATCH_KINDS)),
-    )?;
+    let map = object(v, path, &format!("a match object with one of {}", list(&MATCH_KINDS)))?;
     let present: Vec<(&String, &Value)> = map.iter().filter(|(_, v)| !v.is_null()).collect();
     if let Some((k, _)) = map.iter().find(|(k, _)| !MATCH_KINDS.contains(&k.as_str())) {
-        return Err(err(
-            path,
-            format!(
-                "expected one of {}, got unknown field `{k}`",
-                list(&MATCH_KINDS)
-            ),
-        ));
+        return Err(err(path, format!("expected one of {}, got unknown field `{k}`", list(&MATCH_KINDS))));
     }
     let (name, val) = match present.as_slice() {
         [] => return Err(err(path, format!("expected one of {}", list(&MATCH_KINDS)))),
@@ -404,12 +305,7 @@ fn match_(v: &Value, path: &str) -> Result<Match> {
         [a, b, ..] => {
             return Err(err(
                 path,
-                format!(
-                    "expected exactly one of {}, got both `{}` and `{}`",
-                    list(&MATCH_KINDS),
-                    a.0,
-                    b.0
-                ),
+                format!("expected exactly one of {}, got both `{}` and `{}`", list(&MATCH_KINDS), a.0, b.0),
             ))
         }
     };
@@ -433,10 +329,7 @@ fn match_value(v: &Value, path: &str) -> Result<MatchValue> {
         Value::Bool(b) => Ok(MatchValue::Bool(*b)),
         Value::Number(n) => match n.as_i64() {
             Some(i) => Ok(MatchValue::Integer(i)),
-            None if n.is_u64() => Err(err(
-                path,
-                format!("integer {n} is out of range for a 64-bit signed integer"),
-            )),
+            None if n.is_u64() => Err(err(path, format!("integer {n} is out of range for a 64-bit signed integer"))),
             None => Err(err(
                 path,
                 format!(
@@ -450,25 +343,13 @@ fn match_value(v: &Value, path: &str) -> Result<MatchValue> {
             "expected a string, an integer or a boolean, got a list; use `any` to match one of \
              several values",
         )),
-        _ => Err(err(
-            path,
-            format!(
-                "expected a string, an integer or a boolean, got {}",
-                kind(v)
-            ),
-        )),
+        _ => Err(err(path, format!("expected a string, an integer or a boolean, got {}", kind(v)))),
     }
 }
 
 fn any_variants(v: &Value, path: &str) -> Result<AnyVariants> {
     let Value::Array(items) = v else {
-        return Err(err(
-            path,
-            format!(
-                "expected a list of strings or a list of integers, got {}",
-                kind(v)
-            ),
-        ));
+        return Err(err(path, format!("expected a list of strings or a list of integers, got {}", kind(v))));
     };
     let strings = items.first().is_none_or(Value::is_string);
     if strings {
@@ -496,10 +377,7 @@ fn mixed(item: &Value, path: &str, first: &str) -> ValidationError {
         Value::Number(n) => format!("the number {n}"),
         other => kind(other).to_string(),
     };
-    err(
-        path,
-        format!("expected all strings or all integers (the list starts with {first}), got {got}"),
-    )
+    err(path, format!("expected all strings or all integers (the list starts with {first}), got {got}"))
 }
 
 const BOUNDS: [&str; 4] = ["lt", "gt", "gte", "lte"];
@@ -507,10 +385,7 @@ const BOUNDS: [&str; 4] = ["lt", "gt", "gte", "lte"];
 fn range(v: &Value, path: &str) -> Result<RangeCondition> {
     let map = object(v, path, "an object with `lt`, `gt`, `gte` or `lte`")?;
     only_keys(map, &BOUNDS, path, "range")?;
-    let bounds: Vec<(&str, &Value)> = BOUNDS
-        .iter()
-        .filter_map(|b| field(map, b).map(|v| (*b, v)))
-        .collect();
+    let bounds: Vec<(&str, &Value)> = BOUNDS.iter().filter_map(|b| field(map, b).map(|v| (*b, v))).collect();
     let all_strings = !bounds.is_empty() && bounds.iter().all(|(_, v)| v.is_string());
     if all_strings {
         let mut r = Range::default();
@@ -535,18 +410,8 @@ fn range(v: &Value, path: &str) -> Result<RangeCondition> {
         let here = format!("{path}.{name}");
         let x = match val {
             Value::Number(_) => number(val, &here)?,
-            Value::String(_) => {
-                return Err(err(
-                    &here,
-                    "cannot mix numeric and datetime bounds in one range",
-                ))
-            }
-            _ => {
-                return Err(err(
-                    &here,
-                    format!("expected a number or a datetime string, got {}", kind(val)),
-                ))
-            }
+            Value::String(_) => return Err(err(&here, "cannot mix numeric and datetime bounds in one range")),
+            _ => return Err(err(&here, format!("expected a number or a datetime string, got {}", kind(val)))),
         };
         set_bound(&mut r, name, x);
     }
@@ -566,16 +431,9 @@ fn values_count(v: &Value, path: &str) -> Result<ValuesCount> {
     let map = object(v, path, "an object with `lt`, `gt`, `gte` or `lte`")?;
     only_keys(map, &BOUNDS, path, "values_count")?;
     let get = |name: &str| -> Result<Option<usize>> {
-        field(map, name)
-            .map(|v| usize_of(v, &format!("{path}.{name}")))
-            .transpose()
+        field(map, name).map(|v| usize_of(v, &format!("{path}.{name}"))).transpose()
     };
-    Ok(ValuesCount {
-        lt: get("lt")?,
-        gt: get("gt")?,
-        gte: get("gte")?,
-        lte: get("lte")?,
-    })
+    Ok(ValuesCount { lt: get("lt")?, gt: get("gt")?, gte: get("gte")?, lte: get("lte")? })
 }
 
 fn geo_point(v: &Value, path: &str) -> Result<GeoPoint> {
@@ -590,14 +448,8 @@ fn bounding_box(v: &Value, path: &str) -> Result<GeoBoundingBox> {
     let map = object(v, path, "an object with `top_left` and `bottom_right`")?;
     only_keys(map, &["top_left", "bottom_right"], path, "geo_bounding_box")?;
     Ok(GeoBoundingBox {
-        top_left: geo_point(
-            required(map, "top_left", path)?,
-            &format!("{path}.top_left"),
-        )?,
-        bottom_right: geo_point(
-            required(map, "bottom_right", path)?,
-            &format!("{path}.bottom_right"),
-        )?,
+        top_left: geo_point(required(map, "top_left", path)?, &format!("{path}.top_left"))?,
+        bottom_right: geo_point(required(map, "bottom_right", path)?, &format!("{path}.bottom_right"))?,
     })
 }
 
@@ -617,25 +469,15 @@ fn line_string(v: &Value, path: &str) -> Result<GeoLineString> {
     let Value::Array(items) = required(map, "points", path)? else {
         return Err(err(&here, "expected a list of geo points"));
     };
-    let points = items
-        .iter()
-        .enumerate()
-        .map(|(i, p)| geo_point(p, &format!("{here}[{i}]")))
-        .collect::<Result<Vec<_>>>()?;
+    let points =
+        items.iter().enumerate().map(|(i, p)| geo_point(p, &format!("{here}[{i}]"))).collect::<Result<Vec<_>>>()?;
     Ok(GeoLineString { points })
 }
 
 fn polygon(v: &Value, path: &str) -> Result<GeoPolygon> {
-    let map = object(
-        v,
-        path,
-        "an object with `exterior` and optional `interiors`",
-    )?;
+    let map = object(v, path, "an object with `exterior` and optional `interiors`")?;
     only_keys(map, &["exterior", "interiors"], path, "geo_polygon")?;
-    let exterior = line_string(
-        required(map, "exterior", path)?,
-        &format!("{path}.exterior"),
-    )?;
+    let exterior = line_string(required(map, "exterior", path)?, &format!("{path}.exterior"))?;
     let interiors = match field(map, "interiors") {
         None => Vec::new(),
         Some(Value::Array(items)) => items
@@ -644,16 +486,10 @@ fn polygon(v: &Value, path: &str) -> Result<GeoPolygon> {
             .map(|(i, r)| line_string(r, &format!("{path}.interiors[{i}]")))
             .collect::<Result<Vec<_>>>()?,
         Some(other) => {
-            return Err(err(
-                &format!("{path}.interiors"),
-                format!("expected a list of rings, got {}", kind(other)),
-            ))
+            return Err(err(&format!("{path}.interiors"), format!("expected a list of rings, got {}", kind(other))))
         }
     };
-    let poly = GeoPolygon {
-        exterior,
-        interiors,
-    };
+    let poly = GeoPolygon { exterior, interiors };
     poly.validate().map_err(|e| err(path, e.message))?;
     Ok(poly)
 }

@@ -4,22 +4,15 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
 
 use super::{
-    AnyVariants, Condition, FieldCheck, Filter, GeoLineString, GeoPoint, Match, MatchValue, Range,
-    RangeCondition, ValuesCount,
+    AnyVariants, Condition, FieldCheck, Filter, GeoLineString, GeoPoint, Match, MatchValue, Range, RangeCondition,
+    ValuesCount,
 };
 
 pub(super) fn filter(f: &Filter) -> Value {
     let mut out = Map::new();
-    for (name, list) in [
-        ("must", &f.must),
-        ("should", &f.should),
-        ("must_not", &f.must_not),
-    ] {
+    for (name, list) in [("must", &f.must), ("should", &f.should), ("must_not", &f.must_not)] {
         if !list.is_empty() {
-            out.insert(
-                name.to_string(),
-                Value::Array(list.iter().map(condition).collect()),
-            );
+            out.insert(name.to_string(), Value::Array(list.iter().map(condition).collect()));
         }
     }
     if let Some(ms) = &f.min_should {
@@ -45,18 +38,12 @@ pub(super) fn condition(c: &Condition) -> Value {
                     "geo_bounding_box",
                     json!({"top_left": point(&b.top_left), "bottom_right": point(&b.bottom_right)}),
                 ),
-                FieldCheck::GeoRadius(r) => (
-                    "geo_radius",
-                    json!({"center": point(&r.center), "radius": r.radius}),
-                ),
+                FieldCheck::GeoRadius(r) => ("geo_radius", json!({"center": point(&r.center), "radius": r.radius})),
                 FieldCheck::GeoPolygon(p) => {
                     let mut poly = Map::new();
                     poly.insert("exterior".into(), ring(&p.exterior));
                     if !p.interiors.is_empty() {
-                        poly.insert(
-                            "interiors".into(),
-                            Value::Array(p.interiors.iter().map(ring).collect()),
-                        );
+                        poly.insert("interiors".into(), Value::Array(p.interiors.iter().map(ring).collect()));
                     }
                     ("geo_polygon", Value::Object(poly))
                 }
@@ -119,12 +106,7 @@ fn datetime(dt: DateTime<Utc>) -> Value {
 
 fn values_count(vc: &ValuesCount) -> Value {
     let mut out = Map::new();
-    for (name, b) in [
-        ("lt", vc.lt),
-        ("gt", vc.gt),
-        ("gte", vc.gte),
-        ("lte", vc.lte),
-    ] {
+    for (name, b) in [("lt", vc.lt), ("gt", vc.gt), ("gte", vc.gte), ("lte", vc.lte)] {
         if let Some(x) = b {
             out.insert(name.into(), json!(x));
         }

@@ -29,11 +29,7 @@ fn obj(v: Value) -> Payload {
 }
 
 fn point(id: u64, payload: Value) -> P {
-    P {
-        id: PointId::Num(id),
-        payload: Some(obj(payload)),
-        vectors: vec![""],
-    }
+    P { id: PointId::Num(id), payload: Some(obj(payload)), vectors: vec![""] }
 }
 
 fn f(v: Value) -> Filter {
@@ -67,13 +63,7 @@ fn parses_clauses_as_lists_or_single_objects() {
     let list = f(json!({"must": [{"key": "city", "match": {"value": "London"}}]}));
     let single = f(json!({"must": {"key": "city", "match": {"value": "London"}}}));
     assert_eq!(list, single);
-    assert_eq!(
-        list.must,
-        vec![Condition::match_value(
-            key("city"),
-            MatchValue::Keyword("London".into())
-        )]
-    );
+    assert_eq!(list.must, vec![Condition::match_value(key("city"), MatchValue::Keyword("London".into()))]);
     let all = f(json!({
         "must": [{"key": "a", "match": {"value": 1}}],
         "should": {"key": "b", "match": {"value": true}},
@@ -83,13 +73,7 @@ fn parses_clauses_as_lists_or_single_objects() {
     assert_eq!(all.must.len(), 1);
     assert_eq!(all.should.len(), 1);
     assert_eq!(all.must_not.len(), 2);
-    assert_eq!(
-        all.min_should,
-        Some(MinShould {
-            conditions: vec![Condition::HasVector("v".into())],
-            min_count: 1
-        })
-    );
+    assert_eq!(all.min_should, Some(MinShould { conditions: vec![Condition::HasVector("v".into())], min_count: 1 }));
     assert_eq!(f(json!({})), Filter::default());
     assert_eq!(f(json!({"must": null, "should": []})), Filter::default());
 }
@@ -98,29 +82,14 @@ fn parses_clauses_as_lists_or_single_objects() {
 fn parses_every_match_shape() {
     let m = |v: Value| -> Match {
         match f(json!({"must": {"key": "k", "match": v}})).must.remove(0) {
-            Condition::Field(FieldCondition {
-                check: FieldCheck::Match(m),
-                ..
-            }) => m,
+            Condition::Field(FieldCondition { check: FieldCheck::Match(m), .. }) => m,
             other => panic!("not a match: {other:?}"),
         }
     };
-    assert_eq!(
-        m(json!({"value": "red"})),
-        Match::Value(MatchValue::Keyword("red".into()))
-    );
-    assert_eq!(
-        m(json!({"value": -3})),
-        Match::Value(MatchValue::Integer(-3))
-    );
-    assert_eq!(
-        m(json!({"value": false})),
-        Match::Value(MatchValue::Bool(false))
-    );
-    assert_eq!(
-        m(json!({"text": "good cheap"})),
-        Match::Text("good cheap".into())
-    );
+    assert_eq!(m(json!({"value": "red"})), Match::Value(MatchValue::Keyword("red".into())));
+    assert_eq!(m(json!({"value": -3})), Match::Value(MatchValue::Integer(-3)));
+    assert_eq!(m(json!({"value": false})), Match::Value(MatchValue::Bool(false)));
+    assert_eq!(m(json!({"text": "good cheap"})), Match::Text("good cheap".into()));
     assert_eq!(m(json!({"text_any": "a b"})), Match::TextAny("a b".into()));
     assert_eq!(m(json!({"phrase": "a b"})), Match::Phrase("a b".into()));
     assert_eq!(m(json!({"prefix": "ab"})), Match::Prefix("ab".into()));
@@ -129,23 +98,11 @@ fn parses_every_match_shape() {
         m(json!({"any": ["black", "yellow"]})),
         Match::Any(AnyVariants::Keywords(vec!["black".into(), "yellow".into()]))
     );
-    assert_eq!(
-        m(json!({"any": [1, 2]})),
-        Match::Any(AnyVariants::Integers(vec![1, 2]))
-    );
-    assert_eq!(
-        m(json!({"any": []})),
-        Match::Any(AnyVariants::Keywords(vec![]))
-    );
-    assert_eq!(
-        m(json!({"except": ["black"]})),
-        Match::Except(AnyVariants::Keywords(vec!["black".into()]))
-    );
+    assert_eq!(m(json!({"any": [1, 2]})), Match::Any(AnyVariants::Integers(vec![1, 2])));
+    assert_eq!(m(json!({"any": []})), Match::Any(AnyVariants::Keywords(vec![])));
+    assert_eq!(m(json!({"except": ["black"]})), Match::Except(AnyVariants::Keywords(vec!["black".into()])));
     // a null sibling is an absent field
-    assert_eq!(
-        m(json!({"value": 5, "any": null})),
-        Match::Value(MatchValue::Integer(5))
-    );
+    assert_eq!(m(json!({"value": 5, "any": null})), Match::Value(MatchValue::Integer(5)));
 }
 
 fn check_of(v: Value) -> FieldCheck {
@@ -159,11 +116,7 @@ fn check_of(v: Value) -> FieldCheck {
 fn parses_ranges_numeric_and_datetime() {
     assert_eq!(
         check_of(json!({"key": "price", "range": {"gt": 1, "lte": 2.5, "gte": null}})),
-        FieldCheck::Range(RangeCondition::Numeric(Range {
-            gt: Some(1.0),
-            lte: Some(2.5),
-            ..Range::default()
-        }))
+        FieldCheck::Range(RangeCondition::Numeric(Range { gt: Some(1.0), lte: Some(2.5), ..Range::default() }))
     );
     let FieldCheck::Range(RangeCondition::Datetime(r)) = check_of(json!({"key": "d", "range": {
         "gt": "2023-02-08T10:49:00Z",
@@ -173,22 +126,10 @@ fn parses_ranges_numeric_and_datetime() {
     }})) else {
         panic!("expected a datetime range")
     };
-    assert_eq!(
-        r.gt.map(|d| d.to_rfc3339()),
-        Some("2023-02-08T10:49:00+00:00".into())
-    );
-    assert_eq!(
-        r.lt.map(|d| d.to_rfc3339()),
-        Some("2024-01-31T09:14:31+00:00".into())
-    );
-    assert_eq!(
-        r.gte.map(|d| d.to_rfc3339()),
-        Some("2023-01-01T00:00:00+00:00".into())
-    );
-    assert_eq!(
-        r.lte.map(|d| d.to_rfc3339()),
-        Some("2023-06-01T12:00:00+00:00".into())
-    );
+    assert_eq!(r.gt.map(|d| d.to_rfc3339()), Some("2023-02-08T10:49:00+00:00".into()));
+    assert_eq!(r.lt.map(|d| d.to_rfc3339()), Some("2024-01-31T09:14:31+00:00".into()));
+    assert_eq!(r.gte.map(|d| d.to_rfc3339()), Some("2023-01-01T00:00:00+00:00".into()));
+    assert_eq!(r.lte.map(|d| d.to_rfc3339()), Some("2023-06-01T12:00:00+00:00".into()));
     assert_eq!(
         check_of(json!({"key": "x", "range": {}})),
         FieldCheck::Range(RangeCondition::Numeric(Range::default()))
@@ -203,27 +144,15 @@ fn parses_geo_values_count_and_flags() {
             "top_left": {"lon": 13.403683, "lat": 52.520711}
         }})),
         FieldCheck::GeoBoundingBox(GeoBoundingBox {
-            top_left: GeoPoint {
-                lon: 13.403683,
-                lat: 52.520711
-            },
-            bottom_right: GeoPoint {
-                lon: 13.455868,
-                lat: 52.495862
-            },
+            top_left: GeoPoint { lon: 13.403683, lat: 52.520711 },
+            bottom_right: GeoPoint { lon: 13.455868, lat: 52.495862 },
         })
     );
     assert_eq!(
         check_of(json!({"key": "location", "geo_radius": {
             "center": {"lon": 13.403683, "lat": 52.520711}, "radius": 1000
         }})),
-        FieldCheck::GeoRadius(GeoRadius {
-            center: GeoPoint {
-                lon: 13.403683,
-                lat: 52.520711
-            },
-            radius: 1000.0
-        })
+        FieldCheck::GeoRadius(GeoRadius { center: GeoPoint { lon: 13.403683, lat: 52.520711 }, radius: 1000.0 })
     );
     let FieldCheck::GeoPolygon(poly) = check_of(json!({"key": "location", "geo_polygon": {
         "exterior": {"points": [
@@ -241,24 +170,12 @@ fn parses_geo_values_count_and_flags() {
     assert_eq!(poly.interiors.len(), 1);
     assert_eq!(
         check_of(json!({"key": "comments", "values_count": {"gt": 2}})),
-        FieldCheck::ValuesCount(ValuesCount {
-            gt: Some(2),
-            ..ValuesCount::default()
-        })
+        FieldCheck::ValuesCount(ValuesCount { gt: Some(2), ..ValuesCount::default() })
     );
-    assert_eq!(
-        check_of(json!({"key": "r", "is_empty": true})),
-        FieldCheck::IsEmpty(true)
-    );
-    assert_eq!(
-        check_of(json!({"key": "r", "is_null": false})),
-        FieldCheck::IsNull(false)
-    );
+    assert_eq!(check_of(json!({"key": "r", "is_empty": true})), FieldCheck::IsEmpty(true));
+    assert_eq!(check_of(json!({"key": "r", "is_null": false})), FieldCheck::IsNull(false));
     // other clauses given as null do not count
-    assert_eq!(
-        check_of(json!({"key": "r", "match": null, "is_null": true, "range": null})),
-        FieldCheck::IsNull(true)
-    );
+    assert_eq!(check_of(json!({"key": "r", "match": null, "is_null": true, "range": null})), FieldCheck::IsNull(true));
 }
 
 #[test]
@@ -274,28 +191,17 @@ fn parses_non_field_conditions() {
         {"must_not": [{"key": "x", "match": {"value": 1}}]},
         {}
     ]}));
-    let uuid: PointId =
-        serde_json::from_value(json!("550e8400-e29b-41d4-a716-446655440000")).expect("uuid");
+    let uuid: PointId = serde_json::from_value(json!("550e8400-e29b-41d4-a716-446655440000")).expect("uuid");
     assert_eq!(filter.should[0], Condition::IsEmpty(key("reports")));
     assert_eq!(filter.should[1], Condition::IsNull(key("reports")));
-    assert_eq!(
-        filter.should[2],
-        Condition::HasId([PointId::Num(1), PointId::Num(3), PointId::Num(5), uuid].into())
-    );
+    assert_eq!(filter.should[2], Condition::HasId([PointId::Num(1), PointId::Num(3), PointId::Num(5), uuid].into()));
     assert_eq!(filter.should[3], Condition::HasVector("image".into()));
     assert_eq!(filter.should[4], Condition::HasVector(String::new()));
-    let Condition::Nested(n) = &filter.should[5] else {
-        panic!("nested")
-    };
+    let Condition::Nested(n) = &filter.should[5] else { panic!("nested") };
     assert_eq!(n.key, key("diet"));
     assert_eq!(n.filter.must.len(), 1);
-    assert_eq!(
-        filter.should[6],
-        Condition::Slice(SliceCondition { total: 4, index: 1 })
-    );
-    let Condition::Filter(inner) = &filter.should[7] else {
-        panic!("filter")
-    };
+    assert_eq!(filter.should[6], Condition::Slice(SliceCondition { total: 4, index: 1 }));
+    let Condition::Filter(inner) = &filter.should[7] else { panic!("filter") };
     assert_eq!(inner.must_not.len(), 1);
     assert_eq!(filter.should[8], Condition::Filter(Filter::default()));
 }
@@ -336,18 +242,9 @@ fn round_trips_through_json() {
     assert_eq!(reparsed, parsed);
     // shapes: lists, has_id sorted, datetimes in RFC 3339
     assert_eq!(out["should"][1], json!({"has_id": [1, 2]}));
-    assert_eq!(
-        out["must"][5],
-        json!({"key": "d", "range": {"gt": "2023-02-08T10:49:00Z"}})
-    );
-    assert_eq!(
-        out["must"][0],
-        json!({"key": "city", "match": {"value": "London"}})
-    );
-    assert_eq!(
-        out["should"][5]["must_not"][0],
-        json!({"is_null": {"key": "\"odd key\".x"}})
-    );
+    assert_eq!(out["must"][5], json!({"key": "d", "range": {"gt": "2023-02-08T10:49:00Z"}}));
+    assert_eq!(out["must"][0], json!({"key": "city", "match": {"value": "London"}}));
+    assert_eq!(out["should"][5]["must_not"][0], json!({"is_null": {"key": "\"odd key\".x"}}));
     assert_eq!(out["min_should"]["min_count"], json!(1));
     // a single condition serializes as a one-element list
     let single = serde_json::to_value(f(json!({"must": {"has_id": [7]}}))).expect("ser");
@@ -360,15 +257,9 @@ fn round_trips_through_json() {
 #[test]
 fn unknown_condition_field_is_named() {
     let e = parse_err(json!({"must": [{"key": "a", "match": {"value": 1}}, {"foo": 1}]}));
-    assert!(
-        e.starts_with("filter.must[1]: unknown condition field `foo`"),
-        "{e}"
-    );
+    assert!(e.starts_with("filter.must[1]: unknown condition field `foo`"), "{e}");
     let e = parse_err(json!({"must": {"foo": 1}}));
-    assert!(
-        e.starts_with("filter.must: unknown condition field `foo`"),
-        "{e}"
-    );
+    assert!(e.starts_with("filter.must: unknown condition field `foo`"), "{e}");
     let e = parse_err(json!({"must": [], "bogus": []}));
     assert!(e.contains("unknown filter field `bogus`"), "{e}");
     let e = parse_err(json!({"should": [{"has_id": [1], "has_vector": "a"}]}));
@@ -376,15 +267,9 @@ fn unknown_condition_field_is_named() {
     let e = parse_err(json!({"should": [{"has_id": [1], "must": []}]}));
     assert!(e.contains("found both `has_id` and a nested filter"), "{e}");
     let e = parse_err(json!({"must": "city"}));
-    assert!(
-        e.contains("filter.must: expected a condition or a list of conditions, got a string"),
-        "{e}"
-    );
+    assert!(e.contains("filter.must: expected a condition or a list of conditions, got a string"), "{e}");
     let e = parse_err(json!({"must": [5]}));
-    assert!(
-        e.contains("filter.must[0]: expected a condition object, got a number"),
-        "{e}"
-    );
+    assert!(e.contains("filter.must[0]: expected a condition object, got a number"), "{e}");
     let e = parse_err(json!([1]));
     assert!(e.starts_with("filter: expected a filter object"), "{e}");
 }
@@ -392,177 +277,94 @@ fn unknown_condition_field_is_named() {
 #[test]
 fn field_condition_must_have_exactly_one_check() {
     let e = parse_err(json!({"must": [{"key": "price"}]}));
-    assert!(
-        e.contains("filter.must[0]: the field condition on key `price` has nothing to check"),
-        "{e}"
-    );
-    let e =
-        parse_err(json!({"must": [{"key": "price", "match": {"value": 1}, "range": {"gt": 0}}]}));
-    assert!(
-        e.contains("key `price` has both `match` and `range`"),
-        "{e}"
-    );
+    assert!(e.contains("filter.must[0]: the field condition on key `price` has nothing to check"), "{e}");
+    let e = parse_err(json!({"must": [{"key": "price", "match": {"value": 1}, "range": {"gt": 0}}]}));
+    assert!(e.contains("key `price` has both `match` and `range`"), "{e}");
     let e = parse_err(json!({"must": [{"key": "price", "matches": {"value": 1}}]}));
-    assert!(
-        e.contains("unknown field `matches` in the field condition on key `price`"),
-        "{e}"
-    );
+    assert!(e.contains("unknown field `matches` in the field condition on key `price`"), "{e}");
     let e = parse_err(json!({"must": [{"key": "a..b", "match": {"value": 1}}]}));
-    assert!(
-        e.starts_with("filter.must[0].key: Invalid JSON path `a..b`"),
-        "{e}"
-    );
+    assert!(e.starts_with("filter.must[0].key: Invalid JSON path `a..b`"), "{e}");
     let e = parse_err(json!({"must": [{"key": 5, "match": {"value": 1}}]}));
-    assert!(
-        e.contains("filter.must[0].key: expected a string, got a number"),
-        "{e}"
-    );
+    assert!(e.contains("filter.must[0].key: expected a string, got a number"), "{e}");
 }
 
 #[test]
 fn bad_match_shapes() {
     let e = parse_err(json!({"must": [{"key": "a", "match": {}}]}));
-    assert!(
-        e.starts_with("filter.must[0].match: expected one of `value`, `text`"),
-        "{e}"
-    );
+    assert!(e.starts_with("filter.must[0].match: expected one of `value`, `text`"), "{e}");
     assert!(e.contains("`any` or `except`"), "{e}");
     let e = parse_err(json!({"must": [{"key": "a", "match": {"equals": 1}}]}));
-    assert!(
-        e.contains("match: expected one of") && e.contains("unknown field `equals`"),
-        "{e}"
-    );
+    assert!(e.contains("match: expected one of") && e.contains("unknown field `equals`"), "{e}");
     let e = parse_err(json!({"must": [{"key": "a", "match": {"value": 1.5}}]}));
-    assert!(
-        e.contains("match.value: expected a string, an integer or a boolean, got the float 1.5"),
-        "{e}"
-    );
+    assert!(e.contains("match.value: expected a string, an integer or a boolean, got the float 1.5"), "{e}");
     let e = parse_err(json!({"must": [{"key": "a", "match": {"value": [1]}}]}));
     assert!(e.contains("use `any`"), "{e}");
     let e = parse_err(json!({"must": [{"key": "a", "match": {"value": null}}]}));
     assert!(e.contains("match: expected one of"), "{e}");
     let e = parse_err(json!({"must": [{"key": "a", "match": {"any": ["x", 1]}}]}));
-    assert!(
-        e.contains("match.any[1]: expected all strings or all integers"),
-        "{e}"
-    );
+    assert!(e.contains("match.any[1]: expected all strings or all integers"), "{e}");
     assert!(e.contains("got the number 1"), "{e}");
     let e = parse_err(json!({"must": [{"key": "a", "match": {"any": [1, 2.5]}}]}));
-    assert!(
-        e.contains("match.any[1]: expected all strings or all integers"),
-        "{e}"
-    );
+    assert!(e.contains("match.any[1]: expected all strings or all integers"), "{e}");
     assert!(e.contains("got the number 2.5"), "{e}");
     let e = parse_err(json!({"must": [{"key": "a", "match": {"except": "x"}}]}));
-    assert!(
-        e.contains("match.except: expected a list of strings or a list of integers"),
-        "{e}"
-    );
+    assert!(e.contains("match.except: expected a list of strings or a list of integers"), "{e}");
     let e = parse_err(json!({"must": [{"key": "a", "match": {"value": 1, "text": "x"}}]}));
     assert!(e.contains("got both `value` and `text`"), "{e}");
     let e = parse_err(json!({"must": [{"key": "a", "match": {"text": 3}}]}));
-    assert!(
-        e.contains("match.text: expected a string, got a number"),
-        "{e}"
-    );
+    assert!(e.contains("match.text: expected a string, got a number"), "{e}");
 }
 
 #[test]
 fn bad_ranges_and_counts() {
     let e = parse_err(json!({"must": [{"key": "a", "range": {"gt": 1, "lt": "2023-01-01"}}]}));
-    assert!(
-        e.contains("range.lt: cannot mix numeric and datetime bounds"),
-        "{e}"
-    );
+    assert!(e.contains("range.lt: cannot mix numeric and datetime bounds"), "{e}");
     let e = parse_err(json!({"must": [{"key": "a", "range": {"gt": "yesterday"}}]}));
-    assert!(
-        e.contains("range.gt: 'yesterday' is not in a supported date/time format"),
-        "{e}"
-    );
+    assert!(e.contains("range.gt: 'yesterday' is not in a supported date/time format"), "{e}");
     let e = parse_err(json!({"must": [{"key": "a", "range": {"gt": true}}]}));
-    assert!(
-        e.contains("range.gt: expected a number or a datetime string, got a boolean"),
-        "{e}"
-    );
+    assert!(e.contains("range.gt: expected a number or a datetime string, got a boolean"), "{e}");
     let e = parse_err(json!({"must": [{"key": "a", "range": {"above": 1}}]}));
     assert!(e.contains("unknown field `above` in range"), "{e}");
     let e = parse_err(json!({"must": [{"key": "a", "values_count": {"gt": -1}}]}));
-    assert!(
-        e.contains("values_count.gt: expected a non-negative integer, got -1"),
-        "{e}"
-    );
+    assert!(e.contains("values_count.gt: expected a non-negative integer, got -1"), "{e}");
 }
 
 #[test]
 fn bad_geo_shapes() {
     let e = parse_err(json!({"must": [{"key": "l", "geo_radius": {
         "center": {"lon": 10.0, "lat": 100.0}, "radius": 5.0}}]}));
-    assert!(
-        e.contains("geo_radius.center: lat 100 is out of range"),
-        "{e}"
-    );
+    assert!(e.contains("geo_radius.center: lat 100 is out of range"), "{e}");
     let e = parse_err(json!({"must": [{"key": "l", "geo_bounding_box": {
         "top_left": {"lon": -181.0, "lat": 0.0}, "bottom_right": {"lon": 0.0, "lat": 0.0}}}]}));
-    assert!(
-        e.contains("geo_bounding_box.top_left: lon -181 is out of range"),
-        "{e}"
-    );
-    let e = parse_err(
-        json!({"must": [{"key": "l", "geo_radius": {"center": {"lon": 1.0}, "radius": 5}}]}),
-    );
+    assert!(e.contains("geo_bounding_box.top_left: lon -181 is out of range"), "{e}");
+    let e = parse_err(json!({"must": [{"key": "l", "geo_radius": {"center": {"lon": 1.0}, "radius": 5}}]}));
     assert!(e.contains("geo_radius.center: missing field `lat`"), "{e}");
-    let e = parse_err(
-        json!({"must": [{"key": "l", "geo_polygon": {"exterior": {"points": [
-        {"lon": 0.0, "lat": 0.0}, {"lon": 1.0, "lat": 0.0}, {"lon": 0.0, "lat": 0.0}]}}}]}),
-    );
-    assert!(
-        e.contains("exterior: polygon invalid, the size must be at least 4, got 3"),
-        "{e}"
-    );
-    let e = parse_err(
-        json!({"must": [{"key": "l", "geo_polygon": {"exterior": {"points": [
+    let e = parse_err(json!({"must": [{"key": "l", "geo_polygon": {"exterior": {"points": [
+        {"lon": 0.0, "lat": 0.0}, {"lon": 1.0, "lat": 0.0}, {"lon": 0.0, "lat": 0.0}]}}}]}));
+    assert!(e.contains("exterior: polygon invalid, the size must be at least 4, got 3"), "{e}");
+    let e = parse_err(json!({"must": [{"key": "l", "geo_polygon": {"exterior": {"points": [
         {"lon": 0.0, "lat": 0.0}, {"lon": 1.0, "lat": 0.0},
-        {"lon": 1.0, "lat": 1.0}, {"lon": 0.0, "lat": 1.0}]}}}]}),
-    );
-    assert!(
-        e.contains("the first and the last points should be the same"),
-        "{e}"
-    );
+        {"lon": 1.0, "lat": 1.0}, {"lon": 0.0, "lat": 1.0}]}}}]}));
+    assert!(e.contains("the first and the last points should be the same"), "{e}");
 }
 
 #[test]
 fn bad_ids_nested_and_min_should() {
     let e = parse_err(json!({"must": [{"has_id": [1, -2]}]}));
-    assert!(
-        e.starts_with("filter.must[0].has_id[1]: point id -2 is negative"),
-        "{e}"
-    );
+    assert!(e.starts_with("filter.must[0].has_id[1]: point id -2 is negative"), "{e}");
     let e = parse_err(json!({"must": [{"has_id": 1}]}));
     assert!(e.contains("has_id: expected a list of point ids"), "{e}");
-    let e = parse_err(
-        json!({"must": [{"nested": {"key": "d", "filter": {"must": [{"has_id": [1]}]}}}]}),
-    );
+    let e = parse_err(json!({"must": [{"nested": {"key": "d", "filter": {"must": [{"has_id": [1]}]}}}]}));
     assert!(
-        e.starts_with(
-            "filter.must[0].nested.filter.must[0]: has_id is not supported inside a nested filter"
-        ),
+        e.starts_with("filter.must[0].nested.filter.must[0]: has_id is not supported inside a nested filter"),
         "{e}"
     );
     let e = parse_err(json!({"must": [{"nested": {"key": "d"}}]}));
-    assert!(
-        e.contains("filter.must[0].nested: missing field `filter`"),
-        "{e}"
-    );
+    assert!(e.contains("filter.must[0].nested: missing field `filter`"), "{e}");
     let e = parse_err(json!({"min_should": {"conditions": [], "min_count": 0}}));
-    assert!(
-        e.contains("min_count value 0 is invalid. Must be 1 or larger."),
-        "{e}"
-    );
+    assert!(e.contains("min_count value 0 is invalid. Must be 1 or larger."), "{e}");
     let e = parse_err(json!({"min_should": {"conditions": [{"has_vector": "a"}]}}));
-    assert!(
-        e.contains("filter.min_should: missing field `min_count`"),
-        "{e}"
-    );
+    assert!(e.contains("filter.min_should: missing field `min_count`"), "{e}");
     let e = parse_err(json!({"should": [{"slice": {"total": 2, "index": 2}}]}));
     assert!(e.contains("slice index must be in [0;1], got 2"), "{e}");
     let e = parse_err(json!({"should": [{"is_empty": {"key": "a", "x": 1}}]}));
@@ -580,41 +382,19 @@ fn validate_catches_filters_built_in_code() {
     assert!(nested_has_id.validate().is_err());
     let bad_geo = Filter::must(vec![Condition::field(
         key("l"),
-        FieldCheck::GeoRadius(GeoRadius {
-            center: GeoPoint {
-                lon: 0.0,
-                lat: 91.0,
-            },
-            radius: 1.0,
-        }),
+        FieldCheck::GeoRadius(GeoRadius { center: GeoPoint { lon: 0.0, lat: 91.0 }, radius: 1.0 }),
     )]);
     let e = bad_geo.validate().expect_err("lat 91");
-    assert!(
-        e.message
-            .starts_with("filter.must[0]: lat 91 is out of range"),
-        "{e}"
-    );
-    assert!(
-        Filter::must(vec![Condition::HasId([PointId::Num(1)].into())])
-            .validate()
-            .is_ok()
-    );
+    assert!(e.message.starts_with("filter.must[0]: lat 91 is out of range"), "{e}");
+    assert!(Filter::must(vec![Condition::HasId([PointId::Num(1)].into())]).validate().is_ok());
 }
 
 #[test]
 fn deserialize_condition_alone() {
-    let c: Condition =
-        serde_json::from_value(json!({"key": "a", "match": {"value": "x"}})).expect("c");
-    assert_eq!(
-        c,
-        Condition::match_value(key("a"), MatchValue::Keyword("x".into()))
-    );
+    let c: Condition = serde_json::from_value(json!({"key": "a", "match": {"value": "x"}})).expect("c");
+    assert_eq!(c, Condition::match_value(key("a"), MatchValue::Keyword("x".into())));
     let e = serde_json::from_value::<Condition>(json!({"nope": 1})).expect_err("bad");
-    assert!(
-        e.to_string()
-            .starts_with("condition: unknown condition field `nope`"),
-        "{e}"
-    );
+    assert!(e.to_string().starts_with("condition: unknown condition field `nope`"), "{e}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -652,25 +432,13 @@ fn docs_clause_examples() {
     let london = json!({"key": "city", "match": {"value": "London"}});
     let red = json!({"key": "color", "match": {"value": "red"}});
     assert_eq!(ids(json!({"must": [london, red]}), &pts), vec![2]);
-    assert_eq!(
-        ids(json!({"should": [london, red]}), &pts),
-        vec![1, 2, 3, 4]
-    );
+    assert_eq!(ids(json!({"should": [london, red]}), &pts), vec![1, 2, 3, 4]);
     assert_eq!(ids(json!({"must_not": [london, red]}), &pts), vec![5, 6]);
-    assert_eq!(
-        ids(json!({"must": [london], "must_not": [red]}), &pts),
-        vec![1, 3]
-    );
-    assert_eq!(
-        ids(json!({"must_not": [{"must": [london, red]}]}), &pts),
-        vec![1, 3, 4, 5, 6]
-    );
+    assert_eq!(ids(json!({"must": [london], "must_not": [red]}), &pts), vec![1, 3]);
+    assert_eq!(ids(json!({"must_not": [{"must": [london, red]}]}), &pts), vec![1, 3, 4, 5, 6]);
     assert_eq!(ids(json!({"should": []}), &pts), vec![1, 2, 3, 4, 5, 6]);
     assert_eq!(ids(json!({}), &pts), vec![1, 2, 3, 4, 5, 6]);
-    assert_eq!(
-        ids(json!({"must": [{"has_id": [1, 3, 5, 99]}]}), &pts),
-        vec![1, 3, 5]
-    );
+    assert_eq!(ids(json!({"must": [{"has_id": [1, 3, 5, 99]}]}), &pts), vec![1, 3, 5]);
     let min_should = json!({"min_should": {"min_count": 2, "conditions": [
         london, red, {"key": "color", "match": {"any": ["red", "blue"]}}
     ]}});
@@ -689,10 +457,7 @@ fn match_value_is_strict_about_types() {
     assert!(!m(json!(true), json!({"k": 1})));
     assert!(!m(json!(false), json!({"k": null})));
     assert!(m(json!("a"), json!({"k": ["b", "a"]})), "any array element");
-    assert!(
-        !m(json!("a"), json!({"k": [["a"]]})),
-        "arrays are flattened one level only"
-    );
+    assert!(!m(json!("a"), json!({"k": [["a"]]})), "arrays are flattened one level only");
     assert!(!m(json!("a"), json!({"k": []})));
     assert!(!m(json!("a"), json!({"other": "a"})));
     assert!(m(json!(-7), json!({"k": [1, -7]})));
@@ -703,10 +468,7 @@ fn match_any_and_except() {
     let any = |l: Value, p: Value| holds(json!({"key": "k", "match": {"any": l}}), p);
     let except = |l: Value, p: Value| holds(json!({"key": "k", "match": {"except": l}}), p);
     assert!(any(json!(["black", "yellow"]), json!({"k": "black"})));
-    assert!(any(
-        json!(["black", "yellow"]),
-        json!({"k": ["black", "green"]})
-    ));
+    assert!(any(json!(["black", "yellow"]), json!({"k": ["black", "green"]})));
     assert!(!any(json!(["black", "yellow"]), json!({"k": "green"})));
     assert!(any(json!([1, 2]), json!({"k": 2})));
     assert!(!any(json!([1, 2]), json!({"k": "2"})));
@@ -714,24 +476,12 @@ fn match_any_and_except() {
 
     assert!(except(json!(["black", "yellow"]), json!({"k": "green"})));
     assert!(!except(json!(["black", "yellow"]), json!({"k": "black"})));
-    assert!(
-        except(json!(["black", "yellow"]), json!({"k": ["black", "green"]})),
-        "docs example"
-    );
-    assert!(!except(
-        json!(["black", "yellow"]),
-        json!({"k": ["black", "yellow"]})
-    ));
-    assert!(
-        !except(json!(["x"]), json!({})),
-        "missing key never matches"
-    );
+    assert!(except(json!(["black", "yellow"]), json!({"k": ["black", "green"]})), "docs example");
+    assert!(!except(json!(["black", "yellow"]), json!({"k": ["black", "yellow"]})));
+    assert!(!except(json!(["x"]), json!({})), "missing key never matches");
     assert!(!except(json!(["x"]), json!({"k": null})), "null is absence");
     assert!(!except(json!(["x"]), json!({"k": []})));
-    assert!(
-        except(json!(["x"]), json!({"k": 5})),
-        "other types are not in the list"
-    );
+    assert!(except(json!(["x"]), json!({"k": 5})), "other types are not in the list");
     assert!(except(json!([1]), json!({"k": 1.5})));
     assert!(except(json!([1]), json!({"k": true})));
     assert!(!except(json!([1, 2]), json!({"k": [1, 2, null]})));
@@ -740,34 +490,18 @@ fn match_any_and_except() {
 
 #[test]
 fn text_phrase_prefix_substring() {
-    let m = |kind: &str, q: &str, v: Value| {
-        holds(json!({"key": "t", "match": {kind: q}}), json!({ "t": v }))
-    };
+    let m = |kind: &str, q: &str, v: Value| holds(json!({"key": "t", "match": {kind: q}}), json!({ "t": v }));
     assert!(m("text", "good cheap", json!("Cheap and GOOD food")));
     assert!(!m("text", "good cheap", json!("good food")));
-    assert!(
-        !m("text", "goo", json!("good food")),
-        "whole words, not substrings"
-    );
-    assert!(
-        m("text", "foo_bar", json!("bar, foo!")),
-        "underscore separates words"
-    );
+    assert!(!m("text", "goo", json!("good food")), "whole words, not substrings");
+    assert!(m("text", "foo_bar", json!("bar, foo!")), "underscore separates words");
     assert!(!m("text", "", json!("anything")));
     assert!(!m("text", "1", json!(1)));
     assert!(m("text", "tokyo", json!(["Osaka Castle", "Tokyo Tower"])));
     assert!(m("text_any", "pizza good", json!("good food")));
     assert!(!m("text_any", "pizza", json!("good food")));
-    assert!(m(
-        "phrase",
-        "Tokyo tower",
-        json!("the tokyo tower at night")
-    ));
-    assert!(!m(
-        "phrase",
-        "tower tokyo",
-        json!("the tokyo tower at night")
-    ));
+    assert!(m("phrase", "Tokyo tower", json!("the tokyo tower at night")));
+    assert!(!m("phrase", "tower tokyo", json!("the tokyo tower at night")));
     assert!(!m("phrase", "", json!("x")));
     assert!(m("prefix", "Tok", json!("Tokyo")));
     assert!(!m("prefix", "tok", json!("Tokyo")));
@@ -784,39 +518,21 @@ fn numeric_ranges() {
     assert!(r(json!({"gt": 1.5}), json!({"n": 2})));
     assert!(!r(json!({"gt": 1.5}), json!({"n": 1.5})));
     assert!(r(json!({"lte": 1.5}), json!({"n": 1.5})));
-    assert!(
-        !r(json!({"gte": 0}), json!({"n": true})),
-        "booleans are not numbers"
-    );
+    assert!(!r(json!({"gte": 0}), json!({"n": true})), "booleans are not numbers");
     assert!(!r(json!({"gte": 0}), json!({"n": "5"})));
     assert!(!r(json!({"gte": 0}), json!({})));
     assert!(r(json!({"gt": 9.0}), json!({"n": [1, 10]})));
-    assert!(
-        !r(json!({"gt": 1, "lt": 3}), json!({"n": [0, 5]})),
-        "one value must satisfy all bounds"
-    );
+    assert!(!r(json!({"gt": 1, "lt": 3}), json!({"n": [0, 5]})), "one value must satisfy all bounds");
     assert!(r(json!({}), json!({"n": -4})));
     // docs: country.cities[].population
     let payload = json!({"country": {"name": "Japan", "cities": [
         {"name": "Tokyo", "population": 9.3, "sightseeing": ["Tokyo Tower", "Tokyo Skytree"]},
         {"name": "Osaka", "population": 2.7, "sightseeing": ["Osaka Castle"]}
     ]}});
-    assert!(holds(
-        json!({"key": "country.cities[].population", "range": {"gte": 9.0}}),
-        payload.clone()
-    ));
-    assert!(holds(
-        json!({"key": "country.cities[].sightseeing", "match": {"value": "Osaka Castle"}}),
-        payload.clone()
-    ));
-    assert!(holds(
-        json!({"key": "country.name", "match": {"value": "Japan"}}),
-        payload.clone()
-    ));
-    assert!(!holds(
-        json!({"key": "country.cities.population", "range": {"gte": 0}}),
-        payload
-    ));
+    assert!(holds(json!({"key": "country.cities[].population", "range": {"gte": 9.0}}), payload.clone()));
+    assert!(holds(json!({"key": "country.cities[].sightseeing", "match": {"value": "Osaka Castle"}}), payload.clone()));
+    assert!(holds(json!({"key": "country.name", "match": {"value": "Japan"}}), payload.clone()));
+    assert!(!holds(json!({"key": "country.cities.population", "range": {"gte": 0}}), payload));
 }
 
 #[test]
@@ -834,10 +550,7 @@ fn datetime_ranges_with_zones() {
     assert!(r(feb.clone(), json!("2023-02-10 08:00:00")));
     assert!(r(feb.clone(), json!(["garbage", "2023-02-10T08:00"])));
     assert!(!r(feb.clone(), json!("not a date")));
-    assert!(
-        !r(feb.clone(), json!(1675209600)),
-        "numbers are not datetimes"
-    );
+    assert!(!r(feb.clone(), json!(1675209600)), "numbers are not datetimes");
     // bounds with zones
     let around = json!({"gt": "2023-02-01T12:00:00+02:00"});
     assert!(r(around.clone(), json!("2023-02-01T10:00:01Z")));
@@ -864,14 +577,8 @@ fn parse_datetime_formats() {
     assert_eq!(iso("2023-02-08T12:49:00+02"), z);
     assert_eq!(iso("2023-02-08 12:49:00 +02:00"), z);
     assert_eq!(iso("2023-02-08T05:49:00-05:00"), z);
-    assert_eq!(
-        iso("2023-02-08T10:49:00.123456789Z"),
-        Some("2023-02-08T10:49:00.123456789+00:00".to_string())
-    );
-    assert_eq!(
-        iso("2023-02-08"),
-        Some("2023-02-08T00:00:00+00:00".to_string())
-    );
+    assert_eq!(iso("2023-02-08T10:49:00.123456789Z"), Some("2023-02-08T10:49:00.123456789+00:00".to_string()));
+    assert_eq!(iso("2023-02-08"), Some("2023-02-08T00:00:00+00:00".to_string()));
     assert_eq!(iso("2023-02-30"), None);
     assert_eq!(iso("2023-02-08T25:00:00Z"), None);
     assert_eq!(iso("08/02/2023"), None);
@@ -886,31 +593,16 @@ fn geo_conditions() {
         "bottom_right": {"lon": 13.76116, "lat": 52.33826}
     }});
     assert!(holds(bbox.clone(), json!({ "loc": berlin })));
-    assert!(!holds(
-        bbox.clone(),
-        json!({"loc": {"lon": 37.6173, "lat": 55.7558}})
-    ));
-    assert!(holds(
-        bbox.clone(),
-        json!({"loc": [{"lon": 0.0, "lat": 0.0}, berlin]})
-    ));
-    assert!(!holds(
-        bbox.clone(),
-        json!({"loc": {"lon": "13.4", "lat": 52.5}})
-    ));
+    assert!(!holds(bbox.clone(), json!({"loc": {"lon": 37.6173, "lat": 55.7558}})));
+    assert!(holds(bbox.clone(), json!({"loc": [{"lon": 0.0, "lat": 0.0}, berlin]})));
+    assert!(!holds(bbox.clone(), json!({"loc": {"lon": "13.4", "lat": 52.5}})));
     assert!(!holds(bbox.clone(), json!({"loc": [13.4, 52.5]})));
     assert!(!holds(bbox, json!({})));
     // antimeridian-crossing box: lon 170 .. -170
     let wrap = json!({"key": "loc", "geo_bounding_box": {
         "top_left": {"lon": 170.0, "lat": 10.0}, "bottom_right": {"lon": -170.0, "lat": -10.0}}});
-    assert!(holds(
-        wrap.clone(),
-        json!({"loc": {"lon": 179.0, "lat": 0.0}})
-    ));
-    assert!(holds(
-        wrap.clone(),
-        json!({"loc": {"lon": -175.0, "lat": 0.0}})
-    ));
+    assert!(holds(wrap.clone(), json!({"loc": {"lon": 179.0, "lat": 0.0}})));
+    assert!(holds(wrap.clone(), json!({"loc": {"lon": -175.0, "lat": 0.0}})));
     assert!(!holds(wrap, json!({"loc": {"lon": 0.0, "lat": 0.0}})));
 
     // radius: Berlin center (52.511, 13.423637), 2 km
@@ -918,14 +610,8 @@ fn geo_conditions() {
     let far = json!({"key": "loc", "geo_radius": {"center": {"lon": 20.423637, "lat": 52.511}, "radius": 2000.0}});
     assert!(holds(near, json!({ "loc": berlin })));
     assert!(!holds(far, json!({ "loc": berlin })));
-    let a = GeoPoint {
-        lon: 37.6173,
-        lat: 55.7558,
-    };
-    let b = GeoPoint {
-        lon: -0.1278,
-        lat: 51.5074,
-    };
+    let a = GeoPoint { lon: 37.6173, lat: 55.7558 };
+    let b = GeoPoint { lon: -0.1278, lat: 51.5074 };
     let d = a.distance_m(&b);
     assert!((2_490_000.0..2_510_000.0).contains(&d), "Moscow-London {d}");
     // one degree of latitude along a meridian = R * pi / 180
@@ -967,14 +653,8 @@ fn values_count_per_value() {
     assert!(!vc(json!({"gte": 1}), json!({})));
     // per selected value: a[].c selects two arrays of lengths 1 and 3
     let nested = json!({"a": [{"c": [1]}, {"c": [1, 2, 3]}]});
-    assert!(holds(
-        json!({"key": "a[].c", "values_count": {"gte": 3}}),
-        nested.clone()
-    ));
-    assert!(!holds(
-        json!({"key": "a[].c", "values_count": {"gte": 2, "lte": 2}}),
-        nested
-    ));
+    assert!(holds(json!({"key": "a[].c", "values_count": {"gte": 3}}), nested.clone()));
+    assert!(!holds(json!({"key": "a[].c", "values_count": {"gte": 2, "lte": 2}}), nested));
 }
 
 #[test]
@@ -997,28 +677,11 @@ fn is_empty_and_is_null_truth_table() {
             Some(v) => json!({ "r": v }),
             None => json!({ "other": 1 }),
         };
-        assert_eq!(
-            holds(json!({"is_empty": {"key": "r"}}), payload.clone()),
-            empty,
-            "is_empty {value:?}"
-        );
-        assert_eq!(
-            holds(json!({"is_null": {"key": "r"}}), payload.clone()),
-            null,
-            "is_null {value:?}"
-        );
-        assert_eq!(
-            holds(json!({"key": "r", "is_empty": true}), payload.clone()),
-            empty
-        );
-        assert_eq!(
-            holds(json!({"key": "r", "is_empty": false}), payload.clone()),
-            !empty
-        );
-        assert_eq!(
-            holds(json!({"key": "r", "is_null": true}), payload.clone()),
-            null
-        );
+        assert_eq!(holds(json!({"is_empty": {"key": "r"}}), payload.clone()), empty, "is_empty {value:?}");
+        assert_eq!(holds(json!({"is_null": {"key": "r"}}), payload.clone()), null, "is_null {value:?}");
+        assert_eq!(holds(json!({"key": "r", "is_empty": true}), payload.clone()), empty);
+        assert_eq!(holds(json!({"key": "r", "is_empty": false}), payload.clone()), !empty);
+        assert_eq!(holds(json!({"key": "r", "is_null": true}), payload.clone()), null);
         assert_eq!(holds(json!({"key": "r", "is_null": false}), payload), !null);
     }
     // through arrays of objects
@@ -1029,11 +692,7 @@ fn is_empty_and_is_null_truth_table() {
     assert!(holds(json!({"is_null": {"key": "a[].b"}}), p.clone()));
     assert!(!holds(json!({"is_null": {"key": "a[].c"}}), p));
     // a point without any payload
-    let bare = P {
-        id: PointId::Num(1),
-        payload: None,
-        vectors: vec![],
-    };
+    let bare = P { id: PointId::Num(1), payload: None, vectors: vec![] };
     assert!(f(json!({"must": [{"is_empty": {"key": "x"}}]})).check(&bare));
     assert!(!f(json!({"must": [{"is_null": {"key": "x"}}]})).check(&bare));
 }
@@ -1052,10 +711,7 @@ fn nested_conditions_check_one_element_at_a_time() {
             {"food": "leaves", "likes": true}, {"food": "meat", "likes": false}]}),
         ),
         point(3, json!({"diet": {"food": "meat", "likes": true}})),
-        point(
-            4,
-            json!({"diet": [5, "meat", {"food": "meat", "likes": true}]}),
-        ),
+        point(4, json!({"diet": [5, "meat", {"food": "meat", "likes": true}]})),
         point(5, json!({})),
     ];
     let flat = json!({"must": [
@@ -1067,45 +723,22 @@ fn nested_conditions_check_one_element_at_a_time() {
         {"key": "food", "match": {"value": "meat"}},
         {"key": "likes", "match": {"value": true}}
     ]});
-    assert_eq!(
-        ids(
-            json!({"must": [{"nested": {"key": "diet", "filter": inner}}]}),
-            &pts
-        ),
-        vec![1, 4]
-    );
-    assert_eq!(
-        ids(
-            json!({"must": [{"nested": {"key": "diet[]", "filter": inner}}]}),
-            &pts
-        ),
-        vec![1, 4]
-    );
+    assert_eq!(ids(json!({"must": [{"nested": {"key": "diet", "filter": inner}}]}), &pts), vec![1, 4]);
+    assert_eq!(ids(json!({"must": [{"nested": {"key": "diet[]", "filter": inner}}]}), &pts), vec![1, 4]);
     // nested with has_id in an adjacent must (docs)
     let with_id = json!({"must": [{"nested": {"key": "diet", "filter": inner}}, {"has_id": [1]}]});
     assert_eq!(ids(with_id, &pts), vec![1]);
     // must_not inside nested: an element that is not meat
     let not_meat = json!({"must": [{"nested": {"key": "diet", "filter": {"must_not": [
         {"key": "food", "match": {"value": "meat"}}]}}}]});
-    assert_eq!(
-        ids(not_meat, &pts),
-        vec![1, 2],
-        "non-object elements are skipped"
-    );
+    assert_eq!(ids(not_meat, &pts), vec![1, 2], "non-object elements are skipped");
     // has_vector never holds inside nested
-    let vec_inside =
-        json!({"must": [{"nested": {"key": "diet", "filter": {"must": [{"has_vector": ""}]}}}]});
+    let vec_inside = json!({"must": [{"nested": {"key": "diet", "filter": {"must": [{"has_vector": ""}]}}}]});
     assert_eq!(ids(vec_inside, &pts), Vec::<u64>::new());
     // nested in nested: paths are relative to each level
     let deep = vec![
-        point(
-            1,
-            json!({"zoo": [{"name": "a", "animals": [{"kind": "cat", "age": 3}, {"kind": "dog", "age": 9}]}]}),
-        ),
-        point(
-            2,
-            json!({"zoo": [{"name": "b", "animals": [{"kind": "cat", "age": 9}]}]}),
-        ),
+        point(1, json!({"zoo": [{"name": "a", "animals": [{"kind": "cat", "age": 3}, {"kind": "dog", "age": 9}]}]})),
+        point(2, json!({"zoo": [{"name": "b", "animals": [{"kind": "cat", "age": 9}]}]})),
     ];
     let q = json!({"must": [{"nested": {"key": "zoo", "filter": {"must": [
         {"nested": {"key": "animals", "filter": {"must": [
@@ -1120,16 +753,10 @@ fn nested_conditions_check_one_element_at_a_time() {
 fn has_id_has_vector_and_uuid_ids() {
     let u = "550e8400-e29b-41d4-a716-446655440000";
     let uuid: PointId = serde_json::from_value(json!(u)).expect("uuid");
-    let p = P {
-        id: uuid,
-        payload: None,
-        vectors: vec!["image"],
-    };
+    let p = P { id: uuid, payload: None, vectors: vec!["image"] };
     let check = |v: Value| f(v).check(&p);
     assert!(check(json!({"must": [{"has_id": [u]}]})));
-    assert!(check(
-        json!({"must": [{"has_id": ["550E8400E29B41D4A716446655440000"]}]})
-    ));
+    assert!(check(json!({"must": [{"has_id": ["550E8400E29B41D4A716446655440000"]}]})));
     assert!(!check(json!({"must": [{"has_id": [1, 2]}]})));
     assert!(check(json!({"must": [{"has_vector": "image"}]})));
     assert!(!check(json!({"must": [{"has_vector": ""}]})));
@@ -1143,10 +770,7 @@ fn slices_partition_ids_like_qdrant() {
     // as computed by the reference implementation.
     let (k0, k1) = (0x0706_0504_0302_0100, 0x0f0e_0d0c_0b0a_0908);
     assert_eq!(siphash24_keyed(k0, k1, &[]), 0x726f_db47_dd0e_0e31);
-    assert_eq!(
-        siphash24_keyed(k0, k1, &[0, 1, 2, 3, 4, 5, 6, 7]),
-        0x93f5_f579_9a93_2462
-    );
+    assert_eq!(siphash24_keyed(k0, k1, &[0, 1, 2, 3, 4, 5, 6, 7]), 0x93f5_f579_9a93_2462);
     let fifteen: Vec<u8> = (0..15).collect();
     assert_eq!(siphash24_keyed(k0, k1, &fifteen), 0xa129_ca61_49be_45e5);
     assert_eq!(siphash24(&0u64.to_le_bytes()), 16_738_165_381_834_614_119);
@@ -1161,19 +785,12 @@ fn slices_partition_ids_like_qdrant() {
         assert_eq!(siphash24(&id.to_le_bytes()), h, "id {id}");
         assert_eq!(SliceCondition::slice_of(&PointId::Num(id), 7), Some(h % 7));
     }
-    let uuid: PointId =
-        serde_json::from_value(json!("550e8400-e29b-41d4-a716-446655440000")).expect("uuid");
-    assert_eq!(
-        SliceCondition::slice_of(&uuid, 1000),
-        Some(17_712_879_580_654_916_868 % 1000)
-    );
+    let uuid: PointId = serde_json::from_value(json!("550e8400-e29b-41d4-a716-446655440000")).expect("uuid");
+    assert_eq!(SliceCondition::slice_of(&uuid, 1000), Some(17_712_879_580_654_916_868 % 1000));
     // every id falls in exactly one of the slices
     for id in 0..50u64 {
         let hits = (0..3)
-            .filter(|&index| {
-                f(json!({"must": [{"slice": {"total": 3, "index": index}}]}))
-                    .check(&point(id, json!({})))
-            })
+            .filter(|&index| f(json!({"must": [{"slice": {"total": 3, "index": index}}]})).check(&point(id, json!({}))))
             .count();
         assert_eq!(hits, 1, "id {id}");
     }
@@ -1189,22 +806,11 @@ fn should_and_min_should_combinations() {
     let b2 = json!({"key": "b", "match": {"value": 2}});
     assert!(check(json!({"should": [a1, b1]})));
     assert!(!check(json!({"should": [b1]})));
-    assert!(
-        !check(json!({"must": [a1], "should": [b1]})),
-        "should is required alongside must"
-    );
-    assert!(check(
-        json!({"min_should": {"conditions": [a1, b1, b2], "min_count": 2}})
-    ));
-    assert!(!check(
-        json!({"min_should": {"conditions": [a1, b1, b2], "min_count": 3}})
-    ));
-    assert!(!check(
-        json!({"min_should": {"conditions": [a1], "min_count": 2}})
-    ));
-    assert!(check(
-        json!({"should": [{"should": [b1, b2]}], "must_not": [{"must_not": [a1]}]})
-    ));
+    assert!(!check(json!({"must": [a1], "should": [b1]})), "should is required alongside must");
+    assert!(check(json!({"min_should": {"conditions": [a1, b1, b2], "min_count": 2}})));
+    assert!(!check(json!({"min_should": {"conditions": [a1, b1, b2], "min_count": 3}})));
+    assert!(!check(json!({"min_should": {"conditions": [a1], "min_count": 2}})));
+    assert!(check(json!({"should": [{"should": [b1, b2]}], "must_not": [{"must_not": [a1]}]})));
 }
 
 #[test]
@@ -1223,25 +829,12 @@ fn keys_lists_payload_paths() {
         "min_should": {"conditions": [{"key": "m", "values_count": {"gt": 1}}], "min_count": 1}
     }));
     let keys: Vec<String> = filter.keys().iter().map(ToString::to_string).collect();
-    assert_eq!(
-        keys,
-        vec![
-            "city",
-            "reports",
-            "diet[].food",
-            "diet[].items[].x.y",
-            "n",
-            "m"
-        ]
-    );
+    assert_eq!(keys, vec!["city", "reports", "diet[].food", "diet[].items[].x.y", "n", "m"]);
 }
 
 #[test]
 fn text_tokens_split_on_non_alphanumerics() {
-    assert_eq!(
-        text_tokens("Hello, World_2 ünï-CODE"),
-        vec!["hello", "world", "2", "ünï", "code"]
-    );
+    assert_eq!(text_tokens("Hello, World_2 ünï-CODE"), vec!["hello", "world", "2", "ünï", "code"]);
     assert!(text_tokens(" ,.; ").is_empty());
 }
 
@@ -1252,13 +845,8 @@ fn filter_helpers() {
     assert_eq!(Filter::default().and(a.clone()), a);
     let both = a.clone().and(b.clone());
     assert_eq!(both.must, vec![Condition::Filter(a), Condition::Filter(b)]);
-    let p = P {
-        id: PointId::Num(1),
-        payload: None,
-        vectors: vec!["a", "b"],
-    };
+    let p = P { id: PointId::Num(1), payload: None, vectors: vec!["a", "b"] };
     assert!(both.check(&p));
     assert!(Filter::default().is_empty());
-    assert!(f(json!({"must": [{"key": "a", "match": {"value": 1}}]}))
-        .check_payload(&obj(json!({"a": 1}))));
+    assert!(f(json!({"must": [{"key": "a", "match": {"value": 1}}]})).check_payload(&obj(json!({"a": 1}))));
 }

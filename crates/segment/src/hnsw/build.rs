@@ -35,16 +35,7 @@ pub(crate) fn build_graph(
     stop: &AtomicBool,
 ) -> Result<HnswGraph, Cancelled> {
     let (links, entry) = in_pool(params.max_threads, |parallel| {
-        build_links(
-            src,
-            distance,
-            params.m,
-            params.ef_construct,
-            params.seed,
-            progress,
-            stop,
-            parallel,
-        )
+        build_links(src, distance, params.m, params.ef_construct, params.seed, progress, stop, parallel)
     })?;
     let n = links.len();
     Ok(HnswGraph {
@@ -74,28 +65,8 @@ pub(crate) fn build_links(
 ) -> Result<(Links, u32), Cancelled> {
     let scorer = distance.scorer();
     match flat(src) {
-        Some(f) => build_with(
-            &f,
-            src.len(),
-            scorer,
-            m,
-            ef_construct,
-            seed,
-            progress,
-            stop,
-            parallel,
-        ),
-        None => build_with(
-            &Dyn(src),
-            src.len(),
-            scorer,
-            m,
-            ef_construct,
-            seed,
-            progress,
-            stop,
-            parallel,
-        ),
+        Some(f) => build_with(&f, src.len(), scorer, m, ef_construct, seed, progress, stop, parallel),
+        None => build_with(&Dyn(src), src.len(), scorer, m, ef_construct, seed, progress, stop, parallel),
     }
 }
 
@@ -124,11 +95,7 @@ fn build_with<V: Vecs>(
     }
     // The first node of the highest level is the fixed entry point; it is inserted first
     // (it has no neighbours yet), so no insertion ever needs to change it.
-    let entry = links
-        .levels
-        .iter()
-        .position(|&l| l as usize == links.max_level)
-        .unwrap_or(0) as u32;
+    let entry = links.levels.iter().position(|&l| l as usize == links.max_level).unwrap_or(0) as u32;
     let builder = Builder {
         links,
         vecs,
@@ -151,10 +118,7 @@ fn build_with<V: Vecs>(
         Ok(())
     };
     if parallel {
-        (0..n)
-            .into_par_iter()
-            .with_min_len(16)
-            .try_for_each(insert)?;
+        (0..n).into_par_iter().with_min_len(16).try_for_each(insert)?;
     } else {
         (0..n).try_for_each(insert)?;
     }
@@ -178,33 +142,15 @@ impl<V: Vecs> Builder<'_, V> {
         let qv = self.vecs.get(q);
         let lq = links.level_of(q);
         let top = links.max_level;
-        let mut cur = Near {
-            score: self.scorer.score(qv, self.vecs.get(self.entry)),
-            id: self.entry,
-        };
+        let mut cur = Near { score: self.scorer.score(qv, self.vecs.get(self.entry)), id: self.entry };
         for level in (lq + 1..=top).rev() {
             cur = greedy(links, self.vecs, self.scorer, qv, cur, level);
         }
         let mut selected = std::mem::take(&mut s.selected);
         for level in (0..=lq.min(top)).rev() {
-            search_layer(
-                links,
-                self.vecs,
-                self.scorer,
-                qv,
-                cur,
-                self.ef_construct,
-                level,
-                None,
-                None,
-                s,
-            );
+            search_layer(links, self.vecs, self.scorer, qv, cur, self.ef_construct, level, None, None, s);
             s.sorted.clear();
-            s.sorted
-                .extend(s.results.drain().filter(|f| f.id != q).map(|f| Near {
-                    score: f.score,
-                    id: f.id,
-                }));
+            s.sorted.extend(s.results.drain().filter(|f| f.id != q).map(|f| Near { score: f.score, id: f.id }));
             if s.sorted.is_empty() {
                 continue;
             }
@@ -244,10 +190,7 @@ impl<V: Vecs> Builder<'_, V> {
         s.sorted.push(Near { score, id: q });
         for slot in &block[1..1 + cnt] {
             let id = slot.load(Relaxed);
-            s.sorted.push(Near {
-                score: self.scorer.score(ev, self.vecs.get(id)),
-                id,
-            });
+            s.sorted.push(Near { score: self.scorer.score(ev, self.vecs.get(id)), id });
         }
         s.sorted.sort_unstable_by(|a, b| b.cmp(a));
         let mut out = std::mem::take(&mut s.tmp);
@@ -260,13 +203,7 @@ impl<V: Vecs> Builder<'_, V> {
 /// HNSW neighbour-selection heuristic: walk candidates best first and keep one only if it is
 /// closer to the base point than to every neighbour kept so far (score to base >= score to
 /// each kept one), up to `max` neighbours. Fewer than `max` candidates are all kept.
-fn select_heuristic<V: Vecs>(
-    vecs: &V,
-    scorer: Scorer,
-    sorted: &[Near],
-    max: usize,
-    out: &mut Vec<Near>,
-) {
+fn select_heuristic<V: Vecs>(vecs: &V, scorer: Scorer, sorted: &[Near], max: usize, out: &mut Vec<Near>) {
     out.clear();
     if sorted.len() < max {
         out.extend_from_slice(sorted);
@@ -277,10 +214,7 @@ fn select_heuristic<V: Vecs>(
             break;
         }
         let cv = vecs.get(c.id);
-        if out
-            .iter()
-            .all(|kept| scorer.score(cv, vecs.get(kept.id)) <= c.score)
-        {
+        if out.iter().all(|kept| scorer.score(cv, vecs.get(kept.id)) <= c.score) {
             out.push(*c);
         }
     }
@@ -318,67 +252,47 @@ pub(crate) fn add_group_links(
     }
     let ef_construct = g.ef_construct;
     let seed = g.seed;
-    let one_group =
-        |(gi, group): (usize, &Vec<u32>), parallel: bool| -> Result<Vec<(u32, u32)>, Cancelled> {
-            let mut ids: Vec<u32> = group
-                .iter()
-                .copied()
-                .filter(|&i| (i as usize) < n)
-                .collect();
-            ids.sort_unstable();
-            ids.dedup();
-            if ids.len() < 2 {
-                return Ok(Vec::new());
-            }
-            let sub = SubSource { src, ids: &ids };
-            let group_seed = seed ^ (gi as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-            let (links, _) = build_links(
-                &sub,
-                distance,
-                payload_m,
-                ef_construct,
-                group_seed,
-                &AtomicUsize::new(0),
-                stop,
-                parallel && ids.len() >= PARALLEL_GROUP_MIN,
-            )?;
-            let mut pairs = Vec::with_capacity(ids.len() * payload_m);
-            for (local, &global) in ids.iter().enumerate() {
-                links.for_each(local as u32, 0, |nb| pairs.push((global, ids[nb as usize])));
-            }
-            Ok(pairs)
-        };
-    let per_group = in_pool(
-        g.max_threads,
-        |parallel| -> Result<Vec<Vec<(u32, u32)>>, Cancelled> {
-            if parallel {
-                groups
-                    .par_iter()
-                    .enumerate()
-                    .map(|x| one_group(x, true))
-                    .collect()
-            } else {
-                groups
-                    .iter()
-                    .enumerate()
-                    .map(|x| one_group(x, false))
-                    .collect()
-            }
-        },
-    )?;
+    let one_group = |(gi, group): (usize, &Vec<u32>), parallel: bool| -> Result<Vec<(u32, u32)>, Cancelled> {
+        let mut ids: Vec<u32> = group.iter().copied().filter(|&i| (i as usize) < n).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.len() < 2 {
+            return Ok(Vec::new());
+        }
+        let sub = SubSource { src, ids: &ids };
+        let group_seed = seed ^ (gi as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let (links, _) = build_links(
+            &sub,
+            distance,
+            payload_m,
+            ef_construct,
+            group_seed,
+            &AtomicUsize::new(0),
+            stop,
+            parallel && ids.len() >= PARALLEL_GROUP_MIN,
+        )?;
+        let mut pairs = Vec::with_capacity(ids.len() * payload_m);
+        for (local, &global) in ids.iter().enumerate() {
+            links.for_each(local as u32, 0, |nb| pairs.push((global, ids[nb as usize])));
+        }
+        Ok(pairs)
+    };
+    let per_group = in_pool(g.max_threads, |parallel| -> Result<Vec<Vec<(u32, u32)>>, Cancelled> {
+        if parallel {
+            groups.par_iter().enumerate().map(|x| one_group(x, true)).collect()
+        } else {
+            groups.iter().enumerate().map(|x| one_group(x, false)).collect()
+        }
+    })?;
     if stop.load(Relaxed) {
         return Err(Cancelled);
     }
 
-    let mut pairs: Vec<(u32, u32)> =
-        Vec::with_capacity(per_group.iter().map(Vec::len).sum::<usize>() + g.extra.len());
+    let mut pairs: Vec<(u32, u32)> = Vec::with_capacity(per_group.iter().map(Vec::len).sum::<usize>() + g.extra.len());
     pairs.extend(per_group.into_iter().flatten());
     if !g.extra.is_empty() {
         for node in 0..g.len() {
-            let (a, b) = (
-                g.extra_start[node] as usize,
-                g.extra_start[node + 1] as usize,
-            );
+            let (a, b) = (g.extra_start[node] as usize, g.extra_start[node + 1] as usize);
             pairs.extend(g.extra[a..b].iter().map(|&nb| (node as u32, nb)));
         }
     }

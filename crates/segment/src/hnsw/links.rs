@@ -90,13 +90,7 @@ impl Links {
     }
 
     /// Lists from stored slots; `None` if the sizes do not match the levels.
-    pub fn from_slots(
-        m: usize,
-        m0: usize,
-        levels: Vec<u8>,
-        level0: Vec<u32>,
-        upper: Vec<u32>,
-    ) -> Option<Links> {
+    pub fn from_slots(m: usize, m0: usize, levels: Vec<u8>, level0: Vec<u32>, upper: Vec<u32>) -> Option<Links> {
         let (upper_start, upper_len, max_level) = upper_layout(m, &levels)?;
         if upper.len() != upper_len || Some(level0.len()) != levels.len().checked_mul(m0 + 1) {
             return None;
@@ -168,7 +162,6 @@ impl Links {
     }
 
     pub fn memory_bytes(&self) -> usize {
-        (self.level0.capacity() + self.upper.capacity() + self.upper_start.capacity()) * 4
-            + self.levels.capacity()
+        (self.level0.capacity() + self.upper.capacity() + self.upper_start.capacity()) * 4 + self.levels.capacity()
     }
 }

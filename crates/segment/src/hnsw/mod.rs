@@ -67,17 +67,11 @@ pub struct DenseVectors {
 
 impl DenseVectors {
     pub fn new(dim: usize) -> Self {
-        DenseVectors {
-            dim,
-            data: Vec::new(),
-        }
+        DenseVectors { dim, data: Vec::new() }
     }
 
     pub fn with_capacity(dim: usize, rows: usize) -> Self {
-        DenseVectors {
-            dim,
-            data: Vec::with_capacity(dim * rows),
-        }
+        DenseVectors { dim, data: Vec::with_capacity(dim * rows) }
     }
 
     /// Wraps existing row-major data; `data.len()` must be a multiple of `dim`.
@@ -162,12 +156,7 @@ pub struct HnswParams {
 
 impl Default for HnswParams {
     fn default() -> Self {
-        HnswParams {
-            m: 16,
-            ef_construct: 100,
-            max_threads: 0,
-            seed: 42,
-        }
+        HnswParams { m: 16, ef_construct: 100, max_threads: 0, seed: 42 }
     }
 }
 
@@ -307,8 +296,7 @@ impl HnswGraph {
     /// Bytes held by the graph structure (links, levels, group links); excludes vectors and
     /// the transient search scratch.
     pub fn memory_bytes(&self) -> usize {
-        self.links.memory_bytes()
-            + (self.extra_start.capacity() + self.extra.capacity()) * std::mem::size_of::<u32>()
+        self.links.memory_bytes() + (self.extra_start.capacity() + self.extra.capacity()) * std::mem::size_of::<u32>()
     }
 
     /// Streams the versioned, CRC-32-checked binary form to `w`.

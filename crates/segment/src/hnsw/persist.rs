@@ -52,11 +52,7 @@ const fn crc_tables() -> [[u32; 256]; 8] {
         let mut c = i as u32;
         let mut k = 0;
         while k < 8 {
-            c = if c & 1 != 0 {
-                0xEDB8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
+            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
             k += 1;
         }
         t[0][i] = c;
@@ -154,11 +150,7 @@ impl Out<'_> {
 
 pub(crate) fn write_graph(g: &HnswGraph, w: &mut dyn Write) -> io::Result<()> {
     let l = &g.links;
-    let mut o = Out {
-        w,
-        crc: Crc32::new(),
-        buf: Vec::with_capacity(CHUNK * 4 + 64),
-    };
+    let mut o = Out { w, crc: Crc32::new(), buf: Vec::with_capacity(CHUNK * 4 + 64) };
     o.bytes(&MAGIC)?;
     o.u32(VERSION)?;
     o.u32(l.m as u32)?;
@@ -240,10 +232,7 @@ impl In<'_> {
             let take = (count - out.len()).min(CHUNK);
             out.reserve(take);
             let b = self.exact(take * 4)?;
-            out.extend(
-                b.chunks_exact(4)
-                    .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])),
-            );
+            out.extend(b.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])));
         }
         Ok(out)
     }
@@ -262,11 +251,7 @@ fn to_usize(v: u64, what: &'static str) -> Result<usize, GraphError> {
 }
 
 pub(crate) fn read_graph(r: &mut dyn Read) -> Result<HnswGraph, GraphError> {
-    let mut i = In {
-        r,
-        crc: Crc32::new(),
-        buf: Vec::new(),
-    };
+    let mut i = In { r, crc: Crc32::new(), buf: Vec::new() };
     if i.exact(8)? != MAGIC {
         return Err(GraphError::BadMagic);
     }
@@ -287,25 +272,16 @@ pub(crate) fn read_graph(r: &mut dyn Read) -> Result<HnswGraph, GraphError> {
     let has_extra = i.u32()?;
     // Sizes are only bounded here (reads are chunked, so a bogus size ends in `Truncated`);
     // everything else is validated after the checksum.
-    corrupt(
-        n > u32::MAX as u64 || upper_len > u32::MAX as u64 || extra_len > u32::MAX as u64,
-        "sizes",
-    )?;
+    corrupt(n > u32::MAX as u64 || upper_len > u32::MAX as u64 || extra_len > u32::MAX as u64, "sizes")?;
     corrupt(m0 > MAX_M0, "link capacities")?;
     let n = to_usize(n, "node count")?;
     let (m, m0) = (m as usize, m0 as usize);
-    let level0_len = n
-        .checked_mul(m0 + 1)
-        .ok_or(GraphError::Corrupt("node count"))?;
+    let level0_len = n.checked_mul(m0 + 1).ok_or(GraphError::Corrupt("node count"))?;
 
     let levels = i.bytes_vec(n)?;
     let level0 = i.u32_vec(level0_len)?;
     let upper = i.u32_vec(to_usize(upper_len, "upper size")?)?;
-    let extra_start = if has_extra != 0 {
-        i.u32_vec(n + 1)?
-    } else {
-        Vec::new()
-    };
+    let extra_start = if has_extra != 0 { i.u32_vec(n + 1)? } else { Vec::new() };
     let extra = i.u32_vec(to_usize(extra_len, "extra size")?)?;
     let computed = i.crc.finish();
     let mut tail = [0u8; 4];
@@ -326,36 +302,23 @@ pub(crate) fn read_graph(r: &mut dyn Read) -> Result<HnswGraph, GraphError> {
         for block in slots.chunks_exact(width) {
             let cnt = block[0] as usize;
             corrupt(cnt >= width, "link count")?;
-            corrupt(
-                block[1..1 + cnt].iter().any(|&id| id as usize >= n),
-                "link target",
-            )?;
+            corrupt(block[1..1 + cnt].iter().any(|&id| id as usize >= n), "link target")?;
         }
         Ok(())
     };
     check_blocks(&level0, m0 + 1)?;
     check_blocks(&upper, m + 1)?;
-    let links =
-        Links::from_slots(m, m0, levels, level0, upper).ok_or(GraphError::Corrupt("upper size"))?;
+    let links = Links::from_slots(m, m0, levels, level0, upper).ok_or(GraphError::Corrupt("upper size"))?;
     corrupt(n > 0 && links.max_level != max_level as usize, "max level")?;
-    corrupt(
-        n > 0 && (entry as usize >= n || links.level_of(entry) != links.max_level),
-        "entry point",
-    )?;
+    corrupt(n > 0 && (entry as usize >= n || links.level_of(entry) != links.max_level), "entry point")?;
     if has_extra == 1 {
         corrupt(extra_start.first() != Some(&0), "extra offsets")?;
         corrupt(extra_start.windows(2).any(|w| w[0] > w[1]), "extra offsets")?;
-        corrupt(
-            extra_start.last().copied() != Some(extra.len() as u32),
-            "extra offsets",
-        )?;
+        corrupt(extra_start.last().copied() != Some(extra.len() as u32), "extra offsets")?;
     } else {
         corrupt(!extra.is_empty(), "extra offsets")?;
     }
-    corrupt(
-        extra.iter().any(|&id| id as usize >= n),
-        "extra link target",
-    )?;
+    corrupt(extra.iter().any(|&id| id as usize >= n), "extra link target")?;
 
     Ok(HnswGraph {
         links,

@@ -112,10 +112,7 @@ pub(crate) fn search_layer<V: Vecs>(
     let filtered = accept.is_some();
     let mut lower = f32::NEG_INFINITY;
     if accept.is_none_or(|f| f(entry.id)) {
-        s.results.push(Far {
-            score: entry.score,
-            id: entry.id,
-        });
+        s.results.push(Far { score: entry.score, id: entry.id });
         lower = entry.score;
     }
     let mut scored = 1usize;
@@ -209,35 +206,18 @@ fn search_graph_with<V: Vecs>(
     accept: Accept<'_>,
 ) -> (Vec<(u32, f32)>, usize) {
     let links = &g.links;
-    let mut cur = Near {
-        score: scorer.score(query, vecs.get(g.entry)),
-        id: g.entry,
-    };
+    let mut cur = Near { score: scorer.score(query, vecs.get(g.entry)), id: g.entry };
     let mut scored = 1usize;
     for level in (1..=links.max_level).rev() {
         cur = greedy(links, vecs, scorer, query, cur, level);
     }
     let extra = if accept.is_some() && !g.extra.is_empty() {
-        Some(Extra {
-            start: &g.extra_start,
-            ids: &g.extra,
-        })
+        Some(Extra { start: &g.extra_start, ids: &g.extra })
     } else {
         None
     };
     let mut s = g.pool.get();
-    scored += search_layer(
-        links,
-        vecs,
-        scorer,
-        query,
-        cur,
-        ef.max(k),
-        0,
-        accept,
-        extra,
-        &mut s,
-    );
+    scored += search_layer(links, vecs, scorer, query, cur, ef.max(k), 0, accept, extra, &mut s);
     let mut out: Vec<(u32, f32)> = s.results.drain().map(|f| (f.id, f.score)).collect();
     g.pool.put(s);
     sort_best_first(&mut out);

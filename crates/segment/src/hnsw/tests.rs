@@ -23,15 +23,10 @@ fn clustered(n: usize, dim: usize, clusters: usize, seed: u64, d: Distance) -> D
     // Centres and directions depend only on the dimension, so data and queries drawn with
     // different seeds share them.
     let mut crng = StdRng::seed_from_u64(dim as u64 * 7919 + clusters as u64);
-    let centres: Vec<Vec<f32>> = (0..clusters)
-        .map(|_| (0..dim).map(|_| crng.gen_range(-1.0f32..1.0)).collect())
-        .collect();
+    let centres: Vec<Vec<f32>> =
+        (0..clusters).map(|_| (0..dim).map(|_| crng.gen_range(-1.0f32..1.0)).collect()).collect();
     let dirs: Vec<Vec<Vec<f32>>> = (0..clusters)
-        .map(|_| {
-            (0..INTRINSIC)
-                .map(|_| (0..dim).map(|_| crng.gen_range(-0.5f32..0.5)).collect())
-                .collect()
-        })
+        .map(|_| (0..INTRINSIC).map(|_| (0..dim).map(|_| crng.gen_range(-0.5f32..0.5)).collect()).collect())
         .collect();
     let mut rng = StdRng::seed_from_u64(seed);
     let mut out = DenseVectors::with_capacity(dim, n);
@@ -44,8 +39,7 @@ fn clustered(n: usize, dim: usize, clusters: usize, seed: u64, d: Distance) -> D
             let w: f32 = (0..3).map(|_| rng.gen_range(-0.5f32..0.5)).sum();
             v.iter_mut().zip(dir).for_each(|(x, y)| *x += w * y);
         }
-        v.iter_mut()
-            .for_each(|x| *x += rng.gen_range(-0.02f32..0.02));
+        v.iter_mut().for_each(|x| *x += rng.gen_range(-0.02f32..0.02));
         d.preprocess(&mut v);
         out.push(&v);
     }
@@ -53,18 +47,12 @@ fn clustered(n: usize, dim: usize, clusters: usize, seed: u64, d: Distance) -> D
 }
 
 fn params(m: usize, ef_construct: usize, threads: usize) -> HnswParams {
-    HnswParams {
-        m,
-        ef_construct,
-        max_threads: threads,
-        seed: 7,
-    }
+    HnswParams { m, ef_construct, max_threads: threads, seed: 7 }
 }
 
 fn build(data: &DenseVectors, d: Distance, p: &HnswParams) -> HnswGraph {
     let progress = AtomicUsize::new(0);
-    let g =
-        HnswGraph::build(data, d, p, &progress, &AtomicBool::new(false)).expect("not cancelled");
+    let g = HnswGraph::build(data, d, p, &progress, &AtomicBool::new(false)).expect("not cancelled");
     assert_eq!(progress.load(Ordering::Relaxed), data.len());
     assert_eq!(g.len(), data.len());
     g
@@ -85,26 +73,17 @@ fn recall(
     let mut scored = 0usize;
     for q in 0..queries.len() as u32 {
         let qv = queries.vector(q);
-        let truth: HashSet<u32> = exact_search(data, d, qv, k, accept)
-            .into_iter()
-            .map(|x| x.0)
-            .collect();
+        let truth: HashSet<u32> = exact_search(data, d, qv, k, accept).into_iter().map(|x| x.0).collect();
         let (got, s) = search_graph(g, data, d, qv, k, ef, accept);
         scored += s;
         if let Some(f) = accept {
             assert!(got.iter().all(|x| f(x.0)), "a rejected point was returned");
         }
-        assert!(
-            got.windows(2).all(|w| w[0].1 >= w[1].1),
-            "not sorted best first"
-        );
+        assert!(got.windows(2).all(|w| w[0].1 >= w[1].1), "not sorted best first");
         hits += got.iter().filter(|x| truth.contains(&x.0)).count();
         total += truth.len();
     }
-    (
-        hits as f64 / total.max(1) as f64,
-        scored as f64 / queries.len().max(1) as f64,
-    )
+    (hits as f64 / total.max(1) as f64, scored as f64 / queries.len().max(1) as f64)
 }
 
 fn check_recall(d: Distance, dim: usize, n: usize) {
@@ -195,15 +174,12 @@ fn filtered_recall_1_percent_and_group_links_help() {
     // Ten disjoint "payload values" of ~1% each; the filter is the first one.
     let mut rng = StdRng::seed_from_u64(44);
     let value: Vec<usize> = (0..n).map(|_| rng.gen_range(0..100)).collect();
-    let groups: Vec<Vec<u32>> = (0..10)
-        .map(|v| (0..n as u32).filter(|&i| value[i as usize] == v).collect())
-        .collect();
+    let groups: Vec<Vec<u32>> = (0..10).map(|v| (0..n as u32).filter(|&i| value[i as usize] == v).collect()).collect();
     let accept = |i: u32| value[i as usize] == 0;
 
     let (r_plain, s_plain) = recall(&g, &data, &queries, d, 10, 64, Some(&accept));
     let (r_hi, s_hi) = recall(&g, &data, &queries, d, 10, 256, Some(&accept));
-    g.add_group_links(&data, d, &groups, 16, &AtomicBool::new(false))
-        .expect("not cancelled");
+    g.add_group_links(&data, d, &groups, 16, &AtomicBool::new(false)).expect("not cancelled");
     assert!(g.extra_link_count() > 0);
     let (r_links, s_links) = recall(&g, &data, &queries, d, 10, 64, Some(&accept));
     eprintln!(
@@ -214,22 +190,13 @@ fn filtered_recall_1_percent_and_group_links_help() {
     assert!(r_links >= 0.95, "group links: {r_links}");
     // The group links reach the accepted points with much less work.
     assert!(r_links >= r_plain - 0.01);
-    assert!(
-        s_links < 0.7 * s_plain,
-        "group links scored {s_links} vs {s_plain}"
-    );
+    assert!(s_links < 0.7 * s_plain, "group links scored {s_links} vs {s_plain}");
     // Unfiltered search still works (it does not follow group links).
-    assert_eq!(
-        g.search(&data, d, queries.vector(0), 10, 64, None).len(),
-        10
-    );
+    assert_eq!(g.search(&data, d, queries.vector(0), 10, 64, None).len(), 10);
     // Cancelled group-link build leaves the graph unchanged.
     let before = g.extra_link_count();
     let stop = AtomicBool::new(true);
-    assert_eq!(
-        g.add_group_links(&data, d, &groups, 8, &stop),
-        Err(Cancelled)
-    );
+    assert_eq!(g.add_group_links(&data, d, &groups, 8, &stop), Err(Cancelled));
     assert_eq!(g.extra_link_count(), before);
 }
 
@@ -263,11 +230,8 @@ fn serialization_round_trip() {
     let data = clustered(1500, 24, 12, 6, d);
     let queries = clustered(30, 24, 12, 6_000_006, d);
     let mut g = build(&data, d, &params(8, 50, 2));
-    let groups: Vec<Vec<u32>> = (0..3)
-        .map(|v| (0..1500u32).filter(|i| i % 7 == v).collect())
-        .collect();
-    g.add_group_links(&data, d, &groups, 8, &AtomicBool::new(false))
-        .expect("not cancelled");
+    let groups: Vec<Vec<u32>> = (0..3).map(|v| (0..1500u32).filter(|i| i % 7 == v).collect()).collect();
+    g.add_group_links(&data, d, &groups, 8, &AtomicBool::new(false)).expect("not cancelled");
     let mut bytes = Vec::new();
     g.write_to(&mut bytes).expect("write");
     let back = HnswGraph::read_from(&mut bytes.as_slice()).expect("read");
@@ -278,14 +242,8 @@ fn serialization_round_trip() {
     let accept = |i: u32| i % 7 == 1;
     for q in 0..queries.len() as u32 {
         let qv = queries.vector(q);
-        assert_eq!(
-            g.search(&data, d, qv, 10, 40, None),
-            back.search(&data, d, qv, 10, 40, None)
-        );
-        assert_eq!(
-            g.search(&data, d, qv, 10, 40, Some(&accept)),
-            back.search(&data, d, qv, 10, 40, Some(&accept))
-        );
+        assert_eq!(g.search(&data, d, qv, 10, 40, None), back.search(&data, d, qv, 10, 40, None));
+        assert_eq!(g.search(&data, d, qv, 10, 40, Some(&accept)), back.search(&data, d, qv, 10, 40, Some(&accept)));
     }
     // Writing again gives the same bytes.
     let mut again = Vec::new();
@@ -293,10 +251,7 @@ fn serialization_round_trip() {
     assert_eq!(bytes, again);
     // Clone behaves the same too.
     let c = g.clone();
-    assert_eq!(
-        c.search(&data, d, queries.vector(0), 5, 20, None),
-        g.search(&data, d, queries.vector(0), 5, 20, None)
-    );
+    assert_eq!(c.search(&data, d, queries.vector(0), 5, 20, None), g.search(&data, d, queries.vector(0), 5, 20, None));
 }
 
 #[test]
@@ -304,14 +259,8 @@ fn corrupt_and_truncated_input_is_an_error() {
     let d = Distance::Euclid;
     let data = clustered(300, 8, 5, 7, d);
     let mut g = build(&data, d, &params(4, 20, 1));
-    g.add_group_links(
-        &data,
-        d,
-        &[(0..300u32).step_by(3).collect()],
-        4,
-        &AtomicBool::new(false),
-    )
-    .expect("not cancelled");
+    g.add_group_links(&data, d, &[(0..300u32).step_by(3).collect()], 4, &AtomicBool::new(false))
+        .expect("not cancelled");
     let mut bytes = Vec::new();
     g.write_to(&mut bytes).expect("write");
     // Every truncation fails.
@@ -319,32 +268,20 @@ fn corrupt_and_truncated_input_is_an_error() {
         let r = HnswGraph::read_from(&mut &bytes[..len]);
         assert!(r.is_err(), "truncated at {len} accepted");
     }
-    assert!(matches!(
-        HnswGraph::read_from(&mut &bytes[..bytes.len() - 1]),
-        Err(GraphError::Truncated)
-    ));
+    assert!(matches!(HnswGraph::read_from(&mut &bytes[..bytes.len() - 1]), Err(GraphError::Truncated)));
     // Every flipped byte fails.
     let mut rng = StdRng::seed_from_u64(77);
     for pos in (0..bytes.len()).step_by(5).chain([0, 8, bytes.len() - 1]) {
         let mut bad = bytes.clone();
         bad[pos] ^= 1 << rng.gen_range(0..8);
-        assert!(
-            HnswGraph::read_from(&mut bad.as_slice()).is_err(),
-            "flip at {pos} accepted"
-        );
+        assert!(HnswGraph::read_from(&mut bad.as_slice()).is_err(), "flip at {pos} accepted");
     }
     let mut bad = bytes.clone();
     bad[0] = b'X';
-    assert!(matches!(
-        HnswGraph::read_from(&mut bad.as_slice()),
-        Err(GraphError::BadMagic)
-    ));
+    assert!(matches!(HnswGraph::read_from(&mut bad.as_slice()), Err(GraphError::BadMagic)));
     let mut bad = bytes.clone();
     bad[20] ^= 0x40;
-    assert!(matches!(
-        HnswGraph::read_from(&mut bad.as_slice()),
-        Err(GraphError::Checksum { .. })
-    ));
+    assert!(matches!(HnswGraph::read_from(&mut bad.as_slice()), Err(GraphError::Checksum { .. })));
     // Random garbage and a huge claimed size fail without allocating it.
     let garbage: Vec<u8> = (0..500).map(|_| rng.gen()).collect();
     assert!(HnswGraph::read_from(&mut garbage.as_slice()).is_err());
@@ -359,14 +296,10 @@ fn edge_cases() {
     let empty = DenseVectors::new(4);
     let g = build(&empty, d, &params(16, 100, 2));
     assert!(g.is_empty());
-    assert!(g
-        .search(&empty, d, &[1.0, 0.0, 0.0, 0.0], 10, 10, None)
-        .is_empty());
+    assert!(g.search(&empty, d, &[1.0, 0.0, 0.0, 0.0], 10, 10, None).is_empty());
     let mut bytes = Vec::new();
     g.write_to(&mut bytes).expect("write");
-    assert!(HnswGraph::read_from(&mut bytes.as_slice())
-        .expect("read")
-        .is_empty());
+    assert!(HnswGraph::read_from(&mut bytes.as_slice()).expect("read").is_empty());
 
     let mut one = DenseVectors::new(2);
     one.push(&[1.0, 0.0]);
@@ -380,16 +313,11 @@ fn edge_cases() {
     assert_eq!(all.len(), 50);
     assert_eq!(all[0].0, 3);
     let none = |_: u32| false;
-    assert!(g
-        .search(&data, d, data.vector(3), 10, 10, Some(&none))
-        .is_empty());
+    assert!(g.search(&data, d, data.vector(3), 10, 10, Some(&none)).is_empty());
     assert!(g.search(&data, d, data.vector(3), 0, 10, None).is_empty());
     // A source shorter than the graph falls back to brute force instead of panicking.
     let short = DenseVectors::from_data(4, data.data[..40].to_vec()).expect("whole rows");
-    assert_eq!(
-        g.search(&short, d, data.vector(3), 3, 10, None),
-        exact_search(&short, d, data.vector(3), 3, None)
-    );
+    assert_eq!(g.search(&short, d, data.vector(3), 3, 10, None), exact_search(&short, d, data.vector(3), 3, None));
 }
 
 #[test]
@@ -397,18 +325,11 @@ fn exact_search_matches_sorting() {
     let d = Distance::Manhattan;
     let data = clustered(500, 10, 5, 9, d);
     let q = data.vector(17).to_vec();
-    let mut all: Vec<(u32, f32)> = (0..500u32)
-        .map(|i| (i, d.score(&q, data.vector(i))))
-        .collect();
+    let mut all: Vec<(u32, f32)> = (0..500u32).map(|i| (i, d.score(&q, data.vector(i)))).collect();
     all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     assert_eq!(exact_search(&data, d, &q, 7, None), all[..7].to_vec());
     let accept = |i: u32| i % 2 == 1;
-    let odd: Vec<(u32, f32)> = all
-        .iter()
-        .copied()
-        .filter(|x| x.0 % 2 == 1)
-        .take(7)
-        .collect();
+    let odd: Vec<(u32, f32)> = all.iter().copied().filter(|x| x.0 % 2 == 1).take(7).collect();
     assert_eq!(exact_search(&data, d, &q, 7, Some(&accept)), odd);
     assert!(exact_search(&data, d, &q, 0, None).is_empty());
 }
@@ -455,17 +376,8 @@ fn memory_is_compact() {
 #[test]
 #[ignore]
 fn bench_100k() {
-    let env = |k: &str, def: usize| {
-        std::env::var(k)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(def)
-    };
-    let (n, dim, threads) = (
-        env("BENCH_N", 100_000),
-        env("BENCH_DIM", 128),
-        env("BENCH_THREADS", 2),
-    );
+    let env = |k: &str, def: usize| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(def);
+    let (n, dim, threads) = (env("BENCH_N", 100_000), env("BENCH_DIM", 128), env("BENCH_THREADS", 2));
     let (m, efc) = (env("BENCH_M", 16), env("BENCH_EFC", 100));
     let d = Distance::Cosine;
     let clusters = env("BENCH_CLUSTERS", 50);
@@ -481,26 +393,33 @@ fn bench_100k() {
         dump("queries.f32", &queries);
     }
     eprintln!("kernels: {}", qd_core::distance::simd_level());
-    let t = Instant::now();
-    let g = build(&data, d, &params(m, efc, threads));
-    eprintln!(
-        "build n={n} dim={dim} m={m} efc={efc} threads={threads}: {:.2}s, graph {} MB",
-        t.elapsed().as_secs_f64(),
-        g.memory_bytes() as f64 / 1e6
-    );
+    // BENCH_GRAPH=path: load the graph from there if present, else build and save it.
+    let cached = std::env::var("BENCH_GRAPH").ok();
+    let g = match cached.as_ref().and_then(|p| std::fs::File::open(p).ok()) {
+        Some(f) => HnswGraph::read_from(&mut std::io::BufReader::new(f)).expect("cached graph"),
+        None => {
+            let t = Instant::now();
+            let g = build(&data, d, &params(m, efc, threads));
+            eprintln!(
+                "build n={n} dim={dim} m={m} efc={efc} threads={threads}: {:.2}s, graph {} MB",
+                t.elapsed().as_secs_f64(),
+                g.memory_bytes() as f64 / 1e6
+            );
+            if let Some(p) = &cached {
+                g.write_to(&mut std::fs::File::create(p).expect("create")).expect("save");
+            }
+            g
+        }
+    };
     let truth: Vec<HashSet<u32>> = (0..queries.len() as u32)
-        .map(|q| {
-            exact_search(&data, d, queries.vector(q), 10, None)
-                .into_iter()
-                .map(|x| x.0)
-                .collect()
-        })
+        .map(|q| exact_search(&data, d, queries.vector(q), 10, None).into_iter().map(|x| x.0).collect())
         .collect();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .expect("pool");
-    for ef in [10, 16, 24, 32, 48, 64, 96, 128, 192, 256] {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool");
+    let efs: Vec<usize> = std::env::var("BENCH_EFS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|x| x.parse().ok()).collect())
+        .unwrap_or_else(|| vec![10, 16, 24, 32, 48, 64, 96, 128, 192, 256]);
+    for ef in efs {
         use rayon::prelude::*;
         let t = Instant::now();
         let mut rounds = 0;
@@ -512,18 +431,19 @@ fn bench_100k() {
                     .into_par_iter()
                     .map(|q| {
                         let got = g.search(&data, d, queries.vector(q), 10, ef, None);
-                        got.iter()
-                            .filter(|x| truth[q as usize].contains(&x.0))
-                            .count()
+                        got.iter().filter(|x| truth[q as usize].contains(&x.0)).count()
                     })
                     .sum()
             });
         }
         let secs = t.elapsed().as_secs_f64();
+        let scored: usize =
+            (0..queries.len() as u32).map(|q| search_graph(&g, &data, d, queries.vector(q), 10, ef, None).1).sum();
         eprintln!(
-            "ef {ef:4}: recall@10 {:.4}  QPS {:.0}",
+            "ef {ef:4}: recall@10 {:.4}  QPS {:.0}  scored {:.0}",
             hits as f64 / (10 * queries.len()) as f64,
-            (rounds * queries.len()) as f64 / secs
+            (rounds * queries.len()) as f64 / secs,
+            scored as f64 / queries.len() as f64
         );
     }
 }

@@ -15,10 +15,7 @@ pub(crate) struct VisitedList {
 
 impl VisitedList {
     pub fn new(n: usize) -> Self {
-        VisitedList {
-            tags: vec![0; n],
-            generation: 0,
-        }
+        VisitedList { tags: vec![0; n], generation: 0 }
     }
 
     /// Starts a new search over `n` nodes.
@@ -92,9 +89,7 @@ impl PartialOrd for Near {
 impl Ord for Near {
     #[inline]
     fn cmp(&self, o: &Self) -> Ordering {
-        self.score
-            .total_cmp(&o.score)
-            .then_with(|| o.id.cmp(&self.id))
+        self.score.total_cmp(&o.score).then_with(|| o.id.cmp(&self.id))
     }
 }
 
@@ -119,9 +114,7 @@ impl PartialOrd for Far {
 impl Ord for Far {
     #[inline]
     fn cmp(&self, o: &Self) -> Ordering {
-        o.score
-            .total_cmp(&self.score)
-            .then_with(|| self.id.cmp(&o.id))
+        o.score.total_cmp(&self.score).then_with(|| self.id.cmp(&o.id))
     }
 }
 
@@ -164,17 +157,11 @@ pub(crate) struct ScratchPool {
 
 impl ScratchPool {
     pub fn new(n: usize) -> Self {
-        ScratchPool {
-            n,
-            free: Mutex::new(Vec::new()),
-        }
+        ScratchPool { n, free: Mutex::new(Vec::new()) }
     }
 
     pub fn get(&self) -> Scratch {
-        self.free
-            .lock()
-            .pop()
-            .unwrap_or_else(|| Scratch::new(self.n))
+        self.free.lock().pop().unwrap_or_else(|| Scratch::new(self.n))
     }
 
     pub fn put(&self, s: Scratch) {

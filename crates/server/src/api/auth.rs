@@ -19,16 +19,9 @@ fn is_read_only(method: &Method, path: &str) -> bool {
         return true;
     }
     method == Method::POST
-        && [
-            "/points/search",
-            "/points/scroll",
-            "/points/count",
-            "/points/query",
-            "/points/recommend",
-            "/facet",
-        ]
-        .iter()
-        .any(|s| path.contains(s))
+        && ["/points/search", "/points/scroll", "/points/count", "/points/query", "/points/recommend", "/facet"]
+            .iter()
+            .any(|s| path.contains(s))
         || (method == Method::POST && path.ends_with("/points"))
 }
 
@@ -37,9 +30,7 @@ fn presented_key(req: &Request) -> Option<&str> {
     if let Some(k) = h.get("api-key").and_then(|v| v.to_str().ok()) {
         return Some(k);
     }
-    h.get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+    h.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "))
 }
 
 pub async fn check(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
@@ -61,14 +52,6 @@ pub async fn check(State(state): State<Arc<AppState>>, req: Request, next: Next)
         Some(_) if read => "Forbidden: the read-only API key cannot change data",
         Some(_) => "Invalid API key or JWT",
     };
-    let status = if read {
-        StatusCode::FORBIDDEN
-    } else {
-        StatusCode::UNAUTHORIZED
-    };
-    ApiError {
-        status,
-        message: message.to_string(),
-    }
-    .into_response()
+    let status = if read { StatusCode::FORBIDDEN } else { StatusCode::UNAUTHORIZED };
+    ApiError { status, message: message.to_string() }.into_response()
 }

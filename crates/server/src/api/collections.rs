@@ -13,12 +13,7 @@ use super::{blocking, State};
 
 pub async fn list(state: State) -> ApiResult {
     let t = Instant::now();
-    let names: Vec<_> = state
-        .registry
-        .list()
-        .into_iter()
-        .map(|n| json!({ "name": n }))
-        .collect();
+    let names: Vec<_> = state.registry.list().into_iter().map(|n| json!({ "name": n })).collect();
     Ok(ok(t, json!({ "collections": names })))
 }
 
@@ -68,9 +63,7 @@ pub async fn update(
         h.validate()?;
     }
     if body.sparse_vectors.as_ref().is_some_and(|v| !v.is_null()) {
-        return Err(ApiError::bad_request(
-            "Bad request: sparse_vectors: sparse vectors are not supported yet",
-        ));
+        return Err(ApiError::bad_request("Bad request: sparse_vectors: sparse vectors are not supported yet"));
     }
     let reg = state.registry.clone();
     blocking(move || {
@@ -83,11 +76,8 @@ pub async fn update(
                 cfg.hnsw_config = h.apply(&cfg.hnsw_config);
             }
             if let Some(q) = &body.quantization_config {
-                cfg.quantization_config = if q.is_null() || q.as_str() == Some("Disabled") {
-                    None
-                } else {
-                    Some(q.clone())
-                };
+                cfg.quantization_config =
+                    if q.is_null() || q.as_str() == Some("Disabled") { None } else { Some(q.clone()) };
             }
             if let Some(params) = &body.params {
                 if let Some(v) = params.get("on_disk_payload").and_then(|v| v.as_bool()) {
@@ -96,27 +86,18 @@ pub async fn update(
                 if let Some(v) = params.get("replication_factor").and_then(|v| v.as_u64()) {
                     cfg.params.replication_factor = v as u32;
                 }
-                if let Some(v) = params
-                    .get("write_consistency_factor")
-                    .and_then(|v| v.as_u64())
-                {
+                if let Some(v) = params.get("write_consistency_factor").and_then(|v| v.as_u64()) {
                     cfg.params.write_consistency_factor = v as u32;
                 }
             }
             if let Some(vectors) = &body.vectors {
                 for (vname, diff) in vectors {
                     let params = cfg.params.vectors.get_mut(vname).ok_or_else(|| {
-                        CollectionError::BadRequest(format!(
-                            "Wrong input: Not existing vector name error: {vname}"
-                        ))
+                        CollectionError::BadRequest(format!("Wrong input: Not existing vector name error: {vname}"))
                     })?;
                     if let Some(h) = diff.get("hnsw_config").filter(|v| !v.is_null()) {
                         let h: qd_core::config::HnswConfigDiff = serde_json::from_value(h.clone())
-                            .map_err(|e| {
-                                CollectionError::BadRequest(format!(
-                                    "vectors.{vname}.hnsw_config: {e}"
-                                ))
-                            })?;
+                            .map_err(|e| CollectionError::BadRequest(format!("vectors.{vname}.hnsw_config: {e}")))?;
                         h.validate()?;
                         params.hnsw_config = Some(h);
                     }
@@ -138,21 +119,15 @@ pub async fn update(
 
 pub async fn all_aliases(state: State) -> ApiResult {
     let t = Instant::now();
-    let aliases: Vec<_> = state
-        .registry
-        .aliases()
-        .into_iter()
-        .map(|(a, c)| json!({ "alias_name": a, "collection_name": c }))
-        .collect();
+    let aliases: Vec<_> =
+        state.registry.aliases().into_iter().map(|(a, c)| json!({ "alias_name": a, "collection_name": c })).collect();
     Ok(ok(t, json!({ "aliases": aliases })))
 }
 
 pub async fn collection_aliases(state: State, Path(name): Path<String>) -> ApiResult {
     let t = Instant::now();
     if !state.registry.exists(&name) {
-        return Err(
-            CollectionError::NotFound(format!("Collection `{name}` doesn't exist!")).into(),
-        );
+        return Err(CollectionError::NotFound(format!("Collection `{name}` doesn't exist!")).into());
     }
     let aliases: Vec<_> = state
         .registry
@@ -164,27 +139,17 @@ pub async fn collection_aliases(state: State, Path(name): Path<String>) -> ApiRe
     Ok(ok(t, json!({ "aliases": aliases })))
 }
 
-pub async fn update_aliases(
-    state: State,
-    _p: Params<TimeoutParam>,
-    Body(body): Body<AliasOperations>,
-) -> ApiResult {
+pub async fn update_aliases(state: State, _p: Params<TimeoutParam>, Body(body): Body<AliasOperations>) -> ApiResult {
     let t = Instant::now();
     let actions = body
         .actions
         .into_iter()
         .map(|a| match a {
-            AliasActionBody::CreateAlias(c) => AliasAction::Create {
-                alias: c.alias_name,
-                collection: c.collection_name,
-            },
-            AliasActionBody::DeleteAlias(d) => AliasAction::Delete {
-                alias: d.alias_name,
-            },
-            AliasActionBody::RenameAlias(r) => AliasAction::Rename {
-                old: r.old_alias_name,
-                new: r.new_alias_name,
-            },
+            AliasActionBody::CreateAlias(c) => {
+                AliasAction::Create { alias: c.alias_name, collection: c.collection_name }
+            }
+            AliasActionBody::DeleteAlias(d) => AliasAction::Delete { alias: d.alias_name },
+            AliasActionBody::RenameAlias(r) => AliasAction::Rename { old: r.old_alias_name, new: r.new_alias_name },
         })
         .collect();
     let reg = state.registry.clone();

@@ -5,6 +5,7 @@ mod auth;
 mod collections;
 pub mod models;
 mod points;
+mod query;
 pub mod response;
 mod service;
 
@@ -32,11 +33,7 @@ pub async fn blocking<T: Send + 'static>(
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
-    let max_body = state
-        .settings
-        .service
-        .max_request_size_mb
-        .saturating_mul(1024 * 1024);
+    let max_body = state.settings.service.max_request_size_mb.saturating_mul(1024 * 1024);
     Router::new()
         .route("/", get(service::root))
         .route("/healthz", get(service::healthz))
@@ -47,54 +44,28 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/collections/aliases", post(collections::update_aliases))
         .route(
             "/collections/{name}",
-            get(collections::info)
-                .put(collections::create)
-                .patch(collections::update)
-                .delete(collections::delete),
+            get(collections::info).put(collections::create).patch(collections::update).delete(collections::delete),
         )
         .route("/collections/{name}/exists", get(collections::exists))
-        .route(
-            "/collections/{name}/aliases",
-            get(collections::collection_aliases),
-        )
-        .route(
-            "/collections/{name}/points",
-            put(points::upsert).post(points::retrieve),
-        )
+        .route("/collections/{name}/aliases", get(collections::collection_aliases))
+        .route("/collections/{name}/points", put(points::upsert).post(points::retrieve))
         .route("/collections/{name}/points/delete", post(points::delete))
-        .route(
-            "/collections/{name}/points/payload",
-            post(points::set_payload).put(points::overwrite_payload),
-        )
-        .route(
-            "/collections/{name}/points/payload/delete",
-            post(points::delete_payload),
-        )
-        .route(
-            "/collections/{name}/points/payload/clear",
-            post(points::clear_payload),
-        )
-        .route(
-            "/collections/{name}/points/vectors",
-            put(points::update_vectors),
-        )
-        .route(
-            "/collections/{name}/points/vectors/delete",
-            post(points::delete_vectors),
-        )
+        .route("/collections/{name}/points/payload", post(points::set_payload).put(points::overwrite_payload))
+        .route("/collections/{name}/points/payload/delete", post(points::delete_payload))
+        .route("/collections/{name}/points/payload/clear", post(points::clear_payload))
+        .route("/collections/{name}/points/vectors", put(points::update_vectors))
+        .route("/collections/{name}/points/vectors/delete", post(points::delete_vectors))
         .route("/collections/{name}/points/scroll", post(points::scroll))
         .route("/collections/{name}/points/count", post(points::count))
         .route("/collections/{name}/points/search", post(points::search))
-        .route(
-            "/collections/{name}/points/search/batch",
-            post(points::search_batch),
-        )
+        .route("/collections/{name}/points/search/batch", post(points::search_batch))
+        .route("/collections/{name}/points/query", post(query::query))
+        .route("/collections/{name}/points/query/batch", post(query::query_batch))
+        .route("/collections/{name}/points/recommend", post(query::recommend))
+        .route("/collections/{name}/points/recommend/batch", post(query::recommend_batch))
         .route("/collections/{name}/points/{id}", get(points::get_one))
         .fallback(service::not_found)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::check,
-        ))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::check))
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .with_state(state)
 }

@@ -30,9 +30,7 @@ impl UpdateParams {
     pub fn check(&self) -> Result<bool, String> {
         if let Some(o) = &self.ordering {
             if !matches!(o.as_str(), "weak" | "medium" | "strong") {
-                return Err(format!(
-                    "ordering: unknown value {o:?}, expected weak, medium or strong"
-                ));
+                return Err(format!("ordering: unknown value {o:?}, expected weak, medium or strong"));
             }
         }
         Ok(self.wait.unwrap_or(false))
@@ -79,9 +77,7 @@ impl<'de> Deserialize<'de> for BatchVectors {
                 let mut out: Vec<NamedVectors> = Vec::new();
                 for (name, list) in map {
                     let Value::Array(items) = list else {
-                        return Err(D::Error::custom(format!(
-                            "{name}: expected a list of vectors"
-                        )));
+                        return Err(D::Error::custom(format!("{name}: expected a list of vectors")));
                     };
                     if out.is_empty() {
                         out.resize(items.len(), NamedVectors::new());
@@ -93,25 +89,19 @@ impl<'de> Deserialize<'de> for BatchVectors {
                         )));
                     }
                     for (i, v) in items.into_iter().enumerate() {
-                        match VectorInput::from_json(v)
-                            .map_err(|e| D::Error::custom(format!("{name}[{i}]: {e}")))?
-                        {
+                        match VectorInput::from_json(v).map_err(|e| D::Error::custom(format!("{name}[{i}]: {e}")))? {
                             VectorInput::Dense(d) => {
                                 out[i].insert(name.clone(), d);
                             }
                             VectorInput::Named(_) => {
-                                return Err(D::Error::custom(format!(
-                                    "{name}[{i}]: expected a list of numbers"
-                                )))
+                                return Err(D::Error::custom(format!("{name}[{i}]: expected a list of numbers")))
                             }
                         }
                     }
                 }
                 Ok(BatchVectors(out))
             }
-            _ => Err(D::Error::custom(
-                "expected a list of vectors or an object of named vector lists",
-            )),
+            _ => Err(D::Error::custom("expected a list of vectors or an object of named vector lists")),
         }
     }
 }
@@ -246,10 +236,7 @@ impl<'de> Deserialize<'de> for NamedQueryVector {
         use serde::de::Error;
         match Value::deserialize(d)? {
             v @ Value::Array(_) => match VectorInput::from_json(v).map_err(D::Error::custom)? {
-                VectorInput::Dense(vector) => Ok(NamedQueryVector {
-                    name: String::new(),
-                    vector,
-                }),
+                VectorInput::Dense(vector) => Ok(NamedQueryVector { name: String::new(), vector }),
                 VectorInput::Named(_) => Err(D::Error::custom("expected a list of numbers")),
             },
             Value::Object(mut o) => {
@@ -257,24 +244,16 @@ impl<'de> Deserialize<'de> for NamedQueryVector {
                     .remove("name")
                     .and_then(|n| n.as_str().map(str::to_string))
                     .ok_or_else(|| D::Error::custom("named vector needs a string `name`"))?;
-                let v = o
-                    .remove("vector")
-                    .ok_or_else(|| D::Error::custom("named vector needs `vector`"))?;
+                let v = o.remove("vector").ok_or_else(|| D::Error::custom("named vector needs `vector`"))?;
                 if let Some(k) = o.keys().next() {
-                    return Err(D::Error::custom(format!(
-                        "unknown field `{k}` in named vector"
-                    )));
+                    return Err(D::Error::custom(format!("unknown field `{k}` in named vector")));
                 }
                 match VectorInput::from_json(v).map_err(D::Error::custom)? {
                     VectorInput::Dense(vector) => Ok(NamedQueryVector { name, vector }),
-                    VectorInput::Named(_) => {
-                        Err(D::Error::custom("vector: expected a list of numbers"))
-                    }
+                    VectorInput::Named(_) => Err(D::Error::custom("vector: expected a list of numbers")),
                 }
             }
-            _ => Err(D::Error::custom(
-                "expected a list of numbers or {\"name\": ..., \"vector\": [...]}",
-            )),
+            _ => Err(D::Error::custom("expected a list of numbers or {\"name\": ..., \"vector\": [...]}")),
         }
     }
 }

@@ -20,45 +20,33 @@ fn collection(state: &State, name: &str) -> Result<Arc<Collection>, ApiError> {
     Ok(state.registry.get(name)?)
 }
 
-fn selection(
-    points: Option<Vec<PointId>>,
-    filter: Option<Filter>,
-) -> Result<PointSelection, ApiError> {
+fn selection(points: Option<Vec<PointId>>, filter: Option<Filter>) -> Result<PointSelection, ApiError> {
     match (points, filter) {
         (Some(ids), None) => Ok(PointSelection::Ids(ids)),
         (None, Some(f)) => {
             f.validate()?;
             Ok(PointSelection::Filter(f))
         }
-        (Some(_), Some(_)) => Err(ApiError::bad_request(
-            "Bad request: give either `points` or `filter`, not both",
-        )),
-        (None, None) => Err(ApiError::bad_request(
-            "Bad request: either `points` or `filter` is required",
-        )),
+        (Some(_), Some(_)) => Err(ApiError::bad_request("Bad request: give either `points` or `filter`, not both")),
+        (None, None) => Err(ApiError::bad_request("Bad request: either `points` or `filter` is required")),
     }
 }
 
 fn reject_shard_key(shard_key: &Option<serde_json::Value>) -> Result<(), ApiError> {
     if shard_key.as_ref().is_some_and(|v| !v.is_null()) {
-        return Err(ApiError::bad_request(
-            "Bad request: shard_key: custom sharding is not supported yet",
-        ));
+        return Err(ApiError::bad_request("Bad request: shard_key: custom sharding is not supported yet"));
     }
     Ok(())
 }
 
 fn parse_path(key: &str) -> Result<JsonPath, ApiError> {
-    key.parse::<JsonPath>()
-        .map_err(|e| ApiError::bad_request(format!("Bad request: key {key:?}: {e}")))
+    key.parse::<JsonPath>().map_err(|e| ApiError::bad_request(format!("Bad request: key {key:?}: {e}")))
 }
 
 /// Apply an update and answer with Qdrant's `UpdateResult`.
 async fn apply(state: State, name: String, params: UpdateParams, op: UpdateOp) -> ApiResult {
     let t = Instant::now();
-    let wait = params
-        .check()
-        .map_err(|e| ApiError::bad_request(format!("Bad request: {e}")))?;
+    let wait = params.check().map_err(|e| ApiError::bad_request(format!("Bad request: {e}")))?;
     let c = collection(&state, &name)?;
     let result = blocking(move || Ok(c.update(op, wait)?)).await?;
     Ok(ok(t, result))
@@ -72,18 +60,12 @@ pub async fn upsert(
 ) -> ApiResult {
     reject_shard_key(&body.shard_key)?;
     if body.update_filter.is_some() {
-        return Err(ApiError::bad_request(
-            "Bad request: update_filter is not supported yet",
-        ));
+        return Err(ApiError::bad_request("Bad request: update_filter is not supported yet"));
     }
     let points = match (body.points, body.batch) {
         (Some(points), None) => points
             .into_iter()
-            .map(|p| PointInsert {
-                id: p.id,
-                vectors: p.vector.into_named(),
-                payload: p.payload,
-            })
+            .map(|p| PointInsert { id: p.id, vectors: p.vector.into_named(), payload: p.payload })
             .collect(),
         (None, Some(batch)) => {
             let n = batch.ids.len();
@@ -108,18 +90,10 @@ pub async fn upsert(
                 .into_iter()
                 .zip(batch.vectors.0)
                 .zip(payloads)
-                .map(|((id, vectors), payload)| PointInsert {
-                    id,
-                    vectors,
-                    payload,
-                })
+                .map(|((id, vectors), payload)| PointInsert { id, vectors, payload })
                 .collect()
         }
-        _ => {
-            return Err(ApiError::bad_request(
-                "Bad request: give exactly one of `points` or `batch`",
-            ))
-        }
+        _ => return Err(ApiError::bad_request("Bad request: give exactly one of `points` or `batch`")),
     };
     apply(state, name, p, UpdateOp::Upsert(points)).await
 }
@@ -144,17 +118,7 @@ pub async fn set_payload(
     reject_shard_key(&body.shard_key)?;
     let selection = selection(body.points, body.filter)?;
     let key = body.key.as_deref().map(parse_path).transpose()?;
-    apply(
-        state,
-        name,
-        p,
-        UpdateOp::SetPayload {
-            payload: body.payload,
-            selection,
-            key,
-        },
-    )
-    .await
+    apply(state, name, p, UpdateOp::SetPayload { payload: body.payload, selection, key }).await
 }
 
 pub async fn overwrite_payload(
@@ -166,20 +130,9 @@ pub async fn overwrite_payload(
     reject_shard_key(&body.shard_key)?;
     let selection = selection(body.points, body.filter)?;
     if body.key.is_some() {
-        return Err(ApiError::bad_request(
-            "Bad request: `key` is not allowed when overwriting a payload",
-        ));
+        return Err(ApiError::bad_request("Bad request: `key` is not allowed when overwriting a payload"));
     }
-    apply(
-        state,
-        name,
-        p,
-        UpdateOp::OverwritePayload {
-            payload: body.payload,
-            selection,
-        },
-    )
-    .await
+    apply(state, name, p, UpdateOp::OverwritePayload { payload: body.payload, selection }).await
 }
 
 pub async fn delete_payload(
@@ -190,11 +143,7 @@ pub async fn delete_payload(
 ) -> ApiResult {
     reject_shard_key(&body.shard_key)?;
     let selection = selection(body.points, body.filter)?;
-    let keys = body
-        .keys
-        .iter()
-        .map(|k| parse_path(k))
-        .collect::<Result<Vec<_>, _>>()?;
+    let keys = body.keys.iter().map(|k| parse_path(k)).collect::<Result<Vec<_>, _>>()?;
     apply(state, name, p, UpdateOp::DeletePayload { keys, selection }).await
 }
 
@@ -216,11 +165,7 @@ pub async fn update_vectors(
     Body(body): Body<UpdateVectorsBody>,
 ) -> ApiResult {
     reject_shard_key(&body.shard_key)?;
-    let items = body
-        .points
-        .into_iter()
-        .map(|pv| (pv.id, pv.vector.into_named()))
-        .collect();
+    let items = body.points.into_iter().map(|pv| (pv.id, pv.vector.into_named())).collect();
     apply(state, name, p, UpdateOp::UpdateVectors(items)).await
 }
 
@@ -232,16 +177,7 @@ pub async fn delete_vectors(
 ) -> ApiResult {
     reject_shard_key(&body.shard_key)?;
     let selection = selection(body.points, body.filter)?;
-    apply(
-        state,
-        name,
-        p,
-        UpdateOp::DeleteVectors {
-            selection,
-            names: body.vector,
-        },
-    )
-    .await
+    apply(state, name, p, UpdateOp::DeleteVectors { selection, names: body.vector }).await
 }
 
 pub async fn retrieve(
@@ -263,20 +199,13 @@ pub async fn retrieve(
 
 pub async fn get_one(state: State, Path((name, id)): Path<(String, String)>) -> ApiResult {
     let t = Instant::now();
-    let id: PointId = id
-        .parse()
-        .map_err(|e: String| ApiError::bad_request(format!("Bad request: {e}")))?;
+    let id: PointId = id.parse().map_err(|e: String| ApiError::bad_request(format!("Bad request: {e}")))?;
     let c = collection(&state, &name)?;
-    let with = WithSelectors {
-        payload: PayloadSelector::All,
-        vector: VectorSelector::All,
-    };
+    let with = WithSelectors { payload: PayloadSelector::All, vector: VectorSelector::All };
     let mut records = blocking(move || Ok(c.retrieve(&[id], &with)?)).await?;
     match records.pop() {
         Some(r) => Ok(ok(t, r)),
-        None => Err(ApiError::not_found(format!(
-            "Not found: Point with id {id} does not exists!"
-        ))),
+        None => Err(ApiError::not_found(format!("Not found: Point with id {id} does not exists!"))),
     }
 }
 
@@ -288,9 +217,13 @@ pub async fn scroll(
 ) -> ApiResult {
     let t = Instant::now();
     reject_shard_key(&body.shard_key)?;
-    if body.order_by.as_ref().is_some_and(|v| !v.is_null()) {
+    let order = match body.order_by.as_ref().filter(|v| !v.is_null()) {
+        Some(v) => Some(super::query::order_by(v, "order_by")?),
+        None => None,
+    };
+    if order.is_some() && body.offset.is_some() {
         return Err(ApiError::bad_request(
-            "Bad request: order_by is not supported yet",
+            "Bad request: offset cannot be used together with order_by; use order_by.start_from",
         ));
     }
     if let Some(f) = &body.filter {
@@ -302,8 +235,11 @@ pub async fn scroll(
         vector: body.with_vector.unwrap_or(VectorSelector::None),
     };
     let c = collection(&state, &name)?;
-    let (points, next) =
-        blocking(move || Ok(c.scroll(body.offset, body.filter.as_ref(), limit, &with)?)).await?;
+    let (points, next) = blocking(move || match order {
+        Some(order) => Ok((c.scroll_ordered(&order, body.filter.as_ref(), limit, &with)?, None)),
+        None => Ok(c.scroll(body.offset, body.filter.as_ref(), limit, &with)?),
+    })
+    .await?;
     Ok(ok(t, json!({ "points": points, "next_page_offset": next })))
 }
 
@@ -365,17 +301,8 @@ pub async fn search_batch(
     Body(body): Body<SearchBatchBody>,
 ) -> ApiResult {
     let t = Instant::now();
-    let reqs = body
-        .searches
-        .into_iter()
-        .map(search_request)
-        .collect::<Result<Vec<_>, _>>()?;
+    let reqs = body.searches.into_iter().map(search_request).collect::<Result<Vec<_>, _>>()?;
     let c = collection(&state, &name)?;
-    let hits = blocking(move || {
-        reqs.iter()
-            .map(|r| Ok(c.search(r)?))
-            .collect::<Result<Vec<_>, ApiError>>()
-    })
-    .await?;
+    let hits = blocking(move || reqs.iter().map(|r| Ok(c.search(r)?)).collect::<Result<Vec<_>, ApiError>>()).await?;
     Ok(ok(t, hits))
 }

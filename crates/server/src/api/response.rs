@@ -24,16 +24,10 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn bad_request(message: impl Into<String>) -> Self {
-        ApiError {
-            status: StatusCode::BAD_REQUEST,
-            message: message.into(),
-        }
+        ApiError { status: StatusCode::BAD_REQUEST, message: message.into() }
     }
     pub fn not_found(message: impl Into<String>) -> Self {
-        ApiError {
-            status: StatusCode::NOT_FOUND,
-            message: message.into(),
-        }
+        ApiError { status: StatusCode::NOT_FOUND, message: message.into() }
     }
 }
 
@@ -43,20 +37,13 @@ impl From<CollectionError> for ApiError {
             CollectionError::BadRequest(_) => StatusCode::BAD_REQUEST,
             CollectionError::NotFound(_) => StatusCode::NOT_FOUND,
             CollectionError::AlreadyExists(_) => StatusCode::CONFLICT,
-            CollectionError::Unavailable(_) | CollectionError::ShuttingDown => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            CollectionError::Storage(_) | CollectionError::Corrupt(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            CollectionError::Unavailable(_) | CollectionError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            CollectionError::Storage(_) | CollectionError::Corrupt(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if status.is_server_error() {
             tracing::error!(error = %e, "request failed");
         }
-        ApiError {
-            status,
-            message: e.to_string(),
-        }
+        ApiError { status, message: e.to_string() }
     }
 }
 
@@ -68,20 +55,13 @@ impl From<qd_core::ValidationError> for ApiError {
 
 impl From<tokio::task::JoinError> for ApiError {
     fn from(e: tokio::task::JoinError) -> Self {
-        ApiError {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            message: format!("Service internal error: {e}"),
-        }
+        ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, message: format!("Service internal error: {e}") }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
-            self.status,
-            axum::Json(json!({ "status": { "error": self.message }, "time": 0.0 })),
-        )
-            .into_response()
+        (self.status, axum::Json(json!({ "status": { "error": self.message }, "time": 0.0 }))).into_response()
     }
 }
 
@@ -106,21 +86,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
-            .map_err(|e| ApiError {
-                status: e.status(),
-                message: format!("Payload error: {}", e.body_text()),
-            })?;
+            .map_err(|e| ApiError { status: e.status(), message: format!("Payload error: {}", e.body_text()) })?;
         parse_json(&bytes).map(Body)
     }
 }
 
 /// Parse a JSON body; errors carry the path of the offending field (`points[3].payload`).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let bytes = if bytes.iter().all(u8::is_ascii_whitespace) {
-        b"{}" as &[u8]
-    } else {
-        bytes
-    };
+    let bytes = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" as &[u8] } else { bytes };
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -143,8 +116,6 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Params<T> {
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|q| Params(q.0))
-            .map_err(|e: QueryRejection| {
-                ApiError::bad_request(format!("Query string error: {}", e.body_text()))
-            })
+            .map_err(|e: QueryRejection| ApiError::bad_request(format!("Query string error: {}", e.body_text())))
     }
 }

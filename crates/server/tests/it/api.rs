@@ -7,38 +7,15 @@ use crate::common::{create_collection, Server, BACKENDS};
 fn basic_crud_and_errors(backend: &str) {
     let dir = tempfile::tempdir().expect("tmp");
     let s = Server::start(&dir.path().join("s"), backend);
-    let root = s
-        .client
-        .get(s.url("/"))
-        .send()
-        .expect("root")
-        .json::<Value>()
-        .expect("json");
+    let root = s.client.get(s.url("/")).send().expect("root").json::<Value>().expect("json");
     assert!(root["version"].is_string());
 
-    create_collection(
-        &s,
-        "c",
-        json!({"vectors": {"size": 3, "distance": "Cosine"}}),
-    );
-    let (st, body) = s.call(
-        "PUT",
-        "/collections/c",
-        Some(&json!({"vectors": {"size": 3, "distance": "Cosine"}})),
-    );
+    create_collection(&s, "c", json!({"vectors": {"size": 3, "distance": "Cosine"}}));
+    let (st, body) = s.call("PUT", "/collections/c", Some(&json!({"vectors": {"size": 3, "distance": "Cosine"}})));
     assert_eq!(st, 409, "{body}");
-    assert!(body["status"]["error"]
-        .as_str()
-        .expect("msg")
-        .contains("already exists"));
-    assert_eq!(
-        s.ok("GET", "/collections", None)["collections"],
-        json!([{"name": "c"}])
-    );
-    assert_eq!(
-        s.ok("GET", "/collections/c/exists", None)["exists"],
-        json!(true)
-    );
+    assert!(body["status"]["error"].as_str().expect("msg").contains("already exists"));
+    assert_eq!(s.ok("GET", "/collections", None)["collections"], json!([{"name": "c"}]));
+    assert_eq!(s.ok("GET", "/collections/c/exists", None)["exists"], json!(true));
 
     // Both upsert forms, numeric and UUID ids.
     let uuid = "550e8400-e29b-41d4-a716-446655440000";
@@ -56,34 +33,14 @@ fn basic_crud_and_errors(backend: &str) {
         "/collections/c/points?wait=true",
         Some(&json!({"batch": {"ids": [2, 3], "vectors": [[0.0, 0.0, 2.0], [1.0, 1.0, 0.0]], "payloads": [{"city": "Paris"}, null]}})),
     );
-    let got = s.ok(
-        "POST",
-        "/collections/c/points",
-        Some(&json!({"ids": [3, uuid, 99, 1]})),
-    );
-    let ids: Vec<Value> = got
-        .as_array()
-        .expect("list")
-        .iter()
-        .map(|r| r["id"].clone())
-        .collect();
-    assert_eq!(
-        ids,
-        vec![json!(3), json!(uuid), json!(1)],
-        "order of request, unknown skipped"
-    );
+    let got = s.ok("POST", "/collections/c/points", Some(&json!({"ids": [3, uuid, 99, 1]})));
+    let ids: Vec<Value> = got.as_array().expect("list").iter().map(|r| r["id"].clone()).collect();
+    assert_eq!(ids, vec![json!(3), json!(uuid), json!(1)], "order of request, unknown skipped");
     assert_eq!(got[1]["payload"], json!({"city": "London"}));
-    assert!(
-        got[0]["vector"].is_null(),
-        "retrieve has no vectors unless asked"
-    );
+    assert!(got[0]["vector"].is_null(), "retrieve has no vectors unless asked");
 
     let one = s.ok("GET", "/collections/c/points/2", None);
-    assert_eq!(
-        one["vector"],
-        json!([0.0, 0.0, 1.0]),
-        "cosine vectors are stored normalised"
-    );
+    assert_eq!(one["vector"], json!([0.0, 0.0, 1.0]), "cosine vectors are stored normalised");
     let (st, _) = s.call("GET", "/collections/c/points/12345", None);
     assert_eq!(st, 404);
     let (st, _) = s.call("GET", "/collections/c/points/not-an-id", None);
@@ -100,38 +57,14 @@ fn basic_crud_and_errors(backend: &str) {
 
     // Bad input: a 4xx naming the problem, nothing stored.
     let bad: Vec<(Value, &str)> = vec![
-        (
-            json!({"points": [{"id": 10, "vector": [1.0, 2.0]}]}),
-            "dimension",
-        ),
-        (
-            json!({"points": [{"id": -5, "vector": [1.0, 2.0, 3.0]}]}),
-            "negative",
-        ),
-        (
-            json!({"points": [{"id": "nope", "vector": [1.0, 2.0, 3.0]}]}),
-            "UUID",
-        ),
-        (
-            json!({"points": [{"id": 10, "vector": [1.0, 2.0, 3.0], "payload": [1]}]}),
-            "payload",
-        ),
-        (
-            json!({"points": [{"id": 10, "vector": [1.0, 2.0, 3.0]}, {"id": 11, "vector": [1.0]}]}),
-            "dimension",
-        ),
-        (
-            json!({"points": [{"id": 10, "vector": {"nope": [1.0, 2.0, 3.0]}}]}),
-            "nope",
-        ),
-        (
-            json!({"points": [{"id": 10, "vector": [1.0, 2.0, 3.0], "extra": 1}]}),
-            "extra",
-        ),
-        (
-            json!({"batch": {"ids": [10, 11], "vectors": [[1.0, 2.0, 3.0]]}}),
-            "vectors",
-        ),
+        (json!({"points": [{"id": 10, "vector": [1.0, 2.0]}]}), "dimension"),
+        (json!({"points": [{"id": -5, "vector": [1.0, 2.0, 3.0]}]}), "negative"),
+        (json!({"points": [{"id": "nope", "vector": [1.0, 2.0, 3.0]}]}), "UUID"),
+        (json!({"points": [{"id": 10, "vector": [1.0, 2.0, 3.0], "payload": [1]}]}), "payload"),
+        (json!({"points": [{"id": 10, "vector": [1.0, 2.0, 3.0]}, {"id": 11, "vector": [1.0]}]}), "dimension"),
+        (json!({"points": [{"id": 10, "vector": {"nope": [1.0, 2.0, 3.0]}}]}), "nope"),
+        (json!({"points": [{"id": 10, "vector": [1.0, 2.0, 3.0], "extra": 1}]}), "extra"),
+        (json!({"batch": {"ids": [10, 11], "vectors": [[1.0, 2.0, 3.0]]}}), "vectors"),
     ];
     for (body, needle) in bad {
         let (st, resp) = s.call("PUT", "/collections/c/points?wait=true", Some(&body));
@@ -152,40 +85,19 @@ fn basic_crud_and_errors(backend: &str) {
         json!(4),
         "rejected batches stored nothing"
     );
-    let (st, _) = s.call(
-        "PUT",
-        "/collections/missing/points",
-        Some(&json!({"points": []})),
-    );
+    let (st, _) = s.call("PUT", "/collections/missing/points", Some(&json!({"points": []})));
     assert_eq!(st, 404);
 
     // Delete by id and by filter.
-    s.ok(
-        "POST",
-        "/collections/c/points/delete?wait=true",
-        Some(&json!({"points": [3]})),
-    );
+    s.ok("POST", "/collections/c/points/delete?wait=true", Some(&json!({"points": [3]})));
     s.ok(
         "POST",
         "/collections/c/points/delete?wait=true",
         Some(&json!({"filter": {"must": [{"key": "city", "match": {"value": "Paris"}}]}})),
     );
-    let page = s.ok(
-        "POST",
-        "/collections/c/points/scroll",
-        Some(&json!({"limit": 10})),
-    );
-    let ids: Vec<Value> = page["points"]
-        .as_array()
-        .expect("pts")
-        .iter()
-        .map(|r| r["id"].clone())
-        .collect();
-    assert_eq!(
-        ids,
-        vec![json!(1), json!(uuid)],
-        "numeric ids sort before UUIDs"
-    );
+    let page = s.ok("POST", "/collections/c/points/scroll", Some(&json!({"limit": 10})));
+    let ids: Vec<Value> = page["points"].as_array().expect("pts").iter().map(|r| r["id"].clone()).collect();
+    assert_eq!(ids, vec![json!(1), json!(uuid)], "numeric ids sort before UUIDs");
 
     assert_eq!(s.ok("DELETE", "/collections/c", None), json!(true));
     let (st, _) = s.call("GET", "/collections/c", None);
@@ -208,31 +120,17 @@ fn api_key_guards_everything_but_health() {
     let s = Server::start_with(
         &dir.path().join("s"),
         "sqlite",
-        &[
-            ("QDRANT__SERVICE__API_KEY", "secret"),
-            ("QDRANT__SERVICE__READ_ONLY_API_KEY", "reader"),
-        ],
+        &[("QDRANT__SERVICE__API_KEY", "secret"), ("QDRANT__SERVICE__READ_ONLY_API_KEY", "reader")],
     );
     let (st, body) = s.call("GET", "/collections", None);
     assert_eq!(st, 401, "{body}");
     let get = |key: &str, path: &str| {
-        s.client
-            .get(s.url(path))
-            .header("api-key", key)
-            .send()
-            .expect("send")
-            .status()
-            .as_u16()
+        s.client.get(s.url(path)).header("api-key", key).send().expect("send").status().as_u16()
     };
     assert_eq!(get("wrong", "/collections"), 401);
     assert_eq!(get("secret", "/collections"), 200);
     assert_eq!(get("reader", "/collections"), 200);
-    let bearer = s
-        .client
-        .get(s.url("/collections"))
-        .bearer_auth("secret")
-        .send()
-        .expect("send");
+    let bearer = s.client.get(s.url("/collections")).bearer_auth("secret").send().expect("send");
     assert_eq!(bearer.status().as_u16(), 200);
     let create = |key: &str| {
         s.client

@@ -18,10 +18,7 @@ pub struct Server {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
 }
 
 pub fn bin() -> &'static str {
@@ -52,10 +49,7 @@ impl Server {
             child: Some(child),
             port,
             backend: backend.to_string(),
-            client: reqwest::blocking::Client::builder()
-                .timeout(Duration::from_secs(60))
-                .build()
-                .expect("client"),
+            client: reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().expect("client"),
             log,
         };
         s.wait_ready();
@@ -93,19 +87,13 @@ impl Server {
         let resp = req.send().expect("request");
         let status = resp.status().as_u16();
         let text = resp.text().unwrap_or_default();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
     /// Like `call` but asserts a 2xx status and returns `result`.
     pub fn ok(&self, method: &str, path: &str, body: Option<&Value>) -> Value {
         let (status, v) = self.call(method, path, body);
-        assert!(
-            (200..300).contains(&status),
-            "{method} {path} -> {status}: {v}"
-        );
+        assert!((200..300).contains(&status), "{method} {path} -> {status}: {v}");
         v["result"].clone()
     }
 

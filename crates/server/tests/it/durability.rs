@@ -32,49 +32,31 @@ fn record(acked: &Mutex<Acked>, ids: &[u64], state: impl Fn(u64) -> State, ackno
 }
 
 fn vector(id: u64, round: u64) -> Vec<f32> {
-    (0..8)
-        .map(|i| ((id * 31 + round * 7 + i) % 97) as f32 / 97.0)
-        .collect()
+    (0..8).map(|i| ((id * 31 + round * 7 + i) % 97) as f32 / 97.0).collect()
 }
 
 fn writer(port: u16, t: u64, stop: Arc<AtomicBool>, acked: Arc<Mutex<Acked>>) {
-    let client = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("client");
+    let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
     let base = format!("http://127.0.0.1:{port}/collections/d/points");
     let mut round = 0u64;
     while !stop.load(Ordering::SeqCst) {
         round += 1;
         // 50 points per batch; ids overlap across rounds so later rounds overwrite earlier ones.
-        let ids: Vec<u64> = (0..50)
-            .map(|i| t * 1_000_000 + (round * 50 + i) % 400)
-            .collect();
+        let ids: Vec<u64> = (0..50).map(|i| t * 1_000_000 + (round * 50 + i) % 400).collect();
         let points: Vec<Value> = ids
             .iter()
             .map(|&id| json!({"id": id, "vector": vector(id, round), "payload": {"round": round, "writer": t, "tags": ["x", round]}}))
             .collect();
-        let resp = client
-            .put(format!("{base}?wait=true"))
-            .json(&json!({ "points": points }))
-            .send();
+        let resp = client.put(format!("{base}?wait=true")).json(&json!({ "points": points })).send();
         let ok = matches!(&resp, Ok(r) if r.status().is_success());
-        let state = |id| {
-            Some((
-                vector(id, round),
-                json!({"round": round, "writer": t, "tags": ["x", round]}),
-            ))
-        };
+        let state = |id| Some((vector(id, round), json!({"round": round, "writer": t, "tags": ["x", round]})));
         record(&acked, &ids, state, ok);
         if !ok {
             return; // server killed mid-request: not acknowledged
         }
         if round % 3 == 0 {
             let del: Vec<u64> = ids.iter().copied().step_by(7).collect();
-            let r = client
-                .post(format!("{base}/delete?wait=true"))
-                .json(&json!({ "points": del }))
-                .send();
+            let r = client.post(format!("{base}/delete?wait=true")).json(&json!({ "points": del })).send();
             let ok = matches!(&r, Ok(r) if r.status().is_success());
             record(&acked, &del, |_| None, ok);
             if !ok {
@@ -93,20 +75,11 @@ fn check(server: &Server, acked: &mut Acked) {
             "/collections/d/points",
             Some(&json!({"ids": chunk, "with_payload": true, "with_vector": true})),
         );
-        let got: BTreeMap<u64, &Value> = got
-            .as_array()
-            .expect("list")
-            .iter()
-            .map(|r| (r["id"].as_u64().expect("id"), r))
-            .collect();
+        let got: BTreeMap<u64, &Value> =
+            got.as_array().expect("list").iter().map(|r| (r["id"].as_u64().expect("id"), r)).collect();
         for id in chunk {
             let found: State = got.get(id).map(|r| {
-                let v = r["vector"]
-                    .as_array()
-                    .expect("vec")
-                    .iter()
-                    .map(|x| x.as_f64().expect("f") as f32)
-                    .collect();
+                let v = r["vector"].as_array().expect("vec").iter().map(|x| x.as_f64().expect("f") as f32).collect();
                 (v, r["payload"].clone())
             });
             let allowed = acked.get_mut(id).expect("tracked");
@@ -125,11 +98,7 @@ fn kill9_keeps_acknowledged_writes(backend: &str) {
     let dir = tempfile::tempdir().expect("tmp");
     let storage = dir.path().join("storage");
     let mut server = Server::start(&storage, backend);
-    create_collection(
-        &server,
-        "d",
-        json!({"vectors": {"size": 8, "distance": "Euclid"}}),
-    );
+    create_collection(&server, "d", json!({"vectors": {"size": 8, "distance": "Euclid"}}));
     let acked: Arc<Mutex<Acked>> = Arc::default();
     for (cycle, kill_after_ms) in [150u64, 400, 60, 900].into_iter().enumerate() {
         let stop = Arc::new(AtomicBool::new(false));
@@ -147,10 +116,7 @@ fn kill9_keeps_acknowledged_writes(backend: &str) {
         }
         server = Server::start(&storage, backend);
         let mut a = acked.lock().expect("lock");
-        assert!(
-            a.values().any(|s| s.len() == 1 && s[0].is_some()),
-            "some writes must have been acknowledged"
-        );
+        assert!(a.values().any(|s| s.len() == 1 && s[0].is_some()), "some writes must have been acknowledged");
         check(&server, &mut a);
     }
     // The collection config survived too.
@@ -173,17 +139,9 @@ fn sigterm_is_clean(backend: &str) {
     let dir = tempfile::tempdir().expect("tmp");
     let storage = dir.path().join("s");
     let mut server = Server::start(&storage, backend);
-    create_collection(
-        &server,
-        "c",
-        json!({"vectors": {"size": 2, "distance": "Dot"}}),
-    );
+    create_collection(&server, "c", json!({"vectors": {"size": 2, "distance": "Dot"}}));
     // wait=false: acknowledged before applied; a graceful stop must still apply it.
-    server.ok(
-        "PUT",
-        "/collections/c/points",
-        Some(&json!({"points": [{"id": 1, "vector": [1.0, 2.0]}]})),
-    );
+    server.ok("PUT", "/collections/c/points", Some(&json!({"points": [{"id": 1, "vector": [1.0, 2.0]}]})));
     assert_eq!(server.terminate(), Some(0), "log:\n{}", server.log_text());
     let server = Server::start(&storage, backend);
     let r = server.ok("GET", "/collections/c/points/1", None);

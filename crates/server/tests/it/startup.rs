@@ -75,11 +75,7 @@ fn env_overrides_port_and_backend() {
     let client = reqwest::blocking::Client::new();
     let mut ok = false;
     for _ in 0..200 {
-        if client
-            .get(format!("http://127.0.0.1:{port}/readyz"))
-            .send()
-            .is_ok_and(|r| r.status().is_success())
-        {
+        if client.get(format!("http://127.0.0.1:{port}/readyz")).send().is_ok_and(|r| r.status().is_success()) {
             ok = true;
             break;
         }
@@ -97,20 +93,16 @@ fn restart_and_broken_collection(backend: &str) {
     let storage = dir.path().join("s");
     let s = Server::start(&storage, backend);
     for name in ["good", "bad"] {
-        create_collection(
-            &s,
-            name,
-            json!({"vectors": {"size": 2, "distance": "Dot"}, "shard_number": 2}),
+        create_collection(&s, name, json!({"vectors": {"size": 2, "distance": "Dot"}, "shard_number": 2}));
+        s.ok(
+            "PUT",
+            &format!("/collections/{name}/points?wait=true"),
+            Some(&json!({"points": [{"id": 1, "vector": [1.0, 2.0]}, {"id": 2, "vector": [3.0, 4.0]}]})),
         );
-        s.ok("PUT", &format!("/collections/{name}/points?wait=true"), Some(&json!({"points": [{"id": 1, "vector": [1.0, 2.0]}, {"id": 2, "vector": [3.0, 4.0]}]})));
     }
     drop(s);
     // Damage the first shard database of one (either) collection.
-    let first = std::fs::read_dir(storage.join("collections"))
-        .expect("dirs")
-        .flatten()
-        .next()
-        .expect("a dir");
+    let first = std::fs::read_dir(storage.join("collections")).expect("dirs").flatten().next().expect("a dir");
     let shard0 = first.path().join("shards/0");
     for f in std::fs::read_dir(&shard0).expect("shard").flatten() {
         let p = f.path();
@@ -125,18 +117,11 @@ fn restart_and_broken_collection(backend: &str) {
     let s = Server::start(&storage, backend);
     let good = s.call("GET", "/collections/good", None);
     let bad = s.call("GET", "/collections/bad", None);
-    let (red, green) = if good.1["result"]["status"] == "red" {
-        (good, bad)
-    } else {
-        (bad, good)
-    };
+    let (red, green) = if good.1["result"]["status"] == "red" { (good, bad) } else { (bad, good) };
     assert_eq!(red.1["result"]["status"], "red", "{}", red.1);
     assert!(red.1["result"]["warnings"][0]["message"].is_string());
     assert_eq!(green.1["result"]["status"], "green", "{}", green.1);
-    assert_eq!(
-        green.1["result"]["points_count"], 2,
-        "the healthy collection serves after restart"
-    );
+    assert_eq!(green.1["result"]["points_count"], 2, "the healthy collection serves after restart");
 }
 
 #[test]

@@ -1,0 +1,477 @@
+//! The universal query (`/points/query`): nearest neighbours by vector or by point id,
+//! recommendations, fusion of prefetched candidate lists (RRF, DBSF), ordering by a payload
+//! field, random sampling. Prefetches run first (recursively), each level's filter is pushed
+//! down to its prefetches, and the outer query then re-scores or fuses their candidates.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use qd_core::filter::{Condition, Filter};
+use qd_core::json_path::JsonPath;
+use qd_core::PointId;
+use serde_json::Value;
+
+use crate::collection::Collection;
+use crate::error::{CollectionError, Result};
+use crate::operations::{Record, ScoredPoint, ShardQuery, WithSelectors};
+
+/// A vector given inline or by the id of a stored point.
+#[derive(Debug, Clone)]
+pub enum VectorOrId {
+    Vector(Vec<f32>),
+    Id(PointId),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecommendStrategy {
+    AverageVector,
+    BestScore,
+    SumScores,
+}
+
+#[derive(Debug, Clone)]
+pub struct OrderBy {
+    pub key: JsonPath,
+    pub descending: bool,
+    /// Start value (numbers, or datetimes as microseconds since the epoch).
+    pub start_from: Option<f64>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Query {
+    Nearest(VectorOrId),
+    Recommend { positive: Vec<VectorOrId>, negative: Vec<VectorOrId>, strategy: RecommendStrategy },
+    Rrf { k: Option<usize>, weights: Option<Vec<f32>> },
+    Dbsf,
+    OrderBy(OrderBy),
+    Sample,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Prefetch {
+    pub prefetch: Vec<Prefetch>,
+    pub query: Option<Query>,
+    pub using: String,
+    pub filter: Option<Filter>,
+    pub score_threshold: Option<f32>,
+    pub limit: usize,
+    pub hnsw_ef: Option<usize>,
+    pub exact: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct QueryRequest {
+    pub prefetch: Vec<Prefetch>,
+    pub query: Option<Query>,
+    pub using: String,
+    pub filter: Option<Filter>,
+    pub score_threshold: Option<f32>,
+    pub limit: usize,
+    pub offset: usize,
+    pub with: WithSelectors,
+    pub hnsw_ef: Option<usize>,
+    pub exact: bool,
+}
+
+/// RRF's default ranking constant, as in Qdrant.
+const DEFAULT_RRF_K: usize = 2;
+
+fn and(a: Option<Filter>, b: Option<Filter>) -> Option<Filter> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.and(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
+fn exclude_ids(filter: Option<Filter>, ids: &BTreeSet<PointId>) -> Option<Filter> {
+    if ids.is_empty() {
+        return filter;
+    }
+    and(filter, Some(Filter::must_not(vec![Condition::HasId(ids.clone())])))
+}
+
+fn only_ids(filter: Option<Filter>, ids: BTreeSet<PointId>) -> Option<Filter> {
+    and(filter, Some(Filter::must(vec![Condition::HasId(ids)])))
+}
+
+/// One level of the query tree, with everything a level needs.
+struct Level<'a> {
+    query: Option<&'a Query>,
+    using: &'a str,
+    filter: Option<Filter>,
+    threshold: Option<f32>,
+    limit: usize,
+    offset: usize,
+    hnsw_ef: Option<usize>,
+    exact: bool,
+}
+
+impl Collection {
+    /// Run a universal query; the result carries payloads and vectors as `req.with` asks.
+    pub fn query(&self, req: &QueryRequest) -> Result<Vec<ScoredPoint>> {
+        let level = Level {
+            query: req.query.as_ref(),
+            using: &req.using,
+            filter: req.filter.clone(),
+            threshold: req.score_threshold,
+            limit: req.limit,
+            offset: req.offset,
+            hnsw_ef: req.hnsw_ef,
+            exact: req.exact,
+        };
+        let hits = self.run_level(&level, &req.prefetch, None)?;
+        self.attach(hits, &req.with)
+    }
+
+    /// Scored ids of one level (no payloads yet).
+    fn run_level(
+        &self,
+        level: &Level,
+        prefetches: &[Prefetch],
+        inherited: Option<&Filter>,
+    ) -> Result<Vec<ScoredPoint>> {
+        let filter = and(inherited.cloned(), level.filter.clone());
+        if prefetches.is_empty() {
+            return self.base_query(level, filter);
+        }
+        let mut sources = Vec::with_capacity(prefetches.len());
+        for p in prefetches {
+            let sub = Level {
+                query: p.query.as_ref(),
+                using: &p.using,
+                filter: p.filter.clone(),
+                threshold: p.score_threshold,
+                limit: p.limit,
+                offset: 0,
+                hnsw_ef: p.hnsw_ef,
+                exact: p.exact,
+            };
+            sources.push(self.run_level(&sub, &p.prefetch, filter.as_ref())?);
+        }
+        let top = level.limit.saturating_add(level.offset);
+        let fused = match level.query {
+            Some(Query::Rrf { k, weights }) => {
+                Some(rrf(&sources, k.unwrap_or(DEFAULT_RRF_K), weights.as_deref(), top)?)
+            }
+            Some(Query::Dbsf) => Some(dbsf(&sources, top)),
+            _ => None,
+        };
+        if let Some(mut fused) = fused {
+            if let Some(t) = level.threshold {
+                fused.retain(|p| p.score >= t);
+            }
+            return Ok(fused.into_iter().skip(level.offset).collect());
+        }
+        // Re-score the union of the candidates with this level's query.
+        let ids: BTreeSet<PointId> = sources.iter().flatten().map(|p| p.id).collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.base_query(level, only_ids(filter, ids))
+    }
+
+    fn vector_of(&self, id: &PointId, using: &str) -> Result<Vec<f32>> {
+        let with = WithSelectors {
+            payload: Default::default(),
+            vector: qd_core::selectors::VectorSelector::Names(vec![using.to_string()]),
+        };
+        let rec = self
+            .retrieve(&[*id], &with)?
+            .pop()
+            .ok_or_else(|| CollectionError::NotFound(format!("No point with id {id} found")))?;
+        let v = match rec.vector {
+            Some(Value::Array(a)) => Some(a),
+            Some(Value::Object(mut m)) => m.remove(using).and_then(|v| v.as_array().cloned()),
+            _ => None,
+        };
+        let v = v.ok_or_else(|| {
+            CollectionError::BadRequest(format!("Wrong input: point {id} has no vector named {using:?}"))
+        })?;
+        Ok(v.iter().filter_map(Value::as_f64).map(|x| x as f32).collect())
+    }
+
+    /// Resolve examples into preprocessed vectors; ids given are collected to exclude them.
+    fn examples(&self, items: &[VectorOrId], using: &str, mentioned: &mut BTreeSet<PointId>) -> Result<Vec<Vec<f32>>> {
+        let distance = self.distance_of(using)?;
+        items
+            .iter()
+            .map(|it| {
+                let mut v = match it {
+                    VectorOrId::Vector(v) => {
+                        self.check_dim(using, v.len())?;
+                        v.clone()
+                    }
+                    VectorOrId::Id(id) => {
+                        mentioned.insert(*id);
+                        self.vector_of(id, using)?
+                    }
+                };
+                distance.preprocess(&mut v);
+                Ok(v)
+            })
+            .collect()
+    }
+
+    /// A level without prefetches: runs against the collection itself.
+    fn base_query(&self, level: &Level, filter: Option<Filter>) -> Result<Vec<ScoredPoint>> {
+        let top = level.limit.saturating_add(level.offset);
+        let using = level.using;
+        let mut mentioned = BTreeSet::new();
+        let (shard_query, postprocess) = match level.query {
+            None => {
+                let (records, _) = self.scroll(None, filter.as_ref(), top, &WithSelectors::default())?;
+                return Ok(records.into_iter().skip(level.offset).map(|r| scored(r.id, 1.0, None)).collect());
+            }
+            Some(Query::OrderBy(order)) => {
+                let records = self.scroll_ordered(order, filter.as_ref(), top, &WithSelectors::default())?;
+                return Ok(records.into_iter().skip(level.offset).map(|r| scored(r.id, 1.0, r.order_value)).collect());
+            }
+            Some(Query::Sample) => {
+                let mut ids = self.all_ids(filter.as_ref())?;
+                shuffle(&mut ids);
+                ids.truncate(level.limit);
+                return Ok(ids.into_iter().map(|id| scored(id, 1.0, None)).collect());
+            }
+            Some(Query::Rrf { .. }) | Some(Query::Dbsf) => {
+                return Err(CollectionError::BadRequest("Fusion queries need at least one prefetch".into()));
+            }
+            Some(Query::Nearest(target)) => {
+                let v = self.examples(std::slice::from_ref(target), using, &mut mentioned)?;
+                (ShardQuery::Nearest(v.into_iter().next().unwrap_or_default()), true)
+            }
+            Some(Query::Recommend { positive, negative, strategy }) => {
+                let pos = self.examples(positive, using, &mut mentioned)?;
+                let neg = self.examples(negative, using, &mut mentioned)?;
+                match strategy {
+                    RecommendStrategy::AverageVector => {
+                        if pos.is_empty() {
+                            return Err(CollectionError::BadRequest(
+                                "Bad request: at least one positive example is required for average_vector".into(),
+                            ));
+                        }
+                        let mut v = average_vector(&pos, &neg);
+                        self.distance_of(using)?.preprocess(&mut v);
+                        (ShardQuery::Nearest(v), true)
+                    }
+                    RecommendStrategy::BestScore | RecommendStrategy::SumScores => {
+                        if pos.is_empty() && neg.is_empty() {
+                            return Err(CollectionError::BadRequest(
+                                "Bad request: at least one positive or negative example is required".into(),
+                            ));
+                        }
+                        if *strategy == RecommendStrategy::BestScore {
+                            (ShardQuery::BestScore { positive: pos, negative: neg }, false)
+                        } else {
+                            (ShardQuery::SumScores { positive: pos, negative: neg }, false)
+                        }
+                    }
+                }
+            }
+        };
+        let distance = self.distance_of(using)?;
+        let threshold = level.threshold.map(|t| if postprocess { distance.preprocess_threshold(t) } else { t });
+        let filter = exclude_ids(filter, &mentioned);
+        let hits = self.search_points(using, shard_query, filter, top, threshold, level.hnsw_ef, level.exact)?;
+        Ok(hits
+            .into_iter()
+            .skip(level.offset)
+            .map(|h| {
+                let mut p = scored(h.id, if postprocess { distance.postprocess(h.score) } else { h.score }, None);
+                p.version = h.version;
+                p
+            })
+            .collect())
+    }
+
+    /// Points in payload-value order (`order_by`), a point once per distinct value it holds.
+    pub fn scroll_ordered(
+        &self,
+        order: &OrderBy,
+        filter: Option<&Filter>,
+        limit: usize,
+        with: &WithSelectors,
+    ) -> Result<Vec<Record>> {
+        let ids = self.all_ids(filter)?;
+        let key_only = WithSelectors { payload: qd_core::selectors::PayloadSelector::All, vector: Default::default() };
+        let mut entries: Vec<(f64, PointId)> = Vec::new();
+        for rec in self.retrieve(&ids, &key_only)? {
+            let Some(payload) = rec.payload.as_ref() else { continue };
+            let mut seen = Vec::new();
+            for v in order.key.values_flat(payload) {
+                if let Some(x) = order_value(v) {
+                    if !seen.contains(&x) {
+                        seen.push(x);
+                        entries.push((x, rec.id));
+                    }
+                }
+            }
+        }
+        if order.descending {
+            entries.sort_by(|a, b| b.0.total_cmp(&a.0));
+        } else {
+            entries.sort_by(|a, b| a.0.total_cmp(&b.0));
+        }
+        if let Some(s) = order.start_from {
+            entries.retain(|(x, _)| if order.descending { *x <= s } else { *x >= s });
+        }
+        entries.truncate(limit);
+        let wanted: Vec<PointId> = entries.iter().map(|(_, id)| *id).collect();
+        let records: HashMap<PointId, Record> = self.retrieve(&wanted, with)?.into_iter().map(|r| (r.id, r)).collect();
+        Ok(entries
+            .into_iter()
+            .filter_map(|(x, id)| {
+                records.get(&id).map(|r| {
+                    let mut r = r.clone();
+                    r.order_value = Some(order_value_json(x));
+                    r
+                })
+            })
+            .collect())
+    }
+
+    fn all_ids(&self, filter: Option<&Filter>) -> Result<Vec<PointId>> {
+        let mut ids = Vec::new();
+        for s in self.shards() {
+            ids.extend(s.scroll_ids(None, filter, usize::MAX)?);
+        }
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Attach payloads and vectors to final hits.
+    pub(crate) fn attach(&self, mut hits: Vec<ScoredPoint>, with: &WithSelectors) -> Result<Vec<ScoredPoint>> {
+        if with.payload.is_none() && with.vector.is_none() {
+            return Ok(hits);
+        }
+        let ids: Vec<PointId> = hits.iter().map(|h| h.id).collect();
+        let records: BTreeMap<PointId, Record> = self.retrieve(&ids, with)?.into_iter().map(|r| (r.id, r)).collect();
+        for h in hits.iter_mut() {
+            if let Some(r) = records.get(&h.id) {
+                h.payload = r.payload.clone();
+                h.vector = r.vector.clone();
+            }
+        }
+        Ok(hits)
+    }
+}
+
+fn scored(id: PointId, score: f32, order_value: Option<Value>) -> ScoredPoint {
+    ScoredPoint { id, version: 0, score, payload: None, vector: None, shard_key: None, order_value }
+}
+
+/// `avg(pos) + avg(pos) - avg(neg)`, or `avg(pos)` without negatives.
+fn average_vector(pos: &[Vec<f32>], neg: &[Vec<f32>]) -> Vec<f32> {
+    let avg = |vs: &[Vec<f32>]| {
+        let dim = vs.first().map(Vec::len).unwrap_or(0);
+        let mut out = vec![0.0f32; dim];
+        for v in vs {
+            for (o, x) in out.iter_mut().zip(v) {
+                *o += x;
+            }
+        }
+        out.iter_mut().for_each(|o| *o /= vs.len() as f32);
+        out
+    };
+    let p = avg(pos);
+    if neg.is_empty() {
+        return p;
+    }
+    let n = avg(neg);
+    p.iter().zip(&n).map(|(p, n)| p + p - n).collect()
+}
+
+/// Reciprocal rank fusion: each list contributes `w / (rank + k)` (rank from 1, weight scaling
+/// the rank as `1 / ((rank)/w + k - 1)`).
+fn rrf(sources: &[Vec<ScoredPoint>], k: usize, weights: Option<&[f32]>, top: usize) -> Result<Vec<ScoredPoint>> {
+    if let Some(w) = weights {
+        if w.len() != sources.len() {
+            return Err(CollectionError::BadRequest(format!(
+                "Bad request: rrf.weights has {} entries but there are {} prefetches",
+                w.len(),
+                sources.len()
+            )));
+        }
+    }
+    let mut scores: Vec<(PointId, f64)> = Vec::new();
+    let mut index: HashMap<PointId, usize> = HashMap::new();
+    for (si, source) in sources.iter().enumerate() {
+        let w = weights.map(|w| w[si] as f64).unwrap_or(1.0);
+        for (rank, p) in source.iter().enumerate() {
+            let s = if w <= 0.0 { 0.0 } else { 1.0 / ((rank as f64 + 1.0) / w + k as f64 - 1.0) };
+            match index.get(&p.id) {
+                Some(&i) => scores[i].1 += s,
+                None => {
+                    index.insert(p.id, scores.len());
+                    scores.push((p.id, s));
+                }
+            }
+        }
+    }
+    scores.sort_by(|a, b| b.1.total_cmp(&a.1));
+    Ok(scores.into_iter().take(top).map(|(id, s)| scored(id, s as f32, None)).collect())
+}
+
+/// Distribution-based score fusion: each list's scores normalised by mean ± 3σ, then summed.
+fn dbsf(sources: &[Vec<ScoredPoint>], top: usize) -> Vec<ScoredPoint> {
+    let mut scores: Vec<(PointId, f64)> = Vec::new();
+    let mut index: HashMap<PointId, usize> = HashMap::new();
+    for source in sources.iter().filter(|s| !s.is_empty()) {
+        let n = source.len() as f64;
+        let mean = source.iter().map(|p| p.score as f64).sum::<f64>() / n;
+        let var = if source.len() > 1 {
+            source.iter().map(|p| (p.score as f64 - mean).powi(2)).sum::<f64>() / (n - 1.0)
+        } else {
+            0.0
+        };
+        for p in source {
+            let s = if source.len() == 1 || var == 0.0 {
+                0.5
+            } else {
+                let sd = var.sqrt();
+                let (low, high) = (mean - 3.0 * sd, mean + 3.0 * sd);
+                (p.score as f64 - low) / (high - low)
+            };
+            match index.get(&p.id) {
+                Some(&i) => scores[i].1 += s,
+                None => {
+                    index.insert(p.id, scores.len());
+                    scores.push((p.id, s));
+                }
+            }
+        }
+    }
+    scores.sort_by(|a, b| b.1.total_cmp(&a.1));
+    scores.into_iter().take(top).map(|(id, s)| scored(id, s as f32, None)).collect()
+}
+
+/// Numbers order as themselves; RFC 3339 strings as microseconds since the epoch.
+fn order_value(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => qd_core::filter::parse_datetime(s).map(|d| d.timestamp_micros() as f64),
+        _ => None,
+    }
+}
+
+fn order_value_json(x: f64) -> Value {
+    if x.fract() == 0.0 && x.abs() < 9.0e15 {
+        Value::from(x as i64)
+    } else {
+        Value::from(x)
+    }
+}
+
+/// Fisher-Yates with a time-seeded xorshift: sampling needs no cryptographic randomness.
+fn shuffle(ids: &mut [PointId]) {
+    let mut state = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0x9e37_79b9_7f4a_7c15)
+        | 1;
+    for i in (1..ids.len()).rev() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        ids.swap(i, (state % (i as u64 + 1)) as usize);
+    }
+}

@@ -1,0 +1,430 @@
+//! `/points/query` (+ batch) and `/points/recommend` (+ batch): JSON forms parsed by hand into
+//! the collection's query types, so every error names the field that is wrong.
+
+use std::time::Instant;
+
+use axum::extract::Path;
+use qd_collection::operations::WithSelectors;
+use qd_collection::query::{OrderBy, Prefetch, Query, QueryRequest, RecommendStrategy, VectorOrId};
+use qd_core::filter::Filter;
+use qd_core::json_path::JsonPath;
+use qd_core::selectors::{PayloadSelector, VectorSelector};
+use qd_core::vectors::{kind, VectorInput};
+use qd_core::PointId;
+use serde_json::{json, Map, Value};
+
+use super::models::TimeoutParam;
+use super::response::{ok, ApiError, ApiResult, Body, Params};
+use super::{blocking, State};
+
+type R<T> = Result<T, ApiError>;
+
+fn bad(msg: impl Into<String>) -> ApiError {
+    ApiError::bad_request(format!("Bad request: {}", msg.into()))
+}
+
+/// Fields of an object, refusing any not in `allowed`.
+fn object<'a>(v: &'a Value, what: &str, allowed: &[&str]) -> R<&'a Map<String, Value>> {
+    let o = v.as_object().ok_or_else(|| bad(format!("{what}: expected an object, got {}", kind(v))))?;
+    if let Some(k) = o.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(bad(format!("{what}: unknown field `{k}`")));
+    }
+    Ok(o)
+}
+
+fn get<'a>(o: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    o.get(key).filter(|v| !v.is_null())
+}
+
+fn usize_field(o: &Map<String, Value>, key: &str, what: &str) -> R<Option<usize>> {
+    match get(o, key) {
+        None => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .map(|n| Some(n as usize))
+            .ok_or_else(|| bad(format!("{what}.{key}: expected a non-negative integer"))),
+    }
+}
+
+fn f32_field(o: &Map<String, Value>, key: &str, what: &str) -> R<Option<f32>> {
+    match get(o, key) {
+        None => Ok(None),
+        Some(v) => v.as_f64().map(|n| Some(n as f32)).ok_or_else(|| bad(format!("{what}.{key}: expected a number"))),
+    }
+}
+
+fn string_field(o: &Map<String, Value>, key: &str, what: &str) -> R<Option<String>> {
+    match get(o, key) {
+        None => Ok(None),
+        Some(v) => {
+            v.as_str().map(|s| Some(s.to_string())).ok_or_else(|| bad(format!("{what}.{key}: expected a string")))
+        }
+    }
+}
+
+fn filter_field(o: &Map<String, Value>, key: &str, what: &str) -> R<Option<Filter>> {
+    match get(o, key) {
+        None => Ok(None),
+        Some(v) => Filter::from_json_at(v, &format!("{what}.{key}")).map(Some).map_err(ApiError::from),
+    }
+}
+
+fn vector_or_id(v: &Value, what: &str) -> R<VectorOrId> {
+    match v {
+        Value::Number(_) | Value::String(_) => {
+            serde_json::from_value::<PointId>(v.clone()).map(VectorOrId::Id).map_err(|e| bad(format!("{what}: {e}")))
+        }
+        Value::Array(_) => match VectorInput::from_json(v.clone()).map_err(|e| bad(format!("{what}: {e}")))? {
+            VectorInput::Dense(d) => Ok(VectorOrId::Vector(d)),
+            VectorInput::Named(_) => Err(bad(format!("{what}: expected a vector"))),
+        },
+        Value::Object(o) if o.contains_key("indices") => {
+            Err(bad(format!("{what}: sparse vectors are not supported yet")))
+        }
+        Value::Object(o) if o.contains_key("text") || o.contains_key("image") || o.contains_key("object") => {
+            Err(bad(format!("{what}: server-side inference is not supported")))
+        }
+        other => Err(bad(format!("{what}: expected a vector or a point id, got {}", kind(other)))),
+    }
+}
+
+fn examples(v: Option<&Value>, what: &str) -> R<Vec<VectorOrId>> {
+    match v {
+        None => Ok(Vec::new()),
+        Some(Value::Array(items)) => {
+            items.iter().enumerate().map(|(i, x)| vector_or_id(x, &format!("{what}[{i}]"))).collect()
+        }
+        Some(other) => Err(bad(format!("{what}: expected a list, got {}", kind(other)))),
+    }
+}
+
+fn strategy(v: Option<&Value>, what: &str) -> R<RecommendStrategy> {
+    match v.and_then(Value::as_str) {
+        None => Ok(RecommendStrategy::AverageVector),
+        Some("average_vector") => Ok(RecommendStrategy::AverageVector),
+        Some("best_score") => Ok(RecommendStrategy::BestScore),
+        Some("sum_scores") => Ok(RecommendStrategy::SumScores),
+        Some(s) => {
+            Err(bad(format!("{what}: unknown strategy {s:?}, expected average_vector, best_score or sum_scores")))
+        }
+    }
+}
+
+pub fn order_by(v: &Value, what: &str) -> R<OrderBy> {
+    let (key, direction, start) = match v {
+        Value::String(k) => (k.clone(), None, None),
+        Value::Object(_) => {
+            let o = object(v, what, &["key", "direction", "start_from"])?;
+            let key = string_field(o, "key", what)?.ok_or_else(|| bad(format!("{what}.key: missing")))?;
+            (key, string_field(o, "direction", what)?, get(o, "start_from").cloned())
+        }
+        other => return Err(bad(format!("{what}: expected a key or an object, got {}", kind(other)))),
+    };
+    let key: JsonPath = key.parse().map_err(|e| bad(format!("{what}.key: {e}")))?;
+    let descending = match direction.as_deref() {
+        None | Some("asc") => false,
+        Some("desc") => true,
+        Some(d) => return Err(bad(format!("{what}.direction: expected asc or desc, got {d:?}"))),
+    };
+    let start_from = match start {
+        None => None,
+        Some(Value::Number(n)) => n.as_f64(),
+        Some(Value::String(s)) => Some(
+            qd_core::filter::parse_datetime(&s)
+                .map(|d| d.timestamp_micros() as f64)
+                .ok_or_else(|| bad(format!("{what}.start_from: {s:?} is not a number or a datetime")))?,
+        ),
+        Some(other) => {
+            return Err(bad(format!("{what}.start_from: expected a number or a datetime, got {}", kind(&other))))
+        }
+    };
+    Ok(OrderBy { key, descending, start_from })
+}
+
+/// The `query` field in any of its forms.
+fn parse_query(v: &Value, what: &str) -> R<Query> {
+    match v {
+        Value::Array(_) | Value::Number(_) | Value::String(_) => Ok(Query::Nearest(vector_or_id(v, what)?)),
+        Value::Object(o) => {
+            if let Some(n) = o.get("nearest") {
+                object(v, what, &["nearest", "mmr"])?;
+                if get(o, "mmr").is_some() {
+                    return Err(bad(format!("{what}.mmr: maximal marginal relevance is not supported yet")));
+                }
+                return Ok(Query::Nearest(vector_or_id(n, &format!("{what}.nearest"))?));
+            }
+            if let Some(r) = o.get("recommend") {
+                object(v, what, &["recommend"])?;
+                let w = format!("{what}.recommend");
+                let ro = object(r, &w, &["positive", "negative", "strategy"])?;
+                return Ok(Query::Recommend {
+                    positive: examples(get(ro, "positive"), &format!("{w}.positive"))?,
+                    negative: examples(get(ro, "negative"), &format!("{w}.negative"))?,
+                    strategy: strategy(get(ro, "strategy"), &format!("{w}.strategy"))?,
+                });
+            }
+            if let Some(f) = o.get("fusion") {
+                object(v, what, &["fusion"])?;
+                return match f.as_str() {
+                    Some("rrf") => Ok(Query::Rrf { k: None, weights: None }),
+                    Some("dbsf") => Ok(Query::Dbsf),
+                    _ => Err(bad(format!("{what}.fusion: expected \"rrf\" or \"dbsf\""))),
+                };
+            }
+            if let Some(r) = o.get("rrf") {
+                object(v, what, &["rrf"])?;
+                let w = format!("{what}.rrf");
+                let ro = object(r, &w, &["k", "weights"])?;
+                let weights = match get(ro, "weights") {
+                    None => None,
+                    Some(Value::Array(a)) => Some(
+                        a.iter()
+                            .map(|x| {
+                                x.as_f64()
+                                    .map(|f| f as f32)
+                                    .ok_or_else(|| bad(format!("{w}.weights: expected numbers")))
+                            })
+                            .collect::<R<Vec<f32>>>()?,
+                    ),
+                    Some(_) => return Err(bad(format!("{w}.weights: expected a list of numbers"))),
+                };
+                return Ok(Query::Rrf { k: usize_field(ro, "k", &w)?, weights });
+            }
+            if let Some(ob) = o.get("order_by") {
+                object(v, what, &["order_by"])?;
+                return Ok(Query::OrderBy(order_by(ob, &format!("{what}.order_by"))?));
+            }
+            if let Some(s) = o.get("sample") {
+                object(v, what, &["sample"])?;
+                return match s.as_str() {
+                    Some("random") => Ok(Query::Sample),
+                    _ => Err(bad(format!("{what}.sample: expected \"random\""))),
+                };
+            }
+            for unsupported in ["discover", "context", "formula", "relevance_feedback"] {
+                if o.contains_key(unsupported) {
+                    return Err(bad(format!("{what}.{unsupported}: this query kind is not supported yet")));
+                }
+            }
+            Err(bad(format!(
+                "{what}: expected a vector, a point id, or one of nearest, recommend, fusion, rrf, order_by, sample"
+            )))
+        }
+        other => Err(bad(format!("{what}: expected a query, got {}", kind(other)))),
+    }
+}
+
+fn params(o: &Map<String, Value>, what: &str) -> R<(Option<usize>, bool)> {
+    match get(o, "params") {
+        None => Ok((None, false)),
+        Some(p) => {
+            let w = format!("{what}.params");
+            let po = object(p, &w, &["hnsw_ef", "exact", "quantization", "indexed_only", "acorn"])?;
+            let exact = match get(po, "exact") {
+                None => false,
+                Some(Value::Bool(b)) => *b,
+                Some(_) => return Err(bad(format!("{w}.exact: expected a boolean"))),
+            };
+            Ok((usize_field(po, "hnsw_ef", &w)?, exact))
+        }
+    }
+}
+
+fn prefetches(v: Option<&Value>, what: &str) -> R<Vec<Prefetch>> {
+    let items: Vec<&Value> = match v {
+        None => return Ok(Vec::new()),
+        Some(Value::Array(a)) => a.iter().collect(),
+        Some(one @ Value::Object(_)) => vec![one],
+        Some(other) => return Err(bad(format!("{what}: expected an object or a list, got {}", kind(other)))),
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let w = format!("{what}[{i}]");
+            let o = object(
+                p,
+                &w,
+                &["prefetch", "query", "using", "filter", "params", "score_threshold", "limit", "lookup_from"],
+            )?;
+            if get(o, "lookup_from").is_some() {
+                return Err(bad(format!("{w}.lookup_from: not supported yet")));
+            }
+            let (hnsw_ef, exact) = params(o, &w)?;
+            Ok(Prefetch {
+                prefetch: prefetches(get(o, "prefetch"), &format!("{w}.prefetch"))?,
+                query: get(o, "query").map(|q| parse_query(q, &format!("{w}.query"))).transpose()?,
+                using: string_field(o, "using", &w)?.unwrap_or_default(),
+                filter: filter_field(o, "filter", &w)?,
+                score_threshold: f32_field(o, "score_threshold", &w)?,
+                limit: usize_field(o, "limit", &w)?.unwrap_or(10),
+                hnsw_ef,
+                exact,
+            })
+        })
+        .collect()
+}
+
+fn selectors(o: &Map<String, Value>, what: &str, default_payload: PayloadSelector) -> R<WithSelectors> {
+    let payload = match get(o, "with_payload") {
+        None => default_payload,
+        Some(v) => PayloadSelector::from_json(v).map_err(|e| bad(format!("{what}.{e}")))?,
+    };
+    let vector = match get(o, "with_vector").or_else(|| get(o, "with_vectors")) {
+        None => VectorSelector::None,
+        Some(v) => VectorSelector::from_json(v).map_err(|e| bad(format!("{what}.{e}")))?,
+    };
+    Ok(WithSelectors { payload, vector })
+}
+
+fn reject_unsupported(o: &Map<String, Value>, what: &str) -> R<()> {
+    for key in ["shard_key", "lookup_from"] {
+        if get(o, key).is_some() {
+            return Err(bad(format!("{what}.{key}: not supported yet")));
+        }
+    }
+    Ok(())
+}
+
+pub fn parse_query_request(v: &Value, what: &str) -> R<QueryRequest> {
+    let o = object(
+        v,
+        what,
+        &[
+            "prefetch",
+            "query",
+            "using",
+            "filter",
+            "params",
+            "score_threshold",
+            "limit",
+            "offset",
+            "with_vector",
+            "with_payload",
+            "lookup_from",
+            "shard_key",
+        ],
+    )?;
+    reject_unsupported(o, what)?;
+    let (hnsw_ef, exact) = params(o, what)?;
+    Ok(QueryRequest {
+        prefetch: prefetches(get(o, "prefetch"), &format!("{what}.prefetch"))?,
+        query: get(o, "query").map(|q| parse_query(q, &format!("{what}.query"))).transpose()?,
+        using: string_field(o, "using", what)?.unwrap_or_default(),
+        filter: filter_field(o, "filter", what)?,
+        score_threshold: f32_field(o, "score_threshold", what)?,
+        limit: usize_field(o, "limit", what)?.unwrap_or(10),
+        offset: usize_field(o, "offset", what)?.unwrap_or(0),
+        with: selectors(o, what, PayloadSelector::None)?,
+        hnsw_ef,
+        exact,
+    })
+}
+
+/// `/points/recommend` body -> a query with a recommend clause.
+pub fn parse_recommend_request(v: &Value, what: &str) -> R<QueryRequest> {
+    let o = object(
+        v,
+        what,
+        &[
+            "positive",
+            "negative",
+            "strategy",
+            "filter",
+            "params",
+            "limit",
+            "offset",
+            "with_payload",
+            "with_vector",
+            "score_threshold",
+            "using",
+            "lookup_from",
+            "shard_key",
+        ],
+    )?;
+    reject_unsupported(o, what)?;
+    let (hnsw_ef, exact) = params(o, what)?;
+    let limit = usize_field(o, "limit", what)?.ok_or_else(|| bad(format!("{what}.limit: missing field")))?;
+    Ok(QueryRequest {
+        prefetch: Vec::new(),
+        query: Some(Query::Recommend {
+            positive: examples(get(o, "positive"), &format!("{what}.positive"))?,
+            negative: examples(get(o, "negative"), &format!("{what}.negative"))?,
+            strategy: strategy(get(o, "strategy"), &format!("{what}.strategy"))?,
+        }),
+        using: string_field(o, "using", what)?.unwrap_or_default(),
+        filter: filter_field(o, "filter", what)?,
+        score_threshold: f32_field(o, "score_threshold", what)?,
+        limit,
+        offset: usize_field(o, "offset", what)?.unwrap_or(0),
+        with: selectors(o, what, PayloadSelector::None)?,
+        hnsw_ef,
+        exact,
+    })
+}
+
+fn batch_items<'a>(body: &'a Value, key: &str) -> R<&'a Vec<Value>> {
+    let o = object(body, "body", &[key])?;
+    o.get(key).and_then(Value::as_array).ok_or_else(|| bad(format!("{key}: expected a list")))
+}
+
+pub async fn query(
+    state: State,
+    Path(name): Path<String>,
+    _p: Params<TimeoutParam>,
+    Body(body): Body<Value>,
+) -> ApiResult {
+    let t = Instant::now();
+    let req = parse_query_request(&body, "query request")?;
+    let c = state.registry.get(&name)?;
+    let points = blocking(move || Ok(c.query(&req)?)).await?;
+    Ok(ok(t, json!({ "points": points })))
+}
+
+pub async fn query_batch(
+    state: State,
+    Path(name): Path<String>,
+    _p: Params<TimeoutParam>,
+    Body(body): Body<Value>,
+) -> ApiResult {
+    let t = Instant::now();
+    let reqs = batch_items(&body, "searches")?
+        .iter()
+        .enumerate()
+        .map(|(i, v)| parse_query_request(v, &format!("searches[{i}]")))
+        .collect::<R<Vec<_>>>()?;
+    let c = state.registry.get(&name)?;
+    let results =
+        blocking(move || reqs.iter().map(|r| Ok(json!({ "points": c.query(r)? }))).collect::<R<Vec<Value>>>()).await?;
+    Ok(ok(t, results))
+}
+
+pub async fn recommend(
+    state: State,
+    Path(name): Path<String>,
+    _p: Params<TimeoutParam>,
+    Body(body): Body<Value>,
+) -> ApiResult {
+    let t = Instant::now();
+    let req = parse_recommend_request(&body, "recommend request")?;
+    let c = state.registry.get(&name)?;
+    let points = blocking(move || Ok(c.query(&req)?)).await?;
+    Ok(ok(t, points))
+}
+
+pub async fn recommend_batch(
+    state: State,
+    Path(name): Path<String>,
+    _p: Params<TimeoutParam>,
+    Body(body): Body<Value>,
+) -> ApiResult {
+    let t = Instant::now();
+    let reqs = batch_items(&body, "searches")?
+        .iter()
+        .enumerate()
+        .map(|(i, v)| parse_recommend_request(v, &format!("searches[{i}]")))
+        .collect::<R<Vec<_>>>()?;
+    let c = state.registry.get(&name)?;
+    let results = blocking(move || reqs.iter().map(|r| Ok(c.query(r)?)).collect::<R<Vec<_>>>()).await?;
+    Ok(ok(t, results))
+}
