@@ -22,6 +22,45 @@ pub struct CatalogEntry {
     pub dir: String,
     pub config: CollectionConfig,
     pub created_at: String,
+    /// Payload indexes (`PUT /collections/{name}/index`): field -> schema.
+    #[serde(default)]
+    pub payload_schema: BTreeMap<String, PayloadIndexSpec>,
+}
+
+/// A payload index as declared by the user: its type and optional parameters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PayloadIndexSpec {
+    pub data_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<serde_json::Value>,
+}
+
+/// Field types Qdrant accepts for payload indexes.
+pub const PAYLOAD_INDEX_TYPES: [&str; 8] = ["keyword", "integer", "float", "bool", "geo", "text", "datetime", "uuid"];
+
+impl PayloadIndexSpec {
+    /// Parse `field_schema`: `"keyword"` or `{"type": "keyword", ...params}`.
+    pub fn from_json(v: &serde_json::Value) -> std::result::Result<Self, String> {
+        let (ty, params) = match v {
+            serde_json::Value::String(s) => (s.clone(), None),
+            serde_json::Value::Object(o) => {
+                let ty = o
+                    .get("type")
+                    .and_then(|t| t.as_str())
+                    .ok_or("field_schema: an object schema needs a string `type`")?
+                    .to_string();
+                (ty, Some(v.clone()))
+            }
+            _ => return Err("field_schema: expected a type name or an object with `type`".into()),
+        };
+        if !PAYLOAD_INDEX_TYPES.contains(&ty.as_str()) {
+            return Err(format!(
+                "field_schema: unknown type {ty:?}, expected one of {}",
+                PAYLOAD_INDEX_TYPES.join(", ")
+            ));
+        }
+        Ok(PayloadIndexSpec { data_type: ty, params })
+    }
 }
 
 pub struct Catalog {

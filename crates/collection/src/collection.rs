@@ -12,6 +12,7 @@ use qd_core::PointId;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::catalog::{CatalogEntry, PayloadIndexSpec};
 use crate::error::{CollectionError, Result};
 use crate::operations::{
     Record, ScoredPoint, ShardHit, ShardQuery, ShardSearch, ShardStats, UpdateOp, UpdateResult, WithSelectors,
@@ -55,18 +56,39 @@ pub struct Collection {
     dir: String,
     created_at: String,
     config: RwLock<CollectionConfig>,
+    payload_schema: RwLock<BTreeMap<String, PayloadIndexSpec>>,
     shards: Vec<Arc<dyn Shard>>,
 }
 
 impl Collection {
-    pub fn new(
-        name: String,
-        dir: String,
-        created_at: String,
-        config: CollectionConfig,
-        shards: Vec<Arc<dyn Shard>>,
-    ) -> Self {
-        Collection { name, dir, created_at, config: RwLock::new(config), shards }
+    pub fn new(entry: CatalogEntry, shards: Vec<Arc<dyn Shard>>) -> Self {
+        Collection {
+            name: entry.name,
+            dir: entry.dir,
+            created_at: entry.created_at,
+            config: RwLock::new(entry.config),
+            payload_schema: RwLock::new(entry.payload_schema),
+            shards,
+        }
+    }
+
+    /// What the catalog records for this collection now.
+    pub fn catalog_entry(&self) -> CatalogEntry {
+        CatalogEntry {
+            name: self.name.clone(),
+            dir: self.dir.clone(),
+            config: self.config(),
+            created_at: self.created_at.clone(),
+            payload_schema: self.payload_schema(),
+        }
+    }
+
+    pub fn payload_schema(&self) -> BTreeMap<String, PayloadIndexSpec> {
+        self.payload_schema.read().clone()
+    }
+
+    pub fn set_payload_schema(&self, schema: BTreeMap<String, PayloadIndexSpec>) {
+        *self.payload_schema.write() = schema;
     }
 
     pub fn name(&self) -> &str {
@@ -325,10 +347,32 @@ impl Collection {
             points_count: shards.iter().map(|s| s.points_count).sum(),
             segments_count: shards.iter().map(|s| s.segments_count).sum(),
             config: self.config(),
-            payload_schema: BTreeMap::new(),
+            payload_schema: self.payload_schema_info(),
             shards,
             created_at: self.created_at.clone(),
         }
+    }
+
+    /// `payload_schema` of collection info: each index with the number of points holding a value.
+    fn payload_schema_info(&self) -> BTreeMap<String, Value> {
+        self.payload_schema()
+            .into_iter()
+            .map(|(field, spec)| {
+                let points = field
+                    .parse::<qd_core::json_path::JsonPath>()
+                    .ok()
+                    .and_then(|path| {
+                        let f = Filter::must_not(vec![qd_core::filter::Condition::IsEmpty(path)]);
+                        self.count(Some(&f)).ok()
+                    })
+                    .unwrap_or(0);
+                let mut v = serde_json::json!({ "data_type": spec.data_type, "points": points });
+                if let Some(p) = spec.params {
+                    v["params"] = p;
+                }
+                (field, v)
+            })
+            .collect()
     }
 
     pub fn shutdown(&self) {

@@ -15,7 +15,7 @@ use qd_core::config::{CollectionConfig, CollectionDefaults, CreateCollection};
 use qd_storage::{open_store, BackendKind, StorageLayout};
 use serde_json::Value;
 
-use crate::catalog::{Catalog, CatalogChange, CatalogEntry};
+use crate::catalog::{Catalog, CatalogChange, CatalogEntry, PayloadIndexSpec};
 use crate::collection::{Collection, CollectionInfo};
 use crate::error::{CollectionError, Result};
 use crate::shard::{LocalShard, Shard};
@@ -160,7 +160,7 @@ impl Registry {
             let store = open_store(self.layout.backend(), &path)?;
             shards.push(Arc::new(LocalShard::open(sid, store, &columns)?));
         }
-        Ok(Collection::new(entry.name.clone(), entry.dir.clone(), entry.created_at.clone(), cfg.clone(), shards))
+        Ok(Collection::new(entry.clone(), shards))
     }
 
     fn resolve(&self, name: &str) -> String {
@@ -235,6 +235,7 @@ impl Registry {
             dir: uuid::Uuid::new_v4().simple().to_string(),
             config,
             created_at: now_rfc3339(),
+            payload_schema: Default::default(),
         };
         let collection = match self.open_collection(&entry) {
             Ok(c) => c,
@@ -292,13 +293,30 @@ impl Registry {
         let _g = self.structure.lock();
         let c = self.get(name)?;
         let new_config = f(&c.config())?;
-        self.catalog.apply(vec![CatalogChange::PutCollection(CatalogEntry {
-            name: c.name().to_string(),
-            dir: c.dir().to_string(),
-            config: new_config.clone(),
-            created_at: c.created_at().to_string(),
-        })])?;
+        let mut entry = c.catalog_entry();
+        entry.config = new_config.clone();
+        self.catalog.apply(vec![CatalogChange::PutCollection(entry)])?;
         c.set_config(new_config);
+        Ok(())
+    }
+
+    /// Declare (`Some`) or drop (`None`) a payload index; persisted in the catalog.
+    pub fn set_payload_index(&self, name: &str, field: &str, spec: Option<PayloadIndexSpec>) -> Result<()> {
+        let _g = self.structure.lock();
+        let c = self.get(name)?;
+        let mut schema = c.payload_schema();
+        match spec {
+            Some(s) => {
+                schema.insert(field.to_string(), s);
+            }
+            None => {
+                schema.remove(field);
+            }
+        }
+        let mut entry = c.catalog_entry();
+        entry.payload_schema = schema.clone();
+        self.catalog.apply(vec![CatalogChange::PutCollection(entry)])?;
+        c.set_payload_schema(schema);
         Ok(())
     }
 

@@ -319,6 +319,8 @@ pub(crate) fn add_group_links(
     if ids.is_empty() {
         start.clear();
     }
+    start.shrink_to_fit();
+    ids.shrink_to_fit();
     g.extra_start = start;
     g.extra = ids;
     Ok(())

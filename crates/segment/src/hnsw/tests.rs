@@ -447,3 +447,27 @@ fn bench_100k() {
         );
     }
 }
+
+#[test]
+#[ignore]
+fn explore_group_links() {
+    let d = Distance::Cosine;
+    let n = 10_000;
+    let data = clustered(n, 32, 40, 4, d);
+    let queries = clustered(300, 32, 40, 4_000_004, d);
+    let mut g = build(&data, d, &params(16, 100, 1));
+    let mut rng = StdRng::seed_from_u64(44);
+    let value: Vec<usize> = (0..n).map(|_| rng.gen_range(0..100)).collect();
+    let groups: Vec<Vec<u32>> = (0..10).map(|v| (0..n as u32).filter(|&i| value[i as usize] == v).collect()).collect();
+    let accept = |i: u32| value[i as usize] == 0;
+    let efs = [10, 12, 16, 32, 64];
+    for &ef in &efs {
+        let (r, s) = recall(&g, &data, &queries, d, 10, ef, Some(&accept));
+        eprintln!("plain ef {ef}: recall {r:.4} scored {s:.0}");
+    }
+    g.add_group_links(&data, d, &groups, 16, &AtomicBool::new(false)).expect("not cancelled");
+    for &ef in &efs {
+        let (r, s) = recall(&g, &data, &queries, d, 10, ef, Some(&accept));
+        eprintln!("links ef {ef}: recall {r:.4} scored {s:.0}");
+    }
+}

@@ -156,3 +156,82 @@ pub async fn update_aliases(state: State, _p: Params<TimeoutParam>, Body(body): 
     blocking(move || Ok(reg.update_aliases(actions)?)).await?;
     Ok(ok(t, true))
 }
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateIndexBody {
+    pub field_name: String,
+    #[serde(default)]
+    pub field_schema: Option<serde_json::Value>,
+}
+
+/// `PUT /collections/{name}/index`: declare a payload index.
+pub async fn create_index(
+    state: State,
+    Path(name): Path<String>,
+    Params(p): Params<super::models::UpdateParams>,
+    Body(body): Body<CreateIndexBody>,
+) -> ApiResult {
+    let t = Instant::now();
+    let wait = p.check().map_err(|e| ApiError::bad_request(format!("Bad request: {e}")))?;
+    let schema = body
+        .field_schema
+        .as_ref()
+        .ok_or_else(|| ApiError::bad_request("Bad request: field_schema: missing (e.g. \"keyword\")"))?;
+    let spec = qd_collection::catalog::PayloadIndexSpec::from_json(schema)
+        .map_err(|e| ApiError::bad_request(format!("Bad request: {e}")))?;
+    body.field_name
+        .parse::<qd_core::json_path::JsonPath>()
+        .map_err(|e| ApiError::bad_request(format!("Bad request: field_name: {e}")))?;
+    let reg = state.registry.clone();
+    blocking(move || Ok(reg.set_payload_index(&name, &body.field_name, Some(spec))?)).await?;
+    Ok(ok(t, json!({ "operation_id": 0, "status": if wait { "completed" } else { "acknowledged" } })))
+}
+
+/// `DELETE /collections/{name}/index/{field}`.
+pub async fn delete_index(
+    state: State,
+    Path((name, field)): Path<(String, String)>,
+    Params(p): Params<super::models::UpdateParams>,
+) -> ApiResult {
+    let t = Instant::now();
+    let wait = p.check().map_err(|e| ApiError::bad_request(format!("Bad request: {e}")))?;
+    let reg = state.registry.clone();
+    blocking(move || Ok(reg.set_payload_index(&name, &field, None)?)).await?;
+    Ok(ok(t, json!({ "operation_id": 0, "status": if wait { "completed" } else { "acknowledged" } })))
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FacetBody {
+    pub key: String,
+    #[serde(default)]
+    pub limit: Option<usize>,
+    #[serde(default)]
+    pub filter: Option<qd_core::filter::Filter>,
+    #[serde(default)]
+    pub exact: Option<bool>,
+    #[serde(default)]
+    pub shard_key: Option<serde_json::Value>,
+}
+
+/// `POST /collections/{name}/facet`: counts of values of a payload field.
+pub async fn facet(
+    state: State,
+    Path(name): Path<String>,
+    _p: Params<TimeoutParam>,
+    Body(body): Body<FacetBody>,
+) -> ApiResult {
+    let t = Instant::now();
+    let key: qd_core::json_path::JsonPath =
+        body.key.parse().map_err(|e| ApiError::bad_request(format!("Bad request: key: {e}")))?;
+    if let Some(f) = &body.filter {
+        f.validate()?;
+    }
+    let _ = (body.exact, body.shard_key);
+    let c = state.registry.get(&name)?;
+    let limit = body.limit.unwrap_or(10);
+    let hits = blocking(move || Ok(c.facet(&key, body.filter.as_ref(), limit)?)).await?;
+    let hits: Vec<_> = hits.into_iter().map(|(value, count)| json!({ "value": value, "count": count })).collect();
+    Ok(ok(t, json!({ "hits": hits })))
+}

@@ -428,3 +428,132 @@ pub async fn recommend_batch(
     let results = blocking(move || reqs.iter().map(|r| Ok(c.query(r)?)).collect::<R<Vec<_>>>()).await?;
     Ok(ok(t, results))
 }
+
+/// `group_by`, `group_size`, `limit`, `with_lookup` of a groups request; the rest is a query.
+fn parse_groups(v: &Value, what: &str, recommend_shape: bool) -> R<GroupsRequest> {
+    let Value::Object(o) = v else { return Err(bad(format!("{what}: expected an object"))) };
+    let mut rest = o.clone();
+    let group_by = rest
+        .remove("group_by")
+        .and_then(|g| g.as_str().map(str::to_string))
+        .ok_or_else(|| bad(format!("{what}.group_by: missing or not a string")))?;
+    let group_by: JsonPath = group_by.parse().map_err(|e| bad(format!("{what}.group_by: {e}")))?;
+    let group_size = match rest.remove("group_size").filter(|v| !v.is_null()) {
+        None => 3,
+        Some(g) => g
+            .as_u64()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| bad(format!("{what}.group_size: expected a positive integer")))? as usize,
+    };
+    let lookup = match rest.remove("with_lookup").filter(|v| !v.is_null()) {
+        None => None,
+        Some(Value::String(c)) => Some((c, PayloadSelector::All, VectorSelector::None)),
+        Some(Value::Object(l)) => {
+            let c = l
+                .get("collection")
+                .and_then(Value::as_str)
+                .ok_or_else(|| bad(format!("{what}.with_lookup.collection: missing")))?;
+            let p = match l.get("with_payload").filter(|v| !v.is_null()) {
+                None => PayloadSelector::All,
+                Some(v) => PayloadSelector::from_json(v).map_err(|e| bad(format!("{what}.with_lookup.{e}")))?,
+            };
+            let vs = match l.get("with_vectors").or_else(|| l.get("with_vector")).filter(|v| !v.is_null()) {
+                None => VectorSelector::None,
+                Some(v) => VectorSelector::from_json(v).map_err(|e| bad(format!("{what}.with_lookup.{e}")))?,
+            };
+            Some((c.to_string(), p, vs))
+        }
+        Some(_) => return Err(bad(format!("{what}.with_lookup: expected a collection name or an object"))),
+    };
+    let rest = Value::Object(rest);
+    let query = if recommend_shape {
+        if rest.get("vector").is_some() {
+            let mut r = rest.clone();
+            let q = r.as_object_mut().and_then(|m| m.remove("vector")).unwrap_or(Value::Null);
+            let named = match q {
+                Value::Object(ref m) if m.contains_key("name") => {
+                    let name = m.get("name").cloned().unwrap_or(Value::Null);
+                    let vec = m.get("vector").cloned().unwrap_or(Value::Null);
+                    if let Some(obj) = r.as_object_mut() {
+                        obj.insert("using".into(), name);
+                    }
+                    vec
+                }
+                other => other,
+            };
+            if let Some(obj) = r.as_object_mut() {
+                obj.insert("query".into(), named);
+            }
+            parse_query_request(&r, what)?
+        } else {
+            parse_recommend_request(&rest, what)?
+        }
+    } else {
+        parse_query_request(&rest, what)?
+    };
+    Ok(GroupsRequest { query, group_by, group_size, lookup })
+}
+
+struct GroupsRequest {
+    query: QueryRequest,
+    group_by: JsonPath,
+    group_size: usize,
+    lookup: Option<(String, PayloadSelector, VectorSelector)>,
+}
+
+async fn run_groups(state: State, name: String, g: GroupsRequest) -> R<Value> {
+    let c = state.registry.get(&name)?;
+    let lookup = match &g.lookup {
+        Some((coll, p, v)) => {
+            Some((state.registry.get(coll)?, WithSelectors { payload: p.clone(), vector: v.clone() }))
+        }
+        None => None,
+    };
+    blocking(move || {
+        let mut groups = c.query_groups(&g.query, &g.group_by, g.group_size, g.query.limit)?;
+        if let Some((lc, with)) = lookup {
+            for grp in groups.iter_mut() {
+                if let Ok(id) = serde_json::from_value::<PointId>(grp.id.clone()) {
+                    grp.lookup = lc.retrieve(&[id], &with)?.pop();
+                }
+            }
+        }
+        Ok(json!({ "groups": groups }))
+    })
+    .await
+}
+
+pub async fn query_groups(
+    state: State,
+    Path(name): Path<String>,
+    _p: Params<TimeoutParam>,
+    Body(body): Body<Value>,
+) -> ApiResult {
+    let t = Instant::now();
+    let g = parse_groups(&body, "query groups request", false)?;
+    Ok(ok(t, run_groups(state, name, g).await?))
+}
+
+/// `/points/search/groups`: `vector` + `group_by` (classic search shape).
+pub async fn search_groups(
+    state: State,
+    Path(name): Path<String>,
+    _p: Params<TimeoutParam>,
+    Body(body): Body<Value>,
+) -> ApiResult {
+    let t = Instant::now();
+    let g = parse_groups(&body, "search groups request", true)?;
+    Ok(ok(t, run_groups(state, name, g).await?))
+}
+
+/// `/points/recommend/groups`.
+pub async fn recommend_groups(
+    state: State,
+    Path(name): Path<String>,
+    _p: Params<TimeoutParam>,
+    Body(body): Body<Value>,
+) -> ApiResult {
+    let t = Instant::now();
+    let g = parse_groups(&body, "recommend groups request", true)?;
+    Ok(ok(t, run_groups(state, name, g).await?))
+}
