@@ -52,7 +52,14 @@ cp docker/Dockerfile.local "$ctx/Dockerfile"
 
 echo "== docker build -> $image:latest, $image:v$version"
 # The legacy builder and BuildKit both accept this Dockerfile; DOCKER_BUILDKIT is left as it is.
+previous=$(docker image inspect -f '{{.Id}}' "$image:latest" 2>/dev/null || true)
 docker build --quiet --build-arg "VERSION=$version" -t "$image:latest" -t "$image:v$version" "$ctx" >/dev/null
+# Drop the image this build replaced when nothing else refers to it (no tag left, no container).
+current=$(docker image inspect -f '{{.Id}}' "$image:latest")
+if [ -n "$previous" ] && [ "$previous" != "$current" ] \
+   && [ "$(docker image inspect -f '{{len .RepoTags}}' "$previous" 2>/dev/null)" = 0 ]; then
+  docker rmi "$previous" >/dev/null 2>&1 || true
+fi
 
 size=$(docker image inspect -f '{{.Size}}' "$image:latest")
 echo "docker-build: built $image:latest and $image:v$version ($((size / 1000000)) MB, $size bytes)"

@@ -51,23 +51,35 @@ pub struct CollectionInfo {
     pub created_at: String,
 }
 
+/// What a collection shares with its shards: config and payload indexes, both changeable at
+/// run time (PATCH, index creation) and read by the optimizers.
+#[derive(Debug)]
+pub struct CollectionShared {
+    pub config: RwLock<CollectionConfig>,
+    pub payload_schema: RwLock<BTreeMap<String, PayloadIndexSpec>>,
+}
+
+impl CollectionShared {
+    pub fn new(config: CollectionConfig, payload_schema: BTreeMap<String, PayloadIndexSpec>) -> Arc<Self> {
+        Arc::new(CollectionShared { config: RwLock::new(config), payload_schema: RwLock::new(payload_schema) })
+    }
+}
+
 pub struct Collection {
     name: String,
     dir: String,
     created_at: String,
-    config: RwLock<CollectionConfig>,
-    payload_schema: RwLock<BTreeMap<String, PayloadIndexSpec>>,
+    shared: Arc<CollectionShared>,
     shards: Vec<Arc<dyn Shard>>,
 }
 
 impl Collection {
-    pub fn new(entry: CatalogEntry, shards: Vec<Arc<dyn Shard>>) -> Self {
+    pub fn new(entry: &CatalogEntry, shared: Arc<CollectionShared>, shards: Vec<Arc<dyn Shard>>) -> Self {
         Collection {
-            name: entry.name,
-            dir: entry.dir,
-            created_at: entry.created_at,
-            config: RwLock::new(entry.config),
-            payload_schema: RwLock::new(entry.payload_schema),
+            name: entry.name.clone(),
+            dir: entry.dir.clone(),
+            created_at: entry.created_at.clone(),
+            shared,
             shards,
         }
     }
@@ -84,11 +96,11 @@ impl Collection {
     }
 
     pub fn payload_schema(&self) -> BTreeMap<String, PayloadIndexSpec> {
-        self.payload_schema.read().clone()
+        self.shared.payload_schema.read().clone()
     }
 
     pub fn set_payload_schema(&self, schema: BTreeMap<String, PayloadIndexSpec>) {
-        *self.payload_schema.write() = schema;
+        *self.shared.payload_schema.write() = schema;
     }
 
     pub fn name(&self) -> &str {
@@ -104,11 +116,11 @@ impl Collection {
     }
 
     pub fn config(&self) -> CollectionConfig {
-        self.config.read().clone()
+        self.shared.config.read().clone()
     }
 
     pub fn set_config(&self, config: CollectionConfig) {
-        *self.config.write() = config;
+        *self.shared.config.write() = config;
     }
 
     pub fn shards(&self) -> &[Arc<dyn Shard>] {
@@ -141,7 +153,7 @@ impl Collection {
     /// Validate and normalise an update before it is routed; rejects the whole request on the
     /// first problem so nothing is half-written.
     fn prepare(&self, op: &mut UpdateOp) -> Result<()> {
-        let config = self.config.read();
+        let config = self.shared.config.read();
         let vectors = &config.params.vectors;
         match op {
             UpdateOp::Upsert(points) => {
@@ -224,14 +236,14 @@ impl Collection {
 
     /// Distance of a configured vector, or a 400 naming the unknown vector.
     pub fn distance_of(&self, vector_name: &str) -> Result<qd_core::Distance> {
-        let config = self.config.read();
+        let config = self.shared.config.read();
         config.params.vectors.get(vector_name).map(|p| p.distance).ok_or_else(|| {
             CollectionError::BadRequest(format!("Wrong input: Not existing vector name error: {vector_name}"))
         })
     }
 
     pub fn check_dim(&self, vector_name: &str, got: usize) -> Result<()> {
-        let config = self.config.read();
+        let config = self.shared.config.read();
         let params = config.params.vectors.get(vector_name).ok_or_else(|| {
             CollectionError::BadRequest(format!("Wrong input: Not existing vector name error: {vector_name}"))
         })?;
@@ -339,10 +351,21 @@ impl Collection {
 
     pub fn info(&self) -> CollectionInfo {
         let shards: Vec<ShardStats> = self.shards.iter().map(|s| s.stats()).collect();
+        let optimizing = shards.iter().any(|s| s.optimizing);
+        let errors: Vec<String> = shards.iter().filter_map(|s| s.optimizer_error.clone()).collect();
         CollectionInfo {
-            status: "green",
-            optimizer_status: Value::String("ok".into()),
-            warnings: Vec::new(),
+            status: if !errors.is_empty() {
+                "red"
+            } else if optimizing {
+                "yellow"
+            } else {
+                "green"
+            },
+            optimizer_status: match errors.first() {
+                Some(e) => serde_json::json!({ "error": e }),
+                None => Value::String("ok".into()),
+            },
+            warnings: errors.iter().map(|e| serde_json::json!({ "message": format!("optimizer: {e}") })).collect(),
             indexed_vectors_count: shards.iter().map(|s| s.indexed_vectors_count).sum(),
             points_count: shards.iter().map(|s| s.points_count).sum(),
             segments_count: shards.iter().map(|s| s.segments_count).sum(),
@@ -373,6 +396,24 @@ impl Collection {
                 (field, v)
             })
             .collect()
+    }
+
+    /// `GET /collections/{name}/optimizations`: running and recent optimizations per shard.
+    pub fn optimizations(&self) -> Value {
+        let mut running = Vec::new();
+        let mut completed = Vec::new();
+        for s in &self.shards {
+            let (r, c) = s.optimizations();
+            running.extend(r.map(|mut r| {
+                r.name = format!("shard {}: {}", s.id(), r.name);
+                r
+            }));
+            completed.extend(c.into_iter().map(|mut c| {
+                c.name = format!("shard {}: {}", s.id(), c.name);
+                c
+            }));
+        }
+        serde_json::json!({ "running": running, "completed": completed })
     }
 
     pub fn shutdown(&self) {

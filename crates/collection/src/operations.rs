@@ -222,6 +222,11 @@ pub struct ShardStats {
     pub segments_count: usize,
     pub ram_vectors_bytes: usize,
     pub ram_payload_bytes: usize,
+    pub ram_index_bytes: usize,
     pub disk_bytes: u64,
     pub last_operation_id: u64,
+    /// An optimization is running or waiting (collection status yellow).
+    pub optimizing: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub optimizer_error: Option<String>,
 }

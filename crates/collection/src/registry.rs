@@ -16,7 +16,7 @@ use qd_storage::{open_store, BackendKind, StorageLayout};
 use serde_json::Value;
 
 use crate::catalog::{Catalog, CatalogChange, CatalogEntry, PayloadIndexSpec};
-use crate::collection::{Collection, CollectionInfo};
+use crate::collection::{Collection, CollectionInfo, CollectionShared};
 use crate::error::{CollectionError, Result};
 use crate::shard::{LocalShard, Shard};
 
@@ -148,19 +148,17 @@ impl Registry {
     }
 
     fn open_collection(&self, entry: &CatalogEntry) -> Result<Collection> {
-        let cfg = &entry.config;
-        let columns: Vec<(String, usize, qd_core::Distance)> =
-            cfg.params.vectors.iter().map(|(n, p)| (n.to_string(), p.size as usize, p.distance)).collect();
+        let shared = CollectionShared::new(entry.config.clone(), entry.payload_schema.clone());
         let mut shards: Vec<Arc<dyn Shard>> = Vec::new();
-        for sid in 0..cfg.params.shard_number {
+        for sid in 0..entry.config.params.shard_number {
             let path = self.layout.shard_db_path(&entry.dir, sid);
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent).map_err(|e| qd_storage::StorageError::io(parent, e))?;
             }
             let store = open_store(self.layout.backend(), &path)?;
-            shards.push(Arc::new(LocalShard::open(sid, store, &columns)?));
+            shards.push(Arc::new(LocalShard::open(sid, store, shared.clone())?));
         }
-        Ok(Collection::new(entry.clone(), shards))
+        Ok(Collection::new(entry, shared, shards))
     }
 
     fn resolve(&self, name: &str) -> String {

@@ -1,64 +1,131 @@
-//! An in-memory segment: the points of one shard (or part of it) laid out for search.
+//! A segment: a set of points laid out for search.
 //!
-//! Points get dense internal offsets; vectors of each name live in one contiguous array
-//! (`offset * dim`), payloads in a parallel vector. The segment is appendable: an upsert of a
-//! known id overwrites its slot in place, a delete tombstones the slot. Ids are kept in a
-//! `BTreeMap` so that scrolling in id order needs no sort.
+//! Points get dense internal offsets; vectors of each name live in one contiguous array, payloads
+//! in a parallel vector. A segment is *appendable* (takes upserts in place, searched exactly) or
+//! *sealed* (its data never changes again, only tombstones; it may carry an HNSW index per vector
+//! name). The immutable part sits behind an `Arc`, so an index can be built from it on another
+//! thread while the shard keeps deleting points (tombstones live outside the `Arc`).
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeMap, BinaryHeap};
+use std::sync::Arc;
 
 use qd_core::filter::{Filter, PointView};
 use qd_core::vectors::NamedVectors;
 use qd_core::{Distance, Payload, PointId};
 
+use crate::hnsw::{DenseVectors, HnswGraph, VectorSource};
+
 /// One named vector column: contiguous storage plus a presence flag per slot.
 #[derive(Debug, Clone)]
 pub struct VectorColumn {
-    pub dim: usize,
     pub distance: Distance,
-    data: Vec<f32>,
+    vectors: DenseVectors,
     present: Vec<bool>,
 }
 
 impl VectorColumn {
     pub fn new(dim: usize, distance: Distance) -> Self {
-        VectorColumn { dim, distance, data: Vec::new(), present: Vec::new() }
+        VectorColumn { distance, vectors: DenseVectors::new(dim), present: Vec::new() }
+    }
+
+    pub fn dim(&self) -> usize {
+        self.vectors.dim
     }
 
     fn ensure_len(&mut self, slots: usize) {
         if self.present.len() < slots {
             self.present.resize(slots, false);
-            self.data.resize(slots * self.dim, 0.0);
+            self.vectors.data.resize(slots * self.vectors.dim, 0.0);
         }
     }
 
     fn set(&mut self, offset: u32, v: Option<&[f32]>) {
         let o = offset as usize;
+        let dim = self.vectors.dim;
         self.ensure_len(o + 1);
+        let slot = &mut self.vectors.data[o * dim..(o + 1) * dim];
         match v {
-            Some(v) if v.len() == self.dim => {
-                self.data[o * self.dim..(o + 1) * self.dim].copy_from_slice(v);
+            Some(v) if v.len() == dim => {
+                slot.copy_from_slice(v);
                 self.present[o] = true;
             }
             _ => {
-                self.data[o * self.dim..(o + 1) * self.dim].iter_mut().for_each(|x| *x = 0.0);
+                slot.iter_mut().for_each(|x| *x = 0.0);
                 self.present[o] = false;
             }
         }
     }
 
     pub fn get(&self, offset: u32) -> Option<&[f32]> {
-        let o = offset as usize;
-        if self.present.get(o).copied().unwrap_or(false) {
-            Some(&self.data[o * self.dim..(o + 1) * self.dim])
+        if self.present.get(offset as usize).copied().unwrap_or(false) {
+            self.vectors.get(offset)
         } else {
             None
         }
     }
 
     pub fn ram_bytes(&self) -> usize {
-        self.data.capacity() * 4 + self.present.capacity()
+        self.vectors.data.capacity() * 4 + self.present.capacity()
+    }
+}
+
+impl VectorSource for VectorColumn {
+    fn dim(&self) -> usize {
+        self.vectors.dim
+    }
+    fn len(&self) -> usize {
+        self.present.len()
+    }
+    fn vector(&self, offset: u32) -> &[f32] {
+        self.vectors.vector(offset)
+    }
+    fn as_contiguous(&self) -> Option<&[f32]> {
+        Some(&self.vectors.data)
+    }
+}
+
+/// The part of a segment that never changes once it is sealed.
+#[derive(Debug, Clone, Default)]
+pub struct SegmentData {
+    ids: BTreeMap<PointId, u32>,
+    offsets: Vec<PointId>,
+    versions: Vec<u64>,
+    payloads: Vec<Option<Payload>>,
+    vectors: BTreeMap<String, VectorColumn>,
+}
+
+impl SegmentData {
+    pub fn len(&self) -> usize {
+        self.offsets.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.offsets.is_empty()
+    }
+    pub fn column(&self, name: &str) -> Option<&VectorColumn> {
+        self.vectors.get(name)
+    }
+    pub fn columns(&self) -> impl Iterator<Item = (&str, &VectorColumn)> {
+        self.vectors.iter().map(|(k, v)| (k.as_str(), v))
+    }
+    pub fn payload_at(&self, offset: u32) -> Option<&Payload> {
+        self.payloads.get(offset as usize).and_then(Option::as_ref)
+    }
+    /// `(id, version)` of every slot in offset order (what a persisted index refers to).
+    pub fn members(&self) -> impl Iterator<Item = (PointId, u64)> + '_ {
+        self.offsets.iter().copied().zip(self.versions.iter().copied())
+    }
+}
+
+/// HNSW graphs of a sealed segment, by vector name.
+#[derive(Debug, Default)]
+pub struct SegmentIndex {
+    pub graphs: BTreeMap<String, HnswGraph>,
+}
+
+impl SegmentIndex {
+    pub fn ram_bytes(&self) -> usize {
+        self.graphs.values().map(HnswGraph::memory_bytes).sum()
     }
 }
 
@@ -85,87 +152,150 @@ impl Ord for HeapHit {
     }
 }
 
-#[derive(Debug, Clone, Default)]
+/// How a segment should run one nearest-neighbour search.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SearchParams {
+    pub hnsw_ef: Option<usize>,
+    pub exact: bool,
+    /// Below this many candidate points, filtered searches scan exactly instead of walking
+    /// the graph (Qdrant's full_scan_threshold, converted from KiB to points).
+    pub full_scan_points: usize,
+}
+
+#[derive(Debug, Clone)]
 pub struct Segment {
-    ids: BTreeMap<PointId, u32>,
-    offsets: Vec<PointId>,
-    versions: Vec<u64>,
+    id: u64,
+    data: Arc<SegmentData>,
     deleted: Vec<bool>,
-    payloads: Vec<Option<Payload>>,
-    vectors: BTreeMap<String, VectorColumn>,
+    live: usize,
+    sealed: bool,
+    index: Option<Arc<SegmentIndex>>,
 }
 
 /// A point of a segment seen through the filter's eyes.
 pub struct SegmentPoint<'a> {
-    seg: &'a Segment,
+    data: &'a SegmentData,
     offset: u32,
 }
 
 impl PointView for SegmentPoint<'_> {
     fn id(&self) -> PointId {
-        self.seg.offsets[self.offset as usize]
+        self.data.offsets[self.offset as usize]
     }
     fn payload(&self) -> Option<&Payload> {
-        self.seg.payloads[self.offset as usize].as_ref()
+        self.data.payloads[self.offset as usize].as_ref()
     }
     fn has_vector(&self, name: &str) -> bool {
-        self.seg.vectors.get(name).and_then(|c| c.get(self.offset)).is_some()
+        self.data.vectors.get(name).and_then(|c| c.get(self.offset)).is_some()
     }
 }
 
 impl Segment {
-    /// A segment with one column per configured vector `(name, dim, distance)`.
-    pub fn new<'a>(columns: impl IntoIterator<Item = (&'a str, usize, Distance)>) -> Self {
+    /// An empty appendable segment with one column per configured vector `(name, dim, distance)`.
+    pub fn new<'a>(id: u64, columns: impl IntoIterator<Item = (&'a str, usize, Distance)>) -> Self {
         let vectors = columns.into_iter().map(|(n, dim, d)| (n.to_string(), VectorColumn::new(dim, d))).collect();
-        Segment { vectors, ..Default::default() }
+        Segment {
+            id,
+            data: Arc::new(SegmentData { vectors, ..Default::default() }),
+            deleted: Vec::new(),
+            live: 0,
+            sealed: false,
+            index: None,
+        }
+    }
+
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// Live (not deleted) points.
     pub fn len(&self) -> usize {
-        self.ids.len()
+        self.live
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
+        self.live == 0
+    }
+
+    /// Slots including tombstones.
+    pub fn slots(&self) -> usize {
+        self.data.len()
+    }
+
+    pub fn deleted_count(&self) -> usize {
+        self.data.len() - self.live
+    }
+
+    pub fn is_sealed(&self) -> bool {
+        self.sealed
+    }
+
+    /// Stop taking upserts; from now on only tombstones change.
+    pub fn seal(&mut self) {
+        self.sealed = true;
+    }
+
+    pub fn data(&self) -> &Arc<SegmentData> {
+        &self.data
+    }
+
+    pub fn index(&self) -> Option<&Arc<SegmentIndex>> {
+        self.index.as_ref()
+    }
+
+    pub fn set_index(&mut self, index: Arc<SegmentIndex>) {
+        self.index = Some(index);
+    }
+
+    fn live_offset(&self, id: &PointId) -> Option<u32> {
+        self.data.ids.get(id).copied().filter(|&o| !self.deleted[o as usize])
     }
 
     pub fn contains(&self, id: &PointId) -> bool {
-        self.ids.contains_key(id)
+        self.live_offset(id).is_some()
     }
 
     pub fn version(&self, id: &PointId) -> Option<u64> {
-        self.ids.get(id).map(|&o| self.versions[o as usize])
+        self.live_offset(id).map(|o| self.data.versions[o as usize])
     }
 
-    /// Insert or overwrite a point. Vectors must be validated and preprocessed already.
-    pub fn upsert(&mut self, id: PointId, version: u64, vectors: &NamedVectors, payload: Option<Payload>) {
-        let offset = match self.ids.get(&id) {
+    /// Insert or overwrite a point (appendable segments only). Vectors must be validated and
+    /// preprocessed already. Returns false on a sealed segment.
+    pub fn upsert(&mut self, id: PointId, version: u64, vectors: &NamedVectors, payload: Option<Payload>) -> bool {
+        if self.sealed {
+            return false;
+        }
+        let data = Arc::make_mut(&mut self.data);
+        let offset = match data.ids.get(&id) {
             Some(&o) => o,
             None => {
-                let o = self.offsets.len() as u32;
-                self.offsets.push(id);
-                self.versions.push(0);
-                self.deleted.push(false);
-                self.payloads.push(None);
-                self.ids.insert(id, o);
+                let o = data.offsets.len() as u32;
+                data.offsets.push(id);
+                data.versions.push(0);
+                data.payloads.push(None);
+                data.ids.insert(id, o);
+                self.deleted.push(true);
                 o
             }
         };
         let o = offset as usize;
-        self.versions[o] = version;
-        self.deleted[o] = false;
-        self.payloads[o] = payload.filter(|p| !p.is_empty());
-        for (name, col) in self.vectors.iter_mut() {
+        data.versions[o] = version;
+        data.payloads[o] = payload.filter(|p| !p.is_empty());
+        for (name, col) in data.vectors.iter_mut() {
             col.set(offset, vectors.get(name).map(Vec::as_slice));
         }
+        if self.deleted[o] {
+            self.deleted[o] = false;
+            self.live += 1;
+        }
+        true
     }
 
     pub fn delete(&mut self, id: &PointId) -> bool {
-        match self.ids.remove(id) {
+        match self.live_offset(id) {
             Some(o) => {
-                let o = o as usize;
-                self.deleted[o] = true;
-                self.payloads[o] = None;
+                self.deleted[o as usize] = true;
+                self.live -= 1;
                 true
             }
             None => false,
@@ -173,14 +303,14 @@ impl Segment {
     }
 
     pub fn payload(&self, id: &PointId) -> Option<&Payload> {
-        self.ids.get(id).and_then(|&o| self.payloads[o as usize].as_ref())
+        self.live_offset(id).and_then(|o| self.data.payloads[o as usize].as_ref())
     }
 
-    /// All vectors of a point, by name.
+    /// All vectors of a live point, by name.
     pub fn vectors(&self, id: &PointId) -> NamedVectors {
         let mut out = NamedVectors::new();
-        if let Some(&o) = self.ids.get(id) {
-            for (name, col) in &self.vectors {
+        if let Some(o) = self.live_offset(id) {
+            for (name, col) in &self.data.vectors {
                 if let Some(v) = col.get(o) {
                     out.insert(name.clone(), v.to_vec());
                 }
@@ -190,18 +320,18 @@ impl Segment {
     }
 
     pub fn point_view(&self, id: &PointId) -> Option<SegmentPoint<'_>> {
-        self.ids.get(id).map(|&offset| SegmentPoint { seg: self, offset })
+        self.live_offset(id).map(|offset| SegmentPoint { data: &self.data, offset })
     }
 
     fn matches(&self, offset: u32, filter: Option<&Filter>) -> bool {
-        !self.deleted[offset as usize] && filter.is_none_or(|f| f.check(&SegmentPoint { seg: self, offset }))
+        !self.deleted[offset as usize] && filter.is_none_or(|f| f.check(&SegmentPoint { data: &self.data, offset }))
     }
 
-    /// Ids in ascending order starting at `from` (inclusive), passing the filter, at most `limit`.
+    /// Live ids in ascending order starting at `from` (inclusive), passing the filter.
     pub fn scroll(&self, from: Option<&PointId>, filter: Option<&Filter>, limit: usize) -> Vec<PointId> {
         let iter: Box<dyn Iterator<Item = (&PointId, &u32)>> = match from {
-            Some(f) => Box::new(self.ids.range(f..)),
-            None => Box::new(self.ids.iter()),
+            Some(f) => Box::new(self.data.ids.range(f..)),
+            None => Box::new(self.data.ids.iter()),
         };
         iter.filter(|(_, &o)| self.matches(o, filter)).take(limit).map(|(id, _)| *id).collect()
     }
@@ -209,27 +339,25 @@ impl Segment {
     /// Number of live points passing the filter.
     pub fn count(&self, filter: Option<&Filter>) -> usize {
         match filter {
-            None => self.len(),
-            Some(_) => self.ids.values().filter(|&&o| self.matches(o, filter)).count(),
+            None => self.live,
+            Some(_) => (0..self.data.len() as u32).filter(|&o| self.matches(o, filter)).count(),
         }
     }
 
-    /// Exact top-`k` by internal score for the named vector; points without that vector are
-    /// skipped. `threshold` is an internal score: hits below it are dropped.
-    pub fn search_exact(
-        &self,
-        vector: &str,
-        query: &[f32],
-        k: usize,
-        filter: Option<&Filter>,
-        threshold: Option<f32>,
-    ) -> Vec<SegmentHit> {
-        let Some(distance) = self.vectors.get(vector).map(|c| c.distance) else { return Vec::new() };
-        self.search_scored(vector, &|v| distance.score(query, v), k, filter, threshold)
+    /// Estimated number of live points passing the filter, from a deterministic sample.
+    pub fn estimate_count(&self, filter: &Filter) -> usize {
+        const SAMPLE: usize = 512;
+        let n = self.data.len();
+        if n <= SAMPLE * 2 {
+            return self.count(Some(filter));
+        }
+        let step = n / SAMPLE;
+        let hits = (0..SAMPLE).filter(|i| self.matches((i * step) as u32, Some(filter))).count();
+        hits * n / SAMPLE
     }
 
-    /// Exact top-`k` under any scoring function of the stored vector (larger is better); used
-    /// for plain nearest search and for recommendation scores.
+    /// Exact top-`k` under any scoring function of the stored vector (larger is better);
+    /// `threshold` drops hits scoring below it.
     pub fn search_scored(
         &self,
         vector: &str,
@@ -238,12 +366,12 @@ impl Segment {
         filter: Option<&Filter>,
         threshold: Option<f32>,
     ) -> Vec<SegmentHit> {
-        let Some(col) = self.vectors.get(vector) else { return Vec::new() };
+        let Some(col) = self.data.vectors.get(vector) else { return Vec::new() };
         if k == 0 {
             return Vec::new();
         }
         let mut heap: BinaryHeap<Reverse<HeapHit>> = BinaryHeap::with_capacity(k + 1);
-        for (id, &offset) in &self.ids {
+        for offset in 0..self.data.len() as u32 {
             let Some(v) = col.get(offset) else { continue };
             if !self.matches(offset, filter) {
                 continue;
@@ -252,7 +380,7 @@ impl Segment {
             if threshold.is_some_and(|t| score < t) {
                 continue;
             }
-            let hit = HeapHit(SegmentHit { id: *id, offset, score });
+            let hit = HeapHit(SegmentHit { id: self.data.offsets[offset as usize], offset, score });
             if heap.len() < k {
                 heap.push(Reverse(hit));
             } else if heap.peek().is_some_and(|Reverse(worst)| hit > *worst) {
@@ -265,25 +393,109 @@ impl Segment {
         out
     }
 
-    pub fn distance(&self, vector: &str) -> Option<Distance> {
-        self.vectors.get(vector).map(|c| c.distance)
+    /// Nearest neighbours of a preprocessed query: through the HNSW graph when the segment has
+    /// one and the filter is not so selective that scanning its matches is cheaper; exactly
+    /// otherwise.
+    pub fn search_nearest(
+        &self,
+        vector: &str,
+        query: &[f32],
+        k: usize,
+        filter: Option<&Filter>,
+        threshold: Option<f32>,
+        params: &SearchParams,
+    ) -> Vec<SegmentHit> {
+        let Some(col) = self.data.vectors.get(vector) else { return Vec::new() };
+        let distance = col.distance;
+        let graph = self.index.as_ref().and_then(|ix| ix.graphs.get(vector));
+        let use_graph = match (graph, params.exact, filter) {
+            (None, _, _) | (_, true, _) => false,
+            (Some(_), false, None) => true,
+            (Some(_), false, Some(f)) => self.estimate_count(f) >= params.full_scan_points,
+        };
+        let Some(graph) = graph.filter(|_| use_graph && k > 0) else {
+            return self.search_scored(vector, &|v| distance.score(query, v), k, filter, threshold);
+        };
+        let accept = |o: u32| col.get(o).is_some() && self.matches(o, filter);
+        let ef = params.hnsw_ef.unwrap_or(0).max(k);
+        graph
+            .search(col, distance, query, k, ef, Some(&accept))
+            .into_iter()
+            .filter(|(_, s)| threshold.is_none_or(|t| *s >= t))
+            .map(|(offset, score)| SegmentHit { id: self.data.offsets[offset as usize], offset, score })
+            .collect()
     }
 
-    /// Bytes of RAM held by vectors and by payloads (the latter estimated from JSON size).
-    pub fn ram_usage(&self) -> (usize, usize) {
-        let vectors = self.vectors.values().map(VectorColumn::ram_bytes).sum();
+    /// Bytes of RAM held by vectors, payloads (estimated from JSON size) and the index.
+    pub fn ram_usage(&self) -> (usize, usize, usize) {
+        let vectors = self.data.vectors.values().map(VectorColumn::ram_bytes).sum();
         let payload =
-            self.payloads.iter().flatten().map(|p| serde_json::to_string(p).map(|s| s.len()).unwrap_or(0)).sum();
-        (vectors, payload)
+            self.data.payloads.iter().flatten().map(|p| serde_json::to_string(p).map(|s| s.len()).unwrap_or(0)).sum();
+        (vectors, payload, self.index.as_ref().map(|i| i.ram_bytes()).unwrap_or(0))
     }
 
-    pub fn vector_names(&self) -> impl Iterator<Item = &str> {
-        self.vectors.keys().map(String::as_str)
+    pub fn distance(&self, vector: &str) -> Option<Distance> {
+        self.data.vectors.get(vector).map(|c| c.distance)
     }
 
-    /// Live points that have the named vector.
-    pub fn vector_count(&self, name: &str) -> usize {
-        self.vectors.get(name).map(|c| self.ids.values().filter(|&&o| c.get(o).is_some()).count()).unwrap_or(0)
+    /// Live points with a graph-indexed vector.
+    pub fn indexed_vector_count(&self) -> usize {
+        match &self.index {
+            None => 0,
+            Some(ix) => ix
+                .graphs
+                .keys()
+                .filter_map(|n| self.data.vectors.get(n))
+                .map(|c| {
+                    (0..self.data.len() as u32).filter(|&o| !self.deleted[o as usize] && c.get(o).is_some()).count()
+                })
+                .sum(),
+        }
+    }
+
+    /// A sealed segment restored from disk: slots in the persisted order, all dead until
+    /// [`Segment::restore_slot`] fills them from point records.
+    pub fn restore_sealed<'a>(
+        id: u64,
+        columns: impl IntoIterator<Item = (&'a str, usize, Distance)>,
+        members: &[(PointId, u64)],
+    ) -> Self {
+        let mut seg = Segment::new(id, columns);
+        let data = Arc::make_mut(&mut seg.data);
+        for (o, (pid, ver)) in members.iter().enumerate() {
+            data.ids.insert(*pid, o as u32);
+            data.offsets.push(*pid);
+            data.versions.push(*ver);
+            data.payloads.push(None);
+        }
+        for col in data.vectors.values_mut() {
+            col.ensure_len(members.len());
+        }
+        seg.deleted = vec![true; members.len()];
+        seg.sealed = true;
+        seg
+    }
+
+    /// Fill slot `offset` of a restored sealed segment with the point's current record.
+    pub fn restore_slot(&mut self, offset: u32, vectors: &NamedVectors, payload: Option<Payload>) {
+        let data = Arc::make_mut(&mut self.data);
+        let o = offset as usize;
+        if o >= data.offsets.len() {
+            return;
+        }
+        data.payloads[o] = payload.filter(|p| !p.is_empty());
+        for (name, col) in data.vectors.iter_mut() {
+            col.set(offset, vectors.get(name).map(Vec::as_slice));
+        }
+        if self.deleted[o] {
+            self.deleted[o] = false;
+            self.live += 1;
+        }
+    }
+
+    /// Offset of an id in this segment's slots, dead or alive.
+    pub fn slot_of(&self, id: &PointId) -> Option<u32> {
+        self.data.ids.get(id).copied()
     }
 }
 
@@ -302,22 +514,36 @@ mod tests {
 
     #[test]
     fn upsert_overwrite_delete_search() {
-        let mut s = Segment::new([("", 2, Distance::Dot)]);
+        let mut s = Segment::new(1, [("", 2, Distance::Dot)]);
         s.upsert(PointId::Num(1), 1, &vecs(&[1.0, 0.0]), None);
         s.upsert(PointId::Num(2), 2, &vecs(&[0.0, 1.0]), None);
         s.upsert(PointId::Num(3), 3, &vecs(&[0.5, 0.5]), None);
         assert_eq!(s.len(), 3);
-        let hits = s.search_exact("", &[1.0, 0.0], 2, None, None);
+        let dot = |q: [f32; 2]| move |v: &[f32]| Distance::Dot.score(&q, v);
+        let hits = s.search_scored("", &dot([1.0, 0.0]), 2, None, None);
         assert_eq!(hits.iter().map(|h| h.id).collect::<Vec<_>>(), vec![PointId::Num(1), PointId::Num(3)]);
         s.upsert(PointId::Num(1), 4, &vecs(&[0.0, 0.1]), None);
         assert_eq!(s.version(&PointId::Num(1)), Some(4));
         assert!(s.delete(&PointId::Num(3)));
         assert!(!s.delete(&PointId::Num(3)));
-        let hits = s.search_exact("", &[1.0, 0.0], 3, None, None);
-        assert_eq!(hits.len(), 2);
+        assert_eq!(s.search_scored("", &dot([1.0, 0.0]), 3, None, None).len(), 2);
         assert_eq!(s.scroll(None, None, 10), vec![PointId::Num(1), PointId::Num(2)]);
         assert_eq!(s.scroll(Some(&PointId::Num(2)), None, 10), vec![PointId::Num(2)]);
-        let th = s.search_exact("", &[0.0, 1.0], 3, None, Some(0.5));
-        assert_eq!(th.len(), 1);
+        assert_eq!(s.search_scored("", &dot([0.0, 1.0]), 3, None, Some(0.5)).len(), 1);
+        // re-upsert of a deleted id revives its slot
+        s.upsert(PointId::Num(3), 5, &vecs(&[1.0, 1.0]), None);
+        assert_eq!((s.len(), s.slots()), (3, 3));
+    }
+
+    #[test]
+    fn sealed_segment_takes_only_tombstones() {
+        let mut s = Segment::new(1, [("", 2, Distance::Dot)]);
+        s.upsert(PointId::Num(1), 1, &vecs(&[1.0, 0.0]), None);
+        s.seal();
+        assert!(!s.upsert(PointId::Num(2), 2, &vecs(&[0.0, 1.0]), None));
+        let shared = s.data().clone();
+        assert!(s.delete(&PointId::Num(1)));
+        assert_eq!(s.len(), 0);
+        assert_eq!(shared.len(), 1, "data shared with an index builder is untouched");
     }
 }

@@ -144,8 +144,25 @@ pub trait KvStore: Send + Sync {
     ) -> Result<(), StorageError>;
     /// Push everything buffered to disk.
     fn flush(&self) -> Result<(), StorageError>;
+    /// A consistent, read-only point-in-time view of every table (used by snapshots): writes
+    /// committed after this returns are not visible through the view, and the view never
+    /// blocks writers. Opening it is cheap (a RocksDB snapshot, or a SQLite read transaction on
+    /// a second connection).
+    fn read_view(&self) -> Result<Box<dyn KvReadView + '_>, StorageError>;
     /// Bytes this database occupies on disk.
     fn disk_usage_bytes(&self) -> u64;
+}
+
+/// A point-in-time view of a [`KvStore`] (see [`KvStore::read_view`]).
+pub trait KvReadView: Send {
+    /// Like [`KvStore::scan`], over the state at the moment the view was opened.
+    fn scan(
+        &self,
+        table: Table,
+        prefix: &[u8],
+        start: Option<&[u8]>,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> ScanControl,
+    ) -> Result<(), StorageError>;
 }
 
 /// Open (creating if missing) the database of `kind` at `path` (a file for SQLite, a directory

@@ -13,7 +13,7 @@ pub mod layout;
 mod rocks;
 mod sqlite;
 
-pub use backend::{open_store, BackendKind, BatchOp, KvStore, ScanControl, Table, WriteBatch};
+pub use backend::{open_store, BackendKind, BatchOp, KvReadView, KvStore, ScanControl, Table, WriteBatch};
 pub use error::StorageError;
 pub use layout::{StorageLayout, StorageMarker, FORMAT_VERSION};
 

@@ -3,9 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
-use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteOptions, DB};
+use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, ReadOptions, WriteOptions, DB};
 
-use crate::backend::{path_size, prefix_end, BackendKind, BatchOp, KvStore, ScanControl, Table, WriteBatch};
+use crate::backend::{
+    path_size, prefix_end, BackendKind, BatchOp, KvReadView, KvStore, ScanControl, Table, WriteBatch,
+};
 use crate::error::StorageError;
 
 pub struct RocksStore {
@@ -115,7 +117,48 @@ impl KvStore for RocksStore {
         Ok(())
     }
 
+    fn read_view(&self) -> Result<Box<dyn KvReadView + '_>, StorageError> {
+        Ok(Box::new(RocksView { store: self, snap: self.db.snapshot() }))
+    }
+
     fn disk_usage_bytes(&self) -> u64 {
         path_size(&self.path)
+    }
+}
+
+/// A RocksDB snapshot: iterators opened on it see the database as it was when it was taken.
+struct RocksView<'a> {
+    store: &'a RocksStore,
+    snap: rocksdb::Snapshot<'a>,
+}
+
+impl KvReadView for RocksView<'_> {
+    fn scan(
+        &self,
+        table: Table,
+        prefix: &[u8],
+        start: Option<&[u8]>,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> ScanControl,
+    ) -> Result<(), StorageError> {
+        let lower: &[u8] = match start {
+            Some(s) if s > prefix => s,
+            _ => prefix,
+        };
+        let cf = self.store.cf(table)?;
+        // A full-table copy: read ahead, and keep the block cache for the server's own reads.
+        let mut ro = ReadOptions::default();
+        ro.fill_cache(false);
+        ro.set_readahead_size(4 << 20);
+        let mut it = self.snap.raw_iterator_cf_opt(cf, ro);
+        it.seek(lower);
+        while it.valid() {
+            let (Some(k), Some(v)) = (it.key(), it.value()) else { break };
+            if !k.starts_with(prefix) || visit(k, v) == ScanControl::Stop {
+                break;
+            }
+            it.next();
+        }
+        it.status()?;
+        Ok(())
     }
 }

@@ -4,9 +4,11 @@
 use std::path::{Path, PathBuf};
 
 use parking_lot::Mutex;
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
-use crate::backend::{path_size, prefix_end, BackendKind, BatchOp, KvStore, ScanControl, Table, WriteBatch};
+use crate::backend::{
+    path_size, prefix_end, BackendKind, BatchOp, KvReadView, KvStore, ScanControl, Table, WriteBatch,
+};
 use crate::error::StorageError;
 
 pub struct SqliteStore {
@@ -108,29 +110,7 @@ impl KvStore for SqliteStore {
         start: Option<&[u8]>,
         visit: &mut dyn FnMut(&[u8], &[u8]) -> ScanControl,
     ) -> Result<(), StorageError> {
-        let lower: &[u8] = match start {
-            Some(s) if s > prefix => s,
-            _ => prefix,
-        };
-        let conn = self.conn.lock();
-        let t = table_sql(table);
-        let end = prefix_end(prefix);
-        let mut stmt = match end {
-            Some(_) => conn.prepare_cached(&format!("SELECT k, v FROM {t} WHERE k >= ?1 AND k < ?2 ORDER BY k"))?,
-            None => conn.prepare_cached(&format!("SELECT k, v FROM {t} WHERE k >= ?1 ORDER BY k"))?,
-        };
-        let mut rows = match &end {
-            Some(e) => stmt.query(params![lower, e])?,
-            None => stmt.query(params![lower])?,
-        };
-        while let Some(row) = rows.next()? {
-            let k = row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?;
-            let v = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
-            if visit(k, v) == ScanControl::Stop {
-                break;
-            }
-        }
-        Ok(())
+        scan_conn(&self.conn.lock(), table, prefix, start, visit)
     }
 
     fn flush(&self) -> Result<(), StorageError> {
@@ -139,9 +119,70 @@ impl KvStore for SqliteStore {
         Ok(())
     }
 
+    fn read_view(&self) -> Result<Box<dyn KvReadView + '_>, StorageError> {
+        // A second, read-only connection: in WAL mode its read transaction sees the database
+        // as of its first read and never blocks the writer connection.
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.execute_batch("BEGIN DEFERRED")?;
+        // The snapshot is taken by the first read inside the transaction.
+        conn.query_row(&format!("SELECT count(*) FROM {}", table_sql(Table::Meta)), [], |_| Ok(()))?;
+        Ok(Box::new(SqliteView { conn }))
+    }
+
     fn disk_usage_bytes(&self) -> u64 {
         let mut wal = self.path.clone().into_os_string();
         wal.push("-wal");
         path_size(&self.path) + path_size(Path::new(&wal))
+    }
+}
+
+fn scan_conn(
+    conn: &Connection,
+    table: Table,
+    prefix: &[u8],
+    start: Option<&[u8]>,
+    visit: &mut dyn FnMut(&[u8], &[u8]) -> ScanControl,
+) -> Result<(), StorageError> {
+    let lower: &[u8] = match start {
+        Some(s) if s > prefix => s,
+        _ => prefix,
+    };
+    let t = table_sql(table);
+    let end = prefix_end(prefix);
+    let mut stmt = match end {
+        Some(_) => conn.prepare_cached(&format!("SELECT k, v FROM {t} WHERE k >= ?1 AND k < ?2 ORDER BY k"))?,
+        None => conn.prepare_cached(&format!("SELECT k, v FROM {t} WHERE k >= ?1 ORDER BY k"))?,
+    };
+    let mut rows = match &end {
+        Some(e) => stmt.query(params![lower, e])?,
+        None => stmt.query(params![lower])?,
+    };
+    while let Some(row) = rows.next()? {
+        let k = row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?;
+        let v = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
+        if visit(k, v) == ScanControl::Stop {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// A read transaction on its own connection (rolled back when the view is dropped).
+struct SqliteView {
+    conn: Connection,
+}
+
+impl KvReadView for SqliteView {
+    fn scan(
+        &self,
+        table: Table,
+        prefix: &[u8],
+        start: Option<&[u8]>,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> ScanControl,
+    ) -> Result<(), StorageError> {
+        scan_conn(&self.conn, table, prefix, start, visit)
     }
 }

@@ -4,7 +4,6 @@
 //! the effects as one atomic batch.
 
 use qd_core::{Payload, PointId};
-use qd_segment::Segment;
 
 use crate::error::{CollectionError, Result};
 use crate::operations::{PointSelection, UpdateOp};
@@ -16,16 +15,6 @@ pub type Effects = Vec<(PointId, Option<PointRecord>)>;
 pub trait PointSource {
     fn record(&self, id: &PointId) -> Option<PointRecord>;
     fn select(&self, filter: &qd_core::filter::Filter) -> Vec<PointId>;
-}
-
-impl PointSource for Segment {
-    fn record(&self, id: &PointId) -> Option<PointRecord> {
-        let version = self.version(id)?;
-        Some(PointRecord { version, vectors: self.vectors(id), payload: self.payload(id).cloned() })
-    }
-    fn select(&self, filter: &qd_core::filter::Filter) -> Vec<PointId> {
-        self.scroll(None, Some(filter), usize::MAX)
-    }
 }
 
 fn existing(src: &dyn PointSource, sel: &PointSelection, strict: bool) -> Result<Vec<(PointId, PointRecord)>> {

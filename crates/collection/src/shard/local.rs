@@ -1,9 +1,9 @@
-//! A shard served from this process: one backend database, the in-memory segment, and one
-//! update worker thread that serialises writes.
+//! A shard served from this process: one backend database, its segments, one update worker
+//! thread that serialises writes, and one optimizer thread.
 //!
 //! Write path: the worker takes queued operations (several at a time: group commit), computes
 //! their effects, commits all of them plus the new last-operation number as ONE synced batch,
-//! then applies them to the segment and answers the callers. A crash before the commit loses
+//! then applies them to the segments and answers the callers. A crash before the commit loses
 //! only unacknowledged work; after it, the data is on disk and reloads at start.
 
 use std::collections::HashMap;
@@ -15,12 +15,16 @@ use std::thread::JoinHandle;
 use parking_lot::{Mutex, RwLock};
 use qd_core::filter::Filter;
 use qd_core::vectors::vectors_to_json;
-use qd_core::{Distance, PointId};
-use qd_segment::Segment;
+use qd_core::PointId;
+use qd_segment::{SearchParams, Segment, SegmentIndex};
 use qd_storage::{KvStore, ScanControl, Table, WriteBatch};
 
 use super::effects::{self, Effects, Overlay};
+use super::index_store;
+use super::optimizer::{OptimizationInfo, Optimizer, OptimizerStatus, Signal};
+use super::state::{ColumnSpec, ShardState};
 use super::{Shard, ShardId};
+use crate::collection::CollectionShared;
 use crate::error::{CollectionError, Result};
 use crate::operations::{
     PointSelection, Record, ShardHit, ShardSearch, ShardStats, UpdateOp, UpdateResult, UpdateStatus, WithSelectors,
@@ -37,44 +41,85 @@ struct Job {
     reply: Option<SyncSender<Result<()>>>,
 }
 
-/// Vector columns a shard's segments hold: (name, dim, distance).
-pub type ColumnSpec = Vec<(String, usize, Distance)>;
-
 pub struct LocalShard {
     id: ShardId,
     store: Arc<dyn KvStore>,
-    segment: Arc<RwLock<Segment>>,
+    state: Arc<RwLock<ShardState>>,
+    shared: Arc<CollectionShared>,
     /// Next operation number to hand out; the sender lock orders numbering and enqueueing.
     next_op: AtomicU64,
     applied_op: Arc<AtomicU64>,
     tx: Mutex<Option<Sender<Job>>>,
     worker: Mutex<Option<JoinHandle<()>>>,
+    optimizer: Mutex<Option<JoinHandle<()>>>,
+    signal: Arc<Signal>,
+    status: Arc<OptimizerStatus>,
     failed: Arc<AtomicBool>,
 }
 
-impl LocalShard {
-    /// Open a shard over its database, loading every stored point into memory.
-    pub fn open(id: ShardId, store: Arc<dyn KvStore>, columns: &ColumnSpec) -> Result<Self> {
-        let mut segment = Segment::new(columns.iter().map(|(n, d, dist)| (n.as_str(), *d, *dist)));
-        let mut err = None;
-        store.scan(Table::Points, b"", None, &mut |k, v| {
-            let decoded = PointId::from_key(k)
-                .ok_or_else(|| CollectionError::Corrupt(format!("shard {id}: invalid point key {k:?}")))
-                .and_then(|pid| PointRecord::decode(v).map(|r| (pid, r)));
-            match decoded {
-                Ok((pid, r)) => {
-                    segment.upsert(pid, r.version, &r.vectors, r.payload);
-                    ScanControl::Continue
-                }
-                Err(e) => {
-                    err = Some(e);
-                    ScanControl::Stop
-                }
-            }
-        })?;
-        if let Some(e) = err {
-            return Err(e);
+/// Read every persisted segment and every point record into memory.
+fn load_state(id: ShardId, store: &Arc<dyn KvStore>, columns: ColumnSpec) -> Result<ShardState> {
+    let stored = index_store::load_segments(store)?;
+    let next_id = stored.iter().map(|s| s.id + 1).max().unwrap_or(1);
+    let mut state = ShardState::new(columns, next_id);
+    // Where each point sat in a persisted segment, and with which version.
+    let mut slots: HashMap<PointId, (usize, u32, u64)> = HashMap::new();
+    let mut graphs = Vec::new();
+    for (si, seg) in stored.into_iter().enumerate() {
+        for (o, (pid, ver)) in seg.members.iter().enumerate() {
+            slots.insert(*pid, (si, o as u32, *ver));
         }
+        let cols = state.columns.clone();
+        state.sealed.push(Segment::restore_sealed(
+            seg.id,
+            cols.iter().map(|(n, d, dist)| (n.as_str(), *d, *dist)),
+            &seg.members,
+        ));
+        graphs.push(seg.graphs);
+    }
+    let mut err = None;
+    store.scan(Table::Points, b"", None, &mut |k, v| {
+        let decoded = PointId::from_key(k)
+            .ok_or_else(|| CollectionError::Corrupt(format!("shard {id}: invalid point key {k:?}")))
+            .and_then(|pid| PointRecord::decode(v).map(|r| (pid, r)));
+        match decoded {
+            Ok((pid, r)) => {
+                match slots.get(&pid) {
+                    Some(&(si, o, ver)) if ver == r.version => state.sealed[si].restore_slot(o, &r.vectors, r.payload),
+                    _ => {
+                        state.appendable.upsert(pid, r.version, &r.vectors, r.payload);
+                    }
+                }
+                ScanControl::Continue
+            }
+            Err(e) => {
+                err = Some(e);
+                ScanControl::Stop
+            }
+        }
+    })?;
+    if let Some(e) = err {
+        return Err(e);
+    }
+    for (seg, g) in state.sealed.iter_mut().zip(graphs) {
+        seg.set_index(Arc::new(SegmentIndex { graphs: g }));
+    }
+    Ok(state)
+}
+
+impl LocalShard {
+    /// Open a shard over its database: load segments and points, start the update worker and
+    /// the optimizer.
+    pub fn open(id: ShardId, store: Arc<dyn KvStore>, shared: Arc<CollectionShared>) -> Result<Self> {
+        let columns: ColumnSpec = shared
+            .config
+            .read()
+            .params
+            .vectors
+            .iter()
+            .map(|(n, p)| (n.to_string(), p.size as usize, p.distance))
+            .collect();
+        let state = Arc::new(RwLock::new(load_state(id, &store, columns)?));
         let last_op = match store.get(Table::Meta, META_LAST_OP)? {
             Some(b) => u64::from_le_bytes(
                 b.as_slice()
@@ -83,91 +128,75 @@ impl LocalShard {
             ),
             None => 0,
         };
-        let segment = Arc::new(RwLock::new(segment));
         let applied_op = Arc::new(AtomicU64::new(last_op));
         let failed = Arc::new(AtomicBool::new(false));
+        let signal = Arc::new(Signal::default());
+        let status = Arc::new(OptimizerStatus::default());
         let (tx, rx) = channel::<Job>();
+        let spawn_err = |e: std::io::Error| CollectionError::Corrupt(format!("cannot start shard thread: {e}"));
         let worker = {
-            let (store, segment, applied_op, failed) =
-                (store.clone(), segment.clone(), applied_op.clone(), failed.clone());
+            let w = Worker {
+                id,
+                store: store.clone(),
+                state: state.clone(),
+                applied_op: applied_op.clone(),
+                failed: failed.clone(),
+                signal: signal.clone(),
+            };
             std::thread::Builder::new()
                 .name(format!("shard-{id}-updates"))
-                .spawn(move || update_worker(id, rx, store, segment, applied_op, failed))
-                .map_err(|e| CollectionError::Corrupt(format!("cannot start update worker: {e}")))?
+                .spawn(move || w.run(rx))
+                .map_err(spawn_err)?
         };
+        let optimizer = {
+            let o = Optimizer {
+                shard_id: id,
+                store: store.clone(),
+                state: state.clone(),
+                shared: shared.clone(),
+                status: status.clone(),
+                signal: signal.clone(),
+            };
+            std::thread::Builder::new()
+                .name(format!("shard-{id}-optimizer"))
+                .spawn(move || o.run())
+                .map_err(spawn_err)?
+        };
+        signal.wake();
         Ok(LocalShard {
             id,
             store,
-            segment,
+            state,
+            shared,
             next_op: AtomicU64::new(last_op + 1),
             applied_op,
             tx: Mutex::new(Some(tx)),
             worker: Mutex::new(Some(worker)),
+            optimizer: Mutex::new(Some(optimizer)),
+            signal,
+            status,
             failed,
         })
+    }
+
+    /// Running and recent optimizations of this shard.
+    pub fn optimizations(&self) -> (Option<OptimizationInfo>, Vec<OptimizationInfo>) {
+        let mut running = self.status.running.lock().clone();
+        if let Some(r) = running.as_mut() {
+            r.done = self.status.progress.load(Ordering::SeqCst);
+        }
+        (running, self.status.completed.lock().clone())
     }
 }
 
 /// The single writer of a shard.
-fn update_worker(
+struct Worker {
     id: ShardId,
-    rx: Receiver<Job>,
     store: Arc<dyn KvStore>,
-    segment: Arc<RwLock<Segment>>,
+    state: Arc<RwLock<ShardState>>,
     applied_op: Arc<AtomicU64>,
     failed: Arc<AtomicBool>,
-) {
-    while let Ok(first) = rx.recv() {
-        let mut jobs = vec![first];
-        while jobs.len() < MAX_GROUP {
-            match rx.try_recv() {
-                Ok(j) => jobs.push(j),
-                Err(_) => break,
-            }
-        }
-        let mut pending: Vec<(Job, Effects)> = Vec::new();
-        for job in jobs {
-            if failed.load(Ordering::SeqCst) {
-                reply(
-                    job.reply,
-                    Err(CollectionError::Unavailable(format!("shard {id} stopped after a storage failure"))),
-                );
-                continue;
-            }
-            let needs_clean_state = matches!(
-                &job.op,
-                UpdateOp::Delete(PointSelection::Filter(_))
-                    | UpdateOp::ClearPayload(PointSelection::Filter(_))
-                    | UpdateOp::SetPayload { selection: PointSelection::Filter(_), .. }
-                    | UpdateOp::OverwritePayload { selection: PointSelection::Filter(_), .. }
-                    | UpdateOp::DeletePayload { selection: PointSelection::Filter(_), .. }
-                    | UpdateOp::DeleteVectors { selection: PointSelection::Filter(_), .. }
-            );
-            if needs_clean_state && !pending.is_empty() {
-                commit_group(id, &store, &segment, &applied_op, &failed, std::mem::take(&mut pending));
-            }
-            let computed = {
-                let seg = segment.read();
-                let mut overlay = Overlay { base: &*seg, pending: HashMap::new() };
-                for (_, effs) in &pending {
-                    for (pid, r) in effs {
-                        overlay.pending.insert(*pid, r.clone());
-                    }
-                }
-                effects::compute(&overlay, &job.op, job.op_num)
-            };
-            match computed {
-                Ok(effs) => pending.push((job, effs)),
-                Err(e) => {
-                    // The operation is rejected as a whole; its number is simply skipped.
-                    reply(job.reply, Err(e));
-                }
-            }
-        }
-        if !pending.is_empty() {
-            commit_group(id, &store, &segment, &applied_op, &failed, pending);
-        }
-    }
+    signal: Arc<Signal>,
 }
 
 fn reply(to: Option<SyncSender<Result<()>>>, r: Result<()>) {
@@ -176,59 +205,100 @@ fn reply(to: Option<SyncSender<Result<()>>>, r: Result<()>) {
     }
 }
 
-/// Commit the effects of several operations as one durable batch, then make them visible.
-fn commit_group(
-    id: ShardId,
-    store: &Arc<dyn KvStore>,
-    segment: &Arc<RwLock<Segment>>,
-    applied_op: &AtomicU64,
-    failed: &AtomicBool,
-    group: Vec<(Job, Effects)>,
-) {
-    let mut batch = WriteBatch::new();
-    let mut last = applied_op.load(Ordering::SeqCst);
-    for (job, effs) in &group {
-        last = last.max(job.op_num);
-        for (pid, rec) in effs {
-            match rec {
-                Some(r) => batch.put(Table::Points, pid.to_key(), r.encode()),
-                None => batch.delete(Table::Points, pid.to_key()),
+fn selects_by_filter(op: &UpdateOp) -> bool {
+    matches!(
+        op,
+        UpdateOp::Delete(PointSelection::Filter(_))
+            | UpdateOp::ClearPayload(PointSelection::Filter(_))
+            | UpdateOp::SetPayload { selection: PointSelection::Filter(_), .. }
+            | UpdateOp::OverwritePayload { selection: PointSelection::Filter(_), .. }
+            | UpdateOp::DeletePayload { selection: PointSelection::Filter(_), .. }
+            | UpdateOp::DeleteVectors { selection: PointSelection::Filter(_), .. }
+    )
+}
+
+impl Worker {
+    fn run(self, rx: Receiver<Job>) {
+        while let Ok(first) = rx.recv() {
+            let mut jobs = vec![first];
+            while jobs.len() < MAX_GROUP {
+                match rx.try_recv() {
+                    Ok(j) => jobs.push(j),
+                    Err(_) => break,
+                }
             }
+            let mut pending: Vec<(Job, Effects)> = Vec::new();
+            for job in jobs {
+                if self.failed.load(Ordering::SeqCst) {
+                    let msg = format!("shard {} stopped after a storage failure", self.id);
+                    reply(job.reply, Err(CollectionError::Unavailable(msg)));
+                    continue;
+                }
+                // A filter is evaluated against applied state only: commit what is pending first.
+                if selects_by_filter(&job.op) && !pending.is_empty() {
+                    self.commit(std::mem::take(&mut pending));
+                }
+                let computed = {
+                    let st = self.state.read();
+                    let mut overlay = Overlay { base: &*st, pending: HashMap::new() };
+                    for (_, effs) in &pending {
+                        for (pid, r) in effs {
+                            overlay.pending.insert(*pid, r.clone());
+                        }
+                    }
+                    effects::compute(&overlay, &job.op, job.op_num)
+                };
+                match computed {
+                    Ok(effs) => pending.push((job, effs)),
+                    // The operation is rejected as a whole; its number is simply skipped.
+                    Err(e) => reply(job.reply, Err(e)),
+                }
+            }
+            if !pending.is_empty() {
+                self.commit(pending);
+            }
+            self.signal.wake();
         }
     }
-    batch.put(Table::Meta, META_LAST_OP.to_vec(), last.to_le_bytes().to_vec());
-    if let Err(e) = store.write(batch, true) {
-        // After a failed commit the disk state is unknown: refuse further writes (poisoned)
-        // rather than pretend; the shard reloads cleanly from disk after a restart.
-        tracing::error!(shard = id, error = %e, "commit failed; shard stops accepting writes");
-        failed.store(true, Ordering::SeqCst);
-        for (job, _) in group {
-            reply(
-                job.reply,
-                Err(CollectionError::Storage(qd_storage::StorageError::Corrupt {
-                    what: format!("shard {id}"),
-                    detail: format!("commit failed: {e}"),
-                })),
-            );
-        }
-        return;
-    }
-    {
-        let mut seg = segment.write();
-        for (_, effs) in &group {
+
+    /// Commit the effects of several operations as one durable batch, then make them visible.
+    fn commit(&self, group: Vec<(Job, Effects)>) {
+        let mut batch = WriteBatch::new();
+        let mut last = self.applied_op.load(Ordering::SeqCst);
+        for (job, effs) in &group {
+            last = last.max(job.op_num);
             for (pid, rec) in effs {
                 match rec {
-                    Some(r) => seg.upsert(*pid, r.version, &r.vectors, r.payload.clone()),
-                    None => {
-                        seg.delete(pid);
-                    }
+                    Some(r) => batch.put(Table::Points, pid.to_key(), r.encode()),
+                    None => batch.delete(Table::Points, pid.to_key()),
                 }
             }
         }
-    }
-    applied_op.store(last, Ordering::SeqCst);
-    for (job, _) in group {
-        reply(job.reply, Ok(()));
+        batch.put(Table::Meta, META_LAST_OP.to_vec(), last.to_le_bytes().to_vec());
+        if let Err(e) = self.store.write(batch, true) {
+            // After a failed commit the disk state is unknown: refuse further writes (poisoned)
+            // rather than pretend; the shard reloads cleanly from disk after a restart.
+            tracing::error!(shard = self.id, error = %e, "commit failed; shard stops accepting writes");
+            self.failed.store(true, Ordering::SeqCst);
+            for (job, _) in group {
+                let err = qd_storage::StorageError::Corrupt {
+                    what: format!("shard {}", self.id),
+                    detail: format!("commit failed: {e}"),
+                };
+                reply(job.reply, Err(CollectionError::Storage(err)));
+            }
+            return;
+        }
+        {
+            let mut st = self.state.write();
+            for (_, effs) in &group {
+                st.apply(effs);
+            }
+        }
+        self.applied_op.store(last, Ordering::SeqCst);
+        for (job, _) in group {
+            reply(job.reply, Ok(()));
+        }
     }
 }
 
@@ -264,27 +334,37 @@ impl Shard for LocalShard {
     }
 
     fn search(&self, req: &ShardSearch) -> Result<Vec<ShardHit>> {
-        let seg = self.segment.read();
-        let Some(distance) = seg.distance(&req.vector_name) else {
-            return Ok(Vec::new());
+        let (hnsw, dim) = {
+            let cfg = self.shared.config.read();
+            let dim = cfg.params.vectors.get(&req.vector_name).map(|p| p.size as usize).unwrap_or(1);
+            (cfg.hnsw_for(&req.vector_name), dim)
         };
-        let scorer = |v: &[f32]| req.query.score(distance, v);
-        Ok(seg
-            .search_scored(&req.vector_name, &scorer, req.top, req.filter.as_ref(), req.threshold)
+        let params = SearchParams {
+            hnsw_ef: Some(req.hnsw_ef.unwrap_or(hnsw.ef_construct)),
+            exact: req.exact,
+            full_scan_points: hnsw.full_scan_threshold * 1024 / (dim * 4).max(1),
+        };
+        let st = self.state.read();
+        Ok(st
+            .search(&req.vector_name, &req.query, req.top, req.filter.as_ref(), req.threshold, &params)
             .into_iter()
-            .map(|h| ShardHit { id: h.id, version: seg.version(&h.id).unwrap_or(0), score: h.score })
+            .map(|h| ShardHit {
+                id: h.id,
+                version: st.find(&h.id).and_then(|s| s.version(&h.id)).unwrap_or(0),
+                score: h.score,
+            })
             .collect())
     }
 
     fn retrieve(&self, ids: &[PointId], with: &WithSelectors) -> Result<Vec<Record>> {
-        let seg = self.segment.read();
+        let st = self.state.read();
         Ok(ids
             .iter()
-            .filter(|id| seg.contains(id))
-            .map(|id| Record {
+            .filter_map(|id| st.find(id).map(|s| (id, s)))
+            .map(|(id, s)| Record {
                 id: *id,
-                payload: with.payload.apply(seg.payload(id)),
-                vector: with.vector.apply(seg.vectors(id)).map(|v| vectors_to_json(&v)),
+                payload: with.payload.apply(s.payload(id)),
+                vector: with.vector.apply(s.vectors(id)).map(|v| vectors_to_json(&v)),
                 shard_key: None,
                 order_value: None,
             })
@@ -292,26 +372,39 @@ impl Shard for LocalShard {
     }
 
     fn scroll_ids(&self, from: Option<PointId>, filter: Option<&Filter>, limit: usize) -> Result<Vec<PointId>> {
-        Ok(self.segment.read().scroll(from.as_ref(), filter, limit))
+        Ok(self.state.read().scroll(from.as_ref(), filter, limit))
     }
 
     fn count(&self, filter: Option<&Filter>) -> Result<usize> {
-        Ok(self.segment.read().count(filter))
+        Ok(self.state.read().count(filter))
     }
 
     fn stats(&self) -> ShardStats {
-        let seg = self.segment.read();
-        let (ram_vectors_bytes, ram_payload_bytes) = seg.ram_usage();
+        let st = self.state.read();
+        let (mut vectors, mut payload, mut index) = (0, 0, 0);
+        for s in st.segments() {
+            let (v, p, i) = s.ram_usage();
+            vectors += v;
+            payload += p;
+            index += i;
+        }
         ShardStats {
             shard_id: self.id,
-            points_count: seg.len(),
-            indexed_vectors_count: 0,
-            segments_count: 1,
-            ram_vectors_bytes,
-            ram_payload_bytes,
+            points_count: st.len(),
+            indexed_vectors_count: st.sealed.iter().map(Segment::indexed_vector_count).sum(),
+            segments_count: 1 + st.sealed.len(),
+            ram_vectors_bytes: vectors,
+            ram_payload_bytes: payload,
+            ram_index_bytes: index,
             disk_bytes: self.store.disk_usage_bytes(),
             last_operation_id: self.applied_op.load(Ordering::SeqCst),
+            optimizing: self.status.running.lock().is_some() || self.pending_optimization(&st),
+            optimizer_error: self.status.last_error.lock().clone(),
         }
+    }
+
+    fn optimizations(&self) -> (Option<OptimizationInfo>, Vec<OptimizationInfo>) {
+        LocalShard::optimizations(self)
     }
 
     fn shutdown(&self) -> Result<()> {
@@ -320,8 +413,20 @@ impl Shard for LocalShard {
         if let Some(w) = self.worker.lock().take() {
             let _ = w.join();
         }
+        self.signal.stop.store(true, Ordering::SeqCst);
+        self.signal.wake();
+        if let Some(o) = self.optimizer.lock().take() {
+            let _ = o.join();
+        }
         self.store.flush()?;
         Ok(())
+    }
+}
+
+impl LocalShard {
+    /// A sealed segment still waiting for its index counts as optimization in progress.
+    fn pending_optimization(&self, st: &ShardState) -> bool {
+        st.sealed.iter().any(|s| s.index().is_none())
     }
 }
 

@@ -6,9 +6,13 @@
 //! runs them on its blocking pool.
 
 mod effects;
+mod index_store;
 mod local;
+pub mod optimizer;
+mod state;
 
 pub use local::LocalShard;
+pub use optimizer::OptimizationInfo;
 
 use qd_core::filter::Filter;
 use qd_core::PointId;
@@ -17,6 +21,16 @@ use crate::error::Result;
 use crate::operations::{Record, ShardHit, ShardSearch, ShardStats, UpdateOp, UpdateResult, WithSelectors};
 
 pub type ShardId = u32;
+
+/// What a snapshot needs from a shard served by this process (see `crate::snapshot`): its
+/// database, and the lock its update worker holds while committing a group. A snapshot holds
+/// the gates of all shards of a collection only while it opens one read view per shard, so
+/// the views show every shard at the same instant; writes pause for that moment only.
+#[derive(Clone)]
+pub struct SnapshotSource {
+    pub store: std::sync::Arc<dyn qd_storage::KvStore>,
+    pub commit_gate: std::sync::Arc<parking_lot::Mutex<()>>,
+}
 
 pub trait Shard: Send + Sync {
     fn id(&self) -> ShardId;
@@ -30,6 +44,12 @@ pub trait Shard: Send + Sync {
     fn scroll_ids(&self, from: Option<PointId>, filter: Option<&Filter>, limit: usize) -> Result<Vec<PointId>>;
     fn count(&self, filter: Option<&Filter>) -> Result<usize>;
     fn stats(&self) -> ShardStats;
+    /// The running optimization (if any) and recently finished ones.
+    fn optimizations(&self) -> (Option<OptimizationInfo>, Vec<OptimizationInfo>);
     /// Stop accepting updates, finish queued ones, flush to disk.
     fn shutdown(&self) -> Result<()>;
+    /// The shard's local database, for snapshots; `None` for a shard served elsewhere.
+    fn snapshot_source(&self) -> Option<SnapshotSource> {
+        None
+    }
 }

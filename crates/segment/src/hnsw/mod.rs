@@ -76,7 +76,7 @@ impl DenseVectors {
 
     /// Wraps existing row-major data; `data.len()` must be a multiple of `dim`.
     pub fn from_data(dim: usize, data: Vec<f32>) -> Option<Self> {
-        if dim == 0 || data.len() % dim != 0 {
+        if data.len().checked_rem(dim) != Some(0) {
             return None;
         }
         Some(DenseVectors { dim, data })

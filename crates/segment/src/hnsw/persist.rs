@@ -224,6 +224,7 @@ impl In<'_> {
             let b = self.exact(take)?;
             out.extend_from_slice(b);
         }
+        out.shrink_to_fit();
         Ok(out)
     }
     fn u32_vec(&mut self, count: usize) -> Result<Vec<u32>, GraphError> {
@@ -234,6 +235,7 @@ impl In<'_> {
             let b = self.exact(take * 4)?;
             out.extend(b.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])));
         }
+        out.shrink_to_fit();
         Ok(out)
     }
 }

