@@ -15,7 +15,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-# RocksDB is linked from Debian's librocksdb (see docs/building.md); its directory depends on the
+# RocksDB is linked from Debian's librocksdb (as in .cargo/config.toml); its directory depends on the
 # architecture, hence ROCKSDB_LIB_DIR here (it takes precedence over .cargo/config.toml).
 RUN ROCKSDB_LIB_DIR="/usr/lib/$(gcc -print-multiarch)" \
         cargo build --release --locked --bin qdrant \

@@ -25,6 +25,9 @@ pub struct CatalogEntry {
     /// Payload indexes (`PUT /collections/{name}/index`): field -> schema.
     #[serde(default)]
     pub payload_schema: BTreeMap<String, PayloadIndexSpec>,
+    /// Custom sharding: shard keys and the shards each owns.
+    #[serde(default)]
+    pub shard_keys: Vec<crate::shard_set::ShardKeyEntry>,
 }
 
 /// A payload index as declared by the user: its type and optional parameters.

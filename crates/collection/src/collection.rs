@@ -18,6 +18,7 @@ use crate::operations::{
     Record, ScoredPoint, ShardHit, ShardQuery, ShardSearch, ShardStats, UpdateOp, UpdateResult, WithSelectors,
 };
 use crate::shard::Shard;
+use crate::shard_set::{ShardKey, ShardSet};
 
 /// A nearest-neighbour search as the collection receives it (vector not yet preprocessed).
 #[derive(Debug, Clone)]
@@ -32,6 +33,7 @@ pub struct SearchRequest {
     pub with: WithSelectors,
     pub hnsw_ef: Option<usize>,
     pub exact: bool,
+    pub shard_key: Option<Vec<ShardKey>>,
 }
 
 /// Qdrant's `CollectionInfo`, plus per-shard figures.
@@ -70,17 +72,17 @@ pub struct Collection {
     dir: String,
     created_at: String,
     shared: Arc<CollectionShared>,
-    shards: Vec<Arc<dyn Shard>>,
+    shards: RwLock<ShardSet>,
 }
 
 impl Collection {
-    pub fn new(entry: &CatalogEntry, shared: Arc<CollectionShared>, shards: Vec<Arc<dyn Shard>>) -> Self {
+    pub fn new(entry: &CatalogEntry, shared: Arc<CollectionShared>, shards: ShardSet) -> Self {
         Collection {
             name: entry.name.clone(),
             dir: entry.dir.clone(),
             created_at: entry.created_at.clone(),
             shared,
-            shards,
+            shards: RwLock::new(shards),
         }
     }
 
@@ -92,6 +94,7 @@ impl Collection {
             config: self.config(),
             created_at: self.created_at.clone(),
             payload_schema: self.payload_schema(),
+            shard_keys: self.shards.read().key_entries(),
         }
     }
 
@@ -123,13 +126,17 @@ impl Collection {
         *self.shared.config.write() = config;
     }
 
-    pub fn shards(&self) -> &[Arc<dyn Shard>] {
-        &self.shards
+    /// Every shard of the collection.
+    pub fn shards(&self) -> Vec<Arc<dyn Shard>> {
+        self.shards.read().all()
     }
 
-    /// The shard a point id belongs to. Must never change for a given id and shard count.
-    pub fn shard_index(&self, id: &PointId) -> usize {
-        (id.stable_hash() % self.shards.len() as u64) as usize
+    pub fn shared(&self) -> Arc<CollectionShared> {
+        self.shared.clone()
+    }
+
+    pub fn shard_set(&self) -> &RwLock<ShardSet> {
+        &self.shards
     }
 
     /// Validate vectors against the config and preprocess them (Cosine normalisation).
@@ -188,23 +195,29 @@ impl Collection {
         Ok(())
     }
 
-    /// Apply an update: split by shard for ids, broadcast for filters.
-    pub fn update(&self, mut op: UpdateOp, wait: bool) -> Result<UpdateResult> {
+    /// Check that an update would be accepted (vectors, names, shard keys) without applying it.
+    pub fn validate_update(&self, op: &UpdateOp, keys: Option<&[ShardKey]>) -> Result<()> {
+        let mut op = op.clone();
         self.prepare(&mut op)?;
-        let targets: Vec<(usize, UpdateOp)> = match (op.explicit_ids(), self.shards.len()) {
-            (_, 1) => vec![(0, op)],
-            (Some(ids), n) => {
-                let mut hit = vec![false; n];
-                for id in &ids {
-                    hit[self.shard_index(id)] = true;
-                }
-                (0..n).filter(|i| hit[*i]).map(|i| (i, op.restrict_to(&|id| self.shard_index(id) == i))).collect()
-            }
-            (None, n) => (0..n).map(|i| (i, op.clone())).collect(),
-        };
+        self.shards.read().for_write(keys, op.explicit_ids().as_deref())?;
+        Ok(())
+    }
+
+    /// Apply an update: split by owning shard for ids, every shard in scope for filters.
+    pub fn update(&self, mut op: UpdateOp, wait: bool, keys: Option<&[ShardKey]>) -> Result<UpdateResult> {
+        self.prepare(&mut op)?;
+        let targets = self.shards.read().for_write(keys, op.explicit_ids().as_deref())?;
+        let single = targets.len() == 1;
         let mut result: Option<UpdateResult> = None;
-        for (i, part) in targets {
-            let r = self.shards[i].update(part, wait)?;
+        for (shard, ids) in targets {
+            let part = match ids {
+                Some(ids) if !single => {
+                    let set: std::collections::HashSet<PointId> = ids.into_iter().collect();
+                    op.restrict_to(&|id| set.contains(id))
+                }
+                _ => op.clone(),
+            };
+            let r = shard.update(part, wait)?;
             result = Some(match result {
                 None => r,
                 Some(prev) => UpdateResult { operation_id: prev.operation_id.max(r.operation_id), status: r.status },
@@ -220,13 +233,13 @@ impl Collection {
         }))
     }
 
-    /// Run `f` on every shard, in parallel when there are several.
-    fn fan_out<T: Send>(&self, f: impl Fn(&dyn Shard) -> Result<T> + Sync) -> Result<Vec<T>> {
-        if self.shards.len() == 1 {
-            return Ok(vec![f(self.shards[0].as_ref())?]);
+    /// Run `f` on the given shards, in parallel when there are several.
+    fn fan_out<T: Send>(shards: &[Arc<dyn Shard>], f: impl Fn(&dyn Shard) -> Result<T> + Sync) -> Result<Vec<T>> {
+        if shards.len() == 1 {
+            return Ok(vec![f(shards[0].as_ref())?]);
         }
         std::thread::scope(|s| {
-            let handles: Vec<_> = self.shards.iter().map(|sh| s.spawn(|| f(sh.as_ref()))).collect();
+            let handles: Vec<_> = shards.iter().map(|sh| s.spawn(|| f(sh.as_ref()))).collect();
             handles
                 .into_iter()
                 .map(|h| h.join().unwrap_or_else(|_| Err(CollectionError::Corrupt("shard task panicked".into()))))
@@ -267,11 +280,16 @@ impl Collection {
         threshold: Option<f32>,
         hnsw_ef: Option<usize>,
         exact: bool,
+        keys: Option<&[ShardKey]>,
     ) -> Result<Vec<ShardHit>> {
         let shard_req =
             ShardSearch { vector_name: vector_name.to_string(), query, filter, top, threshold, hnsw_ef, exact };
-        let mut hits: Vec<ShardHit> = self.fan_out(|s| s.search(&shard_req))?.into_iter().flatten().collect();
+        let shards = self.shards.read().for_read(keys)?;
+        let mut hits: Vec<ShardHit> = Self::fan_out(&shards, |s| s.search(&shard_req))?.into_iter().flatten().collect();
         hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
+        // The same id may live under several shard keys: keep its best hit once.
+        let mut seen = std::collections::HashSet::new();
+        hits.retain(|h| seen.insert(h.id));
         hits.truncate(top);
         Ok(hits)
     }
@@ -290,6 +308,7 @@ impl Collection {
             req.score_threshold.map(|t| distance.preprocess_threshold(t)),
             req.hnsw_ef,
             req.exact,
+            req.shard_key.as_deref(),
         )?;
         let points = hits
             .into_iter()
@@ -304,24 +323,27 @@ impl Collection {
                 order_value: None,
             })
             .collect();
-        self.attach(points, &req.with)
+        self.attach(points, &req.with, req.shard_key.as_deref())
     }
 
     /// Points by id in the order asked (duplicates and unknown ids dropped).
-    pub fn retrieve(&self, ids: &[PointId], with: &WithSelectors) -> Result<Vec<Record>> {
-        let mut per_shard: Vec<Vec<PointId>> = vec![Vec::new(); self.shards.len()];
+    pub fn retrieve(&self, ids: &[PointId], with: &WithSelectors, keys: Option<&[ShardKey]>) -> Result<Vec<Record>> {
+        let mut per_shard: BTreeMap<u32, (Arc<dyn Shard>, Vec<PointId>)> = BTreeMap::new();
         let mut seen = std::collections::HashSet::new();
-        for id in ids {
-            if seen.insert(*id) {
-                per_shard[self.shard_index(id)].push(*id);
+        {
+            let set = self.shards.read();
+            for id in ids {
+                if seen.insert(*id) {
+                    for shard in set.owners(keys, id)? {
+                        per_shard.entry(shard.id()).or_insert_with(|| (shard.clone(), Vec::new())).1.push(*id);
+                    }
+                }
             }
         }
         let mut found: BTreeMap<PointId, Record> = BTreeMap::new();
-        for (i, part) in per_shard.iter().enumerate() {
-            if !part.is_empty() {
-                for r in self.shards[i].retrieve(part, with)? {
-                    found.insert(r.id, r);
-                }
+        for (_, (shard, part)) in per_shard {
+            for r in shard.retrieve(&part, with)? {
+                found.entry(r.id).or_insert(r);
             }
         }
         let mut seen = std::collections::HashSet::new();
@@ -335,22 +357,53 @@ impl Collection {
         filter: Option<&Filter>,
         limit: usize,
         with: &WithSelectors,
+        keys: Option<&[ShardKey]>,
     ) -> Result<(Vec<Record>, Option<PointId>)> {
         let fetch = limit.saturating_add(1);
+        let shards = self.shards.read().for_read(keys)?;
         let mut ids: Vec<PointId> =
-            self.fan_out(|s| s.scroll_ids(from, filter, fetch))?.into_iter().flatten().collect();
+            Self::fan_out(&shards, |s| s.scroll_ids(from, filter, fetch))?.into_iter().flatten().collect();
         ids.sort();
+        ids.dedup();
         ids.truncate(fetch);
         let next = if ids.len() > limit { ids.pop() } else { None };
-        Ok((self.retrieve(&ids, with)?, next))
+        Ok((self.retrieve(&ids, with, keys)?, next))
     }
 
-    pub fn count(&self, filter: Option<&Filter>) -> Result<usize> {
-        Ok(self.fan_out(|s| s.count(filter))?.into_iter().sum())
+    /// Every live id passing the filter, ascending, deduplicated across shard keys.
+    pub fn all_ids(&self, filter: Option<&Filter>, keys: Option<&[ShardKey]>) -> Result<Vec<PointId>> {
+        let shards = self.shards.read().for_read(keys)?;
+        let mut ids: Vec<PointId> =
+            Self::fan_out(&shards, |s| s.scroll_ids(None, filter, usize::MAX))?.into_iter().flatten().collect();
+        ids.sort();
+        ids.dedup();
+        Ok(ids)
+    }
+
+    pub fn count(&self, filter: Option<&Filter>, keys: Option<&[ShardKey]>) -> Result<usize> {
+        let set = self.shards.read();
+        if set.is_custom() && keys.is_none_or(|k| k.len() > 1) {
+            // Ids may repeat across keys: count distinct ids.
+            drop(set);
+            return Ok(self.all_ids(filter, keys)?.len());
+        }
+        let shards = set.for_read(keys)?;
+        drop(set);
+        Ok(Self::fan_out(&shards, |s| s.count(filter))?.into_iter().sum())
     }
 
     pub fn info(&self) -> CollectionInfo {
-        let shards: Vec<ShardStats> = self.shards.iter().map(|s| s.stats()).collect();
+        let set = self.shards.read();
+        let shards: Vec<ShardStats> = set
+            .all()
+            .iter()
+            .map(|s| {
+                let mut st = s.stats();
+                st.shard_key = set.key_of(s.id()).map(|k| k.to_json());
+                st
+            })
+            .collect();
+        drop(set);
         let optimizing = shards.iter().any(|s| s.optimizing);
         let errors: Vec<String> = shards.iter().filter_map(|s| s.optimizer_error.clone()).collect();
         CollectionInfo {
@@ -386,7 +439,7 @@ impl Collection {
                     .ok()
                     .and_then(|path| {
                         let f = Filter::must_not(vec![qd_core::filter::Condition::IsEmpty(path)]);
-                        self.count(Some(&f)).ok()
+                        self.count(Some(&f), None).ok()
                     })
                     .unwrap_or(0);
                 let mut v = serde_json::json!({ "data_type": spec.data_type, "points": points });
@@ -402,7 +455,7 @@ impl Collection {
     pub fn optimizations(&self) -> Value {
         let mut running = Vec::new();
         let mut completed = Vec::new();
-        for s in &self.shards {
+        for s in self.shards() {
             let (r, c) = s.optimizations();
             running.extend(r.map(|mut r| {
                 r.name = format!("shard {}: {}", s.id(), r.name);
@@ -417,7 +470,7 @@ impl Collection {
     }
 
     pub fn shutdown(&self) {
-        for s in &self.shards {
+        for s in self.shards() {
             if let Err(e) = s.shutdown() {
                 tracing::warn!(collection = %self.name, shard = s.id(), error = %e, "shard shutdown failed");
             }

@@ -5,7 +5,6 @@ use std::collections::{BTreeMap, HashSet};
 use qd_core::filter::Filter;
 use qd_core::json_path::JsonPath;
 use qd_core::selectors::PayloadSelector;
-use qd_core::PointId;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -59,7 +58,7 @@ impl Collection {
         group_size: usize,
         limit: usize,
     ) -> Result<Vec<PointGroup>> {
-        let total = self.count(None)?;
+        let total = self.count(None, req.shard_key.as_deref())?;
         let mut fetch = limit.saturating_mul(group_size).saturating_mul(2).max(16);
         loop {
             let mut round = req.clone();
@@ -98,16 +97,19 @@ impl Collection {
 
     /// Counts of distinct values at `key` among points passing the filter (each point counts
     /// once per value), by count descending then value ascending.
-    pub fn facet(&self, key: &JsonPath, filter: Option<&Filter>, limit: usize) -> Result<Vec<(Value, usize)>> {
-        let mut ids: Vec<PointId> = Vec::new();
-        for s in self.shards() {
-            ids.extend(s.scroll_ids(None, filter, usize::MAX)?);
-        }
+    pub fn facet(
+        &self,
+        key: &JsonPath,
+        filter: Option<&Filter>,
+        limit: usize,
+        keys: Option<&[crate::shard_set::ShardKey]>,
+    ) -> Result<Vec<(Value, usize)>> {
+        let ids = self.all_ids(filter, keys)?;
         let with = WithSelectors { payload: PayloadSelector::All, vector: Default::default() };
         // Type tag keeps `true` and `1` apart and orders mixed types deterministically.
         let mut counts: BTreeMap<(u8, String), (Value, usize)> = BTreeMap::new();
         for chunk in ids.chunks(1024) {
-            for rec in self.retrieve(chunk, &with)? {
+            for rec in self.retrieve(chunk, &with, keys)? {
                 let Some(p) = rec.payload.as_ref() else { continue };
                 let mut seen = HashSet::new();
                 for v in key.values_flat(p) {

@@ -13,6 +13,8 @@ pub mod query;
 pub mod record;
 pub mod registry;
 pub mod shard;
+pub mod shard_set;
+pub mod snapshot;
 
 pub use collection::{Collection, CollectionInfo, SearchRequest};
 pub use error::CollectionError;

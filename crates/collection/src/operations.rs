@@ -10,6 +10,8 @@ use qd_core::{Payload, PointId};
 use serde::Serialize;
 use serde_json::Value;
 
+pub use crate::shard_set::ShardKey;
+
 /// A point to insert or replace (vectors validated and preprocessed).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PointInsert {
@@ -223,6 +225,9 @@ pub struct ShardStats {
     pub ram_vectors_bytes: usize,
     pub ram_payload_bytes: usize,
     pub ram_index_bytes: usize,
+    /// Shard key owning this shard (custom sharding).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard_key: Option<serde_json::Value>,
     pub disk_bytes: u64,
     pub last_operation_id: u64,
     /// An optimization is running or waiting (collection status yellow).

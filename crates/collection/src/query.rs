@@ -13,6 +13,7 @@ use serde_json::Value;
 use crate::collection::Collection;
 use crate::error::{CollectionError, Result};
 use crate::operations::{Record, ScoredPoint, ShardQuery, WithSelectors};
+use crate::shard_set::ShardKey;
 
 /// A vector given inline or by the id of a stored point.
 #[derive(Debug, Clone)]
@@ -70,6 +71,7 @@ pub struct QueryRequest {
     pub with: WithSelectors,
     pub hnsw_ef: Option<usize>,
     pub exact: bool,
+    pub shard_key: Option<Vec<ShardKey>>,
 }
 
 /// RRF's default ranking constant, as in Qdrant.
@@ -96,6 +98,7 @@ fn only_ids(filter: Option<Filter>, ids: BTreeSet<PointId>) -> Option<Filter> {
 
 /// One level of the query tree, with everything a level needs.
 struct Level<'a> {
+    keys: Option<&'a [ShardKey]>,
     query: Option<&'a Query>,
     using: &'a str,
     filter: Option<Filter>,
@@ -110,6 +113,7 @@ impl Collection {
     /// Run a universal query; the result carries payloads and vectors as `req.with` asks.
     pub fn query(&self, req: &QueryRequest) -> Result<Vec<ScoredPoint>> {
         let level = Level {
+            keys: req.shard_key.as_deref(),
             query: req.query.as_ref(),
             using: &req.using,
             filter: req.filter.clone(),
@@ -120,7 +124,7 @@ impl Collection {
             exact: req.exact,
         };
         let hits = self.run_level(&level, &req.prefetch, None)?;
-        self.attach(hits, &req.with)
+        self.attach(hits, &req.with, req.shard_key.as_deref())
     }
 
     /// Scored ids of one level (no payloads yet).
@@ -137,6 +141,7 @@ impl Collection {
         let mut sources = Vec::with_capacity(prefetches.len());
         for p in prefetches {
             let sub = Level {
+                keys: level.keys,
                 query: p.query.as_ref(),
                 using: &p.using,
                 filter: p.filter.clone(),
@@ -170,13 +175,13 @@ impl Collection {
         self.base_query(level, only_ids(filter, ids))
     }
 
-    fn vector_of(&self, id: &PointId, using: &str) -> Result<Vec<f32>> {
+    fn vector_of(&self, id: &PointId, using: &str, keys: Option<&[ShardKey]>) -> Result<Vec<f32>> {
         let with = WithSelectors {
             payload: Default::default(),
             vector: qd_core::selectors::VectorSelector::Names(vec![using.to_string()]),
         };
         let rec = self
-            .retrieve(&[*id], &with)?
+            .retrieve(&[*id], &with, keys)?
             .pop()
             .ok_or_else(|| CollectionError::NotFound(format!("No point with id {id} found")))?;
         let v = match rec.vector {
@@ -191,7 +196,13 @@ impl Collection {
     }
 
     /// Resolve examples into preprocessed vectors; ids given are collected to exclude them.
-    fn examples(&self, items: &[VectorOrId], using: &str, mentioned: &mut BTreeSet<PointId>) -> Result<Vec<Vec<f32>>> {
+    fn examples(
+        &self,
+        items: &[VectorOrId],
+        using: &str,
+        mentioned: &mut BTreeSet<PointId>,
+        keys: Option<&[ShardKey]>,
+    ) -> Result<Vec<Vec<f32>>> {
         let distance = self.distance_of(using)?;
         items
             .iter()
@@ -203,7 +214,7 @@ impl Collection {
                     }
                     VectorOrId::Id(id) => {
                         mentioned.insert(*id);
-                        self.vector_of(id, using)?
+                        self.vector_of(id, using, keys)?
                     }
                 };
                 distance.preprocess(&mut v);
@@ -219,15 +230,16 @@ impl Collection {
         let mut mentioned = BTreeSet::new();
         let (shard_query, postprocess) = match level.query {
             None => {
-                let (records, _) = self.scroll(None, filter.as_ref(), top, &WithSelectors::default())?;
+                let (records, _) = self.scroll(None, filter.as_ref(), top, &WithSelectors::default(), level.keys)?;
                 return Ok(records.into_iter().skip(level.offset).map(|r| scored(r.id, 1.0, None)).collect());
             }
             Some(Query::OrderBy(order)) => {
-                let records = self.scroll_ordered(order, filter.as_ref(), top, &WithSelectors::default())?;
+                let records =
+                    self.scroll_ordered(order, filter.as_ref(), top, &WithSelectors::default(), level.keys)?;
                 return Ok(records.into_iter().skip(level.offset).map(|r| scored(r.id, 1.0, r.order_value)).collect());
             }
             Some(Query::Sample) => {
-                let mut ids = self.all_ids(filter.as_ref())?;
+                let mut ids = self.all_ids(filter.as_ref(), level.keys)?;
                 shuffle(&mut ids);
                 ids.truncate(level.limit);
                 return Ok(ids.into_iter().map(|id| scored(id, 1.0, None)).collect());
@@ -236,12 +248,12 @@ impl Collection {
                 return Err(CollectionError::BadRequest("Fusion queries need at least one prefetch".into()));
             }
             Some(Query::Nearest(target)) => {
-                let v = self.examples(std::slice::from_ref(target), using, &mut mentioned)?;
+                let v = self.examples(std::slice::from_ref(target), using, &mut mentioned, level.keys)?;
                 (ShardQuery::Nearest(v.into_iter().next().unwrap_or_default()), true)
             }
             Some(Query::Recommend { positive, negative, strategy }) => {
-                let pos = self.examples(positive, using, &mut mentioned)?;
-                let neg = self.examples(negative, using, &mut mentioned)?;
+                let pos = self.examples(positive, using, &mut mentioned, level.keys)?;
+                let neg = self.examples(negative, using, &mut mentioned, level.keys)?;
                 match strategy {
                     RecommendStrategy::AverageVector => {
                         if pos.is_empty() {
@@ -271,7 +283,8 @@ impl Collection {
         let distance = self.distance_of(using)?;
         let threshold = level.threshold.map(|t| if postprocess { distance.preprocess_threshold(t) } else { t });
         let filter = exclude_ids(filter, &mentioned);
-        let hits = self.search_points(using, shard_query, filter, top, threshold, level.hnsw_ef, level.exact)?;
+        let hits =
+            self.search_points(using, shard_query, filter, top, threshold, level.hnsw_ef, level.exact, level.keys)?;
         Ok(hits
             .into_iter()
             .skip(level.offset)
@@ -290,11 +303,12 @@ impl Collection {
         filter: Option<&Filter>,
         limit: usize,
         with: &WithSelectors,
+        keys: Option<&[ShardKey]>,
     ) -> Result<Vec<Record>> {
-        let ids = self.all_ids(filter)?;
+        let ids = self.all_ids(filter, keys)?;
         let key_only = WithSelectors { payload: qd_core::selectors::PayloadSelector::All, vector: Default::default() };
         let mut entries: Vec<(f64, PointId)> = Vec::new();
-        for rec in self.retrieve(&ids, &key_only)? {
+        for rec in self.retrieve(&ids, &key_only, keys)? {
             let Some(payload) = rec.payload.as_ref() else { continue };
             let mut seen = Vec::new();
             for v in order.key.values_flat(payload) {
@@ -316,7 +330,8 @@ impl Collection {
         }
         entries.truncate(limit);
         let wanted: Vec<PointId> = entries.iter().map(|(_, id)| *id).collect();
-        let records: HashMap<PointId, Record> = self.retrieve(&wanted, with)?.into_iter().map(|r| (r.id, r)).collect();
+        let records: HashMap<PointId, Record> =
+            self.retrieve(&wanted, with, keys)?.into_iter().map(|r| (r.id, r)).collect();
         Ok(entries
             .into_iter()
             .filter_map(|(x, id)| {
@@ -329,22 +344,19 @@ impl Collection {
             .collect())
     }
 
-    fn all_ids(&self, filter: Option<&Filter>) -> Result<Vec<PointId>> {
-        let mut ids = Vec::new();
-        for s in self.shards() {
-            ids.extend(s.scroll_ids(None, filter, usize::MAX)?);
-        }
-        ids.sort();
-        Ok(ids)
-    }
-
     /// Attach payloads and vectors to final hits.
-    pub(crate) fn attach(&self, mut hits: Vec<ScoredPoint>, with: &WithSelectors) -> Result<Vec<ScoredPoint>> {
+    pub(crate) fn attach(
+        &self,
+        mut hits: Vec<ScoredPoint>,
+        with: &WithSelectors,
+        keys: Option<&[ShardKey]>,
+    ) -> Result<Vec<ScoredPoint>> {
         if with.payload.is_none() && with.vector.is_none() {
             return Ok(hits);
         }
         let ids: Vec<PointId> = hits.iter().map(|h| h.id).collect();
-        let records: BTreeMap<PointId, Record> = self.retrieve(&ids, with)?.into_iter().map(|r| (r.id, r)).collect();
+        let records: BTreeMap<PointId, Record> =
+            self.retrieve(&ids, with, keys)?.into_iter().map(|r| (r.id, r)).collect();
         for h in hits.iter_mut() {
             if let Some(r) = records.get(&h.id) {
                 h.payload = r.payload.clone();

@@ -19,6 +19,7 @@ use crate::catalog::{Catalog, CatalogChange, CatalogEntry, PayloadIndexSpec};
 use crate::collection::{Collection, CollectionInfo, CollectionShared};
 use crate::error::{CollectionError, Result};
 use crate::shard::{LocalShard, Shard};
+use crate::shard_set::{ShardKey, ShardSet};
 
 enum Slot {
     Loading(CatalogEntry),
@@ -147,18 +148,99 @@ impl Registry {
         self.ready.load(Ordering::SeqCst)
     }
 
+    fn open_shard(&self, dir: &str, sid: u32, shared: &Arc<CollectionShared>) -> Result<Arc<dyn Shard>> {
+        let path = self.layout.shard_db_path(dir, sid);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| qd_storage::StorageError::io(parent, e))?;
+        }
+        let store = open_store(self.layout.backend(), &path)?;
+        Ok(Arc::new(LocalShard::open(sid, store, shared.clone())?))
+    }
+
     fn open_collection(&self, entry: &CatalogEntry) -> Result<Collection> {
         let shared = CollectionShared::new(entry.config.clone(), entry.payload_schema.clone());
-        let mut shards: Vec<Arc<dyn Shard>> = Vec::new();
-        for sid in 0..entry.config.params.shard_number {
-            let path = self.layout.shard_db_path(&entry.dir, sid);
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| qd_storage::StorageError::io(parent, e))?;
+        let custom = entry.config.params.sharding_method == Some(qd_core::config::ShardingMethod::Custom);
+        let set = if custom {
+            let mut shards = Vec::new();
+            for k in &entry.shard_keys {
+                for sid in &k.shards {
+                    shards.push(self.open_shard(&entry.dir, *sid, &shared)?);
+                }
             }
-            let store = open_store(self.layout.backend(), &path)?;
-            shards.push(Arc::new(LocalShard::open(sid, store, shared.clone())?));
+            ShardSet::custom(shards, &entry.shard_keys)
+        } else {
+            let mut shards = Vec::new();
+            for sid in 0..entry.config.params.shard_number {
+                shards.push(self.open_shard(&entry.dir, sid, &shared)?);
+            }
+            ShardSet::auto(shards)
+        };
+        Ok(Collection::new(entry, shared, set))
+    }
+
+    /// `PUT /collections/{name}/shards`: create the shards of a new shard key.
+    pub fn create_shard_key(&self, name: &str, key: ShardKey, shards_number: Option<u32>) -> Result<()> {
+        let _g = self.structure.lock();
+        let c = self.get(name)?;
+        let config = c.config();
+        if config.params.sharding_method != Some(qd_core::config::ShardingMethod::Custom) {
+            return Err(CollectionError::BadRequest(format!(
+                "Bad request: collection `{name}` does not use sharding_method: custom"
+            )));
         }
-        Ok(Collection::new(entry, shared, shards))
+        if c.shard_set().read().has_key(&key) {
+            return Err(CollectionError::AlreadyExists(format!("Bad request: Shard key {key} already exists")));
+        }
+        let n = shards_number.unwrap_or(config.params.shard_number).max(1);
+        let first = c.shard_set().read().next_shard_id();
+        let shared = c.shared();
+        let mut opened = Vec::new();
+        for sid in first..first + n {
+            match self.open_shard(c.dir(), sid, &shared) {
+                Ok(s) => opened.push(s),
+                Err(e) => {
+                    for s in &opened {
+                        let _ = s.shutdown();
+                        let _ = std::fs::remove_dir_all(self.layout.shard_dir(c.dir(), s.id()));
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        let mut entry = c.catalog_entry();
+        entry
+            .shard_keys
+            .push(crate::shard_set::ShardKeyEntry { key: key.clone(), shards: (first..first + n).collect() });
+        if let Err(e) = self.catalog.apply(vec![CatalogChange::PutCollection(entry)]) {
+            for s in &opened {
+                let _ = s.shutdown();
+                let _ = std::fs::remove_dir_all(self.layout.shard_dir(c.dir(), s.id()));
+            }
+            return Err(e);
+        }
+        c.shard_set().write().add_key(key, opened);
+        Ok(())
+    }
+
+    /// `POST /collections/{name}/shards/delete`: drop a shard key and its shards' data.
+    pub fn delete_shard_key(&self, name: &str, key: &ShardKey) -> Result<()> {
+        let _g = self.structure.lock();
+        let c = self.get(name)?;
+        let mut entry = c.catalog_entry();
+        let before = entry.shard_keys.len();
+        entry.shard_keys.retain(|e| &e.key != key);
+        if entry.shard_keys.len() == before {
+            return Err(CollectionError::NotFound(format!("Shard key {key} does not exist")));
+        }
+        self.catalog.apply(vec![CatalogChange::PutCollection(entry)])?;
+        let removed = c.shard_set().write().remove_key(key)?;
+        for s in removed {
+            let _ = s.shutdown();
+            if let Err(e) = std::fs::remove_dir_all(self.layout.shard_dir(c.dir(), s.id())) {
+                tracing::warn!(shard = s.id(), error = %e, "could not remove the data of a deleted shard key");
+            }
+        }
+        Ok(())
     }
 
     fn resolve(&self, name: &str) -> String {
@@ -234,6 +316,7 @@ impl Registry {
             config,
             created_at: now_rfc3339(),
             payload_schema: Default::default(),
+            shard_keys: Vec::new(),
         };
         let collection = match self.open_collection(&entry) {
             Ok(c) => c,
@@ -379,6 +462,95 @@ impl Registry {
             "collections": slots.len(),
             "broken": slots.values().filter(|s| matches!(s, Slot::Broken { .. })).count(),
         })
+    }
+
+    // ---- snapshots (see crate::snapshot) ----
+
+    /// Restore a collection snapshot read from `source` as collection `name`.
+    ///
+    /// The archive is streamed into a new collection directory (with this server's backend),
+    /// checked end to end, and opened; only then is the catalog entry switched to the new
+    /// directory in one synced write, and the in-memory collection swapped. Readers see the old
+    /// collection or the new one, never a mix. On any failure before the switch the new
+    /// directory is removed and an existing collection of that name is untouched. After the
+    /// switch the old collection is shut down and its directory removed.
+    pub fn restore_collection(
+        &self,
+        name: &str,
+        source: &mut dyn std::io::Read,
+        total: Option<u64>,
+        opts: &crate::snapshot::RestoreOptions,
+        progress: crate::snapshot::ProgressFn<'_>,
+    ) -> Result<crate::snapshot::Restored> {
+        validate_collection_name(name)?;
+        self.check_restore_target(name, opts)?;
+        let dir = uuid::Uuid::new_v4().simple().to_string();
+        let cleanup = |e: CollectionError| {
+            if let Err(rm) = self.layout.remove_collection_dir(&dir) {
+                tracing::warn!(dir = %dir, error = %rm, "could not remove the directory of a failed restore");
+            }
+            e
+        };
+        let restored = crate::snapshot::restore::restore_into_dir(
+            &self.layout,
+            &dir,
+            source,
+            total,
+            opts.checksum.as_deref(),
+            progress,
+        )
+        .map_err(cleanup)?;
+        let entry = restored.catalog_entry(name, &dir).map_err(cleanup)?;
+        let collection = self.open_collection(&entry).map_err(cleanup)?;
+        let old_dir = {
+            let _g = self.structure.lock();
+            if let Err(e) = self.check_restore_target(name, opts) {
+                collection.shutdown();
+                return Err(cleanup(e));
+            }
+            let old_dir = match self.slots.read().get(name) {
+                Some(Slot::Ready(c)) => Some(c.dir().to_string()),
+                Some(Slot::Loading(e)) | Some(Slot::Broken { entry: Some(e), .. }) => Some(e.dir.clone()),
+                Some(Slot::Broken { entry: None, .. }) | None => None,
+            };
+            // The catalog commit is the switch: before it the old collection is intact.
+            if let Err(e) = self.catalog.apply(vec![CatalogChange::PutCollection(entry)]) {
+                collection.shutdown();
+                return Err(cleanup(e));
+            }
+            let old = self.slots.write().insert(name.to_string(), Slot::Ready(Arc::new(collection)));
+            if let Some(Slot::Ready(c)) = old {
+                c.shutdown();
+            }
+            old_dir
+        };
+        if let Some(old) = old_dir.filter(|d| *d != dir) {
+            if let Err(e) = self.layout.remove_collection_dir(&old) {
+                // Unreferenced now: the next start removes it.
+                tracing::warn!(dir = %old, error = %e, "could not remove the replaced collection's directory");
+            }
+        }
+        tracing::info!(collection = %name, records = restored.records, bytes = restored.size, "collection restored from snapshot");
+        Ok(restored)
+    }
+
+    /// Whether `name` may receive a restore now (checked before and again at the switch).
+    fn check_restore_target(&self, name: &str, opts: &crate::snapshot::RestoreOptions) -> Result<()> {
+        if self.aliases.read().contains_key(name) {
+            return Err(CollectionError::BadRequest(format!(
+                "Bad request: `{name}` is an alias; restore into a collection name"
+            )));
+        }
+        match self.slots.read().get(name) {
+            None => Ok(()),
+            Some(_) if !opts.replace_existing => {
+                Err(CollectionError::AlreadyExists(format!("Wrong input: Collection `{name}` already exists!")))
+            }
+            Some(Slot::Loading(_)) if !opts.at_startup => {
+                Err(CollectionError::Unavailable(format!("Collection `{name}` is still loading; retry when ready")))
+            }
+            Some(_) => Ok(()),
+        }
     }
 }
 

@@ -118,6 +118,19 @@ impl StorageLayout {
         Ok(layout)
     }
 
+    /// The marker of an existing storage root (`None` if `root` holds no storage yet). Lets
+    /// offline tools find the backend a root was created with.
+    pub fn read_marker(root: &Path) -> Result<Option<StorageMarker>, StorageError> {
+        let marker_path = root.join(MARKER_FILE);
+        match fs::read(&marker_path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| StorageError::Corrupt { what: marker_path.display().to_string(), detail: e.to_string() }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StorageError::io(&marker_path, e)),
+        }
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }

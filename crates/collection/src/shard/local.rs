@@ -396,6 +396,7 @@ impl Shard for LocalShard {
             ram_vectors_bytes: vectors,
             ram_payload_bytes: payload,
             ram_index_bytes: index,
+            shard_key: None,
             disk_bytes: self.store.disk_usage_bytes(),
             last_operation_id: self.applied_op.load(Ordering::SeqCst),
             optimizing: self.status.running.lock().is_some() || self.pending_optimization(&st),

@@ -4,25 +4,35 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
-use qd_core::config::CollectionConfig;
 use qd_storage::{BackendKind, KvReadView, ScanControl, StorageError, Table};
 
 use super::format::{
-    chunk_path, push_record, table_tag, ArchiveWriter, CollectionManifest, ShardSum, COLLECTION_FORMAT, CHUNK_BYTES,
+    chunk_path, push_record, table_tag, ArchiveWriter, CollectionManifest, ShardSum, CHUNK_BYTES, COLLECTION_FORMAT,
     FORMAT_VERSION, MANIFEST,
 };
 use super::{Progress, ProgressFn};
+use crate::catalog::CatalogEntry;
 use crate::collection::Collection;
 use crate::error::{CollectionError, Result};
+
+/// The catalog entry without what a restore chooses itself (`name`, `dir`).
+fn entry_extras(entry: &CatalogEntry) -> Result<serde_json::Value> {
+    let mut v = serde_json::to_value(entry).map_err(|e| CollectionError::Corrupt(e.to_string()))?;
+    if let Some(o) = v.as_object_mut() {
+        o.remove("name");
+        o.remove("dir");
+    }
+    Ok(v)
+}
 
 /// What a collection snapshot is made of: its identity and one read view per shard, all
 /// taken at the same instant.
 pub struct CollectionSource<'a> {
-    pub name: String,
-    pub config: CollectionConfig,
-    pub created_at: String,
+    /// The collection's catalog entry (name, config, created_at, payload indexes...).
+    pub entry: CatalogEntry,
     pub backend: BackendKind,
-    pub views: Vec<Box<dyn KvReadView + 'a>>,
+    /// (shard id, read view), by shard id.
+    pub views: Vec<(u32, Box<dyn KvReadView + 'a>)>,
 }
 
 fn write_err(dest: &Path, e: std::io::Error) -> CollectionError {
@@ -38,29 +48,33 @@ pub fn snapshot_collection<W: Write>(
     dest: &Path,
     progress: ProgressFn<'_>,
 ) -> Result<(W, u64, String)> {
-    let sources = collection
-        .shards()
+    let shards = collection.shards();
+    let sources = shards
         .iter()
         .map(|s| {
-            s.snapshot_source().ok_or_else(|| {
+            s.snapshot_source().map(|src| (s.id(), src)).ok_or_else(|| {
                 CollectionError::BadRequest(format!("shard {} is not stored on this node; cannot snapshot it", s.id()))
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    let backend = sources.first().map(|s| s.store.kind()).unwrap_or(BackendKind::Rocksdb);
-    let (views, config) = {
+    let backend = sources.first().map(|(_, s)| s.store.kind()).unwrap_or(BackendKind::Rocksdb);
+    let (views, entry) = {
         // Lock in shard order; update workers hold one gate at a time, so this cannot deadlock.
-        let _gates: Vec<_> = sources.iter().map(|s| s.commit_gate.lock()).collect();
-        let views = sources.iter().map(|s| s.store.read_view()).collect::<Result<Vec<_>, _>>()?;
-        (views, collection.config())
+        let _gates: Vec<_> = sources.iter().map(|(_, s)| s.commit_gate.lock()).collect();
+        let views = sources
+            .iter()
+            .map(|(id, s)| s.store.read_view().map(|v| (*id, v)))
+            .collect::<Result<Vec<_>, _>>()?;
+        (views, collection.catalog_entry())
     };
-    let src = CollectionSource {
-        name: collection.name().to_string(),
-        config,
-        created_at: collection.created_at().to_string(),
-        backend,
-        views,
-    };
+    let ids: Vec<u32> = views.iter().map(|(id, _)| *id).collect();
+    if collection.shards().iter().map(|s| s.id()).collect::<Vec<_>>() != ids {
+        return Err(CollectionError::Unavailable(format!(
+            "the shards of collection `{}` changed while the snapshot started; retry",
+            collection.name()
+        )));
+    }
+    let src = CollectionSource { entry, backend, views };
     write_collection(out, &src, dest, progress)
 }
 
@@ -76,11 +90,13 @@ pub fn write_collection<W: Write>(
     let manifest = CollectionManifest {
         format: COLLECTION_FORMAT.to_string(),
         format_version: FORMAT_VERSION,
-        collection: src.name.clone(),
-        created_at: src.created_at.clone(),
+        collection: src.entry.name.clone(),
+        created_at: src.entry.created_at.clone(),
         snapshot_created_at: now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        config: serde_json::to_value(&src.config).map_err(|e| CollectionError::Corrupt(e.to_string()))?,
+        config: serde_json::to_value(&src.entry.config).map_err(|e| CollectionError::Corrupt(e.to_string()))?,
+        catalog_entry: Some(entry_extras(&src.entry)?),
         shard_number: src.views.len() as u32,
+        shard_ids: src.views.iter().map(|(id, _)| *id).collect(),
         source_backend: src.backend.name().to_string(),
         software_version: env!("CARGO_PKG_VERSION").to_string(),
         tables: Table::ALL.iter().map(|t| (table_tag(*t), t.name().to_string())).collect(),
@@ -92,8 +108,8 @@ pub fn write_collection<W: Write>(
     let mut buf: Vec<u8> = Vec::with_capacity(CHUNK_BYTES + (64 << 10));
     let mut shards = Vec::with_capacity(src.views.len());
     let mut total_records = 0u64;
-    for (sid, view) in src.views.iter().enumerate() {
-        let sid = sid as u32;
+    for (sid, view) in &src.views {
+        let sid = *sid;
         let mut seq = 0u32;
         let mut in_chunk = 0u64;
         let mut counts = BTreeMap::new();

@@ -63,8 +63,7 @@ impl SnapshotDir {
 
     /// Directory of one collection's snapshots.
     pub fn collection_dir(&self, collection: &str) -> Result<PathBuf> {
-        if collection.is_empty() || collection == "." || collection == ".." || collection.contains(['/', '\\', '\0'])
-        {
+        if collection.is_empty() || collection == "." || collection == ".." || collection.contains(['/', '\\', '\0']) {
             return Err(CollectionError::BadRequest(format!(
                 "Bad request: collection name {collection:?} cannot be used as a snapshot directory"
             )));
@@ -178,7 +177,8 @@ impl SnapshotDir {
             Err(e) => return Err(io_err(&p, e)),
         };
         let _ = fs::create_dir_all(&self.root);
-        let allowed: Vec<PathBuf> = [self.root.as_path(), tmp_dir].iter().filter_map(|d| fs::canonicalize(d).ok()).collect();
+        let allowed: Vec<PathBuf> =
+            [self.root.as_path(), tmp_dir].iter().filter_map(|d| fs::canonicalize(d).ok()).collect();
         if !allowed.iter().any(|a| real.starts_with(a)) {
             return Err(CollectionError::BadRequest(format!(
                 "Bad request: snapshot location {} is outside the allowed directories (the snapshots path {} \
@@ -213,8 +213,7 @@ fn reserve(dir: &Path, base: &str) -> Result<(String, PathBuf, File)> {
 }
 
 fn describe(dir: &Path, name: &str, meta: &fs::Metadata) -> SnapshotDescription {
-    let creation_time =
-        meta.modified().ok().map(|t| super::creation_time(chrono::DateTime::<chrono::Utc>::from(t)));
+    let creation_time = meta.modified().ok().map(|t| super::creation_time(chrono::DateTime::<chrono::Utc>::from(t)));
     let checksum = fs::read_to_string(dir.join(format!("{name}{CHECKSUM_EXT}")))
         .ok()
         .map(|s| s.trim().to_string())

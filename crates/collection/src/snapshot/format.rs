@@ -75,7 +75,15 @@ pub struct CollectionManifest {
     pub snapshot_created_at: String,
     /// The collection's config, as the REST API shows it.
     pub config: Value,
+    /// Everything else the catalog records about the collection (payload index declarations,
+    /// shard keys...), as stored; `name` and `dir` are left out (a restore chooses them).
+    #[serde(default)]
+    pub catalog_entry: Option<Value>,
+    /// Number of shard databases in the snapshot.
     pub shard_number: u32,
+    /// Their ids (`0..shard_number` with automatic sharding; the ids the shard keys own with
+    /// custom sharding). Data files are named by these ids.
+    pub shard_ids: Vec<u32>,
     /// Backend the snapshot was taken from (information only: any backend restores it).
     pub source_backend: String,
     /// Version of the software that wrote the snapshot.
@@ -369,11 +377,8 @@ pub fn read_archive(
         let entries = archive.entries().map_err(|e| invalid(format!("not a tar archive: {e}")))?;
         for (i, entry) in entries.enumerate() {
             let mut entry = entry.map_err(|e| invalid(format!("damaged or truncated archive: {e}")))?;
-            let path = entry
-                .path()
-                .map_err(|e| invalid(format!("bad entry name: {e}")))?
-                .to_string_lossy()
-                .into_owned();
+            let path =
+                entry.path().map_err(|e| invalid(format!("bad entry name: {e}")))?.to_string_lossy().into_owned();
             if checksums.is_some() {
                 return Err(invalid(format!("unexpected entry {path:?} after {CHECKSUMS}")));
             }

@@ -32,7 +32,7 @@ use qd_storage::{BackendKind, KvReadView, KvStore, ScanControl, StorageError, Ta
 pub use create::{snapshot_collection, write_collection, CollectionSource};
 pub use files::{SnapshotDescription, SnapshotDir};
 pub use format::FORMAT_VERSION;
-pub use restore::{verify_archive, ArchiveReport, RestoreOptions, Restored};
+pub use restore::{verify_collection, ArchiveReport, RestoreOptions, Restored};
 
 /// Progress of a long operation: bytes written or read so far, of `total` when known.
 #[derive(Debug, Clone, Copy, Default)]

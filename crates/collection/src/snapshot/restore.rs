@@ -21,6 +21,7 @@ use super::format::{
     COLLECTION_FORMAT,
 };
 use super::{Progress, ProgressFn};
+use crate::catalog::CatalogEntry;
 use crate::error::Result;
 
 /// Bytes of keys and values buffered per shard before a write batch is committed.
@@ -56,6 +57,23 @@ pub struct ArchiveReport {
 /// A restored collection directory, ready to be opened and switched in.
 pub type Restored = ArchiveReport;
 
+impl ArchiveReport {
+    /// The catalog entry of the restored collection, named `name`, in directory `dir`: the
+    /// snapshot's entry (config, payload indexes...) with fields unknown to it defaulted.
+    pub fn catalog_entry(&self, name: &str, dir: &str) -> Result<CatalogEntry> {
+        let mut v = match &self.manifest.catalog_entry {
+            Some(Value::Object(o)) => o.clone(),
+            _ => serde_json::Map::new(),
+        };
+        v.insert("name".into(), Value::String(name.to_string()));
+        v.insert("dir".into(), Value::String(dir.to_string()));
+        v.insert("config".into(), self.manifest.config.clone());
+        v.insert("created_at".into(), Value::String(self.manifest.created_at.clone()));
+        serde_json::from_value(Value::Object(v))
+            .map_err(|e| invalid(format!("the collection's catalog entry in manifest.json is unreadable: {e}")))
+    }
+}
+
 /// Where the records of an archive go.
 trait Sink {
     fn begin(&mut self, manifest: &CollectionManifest, config: &CollectionConfig) -> Result<()>;
@@ -65,7 +83,7 @@ trait Sink {
 struct CollectionVisitor<'s> {
     sink: &'s mut dyn Sink,
     head: Option<(CollectionManifest, CollectionConfig)>,
-    counts: Vec<BTreeMap<String, u64>>,
+    counts: BTreeMap<u32, BTreeMap<String, u64>>,
     records: u64,
 }
 
@@ -76,24 +94,29 @@ impl ArchiveVisitor for CollectionVisitor<'_> {
             serde_json::from_value(v).map_err(|e| invalid(format!("manifest.json is unreadable: {e}")))?;
         let config: CollectionConfig = serde_json::from_value(m.config.clone())
             .map_err(|e| invalid(format!("the collection config in manifest.json is unreadable: {e}")))?;
-        if m.shard_number == 0 || m.shard_number != config.params.shard_number {
+        let unique: std::collections::BTreeSet<u32> = m.shard_ids.iter().copied().collect();
+        if m.shard_ids.len() != m.shard_number as usize || unique.len() != m.shard_ids.len() {
             return Err(invalid(format!(
-                "manifest.json has {} shards but the config says {}",
-                m.shard_number, config.params.shard_number
+                "manifest.json lists shard ids {:?} for {} shards",
+                m.shard_ids, m.shard_number
             )));
         }
-        if m.shard_number > 1024 {
+        if m.shard_number > 65536 {
             return Err(invalid(format!("implausible shard count {}", m.shard_number)));
         }
         self.sink.begin(&m, &config)?;
-        self.counts = vec![Table::ALL.iter().map(|t| (t.name().to_string(), 0)).collect(); m.shard_number as usize];
+        self.counts = m
+            .shard_ids
+            .iter()
+            .map(|id| (*id, Table::ALL.iter().map(|t| (t.name().to_string(), 0)).collect()))
+            .collect();
         self.head = Some((m, config));
         Ok(())
     }
 
     fn file(&mut self, path: &str, data: &mut dyn Read) -> Result<Option<u64>> {
         let shard = parse_chunk_path(path).ok_or_else(|| invalid(format!("unexpected file {path:?} in archive")))?;
-        let Some(counts) = self.counts.get_mut(shard as usize) else {
+        let Some(counts) = self.counts.get_mut(&shard) else {
             return Err(invalid(format!("{path}: shard {shard} does not exist in this snapshot")));
         };
         let sink = &mut *self.sink;
@@ -117,7 +140,7 @@ fn read_collection(
     sink: &mut dyn Sink,
     progress: ProgressFn<'_>,
 ) -> Result<ArchiveReport> {
-    let mut v = CollectionVisitor { sink, head: None, counts: Vec::new(), records: 0 };
+    let mut v = CollectionVisitor { sink, head: None, counts: BTreeMap::new(), records: 0 };
     let summary = {
         let mut report = |bytes: u64| progress(Progress { bytes, total, records: 0 });
         read_archive(source, checksum.is_some() || hash_always, &mut v, &mut report)?
@@ -126,8 +149,10 @@ fn read_collection(
         return Err(invalid("manifest.json is missing"));
     };
     let found: Vec<ShardSum> =
-        v.counts.into_iter().enumerate().map(|(i, records)| ShardSum { shard_id: i as u32, records }).collect();
-    if summary.checksums.shards != found {
+        v.counts.into_iter().map(|(shard_id, records)| ShardSum { shard_id, records }).collect();
+    let mut listed = summary.checksums.shards.clone();
+    listed.sort_by_key(|s| s.shard_id);
+    if listed != found {
         return Err(invalid(format!(
             "record counts differ from checksums.json (listed {:?}, found {:?})",
             summary.checksums.shards, found
@@ -157,36 +182,37 @@ impl Sink for NullSink {
 
 /// Read a collection archive completely and check every checksum, record frame and count,
 /// without writing anything. The archive's sha256 is always computed.
-pub fn verify_collection(source: &mut dyn Read, checksum: Option<&str>, progress: ProgressFn<'_>) -> Result<ArchiveReport> {
+pub fn verify_collection(
+    source: &mut dyn Read,
+    checksum: Option<&str>,
+    progress: ProgressFn<'_>,
+) -> Result<ArchiveReport> {
     read_collection(source, None, checksum, true, &mut NullSink, progress)
 }
-
-/// Alias kept for readers of the module's public API.
-pub use verify_collection as verify_archive;
 
 struct StoreSink<'a> {
     layout: &'a StorageLayout,
     dir_id: &'a str,
-    stores: Vec<Arc<dyn KvStore>>,
-    batches: Vec<(WriteBatch, usize)>,
+    /// By shard id: the new database and its pending batch with its size.
+    stores: BTreeMap<u32, (Arc<dyn KvStore>, WriteBatch, usize)>,
 }
 
 impl Sink for StoreSink<'_> {
     fn begin(&mut self, m: &CollectionManifest, _: &CollectionConfig) -> Result<()> {
-        for sid in 0..m.shard_number {
-            let path = self.layout.shard_db_path(self.dir_id, sid);
+        for sid in &m.shard_ids {
+            let path = self.layout.shard_db_path(self.dir_id, *sid);
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent).map_err(|e| StorageError::io(parent, e))?;
             }
-            self.stores.push(open_store(self.layout.backend(), &path)?);
-            self.batches.push((WriteBatch::new(), 0));
+            self.stores.insert(*sid, (open_store(self.layout.backend(), &path)?, WriteBatch::new(), 0));
         }
         Ok(())
     }
 
     fn record(&mut self, shard: u32, table: Table, key: Vec<u8>, value: Vec<u8>) -> Result<()> {
-        let i = shard as usize;
-        let (batch, bytes) = &mut self.batches[i];
+        let Some((store, batch, bytes)) = self.stores.get_mut(&shard) else {
+            return Err(invalid(format!("record for unknown shard {shard}")));
+        };
         *bytes += key.len() + value.len() + 16;
         batch.put(table, key, value);
         if *bytes >= BATCH_BYTES {
@@ -195,7 +221,7 @@ impl Sink for StoreSink<'_> {
             // Not synced one by one: the final flush makes everything durable before the
             // catalog switch, and a crash before that leaves an unreferenced directory that
             // the next start removes.
-            self.stores[i].write(b, false)?;
+            store.write(b, false)?;
         }
         Ok(())
     }
@@ -211,9 +237,9 @@ pub fn restore_into_dir(
     checksum: Option<&str>,
     progress: ProgressFn<'_>,
 ) -> Result<Restored> {
-    let mut sink = StoreSink { layout, dir_id, stores: Vec::new(), batches: Vec::new() };
+    let mut sink = StoreSink { layout, dir_id, stores: BTreeMap::new() };
     let report = read_collection(source, total, checksum, false, &mut sink, progress)?;
-    for (store, (batch, _)) in sink.stores.iter().zip(std::mem::take(&mut sink.batches)) {
+    for (store, batch, _) in std::mem::take(&mut sink.stores).into_values() {
         store.write(batch, true)?;
         store.flush()?;
     }

@@ -417,6 +417,15 @@ fn bench_100k() {
     let truth: Vec<HashSet<u32>> = (0..queries.len() as u32)
         .map(|q| exact_search(&data, d, queries.vector(q), 10, None).into_iter().map(|x| x.0).collect())
         .collect();
+    if let Ok(dir) = std::env::var("BENCH_DUMP") {
+        let mut bytes = Vec::new();
+        for q in 0..queries.len() as u32 {
+            for (id, _) in exact_search(&data, d, queries.vector(q), 10, None) {
+                bytes.extend_from_slice(&id.to_le_bytes());
+            }
+        }
+        std::fs::write(format!("{dir}/truth.u32"), bytes).expect("dump");
+    }
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool");
     let efs: Vec<usize> = std::env::var("BENCH_EFS")
         .ok()

@@ -228,10 +228,11 @@ pub async fn facet(
     if let Some(f) = &body.filter {
         f.validate()?;
     }
-    let _ = (body.exact, body.shard_key);
+    let _ = body.exact;
+    let keys = super::points::shard_keys(body.shard_key.clone())?;
     let c = state.registry.get(&name)?;
     let limit = body.limit.unwrap_or(10);
-    let hits = blocking(move || Ok(c.facet(&key, body.filter.as_ref(), limit)?)).await?;
+    let hits = blocking(move || Ok(c.facet(&key, body.filter.as_ref(), limit, keys.as_deref())?)).await?;
     let hits: Vec<_> = hits.into_iter().map(|(value, count)| json!({ "value": value, "count": count })).collect();
     Ok(ok(t, json!({ "hits": hits })))
 }
@@ -241,4 +242,89 @@ pub async fn optimizations(state: State, Path(name): Path<String>) -> ApiResult 
     let t = Instant::now();
     let c = state.registry.get(&name)?;
     Ok(ok(t, c.optimizations()))
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateShardKeyBody {
+    pub shard_key: serde_json::Value,
+    #[serde(default)]
+    pub shards_number: Option<u32>,
+    #[serde(default)]
+    pub replication_factor: Option<u32>,
+    #[serde(default)]
+    pub placement: Option<serde_json::Value>,
+    #[serde(default)]
+    pub initial_state: Option<serde_json::Value>,
+}
+
+fn one_shard_key(v: &serde_json::Value) -> Result<qd_collection::operations::ShardKey, ApiError> {
+    qd_collection::operations::ShardKey::from_json(v)
+        .ok_or_else(|| ApiError::bad_request("Bad request: shard_key: expected a string or an unsigned integer"))
+}
+
+/// `PUT /collections/{name}/shards`: create a shard key (custom sharding).
+pub async fn create_shard_key(
+    state: State,
+    Path(name): Path<String>,
+    _p: Params<TimeoutParam>,
+    Body(body): Body<CreateShardKeyBody>,
+) -> ApiResult {
+    let t = Instant::now();
+    let key = one_shard_key(&body.shard_key)?;
+    if body.replication_factor.is_some_and(|r| r > 1) {
+        return Err(ApiError::bad_request("Bad request: replication_factor > 1 needs cluster mode"));
+    }
+    let reg = state.registry.clone();
+    blocking(move || Ok(reg.create_shard_key(&name, key, body.shards_number)?)).await?;
+    Ok(ok(t, true))
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteShardKeyBody {
+    pub shard_key: serde_json::Value,
+}
+
+/// `POST /collections/{name}/shards/delete`.
+pub async fn delete_shard_key(
+    state: State,
+    Path(name): Path<String>,
+    _p: Params<TimeoutParam>,
+    Body(body): Body<DeleteShardKeyBody>,
+) -> ApiResult {
+    let t = Instant::now();
+    let key = one_shard_key(&body.shard_key)?;
+    let reg = state.registry.clone();
+    blocking(move || Ok(reg.delete_shard_key(&name, &key)?)).await?;
+    Ok(ok(t, true))
+}
+
+/// `GET /collections/{name}/cluster`: shards of this (single) node with their state and size.
+pub async fn cluster(state: State, Path(name): Path<String>) -> ApiResult {
+    let t = Instant::now();
+    let c = state.registry.get(&name)?;
+    let info = blocking(move || Ok(c.info())).await?;
+    let local: Vec<_> = info
+        .shards
+        .iter()
+        .map(|s| {
+            let mut v = json!({ "shard_id": s.shard_id, "points_count": s.points_count, "state": "Active" });
+            if let Some(k) = &s.shard_key {
+                v["shard_key"] = k.clone();
+            }
+            v
+        })
+        .collect();
+    Ok(ok(
+        t,
+        json!({
+            "peer_id": super::PEER_ID,
+            "shard_count": local.len(),
+            "local_shards": local,
+            "remote_shards": [],
+            "shard_transfers": [],
+            "resharding_operations": [],
+        }),
+    ))
 }

@@ -25,6 +25,9 @@ pub struct AppState {
 
 pub type State = axum::extract::State<Arc<AppState>>;
 
+/// This node's id in cluster-shaped responses (single node until cluster mode exists).
+pub const PEER_ID: u64 = 1;
+
 /// Run blocking collection work off the async runtime.
 pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
@@ -70,6 +73,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/collections/{name}/index/{field}", axum::routing::delete(collections::delete_index))
         .route("/collections/{name}/facet", post(collections::facet))
         .route("/collections/{name}/optimizations", get(collections::optimizations))
+        .route("/collections/{name}/points/batch", post(points::batch))
+        .route("/collections/{name}/shards", put(collections::create_shard_key))
+        .route("/collections/{name}/shards/delete", post(collections::delete_shard_key))
+        .route("/collections/{name}/cluster", get(collections::cluster))
         .route("/collections/{name}/points/{id}", get(points::get_one))
         .fallback(service::not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::check))

@@ -4,13 +4,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::Path;
+use qd_collection::operations::ShardKey;
 use qd_collection::operations::{PointInsert, PointSelection, UpdateOp, WithSelectors};
 use qd_collection::{Collection, SearchRequest};
 use qd_core::filter::Filter;
 use qd_core::json_path::JsonPath;
 use qd_core::selectors::{PayloadSelector, VectorSelector};
 use qd_core::PointId;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::models::*;
 use super::response::{ok, ApiError, ApiResult, Body, Params};
@@ -32,33 +33,34 @@ fn selection(points: Option<Vec<PointId>>, filter: Option<Filter>) -> Result<Poi
     }
 }
 
-fn reject_shard_key(shard_key: &Option<serde_json::Value>) -> Result<(), ApiError> {
-    if shard_key.as_ref().is_some_and(|v| !v.is_null()) {
-        return Err(ApiError::bad_request("Bad request: shard_key: custom sharding is not supported yet"));
-    }
-    Ok(())
-}
-
 fn parse_path(key: &str) -> Result<JsonPath, ApiError> {
     key.parse::<JsonPath>().map_err(|e| ApiError::bad_request(format!("Bad request: key {key:?}: {e}")))
 }
 
 /// Apply an update and answer with Qdrant's `UpdateResult`.
-async fn apply(state: State, name: String, params: UpdateParams, op: UpdateOp) -> ApiResult {
+async fn apply(state: State, name: String, params: UpdateParams, op: UpdateOp, key: Option<Value>) -> ApiResult {
     let t = Instant::now();
     let wait = params.check().map_err(|e| ApiError::bad_request(format!("Bad request: {e}")))?;
+    let key = shard_keys(key)?;
     let c = collection(&state, &name)?;
-    let result = blocking(move || Ok(c.update(op, wait)?)).await?;
+    let result = blocking(move || Ok(c.update(op, wait, key.as_deref())?)).await?;
     Ok(ok(t, result))
 }
 
-pub async fn upsert(
-    state: State,
-    Path(name): Path<String>,
-    Params(p): Params<UpdateParams>,
-    Body(body): Body<UpsertBody>,
-) -> ApiResult {
-    reject_shard_key(&body.shard_key)?;
+/// `shard_key`: one key (string or integer) or a list of keys.
+pub fn shard_keys(v: Option<Value>) -> Result<Option<Vec<ShardKey>>, ApiError> {
+    let parse_one = |v: &Value| {
+        ShardKey::from_json(v)
+            .ok_or_else(|| ApiError::bad_request("Bad request: shard_key: expected a string or an integer"))
+    };
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(items)) => items.iter().map(parse_one).collect::<Result<Vec<_>, _>>().map(Some),
+        Some(one) => Ok(Some(vec![parse_one(&one)?])),
+    }
+}
+
+fn upsert_op(body: UpsertBody) -> Result<UpdateOp, ApiError> {
     if body.update_filter.is_some() {
         return Err(ApiError::bad_request("Bad request: update_filter is not supported yet"));
     }
@@ -95,89 +97,129 @@ pub async fn upsert(
         }
         _ => return Err(ApiError::bad_request("Bad request: give exactly one of `points` or `batch`")),
     };
-    apply(state, name, p, UpdateOp::Upsert(points)).await
+    Ok(UpdateOp::Upsert(points))
 }
 
-pub async fn delete(
-    state: State,
-    Path(name): Path<String>,
-    Params(p): Params<UpdateParams>,
-    Body(body): Body<PointsSelectorBody>,
-) -> ApiResult {
-    reject_shard_key(&body.shard_key)?;
-    let sel = selection(body.points, body.filter)?;
-    apply(state, name, p, UpdateOp::Delete(sel)).await
+fn delete_op(body: PointsSelectorBody) -> Result<UpdateOp, ApiError> {
+    Ok(UpdateOp::Delete(selection(body.points, body.filter)?))
 }
 
-pub async fn set_payload(
-    state: State,
-    Path(name): Path<String>,
-    Params(p): Params<UpdateParams>,
-    Body(body): Body<SetPayloadBody>,
-) -> ApiResult {
-    reject_shard_key(&body.shard_key)?;
+fn set_payload_op(body: SetPayloadBody) -> Result<UpdateOp, ApiError> {
     let selection = selection(body.points, body.filter)?;
     let key = body.key.as_deref().map(parse_path).transpose()?;
-    apply(state, name, p, UpdateOp::SetPayload { payload: body.payload, selection, key }).await
+    Ok(UpdateOp::SetPayload { payload: body.payload, selection, key })
 }
 
-pub async fn overwrite_payload(
-    state: State,
-    Path(name): Path<String>,
-    Params(p): Params<UpdateParams>,
-    Body(body): Body<SetPayloadBody>,
-) -> ApiResult {
-    reject_shard_key(&body.shard_key)?;
+fn overwrite_payload_op(body: SetPayloadBody) -> Result<UpdateOp, ApiError> {
     let selection = selection(body.points, body.filter)?;
     if body.key.is_some() {
         return Err(ApiError::bad_request("Bad request: `key` is not allowed when overwriting a payload"));
     }
-    apply(state, name, p, UpdateOp::OverwritePayload { payload: body.payload, selection }).await
+    Ok(UpdateOp::OverwritePayload { payload: body.payload, selection })
 }
 
-pub async fn delete_payload(
-    state: State,
-    Path(name): Path<String>,
-    Params(p): Params<UpdateParams>,
-    Body(body): Body<DeletePayloadBody>,
-) -> ApiResult {
-    reject_shard_key(&body.shard_key)?;
+fn delete_payload_op(body: DeletePayloadBody) -> Result<UpdateOp, ApiError> {
     let selection = selection(body.points, body.filter)?;
     let keys = body.keys.iter().map(|k| parse_path(k)).collect::<Result<Vec<_>, _>>()?;
-    apply(state, name, p, UpdateOp::DeletePayload { keys, selection }).await
+    Ok(UpdateOp::DeletePayload { keys, selection })
 }
 
-pub async fn clear_payload(
-    state: State,
-    Path(name): Path<String>,
-    Params(p): Params<UpdateParams>,
-    Body(body): Body<PointsSelectorBody>,
-) -> ApiResult {
-    reject_shard_key(&body.shard_key)?;
-    let sel = selection(body.points, body.filter)?;
-    apply(state, name, p, UpdateOp::ClearPayload(sel)).await
+fn clear_payload_op(body: PointsSelectorBody) -> Result<UpdateOp, ApiError> {
+    Ok(UpdateOp::ClearPayload(selection(body.points, body.filter)?))
 }
 
-pub async fn update_vectors(
-    state: State,
-    Path(name): Path<String>,
-    Params(p): Params<UpdateParams>,
-    Body(body): Body<UpdateVectorsBody>,
-) -> ApiResult {
-    reject_shard_key(&body.shard_key)?;
-    let items = body.points.into_iter().map(|pv| (pv.id, pv.vector.into_named())).collect();
-    apply(state, name, p, UpdateOp::UpdateVectors(items)).await
+fn update_vectors_op(body: UpdateVectorsBody) -> Result<UpdateOp, ApiError> {
+    if body.update_filter.is_some() {
+        return Err(ApiError::bad_request("Bad request: update_filter is not supported yet"));
+    }
+    Ok(UpdateOp::UpdateVectors(body.points.into_iter().map(|pv| (pv.id, pv.vector.into_named())).collect()))
 }
 
-pub async fn delete_vectors(
-    state: State,
-    Path(name): Path<String>,
-    Params(p): Params<UpdateParams>,
-    Body(body): Body<DeleteVectorsBody>,
-) -> ApiResult {
-    reject_shard_key(&body.shard_key)?;
+fn delete_vectors_op(body: DeleteVectorsBody) -> Result<UpdateOp, ApiError> {
     let selection = selection(body.points, body.filter)?;
-    apply(state, name, p, UpdateOp::DeleteVectors { selection, names: body.vector }).await
+    Ok(UpdateOp::DeleteVectors { selection, names: body.vector })
+}
+
+/// One handler per update endpoint: parse the body into an operation, then apply it.
+macro_rules! update_handler {
+    ($name:ident, $body:ty, $make:ident) => {
+        pub async fn $name(
+            state: State,
+            Path(name): Path<String>,
+            Params(p): Params<UpdateParams>,
+            Body(body): Body<$body>,
+        ) -> ApiResult {
+            let key = body.shard_key.clone();
+            apply(state, name, p, $make(body)?, key).await
+        }
+    };
+}
+
+update_handler!(upsert, UpsertBody, upsert_op);
+update_handler!(delete, PointsSelectorBody, delete_op);
+update_handler!(set_payload, SetPayloadBody, set_payload_op);
+update_handler!(overwrite_payload, SetPayloadBody, overwrite_payload_op);
+update_handler!(delete_payload, DeletePayloadBody, delete_payload_op);
+update_handler!(clear_payload, PointsSelectorBody, clear_payload_op);
+update_handler!(update_vectors, UpdateVectorsBody, update_vectors_op);
+update_handler!(delete_vectors, DeleteVectorsBody, delete_vectors_op);
+
+/// One operation of `/points/batch`, in Qdrant's tagged form.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum BatchOperation {
+    Upsert(UpsertBody),
+    Delete(PointsSelectorBody),
+    SetPayload(SetPayloadBody),
+    OverwritePayload(SetPayloadBody),
+    DeletePayload(DeletePayloadBody),
+    ClearPayload(PointsSelectorBody),
+    UpdateVectors(UpdateVectorsBody),
+    DeleteVectors(DeleteVectorsBody),
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchBody {
+    pub operations: Vec<BatchOperation>,
+}
+
+/// `POST /points/batch`: every operation is parsed and validated before the first is applied;
+/// then they are applied in order.
+pub async fn batch(
+    state: State,
+    Path(name): Path<String>,
+    Params(p): Params<UpdateParams>,
+    Body(body): Body<BatchBody>,
+) -> ApiResult {
+    let t = Instant::now();
+    let wait = p.check().map_err(|e| ApiError::bad_request(format!("Bad request: {e}")))?;
+    let mut ops = Vec::with_capacity(body.operations.len());
+    for (i, op) in body.operations.into_iter().enumerate() {
+        let (key, parsed) = match op {
+            BatchOperation::Upsert(b) => (b.shard_key.clone(), upsert_op(b)),
+            BatchOperation::Delete(b) => (b.shard_key.clone(), delete_op(b)),
+            BatchOperation::SetPayload(b) => (b.shard_key.clone(), set_payload_op(b)),
+            BatchOperation::OverwritePayload(b) => (b.shard_key.clone(), overwrite_payload_op(b)),
+            BatchOperation::DeletePayload(b) => (b.shard_key.clone(), delete_payload_op(b)),
+            BatchOperation::ClearPayload(b) => (b.shard_key.clone(), clear_payload_op(b)),
+            BatchOperation::UpdateVectors(b) => (b.shard_key.clone(), update_vectors_op(b)),
+            BatchOperation::DeleteVectors(b) => (b.shard_key.clone(), delete_vectors_op(b)),
+        };
+        let parsed =
+            parsed.map_err(|e| ApiError { status: e.status, message: format!("operations[{i}]: {}", e.message) })?;
+        ops.push((parsed, shard_keys(key)?));
+    }
+    let c = collection(&state, &name)?;
+    let results = blocking(move || {
+        for (i, (op, key)) in ops.iter().enumerate() {
+            c.validate_update(op, key.as_deref())
+                .map_err(|e| ApiError::from(e).prefixed(&format!("operations[{i}]")))?;
+        }
+        ops.into_iter().map(|(op, key)| Ok(c.update(op, wait, key.as_deref())?)).collect::<Result<Vec<_>, ApiError>>()
+    })
+    .await?;
+    Ok(ok(t, results))
 }
 
 pub async fn retrieve(
@@ -187,13 +229,13 @@ pub async fn retrieve(
     Body(body): Body<PointRequest>,
 ) -> ApiResult {
     let t = Instant::now();
-    reject_shard_key(&body.shard_key)?;
+    let keys = shard_keys(body.shard_key)?;
     let with = WithSelectors {
         payload: body.with_payload.unwrap_or(PayloadSelector::All),
         vector: body.with_vector.unwrap_or(VectorSelector::None),
     };
     let c = collection(&state, &name)?;
-    let records = blocking(move || Ok(c.retrieve(&body.ids, &with)?)).await?;
+    let records = blocking(move || Ok(c.retrieve(&body.ids, &with, keys.as_deref())?)).await?;
     Ok(ok(t, records))
 }
 
@@ -202,7 +244,7 @@ pub async fn get_one(state: State, Path((name, id)): Path<(String, String)>) -> 
     let id: PointId = id.parse().map_err(|e: String| ApiError::bad_request(format!("Bad request: {e}")))?;
     let c = collection(&state, &name)?;
     let with = WithSelectors { payload: PayloadSelector::All, vector: VectorSelector::All };
-    let mut records = blocking(move || Ok(c.retrieve(&[id], &with)?)).await?;
+    let mut records = blocking(move || Ok(c.retrieve(&[id], &with, None)?)).await?;
     match records.pop() {
         Some(r) => Ok(ok(t, r)),
         None => Err(ApiError::not_found(format!("Not found: Point with id {id} does not exists!"))),
@@ -216,7 +258,7 @@ pub async fn scroll(
     Body(body): Body<ScrollBody>,
 ) -> ApiResult {
     let t = Instant::now();
-    reject_shard_key(&body.shard_key)?;
+    let keys = shard_keys(body.shard_key.clone())?;
     let order = match body.order_by.as_ref().filter(|v| !v.is_null()) {
         Some(v) => Some(super::query::order_by(v, "order_by")?),
         None => None,
@@ -236,8 +278,8 @@ pub async fn scroll(
     };
     let c = collection(&state, &name)?;
     let (points, next) = blocking(move || match order {
-        Some(order) => Ok((c.scroll_ordered(&order, body.filter.as_ref(), limit, &with)?, None)),
-        None => Ok(c.scroll(body.offset, body.filter.as_ref(), limit, &with)?),
+        Some(order) => Ok((c.scroll_ordered(&order, body.filter.as_ref(), limit, &with, keys.as_deref())?, None)),
+        None => Ok(c.scroll(body.offset, body.filter.as_ref(), limit, &with, keys.as_deref())?),
     })
     .await?;
     Ok(ok(t, json!({ "points": points, "next_page_offset": next })))
@@ -250,17 +292,17 @@ pub async fn count(
     Body(body): Body<CountBody>,
 ) -> ApiResult {
     let t = Instant::now();
-    reject_shard_key(&body.shard_key)?;
+    let keys = shard_keys(body.shard_key.clone())?;
     if let Some(f) = &body.filter {
         f.validate()?;
     }
     let c = collection(&state, &name)?;
-    let n = blocking(move || Ok(c.count(body.filter.as_ref())?)).await?;
+    let n = blocking(move || Ok(c.count(body.filter.as_ref(), keys.as_deref())?)).await?;
     Ok(ok(t, json!({ "count": n })))
 }
 
 fn search_request(body: SearchBody) -> Result<SearchRequest, ApiError> {
-    reject_shard_key(&body.shard_key)?;
+    let shard_key = shard_keys(body.shard_key.clone())?;
     if let Some(f) = &body.filter {
         f.validate()?;
     }
@@ -278,6 +320,7 @@ fn search_request(body: SearchBody) -> Result<SearchRequest, ApiError> {
         },
         hnsw_ef: params.hnsw_ef,
         exact: params.exact,
+        shard_key,
     })
 }
 

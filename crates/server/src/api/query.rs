@@ -278,7 +278,7 @@ fn selectors(o: &Map<String, Value>, what: &str, default_payload: PayloadSelecto
 }
 
 fn reject_unsupported(o: &Map<String, Value>, what: &str) -> R<()> {
-    for key in ["shard_key", "lookup_from"] {
+    for key in ["lookup_from"] {
         if get(o, key).is_some() {
             return Err(bad(format!("{what}.{key}: not supported yet")));
         }
@@ -318,6 +318,7 @@ pub fn parse_query_request(v: &Value, what: &str) -> R<QueryRequest> {
         with: selectors(o, what, PayloadSelector::None)?,
         hnsw_ef,
         exact,
+        shard_key: super::points::shard_keys(get(o, "shard_key").cloned())?,
     })
 }
 
@@ -360,6 +361,7 @@ pub fn parse_recommend_request(v: &Value, what: &str) -> R<QueryRequest> {
         with: selectors(o, what, PayloadSelector::None)?,
         hnsw_ef,
         exact,
+        shard_key: super::points::shard_keys(get(o, "shard_key").cloned())?,
     })
 }
 
@@ -514,7 +516,7 @@ async fn run_groups(state: State, name: String, g: GroupsRequest) -> R<Value> {
         if let Some((lc, with)) = lookup {
             for grp in groups.iter_mut() {
                 if let Ok(id) = serde_json::from_value::<PointId>(grp.id.clone()) {
-                    grp.lookup = lc.retrieve(&[id], &with)?.pop();
+                    grp.lookup = lc.retrieve(&[id], &with, None)?.pop();
                 }
             }
         }

@@ -31,6 +31,13 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The same error with `context: ` before its message (e.g. `operations[2]`).
+    pub fn prefixed(self, context: &str) -> Self {
+        ApiError { status: self.status, message: format!("{context}: {}", self.message) }
+    }
+}
+
 impl From<CollectionError> for ApiError {
     fn from(e: CollectionError) -> Self {
         let status = match &e {

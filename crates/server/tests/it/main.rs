@@ -5,4 +5,5 @@ mod api;
 mod common;
 mod durability;
 mod indexing;
+mod sharding;
 mod startup;
