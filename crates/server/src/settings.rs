@@ -44,7 +44,6 @@ pub struct StorageSettings {
     pub backend: String,
     #[serde(default = "default_storage_path", deserialize_with = "path")]
     pub storage_path: PathBuf,
-    #[allow(dead_code)] // used by snapshots
     #[serde(default = "default_snapshots_path", deserialize_with = "path")]
     pub snapshots_path: PathBuf,
     #[serde(default)]

@@ -55,6 +55,7 @@ pub struct LocalShard {
     signal: Arc<Signal>,
     status: Arc<OptimizerStatus>,
     failed: Arc<AtomicBool>,
+    commit_gate: Arc<Mutex<()>>,
 }
 
 /// Read every persisted segment and every point record into memory.
@@ -111,6 +112,10 @@ impl LocalShard {
     /// Open a shard over its database: load segments and points, start the update worker and
     /// the optimizer.
     pub fn open(id: ShardId, store: Arc<dyn KvStore>, shared: Arc<CollectionShared>) -> Result<Self> {
+        // Every write to the shard's database (update worker and optimizer) passes this gate,
+        // so a snapshot can hold it for the moment it opens its read views (crate::snapshot).
+        let commit_gate = Arc::new(Mutex::new(()));
+        let store = crate::snapshot::gated_store(store, commit_gate.clone());
         let columns: ColumnSpec = shared
             .config
             .read()
@@ -176,6 +181,7 @@ impl LocalShard {
             signal,
             status,
             failed,
+            commit_gate,
         })
     }
 
@@ -408,6 +414,10 @@ impl Shard for LocalShard {
         LocalShard::optimizations(self)
     }
 
+    fn snapshot_source(&self) -> Option<super::SnapshotSource> {
+        Some(super::SnapshotSource { store: self.store.clone(), commit_gate: self.commit_gate.clone() })
+    }
+
     fn shutdown(&self) -> Result<()> {
         // Dropping the sender ends the worker once the queue is drained.
         self.tx.lock().take();
@@ -425,9 +435,13 @@ impl Shard for LocalShard {
 }
 
 impl LocalShard {
-    /// A sealed segment still waiting for its index counts as optimization in progress.
+    /// Work the optimizer will pick up: a sealed segment waiting for its index, or an
+    /// appendable segment over the indexing threshold.
     fn pending_optimization(&self, st: &ShardState) -> bool {
-        st.sealed.iter().any(|s| s.index().is_none())
+        let threshold = self.shared.config.read().optimizer_config.indexing_threshold.unwrap_or(0);
+        let dims: usize = st.columns.iter().map(|(_, d, _)| *d).sum();
+        let over = threshold > 0 && st.appendable.len() > 0 && st.appendable.len() * dims * 4 / 1024 >= threshold;
+        over || st.sealed.iter().any(|s| s.index().is_none())
     }
 }
 

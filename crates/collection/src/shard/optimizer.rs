@@ -124,7 +124,22 @@ impl Optimizer {
                 && slots > 0
                 && s.deleted_count() as f64 / slots as f64 > opt.deleted_threshold
             {
-                return Some(Task::Vacuum(s.id()));
+                return Some(Task::Rebuild(vec![s.id()]));
+            }
+        }
+        // Too many sealed segments: merge the two smallest if the result stays under the limit.
+        let target = match opt.default_segment_number {
+            0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2),
+            n => n,
+        };
+        if state.sealed.len() > target {
+            let max_kb = opt.max_segment_size.unwrap_or(DEFAULT_MAX_SEGMENT_KB);
+            let mut by_size: Vec<(usize, u64)> = state.sealed.iter().map(|s| (s.len(), s.id())).collect();
+            by_size.sort_unstable();
+            if let [(a, ida), (b, idb), ..] = by_size[..] {
+                if (a + b) * dims * 4 / 1024 <= max_kb {
+                    return Some(Task::Rebuild(vec![ida, idb]));
+                }
             }
         }
         None
@@ -147,13 +162,16 @@ impl Optimizer {
                 let Some(s) = st.sealed.iter().find(|s| s.id() == id) else { return };
                 ("indexing", id, s.data().clone())
             }
-            Task::Vacuum(id) => {
+            Task::Rebuild(ids) => {
                 let mut st = self.state.write();
-                let Some(old) = st.sealed.iter().find(|s| s.id() == id) else { return };
-                let compact = compact(old, st.next_segment_id);
+                let sources: Vec<&Segment> = st.sealed.iter().filter(|s| ids.contains(&s.id())).collect();
+                if sources.len() != ids.len() {
+                    return;
+                }
+                let fresh = compact(&sources, st.next_segment_id);
                 st.next_segment_id += 1;
                 drop(st);
-                self.vacuum(id, compact, config, started);
+                self.rebuild(&ids, fresh, config, started);
                 return;
             }
             Task::Drop(id) => {
@@ -185,14 +203,17 @@ impl Optimizer {
         }
     }
 
-    /// Rebuild a segment from its live points, index it, and swap it for the old one.
-    fn vacuum(&self, old_id: u64, mut fresh: Segment, config: &CollectionConfig, started: Instant) {
-        self.begin("vacuum", fresh.id(), fresh.len());
+    /// Replace sealed segments `old_ids` by one indexed segment holding their live points
+    /// (vacuum for one source, merge for several).
+    fn rebuild(&self, old_ids: &[u64], mut fresh: Segment, config: &CollectionConfig, started: Instant) {
+        self.begin(if old_ids.len() == 1 { "vacuum" } else { "merge" }, fresh.id(), fresh.len());
         let data = fresh.data().clone();
         let result = self.build_index(&data, config).and_then(|index| {
             let mut batch = WriteBatch::new();
             index_store::put_segment(&mut batch, fresh.id(), &data, &index).map_err(|e| e.to_string())?;
-            index_store::delete_segment(&mut batch, old_id);
+            for id in old_ids {
+                index_store::delete_segment(&mut batch, *id);
+            }
             self.store.write(batch, true).map_err(|e| e.to_string())?;
             Ok(index)
         });
@@ -200,16 +221,15 @@ impl Optimizer {
             Ok(index) => {
                 fresh.set_index(Arc::new(index));
                 let mut st = self.state.write();
-                if let Some(pos) = st.sealed.iter().position(|s| s.id() == old_id) {
-                    // Points deleted or rewritten while we worked are dead in the old segment.
-                    let ids: Vec<_> = data.members().map(|(id, _)| id).collect();
-                    for id in ids {
-                        if !st.sealed[pos].contains(&id) {
-                            fresh.delete(&id);
-                        }
+                // Points deleted or rewritten while we worked are no longer live in the sources.
+                let members: Vec<_> = data.members().map(|(id, _)| id).collect();
+                for id in members {
+                    if !st.sealed.iter().any(|s| old_ids.contains(&s.id()) && s.contains(&id)) {
+                        fresh.delete(&id);
                     }
-                    st.sealed[pos] = fresh;
                 }
+                st.sealed.retain(|s| !old_ids.contains(&s.id()));
+                st.sealed.push(fresh);
                 drop(st);
                 self.finish(started, None);
             }
@@ -285,19 +305,25 @@ impl Optimizer {
 enum Task {
     SealAndIndex,
     Index(u64),
-    Vacuum(u64),
+    /// Vacuum (one source) or merge (several) into one new indexed segment.
+    Rebuild(Vec<u64>),
     Drop(u64),
 }
 
-/// A sealed copy of `seg` holding only its live points (same versions).
-fn compact(seg: &Segment, id: u64) -> Segment {
-    let data = seg.data();
+/// Largest segment a merge may produce when `max_segment_size` is not set, in KiB of vectors.
+const DEFAULT_MAX_SEGMENT_KB: usize = 256 * 1024;
+
+/// A sealed segment holding the live points of `sources` (same versions).
+fn compact(sources: &[&Segment], id: u64) -> Segment {
+    let Some(first) = sources.first() else { return Segment::new(id, std::iter::empty()) };
     let columns: Vec<(String, usize, qd_core::Distance)> =
-        data.columns().map(|(n, c)| (n.to_string(), c.dim(), c.distance)).collect();
+        first.data().columns().map(|(n, c)| (n.to_string(), c.dim(), c.distance)).collect();
     let mut fresh = Segment::new(id, columns.iter().map(|(n, d, dist)| (n.as_str(), *d, *dist)));
-    for (pid, version) in data.members() {
-        if seg.contains(&pid) {
-            fresh.upsert(pid, version, &seg.vectors(&pid), seg.payload(&pid).cloned());
+    for seg in sources {
+        for (pid, version) in seg.data().members() {
+            if seg.contains(&pid) {
+                fresh.upsert(pid, version, &seg.vectors(&pid), seg.payload(&pid).cloned());
+            }
         }
     }
     fresh.seal();

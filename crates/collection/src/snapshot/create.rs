@@ -61,10 +61,8 @@ pub fn snapshot_collection<W: Write>(
     let (views, entry) = {
         // Lock in shard order; update workers hold one gate at a time, so this cannot deadlock.
         let _gates: Vec<_> = sources.iter().map(|(_, s)| s.commit_gate.lock()).collect();
-        let views = sources
-            .iter()
-            .map(|(id, s)| s.store.read_view().map(|v| (*id, v)))
-            .collect::<Result<Vec<_>, _>>()?;
+        let views =
+            sources.iter().map(|(id, s)| s.store.read_view().map(|v| (*id, v))).collect::<Result<Vec<_>, _>>()?;
         (views, collection.catalog_entry())
     };
     let ids: Vec<u32> = views.iter().map(|(id, _)| *id).collect();

@@ -101,9 +101,7 @@ pub fn snapshot_registry<W: Write>(
         aliases,
         &tmp,
         dest,
-        &mut |i, w, p| {
-            super::create::snapshot_collection(&collections[i], w, p, &mut no_progress).map(|_| ())
-        },
+        &mut |i, w, p| super::create::snapshot_collection(&collections[i], w, p, &mut no_progress).map(|_| ()),
         progress,
     )
 }

@@ -58,7 +58,8 @@ impl OfflineStorage {
 
     /// The shard databases of a collection, by shard id.
     fn stores(&self, entry: &CatalogEntry) -> Result<Vec<(u32, Arc<dyn KvStore>)>> {
-        let mut ids: Vec<u32> = if entry.config.params.sharding_method == Some(qd_core::config::ShardingMethod::Custom) {
+        let mut ids: Vec<u32> = if entry.config.params.sharding_method == Some(qd_core::config::ShardingMethod::Custom)
+        {
             entry.shard_keys.iter().flat_map(|k| k.shards.iter().copied()).collect()
         } else {
             (0..entry.config.params.shard_number).collect()

@@ -148,8 +148,7 @@ fn read_collection(
     let Some((manifest, config)) = v.head else {
         return Err(invalid("manifest.json is missing"));
     };
-    let found: Vec<ShardSum> =
-        v.counts.into_iter().map(|(shard_id, records)| ShardSum { shard_id, records }).collect();
+    let found: Vec<ShardSum> = v.counts.into_iter().map(|(shard_id, records)| ShardSum { shard_id, records }).collect();
     let mut listed = summary.checksums.shards.clone();
     listed.sort_by_key(|s| s.shard_id);
     if listed != found {

@@ -11,8 +11,8 @@ use serde_json::json;
 
 use super::create::{write_collection, CollectionSource};
 use super::format::{ArchiveWriter, CHUNK_BYTES, FORMAT_VERSION, MANIFEST};
-use super::restore::{restore_into_dir, verify_collection};
 use super::no_progress;
+use super::restore::{restore_into_dir, verify_collection};
 use crate::catalog::CatalogEntry;
 use crate::error::CollectionError;
 use crate::registry::Registry;
@@ -89,9 +89,8 @@ fn round_trip_between_all_backend_pairs() {
             let (bytes, sha) = archive_of(&src, from, "c");
             assert!(bytes.len() > CHUNK_BYTES, "several data files are exercised");
             let layout = StorageLayout::open_or_init(&dir.path().join("target"), to).expect("layout");
-            let report =
-                restore_into_dir(&layout, "d1", &mut bytes.as_slice(), None, Some(&sha), &mut no_progress)
-                    .expect("restore");
+            let report = restore_into_dir(&layout, "d1", &mut bytes.as_slice(), None, Some(&sha), &mut no_progress)
+                .expect("restore");
             assert_eq!(report.records, 2500 + 1 + 1 + 2);
             assert_eq!(report.sha256.as_deref(), Some(sha.as_str()));
             let restored = open_store(to, &layout.shard_db_path("d1", 0)).expect("reopen");
@@ -127,8 +126,7 @@ fn snapshot_is_a_point_in_time_view() {
 fn expect_invalid(bytes: &[u8], checksum: Option<&str>, what: &str) -> String {
     let dir = tempfile::tempdir().expect("tmp");
     let layout = StorageLayout::open_or_init(&dir.path().join("t"), BackendKind::Sqlite).expect("layout");
-    let err = restore_into_dir(&layout, "d", &mut &bytes[..], None, checksum, &mut no_progress)
-        .expect_err(what);
+    let err = restore_into_dir(&layout, "d", &mut &bytes[..], None, checksum, &mut no_progress).expect_err(what);
     let CollectionError::BadRequest(msg) = &err else { panic!("{what}: expected a bad request, got {err}") };
     assert!(verify_collection(&mut &bytes[..], checksum, &mut no_progress).is_err(), "{what}: verify agrees");
     msg.clone()
@@ -193,8 +191,9 @@ fn registry_restore_replaces_atomically_and_failures_keep_the_old_collection() {
         let dir = tempfile::tempdir().expect("tmp");
         let reg = Registry::open(&dir.path().join("s"), backend, CollectionDefaults::default()).expect("open");
         reg.load_all();
-        let create =
-            |size: u64| serde_json::from_value::<CreateCollection>(json!({"vectors": {"size": size, "distance": "Dot"}}));
+        let create = |size: u64| {
+            serde_json::from_value::<CreateCollection>(json!({"vectors": {"size": size, "distance": "Dot"}}))
+        };
         reg.create("four", create(4).expect("req")).expect("create");
         reg.create("eight", create(8).expect("req")).expect("create");
         let (bytes, _, sha) = super::create::snapshot_collection(
@@ -233,6 +232,7 @@ fn registry_restore_replaces_atomically_and_failures_keep_the_old_collection() {
         reg.restore_collection("copy", &mut bytes.as_slice(), None, &opts, &mut no_progress).expect("new");
         assert_eq!(reg.list(), vec!["copy".to_string(), "eight".to_string(), "four".to_string()]);
         reg.shutdown();
+        drop(reg);
 
         // The switch is durable: a restart sees the restored collections.
         let reg = Registry::open(&dir.path().join("s"), backend, CollectionDefaults::default()).expect("reopen");

@@ -246,6 +246,7 @@ pub async fn optimizations(state: State, Path(name): Path<String>) -> ApiResult 
 
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
+#[allow(dead_code)] // placement and initial_state are accepted for compatibility (single node)
 pub struct CreateShardKeyBody {
     pub shard_key: serde_json::Value,
     #[serde(default)]

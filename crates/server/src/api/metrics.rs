@@ -22,7 +22,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use parking_lot::Mutex;
 use qd_collection::operations::ShardStats;
-use qd_collection::shard::Shard as _;
 use qd_collection::Registry;
 use qd_core::config::CollectionConfig;
 use qd_core::filter::{Condition, Filter};
@@ -303,8 +302,9 @@ pub fn gather(registry: &Registry, opts: GatherOptions) -> Vec<CollectionView> {
     for name in registry.list() {
         match registry.get(&name) {
             Ok(c) => {
-                let shards: Vec<ShardStats> = c.shards().iter().map(|s| s.stats()).collect();
-                let running = c.shards().iter().filter(|s| s.optimizations().0.is_some()).count();
+                let shard_set = c.shards();
+                let shards: Vec<ShardStats> = shard_set.iter().map(|s| s.stats()).collect();
+                let running = shard_set.iter().filter(|s| s.optimizations().0.is_some()).count();
                 let error = shards.iter().find_map(|s| s.optimizer_error.clone());
                 let status = if error.is_some() {
                     "red"
@@ -321,7 +321,7 @@ pub fn gather(registry: &Registry, opts: GatherOptions) -> Vec<CollectionView> {
                         .iter()
                         .map(|(v, _)| {
                             let f = Filter::must(vec![Condition::HasVector(v.to_string())]);
-                            (v.to_string(), c.count(Some(&f)).unwrap_or(0))
+                            (v.to_string(), c.count(Some(&f), None).unwrap_or(0))
                         })
                         .collect()
                 } else {
@@ -572,7 +572,11 @@ pub fn render(registry: &Registry, anonymize: bool) -> String {
     for c in &collections {
         for s in &c.shards {
             let shard = s.shard_id.to_string();
-            e.sample("collection_shard_points", &[("collection", &name_of(&c.name)), ("shard", &shard)], s.points_count as f64);
+            e.sample(
+                "collection_shard_points",
+                &[("collection", &name_of(&c.name)), ("shard", &shard)],
+                s.points_count as f64,
+            );
         }
     }
     e.family(
@@ -630,12 +634,8 @@ pub fn render(registry: &Registry, anonymize: bool) -> String {
             "average response duration in REST API",
             (|s: &RestStats| s.sum_seconds / s.count.max(1) as f64) as fn(&RestStats) -> f64,
         ),
-        ("rest_responses_min_duration_seconds", "minimum response duration in REST API", |s: &RestStats| {
-            s.min_seconds
-        }),
-        ("rest_responses_max_duration_seconds", "maximum response duration in REST API", |s: &RestStats| {
-            s.max_seconds
-        }),
+        ("rest_responses_min_duration_seconds", "minimum response duration in REST API", |s: &RestStats| s.min_seconds),
+        ("rest_responses_max_duration_seconds", "maximum response duration in REST API", |s: &RestStats| s.max_seconds),
     ] {
         e.family(name, "gauge", help);
         for (k, s) in &rest {
@@ -688,13 +688,25 @@ pub fn render(registry: &Registry, anonymize: bool) -> String {
     }
     e.family("snapshot_operations_running", "gauge", "snapshot operations in progress by kind");
     for ((k, coll), c) in &snaps {
-        e.sample("snapshot_operations_running", &[("collection", &name_of(coll)), ("kind", k.as_str())], c.running as f64);
+        e.sample(
+            "snapshot_operations_running",
+            &[("collection", &name_of(coll)), ("kind", k.as_str())],
+            c.running as f64,
+        );
     }
     e.family("snapshot_operations_total", "counter", "finished snapshot operations by kind and outcome");
     for ((k, coll), c) in &snaps {
         let n = name_of(coll);
-        e.sample("snapshot_operations_total", &[("collection", &n), ("kind", k.as_str()), ("outcome", "ok")], c.succeeded as f64);
-        e.sample("snapshot_operations_total", &[("collection", &n), ("kind", k.as_str()), ("outcome", "failed")], c.failed as f64);
+        e.sample(
+            "snapshot_operations_total",
+            &[("collection", &n), ("kind", k.as_str()), ("outcome", "ok")],
+            c.succeeded as f64,
+        );
+        e.sample(
+            "snapshot_operations_total",
+            &[("collection", &n), ("kind", k.as_str()), ("outcome", "failed")],
+            c.failed as f64,
+        );
     }
 
     // --- process
@@ -704,19 +716,14 @@ pub fn render(registry: &Registry, anonymize: bool) -> String {
             e.single(name, kind, help, v);
         }
     };
-    opt("memory_resident_bytes", "gauge", "resident memory of the process in bytes", p.resident_bytes.map(|v| v as f64));
     opt(
-        "process_resident_memory_bytes",
+        "memory_resident_bytes",
         "gauge",
-        "resident memory size in bytes",
+        "resident memory of the process in bytes",
         p.resident_bytes.map(|v| v as f64),
     );
-    opt(
-        "process_virtual_memory_bytes",
-        "gauge",
-        "virtual memory size in bytes",
-        p.virtual_bytes.map(|v| v as f64),
-    );
+    opt("process_resident_memory_bytes", "gauge", "resident memory size in bytes", p.resident_bytes.map(|v| v as f64));
+    opt("process_virtual_memory_bytes", "gauge", "virtual memory size in bytes", p.virtual_bytes.map(|v| v as f64));
     opt("process_open_fds", "gauge", "number of open file descriptors", p.open_fds.map(|v| v as f64));
     opt("process_max_fds", "gauge", "maximum number of open file descriptors", p.max_fds.map(|v| v as f64));
     opt("process_threads", "gauge", "number of OS threads used by the process", p.threads.map(|v| v as f64));

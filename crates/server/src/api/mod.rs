@@ -3,11 +3,15 @@
 
 mod auth;
 mod collections;
+mod dashboard;
+pub mod metrics;
 pub mod models;
 mod points;
 mod query;
 pub mod response;
 mod service;
+mod snapshots;
+mod telemetry;
 
 use std::sync::Arc;
 
@@ -78,8 +82,28 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/collections/{name}/shards/delete", post(collections::delete_shard_key))
         .route("/collections/{name}/cluster", get(collections::cluster))
         .route("/collections/{name}/points/{id}", get(points::get_one))
+        // snapshots
+        .route("/collections/{name}/snapshots", get(snapshots::list).post(snapshots::create))
+        .route("/collections/{name}/snapshots/recover", put(snapshots::recover))
+        .route(
+            "/collections/{name}/snapshots/upload",
+            post(snapshots::upload).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
+        .route("/collections/{name}/snapshots/{snapshot}", get(snapshots::download).delete(snapshots::delete))
+        .route("/collections/{name}/restore", post(snapshots::restore))
+        .route("/snapshots", get(snapshots::list_full).post(snapshots::create_full))
+        .route("/snapshots/{snapshot}", get(snapshots::download_full).delete(snapshots::delete_full))
+        // monitoring
+        .route("/metrics", get(metrics::metrics))
+        .route("/telemetry", get(telemetry::telemetry))
+        .route("/cluster", get(telemetry::cluster))
+        .route("/issues", get(telemetry::issues).delete(telemetry::clear_issues))
+        .route("/dashboard", get(dashboard::index))
+        .route("/dashboard/", get(dashboard::index))
+        .route("/dashboard/{file}", get(dashboard::asset))
         .fallback(service::not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::check))
+        .layer(axum::middleware::from_fn(metrics::track)) // monitoring: request metrics and debug logs
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .with_state(state)
 }

@@ -1,0 +1,150 @@
+//! Benchmarks through the collection layer (no HTTP): restart time-to-ready, and ingest /
+//! search throughput by shard count.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use qd_collection::operations::{PointInsert, UpdateOp, WithSelectors};
+use qd_collection::{Registry, SearchRequest};
+use qd_core::config::{CollectionDefaults, CreateCollection};
+use qd_core::vectors::NamedVectors;
+use qd_core::PointId;
+use qd_storage::BackendKind;
+use rayon::prelude::*;
+use serde_json::{json, Value};
+
+use crate::data;
+
+fn create(reg: &Registry, name: &str, dim: usize, shards: u32) -> Result<(), String> {
+    let body: CreateCollection = serde_json::from_value(json!({
+        "vectors": {"size": dim, "distance": "Cosine"},
+        "shard_number": shards,
+    }))
+    .map_err(|e| e.to_string())?;
+    reg.create(name, body).map_err(|e| e.to_string())
+}
+
+/// Upsert `n` points in batches of `batch` from `threads` parallel writers; returns seconds.
+fn ingest(reg: &Registry, name: &str, base: &[f32], dim: usize, batch: usize, threads: usize) -> Result<f64, String> {
+    let c = reg.get(name).map_err(|e| e.to_string())?;
+    let n = base.len() / dim;
+    let chunks: Vec<(usize, usize)> = (0..n).step_by(batch).map(|s| (s, (s + batch).min(n))).collect();
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).build().map_err(|e| e.to_string())?;
+    let t = Instant::now();
+    pool.install(|| {
+        chunks.par_iter().try_for_each(|&(s, e)| {
+            let points = (s..e)
+                .map(|i| PointInsert {
+                    id: PointId::Num(i as u64),
+                    vectors: NamedVectors::from([(String::new(), base[i * dim..(i + 1) * dim].to_vec())]),
+                    payload: None,
+                })
+                .collect();
+            c.update(UpdateOp::Upsert(points), true, None).map(|_| ()).map_err(|e| e.to_string())
+        })
+    })?;
+    Ok(t.elapsed().as_secs_f64())
+}
+
+fn wait_indexed(reg: &Registry, name: &str, timeout: Duration) -> Result<f64, String> {
+    let t = Instant::now();
+    loop {
+        let info = reg.info(name).map_err(|e| e.to_string())?;
+        if info.status == "green" {
+            return Ok(t.elapsed().as_secs_f64());
+        }
+        if t.elapsed() > timeout {
+            return Err(format!("not indexed after {timeout:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `qd-bench reopen`: ingest N points, let the optimizer index them, stop, then time how long
+/// opening the storage and loading every collection takes (the server's time-to-ready).
+pub fn reopen(dir: &Path, backend: BackendKind, n: usize, dim: usize) -> Result<Value, String> {
+    let base = data::clustered(n, dim, 100, 1);
+    let (ingest_secs, index_secs) = {
+        let reg = Registry::open(dir, backend, CollectionDefaults::default()).map_err(|e| e.to_string())?;
+        reg.load_all();
+        create(&reg, "bench", dim, 1)?;
+        let ingest_secs = ingest(&reg, "bench", &base, dim, 10_000, 2)?;
+        let index_secs = wait_indexed(&reg, "bench", Duration::from_secs(3600))?;
+        reg.shutdown();
+        (ingest_secs, index_secs)
+    };
+    drop(base);
+    let t = Instant::now();
+    let reg = Registry::open(dir, backend, CollectionDefaults::default()).map_err(|e| e.to_string())?;
+    let (loaded, broken) = reg.load_all();
+    let ready_secs = t.elapsed().as_secs_f64();
+    let info = reg.info("bench").map_err(|e| e.to_string())?;
+    reg.shutdown();
+    Ok(json!({
+        "backend": backend.name(), "n": n, "dim": dim,
+        "ingest_secs": ingest_secs, "index_secs": index_secs,
+        "time_to_ready_secs": ready_secs, "collections_loaded": loaded, "broken": broken,
+        "points_after_reopen": info.points_count, "indexed_after_reopen": info.indexed_vectors_count,
+        "rss_after_reopen_bytes": data::rss(),
+    }))
+}
+
+/// `qd-bench shards`: for each shard count, ingest throughput, indexing time, search QPS and
+/// recall@10 (against exact search through the same API).
+pub fn shards(
+    dir: &Path,
+    backend: BackendKind,
+    n: usize,
+    dim: usize,
+    counts: &[u32],
+    queries: usize,
+) -> Result<Value, String> {
+    let base = data::clustered(n, dim, 100, 1);
+    let qs = data::clustered(queries, dim, 100, 2);
+    let threads = rayon::current_num_threads();
+    let mut rows = Vec::new();
+    for &shards in counts {
+        let root = dir.join(format!("shards-{shards}"));
+        let reg = Registry::open(&root, backend, CollectionDefaults::default()).map_err(|e| e.to_string())?;
+        reg.load_all();
+        create(&reg, "bench", dim, shards)?;
+        let ingest_secs = ingest(&reg, "bench", &base, dim, 1_000, threads.max(2))?;
+        let index_secs = wait_indexed(&reg, "bench", Duration::from_secs(3600))?;
+        let c = reg.get("bench").map_err(|e| e.to_string())?;
+        let req = |q: &[f32], exact: bool| SearchRequest {
+            vector_name: String::new(),
+            vector: q.to_vec(),
+            filter: None,
+            limit: 10,
+            offset: 0,
+            score_threshold: None,
+            with: WithSelectors::default(),
+            hnsw_ef: Some(64),
+            exact,
+            shard_key: None,
+        };
+        let run = |exact: bool| -> Result<Vec<Vec<PointId>>, String> {
+            qs.par_chunks(dim)
+                .map(|q| {
+                    c.search(&req(q, exact)).map(|h| h.into_iter().map(|p| p.id).collect()).map_err(|e| e.to_string())
+                })
+                .collect()
+        };
+        let truth = run(true)?;
+        let t = Instant::now();
+        let got = run(false)?;
+        let qps = queries as f64 / t.elapsed().as_secs_f64();
+        let hits: usize = got.iter().zip(&truth).map(|(g, t)| g.iter().filter(|i| t.contains(i)).count()).sum();
+        rows.push(json!({
+            "shards": shards,
+            "ingest_points_per_sec": n as f64 / ingest_secs,
+            "index_secs": index_secs,
+            "search_qps": qps,
+            "recall_at_10": hits as f64 / (queries * 10) as f64,
+        }));
+        reg.shutdown();
+        drop(reg);
+        let _ = std::fs::remove_dir_all(&root);
+    }
+    Ok(json!({ "backend": backend.name(), "n": n, "dim": dim, "threads": threads, "rows": rows }))
+}

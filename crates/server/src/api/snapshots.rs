@@ -1,0 +1,467 @@
+//! Snapshot endpoints, in Qdrant's paths and shapes:
+//!
+//! * `POST/GET /collections/{name}/snapshots`, `GET/DELETE /collections/{name}/snapshots/{snapshot}`
+//! * `PUT /collections/{name}/snapshots/recover` (`file://` or `http://` location)
+//! * `POST /collections/{name}/snapshots/upload` (multipart field `snapshot`)
+//! * `POST /collections/{name}/restore` (`{"snapshot": "path on the server"}`)
+//! * `POST/GET /snapshots`, `GET/DELETE /snapshots/{snapshot}` (full storage)
+//!
+//! Files are written and read on the blocking pool and streamed (downloads, uploads and URL
+//! fetches never hold a snapshot in memory). Uploads and URL downloads land in the storage's
+//! `tmp/` directory and are removed when the request ends, whatever its outcome.
+
+use std::path::{Path as FsPath, PathBuf};
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Multipart, Path};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt;
+use qd_collection::snapshot::{self, full, no_progress, RestoreOptions, SnapshotDescription, SnapshotDir};
+use qd_collection::{CollectionError, Registry};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::response::{ok, ApiError, ApiResult, Body as JsonBody, Params};
+use super::{blocking, State};
+
+/// `?wait=` (default true, as in Qdrant) plus the upload's `priority` and `checksum`.
+#[allow(dead_code)] // priority is validated, not acted on (a single node has no replicas)
+#[derive(Debug, Deserialize, Default)]
+pub struct SnapshotParams {
+    #[serde(default)]
+    pub wait: Option<bool>,
+    #[serde(default)]
+    pub priority: Option<Priority>,
+    #[serde(default)]
+    pub checksum: Option<String>,
+}
+
+/// Qdrant's `SnapshotPriority`. On a single node all three mean: the snapshot's data replaces
+/// the collection.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    NoSync,
+    Snapshot,
+    Replica,
+}
+
+#[allow(dead_code)] // priority: see `Priority`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecoverBody {
+    pub location: String,
+    #[serde(default)]
+    pub priority: Option<Priority>,
+    #[serde(default)]
+    pub checksum: Option<String>,
+    /// Sent as the `api-key` header when the location is a URL.
+    #[serde(default)]
+    pub api_key: Option<String>,
+}
+
+/// This project's seed form: restore from a file on the server.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreBody {
+    pub snapshot: String,
+    #[serde(default)]
+    pub checksum: Option<String>,
+}
+
+fn snapshots(state: &State) -> SnapshotDir {
+    SnapshotDir::new(state.settings.storage.snapshots_path.clone())
+}
+
+fn wait(p: &SnapshotParams) -> bool {
+    p.wait.unwrap_or(true)
+}
+
+/// Qdrant's answer to `wait=false`: 202 with `status: "accepted"`.
+fn accepted(started: Instant) -> Response {
+    (
+        StatusCode::ACCEPTED,
+        axum::Json(json!({ "result": null, "status": "accepted", "time": started.elapsed().as_secs_f64() })),
+    )
+        .into_response()
+}
+
+fn checksum_param(c: Option<String>) -> Result<Option<String>, ApiError> {
+    match c.map(|c| c.trim().to_ascii_lowercase()).filter(|c| !c.is_empty()) {
+        Some(c) if c.len() != 64 || !c.bytes().all(|b| b.is_ascii_hexdigit()) => Err(ApiError::bad_request(format!(
+            "Bad request: checksum must be a sha256 in hex (64 characters), got {c:?}"
+        ))),
+        other => Ok(other),
+    }
+}
+
+/// The name snapshots of `name` are filed under: the collection's own name (aliases resolve);
+/// a collection that exists but cannot serve (loading, damaged) keeps its name.
+fn collection_name(reg: &Registry, name: &str) -> Result<String, ApiError> {
+    match reg.get(name) {
+        Ok(c) => Ok(c.name().to_string()),
+        Err(_) if reg.exists(name) => Ok(name.to_string()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Run `job` now, or in the background with `wait=false` (errors are logged).
+async fn run<T: serde::Serialize + Send + 'static>(
+    started: Instant,
+    wait: bool,
+    what: &'static str,
+    job: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> ApiResult {
+    if wait {
+        let r = blocking(job).await?;
+        Ok(ok(started, r))
+    } else {
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = job() {
+                tracing::error!(error = %e.message, "{what} failed");
+            }
+        });
+        Ok(accepted(started))
+    }
+}
+
+// ---- collection snapshots ----
+
+pub async fn create(state: State, Path(name): Path<String>, Params(p): Params<SnapshotParams>) -> ApiResult {
+    let t = Instant::now();
+    let reg = state.registry.clone();
+    // Unknown or unavailable collections answer at once, also with wait=false.
+    let collection = reg.get(&name)?;
+    let dir = snapshots(&state).collection_dir(collection.name())?;
+    run(t, wait(&p), "snapshot creation", move || {
+        let base = format!("{}-{}", collection.name(), snapshot::name_timestamp(chrono::Utc::now()));
+        let desc = SnapshotDir::write_new(&dir, &base, |w, path| {
+            let (_, size, sha) = snapshot::snapshot_collection(&collection, w, path, &mut no_progress)?;
+            Ok((size, sha))
+        })?;
+        tracing::info!(collection = %collection.name(), snapshot = %desc.name, size = desc.size, "snapshot created");
+        Ok(desc)
+    })
+    .await
+}
+
+pub async fn list(state: State, Path(name): Path<String>) -> ApiResult {
+    let t = Instant::now();
+    let reg = state.registry.clone();
+    let dirs = snapshots(&state);
+    let list: Vec<SnapshotDescription> = blocking(move || {
+        let dir = dirs.collection_dir(&collection_name(&reg, &name)?)?;
+        Ok(SnapshotDir::list(&dir)?)
+    })
+    .await?;
+    Ok(ok(t, list))
+}
+
+pub async fn download(state: State, Path((name, snapshot)): Path<(String, String)>) -> ApiResult {
+    let reg = state.registry.clone();
+    let dir = snapshots(&state).collection_dir(&collection_name(&reg, &name)?)?;
+    stream_file(SnapshotDir::existing(&dir, &snapshot)?).await
+}
+
+pub async fn delete(
+    state: State,
+    Path((name, snapshot)): Path<(String, String)>,
+    Params(p): Params<SnapshotParams>,
+) -> ApiResult {
+    let t = Instant::now();
+    let dir = snapshots(&state).collection_dir(&collection_name(&state.registry, &name)?)?;
+    SnapshotDir::existing(&dir, &snapshot)?;
+    run(t, wait(&p), "snapshot deletion", move || {
+        SnapshotDir::delete(&dir, &snapshot)?;
+        Ok(true)
+    })
+    .await
+}
+
+/// Restore `file` as collection `name`, then drop `temp` (a downloaded or uploaded file).
+async fn restore_file(
+    state: &State,
+    started: Instant,
+    wait: bool,
+    name: String,
+    file: PathBuf,
+    checksum: Option<String>,
+    temp: Option<TempPath>,
+) -> ApiResult {
+    let reg = state.registry.clone();
+    run(started, wait, "snapshot recovery", move || {
+        let _temp = temp;
+        let mut f = std::fs::File::open(&file)
+            .map_err(|e| ApiError::not_found(format!("Not found: snapshot file {}: {e}", file.display())))?;
+        let total = f.metadata().ok().map(|m| m.len());
+        let opts = RestoreOptions { checksum, replace_existing: true, at_startup: false };
+        reg.restore_collection(&name, &mut f, total, &opts, &mut no_progress)?;
+        Ok(true)
+    })
+    .await
+}
+
+/// `PUT /collections/{name}/snapshots/recover`.
+pub async fn recover(
+    state: State,
+    Path(name): Path<String>,
+    Params(p): Params<SnapshotParams>,
+    JsonBody(body): JsonBody<RecoverBody>,
+) -> ApiResult {
+    let t = Instant::now();
+    qd_collection::registry::validate_collection_name(&name)?;
+    let checksum = checksum_param(body.checksum)?;
+    let location = body.location.trim().to_string();
+    let lower = location.to_ascii_lowercase();
+    if lower.starts_with("http://") || lower.starts_with("https://") {
+        if lower.starts_with("https://") {
+            return Err(ApiError::bad_request(
+                "Bad request: https:// snapshot locations are not supported by this server (it is built without a \
+                 TLS client); fetch the file yourself and use /snapshots/upload, or an http:// or file:// location",
+            ));
+        }
+        let temp = TempPath::new(&state.registry.layout().tmp_dir(), "download");
+        if wait(&p) {
+            fetch_url(&location, body.api_key.as_deref(), &temp.0).await?;
+            let file = temp.0.clone();
+            return restore_file(&state, t, true, name, file, checksum, Some(temp)).await;
+        }
+        let state2 = state.clone();
+        tokio::spawn(async move {
+            match fetch_url(&location, body.api_key.as_deref(), &temp.0).await {
+                Ok(_) => {
+                    let file = temp.0.clone();
+                    let _ = restore_file(&state2, t, true, name, file, checksum, Some(temp)).await;
+                }
+                Err(e) => tracing::error!(error = %e.message, "snapshot download failed"),
+            }
+        });
+        return Ok(accepted(t));
+    }
+    let tmp_dir = state.registry.layout().tmp_dir();
+    let dirs = snapshots(&state);
+    let file = blocking(move || Ok(dirs.resolve_local(&location, &tmp_dir)?)).await?;
+    restore_file(&state, t, wait(&p), name, file, checksum, None).await
+}
+
+/// `POST /collections/{name}/restore` with `{"snapshot": "path"}`: a file under the snapshots
+/// path (absolute, or relative to it) or the storage's tmp directory.
+pub async fn restore(
+    state: State,
+    Path(name): Path<String>,
+    Params(p): Params<SnapshotParams>,
+    JsonBody(body): JsonBody<RestoreBody>,
+) -> ApiResult {
+    let t = Instant::now();
+    qd_collection::registry::validate_collection_name(&name)?;
+    let checksum = checksum_param(body.checksum.or(p.checksum.clone()))?;
+    let tmp_dir = state.registry.layout().tmp_dir();
+    let dirs = snapshots(&state);
+    let location = body.snapshot;
+    let file = blocking(move || Ok(dirs.resolve_local(&location, &tmp_dir)?)).await?;
+    restore_file(&state, t, wait(&p), name, file, checksum, None).await
+}
+
+/// `POST /collections/{name}/snapshots/upload?priority=&checksum=`, multipart field `snapshot`.
+pub async fn upload(
+    state: State,
+    Path(name): Path<String>,
+    Params(p): Params<SnapshotParams>,
+    mut multipart: Multipart,
+) -> ApiResult {
+    let t = Instant::now();
+    qd_collection::registry::validate_collection_name(&name)?;
+    let checksum = checksum_param(p.checksum.clone())?;
+    let temp = TempPath::new(&state.registry.layout().tmp_dir(), "upload");
+    let bad = |e: axum::extract::multipart::MultipartError| {
+        ApiError::bad_request(format!("Bad request: multipart upload failed: {}", e.body_text()))
+    };
+    let mut got = false;
+    while let Some(mut field) = multipart.next_field().await.map_err(bad)? {
+        let is_file = field.name() == Some("snapshot") || (field.name().is_none() && field.file_name().is_some());
+        if !is_file {
+            continue;
+        }
+        let mut f = tokio::fs::File::create(&temp.0).await.map_err(|e| internal(&temp.0, e))?;
+        while let Some(chunk) = field.chunk().await.map_err(bad)? {
+            f.write_all(&chunk).await.map_err(|e| internal(&temp.0, e))?;
+        }
+        f.flush().await.map_err(|e| internal(&temp.0, e))?;
+        got = true;
+        break;
+    }
+    if !got {
+        return Err(ApiError::bad_request("Bad request: multipart form field `snapshot` (the file) is missing"));
+    }
+    let file = temp.0.clone();
+    restore_file(&state, t, wait(&p), name, file, checksum, Some(temp)).await
+}
+
+// ---- full-storage snapshots ----
+
+pub async fn create_full(state: State, Params(p): Params<SnapshotParams>) -> ApiResult {
+    let t = Instant::now();
+    let reg = state.registry.clone();
+    let root = snapshots(&state).root().to_path_buf();
+    run(t, wait(&p), "full snapshot creation", move || {
+        let base = format!("full-snapshot-{}", snapshot::name_timestamp(chrono::Utc::now()));
+        let desc = SnapshotDir::write_new(&root, &base, |w, path| {
+            let (_, size, sha) = full::snapshot_registry(&reg, w, path, &mut no_progress)?;
+            Ok((size, sha))
+        })?;
+        tracing::info!(snapshot = %desc.name, size = desc.size, "full snapshot created");
+        Ok(desc)
+    })
+    .await
+}
+
+pub async fn list_full(state: State) -> ApiResult {
+    let t = Instant::now();
+    let root = snapshots(&state).root().to_path_buf();
+    let list = blocking(move || Ok(SnapshotDir::list(&root)?)).await?;
+    Ok(ok(t, list))
+}
+
+pub async fn download_full(state: State, Path(snapshot): Path<String>) -> ApiResult {
+    stream_file(SnapshotDir::existing(snapshots(&state).root(), &snapshot)?).await
+}
+
+pub async fn delete_full(state: State, Path(snapshot): Path<String>, Params(p): Params<SnapshotParams>) -> ApiResult {
+    let t = Instant::now();
+    let root = snapshots(&state).root().to_path_buf();
+    SnapshotDir::existing(&root, &snapshot)?;
+    run(t, wait(&p), "snapshot deletion", move || {
+        SnapshotDir::delete(&root, &snapshot)?;
+        Ok(true)
+    })
+    .await
+}
+
+// ---- helpers ----
+
+fn internal(path: &FsPath, e: std::io::Error) -> ApiError {
+    ApiError::from(CollectionError::Storage(qd_storage::StorageError::io(path, e)))
+}
+
+/// A file in the storage's tmp directory, removed when dropped.
+pub struct TempPath(PathBuf);
+
+impl TempPath {
+    fn new(tmp_dir: &FsPath, what: &str) -> Self {
+        let _ = std::fs::create_dir_all(tmp_dir);
+        TempPath(tmp_dir.join(format!("{what}-{}.snapshot", uuid::Uuid::new_v4().simple())))
+    }
+}
+
+impl Drop for TempPath {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Stream a file as the response body, a chunk at a time.
+async fn stream_file(path: PathBuf) -> ApiResult {
+    let file = tokio::fs::File::open(&path).await.map_err(|e| internal(&path, e))?;
+    let len = file.metadata().await.map_err(|e| internal(&path, e))?.len();
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("snapshot").to_string();
+    let stream = futures_util::stream::unfold(Some(file), |state| async move {
+        let mut f = state?;
+        let mut buf = vec![0u8; 256 << 10];
+        match f.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<Bytes, std::io::Error>(Bytes::from(buf)), Some(f)))
+            }
+            Err(e) => Some((Err(e), None)),
+        }
+    });
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (header::CONTENT_LENGTH, len.to_string()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+/// Fetch `url` (plain http, redirects followed) into `dest`, streaming. Any failure, also
+/// midway, is a 400 naming the URL; the caller removes the partial file.
+async fn fetch_url(url: &str, api_key: Option<&str>, dest: &FsPath) -> Result<u64, ApiError> {
+    let bad = |m: String| ApiError::bad_request(format!("Bad request: cannot fetch snapshot from {url}: {m}"));
+    let mut current = url.to_string();
+    for _ in 0..5 {
+        let uri: axum::http::Uri = current.parse().map_err(|e| bad(format!("invalid URL: {e}")))?;
+        match uri.scheme_str() {
+            Some("http") => {}
+            Some("https") => return Err(bad("redirected to https://, which this server cannot fetch".into())),
+            _ => return Err(bad("only http:// URLs are supported".into())),
+        }
+        let host = uri.host().ok_or_else(|| bad("the URL has no host".into()))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        let port = uri.port_u16().unwrap_or(80);
+        let stream =
+            tokio::time::timeout(Duration::from_secs(30), tokio::net::TcpStream::connect((host.as_str(), port)))
+                .await
+                .map_err(|_| bad("connection timed out".into()))?
+                .map_err(|e| bad(format!("cannot connect: {e}")))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| bad(e.to_string()))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let authority = uri.authority().map(|a| a.as_str().to_string()).unwrap_or(host.clone());
+        let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let mut req = axum::http::Request::get(path).header(header::HOST, authority.as_str());
+        if let Some(k) = api_key {
+            req = req.header("api-key", k);
+        }
+        let req = req.body(http_body_util::Empty::<Bytes>::new()).map_err(|e| bad(e.to_string()))?;
+        let resp = tokio::time::timeout(Duration::from_secs(60), sender.send_request(req))
+            .await
+            .map_err(|_| bad("no response within 60 s".into()))?
+            .map_err(|e| bad(e.to_string()))?;
+        let status = resp.status();
+        if status.is_redirection() {
+            let loc = resp.headers().get(header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
+            if loc.starts_with('/') {
+                current = format!("http://{authority}{loc}");
+            } else if !loc.is_empty() {
+                current = loc.to_string();
+            } else {
+                return Err(bad(format!("HTTP {status} without a Location")));
+            }
+            continue;
+        }
+        if !status.is_success() {
+            return Err(bad(format!("the server answered HTTP {status}")));
+        }
+        let mut body = resp.into_body();
+        let mut f = tokio::fs::File::create(dest).await.map_err(|e| internal(dest, e))?;
+        let mut n = 0u64;
+        loop {
+            let frame = tokio::time::timeout(Duration::from_secs(120), body.frame())
+                .await
+                .map_err(|_| bad(format!("stalled after {n} bytes")))?;
+            match frame {
+                None => break,
+                Some(Err(e)) => return Err(bad(format!("the transfer failed after {n} bytes: {e}"))),
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        f.write_all(&data).await.map_err(|e| internal(dest, e))?;
+                        n += data.len() as u64;
+                    }
+                }
+            }
+        }
+        f.flush().await.map_err(|e| internal(dest, e))?;
+        return Ok(n);
+    }
+    Err(bad("too many redirects".into()))
+}
