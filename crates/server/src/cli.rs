@@ -30,6 +30,16 @@ pub struct Cli {
     /// Accepted for compatibility with Qdrant's flags; telemetry is never sent anywhere.
     #[arg(long = "disable-telemetry", hide = true)]
     pub disable_telemetry: bool,
+    /// Restore a collection snapshot at start-up, before serving: `FILE:COLLECTION`
+    /// (repeatable). An existing collection is kept unless --force-snapshot.
+    #[arg(long = "snapshot", value_name = "FILE:COLLECTION")]
+    pub snapshot: Vec<String>,
+    /// Restore a full-storage snapshot (every collection and alias) at start-up.
+    #[arg(long = "storage-snapshot", value_name = "FILE")]
+    pub storage_snapshot: Option<PathBuf>,
+    /// Let --snapshot / --storage-snapshot replace collections that already exist.
+    #[arg(long = "force-snapshot")]
+    pub force_snapshot: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -42,9 +52,20 @@ pub enum Command {
         #[arg(long)]
         url: Option<String>,
     },
+    /// Offline snapshot tools on the storage directory (stop the server first):
+    /// create, restore, inspect, verify.
+    Snapshot {
+        #[command(subcommand)]
+        action: crate::snapshot_cli::SnapshotCommand,
+    },
 }
 
 impl Cli {
+    /// The start-up restores asked for with --snapshot / --storage-snapshot.
+    pub fn startup_restores(&self) -> Result<crate::snapshot_cli::StartupRestores, String> {
+        crate::snapshot_cli::StartupRestores::parse(&self.snapshot, self.storage_snapshot.clone(), self.force_snapshot)
+    }
+
     pub fn overrides(&self) -> FlagOverrides {
         FlagOverrides {
             backend: self.storage.clone(),

@@ -6,6 +6,7 @@ mod api;
 mod cli;
 mod healthcheck;
 mod settings;
+mod snapshot_cli;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -29,6 +30,17 @@ fn main() -> ExitCode {
     if let Some(Command::Healthcheck { url }) = &cli.command {
         return healthcheck::run(url.as_deref(), &settings);
     }
+    if let Some(Command::Snapshot { action }) = &cli.command {
+        init_logging(&settings);
+        return snapshot_cli::run(action, &settings);
+    }
+    let restores = match cli.startup_restores() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("qdrant: {e}");
+            return ExitCode::from(2);
+        }
+    };
     init_logging(&settings);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
@@ -37,7 +49,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(settings)) {
+    match runtime.block_on(serve(settings, restores)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("qdrant: {e:#}");
@@ -57,7 +69,7 @@ fn init_logging(settings: &Settings) {
     }
 }
 
-async fn serve(settings: Settings) -> anyhow::Result<()> {
+async fn serve(settings: Settings, restores: snapshot_cli::StartupRestores) -> anyhow::Result<()> {
     let backend = settings.backend().map_err(anyhow::Error::msg)?;
     let root = settings.storage.storage_path.clone();
     let registry = {
@@ -70,6 +82,11 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         format_version = FORMAT_VERSION,
         "storage opened"
     );
+    if !restores.is_empty() {
+        // Before the port is bound and before collections load: a failed restore stops start-up.
+        let registry = registry.clone();
+        tokio::task::spawn_blocking(move || snapshot_cli::startup_restore(&registry, &restores)).await??;
+    }
     let addr = format!("{}:{}", settings.service.host, settings.service.http_port);
     let listener =
         tokio::net::TcpListener::bind(&addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
