@@ -81,6 +81,7 @@ impl RestStats {
 }
 
 /// What a snapshot operation was; the label `kind` of the snapshot metrics.
+#[allow(dead_code)] // the snapshot API below is called by the snapshot handlers
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum SnapshotKind {
     Create,
@@ -120,6 +121,7 @@ pub fn global() -> &'static Metrics {
     &METRICS
 }
 
+#[allow(dead_code)] // snapshot_* are called by the snapshot handlers
 impl Metrics {
     /// Count one REST response.
     pub fn record_rest(&self, method: &str, endpoint: &str, status: u16, elapsed: Duration) {
@@ -171,6 +173,7 @@ impl Metrics {
 /// Marks a snapshot operation as running until it is finished with [`SnapshotGuard::success`]
 /// or [`SnapshotGuard::failure`]; dropping it unfinished (an early `?` return, a panic) counts
 /// a failure.
+#[allow(dead_code)]
 #[must_use = "the operation counts as running until the guard is finished or dropped"]
 pub struct SnapshotGuard {
     kind: SnapshotKind,
@@ -178,6 +181,7 @@ pub struct SnapshotGuard {
     done: bool,
 }
 
+#[allow(dead_code)]
 impl SnapshotGuard {
     pub fn success(mut self) {
         self.finish(true);
@@ -211,6 +215,7 @@ impl Drop for SnapshotGuard {
 /// let result = create_snapshot(...);
 /// if result.is_ok() { guard.success() } else { guard.failure() }
 /// ```
+#[allow(dead_code)]
 pub fn snapshot_started(kind: SnapshotKind, collection: &str) -> SnapshotGuard {
     global().snapshot_begin(kind, collection);
     SnapshotGuard { kind, collection: collection.to_string(), done: false }
@@ -218,6 +223,7 @@ pub fn snapshot_started(kind: SnapshotKind, collection: &str) -> SnapshotGuard {
 
 /// Report a finished snapshot operation that was not tracked with [`snapshot_started`] (a
 /// download, a delete).
+#[allow(dead_code)]
 pub fn record_snapshot(kind: SnapshotKind, collection: &str, ok: bool) {
     global().snapshot_end(kind, collection, ok, false);
 }
