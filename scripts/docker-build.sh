@@ -23,7 +23,7 @@ while [ "$#" -gt 0 ]; do
   case "$1" in
     --no-cargo) run_cargo=0 ;;
     --image) image=${2:?--image needs a name}; shift ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && !/^#/ {exit} NR > 1 {sub(/^# ?/, ""); print}' "$0"; exit 0 ;;
     *) echo "docker-build: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
   shift

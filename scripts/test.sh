@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every test: Rust unit + integration tests (real binary, both backends), then the Python suite
-# that drives the real server through the official qdrant-client.
+# that drives the real server through the official qdrant-client, then the Docker deployment
+# (tests/docker/test_docker.sh; skipped without a Docker engine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -11,3 +12,6 @@ cargo test --workspace --all-targets
 echo "== python tests (qdrant-client against the real server)"
 cargo build --bin qdrant
 QDRANT_BIN="$PWD/target/debug/qdrant" .venv/bin/python -m pytest tests/python -q -p no:cacheprovider
+
+echo "== docker tests (skipped when no Docker engine is reachable)"
+tests/docker/test_docker.sh

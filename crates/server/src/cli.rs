@@ -30,6 +30,12 @@ pub struct Cli {
     /// Accepted for compatibility with Qdrant's flags; telemetry is never sent anywhere.
     #[arg(long = "disable-telemetry", hide = true)]
     pub disable_telemetry: bool,
+    /// Cluster mode is not implemented: accepted so Qdrant command lines start, with a warning.
+    #[arg(long = "uri", hide = true)]
+    pub uri: Option<String>,
+    /// Cluster mode is not implemented: accepted so Qdrant command lines start, with a warning.
+    #[arg(long = "bootstrap", hide = true)]
+    pub bootstrap: Option<String>,
     /// Restore a collection snapshot at start-up, before serving: `FILE:COLLECTION`
     /// (repeatable). An existing collection is kept unless --force-snapshot.
     #[arg(long = "snapshot", value_name = "FILE:COLLECTION")]

@@ -32,6 +32,9 @@ fn main() -> ExitCode {
     }
     if let Some(Command::Snapshot { action }) = &cli.command {
         init_logging(&settings);
+    if cli.uri.is_some() || cli.bootstrap.is_some() {
+        tracing::warn!("--uri/--bootstrap given: cluster mode is not implemented yet; running as a single node");
+    }
         return snapshot_cli::run(action, &settings);
     }
     let restores = match cli.startup_restores() {
@@ -62,7 +65,8 @@ fn init_logging(settings: &Settings) {
     let level = settings.log_level.to_ascii_lowercase();
     let filter =
         tracing_subscriber::EnvFilter::try_new(&level).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     match settings.log_format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),

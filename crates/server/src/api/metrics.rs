@@ -376,8 +376,12 @@ pub fn gather(registry: &Registry, opts: GatherOptions) -> Vec<CollectionView> {
     out
 }
 
-/// A stable, non-reversible stand-in for a name (FNV-1a 64), for `anonymize=true`.
+/// A stable, non-reversible stand-in for a name (FNV-1a 64), for `anonymize=true`; the empty
+/// name (the unnamed vector) stays empty.
 pub fn anonymize_name(name: &str) -> String {
+    if name.is_empty() {
+        return String::new();
+    }
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in name.as_bytes() {
         h ^= u64::from(*b);

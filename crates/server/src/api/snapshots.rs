@@ -24,6 +24,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::metrics::{self, SnapshotKind};
 use super::response::{ok, ApiError, ApiResult, Body as JsonBody, Params};
 use super::{blocking, State};
 
@@ -108,22 +109,32 @@ fn collection_name(reg: &Registry, name: &str) -> Result<String, ApiError> {
     }
 }
 
-/// Run `job` now, or in the background with `wait=false` (errors are logged).
+/// Run `job` now, or in the background with `wait=false` (errors are logged), counted in the
+/// snapshot metrics as an operation of `kind` on `collection` ("" for the whole storage).
 async fn run<T: serde::Serialize + Send + 'static>(
     started: Instant,
     wait: bool,
-    what: &'static str,
+    kind: SnapshotKind,
+    collection: String,
     job: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> ApiResult {
+    let job = move || {
+        let guard = metrics::snapshot_started(kind, &collection);
+        let r = job();
+        match &r {
+            Ok(_) => guard.success(),
+            Err(e) => {
+                tracing::warn!(collection = %collection, error = %e.message, "snapshot {} failed", kind.as_str());
+                guard.failure()
+            }
+        }
+        r
+    };
     if wait {
         let r = blocking(job).await?;
         Ok(ok(started, r))
     } else {
-        tokio::task::spawn_blocking(move || {
-            if let Err(e) = job() {
-                tracing::error!(error = %e.message, "{what} failed");
-            }
-        });
+        tokio::task::spawn_blocking(job);
         Ok(accepted(started))
     }
 }
@@ -136,7 +147,7 @@ pub async fn create(state: State, Path(name): Path<String>, Params(p): Params<Sn
     // Unknown or unavailable collections answer at once, also with wait=false.
     let collection = reg.get(&name)?;
     let dir = snapshots(&state).collection_dir(collection.name())?;
-    run(t, wait(&p), "snapshot creation", move || {
+    run(t, wait(&p), SnapshotKind::Create, collection.name().to_string(), move || {
         let base = format!("{}-{}", collection.name(), snapshot::name_timestamp(chrono::Utc::now()));
         let desc = SnapshotDir::write_new(&dir, &base, |w, path| {
             let (_, size, sha) = snapshot::snapshot_collection(&collection, w, path, &mut no_progress)?;
@@ -162,8 +173,14 @@ pub async fn list(state: State, Path(name): Path<String>) -> ApiResult {
 
 pub async fn download(state: State, Path((name, snapshot)): Path<(String, String)>) -> ApiResult {
     let reg = state.registry.clone();
-    let dir = snapshots(&state).collection_dir(&collection_name(&reg, &name)?)?;
-    stream_file(SnapshotDir::existing(&dir, &snapshot)?).await
+    let name = collection_name(&reg, &name)?;
+    let dir = snapshots(&state).collection_dir(&name)?;
+    let r = match SnapshotDir::existing(&dir, &snapshot) {
+        Ok(p) => stream_file(p).await,
+        Err(e) => Err(e.into()),
+    };
+    metrics::record_snapshot(SnapshotKind::Download, &name, r.is_ok());
+    r
 }
 
 pub async fn delete(
@@ -172,27 +189,44 @@ pub async fn delete(
     Params(p): Params<SnapshotParams>,
 ) -> ApiResult {
     let t = Instant::now();
-    let dir = snapshots(&state).collection_dir(&collection_name(&state.registry, &name)?)?;
-    SnapshotDir::existing(&dir, &snapshot)?;
-    run(t, wait(&p), "snapshot deletion", move || {
-        SnapshotDir::delete(&dir, &snapshot)?;
-        Ok(true)
-    })
-    .await
+    let name = collection_name(&state.registry, &name)?;
+    let dir = snapshots(&state).collection_dir(&name)?;
+    delete_in(t, wait(&p), dir, snapshot, name).await
+}
+
+/// Delete snapshot `snapshot` in `dir` (404 at once if it does not exist).
+async fn delete_in(t: Instant, wait: bool, dir: PathBuf, snapshot: String, collection: String) -> ApiResult {
+    if let Err(e) = SnapshotDir::existing(&dir, &snapshot) {
+        metrics::record_snapshot(SnapshotKind::Delete, &collection, false);
+        return Err(e.into());
+    }
+    let job = move || {
+        let r = SnapshotDir::delete(&dir, &snapshot);
+        metrics::record_snapshot(SnapshotKind::Delete, &collection, r.is_ok());
+        Ok(r.map(|_| true)?)
+    };
+    if wait {
+        Ok(ok(t, blocking(job).await?))
+    } else {
+        tokio::task::spawn_blocking(job);
+        Ok(accepted(t))
+    }
 }
 
 /// Restore `file` as collection `name`, then drop `temp` (a downloaded or uploaded file).
+#[allow(clippy::too_many_arguments)]
 async fn restore_file(
     state: &State,
     started: Instant,
     wait: bool,
+    kind: SnapshotKind,
     name: String,
     file: PathBuf,
     checksum: Option<String>,
     temp: Option<TempPath>,
 ) -> ApiResult {
     let reg = state.registry.clone();
-    run(started, wait, "snapshot recovery", move || {
+    run(started, wait, kind, name.clone(), move || {
         let _temp = temp;
         let mut f = std::fs::File::open(&file)
             .map_err(|e| ApiError::not_found(format!("Not found: snapshot file {}: {e}", file.display())))?;
@@ -227,16 +261,19 @@ pub async fn recover(
         if wait(&p) {
             fetch_url(&location, body.api_key.as_deref(), &temp.0).await?;
             let file = temp.0.clone();
-            return restore_file(&state, t, true, name, file, checksum, Some(temp)).await;
+            return restore_file(&state, t, true, SnapshotKind::Restore, name, file, checksum, Some(temp)).await;
         }
         let state2 = state.clone();
         tokio::spawn(async move {
             match fetch_url(&location, body.api_key.as_deref(), &temp.0).await {
                 Ok(_) => {
                     let file = temp.0.clone();
-                    let _ = restore_file(&state2, t, true, name, file, checksum, Some(temp)).await;
+                    let _ = restore_file(&state2, t, true, SnapshotKind::Restore, name, file, checksum, Some(temp)).await;
                 }
-                Err(e) => tracing::error!(error = %e.message, "snapshot download failed"),
+                Err(e) => {
+                    metrics::record_snapshot(SnapshotKind::Restore, &name, false);
+                    tracing::error!(error = %e.message, "snapshot download failed")
+                }
             }
         });
         return Ok(accepted(t));
@@ -244,7 +281,7 @@ pub async fn recover(
     let tmp_dir = state.registry.layout().tmp_dir();
     let dirs = snapshots(&state);
     let file = blocking(move || Ok(dirs.resolve_local(&location, &tmp_dir)?)).await?;
-    restore_file(&state, t, wait(&p), name, file, checksum, None).await
+    restore_file(&state, t, wait(&p), SnapshotKind::Restore, name, file, checksum, None).await
 }
 
 /// `POST /collections/{name}/restore` with `{"snapshot": "path"}`: a file under the snapshots
@@ -262,7 +299,7 @@ pub async fn restore(
     let dirs = snapshots(&state);
     let location = body.snapshot;
     let file = blocking(move || Ok(dirs.resolve_local(&location, &tmp_dir)?)).await?;
-    restore_file(&state, t, wait(&p), name, file, checksum, None).await
+    restore_file(&state, t, wait(&p), SnapshotKind::Restore, name, file, checksum, None).await
 }
 
 /// `POST /collections/{name}/snapshots/upload?priority=&checksum=`, multipart field `snapshot`.
@@ -297,7 +334,7 @@ pub async fn upload(
         return Err(ApiError::bad_request("Bad request: multipart form field `snapshot` (the file) is missing"));
     }
     let file = temp.0.clone();
-    restore_file(&state, t, wait(&p), name, file, checksum, Some(temp)).await
+    restore_file(&state, t, wait(&p), SnapshotKind::Upload, name, file, checksum, Some(temp)).await
 }
 
 // ---- full-storage snapshots ----
@@ -306,7 +343,7 @@ pub async fn create_full(state: State, Params(p): Params<SnapshotParams>) -> Api
     let t = Instant::now();
     let reg = state.registry.clone();
     let root = snapshots(&state).root().to_path_buf();
-    run(t, wait(&p), "full snapshot creation", move || {
+    run(t, wait(&p), SnapshotKind::Create, String::new(), move || {
         let base = format!("full-snapshot-{}", snapshot::name_timestamp(chrono::Utc::now()));
         let desc = SnapshotDir::write_new(&root, &base, |w, path| {
             let (_, size, sha) = full::snapshot_registry(&reg, w, path, &mut no_progress)?;
@@ -326,18 +363,18 @@ pub async fn list_full(state: State) -> ApiResult {
 }
 
 pub async fn download_full(state: State, Path(snapshot): Path<String>) -> ApiResult {
-    stream_file(SnapshotDir::existing(snapshots(&state).root(), &snapshot)?).await
+    let r = match SnapshotDir::existing(snapshots(&state).root(), &snapshot) {
+        Ok(p) => stream_file(p).await,
+        Err(e) => Err(e.into()),
+    };
+    metrics::record_snapshot(SnapshotKind::Download, "", r.is_ok());
+    r
 }
 
 pub async fn delete_full(state: State, Path(snapshot): Path<String>, Params(p): Params<SnapshotParams>) -> ApiResult {
     let t = Instant::now();
     let root = snapshots(&state).root().to_path_buf();
-    SnapshotDir::existing(&root, &snapshot)?;
-    run(t, wait(&p), "snapshot deletion", move || {
-        SnapshotDir::delete(&root, &snapshot)?;
-        Ok(true)
-    })
-    .await
+    delete_in(t, wait(&p), root, snapshot, String::new()).await
 }
 
 // ---- helpers ----

@@ -228,10 +228,12 @@
       ctx.stroke();
       ctx.fillText(fmtBytes((max * (4 - i)) / 4), 4, y + 4);
     }
-    ctx.fillText(Math.round((HISTORY_LEN * INTERVAL_MS) / 1000) + " s window", pad.l, h - 5);
-    const xs = (i) => pad.l + ((w - pad.l - pad.r) * i) / Math.max(1, HISTORY_LEN - 1);
+    ctx.fillText("last " + Math.round((hist.length * INTERVAL_MS) / 1000) + " s, every " + INTERVAL_MS / 1000 + " s", pad.l, h - 5);
+    // The x axis spans the samples so far (at least 20 slots), up to HISTORY_LEN.
+    const slots = Math.min(HISTORY_LEN, Math.max(20, hist.length));
+    const xs = (i) => pad.l + ((w - pad.l - pad.r) * i) / Math.max(1, slots - 1);
     const ys = (v) => h - pad.b - ((h - pad.t - pad.b) * v) / max;
-    const offset = HISTORY_LEN - hist.length;
+    const offset = 0;
     for (const [key, color] of [
       ["ram", "#3b6fd8"],
       ["disk", "#8a93a6"],

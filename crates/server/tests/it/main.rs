@@ -5,5 +5,6 @@ mod api;
 mod common;
 mod durability;
 mod indexing;
+mod monitoring;
 mod sharding;
 mod startup;
