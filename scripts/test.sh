@@ -6,12 +6,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 
-echo "== cargo test (workspace)"
-cargo test --workspace --all-targets
+# One profile for everything (release): the tests, the Python suite and the Docker image all use
+# the same build, so a clean run compiles the workspace once.
+echo "== cargo test (workspace, release profile)"
+cargo test --release --workspace --all-targets
 
 echo "== python tests (qdrant-client against the real server)"
-cargo build --bin qdrant
-QDRANT_BIN="$PWD/target/debug/qdrant" .venv/bin/python -m pytest tests/python -q -p no:cacheprovider
+cargo build --release --bin qdrant
+QDRANT_BIN="$PWD/target/release/qdrant" .venv/bin/python -m pytest tests/python -q -p no:cacheprovider
 
 echo "== docker tests (skipped when no Docker engine is reachable)"
 tests/docker/test_docker.sh
