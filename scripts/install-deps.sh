@@ -2,12 +2,13 @@
 # Installs what building and testing need on a fresh Debian machine; safe to run again.
 #   - libclang-dev: bindgen for the RocksDB bindings
 #   - librocksdb-dev: the RocksDB library we link (a clean build then takes seconds, not ~12 min)
+#   - chromium: the dashboard's end-to-end test (headless)
 #   - a Python venv in .venv with the official qdrant-client for the compatibility tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in libclang-dev librocksdb-dev pkg-config; do
+for pkg in libclang-dev librocksdb-dev pkg-config chromium; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ "${#need[@]}" -gt 0 ]; then
@@ -18,7 +19,7 @@ if [ "${#need[@]}" -gt 0 ]; then
 fi
 
 if [ "${1:-}" != "--no-python" ]; then
-  if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import qdrant_client, pytest" 2>/dev/null; then
+  if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import qdrant_client, pytest, prometheus_client" 2>/dev/null; then
     echo "creating .venv with the Python test requirements"
     python3 -m venv .venv
     .venv/bin/pip install -q --upgrade pip >/dev/null

@@ -15,5 +15,8 @@ echo "== python tests (qdrant-client against the real server)"
 cargo build --release --bin qdrant
 QDRANT_BIN="$PWD/target/release/qdrant" .venv/bin/python -m pytest tests/python -q -p no:cacheprovider
 
+echo "== dashboard end to end (headless Chromium; skips when chromium is absent)"
+QDRANT_BIN="$PWD/target/release/qdrant" .venv/bin/python -m pytest tests/dashboard -q -p no:cacheprovider -rs
+
 echo "== docker tests (skipped when no Docker engine is reachable)"
 tests/docker/test_docker.sh

@@ -32,9 +32,9 @@ fn main() -> ExitCode {
     }
     if let Some(Command::Snapshot { action }) = &cli.command {
         init_logging(&settings);
-    if cli.uri.is_some() || cli.bootstrap.is_some() {
-        tracing::warn!("--uri/--bootstrap given: cluster mode is not implemented yet; running as a single node");
-    }
+        if cli.uri.is_some() || cli.bootstrap.is_some() {
+            tracing::warn!("--uri/--bootstrap given: cluster mode is not implemented yet; running as a single node");
+        }
         return snapshot_cli::run(action, &settings);
     }
     let restores = match cli.startup_restores() {

@@ -210,7 +210,10 @@ fn restore_file(
     let mut progress = |p: Progress| bar.update(p);
     let out = if offline::is_full_snapshot(file)? {
         if collection.is_some() {
-            anyhow::bail!("{} is a full-storage snapshot: it restores every collection, drop --collection", file.display());
+            anyhow::bail!(
+                "{} is a full-storage snapshot: it restores every collection, drop --collection",
+                file.display()
+            );
         }
         let r = full::restore_full(registry, file, opts, &mut progress)?;
         let mut s = format!("restored {} collection(s) and {} alias(es)", r.restored.len(), r.aliases);
@@ -246,9 +249,17 @@ fn inspect(file: &Path, as_json: bool) -> anyhow::Result<()> {
     let m = &v["manifest"];
     println!("file:      {} ({})", file.display(), mib(v["size"].as_u64().unwrap_or(0)));
     println!("format:    {} version {}", m["format"].as_str().unwrap_or("?"), m["format_version"]);
-    println!("taken:     {} by version {}", m["snapshot_created_at"].as_str().unwrap_or("?"), m["software_version"].as_str().unwrap_or("?"));
+    println!(
+        "taken:     {} by version {}",
+        m["snapshot_created_at"].as_str().unwrap_or("?"),
+        m["software_version"].as_str().unwrap_or("?")
+    );
     if let Some(c) = m["collection"].as_str() {
-        println!("collection: {c} (created {}), from a {} storage", m["created_at"].as_str().unwrap_or("?"), m["source_backend"].as_str().unwrap_or("?"));
+        println!(
+            "collection: {c} (created {}), from a {} storage",
+            m["created_at"].as_str().unwrap_or("?"),
+            m["source_backend"].as_str().unwrap_or("?")
+        );
         println!("vectors:   {}", m["config"]["params"]["vectors"]);
         println!("records:   {} in {} data bytes", v["records"], v["data_bytes"]);
         for s in v["shards"].as_array().into_iter().flatten() {
@@ -258,7 +269,14 @@ fn inspect(file: &Path, as_json: bool) -> anyhow::Result<()> {
         println!("collections: {}", m["collections"]);
         println!("aliases:   {}", m["aliases"]);
     }
-    println!("complete:  {}", if v["complete"].as_bool() == Some(true) { "yes (checksums.json present; run verify to check the data)" } else { "NO: checksums.json missing (truncated?)" });
+    println!(
+        "complete:  {}",
+        if v["complete"].as_bool() == Some(true) {
+            "yes (checksums.json present; run verify to check the data)"
+        } else {
+            "NO: checksums.json missing (truncated?)"
+        }
+    );
     Ok(())
 }
 

@@ -438,10 +438,7 @@ impl LocalShard {
     /// Work the optimizer will pick up: a sealed segment waiting for its index, or an
     /// appendable segment over the indexing threshold.
     fn pending_optimization(&self, st: &ShardState) -> bool {
-        let threshold = self.shared.config.read().optimizer_config.indexing_threshold.unwrap_or(0);
-        let dims: usize = st.columns.iter().map(|(_, d, _)| *d).sum();
-        let over = threshold > 0 && st.appendable.len() > 0 && st.appendable.len() * dims * 4 / 1024 >= threshold;
-        over || st.sealed.iter().any(|s| s.index().is_none())
+        super::optimizer::has_work(st, &self.shared.config.read())
     }
 }
 

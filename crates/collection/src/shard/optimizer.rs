@@ -104,45 +104,7 @@ impl Optimizer {
 
     /// The next thing worth doing, if any.
     fn plan(&self, config: &CollectionConfig) -> Option<Task> {
-        let state = self.state.read();
-        let opt = &config.optimizer_config;
-        let dims: usize = state.columns.iter().map(|(_, d, _)| *d).sum();
-        let appendable_kb = state.appendable.len() * dims * 4 / 1024;
-        match opt.indexing_threshold {
-            Some(t) if t > 0 && appendable_kb >= t && state.appendable.len() > 0 => return Some(Task::SealAndIndex),
-            _ => {}
-        }
-        for s in &state.sealed {
-            if s.is_empty() {
-                return Some(Task::Drop(s.id()));
-            }
-            if s.index().is_none() {
-                return Some(Task::Index(s.id()));
-            }
-            let slots = s.slots();
-            if slots >= opt.vacuum_min_vector_number
-                && slots > 0
-                && s.deleted_count() as f64 / slots as f64 > opt.deleted_threshold
-            {
-                return Some(Task::Rebuild(vec![s.id()]));
-            }
-        }
-        // Too many sealed segments: merge the two smallest if the result stays under the limit.
-        let target = match opt.default_segment_number {
-            0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2),
-            n => n,
-        };
-        if state.sealed.len() > target {
-            let max_kb = opt.max_segment_size.unwrap_or(DEFAULT_MAX_SEGMENT_KB);
-            let mut by_size: Vec<(usize, u64)> = state.sealed.iter().map(|s| (s.len(), s.id())).collect();
-            by_size.sort_unstable();
-            if let [(a, ida), (b, idb), ..] = by_size[..] {
-                if (a + b) * dims * 4 / 1024 <= max_kb {
-                    return Some(Task::Rebuild(vec![ida, idb]));
-                }
-            }
-        }
-        None
+        plan(&self.state.read(), config)
     }
 
     fn execute(&self, task: Task, config: &CollectionConfig) {
@@ -300,6 +262,54 @@ impl Optimizer {
         }
         Ok(SegmentIndex { graphs })
     }
+}
+
+/// The next optimization a shard needs, if any (also tells whether the collection is yellow).
+fn plan(state: &ShardState, config: &CollectionConfig) -> Option<Task> {
+    let opt = &config.optimizer_config;
+
+    let dims: usize = state.columns.iter().map(|(_, d, _)| *d).sum();
+    let appendable_kb = state.appendable.len() * dims * 4 / 1024;
+    match opt.indexing_threshold {
+        Some(t) if t > 0 && appendable_kb >= t && state.appendable.len() > 0 => return Some(Task::SealAndIndex),
+        _ => {}
+    }
+    for s in &state.sealed {
+        if s.is_empty() {
+            return Some(Task::Drop(s.id()));
+        }
+        if s.index().is_none() {
+            return Some(Task::Index(s.id()));
+        }
+        let slots = s.slots();
+        if slots >= opt.vacuum_min_vector_number
+            && slots > 0
+            && s.deleted_count() as f64 / slots as f64 > opt.deleted_threshold
+        {
+            return Some(Task::Rebuild(vec![s.id()]));
+        }
+    }
+    // Too many sealed segments: merge the two smallest if the result stays under the limit.
+    let target = match opt.default_segment_number {
+        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2),
+        n => n,
+    };
+    if state.sealed.len() > target {
+        let max_kb = opt.max_segment_size.unwrap_or(DEFAULT_MAX_SEGMENT_KB);
+        let mut by_size: Vec<(usize, u64)> = state.sealed.iter().map(|s| (s.len(), s.id())).collect();
+        by_size.sort_unstable();
+        if let [(a, ida), (b, idb), ..] = by_size[..] {
+            if (a + b) * dims * 4 / 1024 <= max_kb {
+                return Some(Task::Rebuild(vec![ida, idb]));
+            }
+        }
+    }
+    None
+}
+
+/// Whether the optimizer has work pending for this shard state.
+pub fn has_work(state: &ShardState, config: &CollectionConfig) -> bool {
+    plan(state, config).is_some()
 }
 
 enum Task {

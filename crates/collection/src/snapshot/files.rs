@@ -143,12 +143,12 @@ impl SnapshotDir {
             if let Ok(d) = File::open(dir) {
                 let _ = d.sync_all();
             }
-            Ok(SnapshotDescription {
-                name: name.clone(),
-                creation_time: Some(super::creation_time(chrono::Utc::now())),
-                size,
-                checksum: Some(sha),
-            })
+            // Described from the file itself, so listings later show exactly this.
+            let meta = fs::metadata(&final_path).map_err(|e| io_err(&final_path, e))?;
+            let mut d = describe(dir, &name, &meta);
+            d.size = size;
+            d.checksum = Some(sha);
+            Ok(d)
         })();
         if result.is_err() {
             let _ = fs::remove_file(&partial);

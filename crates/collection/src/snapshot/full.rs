@@ -76,8 +76,9 @@ pub fn write_full<W: Write>(
         write_one(i, &mut w, &tmp.0)?;
         let mut f = w.into_inner().map_err(|e| io(&tmp.0, e.into_error()))?;
         let size = f.stream_position().map_err(|e| io(&tmp.0, e))?;
-        f.rewind().map_err(|e| io(&tmp.0, e))?;
-        aw.add_reader(&nested_path(i), size, f).map_err(|e| io(dest, e))?;
+        drop(f);
+        let f = File::open(&tmp.0).map_err(|e| io(&tmp.0, e))?;
+        aw.add_reader(&nested_path(i), size, std::io::BufReader::with_capacity(1 << 20, f)).map_err(|e| io(dest, e))?;
         progress(Progress { bytes: aw.bytes(), total: None, records: 0 });
     }
     aw.finish(Vec::new()).map_err(|e| io(dest, e))

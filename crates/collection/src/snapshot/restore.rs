@@ -26,6 +26,9 @@ use crate::error::Result;
 
 /// Bytes of keys and values buffered per shard before a write batch is committed.
 const BATCH_BYTES: usize = 4 << 20;
+/// Bytes buffered over all shards before every pending batch is committed (data files come
+/// shard by shard, so normally one shard has a pending batch; this bounds the worst case).
+const TOTAL_BATCH_BYTES: usize = 32 << 20;
 
 /// How a restore treats what is already there.
 #[derive(Debug, Clone, Default)]
@@ -194,6 +197,8 @@ struct StoreSink<'a> {
     dir_id: &'a str,
     /// By shard id: the new database and its pending batch with its size.
     stores: BTreeMap<u32, (Arc<dyn KvStore>, WriteBatch, usize)>,
+    /// Bytes pending over all shards.
+    pending: usize,
 }
 
 impl Sink for StoreSink<'_> {
@@ -212,15 +217,24 @@ impl Sink for StoreSink<'_> {
         let Some((store, batch, bytes)) = self.stores.get_mut(&shard) else {
             return Err(invalid(format!("record for unknown shard {shard}")));
         };
-        *bytes += key.len() + value.len() + 16;
+        let size = key.len() + value.len() + 16;
+        *bytes += size;
+        self.pending += size;
         batch.put(table, key, value);
+        // Batches are not synced one by one: the final flush makes everything durable before
+        // the catalog switch, and a crash before that leaves an unreferenced directory that
+        // the next start removes.
         if *bytes >= BATCH_BYTES {
-            let b = std::mem::take(batch);
+            self.pending -= *bytes;
             *bytes = 0;
-            // Not synced one by one: the final flush makes everything durable before the
-            // catalog switch, and a crash before that leaves an unreferenced directory that
-            // the next start removes.
-            store.write(b, false)?;
+            store.write(std::mem::take(batch), false)?;
+        }
+        if self.pending >= TOTAL_BATCH_BYTES {
+            for (store, batch, bytes) in self.stores.values_mut() {
+                *bytes = 0;
+                store.write(std::mem::take(batch), false)?;
+            }
+            self.pending = 0;
         }
         Ok(())
     }
@@ -236,7 +250,7 @@ pub fn restore_into_dir(
     checksum: Option<&str>,
     progress: ProgressFn<'_>,
 ) -> Result<Restored> {
-    let mut sink = StoreSink { layout, dir_id, stores: BTreeMap::new() };
+    let mut sink = StoreSink { layout, dir_id, stores: BTreeMap::new(), pending: 0 };
     let report = read_collection(source, total, checksum, false, &mut sink, progress)?;
     for (store, batch, _) in std::mem::take(&mut sink.stores).into_values() {
         store.write(batch, true)?;

@@ -1,6 +1,9 @@
 //! Parallel graph construction and group ("payload") links.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicU64, AtomicUsize,
+    Ordering::{Acquire, Relaxed, Release},
+};
 
 use parking_lot::Mutex;
 use qd_core::distance::Scorer;
@@ -84,7 +87,14 @@ fn build_with<V: Vecs>(
 ) -> Result<(Links, u32), Cancelled> {
     let m = m.max(2);
     let m0 = 2 * m;
-    let levels = random_levels(n, m, seed);
+    #[allow(unused_mut)]
+    let mut levels = random_levels(n, m, seed);
+    #[cfg(test)]
+    if let Some(l) = std::env::var("TEST_LEVELS").ok().and_then(|p| std::fs::read(p).ok()) {
+        if l.len() == n {
+            levels = l;
+        }
+    }
     // Only a gigantic graph could overflow the upper array; it then stays flat (still correct).
     let links = match Links::new(m, m0, levels) {
         Some(l) => l,
@@ -93,23 +103,24 @@ fn build_with<V: Vecs>(
     if n == 0 {
         return Ok((links, 0));
     }
-    // The first node of the highest level is the fixed entry point; it is inserted first
-    // (it has no neighbours yet), so no insertion ever needs to change it.
-    let entry = links.levels.iter().position(|&l| l as usize == links.max_level).unwrap_or(0) as u32;
+    // Node 0 starts as the entry point; a node whose level tops the current one becomes the
+    // new entry once linked (as in the original algorithm).
     let builder = Builder {
         links,
         vecs,
         scorer,
         ef_construct: ef_construct.max(m),
-        entry,
+        top: AtomicU64::new(0),
+        top_lock: Mutex::new(()),
         locks: (0..n).map(|_| Mutex::new(())).collect(),
         scratch: ScratchPool::new(n),
     };
+    builder.top.store(pack_top(0, builder.links.level_of(0)), Relaxed);
     let insert = |i: usize| -> Result<(), Cancelled> {
         if stop.load(Relaxed) {
             return Err(Cancelled);
         }
-        if i as u32 != entry {
+        if i != 0 {
             let mut s = builder.scratch.get();
             builder.insert(i as u32, &mut s);
             builder.scratch.put(s);
@@ -117,12 +128,22 @@ fn build_with<V: Vecs>(
         progress.fetch_add(1, Relaxed);
         Ok(())
     };
+    insert(0)?;
     if parallel {
-        (0..n).into_par_iter().with_min_len(16).try_for_each(insert)?;
+        (1..n).into_par_iter().with_min_len(16).try_for_each(insert)?;
     } else {
-        (0..n).try_for_each(insert)?;
+        (1..n).try_for_each(insert)?;
     }
+    let (entry, _) = unpack_top(builder.top.load(Relaxed));
     Ok((builder.links, entry))
+}
+
+fn pack_top(entry: u32, level: usize) -> u64 {
+    ((level as u64) << 32) | entry as u64
+}
+
+fn unpack_top(v: u64) -> (u32, usize) {
+    (v as u32, (v >> 32) as usize)
 }
 
 struct Builder<'a, V> {
@@ -130,7 +151,10 @@ struct Builder<'a, V> {
     vecs: &'a V,
     scorer: Scorer,
     ef_construct: usize,
-    entry: u32,
+    /// Current entry point and its level (`pack_top`).
+    top: AtomicU64,
+    /// Held for the whole insertion of a node that raises the top level.
+    top_lock: Mutex<()>,
     /// One lock per node, held while its lists are written.
     locks: Vec<Mutex<()>>,
     scratch: ScratchPool,
@@ -141,8 +165,15 @@ impl<V: Vecs> Builder<'_, V> {
         let links = &self.links;
         let qv = self.vecs.get(q);
         let lq = links.level_of(q);
-        let top = links.max_level;
-        let mut cur = Near { score: self.scorer.score(qv, self.vecs.get(self.entry)), id: self.entry };
+        let (mut entry, mut top) = unpack_top(self.top.load(Acquire));
+        let _raise = if lq > top {
+            let guard = self.top_lock.lock();
+            (entry, top) = unpack_top(self.top.load(Acquire));
+            (lq > top).then_some(guard)
+        } else {
+            None
+        };
+        let mut cur = Near { score: self.scorer.score(qv, self.vecs.get(entry)), id: entry };
         for level in (lq + 1..=top).rev() {
             cur = greedy(links, self.vecs, self.scorer, qv, cur, level);
         }
@@ -167,6 +198,9 @@ impl<V: Vecs> Builder<'_, V> {
             cur = best;
         }
         s.selected = selected;
+        if lq > top {
+            self.top.store(pack_top(q, lq), Release);
+        }
     }
 
     /// Adds `q` to `e`'s list at `level`; a full list is re-pruned with the heuristic over its

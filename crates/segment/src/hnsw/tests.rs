@@ -449,6 +449,24 @@ fn bench_100k() {
             });
         }
         let secs = t.elapsed().as_secs_f64();
+        if std::env::var("BENCH_CPU").is_ok() {
+            // Single thread, timed by this thread's CPU time (robust on a busy machine).
+            let cpu = || {
+                std::fs::read_to_string("/proc/thread-self/schedstat")
+                    .ok()
+                    .and_then(|s| s.split_whitespace().next().and_then(|x| x.parse::<u64>().ok()))
+                    .unwrap_or(0)
+            };
+            let c0 = cpu();
+            let mut done = 0usize;
+            while cpu() - c0 < 2_000_000_000 {
+                for q in 0..queries.len() as u32 {
+                    std::hint::black_box(g.search(&data, d, queries.vector(q), 10, ef, None));
+                }
+                done += queries.len();
+            }
+            eprintln!("ef {ef:4}: single-thread CPU QPS {:.0}", done as f64 / ((cpu() - c0) as f64 / 1e9));
+        }
         let scored: usize =
             (0..queries.len() as u32).map(|q| search_graph(&g, &data, d, queries.vector(q), 10, ef, None).1).sum();
         eprintln!(

@@ -38,7 +38,10 @@ pub async fn check(State(state): State<Arc<AppState>>, req: Request, next: Next)
     if service.api_key.is_none() && service.read_only_api_key.is_none() {
         return next.run(req).await;
     }
-    if OPEN_PATHS.contains(&req.uri().path()) {
+    // The dashboard's static files: a browser cannot send a header when opening a page; the
+    // page itself sends the key with every API call.
+    let path = req.uri().path();
+    if OPEN_PATHS.contains(&path) || path == "/dashboard" || path.starts_with("/dashboard/") {
         return next.run(req).await;
     }
     let key = presented_key(&req);

@@ -268,7 +268,8 @@ pub async fn recover(
             match fetch_url(&location, body.api_key.as_deref(), &temp.0).await {
                 Ok(_) => {
                     let file = temp.0.clone();
-                    let _ = restore_file(&state2, t, true, SnapshotKind::Restore, name, file, checksum, Some(temp)).await;
+                    let _ =
+                        restore_file(&state2, t, true, SnapshotKind::Restore, name, file, checksum, Some(temp)).await;
                 }
                 Err(e) => {
                     metrics::record_snapshot(SnapshotKind::Restore, &name, false);

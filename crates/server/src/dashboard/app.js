@@ -469,7 +469,7 @@
           { "data-id": JSON.stringify(p.id) },
           cell("id", JSON.stringify(p.id), String(p.id)),
           cell("score", p.score === undefined ? "" : p.score, p.score === undefined ? "" : Number(p.score).toFixed(4), "num"),
-          el("td", { "data-field": "payload" }, el("pre", { class: "payload" }, JSON.stringify(p.payload, null, 1)))
+          el("td", { "data-field": "payload" }, el("pre", { class: "payload" }, JSON.stringify(p.payload)))
         )
       )
     );

@@ -7,4 +7,5 @@ mod durability;
 mod indexing;
 mod monitoring;
 mod sharding;
+mod snapshots;
 mod startup;

@@ -143,7 +143,11 @@ fn metrics_reflect_collections_and_requests(backend: &str) {
         ]})),
     );
     for _ in 0..3 {
-        s.ok("POST", "/collections/secret_name/points/search", Some(&json!({"vector": [1.0, 0.0, 0.0, 0.0], "limit": 3})));
+        s.ok(
+            "POST",
+            "/collections/secret_name/points/search",
+            Some(&json!({"vector": [1.0, 0.0, 0.0, 0.0], "limit": 3})),
+        );
     }
     let (st, _) = s.call("GET", "/collections/does_not_exist", None);
     assert_eq!(st, 404);
@@ -193,8 +197,12 @@ fn metrics_reflect_collections_and_requests(backend: &str) {
         let got = one(&samples, "collection_shard_points", &[("collection", "secret_name"), ("shard", &id)]);
         assert_eq!(got, sh["points_count"].as_f64().expect("n"));
     }
-    let sum_of = |field: &str| info["shards"].as_array().expect("shards").iter().map(|s| s[field].as_f64().unwrap_or(0.0)).sum::<f64>();
-    for (kind, field) in [("vectors", "ram_vectors_bytes"), ("payload", "ram_payload_bytes"), ("index", "ram_index_bytes")] {
+    let sum_of = |field: &str| {
+        info["shards"].as_array().expect("shards").iter().map(|s| s[field].as_f64().unwrap_or(0.0)).sum::<f64>()
+    };
+    for (kind, field) in
+        [("vectors", "ram_vectors_bytes"), ("payload", "ram_payload_bytes"), ("index", "ram_index_bytes")]
+    {
         assert_eq!(
             one(&samples, "collection_ram_bytes", &[("collection", "secret_name"), ("kind", kind)]),
             sum_of(field),
@@ -252,7 +260,9 @@ fn metrics_reflect_collections_and_requests(backend: &str) {
     // The metrics request itself is counted on the next scrape.
     let (_, _, again) = get_text(&s, "/metrics");
     let (_, again) = parse_exposition(&again);
-    assert!(one(&again, "rest_responses_total", &[("method", "GET"), ("endpoint", "/metrics"), ("status", "200")]) >= 2.0);
+    assert!(
+        one(&again, "rest_responses_total", &[("method", "GET"), ("endpoint", "/metrics"), ("status", "200")]) >= 2.0
+    );
 }
 
 #[test]
