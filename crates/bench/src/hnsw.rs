@@ -11,7 +11,7 @@ use qd_segment::hnsw::{exact_search, DenseVectors, HnswGraph, HnswParams};
 use rayon::prelude::*;
 use serde_json::{json, Value};
 
-use crate::data;
+use qd_bench::data;
 
 pub struct Args {
     pub n: usize,

@@ -7,9 +7,10 @@
 //! ```
 //! Each prints one JSON document on stdout.
 
-mod data;
 mod hnsw;
 mod server;
+
+use qd_bench::data;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

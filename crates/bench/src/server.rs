@@ -13,7 +13,7 @@ use qd_storage::BackendKind;
 use rayon::prelude::*;
 use serde_json::{json, Value};
 
-use crate::data;
+use qd_bench::data;
 
 fn create(reg: &Registry, name: &str, dim: usize, shards: u32) -> Result<(), String> {
     let body: CreateCollection = serde_json::from_value(json!({

@@ -111,6 +111,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     })?;
     let create_s = t.elapsed().as_secs_f64();
     let file = snaps.join(&desc.name);
+    // The references copy the collection's files at rest.
+    drop(c);
+    reg.shutdown();
+    drop(reg);
     let cp_dir_s = sh(&format!("cp -r '{}' '{}' && sync", coll_dir.display(), base.join("copy-of-dir").display()));
     let tar_dir_s = sh(&format!("tar cf '{}' -C '{}' . && sync", base.join("dir.tar").display(), coll_dir.display()));
 
@@ -126,9 +130,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     snapshot::restore::restore_into_dir(&layout, "d", &mut f, None, None, &mut no_progress)?;
     let stream_s = t.elapsed().as_secs_f64();
     let restored_bytes = du(&layout.collection_dir("d"));
-    drop(c);
-    reg.shutdown();
-    drop(reg);
     let reg2 = Registry::open(&base.join("storage2"), to, CollectionDefaults::default())?;
     reg2.load_all();
     let t = Instant::now();

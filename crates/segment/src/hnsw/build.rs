@@ -87,14 +87,7 @@ fn build_with<V: Vecs>(
 ) -> Result<(Links, u32), Cancelled> {
     let m = m.max(2);
     let m0 = 2 * m;
-    #[allow(unused_mut)]
-    let mut levels = random_levels(n, m, seed);
-    #[cfg(test)]
-    if let Some(l) = std::env::var("TEST_LEVELS").ok().and_then(|p| std::fs::read(p).ok()) {
-        if l.len() == n {
-            levels = l;
-        }
-    }
+    let levels = random_levels(n, m, seed);
     // Only a gigantic graph could overflow the upper array; it then stays flat (still correct).
     let links = match Links::new(m, m0, levels) {
         Some(l) => l,

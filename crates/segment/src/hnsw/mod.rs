@@ -18,8 +18,9 @@
 //! Construction follows the usual HNSW algorithm: random levels with `mult = 1/ln(m)`, greedy
 //! descent on upper levels, `ef_construct` beam search per level, neighbour selection by the
 //! diversity heuristic, back-links with heuristic re-pruning when a list is full. All levels
-//! are drawn up front from `seed`, and the first node with the highest level is inserted
-//! first, so the entry point never changes during the build (no global lock).
+//! are drawn up front from `seed`; node 0 is the first entry point and a node whose level
+//! tops the current one becomes the entry once linked (its insertion holds a global lock;
+//! that happens about log(n) times). A one-thread build is deterministic.
 //!
 //! Searches reuse pooled scratch (visited list with generation counters plus the two heaps).
 
@@ -169,7 +170,7 @@ pub struct Cancelled;
 /// scores takes the [`VectorSource`] the graph was built from.
 pub struct HnswGraph {
     links: Links,
-    /// Entry point: the first node with the highest level (meaningless when empty).
+    /// Entry point: a node of the highest level (meaningless when empty).
     entry: u32,
     ef_construct: usize,
     max_threads: usize,

@@ -173,7 +173,7 @@ fn filtered_recall_1_percent_and_group_links_help() {
     let d = Distance::Cosine;
     let n = 10_000;
     let data = clustered(n, 32, 40, 4, d);
-    let queries = clustered(150, 32, 40, 4_000_004, d);
+    let queries = clustered(100, 32, 40, 4_000_004, d);
     // One thread: a deterministic graph, so the comparison below is stable.
     let mut g = build(&data, d, &params(16, 100, 1));
     // Ten disjoint "payload values" of ~1% each; the filter is the first one.
