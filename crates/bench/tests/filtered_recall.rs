@@ -30,6 +30,7 @@ fn bucket(i: usize) -> u64 {
 }
 
 #[test]
+#[cfg_attr(debug_assertions, ignore = "needs an optimised build: run with --release (scripts/test.sh does)")]
 fn filtered_recall_at_default_settings() {
     let dir = tempfile::tempdir().expect("tmp");
     let reg = Registry::open(dir.path(), BackendKind::Rocksdb, CollectionDefaults::default()).expect("open");

@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! cargo run --release -p qd-collection --example snapshot_bench -- \
-//!     [--points 200000] [--dim 128] [--shards 1] [--backend rocksdb|sqlite] [--to rocksdb|sqlite] [--dir /tmp/x]
+//!     [--points 200000] [--dim 128] [--shards 1] [--backend rocksdb|sqlite] [--to rocksdb|sqlite]
+//!     [--dir /tmp/x] [--settle 5] [--keep]
 //! ```
 //!
 //! Steps: load N random points (indexing off, so only the snapshot is measured) into a fresh
@@ -102,7 +103,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let coll_dir = reg.layout().collection_dir(c.dir());
     let data_bytes = du(&coll_dir);
 
-    // Create.
+    // Create (after the storage settles: background compactions of the load would slow
+    // the first read; `--settle S` seconds, default 5).
+    let settle: u64 = arg(&args, "--settle", "5").parse()?;
+    std::thread::sleep(std::time::Duration::from_secs(settle));
     let snaps = base.join("snapshots");
     let t = Instant::now();
     let desc = SnapshotDir::write_new(&snaps, "bench", |w, p| {

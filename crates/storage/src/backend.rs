@@ -142,6 +142,15 @@ pub trait KvStore: Send + Sync {
         start: Option<&[u8]>,
         visit: &mut dyn FnMut(&[u8], &[u8]) -> ScanControl,
     ) -> Result<(), StorageError>;
+    /// Apply a batch as part of a bulk load into a database nobody reads yet (a restore):
+    /// atomic, but it may skip the write-ahead log, so it is durable only after [`flush`].
+    /// Defaults to an unsynced [`write`].
+    ///
+    /// [`flush`]: KvStore::flush
+    /// [`write`]: KvStore::write
+    fn write_bulk(&self, batch: WriteBatch) -> Result<(), StorageError> {
+        self.write(batch, false)
+    }
     /// Push everything buffered to disk.
     fn flush(&self) -> Result<(), StorageError>;
     /// A consistent, read-only point-in-time view of every table (used by snapshots): writes

@@ -43,16 +43,8 @@ impl RocksStore {
     }
 }
 
-impl KvStore for RocksStore {
-    fn kind(&self) -> BackendKind {
-        BackendKind::Rocksdb
-    }
-
-    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(self.db.get_cf(self.cf(table)?, key)?)
-    }
-
-    fn write(&self, batch: WriteBatch, sync: bool) -> Result<(), StorageError> {
+impl RocksStore {
+    fn write_opts(&self, batch: WriteBatch, wo: &WriteOptions) -> Result<(), StorageError> {
         if batch.is_empty() {
             return Ok(());
         }
@@ -79,10 +71,31 @@ impl KvStore for RocksStore {
                 }
             }
         }
+        self.db.write_opt(wb, wo)?;
+        Ok(())
+    }
+}
+
+impl KvStore for RocksStore {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Rocksdb
+    }
+
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.db.get_cf(self.cf(table)?, key)?)
+    }
+
+    fn write(&self, batch: WriteBatch, sync: bool) -> Result<(), StorageError> {
         let mut wo = WriteOptions::default();
         wo.set_sync(sync);
-        self.db.write_opt(wb, &wo)?;
-        Ok(())
+        self.write_opts(batch, &wo)
+    }
+
+    fn write_bulk(&self, batch: WriteBatch) -> Result<(), StorageError> {
+        // No WAL: the data reaches disk with the memtable flush in `flush`.
+        let mut wo = WriteOptions::default();
+        wo.disable_wal(true);
+        self.write_opts(batch, &wo)
     }
 
     fn scan(

@@ -71,36 +71,20 @@ impl KvStore for SqliteStore {
         // synchronous=FULL makes every commit durable; an unsynced commit would only save the
         // fsync of the WAL, which SQLite cannot skip per transaction without changing the
         // connection-wide pragma, so both paths are durable here.
-        let mut conn = self.conn.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        for op in &batch.ops {
-            match op {
-                BatchOp::Put { table, key, value } => {
-                    let mut st = tx.prepare_cached(&format!(
-                        "INSERT INTO {} (k, v) VALUES (?1, ?2) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
-                        table_sql(*table)
-                    ))?;
-                    st.execute(params![key, value])?;
-                }
-                BatchOp::Delete { table, key } => {
-                    let mut st = tx.prepare_cached(&format!("DELETE FROM {} WHERE k = ?1", table_sql(*table)))?;
-                    st.execute(params![key])?;
-                }
-                BatchOp::DeletePrefix { table, prefix } => match prefix_end(prefix) {
-                    Some(end) => {
-                        let mut st =
-                            tx.prepare_cached(&format!("DELETE FROM {} WHERE k >= ?1 AND k < ?2", table_sql(*table)))?;
-                        st.execute(params![prefix, end])?;
-                    }
-                    None => {
-                        let mut st = tx.prepare_cached(&format!("DELETE FROM {} WHERE k >= ?1", table_sql(*table)))?;
-                        st.execute(params![prefix])?;
-                    }
-                },
-            }
+        write_tx(&mut self.conn.lock(), &batch)
+    }
+
+    fn write_bulk(&self, batch: WriteBatch) -> Result<(), StorageError> {
+        if batch.is_empty() {
+            return Ok(());
         }
-        tx.commit()?;
-        Ok(())
+        // Without fsyncs; `flush` (a checkpoint with synchronous=FULL, which syncs the WAL and
+        // then the database) makes the data durable.
+        let mut conn = self.conn.lock();
+        conn.execute_batch("PRAGMA synchronous=OFF")?;
+        let r = write_tx(&mut conn, &batch);
+        conn.execute_batch("PRAGMA synchronous=FULL")?;
+        r
     }
 
     fn scan(
@@ -185,4 +169,38 @@ impl KvReadView for SqliteView {
     ) -> Result<(), StorageError> {
         scan_conn(&self.conn, table, prefix, start, visit)
     }
+}
+
+fn write_tx(conn: &mut Connection, batch: &WriteBatch) -> Result<(), StorageError> {
+    {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for op in &batch.ops {
+            match op {
+                BatchOp::Put { table, key, value } => {
+                    let mut st = tx.prepare_cached(&format!(
+                        "INSERT INTO {} (k, v) VALUES (?1, ?2) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
+                        table_sql(*table)
+                    ))?;
+                    st.execute(params![key, value])?;
+                }
+                BatchOp::Delete { table, key } => {
+                    let mut st = tx.prepare_cached(&format!("DELETE FROM {} WHERE k = ?1", table_sql(*table)))?;
+                    st.execute(params![key])?;
+                }
+                BatchOp::DeletePrefix { table, prefix } => match prefix_end(prefix) {
+                    Some(end) => {
+                        let mut st =
+                            tx.prepare_cached(&format!("DELETE FROM {} WHERE k >= ?1 AND k < ?2", table_sql(*table)))?;
+                        st.execute(params![prefix, end])?;
+                    }
+                    None => {
+                        let mut st = tx.prepare_cached(&format!("DELETE FROM {} WHERE k >= ?1", table_sql(*table)))?;
+                        st.execute(params![prefix])?;
+                    }
+                },
+            }
+        }
+        tx.commit()?;
+    }
+    Ok(())
 }

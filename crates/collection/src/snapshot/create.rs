@@ -119,13 +119,13 @@ pub fn write_collection<W: Write>(
                 in_chunk += 1;
                 n += 1;
                 if buf.len() >= CHUNK_BYTES {
-                    if let Err(e) = aw.add(&chunk_path(sid, seq), &buf, Some(in_chunk)) {
+                    let data = std::mem::replace(&mut buf, Vec::with_capacity(CHUNK_BYTES + (64 << 10)));
+                    if let Err(e) = aw.add_owned(&chunk_path(sid, seq), data, Some(in_chunk)) {
                         failed = Some(e);
                         return ScanControl::Stop;
                     }
                     total_records += in_chunk;
                     seq += 1;
-                    buf.clear();
                     in_chunk = 0;
                     progress(Progress { bytes: aw.bytes(), total: None, records: total_records });
                 }
@@ -137,9 +137,9 @@ pub fn write_collection<W: Write>(
             counts.insert(table.name().to_string(), n);
         }
         if !buf.is_empty() {
-            aw.add(&chunk_path(sid, seq), &buf, Some(in_chunk)).map_err(|e| write_err(dest, e))?;
+            let data = std::mem::replace(&mut buf, Vec::with_capacity(CHUNK_BYTES + (64 << 10)));
+            aw.add_owned(&chunk_path(sid, seq), data, Some(in_chunk)).map_err(|e| write_err(dest, e))?;
             total_records += in_chunk;
-            buf.clear();
             progress(Progress { bytes: aw.bytes(), total: None, records: total_records });
         }
         shards.push(ShardSum { shard_id: sid, records: counts });

@@ -5,6 +5,7 @@
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::io::{self, BufReader, Read, Write};
+use std::sync::Arc;
 
 use qd_storage::Table;
 use serde::{Deserialize, Serialize};
@@ -150,37 +151,6 @@ pub fn invalid(msg: impl std::fmt::Display) -> CollectionError {
     CollectionError::BadRequest(format!("Invalid snapshot: {msg}"))
 }
 
-/// Counts and (optionally) hashes what passes through to the inner writer.
-pub struct HashingWriter<W> {
-    inner: W,
-    hasher: Sha256,
-    bytes: u64,
-}
-
-impl<W: Write> HashingWriter<W> {
-    pub fn new(inner: W) -> Self {
-        HashingWriter { inner, hasher: Sha256::new(), bytes: 0 }
-    }
-    pub fn bytes(&self) -> u64 {
-        self.bytes
-    }
-    pub fn finish(self) -> (W, u64, String) {
-        (self.inner, self.bytes, hex(&self.hasher.finalize()))
-    }
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.bytes += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 /// Counts and optionally hashes what is read through it.
 pub struct HashingReader<R> {
     inner: R,
@@ -265,64 +235,167 @@ fn read_field(r: &mut impl Read, path: &str, n: u64) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Writes an archive entry by entry, remembering each file's checksum for `checksums.json`.
+/// What the hashing thread of an [`ArchiveWriter`] receives, in archive order.
+enum HashMsg {
+    /// Bytes that belong to no file (headers, padding, the end of the archive).
+    Raw(Vec<u8>),
+    /// A whole file's content.
+    File(Arc<Vec<u8>>),
+    /// Part of a streamed file, ended by `EndFile`.
+    Part(Vec<u8>),
+    EndFile,
+    /// Reply with the per-file checksums so far (every earlier message is hashed by then).
+    Sums(std::sync::mpsc::SyncSender<Vec<String>>),
+}
+
+/// Writes a ustar archive entry by entry. The sha256 of every file and of the whole archive
+/// are computed on a second thread while the caller produces the next data (the two run in
+/// parallel; at most a few chunks are in flight).
 pub struct ArchiveWriter<W: Write> {
-    tar: tar::Builder<HashingWriter<W>>,
-    files: Vec<FileSum>,
+    out: W,
+    bytes: u64,
     mtime: u64,
+    files: Vec<FileSum>,
+    tx: Option<std::sync::mpsc::SyncSender<HashMsg>>,
+    hasher: Option<std::thread::JoinHandle<(String, Vec<String>)>>,
+}
+
+fn hash_thread(rx: std::sync::mpsc::Receiver<HashMsg>) -> (String, Vec<String>) {
+    let mut whole = Sha256::new();
+    let mut file: Option<Sha256> = None;
+    let mut sums = Vec::new();
+    for m in rx {
+        match m {
+            HashMsg::Raw(b) => whole.update(&b),
+            HashMsg::File(d) => {
+                whole.update(d.as_slice());
+                sums.push(hex(&Sha256::digest(d.as_slice())));
+            }
+            HashMsg::Part(b) => {
+                whole.update(&b);
+                file.get_or_insert_with(Sha256::new).update(&b);
+            }
+            HashMsg::EndFile => sums.push(hex(&file.take().unwrap_or_default().finalize())),
+            HashMsg::Sums(reply) => {
+                let _ = reply.send(sums.clone());
+            }
+        }
+    }
+    (hex(&whole.finalize()), sums)
+}
+
+fn hasher_gone() -> io::Error {
+    io::Error::other("snapshot hashing thread stopped")
 }
 
 impl<W: Write> ArchiveWriter<W> {
     pub fn new(out: W, mtime: u64) -> Self {
-        let mut tar = tar::Builder::new(HashingWriter::new(out));
-        tar.mode(tar::HeaderMode::Deterministic);
-        ArchiveWriter { tar, files: Vec::new(), mtime }
+        let (tx, rx) = std::sync::mpsc::sync_channel(4);
+        let hasher = std::thread::Builder::new().name("snapshot-hash".into()).spawn(move || hash_thread(rx)).ok();
+        ArchiveWriter { out, bytes: 0, mtime, files: Vec::new(), tx: Some(tx), hasher }
     }
 
-    fn header(&self, size: u64) -> tar::Header {
+    fn send(&self, m: HashMsg) -> io::Result<()> {
+        self.tx.as_ref().ok_or_else(hasher_gone)?.send(m).map_err(|_| hasher_gone())
+    }
+
+    fn raw(&mut self, bytes: Vec<u8>) -> io::Result<()> {
+        self.out.write_all(&bytes)?;
+        self.bytes += bytes.len() as u64;
+        self.send(HashMsg::Raw(bytes))
+    }
+
+    fn header(&mut self, path: &str, size: u64) -> io::Result<()> {
         let mut h = tar::Header::new_ustar();
+        h.set_path(path)?;
         h.set_size(size);
         h.set_mode(0o644);
         h.set_mtime(self.mtime);
         h.set_entry_type(tar::EntryType::Regular);
-        h
+        h.set_cksum();
+        self.raw(h.as_bytes().to_vec())
+    }
+
+    fn padding(&mut self, size: u64) -> io::Result<()> {
+        let pad = ((512 - size % 512) % 512) as usize;
+        if pad > 0 {
+            self.raw(vec![0u8; pad])?;
+        }
+        Ok(())
     }
 
     /// Bytes written so far.
     pub fn bytes(&mut self) -> u64 {
-        self.tar.get_mut().bytes()
+        self.bytes
     }
 
     pub fn add(&mut self, path: &str, data: &[u8], records: Option<u64>) -> io::Result<()> {
-        let mut h = self.header(data.len() as u64);
-        self.tar.append_data(&mut h, path, data)?;
-        self.files.push(FileSum { path: path.to_string(), size: data.len() as u64, sha256: sha256_hex(data), records });
+        self.add_owned(path, data.to_vec(), records)
+    }
+
+    /// Add a file whose content is handed over (no copy: the hashing thread reads it too).
+    pub fn add_owned(&mut self, path: &str, data: Vec<u8>, records: Option<u64>) -> io::Result<()> {
+        let size = data.len() as u64;
+        self.header(path, size)?;
+        let data = Arc::new(data);
+        self.out.write_all(data.as_slice())?;
+        self.bytes += size;
+        self.send(HashMsg::File(data))?;
+        self.padding(size)?;
+        self.files.push(FileSum { path: path.to_string(), size, sha256: String::new(), records });
         Ok(())
     }
 
     /// Add a file of known `size` streamed from `r` (a nested snapshot).
     pub fn add_reader(&mut self, path: &str, size: u64, r: impl Read) -> io::Result<()> {
-        let mut h = self.header(size);
-        let mut hr = HashingReader::new(r.take(size), true);
-        self.tar.append_data(&mut h, path, &mut hr)?;
-        let (got, sha) = hr.finish()?;
+        self.header(path, size)?;
+        let mut r = r.take(size);
+        let mut got = 0u64;
+        loop {
+            let mut buf = vec![0u8; 1 << 20];
+            let n = r.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            buf.truncate(n);
+            self.out.write_all(&buf)?;
+            self.bytes += n as u64;
+            got += n as u64;
+            self.send(HashMsg::Part(buf))?;
+        }
         if got != size {
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("{path}: file changed while archived")));
         }
-        self.files.push(FileSum { path: path.to_string(), size, sha256: sha.unwrap_or_default(), records: None });
+        self.send(HashMsg::EndFile)?;
+        self.padding(size)?;
+        self.files.push(FileSum { path: path.to_string(), size, sha256: String::new(), records: None });
         Ok(())
     }
 
     /// Write `checksums.json` and the end of the archive. Returns the writer, the archive's
     /// size and its sha256.
     pub fn finish(mut self, shards: Vec<ShardSum>) -> io::Result<(W, u64, String)> {
+        let (reply_tx, reply_rx) = std::sync::mpsc::sync_channel(1);
+        self.send(HashMsg::Sums(reply_tx))?;
+        let file_sums = reply_rx.recv().map_err(|_| hasher_gone())?;
+        if file_sums.len() != self.files.len() {
+            return Err(hasher_gone());
+        }
+        for (f, sum) in self.files.iter_mut().zip(file_sums) {
+            f.sha256 = sum;
+        }
         let sums = Checksums { files: std::mem::take(&mut self.files), shards };
         let json = serde_json::to_vec_pretty(&sums).map_err(io::Error::other)?;
-        let mut h = self.header(json.len() as u64);
-        self.tar.append_data(&mut h, CHECKSUMS, json.as_slice())?;
-        let mut hw = self.tar.into_inner()?;
-        hw.flush()?;
-        Ok(hw.finish())
+        let size = json.len() as u64;
+        self.header(CHECKSUMS, size)?;
+        self.raw(json)?;
+        self.padding(size)?;
+        // End of archive: two zero blocks.
+        self.raw(vec![0u8; 1024])?;
+        self.out.flush()?;
+        self.tx.take();
+        let (whole, _) = self.hasher.take().ok_or_else(hasher_gone)?.join().map_err(|_| hasher_gone())?;
+        Ok((self.out, self.bytes, whole))
     }
 }
 

@@ -69,6 +69,10 @@ impl KvStore for GatedStore {
         let _g = self.gate.lock();
         self.inner.write(batch, sync)
     }
+    fn write_bulk(&self, batch: WriteBatch) -> Result<(), StorageError> {
+        let _g = self.gate.lock();
+        self.inner.write_bulk(batch)
+    }
     fn scan(
         &self,
         table: Table,

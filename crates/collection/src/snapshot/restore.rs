@@ -8,7 +8,6 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::Path;
 use std::sync::Arc;
 
 use qd_core::config::CollectionConfig;
@@ -192,6 +191,55 @@ pub fn verify_collection(
     read_collection(source, None, checksum, true, &mut NullSink, progress)
 }
 
+/// Writes batches on its own thread, so that reading, checking and parsing the archive (the
+/// caller's thread) and writing the databases run in parallel. At most two batches wait.
+struct Writer {
+    tx: Option<std::sync::mpsc::SyncSender<(Arc<dyn KvStore>, WriteBatch)>>,
+    thread: Option<std::thread::JoinHandle<std::result::Result<(), StorageError>>>,
+}
+
+impl Writer {
+    fn start() -> Result<Self> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(Arc<dyn KvStore>, WriteBatch)>(2);
+        let thread = std::thread::Builder::new()
+            .name("snapshot-restore".into())
+            .spawn(move || {
+                for (store, batch) in rx {
+                    store.write_bulk(batch)?;
+                }
+                Ok(())
+            })
+            .map_err(|e| StorageError::io("snapshot-restore thread", e))?;
+        Ok(Writer { tx: Some(tx), thread: Some(thread) })
+    }
+
+    fn submit(&mut self, store: &Arc<dyn KvStore>, batch: WriteBatch) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let sent = self.tx.as_ref().map(|tx| tx.send((store.clone(), batch)).is_ok()).unwrap_or(false);
+        if sent {
+            Ok(())
+        } else {
+            // The thread stopped on an error: report it.
+            self.finish()?;
+            Err(StorageError::Corrupt { what: "restore".into(), detail: "writer thread stopped".into() }.into())
+        }
+    }
+
+    /// Wait until every submitted batch is written.
+    fn finish(&mut self) -> Result<()> {
+        self.tx.take();
+        match self.thread.take().map(|t| t.join()) {
+            Some(Ok(r)) => Ok(r?),
+            Some(Err(_)) => {
+                Err(StorageError::Corrupt { what: "restore".into(), detail: "writer thread panicked".into() }.into())
+            }
+            None => Ok(()),
+        }
+    }
+}
+
 struct StoreSink<'a> {
     layout: &'a StorageLayout,
     dir_id: &'a str,
@@ -199,6 +247,7 @@ struct StoreSink<'a> {
     stores: BTreeMap<u32, (Arc<dyn KvStore>, WriteBatch, usize)>,
     /// Bytes pending over all shards.
     pending: usize,
+    writer: Writer,
 }
 
 impl Sink for StoreSink<'_> {
@@ -221,18 +270,20 @@ impl Sink for StoreSink<'_> {
         *bytes += size;
         self.pending += size;
         batch.put(table, key, value);
-        // Batches are not synced one by one: the final flush makes everything durable before
-        // the catalog switch, and a crash before that leaves an unreferenced directory that
-        // the next start removes.
+        // Bulk writes (not synced, maybe not logged): the final flush makes everything durable
+        // before the catalog switch, and a crash before that leaves an unreferenced directory
+        // that the next start removes.
         if *bytes >= BATCH_BYTES {
             self.pending -= *bytes;
             *bytes = 0;
-            store.write(std::mem::take(batch), false)?;
+            let b = std::mem::take(batch);
+            let store = store.clone();
+            self.writer.submit(&store, b)?;
         }
         if self.pending >= TOTAL_BATCH_BYTES {
             for (store, batch, bytes) in self.stores.values_mut() {
                 *bytes = 0;
-                store.write(std::mem::take(batch), false)?;
+                self.writer.submit(store, std::mem::take(batch))?;
             }
             self.pending = 0;
         }
@@ -250,18 +301,17 @@ pub fn restore_into_dir(
     checksum: Option<&str>,
     progress: ProgressFn<'_>,
 ) -> Result<Restored> {
-    let mut sink = StoreSink { layout, dir_id, stores: BTreeMap::new(), pending: 0 };
-    let report = read_collection(source, total, checksum, false, &mut sink, progress)?;
+    let mut sink = StoreSink { layout, dir_id, stores: BTreeMap::new(), pending: 0, writer: Writer::start()? };
+    let read = read_collection(source, total, checksum, false, &mut sink, progress);
+    let written = sink.writer.finish();
+    let report = read?;
+    written?;
     for (store, batch, _) in std::mem::take(&mut sink.stores).into_values() {
-        store.write(batch, true)?;
+        store.write_bulk(batch)?;
+        // Durable from here (bulk writes may have skipped the write-ahead log).
         store.flush()?;
     }
     // The stores close here, before the registry opens the shards again.
     drop(sink);
     Ok(report)
-}
-
-/// Size of a file, for progress totals.
-pub fn file_size(path: &Path) -> Option<u64> {
-    std::fs::metadata(path).ok().map(|m| m.len())
 }

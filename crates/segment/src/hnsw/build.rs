@@ -168,11 +168,23 @@ impl<V: Vecs> Builder<'_, V> {
         };
         let mut cur = Near { score: self.scorer.score(qv, self.vecs.get(entry)), id: entry };
         for level in (lq + 1..=top).rev() {
-            cur = greedy(links, self.vecs, self.scorer, qv, cur, level);
+            cur = greedy(links, self.vecs, self.scorer, qv, cur, level, Some(&self.locks));
         }
         let mut selected = std::mem::take(&mut s.selected);
         for level in (0..=lq.min(top)).rev() {
-            search_layer(links, self.vecs, self.scorer, qv, cur, self.ef_construct, level, None, None, s);
+            search_layer(
+                links,
+                self.vecs,
+                self.scorer,
+                qv,
+                cur,
+                self.ef_construct,
+                level,
+                None,
+                None,
+                Some(&self.locks),
+                s,
+            );
             s.sorted.clear();
             s.sorted.extend(s.results.drain().filter(|f| f.id != q).map(|f| Near { score: f.score, id: f.id }));
             if s.sorted.is_empty() {

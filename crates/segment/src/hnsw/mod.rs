@@ -225,6 +225,8 @@ impl HnswGraph {
 
     /// Top-`k` offsets by internal score (larger is better), best first, searching level 0
     /// with a beam of `max(ef, k)`. `query` must be preprocessed like the indexed vectors.
+    /// Only offsets `0..len()` are searched (vectors appended to `src` after the build are
+    /// not); if `src` holds fewer vectors than the graph, this falls back to [`exact_search`].
     ///
     /// `accept` filters during traversal: rejected nodes are still traversed (and scored) but
     /// never returned, and the search keeps expanding until it holds `ef` accepted results or

@@ -3,6 +3,7 @@
 use std::collections::BinaryHeap;
 use std::sync::atomic::Ordering::Relaxed;
 
+use parking_lot::Mutex;
 use qd_core::distance::Scorer;
 use qd_core::Distance;
 
@@ -66,9 +67,11 @@ pub(crate) fn greedy<V: Vecs>(
     query: &[f32],
     mut cur: Near,
     level: usize,
+    locks: Option<&[Mutex<()>]>,
 ) -> Near {
     loop {
         let mut changed = false;
+        let _guard = locks.map(|l| l[cur.id as usize].lock());
         let block = links.block(cur.id, level);
         let cnt = (block[0].load(Relaxed) as usize).min(block.len() - 1);
         for slot in &block[1..1 + cnt] {
@@ -101,6 +104,7 @@ pub(crate) fn search_layer<V: Vecs>(
     level: usize,
     accept: Accept<'_>,
     extra: Option<Extra<'_>>,
+    locks: Option<&[Mutex<()>]>,
     s: &mut Scratch,
 ) -> usize {
     let ef = ef.max(1);
@@ -125,6 +129,7 @@ pub(crate) fn search_layer<V: Vecs>(
         }
         // Collect unvisited neighbours first, then score them with the next vector prefetched.
         s.pending.clear();
+        let guard = locks.map(|l| l[c.id as usize].lock());
         let block = links.block(c.id, level);
         let cnt = (block[0].load(Relaxed) as usize).min(block.len() - 1);
         for slot in &block[1..1 + cnt] {
@@ -133,6 +138,7 @@ pub(crate) fn search_layer<V: Vecs>(
                 s.pending.push(id);
             }
         }
+        drop(guard);
         if let Some(x) = extra {
             let i = c.id as usize;
             if let (Some(&a), Some(&b)) = (x.start.get(i), x.start.get(i + 1)) {
@@ -209,7 +215,7 @@ fn search_graph_with<V: Vecs>(
     let mut cur = Near { score: scorer.score(query, vecs.get(g.entry)), id: g.entry };
     let mut scored = 1usize;
     for level in (1..=links.max_level).rev() {
-        cur = greedy(links, vecs, scorer, query, cur, level);
+        cur = greedy(links, vecs, scorer, query, cur, level, None);
     }
     let extra = if accept.is_some() && !g.extra.is_empty() {
         Some(Extra { start: &g.extra_start, ids: &g.extra })
@@ -217,7 +223,7 @@ fn search_graph_with<V: Vecs>(
         None
     };
     let mut s = g.pool.get();
-    scored += search_layer(links, vecs, scorer, query, cur, ef.max(k), 0, accept, extra, &mut s);
+    scored += search_layer(links, vecs, scorer, query, cur, ef.max(k), 0, accept, extra, None, &mut s);
     let mut out: Vec<(u32, f32)> = s.results.drain().map(|f| (f.id, f.score)).collect();
     g.pool.put(s);
     sort_best_first(&mut out);

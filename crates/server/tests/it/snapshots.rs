@@ -232,14 +232,16 @@ fn local_locations_and_their_limits() {
         for c in ["c1", "c2", "c3"] {
             let got = answers(&s, c);
             // Everything but the collection's own name matches.
-            want.last_mut().map(|v| *v = got.last().cloned().unwrap_or_default());
+            if let Some(v) = want.last_mut() {
+                *v = got.last().cloned().unwrap_or_default();
+            }
             assert_same(&got, &want, &format!("{backend}: {c}"));
         }
         // Outside the allowed directories: 400, whatever the file.
         let outside = dir.path().join("elsewhere.snapshot");
         std::fs::copy(&file, &outside).expect("copy");
         for loc in
-            [format!("file://{}", outside.display()), "/etc/passwd".into(), format!("src/../../elsewhere.snapshot")]
+            [format!("file://{}", outside.display()), "/etc/passwd".into(), "src/../../elsewhere.snapshot".to_string()]
         {
             let (st, v) = s.call("PUT", "/collections/c4/snapshots/recover", Some(&json!({"location": loc})));
             assert_eq!(st, 400, "{loc}: {v}");
@@ -380,6 +382,28 @@ fn bad_input_is_refused_and_changes_nothing() {
         assert_eq!(st, 400);
         assert_same(&answers(&s, "dst"), &before, "dst untouched");
     }
+}
+
+#[test]
+fn uploads_are_not_limited_by_the_request_size() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let snaps = dir.path().join("snapshots");
+    let env = [
+        ("QDRANT__STORAGE__SNAPSHOTS_PATH", snaps.to_str().expect("utf8")),
+        ("QDRANT__SERVICE__MAX_REQUEST_SIZE_MB", "1"),
+    ];
+    let s = Server::start_with(&dir.path().join("s"), "rocksdb", &env);
+    create_collection(&s, "big", json!({"vectors": {"size": 256, "distance": "Dot"}}));
+    for start in (0..3000u64).step_by(100) {
+        let points: Vec<Value> = (start..start + 100).map(|i| json!({"id": i, "vector": vector(i, 256)})).collect();
+        s.ok("PUT", "/collections/big/points?wait=true", Some(&json!({ "points": points })));
+    }
+    let d = create_snapshot(&s, "big");
+    assert!(d["size"].as_u64().expect("size") > 2 << 20, "{d}");
+    let bytes = download(&s, &format!("/collections/big/snapshots/{}", d["name"].as_str().expect("name")));
+    let (st, v) = upload(&s, "big2", "", &bytes);
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(s.ok("POST", "/collections/big2/points/count", None)["count"], json!(3000));
 }
 
 fn upload_raw(s: &Server, name: &str, body: &[u8]) -> (u16, String) {
