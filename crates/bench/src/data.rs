@@ -44,11 +44,13 @@ pub fn clustered(n: usize, dim: usize, clusters: usize, seed: u64) -> Vec<f32> {
 
 /// Write raw little-endian f32 rows, for the hnswlib reference script to read with numpy.
 pub fn write_f32(path: &std::path::Path, data: &[f32]) -> std::io::Result<()> {
-    let mut bytes = Vec::with_capacity(data.len() * 4);
+    use std::io::Write;
+    // Streamed, so writing the dataset does not double the process's peak memory.
+    let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
     for x in data {
-        bytes.extend_from_slice(&x.to_le_bytes());
+        w.write_all(&x.to_le_bytes())?;
     }
-    std::fs::write(path, bytes)
+    w.flush()
 }
 
 /// Peak resident memory of this process so far, in bytes (Linux `VmHWM`).

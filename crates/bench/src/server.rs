@@ -121,6 +121,7 @@ pub fn shards(
             with: WithSelectors::default(),
             hnsw_ef: Some(64),
             exact,
+            quantization: None,
             shard_key: None,
         };
         let run = |exact: bool| -> Result<Vec<Vec<PointId>>, String> {

@@ -83,6 +83,7 @@ fn filtered_recall_at_default_settings() {
                 with: WithSelectors::default(),
                 hnsw_ef: None,
                 exact,
+                quantization: None,
                 shard_key: None,
             };
             let truth: Vec<PointId> = c.search(&req(true)).expect("exact").into_iter().map(|p| p.id).collect();

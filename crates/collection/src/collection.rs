@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use parking_lot::RwLock;
-use qd_core::config::{CollectionConfig, VectorsConfig};
+use qd_core::config::{CollectionConfig, QuantizationSearchParams, VectorsConfig};
 use qd_core::filter::Filter;
 use qd_core::vectors::{validate_vectors, NamedVectors};
 use qd_core::PointId;
@@ -33,6 +33,7 @@ pub struct SearchRequest {
     pub with: WithSelectors,
     pub hnsw_ef: Option<usize>,
     pub exact: bool,
+    pub quantization: Option<QuantizationSearchParams>,
     pub shard_key: Option<Vec<ShardKey>>,
 }
 
@@ -280,10 +281,19 @@ impl Collection {
         threshold: Option<f32>,
         hnsw_ef: Option<usize>,
         exact: bool,
+        quantization: Option<QuantizationSearchParams>,
         keys: Option<&[ShardKey]>,
     ) -> Result<Vec<ShardHit>> {
-        let shard_req =
-            ShardSearch { vector_name: vector_name.to_string(), query, filter, top, threshold, hnsw_ef, exact };
+        let shard_req = ShardSearch {
+            vector_name: vector_name.to_string(),
+            query,
+            filter,
+            top,
+            threshold,
+            hnsw_ef,
+            exact,
+            quantization,
+        };
         let shards = self.shards.read().for_read(keys)?;
         let mut hits: Vec<ShardHit> = Self::fan_out(&shards, |s| s.search(&shard_req))?.into_iter().flatten().collect();
         hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
@@ -308,6 +318,7 @@ impl Collection {
             req.score_threshold.map(|t| distance.preprocess_threshold(t)),
             req.hnsw_ef,
             req.exact,
+            req.quantization,
             req.shard_key.as_deref(),
         )?;
         let points = hits

@@ -2,6 +2,7 @@
 //! into, and what shards return. Update operations are already validated against the
 //! collection config when they get here.
 
+use qd_core::config::QuantizationSearchParams;
 use qd_core::filter::Filter;
 use qd_core::json_path::JsonPath;
 use qd_core::selectors::{PayloadSelector, VectorSelector};
@@ -172,6 +173,8 @@ pub struct ShardSearch {
     pub threshold: Option<f32>,
     pub hnsw_ef: Option<usize>,
     pub exact: bool,
+    /// `params.quantization` of the request (`None`: defaults).
+    pub quantization: Option<QuantizationSearchParams>,
 }
 
 /// A hit before payloads and vectors are attached; `score` is internal (larger is better).

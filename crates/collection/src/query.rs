@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use qd_core::config::QuantizationSearchParams;
 use qd_core::filter::{Condition, Filter};
 use qd_core::json_path::JsonPath;
 use qd_core::PointId;
@@ -57,6 +58,7 @@ pub struct Prefetch {
     pub limit: usize,
     pub hnsw_ef: Option<usize>,
     pub exact: bool,
+    pub quantization: Option<QuantizationSearchParams>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -71,6 +73,7 @@ pub struct QueryRequest {
     pub with: WithSelectors,
     pub hnsw_ef: Option<usize>,
     pub exact: bool,
+    pub quantization: Option<QuantizationSearchParams>,
     pub shard_key: Option<Vec<ShardKey>>,
 }
 
@@ -107,6 +110,7 @@ struct Level<'a> {
     offset: usize,
     hnsw_ef: Option<usize>,
     exact: bool,
+    quantization: Option<QuantizationSearchParams>,
 }
 
 impl Collection {
@@ -122,6 +126,7 @@ impl Collection {
             offset: req.offset,
             hnsw_ef: req.hnsw_ef,
             exact: req.exact,
+            quantization: req.quantization,
         };
         let hits = self.run_level(&level, &req.prefetch, None)?;
         self.attach(hits, &req.with, req.shard_key.as_deref())
@@ -150,6 +155,7 @@ impl Collection {
                 offset: 0,
                 hnsw_ef: p.hnsw_ef,
                 exact: p.exact,
+                quantization: p.quantization,
             };
             sources.push(self.run_level(&sub, &p.prefetch, filter.as_ref())?);
         }
@@ -283,8 +289,17 @@ impl Collection {
         let distance = self.distance_of(using)?;
         let threshold = level.threshold.map(|t| if postprocess { distance.preprocess_threshold(t) } else { t });
         let filter = exclude_ids(filter, &mentioned);
-        let hits =
-            self.search_points(using, shard_query, filter, top, threshold, level.hnsw_ef, level.exact, level.keys)?;
+        let hits = self.search_points(
+            using,
+            shard_query,
+            filter,
+            top,
+            threshold,
+            level.hnsw_ef,
+            level.exact,
+            level.quantization,
+            level.keys,
+        )?;
         Ok(hits
             .into_iter()
             .skip(level.offset)

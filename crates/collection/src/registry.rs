@@ -552,6 +552,126 @@ impl Registry {
             Some(_) => Ok(()),
         }
     }
+
+    /// Open a shard, retrying for a few seconds while a request that still held the previous
+    /// shard at this path lets go of its database.
+    fn open_shard_patiently(&self, dir: &str, sid: u32, shared: &Arc<CollectionShared>) -> Result<Arc<dyn Shard>> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match self.open_shard(dir, sid, shared) {
+                Ok(s) => return Ok(s),
+                Err(e) if std::time::Instant::now() >= deadline => return Err(e),
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(50)),
+            }
+        }
+    }
+
+    /// Replace one shard of a live collection with the shard held by a snapshot (a shard
+    /// snapshot, or a collection snapshot of one shard). The archive is verified and written
+    /// into a fresh database first; the running shard is swapped only after that succeeded, and
+    /// its old database is kept until the new one opened.
+    pub fn restore_shard(
+        &self,
+        name: &str,
+        shard_id: u32,
+        source: &mut dyn std::io::Read,
+        total: Option<u64>,
+        checksum: Option<&str>,
+        progress: crate::snapshot::ProgressFn<'_>,
+    ) -> Result<crate::snapshot::Restored> {
+        let c = self.get(name)?;
+        if !c.shards().iter().any(|s| s.id() == shard_id) {
+            return Err(CollectionError::NotFound(format!("Shard {shard_id} of collection `{name}` does not exist")));
+        }
+        let tmp_id = format!("shard-restore-{}", uuid::Uuid::new_v4().simple());
+        let cleanup = || {
+            if let Err(e) = self.layout.remove_collection_dir(&tmp_id) {
+                tracing::warn!(dir = %tmp_id, error = %e, "could not remove a shard restore's scratch directory");
+            }
+        };
+        let restored = match crate::snapshot::restore::restore_into_dir(
+            &self.layout,
+            &tmp_id,
+            source,
+            total,
+            checksum,
+            progress,
+        ) {
+            Ok(r) => r,
+            Err(e) => {
+                cleanup();
+                return Err(e);
+            }
+        };
+        let src_shard = match restored.manifest.shard_ids.as_slice() {
+            [one] => *one,
+            ids => {
+                cleanup();
+                return Err(CollectionError::BadRequest(format!(
+                    "Bad request: a shard restore needs a snapshot of exactly one shard, this one holds {}",
+                    ids.len()
+                )));
+            }
+        };
+        if restored.config.params.vectors != c.config().params.vectors {
+            cleanup();
+            return Err(CollectionError::BadRequest(format!(
+                "Bad request: the snapshot's vectors config does not match collection `{name}`"
+            )));
+        }
+        // Whole shard directories move (SQLite keeps -wal/-shm files beside its database).
+        let staged = self.layout.shard_dir(&tmp_id, src_shard);
+        let target = self.layout.shard_dir(c.dir(), shard_id);
+        let old = target.with_extension("replaced");
+        let io = |p: &std::path::Path, e| CollectionError::Storage(qd_storage::StorageError::io(p, e));
+        let _g = self.structure.lock();
+        // Requests wait on the shard set while the shard is swapped (seconds at most).
+        let mut set = c.shard_set().write();
+        let Some(previous) = set.take(shard_id) else {
+            cleanup();
+            return Err(CollectionError::NotFound(format!("Shard {shard_id} of collection `{name}` does not exist")));
+        };
+        // Drain and close the old shard: its database must be closed before a new one opens
+        // at the same path (RocksDB refuses a path this process still has open).
+        let stopped = previous.shutdown();
+        drop(previous);
+        if let Err(e) = stopped {
+            set.replace(self.open_shard(c.dir(), shard_id, &c.shared())?);
+            cleanup();
+            return Err(e);
+        }
+        let _ = std::fs::remove_dir_all(&old);
+        let reopen_old = |set: &mut crate::shard_set::ShardSet| {
+            if let Ok(shard) = self.open_shard_patiently(c.dir(), shard_id, &c.shared()) {
+                set.replace(shard);
+            }
+        };
+        if let Err(e) = std::fs::rename(&target, &old) {
+            reopen_old(&mut set);
+            cleanup();
+            return Err(io(&target, e));
+        }
+        let swapped = std::fs::rename(&staged, &target)
+            .map_err(|e| io(&staged, e))
+            .and_then(|_| self.open_shard_patiently(c.dir(), shard_id, &c.shared()));
+        match swapped {
+            Ok(shard) => {
+                set.replace(shard);
+                let _ = std::fs::remove_dir_all(&old);
+                cleanup();
+                Ok(restored)
+            }
+            Err(e) => {
+                // Put the old database back and serve it again.
+                let _ = std::fs::remove_dir_all(&target);
+                if std::fs::rename(&old, &target).is_ok() {
+                    reopen_old(&mut set);
+                }
+                cleanup();
+                Err(e)
+            }
+        }
+    }
 }
 
 /// One action of `POST /collections/aliases`.

@@ -208,6 +208,16 @@ impl ShardSet {
         Ok(ids.into_iter().filter_map(|i| self.shards.remove(&i)).collect())
     }
 
+    /// Remove a shard from service (its slot stays reserved: put one back with `replace`).
+    pub fn take(&mut self, id: ShardId) -> Option<Arc<dyn Shard>> {
+        self.shards.remove(&id)
+    }
+
+    /// Put `shard` in place of the shard with the same id; returns the one it replaces.
+    pub fn replace(&mut self, shard: Arc<dyn Shard>) -> Option<Arc<dyn Shard>> {
+        self.shards.insert(shard.id(), shard)
+    }
+
     pub fn has_key(&self, key: &ShardKey) -> bool {
         self.keys.as_ref().is_some_and(|k| k.contains_key(key))
     }

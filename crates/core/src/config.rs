@@ -36,9 +36,9 @@ pub struct VectorParams {
     /// Per-vector HNSW overrides.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hnsw_config: Option<HnswConfigDiff>,
-    /// Per-vector quantization overrides.
+    /// Per-vector quantization overrides (takes precedence over the collection-wide one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub quantization_config: Option<Value>,
+    pub quantization_config: Option<QuantizationConfig>,
     /// Keep vectors memory-mapped rather than in RAM.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_disk: Option<bool>,
@@ -67,6 +67,142 @@ impl VectorParams {
             h.validate()?;
         }
         Ok(())
+    }
+}
+
+/// Element type of scalar-quantized codes (Qdrant's `ScalarType`; only `int8` exists).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScalarType {
+    #[default]
+    Int8,
+}
+
+/// `{"scalar": {...}}` of a quantization config.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScalarQuantizationConfig {
+    #[serde(rename = "type")]
+    pub kind: ScalarType,
+    /// Fraction of values (0.5..=1.0) the code range covers; the rest are clamped. Default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantile: Option<f64>,
+    /// Keep quantized codes in RAM (they always are here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub always_ram: Option<bool>,
+}
+
+impl ScalarQuantizationConfig {
+    /// The effective quantile (default 1.0: the full value range).
+    pub fn quantile(&self) -> f32 {
+        self.quantile.unwrap_or(1.0) as f32
+    }
+}
+
+/// Qdrant's `quantization_config`. Serialised as `{"scalar": {...}}`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum QuantizationConfig {
+    Scalar(ScalarQuantizationConfig),
+}
+
+impl QuantizationConfig {
+    /// Parse and validate a `quantization_config` value; `null` and `"Disabled"` give `None`.
+    /// `what` prefixes error messages (the field path).
+    pub fn from_json(v: &Value, what: &str) -> Result<Option<Self>, ValidationError> {
+        let bad = |m: String| ValidationError::new(format!("{what}: {m}"));
+        match v {
+            Value::Null => return Ok(None),
+            Value::String(s) if s == "Disabled" => return Ok(None),
+            _ => {}
+        }
+        let o =
+            v.as_object().ok_or_else(|| bad("expected an object like {\"scalar\": {\"type\": \"int8\"}}".into()))?;
+        if o.len() != 1 {
+            return Err(bad("expected exactly one of scalar, product, binary".into()));
+        }
+        if let Some(s) = o.get("scalar") {
+            let cfg: ScalarQuantizationConfig =
+                serde_json::from_value(s.clone()).map_err(|e| ValidationError::new(format!("{what}.scalar: {e}")))?;
+            if let Some(q) = cfg.quantile {
+                if !(0.5..=1.0).contains(&q) {
+                    return Err(ValidationError::new(format!(
+                        "{what}.scalar.quantile: value {q} invalid, must be from 0.5 to 1.0"
+                    )));
+                }
+            }
+            return Ok(Some(QuantizationConfig::Scalar(cfg)));
+        }
+        for kind in ["product", "binary"] {
+            if o.contains_key(kind) {
+                return Err(bad(format!("{kind} quantization is not supported yet (use scalar int8)")));
+            }
+        }
+        Err(bad("expected exactly one of scalar, product, binary".into()))
+    }
+
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+
+    pub fn scalar(&self) -> Option<&ScalarQuantizationConfig> {
+        match self {
+            QuantizationConfig::Scalar(s) => Some(s),
+        }
+    }
+}
+
+impl Serialize for QuantizationConfig {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(1))?;
+        match self {
+            QuantizationConfig::Scalar(c) => m.serialize_entry("scalar", c)?,
+        }
+        m.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for QuantizationConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let v = Value::deserialize(d)?;
+        QuantizationConfig::from_json(&v, "quantization_config")
+            .map_err(|e| D::Error::custom(e.to_string()))?
+            .ok_or_else(|| D::Error::custom("quantization_config: expected a quantization config"))
+    }
+}
+
+/// `params.quantization` of a search request.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuantizationSearchParams {
+    /// Search the original vectors only.
+    #[serde(default)]
+    pub ignore: bool,
+    /// Re-score the quantized candidates with the original vectors (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rescore: Option<bool>,
+    /// Candidates fetched = ceil(limit * oversampling) before rescoring (default 1, minimum 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oversampling: Option<f64>,
+}
+
+impl QuantizationSearchParams {
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        if let Some(o) = self.oversampling {
+            if !(o >= 1.0 && o.is_finite()) {
+                return Err(ValidationError::new(format!("oversampling: value {o} invalid, must be at least 1")));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn rescore(&self) -> bool {
+        self.rescore.unwrap_or(true)
+    }
+
+    pub fn oversampling(&self) -> f64 {
+        self.oversampling.unwrap_or(1.0).max(1.0)
     }
 }
 
@@ -347,7 +483,7 @@ pub struct CollectionConfig {
     pub optimizer_config: OptimizersConfig,
     pub wal_config: WalConfig,
     #[serde(default)]
-    pub quantization_config: Option<Value>,
+    pub quantization_config: Option<QuantizationConfig>,
 }
 
 impl CollectionConfig {
@@ -357,6 +493,15 @@ impl CollectionConfig {
             Some(diff) => diff.apply(&self.hnsw_config),
             None => self.hnsw_config.clone(),
         }
+    }
+
+    /// Quantization of one vector: its own config if it has one, else the collection-wide one.
+    pub fn quantization_for(&self, vector: &str) -> Option<&QuantizationConfig> {
+        self.params
+            .vectors
+            .get(vector)
+            .and_then(|p| p.quantization_config.as_ref())
+            .or(self.quantization_config.as_ref())
     }
 }
 
@@ -433,7 +578,10 @@ impl CreateCollection {
         if let Some(o) = &self.optimizers_config {
             o.validate()?;
         }
-        let quantization_config = self.quantization_config.filter(|v| !v.is_null());
+        let quantization_config = match &self.quantization_config {
+            None => None,
+            Some(v) => QuantizationConfig::from_json(v, "quantization_config")?,
+        };
         Ok(CollectionConfig {
             params: CollectionParams {
                 vectors,
@@ -488,6 +636,45 @@ mod tests {
                 .and_then(|c| c.into_config(&CollectionDefaults::default()).map_err(|e| e.to_string()));
             assert!(r.is_err(), "{b} should be rejected");
         }
+    }
+
+    #[test]
+    fn quantization_config_parse_and_validate() {
+        let v = serde_json::json!({"scalar": {"type": "int8", "quantile": 0.99, "always_ram": true}});
+        let q = QuantizationConfig::from_json(&v, "quantization_config").expect("valid").expect("some");
+        assert_eq!(q.scalar().map(|s| s.quantile()), Some(0.99));
+        assert_eq!(q.to_json(), v, "same JSON shape back");
+        assert_eq!(QuantizationConfig::from_json(&Value::Null, "q").expect("null"), None);
+        assert_eq!(QuantizationConfig::from_json(&serde_json::json!("Disabled"), "q").expect("disabled"), None);
+        for bad in [
+            serde_json::json!({"scalar": {"type": "int8", "quantile": 0.4}}),
+            serde_json::json!({"scalar": {"type": "int8", "quantile": 1.5}}),
+            serde_json::json!({"scalar": {"type": "int4"}}),
+            serde_json::json!({"scalar": {"quantile": 0.9}}),
+            serde_json::json!({"binary": {}}),
+            serde_json::json!({"product": {"compression": "x4"}}),
+            serde_json::json!("Enabled"),
+        ] {
+            assert!(QuantizationConfig::from_json(&bad, "q").is_err(), "{bad} should be rejected");
+        }
+        let e = QuantizationConfig::from_json(&serde_json::json!({"binary": {}}), "quantization_config");
+        assert!(e.is_err_and(|e| e.message.contains("binary quantization is not supported")));
+
+        // Per-vector config wins over the collection-wide one.
+        let c: CreateCollection = serde_json::from_value(serde_json::json!({
+            "vectors": {"a": {"size": 4, "distance": "Dot", "quantization_config": {"scalar": {"type": "int8"}}},
+                        "b": {"size": 4, "distance": "Dot"}},
+            "quantization_config": {"scalar": {"type": "int8", "quantile": 0.9}}
+        }))
+        .expect("parse");
+        let cfg = c.into_config(&CollectionDefaults::default()).expect("valid");
+        assert_eq!(cfg.quantization_for("a").and_then(|q| q.scalar()).map(|s| s.quantile()), Some(1.0));
+        assert_eq!(cfg.quantization_for("b").and_then(|q| q.scalar()).map(|s| s.quantile()), Some(0.9));
+
+        let p: QuantizationSearchParams = serde_json::from_value(serde_json::json!({"oversampling": 2.5})).expect("p");
+        assert!(p.validate().is_ok() && p.rescore() && !p.ignore && p.oversampling() == 2.5);
+        let p: QuantizationSearchParams = serde_json::from_value(serde_json::json!({"oversampling": 0.5})).expect("p");
+        assert!(p.validate().is_err());
     }
 
     #[test]

@@ -5,8 +5,10 @@
 //! every operation through the storage backend before a segment sees it.
 
 pub mod hnsw;
+pub mod quantized;
 pub mod segment;
 
+pub use quantized::QuantizedVectors;
 pub use segment::{
     sort_hits, SearchParams, Segment, SegmentData, SegmentHit, SegmentIndex, SegmentPoint, VectorColumn,
 };

@@ -10,11 +10,13 @@ use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeMap, BinaryHeap};
 use std::sync::Arc;
 
+use qd_core::config::QuantizationSearchParams;
 use qd_core::filter::{Filter, PointView};
 use qd_core::vectors::NamedVectors;
 use qd_core::{Distance, Payload, PointId};
 
-use crate::hnsw::{DenseVectors, HnswGraph, VectorSource};
+use crate::hnsw::{exact_search_by, DenseVectors, HnswGraph, VectorSource};
+use crate::quantized::QuantizedVectors;
 
 /// One named vector column: contiguous storage plus a presence flag per slot.
 #[derive(Debug, Clone)]
@@ -117,15 +119,18 @@ impl SegmentData {
     }
 }
 
-/// HNSW graphs of a sealed segment, by vector name.
+/// HNSW graphs and scalar-quantized vectors of a sealed segment, by vector name.
 #[derive(Debug, Default)]
 pub struct SegmentIndex {
     pub graphs: BTreeMap<String, HnswGraph>,
+    /// Int8 codes of the vectors whose config asks for scalar quantization.
+    pub quantized: BTreeMap<String, QuantizedVectors>,
 }
 
 impl SegmentIndex {
     pub fn ram_bytes(&self) -> usize {
-        self.graphs.values().map(HnswGraph::memory_bytes).sum()
+        self.graphs.values().map(HnswGraph::memory_bytes).sum::<usize>()
+            + self.quantized.values().map(QuantizedVectors::ram_bytes).sum::<usize>()
     }
 }
 
@@ -160,6 +165,9 @@ pub struct SearchParams {
     /// Below this many candidate points, filtered searches scan exactly instead of walking
     /// the graph (Qdrant's full_scan_threshold, converted from KiB to points).
     pub full_scan_points: usize,
+    /// `params.quantization` (`None`: defaults, i.e. use quantized vectors where they exist
+    /// and rescore with the originals).
+    pub quantization: Option<QuantizationSearchParams>,
 }
 
 #[derive(Debug, Clone)]
@@ -413,6 +421,15 @@ impl Segment {
             (Some(_), false, None) => true,
             (Some(_), false, Some(f)) => self.estimate_count(f) >= params.full_scan_points,
         };
+        let qp = params.quantization.unwrap_or_default();
+        let quantized = self
+            .index
+            .as_ref()
+            .and_then(|ix| ix.quantized.get(vector))
+            .filter(|q| !params.exact && !qp.ignore && k > 0 && q.len() >= self.data.len() && q.dim() == col.dim());
+        if let Some(qv) = quantized {
+            return self.search_quantized(col, qv, graph.filter(|_| use_graph), query, k, filter, threshold, params);
+        }
         let Some(graph) = graph.filter(|_| use_graph && k > 0) else {
             return self.search_scored(vector, &|v| distance.score(query, v), k, filter, threshold);
         };
@@ -424,6 +441,42 @@ impl Segment {
             .filter(|(_, s)| threshold.is_none_or(|t| *s >= t))
             .map(|(offset, score)| SegmentHit { id: self.data.offsets[offset as usize], offset, score })
             .collect()
+    }
+
+    /// Candidates by quantized score (through `graph` when given, else a scan), then, unless
+    /// `rescore` is off, `ceil(k * oversampling)` of them rescored with the original vectors.
+    #[allow(clippy::too_many_arguments)]
+    fn search_quantized(
+        &self,
+        col: &VectorColumn,
+        qv: &QuantizedVectors,
+        graph: Option<&HnswGraph>,
+        query: &[f32],
+        k: usize,
+        filter: Option<&Filter>,
+        threshold: Option<f32>,
+        params: &SearchParams,
+    ) -> Vec<SegmentHit> {
+        let qp = params.quantization.unwrap_or_default();
+        let rescore = qp.rescore();
+        let fetch = if rescore { ((k as f64) * qp.oversampling()).ceil() as usize } else { k }.max(k);
+        let scorer = qv.query(query);
+        let accept = |o: u32| col.get(o).is_some() && self.matches(o, filter);
+        let candidates = match graph {
+            Some(g) => g.search_with(&scorer, fetch, params.hnsw_ef.unwrap_or(0).max(fetch), Some(&accept)),
+            None => exact_search_by(&scorer, self.data.len(), fetch, Some(&accept)),
+        };
+        let mut hits: Vec<SegmentHit> = candidates
+            .into_iter()
+            .map(|(offset, s)| {
+                let score = if rescore { col.distance.score(query, col.vector(offset)) } else { s };
+                SegmentHit { id: self.data.offsets[offset as usize], offset, score }
+            })
+            .filter(|h| threshold.is_none_or(|t| h.score >= t))
+            .collect();
+        sort_hits(&mut hits);
+        hits.truncate(k);
+        hits
     }
 
     /// Bytes of RAM held by vectors, payloads (estimated from JSON size) and the index.

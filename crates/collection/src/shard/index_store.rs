@@ -4,6 +4,8 @@
 //! ```text
 //! seg/<id:016x>/desc                  u8 format=1, u32 n, n x (u8 key len, point key, u64 version)
 //! seg/<id:016x>/g/<vector name>/<chunk:08x>   the graph's own versioned, checksummed bytes in 4 MiB chunks
+//! seg/<id:016x>/q/<vector name>/<chunk:08x>   scalar-quantized vectors (own versioned, checksummed
+//!                                             format, see qd_segment::quantized) in 4 MiB chunks
 //! ```
 //! A descriptor lists the segment's points in slot order with the version each had when the
 //! segment was sealed. On load a point record lands in that slot only if its version still
@@ -15,6 +17,7 @@ use std::sync::Arc;
 
 use qd_core::PointId;
 use qd_segment::hnsw::HnswGraph;
+use qd_segment::QuantizedVectors;
 use qd_segment::SegmentData;
 use qd_segment::SegmentIndex;
 use qd_storage::{KvStore, ScanControl, Table, WriteBatch};
@@ -34,6 +37,7 @@ pub struct StoredSegment {
     pub id: u64,
     pub members: Vec<(PointId, u64)>,
     pub graphs: BTreeMap<String, HnswGraph>,
+    pub quantized: BTreeMap<String, QuantizedVectors>,
 }
 
 /// Add the keys of one indexed segment to `batch`.
@@ -55,7 +59,19 @@ pub fn put_segment(batch: &mut WriteBatch, id: u64, data: &SegmentData, index: &
             batch.put(Table::Index, format!("{prefix}g/{name}/{i:08x}").into_bytes(), chunk.to_vec());
         }
     }
+    put_quantized(batch, id, &index.quantized);
     Ok(())
+}
+
+/// Add the quantized vectors of a segment to `batch`, replacing any stored before.
+pub fn put_quantized(batch: &mut WriteBatch, id: u64, quantized: &BTreeMap<String, QuantizedVectors>) {
+    let prefix = seg_prefix(id);
+    batch.delete_prefix(Table::Index, format!("{prefix}q/").into_bytes());
+    for (name, qv) in quantized {
+        for (i, chunk) in qv.to_bytes().chunks(CHUNK).enumerate() {
+            batch.put(Table::Index, format!("{prefix}q/{name}/{i:08x}").into_bytes(), chunk.to_vec());
+        }
+    }
 }
 
 pub fn delete_segment(batch: &mut WriteBatch, id: u64) {
@@ -88,6 +104,7 @@ pub fn load_segments(store: &Arc<dyn KvStore>) -> Result<Vec<StoredSegment>> {
     // Collect raw keys first (descriptors and graph chunks arrive in key order).
     let mut descs: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
     let mut graph_bytes: BTreeMap<(u64, String), Vec<u8>> = BTreeMap::new();
+    let mut quant_bytes: BTreeMap<(u64, String), Vec<u8>> = BTreeMap::new();
     let mut err = None;
     store.scan(Table::Index, PREFIX.as_bytes(), None, &mut |k, v| {
         let key = String::from_utf8_lossy(k);
@@ -101,6 +118,11 @@ pub fn load_segments(store: &Arc<dyn KvStore>) -> Result<Vec<StoredSegment>> {
                 // g/<name>/<chunk>: the name may itself contain '/', the chunk never does.
                 if let Some((name, _chunk)) = tail[2..].rsplit_once('/') {
                     graph_bytes.entry((id, name.to_string())).or_default().extend_from_slice(v);
+                }
+            }
+            Some((id, tail)) if tail.starts_with("q/") => {
+                if let Some((name, _chunk)) = tail[2..].rsplit_once('/') {
+                    quant_bytes.entry((id, name.to_string())).or_default().extend_from_slice(v);
                 }
             }
             _ => {
@@ -125,7 +147,66 @@ pub fn load_segments(store: &Arc<dyn KvStore>) -> Result<Vec<StoredSegment>> {
                 .map_err(|e| CollectionError::Corrupt(format!("segment {id:x} graph {name:?}: {e}")))?;
             graphs.insert(name.clone(), g);
         }
-        out.push(StoredSegment { id, members, graphs });
+        let mut quantized = BTreeMap::new();
+        for ((qid, name), bytes) in quant_bytes.range((id, String::new())..) {
+            if *qid != id {
+                break;
+            }
+            let q = QuantizedVectors::from_bytes(bytes)
+                .map_err(|e| CollectionError::Corrupt(format!("segment {id:x} quantized vectors {name:?}: {e}")))?;
+            quantized.insert(name.clone(), q);
+        }
+        out.push(StoredSegment { id, members, graphs, quantized });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use qd_core::vectors::NamedVectors;
+    use qd_core::Distance;
+    use qd_segment::Segment;
+    use qd_storage::{open_store, BackendKind};
+
+    #[test]
+    fn quantized_vectors_persist_and_reload() {
+        for kind in [BackendKind::Sqlite, BackendKind::Rocksdb] {
+            let dir = tempfile::tempdir().expect("tmp");
+            let store = open_store(kind, &dir.path().join("db")).expect("open");
+            let mut seg = Segment::new(3, [("", 8, Distance::Dot)]);
+            for i in 0..100u64 {
+                let mut v = NamedVectors::new();
+                v.insert(String::new(), (0..8).map(|j| ((i * 7 + j * 13) % 17) as f32 / 17.0 - 0.5).collect());
+                seg.upsert(PointId::Num(i), i + 1, &v, None);
+            }
+            seg.seal();
+            let data = seg.data().clone();
+            let col = data.column("").expect("column");
+            let qv = QuantizedVectors::build(col, Distance::Dot, 0.99);
+            let mut index = SegmentIndex::default();
+            index.quantized.insert(String::new(), qv.clone());
+            let mut batch = WriteBatch::new();
+            put_segment(&mut batch, 3, &data, &index).expect("put");
+            store.write(batch, true).expect("write");
+
+            let loaded = load_segments(&store).expect("load");
+            assert_eq!(loaded.len(), 1);
+            assert_eq!(loaded[0].members.len(), 100);
+            let back = loaded[0].quantized.get("").expect("quantized reloaded");
+            assert_eq!(back.to_bytes(), qv.to_bytes());
+
+            // Replacing them (after a config change) leaves no stale chunks; removing works too.
+            let mut batch = WriteBatch::new();
+            put_quantized(&mut batch, 3, &BTreeMap::new());
+            store.write(batch, true).expect("write");
+            assert!(load_segments(&store).expect("load")[0].quantized.is_empty());
+
+            // A corrupt blob is an error, not a silently wrong index.
+            let mut batch = WriteBatch::new();
+            batch.put(Table::Index, format!("{}q//00000000", seg_prefix(3)).into_bytes(), b"garbage".to_vec());
+            store.write(batch, true).expect("write");
+            assert!(load_segments(&store).is_err());
+        }
+    }
 }

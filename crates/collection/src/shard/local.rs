@@ -76,7 +76,7 @@ fn load_state(id: ShardId, store: &Arc<dyn KvStore>, columns: ColumnSpec) -> Res
             cols.iter().map(|(n, d, dist)| (n.as_str(), *d, *dist)),
             &seg.members,
         ));
-        graphs.push(seg.graphs);
+        graphs.push((seg.graphs, seg.quantized));
     }
     let mut err = None;
     store.scan(Table::Points, b"", None, &mut |k, v| {
@@ -102,8 +102,8 @@ fn load_state(id: ShardId, store: &Arc<dyn KvStore>, columns: ColumnSpec) -> Res
     if let Some(e) = err {
         return Err(e);
     }
-    for (seg, g) in state.sealed.iter_mut().zip(graphs) {
-        seg.set_index(Arc::new(SegmentIndex { graphs: g }));
+    for (seg, (graphs, quantized)) in state.sealed.iter_mut().zip(graphs) {
+        seg.set_index(Arc::new(SegmentIndex { graphs, quantized }));
     }
     Ok(state)
 }
@@ -349,6 +349,7 @@ impl Shard for LocalShard {
             hnsw_ef: Some(req.hnsw_ef.unwrap_or(hnsw.ef_construct)),
             exact: req.exact,
             full_scan_points: hnsw.full_scan_threshold * 1024 / (dim * 4).max(1),
+            quantization: req.quantization,
         };
         let st = self.state.read();
         Ok(st

@@ -14,7 +14,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use qd_core::config::CollectionConfig;
 use qd_core::json_path::JsonPath;
 use qd_segment::hnsw::{HnswGraph, HnswParams, VectorSource};
-use qd_segment::{Segment, SegmentData, SegmentIndex};
+use qd_segment::{QuantizedVectors, Segment, SegmentData, SegmentIndex};
 use qd_storage::{KvStore, WriteBatch};
 use serde::Serialize;
 use serde_json::Value;
@@ -134,6 +134,10 @@ impl Optimizer {
                 st.next_segment_id += 1;
                 drop(st);
                 self.rebuild(&ids, fresh, config, started);
+                return;
+            }
+            Task::Requantize(id) => {
+                self.requantize(id, config, started);
                 return;
             }
             Task::Drop(id) => {
@@ -260,8 +264,61 @@ impl Optimizer {
             }
             graphs.insert(name.to_string(), graph);
         }
-        Ok(SegmentIndex { graphs })
+        Ok(SegmentIndex { graphs, quantized: quantize(data, config) })
     }
+
+    /// Rebuild only the quantized vectors of an indexed segment (after the quantization config
+    /// changed); the graphs are kept.
+    fn requantize(&self, seg_id: u64, config: &CollectionConfig, started: Instant) {
+        let (data, old) = {
+            let st = self.state.read();
+            let Some(s) = st.sealed.iter().find(|s| s.id() == seg_id) else { return };
+            let Some(ix) = s.index() else { return };
+            (s.data().clone(), ix.clone())
+        };
+        self.begin("quantization", seg_id, data.len());
+        let quantized = quantize(&data, config);
+        let mut batch = WriteBatch::new();
+        index_store::put_quantized(&mut batch, seg_id, &quantized);
+        if let Err(e) = self.store.write(batch, true) {
+            self.finish(started, Some(e.to_string()));
+            return;
+        }
+        let index = SegmentIndex { graphs: old.graphs.clone(), quantized };
+        let mut st = self.state.write();
+        if let Some(s) = st.sealed.iter_mut().find(|s| s.id() == seg_id) {
+            s.set_index(Arc::new(index));
+        }
+        drop(st);
+        self.status.progress.store(data.len(), Ordering::SeqCst);
+        self.finish(started, None);
+    }
+}
+
+/// Vector names of `data` whose effective config asks for scalar quantization.
+fn wants_quantized<'a>(data: &'a SegmentData, config: &'a CollectionConfig) -> impl Iterator<Item = &'a str> + 'a {
+    data.columns()
+        .filter(|(name, col)| col.len() > 0 && config.quantization_for(name).and_then(|q| q.scalar()).is_some())
+        .map(|(name, _)| name)
+}
+
+/// Int8 codes for every column whose effective config asks for scalar quantization.
+fn quantize(data: &SegmentData, config: &CollectionConfig) -> BTreeMap<String, QuantizedVectors> {
+    let mut out = BTreeMap::new();
+    for name in wants_quantized(data, config) {
+        let Some(col) = data.column(name) else { continue };
+        let Some(scalar) = config.quantization_for(name).and_then(|q| q.scalar()) else { continue };
+        out.insert(name.to_string(), QuantizedVectors::build(col, col.distance, scalar.quantile()));
+    }
+    out
+}
+
+/// Whether an indexed segment's quantized vectors disagree with the config (enabled or
+/// disabled since it was built).
+fn quantization_stale(s: &Segment, config: &CollectionConfig) -> bool {
+    let Some(ix) = s.index() else { return false };
+    let wanted: Vec<&str> = wants_quantized(s.data(), config).collect();
+    wanted.len() != ix.quantized.len() || wanted.iter().any(|n| !ix.quantized.contains_key(*n))
 }
 
 /// The next optimization a shard needs, if any (also tells whether the collection is yellow).
@@ -280,6 +337,9 @@ fn plan(state: &ShardState, config: &CollectionConfig) -> Option<Task> {
         }
         if s.index().is_none() {
             return Some(Task::Index(s.id()));
+        }
+        if quantization_stale(s, config) {
+            return Some(Task::Requantize(s.id()));
         }
         let slots = s.slots();
         if slots >= opt.vacuum_min_vector_number
@@ -318,6 +378,8 @@ enum Task {
     /// Vacuum (one source) or merge (several) into one new indexed segment.
     Rebuild(Vec<u64>),
     Drop(u64),
+    /// Rebuild the quantized vectors of an indexed segment (quantization config changed).
+    Requantize(u64),
 }
 
 /// Largest segment a merge may produce when `max_segment_size` is not set, in KiB of vectors.

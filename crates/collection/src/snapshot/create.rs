@@ -48,7 +48,35 @@ pub fn snapshot_collection<W: Write>(
     dest: &Path,
     progress: ProgressFn<'_>,
 ) -> Result<(W, u64, String)> {
-    let shards = collection.shards();
+    snapshot_shards(collection, None, out, dest, progress)
+}
+
+/// Snapshot one shard of a live collection (same archive format, holding that shard only).
+pub fn snapshot_shard<W: Write>(
+    collection: &Collection,
+    shard_id: u32,
+    out: W,
+    dest: &Path,
+    progress: ProgressFn<'_>,
+) -> Result<(W, u64, String)> {
+    snapshot_shards(collection, Some(shard_id), out, dest, progress)
+}
+
+fn snapshot_shards<W: Write>(
+    collection: &Collection,
+    only: Option<u32>,
+    out: W,
+    dest: &Path,
+    progress: ProgressFn<'_>,
+) -> Result<(W, u64, String)> {
+    let all = collection.shards();
+    let shards: Vec<_> = all.iter().filter(|s| only.is_none_or(|id| s.id() == id)).cloned().collect();
+    if let (Some(id), true) = (only, shards.is_empty()) {
+        return Err(CollectionError::NotFound(format!(
+            "Shard {id} of collection `{}` does not exist",
+            collection.name()
+        )));
+    }
     let sources = shards
         .iter()
         .map(|s| {
@@ -66,7 +94,8 @@ pub fn snapshot_collection<W: Write>(
         (views, collection.catalog_entry())
     };
     let ids: Vec<u32> = views.iter().map(|(id, _)| *id).collect();
-    if collection.shards().iter().map(|s| s.id()).collect::<Vec<_>>() != ids {
+    let now: Vec<u32> = collection.shards().iter().map(|s| s.id()).filter(|id| only.is_none_or(|o| o == *id)).collect();
+    if now != ids {
         return Err(CollectionError::Unavailable(format!(
             "the shards of collection `{}` changed while the snapshot started; retry",
             collection.name()

@@ -71,6 +71,11 @@ impl SnapshotDir {
         Ok(self.root.join(collection))
     }
 
+    /// Where snapshots of one shard of `collection` are filed.
+    pub fn shard_dir(&self, collection: &str, shard_id: u32) -> Result<PathBuf> {
+        Ok(self.collection_dir(collection)?.join("shards").join(shard_id.to_string()))
+    }
+
     /// Snapshots in `dir` (the root for full snapshots), by name.
     pub fn list(dir: &Path) -> Result<Vec<SnapshotDescription>> {
         let rd = match fs::read_dir(dir) {

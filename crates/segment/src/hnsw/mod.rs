@@ -26,9 +26,9 @@
 
 mod build;
 mod links;
-mod persist;
+pub(crate) mod persist;
 mod search;
-mod visited;
+pub(crate) mod visited;
 
 #[cfg(test)]
 mod tests;
@@ -42,7 +42,7 @@ use links::Links;
 use visited::ScratchPool;
 
 pub use persist::GraphError;
-pub use search::exact_search;
+pub use search::{exact_search, exact_search_by, OffsetScorer};
 
 /// Read access to the vectors being indexed, by dense internal offset `0..len`.
 pub trait VectorSource: Sync {
@@ -243,6 +243,18 @@ impl HnswGraph {
         accept: Option<&(dyn Fn(u32) -> bool + Sync)>,
     ) -> Vec<(u32, f32)> {
         search::search_graph(self, src, distance, query, k, ef, accept).0
+    }
+
+    /// [`HnswGraph::search`] with a pluggable per-offset scorer (e.g. quantized codes) instead
+    /// of full-precision vectors. `scorer` must score every offset `0..len()`.
+    pub fn search_with<S: OffsetScorer + ?Sized>(
+        &self,
+        scorer: &S,
+        k: usize,
+        ef: usize,
+        accept: Option<&(dyn Fn(u32) -> bool + Sync)>,
+    ) -> Vec<(u32, f32)> {
+        search::search_graph_by(self, scorer, k, ef, accept).0
     }
 
     /// Extra links for filtered search (Qdrant's `payload_m`). For each group of offsets (the

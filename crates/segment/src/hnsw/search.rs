@@ -51,6 +51,34 @@ pub(crate) fn flat(src: &dyn VectorSource) -> Option<Flat<'_>> {
     Some(Flat { data, dim })
 }
 
+/// Scores nodes by offset against one fixed query (larger is better). The traversal is
+/// generic over it: full-precision vectors ([`F32Scorer`]) are one implementation, quantized
+/// codes (`crate::quantized`) another.
+pub trait OffsetScorer: Sync {
+    fn score(&self, offset: u32) -> f32;
+    /// A hint that `offset` is scored next (prefetch its data).
+    #[inline(always)]
+    fn prefetch(&self, _offset: u32) {}
+}
+
+/// Full-precision scoring of `query` against the vectors of `vecs`.
+pub(crate) struct F32Scorer<'a, V: Vecs> {
+    pub vecs: &'a V,
+    pub scorer: Scorer,
+    pub query: &'a [f32],
+}
+
+impl<V: Vecs> OffsetScorer for F32Scorer<'_, V> {
+    #[inline(always)]
+    fn score(&self, offset: u32) -> f32 {
+        self.scorer.score(self.query, self.vecs.get(offset))
+    }
+    #[inline(always)]
+    fn prefetch(&self, offset: u32) {
+        prefetch_slice(self.vecs.get(offset));
+    }
+}
+
 /// Group links in CSR form, followed by filtered searches.
 #[derive(Clone, Copy)]
 pub(crate) struct Extra<'a> {
@@ -65,6 +93,18 @@ pub(crate) fn greedy<V: Vecs>(
     vecs: &V,
     scorer: Scorer,
     query: &[f32],
+    cur: Near,
+    level: usize,
+    locks: Option<&[Mutex<()>]>,
+) -> Near {
+    greedy_by(links, &F32Scorer { vecs, scorer, query }, cur, level, locks)
+}
+
+/// [`greedy`] under any [`OffsetScorer`].
+#[inline]
+pub(crate) fn greedy_by<S: OffsetScorer + ?Sized>(
+    links: &Links,
+    sc: &S,
     mut cur: Near,
     level: usize,
     locks: Option<&[Mutex<()>]>,
@@ -76,7 +116,7 @@ pub(crate) fn greedy<V: Vecs>(
         let cnt = (block[0].load(Relaxed) as usize).min(block.len() - 1);
         for slot in &block[1..1 + cnt] {
             let id = slot.load(Relaxed);
-            let score = scorer.score(query, vecs.get(id));
+            let score = sc.score(id);
             if score > cur.score {
                 cur = Near { score, id };
                 changed = true;
@@ -99,6 +139,22 @@ pub(crate) fn search_layer<V: Vecs>(
     vecs: &V,
     scorer: Scorer,
     query: &[f32],
+    entry: Near,
+    ef: usize,
+    level: usize,
+    accept: Accept<'_>,
+    extra: Option<Extra<'_>>,
+    locks: Option<&[Mutex<()>]>,
+    s: &mut Scratch,
+) -> usize {
+    search_layer_by(links, &F32Scorer { vecs, scorer, query }, entry, ef, level, accept, extra, locks, s)
+}
+
+/// [`search_layer`] under any [`OffsetScorer`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn search_layer_by<S: OffsetScorer + ?Sized>(
+    links: &Links,
+    sc: &S,
     entry: Near,
     ef: usize,
     level: usize,
@@ -150,14 +206,14 @@ pub(crate) fn search_layer<V: Vecs>(
             }
         }
         if let Some(&first) = s.pending.first() {
-            prefetch_slice(vecs.get(first));
+            sc.prefetch(first);
         }
         for j in 0..s.pending.len() {
             let id = s.pending[j];
             if let Some(&next) = s.pending.get(j + 1) {
-                prefetch_slice(vecs.get(next));
+                sc.prefetch(next);
             }
-            let score = scorer.score(query, vecs.get(id));
+            let score = sc.score(id);
             scored += 1;
             if s.results.len() < ef || score > lower {
                 s.candidates.push(Near { score, id });
@@ -197,25 +253,27 @@ pub(crate) fn search_graph(
     }
     let scorer = distance.scorer();
     match flat(src) {
-        Some(f) => search_graph_with(g, &f, scorer, query, k, ef, accept),
-        None => search_graph_with(g, &Dyn(src), scorer, query, k, ef, accept),
+        Some(f) => search_graph_by(g, &F32Scorer { vecs: &f, scorer, query }, k, ef, accept),
+        None => search_graph_by(g, &F32Scorer { vecs: &Dyn(src), scorer, query }, k, ef, accept),
     }
 }
 
-fn search_graph_with<V: Vecs>(
+/// Graph search under any [`OffsetScorer`] (which must score every offset `0..g.len()`).
+pub(crate) fn search_graph_by<S: OffsetScorer + ?Sized>(
     g: &HnswGraph,
-    vecs: &V,
-    scorer: Scorer,
-    query: &[f32],
+    sc: &S,
     k: usize,
     ef: usize,
     accept: Accept<'_>,
 ) -> (Vec<(u32, f32)>, usize) {
+    if g.is_empty() || k == 0 {
+        return (Vec::new(), 0);
+    }
     let links = &g.links;
-    let mut cur = Near { score: scorer.score(query, vecs.get(g.entry)), id: g.entry };
+    let mut cur = Near { score: sc.score(g.entry), id: g.entry };
     let mut scored = 1usize;
     for level in (1..=links.max_level).rev() {
-        cur = greedy(links, vecs, scorer, query, cur, level, None);
+        cur = greedy_by(links, sc, cur, level, None);
     }
     let extra = if accept.is_some() && !g.extra.is_empty() {
         Some(Extra { start: &g.extra_start, ids: &g.extra })
@@ -223,7 +281,7 @@ fn search_graph_with<V: Vecs>(
         None
     };
     let mut s = g.pool.get();
-    scored += search_layer(links, vecs, scorer, query, cur, ef.max(k), 0, accept, extra, None, &mut s);
+    scored += search_layer_by(links, sc, cur, ef.max(k), 0, accept, extra, None, &mut s);
     let mut out: Vec<(u32, f32)> = s.results.drain().map(|f| (f.id, f.score)).collect();
     g.pool.put(s);
     sort_best_first(&mut out);
@@ -250,25 +308,27 @@ pub fn exact_search(
     }
     let scorer = distance.scorer();
     match flat(src) {
-        Some(f) => exact_with(&f, src.len(), scorer, query, k, accept),
-        None => exact_with(&Dyn(src), src.len(), scorer, query, k, accept),
+        Some(f) => exact_search_by(&F32Scorer { vecs: &f, scorer, query }, src.len(), k, accept),
+        None => exact_search_by(&F32Scorer { vecs: &Dyn(src), scorer, query }, src.len(), k, accept),
     }
 }
 
-fn exact_with<V: Vecs>(
-    vecs: &V,
+/// Brute-force top-`k` over offsets `0..n` under any [`OffsetScorer`], best first.
+pub fn exact_search_by<S: OffsetScorer + ?Sized>(
+    sc: &S,
     n: usize,
-    scorer: Scorer,
-    query: &[f32],
     k: usize,
-    accept: Accept<'_>,
+    accept: Option<&(dyn Fn(u32) -> bool + Sync)>,
 ) -> Vec<(u32, f32)> {
+    if k == 0 {
+        return Vec::new();
+    }
     let mut heap: BinaryHeap<Far> = BinaryHeap::with_capacity(k.min(n) + 1);
     for i in 0..n as u32 {
         if accept.is_some_and(|f| !f(i)) {
             continue;
         }
-        let score = scorer.score(query, vecs.get(i));
+        let score = sc.score(i);
         let item = Far { score, id: i };
         if heap.len() < k {
             heap.push(item);

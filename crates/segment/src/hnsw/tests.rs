@@ -477,3 +477,60 @@ fn bench_100k() {
         );
     }
 }
+
+/// Recall@k of quantized graph search with rescoring (`ceil(k * oversampling)` candidates by
+/// quantized score, rescored with the originals), against full-precision brute force.
+fn quantized_recall(d: Distance, dim: usize, n: usize, oversampling: f64, rescore: bool) -> f64 {
+    use crate::quantized::QuantizedVectors;
+    let data = clustered(n, dim, 40, 5, d);
+    let queries = clustered(100, dim, 40, 5_000_005, d);
+    let g = build(&data, d, &params(16, 100, 2));
+    let qv = QuantizedVectors::build(&data, d, 0.99);
+    let (k, ef) = (10, 64);
+    let fetch = ((k as f64) * oversampling).ceil() as usize;
+    let mut hits = 0usize;
+    for q in 0..queries.len() as u32 {
+        let query = queries.vector(q);
+        let truth: HashSet<u32> = exact_search(&data, d, query, k, None).into_iter().map(|x| x.0).collect();
+        let mut got = g.search_with(&qv.query(query), fetch, ef.max(fetch), None);
+        if rescore {
+            got.iter_mut().for_each(|x| x.1 = d.score(query, data.vector(x.0)));
+            super::search::sort_best_first(&mut got);
+        }
+        got.truncate(k);
+        hits += got.iter().filter(|x| truth.contains(&x.0)).count();
+    }
+    hits as f64 / (queries.len() * k) as f64
+}
+
+#[test]
+fn quantized_recall_with_rescoring() {
+    for (d, dim, n) in [(Distance::Cosine, 64, 5000), (Distance::Euclid, 48, 4000), (Distance::Dot, 32, 4000)] {
+        let plain = quantized_recall(d, dim, n, 1.0, false);
+        let r = quantized_recall(d, dim, n, 2.0, true);
+        eprintln!("{d:?}: quantized recall@10 {plain:.4} without rescoring, {r:.4} rescored at oversampling 2");
+        assert!(r >= 0.95, "{d:?}: rescored recall {r}");
+        assert!(r >= plain, "{d:?}: rescoring made it worse ({r} < {plain})");
+    }
+}
+
+#[test]
+fn quantized_exact_scan_matches_brute_force_after_rescoring() {
+    use crate::quantized::QuantizedVectors;
+    let d = Distance::Manhattan;
+    let data = clustered(2000, 24, 20, 9, d);
+    let queries = clustered(30, 24, 20, 9_000_009, d);
+    let qv = QuantizedVectors::build(&data, d, 1.0);
+    let mut hits = 0;
+    for q in 0..queries.len() as u32 {
+        let query = queries.vector(q);
+        let truth: HashSet<u32> = exact_search(&data, d, query, 10, None).into_iter().map(|x| x.0).collect();
+        let mut got = exact_search_by(&qv.query(query), data.len(), 30, None);
+        got.iter_mut().for_each(|x| x.1 = d.score(query, data.vector(x.0)));
+        super::search::sort_best_first(&mut got);
+        got.truncate(10);
+        hits += got.iter().filter(|x| truth.contains(&x.0)).count();
+    }
+    let r = hits as f64 / 300.0;
+    assert!(r >= 0.97, "recall {r}");
+}

@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use axum::extract::Path;
 use qd_collection::{AliasAction, CollectionError};
-use qd_core::config::CreateCollection;
+use qd_core::config::{CreateCollection, QuantizationConfig};
 use serde_json::json;
 
 use super::models::{AliasActionBody, AliasOperations, TimeoutParam, UpdateCollectionBody};
@@ -65,6 +65,10 @@ pub async fn update(
     if body.sparse_vectors.as_ref().is_some_and(|v| !v.is_null()) {
         return Err(ApiError::bad_request("Bad request: sparse_vectors: sparse vectors are not supported yet"));
     }
+    let quantization = match &body.quantization_config {
+        None => None,
+        Some(q) => Some(QuantizationConfig::from_json(q, "quantization_config")?),
+    };
     let reg = state.registry.clone();
     blocking(move || {
         reg.update_config(&name, |cfg| {
@@ -75,9 +79,8 @@ pub async fn update(
             if let Some(h) = &body.hnsw_config {
                 cfg.hnsw_config = h.apply(&cfg.hnsw_config);
             }
-            if let Some(q) = &body.quantization_config {
-                cfg.quantization_config =
-                    if q.is_null() || q.as_str() == Some("Disabled") { None } else { Some(q.clone()) };
+            if let Some(q) = &quantization {
+                cfg.quantization_config = q.clone();
             }
             if let Some(params) = &body.params {
                 if let Some(v) = params.get("on_disk_payload").and_then(|v| v.as_bool()) {
@@ -105,7 +108,8 @@ pub async fn update(
                         params.on_disk = Some(d);
                     }
                     if let Some(q) = diff.get("quantization_config") {
-                        params.quantization_config = Some(q.clone()).filter(|q| !q.is_null());
+                        params.quantization_config =
+                            QuantizationConfig::from_json(q, &format!("vectors.{vname}.quantization_config"))?;
                     }
                 }
             }

@@ -91,6 +91,19 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/collections/{name}/snapshots/{snapshot}", get(snapshots::download).delete(snapshots::delete))
         .route("/collections/{name}/restore", post(snapshots::restore))
+        .route(
+            "/collections/{name}/shards/{shard_id}/snapshots",
+            get(snapshots::list_shard).post(snapshots::create_shard),
+        )
+        .route("/collections/{name}/shards/{shard_id}/snapshots/recover", put(snapshots::recover_shard))
+        .route(
+            "/collections/{name}/shards/{shard_id}/snapshots/upload",
+            post(snapshots::upload_shard).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/collections/{name}/shards/{shard_id}/snapshots/{snapshot}",
+            get(snapshots::download_shard).delete(snapshots::delete_shard),
+        )
         .route("/snapshots", get(snapshots::list_full).post(snapshots::create_full))
         .route("/snapshots/{snapshot}", get(snapshots::download_full).delete(snapshots::delete_full))
         // monitoring

@@ -217,7 +217,7 @@ pub struct SearchParamsBody {
     #[serde(default)]
     pub exact: bool,
     #[serde(default)]
-    pub quantization: Option<Value>,
+    pub quantization: Option<qd_core::config::QuantizationSearchParams>,
     #[serde(default)]
     pub indexed_only: bool,
     #[serde(default)]

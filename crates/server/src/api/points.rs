@@ -307,6 +307,9 @@ fn search_request(body: SearchBody) -> Result<SearchRequest, ApiError> {
         f.validate()?;
     }
     let params = body.params.unwrap_or_default();
+    if let Some(q) = &params.quantization {
+        q.validate().map_err(|e| ApiError::bad_request(format!("Bad request: params.quantization.{e}")))?;
+    }
     Ok(SearchRequest {
         vector_name: body.vector.name,
         vector: body.vector.vector,
@@ -320,6 +323,7 @@ fn search_request(body: SearchBody) -> Result<SearchRequest, ApiError> {
         },
         hnsw_ef: params.hnsw_ef,
         exact: params.exact,
+        quantization: params.quantization,
         shard_key,
     })
 }

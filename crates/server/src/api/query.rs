@@ -6,6 +6,7 @@ use std::time::Instant;
 use axum::extract::Path;
 use qd_collection::operations::WithSelectors;
 use qd_collection::query::{OrderBy, Prefetch, Query, QueryRequest, RecommendStrategy, VectorOrId};
+use qd_core::config::QuantizationSearchParams;
 use qd_core::filter::Filter;
 use qd_core::json_path::JsonPath;
 use qd_core::selectors::{PayloadSelector, VectorSelector};
@@ -214,9 +215,11 @@ fn parse_query(v: &Value, what: &str) -> R<Query> {
     }
 }
 
-fn params(o: &Map<String, Value>, what: &str) -> R<(Option<usize>, bool)> {
+type Knobs = (Option<usize>, bool, Option<QuantizationSearchParams>);
+
+fn params(o: &Map<String, Value>, what: &str) -> R<Knobs> {
     match get(o, "params") {
-        None => Ok((None, false)),
+        None => Ok((None, false, None)),
         Some(p) => {
             let w = format!("{what}.params");
             let po = object(p, &w, &["hnsw_ef", "exact", "quantization", "indexed_only", "acorn"])?;
@@ -225,7 +228,16 @@ fn params(o: &Map<String, Value>, what: &str) -> R<(Option<usize>, bool)> {
                 Some(Value::Bool(b)) => *b,
                 Some(_) => return Err(bad(format!("{w}.exact: expected a boolean"))),
             };
-            Ok((usize_field(po, "hnsw_ef", &w)?, exact))
+            let quantization = match get(po, "quantization") {
+                None => None,
+                Some(q) => {
+                    let q: QuantizationSearchParams =
+                        serde_json::from_value(q.clone()).map_err(|e| bad(format!("{w}.quantization: {e}")))?;
+                    q.validate().map_err(|e| bad(format!("{w}.quantization: {e}")))?;
+                    Some(q)
+                }
+            };
+            Ok((usize_field(po, "hnsw_ef", &w)?, exact, quantization))
         }
     }
 }
@@ -250,7 +262,7 @@ fn prefetches(v: Option<&Value>, what: &str) -> R<Vec<Prefetch>> {
             if get(o, "lookup_from").is_some() {
                 return Err(bad(format!("{w}.lookup_from: not supported yet")));
             }
-            let (hnsw_ef, exact) = params(o, &w)?;
+            let (hnsw_ef, exact, quantization) = params(o, &w)?;
             Ok(Prefetch {
                 prefetch: prefetches(get(o, "prefetch"), &format!("{w}.prefetch"))?,
                 query: get(o, "query").map(|q| parse_query(q, &format!("{w}.query"))).transpose()?,
@@ -260,6 +272,7 @@ fn prefetches(v: Option<&Value>, what: &str) -> R<Vec<Prefetch>> {
                 limit: usize_field(o, "limit", &w)?.unwrap_or(10),
                 hnsw_ef,
                 exact,
+                quantization,
             })
         })
         .collect()
@@ -306,7 +319,7 @@ pub fn parse_query_request(v: &Value, what: &str) -> R<QueryRequest> {
         ],
     )?;
     reject_unsupported(o, what)?;
-    let (hnsw_ef, exact) = params(o, what)?;
+    let (hnsw_ef, exact, quantization) = params(o, what)?;
     Ok(QueryRequest {
         prefetch: prefetches(get(o, "prefetch"), &format!("{what}.prefetch"))?,
         query: get(o, "query").map(|q| parse_query(q, &format!("{what}.query"))).transpose()?,
@@ -318,6 +331,7 @@ pub fn parse_query_request(v: &Value, what: &str) -> R<QueryRequest> {
         with: selectors(o, what, PayloadSelector::None)?,
         hnsw_ef,
         exact,
+        quantization,
         shard_key: super::points::shard_keys(get(o, "shard_key").cloned())?,
     })
 }
@@ -344,7 +358,7 @@ pub fn parse_recommend_request(v: &Value, what: &str) -> R<QueryRequest> {
         ],
     )?;
     reject_unsupported(o, what)?;
-    let (hnsw_ef, exact) = params(o, what)?;
+    let (hnsw_ef, exact, quantization) = params(o, what)?;
     let limit = usize_field(o, "limit", what)?.ok_or_else(|| bad(format!("{what}.limit: missing field")))?;
     Ok(QueryRequest {
         prefetch: Vec::new(),
@@ -361,6 +375,7 @@ pub fn parse_recommend_request(v: &Value, what: &str) -> R<QueryRequest> {
         with: selectors(o, what, PayloadSelector::None)?,
         hnsw_ef,
         exact,
+        quantization,
         shard_key: super::points::shard_keys(get(o, "shard_key").cloned())?,
     })
 }

@@ -213,7 +213,8 @@ async fn delete_in(t: Instant, wait: bool, dir: PathBuf, snapshot: String, colle
     }
 }
 
-/// Restore `file` as collection `name`, then drop `temp` (a downloaded or uploaded file).
+/// Restore `file` as collection `name` (or as its shard `shard`), then drop `temp` (a
+/// downloaded or uploaded file).
 #[allow(clippy::too_many_arguments)]
 async fn restore_file(
     state: &State,
@@ -221,6 +222,7 @@ async fn restore_file(
     wait: bool,
     kind: SnapshotKind,
     name: String,
+    shard: Option<u32>,
     file: PathBuf,
     checksum: Option<String>,
     temp: Option<TempPath>,
@@ -231,8 +233,15 @@ async fn restore_file(
         let mut f = std::fs::File::open(&file)
             .map_err(|e| ApiError::not_found(format!("Not found: snapshot file {}: {e}", file.display())))?;
         let total = f.metadata().ok().map(|m| m.len());
-        let opts = RestoreOptions { checksum, replace_existing: true, at_startup: false };
-        reg.restore_collection(&name, &mut f, total, &opts, &mut no_progress)?;
+        match shard {
+            Some(sid) => {
+                reg.restore_shard(&name, sid, &mut f, total, checksum.as_deref(), &mut no_progress)?;
+            }
+            None => {
+                let opts = RestoreOptions { checksum, replace_existing: true, at_startup: false };
+                reg.restore_collection(&name, &mut f, total, &opts, &mut no_progress)?;
+            }
+        }
         Ok(true)
     })
     .await
@@ -244,6 +253,26 @@ pub async fn recover(
     Path(name): Path<String>,
     Params(p): Params<SnapshotParams>,
     JsonBody(body): JsonBody<RecoverBody>,
+) -> ApiResult {
+    recover_into(state, name, None, p, body).await
+}
+
+/// `PUT /collections/{name}/shards/{shard_id}/snapshots/recover`.
+pub async fn recover_shard(
+    state: State,
+    Path((name, shard)): Path<(String, u32)>,
+    Params(p): Params<SnapshotParams>,
+    JsonBody(body): JsonBody<RecoverBody>,
+) -> ApiResult {
+    recover_into(state, name, Some(shard), p, body).await
+}
+
+async fn recover_into(
+    state: State,
+    name: String,
+    shard: Option<u32>,
+    p: SnapshotParams,
+    body: RecoverBody,
 ) -> ApiResult {
     let t = Instant::now();
     qd_collection::registry::validate_collection_name(&name)?;
@@ -261,7 +290,7 @@ pub async fn recover(
         if wait(&p) {
             fetch_url(&location, body.api_key.as_deref(), &temp.0).await?;
             let file = temp.0.clone();
-            return restore_file(&state, t, true, SnapshotKind::Restore, name, file, checksum, Some(temp)).await;
+            return restore_file(&state, t, true, SnapshotKind::Restore, name, shard, file, checksum, Some(temp)).await;
         }
         let state2 = state.clone();
         tokio::spawn(async move {
@@ -269,7 +298,8 @@ pub async fn recover(
                 Ok(_) => {
                     let file = temp.0.clone();
                     let _ =
-                        restore_file(&state2, t, true, SnapshotKind::Restore, name, file, checksum, Some(temp)).await;
+                        restore_file(&state2, t, true, SnapshotKind::Restore, name, shard, file, checksum, Some(temp))
+                            .await;
                 }
                 Err(e) => {
                     metrics::record_snapshot(SnapshotKind::Restore, &name, false);
@@ -282,7 +312,7 @@ pub async fn recover(
     let tmp_dir = state.registry.layout().tmp_dir();
     let dirs = snapshots(&state);
     let file = blocking(move || Ok(dirs.resolve_local(&location, &tmp_dir)?)).await?;
-    restore_file(&state, t, wait(&p), SnapshotKind::Restore, name, file, checksum, None).await
+    restore_file(&state, t, wait(&p), SnapshotKind::Restore, name, shard, file, checksum, None).await
 }
 
 /// `POST /collections/{name}/restore` with `{"snapshot": "path"}`: a file under the snapshots
@@ -300,7 +330,7 @@ pub async fn restore(
     let dirs = snapshots(&state);
     let location = body.snapshot;
     let file = blocking(move || Ok(dirs.resolve_local(&location, &tmp_dir)?)).await?;
-    restore_file(&state, t, wait(&p), SnapshotKind::Restore, name, file, checksum, None).await
+    restore_file(&state, t, wait(&p), SnapshotKind::Restore, name, None, file, checksum, None).await
 }
 
 /// `POST /collections/{name}/snapshots/upload?priority=&checksum=`, multipart field `snapshot`.
@@ -308,6 +338,26 @@ pub async fn upload(
     state: State,
     Path(name): Path<String>,
     Params(p): Params<SnapshotParams>,
+    multipart: Multipart,
+) -> ApiResult {
+    upload_into(state, name, None, p, multipart).await
+}
+
+/// `POST /collections/{name}/shards/{shard_id}/snapshots/upload`.
+pub async fn upload_shard(
+    state: State,
+    Path((name, shard)): Path<(String, u32)>,
+    Params(p): Params<SnapshotParams>,
+    multipart: Multipart,
+) -> ApiResult {
+    upload_into(state, name, Some(shard), p, multipart).await
+}
+
+async fn upload_into(
+    state: State,
+    name: String,
+    shard: Option<u32>,
+    p: SnapshotParams,
     mut multipart: Multipart,
 ) -> ApiResult {
     let t = Instant::now();
@@ -335,7 +385,66 @@ pub async fn upload(
         return Err(ApiError::bad_request("Bad request: multipart form field `snapshot` (the file) is missing"));
     }
     let file = temp.0.clone();
-    restore_file(&state, t, wait(&p), SnapshotKind::Upload, name, file, checksum, Some(temp)).await
+    restore_file(&state, t, wait(&p), SnapshotKind::Upload, name, shard, file, checksum, Some(temp)).await
+}
+
+// ---- shard snapshots ----
+
+/// `POST /collections/{name}/shards/{shard_id}/snapshots`: snapshot one shard.
+pub async fn create_shard(
+    state: State,
+    Path((name, shard)): Path<(String, u32)>,
+    Params(p): Params<SnapshotParams>,
+) -> ApiResult {
+    let t = Instant::now();
+    let collection = state.registry.get(&name)?;
+    if !collection.shards().iter().any(|s| s.id() == shard) {
+        return Err(ApiError::not_found(format!("Not found: shard {shard} of collection `{name}` does not exist")));
+    }
+    let dir = snapshots(&state).shard_dir(collection.name(), shard)?;
+    run(t, wait(&p), SnapshotKind::Create, collection.name().to_string(), move || {
+        let base = format!("{}-shard-{shard}-{}", collection.name(), snapshot::name_timestamp(chrono::Utc::now()));
+        let desc = SnapshotDir::write_new(&dir, &base, |w, path| {
+            let (_, size, sha) = snapshot::snapshot_shard(&collection, shard, w, path, &mut no_progress)?;
+            Ok((size, sha))
+        })?;
+        Ok(desc)
+    })
+    .await
+}
+
+pub async fn list_shard(state: State, Path((name, shard)): Path<(String, u32)>) -> ApiResult {
+    let t = Instant::now();
+    let reg = state.registry.clone();
+    let dirs = snapshots(&state);
+    let list: Vec<SnapshotDescription> = blocking(move || {
+        let dir = dirs.shard_dir(&collection_name(&reg, &name)?, shard)?;
+        Ok(SnapshotDir::list(&dir)?)
+    })
+    .await?;
+    Ok(ok(t, list))
+}
+
+pub async fn download_shard(state: State, Path((name, shard, snapshot)): Path<(String, u32, String)>) -> ApiResult {
+    let name = collection_name(&state.registry, &name)?;
+    let dir = snapshots(&state).shard_dir(&name, shard)?;
+    let r = match SnapshotDir::existing(&dir, &snapshot) {
+        Ok(p) => stream_file(p).await,
+        Err(e) => Err(e.into()),
+    };
+    metrics::record_snapshot(SnapshotKind::Download, &name, r.is_ok());
+    r
+}
+
+pub async fn delete_shard(
+    state: State,
+    Path((name, shard, snapshot)): Path<(String, u32, String)>,
+    Params(p): Params<SnapshotParams>,
+) -> ApiResult {
+    let t = Instant::now();
+    let name = collection_name(&state.registry, &name)?;
+    let dir = snapshots(&state).shard_dir(&name, shard)?;
+    delete_in(t, wait(&p), dir, snapshot, name).await
 }
 
 // ---- full-storage snapshots ----

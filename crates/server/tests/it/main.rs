@@ -6,6 +6,7 @@ mod common;
 mod durability;
 mod indexing;
 mod monitoring;
+mod quantization;
 mod sharding;
 mod snapshots;
 mod startup;

@@ -742,3 +742,69 @@ fn offline_cli_and_start_up_restores() {
     let (code, _, err) = cli(&["--snapshot", "no-colon-here"]);
     assert_eq!(code, 2, "{err}");
 }
+
+/// Shard snapshots: create/list/download/delete one shard, and recover (upload and file
+/// location) it into the live collection, replacing only that shard.
+#[test]
+fn shard_snapshots_round_trip() {
+    for backend in BACKENDS {
+        let dir = tempfile::tempdir().expect("tmp");
+        let s = start(dir.path(), "a", backend);
+        fill(&s, "c", 1500, 3);
+        wait_green(&s, "c");
+        let shard_points = |s: &Server| -> Vec<u64> {
+            let cl = s.ok("GET", "/collections/c/cluster", None);
+            cl["local_shards"]
+                .as_array()
+                .expect("shards")
+                .iter()
+                .map(|sh| sh["points_count"].as_u64().expect("n"))
+                .collect()
+        };
+        let before = shard_points(&s);
+        assert!(before[1] > 0, "{before:?}");
+        let d = s.ok("POST", "/collections/c/shards/1/snapshots?wait=true", None);
+        let name = d["name"].as_str().expect("name").to_string();
+        let listed = s.ok("GET", "/collections/c/shards/1/snapshots", None);
+        assert!(listed.as_array().expect("list").iter().any(|x| x["name"] == name.as_str()), "{listed}");
+        assert_eq!(s.ok("GET", "/collections/c/shards/0/snapshots", None), json!([]), "filed per shard");
+        let bytes = download(&s, &format!("/collections/c/shards/1/snapshots/{name}"));
+
+        // Empty the collection, then bring shard 1 back from the uploaded snapshot.
+        s.ok("POST", "/collections/c/points/delete?wait=true", Some(&json!({"filter": {"must": []}})));
+        assert_eq!(shard_points(&s), vec![0, 0, 0]);
+        let (st, body) = upload(&s, "c/shards/1", "?wait=true", &bytes);
+        assert_eq!(st, 200, "{body}");
+        assert_eq!(shard_points(&s), vec![0, before[1], 0], "only shard 1 was replaced");
+        let hits = s.ok("POST", "/collections/c/points/search", Some(&json!({"vector": vector(7, DIM), "limit": 3})));
+        assert_eq!(hits.as_array().expect("hits").len(), 3, "the restored shard serves searches");
+        // Writes keep working on the new shard.
+        s.ok(
+            "PUT",
+            "/collections/c/points?wait=true",
+            Some(&json!({"points": [{"id": 999_999, "vector": vector(1, DIM)}]})),
+        );
+
+        // Recover from the snapshot file by location (a file under the snapshots path).
+        let file = dir.path().join("snapshots/c/shards/1").join(&name);
+        let loc = format!("file://{}", file.display());
+        s.ok("PUT", "/collections/c/shards/1/snapshots/recover?wait=true", Some(&json!({"location": loc})));
+        assert_eq!(shard_points(&s)[1], before[1]);
+
+        // A snapshot of several shards cannot replace one shard; the shard stays as it was.
+        let full = create_snapshot(&s, "c");
+        let full_bytes = download(&s, &format!("/collections/c/snapshots/{}", full["name"].as_str().expect("name")));
+        let (st, _) = upload(&s, "c/shards/2", "?wait=true", &full_bytes);
+        assert_eq!(st, 400);
+        let (st, _) = upload(&s, "c/shards/9", "?wait=true", &bytes);
+        assert_eq!(st, 404);
+        assert_eq!(shard_points(&s)[1], before[1]);
+
+        s.ok("DELETE", &format!("/collections/c/shards/1/snapshots/{name}"), None);
+        assert_eq!(s.ok("GET", "/collections/c/shards/1/snapshots", None), json!([]));
+        drop(s);
+        // The swapped shard is what a restart loads.
+        let s = start(dir.path(), "a", backend);
+        assert_eq!(shard_points(&s)[1], before[1]);
+    }
+}

@@ -1,0 +1,434 @@
+//! Scalar (int8) quantization of a sealed segment's vectors, for fast approximate scoring.
+//!
+//! Every component of every vector is mapped to one byte: `x ≈ lo + alpha * c` with
+//! `c = round((clamp(x, lo, hi) - lo) / alpha)`, `alpha = (hi - lo) / 255`, where `lo` and `hi`
+//! bound the given quantile of the values (Qdrant's `quantile`: 0.99 ignores the 1% most extreme
+//! values, which are clamped). One range is shared by all dimensions.
+//!
+//! The query is quantized the same way, so scoring is an integer kernel over two byte arrays
+//! plus per-vector correction terms computed at build time (internal scores, larger is better):
+//!
+//! - Dot / Cosine: `q·x ≈ alpha² Σ cq·cx + [lo·alpha Σ cq + d·lo²] + lo·alpha Σ cx`
+//! - Euclid: `-|q-x|² ≈ 2 alpha² Σ cq·cx - alpha² Σ cq² - alpha² Σ cx²` (`lo` cancels)
+//! - Manhattan: `-|q-x|₁ ≈ -alpha Σ |cq - cx|`
+//!
+//! Quantized scores only pick candidates; searches rescore them with the original vectors
+//! unless told not to (`params.quantization.rescore: false`).
+//!
+//! Binary form (little-endian): `magic "QDSQUANT" | version u32 | distance u8 | dim u32 | n u64
+//! | lo f32 | alpha f32 | codes [u8; n*dim] | corr [f32; n] | crc32 u32` (CRC over all before).
+
+use qd_core::Distance;
+use rayon::prelude::*;
+
+use crate::hnsw::persist::Crc32;
+use crate::hnsw::visited::prefetch_ptr;
+use crate::hnsw::{OffsetScorer, VectorSource};
+
+const MAGIC: [u8; 8] = *b"QDSQUANT";
+const VERSION: u32 = 1;
+/// At most this many values are sampled to find the quantile range.
+const SAMPLE_VALUES: usize = 1 << 20;
+
+/// Int8 codes of one vector column plus what is needed to score them.
+#[derive(Clone)]
+pub struct QuantizedVectors {
+    distance: Distance,
+    dim: usize,
+    len: usize,
+    lo: f32,
+    alpha: f32,
+    codes: Vec<u8>,
+    corr: Vec<f32>,
+}
+
+impl std::fmt::Debug for QuantizedVectors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QuantizedVectors")
+            .field("distance", &self.distance)
+            .field("dim", &self.dim)
+            .field("len", &self.len)
+            .field("lo", &self.lo)
+            .field("alpha", &self.alpha)
+            .finish()
+    }
+}
+
+/// Why stored quantized vectors could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum QuantizedError {
+    #[error("quantized vectors are truncated")]
+    Truncated,
+    #[error("not quantized vectors (bad magic)")]
+    BadMagic,
+    #[error("unsupported quantized vectors format version {0}")]
+    UnsupportedVersion(u32),
+    #[error("quantized vectors checksum mismatch")]
+    Checksum,
+    #[error("corrupt quantized vectors: {0}")]
+    Corrupt(&'static str),
+}
+
+#[inline]
+fn dot_u8(a: &[u8], b: &[u8]) -> u32 {
+    // Chunked so the compiler vectorises with 32-bit lanes; 255*255*65536 fits in u32.
+    let mut acc = [0u32; 16];
+    let (ca, ra) = a.as_chunks::<16>();
+    let (cb, rb) = b.as_chunks::<16>();
+    for (x, y) in ca.iter().zip(cb) {
+        for i in 0..16 {
+            acc[i] += x[i] as u32 * y[i] as u32;
+        }
+    }
+    let tail: u32 = ra.iter().zip(rb).map(|(&x, &y)| x as u32 * y as u32).sum();
+    acc.iter().sum::<u32>() + tail
+}
+
+#[inline]
+fn l1_u8(a: &[u8], b: &[u8]) -> u32 {
+    let mut acc = [0u32; 16];
+    let (ca, ra) = a.as_chunks::<16>();
+    let (cb, rb) = b.as_chunks::<16>();
+    for (x, y) in ca.iter().zip(cb) {
+        for i in 0..16 {
+            acc[i] += x[i].abs_diff(y[i]) as u32;
+        }
+    }
+    let tail: u32 = ra.iter().zip(rb).map(|(&x, &y)| x.abs_diff(y) as u32).sum();
+    acc.iter().sum::<u32>() + tail
+}
+
+fn distance_code(d: Distance) -> u8 {
+    match d {
+        Distance::Cosine => 0,
+        Distance::Euclid => 1,
+        Distance::Dot => 2,
+        Distance::Manhattan => 3,
+    }
+}
+
+fn distance_from(c: u8) -> Option<Distance> {
+    Some(match c {
+        0 => Distance::Cosine,
+        1 => Distance::Euclid,
+        2 => Distance::Dot,
+        3 => Distance::Manhattan,
+        _ => return None,
+    })
+}
+
+/// `(lo, hi)` covering the central `quantile` of a deterministic sample of `src`'s values.
+fn value_range(src: &dyn VectorSource, quantile: f32) -> (f32, f32) {
+    let (n, dim) = (src.len(), src.dim());
+    if n == 0 || dim == 0 {
+        return (0.0, 0.0);
+    }
+    let want = (SAMPLE_VALUES / dim).clamp(1, n);
+    let step = n / want;
+    let mut values: Vec<f32> = Vec::with_capacity(want * dim);
+    for i in 0..want {
+        values.extend(src.vector((i * step) as u32).iter().copied().filter(|x| x.is_finite()));
+    }
+    if values.is_empty() {
+        return (0.0, 0.0);
+    }
+    let q = quantile.clamp(0.5, 1.0) as f64;
+    let last = values.len() - 1;
+    let lo_i = (((1.0 - q) / 2.0) * last as f64).floor() as usize;
+    let hi_i = ((((1.0 + q) / 2.0) * last as f64).ceil() as usize).min(last);
+    let lo = *values.select_nth_unstable_by(lo_i, f32::total_cmp).1;
+    let hi = *values.select_nth_unstable_by(hi_i, f32::total_cmp).1;
+    (lo, hi.max(lo))
+}
+
+impl QuantizedVectors {
+    /// Quantize every vector of `src` (preprocessed like the index: Cosine normalised).
+    /// `quantile` (0.5..=1.0) picks the value range; values outside it are clamped.
+    pub fn build(src: &dyn VectorSource, distance: Distance, quantile: f32) -> Self {
+        let (len, dim) = (src.len(), src.dim());
+        let (lo, hi) = value_range(src, quantile);
+        let alpha = if hi - lo > f32::EPSILON * lo.abs().max(1.0) { (hi - lo) / 255.0 } else { 1.0 };
+        let mut qv =
+            QuantizedVectors { distance, dim, len, lo, alpha, codes: vec![0; len * dim], corr: vec![0.0; len] };
+        if dim > 0 {
+            let (lo, alpha) = (qv.lo, qv.alpha);
+            let QuantizedVectors { codes, corr, .. } = &mut qv;
+            codes.par_chunks_mut(dim).zip(corr.par_iter_mut()).enumerate().for_each(|(i, (c, k))| {
+                encode_into(src.vector(i as u32), lo, alpha, c);
+                *k = correction(distance, lo, alpha, dim, c);
+            });
+        }
+        qv
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    pub fn distance(&self) -> Distance {
+        self.distance
+    }
+
+    /// Bytes of RAM held by codes and correction terms.
+    pub fn ram_bytes(&self) -> usize {
+        self.codes.capacity() + self.corr.capacity() * 4
+    }
+
+    /// The step between codes (an upper bound on twice the per-component rounding error).
+    pub fn alpha(&self) -> f32 {
+        self.alpha
+    }
+
+    /// `(lo, hi)` of the value range codes cover.
+    pub fn range(&self) -> (f32, f32) {
+        (self.lo, self.lo + 255.0 * self.alpha)
+    }
+
+    fn codes_of(&self, offset: u32) -> &[u8] {
+        let s = offset as usize * self.dim;
+        &self.codes[s..s + self.dim]
+    }
+
+    /// The value of component `i` of vector `offset` as the codes represent it.
+    pub fn decode(&self, offset: u32) -> Vec<f32> {
+        self.codes_of(offset).iter().map(|&c| self.lo + self.alpha * c as f32).collect()
+    }
+
+    /// A scorer of `query` (preprocessed like the stored vectors) against every offset.
+    pub fn query(&self, query: &[f32]) -> QuantizedQuery<'_> {
+        let mut codes = vec![0u8; self.dim];
+        if query.len() == self.dim {
+            encode_into(query, self.lo, self.alpha, &mut codes);
+        }
+        let sum: f32 = codes.iter().map(|&c| c as f32).sum();
+        let sq: f32 = codes.iter().map(|&c| (c as f32) * (c as f32)).sum();
+        let corr = match self.distance {
+            Distance::Cosine | Distance::Dot => self.lo * self.alpha * sum + self.dim as f32 * self.lo * self.lo,
+            Distance::Euclid => -self.alpha * self.alpha * sq,
+            Distance::Manhattan => 0.0,
+        };
+        QuantizedQuery { qv: self, codes, corr }
+    }
+
+    /// Versioned, CRC-32-checked bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut b = Vec::with_capacity(48 + self.codes.len() + self.corr.len() * 4);
+        b.extend_from_slice(&MAGIC);
+        b.extend_from_slice(&VERSION.to_le_bytes());
+        b.push(distance_code(self.distance));
+        b.extend_from_slice(&(self.dim as u32).to_le_bytes());
+        b.extend_from_slice(&(self.len as u64).to_le_bytes());
+        b.extend_from_slice(&self.lo.to_le_bytes());
+        b.extend_from_slice(&self.alpha.to_le_bytes());
+        b.extend_from_slice(&self.codes);
+        for c in &self.corr {
+            b.extend_from_slice(&c.to_le_bytes());
+        }
+        let mut crc = Crc32::new();
+        crc.update(&b);
+        b.extend_from_slice(&crc.finish().to_le_bytes());
+        b
+    }
+
+    /// Reads what [`QuantizedVectors::to_bytes`] wrote.
+    pub fn from_bytes(b: &[u8]) -> Result<Self, QuantizedError> {
+        const HEADER: usize = 8 + 4 + 1 + 4 + 8 + 4 + 4;
+        if b.len() < HEADER + 4 {
+            return Err(QuantizedError::Truncated);
+        }
+        if b[..8] != MAGIC {
+            return Err(QuantizedError::BadMagic);
+        }
+        let u32_at = |p: usize| u32::from_le_bytes([b[p], b[p + 1], b[p + 2], b[p + 3]]);
+        let version = u32_at(8);
+        if version != VERSION {
+            return Err(QuantizedError::UnsupportedVersion(version));
+        }
+        let distance = distance_from(b[12]).ok_or(QuantizedError::Corrupt("unknown distance"))?;
+        let dim = u32_at(13) as usize;
+        let mut n8 = [0u8; 8];
+        n8.copy_from_slice(&b[17..25]);
+        let len = usize::try_from(u64::from_le_bytes(n8)).map_err(|_| QuantizedError::Corrupt("length"))?;
+        let lo = f32::from_bits(u32_at(25));
+        let alpha = f32::from_bits(u32_at(29));
+        let codes_len = len.checked_mul(dim).ok_or(QuantizedError::Corrupt("length"))?;
+        let body = codes_len.checked_add(len.checked_mul(4).ok_or(QuantizedError::Corrupt("length"))?);
+        let total = body.and_then(|x| x.checked_add(HEADER + 4)).ok_or(QuantizedError::Corrupt("length"))?;
+        if b.len() < total {
+            return Err(QuantizedError::Truncated);
+        }
+        if b.len() > total {
+            return Err(QuantizedError::Corrupt("trailing bytes"));
+        }
+        let mut crc = Crc32::new();
+        crc.update(&b[..total - 4]);
+        if crc.finish() != u32_at(total - 4) {
+            return Err(QuantizedError::Checksum);
+        }
+        if !lo.is_finite() || !alpha.is_finite() || alpha <= 0.0 {
+            return Err(QuantizedError::Corrupt("range"));
+        }
+        let codes = b[HEADER..HEADER + codes_len].to_vec();
+        let corr = b[HEADER + codes_len..total - 4]
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        Ok(QuantizedVectors { distance, dim, len, lo, alpha, codes, corr })
+    }
+}
+
+fn encode_into(v: &[f32], lo: f32, alpha: f32, out: &mut [u8]) {
+    let hi = lo + 255.0 * alpha;
+    for (o, &x) in out.iter_mut().zip(v) {
+        // `as u8` saturates and maps NaN to 0.
+        *o = ((x.clamp(lo, hi) - lo) / alpha).round() as u8;
+    }
+}
+
+fn correction(distance: Distance, lo: f32, alpha: f32, _dim: usize, codes: &[u8]) -> f32 {
+    match distance {
+        Distance::Cosine | Distance::Dot => lo * alpha * codes.iter().map(|&c| c as f32).sum::<f32>(),
+        Distance::Euclid => -alpha * alpha * codes.iter().map(|&c| (c as f32) * (c as f32)).sum::<f32>(),
+        Distance::Manhattan => 0.0,
+    }
+}
+
+/// A query quantized against one [`QuantizedVectors`]; scores offsets approximately.
+pub struct QuantizedQuery<'a> {
+    qv: &'a QuantizedVectors,
+    codes: Vec<u8>,
+    corr: f32,
+}
+
+impl OffsetScorer for QuantizedQuery<'_> {
+    #[inline]
+    fn score(&self, offset: u32) -> f32 {
+        let qv = self.qv;
+        let c = qv.codes_of(offset);
+        match qv.distance {
+            Distance::Cosine | Distance::Dot => {
+                qv.alpha * qv.alpha * dot_u8(&self.codes, c) as f32 + self.corr + qv.corr[offset as usize]
+            }
+            Distance::Euclid => {
+                2.0 * qv.alpha * qv.alpha * dot_u8(&self.codes, c) as f32 + self.corr + qv.corr[offset as usize]
+            }
+            Distance::Manhattan => -qv.alpha * l1_u8(&self.codes, c) as f32,
+        }
+    }
+
+    #[inline(always)]
+    fn prefetch(&self, offset: u32) {
+        let s = offset as usize * self.qv.dim;
+        if let Some(c) = self.qv.codes.get(s..s + self.qv.dim) {
+            let p = c.as_ptr();
+            let mut off = 0;
+            while off < c.len().min(512) {
+                prefetch_ptr(p.wrapping_add(off));
+                off += 64;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hnsw::DenseVectors;
+    use rand::{Rng, SeedableRng};
+
+    fn random(n: usize, dim: usize, seed: u64) -> DenseVectors {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut v = DenseVectors::new(dim);
+        v.data = (0..n * dim).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
+        v
+    }
+
+    #[test]
+    fn error_bounds_per_metric() {
+        let (n, dim) = (300, 37);
+        let src = random(n, dim, 7);
+        let queries = random(20, dim, 8);
+        for distance in [Distance::Dot, Distance::Euclid, Distance::Manhattan] {
+            let qv = QuantizedVectors::build(&src, distance, 1.0);
+            let a = qv.alpha();
+            assert!(a > 0.0 && a < 2.0 / 255.0 + 1e-6, "alpha {a}");
+            for qi in 0..20u32 {
+                let q = queries.vector(qi);
+                let s = qv.query(q);
+                for o in 0..n as u32 {
+                    let x = src.vector(o);
+                    let exact = distance.score(q, x);
+                    let approx = s.score(o);
+                    // Each component of q and x is off by at most alpha/2.
+                    let bound = match distance {
+                        Distance::Dot | Distance::Cosine => {
+                            let l1q: f32 = q.iter().map(|v| v.abs()).sum();
+                            let l1x: f32 = x.iter().map(|v| v.abs()).sum();
+                            a / 2.0 * (l1q + l1x) + dim as f32 * a * a / 4.0
+                        }
+                        Distance::Euclid => {
+                            let l1d: f32 = q.iter().zip(x).map(|(p, r)| (p - r).abs()).sum();
+                            2.0 * a * l1d + dim as f32 * a * a
+                        }
+                        Distance::Manhattan => dim as f32 * a,
+                    };
+                    assert!(
+                        (exact - approx).abs() <= bound * 1.01 + 1e-4,
+                        "{distance:?}: exact {exact} approx {approx} bound {bound}"
+                    );
+                }
+            }
+            // Decoded values are within alpha/2 of the originals.
+            for o in 0..n as u32 {
+                for (d, x) in qv.decode(o).iter().zip(src.vector(o)) {
+                    assert!((d - x).abs() <= a / 2.0 + 1e-6);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn quantile_clamps_outliers() {
+        let mut src = random(1000, 16, 3);
+        src.data[5] = 1000.0;
+        src.data[77] = -1000.0;
+        let full = QuantizedVectors::build(&src, Distance::Dot, 1.0);
+        assert_eq!(full.range().0, -1000.0);
+        let q = QuantizedVectors::build(&src, Distance::Dot, 0.99);
+        let (lo, hi) = q.range();
+        assert!(lo > -1.0 && hi < 1.01, "range {lo}..{hi}");
+    }
+
+    #[test]
+    fn bytes_round_trip_and_corruption() {
+        let src = random(50, 9, 11);
+        let qv = QuantizedVectors::build(&src, Distance::Euclid, 0.95);
+        let bytes = qv.to_bytes();
+        let back = QuantizedVectors::from_bytes(&bytes).expect("read");
+        assert_eq!(back.to_bytes(), bytes);
+        let q = src.vector(3);
+        assert_eq!(back.query(q).score(7), qv.query(q).score(7));
+        let mut bad = bytes.clone();
+        bad[40] ^= 1;
+        assert!(matches!(QuantizedVectors::from_bytes(&bad), Err(QuantizedError::Checksum)));
+        assert!(QuantizedVectors::from_bytes(&bytes[..bytes.len() - 1]).is_err());
+        assert!(QuantizedVectors::from_bytes(b"nonsense").is_err());
+    }
+
+    #[test]
+    fn constant_values_do_not_divide_by_zero() {
+        let mut src = DenseVectors::new(4);
+        src.data = vec![0.5; 40];
+        let qv = QuantizedVectors::build(&src, Distance::Dot, 1.0);
+        let s = qv.query(&[0.5; 4]);
+        assert!((s.score(3) - 1.0).abs() < 1e-3, "{}", s.score(3));
+    }
+}

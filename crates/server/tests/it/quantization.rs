@@ -1,0 +1,190 @@
+//! Scalar int8 quantization: config validation, quantized search with rescoring against exact
+//! results, PATCH enabling/disabling it, and quantized vectors reloaded (not rebuilt) after a
+//! restart. Both backends.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::common::{create_collection, Server, BACKENDS};
+
+fn vector(i: u64, dim: usize) -> Vec<f32> {
+    let mut x = i.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..dim)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % 2000) as f32 / 1000.0 - 1.0
+        })
+        .collect()
+}
+
+/// Green, indexed, and nothing left for the optimizer.
+fn wait_green(s: &Server, name: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let info = s.ok("GET", &format!("/collections/{name}"), None);
+        if info["status"] == "green" && info["indexed_vectors_count"].as_u64().unwrap_or(0) > 0 {
+            return info;
+        }
+        assert!(Instant::now() < deadline, "collection never became green and indexed: {info}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn ids(hits: &Value) -> Vec<u64> {
+    let list = hits.get("points").unwrap_or(hits);
+    list.as_array().expect("hits").iter().map(|h| h["id"].as_u64().expect("id")).collect()
+}
+
+fn completed(s: &Server, name: &str) -> Vec<String> {
+    let opt = s.ok("GET", &format!("/collections/{name}/optimizations"), None);
+    opt["completed"]
+        .as_array()
+        .expect("completed")
+        .iter()
+        .map(|o| o["name"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+/// Recall@10 of searches with `quantization` params against exact search, over 20 queries.
+fn recall(s: &Server, dim: usize, quantization: Value, via_query: bool) -> f64 {
+    let mut overlap = 0;
+    for q in 0..20u64 {
+        let v = vector(50_000 + q, dim);
+        let exact = ids(&s.ok(
+            "POST",
+            "/collections/q/points/search",
+            Some(&json!({"vector": v, "limit": 10, "params": {"exact": true}})),
+        ));
+        let params = json!({"hnsw_ef": 128, "quantization": quantization});
+        let got = if via_query {
+            ids(&s.ok("POST", "/collections/q/points/query", Some(&json!({"query": v, "limit": 10, "params": params}))))
+        } else {
+            ids(&s.ok(
+                "POST",
+                "/collections/q/points/search",
+                Some(&json!({"vector": v, "limit": 10, "params": params})),
+            ))
+        };
+        assert_eq!(got.len(), 10);
+        overlap += got.iter().filter(|i| exact.contains(i)).count();
+    }
+    overlap as f64 / 200.0
+}
+
+fn quantized_search(backend: &str) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let storage = dir.path().join("s");
+    let s = Server::start(&storage, backend);
+    let dim = 16;
+
+    // Unsupported kinds and bad values are rejected with 400.
+    for bad in [
+        json!({"binary": {"always_ram": true}}),
+        json!({"product": {"compression": "x16"}}),
+        json!({"scalar": {"type": "int8", "quantile": 0.3}}),
+        json!({"scalar": {"type": "int4"}}),
+        json!({"scalar": {"type": "int8"}, "binary": {}}),
+    ] {
+        let (code, body) = s.call(
+            "PUT",
+            "/collections/bad",
+            Some(&json!({"vectors": {"size": 4, "distance": "Dot"}, "quantization_config": bad})),
+        );
+        assert_eq!(code, 400, "{bad} -> {body}");
+    }
+
+    create_collection(
+        &s,
+        "q",
+        json!({"vectors": {"size": dim, "distance": "Euclid"}, "shard_number": 2,
+               "optimizers_config": {"indexing_threshold": 20}, "hnsw_config": {"m": 8, "ef_construct": 64},
+               "quantization_config": {"scalar": {"type": "int8", "quantile": 0.99, "always_ram": true}}}),
+    );
+    let cfg = s.ok("GET", "/collections/q", None);
+    assert_eq!(
+        cfg["config"]["quantization_config"],
+        json!({"scalar": {"type": "int8", "quantile": 0.99, "always_ram": true}}),
+        "{cfg}"
+    );
+    for batch in 0..4u64 {
+        let points: Vec<Value> =
+            (batch * 500..(batch + 1) * 500).map(|i| json!({"id": i, "vector": vector(i, dim)})).collect();
+        s.ok("PUT", "/collections/q/points?wait=true", Some(&json!({ "points": points })));
+    }
+    wait_green(&s, "q");
+
+    let r = recall(&s, dim, json!({"rescore": true, "oversampling": 2.0}), false);
+    assert!(r >= 0.9, "quantized recall@10 with rescoring {r}");
+    let r = recall(&s, dim, json!({"rescore": true, "oversampling": 2.0}), true);
+    assert!(r >= 0.9, "quantized recall@10 with rescoring via /points/query {r}");
+    let r = recall(&s, dim, json!({"ignore": true}), false);
+    assert!(r >= 0.9, "recall@10 ignoring quantization {r}");
+    let r = recall(&s, dim, json!({"rescore": false}), false);
+    assert!(r >= 0.6, "recall@10 without rescoring {r}");
+
+    // Rescored scores are exact distances: the top hit of a stored vector is itself at 0.
+    let hit = s.ok(
+        "POST",
+        "/collections/q/points/search",
+        Some(&json!({"vector": vector(7, dim), "limit": 1, "params": {"quantization": {"rescore": true}}})),
+    );
+    assert_eq!(hit[0]["id"], 7);
+    assert!(hit[0]["score"].as_f64().expect("score").abs() < 1e-4, "{hit}");
+
+    let (code, body) = s.call(
+        "POST",
+        "/collections/q/points/search",
+        Some(&json!({"vector": vector(1, dim), "limit": 3, "params": {"quantization": {"oversampling": 0.5}}})),
+    );
+    assert_eq!(code, 400, "{body}");
+    let (code, body) = s.call(
+        "POST",
+        "/collections/q/points/query",
+        Some(&json!({"query": vector(1, dim), "limit": 3, "params": {"quantization": {"oversampling": 0.5}}})),
+    );
+    assert_eq!(code, 400, "{body}");
+
+    // Disabling drops the quantized vectors, enabling again (per vector) rebuilds them; the
+    // graphs are kept.
+    s.ok("PATCH", "/collections/q", Some(&json!({"quantization_config": "Disabled"})));
+    assert_eq!(s.ok("GET", "/collections/q", None)["config"]["quantization_config"], Value::Null);
+    wait_green(&s, "q");
+    s.ok(
+        "PATCH",
+        "/collections/q",
+        Some(&json!({"vectors": {"": {"quantization_config": {"scalar": {"type": "int8"}}}}})),
+    );
+    let (code, body) =
+        s.call("PATCH", "/collections/q", Some(&json!({"quantization_config": {"binary": {"always_ram": true}}})));
+    assert_eq!(code, 400, "{body}");
+    wait_green(&s, "q");
+    let done = completed(&s, "q");
+    assert!(done.iter().filter(|n| n.ends_with("quantization")).count() >= 4, "{done:?}");
+    let r = recall(&s, dim, json!({"rescore": true, "oversampling": 2.0}), false);
+    assert!(r >= 0.9, "recall@10 after re-enabling {r}");
+    drop(s);
+
+    // Restart: quantized vectors load with the graphs; nothing is rebuilt.
+    let s = Server::start(&storage, backend);
+    let info = s.ok("GET", "/collections/q", None);
+    assert_eq!(info["points_count"], 2000);
+    assert_eq!(info["config"]["params"]["vectors"]["quantization_config"], json!({"scalar": {"type": "int8"}}));
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(completed(&s, "q").is_empty(), "nothing rebuilt after restart");
+    assert_eq!(s.ok("GET", "/collections/q", None)["status"], "green");
+    let r = recall(&s, dim, json!({"rescore": true, "oversampling": 2.0}), false);
+    assert!(r >= 0.9, "recall@10 after restart {r}");
+}
+
+#[test]
+fn quantization_sqlite() {
+    quantized_search(BACKENDS[0]);
+}
+
+#[test]
+fn quantization_rocksdb() {
+    quantized_search(BACKENDS[1]);
+}
