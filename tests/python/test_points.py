@@ -222,3 +222,38 @@ def test_recommend_and_batches(pair):
     assert [[p.id for p in r.points] for r in s] == [[p.id for p in r.points] for r in l]
     s, l = both(clients, lambda c: c.scroll(name, limit=5, order_by=models.OrderBy(key="n", direction="desc"))[0])
     assert [p.id for p in s] == [p.id for p in l]
+
+
+def test_vectors_batch_and_collection_ops(pair):
+    name, clients = pair
+    for c in clients:
+        c.create_collection(name, vectors_config={
+            "a": models.VectorParams(size=3, distance=models.Distance.DOT),
+            "b": models.VectorParams(size=2, distance=models.Distance.EUCLID)})
+        c.upsert(name, points=[models.PointStruct(id=i, vector={"a": [i, 1, 0], "b": [0, i]}, payload={"n": i})
+                               for i in range(1, 6)])
+        c.update_vectors(name, points=[models.PointVectors(id=2, vector={"a": [9, 9, 9]})])
+        c.delete_vectors(name, vectors=["b"], points=[3])
+        c.batch_update_points(name, update_operations=[
+            models.UpsertOperation(upsert=models.PointsList(points=[models.PointStruct(id=10, vector={"a": [1, 1, 1]})])),
+            models.SetPayloadOperation(set_payload=models.SetPayload(payload={"x": 1}, points=[10, 1])),
+            models.DeleteOperation(delete=models.PointIdsList(points=[5])),
+            models.DeletePayloadOperation(delete_payload=models.DeletePayload(keys=["n"], points=[4])),
+        ])
+        c.delete_payload(name, keys=["n"], points=models.FilterSelector(filter=models.Filter(
+            must=[models.FieldCondition(key="n", range=models.Range(gte=2, lte=2))])))
+    s, l = both(clients, lambda c: c.retrieve(name, ids=[1, 2, 3, 4, 5, 10], with_vectors=True, with_payload=True))
+    assert [p.id for p in s] == [p.id for p in l]
+    for a, b in zip(s, l):
+        assert a.payload == b.payload, a.id
+        assert a.vector.keys() == b.vector.keys(), a.id
+        for k in a.vector:
+            assert a.vector[k] == pytest.approx(b.vector[k], abs=1e-6)
+    server, _ = clients
+    assert server.collection_exists(name)
+    assert name in [c.name for c in server.get_collections().collections]
+    server.update_collection(name, vectors_config={"a": models.VectorParamsDiff(
+        hnsw_config=models.HnswConfigDiff(m=8), on_disk=False)})
+    assert server.get_collection(name).config.params.vectors["a"].hnsw_config.m == 8
+    server.delete_collection(name)
+    assert not server.collection_exists(name)

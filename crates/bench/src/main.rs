@@ -10,8 +10,6 @@
 mod hnsw;
 mod server;
 
-use qd_bench::data;
-
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
