@@ -49,7 +49,7 @@ fn filtered_recall_at_default_settings() {
             .map(|i| PointInsert {
                 id: PointId::Num(i as u64),
                 vectors: NamedVectors::from([(String::new(), base[i * DIM..(i + 1) * DIM].to_vec())]),
-                payload: json!({"p1": bucket(i) % 100 == 0, "p10": bucket(i) % 10 == 0, "p50": bucket(i) % 2 == 0})
+                payload: json!({"p1": bucket(i).is_multiple_of(100), "p10": bucket(i).is_multiple_of(10), "p50": bucket(i).is_multiple_of(2)})
                     .as_object()
                     .cloned(),
             })

@@ -72,7 +72,7 @@ pub struct Catalog {
 
 /// A change to apply atomically with others.
 pub enum CatalogChange {
-    PutCollection(CatalogEntry),
+    PutCollection(Box<CatalogEntry>),
     DeleteCollection(String),
     PutAlias { alias: String, collection: String },
     DeleteAlias(String),

@@ -211,7 +211,7 @@ impl Registry {
         entry
             .shard_keys
             .push(crate::shard_set::ShardKeyEntry { key: key.clone(), shards: (first..first + n).collect() });
-        if let Err(e) = self.catalog.apply(vec![CatalogChange::PutCollection(entry)]) {
+        if let Err(e) = self.catalog.apply(vec![CatalogChange::PutCollection(Box::new(entry))]) {
             for s in &opened {
                 let _ = s.shutdown();
                 let _ = std::fs::remove_dir_all(self.layout.shard_dir(c.dir(), s.id()));
@@ -232,7 +232,7 @@ impl Registry {
         if entry.shard_keys.len() == before {
             return Err(CollectionError::NotFound(format!("Shard key {key} does not exist")));
         }
-        self.catalog.apply(vec![CatalogChange::PutCollection(entry)])?;
+        self.catalog.apply(vec![CatalogChange::PutCollection(Box::new(entry))])?;
         let removed = c.shard_set().write().remove_key(key)?;
         for s in removed {
             let _ = s.shutdown();
@@ -326,7 +326,7 @@ impl Registry {
             }
         };
         // The catalog commit is the point where the collection starts to exist.
-        if let Err(e) = self.catalog.apply(vec![CatalogChange::PutCollection(entry.clone())]) {
+        if let Err(e) = self.catalog.apply(vec![CatalogChange::PutCollection(Box::new(entry.clone()))]) {
             collection.shutdown();
             let _ = self.layout.remove_collection_dir(&entry.dir);
             return Err(e);
@@ -376,7 +376,7 @@ impl Registry {
         let new_config = f(&c.config())?;
         let mut entry = c.catalog_entry();
         entry.config = new_config.clone();
-        self.catalog.apply(vec![CatalogChange::PutCollection(entry)])?;
+        self.catalog.apply(vec![CatalogChange::PutCollection(Box::new(entry))])?;
         c.set_config(new_config);
         Ok(())
     }
@@ -396,7 +396,7 @@ impl Registry {
         }
         let mut entry = c.catalog_entry();
         entry.payload_schema = schema.clone();
-        self.catalog.apply(vec![CatalogChange::PutCollection(entry)])?;
+        self.catalog.apply(vec![CatalogChange::PutCollection(Box::new(entry))])?;
         c.set_payload_schema(schema);
         Ok(())
     }
@@ -514,7 +514,7 @@ impl Registry {
                 Some(Slot::Broken { entry: None, .. }) | None => None,
             };
             // The catalog commit is the switch: before it the old collection is intact.
-            if let Err(e) = self.catalog.apply(vec![CatalogChange::PutCollection(entry)]) {
+            if let Err(e) = self.catalog.apply(vec![CatalogChange::PutCollection(Box::new(entry))]) {
                 collection.shutdown();
                 return Err(cleanup(e));
             }

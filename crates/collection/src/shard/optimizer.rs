@@ -328,7 +328,7 @@ fn plan(state: &ShardState, config: &CollectionConfig) -> Option<Task> {
     let dims: usize = state.columns.iter().map(|(_, d, _)| *d).sum();
     let appendable_kb = state.appendable.len() * dims * 4 / 1024;
     match opt.indexing_threshold {
-        Some(t) if t > 0 && appendable_kb >= t && state.appendable.len() > 0 => return Some(Task::SealAndIndex),
+        Some(t) if t > 0 && appendable_kb >= t && !state.appendable.is_empty() => return Some(Task::SealAndIndex),
         _ => {}
     }
     for s in &state.sealed {

@@ -18,11 +18,8 @@ fn is_read_only(method: &Method, path: &str) -> bool {
     if method == Method::GET || method == Method::HEAD {
         return true;
     }
-    method == Method::POST
-        && ["/points/search", "/points/scroll", "/points/count", "/points/query", "/points/recommend", "/facet"]
-            .iter()
-            .any(|s| path.contains(s))
-        || (method == Method::POST && path.ends_with("/points"))
+    let reads = ["/points/search", "/points/scroll", "/points/count", "/points/query", "/points/recommend", "/facet"];
+    method == Method::POST && (reads.iter().any(|s| path.contains(s)) || path.ends_with("/points"))
 }
 
 fn presented_key(req: &Request) -> Option<&str> {

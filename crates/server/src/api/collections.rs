@@ -107,7 +107,8 @@ pub async fn update(
                     if let Some(d) = diff.get("on_disk").and_then(|v| v.as_bool()) {
                         params.on_disk = Some(d);
                     }
-                    if let Some(q) = diff.get("quantization_config") {
+                    // null = unchanged (as in Qdrant); "Disabled" removes the per-vector config.
+                    if let Some(q) = diff.get("quantization_config").filter(|q| !q.is_null()) {
                         params.quantization_config =
                             QuantizationConfig::from_json(q, &format!("vectors.{vname}.quantization_config"))?;
                     }

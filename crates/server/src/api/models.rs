@@ -344,6 +344,7 @@ pub struct RenameAliasBody {
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[allow(clippy::enum_variant_names)] // the variant names are Qdrant's JSON keys
 pub enum AliasActionBody {
     CreateAlias(CreateAliasBody),
     DeleteAlias(DeleteAliasBody),

@@ -54,7 +54,7 @@ fn writer(port: u16, t: u64, stop: Arc<AtomicBool>, acked: Arc<Mutex<Acked>>) {
         if !ok {
             return; // server killed mid-request: not acknowledged
         }
-        if round % 3 == 0 {
+        if round.is_multiple_of(3) {
             let del: Vec<u64> = ids.iter().copied().step_by(7).collect();
             let r = client.post(format!("{base}/delete?wait=true")).json(&json!({ "points": del })).send();
             let ok = matches!(&r, Ok(r) if r.status().is_success());
