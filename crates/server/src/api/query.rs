@@ -551,26 +551,15 @@ pub async fn query_groups(
     Ok(ok(t, run_groups(state, name, g).await?))
 }
 
-/// `/points/search/groups`: `vector` + `group_by` (classic search shape).
-pub async fn search_groups(
+/// `/points/search/groups` (`vector` + `group_by`) and `/points/recommend/groups`
+/// (`positive`/`negative` + `group_by`): the classic request shapes.
+pub async fn classic_groups(
     state: State,
     Path(name): Path<String>,
     _p: Params<TimeoutParam>,
     Body(body): Body<Value>,
 ) -> ApiResult {
     let t = Instant::now();
-    let g = parse_groups(&body, "search groups request", true)?;
-    Ok(ok(t, run_groups(state, name, g).await?))
-}
-
-/// `/points/recommend/groups`.
-pub async fn recommend_groups(
-    state: State,
-    Path(name): Path<String>,
-    _p: Params<TimeoutParam>,
-    Body(body): Body<Value>,
-) -> ApiResult {
-    let t = Instant::now();
-    let g = parse_groups(&body, "recommend groups request", true)?;
+    let g = parse_groups(&body, "groups request", true)?;
     Ok(ok(t, run_groups(state, name, g).await?))
 }

@@ -132,3 +132,29 @@ impl Drop for Server {
 pub fn create_collection(s: &Server, name: &str, body: Value) {
     s.ok("PUT", &format!("/collections/{name}"), Some(&body));
 }
+
+/// Deterministic pseudo-random vector with values in [-1, 1) (xorshift seeded by `i`).
+pub fn vector(i: u64, dim: usize) -> Vec<f32> {
+    let mut x = i.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..dim)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % 2000) as f32 / 1000.0 - 1.0
+        })
+        .collect()
+}
+
+/// Wait until the collection is green with indexed vectors (the optimizer has nothing left).
+pub fn wait_indexed(s: &Server, name: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let info = s.ok("GET", &format!("/collections/{name}"), None);
+        if info["status"] == "green" && info["indexed_vectors_count"].as_u64().unwrap_or(0) > 0 {
+            return info;
+        }
+        assert!(Instant::now() < deadline, "collection never became green and indexed: {info}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

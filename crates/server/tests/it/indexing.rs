@@ -5,32 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::common::{create_collection, Server, BACKENDS};
-
-fn vector(i: u64, dim: usize) -> Vec<f32> {
-    // Deterministic pseudo-random values in [-1, 1).
-    let mut x = i.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..dim)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x % 2000) as f32 / 1000.0 - 1.0
-        })
-        .collect()
-}
-
-fn wait_green(s: &Server, name: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let info = s.ok("GET", &format!("/collections/{name}"), None);
-        if info["status"] == "green" && info["indexed_vectors_count"].as_u64().unwrap_or(0) > 0 {
-            return info;
-        }
-        assert!(Instant::now() < deadline, "collection never became green and indexed: {info}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+use crate::common::{create_collection, vector, wait_indexed, Server, BACKENDS};
 
 fn ids(hits: &Value) -> Vec<u64> {
     hits.as_array().expect("hits").iter().map(|h| h["id"].as_u64().expect("id")).collect()
@@ -54,7 +29,7 @@ fn index_build_and_reload(backend: &str) {
             .collect();
         s.ok("PUT", "/collections/h/points?wait=true", Some(&json!({ "points": points })));
     }
-    let info = wait_green(&s, "h");
+    let info = wait_indexed(&s, "h");
     assert_eq!(info["points_count"], 2000);
     assert!(info["segments_count"].as_u64().expect("segments") >= 3, "{info}");
     let opt = s.ok("GET", "/collections/h/optimizations", None);

@@ -6,32 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::common::{create_collection, Server, BACKENDS};
-
-fn vector(i: u64, dim: usize) -> Vec<f32> {
-    let mut x = i.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..dim)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x % 2000) as f32 / 1000.0 - 1.0
-        })
-        .collect()
-}
-
-/// Green, indexed, and nothing left for the optimizer.
-fn wait_green(s: &Server, name: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let info = s.ok("GET", &format!("/collections/{name}"), None);
-        if info["status"] == "green" && info["indexed_vectors_count"].as_u64().unwrap_or(0) > 0 {
-            return info;
-        }
-        assert!(Instant::now() < deadline, "collection never became green and indexed: {info}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+use crate::common::{create_collection, vector, wait_indexed, Server, BACKENDS};
 
 fn ids(hits: &Value) -> Vec<u64> {
     let list = hits.get("points").unwrap_or(hits);
@@ -114,7 +89,7 @@ fn quantized_search(backend: &str) {
             (batch * 500..(batch + 1) * 500).map(|i| json!({"id": i, "vector": vector(i, dim)})).collect();
         s.ok("PUT", "/collections/q/points?wait=true", Some(&json!({ "points": points })));
     }
-    wait_green(&s, "q");
+    wait_indexed(&s, "q");
 
     let r = recall(&s, dim, json!({"rescore": true, "oversampling": 2.0}), false);
     assert!(r >= 0.9, "quantized recall@10 with rescoring {r}");
@@ -151,7 +126,7 @@ fn quantized_search(backend: &str) {
     // graphs are kept.
     s.ok("PATCH", "/collections/q", Some(&json!({"quantization_config": "Disabled"})));
     assert_eq!(s.ok("GET", "/collections/q", None)["config"]["quantization_config"], Value::Null);
-    wait_green(&s, "q");
+    wait_indexed(&s, "q");
     s.ok(
         "PATCH",
         "/collections/q",
@@ -160,7 +135,7 @@ fn quantized_search(backend: &str) {
     let (code, body) =
         s.call("PATCH", "/collections/q", Some(&json!({"quantization_config": {"binary": {"always_ram": true}}})));
     assert_eq!(code, 400, "{body}");
-    wait_green(&s, "q");
+    wait_indexed(&s, "q");
     let done = completed(&s, "q");
     assert!(done.iter().filter(|n| n.ends_with("quantization")).count() >= 4, "{done:?}");
     let r = recall(&s, dim, json!({"rescore": true, "oversampling": 2.0}), false);

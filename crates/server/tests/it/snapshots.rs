@@ -13,25 +13,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::common::{bin, create_collection, free_port, Server, BACKENDS};
+use crate::common::{bin, create_collection, free_port, vector, Server, BACKENDS};
 
 /// A server whose snapshots live in `<dir>/snapshots` and storage in `<dir>/<name>`.
 fn start(dir: &Path, name: &str, backend: &str) -> Server {
     let snaps = dir.join("snapshots");
     let snaps = snaps.to_str().expect("utf8");
     Server::start_with(&dir.join(name), backend, &[("QDRANT__STORAGE__SNAPSHOTS_PATH", snaps)])
-}
-
-fn vector(i: u64, dim: usize) -> Vec<f32> {
-    let mut x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..dim)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x % 2000) as f32 / 1000.0 - 1.0
-        })
-        .collect()
 }
 
 const DIM: usize = 16;
