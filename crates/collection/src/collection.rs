@@ -209,16 +209,33 @@ impl Collection {
         self.prepare(&mut op)?;
         let targets = self.shards.read().for_write(keys, op.explicit_ids().as_deref())?;
         let single = targets.len() == 1;
-        let mut result: Option<UpdateResult> = None;
-        for (shard, ids) in targets {
-            let part = match ids {
+        let parts: Vec<(Arc<dyn Shard>, UpdateOp)> = targets
+            .into_iter()
+            .map(|(shard, ids)| match ids {
                 Some(ids) if !single => {
                     let set: std::collections::HashSet<PointId> = ids.into_iter().collect();
-                    op.restrict_to(&|id| set.contains(id))
+                    let part = op.restrict_to(&|id| set.contains(id));
+                    (shard, part)
                 }
-                _ => op.clone(),
-            };
-            let r = shard.update(part, wait)?;
+                _ => (shard, op.clone()),
+            })
+            .collect();
+        // Shards commit in parallel (each has its own writer and fsync).
+        let results: Vec<Result<UpdateResult>> = if parts.len() == 1 {
+            parts.into_iter().map(|(s, part)| s.update(part, wait)).collect()
+        } else {
+            std::thread::scope(|sc| {
+                let handles: Vec<_> =
+                    parts.into_iter().map(|(s, part)| sc.spawn(move || s.update(part, wait))).collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|_| Err(CollectionError::Corrupt("shard update panicked".into()))))
+                    .collect()
+            })
+        };
+        let mut result: Option<UpdateResult> = None;
+        for r in results {
+            let r = r?;
             result = Some(match result {
                 None => r,
                 Some(prev) => UpdateResult { operation_id: prev.operation_id.max(r.operation_id), status: r.status },
@@ -239,13 +256,10 @@ impl Collection {
         if shards.len() == 1 {
             return Ok(vec![f(shards[0].as_ref())?]);
         }
-        std::thread::scope(|s| {
-            let handles: Vec<_> = shards.iter().map(|sh| s.spawn(|| f(sh.as_ref()))).collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| Err(CollectionError::Corrupt("shard task panicked".into()))))
-                .collect()
-        })
+        // Rayon's pool: no thread is started per request, and shard searches of concurrent
+        // requests share the cores instead of oversubscribing them.
+        use rayon::prelude::*;
+        shards.par_iter().map(|sh| f(sh.as_ref())).collect()
     }
 
     /// Distance of a configured vector, or a 400 naming the unknown vector.

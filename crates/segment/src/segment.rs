@@ -431,7 +431,7 @@ impl Segment {
             return self.search_quantized(col, qv, graph.filter(|_| use_graph), query, k, filter, threshold, params);
         }
         let Some(graph) = graph.filter(|_| use_graph && k > 0) else {
-            return self.search_scored(vector, &|v| distance.score(query, v), k, filter, threshold);
+            return self.scan_nearest(col, query, k, filter, threshold);
         };
         let accept = |o: u32| col.get(o).is_some() && self.matches(o, filter);
         let ef = params.hnsw_ef.unwrap_or(0).max(k);
@@ -441,6 +441,51 @@ impl Segment {
             .filter(|(_, s)| threshold.is_none_or(|t| *s >= t))
             .map(|(offset, score)| SegmentHit { id: self.data.offsets[offset as usize], offset, score })
             .collect()
+    }
+
+    /// Exact nearest neighbours by a tight loop over the contiguous column (the score function
+    /// resolved once); same results and tie order as [`Segment::search_scored`].
+    fn scan_nearest(
+        &self,
+        col: &VectorColumn,
+        query: &[f32],
+        k: usize,
+        filter: Option<&Filter>,
+        threshold: Option<f32>,
+    ) -> Vec<SegmentHit> {
+        if k == 0 {
+            return Vec::new();
+        }
+        let scorer = col.distance.scorer();
+        let dim = col.dim();
+        let data = &col.vectors.data;
+        let mut heap: BinaryHeap<Reverse<HeapHit>> = BinaryHeap::with_capacity(k + 1);
+        for (o, (&dead, &present)) in self.deleted.iter().zip(&col.present).enumerate() {
+            if dead || !present {
+                continue;
+            }
+            let score = scorer.score(query, &data[o * dim..(o + 1) * dim]);
+            if threshold.is_some_and(|t| score < t) {
+                continue;
+            }
+            if heap.len() >= k && heap.peek().is_some_and(|Reverse(worst)| score < worst.0.score) {
+                continue;
+            }
+            let offset = o as u32;
+            if filter.is_some_and(|f| !f.check(&SegmentPoint { data: &self.data, offset })) {
+                continue;
+            }
+            let hit = HeapHit(SegmentHit { id: self.data.offsets[o], offset, score });
+            if heap.len() < k {
+                heap.push(Reverse(hit));
+            } else if heap.peek().is_some_and(|Reverse(worst)| hit > *worst) {
+                heap.pop();
+                heap.push(Reverse(hit));
+            }
+        }
+        let mut out: Vec<SegmentHit> = heap.into_iter().map(|Reverse(h)| h.0).collect();
+        sort_hits(&mut out);
+        out
     }
 
     /// Candidates by quantized score (through `graph` when given, else a scan), then, unless
