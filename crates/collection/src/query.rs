@@ -407,6 +407,30 @@ fn average_vector(pos: &[Vec<f32>], neg: &[Vec<f32>]) -> Vec<f32> {
     p.iter().zip(&n).map(|(p, n)| p + p - n).collect()
 }
 
+/// Scores summed per id across fused lists, in first-seen order (ties keep that order).
+#[derive(Default)]
+struct Fused {
+    scores: Vec<(PointId, f64)>,
+    index: HashMap<PointId, usize>,
+}
+
+impl Fused {
+    fn add(&mut self, id: PointId, s: f64) {
+        match self.index.get(&id) {
+            Some(&i) => self.scores[i].1 += s,
+            None => {
+                self.index.insert(id, self.scores.len());
+                self.scores.push((id, s));
+            }
+        }
+    }
+
+    fn top(mut self, n: usize) -> Vec<ScoredPoint> {
+        self.scores.sort_by(|a, b| b.1.total_cmp(&a.1));
+        self.scores.into_iter().take(n).map(|(id, s)| scored(id, s as f32, None)).collect()
+    }
+}
+
 /// Reciprocal rank fusion: each list contributes `w / (rank + k)` (rank from 1, weight scaling
 /// the rank as `1 / ((rank)/w + k - 1)`).
 fn rrf(sources: &[Vec<ScoredPoint>], k: usize, weights: Option<&[f32]>, top: usize) -> Result<Vec<ScoredPoint>> {
@@ -419,29 +443,20 @@ fn rrf(sources: &[Vec<ScoredPoint>], k: usize, weights: Option<&[f32]>, top: usi
             )));
         }
     }
-    let mut scores: Vec<(PointId, f64)> = Vec::new();
-    let mut index: HashMap<PointId, usize> = HashMap::new();
+    let mut fused = Fused::default();
     for (si, source) in sources.iter().enumerate() {
         let w = weights.map(|w| w[si] as f64).unwrap_or(1.0);
         for (rank, p) in source.iter().enumerate() {
             let s = if w <= 0.0 { 0.0 } else { 1.0 / ((rank as f64 + 1.0) / w + k as f64 - 1.0) };
-            match index.get(&p.id) {
-                Some(&i) => scores[i].1 += s,
-                None => {
-                    index.insert(p.id, scores.len());
-                    scores.push((p.id, s));
-                }
-            }
+            fused.add(p.id, s);
         }
     }
-    scores.sort_by(|a, b| b.1.total_cmp(&a.1));
-    Ok(scores.into_iter().take(top).map(|(id, s)| scored(id, s as f32, None)).collect())
+    Ok(fused.top(top))
 }
 
 /// Distribution-based score fusion: each list's scores normalised by mean ± 3σ, then summed.
 fn dbsf(sources: &[Vec<ScoredPoint>], top: usize) -> Vec<ScoredPoint> {
-    let mut scores: Vec<(PointId, f64)> = Vec::new();
-    let mut index: HashMap<PointId, usize> = HashMap::new();
+    let mut fused = Fused::default();
     for source in sources.iter().filter(|s| !s.is_empty()) {
         let n = source.len() as f64;
         let mean = source.iter().map(|p| p.score as f64).sum::<f64>() / n;
@@ -458,17 +473,10 @@ fn dbsf(sources: &[Vec<ScoredPoint>], top: usize) -> Vec<ScoredPoint> {
                 let (low, high) = (mean - 3.0 * sd, mean + 3.0 * sd);
                 (p.score as f64 - low) / (high - low)
             };
-            match index.get(&p.id) {
-                Some(&i) => scores[i].1 += s,
-                None => {
-                    index.insert(p.id, scores.len());
-                    scores.push((p.id, s));
-                }
-            }
+            fused.add(p.id, s);
         }
     }
-    scores.sort_by(|a, b| b.1.total_cmp(&a.1));
-    scores.into_iter().take(top).map(|(id, s)| scored(id, s as f32, None)).collect()
+    fused.top(top)
 }
 
 /// Numbers order as themselves; RFC 3339 strings as microseconds since the epoch.

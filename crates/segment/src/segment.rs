@@ -157,6 +157,42 @@ impl Ord for HeapHit {
     }
 }
 
+/// The best `k` hits seen so far (a min-heap on [`HeapHit`] order).
+struct TopK {
+    k: usize,
+    heap: BinaryHeap<Reverse<HeapHit>>,
+}
+
+impl TopK {
+    fn new(k: usize) -> Self {
+        TopK { k, heap: BinaryHeap::with_capacity(k + 1) }
+    }
+
+    /// Score a hit must reach to get in, once the heap is full.
+    fn worst_score(&self) -> Option<f32> {
+        if self.heap.len() < self.k {
+            return None;
+        }
+        self.heap.peek().map(|Reverse(w)| w.0.score)
+    }
+
+    fn push(&mut self, hit: SegmentHit) {
+        let hit = HeapHit(hit);
+        if self.heap.len() < self.k {
+            self.heap.push(Reverse(hit));
+        } else if self.heap.peek().is_some_and(|Reverse(worst)| hit > *worst) {
+            self.heap.pop();
+            self.heap.push(Reverse(hit));
+        }
+    }
+
+    fn into_sorted(self) -> Vec<SegmentHit> {
+        let mut out: Vec<SegmentHit> = self.heap.into_iter().map(|Reverse(h)| h.0).collect();
+        sort_hits(&mut out);
+        out
+    }
+}
+
 /// How a segment should run one nearest-neighbour search.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SearchParams {
@@ -378,7 +414,7 @@ impl Segment {
         if k == 0 {
             return Vec::new();
         }
-        let mut heap: BinaryHeap<Reverse<HeapHit>> = BinaryHeap::with_capacity(k + 1);
+        let mut top = TopK::new(k);
         for offset in 0..self.data.len() as u32 {
             let Some(v) = col.get(offset) else { continue };
             if !self.matches(offset, filter) {
@@ -388,17 +424,10 @@ impl Segment {
             if threshold.is_some_and(|t| score < t) {
                 continue;
             }
-            let hit = HeapHit(SegmentHit { id: self.data.offsets[offset as usize], offset, score });
-            if heap.len() < k {
-                heap.push(Reverse(hit));
-            } else if heap.peek().is_some_and(|Reverse(worst)| hit > *worst) {
-                heap.pop();
-                heap.push(Reverse(hit));
-            }
+            let hit = SegmentHit { id: self.data.offsets[offset as usize], offset, score };
+            top.push(hit);
         }
-        let mut out: Vec<SegmentHit> = heap.into_iter().map(|Reverse(h)| h.0).collect();
-        sort_hits(&mut out);
-        out
+        top.into_sorted()
     }
 
     /// Nearest neighbours of a preprocessed query: through the HNSW graph when the segment has
@@ -459,7 +488,7 @@ impl Segment {
         let scorer = col.distance.scorer();
         let dim = col.dim();
         let data = &col.vectors.data;
-        let mut heap: BinaryHeap<Reverse<HeapHit>> = BinaryHeap::with_capacity(k + 1);
+        let mut top = TopK::new(k);
         for (o, (&dead, &present)) in self.deleted.iter().zip(&col.present).enumerate() {
             if dead || !present {
                 continue;
@@ -468,24 +497,17 @@ impl Segment {
             if threshold.is_some_and(|t| score < t) {
                 continue;
             }
-            if heap.len() >= k && heap.peek().is_some_and(|Reverse(worst)| score < worst.0.score) {
+            if top.worst_score().is_some_and(|w| score < w) {
                 continue;
             }
             let offset = o as u32;
             if filter.is_some_and(|f| !f.check(&SegmentPoint { data: &self.data, offset })) {
                 continue;
             }
-            let hit = HeapHit(SegmentHit { id: self.data.offsets[o], offset, score });
-            if heap.len() < k {
-                heap.push(Reverse(hit));
-            } else if heap.peek().is_some_and(|Reverse(worst)| hit > *worst) {
-                heap.pop();
-                heap.push(Reverse(hit));
-            }
+            let hit = SegmentHit { id: self.data.offsets[o], offset, score };
+            top.push(hit);
         }
-        let mut out: Vec<SegmentHit> = heap.into_iter().map(|Reverse(h)| h.0).collect();
-        sort_hits(&mut out);
-        out
+        top.into_sorted()
     }
 
     /// Candidates by quantized score (through `graph` when given, else a scan), then, unless
