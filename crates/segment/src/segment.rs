@@ -165,7 +165,8 @@ struct TopK {
 
 impl TopK {
     fn new(k: usize) -> Self {
-        TopK { k, heap: BinaryHeap::with_capacity(k + 1) }
+        // Capacity grows with real hits: `k` comes from the request and may be huge.
+        TopK { k, heap: BinaryHeap::with_capacity(k.min(4096) + 1) }
     }
 
     /// Score a hit must reach to get in, once the heap is full.
