@@ -183,6 +183,14 @@ pub fn open_store(kind: BackendKind, path: &Path) -> Result<Arc<dyn KvStore>, St
     }
 }
 
+/// Where a scan begins: `start` when it lies past `prefix`, else the prefix itself.
+pub(crate) fn scan_lower<'a>(prefix: &'a [u8], start: Option<&'a [u8]>) -> &'a [u8] {
+    match start {
+        Some(s) if s > prefix => s,
+        _ => prefix,
+    }
+}
+
 /// Smallest key greater than every key starting with `prefix` (None if there is none).
 pub(crate) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     let mut end = prefix.to_vec();

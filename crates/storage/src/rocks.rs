@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, ReadOptions, WriteOptions, DB};
 
+use crate::backend::scan_lower;
 use crate::backend::{
     path_size, prefix_end, BackendKind, BatchOp, KvReadView, KvStore, ScanControl, Table, WriteBatch,
 };
@@ -105,10 +106,7 @@ impl KvStore for RocksStore {
         start: Option<&[u8]>,
         visit: &mut dyn FnMut(&[u8], &[u8]) -> ScanControl,
     ) -> Result<(), StorageError> {
-        let lower: &[u8] = match start {
-            Some(s) if s > prefix => s,
-            _ => prefix,
-        };
+        let lower = scan_lower(prefix, start);
         let cf = self.cf(table)?;
         for item in self.db.iterator_cf(cf, IteratorMode::From(lower, Direction::Forward)) {
             let (k, v) = item?;
@@ -153,10 +151,7 @@ impl KvReadView for RocksView<'_> {
         start: Option<&[u8]>,
         visit: &mut dyn FnMut(&[u8], &[u8]) -> ScanControl,
     ) -> Result<(), StorageError> {
-        let lower: &[u8] = match start {
-            Some(s) if s > prefix => s,
-            _ => prefix,
-        };
+        let lower = scan_lower(prefix, start);
         let cf = self.store.cf(table)?;
         // A full-table copy: read ahead, and keep the block cache for the server's own reads.
         let mut ro = ReadOptions::default();

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
+use crate::backend::scan_lower;
 use crate::backend::{
     path_size, prefix_end, BackendKind, BatchOp, KvReadView, KvStore, ScanControl, Table, WriteBatch,
 };
@@ -130,10 +131,7 @@ fn scan_conn(
     start: Option<&[u8]>,
     visit: &mut dyn FnMut(&[u8], &[u8]) -> ScanControl,
 ) -> Result<(), StorageError> {
-    let lower: &[u8] = match start {
-        Some(s) if s > prefix => s,
-        _ => prefix,
-    };
+    let lower = scan_lower(prefix, start);
     let t = table_sql(table);
     let end = prefix_end(prefix);
     let mut stmt = match end {

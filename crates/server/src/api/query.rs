@@ -318,15 +318,29 @@ pub fn parse_query_request(v: &Value, what: &str) -> R<QueryRequest> {
             "shard_key",
         ],
     )?;
+    let prefetch = prefetches(get(o, "prefetch"), &format!("{what}.prefetch"))?;
+    let query = get(o, "query").map(|q| parse_query(q, &format!("{what}.query"))).transpose()?;
+    let limit = usize_field(o, "limit", what)?.unwrap_or(10);
+    request(o, what, prefetch, query, limit)
+}
+
+/// The fields every query-shaped request shares, around its own `prefetch`, `query`, `limit`.
+fn request(
+    o: &Map<String, Value>,
+    what: &str,
+    prefetch: Vec<Prefetch>,
+    query: Option<Query>,
+    limit: usize,
+) -> R<QueryRequest> {
     reject_unsupported(o, what)?;
     let (hnsw_ef, exact, quantization) = params(o, what)?;
     Ok(QueryRequest {
-        prefetch: prefetches(get(o, "prefetch"), &format!("{what}.prefetch"))?,
-        query: get(o, "query").map(|q| parse_query(q, &format!("{what}.query"))).transpose()?,
+        prefetch,
+        query,
         using: string_field(o, "using", what)?.unwrap_or_default(),
         filter: filter_field(o, "filter", what)?,
         score_threshold: f32_field(o, "score_threshold", what)?,
-        limit: usize_field(o, "limit", what)?.unwrap_or(10),
+        limit,
         offset: usize_field(o, "offset", what)?.unwrap_or(0),
         with: selectors(o, what, PayloadSelector::None)?,
         hnsw_ef,
@@ -357,32 +371,20 @@ pub fn parse_recommend_request(v: &Value, what: &str) -> R<QueryRequest> {
             "shard_key",
         ],
     )?;
-    reject_unsupported(o, what)?;
-    let (hnsw_ef, exact, quantization) = params(o, what)?;
     let limit = usize_field(o, "limit", what)?.ok_or_else(|| bad(format!("{what}.limit: missing field")))?;
-    Ok(QueryRequest {
-        prefetch: Vec::new(),
-        query: Some(Query::Recommend {
-            positive: examples(get(o, "positive"), &format!("{what}.positive"))?,
-            negative: examples(get(o, "negative"), &format!("{what}.negative"))?,
-            strategy: strategy(get(o, "strategy"), &format!("{what}.strategy"))?,
-        }),
-        using: string_field(o, "using", what)?.unwrap_or_default(),
-        filter: filter_field(o, "filter", what)?,
-        score_threshold: f32_field(o, "score_threshold", what)?,
-        limit,
-        offset: usize_field(o, "offset", what)?.unwrap_or(0),
-        with: selectors(o, what, PayloadSelector::None)?,
-        hnsw_ef,
-        exact,
-        quantization,
-        shard_key: super::points::shard_keys(get(o, "shard_key").cloned())?,
-    })
+    let query = Query::Recommend {
+        positive: examples(get(o, "positive"), &format!("{what}.positive"))?,
+        negative: examples(get(o, "negative"), &format!("{what}.negative"))?,
+        strategy: strategy(get(o, "strategy"), &format!("{what}.strategy"))?,
+    };
+    request(o, what, Vec::new(), Some(query), limit)
 }
 
-fn batch_items<'a>(body: &'a Value, key: &str) -> R<&'a Vec<Value>> {
-    let o = object(body, "body", &[key])?;
-    o.get(key).and_then(Value::as_array).ok_or_else(|| bad(format!("{key}: expected a list")))
+/// `{"searches": [...]}` of a batch endpoint, each item parsed with `parse`.
+fn batch(body: &Value, parse: fn(&Value, &str) -> R<QueryRequest>) -> R<Vec<QueryRequest>> {
+    let o = object(body, "body", &["searches"])?;
+    let items = o.get("searches").and_then(Value::as_array).ok_or_else(|| bad("searches: expected a list"))?;
+    items.iter().enumerate().map(|(i, v)| parse(v, &format!("searches[{i}]"))).collect()
 }
 
 pub async fn query(
@@ -405,11 +407,7 @@ pub async fn query_batch(
     Body(body): Body<Value>,
 ) -> ApiResult {
     let t = Instant::now();
-    let reqs = batch_items(&body, "searches")?
-        .iter()
-        .enumerate()
-        .map(|(i, v)| parse_query_request(v, &format!("searches[{i}]")))
-        .collect::<R<Vec<_>>>()?;
+    let reqs = batch(&body, parse_query_request)?;
     let c = state.registry.get(&name)?;
     let results =
         blocking(move || reqs.iter().map(|r| Ok(json!({ "points": c.query(r)? }))).collect::<R<Vec<Value>>>()).await?;
@@ -436,11 +434,7 @@ pub async fn recommend_batch(
     Body(body): Body<Value>,
 ) -> ApiResult {
     let t = Instant::now();
-    let reqs = batch_items(&body, "searches")?
-        .iter()
-        .enumerate()
-        .map(|(i, v)| parse_recommend_request(v, &format!("searches[{i}]")))
-        .collect::<R<Vec<_>>>()?;
+    let reqs = batch(&body, parse_recommend_request)?;
     let c = state.registry.get(&name)?;
     let results = blocking(move || reqs.iter().map(|r| Ok(c.query(r)?)).collect::<R<Vec<_>>>()).await?;
     Ok(ok(t, results))

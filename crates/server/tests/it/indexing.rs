@@ -1,7 +1,7 @@
 //! The optimizer builds HNSW indexes in the background; searches stay correct meanwhile; a
 //! restart loads the persisted graph instead of rebuilding it. Both backends.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 

@@ -2,7 +2,7 @@
 //! results, PATCH enabling/disabling it, and quantized vectors reloaded (not rebuilt) after a
 //! restart. Both backends.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
