@@ -3,7 +3,7 @@
 //! ```text
 //! qd-bench hnsw   [--n 100000] [--dim 128] [--queries 1000] [--m 16] [--ef-construct 100] [--threads 0] [--out DIR]
 //! qd-bench reopen [--n 1000000] [--dim 128] [--backend rocksdb] [--dir DIR]
-//! qd-bench shards [--n 1000000] [--dim 128] [--backend rocksdb] [--counts 1,2,4,8] [--queries 1000] [--dir DIR]
+//! qd-bench shards [--n 1000000] [--dim 128] [--backend rocksdb] [--counts 1,2,4,8] [--ef 16,32,64,128] [--queries 1000] [--dir DIR]
 //! ```
 //! Each prints one JSON document on stdout.
 
@@ -64,7 +64,18 @@ fn main() -> ExitCode {
                 .get("counts")
                 .map(|c| c.split(',').filter_map(|x| x.trim().parse().ok()).collect())
                 .unwrap_or_else(|| vec![1, 2, 4, 8]);
-            server::shards(&dir, backend, num("n", 1_000_000), num("dim", 128), &counts, num("queries", 1000))
+            let efs: Vec<usize> = flags
+                .get("ef")
+                .map(|c| c.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+                .unwrap_or_else(|| vec![16, 32, 64, 128]);
+            let args = server::ShardsArgs {
+                n: num("n", 1_000_000),
+                dim: num("dim", 128),
+                counts: &counts,
+                efs: &efs,
+                queries: num("queries", 1000),
+            };
+            server::shards(&dir, backend, &args)
         }
         other => Err(format!("unknown benchmark {other:?}: expected hnsw, reopen or shards")),
     };

@@ -89,16 +89,19 @@ pub fn reopen(dir: &Path, backend: BackendKind, n: usize, dim: usize) -> Result<
     }))
 }
 
-/// `qd-bench shards`: for each shard count, ingest throughput, indexing time, search QPS and
-/// recall@10 (against exact search through the same API).
-pub fn shards(
-    dir: &Path,
-    backend: BackendKind,
-    n: usize,
-    dim: usize,
-    counts: &[u32],
-    queries: usize,
-) -> Result<Value, String> {
+/// `qd-bench shards`: for each shard count, ingest throughput, indexing time, and for each
+/// `hnsw_ef` search QPS (all threads, and one client) with recall@10 against exact search
+/// through the same API, so that shard counts can be compared at equal recall.
+pub struct ShardsArgs<'a> {
+    pub n: usize,
+    pub dim: usize,
+    pub counts: &'a [u32],
+    pub efs: &'a [usize],
+    pub queries: usize,
+}
+
+pub fn shards(dir: &Path, backend: BackendKind, args: &ShardsArgs) -> Result<Value, String> {
+    let ShardsArgs { n, dim, counts, efs, queries } = *args;
     let base = data::clustered(n, dim, 100, 1);
     let qs = data::clustered(queries, dim, 100, 2);
     let threads = rayon::current_num_threads();
@@ -111,7 +114,7 @@ pub fn shards(
         let ingest_secs = ingest(&reg, "bench", &base, dim, 1_000, threads.max(2))?;
         let index_secs = wait_indexed(&reg, "bench", Duration::from_secs(3600))?;
         let c = reg.get("bench").map_err(|e| e.to_string())?;
-        let req = |q: &[f32], exact: bool| SearchRequest {
+        let req = |q: &[f32], ef: usize, exact: bool| SearchRequest {
             vector_name: String::new(),
             vector: q.to_vec(),
             filter: None,
@@ -119,29 +122,44 @@ pub fn shards(
             offset: 0,
             score_threshold: None,
             with: WithSelectors::default(),
-            hnsw_ef: Some(64),
+            hnsw_ef: Some(ef),
             exact,
             quantization: None,
             shard_key: None,
         };
-        let run = |exact: bool| -> Result<Vec<Vec<PointId>>, String> {
-            qs.par_chunks(dim)
-                .map(|q| {
-                    c.search(&req(q, exact)).map(|h| h.into_iter().map(|p| p.id).collect()).map_err(|e| e.to_string())
-                })
-                .collect()
+        let one = |q: &[f32], ef: usize, exact: bool| -> Result<Vec<PointId>, String> {
+            c.search(&req(q, ef, exact)).map(|h| h.into_iter().map(|p| p.id).collect()).map_err(|e| e.to_string())
         };
-        let truth = run(true)?;
-        let t = Instant::now();
-        let got = run(false)?;
-        let qps = queries as f64 / t.elapsed().as_secs_f64();
-        let hits: usize = got.iter().zip(&truth).map(|(g, t)| g.iter().filter(|i| t.contains(i)).count()).sum();
+        let truth: Vec<Vec<PointId>> = qs.par_chunks(dim).map(|q| one(q, 0, true)).collect::<Result<_, _>>()?;
+        let recall = |got: &[Vec<PointId>]| {
+            let hits: usize = got.iter().zip(&truth).map(|(g, t)| g.iter().filter(|i| t.contains(i)).count()).sum();
+            hits as f64 / (queries * 10) as f64
+        };
+        let info = reg.info("bench").map_err(|e| e.to_string())?;
+        let mut by_ef = Vec::new();
+        for &ef in efs {
+            // All threads: queries in parallel, as many clients as cores.
+            let t = Instant::now();
+            let got: Vec<Vec<PointId>> = qs.par_chunks(dim).map(|q| one(q, ef, false)).collect::<Result<_, _>>()?;
+            let qps_parallel = queries as f64 / t.elapsed().as_secs_f64();
+            // One client: one query at a time (fan-out over shards and segments may use the cores).
+            let t = Instant::now();
+            let seq: Vec<Vec<PointId>> = qs.chunks(dim).map(|q| one(q, ef, false)).collect::<Result<_, _>>()?;
+            let qps_one_client = queries as f64 / t.elapsed().as_secs_f64();
+            by_ef.push(json!({
+                "hnsw_ef": ef,
+                "qps_all_threads": qps_parallel,
+                "qps_one_client": qps_one_client,
+                "recall_at_10": recall(&got),
+                "recall_at_10_one_client": recall(&seq),
+            }));
+        }
         rows.push(json!({
             "shards": shards,
             "ingest_points_per_sec": n as f64 / ingest_secs,
             "index_secs": index_secs,
-            "search_qps": qps,
-            "recall_at_10": hits as f64 / (queries * 10) as f64,
+            "segments": info.segments_count,
+            "search": by_ef,
         }));
         reg.shutdown();
         drop(reg);

@@ -263,7 +263,7 @@ impl Worker {
             if !pending.is_empty() {
                 self.commit(pending);
             }
-            self.signal.wake();
+            self.signal.wrote();
         }
     }
 

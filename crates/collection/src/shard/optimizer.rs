@@ -49,18 +49,38 @@ pub struct OptimizerStatus {
     pub last_error: Mutex<Option<String>>,
 }
 
-/// Wakes the optimizer after writes and stops it at shutdown.
-#[derive(Default)]
+/// Wakes the optimizer after writes and stops it at shutdown; remembers when the shard last
+/// wrote so that work worth doing only on a quiet shard can wait for it.
 pub struct Signal {
     pub stop: AtomicBool,
     flag: Mutex<bool>,
     cv: Condvar,
+    last_write: Mutex<Instant>,
+}
+
+impl Default for Signal {
+    fn default() -> Self {
+        Signal {
+            stop: AtomicBool::new(false),
+            flag: Mutex::new(false),
+            cv: Condvar::new(),
+            last_write: Mutex::new(Instant::now()),
+        }
+    }
 }
 
 impl Signal {
     pub fn wake(&self) {
         *self.flag.lock() = true;
         self.cv.notify_one();
+    }
+    /// A write was committed: wake the optimizer and restart the quiet period.
+    pub fn wrote(&self) {
+        *self.last_write.lock() = Instant::now();
+        self.wake();
+    }
+    fn quiet(&self) -> bool {
+        self.last_write.lock().elapsed() >= QUIET_AFTER
     }
     fn wait(&self, timeout: Duration) {
         let mut f = self.flag.lock();
@@ -104,7 +124,7 @@ impl Optimizer {
 
     /// The next thing worth doing, if any.
     fn plan(&self, config: &CollectionConfig) -> Option<Task> {
-        plan(&self.state.read(), config)
+        plan(&self.state.read(), config, self.signal.quiet())
     }
 
     fn execute(&self, task: Task, config: &CollectionConfig) {
@@ -126,14 +146,18 @@ impl Optimizer {
             }
             Task::Rebuild(ids) => {
                 let mut st = self.state.write();
-                let sources: Vec<&Segment> = st.sealed.iter().filter(|s| ids.contains(&s.id())).collect();
+                let mut sources: Vec<&Segment> = st.sealed.iter().filter(|s| ids.contains(&s.id())).collect();
                 if sources.len() != ids.len() {
                     return;
                 }
+                // The largest source whose graphs cover all its slots goes first: its offsets
+                // stay the same in the merged segment, so its graphs are extended, not rebuilt.
+                sources.sort_by_key(|s| std::cmp::Reverse((reusable_index(s).is_some(), s.slots())));
+                let base = reusable_index(sources[0]);
                 let fresh = compact(&sources, st.next_segment_id);
                 st.next_segment_id += 1;
                 drop(st);
-                self.rebuild(&ids, fresh, config, started);
+                self.rebuild(&ids, fresh, base, config, started);
                 return;
             }
             Task::Requantize(id) => {
@@ -150,7 +174,7 @@ impl Optimizer {
             }
         };
         self.begin(name, seg_id, data.len());
-        let result = self.build_index(&data, config).and_then(|index| {
+        let result = self.build_index(&data, None, config).and_then(|index| {
             let mut batch = WriteBatch::new();
             index_store::put_segment(&mut batch, seg_id, &data, &index).map_err(|e| e.to_string())?;
             self.store.write(batch, true).map_err(|e| e.to_string())?;
@@ -171,10 +195,17 @@ impl Optimizer {
 
     /// Replace sealed segments `old_ids` by one indexed segment holding their live points
     /// (vacuum for one source, merge for several).
-    fn rebuild(&self, old_ids: &[u64], mut fresh: Segment, config: &CollectionConfig, started: Instant) {
+    fn rebuild(
+        &self,
+        old_ids: &[u64],
+        mut fresh: Segment,
+        base: Option<Arc<SegmentIndex>>,
+        config: &CollectionConfig,
+        started: Instant,
+    ) {
         self.begin(if old_ids.len() == 1 { "vacuum" } else { "merge" }, fresh.id(), fresh.len());
         let data = fresh.data().clone();
-        let result = self.build_index(&data, config).and_then(|index| {
+        let result = self.build_index(&data, base.as_deref(), config).and_then(|index| {
             let mut batch = WriteBatch::new();
             index_store::put_segment(&mut batch, fresh.id(), &data, &index).map_err(|e| e.to_string())?;
             for id in old_ids {
@@ -234,8 +265,14 @@ impl Optimizer {
         done.drain(..excess);
     }
 
-    /// HNSW graphs for every vector column, plus extra links per payload-index value.
-    fn build_index(&self, data: &SegmentData, config: &CollectionConfig) -> Result<SegmentIndex, String> {
+    /// HNSW graphs for every vector column, plus extra links per payload-index value. Graphs
+    /// of `base` (an index over a prefix of `data`'s offsets) are extended instead of rebuilt.
+    fn build_index(
+        &self,
+        data: &SegmentData,
+        base: Option<&SegmentIndex>,
+        config: &CollectionConfig,
+    ) -> Result<SegmentIndex, String> {
         let schema = self.shared.payload_schema.read().clone();
         let mut graphs = BTreeMap::new();
         for (name, col) in data.columns() {
@@ -252,8 +289,12 @@ impl Optimizer {
                 max_threads: hnsw.max_indexing_threads,
                 seed: 42,
             };
-            let mut graph = HnswGraph::build(col, col.distance, &params, &self.status.progress, &self.signal.stop)
-                .map_err(|e| e.to_string())?;
+            let (progress, stop) = (&self.status.progress, &self.signal.stop);
+            let mut graph = match base.and_then(|b| b.graphs.get(name)) {
+                Some(g) => g.extend(col, col.distance, &params, progress, stop),
+                None => HnswGraph::build(col, col.distance, &params, progress, stop),
+            }
+            .map_err(|e| e.to_string())?;
             let full_scan_points = hnsw.full_scan_threshold * 1024 / (col.dim() * 4).max(1);
             let groups = payload_groups(data, &schema, full_scan_points);
             if !groups.is_empty() {
@@ -321,15 +362,26 @@ fn quantization_stale(s: &Segment, config: &CollectionConfig) -> bool {
     wanted.len() != ix.quantized.len() || wanted.iter().any(|n| !ix.quantized.contains_key(*n))
 }
 
+/// How long a shard must go without writes before its appendable remainder is indexed.
+const QUIET_AFTER: Duration = Duration::from_secs(2);
+
 /// The next optimization a shard needs, if any (also tells whether the collection is yellow).
-fn plan(state: &ShardState, config: &CollectionConfig) -> Option<Task> {
+///
+/// Besides Qdrant's rules (seal + index over `indexing_threshold`, vacuum, merge), a shard
+/// that has been `quiet` (no writes for [`QUIET_AFTER`]) also indexes an appendable segment
+/// holding more than a tenth of `full_scan_threshold`: that remainder would otherwise be
+/// scanned exactly by every search until the next write fills it up, and with several shards
+/// each shard keeps such a remainder.
+fn plan(state: &ShardState, config: &CollectionConfig, quiet: bool) -> Option<Task> {
     let opt = &config.optimizer_config;
 
     let dims: usize = state.columns.iter().map(|(_, d, _)| *d).sum();
     let appendable_kb = state.appendable.len() * dims * 4 / 1024;
-    match opt.indexing_threshold {
-        Some(t) if t > 0 && appendable_kb >= t && !state.appendable.is_empty() => return Some(Task::SealAndIndex),
-        _ => {}
+    if let Some(t) = opt.indexing_threshold.filter(|t| *t > 0 && !state.appendable.is_empty()) {
+        let remainder_kb = (config.hnsw_config.full_scan_threshold / 10).max(1).min(t);
+        if appendable_kb >= t || (quiet && appendable_kb >= remainder_kb) {
+            return Some(Task::SealAndIndex);
+        }
     }
     for s in &state.sealed {
         if s.is_empty() {
@@ -350,8 +402,13 @@ fn plan(state: &ShardState, config: &CollectionConfig) -> Option<Task> {
         }
     }
     // Too many sealed segments: merge the two smallest if the result stays under the limit.
+    // Automatic target: the cores shared by the collection's shards on this node, so that a
+    // search visits about as many graphs whatever the shard count.
     let target = match opt.default_segment_number {
-        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2),
+        0 => {
+            let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+            (cores / config.params.shard_number.max(1) as usize).max(1)
+        }
         n => n,
     };
     if state.sealed.len() > target {
@@ -367,9 +424,10 @@ fn plan(state: &ShardState, config: &CollectionConfig) -> Option<Task> {
     None
 }
 
-/// Whether the optimizer has work pending for this shard state.
+/// Whether the optimizer has work pending for this shard state (an appendable remainder that
+/// waits for the shard to go quiet counts: it will be indexed).
 pub fn has_work(state: &ShardState, config: &CollectionConfig) -> bool {
-    plan(state, config).is_some()
+    plan(state, config, true).is_some()
 }
 
 enum Task {
@@ -385,7 +443,15 @@ enum Task {
 /// Largest segment a merge may produce when `max_segment_size` is not set, in KiB of vectors.
 const DEFAULT_MAX_SEGMENT_KB: usize = 256 * 1024;
 
-/// A sealed segment holding the live points of `sources` (same versions).
+/// The index of a sealed segment without tombstones whose graphs cover every slot: a merge
+/// that puts this segment first can extend its graphs.
+fn reusable_index(s: &Segment) -> Option<Arc<SegmentIndex>> {
+    let ix = s.index()?;
+    let complete = s.deleted_count() == 0 && ix.graphs.values().all(|g| g.len() == s.slots());
+    complete.then(|| ix.clone())
+}
+
+/// A sealed segment holding the live points of `sources` (same versions), in the order given.
 fn compact(sources: &[&Segment], id: u64) -> Segment {
     let Some(first) = sources.first() else { return Segment::new(id, std::iter::empty()) };
     let columns: Vec<(String, usize, qd_core::Distance)> =

@@ -88,15 +88,22 @@ impl ShardState {
         threshold: Option<f32>,
         params: &SearchParams,
     ) -> Vec<SegmentHit> {
-        let mut hits: Vec<SegmentHit> = Vec::new();
-        for s in self.segments() {
-            let Some(distance) = s.distance(vector) else { continue };
-            let part = match query {
+        let one = |s: &Segment| -> Vec<SegmentHit> {
+            let Some(distance) = s.distance(vector) else { return Vec::new() };
+            match query {
                 ShardQuery::Nearest(q) => s.search_nearest(vector, q, top, filter, threshold, params),
                 other => s.search_scored(vector, &|v| other.score(distance, v), top, filter, threshold),
-            };
-            hits.extend(part);
-        }
+            }
+        };
+        // Segments are searched in parallel (like Qdrant), so that one request can use the
+        // cores even when the collection has a single shard.
+        let segments: Vec<&Segment> = self.segments().filter(|s| !s.is_empty()).collect();
+        let mut hits: Vec<SegmentHit> = if segments.len() > 1 {
+            use rayon::prelude::*;
+            segments.par_iter().flat_map_iter(|s| one(s)).collect()
+        } else {
+            segments.into_iter().flat_map(one).collect()
+        };
         qd_segment::sort_hits(&mut hits);
         hits.truncate(top);
         hits

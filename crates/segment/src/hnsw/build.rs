@@ -34,11 +34,18 @@ pub(crate) fn build_graph(
     src: &dyn VectorSource,
     distance: Distance,
     params: &HnswParams,
+    base: Option<&HnswGraph>,
     progress: &AtomicUsize,
     stop: &AtomicBool,
 ) -> Result<HnswGraph, Cancelled> {
+    let base = base.map(|g| (&g.links, g.entry));
     let (links, entry) = in_pool(params.max_threads, |parallel| {
-        build_links(src, distance, params.m, params.ef_construct, params.seed, progress, stop, parallel)
+        let scorer = distance.scorer();
+        let p = BuildParams { m: params.m, ef_construct: params.ef_construct, seed: params.seed, parallel };
+        match flat(src) {
+            Some(f) => build_with(&f, src.len(), scorer, &p, base, progress, stop),
+            None => build_with(&Dyn(src), src.len(), scorer, &p, base, progress, stop),
+        }
     })?;
     let n = links.len();
     Ok(HnswGraph {
@@ -67,48 +74,67 @@ pub(crate) fn build_links(
     parallel: bool,
 ) -> Result<(Links, u32), Cancelled> {
     let scorer = distance.scorer();
+    let p = BuildParams { m, ef_construct, seed, parallel };
     match flat(src) {
-        Some(f) => build_with(&f, src.len(), scorer, m, ef_construct, seed, progress, stop, parallel),
-        None => build_with(&Dyn(src), src.len(), scorer, m, ef_construct, seed, progress, stop, parallel),
+        Some(f) => build_with(&f, src.len(), scorer, &p, None, progress, stop),
+        None => build_with(&Dyn(src), src.len(), scorer, &p, None, progress, stop),
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+struct BuildParams {
+    m: usize,
+    ef_construct: usize,
+    seed: u64,
+    parallel: bool,
+}
+
+/// Inserts nodes `0..n` into a fresh graph, or, given `base` (the links and entry point of a
+/// graph over the first `base.len()` vectors), keeps those links and inserts only the rest.
 fn build_with<V: Vecs>(
     vecs: &V,
     n: usize,
     scorer: Scorer,
-    m: usize,
-    ef_construct: usize,
-    seed: u64,
+    p: &BuildParams,
+    base: Option<(&Links, u32)>,
     progress: &AtomicUsize,
     stop: &AtomicBool,
-    parallel: bool,
 ) -> Result<(Links, u32), Cancelled> {
-    let m = m.max(2);
+    let m = p.m.max(2);
     let m0 = 2 * m;
-    let levels = random_levels(n, m, seed);
-    // Only a gigantic graph could overflow the upper array; it then stays flat (still correct).
-    let links = match Links::new(m, m0, levels) {
-        Some(l) => l,
-        None => Links::new(m, m0, vec![0; n]).ok_or(Cancelled)?,
+    let (links, entry, first) = match base.filter(|(l, _)| l.m == m && l.len() <= n && l.len() > 0) {
+        Some((old, entry)) => {
+            let b = old.len();
+            // New nodes draw their levels from a stream of their own (same seed, shifted).
+            let extra = random_levels(n - b, m, p.seed.wrapping_add(b as u64));
+            (old.extended(&extra).ok_or(Cancelled)?, entry, b)
+        }
+        None => {
+            let levels = random_levels(n, m, p.seed);
+            // Only a gigantic graph could overflow the upper array; it then stays flat (still correct).
+            let links = match Links::new(m, m0, levels) {
+                Some(l) => l,
+                None => Links::new(m, m0, vec![0; n]).ok_or(Cancelled)?,
+            };
+            (links, 0, 0)
+        }
     };
     if n == 0 {
         return Ok((links, 0));
     }
-    // Node 0 starts as the entry point; a node whose level tops the current one becomes the
-    // new entry once linked (as in the original algorithm).
+    // The entry point starts as node 0 (or the base graph's); a node whose level tops the
+    // current one becomes the new entry once linked (as in the original algorithm).
     let builder = Builder {
         links,
         vecs,
         scorer,
-        ef_construct: ef_construct.max(m),
+        ef_construct: p.ef_construct.max(m),
         top: AtomicU64::new(0),
         top_lock: Mutex::new(()),
         locks: (0..n).map(|_| Mutex::new(())).collect(),
         scratch: ScratchPool::new(n),
     };
-    builder.top.store(pack_top(0, builder.links.level_of(0)), Relaxed);
+    builder.top.store(pack_top(entry, builder.links.level_of(entry)), Relaxed);
+    progress.fetch_add(first, Relaxed);
     let insert = |i: usize| -> Result<(), Cancelled> {
         if stop.load(Relaxed) {
             return Err(Cancelled);
@@ -121,11 +147,16 @@ fn build_with<V: Vecs>(
         progress.fetch_add(1, Relaxed);
         Ok(())
     };
-    insert(0)?;
-    if parallel {
-        (1..n).into_par_iter().with_min_len(16).try_for_each(insert)?;
+    let start = if first == 0 {
+        insert(0)?;
+        1
     } else {
-        (1..n).try_for_each(insert)?;
+        first
+    };
+    if p.parallel {
+        (start..n).into_par_iter().with_min_len(16).try_for_each(insert)?;
+    } else {
+        (start..n).try_for_each(insert)?;
     }
     let (entry, _) = unpack_top(builder.top.load(Relaxed));
     Ok((builder.links, entry))

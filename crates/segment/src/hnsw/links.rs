@@ -106,6 +106,20 @@ impl Links {
         })
     }
 
+    /// These lists followed by empty ones for new nodes with `extra` levels: the old nodes'
+    /// blocks keep their positions (both arrays are laid out in node order).
+    pub fn extended(&self, extra: &[u8]) -> Option<Links> {
+        let levels: Vec<u8> = self.levels.iter().chain(extra).copied().collect();
+        let out = Links::new(self.m, self.m0, levels)?;
+        for (dst, src) in out.level0.iter().zip(&self.level0) {
+            dst.store(src.load(Relaxed), Relaxed);
+        }
+        for (dst, src) in out.upper.iter().zip(&self.upper) {
+            dst.store(src.load(Relaxed), Relaxed);
+        }
+        Some(out)
+    }
+
     #[inline]
     pub fn len(&self) -> usize {
         self.levels.len()

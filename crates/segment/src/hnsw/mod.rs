@@ -220,7 +220,23 @@ impl HnswGraph {
         progress: &AtomicUsize,
         stop: &AtomicBool,
     ) -> Result<HnswGraph, Cancelled> {
-        build::build_graph(src, distance, params, progress, stop)
+        build::build_graph(src, distance, params, None, progress, stop)
+    }
+
+    /// A graph over all offsets of `src` that keeps this graph's links for the first `len()`
+    /// offsets (which must hold the same vectors) and inserts only the rest: merging a small
+    /// segment into a large one costs the small one's insertions, not a full rebuild. Group
+    /// links are not carried over (add them again). Falls back to a full build when `m`
+    /// differs or `src` is shorter than this graph.
+    pub fn extend(
+        &self,
+        src: &dyn VectorSource,
+        distance: Distance,
+        params: &HnswParams,
+        progress: &AtomicUsize,
+        stop: &AtomicBool,
+    ) -> Result<HnswGraph, Cancelled> {
+        build::build_graph(src, distance, params, Some(self), progress, stop)
     }
 
     /// Top-`k` offsets by internal score (larger is better), best first, searching level 0

@@ -144,6 +144,36 @@ fn one_and_two_threads_both_good() {
 }
 
 /// Filter sets: `pct`% of points, drawn at random (like one payload value).
+#[test]
+fn extending_a_graph_keeps_its_links_and_recall() {
+    let d = Distance::Cosine;
+    let all = clustered(6000, 48, 30, 3, d);
+    let queries = clustered(100, 48, 30, 3_000_003, d);
+    let first = DenseVectors::from_data(48, all.data[..4000 * 48].to_vec()).expect("rows");
+    let p = params(16, 100, 2);
+    let small = build(&first, d, &p);
+    let progress = AtomicUsize::new(0);
+    let grown = small.extend(&all, d, &p, &progress, &AtomicBool::new(false)).expect("not cancelled");
+    assert_eq!(grown.len(), 6000);
+    assert_eq!(progress.load(Ordering::Relaxed), 6000, "progress counts the kept nodes too");
+    // Old nodes keep their levels; their lists start from the old graph's (new nodes may
+    // have been linked in since, so only check that every node has neighbours).
+    for node in 0..6000u32 {
+        assert!(!grown.neighbors(node, 0).is_empty(), "node {node} has no links");
+    }
+    for node in 0..4000u32 {
+        assert_eq!(grown.links.level_of(node), small.links.level_of(node));
+    }
+    let (r, _) = recall(&grown, &all, &queries, d, 10, 64, None);
+    let full = build(&all, d, &p);
+    let (rf, _) = recall(&full, &all, &queries, d, 10, 64, None);
+    eprintln!("extended {r:.4}, full build {rf:.4}");
+    assert!(r >= 0.95 && r >= rf - 0.02, "extended graph recall {r} vs full build {rf}");
+    // A different `m` cannot reuse the links: a full build of the right shape.
+    let other = small.extend(&all, d, &params(8, 100, 2), &AtomicUsize::new(0), &AtomicBool::new(false));
+    assert_eq!(other.expect("built").m(), 8);
+}
+
 fn subset(n: usize, pct: f64, seed: u64) -> Vec<bool> {
     let mut rng = StdRng::seed_from_u64(seed);
     (0..n).map(|_| rng.gen_bool(pct / 100.0)).collect()
