@@ -154,6 +154,7 @@ pub fn shards(dir: &Path, backend: BackendKind, args: &ShardsArgs) -> Result<Val
                 "recall_at_10_one_client": recall(&seq),
             }));
         }
+        eprintln!("qd-bench shards: {shards} shard(s) done ({ingest_secs:.1} s ingest, {index_secs:.1} s indexing)");
         rows.push(json!({
             "shards": shards,
             "ingest_points_per_sec": n as f64 / ingest_secs,

@@ -154,7 +154,7 @@ impl Registry {
             std::fs::create_dir_all(parent).map_err(|e| qd_storage::StorageError::io(parent, e))?;
         }
         let store = open_store(self.layout.backend(), &path)?;
-        Ok(Arc::new(LocalShard::open(sid, store, shared.clone())?))
+        Ok(Arc::new(LocalShard::open(sid, store, shared.clone(), self.layout.shard_vectors_dir(dir, sid))?))
     }
 
     fn open_collection(&self, entry: &CatalogEntry) -> Result<Collection> {

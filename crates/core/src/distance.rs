@@ -85,7 +85,7 @@ pub fn l1(a: &[f32], b: &[f32]) -> f32 {
     unsafe { (k.l1)(a, b) }
 }
 
-/// Name of the SIMD kernel family in use ("avx2+fma", "neon" or "scalar").
+/// Name of the SIMD kernel family in use ("avx512f", "avx2+fma", "neon" or "scalar").
 pub fn simd_level() -> &'static str {
     kernels().name
 }
@@ -164,9 +164,27 @@ fn scalar_kernels() -> Kernels {
     Kernels { name: "scalar", dot: d, l2, l1: m, neg_l2, neg_l1 }
 }
 
+/// Environment variable that caps the kernel family (`scalar`, `avx2`; for benchmarks and for
+/// comparing results across machines). Unset or unknown: the best the CPU offers.
+pub const SIMD_ENV: &str = "QDRANT_SIMD";
+
 fn detect() -> Kernels {
+    let cap = std::env::var(SIMD_ENV).unwrap_or_default();
+    if cap == "scalar" {
+        return scalar_kernels();
+    }
     #[cfg(target_arch = "x86_64")]
     {
+        if cap != "avx2" && std::is_x86_feature_detected!("avx512f") {
+            return Kernels {
+                name: "avx512f",
+                dot: avx512::dot,
+                l2: avx512::l2,
+                l1: avx512::l1,
+                neg_l2: avx512::neg_l2,
+                neg_l1: avx512::neg_l1,
+            };
+        }
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
             return Kernels {
                 name: "avx2+fma",
@@ -365,6 +383,96 @@ mod avx2 {
     }
 }
 
+/// AVX-512F kernels: four 16-lane accumulators (64 floats per step), then 16-wide steps, then
+/// one masked load for the tail (no scalar loop).
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    /// Generates one kernel from `|acc, x, y| step`, which folds one 16-lane block into an
+    /// accumulator (zero lanes must add nothing: masked tail lanes load as 0.0).
+    macro_rules! kernel {
+        ($name:ident, |$acc:ident, $x:ident, $y:ident| $step:expr) => {
+            #[target_feature(enable = "avx512f")]
+            pub unsafe fn $name(a: &[f32], b: &[f32]) -> f32 {
+                let n = a.len().min(b.len());
+                let pa = a.as_ptr();
+                let pb = b.as_ptr();
+                let mut acc0 = _mm512_setzero_ps();
+                let mut acc1 = _mm512_setzero_ps();
+                let mut acc2 = _mm512_setzero_ps();
+                let mut acc3 = _mm512_setzero_ps();
+                let mut i = 0usize;
+                // SAFETY (all loads): i + 16 <= n on every full load, and n is within both
+                // slices; the masked load touches only the `n - i` remaining elements.
+                while i + 64 <= n {
+                    acc0 = {
+                        let $acc = acc0;
+                        let $x = _mm512_loadu_ps(pa.add(i));
+                        let $y = _mm512_loadu_ps(pb.add(i));
+                        $step
+                    };
+                    acc1 = {
+                        let $acc = acc1;
+                        let $x = _mm512_loadu_ps(pa.add(i + 16));
+                        let $y = _mm512_loadu_ps(pb.add(i + 16));
+                        $step
+                    };
+                    acc2 = {
+                        let $acc = acc2;
+                        let $x = _mm512_loadu_ps(pa.add(i + 32));
+                        let $y = _mm512_loadu_ps(pb.add(i + 32));
+                        $step
+                    };
+                    acc3 = {
+                        let $acc = acc3;
+                        let $x = _mm512_loadu_ps(pa.add(i + 48));
+                        let $y = _mm512_loadu_ps(pb.add(i + 48));
+                        $step
+                    };
+                    i += 64;
+                }
+                while i + 16 <= n {
+                    acc0 = {
+                        let $acc = acc0;
+                        let $x = _mm512_loadu_ps(pa.add(i));
+                        let $y = _mm512_loadu_ps(pb.add(i));
+                        $step
+                    };
+                    i += 16;
+                }
+                if i < n {
+                    let mask: __mmask16 = (1u32 << (n - i)) as u16 - 1;
+                    acc1 = {
+                        let $acc = acc1;
+                        let $x = _mm512_maskz_loadu_ps(mask, pa.add(i));
+                        let $y = _mm512_maskz_loadu_ps(mask, pb.add(i));
+                        $step
+                    };
+                }
+                _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3)))
+            }
+        };
+    }
+
+    kernel!(dot, |acc, x, y| _mm512_fmadd_ps(x, y, acc));
+    kernel!(l2, |acc, x, y| {
+        let d = _mm512_sub_ps(x, y);
+        _mm512_fmadd_ps(d, d, acc)
+    });
+    kernel!(l1, |acc, x, y| _mm512_add_ps(acc, _mm512_abs_ps(_mm512_sub_ps(x, y))));
+
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn neg_l2(a: &[f32], b: &[f32]) -> f32 {
+        -l2(a, b)
+    }
+
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn neg_l1(a: &[f32], b: &[f32]) -> f32 {
+        -l1(a, b)
+    }
+}
+
 /// NEON kernels (baseline on aarch64): four 4-lane accumulators, then 4-wide steps, scalar tail.
 #[cfg(target_arch = "aarch64")]
 mod neon {
@@ -532,6 +640,16 @@ mod tests {
     fn avx2_kernels_match_scalar() {
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
             check_family("avx2", avx2::dot, avx2::l2, avx2::l1, avx2::neg_l2, avx2::neg_l1);
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx512_kernels_match_scalar() {
+        if std::is_x86_feature_detected!("avx512f") {
+            check_family("avx512", avx512::dot, avx512::l2, avx512::l1, avx512::neg_l2, avx512::neg_l1);
+        } else {
+            eprintln!("no AVX-512 on this CPU: kernels not exercised");
         }
     }
 

@@ -5,9 +5,11 @@
 //! every operation through the storage backend before a segment sees it.
 
 pub mod hnsw;
+pub mod mapped;
 pub mod quantized;
 pub mod segment;
 
+pub use mapped::MappedVectors;
 pub use quantized::QuantizedVectors;
 pub use segment::{
     sort_hits, SearchParams, Segment, SegmentData, SegmentHit, SegmentIndex, SegmentPoint, VectorColumn,

@@ -16,37 +16,70 @@ use qd_core::vectors::NamedVectors;
 use qd_core::{Distance, Payload, PointId};
 
 use crate::hnsw::{exact_search_by, DenseVectors, HnswGraph, VectorSource};
+use crate::mapped::MappedVectors;
 use crate::quantized::QuantizedVectors;
+
+/// Where a column's vectors live: the heap, or a memory-mapped file (`on_disk: true`, sealed
+/// segments only; see [`crate::mapped`]).
+#[derive(Debug, Clone)]
+enum ColumnStore {
+    Ram(DenseVectors),
+    Mapped(Arc<MappedVectors>),
+}
 
 /// One named vector column: contiguous storage plus a presence flag per slot.
 #[derive(Debug, Clone)]
 pub struct VectorColumn {
     pub distance: Distance,
-    vectors: DenseVectors,
+    dim: usize,
+    store: ColumnStore,
     present: Vec<bool>,
 }
 
 impl VectorColumn {
     pub fn new(dim: usize, distance: Distance) -> Self {
-        VectorColumn { distance, vectors: DenseVectors::new(dim), present: Vec::new() }
+        VectorColumn { distance, dim, store: ColumnStore::Ram(DenseVectors::new(dim)), present: Vec::new() }
     }
 
     pub fn dim(&self) -> usize {
-        self.vectors.dim
+        self.dim
     }
 
-    fn ensure_len(&mut self, slots: usize) {
-        if self.present.len() < slots {
-            self.present.resize(slots, false);
-            self.vectors.data.resize(slots * self.vectors.dim, 0.0);
+    /// All slots' vectors, contiguous (zeros where a slot has no vector).
+    pub fn data(&self) -> &[f32] {
+        match &self.store {
+            ColumnStore::Ram(v) => &v.data,
+            ColumnStore::Mapped(m) => m.data(),
         }
     }
 
+    /// Presence flag per slot.
+    pub fn present(&self) -> &[bool] {
+        &self.present
+    }
+
+    /// Whether the vectors are memory-mapped from a file.
+    pub fn is_mapped(&self) -> bool {
+        matches!(self.store, ColumnStore::Mapped(_))
+    }
+
+    fn ensure_len(&mut self, slots: usize) {
+        if let ColumnStore::Ram(v) = &mut self.store {
+            if self.present.len() < slots {
+                self.present.resize(slots, false);
+                v.data.resize(slots * self.dim, 0.0);
+            }
+        }
+    }
+
+    /// Write one slot. A mapped column is immutable (its file was written from the very
+    /// records a restore replays), so writes to it are ignored.
     fn set(&mut self, offset: u32, v: Option<&[f32]>) {
+        self.ensure_len(offset as usize + 1);
+        let ColumnStore::Ram(store) = &mut self.store else { return };
         let o = offset as usize;
-        let dim = self.vectors.dim;
-        self.ensure_len(o + 1);
-        let slot = &mut self.vectors.data[o * dim..(o + 1) * dim];
+        let dim = self.dim;
+        let slot = &mut store.data[o * dim..(o + 1) * dim];
         match v {
             Some(v) if v.len() == dim => {
                 slot.copy_from_slice(v);
@@ -59,31 +92,65 @@ impl VectorColumn {
         }
     }
 
+    /// Serve the vectors from `m` instead of the heap; refused (false) unless it has this
+    /// column's shape.
+    fn map(&mut self, m: MappedVectors) -> bool {
+        if m.dim() != self.dim || m.slots() != self.present.len() {
+            return false;
+        }
+        self.present = m.present();
+        self.store = ColumnStore::Mapped(Arc::new(m));
+        true
+    }
+
+    /// Bring mapped vectors back into the heap (`on_disk` switched off).
+    fn unmap(&mut self) {
+        if let ColumnStore::Mapped(m) = &self.store {
+            let v = DenseVectors { dim: self.dim, data: m.data().to_vec() };
+            self.store = ColumnStore::Ram(v);
+        }
+    }
+
     pub fn get(&self, offset: u32) -> Option<&[f32]> {
         if self.present.get(offset as usize).copied().unwrap_or(false) {
-            self.vectors.get(offset)
+            let o = offset as usize * self.dim;
+            self.data().get(o..o + self.dim)
         } else {
             None
         }
     }
 
+    /// Heap bytes (a mapped column holds only its presence flags there).
     pub fn ram_bytes(&self) -> usize {
-        self.vectors.data.capacity() * 4 + self.present.capacity()
+        let vectors = match &self.store {
+            ColumnStore::Ram(v) => v.data.capacity() * 4,
+            ColumnStore::Mapped(_) => 0,
+        };
+        vectors + self.present.capacity()
+    }
+
+    /// Bytes of the mapped file, 0 for a heap column.
+    pub fn mapped_bytes(&self) -> usize {
+        match &self.store {
+            ColumnStore::Ram(_) => 0,
+            ColumnStore::Mapped(m) => m.file_bytes(),
+        }
     }
 }
 
 impl VectorSource for VectorColumn {
     fn dim(&self) -> usize {
-        self.vectors.dim
+        self.dim
     }
     fn len(&self) -> usize {
         self.present.len()
     }
     fn vector(&self, offset: u32) -> &[f32] {
-        self.vectors.vector(offset)
+        let o = offset as usize * self.dim;
+        &self.data()[o..o + self.dim]
     }
     fn as_contiguous(&self) -> Option<&[f32]> {
-        Some(&self.vectors.data)
+        Some(self.data())
     }
 }
 
@@ -292,6 +359,25 @@ impl Segment {
         self.index = Some(index);
     }
 
+    /// Serve column `name` from a memory-mapped file of this (sealed) segment's vectors; false
+    /// if the segment is appendable or the file's shape does not match. Clones the segment's
+    /// data first if another `Arc` to it is alive, so callers drop theirs beforehand.
+    pub fn map_column(&mut self, name: &str, m: MappedVectors) -> bool {
+        if !self.sealed || !self.data.vectors.contains_key(name) {
+            return false;
+        }
+        Arc::make_mut(&mut self.data).vectors.get_mut(name).is_some_and(|c| c.map(m))
+    }
+
+    /// Bring column `name` back into the heap.
+    pub fn unmap_column(&mut self, name: &str) {
+        if self.data.vectors.get(name).is_some_and(VectorColumn::is_mapped) {
+            if let Some(c) = Arc::make_mut(&mut self.data).vectors.get_mut(name) {
+                c.unmap();
+            }
+        }
+    }
+
     fn live_offset(&self, id: &PointId) -> Option<u32> {
         self.data.ids.get(id).copied().filter(|&o| !self.deleted[o as usize])
     }
@@ -488,7 +574,7 @@ impl Segment {
         }
         let scorer = col.distance.scorer();
         let dim = col.dim();
-        let data = &col.vectors.data;
+        let data = col.data();
         let mut top = TopK::new(k);
         for (o, (&dead, &present)) in self.deleted.iter().zip(&col.present).enumerate() {
             if dead || !present {
@@ -553,6 +639,11 @@ impl Segment {
         let payload =
             self.data.payloads.iter().flatten().map(|p| serde_json::to_string(p).map(|s| s.len()).unwrap_or(0)).sum();
         (vectors, payload, self.index.as_ref().map(|i| i.ram_bytes()).unwrap_or(0))
+    }
+
+    /// Bytes of memory-mapped vector files this segment serves from.
+    pub fn mapped_bytes(&self) -> u64 {
+        self.data.vectors.values().map(|c| c.mapped_bytes() as u64).sum()
     }
 
     pub fn distance(&self, vector: &str) -> Option<Distance> {

@@ -7,6 +7,9 @@
 //!                                     create / delete / restore of a collection)
 //!   collections/<dir>/shards/<id>/data.sqlite | data.rocksdb/
 //!                                     one database per shard: points, meta, index data
+//!   collections/<dir>/shards/<id>/vectors/<segment:016x>-<hex(vector name)>.vec
+//!                                     memory-mapped vectors of sealed segments (`on_disk`);
+//!                                     derived from the database, rebuilt when missing
 //!   tmp/                              scratch space (restores in progress); emptied at start
 //! ```
 //! `<dir>` is an id assigned when a collection is created or restored, not its name, so a
@@ -28,6 +31,8 @@ const MARKER_FILE: &str = "storage.json";
 const COLLECTIONS_DIR: &str = "collections";
 const SHARDS_DIR: &str = "shards";
 const TMP_DIR: &str = "tmp";
+const VECTORS_DIR: &str = "vectors";
+const VECTORS_EXT: &str = "vec";
 
 /// Contents of `storage.json`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -160,6 +165,11 @@ impl StorageLayout {
         self.shard_dir(dir_id, shard_id).join(db_name(self.backend, "data"))
     }
 
+    /// Where the shard keeps memory-mapped vector files (see [`segment_vectors_file`]).
+    pub fn shard_vectors_dir(&self, dir_id: &str, shard_id: u32) -> PathBuf {
+        self.shard_dir(dir_id, shard_id).join(VECTORS_DIR)
+    }
+
     pub fn tmp_dir(&self) -> PathBuf {
         self.root.join(TMP_DIR)
     }
@@ -195,6 +205,25 @@ impl StorageLayout {
         let _ = fs::remove_dir_all(&d);
         fs::create_dir_all(&d).map_err(|e| StorageError::io(&d, e))
     }
+}
+
+/// The file holding vector `name` of sealed segment `segment` in a shard's vectors directory.
+/// The name is hex-encoded: vector names may hold any character.
+pub fn segment_vectors_file(vectors_dir: &Path, segment: u64, name: &str) -> PathBuf {
+    let hex: String = name.bytes().map(|b| format!("{b:02x}")).collect();
+    vectors_dir.join(format!("{segment:016x}-{hex}.{VECTORS_EXT}"))
+}
+
+/// The segment id a file in a shard's vectors directory belongs to, if it is one of ours
+/// (finished or left half-written by a crash).
+pub fn segment_of_vectors_file(file_name: &str) -> Option<u64> {
+    let (seg, _) = file_name.split_once('-')?;
+    let is_ours =
+        file_name.ends_with(&format!(".{VECTORS_EXT}")) || file_name.ends_with(&format!(".{VECTORS_EXT}.tmp"));
+    if seg.len() != 16 || !is_ours {
+        return None;
+    }
+    u64::from_str_radix(seg, 16).ok()
 }
 
 /// Write a small file so that readers see the old or the new content, never a torn one.

@@ -6,13 +6,15 @@
 //! then applies them to the segments and answers the callers. A crash before the commit loses
 //! only unacknowledged work; after it, the data is on disk and reloads at start.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use parking_lot::{Mutex, RwLock};
+use qd_core::config::CollectionConfig;
 use qd_core::filter::Filter;
 use qd_core::vectors::vectors_to_json;
 use qd_core::PointId;
@@ -23,6 +25,7 @@ use super::effects::{self, Effects, Overlay};
 use super::index_store;
 use super::optimizer::{OptimizationInfo, Optimizer, OptimizerStatus, Signal};
 use super::state::{ColumnSpec, ShardState};
+use super::vector_files;
 use super::{Shard, ShardId};
 use crate::collection::CollectionShared;
 use crate::error::{CollectionError, Result};
@@ -58,8 +61,16 @@ pub struct LocalShard {
     commit_gate: Arc<Mutex<()>>,
 }
 
-/// Read every persisted segment and every point record into memory.
-fn load_state(id: ShardId, store: &Arc<dyn KvStore>, columns: ColumnSpec) -> Result<ShardState> {
+/// Read every persisted segment and every point record into memory; `on_disk` vectors of
+/// sealed segments are mapped from their files when those are valid (the optimizer rewrites
+/// missing or damaged ones), so they never all sit in RAM at once.
+fn load_state(
+    id: ShardId,
+    store: &Arc<dyn KvStore>,
+    columns: ColumnSpec,
+    vectors_dir: &Path,
+    config: &CollectionConfig,
+) -> Result<ShardState> {
     let stored = index_store::load_segments(store)?;
     let next_id = stored.iter().map(|s| s.id + 1).max().unwrap_or(1);
     let mut state = ShardState::new(columns, next_id);
@@ -71,13 +82,16 @@ fn load_state(id: ShardId, store: &Arc<dyn KvStore>, columns: ColumnSpec) -> Res
             slots.insert(*pid, (si, o as u32, *ver));
         }
         let cols = state.columns.clone();
-        state.sealed.push(Segment::restore_sealed(
-            seg.id,
-            cols.iter().map(|(n, d, dist)| (n.as_str(), *d, *dist)),
-            &seg.members,
-        ));
+        let mut restored =
+            Segment::restore_sealed(seg.id, cols.iter().map(|(n, d, dist)| (n.as_str(), *d, *dist)), &seg.members);
+        if let Err(e) = vector_files::apply(vectors_dir, &mut restored, config) {
+            tracing::info!(shard = id, segment = seg.id, reason = %e, "vector file not used; it will be rewritten");
+        }
+        state.sealed.push(restored);
         graphs.push((seg.graphs, seg.quantized));
     }
+    let live: HashSet<u64> = state.sealed.iter().map(Segment::id).collect();
+    vector_files::remove_orphans(vectors_dir, &live);
     let mut err = None;
     store.scan(Table::Points, b"", None, &mut |k, v| {
         let decoded = PointId::from_key(k)
@@ -111,7 +125,12 @@ fn load_state(id: ShardId, store: &Arc<dyn KvStore>, columns: ColumnSpec) -> Res
 impl LocalShard {
     /// Open a shard over its database: load segments and points, start the update worker and
     /// the optimizer.
-    pub fn open(id: ShardId, store: Arc<dyn KvStore>, shared: Arc<CollectionShared>) -> Result<Self> {
+    pub fn open(
+        id: ShardId,
+        store: Arc<dyn KvStore>,
+        shared: Arc<CollectionShared>,
+        vectors_dir: PathBuf,
+    ) -> Result<Self> {
         // Every write to the shard's database (update worker and optimizer) passes this gate,
         // so a snapshot can hold it for the moment it opens its read views (crate::snapshot).
         let commit_gate = Arc::new(Mutex::new(()));
@@ -124,7 +143,8 @@ impl LocalShard {
             .iter()
             .map(|(n, p)| (n.to_string(), p.size as usize, p.distance))
             .collect();
-        let state = Arc::new(RwLock::new(load_state(id, &store, columns)?));
+        let config = shared.config.read().clone();
+        let state = Arc::new(RwLock::new(load_state(id, &store, columns, &vectors_dir, &config)?));
         let last_op = match store.get(Table::Meta, META_LAST_OP)? {
             Some(b) => u64::from_le_bytes(
                 b.as_slice()
@@ -161,6 +181,7 @@ impl LocalShard {
                 shared: shared.clone(),
                 status: status.clone(),
                 signal: signal.clone(),
+                vectors_dir,
             };
             std::thread::Builder::new()
                 .name(format!("shard-{id}-optimizer"))
@@ -404,7 +425,7 @@ impl Shard for LocalShard {
             ram_payload_bytes: payload,
             ram_index_bytes: index,
             shard_key: None,
-            disk_bytes: self.store.disk_usage_bytes(),
+            disk_bytes: self.store.disk_usage_bytes() + st.sealed.iter().map(Segment::mapped_bytes).sum::<u64>(),
             last_operation_id: self.applied_op.load(Ordering::SeqCst),
             optimizing: self.status.running.lock().is_some() || self.pending_optimization(&st),
             optimizer_error: self.status.last_error.lock().clone(),
@@ -439,7 +460,7 @@ impl LocalShard {
     /// Work the optimizer will pick up: a sealed segment waiting for its index, or an
     /// appendable segment over the indexing threshold.
     fn pending_optimization(&self, st: &ShardState) -> bool {
-        super::optimizer::has_work(st, &self.shared.config.read())
+        super::optimizer::has_work(st, &self.shared.config.read(), &self.status.unmappable.lock())
     }
 }
 

@@ -10,6 +10,7 @@ mod index_store;
 mod local;
 pub mod optimizer;
 mod state;
+mod vector_files;
 
 pub use local::LocalShard;
 pub use optimizer::OptimizationInfo;

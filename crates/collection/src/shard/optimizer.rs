@@ -5,7 +5,8 @@
 //! Index builds read the segment's immutable data through an `Arc` without holding the shard
 //! lock; tombstones that arrive meanwhile are kept on the segment itself, so no write is lost.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,6 +22,7 @@ use serde_json::Value;
 
 use super::index_store;
 use super::state::ShardState;
+use super::vector_files;
 use crate::catalog::PayloadIndexSpec;
 use crate::collection::CollectionShared;
 
@@ -47,6 +49,9 @@ pub struct OptimizerStatus {
     pub progress: AtomicUsize,
     pub completed: Mutex<Vec<OptimizationInfo>>,
     pub last_error: Mutex<Option<String>>,
+    /// Segments whose vector files could not be written or mapped (not retried until restart;
+    /// their vectors stay in RAM).
+    pub unmappable: Mutex<HashSet<u64>>,
 }
 
 /// Wakes the optimizer after writes and stops it at shutdown; remembers when the shard last
@@ -98,6 +103,8 @@ pub struct Optimizer {
     pub shared: Arc<CollectionShared>,
     pub status: Arc<OptimizerStatus>,
     pub signal: Arc<Signal>,
+    /// Where `on_disk` vectors of sealed segments are written.
+    pub vectors_dir: PathBuf,
 }
 
 fn now() -> String {
@@ -124,7 +131,7 @@ impl Optimizer {
 
     /// The next thing worth doing, if any.
     fn plan(&self, config: &CollectionConfig) -> Option<Task> {
-        plan(&self.state.read(), config, self.signal.quiet())
+        plan(&self.state.read(), config, self.signal.quiet(), &self.status.unmappable.lock())
     }
 
     fn execute(&self, task: Task, config: &CollectionConfig) {
@@ -164,32 +171,77 @@ impl Optimizer {
                 self.requantize(id, config, started);
                 return;
             }
+            Task::Remap(id) => {
+                self.remap(id, config);
+                return;
+            }
             Task::Drop(id) => {
                 let mut batch = WriteBatch::new();
                 index_store::delete_segment(&mut batch, id);
                 if self.store.write(batch, true).is_ok() {
                     self.state.write().sealed.retain(|s| s.id() != id);
+                    vector_files::remove_segment(&self.vectors_dir, id);
                 }
                 return;
             }
         };
         self.begin(name, seg_id, data.len());
         let result = self.build_index(&data, None, config).and_then(|index| {
+            self.write_vector_files(seg_id, &data, config);
             let mut batch = WriteBatch::new();
             index_store::put_segment(&mut batch, seg_id, &data, &index).map_err(|e| e.to_string())?;
             self.store.write(batch, true).map_err(|e| e.to_string())?;
             Ok(index)
         });
+        // Mapping replaces the segment's data: no other reference to it may be alive.
+        drop(data);
         match result {
             Ok(index) => {
                 let mut st = self.state.write();
                 if let Some(s) = st.sealed.iter_mut().find(|s| s.id() == seg_id) {
                     s.set_index(Arc::new(index));
+                    self.map_vectors(s, config);
                 }
                 drop(st);
                 self.finish(started, None);
             }
             Err(e) => self.finish(started, Some(e)),
+        }
+    }
+
+    /// Write the `on_disk` vector files of a segment about to be committed. A failure is
+    /// reported and leaves the vectors in RAM.
+    fn write_vector_files(&self, seg_id: u64, data: &SegmentData, config: &CollectionConfig) {
+        if let Err(e) = vector_files::write_missing(&self.vectors_dir, seg_id, data, config) {
+            tracing::warn!(shard = self.shard_id, segment = seg_id, error = %e, "vectors stay in RAM");
+            self.status.unmappable.lock().insert(seg_id);
+        }
+    }
+
+    /// Map (or unmap) a committed segment's columns as the config asks.
+    fn map_vectors(&self, seg: &mut Segment, config: &CollectionConfig) {
+        if self.status.unmappable.lock().contains(&seg.id()) {
+            return;
+        }
+        if let Err(e) = vector_files::apply(&self.vectors_dir, seg, config) {
+            tracing::warn!(shard = self.shard_id, segment = seg.id(), error = %e, "vectors stay in RAM");
+            self.status.unmappable.lock().insert(seg.id());
+        }
+    }
+
+    /// Bring an indexed segment's vector storage in line with `on_disk` (changed by PATCH, or
+    /// a file missing after a restore).
+    fn remap(&self, seg_id: u64, config: &CollectionConfig) {
+        let data = {
+            let st = self.state.read();
+            let Some(s) = st.sealed.iter().find(|s| s.id() == seg_id) else { return };
+            s.data().clone()
+        };
+        self.write_vector_files(seg_id, &data, config);
+        drop(data);
+        let mut st = self.state.write();
+        if let Some(s) = st.sealed.iter_mut().find(|s| s.id() == seg_id) {
+            self.map_vectors(s, config);
         }
     }
 
@@ -206,6 +258,7 @@ impl Optimizer {
         self.begin(if old_ids.len() == 1 { "vacuum" } else { "merge" }, fresh.id(), fresh.len());
         let data = fresh.data().clone();
         let result = self.build_index(&data, base.as_deref(), config).and_then(|index| {
+            self.write_vector_files(fresh.id(), &data, config);
             let mut batch = WriteBatch::new();
             index_store::put_segment(&mut batch, fresh.id(), &data, &index).map_err(|e| e.to_string())?;
             for id in old_ids {
@@ -220,6 +273,8 @@ impl Optimizer {
                 let mut st = self.state.write();
                 // Points deleted or rewritten while we worked are no longer live in the sources.
                 let members: Vec<_> = data.members().map(|(id, _)| id).collect();
+                drop(data);
+                self.map_vectors(&mut fresh, config);
                 for id in members {
                     if !st.sealed.iter().any(|s| old_ids.contains(&s.id()) && s.contains(&id)) {
                         fresh.delete(&id);
@@ -228,6 +283,9 @@ impl Optimizer {
                 st.sealed.retain(|s| !old_ids.contains(&s.id()));
                 st.sealed.push(fresh);
                 drop(st);
+                for id in old_ids {
+                    vector_files::remove_segment(&self.vectors_dir, *id);
+                }
                 self.finish(started, None);
             }
             Err(e) => self.finish(started, Some(e)),
@@ -372,7 +430,7 @@ const QUIET_AFTER: Duration = Duration::from_secs(2);
 /// holding more than a tenth of `full_scan_threshold`: that remainder would otherwise be
 /// scanned exactly by every search until the next write fills it up, and with several shards
 /// each shard keeps such a remainder.
-fn plan(state: &ShardState, config: &CollectionConfig, quiet: bool) -> Option<Task> {
+fn plan(state: &ShardState, config: &CollectionConfig, quiet: bool, unmappable: &HashSet<u64>) -> Option<Task> {
     let opt = &config.optimizer_config;
 
     let dims: usize = state.columns.iter().map(|(_, d, _)| *d).sum();
@@ -392,6 +450,9 @@ fn plan(state: &ShardState, config: &CollectionConfig, quiet: bool) -> Option<Ta
         }
         if quantization_stale(s, config) {
             return Some(Task::Requantize(s.id()));
+        }
+        if !vector_files::in_place(s, config) && !unmappable.contains(&s.id()) {
+            return Some(Task::Remap(s.id()));
         }
         let slots = s.slots();
         if slots >= opt.vacuum_min_vector_number
@@ -426,8 +487,8 @@ fn plan(state: &ShardState, config: &CollectionConfig, quiet: bool) -> Option<Ta
 
 /// Whether the optimizer has work pending for this shard state (an appendable remainder that
 /// waits for the shard to go quiet counts: it will be indexed).
-pub fn has_work(state: &ShardState, config: &CollectionConfig) -> bool {
-    plan(state, config, true).is_some()
+pub fn has_work(state: &ShardState, config: &CollectionConfig, unmappable: &HashSet<u64>) -> bool {
+    plan(state, config, true, unmappable).is_some()
 }
 
 enum Task {
@@ -438,6 +499,8 @@ enum Task {
     Drop(u64),
     /// Rebuild the quantized vectors of an indexed segment (quantization config changed).
     Requantize(u64),
+    /// Move an indexed segment's vectors to or from their memory-mapped files (`on_disk`).
+    Remap(u64),
 }
 
 /// Largest segment a merge may produce when `max_segment_size` is not set, in KiB of vectors.

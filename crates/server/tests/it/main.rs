@@ -6,6 +6,7 @@ mod common;
 mod durability;
 mod indexing;
 mod monitoring;
+mod on_disk;
 mod quantization;
 mod sharding;
 mod snapshots;
