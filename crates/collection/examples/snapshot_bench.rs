@@ -114,6 +114,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok((size, sha))
     })?;
     let create_s = t.elapsed().as_secs_f64();
+    eprintln!("created in {create_s:.2} s");
     let file = snaps.join(&desc.name);
     // The references copy the collection's files at rest.
     drop(c);
