@@ -3,12 +3,13 @@
 #   - libclang-dev: bindgen for the RocksDB bindings
 #   - librocksdb-dev: the RocksDB library we link (a clean build then takes seconds, not ~12 min)
 #   - chromium: the dashboard's end-to-end test (headless)
+#   - openssl: certificates for the https:// snapshot download test
 #   - a Python venv in .venv with the official qdrant-client for the compatibility tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in libclang-dev librocksdb-dev pkg-config chromium; do
+for pkg in libclang-dev librocksdb-dev pkg-config chromium openssl; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ "${#need[@]}" -gt 0 ]; then

@@ -107,6 +107,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // the first read; `--settle S` seconds, default 5).
     let settle: u64 = arg(&args, "--settle", "5").parse()?;
     std::thread::sleep(std::time::Duration::from_secs(settle));
+    // Dirty pages of the load would otherwise be written back during the timed create.
+    sh("sync");
     let snaps = base.join("snapshots");
     let t = Instant::now();
     let desc = SnapshotDir::write_new(&snaps, "bench", |w, p| {

@@ -10,7 +10,7 @@ use qd_storage::{open_store, BackendKind, KvStore, ScanControl, StorageLayout, T
 use serde_json::json;
 
 use super::create::{write_collection, CollectionSource};
-use super::format::{ArchiveWriter, CHUNK_BYTES, FORMAT_VERSION, MANIFEST};
+use super::format::{ArchiveWriter, Checksums, FileHash, CHECKSUMS, CHUNK_BYTES, FORMAT_VERSION, MANIFEST};
 use super::no_progress;
 use super::restore::{restore_into_dir, verify_collection};
 use crate::catalog::CatalogEntry;
@@ -106,6 +106,71 @@ fn round_trip_between_all_backend_pairs() {
     }
 }
 
+/// The same archive as a format-1 build wrote it (per-file sha256 in `checksums.json`).
+fn as_format_1(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut ar = tar::Archive::new(bytes);
+    let mut aw = ArchiveWriter::with_file_hash(Vec::new(), 0, FileHash::Sha256);
+    let mut shards = Vec::new();
+    for e in ar.entries().expect("entries") {
+        let mut e = e.expect("entry");
+        let path = e.path().expect("path").to_string_lossy().into_owned();
+        let mut data = Vec::new();
+        e.read_to_end(&mut data).expect("read");
+        if path == MANIFEST {
+            let mut v: serde_json::Value = serde_json::from_slice(&data).expect("json");
+            v["format_version"] = json!(1);
+            data = serde_json::to_vec(&v).expect("json");
+        } else if path == CHECKSUMS {
+            shards = serde_json::from_slice::<Checksums>(&data).expect("checksums").shards;
+            continue;
+        }
+        aw.add(&path, &data, None).expect("add");
+    }
+    aw.finish(shards).expect("finish").0
+}
+
+fn checksums_of(bytes: &[u8]) -> Checksums {
+    use std::io::Read;
+    let mut ar = tar::Archive::new(bytes);
+    for e in ar.entries().expect("entries") {
+        let mut e = e.expect("entry");
+        if e.path().expect("path").to_string_lossy() == CHECKSUMS {
+            let mut data = Vec::new();
+            e.read_to_end(&mut data).expect("read");
+            return serde_json::from_slice(&data).expect("checksums");
+        }
+    }
+    panic!("no {CHECKSUMS}");
+}
+
+#[test]
+fn format_1_archives_still_restore() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let src = filled_store(dir.path(), BackendKind::Sqlite, 1200);
+    let (bytes, _) = archive_of(&src, BackendKind::Sqlite, "c");
+    // The current format lists CRC-32C per file, format 1 sha256.
+    let now = checksums_of(&bytes);
+    assert!(now.files.iter().all(|f| f.crc32c.len() == 8 && f.sha256.is_empty()), "{now:?}");
+    let old = as_format_1(&bytes);
+    let then = checksums_of(&old);
+    assert!(then.files.iter().all(|f| f.sha256.len() == 64 && f.crc32c.is_empty()), "{then:?}");
+    for to in BackendKind::ALL {
+        let layout = StorageLayout::open_or_init(&dir.path().join(format!("t-{to}")), to).expect("layout");
+        let report =
+            restore_into_dir(&layout, "d1", &mut old.as_slice(), None, None, &mut no_progress).expect("restore v1");
+        assert_eq!(report.records, 1200 + 1 + 1 + 2);
+        let restored = open_store(to, &layout.shard_db_path("d1", 0)).expect("reopen");
+        assert_eq!(dump(restored.as_ref()), dump(src.as_ref()), "format 1 -> {to}");
+    }
+    // A damaged data file of a format-1 archive is caught by its sha256.
+    let mut bad = old.clone();
+    let at = bad.len() / 2;
+    bad[at] ^= 0x40;
+    let layout = StorageLayout::open_or_init(&dir.path().join("bad"), BackendKind::Rocksdb).expect("layout");
+    assert!(restore_into_dir(&layout, "d2", &mut bad.as_slice(), None, None, &mut no_progress).is_err());
+}
+
 #[test]
 fn snapshot_is_a_point_in_time_view() {
     let dir = tempfile::tempdir().expect("tmp");
@@ -176,7 +241,7 @@ fn incompatible_or_foreign_archives_are_refused() {
         MANIFEST,
     );
     let msg = expect_invalid(&newer, None, "newer version");
-    assert!(msg.contains("incompatible snapshot format version 2"), "{msg}");
+    assert!(msg.contains(&format!("incompatible snapshot format version {}", FORMAT_VERSION + 1)), "{msg}");
     let full = archive_with_manifest(json!({"format": super::format::FULL_FORMAT, "format_version": 1}), MANIFEST);
     let msg = expect_invalid(&full, None, "full snapshot as a collection");
     assert!(msg.contains("full-storage snapshot"), "{msg}");

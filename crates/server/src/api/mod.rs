@@ -4,6 +4,7 @@
 mod auth;
 mod collections;
 mod dashboard;
+mod fetch;
 pub mod metrics;
 pub mod models;
 mod points;

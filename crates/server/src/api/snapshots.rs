@@ -11,19 +11,19 @@
 //! `tmp/` directory and are removed when the request ends, whatever its outcome.
 
 use std::path::{Path as FsPath, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Multipart, Path};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use http_body_util::BodyExt;
 use qd_collection::snapshot::{self, full, no_progress, RestoreOptions, SnapshotDescription, SnapshotDir};
 use qd_collection::{CollectionError, Registry};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::fetch;
 use super::metrics::{self, SnapshotKind};
 use super::response::{ok, ApiError, ApiResult, Body as JsonBody, Params};
 use super::{blocking, State};
@@ -280,21 +280,15 @@ async fn recover_into(
     let location = body.location.trim().to_string();
     let lower = location.to_ascii_lowercase();
     if lower.starts_with("http://") || lower.starts_with("https://") {
-        if lower.starts_with("https://") {
-            return Err(ApiError::bad_request(
-                "Bad request: https:// snapshot locations are not supported by this server (it is built without a \
-                 TLS client); fetch the file yourself and use /snapshots/upload, or an http:// or file:// location",
-            ));
-        }
         let temp = TempPath::new(&state.registry.layout().tmp_dir(), "download");
         if wait(&p) {
-            fetch_url(&location, body.api_key.as_deref(), &temp.0).await?;
+            fetch::fetch_url(&location, body.api_key.as_deref(), &temp.0).await?;
             let file = temp.0.clone();
             return restore_file(&state, t, true, SnapshotKind::Restore, name, shard, file, checksum, Some(temp)).await;
         }
         let state2 = state.clone();
         tokio::spawn(async move {
-            match fetch_url(&location, body.api_key.as_deref(), &temp.0).await {
+            match fetch::fetch_url(&location, body.api_key.as_deref(), &temp.0).await {
                 Ok(_) => {
                     let file = temp.0.clone();
                     let _ =
@@ -489,7 +483,7 @@ pub async fn delete_full(state: State, Path(snapshot): Path<String>, Params(p): 
 
 // ---- helpers ----
 
-fn internal(path: &FsPath, e: std::io::Error) -> ApiError {
+pub(super) fn internal(path: &FsPath, e: std::io::Error) -> ApiError {
     ApiError::from(CollectionError::Storage(qd_storage::StorageError::io(path, e)))
 }
 
@@ -535,80 +529,4 @@ async fn stream_file(path: PathBuf) -> ApiResult {
         Body::from_stream(stream),
     )
         .into_response())
-}
-
-/// Fetch `url` (plain http, redirects followed) into `dest`, streaming. Any failure, also
-/// midway, is a 400 naming the URL; the caller removes the partial file.
-async fn fetch_url(url: &str, api_key: Option<&str>, dest: &FsPath) -> Result<u64, ApiError> {
-    let bad = |m: String| ApiError::bad_request(format!("Bad request: cannot fetch snapshot from {url}: {m}"));
-    let mut current = url.to_string();
-    for _ in 0..5 {
-        let uri: axum::http::Uri = current.parse().map_err(|e| bad(format!("invalid URL: {e}")))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => return Err(bad("redirected to https://, which this server cannot fetch".into())),
-            _ => return Err(bad("only http:// URLs are supported".into())),
-        }
-        let host = uri.host().ok_or_else(|| bad("the URL has no host".into()))?;
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
-        let port = uri.port_u16().unwrap_or(80);
-        let stream =
-            tokio::time::timeout(Duration::from_secs(30), tokio::net::TcpStream::connect((host.as_str(), port)))
-                .await
-                .map_err(|_| bad("connection timed out".into()))?
-                .map_err(|e| bad(format!("cannot connect: {e}")))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .map_err(|e| bad(e.to_string()))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        let authority = uri.authority().map(|a| a.as_str().to_string()).unwrap_or(host.clone());
-        let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-        let mut req = axum::http::Request::get(path).header(header::HOST, authority.as_str());
-        if let Some(k) = api_key {
-            req = req.header("api-key", k);
-        }
-        let req = req.body(http_body_util::Empty::<Bytes>::new()).map_err(|e| bad(e.to_string()))?;
-        let resp = tokio::time::timeout(Duration::from_secs(60), sender.send_request(req))
-            .await
-            .map_err(|_| bad("no response within 60 s".into()))?
-            .map_err(|e| bad(e.to_string()))?;
-        let status = resp.status();
-        if status.is_redirection() {
-            let loc = resp.headers().get(header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
-            if loc.starts_with('/') {
-                current = format!("http://{authority}{loc}");
-            } else if !loc.is_empty() {
-                current = loc.to_string();
-            } else {
-                return Err(bad(format!("HTTP {status} without a Location")));
-            }
-            continue;
-        }
-        if !status.is_success() {
-            return Err(bad(format!("the server answered HTTP {status}")));
-        }
-        let mut body = resp.into_body();
-        let mut f = tokio::fs::File::create(dest).await.map_err(|e| internal(dest, e))?;
-        let mut n = 0u64;
-        loop {
-            let frame = tokio::time::timeout(Duration::from_secs(120), body.frame())
-                .await
-                .map_err(|_| bad(format!("stalled after {n} bytes")))?;
-            match frame {
-                None => break,
-                Some(Err(e)) => return Err(bad(format!("the transfer failed after {n} bytes: {e}"))),
-                Some(Ok(frame)) => {
-                    if let Ok(data) = frame.into_data() {
-                        f.write_all(&data).await.map_err(|e| internal(dest, e))?;
-                        n += data.len() as u64;
-                    }
-                }
-            }
-        }
-        f.flush().await.map_err(|e| internal(dest, e))?;
-        return Ok(n);
-    }
-    Err(bad("too many redirects".into()))
 }

@@ -154,6 +154,123 @@ fn create_snapshot(s: &Server, name: &str) -> Value {
     d
 }
 
+/// A private CA and a certificate for `localhost` / 127.0.0.1 signed by it, made with the
+/// `openssl` command (scripts/install-deps.sh installs it). Returns (ca.pem, cert.pem, key.pem).
+fn make_certs(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl (apt install openssl)");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=qdrant test CA",
+    ]);
+    run(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "key.pem", "-out", "req.csr", "-subj", "/CN=localhost"]);
+    std::fs::write(dir.join("ext.cnf"), "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
+        .expect("ext");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "req.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "cert.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    (dir.join("ca.pem"), dir.join("cert.pem"), dir.join("key.pem"))
+}
+
+/// A static HTTPS file server (Python's http.server over TLS) for `root` on `port`.
+struct HttpsServer(Child);
+
+impl HttpsServer {
+    fn start(root: &Path, cert: &Path, key: &Path, port: u16) -> HttpsServer {
+        let script = format!(
+            "import http.server, ssl, functools\n\
+             h = functools.partial(http.server.SimpleHTTPRequestHandler, directory={root:?})\n\
+             s = http.server.ThreadingHTTPServer(('127.0.0.1', {port}), h)\n\
+             c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n\
+             c.load_cert_chain({cert:?}, {key:?})\n\
+             s.socket = c.wrap_socket(s.socket, server_side=True)\n\
+             s.serve_forever()\n",
+            root = root.display().to_string(),
+            cert = cert.display().to_string(),
+            key = key.display().to_string(),
+        );
+        let child = Command::new("python3").args(["-c", &script]).stderr(Stdio::null()).spawn().expect("python3");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "the HTTPS test server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        HttpsServer(child)
+    }
+}
+
+impl Drop for HttpsServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn recover_from_https() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let served = dir.path().join("served");
+    std::fs::create_dir_all(&served).expect("dir");
+    let (ca, cert, key) = make_certs(dir.path());
+    let a = start(dir.path(), "a", BACKENDS[1]);
+    fill(&a, "src", 600, 2);
+    let d = create_snapshot(&a, "src");
+    let bytes = download(&a, &format!("/collections/src/snapshots/{}", d["name"].as_str().expect("name")));
+    std::fs::write(served.join("x.snapshot"), &bytes).expect("write");
+    let expected = answers(&a, "src");
+    let port = free_port();
+    let _https = HttpsServer::start(&served, &cert, &key, port);
+    let ca_env = ca.to_str().expect("utf8");
+    for (i, backend) in BACKENDS.iter().enumerate() {
+        // A server that trusts the private CA (SSL_CERT_FILE, as for any system store).
+        let b = Server::start_with(&dir.path().join(format!("b{i}")), backend, &[("SSL_CERT_FILE", ca_env)]);
+        let body = json!({"location": format!("https://localhost:{port}/x.snapshot"), "checksum": d["checksum"]});
+        b.ok("PUT", "/collections/dst/snapshots/recover", Some(&body));
+        assert_same(&answers(&b, "dst"), &expected, &format!("recover over https into {backend}"));
+        // A missing file: 400 naming the HTTP status, nothing created.
+        let missing = json!({"location": format!("https://localhost:{port}/nope.snapshot")});
+        let (code, v) = b.call("PUT", "/collections/other/snapshots/recover", Some(&missing));
+        assert_eq!(code, 400, "{v}");
+        assert!(v.to_string().contains("404"), "{v}");
+        assert_eq!(b.call("GET", "/collections/other", None).0, 404);
+    }
+    // A server that does not trust the certificate refuses the download with a clear 400.
+    let c = start(dir.path(), "c", BACKENDS[0]);
+    let body = json!({"location": format!("https://localhost:{port}/x.snapshot")});
+    let (code, v) = c.call("PUT", "/collections/dst/snapshots/recover", Some(&body));
+    assert_eq!(code, 400, "{v}");
+    let msg = v["status"]["error"].as_str().unwrap_or_default().to_string();
+    assert!(msg.contains("TLS handshake failed") && msg.contains("certificate"), "{msg}");
+    assert_eq!(c.call("GET", "/collections/dst", None).0, 404, "nothing restored");
+}
+
 #[test]
 fn round_trip_between_every_backend_pair() {
     for from in BACKENDS {
@@ -314,7 +431,7 @@ fn bad_input_is_refused_and_changes_nothing() {
         let mut newer = bytes.clone();
         // The manifest's format_version (first entry, JSON) rewritten in place.
         let text = String::from_utf8_lossy(&newer[..4096]).to_string();
-        let at = text.find("\"format_version\": 1").expect("version field") + "\"format_version\": ".len();
+        let at = text.find("\"format_version\": 2").expect("version field") + "\"format_version\": ".len();
         newer[at] = b'7';
         let cases: Vec<(&str, Vec<u8>, String)> = vec![
             ("truncated", bytes[..n / 2].to_vec(), String::new()),
