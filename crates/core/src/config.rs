@@ -99,10 +99,26 @@ impl ScalarQuantizationConfig {
     }
 }
 
-/// Qdrant's `quantization_config`. Serialised as `{"scalar": {...}}`.
+/// `{"binary": {...}}` of a quantization config: one bit per component (its sign).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BinaryQuantizationConfig {
+    /// Keep the bits in RAM (they always are here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub always_ram: Option<bool>,
+    /// Only `one_bit` is implemented.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<String>,
+    /// How queries are encoded: `default` / `binary` (one bit) are implemented.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query_encoding: Option<String>,
+}
+
+/// Qdrant's `quantization_config`. Serialised as `{"scalar": {...}}` or `{"binary": {...}}`.
 #[derive(Clone, Debug, PartialEq)]
 pub enum QuantizationConfig {
     Scalar(ScalarQuantizationConfig),
+    Binary(BinaryQuantizationConfig),
 }
 
 impl QuantizationConfig {
@@ -132,10 +148,23 @@ impl QuantizationConfig {
             }
             return Ok(Some(QuantizationConfig::Scalar(cfg)));
         }
-        for kind in ["product", "binary"] {
-            if o.contains_key(kind) {
-                return Err(bad(format!("{kind} quantization is not supported yet (use scalar int8)")));
+        if let Some(b) = o.get("binary") {
+            let cfg: BinaryQuantizationConfig =
+                serde_json::from_value(b.clone()).map_err(|e| ValidationError::new(format!("{what}.binary: {e}")))?;
+            if let Some(e) = cfg.encoding.as_deref().filter(|e| *e != "one_bit") {
+                return Err(ValidationError::new(format!(
+                    "{what}.binary.encoding: {e:?} is not supported (only \"one_bit\")"
+                )));
             }
+            if let Some(e) = cfg.query_encoding.as_deref().filter(|e| !matches!(*e, "default" | "binary")) {
+                return Err(ValidationError::new(format!(
+                    "{what}.binary.query_encoding: {e:?} is not supported (only \"default\" or \"binary\")"
+                )));
+            }
+            return Ok(Some(QuantizationConfig::Binary(cfg)));
+        }
+        if o.contains_key("product") {
+            return Err(bad("product quantization is not supported yet (use scalar int8 or binary)".into()));
         }
         Err(bad("expected exactly one of scalar, product, binary".into()))
     }
@@ -147,7 +176,12 @@ impl QuantizationConfig {
     pub fn scalar(&self) -> Option<&ScalarQuantizationConfig> {
         match self {
             QuantizationConfig::Scalar(s) => Some(s),
+            QuantizationConfig::Binary(_) => None,
         }
+    }
+
+    pub fn is_binary(&self) -> bool {
+        matches!(self, QuantizationConfig::Binary(_))
     }
 }
 
@@ -157,6 +191,7 @@ impl Serialize for QuantizationConfig {
         let mut m = s.serialize_map(Some(1))?;
         match self {
             QuantizationConfig::Scalar(c) => m.serialize_entry("scalar", c)?,
+            QuantizationConfig::Binary(c) => m.serialize_entry("binary", c)?,
         }
         m.end()
     }
@@ -651,14 +686,21 @@ mod tests {
             serde_json::json!({"scalar": {"type": "int8", "quantile": 1.5}}),
             serde_json::json!({"scalar": {"type": "int4"}}),
             serde_json::json!({"scalar": {"quantile": 0.9}}),
-            serde_json::json!({"binary": {}}),
+            serde_json::json!({"binary": {"encoding": "two_bits"}}),
+            serde_json::json!({"binary": {"query_encoding": "scalar8bits"}}),
+            serde_json::json!({"binary": {"bits": 1}}),
             serde_json::json!({"product": {"compression": "x4"}}),
+            serde_json::json!({"scalar": {"type": "int8"}, "binary": {}}),
             serde_json::json!("Enabled"),
         ] {
             assert!(QuantizationConfig::from_json(&bad, "q").is_err(), "{bad} should be rejected");
         }
-        let e = QuantizationConfig::from_json(&serde_json::json!({"binary": {}}), "quantization_config");
-        assert!(e.is_err_and(|e| e.message.contains("binary quantization is not supported")));
+        let e = QuantizationConfig::from_json(&serde_json::json!({"product": {}}), "quantization_config");
+        assert!(e.is_err_and(|e| e.message.contains("product quantization is not supported")));
+        let v = serde_json::json!({"binary": {"always_ram": true, "encoding": "one_bit", "query_encoding": "default"}});
+        let b = QuantizationConfig::from_json(&v, "q").expect("valid").expect("some");
+        assert!(b.is_binary() && b.scalar().is_none());
+        assert_eq!(b.to_json(), v, "same JSON shape back");
 
         // Per-vector config wins over the collection-wide one.
         let c: CreateCollection = serde_json::from_value(serde_json::json!({

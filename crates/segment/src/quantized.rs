@@ -12,11 +12,20 @@
 //! - Euclid: `-|q-x|² ≈ 2 alpha² Σ cq·cx - alpha² Σ cq² - alpha² Σ cx²` (`lo` cancels)
 //! - Manhattan: `-|q-x|₁ ≈ -alpha Σ |cq - cx|`
 //!
+//! Binary quantization (`{"binary": {}}`) keeps one bit per component instead: its sign
+//! (`x > 0`), packed into 64-bit words. Queries are encoded the same way and scored by the
+//! Hamming distance `h` between the bit strings: Dot / Cosine `(d - 2h) / d` (the fraction of
+//! agreeing signs, in [-1, 1]), Euclid and Manhattan `-h`. It suits centred embeddings (signs
+//! carry information) of a few hundred dimensions or more, with oversampling and rescoring.
+//!
 //! Quantized scores only pick candidates; searches rescore them with the original vectors
 //! unless told not to (`params.quantization.rescore: false`).
 //!
-//! Binary form (little-endian): `magic "QDSQUANT" | version u32 | distance u8 | dim u32 | n u64
-//! | lo f32 | alpha f32 | codes [u8; n*dim] | corr [f32; n] | crc32 u32` (CRC over all before).
+//! Stored forms (little-endian), CRC-32 over all bytes before it at the end:
+//! - scalar: `magic "QDSQUANT" | version u32 | distance u8 | dim u32 | n u64 | lo f32 |
+//!   alpha f32 | codes [u8; n*dim] | corr [f32; n] | crc32 u32`;
+//! - binary: `magic "QDBQUANT" | version u32 | distance u8 | dim u32 | n u64 |
+//!   bits [u8; n * 8 * ceil(dim/64)] | crc32 u32`.
 
 use qd_core::Distance;
 use rayon::prelude::*;
@@ -26,19 +35,24 @@ use crate::hnsw::visited::prefetch_ptr;
 use crate::hnsw::{OffsetScorer, VectorSource};
 
 const MAGIC: [u8; 8] = *b"QDSQUANT";
+const BINARY_MAGIC: [u8; 8] = *b"QDBQUANT";
 const VERSION: u32 = 1;
 /// At most this many values are sampled to find the quantile range.
 const SAMPLE_VALUES: usize = 1 << 20;
 
-/// Int8 codes of one vector column plus what is needed to score them.
+/// Int8 codes (or sign bits) of one vector column plus what is needed to score them.
 #[derive(Clone)]
 pub struct QuantizedVectors {
     distance: Distance,
     dim: usize,
     len: usize,
+    /// One bit per component (binary quantization) instead of one byte.
+    binary: bool,
     lo: f32,
     alpha: f32,
+    /// `stride()` bytes per vector.
     codes: Vec<u8>,
+    /// Scalar only: per-vector correction term.
     corr: Vec<f32>,
 }
 
@@ -48,6 +62,7 @@ impl std::fmt::Debug for QuantizedVectors {
             .field("distance", &self.distance)
             .field("dim", &self.dim)
             .field("len", &self.len)
+            .field("binary", &self.binary)
             .field("lo", &self.lo)
             .field("alpha", &self.alpha)
             .finish()
@@ -82,6 +97,24 @@ fn dot_u8(a: &[u8], b: &[u8]) -> u32 {
     }
     let tail: u32 = ra.iter().zip(rb).map(|(&x, &y)| x as u32 * y as u32).sum();
     acc.iter().sum::<u32>() + tail
+}
+
+/// Number of differing bits (both slices a multiple of 8 bytes long).
+#[inline]
+fn hamming(a: &[u8], b: &[u8]) -> u32 {
+    let (ca, _) = a.as_chunks::<8>();
+    let (cb, _) = b.as_chunks::<8>();
+    ca.iter().zip(cb).map(|(x, y)| (u64::from_le_bytes(*x) ^ u64::from_le_bytes(*y)).count_ones()).sum()
+}
+
+/// Sign bits of `v` into `out` (zeroed, `stride` bytes): bit `i` is set when `v[i] > 0`.
+fn encode_bits(v: &[f32], out: &mut [u8]) {
+    out.iter_mut().for_each(|b| *b = 0);
+    for (i, &x) in v.iter().enumerate() {
+        if x > 0.0 {
+            out[i / 8] |= 1 << (i % 8);
+        }
+    }
 }
 
 #[inline]
@@ -148,8 +181,16 @@ impl QuantizedVectors {
         let (len, dim) = (src.len(), src.dim());
         let (lo, hi) = value_range(src, quantile);
         let alpha = if hi - lo > f32::EPSILON * lo.abs().max(1.0) { (hi - lo) / 255.0 } else { 1.0 };
-        let mut qv =
-            QuantizedVectors { distance, dim, len, lo, alpha, codes: vec![0; len * dim], corr: vec![0.0; len] };
+        let mut qv = QuantizedVectors {
+            distance,
+            dim,
+            len,
+            binary: false,
+            lo,
+            alpha,
+            codes: vec![0; len * dim],
+            corr: vec![0.0; len],
+        };
         if dim > 0 {
             let (lo, alpha) = (qv.lo, qv.alpha);
             let QuantizedVectors { codes, corr, .. } = &mut qv;
@@ -159,6 +200,41 @@ impl QuantizedVectors {
             });
         }
         qv
+    }
+
+    /// Binary quantization: the sign bit of every component of every vector of `src`.
+    pub fn build_binary(src: &dyn VectorSource, distance: Distance) -> Self {
+        let (len, dim) = (src.len(), src.dim());
+        let mut qv = QuantizedVectors {
+            distance,
+            dim,
+            len,
+            binary: true,
+            lo: 0.0,
+            alpha: 1.0,
+            codes: Vec::new(),
+            corr: Vec::new(),
+        };
+        let stride = qv.stride();
+        qv.codes = vec![0; len * stride];
+        if stride > 0 {
+            qv.codes.par_chunks_mut(stride).enumerate().for_each(|(i, c)| encode_bits(src.vector(i as u32), c));
+        }
+        qv
+    }
+
+    /// Whether these are sign bits (binary quantization) rather than int8 codes.
+    pub fn is_binary(&self) -> bool {
+        self.binary
+    }
+
+    /// Bytes per vector: `dim` codes, or the sign bits padded to whole 64-bit words.
+    fn stride(&self) -> usize {
+        if self.binary {
+            self.dim.div_ceil(64) * 8
+        } else {
+            self.dim
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -193,17 +269,27 @@ impl QuantizedVectors {
     }
 
     fn codes_of(&self, offset: u32) -> &[u8] {
-        let s = offset as usize * self.dim;
-        &self.codes[s..s + self.dim]
+        let stride = self.stride();
+        let s = offset as usize * stride;
+        &self.codes[s..s + stride]
     }
 
-    /// The value of component `i` of vector `offset` as the codes represent it.
+    /// The value of component `i` of vector `offset` as the codes represent it (binary: ±1).
     pub fn decode(&self, offset: u32) -> Vec<f32> {
-        self.codes_of(offset).iter().map(|&c| self.lo + self.alpha * c as f32).collect()
+        let c = self.codes_of(offset);
+        if self.binary {
+            return (0..self.dim).map(|i| if c[i / 8] >> (i % 8) & 1 == 1 { 1.0 } else { -1.0 }).collect();
+        }
+        c.iter().map(|&c| self.lo + self.alpha * c as f32).collect()
     }
 
     /// A scorer of `query` (preprocessed like the stored vectors) against every offset.
     pub fn query(&self, query: &[f32]) -> QuantizedQuery<'_> {
+        if self.binary {
+            let mut codes = vec![0u8; self.stride()];
+            encode_bits(query, &mut codes);
+            return QuantizedQuery { qv: self, codes, corr: 0.0 };
+        }
         let mut codes = vec![0u8; self.dim];
         if query.len() == self.dim {
             encode_into(query, self.lo, self.alpha, &mut codes);
@@ -221,13 +307,15 @@ impl QuantizedVectors {
     /// Versioned, CRC-32-checked bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut b = Vec::with_capacity(48 + self.codes.len() + self.corr.len() * 4);
-        b.extend_from_slice(&MAGIC);
+        b.extend_from_slice(if self.binary { &BINARY_MAGIC } else { &MAGIC });
         b.extend_from_slice(&VERSION.to_le_bytes());
         b.push(distance_code(self.distance));
         b.extend_from_slice(&(self.dim as u32).to_le_bytes());
         b.extend_from_slice(&(self.len as u64).to_le_bytes());
-        b.extend_from_slice(&self.lo.to_le_bytes());
-        b.extend_from_slice(&self.alpha.to_le_bytes());
+        if !self.binary {
+            b.extend_from_slice(&self.lo.to_le_bytes());
+            b.extend_from_slice(&self.alpha.to_le_bytes());
+        }
         b.extend_from_slice(&self.codes);
         for c in &self.corr {
             b.extend_from_slice(&c.to_le_bytes());
@@ -240,6 +328,9 @@ impl QuantizedVectors {
 
     /// Reads what [`QuantizedVectors::to_bytes`] wrote.
     pub fn from_bytes(b: &[u8]) -> Result<Self, QuantizedError> {
+        if b.len() >= 8 && b[..8] == BINARY_MAGIC {
+            return Self::binary_from_bytes(b);
+        }
         const HEADER: usize = 8 + 4 + 1 + 4 + 8 + 4 + 4;
         if b.len() < HEADER + 4 {
             return Err(QuantizedError::Truncated);
@@ -281,7 +372,40 @@ impl QuantizedVectors {
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect();
-        Ok(QuantizedVectors { distance, dim, len, lo, alpha, codes, corr })
+        Ok(QuantizedVectors { distance, dim, len, binary: false, lo, alpha, codes, corr })
+    }
+
+    fn binary_from_bytes(b: &[u8]) -> Result<Self, QuantizedError> {
+        const HEADER: usize = 8 + 4 + 1 + 4 + 8;
+        if b.len() < HEADER + 4 {
+            return Err(QuantizedError::Truncated);
+        }
+        let u32_at = |p: usize| u32::from_le_bytes([b[p], b[p + 1], b[p + 2], b[p + 3]]);
+        let version = u32_at(8);
+        if version != VERSION {
+            return Err(QuantizedError::UnsupportedVersion(version));
+        }
+        let distance = distance_from(b[12]).ok_or(QuantizedError::Corrupt("unknown distance"))?;
+        let dim = u32_at(13) as usize;
+        let mut n8 = [0u8; 8];
+        n8.copy_from_slice(&b[17..25]);
+        let len = usize::try_from(u64::from_le_bytes(n8)).map_err(|_| QuantizedError::Corrupt("length"))?;
+        let stride = dim.div_ceil(64) * 8;
+        let codes_len = len.checked_mul(stride).ok_or(QuantizedError::Corrupt("length"))?;
+        let total = codes_len.checked_add(HEADER + 4).ok_or(QuantizedError::Corrupt("length"))?;
+        if b.len() < total {
+            return Err(QuantizedError::Truncated);
+        }
+        if b.len() > total {
+            return Err(QuantizedError::Corrupt("trailing bytes"));
+        }
+        let mut crc = Crc32::new();
+        crc.update(&b[..total - 4]);
+        if crc.finish() != u32_at(total - 4) {
+            return Err(QuantizedError::Checksum);
+        }
+        let codes = b[HEADER..HEADER + codes_len].to_vec();
+        Ok(QuantizedVectors { distance, dim, len, binary: true, lo: 0.0, alpha: 1.0, codes, corr: Vec::new() })
     }
 }
 
@@ -313,6 +437,13 @@ impl OffsetScorer for QuantizedQuery<'_> {
     fn score(&self, offset: u32) -> f32 {
         let qv = self.qv;
         let c = qv.codes_of(offset);
+        if qv.binary {
+            let h = hamming(&self.codes, c) as f32;
+            return match qv.distance {
+                Distance::Cosine | Distance::Dot => (qv.dim as f32 - 2.0 * h) / qv.dim.max(1) as f32,
+                Distance::Euclid | Distance::Manhattan => -h,
+            };
+        }
         match qv.distance {
             Distance::Cosine | Distance::Dot => {
                 qv.alpha * qv.alpha * dot_u8(&self.codes, c) as f32 + self.corr + qv.corr[offset as usize]
@@ -326,8 +457,9 @@ impl OffsetScorer for QuantizedQuery<'_> {
 
     #[inline(always)]
     fn prefetch(&self, offset: u32) {
-        let s = offset as usize * self.qv.dim;
-        if let Some(c) = self.qv.codes.get(s..s + self.qv.dim) {
+        let stride = self.qv.stride();
+        let s = offset as usize * stride;
+        if let Some(c) = self.qv.codes.get(s..s + stride) {
             let p = c.as_ptr();
             let mut off = 0;
             while off < c.len().min(512) {
@@ -421,6 +553,41 @@ mod tests {
         assert!(matches!(QuantizedVectors::from_bytes(&bad), Err(QuantizedError::Checksum)));
         assert!(QuantizedVectors::from_bytes(&bytes[..bytes.len() - 1]).is_err());
         assert!(QuantizedVectors::from_bytes(b"nonsense").is_err());
+    }
+
+    #[test]
+    fn binary_codes_scores_and_bytes() {
+        let (n, dim) = (200, 100);
+        let src = random(n, dim, 21);
+        let qv = QuantizedVectors::build_binary(&src, Distance::Cosine);
+        assert!(qv.is_binary());
+        assert_eq!(qv.ram_bytes(), n * 16, "100 bits padded to two 64-bit words per vector");
+        for o in [0u32, 17, 199] {
+            let signs: Vec<f32> = src.vector(o).iter().map(|&x| if x > 0.0 { 1.0 } else { -1.0 }).collect();
+            assert_eq!(qv.decode(o), signs);
+        }
+        // A vector scores 1 against itself; sign agreement decides the rest.
+        let q = src.vector(5);
+        let s = qv.query(q);
+        assert_eq!(s.score(5), 1.0);
+        let agree = |o: u32| src.vector(o).iter().zip(q).filter(|(a, b)| (**a > 0.0) == (**b > 0.0)).count();
+        for o in 0..n as u32 {
+            let want = (2 * agree(o)) as f32 / dim as f32 - 1.0;
+            assert!((s.score(o) - want).abs() < 1e-6, "{o}: {} vs {want}", s.score(o));
+        }
+        let e = QuantizedVectors::build_binary(&src, Distance::Euclid);
+        assert_eq!(e.query(q).score(5), 0.0);
+        assert!(e.query(q).score(6) < 0.0);
+        // Stored and read back; damage is detected.
+        let bytes = qv.to_bytes();
+        let back = QuantizedVectors::from_bytes(&bytes).expect("read");
+        assert!(back.is_binary());
+        assert_eq!(back.to_bytes(), bytes);
+        assert_eq!(back.query(q).score(9), s.score(9));
+        let mut bad = bytes.clone();
+        bad[40] ^= 1;
+        assert!(matches!(QuantizedVectors::from_bytes(&bad), Err(QuantizedError::Checksum)));
+        assert!(QuantizedVectors::from_bytes(&bytes[..bytes.len() - 3]).is_err());
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, RwLock};
-use qd_core::config::CollectionConfig;
+use qd_core::config::{CollectionConfig, QuantizationConfig};
 use qd_core::json_path::JsonPath;
 use qd_segment::hnsw::{HnswGraph, HnswParams, VectorSource};
 use qd_segment::{QuantizedVectors, Segment, SegmentData, SegmentIndex};
@@ -394,30 +394,39 @@ impl Optimizer {
     }
 }
 
-/// Vector names of `data` whose effective config asks for scalar quantization.
-fn wants_quantized<'a>(data: &'a SegmentData, config: &'a CollectionConfig) -> impl Iterator<Item = &'a str> + 'a {
+/// Vector names of `data` whose effective config asks for quantization, with whether it is
+/// binary.
+fn wants_quantized<'a>(
+    data: &'a SegmentData,
+    config: &'a CollectionConfig,
+) -> impl Iterator<Item = (&'a str, bool)> + 'a {
     data.columns()
-        .filter(|(name, col)| col.len() > 0 && config.quantization_for(name).and_then(|q| q.scalar()).is_some())
-        .map(|(name, _)| name)
+        .filter(|(_, col)| col.len() > 0)
+        .filter_map(|(name, _)| config.quantization_for(name).map(|q| (name, q.is_binary())))
 }
 
-/// Int8 codes for every column whose effective config asks for scalar quantization.
+/// Int8 codes (or sign bits) for every column whose effective config asks for quantization.
 fn quantize(data: &SegmentData, config: &CollectionConfig) -> BTreeMap<String, QuantizedVectors> {
     let mut out = BTreeMap::new();
-    for name in wants_quantized(data, config) {
+    for (name, _) in wants_quantized(data, config) {
         let Some(col) = data.column(name) else { continue };
-        let Some(scalar) = config.quantization_for(name).and_then(|q| q.scalar()) else { continue };
-        out.insert(name.to_string(), QuantizedVectors::build(col, col.distance, scalar.quantile()));
+        let q = match config.quantization_for(name) {
+            Some(QuantizationConfig::Scalar(s)) => QuantizedVectors::build(col, col.distance, s.quantile()),
+            Some(QuantizationConfig::Binary(_)) => QuantizedVectors::build_binary(col, col.distance),
+            None => continue,
+        };
+        out.insert(name.to_string(), q);
     }
     out
 }
 
-/// Whether an indexed segment's quantized vectors disagree with the config (enabled or
-/// disabled since it was built).
+/// Whether an indexed segment's quantized vectors disagree with the config (enabled,
+/// disabled or switched between scalar and binary since it was built).
 fn quantization_stale(s: &Segment, config: &CollectionConfig) -> bool {
     let Some(ix) = s.index() else { return false };
-    let wanted: Vec<&str> = wants_quantized(s.data(), config).collect();
-    wanted.len() != ix.quantized.len() || wanted.iter().any(|n| !ix.quantized.contains_key(*n))
+    let wanted: Vec<(&str, bool)> = wants_quantized(s.data(), config).collect();
+    wanted.len() != ix.quantized.len()
+        || wanted.iter().any(|(n, binary)| ix.quantized.get(*n).is_none_or(|q| q.is_binary() != *binary))
 }
 
 /// How long a shard must go without writes before its appendable remainder is indexed.

@@ -57,7 +57,8 @@ fn quantized_search(backend: &str) {
 
     // Unsupported kinds and bad values are rejected with 400.
     for bad in [
-        json!({"binary": {"always_ram": true}}),
+        json!({"binary": {"encoding": "two_bits"}}),
+        json!({"binary": {"query_encoding": "scalar4bits"}}),
         json!({"product": {"compression": "x16"}}),
         json!({"scalar": {"type": "int8", "quantile": 0.3}}),
         json!({"scalar": {"type": "int4"}}),
@@ -133,7 +134,7 @@ fn quantized_search(backend: &str) {
         Some(&json!({"vectors": {"": {"quantization_config": {"scalar": {"type": "int8"}}}}})),
     );
     let (code, body) =
-        s.call("PATCH", "/collections/q", Some(&json!({"quantization_config": {"binary": {"always_ram": true}}})));
+        s.call("PATCH", "/collections/q", Some(&json!({"quantization_config": {"product": {"compression": "x4"}}})));
     assert_eq!(code, 400, "{body}");
     wait_indexed(&s, "q");
     let done = completed(&s, "q");
@@ -162,4 +163,103 @@ fn quantization_sqlite() {
 #[test]
 fn quantization_rocksdb() {
     quantized_search(BACKENDS[1]);
+}
+
+/// Centred clustered vectors: 100 clusters, members close to their centre, so that sign bits
+/// carry the neighbourhood (the data binary quantization is meant for).
+fn clustered(i: u64, dim: usize) -> Vec<f32> {
+    let centre = vector(1_000_000 + i % 100, dim);
+    let noise = vector(i, dim);
+    centre.iter().zip(noise).map(|(c, n)| c + 0.15 * n).collect()
+}
+
+fn binary_search(backend: &str) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let storage = dir.path().join("s");
+    let s = Server::start(&storage, backend);
+    let dim = 128;
+    let bq = json!({"binary": {"always_ram": true}});
+    create_collection(
+        &s,
+        "b",
+        json!({"vectors": {"size": dim, "distance": "Cosine"}, "shard_number": 2,
+               "optimizers_config": {"indexing_threshold": 100}, "quantization_config": bq}),
+    );
+    assert_eq!(s.ok("GET", "/collections/b", None)["config"]["quantization_config"], bq);
+    for batch in 0..4u64 {
+        let points: Vec<Value> =
+            (batch * 500..(batch + 1) * 500).map(|i| json!({"id": i, "vector": clustered(i, dim)})).collect();
+        s.ok("PUT", "/collections/b/points?wait=true", Some(&json!({ "points": points })));
+    }
+    wait_indexed(&s, "b");
+    let ram_index: u64 = {
+        let t = s.ok("GET", "/telemetry?details_level=2", None);
+        let c = &t["collections"]["collections"][0];
+        c["shards"]
+            .as_array()
+            .expect("shards")
+            .iter()
+            .map(|sh| sh["local"]["ram_index_bytes"].as_u64().unwrap_or(0))
+            .sum()
+    };
+    assert!(ram_index > 0);
+    let recall = |quantization: Value| {
+        let mut overlap = 0;
+        for q in 0..20u64 {
+            let v = clustered(70_000 + q * 7, dim);
+            let exact = ids(&s.ok(
+                "POST",
+                "/collections/b/points/search",
+                Some(&json!({"vector": v, "limit": 10, "params": {"exact": true}})),
+            ));
+            let params = json!({"hnsw_ef": 128, "quantization": quantization});
+            let got = ids(&s.ok(
+                "POST",
+                "/collections/b/points/search",
+                Some(&json!({"vector": v, "limit": 10, "params": params})),
+            ));
+            overlap += got.iter().filter(|i| exact.contains(i)).count();
+        }
+        overlap as f64 / 200.0
+    };
+    let r = recall(json!({"rescore": true, "oversampling": 3.0}));
+    assert!(r >= 0.9, "binary recall@10 with oversampling 3 and rescoring {r}");
+    // Without rescoring, scores are the fraction of agreeing signs (in [-1, 1]).
+    let hit = s.ok(
+        "POST",
+        "/collections/b/points/search",
+        Some(&json!({"vector": clustered(7, dim), "limit": 1, "params": {"quantization": {"rescore": false}}})),
+    );
+    let score = hit[0]["score"].as_f64().expect("score");
+    assert!((-1.0..=1.0).contains(&score), "{hit}");
+    // Rescored: exact cosine, a stored vector finds itself.
+    let hit = s.ok("POST", "/collections/b/points/search", Some(&json!({"vector": clustered(7, dim), "limit": 1})));
+    assert_eq!(hit[0]["id"], 7);
+    assert!((hit[0]["score"].as_f64().expect("score") - 1.0).abs() < 1e-4, "{hit}");
+    drop(s);
+
+    // Restart: the bits load with the graphs, nothing is rebuilt; switching to scalar
+    // re-quantizes in the background and keeps answering.
+    let s = Server::start(&storage, backend);
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(completed(&s, "b").is_empty(), "nothing rebuilt after restart");
+    s.ok("PATCH", "/collections/b", Some(&json!({"quantization_config": {"scalar": {"type": "int8"}}})));
+    wait_indexed(&s, "b");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while completed(&s, "b").iter().filter(|n| n.ends_with("quantization")).count() < 2 {
+        assert!(std::time::Instant::now() < deadline, "scalar re-quantization never ran");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let hit = s.ok("POST", "/collections/b/points/search", Some(&json!({"vector": clustered(7, dim), "limit": 1})));
+    assert_eq!(hit[0]["id"], 7);
+}
+
+#[test]
+fn binary_quantization_sqlite() {
+    binary_search(BACKENDS[0]);
+}
+
+#[test]
+fn binary_quantization_rocksdb() {
+    binary_search(BACKENDS[1]);
 }
