@@ -46,18 +46,26 @@ fn ingest(reg: &Registry, name: &str, base: &[f32], dim: usize, batch: usize, th
     Ok(t.elapsed().as_secs_f64())
 }
 
+/// Wait until green, then once more after a shard's quiet period (2 s) has passed, so that the
+/// indexing of appendable remainders it triggers is included. Returns the seconds until the
+/// last green (so at least the quiet period).
 fn wait_indexed(reg: &Registry, name: &str, timeout: Duration) -> Result<f64, String> {
     let t = Instant::now();
-    loop {
-        let info = reg.info(name).map_err(|e| e.to_string())?;
-        if info.status == "green" {
-            return Ok(t.elapsed().as_secs_f64());
+    let green = || -> Result<(), String> {
+        loop {
+            if reg.info(name).map_err(|e| e.to_string())?.status == "green" {
+                return Ok(());
+            }
+            if t.elapsed() > timeout {
+                return Err(format!("not indexed after {timeout:?}"));
+            }
+            std::thread::sleep(Duration::from_millis(200));
         }
-        if t.elapsed() > timeout {
-            return Err(format!("not indexed after {timeout:?}"));
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    };
+    green()?;
+    std::thread::sleep(Duration::from_millis(2500));
+    green()?;
+    Ok(t.elapsed().as_secs_f64())
 }
 
 /// `qd-bench reopen`: ingest N points, let the optimizer index them, stop, then time how long

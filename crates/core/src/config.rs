@@ -243,6 +243,7 @@ impl QuantizationSearchParams {
 
 /// `vectors` in a collection config: one unnamed vector or a map of named vectors.
 #[derive(Clone, Debug, PartialEq)]
+#[allow(clippy::large_enum_variant)] // parsed once per collection; boxing buys nothing
 pub enum VectorsConfig {
     Single(VectorParams),
     Multi(BTreeMap<String, VectorParams>),

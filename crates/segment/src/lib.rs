@@ -9,7 +9,7 @@ pub mod mapped;
 pub mod quantized;
 pub mod segment;
 
-pub use mapped::MappedVectors;
+pub use mapped::{FileOwner, MappedVectors};
 pub use quantized::QuantizedVectors;
 pub use segment::{
     sort_hits, SearchParams, Segment, SegmentData, SegmentHit, SegmentIndex, SegmentPoint, VectorColumn,

@@ -5,7 +5,7 @@
 //! ```text
 //! offset 0   "QDVECS01"                         magic and format version
 //!        8   u64 segment id                     which segment the file belongs to
-//!       16   u32 dim, u32 reserved (0)
+//!       16   u32 dim, u32 members digest (CRC-32 of the segment's ids and versions)
 //!       24   u64 slots                          vectors stored (one per segment slot)
 //!       32   u32 crc32 of the presence bytes and the vector data
 //!       36   u32 crc32 of bytes 0..36
@@ -16,8 +16,13 @@
 //! ```
 //! The file is written once (temp file, fsync, rename, directory fsync) before the segment's
 //! index is committed, and never changed: sealed data is immutable. Opening checks the header
-//! against what the shard expects and the checksum over the data, so a stale, foreign,
+//! against what the shard expects (segment id, shape and a digest of the points and versions
+//! the segment holds, so a file left by a crash for an id that was handed out again is not
+//! taken for the new segment's) and the checksum over the data, so a stale, foreign,
 //! truncated or damaged file is refused (the caller then keeps the vectors in RAM).
+//!
+//! Once mapped, the file must stay intact: an I/O error or a truncation by another process
+//! while it is mapped stops the process (SIGBUS), as with any memory-mapped storage.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -50,11 +55,19 @@ fn invalid(path: &Path, what: impl std::fmt::Display) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("{}: {what}", path.display()))
 }
 
-fn header(segment: u64, dim: usize, slots: usize, data_crc: u32) -> [u8; HEADER] {
+/// Identity of the segment a file belongs to: its id and the digest of its members.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileOwner {
+    pub segment: u64,
+    pub members_digest: u32,
+}
+
+fn header(owner: FileOwner, dim: usize, slots: usize, data_crc: u32) -> [u8; HEADER] {
     let mut h = [0u8; HEADER];
     h[..8].copy_from_slice(MAGIC);
-    h[8..16].copy_from_slice(&segment.to_le_bytes());
+    h[8..16].copy_from_slice(&owner.segment.to_le_bytes());
     h[16..20].copy_from_slice(&(dim as u32).to_le_bytes());
+    h[20..24].copy_from_slice(&owner.members_digest.to_le_bytes());
     h[24..32].copy_from_slice(&(slots as u64).to_le_bytes());
     h[32..36].copy_from_slice(&data_crc.to_le_bytes());
     let mut c = Crc32::new();
@@ -73,15 +86,24 @@ fn data_crc(present: &[bool], vectors: &[f32]) -> u32 {
     c.finish()
 }
 
+/// The file format is little-endian, like every target this server is built for.
+fn check_endian(path: &Path) -> io::Result<()> {
+    if cfg!(target_endian = "big") {
+        return Err(invalid(path, "memory-mapped vectors need a little-endian CPU"));
+    }
+    Ok(())
+}
+
 /// Write the column (`present.len()` slots of `dim` floats) to `path` durably.
-pub fn write(path: &Path, segment: u64, dim: usize, present: &[bool], vectors: &[f32]) -> io::Result<()> {
+pub fn write(path: &Path, owner: FileOwner, dim: usize, present: &[bool], vectors: &[f32]) -> io::Result<()> {
+    check_endian(path)?;
     if vectors.len() != present.len() * dim {
         return Err(invalid(path, "vector data does not match the slot count"));
     }
     let tmp = path.with_extension("vec.tmp");
     let file = File::create(&tmp)?;
     let mut w = BufWriter::with_capacity(1 << 20, file);
-    w.write_all(&header(segment, dim, present.len(), data_crc(present, vectors)))?;
+    w.write_all(&header(owner, dim, present.len(), data_crc(present, vectors)))?;
     let mut flags: Vec<u8> = present.iter().map(|&p| p as u8).collect();
     flags.resize(pad64(present.len()), 0);
     w.write_all(&flags)?;
@@ -100,9 +122,10 @@ pub fn write(path: &Path, segment: u64, dim: usize, present: &[bool], vectors: &
 }
 
 impl MappedVectors {
-    /// Map the file written for `segment` with `slots` vectors of `dim`; any mismatch or
-    /// damage is an error.
-    pub fn open(path: &Path, segment: u64, dim: usize, slots: usize) -> io::Result<MappedVectors> {
+    /// Map the file written for `owner` with `slots` vectors of `dim`; any mismatch or damage
+    /// is an error. Reads the whole file once (checksum).
+    pub fn open(path: &Path, owner: FileOwner, dim: usize, slots: usize) -> io::Result<MappedVectors> {
+        check_endian(path)?;
         let file = File::open(path)?;
         // SAFETY: the file is private to this shard and never modified after it was written
         // (written to a temp name, synced, renamed); the mapping is read-only.
@@ -119,7 +142,7 @@ impl MappedVectors {
             return Err(invalid(path, "not a vector file of this format, or a damaged header"));
         }
         let crc = u32::from_le_bytes([stored[32], stored[33], stored[34], stored[35]]);
-        if stored[..40] != header(segment, dim, slots, crc)[..40] {
+        if stored[..40] != header(owner, dim, slots, crc)[..40] {
             return Err(invalid(path, "written for another segment or shape"));
         }
         let mut c = Crc32::new();
@@ -172,24 +195,26 @@ mod tests {
         let path = dir.path().join("s.vec");
         let present = vec![true, false, true];
         let data: Vec<f32> = (0..12).map(|i| i as f32 * 0.5).collect();
-        write(&path, 7, 4, &present, &data).expect("write");
-        let m = MappedVectors::open(&path, 7, 4, 3).expect("open");
+        let owner = FileOwner { segment: 7, members_digest: 0xabcd };
+        write(&path, owner, 4, &present, &data).expect("write");
+        let m = MappedVectors::open(&path, owner, 4, 3).expect("open");
         assert_eq!(m.data(), data.as_slice());
         assert_eq!(m.present(), present);
-        // Another segment id, dim or slot count: refused.
-        assert!(MappedVectors::open(&path, 8, 4, 3).is_err());
-        assert!(MappedVectors::open(&path, 7, 3, 4).is_err());
-        assert!(MappedVectors::open(&path, 7, 4, 2).is_err());
+        // Another segment id, member digest, dim or slot count: refused.
+        assert!(MappedVectors::open(&path, FileOwner { segment: 8, ..owner }, 4, 3).is_err());
+        assert!(MappedVectors::open(&path, FileOwner { members_digest: 1, ..owner }, 4, 3).is_err());
+        assert!(MappedVectors::open(&path, owner, 3, 4).is_err());
+        assert!(MappedVectors::open(&path, owner, 4, 2).is_err());
         // A flipped data byte: refused by the checksum.
         let mut bytes = std::fs::read(&path).expect("read");
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
         std::fs::write(&path, &bytes).expect("write");
-        assert!(MappedVectors::open(&path, 7, 4, 3).is_err());
+        assert!(MappedVectors::open(&path, owner, 4, 3).is_err());
         // Truncated: refused.
         std::fs::write(&path, &bytes[..bytes.len() - 4]).expect("write");
-        assert!(MappedVectors::open(&path, 7, 4, 3).is_err());
+        assert!(MappedVectors::open(&path, owner, 4, 3).is_err());
         // Mismatched input is refused at write time.
-        assert!(write(&path, 7, 4, &present, &data[..8]).is_err());
+        assert!(write(&path, owner, 4, &present, &data[..8]).is_err());
     }
 }

@@ -103,12 +103,22 @@ impl VectorColumn {
         true
     }
 
-    /// Bring mapped vectors back into the heap (`on_disk` switched off).
-    fn unmap(&mut self) {
-        if let ColumnStore::Mapped(m) = &self.store {
-            let v = DenseVectors { dim: self.dim, data: m.data().to_vec() };
-            self.store = ColumnStore::Ram(v);
+    /// The mapping the vectors are served from, if any.
+    pub fn mapping(&self) -> Option<Arc<MappedVectors>> {
+        match &self.store {
+            ColumnStore::Mapped(m) => Some(m.clone()),
+            ColumnStore::Ram(_) => None,
         }
+    }
+
+    /// Serve the vectors from the heap again, from `data` (a copy of the mapped vectors made
+    /// beforehand); refused (false) if the length does not match.
+    fn unmap(&mut self, data: Vec<f32>) -> bool {
+        if data.len() != self.present.len() * self.dim {
+            return false;
+        }
+        self.store = ColumnStore::Ram(DenseVectors { dim: self.dim, data });
+        true
     }
 
     pub fn get(&self, offset: u32) -> Option<&[f32]> {
@@ -183,6 +193,17 @@ impl SegmentData {
     /// `(id, version)` of every slot in offset order (what a persisted index refers to).
     pub fn members(&self) -> impl Iterator<Item = (PointId, u64)> + '_ {
         self.offsets.iter().copied().zip(self.versions.iter().copied())
+    }
+
+    /// CRC-32 over the members in slot order: identifies this segment's content in files
+    /// derived from it (see [`crate::mapped`]).
+    pub fn members_digest(&self) -> u32 {
+        let mut c = crate::hnsw::persist::Crc32::new();
+        for (id, version) in self.members() {
+            c.update(&id.to_key());
+            c.update(&version.to_le_bytes());
+        }
+        c.finish()
     }
 }
 
@@ -359,23 +380,21 @@ impl Segment {
         self.index = Some(index);
     }
 
-    /// Serve column `name` from a memory-mapped file of this (sealed) segment's vectors; false
-    /// if the segment is appendable or the file's shape does not match. Clones the segment's
-    /// data first if another `Arc` to it is alive, so callers drop theirs beforehand.
+    /// Serve column `name` from a memory-mapped file of this (sealed) segment's vectors
+    /// (opened and checked beforehand, without any lock held). False if the segment is
+    /// appendable, the file's shape does not match, or another `Arc` to the segment's data is
+    /// alive (swapping would then copy the whole segment: callers drop theirs first).
     pub fn map_column(&mut self, name: &str, m: MappedVectors) -> bool {
-        if !self.sealed || !self.data.vectors.contains_key(name) {
+        if !self.sealed {
             return false;
         }
-        Arc::make_mut(&mut self.data).vectors.get_mut(name).is_some_and(|c| c.map(m))
+        Arc::get_mut(&mut self.data).and_then(|d| d.vectors.get_mut(name)).is_some_and(|c| c.map(m))
     }
 
-    /// Bring column `name` back into the heap.
-    pub fn unmap_column(&mut self, name: &str) {
-        if self.data.vectors.get(name).is_some_and(VectorColumn::is_mapped) {
-            if let Some(c) = Arc::make_mut(&mut self.data).vectors.get_mut(name) {
-                c.unmap();
-            }
-        }
+    /// Serve column `name` from the heap again, from `data` (copied from the mapping
+    /// beforehand); false under the same conditions as [`Segment::map_column`].
+    pub fn unmap_column(&mut self, name: &str, data: Vec<f32>) -> bool {
+        Arc::get_mut(&mut self.data).and_then(|d| d.vectors.get_mut(name)).is_some_and(|c| c.unmap(data))
     }
 
     fn live_offset(&self, id: &PointId) -> Option<u32> {

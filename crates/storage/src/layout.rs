@@ -208,10 +208,18 @@ impl StorageLayout {
 }
 
 /// The file holding vector `name` of sealed segment `segment` in a shard's vectors directory.
-/// The name is hex-encoded: vector names may hold any character.
+/// The name is hex-encoded (vector names may hold any character); a long name keeps its first
+/// 32 bytes plus a 64-bit FNV-1a hash of the whole, so file names stay within limits.
 pub fn segment_vectors_file(vectors_dir: &Path, segment: u64, name: &str) -> PathBuf {
-    let hex: String = name.bytes().map(|b| format!("{b:02x}")).collect();
-    vectors_dir.join(format!("{segment:016x}-{hex}.{VECTORS_EXT}"))
+    const KEEP: usize = 32;
+    let hex = |b: &[u8]| b.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let encoded = if name.len() <= KEEP {
+        hex(name.as_bytes())
+    } else {
+        let fnv = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3));
+        format!("{}~{fnv:016x}", hex(&name.as_bytes()[..KEEP]))
+    };
+    vectors_dir.join(format!("{segment:016x}-{encoded}.{VECTORS_EXT}"))
 }
 
 /// The segment id a file in a shard's vectors directory belongs to, if it is one of ours
@@ -245,6 +253,23 @@ pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<(), StorageError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vector_file_names() {
+        let dir = Path::new("/v");
+        let short = segment_vectors_file(dir, 0x2a, "image");
+        assert_eq!(short, Path::new("/v/000000000000002a-696d616765.vec"));
+        assert_eq!(segment_of_vectors_file("000000000000002a-696d616765.vec"), Some(0x2a));
+        assert_eq!(segment_of_vectors_file("000000000000002a-.vec.tmp"), Some(0x2a));
+        assert_eq!(segment_of_vectors_file("notes.txt"), None);
+        // Long names stay short and distinct.
+        let a = segment_vectors_file(dir, 1, &"x".repeat(300));
+        let b = segment_vectors_file(dir, 1, &format!("{}y", "x".repeat(299)));
+        assert_ne!(a, b);
+        let name = a.file_name().and_then(|n| n.to_str()).expect("utf8");
+        assert!(name.len() < 120, "{name}");
+        assert_eq!(segment_of_vectors_file(name), Some(1));
+    }
 
     #[test]
     fn marker_guards_backend() {

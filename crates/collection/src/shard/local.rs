@@ -84,7 +84,10 @@ fn load_state(
         let cols = state.columns.clone();
         let mut restored =
             Segment::restore_sealed(seg.id, cols.iter().map(|(n, d, dist)| (n.as_str(), *d, *dist)), &seg.members);
-        if let Err(e) = vector_files::apply(vectors_dir, &mut restored, config) {
+        // Only valid files are mapped here (nothing is written before the points are loaded);
+        // the optimizer writes missing or damaged ones afterwards.
+        let remap = vector_files::prepare_existing(vectors_dir, seg.id, restored.data(), config);
+        if let Err(e) = vector_files::commit(vectors_dir, &mut restored, remap) {
             tracing::info!(shard = id, segment = seg.id, reason = %e, "vector file not used; it will be rewritten");
         }
         state.sealed.push(restored);
@@ -372,7 +375,12 @@ impl Shard for LocalShard {
             full_scan_points: hnsw.full_scan_threshold * 1024 / (dim * 4).max(1),
             quantization: req.quantization,
         };
-        let st = self.state.read();
+        // Reads run on rayon workers (shard fan-out) and the search itself fans out over
+        // segments while holding this guard; a worker waiting for those jobs may steal another
+        // read of this shard. A plain `read()` would queue behind a waiting writer, which waits
+        // for the guard held lower on the same thread: deadlock. `read_recursive` never waits
+        // while a read guard is held, and no writer of the state depends on rayon work.
+        let st = self.state.read_recursive();
         Ok(st
             .search(&req.vector_name, &req.query, req.top, req.filter.as_ref(), req.threshold, &params)
             .into_iter()
@@ -385,7 +393,7 @@ impl Shard for LocalShard {
     }
 
     fn retrieve(&self, ids: &[PointId], with: &WithSelectors) -> Result<Vec<Record>> {
-        let st = self.state.read();
+        let st = self.state.read_recursive();
         Ok(ids
             .iter()
             .filter_map(|id| st.find(id).map(|s| (id, s)))
@@ -400,15 +408,15 @@ impl Shard for LocalShard {
     }
 
     fn scroll_ids(&self, from: Option<PointId>, filter: Option<&Filter>, limit: usize) -> Result<Vec<PointId>> {
-        Ok(self.state.read().scroll(from.as_ref(), filter, limit))
+        Ok(self.state.read_recursive().scroll(from.as_ref(), filter, limit))
     }
 
     fn count(&self, filter: Option<&Filter>) -> Result<usize> {
-        Ok(self.state.read().count(filter))
+        Ok(self.state.read_recursive().count(filter))
     }
 
     fn stats(&self) -> ShardStats {
-        let st = self.state.read();
+        let st = self.state.read_recursive();
         let (mut vectors, mut payload, mut index) = (0, 0, 0);
         for s in st.segments() {
             let (v, p, i) = s.ram_usage();
@@ -460,7 +468,7 @@ impl LocalShard {
     /// Work the optimizer will pick up: a sealed segment waiting for its index, or an
     /// appendable segment over the indexing threshold.
     fn pending_optimization(&self, st: &ShardState) -> bool {
-        super::optimizer::has_work(st, &self.shared.config.read(), &self.status.unmappable.lock())
+        super::optimizer::has_work(st, &self.shared.config.read(), self.signal.quiet(), &self.status.unmappable.lock())
     }
 }
 

@@ -84,7 +84,7 @@ impl Signal {
         *self.last_write.lock() = Instant::now();
         self.wake();
     }
-    fn quiet(&self) -> bool {
+    pub fn quiet(&self) -> bool {
         self.last_write.lock().elapsed() >= QUIET_AFTER
     }
     fn wait(&self, timeout: Duration) {
@@ -187,20 +187,22 @@ impl Optimizer {
         };
         self.begin(name, seg_id, data.len());
         let result = self.build_index(&data, None, config).and_then(|index| {
-            self.write_vector_files(seg_id, &data, config);
+            // Vector files are written and checked before the index commits, without the lock.
+            let remap = self.prepare_vectors(seg_id, &data, config);
             let mut batch = WriteBatch::new();
             index_store::put_segment(&mut batch, seg_id, &data, &index).map_err(|e| e.to_string())?;
             self.store.write(batch, true).map_err(|e| e.to_string())?;
-            Ok(index)
+            Ok((index, remap))
         });
-        // Mapping replaces the segment's data: no other reference to it may be alive.
+        // Mapping swaps the segment's storage in place: no other reference to its data may
+        // be alive.
         drop(data);
         match result {
-            Ok(index) => {
+            Ok((index, remap)) => {
                 let mut st = self.state.write();
                 if let Some(s) = st.sealed.iter_mut().find(|s| s.id() == seg_id) {
                     s.set_index(Arc::new(index));
-                    self.map_vectors(s, config);
+                    self.commit_vectors(s, remap);
                 }
                 drop(st);
                 self.finish(started, None);
@@ -209,39 +211,35 @@ impl Optimizer {
         }
     }
 
-    /// Write the `on_disk` vector files of a segment about to be committed. A failure is
-    /// reported and leaves the vectors in RAM.
-    fn write_vector_files(&self, seg_id: u64, data: &SegmentData, config: &CollectionConfig) {
-        if let Err(e) = vector_files::write_missing(&self.vectors_dir, seg_id, data, config) {
-            tracing::warn!(shard = self.shard_id, segment = seg_id, error = %e, "vectors stay in RAM");
-            self.status.unmappable.lock().insert(seg_id);
-        }
+    /// Prepare a segment's `on_disk` vector storage (files written and checked) with no lock
+    /// held.
+    fn prepare_vectors(&self, seg_id: u64, data: &SegmentData, config: &CollectionConfig) -> vector_files::Remapping {
+        let may_map = !self.status.unmappable.lock().contains(&seg_id);
+        vector_files::prepare(&self.vectors_dir, seg_id, data, config, may_map)
     }
 
-    /// Map (or unmap) a committed segment's columns as the config asks.
-    fn map_vectors(&self, seg: &mut Segment, config: &CollectionConfig) {
-        if self.status.unmappable.lock().contains(&seg.id()) {
-            return;
-        }
-        if let Err(e) = vector_files::apply(&self.vectors_dir, seg, config) {
+    /// Swap the prepared storage in; a failure is reported, leaves the vectors in RAM and is
+    /// not retried for this segment until restart.
+    fn commit_vectors(&self, seg: &mut Segment, remap: vector_files::Remapping) {
+        if let Err(e) = vector_files::commit(&self.vectors_dir, seg, remap) {
             tracing::warn!(shard = self.shard_id, segment = seg.id(), error = %e, "vectors stay in RAM");
             self.status.unmappable.lock().insert(seg.id());
         }
     }
 
     /// Bring an indexed segment's vector storage in line with `on_disk` (changed by PATCH, or
-    /// a file missing after a restore).
+    /// a file missing after a restore). The file work runs without the lock.
     fn remap(&self, seg_id: u64, config: &CollectionConfig) {
         let data = {
             let st = self.state.read();
             let Some(s) = st.sealed.iter().find(|s| s.id() == seg_id) else { return };
             s.data().clone()
         };
-        self.write_vector_files(seg_id, &data, config);
+        let remap = self.prepare_vectors(seg_id, &data, config);
         drop(data);
         let mut st = self.state.write();
         if let Some(s) = st.sealed.iter_mut().find(|s| s.id() == seg_id) {
-            self.map_vectors(s, config);
+            self.commit_vectors(s, remap);
         }
     }
 
@@ -258,23 +256,24 @@ impl Optimizer {
         self.begin(if old_ids.len() == 1 { "vacuum" } else { "merge" }, fresh.id(), fresh.len());
         let data = fresh.data().clone();
         let result = self.build_index(&data, base.as_deref(), config).and_then(|index| {
-            self.write_vector_files(fresh.id(), &data, config);
+            let remap = self.prepare_vectors(fresh.id(), &data, config);
             let mut batch = WriteBatch::new();
             index_store::put_segment(&mut batch, fresh.id(), &data, &index).map_err(|e| e.to_string())?;
             for id in old_ids {
                 index_store::delete_segment(&mut batch, *id);
             }
             self.store.write(batch, true).map_err(|e| e.to_string())?;
-            Ok(index)
+            Ok((index, remap))
         });
         match result {
-            Ok(index) => {
+            Ok((index, remap)) => {
                 fresh.set_index(Arc::new(index));
-                let mut st = self.state.write();
-                // Points deleted or rewritten while we worked are no longer live in the sources.
                 let members: Vec<_> = data.members().map(|(id, _)| id).collect();
                 drop(data);
-                self.map_vectors(&mut fresh, config);
+                // `fresh` is not shared yet: its storage is swapped before the lock is taken.
+                self.commit_vectors(&mut fresh, remap);
+                let mut st = self.state.write();
+                // Points deleted or rewritten while we worked are no longer live in the sources.
                 for id in members {
                     if !st.sealed.iter().any(|s| old_ids.contains(&s.id()) && s.contains(&id)) {
                         fresh.delete(&id);
@@ -460,7 +459,7 @@ fn plan(state: &ShardState, config: &CollectionConfig, quiet: bool, unmappable: 
         if quantization_stale(s, config) {
             return Some(Task::Requantize(s.id()));
         }
-        if !vector_files::in_place(s, config) && !unmappable.contains(&s.id()) {
+        if !vector_files::in_place(s, config, !unmappable.contains(&s.id())) {
             return Some(Task::Remap(s.id()));
         }
         let slots = s.slots();
@@ -486,7 +485,12 @@ fn plan(state: &ShardState, config: &CollectionConfig, quiet: bool, unmappable: 
         let mut by_size: Vec<(usize, u64)> = state.sealed.iter().map(|s| (s.len(), s.id())).collect();
         by_size.sort_unstable();
         if let [(a, ida), (b, idb), ..] = by_size[..] {
-            if (a + b) * dims * 4 / 1024 <= max_kb {
+            // Merging into a segment without tombstones extends its graph (cost of the smaller
+            // one); otherwise both are rebuilt, which is worth it only between segments of
+            // similar size, or when one more segment than the target would remain anyway.
+            let extendable = state.sealed.iter().any(|s| s.id() == idb && reusable_index(s).is_some());
+            let worth_it = extendable || a * 4 >= b || state.sealed.len() > target + 1;
+            if (a + b) * dims * 4 / 1024 <= max_kb && worth_it {
                 return Some(Task::Rebuild(vec![ida, idb]));
             }
         }
@@ -494,10 +498,10 @@ fn plan(state: &ShardState, config: &CollectionConfig, quiet: bool, unmappable: 
     None
 }
 
-/// Whether the optimizer has work pending for this shard state (an appendable remainder that
-/// waits for the shard to go quiet counts: it will be indexed).
-pub fn has_work(state: &ShardState, config: &CollectionConfig, unmappable: &HashSet<u64>) -> bool {
-    plan(state, config, true, unmappable).is_some()
+/// Whether the optimizer has work pending for this shard state (`quiet`: whether the shard has
+/// gone quiet, so that its appendable remainder is due for indexing).
+pub fn has_work(state: &ShardState, config: &CollectionConfig, quiet: bool, unmappable: &HashSet<u64>) -> bool {
+    plan(state, config, quiet, unmappable).is_some()
 }
 
 enum Task {

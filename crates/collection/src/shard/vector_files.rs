@@ -3,15 +3,16 @@
 //!
 //! The files are derived data: the shard database stays the source of truth. A file is
 //! written (and synced) before the segment's index is committed, removed after the segment is,
-//! and checked against the segment when mapped; a missing or damaged file only means the
-//! vectors stay in RAM until the optimizer writes it again.
+//! and checked against the segment (id, members digest, shape, data checksum) when mapped; a
+//! missing or damaged file only means the vectors stay in RAM until the optimizer writes it
+//! again. File work happens in [`prepare`], without the shard lock; [`commit`] only swaps.
 
 use std::collections::HashSet;
 use std::path::Path;
 
 use qd_core::config::CollectionConfig;
 use qd_segment::hnsw::VectorSource;
-use qd_segment::{MappedVectors, Segment, SegmentData};
+use qd_segment::{FileOwner, MappedVectors, Segment, SegmentData};
 use qd_storage::layout::{segment_of_vectors_file, segment_vectors_file};
 
 /// Whether the config asks for vector `name` to be kept on disk.
@@ -19,58 +20,96 @@ pub fn wanted(config: &CollectionConfig, name: &str) -> bool {
     config.params.vectors.get(name).and_then(|p| p.on_disk).unwrap_or(false)
 }
 
-/// Whether a sealed segment's columns are mapped exactly where the config asks for it.
-pub fn in_place(seg: &Segment, config: &CollectionConfig) -> bool {
-    seg.data().columns().all(|(name, col)| col.len() == 0 || col.is_mapped() == wanted(config, name))
+/// Whether a sealed segment's columns are mapped where the config asks for it (`may_map`:
+/// false once mapping this segment failed; it then only counts columns to unmap).
+pub fn in_place(seg: &Segment, config: &CollectionConfig, may_map: bool) -> bool {
+    seg.data()
+        .columns()
+        .all(|(name, col)| col.len() == 0 || col.is_mapped() == wanted(config, name) || (!may_map && !col.is_mapped()))
 }
 
-/// Write the files of every column of `data` that should be on disk and is not yet (the
-/// segment id is `id`). Errors name the file.
-pub fn write_missing(dir: &Path, id: u64, data: &SegmentData, config: &CollectionConfig) -> Result<(), String> {
+/// What bringing one segment's columns in line with `on_disk` takes, prepared without the
+/// shard lock: files written and checked (a CRC over the whole file), mapped vectors copied
+/// back into the heap. [`commit`] then only swaps storage under the lock.
+pub struct Remapping {
+    id: u64,
+    maps: Vec<(String, MappedVectors)>,
+    unmaps: Vec<(String, Vec<f32>)>,
+    /// Files of columns kept in RAM, to delete.
+    stale: Vec<String>,
+    problem: Option<String>,
+}
+
+/// Prepare the remapping of segment `id` whose data is `data` (`may_map` as for
+/// [`in_place`]). Writes missing or invalid files of columns that should be on disk.
+pub fn prepare(dir: &Path, id: u64, data: &SegmentData, config: &CollectionConfig, may_map: bool) -> Remapping {
+    prepare_with(dir, id, data, config, may_map, true)
+}
+
+/// Like [`prepare`] but only maps files that are already there and valid (at start-up, before
+/// the segment's vectors are loaded, nothing may be written from them).
+pub fn prepare_existing(dir: &Path, id: u64, data: &SegmentData, config: &CollectionConfig) -> Remapping {
+    prepare_with(dir, id, data, config, true, false)
+}
+
+fn prepare_with(
+    dir: &Path,
+    id: u64,
+    data: &SegmentData,
+    config: &CollectionConfig,
+    may_map: bool,
+    may_write: bool,
+) -> Remapping {
+    let owner = FileOwner { segment: id, members_digest: data.members_digest() };
+    let mut r = Remapping { id, maps: Vec::new(), unmaps: Vec::new(), stale: Vec::new(), problem: None };
     for (name, col) in data.columns() {
-        if col.len() == 0 || col.is_mapped() || !wanted(config, name) {
-            continue;
-        }
         let path = segment_vectors_file(dir, id, name);
-        if MappedVectors::open(&path, id, col.dim(), col.len()).is_ok() {
-            continue;
-        }
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        qd_segment::mapped::write(&path, id, col.dim(), col.present(), col.data())
-            .map_err(|e| format!("writing {}: {e}", path.display()))?;
-    }
-    Ok(())
-}
-
-/// Map the columns of `seg` whose config asks for it and whose file is valid; bring back into
-/// RAM (and delete the file of) columns no longer on disk. Returns the first problem met.
-pub fn apply(dir: &Path, seg: &mut Segment, config: &CollectionConfig) -> Result<(), String> {
-    let id = seg.id();
-    let columns: Vec<(String, usize, usize, bool)> =
-        seg.data().columns().map(|(n, c)| (n.to_string(), c.dim(), c.len(), c.is_mapped())).collect();
-    let mut problem = None;
-    for (name, dim, slots, mapped) in columns {
-        let path = segment_vectors_file(dir, id, &name);
-        match (wanted(config, &name), mapped) {
-            (true, false) if slots > 0 => match MappedVectors::open(&path, id, dim, slots) {
-                Ok(m) => {
-                    if !seg.map_column(&name, m) {
-                        problem.get_or_insert(format!("{}: does not fit segment {id:x}", path.display()));
+        match (wanted(config, name), col.mapping()) {
+            (true, None) if col.len() > 0 && may_map => {
+                let opened = MappedVectors::open(&path, owner, col.dim(), col.len()).or_else(|e| {
+                    if !may_write {
+                        return Err(e);
+                    }
+                    std::fs::create_dir_all(dir)?;
+                    qd_segment::mapped::write(&path, owner, col.dim(), col.present(), col.data())?;
+                    MappedVectors::open(&path, owner, col.dim(), col.len())
+                });
+                match opened {
+                    Ok(m) => r.maps.push((name.to_string(), m)),
+                    Err(e) => {
+                        r.problem.get_or_insert(format!("{}: {e}", path.display()));
                     }
                 }
-                Err(e) => {
-                    problem.get_or_insert(e.to_string());
-                }
-            },
-            (false, true) => {
-                seg.unmap_column(&name);
-                let _ = std::fs::remove_file(&path);
             }
-            (false, false) => {
-                let _ = std::fs::remove_file(&path);
-            }
+            (false, Some(m)) => r.unmaps.push((name.to_string(), m.data().to_vec())),
+            (false, None) => r.stale.push(name.to_string()),
             _ => {}
         }
+    }
+    r
+}
+
+/// Apply a prepared remapping to `seg` (under the shard's write lock; cheap). Returns the
+/// first problem met while preparing or swapping.
+pub fn commit(dir: &Path, seg: &mut Segment, r: Remapping) -> Result<(), String> {
+    let mut problem = r.problem;
+    if seg.id() != r.id {
+        return Err(format!("remapping prepared for segment {:x}, not {:x}", r.id, seg.id()));
+    }
+    for (name, m) in r.maps {
+        if !seg.map_column(&name, m) {
+            problem.get_or_insert(format!("segment {:x}: vector {name:?} could not be mapped", r.id));
+        }
+    }
+    for (name, data) in r.unmaps {
+        if seg.unmap_column(&name, data) {
+            let _ = std::fs::remove_file(segment_vectors_file(dir, r.id, &name));
+        } else {
+            problem.get_or_insert(format!("segment {:x}: vector {name:?} could not be unmapped", r.id));
+        }
+    }
+    for name in r.stale {
+        let _ = std::fs::remove_file(segment_vectors_file(dir, r.id, &name));
     }
     problem.map_or(Ok(()), Err)
 }
@@ -91,7 +130,9 @@ fn remove_where(dir: &Path, doomed: impl Fn(u64, &str) -> bool) {
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().to_string();
         if segment_of_vectors_file(&name).is_some_and(|seg| doomed(seg, &name)) {
-            let _ = std::fs::remove_file(e.path());
+            if let Err(err) = std::fs::remove_file(e.path()) {
+                tracing::warn!(file = %e.path().display(), error = %err, "could not remove a vector file");
+            }
         }
     }
 }

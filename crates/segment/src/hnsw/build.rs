@@ -101,13 +101,15 @@ fn build_with<V: Vecs>(
 ) -> Result<(Links, u32), Cancelled> {
     let m = p.m.max(2);
     let m0 = 2 * m;
-    let (links, entry, first) = match base.filter(|(l, _)| l.m == m && l.len() <= n && l.len() > 0) {
-        Some((old, entry)) => {
-            let b = old.len();
-            // New nodes draw their levels from a stream of their own (same seed, shifted).
-            let extra = random_levels(n - b, m, p.seed.wrapping_add(b as u64));
-            (old.extended(&extra).ok_or(Cancelled)?, entry, b)
-        }
+    // New nodes of an extension draw their levels from a stream of their own (same seed,
+    // shifted); if the base cannot be extended (shape, or an unaddressable size), build anew.
+    let extended = base.filter(|(l, _)| l.m == m && l.len() <= n && l.len() > 0).and_then(|(old, entry)| {
+        let b = old.len();
+        let extra = random_levels(n - b, m, p.seed.wrapping_add(b as u64));
+        old.extended(&extra).map(|links| (links, entry, b))
+    });
+    let (links, entry, first) = match extended {
+        Some(e) => e,
         None => {
             let levels = random_levels(n, m, p.seed);
             // Only a gigantic graph could overflow the upper array; it then stays flat (still correct).

@@ -64,10 +64,38 @@ where
         .map_err(|e| e.to_string())
 }
 
+/// Where a redirect's `Location` points, resolved against the URL that answered.
+fn resolve(base: &axum::http::Uri, location: &str) -> String {
+    let scheme = base.scheme_str().unwrap_or("http");
+    let authority = base.authority().map(|a| a.as_str()).unwrap_or("");
+    if location.contains("://") {
+        location.to_string()
+    } else if let Some(rest) = location.strip_prefix("//") {
+        format!("{scheme}://{rest}")
+    } else if location.starts_with('/') {
+        format!("{scheme}://{authority}{location}")
+    } else {
+        let path = base.path();
+        let dir = &path[..path.rfind('/').map_or(0, |i| i + 1)];
+        let dir = if dir.is_empty() { "/" } else { dir };
+        format!("{scheme}://{authority}{dir}{location}")
+    }
+}
+
+/// `(scheme, host, port)` of a URL: the API key is only sent where the user sent it.
+fn origin(uri: &axum::http::Uri) -> (String, String, u16) {
+    let scheme = uri.scheme_str().unwrap_or("").to_ascii_lowercase();
+    let port = uri.port_u16().unwrap_or(if scheme == "https" { 443 } else { 80 });
+    (scheme, uri.host().unwrap_or("").to_ascii_lowercase(), port)
+}
+
 /// Fetch `url` (http or https, redirects followed) into `dest`, streaming. Any failure, also
-/// midway, is a 400 naming the URL; the caller removes the partial file.
+/// midway, is a 400 naming the URL; the caller removes the partial file. Redirects from https
+/// to http are refused, and the `api-key` header only goes to the origin of `url`.
 pub async fn fetch_url(url: &str, api_key: Option<&str>, dest: &FsPath) -> Result<u64, ApiError> {
     let bad = |m: String| ApiError::bad_request(format!("Bad request: cannot fetch snapshot from {url}: {m}"));
+    let first: axum::http::Uri = url.parse().map_err(|e| bad(format!("invalid URL: {e}")))?;
+    let first_origin = origin(&first);
     let mut current = url.to_string();
     for _ in 0..MAX_REDIRECTS {
         let uri: axum::http::Uri = current.parse().map_err(|e| bad(format!("invalid URL: {e}")))?;
@@ -76,6 +104,9 @@ pub async fn fetch_url(url: &str, api_key: Option<&str>, dest: &FsPath) -> Resul
             Some("https") => true,
             _ => return Err(bad("only http:// and https:// URLs are supported".into())),
         };
+        if first_origin.0 == "https" && !tls {
+            return Err(bad(format!("refusing to follow a redirect from https to {current}")));
+        }
         let host = uri.host().ok_or_else(|| bad("the URL has no host".into()))?;
         let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
         let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
@@ -83,10 +114,14 @@ pub async fn fetch_url(url: &str, api_key: Option<&str>, dest: &FsPath) -> Resul
             .await
             .map_err(|_| bad("connection timed out".into()))?
             .map_err(|e| bad(format!("cannot connect: {e}")))?;
-        let authority = uri.authority().map(|a| a.as_str().to_string()).unwrap_or(host.clone());
+        // Host header: host and port only (never credentials written into the URL).
+        let host_header = match uri.port_u16() {
+            Some(p) => format!("{}:{p}", uri.host().unwrap_or_default()),
+            None => uri.host().unwrap_or_default().to_string(),
+        };
         let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-        let mut req = axum::http::Request::get(path).header(header::HOST, authority.as_str());
-        if let Some(k) = api_key {
+        let mut req = axum::http::Request::get(path).header(header::HOST, host_header.as_str());
+        if let Some(k) = api_key.filter(|_| origin(&uri) == first_origin) {
             req = req.header("api-key", k);
         }
         let req = req.body(http_body_util::Empty::<Bytes>::new()).map_err(|e| bad(e.to_string()))?;
@@ -108,14 +143,10 @@ pub async fn fetch_url(url: &str, api_key: Option<&str>, dest: &FsPath) -> Resul
         let status = resp.status();
         if status.is_redirection() {
             let loc = resp.headers().get(header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
-            let scheme = if tls { "https" } else { "http" };
-            if loc.starts_with('/') {
-                current = format!("{scheme}://{authority}{loc}");
-            } else if !loc.is_empty() {
-                current = loc.to_string();
-            } else {
+            if loc.is_empty() {
                 return Err(bad(format!("HTTP {status} without a Location")));
             }
+            current = resolve(&uri, loc);
             continue;
         }
         if !status.is_success() {
@@ -143,4 +174,24 @@ pub async fn fetch_url(url: &str, api_key: Option<&str>, dest: &FsPath) -> Resul
         return Ok(n);
     }
     Err(bad("too many redirects".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_locations_resolve() {
+        let base: axum::http::Uri = "https://h:8443/a/b/x.snapshot?q=1".parse().expect("uri");
+        assert_eq!(resolve(&base, "http://o/y"), "http://o/y");
+        assert_eq!(resolve(&base, "//cdn/y"), "https://cdn/y");
+        assert_eq!(resolve(&base, "/y"), "https://h:8443/y");
+        assert_eq!(resolve(&base, "y.snapshot"), "https://h:8443/a/b/y.snapshot");
+        let other: axum::http::Uri = "https://H:8443/z".parse().expect("uri");
+        assert_eq!(origin(&base), origin(&other), "same origin whatever the path and case");
+        let plain: axum::http::Uri = "http://h:8443/z".parse().expect("uri");
+        assert_ne!(origin(&base), origin(&plain));
+        let default_port: axum::http::Uri = "https://h/z".parse().expect("uri");
+        assert_eq!(origin(&default_port).2, 443);
+    }
 }
