@@ -329,84 +329,76 @@ impl QuantizedVectors {
     /// Reads what [`QuantizedVectors::to_bytes`] wrote.
     pub fn from_bytes(b: &[u8]) -> Result<Self, QuantizedError> {
         if b.len() >= 8 && b[..8] == BINARY_MAGIC {
-            return Self::binary_from_bytes(b);
+            let (distance, dim, len, at) =
+                read_checked(b, &BINARY_MAGIC, 0, |len, dim| len.checked_mul(dim.div_ceil(64) * 8))?;
+            let codes = b[at..b.len() - 4].to_vec();
+            return Ok(QuantizedVectors {
+                distance,
+                dim,
+                len,
+                binary: true,
+                lo: 0.0,
+                alpha: 1.0,
+                codes,
+                corr: Vec::new(),
+            });
         }
-        const HEADER: usize = 8 + 4 + 1 + 4 + 8 + 4 + 4;
-        if b.len() < HEADER + 4 {
-            return Err(QuantizedError::Truncated);
-        }
-        if b[..8] != MAGIC {
-            return Err(QuantizedError::BadMagic);
-        }
-        let u32_at = |p: usize| u32::from_le_bytes([b[p], b[p + 1], b[p + 2], b[p + 3]]);
-        let version = u32_at(8);
-        if version != VERSION {
-            return Err(QuantizedError::UnsupportedVersion(version));
-        }
-        let distance = distance_from(b[12]).ok_or(QuantizedError::Corrupt("unknown distance"))?;
-        let dim = u32_at(13) as usize;
-        let mut n8 = [0u8; 8];
-        n8.copy_from_slice(&b[17..25]);
-        let len = usize::try_from(u64::from_le_bytes(n8)).map_err(|_| QuantizedError::Corrupt("length"))?;
-        let lo = f32::from_bits(u32_at(25));
-        let alpha = f32::from_bits(u32_at(29));
-        let codes_len = len.checked_mul(dim).ok_or(QuantizedError::Corrupt("length"))?;
-        let body = codes_len.checked_add(len.checked_mul(4).ok_or(QuantizedError::Corrupt("length"))?);
-        let total = body.and_then(|x| x.checked_add(HEADER + 4)).ok_or(QuantizedError::Corrupt("length"))?;
-        if b.len() < total {
-            return Err(QuantizedError::Truncated);
-        }
-        if b.len() > total {
-            return Err(QuantizedError::Corrupt("trailing bytes"));
-        }
-        let mut crc = Crc32::new();
-        crc.update(&b[..total - 4]);
-        if crc.finish() != u32_at(total - 4) {
-            return Err(QuantizedError::Checksum);
-        }
+        let body = |len: usize, dim: usize| len.checked_mul(dim)?.checked_add(len.checked_mul(4)?);
+        let (distance, dim, len, at) = read_checked(b, &MAGIC, 8, body)?;
+        let f32_at = |p: usize| f32::from_le_bytes([b[p], b[p + 1], b[p + 2], b[p + 3]]);
+        let (lo, alpha) = (f32_at(25), f32_at(29));
         if !lo.is_finite() || !alpha.is_finite() || alpha <= 0.0 {
             return Err(QuantizedError::Corrupt("range"));
         }
-        let codes = b[HEADER..HEADER + codes_len].to_vec();
-        let corr = b[HEADER + codes_len..total - 4]
+        let codes_len = len * dim;
+        let codes = b[at..at + codes_len].to_vec();
+        let corr = b[at + codes_len..b.len() - 4]
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect();
         Ok(QuantizedVectors { distance, dim, len, binary: false, lo, alpha, codes, corr })
     }
+}
 
-    fn binary_from_bytes(b: &[u8]) -> Result<Self, QuantizedError> {
-        const HEADER: usize = 8 + 4 + 1 + 4 + 8;
-        if b.len() < HEADER + 4 {
-            return Err(QuantizedError::Truncated);
-        }
-        let u32_at = |p: usize| u32::from_le_bytes([b[p], b[p + 1], b[p + 2], b[p + 3]]);
-        let version = u32_at(8);
-        if version != VERSION {
-            return Err(QuantizedError::UnsupportedVersion(version));
-        }
-        let distance = distance_from(b[12]).ok_or(QuantizedError::Corrupt("unknown distance"))?;
-        let dim = u32_at(13) as usize;
-        let mut n8 = [0u8; 8];
-        n8.copy_from_slice(&b[17..25]);
-        let len = usize::try_from(u64::from_le_bytes(n8)).map_err(|_| QuantizedError::Corrupt("length"))?;
-        let stride = dim.div_ceil(64) * 8;
-        let codes_len = len.checked_mul(stride).ok_or(QuantizedError::Corrupt("length"))?;
-        let total = codes_len.checked_add(HEADER + 4).ok_or(QuantizedError::Corrupt("length"))?;
-        if b.len() < total {
-            return Err(QuantizedError::Truncated);
-        }
-        if b.len() > total {
-            return Err(QuantizedError::Corrupt("trailing bytes"));
-        }
-        let mut crc = Crc32::new();
-        crc.update(&b[..total - 4]);
-        if crc.finish() != u32_at(total - 4) {
-            return Err(QuantizedError::Checksum);
-        }
-        let codes = b[HEADER..HEADER + codes_len].to_vec();
-        Ok(QuantizedVectors { distance, dim, len, binary: true, lo: 0.0, alpha: 1.0, codes, corr: Vec::new() })
+/// Checks what both stored forms share: `magic`, version, the size (`extra` header bytes after
+/// the common 25, then `body(len, dim)` bytes, then the CRC) and the CRC. Returns the distance,
+/// dim, vector count and where the body starts.
+fn read_checked(
+    b: &[u8],
+    magic: &[u8; 8],
+    extra: usize,
+    body: impl Fn(usize, usize) -> Option<usize>,
+) -> Result<(Distance, usize, usize, usize), QuantizedError> {
+    let header = 8 + 4 + 1 + 4 + 8 + extra;
+    if b.len() < header + 4 {
+        return Err(QuantizedError::Truncated);
     }
+    if &b[..8] != magic {
+        return Err(QuantizedError::BadMagic);
+    }
+    let u32_at = |p: usize| u32::from_le_bytes([b[p], b[p + 1], b[p + 2], b[p + 3]]);
+    let version = u32_at(8);
+    if version != VERSION {
+        return Err(QuantizedError::UnsupportedVersion(version));
+    }
+    let distance = distance_from(b[12]).ok_or(QuantizedError::Corrupt("unknown distance"))?;
+    let dim = u32_at(13) as usize;
+    let mut n8 = [0u8; 8];
+    n8.copy_from_slice(&b[17..25]);
+    let len = usize::try_from(u64::from_le_bytes(n8)).map_err(|_| QuantizedError::Corrupt("length"))?;
+    let total = body(len, dim).and_then(|x| x.checked_add(header + 4)).ok_or(QuantizedError::Corrupt("length"))?;
+    if b.len() < total {
+        return Err(QuantizedError::Truncated);
+    }
+    if b.len() > total {
+        return Err(QuantizedError::Corrupt("trailing bytes"));
+    }
+    let mut crc = Crc32::new();
+    crc.update(&b[..total - 4]);
+    if crc.finish() != u32_at(total - 4) {
+        return Err(QuantizedError::Checksum);
+    }
+    Ok((distance, dim, len, header))
 }
 
 fn encode_into(v: &[f32], lo: f32, alpha: f32, out: &mut [u8]) {
