@@ -3,7 +3,7 @@
 //! ```text
 //! qd-bench hnsw   [--n 100000] [--dim 128] [--queries 1000] [--m 16] [--ef-construct 100] [--threads 0] [--out DIR]
 //! qd-bench reopen [--n 1000000] [--dim 128] [--backend rocksdb] [--dir DIR]
-//! qd-bench shards [--n 1000000] [--dim 128] [--backend rocksdb] [--counts 1,2,4,8] [--ef 16,32,64,128] [--queries 1000] [--dir DIR]
+//! qd-bench shards [--n 1000000] [--dim 128] [--backend rocksdb] [--counts 1,2,4,8] [--ef 16,32,64,128] [--queries 1000] [--ingest-only true --repeat 3] [--dir DIR]
 //! ```
 //! Each prints one JSON document on stdout.
 
@@ -74,6 +74,8 @@ fn main() -> ExitCode {
                 counts: &counts,
                 efs: &efs,
                 queries: num("queries", 1000),
+                ingest_only: flags.get("ingest-only").is_some_and(|v| v == "true"),
+                repeat: num("repeat", 1),
             };
             server::shards(&dir, backend, &args)
         }

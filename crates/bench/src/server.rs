@@ -68,6 +68,29 @@ fn wait_indexed(reg: &Registry, name: &str, timeout: Duration) -> Result<f64, St
     Ok(t.elapsed().as_secs_f64())
 }
 
+/// Ingest throughput only, `repeat` rounds over all shard counts (alternating, so drifts of a
+/// shared machine hit every count alike).
+fn ingest_rounds(dir: &Path, backend: BackendKind, n: usize, dim: usize, counts: &[u32], repeat: usize) -> Result<Value, String> {
+    let base = data::clustered(n, dim, 100, 1);
+    let threads = rayon::current_num_threads();
+    let mut runs: Vec<Value> = Vec::new();
+    for round in 0..repeat {
+        for &shards in counts {
+            let root = dir.join(format!("ingest-{round}-{shards}"));
+            let reg = Registry::open(&root, backend, CollectionDefaults::default()).map_err(|e| e.to_string())?;
+            reg.load_all();
+            create(&reg, "bench", dim, shards)?;
+            let secs = ingest(&reg, "bench", &base, dim, 1_000, threads.max(2))?;
+            eprintln!("qd-bench shards: round {round}, {shards} shard(s): {:.0} points/s", n as f64 / secs);
+            runs.push(json!({"round": round, "shards": shards, "ingest_points_per_sec": n as f64 / secs}));
+            reg.shutdown();
+            drop(reg);
+            let _ = std::fs::remove_dir_all(&root);
+        }
+    }
+    Ok(json!({ "backend": backend.name(), "n": n, "dim": dim, "threads": threads, "ingest_runs": runs }))
+}
+
 /// `qd-bench reopen`: ingest N points, let the optimizer index them, stop, then time how long
 /// opening the storage and loading every collection takes (the server's time-to-ready).
 pub fn reopen(dir: &Path, backend: BackendKind, n: usize, dim: usize) -> Result<Value, String> {
@@ -106,10 +129,17 @@ pub struct ShardsArgs<'a> {
     pub counts: &'a [u32],
     pub efs: &'a [usize],
     pub queries: usize,
+    /// Measure ingest only (no indexing wait, no search), `repeat` times per shard count,
+    /// alternating the counts: ingest figures vary run to run.
+    pub ingest_only: bool,
+    pub repeat: usize,
 }
 
 pub fn shards(dir: &Path, backend: BackendKind, args: &ShardsArgs) -> Result<Value, String> {
-    let ShardsArgs { n, dim, counts, efs, queries } = *args;
+    let ShardsArgs { n, dim, counts, efs, queries, ingest_only, repeat } = *args;
+    if ingest_only {
+        return ingest_rounds(dir, backend, n, dim, counts, repeat.max(1));
+    }
     let base = data::clustered(n, dim, 100, 1);
     let qs = data::clustered(queries, dim, 100, 2);
     let threads = rayon::current_num_threads();

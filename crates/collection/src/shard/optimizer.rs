@@ -330,6 +330,7 @@ impl Optimizer {
         base: Option<&SegmentIndex>,
         config: &CollectionConfig,
     ) -> Result<SegmentIndex, String> {
+        let _turn = self.build_turn()?;
         let schema = self.shared.payload_schema.read().clone();
         let mut graphs = BTreeMap::new();
         for (name, col) in data.columns() {
@@ -363,6 +364,21 @@ impl Optimizer {
             graphs.insert(name.to_string(), graph);
         }
         Ok(SegmentIndex { graphs, quantized: quantize(data, config) })
+    }
+
+    /// Wait for this process's index-build turn: a build already uses every core
+    /// (`max_indexing_threads` 0), so builds of several shards at once would only oversubscribe
+    /// the CPU and slow the writes that run beside them. Gives up when the shard stops.
+    fn build_turn(&self) -> Result<parking_lot::MutexGuard<'static, ()>, String> {
+        static BUILD_TURN: Mutex<()> = Mutex::new(());
+        loop {
+            if let Some(g) = BUILD_TURN.try_lock_for(Duration::from_millis(100)) {
+                return Ok(g);
+            }
+            if self.signal.stop.load(Ordering::SeqCst) {
+                return Err("HNSW build cancelled".into());
+            }
+        }
     }
 
     /// Rebuild only the quantized vectors of an indexed segment (after the quantization config
