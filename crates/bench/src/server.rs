@@ -70,7 +70,14 @@ fn wait_indexed(reg: &Registry, name: &str, timeout: Duration) -> Result<f64, St
 
 /// Ingest throughput only, `repeat` rounds over all shard counts (alternating, so drifts of a
 /// shared machine hit every count alike).
-fn ingest_rounds(dir: &Path, backend: BackendKind, n: usize, dim: usize, counts: &[u32], repeat: usize) -> Result<Value, String> {
+fn ingest_rounds(
+    dir: &Path,
+    backend: BackendKind,
+    n: usize,
+    dim: usize,
+    counts: &[u32],
+    repeat: usize,
+) -> Result<Value, String> {
     let base = data::clustered(n, dim, 100, 1);
     let threads = rayon::current_num_threads();
     let mut runs: Vec<Value> = Vec::new();
