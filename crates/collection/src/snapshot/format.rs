@@ -346,7 +346,9 @@ pub struct ArchiveWriter<W: Write> {
     out: W,
     bytes: u64,
     mtime: u64,
-    files: Vec<FileSum>,
+    /// `(path, size, records)` of each file written; their checksums come from the hashing
+    /// thread at the end.
+    files: Vec<(String, u64, Option<u64>)>,
     tx: Option<std::sync::mpsc::SyncSender<HashMsg>>,
     hasher: Option<std::thread::JoinHandle<(String, Vec<String>)>>,
     file_hash: FileHash,
@@ -441,13 +443,7 @@ impl<W: Write> ArchiveWriter<W> {
         self.bytes += size;
         self.send(HashMsg::File(data))?;
         self.padding(size)?;
-        self.files.push(FileSum {
-            path: path.to_string(),
-            size,
-            sha256: String::new(),
-            crc32c: String::new(),
-            records,
-        });
+        self.files.push((path.to_string(), size, records));
         Ok(())
     }
 
@@ -473,13 +469,7 @@ impl<W: Write> ArchiveWriter<W> {
         }
         self.send(HashMsg::EndFile)?;
         self.padding(size)?;
-        self.files.push(FileSum {
-            path: path.to_string(),
-            size,
-            sha256: String::new(),
-            crc32c: String::new(),
-            records: None,
-        });
+        self.files.push((path.to_string(), size, None));
         Ok(())
     }
 
@@ -492,10 +482,13 @@ impl<W: Write> ArchiveWriter<W> {
         if file_sums.len() != self.files.len() {
             return Err(hasher_gone());
         }
-        for (f, sum) in self.files.iter_mut().zip(file_sums) {
-            *f = self.file_hash.sum(std::mem::take(&mut f.path), f.size, sum, f.records);
-        }
-        let sums = Checksums { files: std::mem::take(&mut self.files), shards };
+        let kind = self.file_hash;
+        let files = std::mem::take(&mut self.files)
+            .into_iter()
+            .zip(file_sums)
+            .map(|((path, size, records), sum)| kind.sum(path, size, sum, records))
+            .collect();
+        let sums = Checksums { files, shards };
         let json = serde_json::to_vec_pretty(&sums).map_err(io::Error::other)?;
         let size = json.len() as u64;
         self.header(CHECKSUMS, size)?;
