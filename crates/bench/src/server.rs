@@ -4,10 +4,12 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use qd_collection::operations::SearchSettings;
 use qd_collection::operations::{PointInsert, UpdateOp, WithSelectors};
-use qd_collection::{Registry, SearchRequest};
+use qd_collection::query::{Query, QueryRequest, VectorOrId};
+use qd_collection::Registry;
 use qd_core::config::{CollectionDefaults, CreateCollection};
-use qd_core::vectors::NamedVectors;
+use qd_core::vectors::{NamedVectors, Vector};
 use qd_core::PointId;
 use qd_storage::BackendKind;
 use rayon::prelude::*;
@@ -36,7 +38,10 @@ fn ingest(reg: &Registry, name: &str, base: &[f32], dim: usize, batch: usize, th
             let points = (s..e)
                 .map(|i| PointInsert {
                     id: PointId::Num(i as u64),
-                    vectors: NamedVectors::from([(String::new(), base[i * dim..(i + 1) * dim].to_vec())]),
+                    vectors: NamedVectors::from([(
+                        String::new(),
+                        Vector::Dense(base[i * dim..(i + 1) * dim].to_vec()),
+                    )]),
                     payload: None,
                 })
                 .collect();
@@ -159,21 +164,15 @@ pub fn shards(dir: &Path, backend: BackendKind, args: &ShardsArgs) -> Result<Val
         let ingest_secs = ingest(&reg, "bench", &base, dim, 1_000, threads.max(2))?;
         let index_secs = wait_indexed(&reg, "bench", Duration::from_secs(3600))?;
         let c = reg.get("bench").map_err(|e| e.to_string())?;
-        let req = |q: &[f32], ef: usize, exact: bool| SearchRequest {
-            vector_name: String::new(),
-            vector: q.to_vec(),
-            filter: None,
+        let req = |q: &[f32], ef: usize, exact: bool| QueryRequest {
+            query: Some(Query::Nearest(VectorOrId::Vector(Vector::Dense(q.to_vec())))),
             limit: 10,
-            offset: 0,
-            score_threshold: None,
             with: WithSelectors::default(),
-            hnsw_ef: Some(ef),
-            exact,
-            quantization: None,
-            shard_key: None,
+            params: SearchSettings { hnsw_ef: Some(ef), exact, quantization: None },
+            ..Default::default()
         };
         let one = |q: &[f32], ef: usize, exact: bool| -> Result<Vec<PointId>, String> {
-            c.search(&req(q, ef, exact)).map(|h| h.into_iter().map(|p| p.id).collect()).map_err(|e| e.to_string())
+            c.query(&req(q, ef, exact)).map(|h| h.into_iter().map(|p| p.id).collect()).map_err(|e| e.to_string())
         };
         let truth: Vec<Vec<PointId>> = qs.par_chunks(dim).map(|q| one(q, 0, true)).collect::<Result<_, _>>()?;
         let recall = |got: &[Vec<PointId>]| {

@@ -11,11 +11,13 @@ use std::time::{Duration, Instant};
 
 use qd_bench::data;
 use qd_collection::catalog::PayloadIndexSpec;
+use qd_collection::operations::SearchSettings;
 use qd_collection::operations::{PointInsert, UpdateOp, WithSelectors};
-use qd_collection::{Registry, SearchRequest};
+use qd_collection::query::{Query, QueryRequest, VectorOrId};
+use qd_collection::Registry;
 use qd_core::config::{CollectionDefaults, CreateCollection};
 use qd_core::filter::Filter;
-use qd_core::vectors::NamedVectors;
+use qd_core::vectors::{NamedVectors, Vector};
 use qd_core::PointId;
 use qd_storage::BackendKind;
 use serde_json::json;
@@ -48,7 +50,7 @@ fn filtered_recall_at_default_settings() {
         let points = (start..start + 2_000)
             .map(|i| PointInsert {
                 id: PointId::Num(i as u64),
-                vectors: NamedVectors::from([(String::new(), base[i * DIM..(i + 1) * DIM].to_vec())]),
+                vectors: NamedVectors::from([(String::new(), Vector::Dense(base[i * DIM..(i + 1) * DIM].to_vec()))]),
                 payload: json!({"p1": bucket(i).is_multiple_of(100), "p10": bucket(i).is_multiple_of(10), "p50": bucket(i).is_multiple_of(2)})
                     .as_object()
                     .cloned(),
@@ -73,21 +75,16 @@ fn filtered_recall_at_default_settings() {
         assert!((matching as f64 - share * N as f64).abs() < share * N as f64 * 0.2, "{field}: {matching} match");
         let mut hits = 0;
         for q in queries.chunks(DIM) {
-            let req = |exact: bool| SearchRequest {
-                vector_name: String::new(),
-                vector: q.to_vec(),
+            let req = |exact: bool| QueryRequest {
+                query: Some(Query::Nearest(VectorOrId::Vector(Vector::Dense(q.to_vec())))),
                 filter: Some(filter.clone()),
                 limit: 10,
-                offset: 0,
-                score_threshold: None,
                 with: WithSelectors::default(),
-                hnsw_ef: None,
-                exact,
-                quantization: None,
-                shard_key: None,
+                params: SearchSettings { exact, ..Default::default() },
+                ..Default::default()
             };
-            let truth: Vec<PointId> = c.search(&req(true)).expect("exact").into_iter().map(|p| p.id).collect();
-            let got: Vec<PointId> = c.search(&req(false)).expect("hnsw").into_iter().map(|p| p.id).collect();
+            let truth: Vec<PointId> = c.query(&req(true)).expect("exact").into_iter().map(|p| p.id).collect();
+            let got: Vec<PointId> = c.query(&req(false)).expect("hnsw").into_iter().map(|p| p.id).collect();
             hits += got.iter().filter(|id| truth.contains(id)).count();
         }
         let recall = hits as f64 / (QUERIES * 10) as f64;

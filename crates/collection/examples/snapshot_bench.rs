@@ -92,7 +92,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 payload.insert("tag".into(), json!(format!("t{}", i % 10)));
                 PointInsert {
                     id: PointId::from(i),
-                    vectors: [(String::new(), v)].into_iter().collect(),
+                    vectors: [(String::new(), qd_core::vectors::Vector::Dense(v))].into_iter().collect(),
                     payload: Some(payload),
                 }
             })

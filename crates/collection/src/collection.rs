@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use parking_lot::RwLock;
-use qd_core::config::{CollectionConfig, QuantizationSearchParams, VectorsConfig};
+use qd_core::config::{CollectionConfig, CollectionParams, VectorsConfig};
 use qd_core::filter::Filter;
-use qd_core::vectors::{validate_vectors, NamedVectors};
+use qd_core::vectors::{validate_vectors, NamedVectors, SparseVector, Vector, VectorSpec};
 use qd_core::PointId;
 use serde::Serialize;
 use serde_json::Value;
@@ -15,27 +15,10 @@ use serde_json::Value;
 use crate::catalog::{CatalogEntry, PayloadIndexSpec};
 use crate::error::{CollectionError, Result};
 use crate::operations::{
-    Record, ScoredPoint, ShardHit, ShardQuery, ShardSearch, ShardStats, UpdateOp, UpdateResult, WithSelectors,
+    Record, SearchSettings, ShardHit, ShardQuery, ShardSearch, ShardStats, UpdateOp, UpdateResult, WithSelectors,
 };
 use crate::shard::Shard;
 use crate::shard_set::{ShardKey, ShardSet};
-
-/// A nearest-neighbour search as the collection receives it (vector not yet preprocessed).
-#[derive(Debug, Clone)]
-pub struct SearchRequest {
-    pub vector_name: String,
-    pub vector: Vec<f32>,
-    pub filter: Option<Filter>,
-    pub limit: usize,
-    pub offset: usize,
-    /// User-facing threshold (a distance for Euclid/Manhattan).
-    pub score_threshold: Option<f32>,
-    pub with: WithSelectors,
-    pub hnsw_ef: Option<usize>,
-    pub exact: bool,
-    pub quantization: Option<QuantizationSearchParams>,
-    pub shard_key: Option<Vec<ShardKey>>,
-}
 
 /// Qdrant's `CollectionInfo`, plus per-shard figures.
 #[derive(Debug, Clone, Serialize)]
@@ -140,19 +123,20 @@ impl Collection {
         &self.shards
     }
 
-    /// Validate vectors against the config and preprocess them (Cosine normalisation).
-    fn prepare_vectors(vectors: &mut NamedVectors, config: &VectorsConfig, require_default: bool) -> Result<()> {
-        validate_vectors(vectors, config)?;
+    /// Validate vectors against the config and preprocess them (Cosine normalisation, row by
+    /// row for multivectors).
+    fn prepare_vectors(vectors: &mut NamedVectors, params: &CollectionParams, require_default: bool) -> Result<()> {
+        validate_vectors(vectors, params)?;
         if require_default {
-            if let VectorsConfig::Single(_) = config {
+            if let VectorsConfig::Single(_) = params.vectors {
                 if vectors.is_empty() {
                     return Err(CollectionError::BadRequest("Wrong input: point has no vector".into()));
                 }
             }
         }
         for (name, v) in vectors.iter_mut() {
-            if let Some(p) = config.get(name) {
-                p.distance.preprocess(v);
+            if let Some(p) = params.vectors.get(name) {
+                preprocess(p.distance, v);
             }
         }
         Ok(())
@@ -162,11 +146,11 @@ impl Collection {
     /// first problem so nothing is half-written.
     fn prepare(&self, op: &mut UpdateOp) -> Result<()> {
         let config = self.shared.config.read();
-        let vectors = &config.params.vectors;
+        let params = &config.params;
         match op {
             UpdateOp::Upsert(points) => {
                 for p in points.iter_mut() {
-                    Self::prepare_vectors(&mut p.vectors, vectors, true)
+                    Self::prepare_vectors(&mut p.vectors, params, true)
                         .map_err(|e| CollectionError::BadRequest(format!("point {}: {}", p.id, strip(e))))?;
                 }
                 // Later duplicates of an id win, as if applied one after another.
@@ -180,12 +164,12 @@ impl Collection {
                     if v.is_empty() {
                         return Err(CollectionError::BadRequest(format!("point {id}: no vectors to update")));
                     }
-                    Self::prepare_vectors(v, vectors, false)
+                    Self::prepare_vectors(v, params, false)
                         .map_err(|e| CollectionError::BadRequest(format!("point {id}: {}", strip(e))))?;
                 }
             }
             UpdateOp::DeleteVectors { names, .. } => {
-                if let Some(n) = names.iter().find(|n| vectors.get(n).is_none()) {
+                if let Some(n) = names.iter().find(|n| !params.has_vector(n)) {
                     return Err(CollectionError::BadRequest(format!(
                         "Wrong input: Not existing vector name error: {n}"
                     )));
@@ -262,24 +246,43 @@ impl Collection {
         shards.par_iter().map(|sh| f(sh.as_ref())).collect()
     }
 
-    /// Distance of a configured vector, or a 400 naming the unknown vector.
+    /// Distance of a configured vector (Dot for sparse vectors), or a 400 naming the unknown
+    /// vector.
     pub fn distance_of(&self, vector_name: &str) -> Result<qd_core::Distance> {
         let config = self.shared.config.read();
-        config.params.vectors.get(vector_name).map(|p| p.distance).ok_or_else(|| {
-            CollectionError::BadRequest(format!("Wrong input: Not existing vector name error: {vector_name}"))
-        })
+        match VectorSpec::of(&config.params, vector_name) {
+            Some(VectorSpec::Dense(p)) => Ok(p.distance),
+            Some(VectorSpec::Sparse(_)) => Ok(qd_core::Distance::Dot),
+            None => Err(VectorSpec::unknown(vector_name).into()),
+        }
     }
 
-    pub fn check_dim(&self, vector_name: &str, got: usize) -> Result<()> {
+    /// Check a query vector against vector `vector_name`'s config (kind and dimension).
+    pub fn check_vector(&self, vector_name: &str, v: &Vector) -> Result<()> {
         let config = self.shared.config.read();
-        let params = config.params.vectors.get(vector_name).ok_or_else(|| {
-            CollectionError::BadRequest(format!("Wrong input: Not existing vector name error: {vector_name}"))
-        })?;
-        if got as u64 != params.size {
-            return Err(CollectionError::BadRequest(format!(
-                "Wrong input: Vector dimension error: expected dim: {}, got {got}",
-                params.size
-            )));
+        let spec = VectorSpec::of(&config.params, vector_name).ok_or_else(|| VectorSpec::unknown(vector_name))?;
+        Ok(spec.check(vector_name, v)?)
+    }
+
+    /// Scale a sparse query's weights by IDF when vector `vector_name` has the `idf` modifier:
+    /// `ln((n - df + 0.5) / (df + 0.5) + 1)` with `n` the live points holding that vector and
+    /// `df` those among them holding the index, over every shard in scope (as Qdrant).
+    pub(crate) fn apply_idf(&self, vector_name: &str, q: &mut SparseVector, keys: Option<&[ShardKey]>) -> Result<()> {
+        let idf = self.shared.config.read().params.sparse(vector_name).is_some_and(|p| p.idf());
+        if !idf || q.is_empty() {
+            return Ok(());
+        }
+        let shards = self.shards.read().for_read(keys)?;
+        let parts = Self::fan_out(&shards, |s| s.sparse_df(vector_name, &q.indices))?;
+        let mut df = vec![0usize; q.indices.len()];
+        let mut n = 0usize;
+        for (d, with) in parts {
+            df.iter_mut().zip(d).for_each(|(a, b)| *a += b);
+            n += with;
+        }
+        for (v, d) in q.values.iter_mut().zip(df) {
+            let (n, d) = (n as f64, d as f64);
+            *v = (*v as f64 * ((n - d + 0.5) / (d + 0.5) + 1.0).ln()) as f32;
         }
         Ok(())
     }
@@ -293,21 +296,11 @@ impl Collection {
         filter: Option<Filter>,
         top: usize,
         threshold: Option<f32>,
-        hnsw_ef: Option<usize>,
-        exact: bool,
-        quantization: Option<QuantizationSearchParams>,
+        settings: &SearchSettings,
         keys: Option<&[ShardKey]>,
     ) -> Result<Vec<ShardHit>> {
-        let shard_req = ShardSearch {
-            vector_name: vector_name.to_string(),
-            query,
-            filter,
-            top,
-            threshold,
-            hnsw_ef,
-            exact,
-            quantization,
-        };
+        let shard_req =
+            ShardSearch { vector_name: vector_name.to_string(), query, filter, top, threshold, settings: *settings };
         let shards = self.shards.read().for_read(keys)?;
         let mut hits: Vec<ShardHit> = Self::fan_out(&shards, |s| s.search(&shard_req))?.into_iter().flatten().collect();
         hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
@@ -316,39 +309,6 @@ impl Collection {
         hits.retain(|h| seen.insert(h.id));
         hits.truncate(top);
         Ok(hits)
-    }
-
-    /// Classic search (`/points/search`): nearest to one vector.
-    pub fn search(&self, req: &SearchRequest) -> Result<Vec<ScoredPoint>> {
-        self.check_dim(&req.vector_name, req.vector.len())?;
-        let distance = self.distance_of(&req.vector_name)?;
-        let mut vector = req.vector.clone();
-        distance.preprocess(&mut vector);
-        let hits = self.search_points(
-            &req.vector_name,
-            ShardQuery::Nearest(vector),
-            req.filter.clone(),
-            req.offset.saturating_add(req.limit),
-            req.score_threshold.map(|t| distance.preprocess_threshold(t)),
-            req.hnsw_ef,
-            req.exact,
-            req.quantization,
-            req.shard_key.as_deref(),
-        )?;
-        let points = hits
-            .into_iter()
-            .skip(req.offset)
-            .map(|h| ScoredPoint {
-                id: h.id,
-                version: h.version,
-                score: distance.postprocess(h.score),
-                payload: None,
-                vector: None,
-                shard_key: None,
-                order_value: None,
-            })
-            .collect();
-        self.attach(points, &req.with, req.shard_key.as_deref())
     }
 
     /// Points by id in the order asked (duplicates and unknown ids dropped).
@@ -500,6 +460,16 @@ impl Collection {
                 tracing::warn!(collection = %self.name, shard = s.id(), error = %e, "shard shutdown failed");
             }
         }
+    }
+}
+
+/// Metric preprocessing of a stored or query vector (Cosine: unit length, per row of a
+/// multivector); sparse vectors are used as given.
+pub(crate) fn preprocess(distance: qd_core::Distance, v: &mut Vector) {
+    match v {
+        Vector::Dense(d) => distance.preprocess(d),
+        Vector::Multi(m) => m.rows_mut().for_each(|r| distance.preprocess(r)),
+        Vector::Sparse(_) => {}
     }
 }
 

@@ -16,6 +16,6 @@ pub mod shard;
 pub mod shard_set;
 pub mod snapshot;
 
-pub use collection::{Collection, CollectionInfo, SearchRequest};
+pub use collection::{Collection, CollectionInfo};
 pub use error::CollectionError;
-pub use registry::{AliasAction, Registry};
+pub use registry::{AliasAction, NewVector, Registry};

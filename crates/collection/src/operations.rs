@@ -6,8 +6,10 @@ use qd_core::config::QuantizationSearchParams;
 use qd_core::filter::Filter;
 use qd_core::json_path::JsonPath;
 use qd_core::selectors::{PayloadSelector, VectorSelector};
-use qd_core::vectors::NamedVectors;
+use qd_core::vectors::{serialize_named, NamedVectors, Vector};
 use qd_core::{Payload, PointId};
+use qd_segment::multi::max_sim;
+use qd_segment::VectorRef;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -119,16 +121,32 @@ pub struct UpdateResult {
     pub status: UpdateStatus,
 }
 
-/// How a shard scores a stored vector. Vectors here are preprocessed.
+/// How a shard scores a stored vector. Vectors here are preprocessed and of the kind of the
+/// vector they are compared with (dense, sparse or multi).
 #[derive(Debug, Clone)]
 pub enum ShardQuery {
     /// Similarity to one vector (internal score).
-    Nearest(Vec<f32>),
+    Nearest(Vector),
     /// Recommendation by the best score against examples: the best positive similarity if it
     /// beats the best negative one (squashed to (0.5, 1)), else minus the squashed best negative.
-    BestScore { positive: Vec<Vec<f32>>, negative: Vec<Vec<f32>> },
+    BestScore { positive: Vec<Vector>, negative: Vec<Vector> },
     /// Recommendation by the sum of positive similarities minus the sum of negative ones.
-    SumScores { positive: Vec<Vec<f32>>, negative: Vec<Vec<f32>> },
+    SumScores { positive: Vec<Vector>, negative: Vec<Vector> },
+}
+
+/// Internal similarity of a query vector and a stored one of the same kind: the metric for
+/// dense, the dot product over shared indices for sparse (`None` when none is shared, as
+/// Qdrant does not score such points), max-sim for multivectors.
+pub fn similarity(distance: qd_core::Distance, query: &Vector, stored: VectorRef<'_>) -> Option<f32> {
+    match (query, stored) {
+        (Vector::Dense(q), VectorRef::Dense(v)) => Some(distance.score(q, v)),
+        (Vector::Sparse(q), VectorRef::Sparse(v)) => {
+            let (score, any) = v.dot(q);
+            any.then_some(score)
+        }
+        (Vector::Multi(q), VectorRef::Multi(rows)) => Some(max_sim(&distance.scorer(), q.dim(), q.flat(), rows)),
+        _ => None,
+    }
 }
 
 /// `0.5 * (x / (1 + |x|) + 1)`: maps any score into (0, 1), keeping order.
@@ -140,26 +158,34 @@ fn scaled_fast_sigmoid(x: f32) -> f32 {
 }
 
 impl ShardQuery {
-    /// Score of a stored vector, larger is better.
-    pub fn score(&self, distance: qd_core::Distance, v: &[f32]) -> f32 {
-        let best =
-            |examples: &[Vec<f32>]| examples.iter().map(|e| distance.score(e, v)).fold(f32::NEG_INFINITY, f32::max);
+    /// Score of a stored vector, larger is better (`None`: not a hit). An example sharing no
+    /// index with a sparse vector counts as similarity 0 in recommendations.
+    pub fn score(&self, distance: qd_core::Distance, v: VectorRef<'_>) -> Option<f32> {
+        let sim = |e: &Vector| similarity(distance, e, v).unwrap_or(0.0);
+        let best = |examples: &[Vector]| examples.iter().map(sim).fold(f32::NEG_INFINITY, f32::max);
         match self {
-            ShardQuery::Nearest(q) => distance.score(q, v),
+            ShardQuery::Nearest(q) => similarity(distance, q, v),
             ShardQuery::BestScore { positive, negative } => {
                 let (pos, neg) = (best(positive), best(negative));
-                if pos > neg {
-                    scaled_fast_sigmoid(pos)
-                } else {
-                    -scaled_fast_sigmoid(neg)
-                }
+                Some(if pos > neg { scaled_fast_sigmoid(pos) } else { -scaled_fast_sigmoid(neg) })
             }
             ShardQuery::SumScores { positive, negative } => {
-                positive.iter().map(|e| distance.score(e, v)).sum::<f32>()
-                    - negative.iter().map(|e| distance.score(e, v)).sum::<f32>()
+                Some(positive.iter().map(sim).sum::<f32>() - negative.iter().map(sim).sum::<f32>())
             }
         }
     }
+}
+
+/// `params` of a search: how to trade speed for accuracy. One value carried from the request
+/// down to the segments.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SearchSettings {
+    /// Beam width of the graph search (default: the vector's `ef_construct`).
+    pub hnsw_ef: Option<usize>,
+    /// Score every candidate instead of walking a graph.
+    pub exact: bool,
+    /// `params.quantization` (`None`: defaults).
+    pub quantization: Option<QuantizationSearchParams>,
 }
 
 /// A search inside one shard; `threshold` is compared with the score [`ShardQuery::score`] gives.
@@ -171,10 +197,7 @@ pub struct ShardSearch {
     /// How many hits the shard must return (offset + limit of the request).
     pub top: usize,
     pub threshold: Option<f32>,
-    pub hnsw_ef: Option<usize>,
-    pub exact: bool,
-    /// `params.quantization` of the request (`None`: defaults).
-    pub quantization: Option<QuantizationSearchParams>,
+    pub settings: SearchSettings,
 }
 
 /// A hit before payloads and vectors are attached; `score` is internal (larger is better).
@@ -190,7 +213,8 @@ pub struct ShardHit {
 pub struct Record {
     pub id: PointId,
     pub payload: Option<Payload>,
-    pub vector: Option<Value>,
+    #[serde(serialize_with = "serialize_named")]
+    pub vector: Option<NamedVectors>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shard_key: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -204,7 +228,8 @@ pub struct ScoredPoint {
     pub version: u64,
     pub score: f32,
     pub payload: Option<Payload>,
-    pub vector: Option<Value>,
+    #[serde(serialize_with = "serialize_named")]
+    pub vector: Option<NamedVectors>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shard_key: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]

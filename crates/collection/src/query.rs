@@ -5,21 +5,21 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use qd_core::config::QuantizationSearchParams;
 use qd_core::filter::{Condition, Filter};
 use qd_core::json_path::JsonPath;
+use qd_core::vectors::{SparseVector, Vector};
 use qd_core::PointId;
 use serde_json::Value;
 
-use crate::collection::Collection;
+use crate::collection::{preprocess, Collection};
 use crate::error::{CollectionError, Result};
-use crate::operations::{Record, ScoredPoint, ShardQuery, WithSelectors};
+use crate::operations::{Record, ScoredPoint, SearchSettings, ShardQuery, WithSelectors};
 use crate::shard_set::ShardKey;
 
-/// A vector given inline or by the id of a stored point.
+/// A vector given inline (dense, sparse or multi) or by the id of a stored point.
 #[derive(Debug, Clone)]
 pub enum VectorOrId {
-    Vector(Vec<f32>),
+    Vector(Vector),
     Id(PointId),
 }
 
@@ -56,9 +56,7 @@ pub struct Prefetch {
     pub filter: Option<Filter>,
     pub score_threshold: Option<f32>,
     pub limit: usize,
-    pub hnsw_ef: Option<usize>,
-    pub exact: bool,
-    pub quantization: Option<QuantizationSearchParams>,
+    pub params: SearchSettings,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -71,9 +69,7 @@ pub struct QueryRequest {
     pub limit: usize,
     pub offset: usize,
     pub with: WithSelectors,
-    pub hnsw_ef: Option<usize>,
-    pub exact: bool,
-    pub quantization: Option<QuantizationSearchParams>,
+    pub params: SearchSettings,
     pub shard_key: Option<Vec<ShardKey>>,
 }
 
@@ -108,9 +104,7 @@ struct Level<'a> {
     threshold: Option<f32>,
     limit: usize,
     offset: usize,
-    hnsw_ef: Option<usize>,
-    exact: bool,
-    quantization: Option<QuantizationSearchParams>,
+    params: SearchSettings,
 }
 
 impl Collection {
@@ -124,9 +118,7 @@ impl Collection {
             threshold: req.score_threshold,
             limit: req.limit,
             offset: req.offset,
-            hnsw_ef: req.hnsw_ef,
-            exact: req.exact,
-            quantization: req.quantization,
+            params: req.params,
         };
         let hits = self.run_level(&level, &req.prefetch, None)?;
         self.attach(hits, &req.with, req.shard_key.as_deref())
@@ -153,9 +145,7 @@ impl Collection {
                 threshold: p.score_threshold,
                 limit: p.limit,
                 offset: 0,
-                hnsw_ef: p.hnsw_ef,
-                exact: p.exact,
-                quantization: p.quantization,
+                params: p.params,
             };
             sources.push(self.run_level(&sub, &p.prefetch, filter.as_ref())?);
         }
@@ -181,7 +171,8 @@ impl Collection {
         self.base_query(level, only_ids(filter, ids))
     }
 
-    fn vector_of(&self, id: &PointId, using: &str, keys: Option<&[ShardKey]>) -> Result<Vec<f32>> {
+    /// The stored vector `using` of a point (already preprocessed when it was written).
+    fn vector_of(&self, id: &PointId, using: &str, keys: Option<&[ShardKey]>) -> Result<Vector> {
         let with = WithSelectors {
             payload: Default::default(),
             vector: qd_core::selectors::VectorSelector::Names(vec![using.to_string()]),
@@ -190,15 +181,9 @@ impl Collection {
             .retrieve(&[*id], &with, keys)?
             .pop()
             .ok_or_else(|| CollectionError::NotFound(format!("No point with id {id} found")))?;
-        let v = match rec.vector {
-            Some(Value::Array(a)) => Some(a),
-            Some(Value::Object(mut m)) => m.remove(using).and_then(|v| v.as_array().cloned()),
-            _ => None,
-        };
-        let v = v.ok_or_else(|| {
+        rec.vector.and_then(|mut m| m.remove(using)).ok_or_else(|| {
             CollectionError::BadRequest(format!("Wrong input: point {id} has no vector named {using:?}"))
-        })?;
-        Ok(v.iter().filter_map(Value::as_f64).map(|x| x as f32).collect())
+        })
     }
 
     /// Resolve examples into preprocessed vectors; ids given are collected to exclude them.
@@ -208,14 +193,14 @@ impl Collection {
         using: &str,
         mentioned: &mut BTreeSet<PointId>,
         keys: Option<&[ShardKey]>,
-    ) -> Result<Vec<Vec<f32>>> {
+    ) -> Result<Vec<Vector>> {
         let distance = self.distance_of(using)?;
         items
             .iter()
             .map(|it| {
                 let mut v = match it {
                     VectorOrId::Vector(v) => {
-                        self.check_dim(using, v.len())?;
+                        self.check_vector(using, v)?;
                         v.clone()
                     }
                     VectorOrId::Id(id) => {
@@ -223,7 +208,7 @@ impl Collection {
                         self.vector_of(id, using, keys)?
                     }
                 };
-                distance.preprocess(&mut v);
+                preprocess(distance, &mut v);
                 Ok(v)
             })
             .collect()
@@ -255,7 +240,8 @@ impl Collection {
             }
             Some(Query::Nearest(target)) => {
                 let v = self.examples(std::slice::from_ref(target), using, &mut mentioned, level.keys)?;
-                (ShardQuery::Nearest(v.into_iter().next().unwrap_or_default()), true)
+                let Some(v) = v.into_iter().next() else { return Ok(Vec::new()) };
+                (ShardQuery::Nearest(v), true)
             }
             Some(Query::Recommend { positive, negative, strategy }) => {
                 let pos = self.examples(positive, using, &mut mentioned, level.keys)?;
@@ -267,8 +253,8 @@ impl Collection {
                                 "Bad request: at least one positive example is required for average_vector".into(),
                             ));
                         }
-                        let mut v = average_vector(&pos, &neg);
-                        self.distance_of(using)?.preprocess(&mut v);
+                        let mut v = average_vector(&pos, &neg)?;
+                        preprocess(self.distance_of(using)?, &mut v);
                         (ShardQuery::Nearest(v), true)
                     }
                     RecommendStrategy::BestScore | RecommendStrategy::SumScores => {
@@ -286,20 +272,19 @@ impl Collection {
                 }
             }
         };
+        let mut shard_query = shard_query;
+        // IDF scales every sparse vector of the query, examples included (as Qdrant).
+        match &mut shard_query {
+            ShardQuery::Nearest(v) => self.idf(using, std::slice::from_mut(v), level.keys)?,
+            ShardQuery::BestScore { positive, negative } | ShardQuery::SumScores { positive, negative } => {
+                self.idf(using, positive, level.keys)?;
+                self.idf(using, negative, level.keys)?;
+            }
+        }
         let distance = self.distance_of(using)?;
         let threshold = level.threshold.map(|t| if postprocess { distance.preprocess_threshold(t) } else { t });
         let filter = exclude_ids(filter, &mentioned);
-        let hits = self.search_points(
-            using,
-            shard_query,
-            filter,
-            top,
-            threshold,
-            level.hnsw_ef,
-            level.exact,
-            level.quantization,
-            level.keys,
-        )?;
+        let hits = self.search_points(using, shard_query, filter, top, threshold, &level.params, level.keys)?;
         Ok(hits
             .into_iter()
             .skip(level.offset)
@@ -309,6 +294,15 @@ impl Collection {
                 p
             })
             .collect())
+    }
+
+    fn idf(&self, using: &str, vectors: &mut [Vector], keys: Option<&[ShardKey]>) -> Result<()> {
+        for v in vectors {
+            if let Vector::Sparse(s) = v {
+                self.apply_idf(using, s, keys)?;
+            }
+        }
+        Ok(())
     }
 
     /// Points in payload-value order (`order_by`), a point once per distinct value it holds.
@@ -386,8 +380,56 @@ fn scored(id: PointId, score: f32, order_value: Option<Value>) -> ScoredPoint {
     ScoredPoint { id, version: 0, score, payload: None, vector: None, shard_key: None, order_value }
 }
 
+/// `avg(pos) + avg(pos) - avg(neg)`, or `avg(pos)` without negatives, for dense or sparse
+/// examples (multivectors have no average).
+fn average_vector(pos: &[Vector], neg: &[Vector]) -> Result<Vector> {
+    let dense = |vs: &[Vector]| {
+        vs.iter().map(|v| if let Vector::Dense(d) = v { Some(d.clone()) } else { None }).collect::<Option<Vec<_>>>()
+    };
+    let sparse = |vs: &[Vector]| {
+        vs.iter().map(|v| if let Vector::Sparse(s) = v { Some(s.clone()) } else { None }).collect::<Option<Vec<_>>>()
+    };
+    if let (Some(p), Some(n)) = (dense(pos), dense(neg)) {
+        return Ok(Vector::Dense(average_dense(&p, &n)));
+    }
+    if let (Some(p), Some(n)) = (sparse(pos), sparse(neg)) {
+        return Ok(Vector::Sparse(average_sparse(&p, &n)));
+    }
+    Err(CollectionError::BadRequest(
+        "Bad request: the average_vector strategy needs dense or sparse examples; use best_score or sum_scores for multivectors".into(),
+    ))
+}
+
+/// Sparse counterpart of [`average_dense`]: indices are the union, missing values count as 0.
+fn average_sparse(pos: &[SparseVector], neg: &[SparseVector]) -> SparseVector {
+    let avg = |vs: &[SparseVector]| {
+        let mut acc: BTreeMap<u32, f64> = BTreeMap::new();
+        for v in vs {
+            for (&i, &x) in v.indices.iter().zip(&v.values) {
+                *acc.entry(i).or_default() += x as f64;
+            }
+        }
+        let n = vs.len().max(1) as f64;
+        acc.into_iter().map(|(i, x)| (i, x / n)).collect::<BTreeMap<u32, f64>>()
+    };
+    let p = avg(pos);
+    let out: BTreeMap<u32, f64> = if neg.is_empty() {
+        p
+    } else {
+        let n = avg(neg);
+        let keys: BTreeSet<u32> = p.keys().chain(n.keys()).copied().collect();
+        keys.into_iter()
+            .map(|i| {
+                let (a, b) = (p.get(&i).copied().unwrap_or(0.0), n.get(&i).copied().unwrap_or(0.0));
+                (i, a + a - b)
+            })
+            .collect()
+    };
+    SparseVector { indices: out.keys().copied().collect(), values: out.values().map(|x| *x as f32).collect() }
+}
+
 /// `avg(pos) + avg(pos) - avg(neg)`, or `avg(pos)` without negatives.
-fn average_vector(pos: &[Vec<f32>], neg: &[Vec<f32>]) -> Vec<f32> {
+fn average_dense(pos: &[Vec<f32>], neg: &[Vec<f32>]) -> Vec<f32> {
     let avg = |vs: &[Vec<f32>]| {
         let dim = vs.first().map(Vec::len).unwrap_or(0);
         let mut out = vec![0.0f32; dim];

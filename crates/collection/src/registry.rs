@@ -27,6 +27,13 @@ enum Slot {
     Broken { reason: String, entry: Option<CatalogEntry> },
 }
 
+/// A vector to add to a live collection (`PUT /collections/{name}/vectors/{vector}`).
+#[derive(Debug, Clone)]
+pub enum NewVector {
+    Dense(qd_core::config::VectorParams),
+    Sparse(qd_core::config::SparseVectorParams),
+}
+
 pub struct Registry {
     layout: StorageLayout,
     catalog: Catalog,
@@ -378,6 +385,87 @@ impl Registry {
         entry.config = new_config.clone();
         self.catalog.apply(vec![CatalogChange::PutCollection(Box::new(entry))])?;
         c.set_config(new_config);
+        Ok(())
+    }
+
+    /// Add a named vector (dense, multi or sparse) to a live collection, or drop one (`None`);
+    /// persisted in the catalog first, then every shard reshapes its segments. Dropping
+    /// removes the vector from every point.
+    pub fn set_vector(&self, name: &str, vector: &str, spec: Option<NewVector>) -> Result<()> {
+        if spec.is_none() {
+            // Remove the vector from the points first, so that nothing of it survives in the
+            // stored records (a vector added later under the same name starts empty).
+            let c = self.get(name)?;
+            if c.config().params.has_vector(vector) {
+                let has =
+                    qd_core::filter::Filter::must(vec![qd_core::filter::Condition::HasVector(vector.to_string())]);
+                let op = crate::operations::UpdateOp::DeleteVectors {
+                    selection: crate::operations::PointSelection::Filter(has),
+                    names: vec![vector.to_string()],
+                };
+                c.update(op, true, None)?;
+            }
+        }
+        self.update_config(name, |cfg| {
+            let mut cfg = cfg.clone();
+            let params = &mut cfg.params;
+            match spec {
+                Some(spec) => {
+                    if params.has_vector(vector) {
+                        return Err(CollectionError::BadRequest(format!(
+                            "Wrong input: Vector with name `{vector}` already exists"
+                        )));
+                    }
+                    if vector.is_empty() {
+                        return Err(CollectionError::BadRequest("Wrong input: vector name must not be empty".into()));
+                    }
+                    match spec {
+                        NewVector::Dense(p) => {
+                            p.validate(vector)?;
+                            match &mut params.vectors {
+                                qd_core::config::VectorsConfig::Multi(m) => {
+                                    m.insert(vector.to_string(), p);
+                                }
+                                qd_core::config::VectorsConfig::Single(_) => {
+                                    return Err(CollectionError::BadRequest(
+                                        "Wrong input: this collection has one unnamed vector; named vectors cannot be added to it".into(),
+                                    ))
+                                }
+                            }
+                        }
+                        NewVector::Sparse(p) => {
+                            params.sparse_vectors.get_or_insert_with(BTreeMap::new).insert(vector.to_string(), p);
+                        }
+                    }
+                    params.validate_names()?;
+                }
+                None => {
+                    if !params.has_vector(vector) {
+                        return Err(CollectionError::NotFound(format!(
+                            "Wrong input: Not existing vector name error: {vector}"
+                        )));
+                    }
+                    let removed = match &mut params.vectors {
+                        qd_core::config::VectorsConfig::Multi(m) => m.remove(vector).is_some(),
+                        qd_core::config::VectorsConfig::Single(_) => false,
+                    } || params.sparse_vectors.as_mut().is_some_and(|s| s.remove(vector).is_some());
+                    if !removed {
+                        return Err(CollectionError::NotFound(format!(
+                            "Wrong input: Not existing vector name error: {vector}"
+                        )));
+                    }
+                    if params.sparse_vectors.as_ref().is_some_and(BTreeMap::is_empty) {
+                        params.sparse_vectors = None;
+                    }
+                }
+            }
+            Ok(cfg)
+        })?;
+        let c = self.get(name)?;
+        let params = c.config().params;
+        for shard in c.shards() {
+            shard.vectors_changed(&params);
+        }
         Ok(())
     }
 

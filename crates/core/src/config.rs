@@ -44,9 +44,82 @@ pub struct VectorParams {
     pub on_disk: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub datatype: Option<Datatype>,
+    /// Present for multivectors (ColBERT-style late interaction): several vectors per point,
+    /// scored by max-sim.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub multivector_config: Option<Value>,
+    pub multivector_config: Option<MultiVectorConfig>,
 }
+
+/// How the vectors of a multivector are compared (Qdrant knows only `max_sim`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MultiVectorComparator {
+    MaxSim,
+}
+
+/// `multivector_config` of a dense vector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MultiVectorConfig {
+    pub comparator: MultiVectorComparator,
+}
+
+/// How query weights of a sparse vector are adjusted (`idf`: by inverse document frequency).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Modifier {
+    #[default]
+    None,
+    Idf,
+}
+
+/// `index` of a sparse vector's params.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SparseIndexParams {
+    /// Below this many candidate points a filtered sparse search scores them one by one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_scan_threshold: Option<u64>,
+    /// Keep the inverted index on disk rather than in RAM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_disk: Option<bool>,
+    /// Element type of stored values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datatype: Option<Datatype>,
+}
+
+/// Parameters of one sparse vector (`sparse_vectors.{name}`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SparseVectorParams {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<SparseIndexParams>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modifier: Option<Modifier>,
+}
+
+impl SparseVectorParams {
+    pub fn idf(&self) -> bool {
+        self.modifier == Some(Modifier::Idf)
+    }
+
+    /// Apply a PATCH: given fields replace the current ones.
+    pub fn patch(&mut self, diff: &SparseVectorParams) {
+        if let Some(d) = diff.index {
+            let mut ix = self.index.unwrap_or_default();
+            ix.full_scan_threshold = d.full_scan_threshold.or(ix.full_scan_threshold);
+            ix.on_disk = d.on_disk.or(ix.on_disk);
+            ix.datatype = d.datatype.or(ix.datatype);
+            self.index = Some(ix);
+        }
+        if diff.modifier.is_some() {
+            self.modifier = diff.modifier;
+        }
+    }
+}
+
+/// Largest accepted number of sparse vector names and dense vector names in one collection.
+pub const MAX_VECTOR_NAMES: usize = 64;
 
 /// Maximum accepted vector dimension (Qdrant's limit).
 pub const MAX_VECTOR_SIZE: u64 = 65_536;
@@ -59,9 +132,6 @@ impl VectorParams {
                 "{what}.size: value {} invalid, must be from 1 to {MAX_VECTOR_SIZE}",
                 self.size
             )));
-        }
-        if self.multivector_config.as_ref().is_some_and(|v| !v.is_null()) {
-            return Err(ValidationError::new(format!("{what}.multivector_config: multivectors are not supported yet")));
         }
         if let Some(h) = &self.hnsw_config {
             h.validate()?;
@@ -326,6 +396,47 @@ pub struct CollectionParams {
     pub replication_factor: u32,
     pub write_consistency_factor: u32,
     pub on_disk_payload: bool,
+    /// Sparse vectors by name (absent when the collection has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sparse_vectors: Option<BTreeMap<String, SparseVectorParams>>,
+}
+
+impl CollectionParams {
+    /// Sparse vector params by name.
+    pub fn sparse(&self, name: &str) -> Option<&SparseVectorParams> {
+        self.sparse_vectors.as_ref().and_then(|s| s.get(name))
+    }
+
+    /// Every sparse vector, by name.
+    pub fn sparse_iter(&self) -> impl Iterator<Item = (&str, &SparseVectorParams)> {
+        self.sparse_vectors.iter().flatten().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// Whether `name` is taken by a dense or a sparse vector.
+    pub fn has_vector(&self, name: &str) -> bool {
+        self.vectors.get(name).is_some() || self.sparse(name).is_some()
+    }
+
+    /// Names must be unique across dense and sparse vectors; sparse names must not be empty.
+    pub fn validate_names(&self) -> Result<(), ValidationError> {
+        for (name, _) in self.sparse_iter() {
+            if name.is_empty() {
+                return Err(ValidationError::new("sparse_vectors: vector names must not be empty"));
+            }
+            if self.vectors.get(name).is_some() {
+                return Err(ValidationError::new(format!(
+                    "sparse_vectors.{name}: the name is already used by a dense vector"
+                )));
+            }
+        }
+        let total = self.vectors.iter().count() + self.sparse_iter().count();
+        if total > MAX_VECTOR_NAMES {
+            return Err(ValidationError::new(format!(
+                "vectors: at most {MAX_VECTOR_NAMES} vectors per collection, got {total}"
+            )));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -564,9 +675,9 @@ pub struct CreateCollection {
     pub optimizers_config: Option<OptimizersConfigDiff>,
     #[serde(default)]
     pub quantization_config: Option<Value>,
-    /// Accepted so clients that send `null` work; a non-null value is rejected as unsupported.
+    /// Sparse vectors by name.
     #[serde(default)]
-    pub sparse_vectors: Option<Value>,
+    pub sparse_vectors: Option<BTreeMap<String, SparseVectorParams>>,
     #[serde(default)]
     pub init_from: Option<Value>,
     #[serde(default)]
@@ -586,13 +697,18 @@ pub struct CollectionDefaults {
 impl CreateCollection {
     /// Validate and resolve into a full config.
     pub fn into_config(self, defaults: &CollectionDefaults) -> Result<CollectionConfig, ValidationError> {
-        let vectors = self.vectors.ok_or_else(|| {
-            ValidationError::new("vectors: missing field; give {\"size\": N, \"distance\": \"Cosine\"}")
-        })?;
+        let sparse_vectors = self.sparse_vectors.filter(|s| !s.is_empty());
+        let vectors = match self.vectors {
+            Some(v) => v,
+            // A collection of sparse vectors only has no dense vectors at all.
+            None if sparse_vectors.is_some() => VectorsConfig::Multi(BTreeMap::new()),
+            None => {
+                return Err(ValidationError::new(
+                    "vectors: missing field; give {\"size\": N, \"distance\": \"Cosine\"} or sparse_vectors",
+                ))
+            }
+        };
         vectors.validate()?;
-        if self.sparse_vectors.as_ref().is_some_and(|v| !v.is_null() && v.as_object().is_none_or(|o| !o.is_empty())) {
-            return Err(ValidationError::new("sparse_vectors: sparse vectors are not supported yet"));
-        }
         if self.init_from.as_ref().is_some_and(|v| !v.is_null()) {
             return Err(ValidationError::new("init_from: not supported; use snapshots to copy a collection"));
         }
@@ -618,7 +734,7 @@ impl CreateCollection {
             None => None,
             Some(v) => QuantizationConfig::from_json(v, "quantization_config")?,
         };
-        Ok(CollectionConfig {
+        let config = CollectionConfig {
             params: CollectionParams {
                 vectors,
                 shard_number,
@@ -626,12 +742,15 @@ impl CreateCollection {
                 replication_factor,
                 write_consistency_factor,
                 on_disk_payload: self.on_disk_payload.unwrap_or(true),
+                sparse_vectors,
             },
             hnsw_config: self.hnsw_config.unwrap_or_default().apply(&defaults.hnsw),
             optimizer_config: self.optimizers_config.unwrap_or_default().apply(&defaults.optimizers),
             wal_config: self.wal_config.unwrap_or_default().apply(&defaults.wal),
             quantization_config,
-        })
+        };
+        config.params.validate_names()?;
+        Ok(config)
     }
 }
 

@@ -6,11 +6,16 @@
 
 pub mod hnsw;
 pub mod mapped;
+pub mod multi;
 pub mod quantized;
 pub mod segment;
+pub mod sparse;
 
 pub use mapped::{FileOwner, MappedVectors};
+pub use multi::MultiColumn;
 pub use quantized::QuantizedVectors;
 pub use segment::{
-    sort_hits, SearchParams, Segment, SegmentData, SegmentHit, SegmentIndex, SegmentPoint, VectorColumn,
+    sort_hits, ColumnKind, ColumnSpec, SearchParams, Segment, SegmentData, SegmentHit, SegmentIndex, SegmentPoint,
+    VectorColumn, VectorRef,
 };
+pub use sparse::{InvertedIndex, SparseColumn, SparseRef};

@@ -12,12 +12,53 @@ use std::sync::Arc;
 
 use qd_core::config::QuantizationSearchParams;
 use qd_core::filter::{Filter, PointView};
-use qd_core::vectors::NamedVectors;
+use qd_core::vectors::{MultiDenseVector, NamedVectors, SparseVector, Vector};
 use qd_core::{Distance, Payload, PointId};
 
 use crate::hnsw::{exact_search_by, DenseVectors, HnswGraph, VectorSource};
 use crate::mapped::MappedVectors;
+use crate::multi::{max_sim, MultiColumn};
 use crate::quantized::QuantizedVectors;
+use crate::sparse::{InvertedIndex, SparseColumn, SparseRef};
+
+/// What kind of vector a column holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnKind {
+    Dense,
+    Multi,
+    Sparse,
+}
+
+/// One vector column a segment holds: name, kind, dimension (of each row for multivectors; 0
+/// for sparse) and metric (Dot for sparse).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ColumnSpec {
+    pub name: String,
+    pub kind: ColumnKind,
+    pub dim: usize,
+    pub distance: Distance,
+}
+
+impl ColumnSpec {
+    pub fn dense(name: &str, dim: usize, distance: Distance) -> Self {
+        ColumnSpec { name: name.to_string(), kind: ColumnKind::Dense, dim, distance }
+    }
+    pub fn multi(name: &str, dim: usize, distance: Distance) -> Self {
+        ColumnSpec { name: name.to_string(), kind: ColumnKind::Multi, dim, distance }
+    }
+    pub fn sparse(name: &str) -> Self {
+        ColumnSpec { name: name.to_string(), kind: ColumnKind::Sparse, dim: 0, distance: Distance::Dot }
+    }
+}
+
+/// A stored vector of any kind, borrowed from its column.
+#[derive(Debug, Clone, Copy)]
+pub enum VectorRef<'a> {
+    Dense(&'a [f32]),
+    /// Flat rows of a multivector.
+    Multi(&'a [f32]),
+    Sparse(SparseRef<'a>),
+}
 
 /// Where a column's vectors live: the heap, or a memory-mapped file (`on_disk: true`, sealed
 /// segments only; see [`crate::mapped`]).
@@ -172,6 +213,8 @@ pub struct SegmentData {
     versions: Vec<u64>,
     payloads: Vec<Option<Payload>>,
     vectors: BTreeMap<String, VectorColumn>,
+    multi: BTreeMap<String, MultiColumn>,
+    sparse: BTreeMap<String, SparseColumn>,
 }
 
 impl SegmentData {
@@ -184,8 +227,88 @@ impl SegmentData {
     pub fn column(&self, name: &str) -> Option<&VectorColumn> {
         self.vectors.get(name)
     }
+    /// Dense columns (what graphs, quantization and mapped files are built from).
     pub fn columns(&self) -> impl Iterator<Item = (&str, &VectorColumn)> {
         self.vectors.iter().map(|(k, v)| (k.as_str(), v))
+    }
+    pub fn multi_column(&self, name: &str) -> Option<&MultiColumn> {
+        self.multi.get(name)
+    }
+    pub fn multi_columns(&self) -> impl Iterator<Item = (&str, &MultiColumn)> {
+        self.multi.iter().map(|(k, v)| (k.as_str(), v))
+    }
+    pub fn sparse_column(&self, name: &str) -> Option<&SparseColumn> {
+        self.sparse.get(name)
+    }
+    pub fn sparse_columns(&self) -> impl Iterator<Item = (&str, &SparseColumn)> {
+        self.sparse.iter().map(|(k, v)| (k.as_str(), v))
+    }
+    /// The specs of every column, dense, multi and sparse.
+    pub fn column_specs(&self) -> Vec<ColumnSpec> {
+        let mut out: Vec<ColumnSpec> =
+            self.vectors.iter().map(|(n, c)| ColumnSpec::dense(n, c.dim(), c.distance)).collect();
+        out.extend(self.multi.iter().map(|(n, c)| ColumnSpec::multi(n, c.dim(), c.distance)));
+        out.extend(self.sparse.keys().map(|n| ColumnSpec::sparse(n)));
+        out
+    }
+    /// Vector `name` of slot `offset`, of whatever kind the column is.
+    pub fn vector_ref(&self, name: &str, offset: u32) -> Option<VectorRef<'_>> {
+        if let Some(c) = self.vectors.get(name) {
+            return c.get(offset).map(VectorRef::Dense);
+        }
+        if let Some(c) = self.multi.get(name) {
+            return c.get(offset).map(VectorRef::Multi);
+        }
+        self.sparse.get(name).and_then(|c| c.get(offset)).map(VectorRef::Sparse)
+    }
+    fn set_vectors(&mut self, offset: u32, vectors: &NamedVectors) {
+        for (name, col) in self.vectors.iter_mut() {
+            col.set(
+                offset,
+                match vectors.get(name) {
+                    Some(Vector::Dense(v)) => Some(v.as_slice()),
+                    _ => None,
+                },
+            );
+        }
+        for (name, col) in self.multi.iter_mut() {
+            col.set(
+                offset,
+                match vectors.get(name) {
+                    Some(Vector::Multi(v)) => Some(v),
+                    _ => None,
+                },
+            );
+        }
+        for (name, col) in self.sparse.iter_mut() {
+            col.set(
+                offset,
+                match vectors.get(name) {
+                    Some(Vector::Sparse(v)) => Some(v),
+                    _ => None,
+                },
+            );
+        }
+    }
+    fn ensure_len(&mut self, slots: usize) {
+        for col in self.vectors.values_mut() {
+            col.ensure_len(slots);
+        }
+        for col in self.multi.values_mut() {
+            col.ensure_len(slots);
+        }
+        for col in self.sparse.values_mut() {
+            col.ensure_len(slots);
+        }
+    }
+    /// Bytes of vector data (what the optimizer's KiB thresholds count): dense and multi
+    /// floats, 8 bytes per sparse non-zero.
+    pub fn vector_bytes(&self) -> usize {
+        let dense: usize =
+            self.vectors.values().map(|c| c.dim() * 4 * c.present().iter().filter(|p| **p).count()).sum();
+        let multi: usize = self.multi.values().map(MultiColumn::stored_bytes).sum();
+        let sparse: usize = self.sparse.values().map(|c| c.stored_values() * 8).sum();
+        dense + multi + sparse
     }
     pub fn payload_at(&self, offset: u32) -> Option<&Payload> {
         self.payloads.get(offset as usize).and_then(Option::as_ref)
@@ -207,18 +330,21 @@ impl SegmentData {
     }
 }
 
-/// HNSW graphs and scalar-quantized vectors of a sealed segment, by vector name.
+/// HNSW graphs (dense and multivectors), quantized vectors and sparse inverted indexes of a
+/// sealed segment, by vector name.
 #[derive(Debug, Default)]
 pub struct SegmentIndex {
     pub graphs: BTreeMap<String, HnswGraph>,
     /// Int8 codes of the vectors whose config asks for scalar quantization.
     pub quantized: BTreeMap<String, QuantizedVectors>,
+    pub sparse: BTreeMap<String, InvertedIndex>,
 }
 
 impl SegmentIndex {
     pub fn ram_bytes(&self) -> usize {
         self.graphs.values().map(HnswGraph::memory_bytes).sum::<usize>()
             + self.quantized.values().map(QuantizedVectors::ram_bytes).sum::<usize>()
+            + self.sparse.values().map(InvertedIndex::ram_bytes).sum::<usize>()
     }
 }
 
@@ -319,22 +445,28 @@ impl PointView for SegmentPoint<'_> {
         self.data.payloads[self.offset as usize].as_ref()
     }
     fn has_vector(&self, name: &str) -> bool {
-        self.data.vectors.get(name).and_then(|c| c.get(self.offset)).is_some()
+        self.data.vector_ref(name, self.offset).is_some()
     }
 }
 
 impl Segment {
-    /// An empty appendable segment with one column per configured vector `(name, dim, distance)`.
-    pub fn new<'a>(id: u64, columns: impl IntoIterator<Item = (&'a str, usize, Distance)>) -> Self {
-        let vectors = columns.into_iter().map(|(n, dim, d)| (n.to_string(), VectorColumn::new(dim, d))).collect();
-        Segment {
-            id,
-            data: Arc::new(SegmentData { vectors, ..Default::default() }),
-            deleted: Vec::new(),
-            live: 0,
-            sealed: false,
-            index: None,
+    /// An empty appendable segment with one column per configured vector.
+    pub fn new(id: u64, columns: &[ColumnSpec]) -> Self {
+        let mut data = SegmentData::default();
+        for c in columns {
+            match c.kind {
+                ColumnKind::Dense => {
+                    data.vectors.insert(c.name.clone(), VectorColumn::new(c.dim, c.distance));
+                }
+                ColumnKind::Multi => {
+                    data.multi.insert(c.name.clone(), MultiColumn::new(c.dim, c.distance));
+                }
+                ColumnKind::Sparse => {
+                    data.sparse.insert(c.name.clone(), SparseColumn::default());
+                }
+            }
         }
+        Segment { id, data: Arc::new(data), deleted: Vec::new(), live: 0, sealed: false, index: None }
     }
 
     pub fn id(&self) -> u64 {
@@ -431,9 +563,7 @@ impl Segment {
         let o = offset as usize;
         data.versions[o] = version;
         data.payloads[o] = payload.filter(|p| !p.is_empty());
-        for (name, col) in data.vectors.iter_mut() {
-            col.set(offset, vectors.get(name).map(Vec::as_slice));
-        }
+        data.set_vectors(offset, vectors);
         if self.deleted[o] {
             self.deleted[o] = false;
             self.live += 1;
@@ -462,7 +592,17 @@ impl Segment {
         if let Some(o) = self.live_offset(id) {
             for (name, col) in &self.data.vectors {
                 if let Some(v) = col.get(o) {
-                    out.insert(name.clone(), v.to_vec());
+                    out.insert(name.clone(), Vector::Dense(v.to_vec()));
+                }
+            }
+            for (name, col) in &self.data.multi {
+                if let Some(v) = col.get_owned(o) {
+                    out.insert(name.clone(), Vector::Multi(v));
+                }
+            }
+            for (name, col) in &self.data.sparse {
+                if let Some(v) = col.get(o) {
+                    out.insert(name.clone(), Vector::Sparse(v.to_owned()));
                 }
             }
         }
@@ -506,27 +646,26 @@ impl Segment {
         hits * n / SAMPLE
     }
 
-    /// Exact top-`k` under any scoring function of the stored vector (larger is better);
-    /// `threshold` drops hits scoring below it.
+    /// Exact top-`k` under any scoring function of the stored vector (larger is better; `None`
+    /// means the point is no hit); `threshold` drops hits scoring below it.
     pub fn search_scored(
         &self,
         vector: &str,
-        scorer: &dyn Fn(&[f32]) -> f32,
+        scorer: &dyn Fn(VectorRef<'_>) -> Option<f32>,
         k: usize,
         filter: Option<&Filter>,
         threshold: Option<f32>,
     ) -> Vec<SegmentHit> {
-        let Some(col) = self.data.vectors.get(vector) else { return Vec::new() };
         if k == 0 {
             return Vec::new();
         }
         let mut top = TopK::new(k);
         for offset in 0..self.data.len() as u32 {
-            let Some(v) = col.get(offset) else { continue };
+            let Some(v) = self.data.vector_ref(vector, offset) else { continue };
             if !self.matches(offset, filter) {
                 continue;
             }
-            let score = scorer(v);
+            let Some(score) = scorer(v) else { continue };
             if threshold.is_some_and(|t| score < t) {
                 continue;
             }
@@ -654,7 +793,9 @@ impl Segment {
 
     /// Bytes of RAM held by vectors, payloads (estimated from JSON size) and the index.
     pub fn ram_usage(&self) -> (usize, usize, usize) {
-        let vectors = self.data.vectors.values().map(VectorColumn::ram_bytes).sum();
+        let vectors = self.data.vectors.values().map(VectorColumn::ram_bytes).sum::<usize>()
+            + self.data.multi.values().map(MultiColumn::ram_bytes).sum::<usize>()
+            + self.data.sparse.values().map(SparseColumn::ram_bytes).sum::<usize>();
         let payload =
             self.data.payloads.iter().flatten().map(|p| serde_json::to_string(p).map(|s| s.len()).unwrap_or(0)).sum();
         (vectors, payload, self.index.as_ref().map(|i| i.ram_bytes()).unwrap_or(0))
@@ -665,32 +806,164 @@ impl Segment {
         self.data.vectors.values().map(|c| c.mapped_bytes() as u64).sum()
     }
 
+    /// Metric of a column (Dot for sparse vectors), `None` if the segment has no such column.
     pub fn distance(&self, vector: &str) -> Option<Distance> {
-        self.data.vectors.get(vector).map(|c| c.distance)
+        self.data
+            .vectors
+            .get(vector)
+            .map(|c| c.distance)
+            .or_else(|| self.data.multi.get(vector).map(|c| c.distance))
+            .or_else(|| self.data.sparse.get(vector).map(|_| Distance::Dot))
     }
 
-    /// Live points with a graph-indexed vector.
+    /// Live points with a vector indexed by a graph or a sparse inverted index.
     pub fn indexed_vector_count(&self) -> usize {
         match &self.index {
             None => 0,
             Some(ix) => ix
                 .graphs
                 .keys()
-                .filter_map(|n| self.data.vectors.get(n))
-                .map(|c| {
-                    (0..self.data.len() as u32).filter(|&o| !self.deleted[o as usize] && c.get(o).is_some()).count()
+                .chain(ix.sparse.keys())
+                .map(|n| {
+                    (0..self.data.len() as u32)
+                        .filter(|&o| !self.deleted[o as usize] && self.data.vector_ref(n, o).is_some())
+                        .count()
                 })
                 .sum(),
         }
     }
 
+    /// Exact max-sim top-`k` for a multivector query (rows preprocessed), through the graph
+    /// when the segment has one for this vector and no exact search is asked for.
+    pub fn search_multi(
+        &self,
+        vector: &str,
+        query: &MultiDenseVector,
+        k: usize,
+        filter: Option<&Filter>,
+        threshold: Option<f32>,
+        params: &SearchParams,
+    ) -> Vec<SegmentHit> {
+        let Some(col) = self.data.multi.get(vector) else { return Vec::new() };
+        if k == 0 || query.dim() != col.dim() {
+            return Vec::new();
+        }
+        let scorer = col.distance.scorer();
+        let dim = col.dim();
+        let q = query.flat();
+        let graph = self.index.as_ref().and_then(|ix| ix.graphs.get(vector)).filter(|_| !params.exact);
+        let use_graph = match (graph, filter) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(_), Some(f)) => self.estimate_count(f) >= params.full_scan_points,
+        };
+        if let Some(graph) = graph.filter(|_| use_graph) {
+            let accept = |o: u32| col.get(o).is_some() && self.matches(o, filter);
+            let ms = crate::multi::MaxSimQuery { col, scorer, query: q };
+            let ef = params.hnsw_ef.unwrap_or(0).max(k);
+            return graph
+                .search_with(&ms, k, ef, Some(&accept))
+                .into_iter()
+                .filter(|(_, s)| threshold.is_none_or(|t| *s >= t))
+                .map(|(offset, score)| SegmentHit { id: self.data.offsets[offset as usize], offset, score })
+                .collect();
+        }
+        self.search_scored(
+            vector,
+            &|v| match v {
+                VectorRef::Multi(rows) => Some(max_sim(&scorer, dim, q, rows)),
+                _ => None,
+            },
+            k,
+            filter,
+            threshold,
+        )
+    }
+
+    /// Top-`k` by sparse dot product (points sharing no index with the query are no hits):
+    /// through the inverted index on a sealed segment, unless a filter selects fewer than
+    /// `full_scan_points` points, which are then scored one by one (as on appendable ones).
+    pub fn search_sparse(
+        &self,
+        vector: &str,
+        query: &SparseVector,
+        k: usize,
+        filter: Option<&Filter>,
+        threshold: Option<f32>,
+        full_scan_points: usize,
+    ) -> Vec<SegmentHit> {
+        let Some(col) = self.data.sparse.get(vector) else { return Vec::new() };
+        if k == 0 || query.is_empty() {
+            return Vec::new();
+        }
+        let index = self
+            .index
+            .as_ref()
+            .and_then(|ix| ix.sparse.get(vector))
+            .filter(|ix| ix.slots() == self.data.len())
+            .filter(|_| filter.is_none_or(|f| self.estimate_count(f) >= full_scan_points));
+        let Some(index) = index else {
+            return self.search_scored(
+                vector,
+                &|v| match v {
+                    VectorRef::Sparse(s) => {
+                        let (score, any) = s.dot(query);
+                        any.then_some(score)
+                    }
+                    _ => None,
+                },
+                k,
+                filter,
+                threshold,
+            );
+        };
+        let mut top = TopK::new(k);
+        index.for_each_score(query, |offset, score| {
+            if self.deleted[offset as usize] || col.get(offset).is_none() {
+                return;
+            }
+            if threshold.is_some_and(|t| score < t) || top.worst_score().is_some_and(|w| score < w) {
+                return;
+            }
+            if filter.is_some_and(|f| !f.check(&SegmentPoint { data: &self.data, offset })) {
+                return;
+            }
+            top.push(SegmentHit { id: self.data.offsets[offset as usize], offset, score });
+        });
+        top.into_sorted()
+    }
+
+    /// Per index of `indices`: live points of this segment whose sparse vector `vector` holds
+    /// it (document frequency for IDF), plus the live points having that vector at all.
+    pub fn sparse_df(&self, vector: &str, indices: &[u32]) -> (Vec<usize>, usize) {
+        let mut df = vec![0usize; indices.len()];
+        let Some(col) = self.data.sparse.get(vector) else { return (df, 0) };
+        let live = |o: u32| !self.deleted[o as usize] && col.get(o).is_some();
+        let with_vector = (0..self.data.len() as u32).filter(|&o| live(o)).count();
+        match self.index.as_ref().and_then(|ix| ix.sparse.get(vector)).filter(|ix| ix.slots() == self.data.len()) {
+            Some(ix) => {
+                for (d, &i) in df.iter_mut().zip(indices) {
+                    *d = ix.posting_offsets(i).iter().filter(|&&o| live(o)).count();
+                }
+            }
+            None => {
+                for o in (0..self.data.len() as u32).filter(|&o| live(o)) {
+                    if let Some(v) = col.get(o) {
+                        for (d, &i) in df.iter_mut().zip(indices) {
+                            if v.contains(i) {
+                                *d += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        (df, with_vector)
+    }
+
     /// A sealed segment restored from disk: slots in the persisted order, all dead until
     /// [`Segment::restore_slot`] fills them from point records.
-    pub fn restore_sealed<'a>(
-        id: u64,
-        columns: impl IntoIterator<Item = (&'a str, usize, Distance)>,
-        members: &[(PointId, u64)],
-    ) -> Self {
+    pub fn restore_sealed(id: u64, columns: &[ColumnSpec], members: &[(PointId, u64)]) -> Self {
         let mut seg = Segment::new(id, columns);
         let data = Arc::make_mut(&mut seg.data);
         for (o, (pid, ver)) in members.iter().enumerate() {
@@ -699,9 +972,7 @@ impl Segment {
             data.versions.push(*ver);
             data.payloads.push(None);
         }
-        for col in data.vectors.values_mut() {
-            col.ensure_len(members.len());
-        }
+        data.ensure_len(members.len());
         seg.deleted = vec![true; members.len()];
         seg.sealed = true;
         seg
@@ -715,12 +986,54 @@ impl Segment {
             return;
         }
         data.payloads[o] = payload.filter(|p| !p.is_empty());
-        for (name, col) in data.vectors.iter_mut() {
-            col.set(offset, vectors.get(name).map(Vec::as_slice));
-        }
+        data.set_vectors(offset, vectors);
         if self.deleted[o] {
             self.deleted[o] = false;
             self.live += 1;
+        }
+    }
+
+    /// Bring the columns in line with `columns`: columns no longer listed are dropped (with
+    /// their graphs and indexes), new ones are added empty on an appendable segment (a sealed
+    /// one simply has no vectors of a name it never saw).
+    pub fn set_columns(&mut self, columns: &[ColumnSpec]) {
+        let keep = |name: &str| columns.iter().any(|c| c.name == name);
+        let stale = self.data.column_specs().into_iter().filter(|c| !columns.contains(c)).count() > 0;
+        let missing = !self.sealed && columns.iter().any(|c| !self.data.column_specs().contains(c));
+        if !stale && !missing {
+            return;
+        }
+        let slots = self.data.len();
+        let data = Arc::make_mut(&mut self.data);
+        let specs = data.column_specs();
+        for c in specs.iter().filter(|c| !columns.contains(c)) {
+            data.vectors.remove(&c.name);
+            data.multi.remove(&c.name);
+            data.sparse.remove(&c.name);
+        }
+        if !self.sealed {
+            for c in columns.iter().filter(|c| !specs.contains(c)) {
+                match c.kind {
+                    ColumnKind::Dense => {
+                        data.vectors.insert(c.name.clone(), VectorColumn::new(c.dim, c.distance));
+                    }
+                    ColumnKind::Multi => {
+                        data.multi.insert(c.name.clone(), MultiColumn::new(c.dim, c.distance));
+                    }
+                    ColumnKind::Sparse => {
+                        data.sparse.insert(c.name.clone(), SparseColumn::default());
+                    }
+                }
+            }
+            data.ensure_len(slots);
+        }
+        if let Some(ix) = &self.index {
+            let ix = SegmentIndex {
+                graphs: ix.graphs.iter().filter(|(n, _)| keep(n)).map(|(n, g)| (n.clone(), g.clone())).collect(),
+                quantized: ix.quantized.iter().filter(|(n, _)| keep(n)).map(|(n, q)| (n.clone(), q.clone())).collect(),
+                sparse: ix.sparse.iter().filter(|(n, _)| keep(n)).map(|(n, q)| (n.clone(), q.clone())).collect(),
+            };
+            self.index = Some(Arc::new(ix));
         }
     }
 
@@ -740,17 +1053,26 @@ mod tests {
     use super::*;
 
     fn vecs(v: &[f32]) -> NamedVectors {
-        NamedVectors::from([(String::new(), v.to_vec())])
+        NamedVectors::from([(String::new(), Vector::Dense(v.to_vec()))])
+    }
+
+    fn dense2() -> Vec<ColumnSpec> {
+        vec![ColumnSpec::dense("", 2, Distance::Dot)]
     }
 
     #[test]
     fn upsert_overwrite_delete_search() {
-        let mut s = Segment::new(1, [("", 2, Distance::Dot)]);
+        let mut s = Segment::new(1, &dense2());
         s.upsert(PointId::Num(1), 1, &vecs(&[1.0, 0.0]), None);
         s.upsert(PointId::Num(2), 2, &vecs(&[0.0, 1.0]), None);
         s.upsert(PointId::Num(3), 3, &vecs(&[0.5, 0.5]), None);
         assert_eq!(s.len(), 3);
-        let dot = |q: [f32; 2]| move |v: &[f32]| Distance::Dot.score(&q, v);
+        let dot = |q: [f32; 2]| {
+            move |v: VectorRef<'_>| match v {
+                VectorRef::Dense(v) => Some(Distance::Dot.score(&q, v)),
+                _ => None,
+            }
+        };
         let hits = s.search_scored("", &dot([1.0, 0.0]), 2, None, None);
         assert_eq!(hits.iter().map(|h| h.id).collect::<Vec<_>>(), vec![PointId::Num(1), PointId::Num(3)]);
         s.upsert(PointId::Num(1), 4, &vecs(&[0.0, 0.1]), None);
@@ -768,7 +1090,7 @@ mod tests {
 
     #[test]
     fn sealed_segment_takes_only_tombstones() {
-        let mut s = Segment::new(1, [("", 2, Distance::Dot)]);
+        let mut s = Segment::new(1, &dense2());
         s.upsert(PointId::Num(1), 1, &vecs(&[1.0, 0.0]), None);
         s.seal();
         assert!(!s.upsert(PointId::Num(2), 2, &vecs(&[0.0, 1.0]), None));

@@ -6,6 +6,8 @@
 //! seg/<id:016x>/g/<vector name>/<chunk:08x>   the graph's own versioned, checksummed bytes in 4 MiB chunks
 //! seg/<id:016x>/q/<vector name>/<chunk:08x>   scalar-quantized vectors (own versioned, checksummed
 //!                                             format, see qd_segment::quantized) in 4 MiB chunks
+//! seg/<id:016x>/s/<vector name>/<chunk:08x>   sparse inverted index (own versioned, checksummed
+//!                                             format, see qd_segment::sparse) in 4 MiB chunks
 //! ```
 //! A descriptor lists the segment's points in slot order with the version each had when the
 //! segment was sealed. On load a point record lands in that slot only if its version still
@@ -17,9 +19,9 @@ use std::sync::Arc;
 
 use qd_core::PointId;
 use qd_segment::hnsw::HnswGraph;
-use qd_segment::QuantizedVectors;
 use qd_segment::SegmentData;
 use qd_segment::SegmentIndex;
+use qd_segment::{InvertedIndex, QuantizedVectors};
 use qd_storage::{KvStore, ScanControl, Table, WriteBatch};
 
 use crate::error::{CollectionError, Result};
@@ -38,6 +40,7 @@ pub struct StoredSegment {
     pub members: Vec<(PointId, u64)>,
     pub graphs: BTreeMap<String, HnswGraph>,
     pub quantized: BTreeMap<String, QuantizedVectors>,
+    pub sparse: BTreeMap<String, InvertedIndex>,
 }
 
 /// Add the keys of one indexed segment to `batch`.
@@ -60,6 +63,11 @@ pub fn put_segment(batch: &mut WriteBatch, id: u64, data: &SegmentData, index: &
         }
     }
     put_quantized(batch, id, &index.quantized);
+    for (name, ix) in &index.sparse {
+        for (i, chunk) in ix.to_bytes().chunks(CHUNK).enumerate() {
+            batch.put(Table::Index, format!("{prefix}s/{name}/{i:08x}").into_bytes(), chunk.to_vec());
+        }
+    }
     Ok(())
 }
 
@@ -105,6 +113,7 @@ pub fn load_segments(store: &Arc<dyn KvStore>) -> Result<Vec<StoredSegment>> {
     let mut descs: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
     let mut graph_bytes: BTreeMap<(u64, String), Vec<u8>> = BTreeMap::new();
     let mut quant_bytes: BTreeMap<(u64, String), Vec<u8>> = BTreeMap::new();
+    let mut sparse_bytes: BTreeMap<(u64, String), Vec<u8>> = BTreeMap::new();
     let mut err = None;
     store.scan(Table::Index, PREFIX.as_bytes(), None, &mut |k, v| {
         let key = String::from_utf8_lossy(k);
@@ -123,6 +132,11 @@ pub fn load_segments(store: &Arc<dyn KvStore>) -> Result<Vec<StoredSegment>> {
             Some((id, tail)) if tail.starts_with("q/") => {
                 if let Some((name, _chunk)) = tail[2..].rsplit_once('/') {
                     quant_bytes.entry((id, name.to_string())).or_default().extend_from_slice(v);
+                }
+            }
+            Some((id, tail)) if tail.starts_with("s/") => {
+                if let Some((name, _chunk)) = tail[2..].rsplit_once('/') {
+                    sparse_bytes.entry((id, name.to_string())).or_default().extend_from_slice(v);
                 }
             }
             _ => {
@@ -156,7 +170,16 @@ pub fn load_segments(store: &Arc<dyn KvStore>) -> Result<Vec<StoredSegment>> {
                 .map_err(|e| CollectionError::Corrupt(format!("segment {id:x} quantized vectors {name:?}: {e}")))?;
             quantized.insert(name.clone(), q);
         }
-        out.push(StoredSegment { id, members, graphs, quantized });
+        let mut sparse = BTreeMap::new();
+        for ((sid, name), bytes) in sparse_bytes.range((id, String::new())..) {
+            if *sid != id {
+                break;
+            }
+            let ix = InvertedIndex::from_bytes(bytes)
+                .map_err(|e| CollectionError::Corrupt(format!("segment {id:x} sparse index {name:?}: {e}")))?;
+            sparse.insert(name.clone(), ix);
+        }
+        out.push(StoredSegment { id, members, graphs, quantized, sparse });
     }
     Ok(out)
 }
@@ -174,10 +197,11 @@ mod tests {
         for kind in [BackendKind::Sqlite, BackendKind::Rocksdb] {
             let dir = tempfile::tempdir().expect("tmp");
             let store = open_store(kind, &dir.path().join("db")).expect("open");
-            let mut seg = Segment::new(3, [("", 8, Distance::Dot)]);
+            let mut seg = Segment::new(3, &[qd_segment::ColumnSpec::dense("", 8, Distance::Dot)]);
             for i in 0..100u64 {
                 let mut v = NamedVectors::new();
-                v.insert(String::new(), (0..8).map(|j| ((i * 7 + j * 13) % 17) as f32 / 17.0 - 0.5).collect());
+                let dense = (0..8).map(|j| ((i * 7 + j * 13) % 17) as f32 / 17.0 - 0.5).collect();
+                v.insert(String::new(), qd_core::vectors::Vector::Dense(dense));
                 seg.upsert(PointId::Num(i), i + 1, &v, None);
             }
             seg.seal();

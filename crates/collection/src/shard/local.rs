@@ -16,7 +16,6 @@ use std::thread::JoinHandle;
 use parking_lot::{Mutex, RwLock};
 use qd_core::config::CollectionConfig;
 use qd_core::filter::Filter;
-use qd_core::vectors::vectors_to_json;
 use qd_core::PointId;
 use qd_segment::{SearchParams, Segment, SegmentIndex};
 use qd_storage::{KvStore, ScanControl, Table, WriteBatch};
@@ -35,6 +34,23 @@ use crate::operations::{
 use crate::record::PointRecord;
 
 const META_LAST_OP: &[u8] = b"last_op";
+/// Qdrant's default `full_scan_threshold` of a sparse index, in points: a filter selecting
+/// fewer is answered by scoring its points one by one.
+const DEFAULT_SPARSE_FULL_SCAN: usize = 5000;
+
+/// The columns a shard's segments hold for a collection's vectors: dense, multi, sparse.
+pub fn column_specs(params: &qd_core::config::CollectionParams) -> ColumnSpec {
+    let mut out: ColumnSpec = params
+        .vectors
+        .iter()
+        .map(|(n, p)| match p.multivector_config {
+            Some(_) => qd_segment::ColumnSpec::multi(n, p.size as usize, p.distance),
+            None => qd_segment::ColumnSpec::dense(n, p.size as usize, p.distance),
+        })
+        .collect();
+    out.extend(params.sparse_iter().map(|(n, _)| qd_segment::ColumnSpec::sparse(n)));
+    out
+}
 /// Most operations committed together in one batch.
 const MAX_GROUP: usize = 128;
 
@@ -81,9 +97,7 @@ fn load_state(
         for (o, (pid, ver)) in seg.members.iter().enumerate() {
             slots.insert(*pid, (si, o as u32, *ver));
         }
-        let cols = state.columns.clone();
-        let mut restored =
-            Segment::restore_sealed(seg.id, cols.iter().map(|(n, d, dist)| (n.as_str(), *d, *dist)), &seg.members);
+        let mut restored = Segment::restore_sealed(seg.id, &state.columns, &seg.members);
         // Only valid files are mapped here (nothing is written before the points are loaded);
         // the optimizer writes missing or damaged ones afterwards.
         let remap = vector_files::prepare_existing(vectors_dir, seg.id, restored.data(), config);
@@ -91,7 +105,7 @@ fn load_state(
             tracing::info!(shard = id, segment = seg.id, reason = %e, "vector file not used; it will be rewritten");
         }
         state.sealed.push(restored);
-        graphs.push((seg.graphs, seg.quantized));
+        graphs.push((seg.graphs, seg.quantized, seg.sparse));
     }
     let live: HashSet<u64> = state.sealed.iter().map(Segment::id).collect();
     vector_files::remove_orphans(vectors_dir, &live);
@@ -119,8 +133,15 @@ fn load_state(
     if let Some(e) = err {
         return Err(e);
     }
-    for (seg, (graphs, quantized)) in state.sealed.iter_mut().zip(graphs) {
-        seg.set_index(Arc::new(SegmentIndex { graphs, quantized }));
+    for (seg, (graphs, quantized, mut sparse)) in state.sealed.iter_mut().zip(graphs) {
+        // An index persisted before sparse indexes were (or one that does not cover the
+        // segment) is rebuilt from the loaded vectors: cheap, one pass over the non-zeros.
+        for (name, col) in seg.data().sparse_columns() {
+            if sparse.get(name).is_none_or(|ix| ix.slots() != seg.slots()) {
+                sparse.insert(name.to_string(), qd_segment::InvertedIndex::build(col));
+            }
+        }
+        seg.set_index(Arc::new(SegmentIndex { graphs, quantized, sparse }));
     }
     Ok(state)
 }
@@ -138,14 +159,7 @@ impl LocalShard {
         // so a snapshot can hold it for the moment it opens its read views (crate::snapshot).
         let commit_gate = Arc::new(Mutex::new(()));
         let store = crate::snapshot::gated_store(store, commit_gate.clone());
-        let columns: ColumnSpec = shared
-            .config
-            .read()
-            .params
-            .vectors
-            .iter()
-            .map(|(n, p)| (n.to_string(), p.size as usize, p.distance))
-            .collect();
+        let columns: ColumnSpec = column_specs(&shared.config.read().params);
         let config = shared.config.read().clone();
         let state = Arc::new(RwLock::new(load_state(id, &store, columns, &vectors_dir, &config)?));
         let last_op = match store.get(Table::Meta, META_LAST_OP)? {
@@ -364,16 +378,25 @@ impl Shard for LocalShard {
     }
 
     fn search(&self, req: &ShardSearch) -> Result<Vec<ShardHit>> {
-        let (hnsw, dim) = {
+        let (hnsw, full_scan_points) = {
             let cfg = self.shared.config.read();
-            let dim = cfg.params.vectors.get(&req.vector_name).map(|p| p.size as usize).unwrap_or(1);
-            (cfg.hnsw_for(&req.vector_name), dim)
+            let hnsw = cfg.hnsw_for(&req.vector_name);
+            let points = match cfg.params.sparse(&req.vector_name) {
+                Some(sp) => {
+                    sp.index.and_then(|ix| ix.full_scan_threshold).map_or(DEFAULT_SPARSE_FULL_SCAN, |t| t as usize)
+                }
+                None => {
+                    let dim = cfg.params.vectors.get(&req.vector_name).map(|p| p.size as usize).unwrap_or(1);
+                    hnsw.full_scan_threshold * 1024 / (dim * 4).max(1)
+                }
+            };
+            (hnsw, points)
         };
         let params = SearchParams {
-            hnsw_ef: Some(req.hnsw_ef.unwrap_or(hnsw.ef_construct)),
-            exact: req.exact,
-            full_scan_points: hnsw.full_scan_threshold * 1024 / (dim * 4).max(1),
-            quantization: req.quantization,
+            hnsw_ef: Some(req.settings.hnsw_ef.unwrap_or(hnsw.ef_construct)),
+            exact: req.settings.exact,
+            full_scan_points,
+            quantization: req.settings.quantization,
         };
         // Reads run on rayon workers (shard fan-out) and the search itself fans out over
         // segments while holding this guard; a worker waiting for those jobs may steal another
@@ -400,7 +423,7 @@ impl Shard for LocalShard {
             .map(|(id, s)| Record {
                 id: *id,
                 payload: with.payload.apply(s.payload(id)),
-                vector: with.vector.apply(s.vectors(id)).map(|v| vectors_to_json(&v)),
+                vector: with.vector.apply(s.vectors(id)),
                 shard_key: None,
                 order_value: None,
             })
@@ -413,6 +436,14 @@ impl Shard for LocalShard {
 
     fn count(&self, filter: Option<&Filter>) -> Result<usize> {
         Ok(self.state.read_recursive().count(filter))
+    }
+
+    fn vectors_changed(&self, params: &qd_core::config::CollectionParams) {
+        self.state.write().set_columns(column_specs(params));
+    }
+
+    fn sparse_df(&self, vector: &str, indices: &[u32]) -> Result<(Vec<usize>, usize)> {
+        Ok(self.state.read_recursive().sparse_df(vector, indices))
     }
 
     fn stats(&self) -> ShardStats {

@@ -44,7 +44,12 @@ pub trait Shard: Send + Sync {
     /// Ids in ascending order from `from` (inclusive) passing the filter, at most `limit`.
     fn scroll_ids(&self, from: Option<PointId>, filter: Option<&Filter>, limit: usize) -> Result<Vec<PointId>>;
     fn count(&self, filter: Option<&Filter>) -> Result<usize>;
+    /// IDF statistics of sparse vector `vector`: per index of `indices` the live points holding
+    /// it, and the live points holding the vector at all.
+    fn sparse_df(&self, vector: &str, indices: &[u32]) -> Result<(Vec<usize>, usize)>;
     fn stats(&self) -> ShardStats;
+    /// The collection's vectors changed (one added or dropped): reshape the segments.
+    fn vectors_changed(&self, params: &qd_core::config::CollectionParams);
     /// The running optimization (if any) and recently finished ones.
     fn optimizations(&self) -> (Option<OptimizationInfo>, Vec<OptimizationInfo>);
     /// Stop accepting updates, finish queued ones, flush to disk.

@@ -15,7 +15,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use qd_core::config::{CollectionConfig, QuantizationConfig};
 use qd_core::json_path::JsonPath;
 use qd_segment::hnsw::{HnswGraph, HnswParams, VectorSource};
-use qd_segment::{QuantizedVectors, Segment, SegmentData, SegmentIndex};
+use qd_segment::{InvertedIndex, QuantizedVectors, Segment, SegmentData, SegmentIndex};
 use qd_storage::{KvStore, WriteBatch};
 use serde::Serialize;
 use serde_json::Value;
@@ -161,7 +161,7 @@ impl Optimizer {
                 // stay the same in the merged segment, so its graphs are extended, not rebuilt.
                 sources.sort_by_key(|s| std::cmp::Reverse((reusable_index(s).is_some(), s.slots())));
                 let base = reusable_index(sources[0]);
-                let fresh = compact(&sources, st.next_segment_id);
+                let fresh = compact(&sources, &st.columns, st.next_segment_id);
                 st.next_segment_id += 1;
                 drop(st);
                 self.rebuild(&ids, fresh, base, config, started);
@@ -363,7 +363,8 @@ impl Optimizer {
             }
             graphs.insert(name.to_string(), graph);
         }
-        Ok(SegmentIndex { graphs, quantized: quantize(data, config) })
+        let sparse = data.sparse_columns().map(|(name, col)| (name.to_string(), InvertedIndex::build(col))).collect();
+        Ok(SegmentIndex { graphs, quantized: quantize(data, config), sparse })
     }
 
     /// Wait for this process's index-build turn: a build already uses every core
@@ -398,7 +399,7 @@ impl Optimizer {
             self.finish(started, Some(e.to_string()));
             return;
         }
-        let index = SegmentIndex { graphs: old.graphs.clone(), quantized };
+        let index = SegmentIndex { graphs: old.graphs.clone(), quantized, sparse: old.sparse.clone() };
         let mut st = self.state.write();
         if let Some(s) = st.sealed.iter_mut().find(|s| s.id() == seg_id) {
             s.set_index(Arc::new(index));
@@ -457,8 +458,7 @@ const QUIET_AFTER: Duration = Duration::from_secs(2);
 fn plan(state: &ShardState, config: &CollectionConfig, quiet: bool, unmappable: &HashSet<u64>) -> Option<Task> {
     let opt = &config.optimizer_config;
 
-    let dims: usize = state.columns.iter().map(|(_, d, _)| *d).sum();
-    let appendable_kb = state.appendable.len() * dims * 4 / 1024;
+    let appendable_kb = state.appendable.data().vector_bytes() / 1024;
     if let Some(t) = opt.indexing_threshold.filter(|t| *t > 0 && !state.appendable.is_empty()) {
         let remainder_kb = (config.hnsw_config.full_scan_threshold / 10).max(1).min(t);
         if appendable_kb >= t || (quiet && appendable_kb >= remainder_kb) {
@@ -498,7 +498,9 @@ fn plan(state: &ShardState, config: &CollectionConfig, quiet: bool, unmappable: 
     };
     if state.sealed.len() > target {
         let max_kb = opt.max_segment_size.unwrap_or(DEFAULT_MAX_SEGMENT_KB);
-        let mut by_size: Vec<(usize, u64)> = state.sealed.iter().map(|s| (s.len(), s.id())).collect();
+        // Sizes in bytes of live vector data (a segment's bytes scaled by its live share).
+        let live_bytes = |s: &Segment| s.data().vector_bytes() * s.len() / s.slots().max(1);
+        let mut by_size: Vec<(usize, u64)> = state.sealed.iter().map(|s| (live_bytes(s), s.id())).collect();
         by_size.sort_unstable();
         if let [(a, ida), (b, idb), ..] = by_size[..] {
             // Merging into a segment without tombstones extends its graph (cost of the smaller
@@ -506,7 +508,7 @@ fn plan(state: &ShardState, config: &CollectionConfig, quiet: bool, unmappable: 
             // similar size, or when one more segment than the target would remain anyway.
             let extendable = state.sealed.iter().any(|s| s.id() == idb && reusable_index(s).is_some());
             let worth_it = extendable || a * 4 >= b || state.sealed.len() > target + 1;
-            if (a + b) * dims * 4 / 1024 <= max_kb && worth_it {
+            if (a + b) / 1024 <= max_kb && worth_it {
                 return Some(Task::Rebuild(vec![ida, idb]));
             }
         }
@@ -543,12 +545,10 @@ fn reusable_index(s: &Segment) -> Option<Arc<SegmentIndex>> {
     complete.then(|| ix.clone())
 }
 
-/// A sealed segment holding the live points of `sources` (same versions), in the order given.
-fn compact(sources: &[&Segment], id: u64) -> Segment {
-    let Some(first) = sources.first() else { return Segment::new(id, std::iter::empty()) };
-    let columns: Vec<(String, usize, qd_core::Distance)> =
-        first.data().columns().map(|(n, c)| (n.to_string(), c.dim(), c.distance)).collect();
-    let mut fresh = Segment::new(id, columns.iter().map(|(n, d, dist)| (n.as_str(), *d, *dist)));
+/// A sealed segment holding the live points of `sources` (same versions), in the order given,
+/// with the shard's current columns (a vector added since a source was sealed is kept).
+fn compact(sources: &[&Segment], columns: &[qd_segment::ColumnSpec], id: u64) -> Segment {
+    let mut fresh = Segment::new(id, columns);
     for seg in sources {
         for (pid, version) in seg.data().members() {
             if seg.contains(&pid) {

@@ -6,15 +6,16 @@
 //! (copy on write), so sealed data never changes under an index.
 
 use qd_core::filter::Filter;
-use qd_core::{Distance, PointId};
+use qd_core::vectors::Vector;
+use qd_core::PointId;
 use qd_segment::{SearchParams, Segment, SegmentHit};
 
 use super::effects::{Effects, PointSource};
 use crate::operations::ShardQuery;
 use crate::record::PointRecord;
 
-/// Vector columns a shard's segments hold: (name, dim, distance).
-pub type ColumnSpec = Vec<(String, usize, Distance)>;
+/// Vector columns a shard's segments hold.
+pub type ColumnSpec = Vec<qd_segment::ColumnSpec>;
 
 pub struct ShardState {
     pub columns: ColumnSpec,
@@ -26,14 +27,23 @@ pub struct ShardState {
 
 impl ShardState {
     pub fn new(columns: ColumnSpec, next_segment_id: u64) -> Self {
-        let appendable = Segment::new(next_segment_id, columns.iter().map(|(n, d, dist)| (n.as_str(), *d, *dist)));
+        let appendable = Segment::new(next_segment_id, &columns);
         ShardState { columns, appendable, sealed: Vec::new(), next_segment_id: next_segment_id + 1 }
     }
 
     pub fn new_appendable(&mut self) -> Segment {
         let id = self.next_segment_id;
         self.next_segment_id += 1;
-        Segment::new(id, self.columns.iter().map(|(n, d, dist)| (n.as_str(), *d, *dist)))
+        Segment::new(id, &self.columns)
+    }
+
+    /// Change the vector columns (a named vector was added or dropped).
+    pub fn set_columns(&mut self, columns: ColumnSpec) {
+        self.appendable.set_columns(&columns);
+        for s in self.sealed.iter_mut() {
+            s.set_columns(&columns);
+        }
+        self.columns = columns;
     }
 
     pub fn segments(&self) -> impl Iterator<Item = &Segment> {
@@ -78,7 +88,21 @@ impl ShardState {
         self.segments().map(|s| s.count(filter)).sum()
     }
 
-    /// Top `top` over all segments; nearest queries may use the graph, others scan.
+    /// Document frequency of each of `indices` in sparse vector `vector`, and the number of
+    /// live points holding that vector (the statistics of IDF).
+    pub fn sparse_df(&self, vector: &str, indices: &[u32]) -> (Vec<usize>, usize) {
+        let mut df = vec![0usize; indices.len()];
+        let mut n = 0;
+        for s in self.segments() {
+            let (d, with) = s.sparse_df(vector, indices);
+            df.iter_mut().zip(d).for_each(|(a, b)| *a += b);
+            n += with;
+        }
+        (df, n)
+    }
+
+    /// Top `top` over all segments; nearest queries may use a graph or an inverted index,
+    /// others scan.
     pub fn search(
         &self,
         vector: &str,
@@ -91,7 +115,11 @@ impl ShardState {
         let one = |s: &Segment| -> Vec<SegmentHit> {
             let Some(distance) = s.distance(vector) else { return Vec::new() };
             match query {
-                ShardQuery::Nearest(q) => s.search_nearest(vector, q, top, filter, threshold, params),
+                ShardQuery::Nearest(Vector::Dense(q)) => s.search_nearest(vector, q, top, filter, threshold, params),
+                ShardQuery::Nearest(Vector::Multi(q)) => s.search_multi(vector, q, top, filter, threshold, params),
+                ShardQuery::Nearest(Vector::Sparse(q)) => {
+                    s.search_sparse(vector, q, top, filter, threshold, params.full_scan_points)
+                }
                 other => s.search_scored(vector, &|v| other.score(distance, v), top, filter, threshold),
             }
         };

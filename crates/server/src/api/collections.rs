@@ -62,9 +62,6 @@ pub async fn update(
     if let Some(h) = &body.hnsw_config {
         h.validate()?;
     }
-    if body.sparse_vectors.as_ref().is_some_and(|v| !v.is_null()) {
-        return Err(ApiError::bad_request("Bad request: sparse_vectors: sparse vectors are not supported yet"));
-    }
     let quantization = match &body.quantization_config {
         None => None,
         Some(q) => Some(QuantizationConfig::from_json(q, "quantization_config")?),
@@ -91,6 +88,15 @@ pub async fn update(
                 }
                 if let Some(v) = params.get("write_consistency_factor").and_then(|v| v.as_u64()) {
                     cfg.params.write_consistency_factor = v as u32;
+                }
+            }
+            if let Some(sparse) = &body.sparse_vectors {
+                for (vname, diff) in sparse {
+                    let params =
+                        cfg.params.sparse_vectors.as_mut().and_then(|s| s.get_mut(vname)).ok_or_else(|| {
+                            CollectionError::BadRequest(format!("Wrong input: Not existing vector name error: {vname}"))
+                        })?;
+                    params.patch(diff);
                 }
             }
             if let Some(vectors) = &body.vectors {
@@ -333,4 +339,48 @@ pub async fn cluster(state: State, Path(name): Path<String>) -> ApiResult {
             "resharding_operations": [],
         }),
     ))
+}
+
+/// `PUT /collections/{name}/vectors/{vector}`: add a named vector to a live collection.
+pub async fn create_vector(
+    state: State,
+    Path((name, vector)): Path<(String, String)>,
+    _p: Params<super::models::UpdateParams>,
+    Body(body): Body<super::models::VectorNameConfig>,
+) -> ApiResult {
+    let t = Instant::now();
+    let spec = match body {
+        super::models::VectorNameConfig::Dense(d) => qd_collection::NewVector::Dense(qd_core::config::VectorParams {
+            size: d.size,
+            distance: d.distance,
+            hnsw_config: None,
+            quantization_config: None,
+            on_disk: None,
+            datatype: d.datatype,
+            multivector_config: d.multivector_config,
+        }),
+        super::models::VectorNameConfig::Sparse(s) => {
+            qd_collection::NewVector::Sparse(qd_core::config::SparseVectorParams {
+                index: s
+                    .datatype
+                    .map(|dt| qd_core::config::SparseIndexParams { datatype: Some(dt), ..Default::default() }),
+                modifier: s.modifier,
+            })
+        }
+    };
+    let reg = state.registry.clone();
+    blocking(move || Ok(reg.set_vector(&name, &vector, Some(spec))?)).await?;
+    Ok(ok(t, true))
+}
+
+/// `DELETE /collections/{name}/vectors/{vector}`: drop a named vector and its data.
+pub async fn delete_vector(
+    state: State,
+    Path((name, vector)): Path<(String, String)>,
+    _p: Params<super::models::UpdateParams>,
+) -> ApiResult {
+    let t = Instant::now();
+    let reg = state.registry.clone();
+    blocking(move || Ok(reg.set_vector(&name, &vector, None)?)).await?;
+    Ok(ok(t, true))
 }

@@ -5,6 +5,7 @@ mod auth;
 mod collections;
 mod dashboard;
 mod fetch;
+mod inference;
 pub mod metrics;
 pub mod models;
 mod points;
@@ -74,6 +75,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/collections/{name}/points/query/groups", post(query::query_groups))
         .route("/collections/{name}/points/search/groups", post(query::classic_groups))
         .route("/collections/{name}/points/recommend/groups", post(query::classic_groups))
+        .route(
+            "/collections/{name}/vectors/{vector}",
+            put(collections::create_vector).delete(collections::delete_vector),
+        )
         .route("/collections/{name}/index", put(collections::create_index))
         .route("/collections/{name}/index/{field}", axum::routing::delete(collections::delete_index))
         .route("/collections/{name}/facet", post(collections::facet))

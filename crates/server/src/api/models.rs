@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use qd_core::filter::Filter;
 use qd_core::selectors::{PayloadSelector, VectorSelector};
-use qd_core::vectors::{NamedVectors, VectorInput};
+use qd_core::vectors::{VectorInput, VectorItem};
 use qd_core::{Payload, PointId};
 use serde::Deserialize;
 use serde_json::Value;
@@ -55,9 +55,12 @@ pub struct PointStruct {
     pub payload: Option<Payload>,
 }
 
-/// `vectors` of the batch form: a list of lists, or named lists.
+/// Named vectors of one point as given (documents not embedded yet).
+pub type NamedItems = BTreeMap<String, VectorItem>;
+
+/// `vectors` of the batch form: a list of vectors, or per name a list of vectors.
 #[derive(Debug)]
-pub struct BatchVectors(pub Vec<NamedVectors>);
+pub struct BatchVectors(pub Vec<NamedItems>);
 
 impl<'de> Deserialize<'de> for BatchVectors {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -74,13 +77,13 @@ impl<'de> Deserialize<'de> for BatchVectors {
                 .collect::<Result<Vec<_>, _>>()
                 .map(BatchVectors),
             Value::Object(map) => {
-                let mut out: Vec<NamedVectors> = Vec::new();
+                let mut out: Vec<NamedItems> = Vec::new();
                 for (name, list) in map {
                     let Value::Array(items) = list else {
                         return Err(D::Error::custom(format!("{name}: expected a list of vectors")));
                     };
                     if out.is_empty() {
-                        out.resize(items.len(), NamedVectors::new());
+                        out.resize(items.len(), NamedItems::new());
                     } else if out.len() != items.len() {
                         return Err(D::Error::custom(format!(
                             "{name}: has {} vectors, other names have {}",
@@ -89,14 +92,9 @@ impl<'de> Deserialize<'de> for BatchVectors {
                         )));
                     }
                     for (i, v) in items.into_iter().enumerate() {
-                        match VectorInput::from_json(v).map_err(|e| D::Error::custom(format!("{name}[{i}]: {e}")))? {
-                            VectorInput::Dense(d) => {
-                                out[i].insert(name.clone(), d);
-                            }
-                            VectorInput::Named(_) => {
-                                return Err(D::Error::custom(format!("{name}[{i}]: expected a list of numbers")))
-                            }
-                        }
+                        let item =
+                            VectorItem::from_json(v).map_err(|e| D::Error::custom(format!("{name}[{i}]: {e}")))?;
+                        out[i].insert(name.clone(), item);
                     }
                 }
                 Ok(BatchVectors(out))
@@ -224,21 +222,21 @@ pub struct SearchParamsBody {
     pub acorn: Option<Value>,
 }
 
-/// `vector` of a search: a plain list or `{"name": ..., "vector": [...]}`.
+/// `vector` of a search: a plain list or `{"name": ..., "vector": ...}` (a dense list, a
+/// multivector or a sparse vector: Qdrant's `NamedVector` and `NamedSparseVector`).
 #[derive(Debug)]
 pub struct NamedQueryVector {
     pub name: String,
-    pub vector: Vec<f32>,
+    pub vector: VectorItem,
 }
 
 impl<'de> Deserialize<'de> for NamedQueryVector {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::Error;
         match Value::deserialize(d)? {
-            v @ Value::Array(_) => match VectorInput::from_json(v).map_err(D::Error::custom)? {
-                VectorInput::Dense(vector) => Ok(NamedQueryVector { name: String::new(), vector }),
-                VectorInput::Named(_) => Err(D::Error::custom("expected a list of numbers")),
-            },
+            v @ Value::Array(_) => VectorItem::from_json(v)
+                .map(|vector| NamedQueryVector { name: String::new(), vector })
+                .map_err(D::Error::custom),
             Value::Object(mut o) => {
                 let name = o
                     .remove("name")
@@ -248,10 +246,9 @@ impl<'de> Deserialize<'de> for NamedQueryVector {
                 if let Some(k) = o.keys().next() {
                     return Err(D::Error::custom(format!("unknown field `{k}` in named vector")));
                 }
-                match VectorInput::from_json(v).map_err(D::Error::custom)? {
-                    VectorInput::Dense(vector) => Ok(NamedQueryVector { name, vector }),
-                    VectorInput::Named(_) => Err(D::Error::custom("vector: expected a list of numbers")),
-                }
+                VectorItem::from_json(v)
+                    .map(|vector| NamedQueryVector { name, vector })
+                    .map_err(|e| D::Error::custom(format!("vector: {e}")))
             }
             _ => Err(D::Error::custom("expected a list of numbers or {\"name\": ..., \"vector\": [...]}")),
         }
@@ -367,9 +364,37 @@ pub struct UpdateCollectionBody {
     #[serde(default)]
     pub quantization_config: Option<Value>,
     #[serde(default)]
-    pub sparse_vectors: Option<Value>,
+    pub sparse_vectors: Option<BTreeMap<String, qd_core::config::SparseVectorParams>>,
     #[serde(default)]
     pub strict_mode_config: Option<Value>,
     #[serde(default)]
     pub metadata: Option<Value>,
+}
+
+/// Body of `PUT /collections/{name}/vectors/{vector}` (Qdrant's `VectorNameConfig`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "lowercase")]
+pub enum VectorNameConfig {
+    Dense(DenseVectorConfig),
+    Sparse(SparseVectorConfig),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DenseVectorConfig {
+    pub size: u64,
+    pub distance: qd_core::Distance,
+    #[serde(default)]
+    pub multivector_config: Option<qd_core::config::MultiVectorConfig>,
+    #[serde(default)]
+    pub datatype: Option<qd_core::config::Datatype>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SparseVectorConfig {
+    #[serde(default)]
+    pub modifier: Option<qd_core::config::Modifier>,
+    #[serde(default)]
+    pub datatype: Option<qd_core::config::Datatype>,
 }

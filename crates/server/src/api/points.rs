@@ -4,15 +4,18 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::Path;
+use qd_collection::operations::SearchSettings;
 use qd_collection::operations::ShardKey;
 use qd_collection::operations::{PointInsert, PointSelection, UpdateOp, WithSelectors};
-use qd_collection::{Collection, SearchRequest};
+use qd_collection::query::{Query, QueryRequest, VectorOrId};
+use qd_collection::Collection;
 use qd_core::filter::Filter;
 use qd_core::json_path::JsonPath;
 use qd_core::selectors::{PayloadSelector, VectorSelector};
 use qd_core::PointId;
 use serde_json::{json, Value};
 
+use super::inference::{self, Side};
 use super::models::*;
 use super::response::{ok, ApiError, ApiResult, Body, Params};
 use super::{blocking, State};
@@ -67,8 +70,13 @@ fn upsert_op(body: UpsertBody) -> Result<UpdateOp, ApiError> {
     let points = match (body.points, body.batch) {
         (Some(points), None) => points
             .into_iter()
-            .map(|p| PointInsert { id: p.id, vectors: p.vector.into_named(), payload: p.payload })
-            .collect(),
+            .enumerate()
+            .map(|(i, p)| {
+                let vectors =
+                    inference::resolve_named(p.vector.into_named(), Side::Document, &format!("points[{i}].vector"))?;
+                Ok(PointInsert { id: p.id, vectors, payload: p.payload })
+            })
+            .collect::<Result<Vec<_>, ApiError>>()?,
         (None, Some(batch)) => {
             let n = batch.ids.len();
             if batch.vectors.0.len() != n {
@@ -92,8 +100,12 @@ fn upsert_op(body: UpsertBody) -> Result<UpdateOp, ApiError> {
                 .into_iter()
                 .zip(batch.vectors.0)
                 .zip(payloads)
-                .map(|((id, vectors), payload)| PointInsert { id, vectors, payload })
-                .collect()
+                .enumerate()
+                .map(|(i, ((id, vectors), payload))| {
+                    let vectors = inference::resolve_named(vectors, Side::Document, &format!("batch.vectors[{i}]"))?;
+                    Ok(PointInsert { id, vectors, payload })
+                })
+                .collect::<Result<Vec<_>, ApiError>>()?
         }
         _ => return Err(ApiError::bad_request("Bad request: give exactly one of `points` or `batch`")),
     };
@@ -132,7 +144,16 @@ fn update_vectors_op(body: UpdateVectorsBody) -> Result<UpdateOp, ApiError> {
     if body.update_filter.is_some() {
         return Err(ApiError::bad_request("Bad request: update_filter is not supported yet"));
     }
-    Ok(UpdateOp::UpdateVectors(body.points.into_iter().map(|pv| (pv.id, pv.vector.into_named())).collect()))
+    let items = body
+        .points
+        .into_iter()
+        .enumerate()
+        .map(|(i, pv)| {
+            inference::resolve_named(pv.vector.into_named(), Side::Document, &format!("points[{i}].vector"))
+                .map(|v| (pv.id, v))
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    Ok(UpdateOp::UpdateVectors(items))
 }
 
 fn delete_vectors_op(body: DeleteVectorsBody) -> Result<UpdateOp, ApiError> {
@@ -301,7 +322,8 @@ pub async fn count(
     Ok(ok(t, json!({ "count": n })))
 }
 
-fn search_request(body: SearchBody) -> Result<SearchRequest, ApiError> {
+/// A classic search is a query with one nearest step.
+fn search_request(body: SearchBody) -> Result<QueryRequest, ApiError> {
     let shard_key = shard_keys(body.shard_key.clone())?;
     if let Some(f) = &body.filter {
         f.validate()?;
@@ -310,20 +332,20 @@ fn search_request(body: SearchBody) -> Result<SearchRequest, ApiError> {
     if let Some(q) = &params.quantization {
         q.validate().map_err(|e| ApiError::bad_request(format!("Bad request: params.quantization.{e}")))?;
     }
-    Ok(SearchRequest {
-        vector_name: body.vector.name,
-        vector: body.vector.vector,
+    let vector = inference::resolve(body.vector.vector, Side::Query, "vector")?;
+    Ok(QueryRequest {
+        prefetch: Vec::new(),
+        query: Some(Query::Nearest(VectorOrId::Vector(vector))),
+        using: body.vector.name,
         filter: body.filter,
+        score_threshold: body.score_threshold,
         limit: body.limit,
         offset: body.offset.unwrap_or(0),
-        score_threshold: body.score_threshold,
         with: WithSelectors {
             payload: body.with_payload.unwrap_or_default(),
             vector: body.with_vector.unwrap_or_default(),
         },
-        hnsw_ef: params.hnsw_ef,
-        exact: params.exact,
-        quantization: params.quantization,
+        params: SearchSettings { hnsw_ef: params.hnsw_ef, exact: params.exact, quantization: params.quantization },
         shard_key,
     })
 }
@@ -337,7 +359,7 @@ pub async fn search(
     let t = Instant::now();
     let req = search_request(body)?;
     let c = collection(&state, &name)?;
-    let hits = blocking(move || Ok(c.search(&req)?)).await?;
+    let hits = blocking(move || Ok(c.query(&req)?)).await?;
     Ok(ok(t, hits))
 }
 
@@ -350,6 +372,6 @@ pub async fn search_batch(
     let t = Instant::now();
     let reqs = body.searches.into_iter().map(search_request).collect::<Result<Vec<_>, _>>()?;
     let c = collection(&state, &name)?;
-    let hits = blocking(move || reqs.iter().map(|r| Ok(c.search(r)?)).collect::<Result<Vec<_>, ApiError>>()).await?;
+    let hits = blocking(move || reqs.iter().map(|r| Ok(c.query(r)?)).collect::<Result<Vec<_>, ApiError>>()).await?;
     Ok(ok(t, hits))
 }

@@ -4,16 +4,17 @@
 use std::time::Instant;
 
 use axum::extract::Path;
-use qd_collection::operations::WithSelectors;
+use qd_collection::operations::{SearchSettings, WithSelectors};
 use qd_collection::query::{OrderBy, Prefetch, Query, QueryRequest, RecommendStrategy, VectorOrId};
 use qd_core::config::QuantizationSearchParams;
 use qd_core::filter::Filter;
 use qd_core::json_path::JsonPath;
 use qd_core::selectors::{PayloadSelector, VectorSelector};
-use qd_core::vectors::{kind, VectorInput};
+use qd_core::vectors::{kind, VectorItem};
 use qd_core::PointId;
 use serde_json::{json, Map, Value};
 
+use super::inference::{self, Side};
 use super::models::TimeoutParam;
 use super::response::{ok, ApiError, ApiResult, Body, Params};
 use super::{blocking, State};
@@ -75,15 +76,9 @@ fn vector_or_id(v: &Value, what: &str) -> R<VectorOrId> {
         Value::Number(_) | Value::String(_) => {
             serde_json::from_value::<PointId>(v.clone()).map(VectorOrId::Id).map_err(|e| bad(format!("{what}: {e}")))
         }
-        Value::Array(_) => match VectorInput::from_json(v.clone()).map_err(|e| bad(format!("{what}: {e}")))? {
-            VectorInput::Dense(d) => Ok(VectorOrId::Vector(d)),
-            VectorInput::Named(_) => Err(bad(format!("{what}: expected a vector"))),
-        },
-        Value::Object(o) if o.contains_key("indices") => {
-            Err(bad(format!("{what}: sparse vectors are not supported yet")))
-        }
-        Value::Object(o) if o.contains_key("text") || o.contains_key("image") || o.contains_key("object") => {
-            Err(bad(format!("{what}: server-side inference is not supported")))
+        Value::Array(_) | Value::Object(_) => {
+            let item = VectorItem::from_json(v.clone()).map_err(|e| bad(format!("{what}: {e}")))?;
+            inference::resolve(item, Side::Query, what).map(VectorOrId::Vector)
         }
         other => Err(bad(format!("{what}: expected a vector or a point id, got {}", kind(other)))),
     }
@@ -202,6 +197,14 @@ fn parse_query(v: &Value, what: &str) -> R<Query> {
                     _ => Err(bad(format!("{what}.sample: expected \"random\""))),
                 };
             }
+            // A sparse vector or a document given directly as the query.
+            if o.contains_key("indices")
+                || o.contains_key("text")
+                || o.contains_key("image")
+                || o.contains_key("object")
+            {
+                return Ok(Query::Nearest(vector_or_id(v, what)?));
+            }
             for unsupported in ["discover", "context", "formula", "relevance_feedback"] {
                 if o.contains_key(unsupported) {
                     return Err(bad(format!("{what}.{unsupported}: this query kind is not supported yet")));
@@ -215,11 +218,9 @@ fn parse_query(v: &Value, what: &str) -> R<Query> {
     }
 }
 
-type Knobs = (Option<usize>, bool, Option<QuantizationSearchParams>);
-
-fn params(o: &Map<String, Value>, what: &str) -> R<Knobs> {
+fn params(o: &Map<String, Value>, what: &str) -> R<SearchSettings> {
     match get(o, "params") {
-        None => Ok((None, false, None)),
+        None => Ok(SearchSettings::default()),
         Some(p) => {
             let w = format!("{what}.params");
             let po = object(p, &w, &["hnsw_ef", "exact", "quantization", "indexed_only", "acorn"])?;
@@ -237,7 +238,7 @@ fn params(o: &Map<String, Value>, what: &str) -> R<Knobs> {
                     Some(q)
                 }
             };
-            Ok((usize_field(po, "hnsw_ef", &w)?, exact, quantization))
+            Ok(SearchSettings { hnsw_ef: usize_field(po, "hnsw_ef", &w)?, exact, quantization })
         }
     }
 }
@@ -262,7 +263,7 @@ fn prefetches(v: Option<&Value>, what: &str) -> R<Vec<Prefetch>> {
             if get(o, "lookup_from").is_some() {
                 return Err(bad(format!("{w}.lookup_from: not supported yet")));
             }
-            let (hnsw_ef, exact, quantization) = params(o, &w)?;
+            let params = params(o, &w)?;
             Ok(Prefetch {
                 prefetch: prefetches(get(o, "prefetch"), &format!("{w}.prefetch"))?,
                 query: get(o, "query").map(|q| parse_query(q, &format!("{w}.query"))).transpose()?,
@@ -270,9 +271,7 @@ fn prefetches(v: Option<&Value>, what: &str) -> R<Vec<Prefetch>> {
                 filter: filter_field(o, "filter", &w)?,
                 score_threshold: f32_field(o, "score_threshold", &w)?,
                 limit: usize_field(o, "limit", &w)?.unwrap_or(10),
-                hnsw_ef,
-                exact,
-                quantization,
+                params,
             })
         })
         .collect()
@@ -333,7 +332,7 @@ fn request(
     limit: usize,
 ) -> R<QueryRequest> {
     reject_unsupported(o, what)?;
-    let (hnsw_ef, exact, quantization) = params(o, what)?;
+    let params = params(o, what)?;
     Ok(QueryRequest {
         prefetch,
         query,
@@ -343,9 +342,7 @@ fn request(
         limit,
         offset: usize_field(o, "offset", what)?.unwrap_or(0),
         with: selectors(o, what, PayloadSelector::None)?,
-        hnsw_ef,
-        exact,
-        quantization,
+        params,
         shard_key: super::points::shard_keys(get(o, "shard_key").cloned())?,
     })
 }
