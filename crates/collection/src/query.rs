@@ -48,6 +48,14 @@ pub enum Query {
     Sample,
 }
 
+/// `lookup_from`: ids in a level's query name points of another collection (and vector).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LookupFrom {
+    pub collection: String,
+    /// Vector name there (default: the level's `using`).
+    pub vector: Option<String>,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Prefetch {
     pub prefetch: Vec<Prefetch>,
@@ -57,6 +65,7 @@ pub struct Prefetch {
     pub score_threshold: Option<f32>,
     pub limit: usize,
     pub params: SearchSettings,
+    pub lookup_from: Option<LookupFrom>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -71,6 +80,48 @@ pub struct QueryRequest {
     pub with: WithSelectors,
     pub params: SearchSettings,
     pub shard_key: Option<Vec<ShardKey>>,
+    pub lookup_from: Option<LookupFrom>,
+}
+
+/// Replace the ids of every level with a `lookup_from` by the vectors they name in the other
+/// collection (`fetch(lookup, vector name, id)`), so that they are ordinary vector examples:
+/// scored like vectors and not excluded from the results.
+pub fn resolve_lookups(
+    req: &mut QueryRequest,
+    fetch: &dyn Fn(&LookupFrom, &str, &PointId) -> Result<Vector>,
+) -> Result<()> {
+    fn level(
+        query: Option<&mut Query>,
+        using: &str,
+        lookup: Option<&LookupFrom>,
+        fetch: &dyn Fn(&LookupFrom, &str, &PointId) -> Result<Vector>,
+    ) -> Result<()> {
+        let (Some(query), Some(lookup)) = (query, lookup) else { return Ok(()) };
+        let name = lookup.vector.as_deref().unwrap_or(using);
+        let mut swap = |it: &mut VectorOrId| -> Result<()> {
+            if let VectorOrId::Id(id) = it {
+                *it = VectorOrId::Vector(fetch(lookup, name, id)?);
+            }
+            Ok(())
+        };
+        match query {
+            Query::Nearest(t) => swap(t)?,
+            Query::Recommend { positive, negative, .. } => {
+                positive.iter_mut().chain(negative.iter_mut()).try_for_each(&mut swap)?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+    fn prefetches(ps: &mut [Prefetch], fetch: &dyn Fn(&LookupFrom, &str, &PointId) -> Result<Vector>) -> Result<()> {
+        for p in ps {
+            level(p.query.as_mut(), &p.using, p.lookup_from.as_ref(), fetch)?;
+            prefetches(&mut p.prefetch, fetch)?;
+        }
+        Ok(())
+    }
+    level(req.query.as_mut(), &req.using, req.lookup_from.as_ref(), fetch)?;
+    prefetches(&mut req.prefetch, fetch)
 }
 
 /// RRF's default ranking constant, as in Qdrant.

@@ -347,6 +347,7 @@ fn search_request(body: SearchBody) -> Result<QueryRequest, ApiError> {
         },
         params: SearchSettings { hnsw_ef: params.hnsw_ef, exact: params.exact, quantization: params.quantization },
         shard_key,
+        lookup_from: None,
     })
 }
 

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use axum::extract::Path;
 use qd_collection::operations::{SearchSettings, WithSelectors};
-use qd_collection::query::{OrderBy, Prefetch, Query, QueryRequest, RecommendStrategy, VectorOrId};
+use qd_collection::query::{LookupFrom, OrderBy, Prefetch, Query, QueryRequest, RecommendStrategy, VectorOrId};
 use qd_core::config::QuantizationSearchParams;
 use qd_core::filter::Filter;
 use qd_core::json_path::JsonPath;
@@ -260,9 +260,6 @@ fn prefetches(v: Option<&Value>, what: &str) -> R<Vec<Prefetch>> {
                 &w,
                 &["prefetch", "query", "using", "filter", "params", "score_threshold", "limit", "lookup_from"],
             )?;
-            if get(o, "lookup_from").is_some() {
-                return Err(bad(format!("{w}.lookup_from: not supported yet")));
-            }
             let params = params(o, &w)?;
             Ok(Prefetch {
                 prefetch: prefetches(get(o, "prefetch"), &format!("{w}.prefetch"))?,
@@ -272,6 +269,7 @@ fn prefetches(v: Option<&Value>, what: &str) -> R<Vec<Prefetch>> {
                 score_threshold: f32_field(o, "score_threshold", &w)?,
                 limit: usize_field(o, "limit", &w)?.unwrap_or(10),
                 params,
+                lookup_from: lookup_from(o, &w)?,
             })
         })
         .collect()
@@ -289,13 +287,39 @@ fn selectors(o: &Map<String, Value>, what: &str, default_payload: PayloadSelecto
     Ok(WithSelectors { payload, vector })
 }
 
-fn reject_unsupported(o: &Map<String, Value>, what: &str) -> R<()> {
-    for key in ["lookup_from"] {
-        if get(o, key).is_some() {
-            return Err(bad(format!("{what}.{key}: not supported yet")));
-        }
-    }
-    Ok(())
+/// `lookup_from: {"collection": ..., "vector": ...}`.
+fn lookup_from(o: &Map<String, Value>, what: &str) -> R<Option<LookupFrom>> {
+    let Some(v) = get(o, "lookup_from") else { return Ok(None) };
+    let w = format!("{what}.lookup_from");
+    let lo = object(v, &w, &["collection", "vector"])?;
+    let collection = string_field(lo, "collection", &w)?.ok_or_else(|| bad(format!("{w}.collection: missing")))?;
+    Ok(Some(LookupFrom { collection, vector: string_field(lo, "vector", &w)? }))
+}
+
+/// Resolve `lookup_from` ids of a request against the other collection (see
+/// [`qd_collection::query::resolve_lookups`]).
+pub fn resolve_lookups(registry: &qd_collection::Registry, req: &mut QueryRequest) -> R<()> {
+    let fetch = |lookup: &LookupFrom,
+                 vector: &str,
+                 id: &PointId|
+     -> qd_collection::error::Result<qd_core::vectors::Vector> {
+        let other = registry.get(&lookup.collection)?;
+        let with =
+            WithSelectors { payload: PayloadSelector::None, vector: VectorSelector::Names(vec![vector.to_string()]) };
+        let rec = other.retrieve(&[*id], &with, None)?.pop().ok_or_else(|| {
+            qd_collection::CollectionError::NotFound(format!(
+                "No point with id {id} found in collection {}",
+                lookup.collection
+            ))
+        })?;
+        rec.vector.and_then(|mut m| m.remove(vector)).ok_or_else(|| {
+            qd_collection::CollectionError::BadRequest(format!(
+                "Wrong input: point {id} of collection {} has no vector named {vector:?}",
+                lookup.collection
+            ))
+        })
+    };
+    Ok(qd_collection::query::resolve_lookups(req, &fetch)?)
 }
 
 pub fn parse_query_request(v: &Value, what: &str) -> R<QueryRequest> {
@@ -331,7 +355,6 @@ fn request(
     query: Option<Query>,
     limit: usize,
 ) -> R<QueryRequest> {
-    reject_unsupported(o, what)?;
     let params = params(o, what)?;
     Ok(QueryRequest {
         prefetch,
@@ -344,6 +367,7 @@ fn request(
         with: selectors(o, what, PayloadSelector::None)?,
         params,
         shard_key: super::points::shard_keys(get(o, "shard_key").cloned())?,
+        lookup_from: lookup_from(o, what)?,
     })
 }
 
@@ -391,9 +415,14 @@ pub async fn query(
     Body(body): Body<Value>,
 ) -> ApiResult {
     let t = Instant::now();
-    let req = parse_query_request(&body, "query request")?;
+    let mut req = parse_query_request(&body, "query request")?;
     let c = state.registry.get(&name)?;
-    let points = blocking(move || Ok(c.query(&req)?)).await?;
+    let reg = state.registry.clone();
+    let points = blocking(move || {
+        resolve_lookups(&reg, &mut req)?;
+        Ok(c.query(&req)?)
+    })
+    .await?;
     Ok(ok(t, json!({ "points": points })))
 }
 
@@ -406,8 +435,16 @@ pub async fn query_batch(
     let t = Instant::now();
     let reqs = batch(&body, parse_query_request)?;
     let c = state.registry.get(&name)?;
-    let results =
-        blocking(move || reqs.iter().map(|r| Ok(json!({ "points": c.query(r)? }))).collect::<R<Vec<Value>>>()).await?;
+    let reg = state.registry.clone();
+    let results = blocking(move || {
+        reqs.into_iter()
+            .map(|mut r| {
+                resolve_lookups(&reg, &mut r)?;
+                Ok(json!({ "points": c.query(&r)? }))
+            })
+            .collect::<R<Vec<Value>>>()
+    })
+    .await?;
     Ok(ok(t, results))
 }
 
@@ -418,9 +455,14 @@ pub async fn recommend(
     Body(body): Body<Value>,
 ) -> ApiResult {
     let t = Instant::now();
-    let req = parse_recommend_request(&body, "recommend request")?;
+    let mut req = parse_recommend_request(&body, "recommend request")?;
     let c = state.registry.get(&name)?;
-    let points = blocking(move || Ok(c.query(&req)?)).await?;
+    let reg = state.registry.clone();
+    let points = blocking(move || {
+        resolve_lookups(&reg, &mut req)?;
+        Ok(c.query(&req)?)
+    })
+    .await?;
     Ok(ok(t, points))
 }
 
@@ -433,7 +475,16 @@ pub async fn recommend_batch(
     let t = Instant::now();
     let reqs = batch(&body, parse_recommend_request)?;
     let c = state.registry.get(&name)?;
-    let results = blocking(move || reqs.iter().map(|r| Ok(c.query(r)?)).collect::<R<Vec<_>>>()).await?;
+    let reg = state.registry.clone();
+    let results = blocking(move || {
+        reqs.into_iter()
+            .map(|mut r| {
+                resolve_lookups(&reg, &mut r)?;
+                Ok(c.query(&r)?)
+            })
+            .collect::<R<Vec<_>>>()
+    })
+    .await?;
     Ok(ok(t, results))
 }
 
@@ -517,7 +568,10 @@ async fn run_groups(state: State, name: String, g: GroupsRequest) -> R<Value> {
         }
         None => None,
     };
+    let reg = state.registry.clone();
     blocking(move || {
+        let mut g = g;
+        resolve_lookups(&reg, &mut g.query)?;
         let mut groups = c.query_groups(&g.query, &g.group_by, g.group_size, g.query.limit)?;
         if let Some((lc, with)) = lookup {
             for grp in groups.iter_mut() {
