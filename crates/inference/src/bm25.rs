@@ -10,7 +10,7 @@
 //! `tf * (k + 1) / (tf + k * (1 - b + b * dl / avg_len))`, computed in f64 and stored as f32.
 //!
 //! The prefix tokenizer differs: a document emits every prefix of each stemmed token, of lengths
-//! `max(min_token_len, 1) ..= min(len, max_token_len)`; a query skips the stopword check and keeps each
+//! `min_token_len ..= min(len, max_token_len)` (`min_token_len` 1 when unset; 0 adds the empty prefix); a query skips the stopword check and keeps each
 //! stemmed token cut to `max_token_len` characters, dropping it only when shorter than `min_token_len`.
 
 use std::borrow::Cow;
@@ -129,12 +129,14 @@ impl Bm25 {
         let mut out = Vec::new();
         match self.config.tokenizer {
             TokenizerType::Prefix => {
-                let min = self.config.min_token_len.unwrap_or(0).max(1);
+                // Prefix lengths run from `min_token_len` (1 when unset; 0 gives the empty prefix too) up to
+                // the token's length capped by `max_token_len`.
+                let min = self.config.min_token_len.unwrap_or(1);
                 let max = self.config.max_token_len.unwrap_or(usize::MAX);
                 for raw in tokenizer::words(text) {
                     let Some(token) = self.normalise(raw, true) else { continue };
-                    let ends: Vec<usize> =
-                        token.char_indices().map(|(i, c)| i + c.len_utf8()).take(max).skip(min - 1).collect();
+                    let ends = std::iter::once(0).chain(token.char_indices().map(|(i, c)| i + c.len_utf8()));
+                    let ends: Vec<usize> = ends.take(max.saturating_add(1)).skip(min).collect();
                     out.extend(ends.into_iter().map(|end| token[..end].to_string()));
                 }
             }
@@ -159,10 +161,9 @@ impl Bm25 {
                     if token.chars().count() < min {
                         continue;
                     }
+                    // `max_token_len: 0` cuts every token to "" (index 0), which Qdrant keeps.
                     let cut = token.char_indices().nth(max).map_or(token.len(), |(i, _)| i);
-                    if cut > 0 {
-                        out.push(token[..cut].to_string());
-                    }
+                    out.push(token[..cut].to_string());
                 }
             }
             _ => return self.document_tokens(text),
@@ -170,7 +171,7 @@ impl Bm25 {
         out
     }
 
-    fn for_each_raw_token<'t>(&self, text: &'t str, mut f: impl FnMut(&str)) {
+    fn for_each_raw_token(&self, text: &str, mut f: impl FnMut(&str)) {
         match self.config.tokenizer {
             TokenizerType::Whitespace => tokenizer::whitespace(text).for_each(f),
             TokenizerType::Code => tokenizer::code(text, self.config.lowercase).iter().for_each(|t| f(t)),
@@ -293,7 +294,8 @@ mod tests {
 
     #[test]
     fn prefix_tokenizer() {
-        let m = model(json!({"tokenizer": "prefix", "min_token_len": 2, "max_token_len": 4, "stemmer": {"type": "none"}}));
+        let m =
+            model(json!({"tokenizer": "prefix", "min_token_len": 2, "max_token_len": 4, "stemmer": {"type": "none"}}));
         assert_eq!(m.document_tokens("hello hi a"), ["he", "hel", "hell", "hi"]);
         assert_eq!(m.query_tokens("hello hi a"), ["hell", "hi"]);
         // Queries keep stopwords; documents drop them.

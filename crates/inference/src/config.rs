@@ -416,7 +416,10 @@ mod tests {
             message(json!({"stopwords": {"words": []}})),
             "options.stopwords.words: unknown field; expected languages, custom"
         );
-        assert_eq!(message(json!({"stemmer": {"type": "porter"}})), "options.stemmer.type: must be \"snowball\" or \"none\"");
+        assert_eq!(
+            message(json!({"stemmer": {"type": "porter"}})),
+            "options.stemmer.type: must be \"snowball\" or \"none\""
+        );
         assert_eq!(
             message(json!({"stemmer": {"type": "snowball", "language": "klingon"}})),
             "options.stemmer.language: unsupported Snowball language \"klingon\""

@@ -1,5 +1,6 @@
 //! Stopword lists: NLTK's (through the `stop-words` crate) for every language Qdrant offers, with the
-//! two differences Qdrant's engine shows: Catalan also holds "d", and Japanese has its own list
+//! differences Qdrant's engine shows: its English list is NLTK's older one (without the 19 contractions
+//! NLTK added later, such as "i'm" and "we've"), Catalan also holds "d", and Japanese has its own list
 //! (`data/japanese_stopwords.txt`). A stopword matches a whole token only, so list entries with spaces or
 //! apostrophes ("don't", "des de") never match anything.
 
@@ -9,6 +10,12 @@ use crate::config::StopwordsSet;
 use crate::language::Language;
 
 const JAPANESE: &str = include_str!("data/japanese_stopwords.txt");
+
+/// Entries of NLTK's current English list that Qdrant's (older) list lacks: they are not stopwords there.
+const ENGLISH_NOT_IN_QDRANT: &[&str] = &[
+    "he'd", "he'll", "he's", "i'd", "i'll", "i'm", "it'd", "it'll", "i've", "she'd", "she'll", "they'd", "they'll",
+    "they're", "they've", "we'd", "we'll", "we're", "we've",
+];
 
 /// The predefined list of a language.
 pub fn language_stopwords(language: Language) -> Vec<&'static str> {
@@ -47,8 +54,10 @@ pub fn language_stopwords(language: Language) -> Vec<&'static str> {
         Language::Turkish => "tr",
     };
     let mut words = stop_words::lookup(code).map(<[&str]>::to_vec).unwrap_or_default();
-    if language == Language::Catalan {
-        words.push("d");
+    match language {
+        Language::English => words.retain(|w| !ENGLISH_NOT_IN_QDRANT.contains(w)),
+        Language::Catalan => words.push("d"),
+        _ => {}
     }
     words
 }
@@ -78,14 +87,17 @@ mod tests {
         }
         // Counts of distinct entries, as in Qdrant's lists.
         let distinct = |l| language_stopwords(l).into_iter().collect::<HashSet<_>>().len();
-        assert_eq!(distinct(Language::English), 198);
+        assert_eq!(distinct(Language::English), 179);
+        assert!(!language_stopwords(Language::English).contains(&"i'm"));
+        assert!(language_stopwords(Language::English).contains(&"don't"));
         assert_eq!(distinct(Language::Japanese), 149);
         assert!(language_stopwords(Language::Catalan).contains(&"d"));
     }
 
     #[test]
     fn custom_words_follow_lowercasing() {
-        let set = StopwordsSet { languages: BTreeSet::from([Language::English]), custom: BTreeSet::from(["Foo".into()]) };
+        let set =
+            StopwordsSet { languages: BTreeSet::from([Language::English]), custom: BTreeSet::from(["Foo".into()]) };
         let lower = resolve(&set, true);
         assert!(lower.contains("foo") && lower.contains("the") && !lower.contains("Foo"));
         let exact = resolve(&set, false);

@@ -13,15 +13,21 @@ pub fn whitespace(text: &str) -> impl Iterator<Item = &str> {
     text.split(char::is_whitespace).filter(|t| !t.is_empty())
 }
 
-/// `code`: identifiers are maximal runs of alphanumerics and `_`. Each splits at `_` into segments and each
-/// segment at camelCase boundaries into parts; every part is a token. With `joined` (Qdrant does it when
-/// it lowercases), a segment of several parts also yields its whole text (`fooBar`), and an identifier of
-/// several segments their concatenation without underscores (`foo_bar` -> `foobar`).
+/// `code`: identifiers are maximal runs of alphanumerics and `_`. An identifier that starts with an ASCII
+/// digit is a number literal and stays one token, without its underscores (`1_000` -> `1000`, `3dModel`).
+/// Any other splits at `_` into segments and each segment at camelCase boundaries into parts; every part is
+/// a token. With `joined` (Qdrant does it when it lowercases), a segment of several parts also yields its
+/// whole text (`fooBar`), and an identifier of several segments their concatenation without underscores
+/// (`foo_bar` -> `foobar`).
 pub fn code(text: &str, joined: bool) -> Vec<Cow<'_, str>> {
     let mut out = Vec::new();
     let identifiers = text.split(|c: char| !(c.is_alphanumeric() || c == '_')).filter(|t| !t.is_empty());
     for identifier in identifiers {
         let segments: Vec<&str> = identifier.split('_').filter(|s| !s.is_empty()).collect();
+        if identifier.starts_with(|c: char| c.is_ascii_digit()) {
+            out.push(if segments.len() == 1 { Cow::Borrowed(segments[0]) } else { Cow::Owned(segments.concat()) });
+            continue;
+        }
         for segment in &segments {
             let parts = camel_parts(segment);
             let several = parts.len() > 1;
@@ -37,9 +43,10 @@ pub fn code(text: &str, joined: bool) -> Vec<Cow<'_, str>> {
     out
 }
 
-/// Split a segment (alphanumerics only) at camelCase boundaries: before an uppercase character that follows
-/// a lowercase one or a digit (`fooBar`, `utf8Decode`), and before the last uppercase character of a run
-/// when a lowercase one follows (`HTTPServer` -> `HTTP`, `Server`). Digits stay with what precedes them.
+/// Split a segment (alphanumerics only) at camelCase boundaries: before an uppercase character
+/// (`char::is_uppercase`, so `Ⅻ` counts) that follows any non-uppercase character (`fooBar`, `utf8Decode`,
+/// `東B`), or that ends a run of uppercase ones and is followed by a non-uppercase letter (`HTTPServer` ->
+/// `HTTP`, `Server`). Digits and uncased letters stay with what precedes them.
 pub fn camel_parts(segment: &str) -> Vec<&str> {
     let chars: Vec<(usize, char)> = segment.char_indices().collect();
     let mut parts = Vec::new();
@@ -48,9 +55,8 @@ pub fn camel_parts(segment: &str) -> Vec<&str> {
         let (offset, c) = chars[i];
         let prev = chars[i - 1].1;
         let next = chars.get(i + 1).map(|(_, c)| *c);
-        let boundary = c.is_uppercase()
-            && ((prev.is_lowercase() || prev.is_numeric())
-                || (prev.is_uppercase() && next.is_some_and(char::is_lowercase)));
+        let boundary =
+            c.is_uppercase() && (!prev.is_uppercase() || next.is_some_and(|n| n.is_alphabetic() && !n.is_uppercase()));
         if boundary {
             parts.push(&segment[start..offset]);
             start = offset;
@@ -102,6 +108,12 @@ mod tests {
         assert_eq!(camel_parts("FOOBAR"), ["FOOBAR"]);
         assert_eq!(camel_parts("naïveString"), ["naïve", "String"]);
         assert_eq!(camel_parts("ΟδόςΑθήνα"), ["Οδός", "Αθήνα"]);
+        // Uncased letters (CJK, titlecase digraphs, modifier letters) and Roman numerals (uppercase).
+        assert_eq!(camel_parts("a東B"), ["a東", "B"]);
+        assert_eq!(camel_parts("BB東"), ["B", "B東"]);
+        assert_eq!(camel_parts("aⅫB"), ["a", "ⅫB"]);
+        assert_eq!(camel_parts("ⅫB1"), ["ⅫB1"]);
+        assert_eq!(camel_parts("BB²"), ["BB²"]);
     }
 
     #[test]
@@ -113,5 +125,11 @@ mod tests {
         assert_eq!(joined("a_b_c"), ["a", "b", "c", "abc"]);
         assert_eq!(joined("__init__ x_"), ["init", "x"]);
         assert_eq!(joined("foo.barBaz a::b foo-bar"), ["foo", "bar", "Baz", "barBaz", "a", "b", "foo", "bar"]);
+        // Number literals: one token without underscores, whatever their case.
+        assert_eq!(
+            joined("1_000 3dModel 1aB_cD x.1aB _1aB"),
+            ["1000", "3dModel", "1aBcD", "x", "1aB", "1a", "B", "1aB"]
+        );
+        assert_eq!(joined("3.14 v1.2"), ["3", "14", "v1", "2"]);
     }
 }
