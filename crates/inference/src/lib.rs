@@ -6,7 +6,19 @@
 //! measured against Qdrant's own engine (`qdrant-edge-py`). It must never do IO, load models from anywhere or
 //! depend on other workspace crates: the server calls [`embed`] and stores what comes back.
 //!
-//! The algorithm, step by step, is documented on [`bm25`].
+//! The algorithm, step by step, is documented on [`bm25`]; `tests/reference.rs` checks it against vectors
+//! Qdrant's engine computed (`tests/make_fixtures.py`).
+//!
+//! Where this differs from Qdrant, on purpose:
+//! - `"tokenizer": "multilingual"` is rejected ([`InferenceError::Unsupported`]): Qdrant segments CJK, Thai
+//!   and other scripts with dictionaries (and treats Indic scripts differently from `word`), which this
+//!   crate does not ship.
+//! - `"language": "none"` is accepted (Qdrant's documentation offers it: no default stopwords, no default
+//!   stemmer); the embedded engine `qdrant-edge-py` 0.9 rejects it.
+//! - Two distinct tokens of one document whose hashes collide share an index; Qdrant keeps one of their
+//!   weights in hash-map order (not reproducible), this crate the larger.
+//! - As Qdrant's engine does (and unlike what its documentation says), an explicit `stopwords` set replaces
+//!   the stopwords of `language` instead of being merged with them.
 
 pub mod bm25;
 pub mod config;
