@@ -9,12 +9,7 @@ use qd_core::vectors::{Document, NamedVectors, SparseVector, Vector, VectorItem}
 
 use super::response::ApiError;
 
-/// Which side of a search a text is embedded for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Side {
-    Document,
-    Query,
-}
+pub use qd_inference::Side;
 
 /// The vector of one item, embedding a document for `side`; `what` names the field in errors.
 pub fn resolve(item: VectorItem, side: Side, what: &str) -> Result<Vector, ApiError> {
@@ -35,10 +30,8 @@ pub fn resolve_named(items: BTreeMap<String, VectorItem>, side: Side, what: &str
         .collect()
 }
 
-fn embed(d: &Document, _side: Side, what: &str) -> Result<Vector, ApiError> {
-    let _ = SparseVector::default;
-    Err(ApiError::bad_request(format!(
-        "Bad request: {what}: model {:?}: no inference provider is configured on this server",
-        d.model
-    )))
+fn embed(d: &Document, side: Side, what: &str) -> Result<Vector, ApiError> {
+    let (indices, values) = qd_inference::embed(&d.model, &d.text, d.options.as_ref(), side)
+        .map_err(|e| ApiError::bad_request(format!("Bad request: {what}: {e}")))?;
+    Ok(Vector::Sparse(SparseVector { indices, values }))
 }
