@@ -113,7 +113,7 @@ impl MultiDenseVector {
 
     /// From flat row-major data; `None` unless `data` is a non-empty multiple of `dim`.
     pub fn from_flat(dim: usize, data: Vec<f32>) -> Option<Self> {
-        (dim > 0 && !data.is_empty() && data.len() % dim == 0).then_some(MultiDenseVector { dim, data })
+        (dim > 0 && !data.is_empty() && data.len().is_multiple_of(dim)).then_some(MultiDenseVector { dim, data })
     }
 
     pub fn dim(&self) -> usize {
