@@ -6,11 +6,10 @@ use std::sync::atomic::{
 };
 
 use parking_lot::Mutex;
-use qd_core::distance::Scorer;
-use qd_core::Distance;
 use rayon::prelude::*;
 
 use super::links::{random_levels, Links};
+use super::multi::PairScore;
 use super::search::{flat, greedy, search_layer, Dyn, Vecs};
 use super::visited::{Near, Scratch, ScratchPool};
 use super::{Cancelled, HnswGraph, HnswParams, VectorSource};
@@ -30,9 +29,11 @@ fn in_pool<R: Send>(threads: usize, f: impl FnOnce(bool) -> R + Send) -> R {
     }
 }
 
-pub(crate) fn build_graph(
+/// Builds a graph over all offsets of `src` under the pair score `scorer` (see
+/// [`HnswGraph::build`]); with `base`, extends that graph (see [`HnswGraph::extend`]).
+pub(crate) fn build_graph<P: PairScore>(
     src: &dyn VectorSource,
-    distance: Distance,
+    scorer: P,
     params: &HnswParams,
     base: Option<&HnswGraph>,
     progress: &AtomicUsize,
@@ -40,7 +41,6 @@ pub(crate) fn build_graph(
 ) -> Result<HnswGraph, Cancelled> {
     let base = base.map(|g| (&g.links, g.entry));
     let (links, entry) = in_pool(params.max_threads, |parallel| {
-        let scorer = distance.scorer();
         let p = BuildParams { m: params.m, ef_construct: params.ef_construct, seed: params.seed, parallel };
         match flat(src) {
             Some(f) => build_with(&f, src.len(), scorer, &p, base, progress, stop),
@@ -63,9 +63,9 @@ pub(crate) fn build_graph(
 /// Builds the links of a graph over `src`; `parallel` inserts with `par_iter` on the current
 /// rayon pool. Returns the links and the entry point.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn build_links(
+pub(crate) fn build_links<P: PairScore>(
     src: &dyn VectorSource,
-    distance: Distance,
+    scorer: P,
     m: usize,
     ef_construct: usize,
     seed: u64,
@@ -73,7 +73,6 @@ pub(crate) fn build_links(
     stop: &AtomicBool,
     parallel: bool,
 ) -> Result<(Links, u32), Cancelled> {
-    let scorer = distance.scorer();
     let p = BuildParams { m, ef_construct, seed, parallel };
     match flat(src) {
         Some(f) => build_with(&f, src.len(), scorer, &p, None, progress, stop),
@@ -90,10 +89,10 @@ struct BuildParams {
 
 /// Inserts nodes `0..n` into a fresh graph, or, given `base` (the links and entry point of a
 /// graph over the first `base.len()` vectors), keeps those links and inserts only the rest.
-fn build_with<V: Vecs>(
+fn build_with<V: Vecs, P: PairScore>(
     vecs: &V,
     n: usize,
-    scorer: Scorer,
+    scorer: P,
     p: &BuildParams,
     base: Option<(&Links, u32)>,
     progress: &AtomicUsize,
@@ -172,10 +171,10 @@ fn unpack_top(v: u64) -> (u32, usize) {
     (v as u32, (v >> 32) as usize)
 }
 
-struct Builder<'a, V> {
+struct Builder<'a, V, P> {
     links: Links,
     vecs: &'a V,
-    scorer: Scorer,
+    scorer: P,
     ef_construct: usize,
     /// Current entry point and its level (`pack_top`).
     top: AtomicU64,
@@ -186,7 +185,7 @@ struct Builder<'a, V> {
     scratch: ScratchPool,
 }
 
-impl<V: Vecs> Builder<'_, V> {
+impl<V: Vecs, P: PairScore> Builder<'_, V, P> {
     fn insert(&self, q: u32, s: &mut Scratch) {
         let links = &self.links;
         let qv = self.vecs.get(q);
@@ -275,7 +274,7 @@ impl<V: Vecs> Builder<'_, V> {
 /// HNSW neighbour-selection heuristic: walk candidates best first and keep one only if it is
 /// closer to the base point than to every neighbour kept so far (score to base >= score to
 /// each kept one), up to `max` neighbours. Fewer than `max` candidates are all kept.
-fn select_heuristic<V: Vecs>(vecs: &V, scorer: Scorer, sorted: &[Near], max: usize, out: &mut Vec<Near>) {
+fn select_heuristic<V: Vecs, P: PairScore>(vecs: &V, scorer: P, sorted: &[Near], max: usize, out: &mut Vec<Near>) {
     out.clear();
     if sorted.len() < max {
         out.extend_from_slice(sorted);
@@ -310,10 +309,10 @@ impl VectorSource for SubSource<'_> {
     }
 }
 
-pub(crate) fn add_group_links(
+pub(crate) fn add_group_links<P: PairScore>(
     g: &mut HnswGraph,
     src: &dyn VectorSource,
-    distance: Distance,
+    scorer: P,
     groups: &[Vec<u32>],
     payload_m: usize,
     stop: &AtomicBool,
@@ -335,7 +334,7 @@ pub(crate) fn add_group_links(
         let group_seed = seed ^ (gi as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let (links, _) = build_links(
             &sub,
-            distance,
+            scorer,
             payload_m,
             ef_construct,
             group_seed,

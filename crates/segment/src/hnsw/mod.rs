@@ -1,4 +1,4 @@
-//! HNSW graph index over dense `f32` vectors.
+//! HNSW graph index over dense `f32` vectors (or multivectors, see below).
 //!
 //! Layout (hnswlib-like, compact):
 //! - level 0: one flat array of fixed-size link blocks, `m0 + 1` `u32`s per node
@@ -23,13 +23,23 @@
 //! that happens about log(n) times). A one-thread build is deterministic.
 //!
 //! Searches reuse pooled scratch (visited list with generation counters plus the two heaps).
+//!
+//! Multivectors (ColBERT-style late interaction): every graph routine is generic over how two
+//! stored items are scored ([`PairScore`]). A dense graph scores vectors with the metric's
+//! kernel; a multivector graph ([`HnswGraph::build_multi`] and the other `_multi` methods)
+//! scores whole points with max-sim ([`MaxSimScorer`]), so its links (and their binary form)
+//! are those of any other graph. The graph does not record which score it was built with: the
+//! caller must search it with the same one.
 
 mod build;
 mod links;
+mod multi;
 pub(crate) mod persist;
 mod search;
 pub(crate) mod visited;
 
+#[cfg(test)]
+mod multi_tests;
 #[cfg(test)]
 mod tests;
 
@@ -41,10 +51,15 @@ use qd_core::Distance;
 use links::Links;
 use visited::ScratchPool;
 
+pub use multi::{MaxSimScorer, MultiVectors, PairScore};
 pub use persist::GraphError;
-pub use search::{exact_search, exact_search_by, OffsetScorer};
+pub use search::{exact_search, exact_search_by, exact_search_multi, OffsetScorer};
 
 /// Read access to the vectors being indexed, by dense internal offset `0..len`.
+///
+/// For a multivector graph, `vector(offset)` is the point's rows (row-major, `rows * inner_dim`
+/// floats, a number of rows that may differ per point); the row width is passed to the `_multi`
+/// methods, and `dim()` only serves as the item stride of [`VectorSource::as_contiguous`].
 pub trait VectorSource: Sync {
     fn dim(&self) -> usize;
     fn len(&self) -> usize;
@@ -53,7 +68,9 @@ pub trait VectorSource: Sync {
         self.len() == 0
     }
     /// The whole store as one contiguous row-major slice (`len * dim` values), when it is one.
-    /// Lets the graph index vectors directly instead of a virtual call per vector.
+    /// Lets the graph index vectors directly instead of a virtual call per vector. A source
+    /// whose items are not all `dim` floats long (multivectors with varying row counts) must
+    /// return `None`.
     fn as_contiguous(&self) -> Option<&[f32]> {
         None
     }
@@ -220,7 +237,7 @@ impl HnswGraph {
         progress: &AtomicUsize,
         stop: &AtomicBool,
     ) -> Result<HnswGraph, Cancelled> {
-        build::build_graph(src, distance, params, None, progress, stop)
+        build::build_graph(src, distance.scorer(), params, None, progress, stop)
     }
 
     /// A graph over all offsets of `src` that keeps this graph's links for the first `len()`
@@ -236,7 +253,7 @@ impl HnswGraph {
         progress: &AtomicUsize,
         stop: &AtomicBool,
     ) -> Result<HnswGraph, Cancelled> {
-        build::build_graph(src, distance, params, Some(self), progress, stop)
+        build::build_graph(src, distance.scorer(), params, Some(self), progress, stop)
     }
 
     /// Top-`k` offsets by internal score (larger is better), best first, searching level 0
@@ -287,7 +304,66 @@ impl HnswGraph {
         payload_m: usize,
         stop: &AtomicBool,
     ) -> Result<(), Cancelled> {
-        build::add_group_links(self, src, distance, groups, payload_m, stop)
+        build::add_group_links(self, src, distance.scorer(), groups, payload_m, stop)
+    }
+
+    /// [`HnswGraph::build`] over multivectors: `src.vector(i)` is point `i`'s rows (row-major,
+    /// `inner_dim` floats each, at least one row per point; Cosine rows normalised one by one),
+    /// and two points are compared by max-sim with the newly inserted point as the query
+    /// (see [`MaxSimScorer`]). Search the result with [`HnswGraph::search_multi`].
+    pub fn build_multi(
+        src: &dyn VectorSource,
+        distance: Distance,
+        inner_dim: usize,
+        params: &HnswParams,
+        progress: &AtomicUsize,
+        stop: &AtomicBool,
+    ) -> Result<HnswGraph, Cancelled> {
+        build::build_graph(src, MaxSimScorer::new(distance, inner_dim), params, None, progress, stop)
+    }
+
+    /// [`HnswGraph::extend`] for a graph from [`HnswGraph::build_multi`].
+    pub fn extend_multi(
+        &self,
+        src: &dyn VectorSource,
+        distance: Distance,
+        inner_dim: usize,
+        params: &HnswParams,
+        progress: &AtomicUsize,
+        stop: &AtomicBool,
+    ) -> Result<HnswGraph, Cancelled> {
+        build::build_graph(src, MaxSimScorer::new(distance, inner_dim), params, Some(self), progress, stop)
+    }
+
+    /// [`HnswGraph::search`] of a graph from [`HnswGraph::build_multi`]: top-`k` offsets by
+    /// max-sim of the query multivector `query` (row-major, `inner_dim`-wide rows, each row
+    /// preprocessed like the stored ones) against each point's rows, best first. Falls back to
+    /// [`exact_search_multi`] when `src` holds fewer points than the graph.
+    #[allow(clippy::too_many_arguments)]
+    pub fn search_multi(
+        &self,
+        src: &dyn VectorSource,
+        distance: Distance,
+        inner_dim: usize,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        accept: Option<&(dyn Fn(u32) -> bool + Sync)>,
+    ) -> Vec<(u32, f32)> {
+        search::search_graph_multi(self, src, distance, inner_dim, query, k, ef, accept).0
+    }
+
+    /// [`HnswGraph::add_group_links`] for a graph from [`HnswGraph::build_multi`].
+    pub fn add_group_links_multi(
+        &mut self,
+        src: &dyn VectorSource,
+        distance: Distance,
+        inner_dim: usize,
+        groups: &[Vec<u32>],
+        payload_m: usize,
+        stop: &AtomicBool,
+    ) -> Result<(), Cancelled> {
+        build::add_group_links(self, src, MaxSimScorer::new(distance, inner_dim), groups, payload_m, stop)
     }
 
     /// Number of indexed points (offsets `0..len`).

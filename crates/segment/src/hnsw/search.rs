@@ -4,10 +4,10 @@ use std::collections::BinaryHeap;
 use std::sync::atomic::Ordering::Relaxed;
 
 use parking_lot::Mutex;
-use qd_core::distance::Scorer;
 use qd_core::Distance;
 
 use super::links::Links;
+use super::multi::{MaxSimScorer, PairScore};
 use super::visited::{prefetch_ptr, prefetch_slice, Far, Near, Scratch};
 use super::{HnswGraph, VectorSource};
 
@@ -61,14 +61,15 @@ pub trait OffsetScorer: Sync {
     fn prefetch(&self, _offset: u32) {}
 }
 
-/// Full-precision scoring of `query` against the vectors of `vecs`.
-pub(crate) struct F32Scorer<'a, V: Vecs> {
+/// Full-precision scoring of `query` against the stored items of `vecs` (dense vectors or
+/// multivectors, as `scorer` reads them).
+pub(crate) struct F32Scorer<'a, V: Vecs, P: PairScore> {
     pub vecs: &'a V,
-    pub scorer: Scorer,
+    pub scorer: P,
     pub query: &'a [f32],
 }
 
-impl<V: Vecs> OffsetScorer for F32Scorer<'_, V> {
+impl<V: Vecs, P: PairScore> OffsetScorer for F32Scorer<'_, V, P> {
     #[inline(always)]
     fn score(&self, offset: u32) -> f32 {
         self.scorer.score(self.query, self.vecs.get(offset))
@@ -88,10 +89,10 @@ pub(crate) struct Extra<'a> {
 
 /// Greedy 1-NN walk on one level: move to the best neighbour until none improves.
 #[inline]
-pub(crate) fn greedy<V: Vecs>(
+pub(crate) fn greedy<V: Vecs, P: PairScore>(
     links: &Links,
     vecs: &V,
-    scorer: Scorer,
+    scorer: P,
     query: &[f32],
     cur: Near,
     level: usize,
@@ -134,10 +135,10 @@ pub(crate) fn greedy_by<S: OffsetScorer + ?Sized>(
 /// With `accept`, rejected nodes are expanded like any other but never enter the results,
 /// and the search does not stop on the score bound until it holds `ef` accepted results.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn search_layer<V: Vecs>(
+pub(crate) fn search_layer<V: Vecs, P: PairScore>(
     links: &Links,
     vecs: &V,
-    scorer: Scorer,
+    scorer: P,
     query: &[f32],
     entry: Near,
     ef: usize,
@@ -242,6 +243,34 @@ pub(crate) fn search_graph(
     ef: usize,
     accept: Accept<'_>,
 ) -> (Vec<(u32, f32)>, usize) {
+    search_graph_with(g, src, distance.scorer(), query, k, ef, accept)
+}
+
+/// [`search_graph`] for a graph over multivectors of `dim`-wide rows (max-sim).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn search_graph_multi(
+    g: &HnswGraph,
+    src: &dyn VectorSource,
+    distance: Distance,
+    dim: usize,
+    query: &[f32],
+    k: usize,
+    ef: usize,
+    accept: Accept<'_>,
+) -> (Vec<(u32, f32)>, usize) {
+    search_graph_with(g, src, MaxSimScorer::new(distance, dim), query, k, ef, accept)
+}
+
+/// Graph search of `query` against the items of `src` under the pair score `scorer`.
+fn search_graph_with<P: PairScore>(
+    g: &HnswGraph,
+    src: &dyn VectorSource,
+    scorer: P,
+    query: &[f32],
+    k: usize,
+    ef: usize,
+    accept: Accept<'_>,
+) -> (Vec<(u32, f32)>, usize) {
     let n = g.len();
     if n == 0 || k == 0 {
         return (Vec::new(), 0);
@@ -249,9 +278,8 @@ pub(crate) fn search_graph(
     if src.len() < n {
         // The source lost vectors the graph indexes: traversal could index out of range.
         let scored = src.len();
-        return (exact_search(src, distance, query, k, accept), scored);
+        return (exact_search_with(src, scorer, query, k, accept), scored);
     }
-    let scorer = distance.scorer();
     match flat(src) {
         Some(f) => search_graph_by(g, &F32Scorer { vecs: &f, scorer, query }, k, ef, accept),
         None => search_graph_by(g, &F32Scorer { vecs: &Dyn(src), scorer, query }, k, ef, accept),
@@ -303,10 +331,33 @@ pub fn exact_search(
     k: usize,
     accept: Option<&(dyn Fn(u32) -> bool + Sync)>,
 ) -> Vec<(u32, f32)> {
+    exact_search_with(src, distance.scorer(), query, k, accept)
+}
+
+/// [`exact_search`] over multivectors: top-`k` offsets of `src` by max-sim of the query
+/// multivector `query` (row-major, `dim`-wide rows, each row preprocessed like the stored
+/// ones) against each point's rows, best first (see [`MaxSimScorer`]).
+pub fn exact_search_multi(
+    src: &dyn VectorSource,
+    distance: Distance,
+    dim: usize,
+    query: &[f32],
+    k: usize,
+    accept: Option<&(dyn Fn(u32) -> bool + Sync)>,
+) -> Vec<(u32, f32)> {
+    exact_search_with(src, MaxSimScorer::new(distance, dim), query, k, accept)
+}
+
+fn exact_search_with<P: PairScore>(
+    src: &dyn VectorSource,
+    scorer: P,
+    query: &[f32],
+    k: usize,
+    accept: Accept<'_>,
+) -> Vec<(u32, f32)> {
     if k == 0 {
         return Vec::new();
     }
-    let scorer = distance.scorer();
     match flat(src) {
         Some(f) => exact_search_by(&F32Scorer { vecs: &f, scorer, query }, src.len(), k, accept),
         None => exact_search_by(&F32Scorer { vecs: &Dyn(src), scorer, query }, src.len(), k, accept),

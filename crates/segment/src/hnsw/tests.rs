@@ -18,7 +18,7 @@ use super::*;
 /// data has a low intrinsic dimension: each cluster spreads along 8 random directions, plus a
 /// little isotropic noise. (Isotropic noise in all of 64+ dimensions is far harder for any
 /// ANN index than real data, hnswlib included.)
-fn clustered(n: usize, dim: usize, clusters: usize, seed: u64, d: Distance) -> DenseVectors {
+pub(super) fn clustered(n: usize, dim: usize, clusters: usize, seed: u64, d: Distance) -> DenseVectors {
     const INTRINSIC: usize = 8;
     // Centres and directions depend only on the dimension, so data and queries drawn with
     // different seeds share them.
@@ -46,11 +46,11 @@ fn clustered(n: usize, dim: usize, clusters: usize, seed: u64, d: Distance) -> D
     out
 }
 
-fn params(m: usize, ef_construct: usize, threads: usize) -> HnswParams {
+pub(super) fn params(m: usize, ef_construct: usize, threads: usize) -> HnswParams {
     HnswParams { m, ef_construct, max_threads: threads, seed: 7 }
 }
 
-fn build(data: &DenseVectors, d: Distance, p: &HnswParams) -> HnswGraph {
+pub(super) fn build(data: &DenseVectors, d: Distance, p: &HnswParams) -> HnswGraph {
     let progress = AtomicUsize::new(0);
     let g = HnswGraph::build(data, d, p, &progress, &AtomicBool::new(false)).expect("not cancelled");
     assert_eq!(progress.load(Ordering::Relaxed), data.len());
@@ -174,7 +174,7 @@ fn extending_a_graph_keeps_its_links_and_recall() {
     assert_eq!(other.expect("built").m(), 8);
 }
 
-fn subset(n: usize, pct: f64, seed: u64) -> Vec<bool> {
+pub(super) fn subset(n: usize, pct: f64, seed: u64) -> Vec<bool> {
     let mut rng = StdRng::seed_from_u64(seed);
     (0..n).map(|_| rng.gen_bool(pct / 100.0)).collect()
 }
