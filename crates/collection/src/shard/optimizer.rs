@@ -363,6 +363,27 @@ impl Optimizer {
             }
             graphs.insert(name.to_string(), graph);
         }
+        // Multivectors: a graph scored by max-sim between points (as Qdrant indexes them); a
+        // base graph over a prefix of the offsets is extended.
+        for (name, col) in data.multi_columns() {
+            let hnsw = config.hnsw_for(name);
+            if col.is_empty() || hnsw.m == 0 {
+                continue;
+            }
+            let params = HnswParams {
+                m: hnsw.m,
+                ef_construct: hnsw.ef_construct,
+                max_threads: hnsw.max_indexing_threads,
+                seed: 42,
+            };
+            let (progress, stop) = (&self.status.progress, &self.signal.stop);
+            let graph = match base.and_then(|b| b.graphs.get(name)) {
+                Some(g) => g.extend_multi(col, col.distance, col.dim(), &params, progress, stop),
+                None => HnswGraph::build_multi(col, col.distance, col.dim(), &params, progress, stop),
+            }
+            .map_err(|e| e.to_string())?;
+            graphs.insert(name.to_string(), graph);
+        }
         let sparse = data.sparse_columns().map(|(name, col)| (name.to_string(), InvertedIndex::build(col))).collect();
         Ok(SegmentIndex { graphs, quantized: quantize(data, config), sparse })
     }
