@@ -498,7 +498,8 @@ def run_server_multi(srv, args):
     lat_r, ids, _ = srv.timed_queries(coll, rer, args.warmup)
     out = {"collection": coll, "points": args.multi_n, "tokens": args.multi_tokens, "dim": args.multi_dim,
            "upload_s": up, "green_after_upload_s": green, "idle_wait_s": settle, "prefetch_only": lat_stats(lat_p),
-           "prefetch_rerank": lat_stats(lat_r), "queries": len(q)}
+           "prefetch_rerank": lat_stats(lat_r), "queries": len(q), "segments": info.get("segments_count"),
+           "ram_vectors_bytes": shard_ram(info)[0], "ram_index_bytes": shard_ram(info)[1]}
     # sanity: each query is a noisy copy of one stored point, which the rerank should put first;
     # and the returned order should be the exact max_sim order of the returned points
     out["rerank_top1_is_source"] = float(np.mean([bool(r) and r[0] == int(s) for r, s in zip(ids, src)]))
