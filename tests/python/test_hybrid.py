@@ -231,7 +231,7 @@ def test_add_and_drop_named_vector(client, server):
     ({"text": {"indices": [1, 1], "values": [0.5, 0.5]}}, "unique"),
     ({"text": {"indices": [1, 2], "values": [0.5]}}, "same length"),
     ({"text": {"indices": [1], "values": ["nan"]}}, "values"),
-    ({"colbert": []}, "vector"),
+    ({"colbert": []}, "needs at least one vector"),
     ({"colbert": [[1.0, 2.0, 3.0, 4.0], [1.0]]}, "same size"),
     ({"colbert": [[1.0, 2.0, 3.0]]}, "dimension"),
     ({"colbert": [1.0, 2.0, 3.0, 4.0]}, "multivector"),

@@ -8,7 +8,7 @@ use qd_core::json_path::JsonPath;
 use qd_core::selectors::{PayloadSelector, VectorSelector};
 use qd_core::vectors::{serialize_named, NamedVectors, Vector};
 use qd_core::{Payload, PointId};
-use qd_segment::multi::max_sim;
+use qd_segment::hnsw::{MaxSimScorer, PairScore};
 use qd_segment::VectorRef;
 use serde::Serialize;
 use serde_json::Value;
@@ -144,7 +144,7 @@ pub fn similarity(distance: qd_core::Distance, query: &Vector, stored: VectorRef
             let (score, any) = v.dot(q);
             any.then_some(score)
         }
-        (Vector::Multi(q), VectorRef::Multi(rows)) => Some(max_sim(&distance.scorer(), q.dim(), q.flat(), rows)),
+        (Vector::Multi(q), VectorRef::Multi(rows)) => Some(MaxSimScorer::new(distance, q.dim()).score(q.flat(), rows)),
         _ => None,
     }
 }

@@ -388,6 +388,10 @@ impl<'a> VectorSpec<'a> {
         match (self, v) {
             (VectorSpec::Dense(p), Vector::Dense(d)) if p.multivector_config.is_none() => check_dim(p.size, d.len()),
             (VectorSpec::Dense(p), Vector::Multi(m)) if p.multivector_config.is_some() => check_dim(p.size, m.dim()),
+            // `[]` parses as an empty dense list: for a multivector it is one without vectors.
+            (VectorSpec::Dense(p), Vector::Dense(d)) if p.multivector_config.is_some() && d.is_empty() => {
+                Err(ValidationError::new(format!("Wrong input: {shown}: a multivector needs at least one vector")))
+            }
             (VectorSpec::Dense(_), Vector::Dense(_)) => Err(ValidationError::new(format!(
                 "Wrong input: {shown} is a multivector: give a list of vectors ([[...], ...]), not one vector"
             ))),

@@ -1,12 +1,10 @@
 //! Multivectors of a segment (ColBERT-style late interaction): per slot a run of rows of one
 //! dimension in a flat array, scored by max-sim.
 //!
-//! max-sim(Q, P) = sum over rows q of Q of (max over rows p of P of sim(q, p)), where `sim` is
-//! the metric's internal score (larger is better), rows already preprocessed (Cosine:
-//! normalised one by one). An overwrite in an appendable segment appends the new rows and
+//! Scoring is [`crate::hnsw::MaxSimScorer`] (exact scans, graph build and graph search alike),
+//! rows already preprocessed (Cosine: normalised one by one). An overwrite in an appendable segment appends the new rows and
 //! leaves the old ones unused until the segment is compacted.
 
-use qd_core::distance::Scorer;
 use qd_core::vectors::MultiDenseVector;
 use qd_core::Distance;
 
@@ -95,50 +93,9 @@ impl VectorSource for MultiColumn {
     }
 }
 
-/// Scores offsets of a multivector column against one query by max-sim (for graph search).
-pub struct MaxSimQuery<'a> {
-    pub col: &'a MultiColumn,
-    pub scorer: Scorer,
-    /// Flat, preprocessed query rows.
-    pub query: &'a [f32],
-}
-
-impl crate::hnsw::OffsetScorer for MaxSimQuery<'_> {
-    fn score(&self, offset: u32) -> f32 {
-        max_sim(&self.scorer, self.col.dim, self.query, self.col.vector(offset))
-    }
-}
-
-/// max-sim of a query (flat rows) against stored rows, both of dimension `dim`. A side without
-/// rows scores minus infinity (it can never be a hit).
-pub fn max_sim(scorer: &Scorer, dim: usize, query: &[f32], stored: &[f32]) -> f32 {
-    if dim == 0 || query.is_empty() || stored.is_empty() {
-        return f32::NEG_INFINITY;
-    }
-    let mut sum = 0.0f32;
-    for q in query.chunks_exact(dim) {
-        let mut best = f32::NEG_INFINITY;
-        for p in stored.chunks_exact(dim) {
-            best = best.max(scorer.score(q, p));
-        }
-        sum += best;
-    }
-    sum
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn max_sim_is_sum_of_row_maxima() {
-        let scorer = Distance::Dot.scorer();
-        let q = [1.0, 0.0, 0.0, 1.0];
-        let p = [0.5, 0.5, 2.0, 0.0, 0.0, 3.0];
-        // row q0: max(0.5, 2.0, 0.0) = 2.0; row q1: max(0.5, 0.0, 3.0) = 3.0
-        assert_eq!(max_sim(&scorer, 2, &q, &p), 5.0);
-        assert_eq!(max_sim(&scorer, 2, &q, &[]), f32::NEG_INFINITY);
-    }
 
     #[test]
     fn slots_overwrite_and_clear() {

@@ -16,8 +16,9 @@ use qd_core::vectors::{MultiDenseVector, NamedVectors, SparseVector, Vector};
 use qd_core::{Distance, Payload, PointId};
 
 use crate::hnsw::{exact_search_by, DenseVectors, HnswGraph, VectorSource};
+use crate::hnsw::{MaxSimScorer, PairScore};
 use crate::mapped::MappedVectors;
-use crate::multi::{max_sim, MultiColumn};
+use crate::multi::MultiColumn;
 use crate::quantized::QuantizedVectors;
 use crate::sparse::{InvertedIndex, SparseColumn, SparseRef};
 
@@ -301,11 +302,11 @@ impl SegmentData {
             col.ensure_len(slots);
         }
     }
-    /// Bytes of vector data (what the optimizer's KiB thresholds count): dense and multi
-    /// floats, 8 bytes per sparse non-zero.
+    /// Bytes of vector data (what the optimizer's KiB thresholds count): dense floats of every
+    /// slot, stored multivector rows, 8 bytes per stored sparse non-zero. Constant time: the
+    /// optimizer asks on every plan.
     pub fn vector_bytes(&self) -> usize {
-        let dense: usize =
-            self.vectors.values().map(|c| c.dim() * 4 * c.present().iter().filter(|p| **p).count()).sum();
+        let dense: usize = self.vectors.values().map(|c| c.dim() * 4 * self.offsets.len()).sum();
         let multi: usize = self.multi.values().map(MultiColumn::stored_bytes).sum();
         let sparse: usize = self.sparse.values().map(|c| c.stored_values() * 8).sum();
         dense + multi + sparse
@@ -427,6 +428,9 @@ pub struct Segment {
     data: Arc<SegmentData>,
     deleted: Vec<bool>,
     live: usize,
+    /// Live points holding each sparse vector (the `n` of IDF), kept on every change so a
+    /// query need not count them.
+    live_sparse: BTreeMap<String, usize>,
     sealed: bool,
     index: Option<Arc<SegmentIndex>>,
 }
@@ -466,7 +470,15 @@ impl Segment {
                 }
             }
         }
-        Segment { id, data: Arc::new(data), deleted: Vec::new(), live: 0, sealed: false, index: None }
+        Segment {
+            id,
+            data: Arc::new(data),
+            deleted: Vec::new(),
+            live: 0,
+            live_sparse: BTreeMap::new(),
+            sealed: false,
+            index: None,
+        }
     }
 
     pub fn id(&self) -> u64 {
@@ -547,6 +559,9 @@ impl Segment {
         if self.sealed {
             return false;
         }
+        if let Some(o) = self.live_offset(&id) {
+            self.count_sparse(o, false);
+        }
         let data = Arc::make_mut(&mut self.data);
         let offset = match data.ids.get(&id) {
             Some(&o) => o,
@@ -568,12 +583,24 @@ impl Segment {
             self.deleted[o] = false;
             self.live += 1;
         }
+        self.count_sparse(offset, true);
         true
+    }
+
+    /// Count slot `o`'s sparse vectors into (`add`) or out of the live counts.
+    fn count_sparse(&mut self, o: u32, add: bool) {
+        for (name, col) in &self.data.sparse {
+            if col.get(o).is_some() {
+                let n = self.live_sparse.entry(name.clone()).or_default();
+                *n = if add { *n + 1 } else { n.saturating_sub(1) };
+            }
+        }
     }
 
     pub fn delete(&mut self, id: &PointId) -> bool {
         match self.live_offset(id) {
             Some(o) => {
+                self.count_sparse(o, false);
                 self.deleted[o as usize] = true;
                 self.live -= 1;
                 true
@@ -848,8 +875,6 @@ impl Segment {
         if k == 0 || query.dim() != col.dim() {
             return Vec::new();
         }
-        let scorer = col.distance.scorer();
-        let dim = col.dim();
         let q = query.flat();
         let graph = self.index.as_ref().and_then(|ix| ix.graphs.get(vector)).filter(|_| !params.exact);
         let use_graph = match (graph, filter) {
@@ -859,19 +884,19 @@ impl Segment {
         };
         if let Some(graph) = graph.filter(|_| use_graph) {
             let accept = |o: u32| col.get(o).is_some() && self.matches(o, filter);
-            let ms = crate::multi::MaxSimQuery { col, scorer, query: q };
             let ef = params.hnsw_ef.unwrap_or(0).max(k);
             return graph
-                .search_with(&ms, k, ef, Some(&accept))
+                .search_multi(col, col.distance, col.dim(), q, k, ef, Some(&accept))
                 .into_iter()
                 .filter(|(_, s)| threshold.is_none_or(|t| *s >= t))
                 .map(|(offset, score)| SegmentHit { id: self.data.offsets[offset as usize], offset, score })
                 .collect();
         }
+        let scorer = MaxSimScorer::new(col.distance, col.dim());
         self.search_scored(
             vector,
             &|v| match v {
-                VectorRef::Multi(rows) => Some(max_sim(&scorer, dim, q, rows)),
+                VectorRef::Multi(rows) => Some(scorer.score(q, rows)),
                 _ => None,
             },
             k,
@@ -939,7 +964,7 @@ impl Segment {
         let mut df = vec![0usize; indices.len()];
         let Some(col) = self.data.sparse.get(vector) else { return (df, 0) };
         let live = |o: u32| !self.deleted[o as usize] && col.get(o).is_some();
-        let with_vector = (0..self.data.len() as u32).filter(|&o| live(o)).count();
+        let with_vector = self.live_sparse.get(vector).copied().unwrap_or(0);
         match self.index.as_ref().and_then(|ix| ix.sparse.get(vector)).filter(|ix| ix.slots() == self.data.len()) {
             Some(ix) => {
                 for (d, &i) in df.iter_mut().zip(indices) {
@@ -980,17 +1005,21 @@ impl Segment {
 
     /// Fill slot `offset` of a restored sealed segment with the point's current record.
     pub fn restore_slot(&mut self, offset: u32, vectors: &NamedVectors, payload: Option<Payload>) {
-        let data = Arc::make_mut(&mut self.data);
         let o = offset as usize;
-        if o >= data.offsets.len() {
+        if o >= self.data.offsets.len() {
             return;
         }
+        if !self.deleted[o] {
+            self.count_sparse(offset, false);
+        }
+        let data = Arc::make_mut(&mut self.data);
         data.payloads[o] = payload.filter(|p| !p.is_empty());
         data.set_vectors(offset, vectors);
         if self.deleted[o] {
             self.deleted[o] = false;
             self.live += 1;
         }
+        self.count_sparse(offset, true);
     }
 
     /// Bring the columns in line with `columns`: columns no longer listed are dropped (with
@@ -998,14 +1027,14 @@ impl Segment {
     /// one simply has no vectors of a name it never saw).
     pub fn set_columns(&mut self, columns: &[ColumnSpec]) {
         let keep = |name: &str| columns.iter().any(|c| c.name == name);
-        let stale = self.data.column_specs().into_iter().filter(|c| !columns.contains(c)).count() > 0;
-        let missing = !self.sealed && columns.iter().any(|c| !self.data.column_specs().contains(c));
+        let specs = self.data.column_specs();
+        let stale = specs.iter().any(|c| !columns.contains(c));
+        let missing = !self.sealed && columns.iter().any(|c| !specs.contains(c));
         if !stale && !missing {
             return;
         }
         let slots = self.data.len();
         let data = Arc::make_mut(&mut self.data);
-        let specs = data.column_specs();
         for c in specs.iter().filter(|c| !columns.contains(c)) {
             data.vectors.remove(&c.name);
             data.multi.remove(&c.name);
@@ -1034,6 +1063,12 @@ impl Segment {
                 sparse: ix.sparse.iter().filter(|(n, _)| keep(n)).map(|(n, q)| (n.clone(), q.clone())).collect(),
             };
             self.index = Some(Arc::new(ix));
+        }
+        self.live_sparse.clear();
+        for o in 0..slots as u32 {
+            if !self.deleted[o as usize] {
+                self.count_sparse(o, true);
+            }
         }
     }
 
@@ -1086,6 +1121,30 @@ mod tests {
         // re-upsert of a deleted id revives its slot
         s.upsert(PointId::Num(3), 5, &vecs(&[1.0, 1.0]), None);
         assert_eq!((s.len(), s.slots()), (3, 3));
+    }
+
+    #[test]
+    fn sparse_statistics_follow_writes() {
+        use qd_core::vectors::SparseVector;
+        let sv = |i: &[u32]| {
+            NamedVectors::from([(
+                "s".to_string(),
+                Vector::Sparse(SparseVector { indices: i.to_vec(), values: vec![1.0; i.len()] }),
+            )])
+        };
+        let mut s = Segment::new(1, &[ColumnSpec::sparse("s")]);
+        s.upsert(PointId::Num(1), 1, &sv(&[1, 2]), None);
+        s.upsert(PointId::Num(2), 2, &sv(&[2]), None);
+        s.upsert(PointId::Num(3), 3, &NamedVectors::new(), None);
+        assert_eq!(s.sparse_df("s", &[1, 2, 3]), (vec![1, 2, 0], 2));
+        s.upsert(PointId::Num(1), 4, &sv(&[3]), None);
+        assert_eq!(s.sparse_df("s", &[1, 2, 3]), (vec![0, 1, 1], 2));
+        s.delete(&PointId::Num(2));
+        s.upsert(PointId::Num(3), 5, &sv(&[2]), None);
+        assert_eq!(s.sparse_df("s", &[1, 2, 3]), (vec![0, 1, 1], 2));
+        // Dropping the column clears its statistics.
+        s.set_columns(&[]);
+        assert_eq!(s.sparse_df("s", &[2]), (vec![0], 0));
     }
 
     #[test]

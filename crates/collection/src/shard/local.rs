@@ -138,6 +138,12 @@ fn load_state(
         // segment) is rebuilt from the loaded vectors: cheap, one pass over the non-zeros.
         for (name, col) in seg.data().sparse_columns() {
             if sparse.get(name).is_none_or(|ix| ix.slots() != seg.slots()) {
+                tracing::info!(
+                    shard = id,
+                    segment = seg.id(),
+                    vector = name,
+                    "sparse index not stored; built from the vectors"
+                );
                 sparse.insert(name.to_string(), qd_segment::InvertedIndex::build(col));
             }
         }

@@ -117,13 +117,19 @@ const COMPLETED_KEPT: usize = 16;
 
 impl Optimizer {
     pub fn run(self) {
+        // The task run last: work queued behind a task that made progress runs at once, but
+        // the same task planned again (it failed, e.g. on a full disk) waits like idle time.
+        let mut last: Option<Task> = None;
         while !self.signal.stop.load(Ordering::SeqCst) {
-            self.signal.wait(Duration::from_millis(500));
-            if self.signal.stop.load(Ordering::SeqCst) {
-                break;
-            }
             let config = self.shared.config.read().clone();
-            if let Some(task) = self.plan(&config) {
+            let task = self.plan(&config);
+            if task.is_none() || task == last {
+                last = None;
+                self.signal.wait(Duration::from_millis(500));
+                continue;
+            }
+            if let Some(task) = task {
+                last = Some(task.clone());
                 self.execute(task, &config);
             }
         }
@@ -341,12 +347,7 @@ impl Optimizer {
             if hnsw.m == 0 {
                 continue;
             }
-            let params = HnswParams {
-                m: hnsw.m,
-                ef_construct: hnsw.ef_construct,
-                max_threads: hnsw.max_indexing_threads,
-                seed: 42,
-            };
+            let params = build_params(&hnsw);
             let (progress, stop) = (&self.status.progress, &self.signal.stop);
             let mut graph = match base.and_then(|b| b.graphs.get(name)) {
                 Some(g) => g.extend(col, col.distance, &params, progress, stop),
@@ -370,12 +371,7 @@ impl Optimizer {
             if col.is_empty() || hnsw.m == 0 {
                 continue;
             }
-            let params = HnswParams {
-                m: hnsw.m,
-                ef_construct: hnsw.ef_construct,
-                max_threads: hnsw.max_indexing_threads,
-                seed: 42,
-            };
+            let params = build_params(&hnsw);
             let (progress, stop) = (&self.status.progress, &self.signal.stop);
             let graph = match base.and_then(|b| b.graphs.get(name)) {
                 Some(g) => g.extend_multi(col, col.distance, col.dim(), &params, progress, stop),
@@ -543,6 +539,7 @@ pub fn has_work(state: &ShardState, config: &CollectionConfig, quiet: bool, unma
     plan(state, config, quiet, unmappable).is_some()
 }
 
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Task {
     SealAndIndex,
     Index(u64),
@@ -553,6 +550,11 @@ enum Task {
     Requantize(u64),
     /// Move an indexed segment's vectors to or from their memory-mapped files (`on_disk`).
     Remap(u64),
+}
+
+/// Graph build parameters of a vector's HNSW config (a fixed seed: builds are reproducible).
+fn build_params(hnsw: &qd_core::config::HnswConfig) -> HnswParams {
+    HnswParams { m: hnsw.m, ef_construct: hnsw.ef_construct, max_threads: hnsw.max_indexing_threads, seed: 42 }
 }
 
 /// Largest segment a merge may produce when `max_segment_size` is not set, in KiB of vectors.

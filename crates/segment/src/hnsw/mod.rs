@@ -51,7 +51,7 @@ use qd_core::Distance;
 use links::Links;
 use visited::ScratchPool;
 
-pub use multi::{MaxSimScorer, MultiVectors, PairScore};
+pub use multi::{MaxSimScorer, PairScore};
 pub use persist::GraphError;
 pub use search::{exact_search, exact_search_by, exact_search_multi, OffsetScorer};
 

@@ -10,8 +10,6 @@
 use qd_core::distance::Scorer;
 use qd_core::Distance;
 
-use super::VectorSource;
-
 /// Scores two stored items (larger is better): the pairwise score the graph is built with and
 /// searched under. Implemented by [`Scorer`] (one dense vector per point) and by
 /// [`MaxSimScorer`] (one multivector per point).
@@ -61,64 +59,5 @@ impl PairScore for MaxSimScorer {
             sum += best;
         }
         sum
-    }
-}
-
-/// In-memory multivector store: point `i` holds rows `starts[i]..starts[i + 1]` of `data`
-/// (row-major, `dim` floats per row), a variable number of rows per point. As a
-/// [`VectorSource`], `vector(i)` is the point's `rows * dim` floats and `dim()` the row width.
-#[derive(Clone, Debug, PartialEq)]
-pub struct MultiVectors {
-    pub dim: usize,
-    /// `len + 1` row indexes, starting at 0.
-    starts: Vec<usize>,
-    data: Vec<f32>,
-}
-
-impl MultiVectors {
-    pub fn new(dim: usize) -> Self {
-        MultiVectors { dim, starts: vec![0], data: Vec::new() }
-    }
-
-    pub fn len(&self) -> usize {
-        self.starts.len().saturating_sub(1)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Appends one point from its row-major rows (a trailing partial row is dropped); returns
-    /// its offset.
-    pub fn push(&mut self, rows: &[f32]) -> u32 {
-        let offset = self.len() as u32;
-        let whole = rows.len().checked_div(self.dim).unwrap_or(0);
-        self.data.extend_from_slice(&rows[..whole * self.dim]);
-        self.starts.push(self.starts.last().copied().unwrap_or(0) + whole);
-        offset
-    }
-
-    /// The rows of point `offset` (row-major), `None` when out of range.
-    pub fn get(&self, offset: u32) -> Option<&[f32]> {
-        let i = offset as usize;
-        let (&a, &b) = (self.starts.get(i)?, self.starts.get(i + 1)?);
-        self.data.get(a * self.dim..b * self.dim)
-    }
-
-    pub fn memory_bytes(&self) -> usize {
-        self.data.capacity() * std::mem::size_of::<f32>() + self.starts.capacity() * std::mem::size_of::<usize>()
-    }
-}
-
-impl VectorSource for MultiVectors {
-    fn dim(&self) -> usize {
-        self.dim
-    }
-    fn len(&self) -> usize {
-        MultiVectors::len(self)
-    }
-    /// Empty when `offset` is out of range (the graph only asks for offsets below `len`).
-    fn vector(&self, offset: u32) -> &[f32] {
-        self.get(offset).unwrap_or(&[])
     }
 }

@@ -158,3 +158,108 @@ pub fn wait_indexed(s: &Server, name: &str) -> Value {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// What a crash test knows about each point: the states it may be in after a kill -9, the
+/// last acknowledged one first, plus the state of a request in flight at the kill (it may or
+/// may not have committed). `None` is a deleted (or never written) point.
+pub struct Acked<S>(std::collections::BTreeMap<u64, Vec<Option<S>>>);
+
+impl<S> Default for Acked<S> {
+    fn default() -> Self {
+        Acked(std::collections::BTreeMap::new())
+    }
+}
+
+impl<S: PartialEq + std::fmt::Debug> Acked<S> {
+    /// A write of `ids` answered (`acknowledged`) or cut off by the kill.
+    pub fn record(&mut self, ids: &[u64], state: impl Fn(u64) -> Option<S>, acknowledged: bool) {
+        for &id in ids {
+            let entry = self.0.entry(id).or_default();
+            if acknowledged {
+                *entry = vec![state(id)];
+            } else {
+                if entry.is_empty() {
+                    entry.push(None);
+                }
+                entry.push(state(id));
+            }
+        }
+    }
+
+    /// Every point must be in one of its allowed states (`fetch` reads a chunk of ids back from
+    /// the server); the state found becomes the only one.
+    pub fn check(&mut self, server: &Server, fetch: impl Fn(&Server, &[u64]) -> std::collections::BTreeMap<u64, S>) {
+        assert!(self.0.values().any(|st| st.len() == 1 && st[0].is_some()), "some writes must have been acknowledged");
+        let ids: Vec<u64> = self.0.keys().copied().collect();
+        for chunk in ids.chunks(500) {
+            let mut got = fetch(server, chunk);
+            for id in chunk {
+                let found = got.remove(id);
+                let allowed = self.0.get_mut(id).expect("tracked");
+                assert!(
+                    allowed.contains(&found),
+                    "point {id} on {}: found {found:?}, acknowledged state was {:?}",
+                    server.backend,
+                    allowed.first()
+                );
+                *allowed = vec![found];
+            }
+        }
+    }
+
+    /// Whether point `id` exists (as last checked).
+    pub fn is_live(&self, id: u64) -> bool {
+        self.0.get(&id).is_some_and(|st| st[0].is_some())
+    }
+
+    pub fn live_count(&self) -> usize {
+        self.0.values().filter(|st| st[0].is_some()).count()
+    }
+}
+
+/// Writers of a crash test: `(port, writer number, stop flag, model)`, writing until stopped
+/// or until a request fails (the server was killed).
+pub type CrashWriter<S> =
+    fn(u16, u64, std::sync::Arc<std::sync::atomic::AtomicBool>, std::sync::Arc<std::sync::Mutex<Acked<S>>>);
+
+/// Kill -9 the server once per entry of `kills` (ms after three writers started), restart it on
+/// the same storage and check every point against the model. Returns the running server.
+pub fn kill_cycles<S: PartialEq + std::fmt::Debug + Send + 'static>(
+    mut server: Server,
+    storage: &Path,
+    kills: &[u64],
+    acked: &std::sync::Arc<std::sync::Mutex<Acked<S>>>,
+    writer: CrashWriter<S>,
+    fetch: impl Fn(&Server, &[u64]) -> std::collections::BTreeMap<u64, S>,
+) -> Server {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let backend = server.backend.clone();
+    for (cycle, &kill_after_ms) in kills.iter().enumerate() {
+        let stop = Arc::new(AtomicBool::new(false));
+        let writers: Vec<_> = (0..3)
+            .map(|t| {
+                let (stop, acked, port) = (stop.clone(), acked.clone(), server.port);
+                std::thread::spawn(move || writer(port, t + cycle as u64 * 10, stop, acked))
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(kill_after_ms));
+        server.kill9();
+        stop.store(true, Ordering::SeqCst);
+        for w in writers {
+            w.join().expect("writer");
+        }
+        server = Server::start(storage, &backend);
+        acked.lock().expect("lock").check(&server, &fetch);
+    }
+    server
+}
+
+/// Compare answers, reporting only the first that differs.
+#[track_caller]
+pub fn assert_same(got: &[Value], want: &[Value], ctx: &str) {
+    assert_eq!(got.len(), want.len(), "{ctx}");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(g == w, "{ctx}: answer {i} differs:\n got  {g}\n want {w}");
+    }
+}

@@ -8,28 +8,11 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::common::{create_collection, Server, BACKENDS};
+use crate::common::{create_collection, kill_cycles, Server, BACKENDS};
 
-/// A point's state: (vector, payload), or None when deleted.
-type State = Option<(Vec<f32>, Value)>;
-/// States each id may be in after a crash: the last acknowledged one, plus the state a request
-/// in flight at the kill would leave (it may or may not have been committed).
-type Acked = BTreeMap<u64, Vec<State>>;
-
-fn record(acked: &Mutex<Acked>, ids: &[u64], state: impl Fn(u64) -> State, acknowledged: bool) {
-    let mut a = acked.lock().expect("lock");
-    for &id in ids {
-        let entry = a.entry(id).or_default();
-        if acknowledged {
-            *entry = vec![state(id)];
-        } else {
-            if entry.is_empty() {
-                entry.push(None);
-            }
-            entry.push(state(id));
-        }
-    }
-}
+/// A point's (vector, payload).
+type State = (Vec<f32>, Value);
+type Acked = crate::common::Acked<State>;
 
 fn vector(id: u64, round: u64) -> Vec<f32> {
     (0..8).map(|i| ((id * 31 + round * 7 + i) % 97) as f32 / 97.0).collect()
@@ -50,7 +33,7 @@ fn writer(port: u16, t: u64, stop: Arc<AtomicBool>, acked: Arc<Mutex<Acked>>) {
         let resp = client.put(format!("{base}?wait=true")).json(&json!({ "points": points })).send();
         let ok = matches!(&resp, Ok(r) if r.status().is_success());
         let state = |id| Some((vector(id, round), json!({"round": round, "writer": t, "tags": ["x", round]})));
-        record(&acked, &ids, state, ok);
+        acked.lock().expect("lock").record(&ids, state, ok);
         if !ok {
             return; // server killed mid-request: not acknowledged
         }
@@ -58,7 +41,7 @@ fn writer(port: u16, t: u64, stop: Arc<AtomicBool>, acked: Arc<Mutex<Acked>>) {
             let del: Vec<u64> = ids.iter().copied().step_by(7).collect();
             let r = client.post(format!("{base}/delete?wait=true")).json(&json!({ "points": del })).send();
             let ok = matches!(&r, Ok(r) if r.status().is_success());
-            record(&acked, &del, |_| None, ok);
+            acked.lock().expect("lock").record(&del, |_| None, ok);
             if !ok {
                 return;
             }
@@ -66,59 +49,30 @@ fn writer(port: u16, t: u64, stop: Arc<AtomicBool>, acked: Arc<Mutex<Acked>>) {
     }
 }
 
-/// Every id must be in one of its allowed states; the state found becomes the only one.
-fn check(server: &Server, acked: &mut Acked) {
-    let ids: Vec<u64> = acked.keys().copied().collect();
-    for chunk in ids.chunks(500) {
-        let got = server.ok(
-            "POST",
-            "/collections/d/points",
-            Some(&json!({"ids": chunk, "with_payload": true, "with_vector": true})),
-        );
-        let got: BTreeMap<u64, &Value> =
-            got.as_array().expect("list").iter().map(|r| (r["id"].as_u64().expect("id"), r)).collect();
-        for id in chunk {
-            let found: State = got.get(id).map(|r| {
-                let v = r["vector"].as_array().expect("vec").iter().map(|x| x.as_f64().expect("f") as f32).collect();
-                (v, r["payload"].clone())
-            });
-            let allowed = acked.get_mut(id).expect("tracked");
-            assert!(
-                allowed.contains(&found),
-                "point {id} on {}: found {found:?}, acknowledged state was {:?}",
-                server.backend,
-                allowed.first()
-            );
-            *allowed = vec![found];
-        }
-    }
+/// Every point of `ids` the server has, with its vector and payload.
+fn fetch(server: &Server, ids: &[u64]) -> BTreeMap<u64, State> {
+    let got = server.ok(
+        "POST",
+        "/collections/d/points",
+        Some(&json!({"ids": ids, "with_payload": true, "with_vector": true})),
+    );
+    got.as_array()
+        .expect("list")
+        .iter()
+        .map(|r| {
+            let v = r["vector"].as_array().expect("vec").iter().map(|x| x.as_f64().expect("f") as f32).collect();
+            (r["id"].as_u64().expect("id"), (v, r["payload"].clone()))
+        })
+        .collect()
 }
 
 fn kill9_keeps_acknowledged_writes(backend: &str) {
     let dir = tempfile::tempdir().expect("tmp");
     let storage = dir.path().join("storage");
-    let mut server = Server::start(&storage, backend);
+    let server = Server::start(&storage, backend);
     create_collection(&server, "d", json!({"vectors": {"size": 8, "distance": "Euclid"}}));
     let acked: Arc<Mutex<Acked>> = Arc::default();
-    for (cycle, kill_after_ms) in [150u64, 400, 60, 900].into_iter().enumerate() {
-        let stop = Arc::new(AtomicBool::new(false));
-        let writers: Vec<_> = (0..3)
-            .map(|t| {
-                let (stop, acked, port) = (stop.clone(), acked.clone(), server.port);
-                std::thread::spawn(move || writer(port, t + cycle as u64 * 10, stop, acked))
-            })
-            .collect();
-        std::thread::sleep(Duration::from_millis(kill_after_ms));
-        server.kill9();
-        stop.store(true, Ordering::SeqCst);
-        for w in writers {
-            w.join().expect("writer");
-        }
-        server = Server::start(&storage, backend);
-        let mut a = acked.lock().expect("lock");
-        assert!(a.values().any(|s| s.len() == 1 && s[0].is_some()), "some writes must have been acknowledged");
-        check(&server, &mut a);
-    }
+    let server = kill_cycles(server, &storage, &[150, 400, 60, 900], &acked, writer, fetch);
     // The collection config survived too.
     let info = server.ok("GET", "/collections/d", None);
     assert_eq!(info["config"]["params"]["vectors"]["distance"], "Euclid");

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::common::{create_collection, vector, Server, BACKENDS};
+use crate::common::{assert_same, create_collection, kill_cycles, vector, Server, BACKENDS};
 
 const DENSE: usize = 4;
 const COLBERT: usize = 3;
@@ -196,15 +196,6 @@ fn answers(s: &Server, c: &str) -> Vec<Value> {
     out
 }
 
-/// Compare answers, reporting only the first that differs.
-#[track_caller]
-fn assert_same(got: &[Value], want: &[Value], ctx: &str) {
-    assert_eq!(got.len(), want.len(), "{ctx}");
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!(g == w, "{ctx}: answer {i} differs:\n got  {g}\n want {w}");
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // 1. Restart keeps sparse and multivector data and their indexes.
 
@@ -264,26 +255,9 @@ fn restart_keeps_hybrid_indexes_rocksdb() {
 // ---------------------------------------------------------------------------------------------
 // 2. kill -9 during sparse + multivector upserts loses nothing acknowledged.
 
-/// A point's canonical vectors, or None when deleted.
-type State = Option<Value>;
-/// States each id may be in after a crash: the last acknowledged one, plus the state a request
-/// in flight at the kill would leave (it may or may not have been committed).
-type Acked = BTreeMap<u64, Vec<State>>;
-
-fn record(acked: &Mutex<Acked>, ids: &[u64], state: impl Fn(u64) -> State, acknowledged: bool) {
-    let mut a = acked.lock().expect("lock");
-    for &id in ids {
-        let entry = a.entry(id).or_default();
-        if acknowledged {
-            *entry = vec![state(id)];
-        } else {
-            if entry.is_empty() {
-                entry.push(None);
-            }
-            entry.push(state(id));
-        }
-    }
-}
+/// A point's canonical vectors.
+type State = Value;
+type Acked = crate::common::Acked<State>;
 
 fn writer(port: u16, t: u64, stop: Arc<AtomicBool>, acked: Arc<Mutex<Acked>>) {
     let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
@@ -300,7 +274,7 @@ fn writer(port: u16, t: u64, stop: Arc<AtomicBool>, acked: Arc<Mutex<Acked>>) {
             let st = r.status();
             assert!(st.is_success() || st.is_server_error(), "upsert refused: {st} {}", r.text().unwrap_or_default());
         }
-        record(&acked, &ids, |id| Some(canon(&point_vectors(id, round))), ok);
+        acked.lock().expect("lock").record(&ids, |id| Some(canon(&point_vectors(id, round))), ok);
         if !ok {
             return; // server killed mid-request: not acknowledged
         }
@@ -308,7 +282,7 @@ fn writer(port: u16, t: u64, stop: Arc<AtomicBool>, acked: Arc<Mutex<Acked>>) {
             let del: Vec<u64> = ids.iter().copied().step_by(7).collect();
             let r = client.post(format!("{base}/delete?wait=true")).json(&json!({ "points": del })).send();
             let ok = matches!(&r, Ok(r) if r.status().is_success());
-            record(&acked, &del, |_| None, ok);
+            acked.lock().expect("lock").record(&del, |_| None, ok);
             if !ok {
                 return;
             }
@@ -316,58 +290,24 @@ fn writer(port: u16, t: u64, stop: Arc<AtomicBool>, acked: Arc<Mutex<Acked>>) {
     }
 }
 
-/// Every id must be in one of its allowed states; the state found becomes the only one.
-fn check(s: &Server, acked: &mut Acked) {
-    let ids: Vec<u64> = acked.keys().copied().collect();
-    for chunk in ids.chunks(500) {
-        let got = s.ok("POST", "/collections/d/points", Some(&json!({"ids": chunk, "with_vector": true})));
-        let got: BTreeMap<u64, &Value> =
-            got.as_array().expect("list").iter().map(|r| (r["id"].as_u64().expect("id"), r)).collect();
-        for id in chunk {
-            let found: State = got.get(id).map(|r| canon(&r["vector"]));
-            let allowed = acked.get_mut(id).expect("tracked");
-            assert!(
-                allowed.contains(&found),
-                "point {id} on {}: found {found:?}, acknowledged state was {:?}",
-                s.backend,
-                allowed.first()
-            );
-            *allowed = vec![found];
-        }
-    }
+/// Every point of `ids` the server has, with its vectors in canonical form.
+fn fetch(s: &Server, ids: &[u64]) -> BTreeMap<u64, State> {
+    let got = s.ok("POST", "/collections/d/points", Some(&json!({"ids": ids, "with_vector": true})));
+    got.as_array().expect("list").iter().map(|r| (r["id"].as_u64().expect("id"), canon(&r["vector"]))).collect()
 }
 
 fn kill9_keeps_acknowledged_hybrid_writes(backend: &str) {
     let dir = tempfile::tempdir().expect("tmp");
     let storage = dir.path().join("storage");
-    let mut s = Server::start(&storage, backend);
+    let s = Server::start(&storage, backend);
     create_collection(&s, "d", config());
     let acked: Arc<Mutex<Acked>> = Arc::default();
-    for (cycle, kill_after_ms) in [150u64, 500, 60, 900].into_iter().enumerate() {
-        let stop = Arc::new(AtomicBool::new(false));
-        let writers: Vec<_> = (0..3)
-            .map(|t| {
-                let (stop, acked, port) = (stop.clone(), acked.clone(), s.port);
-                std::thread::spawn(move || writer(port, t + cycle as u64 * 10, stop, acked))
-            })
-            .collect();
-        std::thread::sleep(Duration::from_millis(kill_after_ms));
-        s.kill9();
-        stop.store(true, Ordering::SeqCst);
-        for w in writers {
-            w.join().expect("writer");
-        }
-        s = Server::start(&storage, backend);
-        let mut a = acked.lock().expect("lock");
-        assert!(a.values().any(|st| st.len() == 1 && st[0].is_some()), "some writes must have been acknowledged");
-        check(&s, &mut a);
-    }
+    let s = kill_cycles(s, &storage, &[150, 500, 60, 900], &acked, writer, fetch);
     // Queries are served at once (the optimizer may still be dropping the segments emptied by
     // overwrites): every hit is a live point. Sealed, indexed segments survived the kills.
     let info = s.ok("GET", "/collections/d", None);
     let a = acked.lock().expect("lock");
-    let live = a.values().filter(|st| st[0].is_some()).count();
-    assert_eq!(info["points_count"], live as u64, "{info}");
+    assert_eq!(info["points_count"], a.live_count() as u64, "{info}");
     assert!(info["indexed_vectors_count"].as_u64().is_some_and(|n| n > 0), "{info}");
     let mut r = Rng::new(42);
     for using in ["text", "splade"] {
@@ -376,7 +316,7 @@ fn kill9_keeps_acknowledged_hybrid_writes(backend: &str) {
         assert!(!hits.is_empty(), "{using}");
         for h in hits {
             let id = h["id"].as_u64().expect("id");
-            assert!(a.get(&id).is_some_and(|st| st[0].is_some()), "{using}: hit {id} is not a live point");
+            assert!(a.is_live(id), "{using}: hit {id} is not a live point");
         }
     }
     let hits = query(&s, "d", json!({"query": multi(5, 2), "using": "colbert", "limit": 5}));
@@ -472,7 +412,7 @@ fn bad_vectors_are_refused(backend: &str) {
         (json!({"text": {"indices": [1], "values": [1e39]}}), "outside the range of a 32-bit float"),
         (json!({"dense": [1.0, 1e39, 0.0, 0.0]}), "outside the range of a 32-bit float"),
         (json!({"colbert": [[1.0, 2.0, 3.0], [1e39, 0.0, 0.0]]}), "outside the range of a 32-bit float"),
-        (json!({"colbert": []}), "multivector"),
+        (json!({"colbert": []}), "a multivector needs at least one vector"),
         (json!({"colbert": [[1.0, 2.0, 3.0], [1.0]]}), "all inner vectors must have the same size"),
         (json!({"colbert": [[1.0, 2.0]]}), "expected dim: 3, got 2"),
         (json!({"colbert": [1.0, 2.0, 3.0]}), "colbert is a multivector"),

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::common::{bin, create_collection, free_port, vector, Server, BACKENDS};
+use crate::common::{assert_same, bin, create_collection, free_port, vector, Server, BACKENDS};
 
 /// A server whose snapshots live in `<dir>/snapshots` and storage in `<dir>/<name>`.
 fn start(dir: &Path, name: &str, backend: &str) -> Server {
@@ -101,15 +101,6 @@ fn answers(s: &dyn Api, name: &str) -> Vec<Value> {
     let info = s.get_ok("GET", &format!("/collections/{name}"), None);
     out.push(json!({"points": info["points_count"], "schema": info["payload_schema"], "vectors": info["config"]["params"]["vectors"]}));
     out
-}
-
-/// Compare answers, reporting only the first that differs.
-#[track_caller]
-fn assert_same(got: &[Value], want: &[Value], ctx: &str) {
-    assert_eq!(got.len(), want.len(), "{ctx}");
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!(g == w, "{ctx}: answer {i} differs:\n got  {g}\n want {w}");
-    }
 }
 
 fn download(s: &Server, path: &str) -> Vec<u8> {
