@@ -21,6 +21,9 @@ pub struct Cli {
     /// HTTP port (default 6333).
     #[arg(long = "http-port", global = true)]
     pub http_port: Option<u16>,
+    /// gRPC port (default 6334).
+    #[arg(long = "grpc-port", global = true)]
+    pub grpc_port: Option<u16>,
     /// Address to bind (default 0.0.0.0).
     #[arg(long = "host", global = true)]
     pub host: Option<String>,
@@ -78,6 +81,7 @@ impl Cli {
             storage_path: self.storage_path.clone(),
             snapshots_path: self.snapshots_path.clone(),
             http_port: self.http_port,
+            grpc_port: self.grpc_port,
             host: self.host.clone(),
         }
     }

@@ -4,7 +4,9 @@
 
 mod api;
 mod cli;
+mod grpc;
 mod healthcheck;
+mod ops;
 mod settings;
 mod snapshot_cli;
 
@@ -104,8 +106,35 @@ async fn serve(settings: Settings, restores: snapshot_cli::StartupRestores) -> a
         });
     }
 
+    let grpc_listener = match grpc::address(&settings) {
+        Some(addr) => {
+            let l = tokio::net::TcpListener::bind(&addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen for gRPC on {addr}: {e}"))?;
+            tracing::info!(%addr, "gRPC listening");
+            Some(l)
+        }
+        None => None,
+    };
+
+    // One shutdown signal for both servers: each finishes its requests in flight, then stops.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+
     let state = Arc::new(api::AppState { registry: registry.clone(), settings });
-    axum::serve(listener, api::router(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    let grpc_task = grpc_listener.map(|l| tokio::spawn(grpc::serve(state.clone(), l, stopped(stop_rx.clone()))));
+    axum::serve(listener, api::router(state)).with_graceful_shutdown(stopped(stop_rx)).await?;
+    if let Some(task) = grpc_task {
+        if let Err(e) = task.await? {
+            tracing::error!(error = %e, "gRPC server failed");
+        }
+    }
     tracing::info!("shutting down: draining update queues and flushing");
     tokio::task::spawn_blocking(move || registry.shutdown()).await?;
     tracing::info!("shutdown complete");

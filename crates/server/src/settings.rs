@@ -60,9 +60,8 @@ pub struct ServiceSettings {
     pub host: String,
     #[serde(default = "default_http_port")]
     pub http_port: u16,
-    /// Accepted for config compatibility; gRPC is not served yet.
-    #[allow(dead_code)]
-    #[serde(default)]
+    /// gRPC port (default 6334); `null` in the config turns gRPC off.
+    #[serde(default = "default_grpc_port")]
     pub grpc_port: Option<u16>,
     #[serde(default = "default_max_request_size_mb")]
     pub max_request_size_mb: usize,
@@ -94,6 +93,9 @@ fn default_host() -> String {
 fn default_http_port() -> u16 {
     6333
 }
+fn default_grpc_port() -> Option<u16> {
+    Some(6334)
+}
 fn default_max_request_size_mb() -> usize {
     32
 }
@@ -119,7 +121,7 @@ impl Default for ServiceSettings {
         ServiceSettings {
             host: default_host(),
             http_port: default_http_port(),
-            grpc_port: None,
+            grpc_port: default_grpc_port(),
             max_request_size_mb: default_max_request_size_mb(),
             api_key: None,
             read_only_api_key: None,
@@ -159,6 +161,7 @@ pub struct FlagOverrides {
     pub storage_path: Option<PathBuf>,
     pub snapshots_path: Option<PathBuf>,
     pub http_port: Option<u16>,
+    pub grpc_port: Option<u16>,
     pub host: Option<String>,
 }
 
@@ -244,6 +247,9 @@ impl Settings {
         }
         if let Some(p) = f.http_port {
             set_path(&mut tree, &["service", "http_port"], Value::from(p));
+        }
+        if let Some(p) = f.grpc_port {
+            set_path(&mut tree, &["service", "grpc_port"], Value::from(p));
         }
         if let Some(h) = &f.host {
             set_path(&mut tree, &["service", "host"], Value::String(h.clone()));

@@ -56,6 +56,14 @@ pub async fn update(
     Body(body): Body<UpdateCollectionBody>,
 ) -> ApiResult {
     let t = Instant::now();
+    let reg = state.registry.clone();
+    blocking(move || apply_update(&reg, &name, body)).await?;
+    Ok(ok(t, true))
+}
+
+/// Apply a collection update (the PATCH body; gRPC's `UpdateCollection` arrives in the same
+/// shape). Blocks.
+pub fn apply_update(reg: &qd_collection::Registry, name: &str, body: UpdateCollectionBody) -> Result<(), ApiError> {
     if let Some(o) = &body.optimizers_config {
         o.validate()?;
     }
@@ -66,66 +74,60 @@ pub async fn update(
         None => None,
         Some(q) => Some(QuantizationConfig::from_json(q, "quantization_config")?),
     };
-    let reg = state.registry.clone();
-    blocking(move || {
-        reg.update_config(&name, |cfg| {
-            let mut cfg = cfg.clone();
-            if let Some(o) = &body.optimizers_config {
-                cfg.optimizer_config = o.apply(&cfg.optimizer_config);
+    reg.update_config(name, |cfg| {
+        let mut cfg = cfg.clone();
+        if let Some(o) = &body.optimizers_config {
+            cfg.optimizer_config = o.apply(&cfg.optimizer_config);
+        }
+        if let Some(h) = &body.hnsw_config {
+            cfg.hnsw_config = h.apply(&cfg.hnsw_config);
+        }
+        if let Some(q) = &quantization {
+            cfg.quantization_config = q.clone();
+        }
+        if let Some(params) = &body.params {
+            if let Some(v) = params.get("on_disk_payload").and_then(|v| v.as_bool()) {
+                cfg.params.on_disk_payload = v;
             }
-            if let Some(h) = &body.hnsw_config {
-                cfg.hnsw_config = h.apply(&cfg.hnsw_config);
+            if let Some(v) = params.get("replication_factor").and_then(|v| v.as_u64()) {
+                cfg.params.replication_factor = v as u32;
             }
-            if let Some(q) = &quantization {
-                cfg.quantization_config = q.clone();
+            if let Some(v) = params.get("write_consistency_factor").and_then(|v| v.as_u64()) {
+                cfg.params.write_consistency_factor = v as u32;
             }
-            if let Some(params) = &body.params {
-                if let Some(v) = params.get("on_disk_payload").and_then(|v| v.as_bool()) {
-                    cfg.params.on_disk_payload = v;
+        }
+        if let Some(sparse) = &body.sparse_vectors {
+            for (vname, diff) in sparse {
+                let params = cfg.params.sparse_vectors.as_mut().and_then(|s| s.get_mut(vname)).ok_or_else(|| {
+                    CollectionError::BadRequest(format!("Wrong input: Not existing vector name error: {vname}"))
+                })?;
+                params.patch(diff);
+            }
+        }
+        if let Some(vectors) = &body.vectors {
+            for (vname, diff) in vectors {
+                let params = cfg.params.vectors.get_mut(vname).ok_or_else(|| {
+                    CollectionError::BadRequest(format!("Wrong input: Not existing vector name error: {vname}"))
+                })?;
+                if let Some(h) = diff.get("hnsw_config").filter(|v| !v.is_null()) {
+                    let h: qd_core::config::HnswConfigDiff = serde_json::from_value(h.clone())
+                        .map_err(|e| CollectionError::BadRequest(format!("vectors.{vname}.hnsw_config: {e}")))?;
+                    h.validate()?;
+                    params.hnsw_config = Some(h);
                 }
-                if let Some(v) = params.get("replication_factor").and_then(|v| v.as_u64()) {
-                    cfg.params.replication_factor = v as u32;
+                if let Some(d) = diff.get("on_disk").and_then(|v| v.as_bool()) {
+                    params.on_disk = Some(d);
                 }
-                if let Some(v) = params.get("write_consistency_factor").and_then(|v| v.as_u64()) {
-                    cfg.params.write_consistency_factor = v as u32;
-                }
-            }
-            if let Some(sparse) = &body.sparse_vectors {
-                for (vname, diff) in sparse {
-                    let params =
-                        cfg.params.sparse_vectors.as_mut().and_then(|s| s.get_mut(vname)).ok_or_else(|| {
-                            CollectionError::BadRequest(format!("Wrong input: Not existing vector name error: {vname}"))
-                        })?;
-                    params.patch(diff);
-                }
-            }
-            if let Some(vectors) = &body.vectors {
-                for (vname, diff) in vectors {
-                    let params = cfg.params.vectors.get_mut(vname).ok_or_else(|| {
-                        CollectionError::BadRequest(format!("Wrong input: Not existing vector name error: {vname}"))
-                    })?;
-                    if let Some(h) = diff.get("hnsw_config").filter(|v| !v.is_null()) {
-                        let h: qd_core::config::HnswConfigDiff = serde_json::from_value(h.clone())
-                            .map_err(|e| CollectionError::BadRequest(format!("vectors.{vname}.hnsw_config: {e}")))?;
-                        h.validate()?;
-                        params.hnsw_config = Some(h);
-                    }
-                    if let Some(d) = diff.get("on_disk").and_then(|v| v.as_bool()) {
-                        params.on_disk = Some(d);
-                    }
-                    // null = unchanged (as in Qdrant); "Disabled" removes the per-vector config.
-                    if let Some(q) = diff.get("quantization_config").filter(|q| !q.is_null()) {
-                        params.quantization_config =
-                            QuantizationConfig::from_json(q, &format!("vectors.{vname}.quantization_config"))?;
-                    }
+                // null = unchanged (as in Qdrant); "Disabled" removes the per-vector config.
+                if let Some(q) = diff.get("quantization_config").filter(|q| !q.is_null()) {
+                    params.quantization_config =
+                        QuantizationConfig::from_json(q, &format!("vectors.{vname}.quantization_config"))?;
                 }
             }
-            Ok(cfg)
-        })?;
-        Ok(())
-    })
-    .await?;
-    Ok(ok(t, true))
+        }
+        Ok(cfg)
+    })?;
+    Ok(())
 }
 
 pub async fn all_aliases(state: State) -> ApiResult {

@@ -1,18 +1,18 @@
 //! REST API: routes in Qdrant's paths, handlers that parse, call the collection layer on the
 //! blocking pool, and wrap results in Qdrant's envelope.
 
-mod auth;
-mod collections;
+pub mod auth;
+pub mod collections;
 mod dashboard;
 mod fetch;
-mod inference;
+pub mod inference;
 pub mod metrics;
 pub mod models;
 mod points;
 mod query;
 pub mod response;
-mod service;
-mod snapshots;
+pub mod service;
+pub mod snapshots;
 mod telemetry;
 
 use std::sync::Arc;

@@ -8,11 +8,20 @@ use super::response::ApiError;
 use super::State;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The Qdrant API version this server implements (what clients check compatibility against).
+pub const QDRANT_API_VERSION: &str = "1.19.0";
+pub const TITLE: &str = "qdrant - vector search engine (independent Rust implementation)";
+/// This build's commit, when the build knew it.
+pub const BUILD_COMMIT: &str = match option_env!("QD_BUILD_COMMIT") {
+    Some(c) => c,
+    None => "unknown",
+};
 
 pub async fn root() -> Response {
     axum::Json(json!({
-        "title": "qdrant - vector search engine (independent Rust implementation)",
-        "version": VERSION,
+        "title": TITLE,
+        "version": QDRANT_API_VERSION,
+        "build": { "version": VERSION, "commit": BUILD_COMMIT },
     }))
     .into_response()
 }

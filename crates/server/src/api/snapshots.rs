@@ -101,7 +101,7 @@ fn checksum_param(c: Option<String>) -> Result<Option<String>, ApiError> {
 
 /// The name snapshots of `name` are filed under: the collection's own name (aliases resolve);
 /// a collection that exists but cannot serve (loading, damaged) keeps its name.
-fn collection_name(reg: &Registry, name: &str) -> Result<String, ApiError> {
+pub fn collection_name(reg: &Registry, name: &str) -> Result<String, ApiError> {
     match reg.get(name) {
         Ok(c) => Ok(c.name().to_string()),
         Err(_) if reg.exists(name) => Ok(name.to_string()),
@@ -148,15 +148,23 @@ pub async fn create(state: State, Path(name): Path<String>, Params(p): Params<Sn
     let collection = reg.get(&name)?;
     let dir = snapshots(&state).collection_dir(collection.name())?;
     run(t, wait(&p), SnapshotKind::Create, collection.name().to_string(), move || {
-        let base = format!("{}-{}", collection.name(), snapshot::name_timestamp(chrono::Utc::now()));
-        let desc = SnapshotDir::write_new(&dir, &base, |w, path| {
-            let (_, size, sha) = snapshot::snapshot_collection(&collection, w, path, &mut no_progress)?;
-            Ok((size, sha))
-        })?;
-        tracing::info!(collection = %collection.name(), snapshot = %desc.name, size = desc.size, "snapshot created");
-        Ok(desc)
+        write_collection_snapshot(&collection, &dir)
     })
     .await
+}
+
+/// Write a new snapshot of `collection` into `dir` (its snapshots directory). Blocks.
+pub fn write_collection_snapshot(
+    collection: &qd_collection::Collection,
+    dir: &FsPath,
+) -> Result<SnapshotDescription, ApiError> {
+    let base = format!("{}-{}", collection.name(), snapshot::name_timestamp(chrono::Utc::now()));
+    let desc = SnapshotDir::write_new(dir, &base, |w, path| {
+        let (_, size, sha) = snapshot::snapshot_collection(collection, w, path, &mut no_progress)?;
+        Ok((size, sha))
+    })?;
+    tracing::info!(collection = %collection.name(), snapshot = %desc.name, size = desc.size, "snapshot created");
+    Ok(desc)
 }
 
 pub async fn list(state: State, Path(name): Path<String>) -> ApiResult {
@@ -447,16 +455,18 @@ pub async fn create_full(state: State, Params(p): Params<SnapshotParams>) -> Api
     let t = Instant::now();
     let reg = state.registry.clone();
     let root = snapshots(&state).root().to_path_buf();
-    run(t, wait(&p), SnapshotKind::Create, String::new(), move || {
-        let base = format!("full-snapshot-{}", snapshot::name_timestamp(chrono::Utc::now()));
-        let desc = SnapshotDir::write_new(&root, &base, |w, path| {
-            let (_, size, sha) = full::snapshot_registry(&reg, w, path, &mut no_progress)?;
-            Ok((size, sha))
-        })?;
-        tracing::info!(snapshot = %desc.name, size = desc.size, "full snapshot created");
-        Ok(desc)
-    })
-    .await
+    run(t, wait(&p), SnapshotKind::Create, String::new(), move || write_full_snapshot(&reg, &root)).await
+}
+
+/// Write a new snapshot of the whole storage into `root` (the snapshots directory). Blocks.
+pub fn write_full_snapshot(reg: &Registry, root: &FsPath) -> Result<SnapshotDescription, ApiError> {
+    let base = format!("full-snapshot-{}", snapshot::name_timestamp(chrono::Utc::now()));
+    let desc = SnapshotDir::write_new(root, &base, |w, path| {
+        let (_, size, sha) = full::snapshot_registry(reg, w, path, &mut no_progress)?;
+        Ok((size, sha))
+    })?;
+    tracing::info!(snapshot = %desc.name, size = desc.size, "full snapshot created");
+    Ok(desc)
 }
 
 pub async fn list_full(state: State) -> ApiResult {

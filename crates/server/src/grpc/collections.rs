@@ -1,0 +1,292 @@
+//! `qdrant.Collections`: create, inspect, update and delete collections, aliases, shard keys.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use qd_collection::{AliasAction, CollectionInfo};
+use qdrant_client::qdrant as pb;
+use qdrant_client::qdrant::collections_server::Collections;
+use tonic::{Request, Response, Status};
+
+use super::convert::config::{config_out, create_json, update_json};
+use super::convert::values::{shard_key, shard_key_out};
+use super::convert::{invalid, Result};
+use super::{blocking, elapsed, Reply};
+use crate::api::response::parse_json;
+use crate::api::AppState;
+
+pub struct CollectionsService {
+    state: Arc<AppState>,
+}
+
+impl CollectionsService {
+    pub fn new(state: Arc<AppState>) -> Self {
+        CollectionsService { state }
+    }
+}
+
+fn status_out(s: &str) -> i32 {
+    (match s {
+        "green" => pb::CollectionStatus::Green,
+        "yellow" => pb::CollectionStatus::Yellow,
+        "red" => pb::CollectionStatus::Red,
+        "grey" => pb::CollectionStatus::Grey,
+        _ => pb::CollectionStatus::UnknownCollectionStatus,
+    }) as i32
+}
+
+fn schema_type(t: &str) -> i32 {
+    (match t {
+        "keyword" => pb::PayloadSchemaType::Keyword,
+        "integer" => pb::PayloadSchemaType::Integer,
+        "float" => pb::PayloadSchemaType::Float,
+        "geo" => pb::PayloadSchemaType::Geo,
+        "text" => pb::PayloadSchemaType::Text,
+        "bool" => pb::PayloadSchemaType::Bool,
+        "datetime" => pb::PayloadSchemaType::Datetime,
+        "uuid" => pb::PayloadSchemaType::Uuid,
+        _ => pb::PayloadSchemaType::UnknownType,
+    }) as i32
+}
+
+fn created_at(s: &str) -> Option<prost_types::Timestamp> {
+    let t = chrono::DateTime::parse_from_rfc3339(s).ok()?;
+    Some(prost_types::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 })
+}
+
+/// Collection info as the protobuf message (the REST answer's fields).
+pub fn info_out(i: CollectionInfo) -> pb::CollectionInfo {
+    let optimizer_status = match i.optimizer_status.get("error").and_then(|e| e.as_str()) {
+        Some(e) => pb::OptimizerStatus { ok: false, error: e.to_string() },
+        None => pb::OptimizerStatus { ok: true, error: String::new() },
+    };
+    let payload_schema = i
+        .payload_schema
+        .iter()
+        .map(|(field, v)| {
+            let info = pb::PayloadSchemaInfo {
+                data_type: schema_type(v.get("data_type").and_then(|t| t.as_str()).unwrap_or("")),
+                params: None,
+                points: v.get("points").and_then(|p| p.as_u64()),
+            };
+            (field.clone(), info)
+        })
+        .collect();
+    let warnings = i
+        .warnings
+        .iter()
+        .map(|w| pb::CollectionWarning {
+            message: w.get("message").and_then(|m| m.as_str()).unwrap_or_default().to_string(),
+        })
+        .collect();
+    let config = config_out(&i.config);
+    pb::CollectionInfo {
+        status: status_out(i.status),
+        optimizer_status: Some(optimizer_status),
+        segments_count: i.segments_count as u64,
+        config: Some(config),
+        payload_schema,
+        points_count: Some(i.points_count as u64),
+        indexed_vectors_count: Some(i.indexed_vectors_count as u64),
+        warnings,
+        update_queue: None,
+        created_at: created_at(&i.created_at),
+    }
+}
+
+/// A request converted to the REST body's JSON and parsed as REST parses it.
+fn parse_body<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T> {
+    let bytes = serde_json::to_vec(&v).map_err(|e| invalid(e.to_string()))?;
+    parse_json(&bytes)
+}
+
+#[tonic::async_trait]
+impl Collections for CollectionsService {
+    async fn get(&self, request: Request<pb::GetCollectionInfoRequest>) -> Reply<pb::GetCollectionInfoResponse> {
+        let t = Instant::now();
+        let name = request.into_inner().collection_name;
+        let reg = self.state.registry.clone();
+        let info = blocking(move || Ok(reg.info(&name)?)).await?;
+        Ok(Response::new(pb::GetCollectionInfoResponse { result: Some(info_out(info)), time: elapsed(t) }))
+    }
+
+    async fn list(&self, _: Request<pb::ListCollectionsRequest>) -> Reply<pb::ListCollectionsResponse> {
+        let t = Instant::now();
+        let collections =
+            self.state.registry.list().into_iter().map(|name| pb::CollectionDescription { name }).collect();
+        Ok(Response::new(pb::ListCollectionsResponse { collections, time: elapsed(t) }))
+    }
+
+    async fn create(&self, request: Request<pb::CreateCollection>) -> Reply<pb::CollectionOperationResponse> {
+        let t = Instant::now();
+        let req = request.into_inner();
+        let name = req.collection_name.clone();
+        let body: qd_core::config::CreateCollection = parse_body(create_json(req)?)?;
+        let reg = self.state.registry.clone();
+        blocking(move || Ok(reg.create(&name, body)?)).await?;
+        Ok(Response::new(pb::CollectionOperationResponse { result: true, time: elapsed(t) }))
+    }
+
+    async fn update(&self, request: Request<pb::UpdateCollection>) -> Reply<pb::CollectionOperationResponse> {
+        let t = Instant::now();
+        let req = request.into_inner();
+        let name = req.collection_name.clone();
+        let body: crate::api::models::UpdateCollectionBody = parse_body(update_json(req)?)?;
+        let reg = self.state.registry.clone();
+        blocking(move || crate::api::collections::apply_update(&reg, &name, body)).await?;
+        Ok(Response::new(pb::CollectionOperationResponse { result: true, time: elapsed(t) }))
+    }
+
+    async fn delete(&self, request: Request<pb::DeleteCollection>) -> Reply<pb::CollectionOperationResponse> {
+        let t = Instant::now();
+        let name = request.into_inner().collection_name;
+        let reg = self.state.registry.clone();
+        let existed = blocking(move || Ok(reg.delete(&name)?)).await?;
+        Ok(Response::new(pb::CollectionOperationResponse { result: existed, time: elapsed(t) }))
+    }
+
+    async fn update_aliases(&self, request: Request<pb::ChangeAliases>) -> Reply<pb::CollectionOperationResponse> {
+        use pb::alias_operations::Action;
+        let t = Instant::now();
+        let actions = request
+            .into_inner()
+            .actions
+            .into_iter()
+            .map(|a| match a.action {
+                Some(Action::CreateAlias(c)) => {
+                    Ok(AliasAction::Create { alias: c.alias_name, collection: c.collection_name })
+                }
+                Some(Action::DeleteAlias(d)) => Ok(AliasAction::Delete { alias: d.alias_name }),
+                Some(Action::RenameAlias(r)) => {
+                    Ok(AliasAction::Rename { old: r.old_alias_name, new: r.new_alias_name })
+                }
+                None => Err(invalid("actions: empty alias operation")),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let reg = self.state.registry.clone();
+        blocking(move || Ok(reg.update_aliases(actions)?)).await?;
+        Ok(Response::new(pb::CollectionOperationResponse { result: true, time: elapsed(t) }))
+    }
+
+    async fn list_collection_aliases(
+        &self,
+        request: Request<pb::ListCollectionAliasesRequest>,
+    ) -> Reply<pb::ListAliasesResponse> {
+        let t = Instant::now();
+        let name = request.into_inner().collection_name;
+        if !self.state.registry.exists(&name) {
+            return Err(Status::not_found(format!("Not found: Collection `{name}` doesn't exist!")));
+        }
+        let aliases = self
+            .state
+            .registry
+            .aliases()
+            .into_iter()
+            .filter(|(_, c)| *c == name)
+            .map(|(alias_name, collection_name)| pb::AliasDescription { alias_name, collection_name })
+            .collect();
+        Ok(Response::new(pb::ListAliasesResponse { aliases, time: elapsed(t) }))
+    }
+
+    async fn list_aliases(&self, _: Request<pb::ListAliasesRequest>) -> Reply<pb::ListAliasesResponse> {
+        let t = Instant::now();
+        let aliases = self
+            .state
+            .registry
+            .aliases()
+            .into_iter()
+            .map(|(alias_name, collection_name)| pb::AliasDescription { alias_name, collection_name })
+            .collect();
+        Ok(Response::new(pb::ListAliasesResponse { aliases, time: elapsed(t) }))
+    }
+
+    async fn collection_cluster_info(
+        &self,
+        request: Request<pb::CollectionClusterInfoRequest>,
+    ) -> Reply<pb::CollectionClusterInfoResponse> {
+        let t = Instant::now();
+        let c = self
+            .state
+            .registry
+            .get(&request.into_inner().collection_name)
+            .map_err(crate::api::response::ApiError::from)?;
+        let info = blocking(move || Ok(c.info())).await?;
+        let local_shards: Vec<_> = info
+            .shards
+            .iter()
+            .map(|s| pb::LocalShardInfo {
+                shard_id: s.shard_id,
+                points_count: s.points_count as u64,
+                state: pb::ReplicaState::Active as i32,
+                shard_key: s.shard_key.as_ref().and_then(shard_key_out),
+            })
+            .collect();
+        Ok(Response::new(pb::CollectionClusterInfoResponse {
+            peer_id: crate::api::PEER_ID,
+            shard_count: local_shards.len() as u64,
+            local_shards,
+            remote_shards: Vec::new(),
+            shard_transfers: Vec::new(),
+            resharding_operations: Vec::new(),
+            time: elapsed(t),
+        }))
+    }
+
+    async fn collection_exists(
+        &self,
+        request: Request<pb::CollectionExistsRequest>,
+    ) -> Reply<pb::CollectionExistsResponse> {
+        let t = Instant::now();
+        let exists = self.state.registry.exists(&request.into_inner().collection_name);
+        Ok(Response::new(pb::CollectionExistsResponse {
+            result: Some(pb::CollectionExists { exists }),
+            time: elapsed(t),
+        }))
+    }
+
+    async fn update_collection_cluster_setup(
+        &self,
+        _: Request<pb::UpdateCollectionClusterSetupRequest>,
+    ) -> Reply<pb::UpdateCollectionClusterSetupResponse> {
+        Err(Status::failed_precondition(
+            "Bad request: shard transfers and replicas need cluster mode, which is not enabled",
+        ))
+    }
+
+    async fn create_shard_key(&self, request: Request<pb::CreateShardKeyRequest>) -> Reply<pb::CreateShardKeyResponse> {
+        let t = Instant::now();
+        let req = request.into_inner();
+        let body = req.request.ok_or_else(|| Status::invalid_argument("Bad request: request: missing"))?;
+        let key = shard_key(body.shard_key.unwrap_or_default(), "shard_key")?;
+        if body.replication_factor.is_some_and(|r| r > 1) {
+            return Err(Status::invalid_argument("Bad request: replication_factor > 1 needs cluster mode"));
+        }
+        let (reg, name) = (self.state.registry.clone(), req.collection_name);
+        blocking(move || Ok(reg.create_shard_key(&name, key, body.shards_number)?)).await?;
+        Ok(Response::new(pb::CreateShardKeyResponse { result: true, time: elapsed(t) }))
+    }
+
+    async fn delete_shard_key(&self, request: Request<pb::DeleteShardKeyRequest>) -> Reply<pb::DeleteShardKeyResponse> {
+        let t = Instant::now();
+        let req = request.into_inner();
+        let body = req.request.ok_or_else(|| Status::invalid_argument("Bad request: request: missing"))?;
+        let key = shard_key(body.shard_key.unwrap_or_default(), "shard_key")?;
+        let (reg, name) = (self.state.registry.clone(), req.collection_name);
+        blocking(move || Ok(reg.delete_shard_key(&name, &key)?)).await?;
+        Ok(Response::new(pb::DeleteShardKeyResponse { result: true, time: elapsed(t) }))
+    }
+
+    async fn list_shard_keys(&self, request: Request<pb::ListShardKeysRequest>) -> Reply<pb::ListShardKeysResponse> {
+        let t = Instant::now();
+        let c = self
+            .state
+            .registry
+            .get(&request.into_inner().collection_name)
+            .map_err(crate::api::response::ApiError::from)?;
+        let info = blocking(move || Ok(c.info())).await?;
+        let mut keys: Vec<serde_json::Value> = info.shards.into_iter().filter_map(|s| s.shard_key).collect();
+        keys.dedup();
+        let shard_keys = keys.iter().map(|k| pb::ShardKeyDescription { key: shard_key_out(k) }).collect();
+        Ok(Response::new(pb::ListShardKeysResponse { shard_keys, time: elapsed(t) }))
+    }
+}

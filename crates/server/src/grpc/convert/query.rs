@@ -1,0 +1,407 @@
+//! Read requests as typed requests: the query API, classic search / recommend (each a query
+//! with one step), their groups, and scroll.
+
+use qd_collection::operations::{SearchSettings, WithSelectors};
+use qd_collection::query::{LookupFrom, OrderBy, Prefetch, Query, QueryRequest, RecommendStrategy, VectorOrId};
+use qd_core::config::QuantizationSearchParams;
+use qd_core::json_path::JsonPath;
+use qd_core::selectors::PayloadSelector;
+use qdrant_client::qdrant as pb;
+
+use super::filter::filter_opt;
+use super::values::{payload_selector, point_id, point_ids, shard_keys, timestamp, usize_of, vector_selector};
+use super::vectors::{query_vector, vector_or_id};
+use super::{invalid, Result};
+use crate::ops::{GroupLookup, GroupsRequest, ScrollRequest};
+
+/// `params` of a search; `indexed_only`, `acorn` and `idf` are accepted and not used.
+pub fn settings(p: Option<pb::SearchParams>, what: &str) -> Result<SearchSettings> {
+    let Some(p) = p else { return Ok(SearchSettings::default()) };
+    let quantization = match p.quantization {
+        None => None,
+        Some(q) => {
+            let q = QuantizationSearchParams {
+                ignore: q.ignore.unwrap_or(false),
+                rescore: q.rescore,
+                oversampling: q.oversampling,
+            };
+            q.validate().map_err(|e| invalid(format!("{what}.params.quantization.{}", e.message)))?;
+            Some(q)
+        }
+    };
+    Ok(SearchSettings { hnsw_ef: p.hnsw_ef.map(usize_of), exact: p.exact.unwrap_or(false), quantization })
+}
+
+fn strategy(s: Option<i32>, what: &str) -> Result<RecommendStrategy> {
+    match s.map(pb::RecommendStrategy::try_from) {
+        None | Some(Ok(pb::RecommendStrategy::AverageVector)) => Ok(RecommendStrategy::AverageVector),
+        Some(Ok(pb::RecommendStrategy::BestScore)) => Ok(RecommendStrategy::BestScore),
+        Some(Ok(pb::RecommendStrategy::SumScores)) => Ok(RecommendStrategy::SumScores),
+        Some(Err(_)) => Err(invalid(format!("{what}.strategy: unknown recommend strategy"))),
+    }
+}
+
+pub fn order_by(o: pb::OrderBy, what: &str) -> Result<OrderBy> {
+    use pb::start_from::Value as S;
+    let key: JsonPath = o.key.parse().map_err(|e| invalid(format!("{what}.key: {e}")))?;
+    let descending = match o.direction.map(pb::Direction::try_from) {
+        None | Some(Ok(pb::Direction::Asc)) => false,
+        Some(Ok(pb::Direction::Desc)) => true,
+        Some(Err(_)) => return Err(invalid(format!("{what}.direction: expected Asc or Desc"))),
+    };
+    let start_from = match o.start_from.and_then(|s| s.value) {
+        None => None,
+        Some(S::Float(f)) => Some(f),
+        Some(S::Integer(i)) => Some(i as f64),
+        Some(S::Timestamp(t)) => Some(timestamp(t, &format!("{what}.start_from"))?.timestamp_micros() as f64),
+        Some(S::Datetime(s)) => Some(
+            qd_core::filter::parse_datetime(&s)
+                .map(|d| d.timestamp_micros() as f64)
+                .ok_or_else(|| invalid(format!("{what}.start_from: {s:?} is not a datetime")))?,
+        ),
+    };
+    Ok(OrderBy { key, descending, start_from })
+}
+
+fn inputs(items: Vec<pb::VectorInput>, what: &str) -> Result<Vec<VectorOrId>> {
+    items.into_iter().enumerate().map(|(i, v)| vector_or_id(v, &format!("{what}[{i}]"))).collect()
+}
+
+fn unsupported(kind: &str, what: &str) -> crate::api::response::ApiError {
+    invalid(format!("{what}.{kind}: this query kind is not supported yet"))
+}
+
+/// The `query` of the query API in any of its forms.
+pub fn query(q: pb::Query, what: &str) -> Result<Query> {
+    use pb::query::Variant;
+    Ok(match q.variant {
+        Some(Variant::Nearest(v)) => Query::Nearest(vector_or_id(v, &format!("{what}.nearest"))?),
+        Some(Variant::Recommend(r)) => Query::Recommend {
+            positive: inputs(r.positive, &format!("{what}.recommend.positive"))?,
+            negative: inputs(r.negative, &format!("{what}.recommend.negative"))?,
+            strategy: strategy(r.strategy, &format!("{what}.recommend"))?,
+        },
+        Some(Variant::Fusion(f)) => match pb::Fusion::try_from(f) {
+            Ok(pb::Fusion::Rrf) => Query::Rrf { k: None, weights: None },
+            Ok(pb::Fusion::Dbsf) => Query::Dbsf,
+            Err(_) => return Err(invalid(format!("{what}.fusion: expected RRF or DBSF"))),
+        },
+        Some(Variant::Rrf(r)) => {
+            Query::Rrf { k: r.k.map(|k| k as usize), weights: (!r.weights.is_empty()).then_some(r.weights) }
+        }
+        Some(Variant::OrderBy(o)) => Query::OrderBy(order_by(o, &format!("{what}.order_by"))?),
+        Some(Variant::Sample(s)) => match pb::Sample::try_from(s) {
+            Ok(pb::Sample::Random) => Query::Sample,
+            Err(_) => return Err(invalid(format!("{what}.sample: expected Random"))),
+        },
+        Some(Variant::NearestWithMmr(_)) => {
+            return Err(invalid(format!("{what}.mmr: maximal marginal relevance is not supported yet")))
+        }
+        Some(Variant::Discover(_)) => return Err(unsupported("discover", what)),
+        Some(Variant::Context(_)) => return Err(unsupported("context", what)),
+        Some(Variant::Formula(_)) => return Err(unsupported("formula", what)),
+        Some(Variant::RelevanceFeedback(_)) => return Err(unsupported("relevance_feedback", what)),
+        Some(Variant::Text(_)) => return Err(unsupported("text", what)),
+        None => return Err(invalid(format!("{what}: empty query"))),
+    })
+}
+
+/// `lookup_from`; its shard key selector is not used (lookups read every shard).
+fn lookup_from(l: Option<pb::LookupLocation>) -> Option<LookupFrom> {
+    l.map(|l| LookupFrom { collection: l.collection_name, vector: l.vector_name })
+}
+
+fn prefetch(p: pb::PrefetchQuery, what: &str) -> Result<Prefetch> {
+    Ok(Prefetch {
+        prefetch: prefetches(p.prefetch, &format!("{what}.prefetch"))?,
+        query: p.query.map(|q| query(q, &format!("{what}.query"))).transpose()?,
+        using: p.using.unwrap_or_default(),
+        filter: filter_opt(p.filter, &format!("{what}.filter"))?,
+        score_threshold: p.score_threshold,
+        limit: p.limit.map(usize_of).unwrap_or(10),
+        params: settings(p.params, what)?,
+        lookup_from: lookup_from(p.lookup_from),
+    })
+}
+
+fn prefetches(items: Vec<pb::PrefetchQuery>, what: &str) -> Result<Vec<Prefetch>> {
+    items.into_iter().enumerate().map(|(i, p)| prefetch(p, &format!("{what}[{i}]"))).collect()
+}
+
+/// `QueryPoints` (the query API).
+pub fn query_points(q: pb::QueryPoints) -> Result<QueryRequest> {
+    let what = "query";
+    Ok(QueryRequest {
+        prefetch: prefetches(q.prefetch, "prefetch")?,
+        query: q.query.map(|v| query(v, what)).transpose()?,
+        using: q.using.unwrap_or_default(),
+        filter: filter_opt(q.filter, "filter")?,
+        score_threshold: q.score_threshold,
+        limit: q.limit.map(usize_of).unwrap_or(10),
+        offset: q.offset.map(usize_of).unwrap_or(0),
+        with: WithSelectors {
+            payload: payload_selector(q.with_payload, PayloadSelector::None),
+            vector: vector_selector(q.with_vectors),
+        },
+        params: settings(q.params, what)?,
+        shard_key: shard_keys(q.shard_key_selector)?,
+        lookup_from: lookup_from(q.lookup_from),
+    })
+}
+
+/// The vector of a classic search: dense `vector`, or sparse with `sparse_indices`.
+fn search_vector(vector: Vec<f32>, sparse_indices: Option<pb::SparseIndices>) -> Result<qd_core::vectors::Vector> {
+    let v = pb::Vector {
+        vector: Some(match sparse_indices {
+            Some(i) => pb::vector::Vector::Sparse(pb::SparseVector { values: vector, indices: i.data }),
+            None => pb::vector::Vector::Dense(pb::DenseVector { data: vector }),
+        }),
+        ..Default::default()
+    };
+    query_vector(v, "vector")
+}
+
+/// `SearchPoints`: a query with one nearest step.
+pub fn search_points(s: pb::SearchPoints) -> Result<QueryRequest> {
+    Ok(QueryRequest {
+        prefetch: Vec::new(),
+        query: Some(Query::Nearest(VectorOrId::Vector(search_vector(s.vector, s.sparse_indices)?))),
+        using: s.vector_name.unwrap_or_default(),
+        filter: filter_opt(s.filter, "filter")?,
+        score_threshold: s.score_threshold,
+        limit: usize_of(s.limit),
+        offset: s.offset.map(usize_of).unwrap_or(0),
+        with: WithSelectors {
+            payload: payload_selector(s.with_payload, PayloadSelector::None),
+            vector: vector_selector(s.with_vectors),
+        },
+        params: settings(s.params, "search")?,
+        shard_key: shard_keys(s.shard_key_selector)?,
+        lookup_from: None,
+    })
+}
+
+/// Examples of a classic recommend: ids and vectors, ids first.
+fn examples(ids: Vec<pb::PointId>, vectors: Vec<pb::Vector>, what: &str) -> Result<Vec<VectorOrId>> {
+    let mut out: Vec<VectorOrId> = point_ids(ids, what)?.into_iter().map(VectorOrId::Id).collect();
+    for (i, v) in vectors.into_iter().enumerate() {
+        out.push(VectorOrId::Vector(query_vector(v, &format!("{what}_vectors[{i}]"))?));
+    }
+    Ok(out)
+}
+
+/// The fields a classic recommend shares with its groups form.
+struct Recommend {
+    positive: Vec<pb::PointId>,
+    negative: Vec<pb::PointId>,
+    positive_vectors: Vec<pb::Vector>,
+    negative_vectors: Vec<pb::Vector>,
+    strategy: Option<i32>,
+}
+
+impl Recommend {
+    fn into_query(self) -> Result<Query> {
+        Ok(Query::Recommend {
+            positive: examples(self.positive, self.positive_vectors, "positive")?,
+            negative: examples(self.negative, self.negative_vectors, "negative")?,
+            strategy: strategy(self.strategy, "recommend")?,
+        })
+    }
+}
+
+/// `RecommendPoints`: a query with one recommend step.
+pub fn recommend_points(r: pb::RecommendPoints) -> Result<QueryRequest> {
+    let q = Recommend {
+        positive: r.positive,
+        negative: r.negative,
+        positive_vectors: r.positive_vectors,
+        negative_vectors: r.negative_vectors,
+        strategy: r.strategy,
+    };
+    Ok(QueryRequest {
+        prefetch: Vec::new(),
+        query: Some(q.into_query()?),
+        using: r.using.unwrap_or_default(),
+        filter: filter_opt(r.filter, "filter")?,
+        score_threshold: r.score_threshold,
+        limit: usize_of(r.limit),
+        offset: r.offset.map(usize_of).unwrap_or(0),
+        with: WithSelectors {
+            payload: payload_selector(r.with_payload, PayloadSelector::None),
+            vector: vector_selector(r.with_vectors),
+        },
+        params: settings(r.params, "recommend")?,
+        shard_key: shard_keys(r.shard_key_selector)?,
+        lookup_from: lookup_from(r.lookup_from),
+    })
+}
+
+fn with_lookup(l: Option<pb::WithLookup>) -> Option<GroupLookup> {
+    l.map(|l| GroupLookup {
+        collection: l.collection,
+        with: WithSelectors {
+            payload: payload_selector(l.with_payload, PayloadSelector::All),
+            vector: vector_selector(l.with_vectors),
+        },
+    })
+}
+
+fn groups(
+    query: QueryRequest,
+    group_by: &str,
+    group_size: u64,
+    lookup: Option<pb::WithLookup>,
+) -> Result<GroupsRequest> {
+    let group_by: JsonPath = group_by.parse().map_err(|e| invalid(format!("group_by: {e}")))?;
+    if group_size == 0 {
+        return Err(invalid("group_size: expected a positive integer"));
+    }
+    Ok(GroupsRequest { query, group_by, group_size: usize_of(group_size), lookup: with_lookup(lookup) })
+}
+
+pub fn query_groups(q: pb::QueryPointGroups) -> Result<GroupsRequest> {
+    let req = QueryRequest {
+        prefetch: prefetches(q.prefetch, "prefetch")?,
+        query: q.query.map(|v| query(v, "query")).transpose()?,
+        using: q.using.unwrap_or_default(),
+        filter: filter_opt(q.filter, "filter")?,
+        score_threshold: q.score_threshold,
+        limit: q.limit.map(usize_of).unwrap_or(10),
+        offset: 0,
+        with: WithSelectors {
+            payload: payload_selector(q.with_payload, PayloadSelector::None),
+            vector: vector_selector(q.with_vectors),
+        },
+        params: settings(q.params, "query")?,
+        shard_key: shard_keys(q.shard_key_selector)?,
+        lookup_from: lookup_from(q.lookup_from),
+    };
+    groups(req, &q.group_by, q.group_size.unwrap_or(3), q.with_lookup)
+}
+
+pub fn search_groups(s: pb::SearchPointGroups) -> Result<GroupsRequest> {
+    let req = QueryRequest {
+        prefetch: Vec::new(),
+        query: Some(Query::Nearest(VectorOrId::Vector(search_vector(s.vector, s.sparse_indices)?))),
+        using: s.vector_name.unwrap_or_default(),
+        filter: filter_opt(s.filter, "filter")?,
+        score_threshold: s.score_threshold,
+        limit: s.limit as usize,
+        offset: 0,
+        with: WithSelectors {
+            payload: payload_selector(s.with_payload, PayloadSelector::None),
+            vector: vector_selector(s.with_vectors),
+        },
+        params: settings(s.params, "search")?,
+        shard_key: shard_keys(s.shard_key_selector)?,
+        lookup_from: None,
+    };
+    groups(req, &s.group_by, u64::from(s.group_size), s.with_lookup)
+}
+
+pub fn recommend_groups(r: pb::RecommendPointGroups) -> Result<GroupsRequest> {
+    let q = Recommend {
+        positive: r.positive,
+        negative: r.negative,
+        positive_vectors: r.positive_vectors,
+        negative_vectors: r.negative_vectors,
+        strategy: r.strategy,
+    };
+    let req = QueryRequest {
+        prefetch: Vec::new(),
+        query: Some(q.into_query()?),
+        using: r.using.unwrap_or_default(),
+        filter: filter_opt(r.filter, "filter")?,
+        score_threshold: r.score_threshold,
+        limit: r.limit as usize,
+        offset: 0,
+        with: WithSelectors {
+            payload: payload_selector(r.with_payload, PayloadSelector::None),
+            vector: vector_selector(r.with_vectors),
+        },
+        params: settings(r.params, "recommend")?,
+        shard_key: shard_keys(r.shard_key_selector)?,
+        lookup_from: lookup_from(r.lookup_from),
+    };
+    groups(req, &r.group_by, u64::from(r.group_size), r.with_lookup)
+}
+
+pub fn scroll(s: pb::ScrollPoints) -> Result<ScrollRequest> {
+    Ok(ScrollRequest {
+        filter: filter_opt(s.filter, "filter")?,
+        offset: s.offset.map(|id| point_id(Some(id), "offset")).transpose()?,
+        limit: s.limit.map(|l| l as usize).unwrap_or(10),
+        with: WithSelectors {
+            payload: payload_selector(s.with_payload, PayloadSelector::All),
+            vector: vector_selector(s.with_vectors),
+        },
+        order_by: s.order_by.map(|o| order_by(o, "order_by")).transpose()?,
+        shard_key: shard_keys(s.shard_key_selector)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dense_input(v: Vec<f32>) -> pb::VectorInput {
+        pb::VectorInput { variant: Some(pb::vector_input::Variant::Dense(pb::DenseVector { data: v })) }
+    }
+
+    #[test]
+    fn a_query_with_prefetches_and_fusion_converts() {
+        let q = pb::QueryPoints {
+            collection_name: "c".into(),
+            prefetch: vec![pb::PrefetchQuery {
+                query: Some(pb::Query { variant: Some(pb::query::Variant::Nearest(dense_input(vec![1.0, 0.0]))) }),
+                using: Some("dense".into()),
+                limit: Some(50),
+                ..Default::default()
+            }],
+            query: Some(pb::Query { variant: Some(pb::query::Variant::Fusion(pb::Fusion::Dbsf as i32)) }),
+            limit: Some(5),
+            ..Default::default()
+        };
+        let r = query_points(q).expect("valid");
+        assert_eq!((r.limit, r.prefetch.len(), r.prefetch[0].limit), (5, 1, 50));
+        assert!(matches!(r.query, Some(Query::Dbsf)));
+        assert_eq!(r.prefetch[0].using, "dense");
+    }
+
+    #[test]
+    fn query_kinds_not_built_yet_are_refused_by_name() {
+        let q = pb::Query { variant: Some(pb::query::Variant::Context(pb::ContextInput::default())) };
+        let e = query(q, "query").err().expect("refused");
+        assert!(e.message.contains("context"), "{}", e.message);
+    }
+
+    #[test]
+    fn classic_search_with_sparse_indices_is_a_sparse_query() {
+        let s = pb::SearchPoints {
+            vector: vec![0.5, 1.0],
+            sparse_indices: Some(pb::SparseIndices { data: vec![7, 2] }),
+            vector_name: Some("text".into()),
+            limit: 3,
+            ..Default::default()
+        };
+        let r = search_points(s).expect("valid");
+        let Some(Query::Nearest(VectorOrId::Vector(qd_core::vectors::Vector::Sparse(v)))) = r.query else {
+            panic!("sparse nearest expected")
+        };
+        assert_eq!(v.indices, vec![2, 7]);
+    }
+
+    #[test]
+    fn order_by_reads_direction_and_datetime_start() {
+        let o = pb::OrderBy {
+            key: "ts".into(),
+            direction: Some(pb::Direction::Desc as i32),
+            start_from: Some(pb::StartFrom {
+                value: Some(pb::start_from::Value::Datetime("2024-01-01T00:00:00Z".into())),
+            }),
+        };
+        let o = order_by(o, "order_by").expect("valid");
+        assert!(o.descending);
+        assert_eq!(o.start_from, Some(1_704_067_200_000_000.0));
+    }
+}

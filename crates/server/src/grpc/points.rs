@@ -1,0 +1,376 @@
+//! `qdrant.Points`: writes, reads, searches and the query API. Each method converts its
+//! message (`convert`), runs the shared operation (`crate::ops`) on the blocking pool and
+//! converts the answer back.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use qd_collection::operations::{ShardKey, UpdateOp, WithSelectors};
+use qd_core::selectors::PayloadSelector;
+use qdrant_client::qdrant as pb;
+use qdrant_client::qdrant::points_server::Points;
+use tonic::{Request, Response, Status};
+
+use super::convert::filter::filter_opt;
+use super::convert::values::{payload_selector, point_id_out, point_ids, shard_keys, vector_selector};
+use super::convert::{index, query as q, results, writes, Result};
+use super::{blocking, elapsed, Reply};
+use crate::api::AppState;
+use crate::ops;
+
+pub struct PointsService {
+    state: Arc<AppState>,
+}
+
+impl PointsService {
+    pub fn new(state: Arc<AppState>) -> Self {
+        PointsService { state }
+    }
+
+    /// Apply one update and answer with Qdrant's `PointsOperationResponse`.
+    async fn apply(
+        &self,
+        collection: String,
+        wait: Option<bool>,
+        op: Result<UpdateOp>,
+        keys: Result<Option<Vec<ShardKey>>>,
+    ) -> Reply<pb::PointsOperationResponse> {
+        let t = Instant::now();
+        let (op, keys) = (op?, keys?);
+        let reg = self.state.registry.clone();
+        let wait = wait.unwrap_or(false);
+        let result = blocking(move || ops::update(&reg, &collection, op, wait, keys.as_deref())).await?;
+        Ok(Response::new(operation_response(t, results::update_result(result))))
+    }
+
+    /// Declare or drop a payload index (answers like an update).
+    async fn set_index(
+        &self,
+        collection: String,
+        field: String,
+        wait: Option<bool>,
+        spec: Option<qd_collection::catalog::PayloadIndexSpec>,
+    ) -> Reply<pb::PointsOperationResponse> {
+        let t = Instant::now();
+        if spec.is_some() {
+            field
+                .parse::<qd_core::json_path::JsonPath>()
+                .map_err(|e| Status::invalid_argument(format!("Bad request: field_name: {e}")))?;
+        }
+        let reg = self.state.registry.clone();
+        blocking(move || Ok(reg.set_payload_index(&collection, &field, spec)?)).await?;
+        Ok(Response::new(operation_response(t, completed(wait))))
+    }
+}
+
+fn completed(wait: Option<bool>) -> pb::UpdateResult {
+    let status = if wait.unwrap_or(false) { pb::UpdateStatus::Completed } else { pb::UpdateStatus::Acknowledged };
+    pb::UpdateResult { operation_id: Some(0), status: status as i32 }
+}
+
+fn operation_response(t: Instant, result: pb::UpdateResult) -> pb::PointsOperationResponse {
+    pb::PointsOperationResponse { result: Some(result), time: elapsed(t), usage: None }
+}
+
+fn not_yet(what: &str) -> Status {
+    Status::invalid_argument(format!("Bad request: {what} is not supported yet"))
+}
+
+/// Classic batches answer one list per request.
+fn batch_results(lists: Vec<Vec<qd_collection::operations::ScoredPoint>>) -> Vec<pb::BatchResult> {
+    lists.into_iter().map(|l| pb::BatchResult { result: results::scored_list(l) }).collect()
+}
+
+#[tonic::async_trait]
+impl Points for PointsService {
+    async fn upsert(&self, request: Request<pb::UpsertPoints>) -> Reply<pb::PointsOperationResponse> {
+        let r = request.into_inner();
+        let op = writes::upsert(r.points, r.update_filter.as_ref(), r.update_mode);
+        self.apply(r.collection_name, r.wait, op, shard_keys(r.shard_key_selector)).await
+    }
+
+    async fn delete(&self, request: Request<pb::DeletePoints>) -> Reply<pb::PointsOperationResponse> {
+        let r = request.into_inner();
+        let op = writes::selection(r.points, "points").map(UpdateOp::Delete);
+        self.apply(r.collection_name, r.wait, op, shard_keys(r.shard_key_selector)).await
+    }
+
+    async fn get(&self, request: Request<pb::GetPoints>) -> Reply<pb::GetResponse> {
+        let t = Instant::now();
+        let r = request.into_inner();
+        let ids = point_ids(r.ids, "ids")?;
+        let keys = shard_keys(r.shard_key_selector)?;
+        let with = WithSelectors {
+            payload: payload_selector(r.with_payload, PayloadSelector::All),
+            vector: vector_selector(r.with_vectors),
+        };
+        let reg = self.state.registry.clone();
+        let name = r.collection_name;
+        let records = blocking(move || Ok(reg.get(&name)?.retrieve(&ids, &with, keys.as_deref())?)).await?;
+        Ok(Response::new(pb::GetResponse { result: results::records(records), time: elapsed(t), usage: None }))
+    }
+
+    async fn update_vectors(&self, request: Request<pb::UpdatePointVectors>) -> Reply<pb::PointsOperationResponse> {
+        let r = request.into_inner();
+        let op = writes::update_vectors(r.points, r.update_filter.as_ref());
+        self.apply(r.collection_name, r.wait, op, shard_keys(r.shard_key_selector)).await
+    }
+
+    async fn delete_vectors(&self, request: Request<pb::DeletePointVectors>) -> Reply<pb::PointsOperationResponse> {
+        let r = request.into_inner();
+        let op = writes::delete_vectors(r.points_selector, r.vectors);
+        self.apply(r.collection_name, r.wait, op, shard_keys(r.shard_key_selector)).await
+    }
+
+    async fn set_payload(&self, request: Request<pb::SetPayloadPoints>) -> Reply<pb::PointsOperationResponse> {
+        let r = request.into_inner();
+        let op = writes::set_payload(r.payload, r.points_selector, r.key);
+        self.apply(r.collection_name, r.wait, op, shard_keys(r.shard_key_selector)).await
+    }
+
+    async fn overwrite_payload(&self, request: Request<pb::SetPayloadPoints>) -> Reply<pb::PointsOperationResponse> {
+        let r = request.into_inner();
+        let op = writes::overwrite_payload(r.payload, r.points_selector, r.key);
+        self.apply(r.collection_name, r.wait, op, shard_keys(r.shard_key_selector)).await
+    }
+
+    async fn delete_payload(&self, request: Request<pb::DeletePayloadPoints>) -> Reply<pb::PointsOperationResponse> {
+        let r = request.into_inner();
+        let op = writes::delete_payload(r.keys, r.points_selector);
+        self.apply(r.collection_name, r.wait, op, shard_keys(r.shard_key_selector)).await
+    }
+
+    async fn clear_payload(&self, request: Request<pb::ClearPayloadPoints>) -> Reply<pb::PointsOperationResponse> {
+        let r = request.into_inner();
+        let op = writes::selection(r.points, "points").map(UpdateOp::ClearPayload);
+        self.apply(r.collection_name, r.wait, op, shard_keys(r.shard_key_selector)).await
+    }
+
+    async fn create_field_index(
+        &self,
+        request: Request<pb::CreateFieldIndexCollection>,
+    ) -> Reply<pb::PointsOperationResponse> {
+        let r = request.into_inner();
+        let spec = index::spec(r.field_type, r.field_index_params)?;
+        self.set_index(r.collection_name, r.field_name, r.wait, Some(spec)).await
+    }
+
+    async fn delete_field_index(
+        &self,
+        request: Request<pb::DeleteFieldIndexCollection>,
+    ) -> Reply<pb::PointsOperationResponse> {
+        let r = request.into_inner();
+        self.set_index(r.collection_name, r.field_name, r.wait, None).await
+    }
+
+    async fn create_vector_name(
+        &self,
+        request: Request<pb::CreateVectorNameRequest>,
+    ) -> Reply<pb::PointsOperationResponse> {
+        let t = Instant::now();
+        let r = request.into_inner();
+        let spec = super::convert::config::new_vector(r.vector_config)?;
+        let (reg, name, vector) = (self.state.registry.clone(), r.collection_name, r.vector_name);
+        blocking(move || Ok(reg.set_vector(&name, &vector, Some(spec))?)).await?;
+        Ok(Response::new(operation_response(t, completed(r.wait))))
+    }
+
+    async fn delete_vector_name(
+        &self,
+        request: Request<pb::DeleteVectorNameRequest>,
+    ) -> Reply<pb::PointsOperationResponse> {
+        let t = Instant::now();
+        let r = request.into_inner();
+        let (reg, name, vector) = (self.state.registry.clone(), r.collection_name, r.vector_name);
+        blocking(move || Ok(reg.set_vector(&name, &vector, None)?)).await?;
+        Ok(Response::new(operation_response(t, completed(r.wait))))
+    }
+
+    async fn search(&self, request: Request<pb::SearchPoints>) -> Reply<pb::SearchResponse> {
+        let t = Instant::now();
+        let r = request.into_inner();
+        let name = r.collection_name.clone();
+        let req = q::search_points(r)?;
+        let reg = self.state.registry.clone();
+        let hits = blocking(move || ops::query(&reg, &name, req)).await?;
+        Ok(Response::new(pb::SearchResponse { result: results::scored_list(hits), time: elapsed(t), usage: None }))
+    }
+
+    async fn search_batch(&self, request: Request<pb::SearchBatchPoints>) -> Reply<pb::SearchBatchResponse> {
+        let t = Instant::now();
+        let r = request.into_inner();
+        let reqs = r.search_points.into_iter().map(q::search_points).collect::<Result<Vec<_>>>()?;
+        let (reg, name) = (self.state.registry.clone(), r.collection_name);
+        let lists = blocking(move || ops::query_batch(&reg, &name, reqs)).await?;
+        Ok(Response::new(pb::SearchBatchResponse { result: batch_results(lists), time: elapsed(t), usage: None }))
+    }
+
+    async fn search_groups(&self, request: Request<pb::SearchPointGroups>) -> Reply<pb::SearchGroupsResponse> {
+        let t = Instant::now();
+        let r = request.into_inner();
+        let name = r.collection_name.clone();
+        let g = q::search_groups(r)?;
+        let reg = self.state.registry.clone();
+        let groups = blocking(move || ops::groups(&reg, &name, g)).await?;
+        Ok(Response::new(pb::SearchGroupsResponse {
+            result: Some(results::groups(groups)),
+            time: elapsed(t),
+            usage: None,
+        }))
+    }
+
+    async fn scroll(&self, request: Request<pb::ScrollPoints>) -> Reply<pb::ScrollResponse> {
+        let t = Instant::now();
+        let r = request.into_inner();
+        let name = r.collection_name.clone();
+        let req = q::scroll(r)?;
+        let reg = self.state.registry.clone();
+        let (points, next) = blocking(move || ops::scroll(&reg, &name, req)).await?;
+        Ok(Response::new(pb::ScrollResponse {
+            next_page_offset: next.map(point_id_out),
+            result: results::records(points),
+            time: elapsed(t),
+            usage: None,
+        }))
+    }
+
+    async fn recommend(&self, request: Request<pb::RecommendPoints>) -> Reply<pb::RecommendResponse> {
+        let t = Instant::now();
+        let r = request.into_inner();
+        let name = r.collection_name.clone();
+        let req = q::recommend_points(r)?;
+        let reg = self.state.registry.clone();
+        let hits = blocking(move || ops::query(&reg, &name, req)).await?;
+        Ok(Response::new(pb::RecommendResponse { result: results::scored_list(hits), time: elapsed(t), usage: None }))
+    }
+
+    async fn recommend_batch(&self, request: Request<pb::RecommendBatchPoints>) -> Reply<pb::RecommendBatchResponse> {
+        let t = Instant::now();
+        let r = request.into_inner();
+        let reqs = r.recommend_points.into_iter().map(q::recommend_points).collect::<Result<Vec<_>>>()?;
+        let (reg, name) = (self.state.registry.clone(), r.collection_name);
+        let lists = blocking(move || ops::query_batch(&reg, &name, reqs)).await?;
+        Ok(Response::new(pb::RecommendBatchResponse { result: batch_results(lists), time: elapsed(t), usage: None }))
+    }
+
+    async fn recommend_groups(&self, request: Request<pb::RecommendPointGroups>) -> Reply<pb::RecommendGroupsResponse> {
+        let t = Instant::now();
+        let r = request.into_inner();
+        let name = r.collection_name.clone();
+        let g = q::recommend_groups(r)?;
+        let reg = self.state.registry.clone();
+        let groups = blocking(move || ops::groups(&reg, &name, g)).await?;
+        Ok(Response::new(pb::RecommendGroupsResponse {
+            result: Some(results::groups(groups)),
+            time: elapsed(t),
+            usage: None,
+        }))
+    }
+
+    async fn discover(&self, _: Request<pb::DiscoverPoints>) -> Reply<pb::DiscoverResponse> {
+        Err(not_yet("discover"))
+    }
+
+    async fn discover_batch(&self, _: Request<pb::DiscoverBatchPoints>) -> Reply<pb::DiscoverBatchResponse> {
+        Err(not_yet("discover"))
+    }
+
+    async fn count(&self, request: Request<pb::CountPoints>) -> Reply<pb::CountResponse> {
+        let t = Instant::now();
+        let r = request.into_inner();
+        let filter = filter_opt(r.filter, "filter")?;
+        let keys = shard_keys(r.shard_key_selector)?;
+        let (reg, name) = (self.state.registry.clone(), r.collection_name);
+        let n = blocking(move || Ok(reg.get(&name)?.count(filter.as_ref(), keys.as_deref())?)).await?;
+        Ok(Response::new(pb::CountResponse {
+            result: Some(pb::CountResult { count: n as u64 }),
+            time: elapsed(t),
+            usage: None,
+        }))
+    }
+
+    async fn update_batch(&self, request: Request<pb::UpdateBatchPoints>) -> Reply<pb::UpdateBatchResponse> {
+        let t = Instant::now();
+        let r = request.into_inner();
+        let ops_list = writes::batch(r.operations)?;
+        let (reg, name, wait) = (self.state.registry.clone(), r.collection_name, r.wait.unwrap_or(false));
+        let done = blocking(move || ops::update_batch(&reg, &name, ops_list, wait)).await?;
+        Ok(Response::new(pb::UpdateBatchResponse {
+            result: done.into_iter().map(results::update_result).collect(),
+            time: elapsed(t),
+            usage: None,
+        }))
+    }
+
+    async fn query(&self, request: Request<pb::QueryPoints>) -> Reply<pb::QueryResponse> {
+        let t = Instant::now();
+        let r = request.into_inner();
+        let name = r.collection_name.clone();
+        let req = q::query_points(r)?;
+        let reg = self.state.registry.clone();
+        let hits = blocking(move || ops::query(&reg, &name, req)).await?;
+        Ok(Response::new(pb::QueryResponse { result: results::scored_list(hits), time: elapsed(t), usage: None }))
+    }
+
+    async fn query_batch(&self, request: Request<pb::QueryBatchPoints>) -> Reply<pb::QueryBatchResponse> {
+        let t = Instant::now();
+        let r = request.into_inner();
+        let reqs = r.query_points.into_iter().map(q::query_points).collect::<Result<Vec<_>>>()?;
+        let (reg, name) = (self.state.registry.clone(), r.collection_name);
+        let lists = blocking(move || ops::query_batch(&reg, &name, reqs)).await?;
+        Ok(Response::new(pb::QueryBatchResponse { result: batch_results(lists), time: elapsed(t), usage: None }))
+    }
+
+    async fn query_groups(&self, request: Request<pb::QueryPointGroups>) -> Reply<pb::QueryGroupsResponse> {
+        let t = Instant::now();
+        let r = request.into_inner();
+        let name = r.collection_name.clone();
+        let g = q::query_groups(r)?;
+        let reg = self.state.registry.clone();
+        let groups = blocking(move || ops::groups(&reg, &name, g)).await?;
+        Ok(Response::new(pb::QueryGroupsResponse {
+            result: Some(results::groups(groups)),
+            time: elapsed(t),
+            usage: None,
+        }))
+    }
+
+    async fn facet(&self, request: Request<pb::FacetCounts>) -> Reply<pb::FacetResponse> {
+        let t = Instant::now();
+        let r = request.into_inner();
+        let key: qd_core::json_path::JsonPath =
+            r.key.parse().map_err(|e| Status::invalid_argument(format!("Bad request: key: {e}")))?;
+        let filter = filter_opt(r.filter, "filter")?;
+        let keys = shard_keys(r.shard_key_selector)?;
+        let limit = r.limit.map(|l| l as usize).unwrap_or(10);
+        let (reg, name) = (self.state.registry.clone(), r.collection_name);
+        let hits = blocking(move || Ok(reg.get(&name)?.facet(&key, filter.as_ref(), limit, keys.as_deref())?)).await?;
+        let hits = hits
+            .into_iter()
+            .filter_map(|(value, count)| Some(pb::FacetHit { value: Some(facet_value(&value)?), count: count as u64 }))
+            .collect();
+        Ok(Response::new(pb::FacetResponse { hits, time: elapsed(t), usage: None }))
+    }
+
+    async fn search_matrix_pairs(&self, _: Request<pb::SearchMatrixPoints>) -> Reply<pb::SearchMatrixPairsResponse> {
+        Err(not_yet("search matrix"))
+    }
+
+    async fn search_matrix_offsets(
+        &self,
+        _: Request<pb::SearchMatrixPoints>,
+    ) -> Reply<pb::SearchMatrixOffsetsResponse> {
+        Err(not_yet("search matrix"))
+    }
+}
+
+fn facet_value(v: &serde_json::Value) -> Option<pb::FacetValue> {
+    use pb::facet_value::Variant;
+    let variant = match v {
+        serde_json::Value::String(s) => Variant::StringValue(s.clone()),
+        serde_json::Value::Bool(b) => Variant::BoolValue(*b),
+        serde_json::Value::Number(n) => Variant::IntegerValue(n.as_i64()?),
+        _ => return None,
+    };
+    Some(pb::FacetValue { variant: Some(variant) })
+}

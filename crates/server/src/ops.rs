@@ -1,0 +1,140 @@
+//! Typed operations that both APIs call. REST handlers and gRPC services parse their wire
+//! forms into the collection layer's types and then call these functions, so the two cannot
+//! drift. Everything here blocks: callers run it on the blocking pool.
+
+use qd_collection::groups::PointGroup;
+use qd_collection::operations::{Record, ScoredPoint, ShardKey, UpdateOp, UpdateResult, WithSelectors};
+use qd_collection::query::{LookupFrom, OrderBy, QueryRequest};
+use qd_collection::{CollectionError, Registry};
+use qd_core::filter::Filter;
+use qd_core::json_path::JsonPath;
+use qd_core::selectors::{PayloadSelector, VectorSelector};
+use qd_core::PointId;
+
+use crate::api::response::ApiError;
+
+type R<T> = Result<T, ApiError>;
+
+/// Resolve `lookup_from` ids of a request against the other collection (see
+/// [`qd_collection::query::resolve_lookups`]).
+pub fn resolve_lookups(registry: &Registry, req: &mut QueryRequest) -> R<()> {
+    let fetch = |lookup: &LookupFrom, vector: &str, id: &PointId| -> qd_collection::error::Result<_> {
+        let other = registry.get(&lookup.collection)?;
+        let with =
+            WithSelectors { payload: PayloadSelector::None, vector: VectorSelector::Names(vec![vector.to_string()]) };
+        let rec = other.retrieve(&[*id], &with, None)?.pop().ok_or_else(|| {
+            CollectionError::NotFound(format!("No point with id {id} found in collection {}", lookup.collection))
+        })?;
+        rec.vector.and_then(|mut m| m.remove(vector)).ok_or_else(|| {
+            CollectionError::BadRequest(format!(
+                "Wrong input: point {id} of collection {} has no vector named {vector:?}",
+                lookup.collection
+            ))
+        })
+    };
+    Ok(qd_collection::query::resolve_lookups(req, &fetch)?)
+}
+
+/// One query (search, recommend and the query API are all queries).
+pub fn query(registry: &Registry, collection: &str, mut req: QueryRequest) -> R<Vec<ScoredPoint>> {
+    let c = registry.get(collection)?;
+    resolve_lookups(registry, &mut req)?;
+    Ok(c.query(&req)?)
+}
+
+/// Several queries on one collection, answered in order.
+pub fn query_batch(registry: &Registry, collection: &str, reqs: Vec<QueryRequest>) -> R<Vec<Vec<ScoredPoint>>> {
+    let c = registry.get(collection)?;
+    reqs.into_iter()
+        .map(|mut r| {
+            resolve_lookups(registry, &mut r)?;
+            Ok(c.query(&r)?)
+        })
+        .collect()
+}
+
+/// `with_lookup` of a groups request: each group id is looked up in another collection.
+#[derive(Debug, Clone)]
+pub struct GroupLookup {
+    pub collection: String,
+    pub with: WithSelectors,
+}
+
+/// A grouped query: the query, the payload key to group by and the group size.
+#[derive(Debug, Clone)]
+pub struct GroupsRequest {
+    pub query: QueryRequest,
+    pub group_by: JsonPath,
+    pub group_size: usize,
+    pub lookup: Option<GroupLookup>,
+}
+
+pub fn groups(registry: &Registry, collection: &str, mut g: GroupsRequest) -> R<Vec<PointGroup>> {
+    let c = registry.get(collection)?;
+    let lookup = match &g.lookup {
+        Some(l) => Some((registry.get(&l.collection)?, &l.with)),
+        None => None,
+    };
+    resolve_lookups(registry, &mut g.query)?;
+    let mut groups = c.query_groups(&g.query, &g.group_by, g.group_size, g.query.limit)?;
+    if let Some((other, with)) = lookup {
+        for grp in groups.iter_mut() {
+            if let Ok(id) = serde_json::from_value::<PointId>(grp.id.clone()) {
+                grp.lookup = other.retrieve(&[id], with, None)?.pop();
+            }
+        }
+    }
+    Ok(groups)
+}
+
+/// Updates applied in order after every one of them was validated: a batch with a bad
+/// operation changes nothing.
+pub fn update_batch(
+    registry: &Registry,
+    collection: &str,
+    ops: Vec<(UpdateOp, Option<Vec<ShardKey>>)>,
+    wait: bool,
+) -> R<Vec<UpdateResult>> {
+    let c = registry.get(collection)?;
+    for (i, (op, key)) in ops.iter().enumerate() {
+        c.validate_update(op, key.as_deref()).map_err(|e| ApiError::from(e).prefixed(&format!("operations[{i}]")))?;
+    }
+    ops.into_iter().map(|(op, key)| Ok(c.update(op, wait, key.as_deref())?)).collect()
+}
+
+/// One update.
+pub fn update(
+    registry: &Registry,
+    collection: &str,
+    op: UpdateOp,
+    wait: bool,
+    key: Option<&[ShardKey]>,
+) -> R<UpdateResult> {
+    Ok(registry.get(collection)?.update(op, wait, key)?)
+}
+
+/// A page of points: in id order from `offset`, or in payload order with `order_by`.
+#[derive(Debug, Clone)]
+pub struct ScrollRequest {
+    pub filter: Option<Filter>,
+    pub offset: Option<PointId>,
+    pub limit: usize,
+    pub with: WithSelectors,
+    pub order_by: Option<OrderBy>,
+    pub shard_key: Option<Vec<ShardKey>>,
+}
+
+/// The page and, in id order, the id where the next page starts.
+pub fn scroll(registry: &Registry, collection: &str, req: ScrollRequest) -> R<(Vec<Record>, Option<PointId>)> {
+    if req.order_by.is_some() && req.offset.is_some() {
+        return Err(ApiError::bad_request(
+            "Bad request: offset cannot be used together with order_by; use order_by.start_from",
+        ));
+    }
+    let c = registry.get(collection)?;
+    let keys = req.shard_key.as_deref();
+    match &req.order_by {
+        Some(order) => Ok((c.scroll_ordered(order, req.filter.as_ref(), req.limit, &req.with, keys)?, None)),
+        None => Ok(c.scroll(req.offset, req.filter.as_ref(), req.limit, &req.with, keys)?),
+    }
+}
