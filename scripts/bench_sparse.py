@@ -58,6 +58,12 @@ K = 10
 # data
 
 
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 class Csr:
     """Rows of sparse vectors: indices (sorted within a row), values, indptr."""
 
@@ -288,7 +294,7 @@ class Server:
         self.proc = subprocess.Popen(
             [binary, "--storage", storage, "--storage-path", os.path.join(workdir, "storage"),
              "--snapshots-path", os.path.join(workdir, "snapshots"), "--http-port", str(self.port),
-             "--host", "127.0.0.1"],
+             "--grpc-port", str(free_port()), "--host", "127.0.0.1"],
             cwd=workdir, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=httpx.Timeout(600.0, connect=10.0))
         deadline = time.time() + 60

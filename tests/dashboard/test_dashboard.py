@@ -55,7 +55,7 @@ class Server:
         self.log = open(os.path.join(tmp, "server.log"), "wb")
         self.proc = subprocess.Popen(
             [BIN, "--storage-path", os.path.join(tmp, "storage"), "--http-port", str(self.port),
-             "--host", "127.0.0.1"],
+             "--grpc-port", str(free_port()), "--host", "127.0.0.1"],
             stdout=subprocess.DEVNULL, stderr=self.log, cwd=tmp,
         )
         deadline = time.time() + 60

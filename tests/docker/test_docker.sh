@@ -276,11 +276,13 @@ check "--user $uid_gid without any mount works (image dirs are writable)" \
 
 # ---------------------------------------------------------------------------------------------
 compose_round_trip() { # COMMAND (docker-compose | "docker compose") TAG
-  local cmd=$1 tag=$2 dir="$WORK/compose-$2" project="${RUN_ID}$2" port
+  local cmd=$1 tag=$2 dir="$WORK/compose-$2" project="${RUN_ID}$2" port gport
   mkdir -p "$dir"
   port=$(free_port) || return 1
-  # The repository's file with only the host side of the port changed (and bound to 127.0.0.1).
-  sed "s/\"6333:6333\"/\"127.0.0.1:$port:6333\"/" docker-compose.yml >"$dir/docker-compose.yml"
+  gport=$(free_port) || return 1
+  # The repository's file with only the host side of the ports changed (bound to 127.0.0.1).
+  sed -e "s/\"6333:6333\"/\"127.0.0.1:$port:6333\"/" -e "s/\"6334:6334\"/\"127.0.0.1:$gport:6334\"/" \
+    docker-compose.yml >"$dir/docker-compose.yml"
   COMPOSE_PROJECTS+=("$cmd|$dir|$project")
   echo "== $cmd up -d (copy of docker-compose.yml on 127.0.0.1:$port)"
   check "[$tag] the copy differs from docker-compose.yml only in the port line" \

@@ -1,14 +1,17 @@
 """Fixtures: a real `qdrant` server process per backend, and the client's own local mode as the
 reference implementation to compare against."""
 
+import contextlib
 import os
 import socket
 import subprocess
 import tempfile
 import time
 
+import grpc
 import pytest
 from qdrant_client import QdrantClient
+from qdrant_client.http.exceptions import UnexpectedResponse
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.environ.get("QDRANT_BIN", os.path.join(ROOT, "target", "debug", "qdrant"))
@@ -26,10 +29,12 @@ class ServerProcess:
         self.backend = backend
         self.storage = storage
         self.port = free_port()
+        self.grpc_port = free_port()
         self.log = open(os.path.join(os.path.dirname(storage), f"server-{self.port}.log"), "wb")
         self.proc = subprocess.Popen(
             [BIN, "--storage", backend, "--storage-path", storage,
-             "--http-port", str(self.port), "--host", "127.0.0.1"],
+             "--http-port", str(self.port), "--grpc-port", str(self.grpc_port),
+             "--host", "127.0.0.1"],
             stdout=subprocess.DEVNULL, stderr=self.log,
         )
         self.wait_ready()
@@ -70,9 +75,11 @@ def server(request):
     srv.stop()
 
 
-@pytest.fixture(scope="module")
-def client(server):
-    c = QdrantClient(url=server.url, prefer_grpc=False, timeout=60, check_compatibility=False)
+@pytest.fixture(scope="module", params=["rest", "grpc"])
+def client(server, request):
+    """The official client as users run it: over REST, and with `prefer_grpc=True` (every call
+    the client has a gRPC form for goes over gRPC)."""
+    c = QdrantClient(url=server.url, grpc_port=server.grpc_port, prefer_grpc=request.param == "grpc", timeout=60)
     yield c
     c.close()
 
@@ -83,3 +90,34 @@ def local():
     c = QdrantClient(":memory:")
     yield c
     c.close()
+
+
+# HTTP statuses and the gRPC codes the same refusals carry.
+GRPC_CODES = {
+    400: grpc.StatusCode.INVALID_ARGUMENT,
+    401: grpc.StatusCode.UNAUTHENTICATED,
+    403: grpc.StatusCode.PERMISSION_DENIED,
+    404: grpc.StatusCode.NOT_FOUND,
+    409: grpc.StatusCode.ALREADY_EXISTS,
+}
+
+
+class Refusal:
+    message = ""
+
+
+@contextlib.contextmanager
+def refused(status):
+    """The call must fail with HTTP `status` over REST, or with the matching gRPC code over
+    gRPC; the yielded object's `message` holds the error text afterwards."""
+    info = Refusal()
+    try:
+        yield info
+    except UnexpectedResponse as e:
+        assert e.status_code == status, f"HTTP {e.status_code}, expected {status}: {e}"
+        info.message = str(e)
+    except grpc.RpcError as e:
+        assert e.code() == GRPC_CODES[status], f"{e.code()}, expected {GRPC_CODES[status]}: {e.details()}"
+        info.message = e.details()
+    else:
+        pytest.fail(f"expected a refusal with status {status}")

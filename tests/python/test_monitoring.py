@@ -4,9 +4,19 @@ client's text parser, `/telemetry` and `/cluster` read by the official qdrant-cl
 import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
-from qdrant_client import models
+import pytest
+from qdrant_client import QdrantClient, models
 
 COLLECTION = "monitoring_py"
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    """REST only: these tests check the REST request counters (gRPC requests are not counted in
+    /metrics or /telemetry yet)."""
+    c = QdrantClient(url=server.url, prefer_grpc=False, timeout=60)
+    yield c
+    c.close()
 
 
 def fetch(server, path):

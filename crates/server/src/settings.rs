@@ -61,7 +61,7 @@ pub struct ServiceSettings {
     #[serde(default = "default_http_port")]
     pub http_port: u16,
     /// gRPC port (default 6334); `null` in the config turns gRPC off.
-    #[serde(default = "default_grpc_port")]
+    #[serde(default = "default_grpc_port", deserialize_with = "opt_port")]
     pub grpc_port: Option<u16>,
     #[serde(default = "default_max_request_size_mb")]
     pub max_request_size_mb: usize,
@@ -147,6 +147,20 @@ fn opt_stringish<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::E
         Value::String(s) => Ok(Some(s)),
         Value::Number(n) => Ok(Some(n.to_string())),
         other => Err(serde::de::Error::custom(format!("expected a string, got {other}"))),
+    }
+}
+
+/// A port that may be turned off: `null` (in YAML, or `null`/empty from the environment).
+fn opt_port<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
+    match Value::deserialize(d)? {
+        Value::Null => Ok(None),
+        Value::String(s) if s.is_empty() || s == "null" => Ok(None),
+        Value::Number(n) => n
+            .as_u64()
+            .and_then(|p| u16::try_from(p).ok())
+            .map(Some)
+            .ok_or_else(|| serde::de::Error::custom(format!("expected a port number, got {n}"))),
+        other => Err(serde::de::Error::custom(format!("expected a port number or null, got {other}"))),
     }
 }
 
@@ -316,6 +330,26 @@ mod tests {
         let s = Settings::load(Some(&file), e, &flags).expect("flags");
         assert_eq!(s.service.http_port, 7003);
         assert_eq!(s.backend(), Ok(BackendKind::Rocksdb));
+    }
+
+    #[test]
+    fn grpc_port_defaults_to_6334_and_null_turns_it_off() {
+        let s = Settings::load(Some(Path::new("/dev/null")), env(&[]), &FlagOverrides::default()).expect("load");
+        assert_eq!(s.service.grpc_port, Some(6334));
+        let e = env(&[("QDRANT__SERVICE__GRPC_PORT", "7334")]);
+        let s = Settings::load(Some(Path::new("/dev/null")), e, &FlagOverrides::default()).expect("env");
+        assert_eq!(s.service.grpc_port, Some(7334));
+        let e = env(&[("QDRANT__SERVICE__GRPC_PORT", "null")]);
+        let s = Settings::load(Some(Path::new("/dev/null")), e, &FlagOverrides::default()).expect("env null");
+        assert_eq!(s.service.grpc_port, None);
+        let dir = tempfile::tempdir().expect("tmp");
+        let file = dir.path().join("c.yaml");
+        std::fs::write(&file, "service:\n  grpc_port: null\n").expect("write");
+        let s = Settings::load(Some(&file), env(&[]), &FlagOverrides::default()).expect("file null");
+        assert_eq!(s.service.grpc_port, None);
+        let flags = FlagOverrides { grpc_port: Some(7335), ..Default::default() };
+        let s = Settings::load(Some(&file), env(&[]), &flags).expect("flag");
+        assert_eq!(s.service.grpc_port, Some(7335));
     }
 
     #[test]

@@ -19,6 +19,7 @@ use super::inference::{self, Side};
 use super::models::*;
 use super::response::{ok, ApiError, ApiResult, Body, Params};
 use super::{blocking, State};
+use crate::ops;
 
 fn collection(state: &State, name: &str) -> Result<Arc<Collection>, ApiError> {
     Ok(state.registry.get(name)?)
@@ -45,8 +46,8 @@ async fn apply(state: State, name: String, params: UpdateParams, op: UpdateOp, k
     let t = Instant::now();
     let wait = params.check().map_err(|e| ApiError::bad_request(format!("Bad request: {e}")))?;
     let key = shard_keys(key)?;
-    let c = collection(&state, &name)?;
-    let result = blocking(move || Ok(c.update(op, wait, key.as_deref())?)).await?;
+    let reg = state.registry.clone();
+    let result = blocking(move || ops::update(&reg, &name, op, wait, key.as_deref())).await?;
     Ok(ok(t, result))
 }
 
@@ -231,15 +232,8 @@ pub async fn batch(
             parsed.map_err(|e| ApiError { status: e.status, message: format!("operations[{i}]: {}", e.message) })?;
         ops.push((parsed, shard_keys(key)?));
     }
-    let c = collection(&state, &name)?;
-    let results = blocking(move || {
-        for (i, (op, key)) in ops.iter().enumerate() {
-            c.validate_update(op, key.as_deref())
-                .map_err(|e| ApiError::from(e).prefixed(&format!("operations[{i}]")))?;
-        }
-        ops.into_iter().map(|(op, key)| Ok(c.update(op, wait, key.as_deref())?)).collect::<Result<Vec<_>, ApiError>>()
-    })
-    .await?;
+    let reg = state.registry.clone();
+    let results = blocking(move || ops::update_batch(&reg, &name, ops, wait)).await?;
     Ok(ok(t, results))
 }
 
@@ -280,29 +274,26 @@ pub async fn scroll(
 ) -> ApiResult {
     let t = Instant::now();
     let keys = shard_keys(body.shard_key.clone())?;
-    let order = match body.order_by.as_ref().filter(|v| !v.is_null()) {
+    let order_by = match body.order_by.as_ref().filter(|v| !v.is_null()) {
         Some(v) => Some(super::query::order_by(v, "order_by")?),
         None => None,
     };
-    if order.is_some() && body.offset.is_some() {
-        return Err(ApiError::bad_request(
-            "Bad request: offset cannot be used together with order_by; use order_by.start_from",
-        ));
-    }
     if let Some(f) = &body.filter {
         f.validate()?;
     }
-    let limit = body.limit.unwrap_or(10);
-    let with = WithSelectors {
-        payload: body.with_payload.unwrap_or(PayloadSelector::All),
-        vector: body.with_vector.unwrap_or(VectorSelector::None),
+    let req = ops::ScrollRequest {
+        filter: body.filter,
+        offset: body.offset,
+        limit: body.limit.unwrap_or(10),
+        with: WithSelectors {
+            payload: body.with_payload.unwrap_or(PayloadSelector::All),
+            vector: body.with_vector.unwrap_or(VectorSelector::None),
+        },
+        order_by,
+        shard_key: keys,
     };
-    let c = collection(&state, &name)?;
-    let (points, next) = blocking(move || match order {
-        Some(order) => Ok((c.scroll_ordered(&order, body.filter.as_ref(), limit, &with, keys.as_deref())?, None)),
-        None => Ok(c.scroll(body.offset, body.filter.as_ref(), limit, &with, keys.as_deref())?),
-    })
-    .await?;
+    let reg = state.registry.clone();
+    let (points, next) = blocking(move || ops::scroll(&reg, &name, req)).await?;
     Ok(ok(t, json!({ "points": points, "next_page_offset": next })))
 }
 
@@ -359,8 +350,8 @@ pub async fn search(
 ) -> ApiResult {
     let t = Instant::now();
     let req = search_request(body)?;
-    let c = collection(&state, &name)?;
-    let hits = blocking(move || Ok(c.query(&req)?)).await?;
+    let reg = state.registry.clone();
+    let hits = blocking(move || ops::query(&reg, &name, req)).await?;
     Ok(ok(t, hits))
 }
 
@@ -372,7 +363,7 @@ pub async fn search_batch(
 ) -> ApiResult {
     let t = Instant::now();
     let reqs = body.searches.into_iter().map(search_request).collect::<Result<Vec<_>, _>>()?;
-    let c = collection(&state, &name)?;
-    let hits = blocking(move || reqs.iter().map(|r| Ok(c.query(r)?)).collect::<Result<Vec<_>, ApiError>>()).await?;
+    let reg = state.registry.clone();
+    let hits = blocking(move || ops::query_batch(&reg, &name, reqs)).await?;
     Ok(ok(t, hits))
 }

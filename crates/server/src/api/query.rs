@@ -18,6 +18,7 @@ use super::inference::{self, Side};
 use super::models::TimeoutParam;
 use super::response::{ok, ApiError, ApiResult, Body, Params};
 use super::{blocking, State};
+use crate::ops::{self, GroupLookup, GroupsRequest};
 
 type R<T> = Result<T, ApiError>;
 
@@ -296,32 +297,6 @@ fn lookup_from(o: &Map<String, Value>, what: &str) -> R<Option<LookupFrom>> {
     Ok(Some(LookupFrom { collection, vector: string_field(lo, "vector", &w)? }))
 }
 
-/// Resolve `lookup_from` ids of a request against the other collection (see
-/// [`qd_collection::query::resolve_lookups`]).
-pub fn resolve_lookups(registry: &qd_collection::Registry, req: &mut QueryRequest) -> R<()> {
-    let fetch = |lookup: &LookupFrom,
-                 vector: &str,
-                 id: &PointId|
-     -> qd_collection::error::Result<qd_core::vectors::Vector> {
-        let other = registry.get(&lookup.collection)?;
-        let with =
-            WithSelectors { payload: PayloadSelector::None, vector: VectorSelector::Names(vec![vector.to_string()]) };
-        let rec = other.retrieve(&[*id], &with, None)?.pop().ok_or_else(|| {
-            qd_collection::CollectionError::NotFound(format!(
-                "No point with id {id} found in collection {}",
-                lookup.collection
-            ))
-        })?;
-        rec.vector.and_then(|mut m| m.remove(vector)).ok_or_else(|| {
-            qd_collection::CollectionError::BadRequest(format!(
-                "Wrong input: point {id} of collection {} has no vector named {vector:?}",
-                lookup.collection
-            ))
-        })
-    };
-    Ok(qd_collection::query::resolve_lookups(req, &fetch)?)
-}
-
 pub fn parse_query_request(v: &Value, what: &str) -> R<QueryRequest> {
     let o = object(
         v,
@@ -415,14 +390,9 @@ pub async fn query(
     Body(body): Body<Value>,
 ) -> ApiResult {
     let t = Instant::now();
-    let mut req = parse_query_request(&body, "query request")?;
-    let c = state.registry.get(&name)?;
+    let req = parse_query_request(&body, "query request")?;
     let reg = state.registry.clone();
-    let points = blocking(move || {
-        resolve_lookups(&reg, &mut req)?;
-        Ok(c.query(&req)?)
-    })
-    .await?;
+    let points = blocking(move || ops::query(&reg, &name, req)).await?;
     Ok(ok(t, json!({ "points": points })))
 }
 
@@ -434,17 +404,9 @@ pub async fn query_batch(
 ) -> ApiResult {
     let t = Instant::now();
     let reqs = batch(&body, parse_query_request)?;
-    let c = state.registry.get(&name)?;
     let reg = state.registry.clone();
-    let results = blocking(move || {
-        reqs.into_iter()
-            .map(|mut r| {
-                resolve_lookups(&reg, &mut r)?;
-                Ok(json!({ "points": c.query(&r)? }))
-            })
-            .collect::<R<Vec<Value>>>()
-    })
-    .await?;
+    let lists = blocking(move || ops::query_batch(&reg, &name, reqs)).await?;
+    let results: Vec<Value> = lists.into_iter().map(|points| json!({ "points": points })).collect();
     Ok(ok(t, results))
 }
 
@@ -455,14 +417,9 @@ pub async fn recommend(
     Body(body): Body<Value>,
 ) -> ApiResult {
     let t = Instant::now();
-    let mut req = parse_recommend_request(&body, "recommend request")?;
-    let c = state.registry.get(&name)?;
+    let req = parse_recommend_request(&body, "recommend request")?;
     let reg = state.registry.clone();
-    let points = blocking(move || {
-        resolve_lookups(&reg, &mut req)?;
-        Ok(c.query(&req)?)
-    })
-    .await?;
+    let points = blocking(move || ops::query(&reg, &name, req)).await?;
     Ok(ok(t, points))
 }
 
@@ -474,17 +431,8 @@ pub async fn recommend_batch(
 ) -> ApiResult {
     let t = Instant::now();
     let reqs = batch(&body, parse_recommend_request)?;
-    let c = state.registry.get(&name)?;
     let reg = state.registry.clone();
-    let results = blocking(move || {
-        reqs.into_iter()
-            .map(|mut r| {
-                resolve_lookups(&reg, &mut r)?;
-                Ok(c.query(&r)?)
-            })
-            .collect::<R<Vec<_>>>()
-    })
-    .await?;
+    let results = blocking(move || ops::query_batch(&reg, &name, reqs)).await?;
     Ok(ok(t, results))
 }
 
@@ -506,7 +454,10 @@ fn parse_groups(v: &Value, what: &str, recommend_shape: bool) -> R<GroupsRequest
     };
     let lookup = match rest.remove("with_lookup").filter(|v| !v.is_null()) {
         None => None,
-        Some(Value::String(c)) => Some((c, PayloadSelector::All, VectorSelector::None)),
+        Some(Value::String(c)) => Some(GroupLookup {
+            collection: c,
+            with: WithSelectors { payload: PayloadSelector::All, vector: VectorSelector::None },
+        }),
         Some(Value::Object(l)) => {
             let c = l
                 .get("collection")
@@ -520,7 +471,7 @@ fn parse_groups(v: &Value, what: &str, recommend_shape: bool) -> R<GroupsRequest
                 None => VectorSelector::None,
                 Some(v) => VectorSelector::from_json(v).map_err(|e| bad(format!("{what}.with_lookup.{e}")))?,
             };
-            Some((c.to_string(), p, vs))
+            Some(GroupLookup { collection: c.to_string(), with: WithSelectors { payload: p, vector: vs } })
         }
         Some(_) => return Err(bad(format!("{what}.with_lookup: expected a collection name or an object"))),
     };
@@ -553,36 +504,10 @@ fn parse_groups(v: &Value, what: &str, recommend_shape: bool) -> R<GroupsRequest
     Ok(GroupsRequest { query, group_by, group_size, lookup })
 }
 
-struct GroupsRequest {
-    query: QueryRequest,
-    group_by: JsonPath,
-    group_size: usize,
-    lookup: Option<(String, PayloadSelector, VectorSelector)>,
-}
-
 async fn run_groups(state: State, name: String, g: GroupsRequest) -> R<Value> {
-    let c = state.registry.get(&name)?;
-    let lookup = match &g.lookup {
-        Some((coll, p, v)) => {
-            Some((state.registry.get(coll)?, WithSelectors { payload: p.clone(), vector: v.clone() }))
-        }
-        None => None,
-    };
     let reg = state.registry.clone();
-    blocking(move || {
-        let mut g = g;
-        resolve_lookups(&reg, &mut g.query)?;
-        let mut groups = c.query_groups(&g.query, &g.group_by, g.group_size, g.query.limit)?;
-        if let Some((lc, with)) = lookup {
-            for grp in groups.iter_mut() {
-                if let Ok(id) = serde_json::from_value::<PointId>(grp.id.clone()) {
-                    grp.lookup = lc.retrieve(&[id], &with, None)?.pop();
-                }
-            }
-        }
-        Ok(json!({ "groups": groups }))
-    })
-    .await
+    let groups = blocking(move || ops::groups(&reg, &name, g)).await?;
+    Ok(json!({ "groups": groups }))
 }
 
 pub async fn query_groups(

@@ -12,6 +12,7 @@ pub const BACKENDS: [&str; 2] = ["sqlite", "rocksdb"];
 pub struct Server {
     pub child: Option<Child>,
     pub port: u16,
+    pub grpc_port: u16,
     pub backend: String,
     pub client: reqwest::blocking::Client,
     log: PathBuf,
@@ -33,12 +34,13 @@ impl Server {
 
     pub fn start_with(storage: &Path, backend: &str, env: &[(&str, &str)]) -> Server {
         let port = free_port();
+        let grpc_port = free_port();
         let log = storage.with_extension(format!("{port}.log"));
         let logf = std::fs::File::create(&log).expect("log file");
         let mut cmd = Command::new(bin());
         cmd.args(["--storage", backend, "--storage-path"])
             .arg(storage)
-            .args(["--http-port", &port.to_string(), "--host", "127.0.0.1"])
+            .args(["--http-port", &port.to_string(), "--grpc-port", &grpc_port.to_string(), "--host", "127.0.0.1"])
             .stdout(Stdio::null())
             .stderr(logf);
         for (k, v) in env {
@@ -48,6 +50,7 @@ impl Server {
         let s = Server {
             child: Some(child),
             port,
+            grpc_port,
             backend: backend.to_string(),
             client: reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().expect("client"),
             log,

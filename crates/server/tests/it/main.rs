@@ -4,6 +4,7 @@
 mod api;
 mod common;
 mod durability;
+mod grpc;
 mod hybrid;
 mod indexing;
 mod monitoring;

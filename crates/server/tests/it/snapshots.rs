@@ -673,7 +673,7 @@ impl Proc {
         let child = Command::new(bin())
             .args(["--storage", backend, "--storage-path"])
             .arg(storage)
-            .args(["--http-port", &port.to_string(), "--host", "127.0.0.1"])
+            .args(["--http-port", &port.to_string(), "--grpc-port", &free_port().to_string(), "--host", "127.0.0.1"])
             .args(args)
             .stdout(Stdio::null())
             .stderr(log)

@@ -14,7 +14,7 @@ fn unknown_backend_is_one_line_and_creates_nothing() {
     let out = Command::new(bin())
         .args(["--storage", "leveldb", "--storage-path"])
         .arg(&storage)
-        .args(["--http-port", &free_port().to_string()])
+        .args(["--http-port", &free_port().to_string(), "--grpc-port", &free_port().to_string()])
         .output()
         .expect("run");
     assert!(!out.status.success());
@@ -32,7 +32,7 @@ fn unusable_storage_path_fails_cleanly() {
     let out = Command::new(bin())
         .args(["--storage", "sqlite", "--storage-path"])
         .arg(file.join("sub"))
-        .args(["--http-port", &free_port().to_string()])
+        .args(["--http-port", &free_port().to_string(), "--grpc-port", &free_port().to_string()])
         .output()
         .expect("run");
     assert!(!out.status.success());
@@ -51,7 +51,7 @@ fn backend_mismatch_is_refused() {
     let out = Command::new(bin())
         .args(["--storage", "rocksdb", "--storage-path"])
         .arg(&storage)
-        .args(["--http-port", &free_port().to_string()])
+        .args(["--http-port", &free_port().to_string(), "--grpc-port", &free_port().to_string()])
         .output()
         .expect("run");
     assert!(!out.status.success());
