@@ -26,7 +26,7 @@ fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
 }
 
-fn code(e: QdrantError) -> (Code, String) {
+fn status_of(e: QdrantError) -> (Code, String) {
     match e {
         QdrantError::ResponseError { status } => (status.code(), status.message().to_string()),
         other => panic!("expected a gRPC status, got {other:?}"),
@@ -143,8 +143,8 @@ async fn lifecycle(s: &Server) {
 
 async fn errors(s: &Server) {
     let c = client(s, None);
-    let (code, msg) = code(c.collection_info("missing").await.err().expect("missing collection"));
-    assert_eq!(code, Code::NotFound, "{msg}");
+    let (status, msg) = status_of(c.collection_info("missing").await.err().expect("missing collection"));
+    assert_eq!(status, Code::NotFound, "{msg}");
     assert!(msg.contains("missing"), "{msg}");
     c.create_collection(
         CreateCollectionBuilder::new("e")
@@ -161,7 +161,7 @@ async fn errors(s: &Server) {
     )
     .await
     .expect("create");
-    let (code, _) = code(
+    let (status, _) = status_of(
         c.create_collection(
             CreateCollectionBuilder::new("e").vectors_config(VectorParamsBuilder::new(3, Distance::Dot)),
         )
@@ -169,12 +169,12 @@ async fn errors(s: &Server) {
         .err()
         .expect("duplicate"),
     );
-    assert_eq!(code, Code::AlreadyExists);
+    assert_eq!(status, Code::AlreadyExists);
     let wrong =
         PointStruct::new(1, std::collections::HashMap::from([("dense".to_string(), vec![1.0, 2.0])]), Payload::new());
-    let (code, msg) =
-        code(c.upsert_points(UpsertPointsBuilder::new("e", vec![wrong]).wait(true)).await.err().expect("dim"));
-    assert_eq!(code, Code::InvalidArgument);
+    let (status, msg) =
+        status_of(c.upsert_points(UpsertPointsBuilder::new("e", vec![wrong]).wait(true)).await.err().expect("dim"));
+    assert_eq!(status, Code::InvalidArgument);
     assert!(msg.contains("dim"), "{msg}");
     // Nothing was half-written.
     let n = c.count(CountPointsBuilder::new("e").exact(true)).await.expect("count");
@@ -204,10 +204,10 @@ fn grpc_takes_the_same_api_keys() {
     );
     let rt = runtime();
     rt.block_on(async {
-        let (code, _) = code(client(&s, None).list_collections().await.err().expect("no key"));
-        assert_eq!(code, Code::Unauthenticated);
-        let (code, _) = code(client(&s, Some("wrong")).list_collections().await.err().expect("wrong key"));
-        assert_eq!(code, Code::Unauthenticated);
+        let (status, _) = status_of(client(&s, None).list_collections().await.err().expect("no key"));
+        assert_eq!(status, Code::Unauthenticated);
+        let (status, _) = status_of(client(&s, Some("wrong")).list_collections().await.err().expect("wrong key"));
+        assert_eq!(status, Code::Unauthenticated);
         let full = client(&s, Some("full-key"));
         full.create_collection(
             CreateCollectionBuilder::new("k").vectors_config(VectorParamsBuilder::new(2, Distance::Dot)),
@@ -217,7 +217,7 @@ fn grpc_takes_the_same_api_keys() {
         let read = client(&s, Some("read-key"));
         read.list_collections().await.expect("read-only key reads");
         read.count(CountPointsBuilder::new("k")).await.expect("read-only key counts");
-        let (code, _) = code(
+        let (status, _) = status_of(
             read.upsert_points(UpsertPointsBuilder::new(
                 "k",
                 vec![PointStruct::new(1, vec![1.0, 2.0], Payload::new())],
@@ -226,8 +226,8 @@ fn grpc_takes_the_same_api_keys() {
             .err()
             .expect("read-only key cannot write"),
         );
-        assert_eq!(code, Code::PermissionDenied);
-        let (code, _) = code(read.delete_collection("k").await.err().expect("read-only key cannot delete"));
-        assert_eq!(code, Code::PermissionDenied);
+        assert_eq!(status, Code::PermissionDenied);
+        let (status, _) = status_of(read.delete_collection("k").await.err().expect("read-only key cannot delete"));
+        assert_eq!(status, Code::PermissionDenied);
     });
 }
