@@ -48,7 +48,8 @@ pub async fn delete(state: State, Path(name): Path<String>, _p: Params<TimeoutPa
     Ok(ok(t, existed))
 }
 
-/// `PATCH /collections/{name}`: optimizer, HNSW, per-vector and quantization params.
+/// `PATCH /collections/{name}`: optimizer, HNSW, per-vector and quantization params, strict
+/// mode (fields merged) and metadata (keys merged).
 pub async fn update(
     state: State,
     Path(name): Path<String>,
@@ -61,6 +62,9 @@ pub async fn update(
     }
     if let Some(h) = &body.hnsw_config {
         h.validate()?;
+    }
+    if let Some(s) = &body.strict_mode_config {
+        s.validate()?;
     }
     let quantization = match &body.quantization_config {
         None => None,
@@ -78,6 +82,12 @@ pub async fn update(
             }
             if let Some(q) = &quantization {
                 cfg.quantization_config = q.clone();
+            }
+            if let Some(s) = &body.strict_mode_config {
+                cfg.strict_mode_config = cfg.strict_mode_config.apply(s);
+            }
+            if let Some(m) = &body.metadata {
+                cfg.merge_metadata(m);
             }
             if let Some(params) = &body.params {
                 if let Some(v) = params.get("on_disk_payload").and_then(|v| v.as_bool()) {
