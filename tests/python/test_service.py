@@ -1,4 +1,5 @@
-"""Collection metadata and strict mode through the official client's own models."""
+"""Collection metadata and strict mode through the official client's own models; shard key
+listing."""
 
 from qdrant_client import models
 
@@ -26,3 +27,15 @@ def test_strict_mode_config_is_stored_and_merged(client, request):
     assert (got.enabled, got.max_query_limit, got.max_timeout, got.search_allow_exact) == (True, 10, 5, False)
     client.create_collection(name + "_plain", vectors_config=models.VectorParams(size=2, distance=models.Distance.DOT))
     assert client.get_collection(name + "_plain").config.strict_mode_config.enabled is False
+
+
+def test_list_shard_keys(client, request):
+    name = "keys_" + request.node.callspec.id.replace("-", "_")
+    if client.collection_exists(name):
+        client.delete_collection(name)
+    client.create_collection(name, vectors_config=models.VectorParams(size=2, distance=models.Distance.DOT),
+                             sharding_method=models.ShardingMethod.CUSTOM)
+    client.create_shard_key(name, "tenant_a")
+    client.create_shard_key(name, 7)
+    keys = sorted(str(k.key) for k in client.list_shard_keys(name).shard_keys)
+    assert keys == ["7", "tenant_a"]

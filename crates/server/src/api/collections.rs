@@ -302,6 +302,14 @@ pub async fn create_shard_key(
     Ok(ok(t, true))
 }
 
+/// `GET /collections/{name}/shards`: the shard keys (`null` unless sharding is custom).
+pub async fn list_shard_keys(state: State, Path(name): Path<String>) -> ApiResult {
+    let t = Instant::now();
+    let c = state.registry.get(&name)?;
+    let keys = c.shard_keys().map(|keys| keys.iter().map(|k| json!({ "key": k.to_json() })).collect::<Vec<_>>());
+    Ok(ok(t, json!({ "shard_keys": keys })))
+}
+
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteShardKeyBody {

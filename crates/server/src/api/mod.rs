@@ -84,7 +84,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/collections/{name}/facet", post(collections::facet))
         .route("/collections/{name}/optimizations", get(collections::optimizations))
         .route("/collections/{name}/points/batch", post(points::batch))
-        .route("/collections/{name}/shards", put(collections::create_shard_key))
+        .route("/collections/{name}/shards", get(collections::list_shard_keys).put(collections::create_shard_key))
         .route("/collections/{name}/shards/delete", post(collections::delete_shard_key))
         .route("/collections/{name}/cluster", get(collections::cluster))
         .route("/collections/{name}/points/{id}", get(points::get_one))

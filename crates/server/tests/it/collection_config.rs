@@ -1,5 +1,5 @@
 //! Collection config beyond vectors: `metadata` and `strict_mode_config` stored on create,
-//! merged by PATCH and kept across a restart. Both backends.
+//! merged by PATCH and kept across a restart; `GET /collections/{name}/shards`. Both backends.
 
 use serde_json::{json, Value};
 
@@ -73,4 +73,33 @@ fn metadata_and_strict_mode_sqlite() {
 #[test]
 fn metadata_and_strict_mode_rocksdb() {
     metadata_and_strict_mode_survive_restart(BACKENDS[1]);
+}
+
+fn list_shard_keys(backend: &str) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let s = Server::start(&dir.path().join("s"), backend);
+    create_collection(&s, "auto", json!({"vectors": {"size": 2, "distance": "Dot"}}));
+    assert_eq!(s.ok("GET", "/collections/auto/shards", None), json!({"shard_keys": null}));
+    create_collection(&s, "c", json!({"vectors": {"size": 2, "distance": "Dot"}, "sharding_method": "custom"}));
+    assert_eq!(s.ok("GET", "/collections/c/shards", None), json!({"shard_keys": []}));
+    s.ok("PUT", "/collections/c/shards", Some(&json!({"shard_key": "eu"})));
+    s.ok("PUT", "/collections/c/shards", Some(&json!({"shard_key": 7})));
+    let keys = s.ok("GET", "/collections/c/shards", None)["shard_keys"].clone();
+    let mut keys: Vec<String> = keys.as_array().expect("list").iter().map(|k| k["key"].to_string()).collect();
+    keys.sort();
+    assert_eq!(keys, vec!["\"eu\"".to_string(), "7".to_string()]);
+    s.ok("POST", "/collections/c/shards/delete", Some(&json!({"shard_key": "eu"})));
+    assert_eq!(s.ok("GET", "/collections/c/shards", None), json!({"shard_keys": [{"key": 7}]}));
+    let (st, body) = s.call("GET", "/collections/missing/shards", None);
+    assert_eq!(st, 404, "{body}");
+}
+
+#[test]
+fn list_shard_keys_sqlite() {
+    list_shard_keys(BACKENDS[0]);
+}
+
+#[test]
+fn list_shard_keys_rocksdb() {
+    list_shard_keys(BACKENDS[1]);
 }
