@@ -11,7 +11,7 @@ pub mod models;
 mod points;
 mod query;
 pub mod response;
-mod service;
+pub mod service;
 mod snapshots;
 mod telemetry;
 

@@ -8,7 +8,9 @@ fn basic_crud_and_errors(backend: &str) {
     let dir = tempfile::tempdir().expect("tmp");
     let s = Server::start(&dir.path().join("s"), backend);
     let root = s.client.get(s.url("/")).send().expect("root").json::<Value>().expect("json");
-    assert!(root["version"].is_string());
+    assert_eq!(root["version"], "1.19.0", "the Qdrant API version, which clients compare with theirs");
+    assert!(root["title"].as_str().is_some_and(|t| t.contains("independent")), "{root}");
+    assert!(root["build"]["version"].is_string() && root["build"]["commit"].is_string(), "{root}");
 
     create_collection(&s, "c", json!({"vectors": {"size": 3, "distance": "Cosine"}}));
     let (st, body) = s.call("PUT", "/collections/c", Some(&json!({"vectors": {"size": 3, "distance": "Cosine"}})));
