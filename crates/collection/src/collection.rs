@@ -110,6 +110,13 @@ impl Collection {
         *self.shared.config.write() = config;
     }
 
+    /// The shard keys of a collection with custom sharding (in key order); `None` with
+    /// automatic sharding, where keys do not exist (Qdrant's `GET .../shards` says `null`).
+    pub fn shard_keys(&self) -> Option<Vec<ShardKey>> {
+        let set = self.shards.read();
+        set.is_custom().then(|| set.key_entries().into_iter().map(|e| e.key).collect())
+    }
+
     /// Every shard of the collection.
     pub fn shards(&self) -> Vec<Arc<dyn Shard>> {
         self.shards.read().all()

@@ -11,6 +11,8 @@ use serde_json::Value;
 
 use crate::distance::Distance;
 use crate::error::ValidationError;
+use crate::strict_mode::StrictModeConfig;
+use crate::Payload;
 
 /// Name of the unnamed (default) vector, as Qdrant uses internally.
 pub const DEFAULT_VECTOR_NAME: &str = "";
@@ -631,6 +633,13 @@ pub struct CollectionConfig {
     pub wal_config: WalConfig,
     #[serde(default)]
     pub quantization_config: Option<QuantizationConfig>,
+    /// Stored and reported, not enforced yet; catalogs written before it existed read as
+    /// disabled.
+    #[serde(default = "StrictModeConfig::disabled")]
+    pub strict_mode_config: StrictModeConfig,
+    /// The application's own JSON object (absent from catalogs written before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Payload>,
 }
 
 impl CollectionConfig {
@@ -640,6 +649,12 @@ impl CollectionConfig {
             Some(diff) => diff.apply(&self.hnsw_config),
             None => self.hnsw_config.clone(),
         }
+    }
+
+    /// PATCH `metadata`: merged key by key into the stored object, a `null` removing its key
+    /// (Qdrant's merge, the same as `set_payload`'s).
+    pub fn merge_metadata(&mut self, diff: &Payload) {
+        crate::json_path::merge_payload(self.metadata.get_or_insert_with(Payload::new), diff);
     }
 
     /// Quantization of one vector: its own config if it has one, else the collection-wide one.
@@ -680,10 +695,12 @@ pub struct CreateCollection {
     pub sparse_vectors: Option<BTreeMap<String, SparseVectorParams>>,
     #[serde(default)]
     pub init_from: Option<Value>,
+    /// Applied over `{"enabled": false}`.
     #[serde(default)]
-    pub strict_mode_config: Option<Value>,
+    pub strict_mode_config: Option<StrictModeConfig>,
+    /// Any JSON object, stored as given.
     #[serde(default)]
-    pub metadata: Option<Value>,
+    pub metadata: Option<Payload>,
 }
 
 /// Server-wide defaults a new collection starts from (from the `storage` section of the config).
@@ -734,6 +751,13 @@ impl CreateCollection {
             None => None,
             Some(v) => QuantizationConfig::from_json(v, "quantization_config")?,
         };
+        let strict_mode_config = match &self.strict_mode_config {
+            Some(s) => {
+                s.validate()?;
+                StrictModeConfig::disabled().apply(s)
+            }
+            None => StrictModeConfig::disabled(),
+        };
         let config = CollectionConfig {
             params: CollectionParams {
                 vectors,
@@ -748,6 +772,8 @@ impl CreateCollection {
             optimizer_config: self.optimizers_config.unwrap_or_default().apply(&defaults.optimizers),
             wal_config: self.wal_config.unwrap_or_default().apply(&defaults.wal),
             quantization_config,
+            strict_mode_config,
+            metadata: self.metadata,
         };
         config.params.validate_names()?;
         Ok(config)
@@ -837,6 +863,40 @@ mod tests {
         assert!(p.validate().is_ok() && p.rescore() && !p.ignore && p.oversampling() == 2.5);
         let p: QuantizationSearchParams = serde_json::from_value(serde_json::json!({"oversampling": 0.5})).expect("p");
         assert!(p.validate().is_err());
+    }
+
+    #[test]
+    fn strict_mode_and_metadata_on_create_and_in_old_configs() {
+        let c: CreateCollection = serde_json::from_value(serde_json::json!({
+            "vectors": {"size": 2, "distance": "Dot"},
+            "strict_mode_config": {"max_query_limit": 5}, "metadata": {"owner": "me"}
+        }))
+        .expect("parse");
+        let cfg = c.into_config(&CollectionDefaults::default()).expect("valid");
+        let v = serde_json::to_value(&cfg).expect("json");
+        assert_eq!(v["strict_mode_config"], serde_json::json!({"enabled": false, "max_query_limit": 5}));
+        assert_eq!(v["metadata"], serde_json::json!({"owner": "me"}));
+
+        // A config persisted before these fields existed still loads.
+        let mut old = v;
+        let obj = old.as_object_mut().expect("object");
+        obj.remove("strict_mode_config");
+        obj.remove("metadata");
+        let back: CollectionConfig = serde_json::from_value(old).expect("old config loads");
+        assert_eq!((&back.strict_mode_config, &back.metadata), (&StrictModeConfig::disabled(), &None));
+
+        // PATCH merges metadata key by key; null removes a key; a first PATCH creates it.
+        let mut patched = back;
+        let diff = |v: Value| v.as_object().cloned().expect("object");
+        patched.merge_metadata(&diff(serde_json::json!({"a": {"x": 1}, "b": 2})));
+        patched.merge_metadata(&diff(serde_json::json!({"a": {"y": 1}, "b": null, "c": null})));
+        assert_eq!(patched.metadata.map(Value::Object), Some(serde_json::json!({"a": {"y": 1}})));
+
+        for bad in [serde_json::json!({"metadata": "x"}), serde_json::json!({"strict_mode_config": {"nope": 1}})] {
+            let mut body = serde_json::json!({"vectors": {"size": 2, "distance": "Dot"}});
+            body.as_object_mut().expect("object").extend(bad.as_object().expect("object").clone());
+            assert!(serde_json::from_value::<CreateCollection>(body).is_err(), "{bad} should be refused");
+        }
     }
 
     #[test]

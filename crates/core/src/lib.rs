@@ -11,6 +11,7 @@ pub mod filter;
 pub mod json_path;
 pub mod point_id;
 pub mod selectors;
+pub mod strict_mode;
 pub mod vectors;
 
 pub use distance::Distance;

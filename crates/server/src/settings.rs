@@ -69,8 +69,8 @@ pub struct ServiceSettings {
     pub api_key: Option<String>,
     #[serde(default, deserialize_with = "opt_stringish")]
     pub read_only_api_key: Option<String>,
-    /// Accepted for config compatibility; CORS headers are not sent yet.
-    #[allow(dead_code)]
+    /// Answer CORS preflights and allow every origin (api/cors.rs); `false` sends no CORS
+    /// headers. On by default, as in Qdrant.
     #[serde(default = "default_true")]
     pub enable_cors: bool,
 }
@@ -303,6 +303,10 @@ mod tests {
         assert_eq!(s.service.host, "0.0.0.0");
         assert_eq!(s.storage.storage_path, PathBuf::from("./storage"));
         assert_eq!(s.backend(), Ok(BackendKind::Rocksdb));
+        assert!(s.service.enable_cors);
+        let off = env(&[("QDRANT__SERVICE__ENABLE_CORS", "false")]);
+        let s = Settings::load(Some(Path::new("/dev/null")), off, &FlagOverrides::default()).expect("load");
+        assert!(!s.service.enable_cors);
     }
 
     #[test]

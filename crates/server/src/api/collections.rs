@@ -48,7 +48,8 @@ pub async fn delete(state: State, Path(name): Path<String>, _p: Params<TimeoutPa
     Ok(ok(t, existed))
 }
 
-/// `PATCH /collections/{name}`: optimizer, HNSW, per-vector and quantization params.
+/// `PATCH /collections/{name}`: optimizer, HNSW, per-vector and quantization params, strict
+/// mode (fields merged) and metadata (keys merged).
 pub async fn update(
     state: State,
     Path(name): Path<String>,
@@ -70,6 +71,9 @@ pub fn apply_update(reg: &qd_collection::Registry, name: &str, body: UpdateColle
     if let Some(h) = &body.hnsw_config {
         h.validate()?;
     }
+    if let Some(s) = &body.strict_mode_config {
+        s.validate()?;
+    }
     let quantization = match &body.quantization_config {
         None => None,
         Some(q) => Some(QuantizationConfig::from_json(q, "quantization_config")?),
@@ -84,6 +88,12 @@ pub fn apply_update(reg: &qd_collection::Registry, name: &str, body: UpdateColle
         }
         if let Some(q) = &quantization {
             cfg.quantization_config = q.clone();
+        }
+        if let Some(s) = &body.strict_mode_config {
+            cfg.strict_mode_config = cfg.strict_mode_config.apply(s);
+        }
+        if let Some(m) = &body.metadata {
+            cfg.merge_metadata(m);
         }
         if let Some(params) = &body.params {
             if let Some(v) = params.get("on_disk_payload").and_then(|v| v.as_bool()) {
@@ -292,6 +302,14 @@ pub async fn create_shard_key(
     let reg = state.registry.clone();
     blocking(move || Ok(reg.create_shard_key(&name, key, body.shards_number)?)).await?;
     Ok(ok(t, true))
+}
+
+/// `GET /collections/{name}/shards`: the shard keys (`null` unless sharding is custom).
+pub async fn list_shard_keys(state: State, Path(name): Path<String>) -> ApiResult {
+    let t = Instant::now();
+    let c = state.registry.get(&name)?;
+    let keys = c.shard_keys().map(|keys| keys.iter().map(|k| json!({ "key": k.to_json() })).collect::<Vec<_>>());
+    Ok(ok(t, json!({ "shard_keys": keys })))
 }
 
 #[derive(Debug, serde::Deserialize)]

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod collections;
+mod cors;
 mod dashboard;
 mod fetch;
 pub mod inference;
@@ -43,7 +44,8 @@ pub async fn blocking<T: Send + 'static>(
 
 pub fn router(state: Arc<AppState>) -> Router {
     let max_body = state.settings.service.max_request_size_mb.saturating_mul(1024 * 1024);
-    Router::new()
+    let cors = state.settings.service.enable_cors;
+    let routes = Router::new()
         .route("/", get(service::root))
         .route("/healthz", get(service::healthz))
         .route("/livez", get(service::livez))
@@ -84,7 +86,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/collections/{name}/facet", post(collections::facet))
         .route("/collections/{name}/optimizations", get(collections::optimizations))
         .route("/collections/{name}/points/batch", post(points::batch))
-        .route("/collections/{name}/shards", put(collections::create_shard_key))
+        .route("/collections/{name}/shards", get(collections::list_shard_keys).put(collections::create_shard_key))
         .route("/collections/{name}/shards/delete", post(collections::delete_shard_key))
         .route("/collections/{name}/cluster", get(collections::cluster))
         .route("/collections/{name}/points/{id}", get(points::get_one))
@@ -121,7 +123,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/dashboard/", get(dashboard::index))
         .route("/dashboard/{file}", get(dashboard::asset))
         .fallback(service::not_found)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::check))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::check));
+    // CORS outside auth: preflights carry no API key, and 401s need the headers too.
+    let routes = if cors { routes.layer(axum::middleware::from_fn(cors::handle)) } else { routes };
+    routes
         .layer(axum::middleware::from_fn(metrics::track)) // monitoring: request metrics and debug logs
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .with_state(state)

@@ -365,10 +365,12 @@ pub struct UpdateCollectionBody {
     pub quantization_config: Option<Value>,
     #[serde(default)]
     pub sparse_vectors: Option<BTreeMap<String, qd_core::config::SparseVectorParams>>,
+    /// Fields given replace the stored ones; the others are kept.
     #[serde(default)]
-    pub strict_mode_config: Option<Value>,
+    pub strict_mode_config: Option<qd_core::strict_mode::StrictModeConfig>,
+    /// Merged into the stored metadata key by key; a key set to `null` is removed.
     #[serde(default)]
-    pub metadata: Option<Value>,
+    pub metadata: Option<qd_core::Payload>,
 }
 
 /// Body of `PUT /collections/{name}/vectors/{vector}` (Qdrant's `VectorNameConfig`).

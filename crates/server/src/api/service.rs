@@ -7,16 +7,24 @@ use serde_json::json;
 use super::response::ApiError;
 use super::State;
 
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-/// The Qdrant API version this server implements (what clients check compatibility against).
+/// The Qdrant API version this server implements: what `GET /` and the gRPC health check
+/// report as `version`, so that official clients (which compare it with their own version)
+/// accept the server. Raised when the server catches up with a newer Qdrant release (README,
+/// "Versioning").
 pub const QDRANT_API_VERSION: &str = "1.19.0";
+
+/// This build's own version (the crate's), reported beside the API version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// `title` of `GET /` and of the gRPC health check.
 pub const TITLE: &str = "qdrant - vector search engine (independent Rust implementation)";
-/// This build's commit, when the build knew it.
+
+/// The git commit this binary was built from (set by build.rs), "unknown" if it had none.
 pub const BUILD_COMMIT: &str = match option_env!("QD_BUILD_COMMIT") {
     Some(c) => c,
     None => "unknown",
 };
 
+/// `GET /`: Qdrant's `{title, version}`; `build` is extra (clients ignore unknown fields).
 pub async fn root() -> Response {
     axum::Json(json!({
         "title": TITLE,

@@ -8,7 +8,9 @@ fn basic_crud_and_errors(backend: &str) {
     let dir = tempfile::tempdir().expect("tmp");
     let s = Server::start(&dir.path().join("s"), backend);
     let root = s.client.get(s.url("/")).send().expect("root").json::<Value>().expect("json");
-    assert!(root["version"].is_string());
+    assert_eq!(root["version"], "1.19.0", "the Qdrant API version, which clients compare with theirs");
+    assert!(root["title"].as_str().is_some_and(|t| t.contains("independent")), "{root}");
+    assert!(root["build"]["version"].is_string() && root["build"]["commit"].is_string(), "{root}");
 
     create_collection(&s, "c", json!({"vectors": {"size": 3, "distance": "Cosine"}}));
     let (st, body) = s.call("PUT", "/collections/c", Some(&json!({"vectors": {"size": 3, "distance": "Cosine"}})));
@@ -145,4 +147,56 @@ fn api_key_guards_everything_but_health() {
     assert_eq!(create("reader"), 403);
     assert_eq!(create("secret"), 200);
     assert_eq!(s.call("GET", "/readyz", None).0, 200, "probes need no key");
+}
+
+/// A browser's preflight for a PUT with an API key header.
+fn preflight(s: &Server, path: &str) -> reqwest::blocking::Response {
+    s.client
+        .request(reqwest::Method::OPTIONS, s.url(path))
+        .header("origin", "http://app.example")
+        .header("access-control-request-method", "PUT")
+        .header("access-control-request-headers", "api-key, content-type")
+        .send()
+        .expect("preflight")
+}
+
+fn header<'a>(r: &'a reqwest::blocking::Response, name: &str) -> Option<&'a str> {
+    r.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+#[test]
+fn cors_on_by_default_and_before_the_api_key() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let s = Server::start_with(&dir.path().join("s"), "sqlite", &[("QDRANT__SERVICE__API_KEY", "secret")]);
+    let r = preflight(&s, "/collections/c");
+    assert_eq!(r.status().as_u16(), 200, "a preflight needs no API key");
+    assert_eq!(header(&r, "access-control-allow-origin"), Some("*"));
+    assert_eq!(header(&r, "access-control-allow-headers"), Some("api-key, content-type"));
+    assert!(header(&r, "access-control-allow-methods").is_some_and(|m| m.contains("PUT")));
+
+    let get = |key: Option<&str>| {
+        let mut req = s.client.get(s.url("/collections")).header("origin", "http://app.example");
+        if let Some(k) = key {
+            req = req.header("api-key", k);
+        }
+        req.send().expect("get")
+    };
+    let denied = get(None);
+    assert_eq!(denied.status().as_u16(), 401);
+    assert_eq!(header(&denied, "access-control-allow-origin"), Some("*"), "the browser may read the 401");
+    let allowed = get(Some("secret"));
+    assert_eq!(allowed.status().as_u16(), 200);
+    assert_eq!(header(&allowed, "access-control-allow-origin"), Some("*"));
+}
+
+#[test]
+fn cors_off_sends_no_headers() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let s = Server::start_with(&dir.path().join("s"), "sqlite", &[("QDRANT__SERVICE__ENABLE_CORS", "false")]);
+    let r = preflight(&s, "/collections/c");
+    assert_eq!(r.status().as_u16(), 405, "no preflight handling: OPTIONS is not a route");
+    assert_eq!(header(&r, "access-control-allow-origin"), None);
+    let r = s.client.get(s.url("/collections")).header("origin", "http://app.example").send().expect("get");
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(header(&r, "access-control-allow-origin"), None);
 }

@@ -6,8 +6,6 @@
 // clients still send: they are read here on purpose.
 #![allow(deprecated)]
 
-use std::collections::HashMap;
-
 use qd_core::config::{
     CollectionConfig, Datatype, HnswConfig, Modifier, OptimizersConfig, QuantizationConfig, SparseVectorParams,
     VectorParams, VectorsConfig, WalConfig,
@@ -206,6 +204,7 @@ pub fn strict_mode_json(s: pb::StrictModeConfig) -> Value {
         ("condition_max_size", s.condition_max_size.map(Value::from)),
         ("max_points_count", s.max_points_count.map(Value::from)),
         ("max_payload_index_count", s.max_payload_index_count.map(Value::from)),
+        ("max_resident_memory_percent", s.max_resident_memory_percent.map(Value::from)),
     ])
 }
 
@@ -469,11 +468,6 @@ fn wal_out(w: &WalConfig) -> pb::WalConfigDiff {
     }
 }
 
-/// A stored JSON object (metadata) as protobuf fields.
-pub fn object_fields(v: Option<&Value>) -> HashMap<String, pb::Value> {
-    v.and_then(Value::as_object).map(fields_of).unwrap_or_default()
-}
-
 pub fn config_out(c: &CollectionConfig) -> pb::CollectionConfig {
     let p = &c.params;
     pb::CollectionConfig {
@@ -494,13 +488,41 @@ pub fn config_out(c: &CollectionConfig) -> pb::CollectionConfig {
         optimizer_config: Some(optimizers_out(&c.optimizer_config)),
         wal_config: Some(wal_out(&c.wal_config)),
         quantization_config: c.quantization_config.as_ref().map(quantization_out),
-        strict_mode_config: None,
-        metadata: HashMap::new(),
+        strict_mode_config: Some(strict_mode_out(&c.strict_mode_config)),
+        metadata: c.metadata.as_ref().map(fields_of).unwrap_or_default(),
+    }
+}
+
+fn strict_mode_out(s: &qd_core::strict_mode::StrictModeConfig) -> pb::StrictModeConfig {
+    let u32_of = |v: Option<u64>| v.map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+    pb::StrictModeConfig {
+        enabled: s.enabled,
+        max_query_limit: u32_of(s.max_query_limit),
+        max_timeout: u32_of(s.max_timeout),
+        unindexed_filtering_retrieve: s.unindexed_filtering_retrieve,
+        unindexed_filtering_update: s.unindexed_filtering_update,
+        search_max_hnsw_ef: u32_of(s.search_max_hnsw_ef),
+        search_allow_exact: s.search_allow_exact,
+        search_max_oversampling: s.search_max_oversampling.map(|o| o as f32),
+        upsert_max_batchsize: s.upsert_max_batchsize,
+        search_max_batchsize: s.search_max_batchsize,
+        max_collection_vector_size_bytes: s.max_collection_vector_size_bytes,
+        read_rate_limit: u32_of(s.read_rate_limit),
+        write_rate_limit: u32_of(s.write_rate_limit),
+        max_collection_payload_size_bytes: s.max_collection_payload_size_bytes,
+        filter_max_conditions: s.filter_max_conditions,
+        condition_max_size: s.condition_max_size,
+        max_points_count: s.max_points_count,
+        max_payload_index_count: s.max_payload_index_count,
+        max_resident_memory_percent: u32_of(s.max_resident_memory_percent),
+        ..Default::default()
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
 
     #[test]

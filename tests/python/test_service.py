@@ -1,0 +1,90 @@
+"""The server as the official client sees it: no version warning on connect, collection
+metadata and strict mode through the client's own models, shard key listing."""
+
+import http.server
+import threading
+import warnings
+
+from qdrant_client import QdrantClient, models
+
+from test_points import both, pair  # noqa: F401  (pair is a fixture)
+
+
+def warnings_on_connect(url):
+    """Warnings the client emits while connecting with its default version check. The check
+    runs on a thread of its own, so wait for every thread the client started."""
+    before = set(threading.enumerate())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        client = QdrantClient(url=url, prefer_grpc=False, timeout=10)  # check_compatibility=True
+        for t in set(threading.enumerate()) - before:
+            t.join(timeout=15)
+        client.close()
+    return [str(w.message) for w in caught]
+
+
+class FakeRoot(http.server.BaseHTTPRequestHandler):
+    """A server that reports a version the client does not accept."""
+
+    def do_GET(self):
+        body = b'{"title": "fake", "version": "0.1.0"}'
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_the_check_sees_an_incompatible_server():
+    """The negative control: the capture above does see the client's warning."""
+    fake = http.server.HTTPServer(("127.0.0.1", 0), FakeRoot)
+    t = threading.Thread(target=fake.serve_forever, daemon=True)
+    t.start()
+    try:
+        got = warnings_on_connect(f"http://127.0.0.1:{fake.server_port}")
+    finally:
+        fake.shutdown()
+    assert any("incompatible with server version 0.1.0" in w for w in got), got
+
+
+def test_client_connects_without_compatibility_warning(server):
+    got = warnings_on_connect(server.url)
+    assert not [w for w in got if "incompatible" in w or "server version" in w], got
+
+
+def test_metadata_merges_like_local_mode(pair):
+    name, clients = pair
+    for c in clients:
+        c.create_collection(name, vectors_config=models.VectorParams(size=2, distance=models.Distance.DOT),
+                            metadata={"owner": "me", "model": {"name": "a"}, "drop": 1})
+        c.update_collection(name, metadata={"model": {"name": "b"}, "drop": None, "added": [1, 2]})
+    s, l = both(clients, lambda c: c.get_collection(name).config.metadata)
+    assert s == l == {"owner": "me", "model": {"name": "b"}, "added": [1, 2]}
+
+
+def test_strict_mode_config_is_stored_and_merged(client, request):
+    name = "strict_" + request.node.callspec.id.replace("-", "_")
+    if client.collection_exists(name):
+        client.delete_collection(name)
+    client.create_collection(name, vectors_config=models.VectorParams(size=2, distance=models.Distance.DOT),
+                             strict_mode_config=models.StrictModeConfig(enabled=True, max_query_limit=10))
+    client.update_collection(name, strict_mode_config=models.StrictModeConfig(max_timeout=5, search_allow_exact=False))
+    got = client.get_collection(name).config.strict_mode_config
+    assert (got.enabled, got.max_query_limit, got.max_timeout, got.search_allow_exact) == (True, 10, 5, False)
+    client.create_collection(name + "_plain", vectors_config=models.VectorParams(size=2, distance=models.Distance.DOT))
+    assert client.get_collection(name + "_plain").config.strict_mode_config.enabled is False
+
+
+def test_list_shard_keys(client, request):
+    name = "keys_" + request.node.callspec.id.replace("-", "_")
+    if client.collection_exists(name):
+        client.delete_collection(name)
+    client.create_collection(name, vectors_config=models.VectorParams(size=2, distance=models.Distance.DOT),
+                             sharding_method=models.ShardingMethod.CUSTOM)
+    client.create_shard_key(name, "tenant_a")
+    client.create_shard_key(name, 7)
+    keys = sorted(str(k.key) for k in client.list_shard_keys(name).shard_keys)
+    assert keys == ["7", "tenant_a"]
