@@ -5,18 +5,24 @@ import http.server
 import threading
 import warnings
 
+import pytest
 from qdrant_client import QdrantClient, models
 
 from test_points import both, pair  # noqa: F401  (pair is a fixture)
 
 
-def warnings_on_connect(url):
-    """Warnings the client emits while connecting with its default version check. The check
-    runs on a thread of its own, so wait for every thread the client started."""
+def warnings_on_connect(url, grpc_port=None):
+    """Warnings the client emits while connecting with its default version check (over gRPC's
+    HealthCheck when `grpc_port` is given). The check runs on a thread of its own, so wait for
+    every thread the client started."""
     before = set(threading.enumerate())
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        client = QdrantClient(url=url, prefer_grpc=False, timeout=10)  # check_compatibility=True
+        if grpc_port is None:
+            client = QdrantClient(url=url, prefer_grpc=False, timeout=10)  # check_compatibility=True
+        else:
+            client = QdrantClient(url=url, grpc_port=grpc_port, prefer_grpc=True, timeout=10)
+            client.get_collections()
         for t in set(threading.enumerate()) - before:
             t.join(timeout=15)
         client.close()
@@ -50,9 +56,17 @@ def test_the_check_sees_an_incompatible_server():
     assert any("incompatible with server version 0.1.0" in w for w in got), got
 
 
-def test_client_connects_without_compatibility_warning(server):
-    got = warnings_on_connect(server.url)
+@pytest.mark.parametrize("api", ["rest", "grpc"])
+def test_client_connects_without_compatibility_warning(server, api):
+    got = warnings_on_connect(server.url, server.grpc_port if api == "grpc" else None)
     assert not [w for w in got if "incompatible" in w or "server version" in w], got
+
+
+def test_version_over_both_apis(client):
+    """`info()` is GET / over REST and the HealthCheck over gRPC: both report the Qdrant API version."""
+    info = client.info()
+    assert info.version == "1.19.0"
+    assert "independent" in info.title
 
 
 def test_metadata_merges_like_local_mode(pair):

@@ -3,10 +3,10 @@
 //! as the REST API. Messages and service traits come from the official `qdrant-client` crate,
 //! so the wire format is Qdrant's own.
 
-mod auth;
 mod collections;
 pub mod convert;
 mod health;
+mod layer;
 mod points;
 mod snapshots;
 pub mod status;
@@ -54,7 +54,7 @@ pub async fn serve(
     let health = QdrantServer::new(health::HealthService);
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     tonic::transport::Server::builder()
-        .layer(auth::AuthLayer::new(state.settings.service.clone()))
+        .layer(layer::EdgeLayer::new(state.settings.service.clone()))
         .add_service(health)
         .add_service(collections)
         .add_service(points)

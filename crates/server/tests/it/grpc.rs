@@ -231,3 +231,29 @@ fn grpc_takes_the_same_api_keys() {
         assert_eq!(status, Code::PermissionDenied);
     });
 }
+
+#[test]
+fn grpc_request_size_limit_is_resource_exhausted() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let s =
+        Server::start_with(&dir.path().join("storage"), "rocksdb", &[("QDRANT__SERVICE__MAX_REQUEST_SIZE_MB", "1")]);
+    runtime().block_on(async {
+        let c = client(&s, None);
+        c.create_collection(
+            CreateCollectionBuilder::new("big").vectors_config(VectorParamsBuilder::new(1024, Distance::Dot)),
+        )
+        .await
+        .expect("create");
+        // 400 × 1024 floats ≈ 1.6 MB: over the 1 MB limit.
+        let points: Vec<_> = (0..400u64).map(|i| PointStruct::new(i, vec![0.5; 1024], Payload::new())).collect();
+        let (status, msg) = status_of(
+            c.upsert_points(UpsertPointsBuilder::new("big", points).wait(true)).await.err().expect("too big"),
+        );
+        assert_eq!(status, Code::ResourceExhausted, "{msg}");
+        // Under the limit still works, and nothing of the refused request was written.
+        let points: Vec<_> = (0..10u64).map(|i| PointStruct::new(i, vec![0.5; 1024], Payload::new())).collect();
+        c.upsert_points(UpsertPointsBuilder::new("big", points).wait(true)).await.expect("small upsert");
+        let n = c.count(CountPointsBuilder::new("big").exact(true)).await.expect("count");
+        assert_eq!(n.result.map(|r| r.count), Some(10));
+    });
+}

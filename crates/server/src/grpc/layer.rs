@@ -1,5 +1,6 @@
-//! API keys on gRPC: the same keys and read-only rules as REST (see
-//! [`crate::api::auth::authorize`]), read from the `api-key` or `authorization` metadata.
+//! The edge of every gRPC request: API keys with the same rules as REST (see
+//! [`crate::api::auth::authorize`]), read from the `api-key` or `authorization` metadata; and a
+//! request over the size limit answered RESOURCE_EXHAUSTED, as REST answers it 413.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -45,33 +46,33 @@ const READ_METHODS: [&str; 27] = [
 const OPEN_METHODS: [&str; 1] = ["/qdrant.Qdrant/HealthCheck"];
 
 #[derive(Clone)]
-pub struct AuthLayer {
+pub struct EdgeLayer {
     service: std::sync::Arc<ServiceSettings>,
 }
 
-impl AuthLayer {
+impl EdgeLayer {
     pub fn new(service: ServiceSettings) -> Self {
-        AuthLayer { service: std::sync::Arc::new(service) }
+        EdgeLayer { service: std::sync::Arc::new(service) }
     }
 }
 
-impl<S> tower::Layer<S> for AuthLayer {
-    type Service = Auth<S>;
+impl<S> tower::Layer<S> for EdgeLayer {
+    type Service = Edge<S>;
 
-    fn layer(&self, inner: S) -> Auth<S> {
-        Auth { inner, service: self.service.clone() }
+    fn layer(&self, inner: S) -> Edge<S> {
+        Edge { inner, service: self.service.clone() }
     }
 }
 
 #[derive(Clone)]
-pub struct Auth<S> {
+pub struct Edge<S> {
     inner: S,
     service: std::sync::Arc<ServiceSettings>,
 }
 
 type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
 
-impl<S, B> tower::Service<Request<B>> for Auth<S>
+impl<S, B> tower::Service<Request<B>> for Edge<S>
 where
     S: tower::Service<Request<B>, Response = Response<tonic::body::Body>> + Send + 'static,
     S::Future: Send + 'static,
@@ -92,11 +93,57 @@ where
         let read_only = READ_METHODS.contains(&method);
         let key = crate::api::auth::presented_key(req.headers());
         match crate::api::auth::authorize(&self.service, key, read_only) {
-            Ok(()) => Box::pin(self.inner.call(req)),
+            Ok(()) => {
+                let answer = self.inner.call(req);
+                Box::pin(async move {
+                    let mut response = answer.await?;
+                    too_large_is_resource_exhausted(response.headers_mut());
+                    Ok(response)
+                })
+            }
             Err(e) => {
                 let response = Status::from(e).into_http();
                 Box::pin(async move { Ok(response) })
             }
+        }
+    }
+}
+
+/// tonic refuses a message over the size limit with OUT_OF_RANGE; Qdrant's clients expect
+/// RESOURCE_EXHAUSTED (REST answers 413), so that status is rewritten, message kept.
+fn too_large_is_resource_exhausted(headers: &mut axum::http::HeaderMap) {
+    let out_of_range = headers.get("grpc-status").is_some_and(|v| v.as_bytes() == b"11");
+    let too_large = headers
+        .get("grpc-message")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|m| m.contains("message%20length%20too%20large") || m.contains("message length too large"));
+    if out_of_range && too_large {
+        headers.insert("grpc-status", axum::http::HeaderValue::from_static("8"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_oversized_request_is_resource_exhausted() {
+        let mut h =
+            Status::out_of_range("Error, decoded message length too large: found 9 bytes, the limit is: 1 bytes")
+                .into_http::<tonic::body::Body>()
+                .headers()
+                .clone();
+        too_large_is_resource_exhausted(&mut h);
+        assert_eq!(h.get("grpc-status").map(|v| v.as_bytes()), Some(&b"8"[..]));
+        let mut other = Status::out_of_range("offset out of range").into_http::<tonic::body::Body>().headers().clone();
+        too_large_is_resource_exhausted(&mut other);
+        assert_eq!(other.get("grpc-status").map(|v| v.as_bytes()), Some(&b"11"[..]));
+    }
+
+    #[test]
+    fn read_methods_are_known_service_methods() {
+        for m in READ_METHODS {
+            assert!(m.starts_with("/qdrant.") && m.matches('/').count() == 2, "{m}");
         }
     }
 }
