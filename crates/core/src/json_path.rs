@@ -126,6 +126,9 @@ impl<'s> Parser<'s> {
         let first_key = self.key()?;
         let mut rest = Vec::new();
         while let Some(c) = self.peek() {
+            if rest.len() + 1 >= MAX_PATH_PARTS {
+                return Err(self.err(format!("a key path may have at most {MAX_PATH_PARTS} parts")));
+            }
             match c {
                 '.' => {
                     self.pos += 1;
@@ -168,6 +171,35 @@ impl<'s> Parser<'s> {
         }
         Ok(JsonPath { first_key, rest })
     }
+}
+
+/// Most parts (keys, indexes, `[]`) a key path may have. Deeper paths are refused when parsed,
+/// so that no payload written through a path nests beyond what can be stored and read back.
+pub const MAX_PATH_PARTS: usize = 32;
+
+/// Most levels of nested objects and arrays a stored payload may have (checked on every write).
+/// JSON bodies are limited to 128 levels when parsed; this leaves room so that a payload read
+/// back from storage always decodes.
+pub const MAX_PAYLOAD_DEPTH: usize = 64;
+
+/// Levels of nesting of a JSON value (a scalar is 0, `{"a": 1}` is 1), without recursion.
+pub fn depth(v: &Value) -> usize {
+    let mut deepest = 0;
+    let mut stack: Vec<(&Value, usize)> = vec![(v, 0)];
+    while let Some((v, d)) = stack.pop() {
+        deepest = deepest.max(d);
+        match v {
+            Value::Object(m) => stack.extend(m.values().map(|c| (c, d + 1))),
+            Value::Array(a) => stack.extend(a.iter().map(|c| (c, d + 1))),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// Levels of nesting of a payload (an object: at least 1 when it has a key).
+pub fn payload_depth(p: &Payload) -> usize {
+    p.values().map(|v| depth(v) + 1).max().unwrap_or(0)
 }
 
 impl FromStr for JsonPath {
@@ -470,6 +502,31 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn paths_have_a_bounded_number_of_parts() {
+        let ok = vec!["a"; MAX_PATH_PARTS].join(".");
+        assert!(ok.parse::<JsonPath>().is_ok());
+        let deep = vec!["a"; MAX_PATH_PARTS + 1].join(".");
+        let e = deep.parse::<JsonPath>().err().expect("too deep");
+        assert!(e.to_string().contains("at most 32 parts"), "{e}");
+        let huge = vec!["a"; 20_000].join(".");
+        assert!(huge.parse::<JsonPath>().is_err());
+    }
+
+    #[test]
+    fn depth_counts_levels_without_recursion() {
+        assert_eq!(depth(&serde_json::json!(1)), 0);
+        assert_eq!(depth(&serde_json::json!({"a": [1, {"b": 2}]})), 3);
+        let mut v = serde_json::json!(0);
+        for _ in 0..10_000 {
+            v = serde_json::json!([v]);
+        }
+        assert_eq!(depth(&v), 10_000);
+        let p: Payload = serde_json::from_value(serde_json::json!({"x": {"y": 1}, "z": 2})).expect("object");
+        assert_eq!(payload_depth(&p), 2);
+        std::mem::forget(v); // dropping 10,000 nested arrays would recurse
+    }
 
     fn p(s: &str) -> JsonPath {
         s.parse().expect("valid path")

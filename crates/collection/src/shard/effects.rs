@@ -3,6 +3,7 @@
 //! a whole operation (e.g. an unknown id in set_payload) without writing anything, then commit
 //! the effects as one atomic batch.
 
+use qd_core::json_path::{payload_depth, MAX_PAYLOAD_DEPTH};
 use qd_core::{Payload, PointId};
 
 use crate::error::{CollectionError, Result};
@@ -41,8 +42,23 @@ fn with_payload(mut r: PointRecord, version: u64, f: impl FnOnce(&mut Payload)) 
     Some(r)
 }
 
-/// Effects of `op` applied at operation number `version` on top of `src`.
+/// Effects of `op` applied at operation number `version` on top of `src`. A payload that
+/// would nest deeper than [`MAX_PAYLOAD_DEPTH`] refuses the whole operation: it could not be
+/// read back from storage.
 pub fn compute(src: &dyn PointSource, op: &UpdateOp, version: u64) -> Result<Effects> {
+    let effects = compute_unchecked(src, op, version)?;
+    for (id, rec) in &effects {
+        let depth = rec.as_ref().and_then(|r| r.payload.as_ref()).map_or(0, payload_depth);
+        if depth > MAX_PAYLOAD_DEPTH {
+            return Err(CollectionError::BadRequest(format!(
+                "payload of point {id} would nest {depth} levels deep; at most {MAX_PAYLOAD_DEPTH} are allowed"
+            )));
+        }
+    }
+    Ok(effects)
+}
+
+fn compute_unchecked(src: &dyn PointSource, op: &UpdateOp, version: u64) -> Result<Effects> {
     Ok(match op {
         UpdateOp::Upsert(points) => points
             .iter()

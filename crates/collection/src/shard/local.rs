@@ -361,26 +361,22 @@ impl Shard for LocalShard {
         if self.failed.load(Ordering::SeqCst) {
             return Err(CollectionError::Unavailable(format!("shard {} stopped after a storage failure", self.id)));
         }
-        let (reply_tx, reply_rx) = if wait {
-            let (t, r) = sync_channel(1);
-            (Some(t), Some(r))
-        } else {
-            (None, None)
-        };
+        // Both modes return only once the operation's batch is committed to the backend (the
+        // shard's log): an acknowledged write survives kill -9 (see docs/ARCHITECTURE.md,
+        // "Durability"). Each writer waits for its own operation, so the queue holds at most
+        // one operation per writer in flight and a flood slows writers instead of growing.
+        // `wait` only changes the status reported, as the operation is visible once committed.
+        let (reply_tx, reply_rx) = sync_channel(1);
         let op_num = {
             let guard = self.tx.lock();
             let tx = guard.as_ref().ok_or(CollectionError::ShuttingDown)?;
             let op_num = self.next_op.fetch_add(1, Ordering::SeqCst);
-            tx.send(Job { op, op_num, reply: reply_tx }).map_err(|_| CollectionError::ShuttingDown)?;
+            tx.send(Job { op, op_num, reply: Some(reply_tx) }).map_err(|_| CollectionError::ShuttingDown)?;
             op_num
         };
-        match reply_rx {
-            Some(rx) => {
-                rx.recv().map_err(|_| CollectionError::ShuttingDown)??;
-                Ok(UpdateResult { operation_id: Some(op_num), status: UpdateStatus::Completed })
-            }
-            None => Ok(UpdateResult { operation_id: Some(op_num), status: UpdateStatus::Acknowledged }),
-        }
+        reply_rx.recv().map_err(|_| CollectionError::ShuttingDown)??;
+        let status = if wait { UpdateStatus::Completed } else { UpdateStatus::Acknowledged };
+        Ok(UpdateResult { operation_id: Some(op_num), status })
     }
 
     fn search(&self, req: &ShardSearch) -> Result<Vec<ShardHit>> {

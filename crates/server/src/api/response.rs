@@ -91,11 +91,27 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let content_type = req.headers().get(axum::http::header::CONTENT_TYPE).cloned();
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
             .map_err(|e| ApiError { status: e.status(), message: format!("Payload error: {}", e.body_text()) })?;
+        if !bytes.iter().all(u8::is_ascii_whitespace) && !is_json(content_type.as_ref()) {
+            return Err(ApiError {
+                status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                message: "Content type error: expected `Content-Type: application/json`".to_string(),
+            });
+        }
         parse_json(&bytes).map(Body)
     }
+}
+
+/// Whether a request's content type is JSON (`application/json`, `application/*+json`, with
+/// parameters such as `charset`). A JSON body under any other type (a form, `text/plain`: what
+/// a web page may send cross-site without asking) is refused.
+fn is_json(content_type: Option<&axum::http::HeaderValue>) -> bool {
+    let Some(mime) = content_type.and_then(|v| v.to_str().ok()) else { return false };
+    let essence = mime.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 /// Parse a JSON body; errors carry the path of the offending field (`points[3].payload`).
@@ -124,5 +140,22 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Params<T> {
             .await
             .map(|q| Params(q.0))
             .map_err(|e: QueryRejection| ApiError::bad_request(format!("Query string error: {}", e.body_text())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_json_content_types_carry_json_bodies() {
+        let v = |s: &'static str| axum::http::HeaderValue::from_static(s);
+        assert!(is_json(Some(&v("application/json"))));
+        assert!(is_json(Some(&v("application/json; charset=utf-8"))));
+        assert!(is_json(Some(&v("Application/JSON"))));
+        assert!(is_json(Some(&v("application/merge-patch+json"))));
+        assert!(!is_json(Some(&v("text/plain"))));
+        assert!(!is_json(Some(&v("application/x-www-form-urlencoded"))));
+        assert!(!is_json(None));
     }
 }

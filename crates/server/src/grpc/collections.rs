@@ -23,6 +23,12 @@ impl CollectionsService {
     pub fn new(state: Arc<AppState>) -> Self {
         CollectionsService { state }
     }
+
+    /// This node's shards of a collection with their figures and keys.
+    async fn shards(&self, collection: String) -> std::result::Result<Vec<qd_collection::operations::ShardStats>, Status> {
+        let reg = self.state.registry.clone();
+        blocking(move || Ok(reg.get(&collection)?.info().shards)).await
+    }
 }
 
 fn status_out(s: &str) -> i32 {
@@ -205,14 +211,8 @@ impl Collections for CollectionsService {
         request: Request<pb::CollectionClusterInfoRequest>,
     ) -> Reply<pb::CollectionClusterInfoResponse> {
         let t = Instant::now();
-        let c = self
-            .state
-            .registry
-            .get(&request.into_inner().collection_name)
-            .map_err(crate::api::response::ApiError::from)?;
-        let info = blocking(move || Ok(c.info())).await?;
-        let local_shards: Vec<_> = info
-            .shards
+        let shards = self.shards(request.into_inner().collection_name).await?;
+        let local_shards: Vec<_> = shards
             .iter()
             .map(|s| pb::LocalShardInfo {
                 shard_id: s.shard_id,
@@ -278,14 +278,13 @@ impl Collections for CollectionsService {
 
     async fn list_shard_keys(&self, request: Request<pb::ListShardKeysRequest>) -> Reply<pb::ListShardKeysResponse> {
         let t = Instant::now();
-        let c = self
-            .state
-            .registry
-            .get(&request.into_inner().collection_name)
-            .map_err(crate::api::response::ApiError::from)?;
-        let info = blocking(move || Ok(c.info())).await?;
-        let mut keys: Vec<serde_json::Value> = info.shards.into_iter().filter_map(|s| s.shard_key).collect();
-        keys.dedup();
+        let shards = self.shards(request.into_inner().collection_name).await?;
+        let mut keys: Vec<serde_json::Value> = Vec::new();
+        for k in shards.into_iter().filter_map(|s| s.shard_key) {
+            if !keys.contains(&k) {
+                keys.push(k);
+            }
+        }
         let shard_keys = keys.iter().map(|k| pb::ShardKeyDescription { key: shard_key_out(k) }).collect();
         Ok(Response::new(pb::ListShardKeysResponse { shard_keys, time: elapsed(t) }))
     }

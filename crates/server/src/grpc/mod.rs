@@ -23,6 +23,10 @@ use tonic::{Response, Status};
 use crate::api::response::ApiError;
 use crate::api::AppState;
 
+/// HTTP/2 flow-control windows (bytes) a client may send before it must wait for the server.
+const STREAM_WINDOW: u32 = 4 << 20;
+const CONNECTION_WINDOW: u32 = 16 << 20;
+
 /// Seconds since `t`, for the `time` field of every answer.
 fn elapsed(t: Instant) -> f64 {
     t.elapsed().as_secs_f64()
@@ -53,7 +57,11 @@ pub async fn serve(
         .max_encoding_message_size(usize::MAX);
     let health = QdrantServer::new(health::HealthService);
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    // Upserts of a few MB are common: HTTP/2's default 64 KiB stream window would make the
+    // client wait for a window update every 64 KiB.
     tonic::transport::Server::builder()
+        .initial_stream_window_size(Some(STREAM_WINDOW))
+        .initial_connection_window_size(Some(CONNECTION_WINDOW))
         .layer(layer::EdgeLayer::new(state.settings.service.clone()))
         .add_service(health)
         .add_service(collections)

@@ -1,5 +1,5 @@
-//! kill -9 at several points of a write stream: every write acknowledged with wait=true must be
-//! there, identical, after a restart. Run for both backends.
+//! kill -9 at several points of a write stream: every write acknowledged, with wait=true or
+//! wait=false, must be there, identical, after a restart. Run for both backends.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,7 +18,16 @@ fn vector(id: u64, round: u64) -> Vec<f32> {
     (0..8).map(|i| ((id * 31 + round * 7 + i) % 97) as f32 / 97.0).collect()
 }
 
-fn writer(port: u16, t: u64, stop: Arc<AtomicBool>, acked: Arc<Mutex<Acked>>) {
+fn writer_waiting(port: u16, t: u64, stop: Arc<AtomicBool>, acked: Arc<Mutex<Acked>>) {
+    write_stream(port, t, stop, acked, "true");
+}
+
+fn writer_not_waiting(port: u16, t: u64, stop: Arc<AtomicBool>, acked: Arc<Mutex<Acked>>) {
+    write_stream(port, t, stop, acked, "false");
+}
+
+/// Upserts and deletes until stopped; every answer is recorded as acknowledged or not.
+fn write_stream(port: u16, t: u64, stop: Arc<AtomicBool>, acked: Arc<Mutex<Acked>>, wait: &str) {
     let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
     let base = format!("http://127.0.0.1:{port}/collections/d/points");
     let mut round = 0u64;
@@ -30,7 +39,7 @@ fn writer(port: u16, t: u64, stop: Arc<AtomicBool>, acked: Arc<Mutex<Acked>>) {
             .iter()
             .map(|&id| json!({"id": id, "vector": vector(id, round), "payload": {"round": round, "writer": t, "tags": ["x", round]}}))
             .collect();
-        let resp = client.put(format!("{base}?wait=true")).json(&json!({ "points": points })).send();
+        let resp = client.put(format!("{base}?wait={wait}")).json(&json!({ "points": points })).send();
         let ok = matches!(&resp, Ok(r) if r.status().is_success());
         let state = |id| Some((vector(id, round), json!({"round": round, "writer": t, "tags": ["x", round]})));
         acked.lock().expect("lock").record(&ids, state, ok);
@@ -39,7 +48,7 @@ fn writer(port: u16, t: u64, stop: Arc<AtomicBool>, acked: Arc<Mutex<Acked>>) {
         }
         if round.is_multiple_of(3) {
             let del: Vec<u64> = ids.iter().copied().step_by(7).collect();
-            let r = client.post(format!("{base}/delete?wait=true")).json(&json!({ "points": del })).send();
+            let r = client.post(format!("{base}/delete?wait={wait}")).json(&json!({ "points": del })).send();
             let ok = matches!(&r, Ok(r) if r.status().is_success());
             acked.lock().expect("lock").record(&del, |_| None, ok);
             if !ok {
@@ -66,7 +75,7 @@ fn fetch(server: &Server, ids: &[u64]) -> BTreeMap<u64, State> {
         .collect()
 }
 
-fn kill9_keeps_acknowledged_writes(backend: &str) {
+fn kill9_keeps_acknowledged_writes(backend: &str, writer: crate::common::CrashWriter<State>) {
     let dir = tempfile::tempdir().expect("tmp");
     let storage = dir.path().join("storage");
     let server = Server::start(&storage, backend);
@@ -80,12 +89,22 @@ fn kill9_keeps_acknowledged_writes(backend: &str) {
 
 #[test]
 fn kill9_sqlite() {
-    kill9_keeps_acknowledged_writes(BACKENDS[0]);
+    kill9_keeps_acknowledged_writes(BACKENDS[0], writer_waiting);
 }
 
 #[test]
 fn kill9_rocksdb() {
-    kill9_keeps_acknowledged_writes(BACKENDS[1]);
+    kill9_keeps_acknowledged_writes(BACKENDS[1], writer_waiting);
+}
+
+#[test]
+fn kill9_no_wait_sqlite() {
+    kill9_keeps_acknowledged_writes(BACKENDS[0], writer_not_waiting);
+}
+
+#[test]
+fn kill9_no_wait_rocksdb() {
+    kill9_keeps_acknowledged_writes(BACKENDS[1], writer_not_waiting);
 }
 
 /// Graceful SIGTERM: exit code 0 and data intact after restart.
@@ -94,7 +113,7 @@ fn sigterm_is_clean(backend: &str) {
     let storage = dir.path().join("s");
     let mut server = Server::start(&storage, backend);
     create_collection(&server, "c", json!({"vectors": {"size": 2, "distance": "Dot"}}));
-    // wait=false: acknowledged before applied; a graceful stop must still apply it.
+    // wait=false, then a graceful stop: the point is there after the restart.
     server.ok("PUT", "/collections/c/points", Some(&json!({"points": [{"id": 1, "vector": [1.0, 2.0]}]})));
     assert_eq!(server.terminate(), Some(0), "log:\n{}", server.log_text());
     let server = Server::start(&storage, backend);

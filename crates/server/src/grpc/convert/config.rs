@@ -235,15 +235,7 @@ pub fn create_json(c: pb::CreateCollection) -> Result<Value> {
 
 /// `UpdateCollection` as the REST body of `PATCH /collections/{name}`.
 pub fn update_json(u: pb::UpdateCollection) -> Result<Value> {
-    use pb::quantization_config_diff::Quantization as Q;
-    let quantization = match u.quantization_config.and_then(|q| q.quantization) {
-        None => None,
-        Some(Q::Disabled(_)) => Some(json!("Disabled")),
-        Some(Q::Scalar(s)) => Some(scalar_json(s)?),
-        Some(Q::Binary(b)) => Some(binary_json(b)?),
-        Some(Q::Product(_)) => Some(json!({ "product": {} })),
-        Some(Q::Turboquant(_)) => return Err(invalid("quantization_config: turbo quantization is not supported")),
-    };
+    let quantization = quantization_diff_json(u.quantization_config)?;
     let vectors = match u.vectors_config.and_then(|v| v.config) {
         None => None,
         Some(pb::vectors_config_diff::Config::Params(p)) => Some(json!({ "": vector_diff_json(p)? })),
@@ -271,16 +263,21 @@ pub fn update_json(u: pb::UpdateCollection) -> Result<Value> {
     ]))
 }
 
-fn vector_diff_json(p: pb::VectorParamsDiff) -> Result<Value> {
+/// A quantization change of PATCH: a config, `"Disabled"`, or nothing.
+fn quantization_diff_json(q: Option<pb::QuantizationConfigDiff>) -> Result<Option<Value>> {
     use pb::quantization_config_diff::Quantization as Q;
-    let quantization = match p.quantization_config.and_then(|q| q.quantization) {
+    Ok(match q.and_then(|q| q.quantization) {
         None => None,
         Some(Q::Disabled(_)) => Some(json!("Disabled")),
         Some(Q::Scalar(s)) => Some(scalar_json(s)?),
         Some(Q::Binary(b)) => Some(binary_json(b)?),
         Some(Q::Product(_)) => Some(json!({ "product": {} })),
         Some(Q::Turboquant(_)) => return Err(invalid("quantization_config: turbo quantization is not supported")),
-    };
+    })
+}
+
+fn vector_diff_json(p: pb::VectorParamsDiff) -> Result<Value> {
+    let quantization = quantization_diff_json(p.quantization_config)?;
     Ok(obj([
         ("hnsw_config", p.hnsw_config.map(hnsw_json)),
         ("quantization_config", quantization),

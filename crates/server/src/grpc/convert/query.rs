@@ -128,29 +128,63 @@ fn prefetches(items: Vec<pb::PrefetchQuery>, what: &str) -> Result<Vec<Prefetch>
     items.into_iter().enumerate().map(|(i, p)| prefetch(p, &format!("{what}[{i}]"))).collect()
 }
 
+/// The fields every query-shaped message shares, around its own query and prefetches.
+struct Common {
+    using: Option<String>,
+    filter: Option<pb::Filter>,
+    score_threshold: Option<f32>,
+    limit: usize,
+    offset: Option<u64>,
+    with_payload: Option<pb::WithPayloadSelector>,
+    with_vectors: Option<pb::WithVectorsSelector>,
+    params: Option<pb::SearchParams>,
+    shard_key_selector: Option<pb::ShardKeySelector>,
+    lookup_from: Option<pb::LookupLocation>,
+}
+
+impl Common {
+    /// The typed request; `with_payload` defaults to none, as in Qdrant's search forms.
+    fn request(self, prefetch: Vec<Prefetch>, query: Option<Query>, what: &str) -> Result<QueryRequest> {
+        Ok(QueryRequest {
+            prefetch,
+            query,
+            using: self.using.unwrap_or_default(),
+            filter: filter_opt(self.filter, "filter")?,
+            score_threshold: self.score_threshold,
+            limit: self.limit,
+            offset: self.offset.map(usize_of).unwrap_or(0),
+            with: WithSelectors {
+                payload: payload_selector(self.with_payload, PayloadSelector::None),
+                vector: vector_selector(self.with_vectors),
+            },
+            params: settings(self.params, what)?,
+            shard_key: shard_keys(self.shard_key_selector)?,
+            lookup_from: lookup_from(self.lookup_from),
+        })
+    }
+}
+
 /// `QueryPoints` (the query API).
 pub fn query_points(q: pb::QueryPoints) -> Result<QueryRequest> {
-    let what = "query";
-    Ok(QueryRequest {
-        prefetch: prefetches(q.prefetch, "prefetch")?,
-        query: q.query.map(|v| query(v, what)).transpose()?,
-        using: q.using.unwrap_or_default(),
-        filter: filter_opt(q.filter, "filter")?,
+    let prefetch = prefetches(q.prefetch, "prefetch")?;
+    let query = q.query.map(|v| query(v, "query")).transpose()?;
+    let common = Common {
+        using: q.using,
+        filter: q.filter,
         score_threshold: q.score_threshold,
         limit: q.limit.map(usize_of).unwrap_or(10),
-        offset: q.offset.map(usize_of).unwrap_or(0),
-        with: WithSelectors {
-            payload: payload_selector(q.with_payload, PayloadSelector::None),
-            vector: vector_selector(q.with_vectors),
-        },
-        params: settings(q.params, what)?,
-        shard_key: shard_keys(q.shard_key_selector)?,
-        lookup_from: lookup_from(q.lookup_from),
-    })
+        offset: q.offset,
+        with_payload: q.with_payload,
+        with_vectors: q.with_vectors,
+        params: q.params,
+        shard_key_selector: q.shard_key_selector,
+        lookup_from: q.lookup_from,
+    };
+    common.request(prefetch, query, "query")
 }
 
 /// The vector of a classic search: dense `vector`, or sparse with `sparse_indices`.
-fn search_vector(vector: Vec<f32>, sparse_indices: Option<pb::SparseIndices>) -> Result<qd_core::vectors::Vector> {
+fn search_vector(vector: Vec<f32>, sparse_indices: Option<pb::SparseIndices>) -> Result<Query> {
     let v = pb::Vector {
         vector: Some(match sparse_indices {
             Some(i) => pb::vector::Vector::Sparse(pb::SparseVector { values: vector, indices: i.data }),
@@ -158,27 +192,25 @@ fn search_vector(vector: Vec<f32>, sparse_indices: Option<pb::SparseIndices>) ->
         }),
         ..Default::default()
     };
-    query_vector(v, "vector")
+    Ok(Query::Nearest(VectorOrId::Vector(query_vector(v, "vector")?)))
 }
 
 /// `SearchPoints`: a query with one nearest step.
 pub fn search_points(s: pb::SearchPoints) -> Result<QueryRequest> {
-    Ok(QueryRequest {
-        prefetch: Vec::new(),
-        query: Some(Query::Nearest(VectorOrId::Vector(search_vector(s.vector, s.sparse_indices)?))),
-        using: s.vector_name.unwrap_or_default(),
-        filter: filter_opt(s.filter, "filter")?,
+    let query = search_vector(s.vector, s.sparse_indices)?;
+    let common = Common {
+        using: s.vector_name,
+        filter: s.filter,
         score_threshold: s.score_threshold,
         limit: usize_of(s.limit),
-        offset: s.offset.map(usize_of).unwrap_or(0),
-        with: WithSelectors {
-            payload: payload_selector(s.with_payload, PayloadSelector::None),
-            vector: vector_selector(s.with_vectors),
-        },
-        params: settings(s.params, "search")?,
-        shard_key: shard_keys(s.shard_key_selector)?,
+        offset: s.offset,
+        with_payload: s.with_payload,
+        with_vectors: s.with_vectors,
+        params: s.params,
+        shard_key_selector: s.shard_key_selector,
         lookup_from: None,
-    })
+    };
+    common.request(Vec::new(), Some(query), "search")
 }
 
 /// Examples of a classic recommend: ids and vectors, ids first.
@@ -190,50 +222,35 @@ fn examples(ids: Vec<pb::PointId>, vectors: Vec<pb::Vector>, what: &str) -> Resu
     Ok(out)
 }
 
-/// The fields a classic recommend shares with its groups form.
-struct Recommend {
-    positive: Vec<pb::PointId>,
-    negative: Vec<pb::PointId>,
-    positive_vectors: Vec<pb::Vector>,
-    negative_vectors: Vec<pb::Vector>,
-    strategy: Option<i32>,
-}
-
-impl Recommend {
-    fn into_query(self) -> Result<Query> {
-        Ok(Query::Recommend {
-            positive: examples(self.positive, self.positive_vectors, "positive")?,
-            negative: examples(self.negative, self.negative_vectors, "negative")?,
-            strategy: strategy(self.strategy, "recommend")?,
-        })
-    }
+/// The recommend step of a classic recommend (and of its groups form).
+fn recommend_query(
+    positive: (Vec<pb::PointId>, Vec<pb::Vector>),
+    negative: (Vec<pb::PointId>, Vec<pb::Vector>),
+    strategy_value: Option<i32>,
+) -> Result<Query> {
+    Ok(Query::Recommend {
+        positive: examples(positive.0, positive.1, "positive")?,
+        negative: examples(negative.0, negative.1, "negative")?,
+        strategy: strategy(strategy_value, "recommend")?,
+    })
 }
 
 /// `RecommendPoints`: a query with one recommend step.
 pub fn recommend_points(r: pb::RecommendPoints) -> Result<QueryRequest> {
-    let q = Recommend {
-        positive: r.positive,
-        negative: r.negative,
-        positive_vectors: r.positive_vectors,
-        negative_vectors: r.negative_vectors,
-        strategy: r.strategy,
-    };
-    Ok(QueryRequest {
-        prefetch: Vec::new(),
-        query: Some(q.into_query()?),
-        using: r.using.unwrap_or_default(),
-        filter: filter_opt(r.filter, "filter")?,
+    let query = recommend_query((r.positive, r.positive_vectors), (r.negative, r.negative_vectors), r.strategy)?;
+    let common = Common {
+        using: r.using,
+        filter: r.filter,
         score_threshold: r.score_threshold,
         limit: usize_of(r.limit),
-        offset: r.offset.map(usize_of).unwrap_or(0),
-        with: WithSelectors {
-            payload: payload_selector(r.with_payload, PayloadSelector::None),
-            vector: vector_selector(r.with_vectors),
-        },
-        params: settings(r.params, "recommend")?,
-        shard_key: shard_keys(r.shard_key_selector)?,
-        lookup_from: lookup_from(r.lookup_from),
-    })
+        offset: r.offset,
+        with_payload: r.with_payload,
+        with_vectors: r.with_vectors,
+        params: r.params,
+        shard_key_selector: r.shard_key_selector,
+        lookup_from: r.lookup_from,
+    };
+    common.request(Vec::new(), Some(query), "recommend")
 }
 
 fn with_lookup(l: Option<pb::WithLookup>) -> Option<GroupLookup> {
@@ -246,12 +263,7 @@ fn with_lookup(l: Option<pb::WithLookup>) -> Option<GroupLookup> {
     })
 }
 
-fn groups(
-    query: QueryRequest,
-    group_by: &str,
-    group_size: u64,
-    lookup: Option<pb::WithLookup>,
-) -> Result<GroupsRequest> {
+fn groups(query: QueryRequest, group_by: &str, group_size: u64, lookup: Option<pb::WithLookup>) -> Result<GroupsRequest> {
     let group_by: JsonPath = group_by.parse().map_err(|e| invalid(format!("group_by: {e}")))?;
     if group_size == 0 {
         return Err(invalid("group_size: expected a positive integer"));
@@ -260,69 +272,55 @@ fn groups(
 }
 
 pub fn query_groups(q: pb::QueryPointGroups) -> Result<GroupsRequest> {
-    let req = QueryRequest {
-        prefetch: prefetches(q.prefetch, "prefetch")?,
-        query: q.query.map(|v| query(v, "query")).transpose()?,
-        using: q.using.unwrap_or_default(),
-        filter: filter_opt(q.filter, "filter")?,
+    let prefetch = prefetches(q.prefetch, "prefetch")?;
+    let query = q.query.map(|v| query(v, "query")).transpose()?;
+    let common = Common {
+        using: q.using,
+        filter: q.filter,
         score_threshold: q.score_threshold,
         limit: q.limit.map(usize_of).unwrap_or(10),
-        offset: 0,
-        with: WithSelectors {
-            payload: payload_selector(q.with_payload, PayloadSelector::None),
-            vector: vector_selector(q.with_vectors),
-        },
-        params: settings(q.params, "query")?,
-        shard_key: shard_keys(q.shard_key_selector)?,
-        lookup_from: lookup_from(q.lookup_from),
+        offset: None,
+        with_payload: q.with_payload,
+        with_vectors: q.with_vectors,
+        params: q.params,
+        shard_key_selector: q.shard_key_selector,
+        lookup_from: q.lookup_from,
     };
-    groups(req, &q.group_by, q.group_size.unwrap_or(3), q.with_lookup)
+    groups(common.request(prefetch, query, "query")?, &q.group_by, q.group_size.unwrap_or(3), q.with_lookup)
 }
 
 pub fn search_groups(s: pb::SearchPointGroups) -> Result<GroupsRequest> {
-    let req = QueryRequest {
-        prefetch: Vec::new(),
-        query: Some(Query::Nearest(VectorOrId::Vector(search_vector(s.vector, s.sparse_indices)?))),
-        using: s.vector_name.unwrap_or_default(),
-        filter: filter_opt(s.filter, "filter")?,
+    let query = search_vector(s.vector, s.sparse_indices)?;
+    let common = Common {
+        using: s.vector_name,
+        filter: s.filter,
         score_threshold: s.score_threshold,
         limit: s.limit as usize,
-        offset: 0,
-        with: WithSelectors {
-            payload: payload_selector(s.with_payload, PayloadSelector::None),
-            vector: vector_selector(s.with_vectors),
-        },
-        params: settings(s.params, "search")?,
-        shard_key: shard_keys(s.shard_key_selector)?,
+        offset: None,
+        with_payload: s.with_payload,
+        with_vectors: s.with_vectors,
+        params: s.params,
+        shard_key_selector: s.shard_key_selector,
         lookup_from: None,
     };
-    groups(req, &s.group_by, u64::from(s.group_size), s.with_lookup)
+    groups(common.request(Vec::new(), Some(query), "search")?, &s.group_by, u64::from(s.group_size), s.with_lookup)
 }
 
 pub fn recommend_groups(r: pb::RecommendPointGroups) -> Result<GroupsRequest> {
-    let q = Recommend {
-        positive: r.positive,
-        negative: r.negative,
-        positive_vectors: r.positive_vectors,
-        negative_vectors: r.negative_vectors,
-        strategy: r.strategy,
-    };
-    let req = QueryRequest {
-        prefetch: Vec::new(),
-        query: Some(q.into_query()?),
-        using: r.using.unwrap_or_default(),
-        filter: filter_opt(r.filter, "filter")?,
+    let query = recommend_query((r.positive, r.positive_vectors), (r.negative, r.negative_vectors), r.strategy)?;
+    let common = Common {
+        using: r.using,
+        filter: r.filter,
         score_threshold: r.score_threshold,
         limit: r.limit as usize,
-        offset: 0,
-        with: WithSelectors {
-            payload: payload_selector(r.with_payload, PayloadSelector::None),
-            vector: vector_selector(r.with_vectors),
-        },
-        params: settings(r.params, "recommend")?,
-        shard_key: shard_keys(r.shard_key_selector)?,
-        lookup_from: lookup_from(r.lookup_from),
+        offset: None,
+        with_payload: r.with_payload,
+        with_vectors: r.with_vectors,
+        params: r.params,
+        shard_key_selector: r.shard_key_selector,
+        lookup_from: r.lookup_from,
     };
+    let req = common.request(Vec::new(), Some(query), "recommend")?;
     groups(req, &r.group_by, u64::from(r.group_size), r.with_lookup)
 }
 
