@@ -8,6 +8,7 @@ mod durability;
 mod grpc;
 mod hybrid;
 mod indexing;
+mod limits;
 mod monitoring;
 mod on_disk;
 mod quantization;
