@@ -6,6 +6,7 @@ mod api;
 mod cli;
 mod grpc;
 mod healthcheck;
+mod net;
 mod ops;
 mod settings;
 mod snapshot_cli;
@@ -93,6 +94,11 @@ async fn serve(settings: Settings, restores: snapshot_cli::StartupRestores) -> a
         let registry = registry.clone();
         tokio::task::spawn_blocking(move || snapshot_cli::startup_restore(&registry, &restores)).await??;
     }
+    let tls = net::tls_files(&settings)?;
+    let rest_tls = tls.as_ref().map(net::rest_tls).transpose()?;
+    let nofile = net::raise_fd_limit();
+    let slots = Arc::new(tokio::sync::Semaphore::new(net::connection_cap(nofile)));
+    tracing::info!(open_files = nofile, connections = net::connection_cap(nofile), tls = tls.is_some(), "limits");
     let addr = format!("{}:{}", settings.service.host, settings.service.http_port);
     let listener =
         tokio::net::TcpListener::bind(&addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
@@ -128,8 +134,12 @@ async fn serve(settings: Settings, restores: snapshot_cli::StartupRestores) -> a
     };
 
     let state = Arc::new(api::AppState { registry: registry.clone(), settings });
-    let grpc_task = grpc_listener.map(|l| tokio::spawn(grpc::serve(state.clone(), l, stopped(stop_rx.clone()))));
-    axum::serve(listener, api::router(state)).with_graceful_shutdown(stopped(stop_rx)).await?;
+    let grpc_task = grpc_listener.map(|l| {
+        let incoming = net::grpc_incoming(l, slots.clone());
+        let grpc_tls = tls.as_ref().map(grpc::tls_config);
+        tokio::spawn(grpc::serve(state.clone(), incoming, grpc_tls, stopped(stop_rx.clone())))
+    });
+    net::serve_rest(listener, api::router(state), rest_tls, slots, stopped(stop_rx)).await;
     if let Some(task) = grpc_task {
         if let Err(e) = task.await? {
             tracing::error!(error = %e, "gRPC server failed");

@@ -27,6 +27,40 @@ pub struct Settings {
     pub storage: StorageSettings,
     #[serde(default)]
     pub service: ServiceSettings,
+    #[serde(default)]
+    pub tls: TlsSettings,
+}
+
+/// `tls.*`: certificate files, used when `service.enable_tls` is on (Qdrant's keys and defaults).
+#[derive(Debug, Clone, Deserialize)]
+pub struct TlsSettings {
+    #[serde(default = "default_tls_cert", deserialize_with = "path")]
+    pub cert: PathBuf,
+    #[serde(default = "default_tls_key", deserialize_with = "path")]
+    pub key: PathBuf,
+    /// CA of client certificates, for `service.verify_https_client_certificate`.
+    #[serde(default = "default_tls_ca_cert", deserialize_with = "path")]
+    pub ca_cert: PathBuf,
+    /// Accepted for config compatibility: certificates are read once at start-up.
+    #[allow(dead_code)]
+    #[serde(default)]
+    pub cert_ttl: Option<u64>,
+}
+
+fn default_tls_cert() -> PathBuf {
+    PathBuf::from("./tls/cert.pem")
+}
+fn default_tls_key() -> PathBuf {
+    PathBuf::from("./tls/key.pem")
+}
+fn default_tls_ca_cert() -> PathBuf {
+    PathBuf::from("./tls/cacert.pem")
+}
+
+impl Default for TlsSettings {
+    fn default() -> Self {
+        TlsSettings { cert: default_tls_cert(), key: default_tls_key(), ca_cert: default_tls_ca_cert(), cert_ttl: None }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -73,6 +107,12 @@ pub struct ServiceSettings {
     /// headers. On by default, as in Qdrant.
     #[serde(default = "default_true")]
     pub enable_cors: bool,
+    /// Serve REST and gRPC over TLS (`tls.cert`, `tls.key`).
+    #[serde(default)]
+    pub enable_tls: bool,
+    /// Require client certificates signed by `tls.ca_cert` (mutual TLS).
+    #[serde(default)]
+    pub verify_https_client_certificate: bool,
 }
 
 fn default_log_level() -> String {
@@ -126,6 +166,8 @@ impl Default for ServiceSettings {
             api_key: None,
             read_only_api_key: None,
             enable_cors: true,
+            enable_tls: false,
+            verify_https_client_certificate: false,
         }
     }
 }

@@ -25,7 +25,10 @@ impl CollectionsService {
     }
 
     /// This node's shards of a collection with their figures and keys.
-    async fn shards(&self, collection: String) -> std::result::Result<Vec<qd_collection::operations::ShardStats>, Status> {
+    async fn shards(
+        &self,
+        collection: String,
+    ) -> std::result::Result<Vec<qd_collection::operations::ShardStats>, Status> {
         let reg = self.state.registry.clone();
         blocking(move || Ok(reg.get(&collection)?.info().shards)).await
     }

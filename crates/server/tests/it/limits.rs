@@ -6,7 +6,8 @@ use serde_json::{json, Value};
 use crate::common::{create_collection, Server, BACKENDS};
 
 fn points(s: &Server) -> usize {
-    s.ok("POST", "/collections/l/points/count", Some(&json!({"exact": true})))["count"].as_u64().expect("count") as usize
+    s.ok("POST", "/collections/l/points/count", Some(&json!({"exact": true})))["count"].as_u64().expect("count")
+        as usize
 }
 
 fn nested(levels: usize) -> Value {
@@ -25,7 +26,9 @@ fn bad_input_is_refused_and_harmless(backend: &str) {
     s.ok(
         "PUT",
         "/collections/l/points?wait=true",
-        Some(&json!({"points": [{"id": 1, "vector": [1.0, 0.0], "payload": {"a": 1}}, {"id": 2, "vector": [0.0, 1.0]}]})),
+        Some(
+            &json!({"points": [{"id": 1, "vector": [1.0, 0.0], "payload": {"a": 1}}, {"id": 2, "vector": [0.0, 1.0]}]}),
+        ),
     );
 
     // A JSON body sent as text/plain (what any web page may POST cross-site): 415, nothing deleted.
@@ -67,7 +70,11 @@ fn bad_input_is_refused_and_harmless(backend: &str) {
     assert!(body["status"]["error"].as_str().unwrap_or("").contains("at most 64"), "{body}");
     // Within the limits it works.
     let key = vec!["k"; 10].join(".");
-    s.ok("POST", "/collections/l/points/payload?wait=true", Some(&json!({"payload": {"x": 1}, "points": [1], "key": key})));
+    s.ok(
+        "POST",
+        "/collections/l/points/payload?wait=true",
+        Some(&json!({"payload": {"x": 1}, "points": [1], "key": key})),
+    );
 
     // After a restart the collection is green and every point reads back.
     assert_eq!(s.terminate(), Some(0));
@@ -88,4 +95,28 @@ fn bad_input_sqlite() {
 #[test]
 fn bad_input_rocksdb() {
     bad_input_is_refused_and_harmless(BACKENDS[1]);
+}
+
+/// 5,000 idle connections (opened and never used) do not stop reads or writes, and the server
+/// keeps its file descriptors for storage.
+#[test]
+fn idle_connections_do_not_stop_service() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let s = Server::start(&dir.path().join("storage"), "rocksdb");
+    create_collection(&s, "l", json!({"vectors": {"size": 2, "distance": "Dot"}}));
+    let idle: Vec<std::net::TcpStream> =
+        (0..5_000).filter_map(|_| std::net::TcpStream::connect(("127.0.0.1", s.port)).ok()).collect();
+    assert!(idle.len() >= 4_000, "only {} connections opened", idle.len());
+    for i in 0..20u64 {
+        s.ok(
+            "PUT",
+            "/collections/l/points?wait=true",
+            Some(&json!({"points": [{"id": i, "vector": [1.0, i as f64]}]})),
+        );
+    }
+    assert_eq!(points(&s), 20);
+    drop(idle);
+    s.ok("PUT", "/collections/l/points?wait=true", Some(&json!({"points": [{"id": 99, "vector": [1.0, 1.0]}]})));
+    assert_eq!(points(&s), 21);
+    assert_eq!(s.ok("GET", "/collections/l", None)["status"], "green");
 }

@@ -263,7 +263,12 @@ fn with_lookup(l: Option<pb::WithLookup>) -> Option<GroupLookup> {
     })
 }
 
-fn groups(query: QueryRequest, group_by: &str, group_size: u64, lookup: Option<pb::WithLookup>) -> Result<GroupsRequest> {
+fn groups(
+    query: QueryRequest,
+    group_by: &str,
+    group_size: u64,
+    lookup: Option<pb::WithLookup>,
+) -> Result<GroupsRequest> {
     let group_by: JsonPath = group_by.parse().map_err(|e| invalid(format!("group_by: {e}")))?;
     if group_size == 0 {
         return Err(invalid("group_size: expected a positive integer"));

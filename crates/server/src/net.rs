@@ -1,0 +1,267 @@
+//! Accepting connections for both APIs: TLS when `service.enable_tls` is on, a cap on open
+//! connections well below the process's file limit (idle clients cannot exhaust descriptors
+//! that the storage needs), and a header read timeout so a silent connection is closed.
+
+use std::io::BufReader;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::settings::Settings;
+
+/// A connection that sends no complete request head within this time is closed (this also ends
+/// idle keep-alive connections).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// A TLS handshake must finish within this time.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// File descriptors kept for the storage (database files, snapshots) whatever the load.
+const RESERVED_FDS: u64 = 512;
+
+/// Raise the soft limit on open files to the hard limit; returns the limit now in force.
+pub fn raise_fd_limit() -> u64 {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 1024;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim.rlim_cur = lim.rlim_max;
+            }
+        }
+    }
+    lim.rlim_cur
+}
+
+/// Connections both servers may hold open at once, for a file limit of `nofile`.
+pub fn connection_cap(nofile: u64) -> usize {
+    let usable = nofile.saturating_sub(RESERVED_FDS) / 2;
+    usable.clamp(64, 16_384) as usize
+}
+
+/// Certificates and keys for both servers, read once at start-up.
+pub struct TlsFiles {
+    pub cert_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+    /// With client certificate verification (mTLS): the CA that signs client certificates.
+    pub client_ca_pem: Option<Vec<u8>>,
+}
+
+fn read(path: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("TLS is enabled but {what} {} cannot be read", path.display()))
+}
+
+/// The TLS files when `service.enable_tls` is on; a setting that cannot be honoured is an error
+/// (start-up stops rather than serve in clear).
+pub fn tls_files(settings: &Settings) -> anyhow::Result<Option<TlsFiles>> {
+    if !settings.service.enable_tls {
+        return Ok(None);
+    }
+    let tls = &settings.tls;
+    let client_ca_pem =
+        if settings.service.verify_https_client_certificate { Some(read(&tls.ca_cert, "tls.ca_cert")?) } else { None };
+    Ok(Some(TlsFiles { cert_pem: read(&tls.cert, "tls.cert")?, key_pem: read(&tls.key, "tls.key")?, client_ca_pem }))
+}
+
+/// The rustls configuration of the REST server (HTTP/1.1 and HTTP/2 by ALPN).
+pub fn rest_tls(files: &TlsFiles) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+    let certs = rustls_pemfile_certs(&files.cert_pem).context("tls.cert")?;
+    use rustls::pki_types::pem::PemObject;
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(&files.key_pem)
+        .map_err(|e| anyhow::anyhow!("tls.key: no usable private key ({e})"))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?;
+    let builder = match &files.client_ca_pem {
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in rustls_pemfile_certs(ca).context("tls.ca_cert")? {
+                roots.add(c).context("tls.ca_cert: not a usable CA certificate")?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .context("tls.ca_cert: client verification")?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_single_cert(certs, key).context("tls.cert and tls.key do not match")?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+fn rustls_pemfile_certs(pem: &[u8]) -> anyhow::Result<Vec<rustls::pki_types::CertificateDer<'static>>> {
+    use rustls::pki_types::pem::PemObject;
+    let certs = rustls::pki_types::CertificateDer::pem_reader_iter(&mut BufReader::new(pem))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("not a PEM certificate file ({e})"))?;
+    anyhow::ensure!(!certs.is_empty(), "no certificate in the file");
+    Ok(certs)
+}
+
+/// HTTP builders with the timeouts: one that detects the protocol (plain TCP), and one per
+/// protocol for TLS, where ALPN has already decided it.
+struct Builders {
+    detect: auto::Builder<TokioExecutor>,
+    http1: auto::Builder<TokioExecutor>,
+    http2: auto::Builder<TokioExecutor>,
+}
+
+fn builder() -> auto::Builder<TokioExecutor> {
+    let mut b = auto::Builder::new(TokioExecutor::new());
+    b.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
+    b.http2().timer(TokioTimer::new()).keep_alive_interval(Some(HEADER_READ_TIMEOUT));
+    b
+}
+
+/// Serve `router` on `listener` until `shutdown`; connections in flight finish first.
+pub async fn serve_rest(
+    listener: TcpListener,
+    router: axum::Router,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    slots: Arc<Semaphore>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let builders =
+        Arc::new(Builders { detect: builder(), http1: builder().http1_only(), http2: builder().http2_only() });
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            accepted = accept(&listener, &slots) => accepted,
+            _ = &mut shutdown => None,
+        };
+        let Some((stream, permit)) = accepted else { break };
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let builders = builders.clone();
+        let watcher = graceful.watcher();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            match tls {
+                None => {
+                    // Protocol detection reads without a timeout: wait for the first byte here.
+                    let mut first = [0u8; 1];
+                    if !matches!(tokio::time::timeout(HEADER_READ_TIMEOUT, stream.peek(&mut first)).await, Ok(Ok(1..)))
+                    {
+                        return;
+                    }
+                    let conn = builders.detect.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    let _ = watcher.watch(conn.into_owned()).await;
+                }
+                Some(acceptor) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(tls_stream)) => {
+                        let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                        let b = if h2 { &builders.http2 } else { &builders.http1 };
+                        let conn = b.serve_connection_with_upgrades(TokioIo::new(tls_stream), service);
+                        let _ = watcher.watch(conn.into_owned()).await;
+                    }
+                    Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::debug!("TLS handshake timed out"),
+                },
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+/// The next connection, once a slot is free. Accept errors (e.g. out of file descriptors) are
+/// logged and retried after a pause instead of ending the server.
+async fn accept(listener: &TcpListener, slots: &Arc<Semaphore>) -> Option<(TcpStream, OwnedSemaphorePermit)> {
+    let permit = slots.clone().acquire_owned().await.ok()?;
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let _ = stream.set_nodelay(true);
+                return Some((stream, permit));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed; retrying");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Accepted gRPC connections, each holding a connection slot until it closes.
+pub fn grpc_incoming(
+    listener: TcpListener,
+    slots: Arc<Semaphore>,
+) -> impl futures_util::Stream<Item = std::io::Result<Slotted>> {
+    futures_util::stream::unfold((listener, slots), |(listener, slots)| async move {
+        let (stream, permit) = accept(&listener, &slots).await?;
+        Some((Ok(Slotted { stream, _permit: permit }), (listener, slots)))
+    })
+}
+
+/// A TCP connection that frees its connection slot when dropped.
+pub struct Slotted {
+    stream: TcpStream,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl tonic::transport::server::Connected for Slotted {
+    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.stream.connect_info()
+    }
+}
+
+impl AsyncRead for Slotted {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Slotted {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cap_leaves_descriptors_for_storage() {
+        assert_eq!(connection_cap(1024), 256);
+        assert_eq!(connection_cap(4096), 1792);
+        assert_eq!(connection_cap(100), 64);
+        assert_eq!(connection_cap(1 << 20), 16_384);
+    }
+}
