@@ -161,6 +161,7 @@ struct Level<'a> {
 impl Collection {
     /// Run a universal query; the result carries payloads and vectors as `req.with` asks.
     pub fn query(&self, req: &QueryRequest) -> Result<Vec<ScoredPoint>> {
+        Self::check_sizes(req)?;
         let level = Level {
             keys: req.shard_key.as_deref(),
             query: req.query.as_ref(),
@@ -173,6 +174,27 @@ impl Collection {
         };
         let hits = self.run_level(&level, &req.prefetch, None)?;
         self.attach(hits, &req.with, req.shard_key.as_deref())
+    }
+
+    /// Checked before any work: result counts and the prefetch tree within the caps of
+    /// [`qd_core::limits`] (a huge `limit` would allocate for it; a wide tree multiplies searches).
+    fn check_sizes(req: &QueryRequest) -> Result<()> {
+        use qd_core::limits::{at_most, MAX_PREFETCHES, MAX_PREFETCH_DEPTH, MAX_RESULTS};
+        at_most("limit", req.limit, MAX_RESULTS)?;
+        at_most("offset", req.offset, MAX_RESULTS)?;
+        let mut stack: Vec<(&[Prefetch], usize)> = vec![(&req.prefetch, 1)];
+        while let Some((level, depth)) = stack.pop() {
+            if level.is_empty() {
+                continue;
+            }
+            at_most("prefetch", level.len(), MAX_PREFETCHES)?;
+            at_most("prefetch depth", depth, MAX_PREFETCH_DEPTH)?;
+            for p in level {
+                at_most("prefetch.limit", p.limit, MAX_RESULTS)?;
+                stack.push((&p.prefetch, depth + 1));
+            }
+        }
+        Ok(())
     }
 
     /// Scored ids of one level (no payloads yet).
@@ -301,7 +323,7 @@ impl Collection {
                     RecommendStrategy::AverageVector => {
                         if pos.is_empty() {
                             return Err(CollectionError::BadRequest(
-                                "Bad request: at least one positive example is required for average_vector".into(),
+                                "at least one positive example is required for average_vector".into(),
                             ));
                         }
                         let mut v = average_vector(&pos, &neg)?;
@@ -311,7 +333,7 @@ impl Collection {
                     RecommendStrategy::BestScore | RecommendStrategy::SumScores => {
                         if pos.is_empty() && neg.is_empty() {
                             return Err(CollectionError::BadRequest(
-                                "Bad request: at least one positive or negative example is required".into(),
+                                "at least one positive or negative example is required".into(),
                             ));
                         }
                         if *strategy == RecommendStrategy::BestScore {
@@ -447,7 +469,8 @@ fn average_vector(pos: &[Vector], neg: &[Vector]) -> Result<Vector> {
         return Ok(Vector::Sparse(average_sparse(&p, &n)));
     }
     Err(CollectionError::BadRequest(
-        "Bad request: the average_vector strategy needs dense or sparse examples; use best_score or sum_scores for multivectors".into(),
+        "the average_vector strategy needs dense or sparse examples; use best_score or sum_scores for multivectors"
+            .into(),
     ))
 }
 
@@ -530,7 +553,7 @@ fn rrf(sources: &[Vec<ScoredPoint>], k: usize, weights: Option<&[f32]>, top: usi
     if let Some(w) = weights {
         if w.len() != sources.len() {
             return Err(CollectionError::BadRequest(format!(
-                "Bad request: rrf.weights has {} entries but there are {} prefetches",
+                "rrf.weights has {} entries but there are {} prefetches",
                 w.len(),
                 sources.len()
             )));

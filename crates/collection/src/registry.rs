@@ -192,13 +192,14 @@ impl Registry {
         let config = c.config();
         if config.params.sharding_method != Some(qd_core::config::ShardingMethod::Custom) {
             return Err(CollectionError::BadRequest(format!(
-                "Bad request: collection `{name}` does not use sharding_method: custom"
+                "collection `{name}` does not use sharding_method: custom"
             )));
         }
         if c.shard_set().read().has_key(&key) {
             return Err(CollectionError::AlreadyExists(format!("Bad request: Shard key {key} already exists")));
         }
         let n = shards_number.unwrap_or(config.params.shard_number).max(1);
+        qd_core::limits::shard_count("shards_number", n)?;
         let first = c.shard_set().read().next_shard_id();
         let shared = c.shared();
         let mut opened = Vec::new();
@@ -310,6 +311,7 @@ impl Registry {
     pub fn create(&self, name: &str, request: CreateCollection) -> Result<()> {
         validate_collection_name(name)?;
         let config = request.into_config(&self.defaults)?;
+        qd_core::limits::shard_count("shard_number", config.params.shard_number)?;
         let _g = self.structure.lock();
         if self.slots.read().contains_key(name) {
             return Err(CollectionError::AlreadyExists(format!("Wrong input: Collection `{name}` already exists!")));
@@ -625,9 +627,7 @@ impl Registry {
     /// Whether `name` may receive a restore now (checked before and again at the switch).
     fn check_restore_target(&self, name: &str, opts: &crate::snapshot::RestoreOptions) -> Result<()> {
         if self.aliases.read().contains_key(name) {
-            return Err(CollectionError::BadRequest(format!(
-                "Bad request: `{name}` is an alias; restore into a collection name"
-            )));
+            return Err(CollectionError::BadRequest(format!("`{name}` is an alias; restore into a collection name")));
         }
         match self.slots.read().get(name) {
             None => Ok(()),
@@ -696,7 +696,7 @@ impl Registry {
             ids => {
                 cleanup();
                 return Err(CollectionError::BadRequest(format!(
-                    "Bad request: a shard restore needs a snapshot of exactly one shard, this one holds {}",
+                    "a shard restore needs a snapshot of exactly one shard, this one holds {}",
                     ids.len()
                 )));
             }
@@ -704,7 +704,7 @@ impl Registry {
         if restored.config.params.vectors != c.config().params.vectors {
             cleanup();
             return Err(CollectionError::BadRequest(format!(
-                "Bad request: the snapshot's vectors config does not match collection `{name}`"
+                "the snapshot's vectors config does not match collection `{name}`"
             )));
         }
         // Whole shard directories move (SQLite keeps -wal/-shm files beside its database).

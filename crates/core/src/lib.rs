@@ -9,6 +9,7 @@ pub mod distance;
 pub mod error;
 pub mod filter;
 pub mod json_path;
+pub mod limits;
 pub mod point_id;
 pub mod selectors;
 pub mod strict_mode;

@@ -44,6 +44,7 @@ pub fn query(registry: &Registry, collection: &str, mut req: QueryRequest) -> R<
 
 /// Several queries on one collection, answered in order.
 pub fn query_batch(registry: &Registry, collection: &str, reqs: Vec<QueryRequest>) -> R<Vec<Vec<ScoredPoint>>> {
+    qd_core::limits::at_most("searches", reqs.len(), qd_core::limits::MAX_BATCH)?;
     let c = registry.get(collection)?;
     reqs.into_iter()
         .map(|mut r| {
@@ -95,6 +96,7 @@ pub fn update_batch(
     ops: Vec<(UpdateOp, Option<Vec<ShardKey>>)>,
     wait: bool,
 ) -> R<Vec<UpdateResult>> {
+    qd_core::limits::at_most("operations", ops.len(), qd_core::limits::MAX_BATCH)?;
     let c = registry.get(collection)?;
     for (i, (op, key)) in ops.iter().enumerate() {
         c.validate_update(op, key.as_deref()).map_err(|e| ApiError::from(e).prefixed(&format!("operations[{i}]")))?;
@@ -131,6 +133,7 @@ pub fn scroll(registry: &Registry, collection: &str, req: ScrollRequest) -> R<(V
             "Bad request: offset cannot be used together with order_by; use order_by.start_from",
         ));
     }
+    qd_core::limits::at_most("limit", req.limit, qd_core::limits::MAX_RESULTS)?;
     let c = registry.get(collection)?;
     let keys = req.shard_key.as_deref();
     match &req.order_by {

@@ -47,7 +47,7 @@ fn check_file_name(name: &str) -> Result<()> {
         || name.starts_with('.')
         || name.len() > 255
     {
-        return Err(CollectionError::BadRequest(format!("Bad request: invalid snapshot name {name:?}")));
+        return Err(CollectionError::BadRequest(format!("invalid snapshot name {name:?}")));
     }
     Ok(())
 }
@@ -65,7 +65,7 @@ impl SnapshotDir {
     pub fn collection_dir(&self, collection: &str) -> Result<PathBuf> {
         if collection.is_empty() || collection == "." || collection == ".." || collection.contains(['/', '\\', '\0']) {
             return Err(CollectionError::BadRequest(format!(
-                "Bad request: collection name {collection:?} cannot be used as a snapshot directory"
+                "collection name {collection:?} cannot be used as a snapshot directory"
             )));
         }
         Ok(self.root.join(collection))
@@ -170,7 +170,7 @@ impl SnapshotDir {
         let raw = location.strip_prefix("file://").unwrap_or(location);
         let raw = percent_decode(raw);
         if raw.is_empty() {
-            return Err(CollectionError::BadRequest("Bad request: empty snapshot location".into()));
+            return Err(CollectionError::BadRequest("empty snapshot location".into()));
         }
         let p = PathBuf::from(&raw);
         let p = if p.is_absolute() { p } else { self.root.join(p) };
@@ -186,7 +186,7 @@ impl SnapshotDir {
             [self.root.as_path(), tmp_dir].iter().filter_map(|d| fs::canonicalize(d).ok()).collect();
         if !allowed.iter().any(|a| real.starts_with(a)) {
             return Err(CollectionError::BadRequest(format!(
-                "Bad request: snapshot location {} is outside the allowed directories (the snapshots path {} \
+                "snapshot location {} is outside the allowed directories (the snapshots path {} \
                  and the storage's tmp directory {}); copy the file there or upload it",
                 p.display(),
                 self.root.display(),
@@ -194,7 +194,7 @@ impl SnapshotDir {
             )));
         }
         if !real.is_file() {
-            return Err(CollectionError::BadRequest(format!("Bad request: {} is not a file", p.display())));
+            return Err(CollectionError::BadRequest(format!("{} is not a file", p.display())));
         }
         Ok(real)
     }
@@ -260,7 +260,7 @@ fn reserve(dir: &Path, base: &str) -> Result<(String, PathBuf, File)> {
             Err(e) => return Err(io_err(&partial, e)),
         }
     }
-    Err(CollectionError::BadRequest(format!("Bad request: too many snapshots named {base}")))
+    Err(CollectionError::BadRequest(format!("too many snapshots named {base}")))
 }
 
 fn describe(dir: &Path, name: &str, meta: &fs::Metadata) -> SnapshotDescription {

@@ -645,9 +645,13 @@ impl Condition {
                     }
                 }
                 FieldCheck::GeoPolygon(p) => p.validate().map_err(at),
+                FieldCheck::Match(Match::Text(t) | Match::TextAny(t) | Match::Phrase(t)) => {
+                    crate::limits::at_most("text length", t.len(), crate::limits::MAX_TEXT_QUERY).map_err(at)
+                }
                 _ => Ok(()),
             },
-            Condition::IsEmpty(_) | Condition::IsNull(_) | Condition::HasId(_) | Condition::HasVector(_) => Ok(()),
+            Condition::HasId(ids) => crate::limits::at_most("has_id", ids.len(), crate::limits::MAX_HAS_ID).map_err(at),
+            Condition::IsEmpty(_) | Condition::IsNull(_) | Condition::HasVector(_) => Ok(()),
         }
     }
 

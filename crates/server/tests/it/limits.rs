@@ -120,3 +120,45 @@ fn idle_connections_do_not_stop_service() {
     assert_eq!(points(&s), 21);
     assert_eq!(s.ok("GET", "/collections/l", None)["status"], "green");
 }
+
+/// Sizes over the caps of `qd_core::limits`: a 400 naming the cap, and the server serving on.
+#[test]
+fn sizes_over_the_caps_are_refused() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let s = Server::start(&dir.path().join("storage"), "sqlite");
+    let (status, body) = s.call(
+        "PUT",
+        "/collections/many",
+        Some(&json!({"vectors": {"size": 2, "distance": "Dot"}, "shard_number": 1000})),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body["status"]["error"].as_str().unwrap_or("").contains("shard_number"), "{body}");
+    create_collection(&s, "l", json!({"vectors": {"size": 2, "distance": "Dot"}}));
+    s.ok("PUT", "/collections/l/points?wait=true", Some(&json!({"points": [{"id": 1, "vector": [1.0, 0.0]}]})));
+    let q = json!({"vector": [1.0, 0.0], "limit": 1});
+    let cases = [
+        ("/collections/l/points/search/batch", json!({"searches": vec![q.clone(); 2000]}), "searches"),
+        ("/collections/l/points/query", json!({"query": [1.0, 0.0], "limit": 10_000_000_000u64}), "limit"),
+        (
+            "/collections/l/points/query",
+            json!({"prefetch": vec![json!({"query": [1.0, 0.0]}); 100], "query": {"fusion": "rrf"}}),
+            "prefetch",
+        ),
+        (
+            "/collections/l/points/count",
+            json!({"filter": {"must": [{"has_id": (0..200_000u64).collect::<Vec<_>>()}]}}),
+            "has_id",
+        ),
+        (
+            "/collections/l/points/scroll",
+            json!({"filter": {"must": [{"key": "t", "match": {"text": "word ".repeat(2000)}}]}}),
+            "text length",
+        ),
+    ];
+    for (path, body, cap) in cases {
+        let (status, answer) = s.call("POST", path, Some(&body));
+        assert_eq!(status, 400, "{path}: {answer}");
+        assert!(answer["status"]["error"].as_str().unwrap_or("").contains(cap), "{path}: {answer}");
+    }
+    assert_eq!(points(&s), 1);
+}
