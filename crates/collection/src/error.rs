@@ -22,6 +22,9 @@ pub enum CollectionError {
     /// On-disk data that cannot be decoded.
     #[error("Corrupt data: {0}")]
     Corrupt(String),
+    /// A bug met while serving (a panic caught in a worker): HTTP 500, the server keeps running.
+    #[error("Service internal error: {0}")]
+    Internal(String),
     /// A shard worker is gone (server shutting down).
     #[error("Service is shutting down")]
     ShuttingDown,
@@ -34,3 +37,27 @@ impl From<ValidationError> for CollectionError {
 }
 
 pub type Result<T, E = CollectionError> = std::result::Result<T, E>;
+
+/// The message of a caught panic (`&str` or `String` payloads; others are named as such).
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
+        (Some(s), _) => s.to_string(),
+        (None, Some(s)) => s.clone(),
+        _ => "a panic without a message".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn panic_messages_are_read_from_both_payload_kinds() {
+        let caught = std::panic::catch_unwind(|| panic!("boom {}", 1)).err().expect("panicked");
+        assert_eq!(panic_message(&*caught), "boom 1");
+        let caught = std::panic::catch_unwind(|| panic!("static")).err().expect("panicked");
+        assert_eq!(panic_message(&*caught), "static");
+        let caught = std::panic::catch_unwind(|| std::panic::panic_any(7u8)).err().expect("panicked");
+        assert_eq!(panic_message(&*caught), "a panic without a message");
+    }
+}

@@ -288,7 +288,8 @@ impl Worker {
                 if selects_by_filter(&job.op) && !pending.is_empty() {
                     self.commit(std::mem::take(&mut pending));
                 }
-                let computed = {
+                // A panic while computing fails this operation only (nothing is written yet).
+                let computed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     let st = self.state.read();
                     let mut overlay = Overlay { base: &*st, pending: HashMap::new() };
                     for (_, effs) in &pending {
@@ -297,7 +298,12 @@ impl Worker {
                         }
                     }
                     effects::compute(&overlay, &job.op, job.op_num)
-                };
+                }))
+                .unwrap_or_else(|panic| {
+                    let reason = crate::error::panic_message(&panic);
+                    tracing::error!(shard = self.id, %reason, "update operation panicked");
+                    Err(CollectionError::Internal(format!("update operation failed: {reason}")))
+                });
                 match computed {
                     Ok(effs) => pending.push((job, effs)),
                     // The operation is rejected as a whole; its number is simply skipped.
@@ -311,8 +317,19 @@ impl Worker {
         }
     }
 
-    /// Commit the effects of several operations as one durable batch, then make them visible.
+    /// [`Self::commit_group`], where a panic stops the shard's writes (what was written and
+    /// what is in memory may differ; a restart reloads from disk) instead of the process.
     fn commit(&self, group: Vec<(Job, Effects)>) {
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.commit_group(group)));
+        if let Err(panic) = run {
+            let reason = crate::error::panic_message(&panic);
+            tracing::error!(shard = self.id, %reason, "commit panicked; shard stops accepting writes");
+            self.failed.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Commit the effects of several operations as one durable batch, then make them visible.
+    fn commit_group(&self, group: Vec<(Job, Effects)>) {
         let mut batch = WriteBatch::new();
         let mut last = self.applied_op.load(Ordering::SeqCst);
         for (job, effs) in &group {
@@ -374,7 +391,13 @@ impl Shard for LocalShard {
             tx.send(Job { op, op_num, reply: Some(reply_tx) }).map_err(|_| CollectionError::ShuttingDown)?;
             op_num
         };
-        reply_rx.recv().map_err(|_| CollectionError::ShuttingDown)??;
+        reply_rx.recv().map_err(|_| {
+            if self.failed.load(Ordering::SeqCst) {
+                CollectionError::Unavailable(format!("shard {} stopped after a failure", self.id))
+            } else {
+                CollectionError::ShuttingDown
+            }
+        })??;
         let status = if wait { UpdateStatus::Completed } else { UpdateStatus::Acknowledged };
         Ok(UpdateResult { operation_id: Some(op_num), status })
     }

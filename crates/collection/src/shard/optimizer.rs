@@ -130,7 +130,15 @@ impl Optimizer {
             }
             if let Some(task) = task {
                 last = Some(task.clone());
-                self.execute(task, &config);
+                // A panic fails this task (reported as the optimizer's error, retried like a
+                // failed task) and never ends the thread or the process.
+                let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.execute(task, &config)));
+                if let Err(panic) = run {
+                    let reason = crate::error::panic_message(&panic);
+                    tracing::error!(shard = self.shard_id, %reason, "optimization panicked");
+                    *self.status.running.lock() = None;
+                    *self.status.last_error.lock() = Some(format!("optimization panicked: {reason}"));
+                }
             }
         }
     }

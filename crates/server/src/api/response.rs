@@ -45,7 +45,9 @@ impl From<CollectionError> for ApiError {
             CollectionError::NotFound(_) => StatusCode::NOT_FOUND,
             CollectionError::AlreadyExists(_) => StatusCode::CONFLICT,
             CollectionError::Unavailable(_) | CollectionError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
-            CollectionError::Storage(_) | CollectionError::Corrupt(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            CollectionError::Storage(_) | CollectionError::Corrupt(_) | CollectionError::Internal(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         };
         if status.is_server_error() {
             tracing::error!(error = %e, "request failed");
