@@ -53,11 +53,11 @@ mod tests {
 
     #[test]
     fn panic_messages_are_read_from_both_payload_kinds() {
-        let caught = std::panic::catch_unwind(|| panic!("boom {}", 1)).err().expect("panicked");
+        let caught = std::panic::catch_unwind(|| panic!("boom {}", 1)).expect_err("panicked");
         assert_eq!(panic_message(&*caught), "boom 1");
-        let caught = std::panic::catch_unwind(|| panic!("static")).err().expect("panicked");
+        let caught = std::panic::catch_unwind(|| panic!("static")).expect_err("panicked");
         assert_eq!(panic_message(&*caught), "static");
-        let caught = std::panic::catch_unwind(|| std::panic::panic_any(7u8)).err().expect("panicked");
+        let caught = std::panic::catch_unwind(|| std::panic::panic_any(7u8)).expect_err("panicked");
         assert_eq!(panic_message(&*caught), "a panic without a message");
     }
 }

@@ -508,7 +508,7 @@ mod tests {
         let ok = vec!["a"; MAX_PATH_PARTS].join(".");
         assert!(ok.parse::<JsonPath>().is_ok());
         let deep = vec!["a"; MAX_PATH_PARTS + 1].join(".");
-        let e = deep.parse::<JsonPath>().err().expect("too deep");
+        let e = deep.parse::<JsonPath>().expect_err("too deep");
         assert!(e.to_string().contains("at most 32 parts"), "{e}");
         let huge = vec!["a"; 20_000].join(".");
         assert!(huge.parse::<JsonPath>().is_err());

@@ -42,7 +42,7 @@ mod tests {
     #[test]
     fn caps_name_the_field_and_the_limit() {
         assert!(at_most("limit", 10, MAX_RESULTS).is_ok());
-        let e = at_most("limit", MAX_RESULTS + 1, MAX_RESULTS).err().expect("over");
+        let e = at_most("limit", MAX_RESULTS + 1, MAX_RESULTS).expect_err("over");
         assert_eq!(e.message, "limit: 1000001 is over the limit of 1000000");
         assert!(shard_count("shard_number", 1).is_ok());
         assert!(shard_count("shard_number", 0).is_err());

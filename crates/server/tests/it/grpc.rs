@@ -35,7 +35,7 @@ fn status_of(e: QdrantError) -> (Code, String) {
 
 fn point(i: u64) -> PointStruct {
     let mut payload = Payload::new();
-    payload.insert("group", if i % 10 == 0 { "ten" } else { "other" });
+    payload.insert("group", if i.is_multiple_of(10) { "ten" } else { "other" });
     payload.insert("n", i as i64);
     let x = i as f32;
     PointStruct::new(i, vec![1.0, x.sin(), x.cos(), 0.5], payload)
@@ -143,7 +143,7 @@ async fn lifecycle(s: &Server) {
 
 async fn errors(s: &Server) {
     let c = client(s, None);
-    let (status, msg) = status_of(c.collection_info("missing").await.err().expect("missing collection"));
+    let (status, msg) = status_of(c.collection_info("missing").await.expect_err("missing collection"));
     assert_eq!(status, Code::NotFound, "{msg}");
     assert!(msg.contains("missing"), "{msg}");
     c.create_collection(
@@ -166,14 +166,13 @@ async fn errors(s: &Server) {
             CreateCollectionBuilder::new("e").vectors_config(VectorParamsBuilder::new(3, Distance::Dot)),
         )
         .await
-        .err()
-        .expect("duplicate"),
+        .expect_err("duplicate"),
     );
     assert_eq!(status, Code::AlreadyExists);
     let wrong =
         PointStruct::new(1, std::collections::HashMap::from([("dense".to_string(), vec![1.0, 2.0])]), Payload::new());
     let (status, msg) =
-        status_of(c.upsert_points(UpsertPointsBuilder::new("e", vec![wrong]).wait(true)).await.err().expect("dim"));
+        status_of(c.upsert_points(UpsertPointsBuilder::new("e", vec![wrong]).wait(true)).await.expect_err("dim"));
     assert_eq!(status, Code::InvalidArgument);
     assert!(msg.contains("dim"), "{msg}");
     // Nothing was half-written.
@@ -204,9 +203,9 @@ fn grpc_takes_the_same_api_keys() {
     );
     let rt = runtime();
     rt.block_on(async {
-        let (status, _) = status_of(client(&s, None).list_collections().await.err().expect("no key"));
+        let (status, _) = status_of(client(&s, None).list_collections().await.expect_err("no key"));
         assert_eq!(status, Code::Unauthenticated);
-        let (status, _) = status_of(client(&s, Some("wrong")).list_collections().await.err().expect("wrong key"));
+        let (status, _) = status_of(client(&s, Some("wrong")).list_collections().await.expect_err("wrong key"));
         assert_eq!(status, Code::Unauthenticated);
         let full = client(&s, Some("full-key"));
         full.create_collection(
@@ -223,11 +222,10 @@ fn grpc_takes_the_same_api_keys() {
                 vec![PointStruct::new(1, vec![1.0, 2.0], Payload::new())],
             ))
             .await
-            .err()
-            .expect("read-only key cannot write"),
+            .expect_err("read-only key cannot write"),
         );
         assert_eq!(status, Code::PermissionDenied);
-        let (status, _) = status_of(read.delete_collection("k").await.err().expect("read-only key cannot delete"));
+        let (status, _) = status_of(read.delete_collection("k").await.expect_err("read-only key cannot delete"));
         assert_eq!(status, Code::PermissionDenied);
     });
 }
@@ -246,9 +244,8 @@ fn grpc_request_size_limit_is_resource_exhausted() {
         .expect("create");
         // 400 × 1024 floats ≈ 1.6 MB: over the 1 MB limit.
         let points: Vec<_> = (0..400u64).map(|i| PointStruct::new(i, vec![0.5; 1024], Payload::new())).collect();
-        let (status, msg) = status_of(
-            c.upsert_points(UpsertPointsBuilder::new("big", points).wait(true)).await.err().expect("too big"),
-        );
+        let (status, msg) =
+            status_of(c.upsert_points(UpsertPointsBuilder::new("big", points).wait(true)).await.expect_err("too big"));
         assert_eq!(status, Code::ResourceExhausted, "{msg}");
         // Under the limit still works, and nothing of the refused request was written.
         let points: Vec<_> = (0..10u64).map(|i| PointStruct::new(i, vec![0.5; 1024], Payload::new())).collect();

@@ -69,7 +69,7 @@ fn bad_input_is_refused_and_harmless(backend: &str) {
     assert_eq!(status, 400, "{body}");
     assert!(body["status"]["error"].as_str().unwrap_or("").contains("at most 64"), "{body}");
     // Within the limits it works.
-    let key = vec!["k"; 10].join(".");
+    let key = ["k"; 10].join(".");
     s.ok(
         "POST",
         "/collections/l/points/payload?wait=true",

@@ -374,7 +374,7 @@ mod tests {
     #[test]
     fn query_kinds_not_built_yet_are_refused_by_name() {
         let q = pb::Query { variant: Some(pb::query::Variant::Context(pb::ContextInput::default())) };
-        let e = query(q, "query").err().expect("refused");
+        let e = query(q, "query").expect_err("refused");
         assert!(e.message.contains("context"), "{}", e.message);
     }
 

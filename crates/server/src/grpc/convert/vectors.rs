@@ -57,7 +57,7 @@ pub fn item(v: pb::Vector, what: &str) -> Result<VectorItem> {
             (Some(indices), _) => sparse(indices.data, v.data, what)?,
             (None, Some(count)) => {
                 let count = count as usize;
-                let dim = if count == 0 { 0 } else { v.data.len() / count };
+                let dim = v.data.len().checked_div(count).unwrap_or(0);
                 if dim == 0 || dim * count != v.data.len() {
                     return Err(invalid(format!(
                         "{what}: {} numbers do not split into {count} vectors of one size",

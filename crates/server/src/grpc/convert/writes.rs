@@ -175,7 +175,7 @@ mod tests {
     #[test]
     fn batch_errors_name_the_operation() {
         let ops = vec![pb::PointsUpdateOperation { operation: None }];
-        let e = batch(ops).err().expect("refused");
+        let e = batch(ops).expect_err("refused");
         assert!(e.message.starts_with("operations[0]"), "{}", e.message);
     }
 }
