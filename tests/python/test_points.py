@@ -255,3 +255,27 @@ def test_vectors_batch_and_collection_ops(pair):
     assert server.get_collection(name).config.params.vectors["a"].hnsw_config.m == 8
     server.delete_collection(name)
     assert not server.collection_exists(name)
+
+
+def test_update_mode_and_update_filter_match_local_mode(pair):
+    name, clients = pair
+    for c in clients:
+        c.create_collection(name, vectors_config=models.VectorParams(size=2, distance=models.Distance.DOT))
+        c.upsert(name, points=[models.PointStruct(id=i, vector=[1.0, float(i)], payload={"v": 1, "i": i})
+                               for i in range(4)], wait=True)
+        # insert_only: existing ids are left alone, new ones are written.
+        c.upsert(name, points=[models.PointStruct(id=i, vector=[2.0, 0.0], payload={"v": 2, "i": i})
+                               for i in (1, 5)], update_mode=models.UpdateMode.INSERT_ONLY, wait=True)
+        # update_only: missing ids are skipped.
+        c.upsert(name, points=[models.PointStruct(id=i, vector=[3.0, 0.0], payload={"v": 3, "i": i})
+                               for i in (2, 7)], update_mode=models.UpdateMode.UPDATE_ONLY, wait=True)
+        # update_filter: only existing points matching it are replaced; new points are written.
+        c.upsert(name, points=[models.PointStruct(id=i, vector=[4.0, 0.0], payload={"v": 4, "i": i})
+                               for i in (0, 3, 9)],
+                 update_filter=models.Filter(must=[models.FieldCondition(key="i", match=models.MatchValue(value=3))]),
+                 wait=True)
+        c.update_vectors(name, points=[models.PointVectors(id=i, vector=[5.0, 5.0]) for i in (0, 1)],
+                         update_filter=models.Filter(must=[models.FieldCondition(key="v", match=models.MatchValue(value=1))]),
+                         wait=True)
+    s, l = both(clients, lambda c: sorted(c.scroll(name, limit=100, with_vectors=True)[0], key=lambda r: r.id))
+    assert [(r.id, r.payload, r.vector) for r in s] == [(r.id, r.payload, r.vector) for r in l]

@@ -175,6 +175,10 @@ impl Collection {
                         .map_err(|e| CollectionError::BadRequest(format!("point {id}: {}", strip(e))))?;
                 }
             }
+            UpdateOp::Conditional { op, .. } => {
+                drop(config);
+                return self.prepare(op);
+            }
             UpdateOp::DeleteVectors { names, .. } => {
                 if let Some(n) = names.iter().find(|n| !params.has_vector(n)) {
                     return Err(CollectionError::BadRequest(format!(

@@ -56,9 +56,75 @@ pub enum UpdateOp {
         selection: PointSelection,
         names: Vec<String>,
     },
+    /// An upsert or vector update applied only to the points its condition allows
+    /// (`update_mode`, `update_filter`).
+    Conditional {
+        op: Box<UpdateOp>,
+        condition: UpdateCondition,
+    },
+}
+
+/// `update_mode` of an upsert: write every point, only new ones, or only existing ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UpdateMode {
+    #[default]
+    Upsert,
+    InsertOnly,
+    UpdateOnly,
+}
+
+/// When an upsert or vector update may write a point: its `update_mode`, and an
+/// `update_filter` that an existing point must match (new points are not filtered).
+#[derive(Debug, Clone, Default)]
+pub struct UpdateCondition {
+    pub mode: UpdateMode,
+    pub filter: Option<Filter>,
+}
+
+/// A stored point as filters see it.
+struct RecordView<'a> {
+    id: PointId,
+    record: &'a crate::record::PointRecord,
+}
+
+impl qd_core::filter::PointView for RecordView<'_> {
+    fn id(&self) -> PointId {
+        self.id
+    }
+    fn payload(&self) -> Option<&Payload> {
+        self.record.payload.as_ref()
+    }
+    fn has_vector(&self, name: &str) -> bool {
+        self.record.vectors.contains_key(name)
+    }
+}
+
+impl UpdateCondition {
+    /// Whether the condition lets every write through.
+    pub fn is_plain(&self) -> bool {
+        self.mode == UpdateMode::Upsert && self.filter.is_none()
+    }
+
+    /// Whether point `id`, currently `existing` (`None`: not stored), may be written.
+    pub fn allows(&self, id: PointId, existing: Option<&crate::record::PointRecord>) -> bool {
+        match existing {
+            None => self.mode != UpdateMode::UpdateOnly,
+            Some(_) if self.mode == UpdateMode::InsertOnly => false,
+            Some(record) => self.filter.as_ref().is_none_or(|f| f.check(&RecordView { id, record })),
+        }
+    }
 }
 
 impl UpdateOp {
+    /// `op` under `condition`, or `op` itself when the condition lets everything through.
+    pub fn with_condition(op: UpdateOp, condition: UpdateCondition) -> UpdateOp {
+        if condition.is_plain() {
+            op
+        } else {
+            UpdateOp::Conditional { op: Box::new(op), condition }
+        }
+    }
+
     /// Point ids an operation names explicitly (used to route it to shards).
     pub fn explicit_ids(&self) -> Option<Vec<PointId>> {
         let sel_ids = |s: &PointSelection| match s {
@@ -73,6 +139,7 @@ impl UpdateOp {
             | UpdateOp::DeletePayload { selection, .. }
             | UpdateOp::DeleteVectors { selection, .. } => sel_ids(selection),
             UpdateOp::UpdateVectors(v) => Some(v.iter().map(|(id, _)| *id).collect()),
+            UpdateOp::Conditional { op, .. } => op.explicit_ids(),
         }
     }
 
@@ -100,6 +167,9 @@ impl UpdateOp {
             }
             UpdateOp::UpdateVectors(v) => {
                 UpdateOp::UpdateVectors(v.iter().filter(|(id, _)| keep(id)).cloned().collect())
+            }
+            UpdateOp::Conditional { op, condition } => {
+                UpdateOp::Conditional { op: Box::new(op.restrict_to(keep)), condition: condition.clone() }
             }
         }
     }
@@ -262,4 +332,38 @@ pub struct ShardStats {
     pub optimizing: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub optimizer_error: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::PointRecord;
+
+    fn record(payload: serde_json::Value) -> PointRecord {
+        PointRecord { version: 1, vectors: NamedVectors::new(), payload: payload.as_object().cloned() }
+    }
+
+    #[test]
+    fn update_modes_decide_by_existence() {
+        let id = PointId::Num(1);
+        let existing = record(serde_json::json!({"a": 1}));
+        let cond = |mode| UpdateCondition { mode, filter: None };
+        assert!(cond(UpdateMode::Upsert).allows(id, None) && cond(UpdateMode::Upsert).allows(id, Some(&existing)));
+        assert!(cond(UpdateMode::InsertOnly).allows(id, None));
+        assert!(!cond(UpdateMode::InsertOnly).allows(id, Some(&existing)));
+        assert!(!cond(UpdateMode::UpdateOnly).allows(id, None));
+        assert!(cond(UpdateMode::UpdateOnly).allows(id, Some(&existing)));
+    }
+
+    #[test]
+    fn the_update_filter_applies_to_existing_points_only() {
+        let id = PointId::Num(1);
+        let filter: Filter =
+            serde_json::from_value(serde_json::json!({"must": [{"key": "a", "match": {"value": 1}}]})).expect("filter");
+        let cond = UpdateCondition { mode: UpdateMode::Upsert, filter: Some(filter) };
+        assert!(cond.allows(id, Some(&record(serde_json::json!({"a": 1})))));
+        assert!(!cond.allows(id, Some(&record(serde_json::json!({"a": 2})))));
+        assert!(cond.allows(id, None), "a new point is not filtered");
+        assert!(!cond.is_plain() && UpdateCondition::default().is_plain());
+    }
 }

@@ -60,6 +60,10 @@ pub fn compute(src: &dyn PointSource, op: &UpdateOp, version: u64) -> Result<Eff
 
 fn compute_unchecked(src: &dyn PointSource, op: &UpdateOp, version: u64) -> Result<Effects> {
     Ok(match op {
+        UpdateOp::Conditional { op, condition } => compute_unchecked(src, op, version)?
+            .into_iter()
+            .filter(|(id, _)| condition.allows(*id, src.record(id).as_ref()))
+            .collect(),
         UpdateOp::Upsert(points) => points
             .iter()
             .map(|p| (p.id, Some(PointRecord { version, vectors: p.vectors.clone(), payload: p.payload.clone() })))

@@ -124,6 +124,27 @@ pub struct UpsertBody {
     pub shard_key: Option<Value>,
     #[serde(default)]
     pub update_filter: Option<Filter>,
+    #[serde(default)]
+    pub update_mode: Option<UpdateModeBody>,
+}
+
+/// `update_mode` of an upsert, in Qdrant's spelling.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpdateModeBody {
+    Upsert,
+    InsertOnly,
+    UpdateOnly,
+}
+
+impl From<UpdateModeBody> for qd_collection::operations::UpdateMode {
+    fn from(m: UpdateModeBody) -> Self {
+        match m {
+            UpdateModeBody::Upsert => qd_collection::operations::UpdateMode::Upsert,
+            UpdateModeBody::InsertOnly => qd_collection::operations::UpdateMode::InsertOnly,
+            UpdateModeBody::UpdateOnly => qd_collection::operations::UpdateMode::UpdateOnly,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -6,7 +6,7 @@ use std::time::Instant;
 use axum::extract::Path;
 use qd_collection::operations::SearchSettings;
 use qd_collection::operations::ShardKey;
-use qd_collection::operations::{PointInsert, PointSelection, UpdateOp, WithSelectors};
+use qd_collection::operations::{PointInsert, PointSelection, UpdateCondition, UpdateOp, WithSelectors};
 use qd_collection::query::{Query, QueryRequest, VectorOrId};
 use qd_collection::Collection;
 use qd_core::filter::Filter;
@@ -64,10 +64,16 @@ pub fn shard_keys(v: Option<Value>) -> Result<Option<Vec<ShardKey>>, ApiError> {
     }
 }
 
-fn upsert_op(body: UpsertBody) -> Result<UpdateOp, ApiError> {
-    if body.update_filter.is_some() {
-        return Err(ApiError::bad_request("Bad request: update_filter is not supported yet"));
+/// `update_mode` and `update_filter` of a write (the filter validated).
+fn condition(mode: Option<UpdateModeBody>, filter: Option<Filter>) -> Result<UpdateCondition, ApiError> {
+    if let Some(f) = &filter {
+        f.validate()?;
     }
+    Ok(UpdateCondition { mode: mode.map(Into::into).unwrap_or_default(), filter })
+}
+
+fn upsert_op(body: UpsertBody) -> Result<UpdateOp, ApiError> {
+    let condition = condition(body.update_mode, body.update_filter)?;
     let points = match (body.points, body.batch) {
         (Some(points), None) => points
             .into_iter()
@@ -110,7 +116,7 @@ fn upsert_op(body: UpsertBody) -> Result<UpdateOp, ApiError> {
         }
         _ => return Err(ApiError::bad_request("Bad request: give exactly one of `points` or `batch`")),
     };
-    Ok(UpdateOp::Upsert(points))
+    Ok(UpdateOp::with_condition(UpdateOp::Upsert(points), condition))
 }
 
 fn delete_op(body: PointsSelectorBody) -> Result<UpdateOp, ApiError> {
@@ -142,9 +148,7 @@ fn clear_payload_op(body: PointsSelectorBody) -> Result<UpdateOp, ApiError> {
 }
 
 fn update_vectors_op(body: UpdateVectorsBody) -> Result<UpdateOp, ApiError> {
-    if body.update_filter.is_some() {
-        return Err(ApiError::bad_request("Bad request: update_filter is not supported yet"));
-    }
+    let condition = condition(None, body.update_filter)?;
     let items = body
         .points
         .into_iter()
@@ -154,7 +158,7 @@ fn update_vectors_op(body: UpdateVectorsBody) -> Result<UpdateOp, ApiError> {
                 .map(|v| (pv.id, v))
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
-    Ok(UpdateOp::UpdateVectors(items))
+    Ok(UpdateOp::with_condition(UpdateOp::UpdateVectors(items), condition))
 }
 
 fn delete_vectors_op(body: DeleteVectorsBody) -> Result<UpdateOp, ApiError> {

@@ -85,7 +85,7 @@ fn batch_results(lists: Vec<Vec<qd_collection::operations::ScoredPoint>>) -> Vec
 impl Points for PointsService {
     async fn upsert(&self, request: Request<pb::UpsertPoints>) -> Reply<pb::PointsOperationResponse> {
         let r = request.into_inner();
-        let op = writes::upsert(r.points, r.update_filter.as_ref(), r.update_mode);
+        let op = writes::upsert(r.points, r.update_filter, r.update_mode);
         self.apply(r.collection_name, r.wait, op, shard_keys(r.shard_key_selector)).await
     }
 
@@ -112,7 +112,7 @@ impl Points for PointsService {
 
     async fn update_vectors(&self, request: Request<pb::UpdatePointVectors>) -> Reply<pb::PointsOperationResponse> {
         let r = request.into_inner();
-        let op = writes::update_vectors(r.points, r.update_filter.as_ref());
+        let op = writes::update_vectors(r.points, r.update_filter);
         self.apply(r.collection_name, r.wait, op, shard_keys(r.shard_key_selector)).await
     }
 

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use qd_collection::operations::{PointInsert, PointSelection, ShardKey, UpdateOp};
+use qd_collection::operations::{PointInsert, PointSelection, ShardKey, UpdateCondition, UpdateMode, UpdateOp};
 use qd_core::json_path::JsonPath;
 use qdrant_client::qdrant as pb;
 
@@ -28,17 +28,15 @@ pub fn selection(s: Option<pb::PointsSelector>, what: &str) -> Result<PointSelec
     }
 }
 
-/// `update_filter` and `update_mode` other than upsert are refused until conditional updates
-/// exist, as on the REST side.
-fn plain_update(update_filter: Option<&pb::Filter>, update_mode: Option<i32>) -> Result<()> {
-    if update_filter.is_some() {
-        return Err(invalid("update_filter is not supported yet"));
-    }
-    match update_mode.map(pb::UpdateMode::try_from) {
-        None | Some(Ok(pb::UpdateMode::Upsert)) => Ok(()),
-        Some(Ok(mode)) => Err(invalid(format!("update_mode {} is not supported yet", mode.as_str_name()))),
-        Some(Err(_)) => Err(invalid("update_mode: unknown value")),
-    }
+/// `update_mode` and `update_filter` of a write.
+fn condition(update_filter: Option<pb::Filter>, update_mode: Option<i32>) -> Result<UpdateCondition> {
+    let mode = match update_mode.map(pb::UpdateMode::try_from) {
+        None | Some(Ok(pb::UpdateMode::Upsert)) => UpdateMode::Upsert,
+        Some(Ok(pb::UpdateMode::InsertOnly)) => UpdateMode::InsertOnly,
+        Some(Ok(pb::UpdateMode::UpdateOnly)) => UpdateMode::UpdateOnly,
+        Some(Err(_)) => return Err(invalid("update_mode: unknown value")),
+    };
+    Ok(UpdateCondition { mode, filter: filter_opt(update_filter, "update_filter")? })
 }
 
 fn payload(fields: HashMap<String, pb::Value>) -> Option<qd_core::Payload> {
@@ -49,8 +47,8 @@ fn key_path(key: &str, what: &str) -> Result<JsonPath> {
     key.parse().map_err(|e| invalid(format!("{what}: key {key:?}: {e}")))
 }
 
-pub fn upsert(points: Vec<pb::PointStruct>, filter: Option<&pb::Filter>, mode: Option<i32>) -> Result<UpdateOp> {
-    plain_update(filter, mode)?;
+pub fn upsert(points: Vec<pb::PointStruct>, filter: Option<pb::Filter>, mode: Option<i32>) -> Result<UpdateOp> {
+    let condition = condition(filter, mode)?;
     let points = points
         .into_iter()
         .enumerate()
@@ -63,7 +61,7 @@ pub fn upsert(points: Vec<pb::PointStruct>, filter: Option<&pb::Filter>, mode: O
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(UpdateOp::Upsert(points))
+    Ok(UpdateOp::with_condition(UpdateOp::Upsert(points), condition))
 }
 
 pub fn set_payload(
@@ -92,8 +90,8 @@ pub fn delete_payload(keys: Vec<String>, s: Option<pb::PointsSelector>) -> Resul
     Ok(UpdateOp::DeletePayload { keys, selection: selection(s, "points_selector")? })
 }
 
-pub fn update_vectors(points: Vec<pb::PointVectors>, filter: Option<&pb::Filter>) -> Result<UpdateOp> {
-    plain_update(filter, None)?;
+pub fn update_vectors(points: Vec<pb::PointVectors>, filter: Option<pb::Filter>) -> Result<UpdateOp> {
+    let condition = condition(filter, None)?;
     let items = points
         .into_iter()
         .enumerate()
@@ -102,7 +100,7 @@ pub fn update_vectors(points: Vec<pb::PointVectors>, filter: Option<&pb::Filter>
             Ok((point_id(p.id, &format!("{what}.id"))?, named_for_write(p.vectors, &format!("{what}.vectors"))?))
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(UpdateOp::UpdateVectors(items))
+    Ok(UpdateOp::with_condition(UpdateOp::UpdateVectors(items), condition))
 }
 
 pub fn delete_vectors(s: Option<pb::PointsSelector>, names: Option<pb::VectorsSelector>) -> Result<UpdateOp> {
@@ -117,9 +115,7 @@ pub fn delete_vectors(s: Option<pb::PointsSelector>, names: Option<pb::VectorsSe
 pub fn batch_operation(op: pb::PointsUpdateOperation) -> Result<Targeted> {
     use pb::points_update_operation::Operation as O;
     Ok(match op.operation {
-        Some(O::Upsert(u)) => {
-            (upsert(u.points, u.update_filter.as_ref(), u.update_mode)?, shard_keys(u.shard_key_selector)?)
-        }
+        Some(O::Upsert(u)) => (upsert(u.points, u.update_filter, u.update_mode)?, shard_keys(u.shard_key_selector)?),
         Some(O::DeletePoints(d)) => {
             (UpdateOp::Delete(selection(d.points, "points")?), shard_keys(d.shard_key_selector)?)
         }
@@ -135,9 +131,7 @@ pub fn batch_operation(op: pb::PointsUpdateOperation) -> Result<Targeted> {
             (UpdateOp::ClearPayload(selection(c.points, "points")?), shard_keys(c.shard_key_selector)?)
         }
         Some(O::ClearPayloadDeprecated(s)) => (UpdateOp::ClearPayload(selection(Some(s), "points")?), None),
-        Some(O::UpdateVectors(u)) => {
-            (update_vectors(u.points, u.update_filter.as_ref())?, shard_keys(u.shard_key_selector)?)
-        }
+        Some(O::UpdateVectors(u)) => (update_vectors(u.points, u.update_filter)?, shard_keys(u.shard_key_selector)?),
         Some(O::DeleteVectors(d)) => (delete_vectors(d.points_selector, d.vectors)?, shard_keys(d.shard_key_selector)?),
         None => return Err(invalid("empty operation")),
     })
@@ -155,10 +149,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn conditional_updates_are_refused_until_supported() {
-        assert!(upsert(Vec::new(), None, Some(pb::UpdateMode::InsertOnly as i32)).is_err());
-        assert!(upsert(Vec::new(), Some(&pb::Filter::default()), None).is_err());
-        assert!(upsert(Vec::new(), None, Some(pb::UpdateMode::Upsert as i32)).is_ok());
+    fn update_mode_and_filter_make_a_conditional_write() {
+        let op = upsert(Vec::new(), None, Some(pb::UpdateMode::InsertOnly as i32)).expect("valid");
+        assert!(matches!(op, UpdateOp::Conditional { condition, .. } if condition.mode == UpdateMode::InsertOnly));
+        let op = upsert(Vec::new(), Some(pb::Filter::default()), None).expect("valid");
+        assert!(matches!(op, UpdateOp::Conditional { condition, .. } if condition.filter.is_some()));
+        assert!(matches!(upsert(Vec::new(), None, Some(pb::UpdateMode::Upsert as i32)), Ok(UpdateOp::Upsert(_))));
+        assert!(upsert(Vec::new(), None, Some(99)).is_err());
     }
 
     #[test]
