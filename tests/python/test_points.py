@@ -279,3 +279,52 @@ def test_update_mode_and_update_filter_match_local_mode(pair):
                          wait=True)
     s, l = both(clients, lambda c: sorted(c.scroll(name, limit=100, with_vectors=True)[0], key=lambda r: r.id))
     assert [(r.id, r.payload, r.vector) for r in s] == [(r.id, r.payload, r.vector) for r in l]
+
+
+@pytest.mark.parametrize("distance", [models.Distance.COSINE, models.Distance.DOT, models.Distance.EUCLID])
+def test_discover_and_context_match_local_mode(pair, distance):
+    name, clients = pair
+    pts = make_points(120, 6, seed=7)
+    for c in clients:
+        c.create_collection(name, vectors_config=models.VectorParams(size=6, distance=distance))
+        c.upsert(name, points=pts, wait=True)
+    rnd = random.Random(3)
+    vec = lambda: [rnd.uniform(-1, 1) for _ in range(6)]  # noqa: E731
+    pairs = [models.ContextPair(positive=vec(), negative=vec()) for _ in range(3)]
+    id_pairs = [models.ContextPair(positive=1, negative=2), models.ContextPair(positive=3, negative=vec())]
+    queries = [
+        models.DiscoverQuery(discover=models.DiscoverInput(target=vec(), context=pairs)),
+        models.DiscoverQuery(discover=models.DiscoverInput(target=4, context=id_pairs)),
+        models.ContextQuery(context=pairs),
+        models.ContextQuery(context=id_pairs),
+    ]
+    flt = models.Filter(must_not=[models.FieldCondition(key="city", match=models.MatchValue(value="Rome"))])
+    server, local = clients
+    for q in queries:
+        for f in (None, flt):
+            got = server.query_points(name, query=q, query_filter=f, limit=10).points
+            want = local.query_points(name, query=q, query_filter=f, limit=10).points
+            every = {p.id: p.score for p in local.query_points(name, query=q, query_filter=f, limit=200).points}
+            # Context scores tie often (0 for every point inside all positive zones), and ties
+            # have no defined order: compare the score sequence and each hit's own score.
+            assert len(got) == len(want)
+            assert all(abs(a.score - b.score) < 1e-4 for a, b in zip(got, want))
+            for p in got:
+                assert abs(p.score - every[p.id]) < 1e-4, (p.id, p.score, every.get(p.id))
+
+
+def test_legacy_discover_endpoints_answer_like_the_query_api(pair, server):
+    import httpx
+    name, (client, _) = pair
+    client.create_collection(name, vectors_config=models.VectorParams(size=4, distance=models.Distance.COSINE))
+    client.upsert(name, points=make_points(60, 4, seed=11), wait=True)
+    body = {"target": 6, "context": [{"positive": 1, "negative": [0.1, -0.2, 0.3, 0.4]}], "limit": 5}
+    legacy = httpx.post(f"{server.url}/collections/{name}/points/discover", json=body, timeout=30).json()["result"]
+    q = models.DiscoverQuery(discover=models.DiscoverInput(
+        target=6, context=[models.ContextPair(positive=1, negative=[0.1, -0.2, 0.3, 0.4])]))
+    via_query = client.query_points(name, query=q, limit=5).points
+    assert [p["id"] for p in legacy] == [p.id for p in via_query]
+    batch = httpx.post(f"{server.url}/collections/{name}/points/discover/batch",
+                       json={"searches": [body, {**body, "target": None}]}, timeout=30).json()["result"]
+    assert [p["id"] for p in batch[0]] == [p["id"] for p in legacy]
+    assert len(batch[1]) == 5

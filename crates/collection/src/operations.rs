@@ -202,6 +202,11 @@ pub enum ShardQuery {
     BestScore { positive: Vec<Vector>, negative: Vec<Vector> },
     /// Recommendation by the sum of positive similarities minus the sum of negative ones.
     SumScores { positive: Vec<Vector>, negative: Vec<Vector> },
+    /// Discovery: per pair +1 when closer to the positive, -1 when closer to the negative
+    /// (0 on a tie), plus the squashed similarity to the target (in (0, 1)).
+    Discover { target: Vector, pairs: Vec<(Vector, Vector)> },
+    /// Context: per pair `fast_sigmoid(min(pos - neg - EPSILON, 0))`, summed (0 is best).
+    Context(Vec<(Vector, Vector)>),
 }
 
 /// Internal similarity of a query vector and a stored one of the same kind: the metric for
@@ -219,12 +224,20 @@ pub fn similarity(distance: qd_core::Distance, query: &Vector, stored: VectorRef
     }
 }
 
-/// `0.5 * (x / (1 + |x|) + 1)`: maps any score into (0, 1), keeping order.
+/// `x / (1 + |x|)`: maps any score into (-1, 1), keeping order.
+fn fast_sigmoid(x: f32) -> f32 {
+    if !x.is_finite() {
+        return x;
+    }
+    x / (1.0 + x.abs())
+}
+
+/// `0.5 * (fast_sigmoid(x) + 1)`: maps any score into (0, 1), keeping order.
 fn scaled_fast_sigmoid(x: f32) -> f32 {
     if !x.is_finite() {
         return x;
     }
-    0.5 * (x / (1.0 + x.abs()) + 1.0)
+    0.5 * (fast_sigmoid(x) + 1.0)
 }
 
 impl ShardQuery {
@@ -241,6 +254,20 @@ impl ShardQuery {
             }
             ShardQuery::SumScores { positive, negative } => {
                 Some(positive.iter().map(sim).sum::<f32>() - negative.iter().map(sim).sum::<f32>())
+            }
+            ShardQuery::Discover { target, pairs } => {
+                let rank: i32 = pairs
+                    .iter()
+                    .map(|(p, n)| match sim(p).partial_cmp(&sim(n)) {
+                        Some(std::cmp::Ordering::Greater) => 1,
+                        Some(std::cmp::Ordering::Equal) => 0,
+                        _ => -1,
+                    })
+                    .sum();
+                Some(rank as f32 + scaled_fast_sigmoid(sim(target)))
+            }
+            ShardQuery::Context(pairs) => {
+                Some(pairs.iter().map(|(p, n)| fast_sigmoid((sim(p) - sim(n) - f32::EPSILON).min(0.0))).sum())
             }
         }
     }

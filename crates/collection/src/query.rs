@@ -41,11 +41,32 @@ pub struct OrderBy {
 #[derive(Debug, Clone)]
 pub enum Query {
     Nearest(VectorOrId),
-    Recommend { positive: Vec<VectorOrId>, negative: Vec<VectorOrId>, strategy: RecommendStrategy },
-    Rrf { k: Option<usize>, weights: Option<Vec<f32>> },
+    Recommend {
+        positive: Vec<VectorOrId>,
+        negative: Vec<VectorOrId>,
+        strategy: RecommendStrategy,
+    },
+    Rrf {
+        k: Option<usize>,
+        weights: Option<Vec<f32>>,
+    },
+    /// Discovery: points near `target` inside the positive zones of the context pairs.
+    Discover {
+        target: VectorOrId,
+        context: Vec<ContextPair>,
+    },
+    /// Context search: points in the positive zones of the pairs, no target.
+    Context(Vec<ContextPair>),
     Dbsf,
     OrderBy(OrderBy),
     Sample,
+}
+
+/// A `{positive, negative}` pair of a discovery or context query.
+#[derive(Debug, Clone)]
+pub struct ContextPair {
+    pub positive: VectorOrId,
+    pub negative: VectorOrId,
 }
 
 /// `lookup_from`: ids in a level's query name points of another collection (and vector).
@@ -108,6 +129,13 @@ pub fn resolve_lookups(
             Query::Nearest(t) => swap(t)?,
             Query::Recommend { positive, negative, .. } => {
                 positive.iter_mut().chain(negative.iter_mut()).try_for_each(&mut swap)?;
+            }
+            Query::Discover { target, context } => {
+                swap(target)?;
+                context.iter_mut().try_for_each(|p| swap(&mut p.positive).and_then(|_| swap(&mut p.negative)))?;
+            }
+            Query::Context(pairs) => {
+                pairs.iter_mut().try_for_each(|p| swap(&mut p.positive).and_then(|_| swap(&mut p.negative)))?;
             }
             _ => {}
         }
@@ -287,6 +315,27 @@ impl Collection {
             .collect()
     }
 
+    /// Resolve the pairs of a discovery or context query into preprocessed vectors.
+    fn pairs(
+        &self,
+        pairs: &[ContextPair],
+        using: &str,
+        mentioned: &mut BTreeSet<PointId>,
+        keys: Option<&[ShardKey]>,
+    ) -> Result<Vec<(Vector, Vector)>> {
+        pairs
+            .iter()
+            .map(|p| {
+                let items = [p.positive.clone(), p.negative.clone()];
+                let mut v = self.examples(&items, using, mentioned, keys)?.into_iter();
+                match (v.next(), v.next()) {
+                    (Some(pos), Some(neg)) => Ok((pos, neg)),
+                    _ => Err(CollectionError::BadRequest("a context pair needs a positive and a negative".into())),
+                }
+            })
+            .collect()
+    }
+
     /// A level without prefetches: runs against the collection itself.
     fn base_query(&self, level: &Level, filter: Option<Filter>) -> Result<Vec<ScoredPoint>> {
         let top = level.limit.saturating_add(level.offset);
@@ -344,6 +393,18 @@ impl Collection {
                     }
                 }
             }
+            Some(Query::Discover { target, context }) => {
+                let target = self.examples(std::slice::from_ref(target), using, &mut mentioned, level.keys)?;
+                let Some(target) = target.into_iter().next() else { return Ok(Vec::new()) };
+                let pairs = self.pairs(context, using, &mut mentioned, level.keys)?;
+                (ShardQuery::Discover { target, pairs }, false)
+            }
+            Some(Query::Context(context)) => {
+                if context.is_empty() {
+                    return Err(CollectionError::BadRequest("a context query needs at least one pair".into()));
+                }
+                (ShardQuery::Context(self.pairs(context, using, &mut mentioned, level.keys)?), false)
+            }
         };
         let mut shard_query = shard_query;
         // IDF scales every sparse vector of the query, examples included (as Qdrant).
@@ -352,6 +413,19 @@ impl Collection {
             ShardQuery::BestScore { positive, negative } | ShardQuery::SumScores { positive, negative } => {
                 self.idf(using, positive, level.keys)?;
                 self.idf(using, negative, level.keys)?;
+            }
+            ShardQuery::Discover { target, pairs } => {
+                self.idf(using, std::slice::from_mut(target), level.keys)?;
+                for (p, n) in pairs.iter_mut() {
+                    self.idf(using, std::slice::from_mut(p), level.keys)?;
+                    self.idf(using, std::slice::from_mut(n), level.keys)?;
+                }
+            }
+            ShardQuery::Context(pairs) => {
+                for (p, n) in pairs.iter_mut() {
+                    self.idf(using, std::slice::from_mut(p), level.keys)?;
+                    self.idf(using, std::slice::from_mut(n), level.keys)?;
+                }
             }
         }
         let distance = self.distance_of(using)?;

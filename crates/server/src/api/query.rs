@@ -5,7 +5,9 @@ use std::time::Instant;
 
 use axum::extract::Path;
 use qd_collection::operations::{SearchSettings, WithSelectors};
-use qd_collection::query::{LookupFrom, OrderBy, Prefetch, Query, QueryRequest, RecommendStrategy, VectorOrId};
+use qd_collection::query::{
+    ContextPair, LookupFrom, OrderBy, Prefetch, Query, QueryRequest, RecommendStrategy, VectorOrId,
+};
 use qd_core::config::QuantizationSearchParams;
 use qd_core::filter::Filter;
 use qd_core::json_path::JsonPath;
@@ -93,6 +95,29 @@ fn examples(v: Option<&Value>, what: &str) -> R<Vec<VectorOrId>> {
         }
         Some(other) => Err(bad(format!("{what}: expected a list, got {}", kind(other)))),
     }
+}
+
+/// `context`: a list of `{"positive": .., "negative": ..}` pairs (or one pair); absent is none.
+fn context_pairs(v: Option<&Value>, what: &str) -> R<Vec<ContextPair>> {
+    let items: Vec<&Value> = match v {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(a)) => a.iter().collect(),
+        Some(one @ Value::Object(_)) => vec![one],
+        Some(other) => return Err(bad(format!("{what}: expected a list of pairs, got {}", kind(other)))),
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let w = format!("{what}[{i}]");
+            let o = object(p, &w, &["positive", "negative"])?;
+            let side = |name: &str| {
+                let v = get(o, name).ok_or_else(|| bad(format!("{w}.{name}: missing")))?;
+                vector_or_id(v, &format!("{w}.{name}"))
+            };
+            Ok(ContextPair { positive: side("positive")?, negative: side("negative")? })
+        })
+        .collect()
 }
 
 fn strategy(v: Option<&Value>, what: &str) -> R<RecommendStrategy> {
@@ -206,7 +231,21 @@ fn parse_query(v: &Value, what: &str) -> R<Query> {
             {
                 return Ok(Query::Nearest(vector_or_id(v, what)?));
             }
-            for unsupported in ["discover", "context", "formula", "relevance_feedback"] {
+            if let Some(d) = o.get("discover") {
+                object(v, what, &["discover"])?;
+                let w = format!("{what}.discover");
+                let d = object(d, &w, &["target", "context"])?;
+                let target = get(d, "target").ok_or_else(|| bad(format!("{w}.target: missing")))?;
+                return Ok(Query::Discover {
+                    target: vector_or_id(target, &format!("{w}.target"))?,
+                    context: context_pairs(get(d, "context"), &format!("{w}.context"))?,
+                });
+            }
+            if let Some(c) = o.get("context") {
+                object(v, what, &["context"])?;
+                return Ok(Query::Context(context_pairs(Some(c), &format!("{what}.context"))?));
+            }
+            for unsupported in ["formula", "relevance_feedback"] {
                 if o.contains_key(unsupported) {
                     return Err(bad(format!("{what}.{unsupported}: this query kind is not supported yet")));
                 }
@@ -376,6 +415,34 @@ pub fn parse_recommend_request(v: &Value, what: &str) -> R<QueryRequest> {
     request(o, what, Vec::new(), Some(query), limit)
 }
 
+/// `/points/discover` body -> a discovery query (a context query without `target`).
+pub fn parse_discover_request(v: &Value, what: &str) -> R<QueryRequest> {
+    let o = object(
+        v,
+        what,
+        &[
+            "target",
+            "context",
+            "filter",
+            "params",
+            "limit",
+            "offset",
+            "with_payload",
+            "with_vector",
+            "using",
+            "lookup_from",
+            "shard_key",
+        ],
+    )?;
+    let limit = usize_field(o, "limit", what)?.ok_or_else(|| bad(format!("{what}.limit: missing field")))?;
+    let context = context_pairs(get(o, "context"), &format!("{what}.context"))?;
+    let query = match get(o, "target") {
+        Some(t) => Query::Discover { target: vector_or_id(t, &format!("{what}.target"))?, context },
+        None => Query::Context(context),
+    };
+    request(o, what, Vec::new(), Some(query), limit)
+}
+
 /// `{"searches": [...]}` of a batch endpoint, each item parsed with `parse`.
 fn batch(body: &Value, parse: fn(&Value, &str) -> R<QueryRequest>) -> R<Vec<QueryRequest>> {
     let o = object(body, "body", &["searches"])?;
@@ -421,6 +488,32 @@ pub async fn recommend(
     let reg = state.registry.clone();
     let points = blocking(move || ops::query(&reg, &name, req)).await?;
     Ok(ok(t, points))
+}
+
+pub async fn discover(
+    state: State,
+    Path(name): Path<String>,
+    _p: Params<TimeoutParam>,
+    Body(body): Body<Value>,
+) -> ApiResult {
+    let t = Instant::now();
+    let req = parse_discover_request(&body, "discover request")?;
+    let reg = state.registry.clone();
+    let points = blocking(move || ops::query(&reg, &name, req)).await?;
+    Ok(ok(t, points))
+}
+
+pub async fn discover_batch(
+    state: State,
+    Path(name): Path<String>,
+    _p: Params<TimeoutParam>,
+    Body(body): Body<Value>,
+) -> ApiResult {
+    let t = Instant::now();
+    let reqs = batch(&body, parse_discover_request)?;
+    let reg = state.registry.clone();
+    let results = blocking(move || ops::query_batch(&reg, &name, reqs)).await?;
+    Ok(ok(t, results))
 }
 
 pub async fn recommend_batch(

@@ -267,12 +267,23 @@ impl Points for PointsService {
         }))
     }
 
-    async fn discover(&self, _: Request<pb::DiscoverPoints>) -> Reply<pb::DiscoverResponse> {
-        Err(not_yet("discover"))
+    async fn discover(&self, request: Request<pb::DiscoverPoints>) -> Reply<pb::DiscoverResponse> {
+        let t = Instant::now();
+        let r = request.into_inner();
+        let name = r.collection_name.clone();
+        let req = q::discover_points(r)?;
+        let reg = self.state.registry.clone();
+        let hits = blocking(move || ops::query(&reg, &name, req)).await?;
+        Ok(Response::new(pb::DiscoverResponse { result: results::scored_list(hits), time: elapsed(t), usage: None }))
     }
 
-    async fn discover_batch(&self, _: Request<pb::DiscoverBatchPoints>) -> Reply<pb::DiscoverBatchResponse> {
-        Err(not_yet("discover"))
+    async fn discover_batch(&self, request: Request<pb::DiscoverBatchPoints>) -> Reply<pb::DiscoverBatchResponse> {
+        let t = Instant::now();
+        let r = request.into_inner();
+        let reqs = r.discover_points.into_iter().map(q::discover_points).collect::<Result<Vec<_>>>()?;
+        let (reg, name) = (self.state.registry.clone(), r.collection_name);
+        let lists = blocking(move || ops::query_batch(&reg, &name, reqs)).await?;
+        Ok(Response::new(pb::DiscoverBatchResponse { result: batch_results(lists), time: elapsed(t), usage: None }))
     }
 
     async fn count(&self, request: Request<pb::CountPoints>) -> Reply<pb::CountResponse> {

@@ -2,7 +2,9 @@
 //! with one step), their groups, and scroll.
 
 use qd_collection::operations::{SearchSettings, WithSelectors};
-use qd_collection::query::{LookupFrom, OrderBy, Prefetch, Query, QueryRequest, RecommendStrategy, VectorOrId};
+use qd_collection::query::{
+    ContextPair, LookupFrom, OrderBy, Prefetch, Query, QueryRequest, RecommendStrategy, VectorOrId,
+};
 use qd_core::config::QuantizationSearchParams;
 use qd_core::json_path::JsonPath;
 use qd_core::selectors::PayloadSelector;
@@ -67,6 +69,63 @@ fn inputs(items: Vec<pb::VectorInput>, what: &str) -> Result<Vec<VectorOrId>> {
     items.into_iter().enumerate().map(|(i, v)| vector_or_id(v, &format!("{what}[{i}]"))).collect()
 }
 
+fn context_input(pairs: Vec<pb::ContextInputPair>, what: &str) -> Result<Vec<ContextPair>> {
+    pairs
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let w = format!("{what}[{i}]");
+            let side = |v: Option<pb::VectorInput>, name: &str| {
+                v.ok_or_else(|| invalid(format!("{w}.{name}: missing")))
+                    .and_then(|v| vector_or_id(v, &format!("{w}.{name}")))
+            };
+            Ok(ContextPair { positive: side(p.positive, "positive")?, negative: side(p.negative, "negative")? })
+        })
+        .collect()
+}
+
+/// An example of the classic discover request: a point id or a vector.
+fn example(e: Option<pb::VectorExample>, what: &str) -> Result<VectorOrId> {
+    match e.and_then(|e| e.example) {
+        Some(pb::vector_example::Example::Id(id)) => Ok(VectorOrId::Id(point_id(Some(id), what)?)),
+        Some(pb::vector_example::Example::Vector(v)) => Ok(VectorOrId::Vector(query_vector(v, what)?)),
+        None => Err(invalid(format!("{what}: missing"))),
+    }
+}
+
+/// `DiscoverPoints`: a discovery query (a context query without a target).
+pub fn discover_points(d: pb::DiscoverPoints) -> Result<QueryRequest> {
+    let context = d
+        .context
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let w = format!("context[{i}]");
+            Ok(ContextPair {
+                positive: example(p.positive, &format!("{w}.positive"))?,
+                negative: example(p.negative, &format!("{w}.negative"))?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let query = match d.target.and_then(|t| t.target) {
+        Some(pb::target_vector::Target::Single(e)) => Query::Discover { target: example(Some(e), "target")?, context },
+        None => Query::Context(context),
+    };
+    let common = Common {
+        using: d.using,
+        filter: d.filter,
+        score_threshold: None,
+        limit: usize_of(d.limit),
+        offset: d.offset,
+        with_payload: d.with_payload,
+        with_vectors: d.with_vectors,
+        params: d.params,
+        shard_key_selector: d.shard_key_selector,
+        lookup_from: d.lookup_from,
+    };
+    common.request(Vec::new(), Some(query), "discover")
+}
+
 fn unsupported(kind: &str, what: &str) -> crate::api::response::ApiError {
     invalid(format!("{what}.{kind}: this query kind is not supported yet"))
 }
@@ -97,8 +156,15 @@ pub fn query(q: pb::Query, what: &str) -> Result<Query> {
         Some(Variant::NearestWithMmr(_)) => {
             return Err(invalid(format!("{what}.mmr: maximal marginal relevance is not supported yet")))
         }
-        Some(Variant::Discover(_)) => return Err(unsupported("discover", what)),
-        Some(Variant::Context(_)) => return Err(unsupported("context", what)),
+        Some(Variant::Discover(d)) => {
+            let w = format!("{what}.discover");
+            let target = d.target.ok_or_else(|| invalid(format!("{w}.target: missing")))?;
+            Query::Discover {
+                target: vector_or_id(target, &format!("{w}.target"))?,
+                context: context_input(d.context.map(|c| c.pairs).unwrap_or_default(), &format!("{w}.context"))?,
+            }
+        }
+        Some(Variant::Context(c)) => Query::Context(context_input(c.pairs, &format!("{what}.context"))?),
         Some(Variant::Formula(_)) => return Err(unsupported("formula", what)),
         Some(Variant::RelevanceFeedback(_)) => return Err(unsupported("relevance_feedback", what)),
         Some(Variant::Text(_)) => return Err(unsupported("text", what)),
@@ -373,9 +439,19 @@ mod tests {
 
     #[test]
     fn query_kinds_not_built_yet_are_refused_by_name() {
-        let q = pb::Query { variant: Some(pb::query::Variant::Context(pb::ContextInput::default())) };
+        let q = pb::Query { variant: Some(pb::query::Variant::Formula(pb::Formula::default())) };
         let e = query(q, "query").expect_err("refused");
-        assert!(e.message.contains("context"), "{}", e.message);
+        assert!(e.message.contains("formula"), "{}", e.message);
+    }
+
+    #[test]
+    fn discover_without_target_is_a_context_query() {
+        let pair = pb::ContextExamplePair {
+            positive: Some(pb::VectorExample { example: Some(pb::vector_example::Example::Id(1u64.into())) }),
+            negative: Some(pb::VectorExample { example: Some(pb::vector_example::Example::Id(2u64.into())) }),
+        };
+        let d = pb::DiscoverPoints { context: vec![pair], limit: 3, ..Default::default() };
+        assert!(matches!(discover_points(d).expect("valid").query, Some(Query::Context(p)) if p.len() == 1));
     }
 
     #[test]
