@@ -328,3 +328,25 @@ def test_legacy_discover_endpoints_answer_like_the_query_api(pair, server):
                        json={"searches": [body, {**body, "target": None}]}, timeout=30).json()["result"]
     assert [p["id"] for p in batch[0]] == [p["id"] for p in legacy]
     assert len(batch[1]) == 5
+
+
+def test_search_matrix_matches_local_mode(pair):
+    """With the whole collection as the sample, the matrix is deterministic: compare it."""
+    name, clients = pair
+    pts = make_points(25, 5, seed=5)
+    for c in clients:
+        c.create_collection(name, vectors_config=models.VectorParams(size=5, distance=models.Distance.COSINE))
+        c.upsert(name, points=pts, wait=True)
+    s, l = both(clients, lambda c: c.search_matrix_pairs(name, sample=25, limit=3).pairs)
+    key = lambda p: (str(p.a), -round(p.score, 4), str(p.b))  # noqa: E731
+    got, want = sorted(s, key=key), sorted(l, key=key)
+    assert [(str(p.a), str(p.b)) for p in got] == [(str(p.a), str(p.b)) for p in want]
+    assert all(abs(a.score - b.score) < 1e-4 for a, b in zip(got, want))
+    s, l = both(clients, lambda c: c.search_matrix_offsets(name, sample=25, limit=2))
+    assert sorted(map(str, s.ids)) == sorted(map(str, l.ids))
+    assert len(s.scores) == len(l.scores) == 50
+    assert sorted(round(x, 4) for x in s.scores) == sorted(round(x, 4) for x in l.scores)
+    # A smaller sample: every pair stays inside it, `limit` neighbours each.
+    s = clients[0].search_matrix_offsets(name, sample=6, limit=2)
+    assert len(s.ids) == 6 and len(s.scores) == 12
+    assert all(r != c for r, c in zip(s.offsets_row, s.offsets_col))

@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod collection;
 pub mod error;
 pub mod groups;
+pub mod matrix;
 pub mod operations;
 pub mod query;
 pub mod record;

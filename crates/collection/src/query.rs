@@ -687,7 +687,7 @@ fn order_value_json(x: f64) -> Value {
 }
 
 /// Fisher-Yates with a time-seeded xorshift: sampling needs no cryptographic randomness.
-fn shuffle(ids: &mut [PointId]) {
+pub(crate) fn shuffle(ids: &mut [PointId]) {
     let mut state = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)

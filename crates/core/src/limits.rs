@@ -16,6 +16,8 @@ pub const MAX_PREFETCHES: usize = 64;
 pub const MAX_PREFETCH_DEPTH: usize = 16;
 /// Ids in one `has_id` condition.
 pub const MAX_HAS_ID: usize = 100_000;
+/// Points sampled, and neighbours per point, of a distance matrix (one search per sampled point).
+pub const MAX_MATRIX_SAMPLE: usize = 1_000;
 /// Bytes of the text of a full-text match (`text`, `text_any`, `phrase`).
 pub const MAX_TEXT_QUERY: usize = 4_096;
 

@@ -54,6 +54,25 @@ pub fn query_batch(registry: &Registry, collection: &str, reqs: Vec<QueryRequest
         .collect()
 }
 
+/// A distance matrix request (`/points/search/matrix/*`, gRPC `SearchMatrix*`).
+#[derive(Debug, Clone)]
+pub struct MatrixRequest {
+    pub using: String,
+    pub filter: Option<Filter>,
+    pub sample: usize,
+    pub limit: usize,
+    pub shard_key: Option<Vec<ShardKey>>,
+}
+
+pub fn search_matrix(
+    registry: &Registry,
+    collection: &str,
+    req: MatrixRequest,
+) -> R<qd_collection::matrix::DistanceMatrix> {
+    let c = registry.get(collection)?;
+    Ok(c.search_matrix(&req.using, req.filter, req.sample, req.limit, req.shard_key.as_deref())?)
+}
+
 /// `with_lookup` of a groups request: each group id is looked up in another collection.
 #[derive(Debug, Clone)]
 pub struct GroupLookup {

@@ -75,6 +75,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/collections/{name}/points/recommend", post(query::recommend))
         .route("/collections/{name}/points/recommend/batch", post(query::recommend_batch))
         .route("/collections/{name}/points/discover", post(query::discover))
+        .route("/collections/{name}/points/search/matrix/pairs", post(points::matrix_pairs))
+        .route("/collections/{name}/points/search/matrix/offsets", post(points::matrix_offsets))
         .route("/collections/{name}/points/discover/batch", post(query::discover_batch))
         .route("/collections/{name}/points/query/groups", post(query::query_groups))
         .route("/collections/{name}/points/search/groups", post(query::classic_groups))

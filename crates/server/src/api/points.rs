@@ -317,6 +317,72 @@ pub async fn count(
     Ok(ok(t, json!({ "count": n })))
 }
 
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatrixBody {
+    #[serde(default)]
+    pub sample: Option<usize>,
+    #[serde(default)]
+    pub limit: Option<usize>,
+    #[serde(default)]
+    pub filter: Option<Filter>,
+    #[serde(default)]
+    pub using: Option<String>,
+    #[serde(default)]
+    pub shard_key: Option<Value>,
+}
+
+fn matrix_request(body: MatrixBody) -> Result<ops::MatrixRequest, ApiError> {
+    if let Some(f) = &body.filter {
+        f.validate()?;
+    }
+    Ok(ops::MatrixRequest {
+        using: body.using.unwrap_or_default(),
+        filter: body.filter,
+        sample: body.sample.unwrap_or(qd_collection::matrix::DEFAULT_SAMPLE),
+        limit: body.limit.unwrap_or(qd_collection::matrix::DEFAULT_NEIGHBOURS),
+        shard_key: shard_keys(body.shard_key)?,
+    })
+}
+
+/// `POST /points/search/matrix/pairs`: `{"pairs": [{"a", "b", "score"}]}`.
+pub async fn matrix_pairs(
+    state: State,
+    Path(name): Path<String>,
+    _p: Params<TimeoutParam>,
+    Body(body): Body<MatrixBody>,
+) -> ApiResult {
+    let t = Instant::now();
+    let req = matrix_request(body)?;
+    let reg = state.registry.clone();
+    let m = blocking(move || ops::search_matrix(&reg, &name, req)).await?;
+    let pairs: Vec<Value> =
+        m.pairs().into_iter().map(|(a, b, score)| json!({"a": a, "b": b, "score": score})).collect();
+    Ok(ok(t, json!({ "pairs": pairs })))
+}
+
+/// `POST /points/search/matrix/offsets`: the matrix in sparse (COO) form over `ids`.
+pub async fn matrix_offsets(
+    state: State,
+    Path(name): Path<String>,
+    _p: Params<TimeoutParam>,
+    Body(body): Body<MatrixBody>,
+) -> ApiResult {
+    let t = Instant::now();
+    let req = matrix_request(body)?;
+    let reg = state.registry.clone();
+    let m = blocking(move || ops::search_matrix(&reg, &name, req)).await?;
+    let (mut rows, mut cols, mut scores) = (Vec::new(), Vec::new(), Vec::new());
+    for (r, row) in m.rows.iter().enumerate() {
+        for &(c, s) in row {
+            rows.push(r);
+            cols.push(c);
+            scores.push(s);
+        }
+    }
+    Ok(ok(t, json!({ "offsets_row": rows, "offsets_col": cols, "scores": scores, "ids": m.ids })))
+}
+
 /// A classic search is a query with one nearest step.
 fn search_request(body: SearchBody) -> Result<QueryRequest, ApiError> {
     let shard_key = shard_keys(body.shard_key.clone())?;

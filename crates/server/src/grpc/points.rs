@@ -12,7 +12,7 @@ use qdrant_client::qdrant::points_server::Points;
 use tonic::{Request, Response, Status};
 
 use super::convert::filter::filter_opt;
-use super::convert::values::{payload_selector, point_id_out, point_ids, shard_keys, vector_selector};
+use super::convert::values::{payload_selector, point_id_out, point_ids, shard_keys, usize_of, vector_selector};
 use super::convert::{index, query as q, results, writes, Result};
 use super::{blocking, elapsed, Reply};
 use crate::api::AppState;
@@ -43,6 +43,22 @@ impl PointsService {
         Ok(Response::new(operation_response(t, results::update_result(result))))
     }
 
+    /// The distance matrix a `SearchMatrixPoints` asks for.
+    async fn matrix(
+        &self,
+        r: pb::SearchMatrixPoints,
+    ) -> std::result::Result<qd_collection::matrix::DistanceMatrix, Status> {
+        let req = ops::MatrixRequest {
+            using: r.using.unwrap_or_default(),
+            filter: filter_opt(r.filter, "filter")?,
+            sample: r.sample.map(usize_of).unwrap_or(qd_collection::matrix::DEFAULT_SAMPLE),
+            limit: r.limit.map(usize_of).unwrap_or(qd_collection::matrix::DEFAULT_NEIGHBOURS),
+            shard_key: shard_keys(r.shard_key_selector)?,
+        };
+        let (reg, name) = (self.state.registry.clone(), r.collection_name);
+        blocking(move || ops::search_matrix(&reg, &name, req)).await
+    }
+
     /// Declare or drop a payload index (answers like an update).
     async fn set_index(
         &self,
@@ -70,10 +86,6 @@ fn completed(wait: Option<bool>) -> pb::UpdateResult {
 
 fn operation_response(t: Instant, result: pb::UpdateResult) -> pb::PointsOperationResponse {
     pb::PointsOperationResponse { result: Some(result), time: elapsed(t), usage: None }
-}
-
-fn not_yet(what: &str) -> Status {
-    Status::invalid_argument(format!("Bad request: {what} is not supported yet"))
 }
 
 /// Classic batches answer one list per request.
@@ -363,15 +375,40 @@ impl Points for PointsService {
         Ok(Response::new(pb::FacetResponse { hits, time: elapsed(t), usage: None }))
     }
 
-    async fn search_matrix_pairs(&self, _: Request<pb::SearchMatrixPoints>) -> Reply<pb::SearchMatrixPairsResponse> {
-        Err(not_yet("search matrix"))
+    async fn search_matrix_pairs(
+        &self,
+        request: Request<pb::SearchMatrixPoints>,
+    ) -> Reply<pb::SearchMatrixPairsResponse> {
+        let t = Instant::now();
+        let m = self.matrix(request.into_inner()).await?;
+        let pairs = m
+            .pairs()
+            .into_iter()
+            .map(|(a, b, score)| pb::SearchMatrixPair { a: Some(point_id_out(a)), b: Some(point_id_out(b)), score })
+            .collect();
+        Ok(Response::new(pb::SearchMatrixPairsResponse {
+            result: Some(pb::SearchMatrixPairs { pairs }),
+            time: elapsed(t),
+            usage: None,
+        }))
     }
 
     async fn search_matrix_offsets(
         &self,
-        _: Request<pb::SearchMatrixPoints>,
+        request: Request<pb::SearchMatrixPoints>,
     ) -> Reply<pb::SearchMatrixOffsetsResponse> {
-        Err(not_yet("search matrix"))
+        let t = Instant::now();
+        let m = self.matrix(request.into_inner()).await?;
+        let mut out = pb::SearchMatrixOffsets::default();
+        for (r, row) in m.rows.iter().enumerate() {
+            for &(c, s) in row {
+                out.offsets_row.push(r as u64);
+                out.offsets_col.push(c as u64);
+                out.scores.push(s);
+            }
+        }
+        out.ids = m.ids.into_iter().map(point_id_out).collect();
+        Ok(Response::new(pb::SearchMatrixOffsetsResponse { result: Some(out), time: elapsed(t), usage: None }))
     }
 }
 

@@ -43,6 +43,10 @@ impl Server {
             .args(["--http-port", &port.to_string(), "--grpc-port", &grpc_port.to_string(), "--host", "127.0.0.1"])
             .stdout(Stdio::null())
             .stderr(logf);
+        // Snapshots next to the storage, not in the working directory (unless the test says).
+        if !env.iter().any(|(k, _)| *k == "QDRANT__STORAGE__SNAPSHOTS_PATH") {
+            cmd.env("QDRANT__STORAGE__SNAPSHOTS_PATH", storage.with_extension("snapshots"));
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }
