@@ -12,8 +12,7 @@ COLLECTION = "monitoring_py"
 
 @pytest.fixture(scope="module")
 def client(server):
-    """REST only: these tests check the REST request counters (gRPC requests are not counted in
-    /metrics or /telemetry yet)."""
+    """REST only: these tests check the REST request counters (gRPC's have their own test)."""
     c = QdrantClient(url=server.url, prefer_grpc=False, timeout=60)
     yield c
     c.close()
@@ -147,3 +146,27 @@ def test_telemetry_and_cluster_parse_with_client_models(server, client):
     assert status.status == "disabled"
     issues = client.http.beta_api.get_issues()
     assert issues["result"]["issues"] == [] or all("description" in i for i in issues["result"]["issues"])
+
+
+def test_grpc_requests_are_counted(server):
+    grpc_client = QdrantClient(url=server.url, grpc_port=server.grpc_port, prefer_grpc=True, timeout=60)
+    setup_data(grpc_client)
+    try:
+        grpc_client.get_collection("no_such_collection")
+    except Exception:
+        pass
+    fams = families(server)
+    query = samples(fams, "grpc_responses", "grpc_responses_total", endpoint="/qdrant.Points/Query")
+    assert query and query[0].value >= 2, query
+    fails = samples(fams, "grpc_responses_fail", "grpc_responses_fail_total", endpoint="/qdrant.Collections/Get")
+    assert fails and fails[0].value >= 1, fails
+    for name in ("grpc_responses_avg_duration_seconds", "grpc_responses_max_duration_seconds"):
+        assert samples(fams, name, endpoint="/qdrant.Points/Query"), name
+    # Telemetry reports them per method and status code, and the client's models read it.
+    rest_client = QdrantClient(url=server.url, timeout=60)
+    telemetry = rest_client.http.service_api.telemetry(details_level=1).result
+    grpc = telemetry.requests.grpc.responses
+    assert grpc["/qdrant.Points/Query"]["0"].count >= 2
+    assert grpc["/qdrant.Collections/Get"]["5"].fail_count >= 1
+    grpc_client.close()
+    rest_client.close()

@@ -52,6 +52,9 @@ pub struct Metrics {
     /// Telemetry id of this process.
     pub instance_id: String,
     rest: Mutex<HashMap<RestKey, RestStats>>,
+    /// gRPC responses by method path and status code (the key's `method` is empty, `status`
+    /// is the gRPC code: 0 is OK).
+    grpc: Mutex<HashMap<RestKey, RestStats>>,
     snapshots: Mutex<BTreeMap<(SnapshotKind, String), SnapshotCounters>>,
 }
 
@@ -77,6 +80,18 @@ pub struct RestStats {
 impl RestStats {
     pub fn failed(key: &RestKey) -> bool {
         key.status >= 400
+    }
+
+    /// Add another set of figures of the same endpoint (other status codes) into these.
+    fn merge(&mut self, o: &RestStats) {
+        self.count += o.count;
+        self.sum_seconds += o.sum_seconds;
+        self.min_seconds = self.min_seconds.min(o.min_seconds);
+        self.max_seconds = self.max_seconds.max(o.max_seconds);
+        for (b, x) in self.buckets.iter_mut().zip(o.buckets.iter()) {
+            *b += x;
+        }
+        self.last_responded = self.last_responded.max(o.last_responded);
     }
 }
 
@@ -113,6 +128,7 @@ struct SnapshotCounters {
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
     instance_id: uuid::Uuid::new_v4().to_string(),
     rest: Mutex::new(HashMap::new()),
+    grpc: Mutex::new(HashMap::new()),
     snapshots: Mutex::new(BTreeMap::new()),
 });
 
@@ -125,10 +141,20 @@ pub fn global() -> &'static Metrics {
 impl Metrics {
     /// Count one REST response.
     pub fn record_rest(&self, method: &str, endpoint: &str, status: u16, elapsed: Duration) {
+        let key = RestKey { method: method.to_string(), endpoint: endpoint.to_string(), status };
+        Self::record(&self.rest, key, elapsed);
+    }
+
+    /// Count one gRPC response: `endpoint` is the method path, `code` the gRPC status code.
+    pub fn record_grpc(&self, endpoint: &str, code: u16, elapsed: Duration) {
+        let key = RestKey { method: String::new(), endpoint: endpoint.to_string(), status: code };
+        Self::record(&self.grpc, key, elapsed);
+    }
+
+    fn record(map: &Mutex<HashMap<RestKey, RestStats>>, key: RestKey, elapsed: Duration) {
         let secs = elapsed.as_secs_f64();
         let bucket = LATENCY_BUCKETS.iter().position(|b| secs <= *b).unwrap_or(LATENCY_BUCKETS.len());
-        let key = RestKey { method: method.to_string(), endpoint: endpoint.to_string(), status };
-        let mut map = self.rest.lock();
+        let mut map = map.lock();
         let s = map.entry(key).or_insert_with(|| RestStats {
             count: 0,
             sum_seconds: 0.0,
@@ -147,7 +173,16 @@ impl Metrics {
 
     /// Every REST figure so far, sorted by method, endpoint and status.
     pub fn rest_snapshot(&self) -> Vec<(RestKey, RestStats)> {
-        let mut v: Vec<_> = self.rest.lock().iter().map(|(k, s)| (k.clone(), s.clone())).collect();
+        Self::sorted(&self.rest)
+    }
+
+    /// Every gRPC figure so far, sorted by endpoint and code.
+    pub fn grpc_snapshot(&self) -> Vec<(RestKey, RestStats)> {
+        Self::sorted(&self.grpc)
+    }
+
+    fn sorted(map: &Mutex<HashMap<RestKey, RestStats>>) -> Vec<(RestKey, RestStats)> {
+        let mut v: Vec<_> = map.lock().iter().map(|(k, s)| (k.clone(), s.clone())).collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
     }
@@ -674,6 +709,41 @@ pub fn render(registry: &Registry, anonymize: bool) -> String {
         let labels = [("method", k.method.as_str()), ("endpoint", k.endpoint.as_str()), ("status", status.as_str())];
         e.sample("rest_responses_duration_seconds_sum", &labels, s.sum_seconds);
         e.sample("rest_responses_duration_seconds_count", &labels, s.count as f64);
+    }
+
+    // --- gRPC requests (Qdrant's names: labelled by method path only)
+    let mut grpc: BTreeMap<String, RestStats> = BTreeMap::new();
+    let mut grpc_fails: BTreeMap<String, u64> = BTreeMap::new();
+    for (k, s) in global().grpc_snapshot() {
+        *grpc_fails.entry(k.endpoint.clone()).or_default() += if k.status != 0 { s.count } else { 0 };
+        match grpc.get_mut(&k.endpoint) {
+            Some(t) => t.merge(&s),
+            None => {
+                grpc.insert(k.endpoint.clone(), s);
+            }
+        }
+    }
+    e.family("grpc_responses_total", "counter", "total number of responses through gRPC API");
+    for (endpoint, s) in &grpc {
+        e.sample("grpc_responses_total", &[("endpoint", endpoint)], s.count as f64);
+    }
+    e.family("grpc_responses_fail_total", "counter", "total number of failed responses through gRPC API");
+    for (endpoint, fails) in &grpc_fails {
+        e.sample("grpc_responses_fail_total", &[("endpoint", endpoint)], *fails as f64);
+    }
+    for (name, help, pick) in [
+        (
+            "grpc_responses_avg_duration_seconds",
+            "average response duration in gRPC API",
+            (|s: &RestStats| s.sum_seconds / s.count.max(1) as f64) as fn(&RestStats) -> f64,
+        ),
+        ("grpc_responses_min_duration_seconds", "minimum response duration in gRPC API", |s: &RestStats| s.min_seconds),
+        ("grpc_responses_max_duration_seconds", "maximum response duration in gRPC API", |s: &RestStats| s.max_seconds),
+    ] {
+        e.family(name, "gauge", help);
+        for (endpoint, s) in &grpc {
+            e.sample(name, &[("endpoint", endpoint)], pick(s));
+        }
     }
 
     // --- snapshots

@@ -18,7 +18,9 @@ use qd_core::config::CollectionConfig;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::metrics::{anonymize_name, gather, global, process_stats, CollectionView, GatherOptions, RestStats};
+use super::metrics::{
+    anonymize_name, gather, global, process_stats, CollectionView, GatherOptions, RestKey, RestStats,
+};
 use super::response::{ok, ApiResult, Params};
 use super::service::VERSION;
 use super::{blocking, State};
@@ -105,13 +107,21 @@ fn memory() -> Value {
 
 /// `requests.rest.responses`: `"METHOD /route"` → status code → statistics.
 fn rest_requests() -> Value {
+    json!({ "rest": { "responses": responses(global().rest_snapshot(), true) },
+            "grpc": { "responses": responses(global().grpc_snapshot(), false) } })
+}
+
+/// Figures by endpoint (`METHOD /path` for REST, the method path for gRPC), then status code.
+fn responses(figures: Vec<(RestKey, RestStats)>, rest: bool) -> Map<String, Value> {
     let mut responses: Map<String, Value> = Map::new();
-    for (k, s) in global().rest_snapshot() {
-        let entry = responses.entry(format!("{} {}", k.method, k.endpoint)).or_insert_with(|| json!({}));
+    for (k, s) in figures {
+        let name = if rest { format!("{} {}", k.method, k.endpoint) } else { k.endpoint.clone() };
+        let failed = if rest { RestStats::failed(&k) } else { k.status != 0 };
+        let entry = responses.entry(name).or_insert_with(|| json!({}));
         let micros = |secs: f64| secs * 1e6;
         entry[k.status.to_string()] = json!({
             "count": s.count,
-            "fail_count": if RestStats::failed(&k) { s.count } else { 0 },
+            "fail_count": if failed { s.count } else { 0 },
             "avg_duration_micros": micros(s.sum_seconds / s.count.max(1) as f64),
             "min_duration_micros": micros(if s.min_seconds.is_finite() { s.min_seconds } else { 0.0 }),
             "max_duration_micros": micros(s.max_seconds),
@@ -119,7 +129,7 @@ fn rest_requests() -> Value {
             "last_responded": s.last_responded.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
         });
     }
-    json!({ "rest": { "responses": responses }, "grpc": { "responses": {} } })
+    responses
 }
 
 fn collection_telemetry(c: &CollectionView, level: usize, anonymize: bool) -> Value {

@@ -94,15 +94,27 @@ where
         let key = crate::api::auth::presented_key(req.headers());
         match crate::api::auth::authorize(&self.service, key, read_only) {
             Ok(()) => {
+                let (started, method) = (std::time::Instant::now(), method.to_string());
                 let answer = self.inner.call(req);
                 Box::pin(async move {
                     let mut response = answer.await?;
                     too_large_is_resource_exhausted(response.headers_mut());
+                    // An error is a trailers-only answer (its status in the headers); a success
+                    // sends its status in the trailers: no status here means OK.
+                    let code = response
+                        .headers()
+                        .get("grpc-status")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse::<u16>().ok())
+                        .unwrap_or(0);
+                    crate::api::metrics::global().record_grpc(&method, code, started.elapsed());
                     Ok(response)
                 })
             }
             Err(e) => {
-                let response = Status::from(e).into_http();
+                let status = Status::from(e);
+                crate::api::metrics::global().record_grpc(method, status.code() as u16, std::time::Duration::ZERO);
+                let response = status.into_http();
                 Box::pin(async move { Ok(response) })
             }
         }
