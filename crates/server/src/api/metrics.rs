@@ -874,11 +874,19 @@ mod tests {
         let m = Metrics {
             instance_id: String::new(),
             rest: Mutex::new(HashMap::new()),
+            grpc: Mutex::new(HashMap::new()),
             snapshots: Mutex::new(BTreeMap::new()),
         };
         m.record_rest("GET", "/a", 200, Duration::from_micros(300));
         m.record_rest("GET", "/a", 200, Duration::from_millis(30));
         m.record_rest("GET", "/a", 200, Duration::from_secs(20));
+        m.record_grpc("/qdrant.Points/Query", 0, Duration::from_millis(2));
+        m.record_grpc("/qdrant.Points/Query", 3, Duration::from_millis(4));
+        let grpc = m.grpc_snapshot();
+        assert_eq!(grpc.iter().map(|(k, s)| (k.status, s.count)).collect::<Vec<_>>(), vec![(0, 1), (3, 1)]);
+        let mut total = grpc[0].1.clone();
+        total.merge(&grpc[1].1);
+        assert_eq!((total.count, total.max_seconds), (2, 0.004));
         let (_, s) = &m.rest_snapshot()[0];
         assert_eq!(s.count, 3);
         assert_eq!(s.buckets[0], 1, "0.3 ms in the first bucket");
