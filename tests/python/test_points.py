@@ -350,3 +350,18 @@ def test_search_matrix_matches_local_mode(pair):
     s = clients[0].search_matrix_offsets(name, sample=6, limit=2)
     assert len(s.ids) == 6 and len(s.scores) == 12
     assert all(r != c for r, c in zip(s.offsets_row, s.offsets_col))
+
+
+@pytest.mark.parametrize("distance", [models.Distance.COSINE, models.Distance.DOT, models.Distance.EUCLID])
+def test_mmr_matches_local_mode(pair, distance):
+    name, clients = pair
+    pts = make_points(150, 8, seed=13)
+    for c in clients:
+        c.create_collection(name, vectors_config=models.VectorParams(size=8, distance=distance))
+        c.upsert(name, points=pts, wait=True)
+    rnd = random.Random(17)
+    for diversity, candidates in ((0.5, 40), (0.9, 80), (0.0, 20), (1.0, None)):
+        q = models.NearestQuery(nearest=[rnd.uniform(-1, 1) for _ in range(8)],
+                                mmr=models.Mmr(diversity=diversity, candidates_limit=candidates))
+        s, l = both(clients, lambda c: c.query_points(name, query=q, limit=10, offset=2, with_payload=True).points)
+        assert_same_hits(s, l)

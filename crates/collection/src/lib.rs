@@ -9,6 +9,7 @@ pub mod collection;
 pub mod error;
 pub mod groups;
 pub mod matrix;
+pub mod mmr;
 pub mod operations;
 pub mod query;
 pub mod record;

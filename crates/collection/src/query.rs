@@ -50,6 +50,12 @@ pub enum Query {
         k: Option<usize>,
         weights: Option<Vec<f32>>,
     },
+    /// Nearest candidates re-ranked by maximal marginal relevance (`diversity` in [0, 1]).
+    NearestMmr {
+        target: VectorOrId,
+        diversity: f32,
+        candidates_limit: Option<usize>,
+    },
     /// Discovery: points near `target` inside the positive zones of the context pairs.
     Discover {
         target: VectorOrId,
@@ -126,7 +132,7 @@ pub fn resolve_lookups(
             Ok(())
         };
         match query {
-            Query::Nearest(t) => swap(t)?,
+            Query::Nearest(t) | Query::NearestMmr { target: t, .. } => swap(t)?,
             Query::Recommend { positive, negative, .. } => {
                 positive.iter_mut().chain(negative.iter_mut()).try_for_each(&mut swap)?;
             }
@@ -315,6 +321,59 @@ impl Collection {
             .collect()
     }
 
+    /// MMR: `candidates_limit` nearest points (default `limit`), re-ranked by
+    /// [`crate::mmr::select`] on the `using` vectors; each keeps its nearest-neighbour score.
+    fn mmr_query(
+        &self,
+        level: &Level,
+        filter: Option<Filter>,
+        target: &VectorOrId,
+        diversity: f32,
+        candidates_limit: Option<usize>,
+    ) -> Result<Vec<ScoredPoint>> {
+        if !(0.0..=1.0).contains(&diversity) {
+            return Err(CollectionError::BadRequest(format!("mmr.diversity: {diversity} is not within [0, 1]")));
+        }
+        let nearest = Query::Nearest(target.clone());
+        let candidates_level = Level {
+            query: Some(&nearest),
+            limit: candidates_limit.unwrap_or(level.limit),
+            offset: 0,
+            filter: None,
+            ..*level
+        };
+        let candidates = self.base_query(&candidates_level, filter)?;
+        if candidates.is_empty() {
+            return Ok(candidates);
+        }
+        let using = level.using;
+        let distance = self.distance_of(using)?;
+        let mut query = self.examples(std::slice::from_ref(target), using, &mut BTreeSet::new(), level.keys)?;
+        self.idf(using, &mut query, level.keys)?;
+        let Some(query) = query.pop() else { return Ok(Vec::new()) };
+        let ids: Vec<PointId> = candidates.iter().map(|p| p.id).collect();
+        let with = WithSelectors {
+            payload: Default::default(),
+            vector: qd_core::selectors::VectorSelector::Names(vec![using.to_string()]),
+        };
+        let mut stored: std::collections::HashMap<PointId, Vector> = self
+            .retrieve(&ids, &with, level.keys)?
+            .into_iter()
+            .filter_map(|r| Some((r.id, r.vector?.remove(using)?)))
+            .collect();
+        let (candidates, vectors): (Vec<ScoredPoint>, Vec<Vector>) =
+            candidates.into_iter().filter_map(|p| stored.remove(&p.id).map(|v| (p, v))).unzip();
+        let sim = |a: &Vector, b: &Vector| crate::operations::similarity(distance, a, vector_ref(b)).unwrap_or(0.0);
+        let relevance: Vec<f32> = vectors.iter().map(|v| sim(&query, v)).collect();
+        let picked = crate::mmr::select(
+            &relevance,
+            &|a, b| sim(&vectors[a], &vectors[b]),
+            1.0 - diversity,
+            level.limit.saturating_add(level.offset),
+        );
+        Ok(picked.into_iter().skip(level.offset).map(|i| candidates[i].clone()).collect())
+    }
+
     /// Resolve the pairs of a discovery or context query into preprocessed vectors.
     fn pairs(
         &self,
@@ -359,6 +418,9 @@ impl Collection {
             }
             Some(Query::Rrf { .. }) | Some(Query::Dbsf) => {
                 return Err(CollectionError::BadRequest("Fusion queries need at least one prefetch".into()));
+            }
+            Some(Query::NearestMmr { target, diversity, candidates_limit }) => {
+                return self.mmr_query(level, filter, target, *diversity, *candidates_limit);
             }
             Some(Query::Nearest(target)) => {
                 let v = self.examples(std::slice::from_ref(target), using, &mut mentioned, level.keys)?;
@@ -698,5 +760,16 @@ pub(crate) fn shuffle(ids: &mut [PointId]) {
         state ^= state >> 7;
         state ^= state << 17;
         ids.swap(i, (state % (i as u64 + 1)) as usize);
+    }
+}
+
+/// A stored vector as the scoring functions read it.
+fn vector_ref(v: &Vector) -> qd_segment::VectorRef<'_> {
+    match v {
+        Vector::Dense(d) => qd_segment::VectorRef::Dense(d),
+        Vector::Multi(m) => qd_segment::VectorRef::Multi(m.flat()),
+        Vector::Sparse(s) => {
+            qd_segment::VectorRef::Sparse(qd_segment::SparseRef { indices: &s.indices, values: &s.values })
+        }
     }
 }

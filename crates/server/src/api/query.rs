@@ -170,10 +170,15 @@ fn parse_query(v: &Value, what: &str) -> R<Query> {
         Value::Object(o) => {
             if let Some(n) = o.get("nearest") {
                 object(v, what, &["nearest", "mmr"])?;
-                if get(o, "mmr").is_some() {
-                    return Err(bad(format!("{what}.mmr: maximal marginal relevance is not supported yet")));
-                }
-                return Ok(Query::Nearest(vector_or_id(n, &format!("{what}.nearest"))?));
+                let target = vector_or_id(n, &format!("{what}.nearest"))?;
+                let Some(mmr) = get(o, "mmr") else { return Ok(Query::Nearest(target)) };
+                let w = format!("{what}.mmr");
+                let m = object(mmr, &w, &["diversity", "candidates_limit"])?;
+                return Ok(Query::NearestMmr {
+                    target,
+                    diversity: f32_field(m, "diversity", &w)?.unwrap_or(0.5),
+                    candidates_limit: usize_field(m, "candidates_limit", &w)?,
+                });
             }
             if let Some(r) = o.get("recommend") {
                 object(v, what, &["recommend"])?;

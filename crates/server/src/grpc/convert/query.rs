@@ -153,8 +153,14 @@ pub fn query(q: pb::Query, what: &str) -> Result<Query> {
             Ok(pb::Sample::Random) => Query::Sample,
             Err(_) => return Err(invalid(format!("{what}.sample: expected Random"))),
         },
-        Some(Variant::NearestWithMmr(_)) => {
-            return Err(invalid(format!("{what}.mmr: maximal marginal relevance is not supported yet")))
+        Some(Variant::NearestWithMmr(n)) => {
+            let target = n.nearest.ok_or_else(|| invalid(format!("{what}.nearest: missing")))?;
+            let mmr = n.mmr.unwrap_or_default();
+            Query::NearestMmr {
+                target: vector_or_id(target, &format!("{what}.nearest"))?,
+                diversity: mmr.diversity.unwrap_or(0.5),
+                candidates_limit: mmr.candidates_limit.map(|c| c as usize),
+            }
         }
         Some(Variant::Discover(d)) => {
             let w = format!("{what}.discover");
