@@ -365,3 +365,21 @@ def test_mmr_matches_local_mode(pair, distance):
                                 mmr=models.Mmr(diversity=diversity, candidates_limit=candidates))
         s, l = both(clients, lambda c: c.query_points(name, query=q, limit=10, offset=2, with_payload=True).points)
         assert_same_hits(s, l)
+
+
+@pytest.mark.parametrize("distance", [models.Distance.COSINE, models.Distance.DOT, models.Distance.EUCLID])
+def test_relevance_feedback_matches_local_mode(pair, distance):
+    name, clients = pair
+    pts = make_points(100, 6, seed=21)
+    for c in clients:
+        c.create_collection(name, vectors_config=models.VectorParams(size=6, distance=distance))
+        c.upsert(name, points=pts, wait=True)
+    rnd = random.Random(23)
+    vec = lambda: [rnd.uniform(-1, 1) for _ in range(6)]  # noqa: E731
+    feedback = [models.FeedbackItem(example=1, score=0.9), models.FeedbackItem(example=vec(), score=0.2),
+                models.FeedbackItem(example=3, score=0.5)]
+    q = models.RelevanceFeedbackQuery(relevance_feedback=models.RelevanceFeedbackInput(
+        target=vec(), feedback=feedback,
+        strategy=models.NaiveFeedbackStrategy(naive=models.NaiveFeedbackStrategyParams(a=1.0, b=1.5, c=0.8))))
+    s, l = both(clients, lambda c: c.query_points(name, query=q, limit=10, with_payload=True).points)
+    assert_same_hits(s, l)

@@ -205,6 +205,9 @@ pub enum ShardQuery {
     /// Discovery: per pair +1 when closer to the positive, -1 when closer to the negative
     /// (0 on a tie), plus the squashed similarity to the target (in (0, 1)).
     Discover { target: Vector, pairs: Vec<(Vector, Vector)> },
+    /// Naive relevance feedback: `a * sim(target)` plus `weight * (sim(better) - sim(worse))`
+    /// per weighted pair.
+    Feedback { target: Vector, a: f32, pairs: Vec<(Vector, Vector, f32)> },
     /// Context: per pair `fast_sigmoid(min(pos - neg - EPSILON, 0))`, summed (0 is best).
     Context(Vec<(Vector, Vector)>),
 }
@@ -265,6 +268,9 @@ impl ShardQuery {
                     })
                     .sum();
                 Some(rank as f32 + scaled_fast_sigmoid(sim(target)))
+            }
+            ShardQuery::Feedback { target, a, pairs } => {
+                Some(a * sim(target) + pairs.iter().map(|(p, n, w)| w * (sim(p) - sim(n))).sum::<f32>())
             }
             ShardQuery::Context(pairs) => {
                 Some(pairs.iter().map(|(p, n)| fast_sigmoid((sim(p) - sim(n) - f32::EPSILON).min(0.0))).sum())
@@ -368,6 +374,23 @@ mod tests {
 
     fn record(payload: serde_json::Value) -> PointRecord {
         PointRecord { version: 1, vectors: NamedVectors::new(), payload: payload.as_object().cloned() }
+    }
+
+    #[test]
+    fn feedback_and_context_scores_follow_their_formulas() {
+        use qd_core::Distance;
+        let v = |x: f32, y: f32| Vector::Dense(vec![x, y]);
+        let stored = [1.0f32, 0.0];
+        let at = VectorRef::Dense(&stored);
+        // Dot: sim(target) = 2, sim(better) = 1, sim(worse) = 0.
+        let q = ShardQuery::Feedback { target: v(2.0, 0.0), a: 0.5, pairs: vec![(v(1.0, 0.0), v(0.0, 1.0), 3.0)] };
+        assert_eq!(q.score(Distance::Dot, at), Some(0.5 * 2.0 + 3.0 * (1.0 - 0.0)));
+        // Inside the positive zone a context pair scores 0; outside, fast_sigmoid of the gap.
+        let inside = ShardQuery::Context(vec![(v(1.0, 0.0), v(0.0, 1.0))]);
+        assert_eq!(inside.score(Distance::Dot, at), Some(0.0));
+        let outside = ShardQuery::Context(vec![(v(0.0, 1.0), v(1.0, 0.0))]);
+        let gap = -1.0 - f32::EPSILON;
+        assert_eq!(outside.score(Distance::Dot, at), Some(gap / (1.0 + gap.abs())));
     }
 
     #[test]

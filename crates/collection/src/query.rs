@@ -61,6 +61,16 @@ pub enum Query {
         target: VectorOrId,
         context: Vec<ContextPair>,
     },
+    /// Relevance feedback (naive strategy): the target's similarity weighted by `a`, plus, for
+    /// every ordered pair of feedback items whose scores differ by `confidence > 0`,
+    /// `confidence^b * c` times (similarity to the better one - similarity to the worse one).
+    RelevanceFeedback {
+        target: VectorOrId,
+        feedback: Vec<(VectorOrId, f32)>,
+        a: f32,
+        b: f32,
+        c: f32,
+    },
     /// Context search: points in the positive zones of the pairs, no target.
     Context(Vec<ContextPair>),
     Dbsf,
@@ -142,6 +152,10 @@ pub fn resolve_lookups(
             }
             Query::Context(pairs) => {
                 pairs.iter_mut().try_for_each(|p| swap(&mut p.positive).and_then(|_| swap(&mut p.negative)))?;
+            }
+            Query::RelevanceFeedback { target, feedback, .. } => {
+                swap(target)?;
+                feedback.iter_mut().try_for_each(|(e, _)| swap(e))?;
             }
             _ => {}
         }
@@ -461,6 +475,23 @@ impl Collection {
                 let pairs = self.pairs(context, using, &mut mentioned, level.keys)?;
                 (ShardQuery::Discover { target, pairs }, false)
             }
+            Some(Query::RelevanceFeedback { target, feedback, a, b, c }) => {
+                let target = self.examples(std::slice::from_ref(target), using, &mut mentioned, level.keys)?;
+                let Some(target) = target.into_iter().next() else { return Ok(Vec::new()) };
+                let items: Vec<VectorOrId> = feedback.iter().map(|(e, _)| e.clone()).collect();
+                let vectors = self.examples(&items, using, &mut mentioned, level.keys)?;
+                let scored: Vec<(Vector, f32)> = vectors.into_iter().zip(feedback.iter().map(|(_, s)| *s)).collect();
+                let mut pairs = Vec::new();
+                for (i, (better, sb)) in scored.iter().enumerate() {
+                    for (j, (worse, sw)) in scored.iter().enumerate() {
+                        let confidence = sb - sw;
+                        if i != j && confidence > 0.0 {
+                            pairs.push((better.clone(), worse.clone(), confidence.powf(*b) * c));
+                        }
+                    }
+                }
+                (ShardQuery::Feedback { target, a: *a, pairs }, false)
+            }
             Some(Query::Context(context)) => {
                 if context.is_empty() {
                     return Err(CollectionError::BadRequest("a context query needs at least one pair".into()));
@@ -479,6 +510,13 @@ impl Collection {
             ShardQuery::Discover { target, pairs } => {
                 self.idf(using, std::slice::from_mut(target), level.keys)?;
                 for (p, n) in pairs.iter_mut() {
+                    self.idf(using, std::slice::from_mut(p), level.keys)?;
+                    self.idf(using, std::slice::from_mut(n), level.keys)?;
+                }
+            }
+            ShardQuery::Feedback { target, pairs, .. } => {
+                self.idf(using, std::slice::from_mut(target), level.keys)?;
+                for (p, n, _) in pairs.iter_mut() {
                     self.idf(using, std::slice::from_mut(p), level.keys)?;
                     self.idf(using, std::slice::from_mut(n), level.keys)?;
                 }

@@ -97,6 +97,37 @@ fn examples(v: Option<&Value>, what: &str) -> R<Vec<VectorOrId>> {
     }
 }
 
+/// `{"target", "feedback": [{"example", "score"}], "strategy": {"naive": {"a", "b", "c"}}}`.
+fn relevance_feedback(v: &Value, what: &str) -> R<Query> {
+    let o = object(v, what, &["target", "feedback", "strategy"])?;
+    let target = get(o, "target").ok_or_else(|| bad(format!("{what}.target: missing")))?;
+    let target = vector_or_id(target, &format!("{what}.target"))?;
+    let items = match get(o, "feedback") {
+        None => Vec::new(),
+        Some(Value::Array(a)) => a.iter().collect(),
+        Some(other) => return Err(bad(format!("{what}.feedback: expected a list, got {}", kind(other)))),
+    };
+    let feedback = items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let w = format!("{what}.feedback[{i}]");
+            let io = object(item, &w, &["example", "score"])?;
+            let example = get(io, "example").ok_or_else(|| bad(format!("{w}.example: missing")))?;
+            let score = f32_field(io, "score", &w)?.ok_or_else(|| bad(format!("{w}.score: missing")))?;
+            Ok((vector_or_id(example, &format!("{w}.example"))?, score))
+        })
+        .collect::<R<Vec<_>>>()?;
+    let sw = format!("{what}.strategy");
+    let strategy = get(o, "strategy").ok_or_else(|| bad(format!("{sw}: missing")))?;
+    let so = object(strategy, &sw, &["naive"])?;
+    let nw = format!("{sw}.naive");
+    let naive = get(so, "naive").ok_or_else(|| bad(format!("{nw}: missing (the only strategy)")))?;
+    let n = object(naive, &nw, &["a", "b", "c"])?;
+    let coef = |k: &str| f32_field(n, k, &nw)?.ok_or_else(|| bad(format!("{nw}.{k}: missing")));
+    Ok(Query::RelevanceFeedback { target, feedback, a: coef("a")?, b: coef("b")?, c: coef("c")? })
+}
+
 /// `context`: a list of `{"positive": .., "negative": ..}` pairs (or one pair); absent is none.
 fn context_pairs(v: Option<&Value>, what: &str) -> R<Vec<ContextPair>> {
     let items: Vec<&Value> = match v {
@@ -250,7 +281,11 @@ fn parse_query(v: &Value, what: &str) -> R<Query> {
                 object(v, what, &["context"])?;
                 return Ok(Query::Context(context_pairs(Some(c), &format!("{what}.context"))?));
             }
-            for unsupported in ["formula", "relevance_feedback"] {
+            if let Some(r) = o.get("relevance_feedback") {
+                object(v, what, &["relevance_feedback"])?;
+                return relevance_feedback(r, &format!("{what}.relevance_feedback"));
+            }
+            for unsupported in ["formula"] {
                 if o.contains_key(unsupported) {
                     return Err(bad(format!("{what}.{unsupported}: this query kind is not supported yet")));
                 }

@@ -172,7 +172,29 @@ pub fn query(q: pb::Query, what: &str) -> Result<Query> {
         }
         Some(Variant::Context(c)) => Query::Context(context_input(c.pairs, &format!("{what}.context"))?),
         Some(Variant::Formula(_)) => return Err(unsupported("formula", what)),
-        Some(Variant::RelevanceFeedback(_)) => return Err(unsupported("relevance_feedback", what)),
+        Some(Variant::RelevanceFeedback(r)) => {
+            let w = format!("{what}.relevance_feedback");
+            let target = r.target.ok_or_else(|| invalid(format!("{w}.target: missing")))?;
+            let feedback = r
+                .feedback
+                .into_iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    let example = item.example.ok_or_else(|| invalid(format!("{w}.feedback[{i}].example: missing")))?;
+                    Ok((vector_or_id(example, &format!("{w}.feedback[{i}].example"))?, item.score))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let Some(pb::feedback_strategy::Variant::Naive(n)) = r.strategy.and_then(|s| s.variant) else {
+                return Err(invalid(format!("{w}.strategy: missing (naive is the only strategy)")));
+            };
+            Query::RelevanceFeedback {
+                target: vector_or_id(target, &format!("{w}.target"))?,
+                feedback,
+                a: n.a,
+                b: n.b,
+                c: n.c,
+            }
+        }
         Some(Variant::Text(_)) => return Err(unsupported("text", what)),
         None => return Err(invalid(format!("{what}: empty query"))),
     })
