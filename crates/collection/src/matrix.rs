@@ -24,6 +24,19 @@ pub struct DistanceMatrix {
 }
 
 impl DistanceMatrix {
+    /// The matrix in sparse (COO) form over `ids`: row indexes, column indexes, scores.
+    pub fn offsets(&self) -> (Vec<usize>, Vec<usize>, Vec<f32>) {
+        let (mut rows, mut cols, mut scores) = (Vec::new(), Vec::new(), Vec::new());
+        for (r, row) in self.rows.iter().enumerate() {
+            for &(c, s) in row {
+                rows.push(r);
+                cols.push(c);
+                scores.push(s);
+            }
+        }
+        (rows, cols, scores)
+    }
+
     /// `(a, b, score)` for every neighbour of every sampled point.
     pub fn pairs(&self) -> Vec<(PointId, PointId, f32)> {
         self.rows
@@ -99,6 +112,7 @@ mod tests {
         };
         let pairs = m.pairs();
         assert_eq!(pairs.len(), 3);
+        assert_eq!(m.offsets(), (vec![0, 1, 1], vec![1, 0, 2], vec![0.9, 0.9, 0.5]));
         assert_eq!(pairs[1], (PointId::Num(2), PointId::Num(1), 0.9));
     }
 }

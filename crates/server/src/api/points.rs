@@ -372,14 +372,7 @@ pub async fn matrix_offsets(
     let req = matrix_request(body)?;
     let reg = state.registry.clone();
     let m = blocking(move || ops::search_matrix(&reg, &name, req)).await?;
-    let (mut rows, mut cols, mut scores) = (Vec::new(), Vec::new(), Vec::new());
-    for (r, row) in m.rows.iter().enumerate() {
-        for &(c, s) in row {
-            rows.push(r);
-            cols.push(c);
-            scores.push(s);
-        }
-    }
+    let (rows, cols, scores) = m.offsets();
     Ok(ok(t, json!({ "offsets_row": rows, "offsets_col": cols, "scores": scores, "ids": m.ids })))
 }
 

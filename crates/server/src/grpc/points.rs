@@ -399,15 +399,13 @@ impl Points for PointsService {
     ) -> Reply<pb::SearchMatrixOffsetsResponse> {
         let t = Instant::now();
         let m = self.matrix(request.into_inner()).await?;
-        let mut out = pb::SearchMatrixOffsets::default();
-        for (r, row) in m.rows.iter().enumerate() {
-            for &(c, s) in row {
-                out.offsets_row.push(r as u64);
-                out.offsets_col.push(c as u64);
-                out.scores.push(s);
-            }
-        }
-        out.ids = m.ids.into_iter().map(point_id_out).collect();
+        let (rows, cols, scores) = m.offsets();
+        let out = pb::SearchMatrixOffsets {
+            offsets_row: rows.into_iter().map(|r| r as u64).collect(),
+            offsets_col: cols.into_iter().map(|c| c as u64).collect(),
+            scores,
+            ids: m.ids.into_iter().map(point_id_out).collect(),
+        };
         Ok(Response::new(pb::SearchMatrixOffsetsResponse { result: Some(out), time: elapsed(t), usage: None }))
     }
 }
