@@ -388,18 +388,21 @@ impl Collection {
         Ok(Self::fan_out(&shards, |s| s.count(filter))?.into_iter().sum())
     }
 
-    pub fn info(&self) -> CollectionInfo {
+    /// Figures of every shard with its key, without the collection-wide counts `info` adds.
+    pub fn shard_stats(&self) -> Vec<ShardStats> {
         let set = self.shards.read();
-        let shards: Vec<ShardStats> = set
-            .all()
+        set.all()
             .iter()
             .map(|s| {
                 let mut st = s.stats();
                 st.shard_key = set.key_of(s.id()).map(|k| k.to_json());
                 st
             })
-            .collect();
-        drop(set);
+            .collect()
+    }
+
+    pub fn info(&self) -> CollectionInfo {
+        let shards = self.shard_stats();
         let optimizing = shards.iter().any(|s| s.optimizing);
         let errors: Vec<String> = shards.iter().filter_map(|s| s.optimizer_error.clone()).collect();
         CollectionInfo {

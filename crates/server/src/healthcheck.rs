@@ -69,12 +69,7 @@ fn tls_client(settings: &Settings) -> Result<rustls::ClientConnection, String> {
         .with_custom_certificate_verifier(std::sync::Arc::new(AnyServer(provider)));
     let config = if settings.service.verify_https_client_certificate {
         let files = crate::net::tls_files(settings).map_err(|e| e.to_string())?.ok_or("TLS is off")?;
-        use rustls::pki_types::pem::PemObject;
-        let certs = rustls::pki_types::CertificateDer::pem_slice_iter(&files.cert_pem)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("tls.cert: {e}"))?;
-        let key =
-            rustls::pki_types::PrivateKeyDer::from_pem_slice(&files.key_pem).map_err(|e| format!("tls.key: {e}"))?;
+        let (certs, key) = files.identity().map_err(|e| format!("{e:#}"))?;
         builder.with_client_auth_cert(certs, key).map_err(|e| e.to_string())?
     } else {
         builder.with_no_client_auth()

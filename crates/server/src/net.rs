@@ -76,10 +76,7 @@ pub fn tls_files(settings: &Settings) -> anyhow::Result<Option<TlsFiles>> {
 
 /// The rustls configuration of the REST server (HTTP/1.1 and HTTP/2 by ALPN).
 pub fn rest_tls(files: &TlsFiles) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
-    let certs = rustls_pemfile_certs(&files.cert_pem).context("tls.cert")?;
-    use rustls::pki_types::pem::PemObject;
-    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(&files.key_pem)
-        .map_err(|e| anyhow::anyhow!("tls.key: no usable private key ({e})"))?;
+    let (certs, key) = files.identity()?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -87,7 +84,7 @@ pub fn rest_tls(files: &TlsFiles) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
     let builder = match &files.client_ca_pem {
         Some(ca) => {
             let mut roots = rustls::RootCertStore::empty();
-            for c in rustls_pemfile_certs(ca).context("tls.ca_cert")? {
+            for c in pem_certs(ca).context("tls.ca_cert")? {
                 roots.add(c).context("tls.ca_cert: not a usable CA certificate")?;
             }
             let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
@@ -102,7 +99,23 @@ pub fn rest_tls(files: &TlsFiles) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
-fn rustls_pemfile_certs(pem: &[u8]) -> anyhow::Result<Vec<rustls::pki_types::CertificateDer<'static>>> {
+impl TlsFiles {
+    /// This server's certificate chain and private key (for serving, and for the health probe's
+    /// client certificate under mTLS).
+    pub fn identity(
+        &self,
+    ) -> anyhow::Result<(Vec<rustls::pki_types::CertificateDer<'static>>, rustls::pki_types::PrivateKeyDer<'static>)>
+    {
+        use rustls::pki_types::pem::PemObject;
+        let certs = pem_certs(&self.cert_pem).context("tls.cert")?;
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(&self.key_pem)
+            .map_err(|e| anyhow::anyhow!("tls.key: no usable private key ({e})"))?;
+        Ok((certs, key))
+    }
+}
+
+/// Every certificate of a PEM file; at least one.
+fn pem_certs(pem: &[u8]) -> anyhow::Result<Vec<rustls::pki_types::CertificateDer<'static>>> {
     use rustls::pki_types::pem::PemObject;
     let certs = rustls::pki_types::CertificateDer::pem_reader_iter(&mut BufReader::new(pem))
         .collect::<Result<Vec<_>, _>>()

@@ -336,9 +336,8 @@ pub async fn delete_shard_key(
 pub async fn cluster(state: State, Path(name): Path<String>) -> ApiResult {
     let t = Instant::now();
     let c = state.registry.get(&name)?;
-    let info = blocking(move || Ok(c.info())).await?;
-    let local: Vec<_> = info
-        .shards
+    let shards = blocking(move || Ok(c.shard_stats())).await?;
+    let local: Vec<_> = shards
         .iter()
         .map(|s| {
             let mut v = json!({ "shard_id": s.shard_id, "points_count": s.points_count, "state": "Active" });

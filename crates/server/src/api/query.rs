@@ -490,6 +490,12 @@ fn batch(body: &Value, parse: fn(&Value, &str) -> R<QueryRequest>) -> R<Vec<Quer
     items.iter().enumerate().map(|(i, v)| parse(v, &format!("searches[{i}]"))).collect()
 }
 
+/// Run one parsed query on the blocking pool.
+async fn run_query(state: State, name: String, req: QueryRequest) -> R<Vec<qd_collection::operations::ScoredPoint>> {
+    let reg = state.registry.clone();
+    blocking(move || ops::query(&reg, &name, req)).await
+}
+
 pub async fn query(
     state: State,
     Path(name): Path<String>,
@@ -497,9 +503,7 @@ pub async fn query(
     Body(body): Body<Value>,
 ) -> ApiResult {
     let t = Instant::now();
-    let req = parse_query_request(&body, "query request")?;
-    let reg = state.registry.clone();
-    let points = blocking(move || ops::query(&reg, &name, req)).await?;
+    let points = run_query(state, name, parse_query_request(&body, "query request")?).await?;
     Ok(ok(t, json!({ "points": points })))
 }
 
@@ -524,9 +528,7 @@ pub async fn recommend(
     Body(body): Body<Value>,
 ) -> ApiResult {
     let t = Instant::now();
-    let req = parse_recommend_request(&body, "recommend request")?;
-    let reg = state.registry.clone();
-    let points = blocking(move || ops::query(&reg, &name, req)).await?;
+    let points = run_query(state, name, parse_recommend_request(&body, "recommend request")?).await?;
     Ok(ok(t, points))
 }
 
@@ -537,9 +539,7 @@ pub async fn discover(
     Body(body): Body<Value>,
 ) -> ApiResult {
     let t = Instant::now();
-    let req = parse_discover_request(&body, "discover request")?;
-    let reg = state.registry.clone();
-    let points = blocking(move || ops::query(&reg, &name, req)).await?;
+    let points = run_query(state, name, parse_discover_request(&body, "discover request")?).await?;
     Ok(ok(t, points))
 }
 

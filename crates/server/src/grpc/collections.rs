@@ -30,7 +30,7 @@ impl CollectionsService {
         collection: String,
     ) -> std::result::Result<Vec<qd_collection::operations::ShardStats>, Status> {
         let reg = self.state.registry.clone();
-        blocking(move || Ok(reg.get(&collection)?.info().shards)).await
+        blocking(move || Ok(reg.get(&collection)?.shard_stats())).await
     }
 }
 
