@@ -346,12 +346,10 @@ impl VectorsConfig {
         }
     }
 
+    /// A map may name a vector `""`: that is the unnamed vector, reached by plain
+    /// `"vector": [..]` writes and queries without `using` (frameworks such as LangChain create
+    /// `{"": {...}}` beside sparse vectors), as in Qdrant.
     pub fn validate(&self) -> Result<(), ValidationError> {
-        if let VectorsConfig::Multi(m) = self {
-            if m.keys().any(|k| k.is_empty()) {
-                return Err(ValidationError::new("vectors: vector names must not be empty"));
-            }
-        }
         self.iter().try_for_each(|(n, p)| p.validate(n))
     }
 }

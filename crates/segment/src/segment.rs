@@ -943,18 +943,27 @@ impl Segment {
             );
         };
         let mut top = TopK::new(k);
-        index.for_each_score(query, |offset, score| {
-            if self.deleted[offset as usize] || col.get(offset).is_none() {
-                return;
-            }
-            if threshold.is_some_and(|t| score < t) || top.worst_score().is_some_and(|w| score < w) {
-                return;
-            }
-            if filter.is_some_and(|f| !f.check(&SegmentPoint { data: &self.data, offset })) {
-                return;
-            }
-            top.push(SegmentHit { id: self.data.offsets[offset as usize], offset, score });
-        });
+        // The score a hit must reach: the threshold asked for, then the k-th best so far.
+        let needed = std::cell::Cell::new(threshold);
+        index.search(
+            query,
+            || needed.get(),
+            |offset, score| {
+                if self.deleted[offset as usize] || col.get(offset).is_none() {
+                    return;
+                }
+                if needed.get().is_some_and(|t| score < t) {
+                    return;
+                }
+                if filter.is_some_and(|f| !f.check(&SegmentPoint { data: &self.data, offset })) {
+                    return;
+                }
+                top.push(SegmentHit { id: self.data.offsets[offset as usize], offset, score });
+                if let Some(w) = top.worst_score() {
+                    needed.set(Some(threshold.map_or(w, |t| t.max(w))));
+                }
+            },
+        );
         top.into_sorted()
     }
 

@@ -114,18 +114,137 @@ impl SparseColumn {
 }
 
 /// Posting lists of a sealed segment's sparse column (CSR): the postings of dimension
-/// `dims[i]` are `offsets/values[starts[i]..starts[i + 1]]`, in offset order.
+/// `dims[i]` are `offsets/values[starts[i]..starts[i + 1]]`, in offset order. Each list also
+/// keeps its largest and smallest value, the bounds that let a top-k search skip postings.
 #[derive(Debug, Clone, Default)]
 pub struct InvertedIndex {
     slots: usize,
-    dims: HashMap<u32, (u64, u32)>,
+    dims: HashMap<u32, Posting>,
     offsets: Vec<u32>,
     values: Vec<f32>,
 }
 
+/// Where one dimension's postings lie in the flat arrays, and their value range.
+#[derive(Debug, Clone, Copy)]
+struct Posting {
+    start: u64,
+    len: u32,
+    max: f32,
+    min: f32,
+}
+
+/// Offsets accumulated together: one batch's scores (16 KiB) stay in the L1 cache.
+const BATCH: usize = 4096;
+
+/// Per-thread scratch reused across searches: one batch's scores and which of them were touched.
+struct Accumulator {
+    scores: Vec<f32>,
+    touched: Vec<u64>,
+    candidates: Vec<u32>,
+}
+
 thread_local! {
-    /// Per-thread score accumulator reused across searches: (scores, touched flags).
-    static ACCUMULATOR: RefCell<(Vec<f32>, Vec<bool>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    static ACCUMULATOR: RefCell<Accumulator> =
+        RefCell::new(Accumulator { scores: vec![0.0; BATCH], touched: vec![0; BATCH / 64], candidates: vec![0; BATCH] });
+}
+
+/// One query dimension's walk through its posting list.
+struct Cursor<'a> {
+    offsets: &'a [u32],
+    values: &'a [f32],
+    pos: usize,
+    weight: f32,
+    /// The most this list can add to any point's score (never below 0: a point missing from
+    /// the list gets 0 from it).
+    bound: f32,
+}
+
+impl Cursor<'_> {
+    fn next_offset(&self) -> Option<u32> {
+        self.offsets.get(self.pos).copied()
+    }
+
+    /// Move to the first posting at or after `target` by galloping from the current one: it
+    /// touches memory near the cursor only (a binary search over the whole rest of a long list
+    /// missed the cache at every step).
+    fn advance_to(&mut self, target: u32) {
+        let rest = &self.offsets[self.pos..];
+        if rest.first().is_none_or(|&o| o >= target) {
+            return;
+        }
+        let mut lo = 0;
+        let mut step = 1;
+        while lo + step < rest.len() && rest[lo + step] < target {
+            lo += step;
+            step *= 2;
+        }
+        let hi = (lo + step + 1).min(rest.len());
+        self.pos += lo + rest[lo..hi].partition_point(|&o| o < target);
+    }
+
+    /// [`Cursor::advance_to`] `target`, and its contribution if the list holds `target`.
+    fn seek(&mut self, target: u32) -> Option<f32> {
+        self.advance_to(target);
+        (self.offsets.get(self.pos) == Some(&target)).then(|| self.weight * self.values[self.pos])
+    }
+}
+
+/// The score a slot needs so that, with up to `rest` more from lists not yet added, it might
+/// reach `threshold`. Bounds are sums of rounded products, so the cut sits a little lower
+/// than exact arithmetic would put it: a slot is dropped only when it clearly cannot make it.
+fn cutoff(rest: f32, threshold: f32) -> f32 {
+    threshold - rest - 1e-5 * (threshold.abs() + rest.abs())
+}
+
+/// Compare floats as integers: for a positive `cut` and a finite `s`, `s >= cut` exactly when
+/// their bit patterns compare so as signed integers (negative floats are negative integers).
+/// Unlike a float compare, this compiles to branch-free code in the scans below, which would
+/// otherwise mispredict on every few slots.
+fn reaches_bits(s: f32, cut_bits: i32) -> u32 {
+    ((s.to_bits() as i32) >= cut_bits) as u32
+}
+
+/// Collect (in slot order, into `candidates`) the slots of `scores` reaching the positive
+/// `cut`, zeroing every other score; returns how many there are.
+fn scan_reaching(scores: &mut [f32], candidates: &mut [u32], cut: f32) -> usize {
+    debug_assert!(cut > 0.0 && candidates.len() >= scores.len());
+    let cut_bits = cut.to_bits() as i32;
+    let mut n = 0;
+    for (i, s) in scores.iter_mut().enumerate() {
+        let keep = reaches_bits(*s, cut_bits);
+        candidates[n] = i as u32;
+        n += keep as usize;
+        *s = f32::from_bits(s.to_bits() & keep.wrapping_neg());
+    }
+    n
+}
+
+/// Keep (in order, at the front of `candidates`) the slots whose score reaches `cut`, zeroing
+/// the scores of the others; returns how many were kept.
+fn keep_reaching(scores: &mut [f32], candidates: &mut [u32], cut: f32) -> usize {
+    let mut m = 0;
+    if cut > 0.0 {
+        let cut_bits = cut.to_bits() as i32;
+        for j in 0..candidates.len() {
+            let i = candidates[j];
+            let s = &mut scores[i as usize];
+            let keep = reaches_bits(*s, cut_bits);
+            candidates[m] = i;
+            m += keep as usize;
+            *s = f32::from_bits(s.to_bits() & keep.wrapping_neg());
+        }
+    } else {
+        for j in 0..candidates.len() {
+            let i = candidates[j];
+            if scores[i as usize] >= cut {
+                candidates[m] = i;
+                m += 1;
+            } else {
+                scores[i as usize] = 0.0;
+            }
+        }
+    }
+    m
 }
 
 impl InvertedIndex {
@@ -139,13 +258,13 @@ impl InvertedIndex {
                 }
             }
         }
-        let mut dims: HashMap<u32, (u64, u32)> = HashMap::with_capacity(counts.len());
         let mut keys: Vec<u32> = counts.keys().copied().collect();
         keys.sort_unstable();
+        let mut starts: HashMap<u32, (u64, u32)> = HashMap::with_capacity(counts.len());
         let mut pos = 0u64;
         for k in keys {
             let n = counts[&k];
-            dims.insert(k, (pos, 0));
+            starts.insert(k, (pos, 0));
             pos += n as u64;
         }
         let mut offsets = vec![0u32; pos as usize];
@@ -153,7 +272,7 @@ impl InvertedIndex {
         for o in 0..column.len() as u32 {
             if let Some(v) = column.get(o) {
                 for (&i, &x) in v.indices.iter().zip(v.values) {
-                    if let Some((start, filled)) = dims.get_mut(&i) {
+                    if let Some((start, filled)) = starts.get_mut(&i) {
                         let at = (*start + *filled as u64) as usize;
                         offsets[at] = o;
                         values[at] = x;
@@ -162,6 +281,7 @@ impl InvertedIndex {
                 }
             }
         }
+        let dims = starts.into_iter().map(|(dim, (start, len))| (dim, Posting::over(&values, start, len))).collect();
         InvertedIndex { slots: column.len(), dims, offsets, values }
     }
 
@@ -172,8 +292,8 @@ impl InvertedIndex {
 
     fn postings(&self, dim: u32) -> (&[u32], &[f32]) {
         match self.dims.get(&dim) {
-            Some(&(start, len)) => {
-                let (s, e) = (start as usize, start as usize + len as usize);
+            Some(p) => {
+                let (s, e) = (p.start as usize, p.start as usize + p.len as usize);
                 (&self.offsets[s..e], &self.values[s..e])
             }
             None => (&[], &[]),
@@ -185,46 +305,171 @@ impl InvertedIndex {
         self.postings(dim).0
     }
 
-    /// Call `f(offset, score)` for every slot sharing at least one index with `query`, with
-    /// its exact dot product, in offset order.
-    pub fn for_each_score(&self, query: &SparseVector, mut f: impl FnMut(u32, f32)) {
+    /// Call `f(offset, score)`, in offset order and with the exact dot product, for every slot
+    /// sharing an index with `query` that could still reach `threshold()`: the score the caller
+    /// needs to beat (its k-th best so far, or a score threshold), asked for as the search goes.
+    /// A slot whose best possible score is clearly below it is skipped; `None` skips nothing.
+    ///
+    /// The walk goes over the offsets in batches of [`BATCH`], accumulating the postings of each
+    /// query dimension into a small score array. Once the threshold is known, the dimensions
+    /// whose combined upper bounds cannot reach it on their own stop being walked (a point
+    /// found only there cannot make it); they are looked up, by galloping, only for points the
+    /// other dimensions found and whose bound still reaches the threshold. On Zipf-like data,
+    /// where frequent terms carry small weights, the long lists are the ones left out.
+    pub fn search(
+        &self,
+        query: &SparseVector,
+        mut threshold: impl FnMut() -> Option<f32>,
+        mut f: impl FnMut(u32, f32),
+    ) {
+        let mut cursors: Vec<Cursor<'_>> = query
+            .indices
+            .iter()
+            .zip(&query.values)
+            .filter_map(|(&dim, &weight)| {
+                let p = self.dims.get(&dim)?;
+                let (offsets, values) = self.postings(dim);
+                let best = if weight >= 0.0 { weight * p.max } else { weight * p.min };
+                Some(Cursor { offsets, values, pos: 0, weight, bound: best.max(0.0) })
+            })
+            .collect();
+        if cursors.is_empty() {
+            return;
+        }
+        // Smallest bounds first: the lists that can be left out form a prefix.
+        cursors.sort_by(|a, b| a.bound.total_cmp(&b.bound));
+        let prefix: Vec<f32> = cursors
+            .iter()
+            .scan(0.0f32, |sum, c| {
+                *sum += c.bound;
+                Some(*sum)
+            })
+            .collect();
+        // `skipped`: how many leading cursors are no longer walked; only grows, as the
+        // threshold only rises.
+        let mut skipped = 0usize;
         ACCUMULATOR.with(|acc| {
             let mut acc = acc.borrow_mut();
-            let (scores, touched) = &mut *acc;
-            if scores.len() < self.slots {
-                scores.resize(self.slots, 0.0);
-                touched.resize(self.slots, false);
-            }
-            let mut hit: Vec<u32> = Vec::new();
-            for (&dim, &w) in query.indices.iter().zip(&query.values) {
-                let (offs, vals) = self.postings(dim);
-                for (&o, &x) in offs.iter().zip(vals) {
-                    let oi = o as usize;
-                    if !touched[oi] {
-                        touched[oi] = true;
-                        hit.push(o);
+            let Accumulator { scores, touched, candidates } = &mut *acc;
+            let (scores, touched, candidates) =
+                (scores.as_mut_slice(), touched.as_mut_slice(), candidates.as_mut_slice());
+            loop {
+                let t = threshold();
+                if let Some(t) = t {
+                    while skipped < cursors.len() && cutoff(prefix[skipped], t) > 0.0 {
+                        skipped += 1;
                     }
-                    scores[oi] += w * x;
                 }
-            }
-            hit.sort_unstable();
-            for o in hit {
-                let oi = o as usize;
-                f(o, scores[oi]);
-                scores[oi] = 0.0;
-                touched[oi] = false;
+                let (left_out, walked) = cursors.split_at_mut(skipped);
+                let Some(lo) = walked.iter().filter_map(Cursor::next_offset).min() else { break };
+                let hi = lo.saturating_add(BATCH as u32);
+                // Once the threshold is positive, a slot no walked list touched (score 0) cannot
+                // reach it, so the batch is scanned by score alone; before that, which slots
+                // were touched is tracked (a touched slot is a hit even at score 0).
+                let positive = t.filter(|&t| t > 0.0);
+                for c in walked.iter_mut() {
+                    let (offs, vals, w) = (c.offsets, c.values, c.weight);
+                    let mut p = c.pos;
+                    if positive.is_some() {
+                        while let Some(&o) = offs.get(p).filter(|&&o| o < hi) {
+                            scores[(o - lo) as usize] += w * vals[p];
+                            p += 1;
+                        }
+                    } else {
+                        while let Some(&o) = offs.get(p).filter(|&&o| o < hi) {
+                            let i = (o - lo) as usize;
+                            scores[i] += w * vals[p];
+                            touched[i / 64] |= 1 << (i % 64);
+                            p += 1;
+                        }
+                    }
+                    c.pos = p;
+                }
+                let left_bound = if skipped > 0 { prefix[skipped - 1] } else { 0.0 };
+                // Candidates: slots whose bound still reaches the threshold.
+                let mut n = 0;
+                match positive {
+                    // Branch-free: the scan goes over every slot of the batch.
+                    Some(t) => {
+                        let cut = cutoff(left_bound, t);
+                        n = scan_reaching(scores, candidates, cut);
+                    }
+                    None => {
+                        let cut = t.map(|t| cutoff(left_bound, t));
+                        for w in 0..touched.len() {
+                            let mut bits = std::mem::take(&mut touched[w]);
+                            while bits != 0 {
+                                let i = w * 64 + bits.trailing_zeros() as usize;
+                                bits &= bits - 1;
+                                if cut.is_some_and(|c| scores[i] < c) {
+                                    scores[i] = 0.0;
+                                } else {
+                                    candidates[n] = i as u32;
+                                    n += 1;
+                                }
+                            }
+                        }
+                    }
+                }
+                // The left-out lists, largest bound first, add to the candidates only; a
+                // candidate drops out once what is left cannot lift it to the threshold.
+                let mut remaining = left_bound;
+                for c in left_out.iter_mut().rev() {
+                    // Postings before `lo` belong to points no walked list holds: skipped.
+                    c.advance_to(lo);
+                    let start = c.pos;
+                    if n == 0 {
+                        c.advance_to(hi);
+                        continue;
+                    }
+                    // Few candidates against a dense list: jump to each; otherwise walk the
+                    // batch's postings and add those that land on a candidate.
+                    let expected = c.offsets.len() * BATCH / self.slots.max(1);
+                    if n * 8 < expected {
+                        for &i in candidates[..n].iter() {
+                            if let Some(x) = c.seek(lo + i) {
+                                scores[i as usize] += x;
+                            }
+                        }
+                        c.advance_to(hi);
+                    } else {
+                        for &i in candidates[..n].iter() {
+                            touched[i as usize / 64] |= 1 << (i % 64);
+                        }
+                        let (offs, vals, w) = (c.offsets, c.values, c.weight);
+                        let mut p = start;
+                        while let Some(&o) = offs.get(p).filter(|&&o| o < hi) {
+                            let i = (o - lo) as usize;
+                            if touched[i / 64] & (1 << (i % 64)) != 0 {
+                                scores[i] += w * vals[p];
+                            }
+                            p += 1;
+                        }
+                        for &i in candidates[..n].iter() {
+                            touched[i as usize / 64] = 0;
+                        }
+                        c.pos = p;
+                    }
+                    remaining -= c.bound;
+                    if let Some(t) = t {
+                        n = keep_reaching(scores, &mut candidates[..n], cutoff(remaining.max(0.0), t));
+                    }
+                }
+                for &i in &candidates[..n] {
+                    f(lo + i, std::mem::take(&mut scores[i as usize]));
+                }
             }
         });
     }
 
     pub fn ram_bytes(&self) -> usize {
-        self.offsets.capacity() * 4 + self.values.capacity() * 4 + self.dims.capacity() * 16
+        self.offsets.capacity() * 4 + self.values.capacity() * 4 + self.dims.capacity() * 28
     }
 
     /// Serialise: magic, version, slots, dim count, per dim (dim, len), then postings; CRC-32
     /// of everything before it at the end.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut dims: Vec<(u32, (u64, u32))> = self.dims.iter().map(|(k, v)| (*k, *v)).collect();
+        let mut dims: Vec<(u32, (u64, u32))> = self.dims.iter().map(|(k, p)| (*k, (p.start, p.len))).collect();
         dims.sort_unstable_by_key(|d| d.0);
         let mut out = Vec::with_capacity(32 + dims.len() * 8 + self.offsets.len() * 8);
         out.extend_from_slice(MAGIC);
@@ -306,7 +551,18 @@ impl InvertedIndex {
                 pos += 4;
             }
         }
+        let dims = dims.into_iter().map(|(dim, (start, len))| (dim, Posting::over(&values, start, len))).collect();
         Ok(InvertedIndex { slots, dims, offsets, values })
+    }
+}
+
+impl Posting {
+    /// The posting list `values[start..start + len]` with its value range.
+    fn over(values: &[f32], start: u64, len: u32) -> Self {
+        let vals = &values[start as usize..start as usize + len as usize];
+        let max = vals.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let min = vals.iter().copied().fold(f32::INFINITY, f32::min);
+        Posting { start, len, max, min }
     }
 }
 
@@ -354,7 +610,7 @@ mod tests {
         let q = sv(&[(1, 0.5), (7, 2.0), (33, 1.0), (49, -1.0)]);
         for index in [&ix, &ix2] {
             let mut got = Vec::new();
-            index.for_each_score(&q, |o, s| got.push((o, s)));
+            index.search(&q, || None, |o, s| got.push((o, s)));
             let want: Vec<(u32, f32)> = (0..vs.len() as u32)
                 .filter_map(|o| {
                     col.get(o).and_then(|v| {
@@ -371,8 +627,126 @@ mod tests {
         }
         // The accumulator is clean for the next search.
         let mut n = 0;
-        ix.for_each_score(&sv(&[(1000, 1.0)]), |_, _| n += 1);
+        ix.search(&sv(&[(1000, 1.0)]), || None, |_, _| n += 1);
         assert_eq!(n, 0);
+    }
+
+    /// Zipf-like corpus: frequent dimensions with small weights, rare ones with large weights,
+    /// a few negative values; `n` vectors of about `nnz` non-zeros over `vocab` dimensions.
+    fn zipf_corpus(n: usize, nnz: usize, vocab: u32, seed: u64) -> Vec<Option<SparseVector>> {
+        let mut state = seed;
+        let mut next = move || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((state >> 11) as f64) / ((1u64 << 53) as f64)
+        };
+        // Inverse of the continuous 1/(r + 10) law over ranks 0..vocab.
+        let (a, b) = (10f64, vocab as f64 + 10.0);
+        (0..n)
+            .map(|_| {
+                let mut pairs: Vec<(u32, f32)> = (0..nnz)
+                    .map(|_| {
+                        let r = (a * (b / a).powf(next()) - a) as u32;
+                        let sign = if next() < 0.05 { -1.0 } else { 1.0 };
+                        let w = sign * (0.1 + next()) * (1.0 + (r as f64).ln_1p());
+                        (r.min(vocab - 1), w as f32)
+                    })
+                    .collect();
+                pairs.sort_by_key(|p| p.0);
+                pairs.dedup_by_key(|p| p.0);
+                Some(sv(&pairs))
+            })
+            .collect()
+    }
+
+    /// Top-`k` through [`InvertedIndex::search`] the way a segment runs it: the threshold handed
+    /// to the index is the larger of `min_score` and the k-th best so far (ties by offset).
+    fn top_k(ix: &InvertedIndex, q: &SparseVector, k: usize, min_score: Option<f32>) -> Vec<(u32, f32)> {
+        let top = RefCell::new(Vec::<(u32, f32)>::new());
+        let needed = || {
+            let top = top.borrow();
+            let worst = (top.len() == k).then(|| top[k - 1].1);
+            match (worst, min_score) {
+                (Some(w), Some(m)) => Some(w.max(m)),
+                (w, m) => w.or(m),
+            }
+        };
+        ix.search(q, needed, |o, s| {
+            if min_score.is_some_and(|m| s < m) {
+                return;
+            }
+            let mut top = top.borrow_mut();
+            if top.len() == k && s < top[k - 1].1 {
+                return;
+            }
+            top.push((o, s));
+            top.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            top.truncate(k);
+        });
+        top.into_inner()
+    }
+
+    #[test]
+    fn pruned_top_k_equals_brute_force() {
+        let vs = zipf_corpus(12_000, 60, 3_000, 11);
+        let col = column(&vs);
+        let ix = InvertedIndex::build(&col);
+        let queries = zipf_corpus(60, 20, 3_000, 99);
+        for (qi, q) in queries.iter().flatten().enumerate() {
+            let mut all: Vec<(u32, f32)> = (0..vs.len() as u32)
+                .filter_map(|o| {
+                    col.get(o).and_then(|v| {
+                        let (s, any) = v.dot(q);
+                        any.then_some((o, s))
+                    })
+                })
+                .collect();
+            all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            for k in [1, 10, 100] {
+                // Half way between the 6th and 7th best: no score sits on the threshold, where
+                // a different summation order could decide either way.
+                let min_score = (qi % 3 == 0 && all.len() > 6).then(|| (all[5].1 + all[6].1) / 2.0);
+                let want: Vec<(u32, f32)> =
+                    all.iter().copied().filter(|x| min_score.is_none_or(|m| x.1 >= m)).take(k).collect();
+                let got = top_k(&ix, q, k, min_score);
+                assert_eq!(got.len(), want.len(), "query {qi}, k {k}");
+                for (g, w) in got.iter().zip(&want) {
+                    assert!((g.1 - w.1).abs() <= 1e-4 * w.1.abs().max(1.0), "query {qi}, k {k}: {g:?} vs {w:?}");
+                }
+                // Same points, allowing for order among near-equal scores.
+                let last = want.last().map_or(f32::INFINITY, |x| x.1);
+                for g in &got {
+                    assert!(want.iter().any(|w| w.0 == g.0) || (g.1 - last).abs() <= 1e-4, "query {qi}: {g:?}");
+                }
+            }
+        }
+    }
+
+    /// `cargo test -p qd-segment --release --lib -- --ignored --nocapture sparse_search_speed`
+    #[test]
+    #[ignore]
+    fn sparse_search_speed() {
+        let vs = zipf_corpus(100_000, 120, 30_000, 5);
+        let col = column(&vs);
+        let ix = InvertedIndex::build(&col);
+        let queries: Vec<SparseVector> = zipf_corpus(1_000, 30, 30_000, 77).into_iter().flatten().collect();
+        let t = std::time::Instant::now();
+        let mut hits = 0;
+        for q in &queries {
+            hits += top_k(&ix, q, 10, None).len();
+        }
+        let pruned = t.elapsed();
+        let t = std::time::Instant::now();
+        let mut touched = 0;
+        for q in &queries {
+            ix.search(q, || None, |_, _| touched += 1);
+        }
+        let full = t.elapsed();
+        eprintln!(
+            "100k docs x ~120 nnz, 1000 queries: top-10 pruned {:.3} ms/query ({hits} hits), every hit {:.3} ms/query ({} per query)",
+            pruned.as_secs_f64(),
+            full.as_secs_f64(),
+            touched / queries.len()
+        );
     }
 
     #[test]
