@@ -332,7 +332,9 @@ class Server:
             req = (content or b"")[:600].decode(errors="replace")
             raise ServerError(f"{method} {path} -> HTTP {r.status_code}\nrequest (first 600 bytes): {req}\n"
                               f"response: {r.text[:2000]}")
-        return r.json()["result"]
+        body = r.json()
+        self.last_time = body.get("time")  # seconds the server spent on the request
+        return body["result"]
 
     def stop(self):
         if self.proc.poll() is None:
@@ -397,15 +399,18 @@ class Server:
         raw = [json.dumps(b).encode() for b in bodies]
         for r in raw[:warmup]:
             self.call("POST", f"/collections/{coll}/points/query", raw=r)
-        lat, ids, scores = [], [], []
+        lat, ids, scores, inside = [], [], [], []
         cpu0 = self.cpu_seconds()
         for r in raw:
             t = time.perf_counter()
             res = self.call("POST", f"/collections/{coll}/points/query", raw=r)
             lat.append(time.perf_counter() - t)
+            inside.append(self.last_time)
             ids.append([p["id"] for p in res["points"]])
             scores.append([p["score"] for p in res["points"]])
         self.last_cpu_ms = (self.cpu_seconds() - cpu0) * 1e3 / len(raw)  # server CPU per request
+        self.last_inside = {"server_time_p50_ms": float(np.percentile(inside, 50) * 1e3),
+                            "server_time_p99_ms": float(np.percentile(inside, 99) * 1e3)}
         return lat, ids, scores
 
 
@@ -431,6 +436,7 @@ def run_server_sparse(srv, args, docs, queries, truth, exact, on_disk):
               for q in map(queries.row, range(len(queries)))]
     lat, ids, scores = srv.timed_queries(coll, bodies, args.warmup)
     cpu_ms = srv.last_cpu_ms
+    inside = srv.last_inside
     nnz = docs.nnz
     floor = None
     if not on_disk:
@@ -443,7 +449,7 @@ def run_server_sparse(srv, args, docs, queries, truth, exact, on_disk):
     rss2 = srv.rss()
     return {"collection": coll, "on_disk": on_disk, "empty_collection": floor, "rss_after_drop": rss2,
             "upload_s": up, "green_after_upload_s": green, "idle_wait_s": settle, "segments": info.get("segments_count"),
-            **lat_stats(lat), "cpu_ms_per_query": cpu_ms, "recall_at_10": recall(ids, truth),
+            **lat_stats(lat), **inside, "cpu_ms_per_query": cpu_ms, "recall_at_10": recall(ids, truth),
             "max_rel_score_error": max_score_error(exact, queries, ids, scores),
             "ram_vectors_bytes": vec, "ram_index_bytes": idx, "ram_bytes_per_nnz": (vec + idx) / nnz,
             "rss_before": rss0, "rss_after": rss1, "rss_delta_per_nnz": (rss1 - rss0) / nnz}, ids
@@ -542,6 +548,11 @@ def table(res):
         rows.append(("p50 latency, ms", *cmp("p50_ms", 2, False)))
         rows.append(("p99 latency, ms", *cmp("p99_ms", 2, False)))
         rows.append(("CPU per query, ms (server process / edge in this process)", *cmp("cpu_ms_per_query", 2, False)))
+        if "server_time_p50_ms" in ram:
+            r = ref["p50_ms"] if ref else None
+            rows.append(("p50 inside the server (response `time`) / edge's p50, ms",
+                         fmt(ram["server_time_p50_ms"], 2), "" if r is None else fmt(r, 2),
+                         "" if r is None else f"{ram['server_time_p50_ms'] / r:.2f}x the time"))
         rows.append(("upload + ready, s", fmt(ram["upload_s"] + ram["green_after_upload_s"], 1),
                      fmt(ref["ready_s"], 1) if ref else "", "REST+JSON vs in-process"))
         if ram.get("empty_collection"):

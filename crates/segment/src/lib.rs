@@ -7,15 +7,17 @@
 pub mod hnsw;
 pub mod mapped;
 pub mod multi;
+pub mod payload_index;
 pub mod quantized;
 pub mod segment;
 pub mod sparse;
 
 pub use mapped::{FileOwner, MappedVectors};
 pub use multi::MultiColumn;
+pub use payload_index::{FieldIndex, IndexKind};
 pub use quantized::QuantizedVectors;
 pub use segment::{
     sort_hits, ColumnKind, ColumnSpec, SearchParams, Segment, SegmentData, SegmentHit, SegmentIndex, SegmentPoint,
     VectorColumn, VectorRef,
 };
-pub use sparse::{InvertedIndex, SparseColumn, SparseRef};
+pub use sparse::{InvertedIndex, ScoreFloor, SparseColumn, SparseRef};

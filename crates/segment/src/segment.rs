@@ -11,7 +11,9 @@ use std::collections::{BTreeMap, BinaryHeap};
 use std::sync::Arc;
 
 use qd_core::config::QuantizationSearchParams;
-use qd_core::filter::{Filter, PointView};
+use qd_core::filter::{Condition, Filter, PointView};
+
+use crate::payload_index::{intersect, FieldIndex, OffsetSet};
 use qd_core::vectors::{MultiDenseVector, NamedVectors, SparseVector, Vector};
 use qd_core::{Distance, Payload, PointId};
 
@@ -20,7 +22,7 @@ use crate::hnsw::{MaxSimScorer, PairScore};
 use crate::mapped::MappedVectors;
 use crate::multi::MultiColumn;
 use crate::quantized::QuantizedVectors;
-use crate::sparse::{InvertedIndex, SparseColumn, SparseRef};
+use crate::sparse::{InvertedIndex, ScoreFloor, SparseColumn, SparseRef};
 
 /// What kind of vector a column holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -333,12 +335,14 @@ impl SegmentData {
 
 /// HNSW graphs (dense and multivectors), quantized vectors and sparse inverted indexes of a
 /// sealed segment, by vector name.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct SegmentIndex {
     pub graphs: BTreeMap<String, HnswGraph>,
     /// Int8 codes of the vectors whose config asks for scalar quantization.
     pub quantized: BTreeMap<String, QuantizedVectors>,
     pub sparse: BTreeMap<String, InvertedIndex>,
+    /// Payload indexes by field path (as [`JsonPath`] displays it).
+    pub payload: BTreeMap<String, FieldIndex>,
 }
 
 impl SegmentIndex {
@@ -346,6 +350,24 @@ impl SegmentIndex {
         self.graphs.values().map(HnswGraph::memory_bytes).sum::<usize>()
             + self.quantized.values().map(QuantizedVectors::ram_bytes).sum::<usize>()
             + self.sparse.values().map(InvertedIndex::ram_bytes).sum::<usize>()
+            + self.payload.values().map(FieldIndex::ram_bytes).sum::<usize>()
+    }
+}
+
+/// How a segment evaluates one filter: the top-level `must` conditions that its payload
+/// indexes answer become a candidate set (intersected), and only what remains is read from
+/// the payload, for candidates only. Without indexes the whole filter is read from payloads.
+pub(crate) struct FilterPlan<'a> {
+    /// Offsets (ascending, dead ones included) that can pass; `None`: any offset can.
+    candidates: Option<(Vec<u32>, OffsetSet)>,
+    /// What the indexes did not answer (`None`: nothing left to check).
+    pub(crate) residual: Option<std::borrow::Cow<'a, Filter>>,
+}
+
+impl FilterPlan<'_> {
+    /// Candidate offsets, when the indexes narrowed them down.
+    pub(crate) fn candidate_list(&self) -> Option<&[u32]> {
+        self.candidates.as_ref().map(|(list, _)| list.as_slice())
     }
 }
 
@@ -640,8 +662,48 @@ impl Segment {
         self.live_offset(id).map(|offset| SegmentPoint { data: &self.data, offset })
     }
 
-    fn matches(&self, offset: u32, filter: Option<&Filter>) -> bool {
-        !self.deleted[offset as usize] && filter.is_none_or(|f| f.check(&SegmentPoint { data: &self.data, offset }))
+    /// Split `filter` into what this segment's payload indexes answer and what is left.
+    pub(crate) fn plan<'f>(&self, filter: Option<&'f Filter>) -> FilterPlan<'f> {
+        let Some(f) = filter else { return FilterPlan { candidates: None, residual: None } };
+        let indexes = self
+            .index
+            .as_ref()
+            .map(|ix| &ix.payload)
+            .filter(|p| !p.is_empty() && p.values().all(|i| i.slots() == self.data.len()));
+        let Some(indexes) = indexes else {
+            return FilterPlan { candidates: None, residual: Some(std::borrow::Cow::Borrowed(f)) };
+        };
+        let mut candidates: Option<Vec<u32>> = None;
+        let mut rest = Vec::new();
+        for c in &f.must {
+            let answered = match c {
+                Condition::Field(fc) => indexes.get(&fc.key.to_string()).and_then(|ix| ix.answer(&fc.check)),
+                _ => None,
+            };
+            match answered {
+                Some(list) => {
+                    candidates = Some(match candidates {
+                        None => list,
+                        Some(prev) => intersect(&prev, &list),
+                    })
+                }
+                None => rest.push(c.clone()),
+            }
+        }
+        let Some(list) = candidates else {
+            return FilterPlan { candidates: None, residual: Some(std::borrow::Cow::Borrowed(f)) };
+        };
+        let residual = Filter { must: rest, ..f.clone() };
+        let residual = (!residual.is_empty()).then_some(std::borrow::Cow::Owned(residual));
+        let set = OffsetSet::new(self.data.len(), &list);
+        FilterPlan { candidates: Some((list, set)), residual }
+    }
+
+    /// Whether a live offset passes a planned filter.
+    fn passes(&self, offset: u32, plan: &FilterPlan<'_>) -> bool {
+        !self.deleted[offset as usize]
+            && plan.candidates.as_ref().is_none_or(|(_, set)| set.contains(offset))
+            && plan.residual.as_ref().is_none_or(|f| f.check(&SegmentPoint { data: &self.data, offset }))
     }
 
     /// Live ids in ascending order starting at `from` (inclusive), passing the filter.
@@ -650,27 +712,47 @@ impl Segment {
             Some(f) => Box::new(self.data.ids.range(f..)),
             None => Box::new(self.data.ids.iter()),
         };
-        iter.filter(|(_, &o)| self.matches(o, filter)).take(limit).map(|(id, _)| *id).collect()
+        let plan = self.plan(filter);
+        iter.filter(|(_, &o)| self.passes(o, &plan)).take(limit).map(|(id, _)| *id).collect()
     }
 
     /// Number of live points passing the filter.
     pub fn count(&self, filter: Option<&Filter>) -> usize {
         match filter {
             None => self.live,
-            Some(_) => (0..self.data.len() as u32).filter(|&o| self.matches(o, filter)).count(),
+            Some(_) => {
+                let plan = self.plan(filter);
+                self.offsets_of(&plan).filter(|&o| self.passes(o, &plan)).count()
+            }
         }
     }
 
-    /// Estimated number of live points passing the filter, from a deterministic sample.
-    pub fn estimate_count(&self, filter: &Filter) -> usize {
-        const SAMPLE: usize = 512;
-        let n = self.data.len();
-        if n <= SAMPLE * 2 {
-            return self.count(Some(filter));
+    /// The offsets a planned filter can pass: its candidates, or every slot.
+    fn offsets_of<'p>(&self, plan: &'p FilterPlan<'_>) -> Box<dyn Iterator<Item = u32> + 'p> {
+        match plan.candidate_list() {
+            Some(list) => Box::new(list.iter().copied()),
+            None => Box::new(0..self.data.len() as u32),
         }
-        let step = n / SAMPLE;
-        let hits = (0..SAMPLE).filter(|i| self.matches((i * step) as u32, Some(filter))).count();
-        hits * n / SAMPLE
+    }
+
+    /// Estimated number of live points passing the filter (see [`Segment::estimate`]).
+    pub fn estimate_count(&self, filter: &Filter) -> usize {
+        self.estimate(&self.plan(Some(filter)))
+    }
+
+    /// Number of live points passing a planned filter: exact when indexes answered all of it
+    /// or few candidates are left, otherwise from a deterministic sample of the candidates
+    /// (or of every slot, without candidates).
+    fn estimate(&self, plan: &FilterPlan<'_>) -> usize {
+        const SAMPLE: usize = 512;
+        let pool = plan.candidate_list().map_or(self.data.len(), <[u32]>::len);
+        if plan.residual.is_none() || pool <= SAMPLE * 2 {
+            return self.offsets_of(plan).filter(|&o| self.passes(o, plan)).count();
+        }
+        let step = pool / SAMPLE;
+        let at = |i: usize| plan.candidate_list().map_or(i as u32, |l| l[i]);
+        let hits = (0..SAMPLE).filter(|i| self.passes(at(i * step), plan)).count();
+        hits * pool / SAMPLE
     }
 
     /// Exact top-`k` under any scoring function of the stored vector (larger is better; `None`
@@ -687,9 +769,10 @@ impl Segment {
             return Vec::new();
         }
         let mut top = TopK::new(k);
-        for offset in 0..self.data.len() as u32 {
+        let plan = self.plan(filter);
+        for offset in self.offsets_of(&plan) {
             let Some(v) = self.data.vector_ref(vector, offset) else { continue };
-            if !self.matches(offset, filter) {
+            if !self.passes(offset, &plan) {
                 continue;
             }
             let Some(score) = scorer(v) else { continue };
@@ -717,10 +800,11 @@ impl Segment {
         let Some(col) = self.data.vectors.get(vector) else { return Vec::new() };
         let distance = col.distance;
         let graph = self.index.as_ref().and_then(|ix| ix.graphs.get(vector));
+        let plan = self.plan(filter);
         let use_graph = match (graph, params.exact, filter) {
             (None, _, _) | (_, true, _) => false,
             (Some(_), false, None) => true,
-            (Some(_), false, Some(f)) => self.estimate_count(f) >= params.full_scan_points,
+            (Some(_), false, Some(_)) => self.estimate(&plan) >= params.full_scan_points,
         };
         let qp = params.quantization.unwrap_or_default();
         let quantized = self
@@ -729,12 +813,12 @@ impl Segment {
             .and_then(|ix| ix.quantized.get(vector))
             .filter(|q| !params.exact && !qp.ignore && k > 0 && q.len() >= self.data.len() && q.dim() == col.dim());
         if let Some(qv) = quantized {
-            return self.search_quantized(col, qv, graph.filter(|_| use_graph), query, k, filter, threshold, params);
+            return self.search_quantized(col, qv, graph.filter(|_| use_graph), query, k, &plan, threshold, params);
         }
         let Some(graph) = graph.filter(|_| use_graph && k > 0) else {
-            return self.scan_nearest(col, query, k, filter, threshold);
+            return self.scan_nearest(col, query, k, &plan, threshold);
         };
-        let accept = |o: u32| col.get(o).is_some() && self.matches(o, filter);
+        let accept = |o: u32| col.get(o).is_some() && self.passes(o, &plan);
         let ef = params.hnsw_ef.unwrap_or(0).max(k);
         graph
             .search(col, distance, query, k, ef, Some(&accept))
@@ -751,7 +835,7 @@ impl Segment {
         col: &VectorColumn,
         query: &[f32],
         k: usize,
-        filter: Option<&Filter>,
+        plan: &FilterPlan<'_>,
         threshold: Option<f32>,
     ) -> Vec<SegmentHit> {
         if k == 0 {
@@ -761,23 +845,24 @@ impl Segment {
         let dim = col.dim();
         let data = col.data();
         let mut top = TopK::new(k);
-        for (o, (&dead, &present)) in self.deleted.iter().zip(&col.present).enumerate() {
-            if dead || !present {
-                continue;
+        let mut consider = |o: usize| {
+            if self.deleted[o] || !col.present[o] {
+                return;
             }
             let score = scorer.score(query, &data[o * dim..(o + 1) * dim]);
-            if threshold.is_some_and(|t| score < t) {
-                continue;
-            }
-            if top.worst_score().is_some_and(|w| score < w) {
-                continue;
+            if threshold.is_some_and(|t| score < t) || top.worst_score().is_some_and(|w| score < w) {
+                return;
             }
             let offset = o as u32;
-            if filter.is_some_and(|f| !f.check(&SegmentPoint { data: &self.data, offset })) {
-                continue;
+            if plan.residual.as_ref().is_some_and(|f| !f.check(&SegmentPoint { data: &self.data, offset })) {
+                return;
             }
-            let hit = SegmentHit { id: self.data.offsets[o], offset, score };
-            top.push(hit);
+            top.push(SegmentHit { id: self.data.offsets[o], offset, score });
+        };
+        // Candidates from the payload indexes already passed the indexed conditions.
+        match plan.candidate_list() {
+            Some(list) => list.iter().for_each(|&o| consider(o as usize)),
+            None => (0..self.deleted.len().min(col.present.len())).for_each(consider),
         }
         top.into_sorted()
     }
@@ -792,7 +877,7 @@ impl Segment {
         graph: Option<&HnswGraph>,
         query: &[f32],
         k: usize,
-        filter: Option<&Filter>,
+        plan: &FilterPlan<'_>,
         threshold: Option<f32>,
         params: &SearchParams,
     ) -> Vec<SegmentHit> {
@@ -800,7 +885,7 @@ impl Segment {
         let rescore = qp.rescore();
         let fetch = if rescore { ((k as f64) * qp.oversampling()).ceil() as usize } else { k }.max(k);
         let scorer = qv.query(query);
-        let accept = |o: u32| col.get(o).is_some() && self.matches(o, filter);
+        let accept = |o: u32| col.get(o).is_some() && self.passes(o, plan);
         let candidates = match graph {
             Some(g) => g.search_with(&scorer, fetch, params.hnsw_ef.unwrap_or(0).max(fetch), Some(&accept)),
             None => exact_search_by(&scorer, self.data.len(), fetch, Some(&accept)),
@@ -877,13 +962,14 @@ impl Segment {
         }
         let q = query.flat();
         let graph = self.index.as_ref().and_then(|ix| ix.graphs.get(vector)).filter(|_| !params.exact);
+        let plan = self.plan(filter);
         let use_graph = match (graph, filter) {
             (None, _) => false,
             (Some(_), None) => true,
-            (Some(_), Some(f)) => self.estimate_count(f) >= params.full_scan_points,
+            (Some(_), Some(_)) => self.estimate(&plan) >= params.full_scan_points,
         };
         if let Some(graph) = graph.filter(|_| use_graph) {
-            let accept = |o: u32| col.get(o).is_some() && self.matches(o, filter);
+            let accept = |o: u32| col.get(o).is_some() && self.passes(o, &plan);
             let ef = params.hnsw_ef.unwrap_or(0).max(k);
             return graph
                 .search_multi(col, col.distance, col.dim(), q, k, ef, Some(&accept))
@@ -908,6 +994,9 @@ impl Segment {
     /// Top-`k` by sparse dot product (points sharing no index with the query are no hits):
     /// through the inverted index on a sealed segment, unless a filter selects fewer than
     /// `full_scan_points` points, which are then scored one by one (as on appendable ones).
+    /// `floor`, shared with the other segments of the same search, lets the index skip what
+    /// another segment's k-th best already beats.
+    #[allow(clippy::too_many_arguments)]
     pub fn search_sparse(
         &self,
         vector: &str,
@@ -916,17 +1005,15 @@ impl Segment {
         filter: Option<&Filter>,
         threshold: Option<f32>,
         full_scan_points: usize,
+        floor: Option<&ScoreFloor>,
     ) -> Vec<SegmentHit> {
         let Some(col) = self.data.sparse.get(vector) else { return Vec::new() };
         if k == 0 || query.is_empty() {
             return Vec::new();
         }
-        let index = self
-            .index
-            .as_ref()
-            .and_then(|ix| ix.sparse.get(vector))
-            .filter(|ix| ix.slots() == self.data.len())
-            .filter(|_| filter.is_none_or(|f| self.estimate_count(f) >= full_scan_points));
+        let index = self.index.as_ref().and_then(|ix| ix.sparse.get(vector)).filter(|ix| ix.slots() == self.data.len());
+        let plan = self.plan(filter);
+        let index = index.filter(|_| filter.is_none() || self.estimate(&plan) >= full_scan_points);
         let Some(index) = index else {
             return self.search_scored(
                 vector,
@@ -945,9 +1032,13 @@ impl Segment {
         let mut top = TopK::new(k);
         // The score a hit must reach: the threshold asked for, then the k-th best so far.
         let needed = std::cell::Cell::new(threshold);
+        let floor_or = |t: Option<f32>| match (t, floor.and_then(ScoreFloor::get)) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
         index.search(
             query,
-            || needed.get(),
+            || floor_or(needed.get()),
             |offset, score| {
                 if self.deleted[offset as usize] || col.get(offset).is_none() {
                     return;
@@ -955,12 +1046,15 @@ impl Segment {
                 if needed.get().is_some_and(|t| score < t) {
                     return;
                 }
-                if filter.is_some_and(|f| !f.check(&SegmentPoint { data: &self.data, offset })) {
+                if filter.is_some() && !self.passes(offset, &plan) {
                     return;
                 }
                 top.push(SegmentHit { id: self.data.offsets[offset as usize], offset, score });
                 if let Some(w) = top.worst_score() {
                     needed.set(Some(threshold.map_or(w, |t| t.max(w))));
+                    if let Some(f) = floor {
+                        f.raise(w);
+                    }
                 }
             },
         );
@@ -1070,6 +1164,7 @@ impl Segment {
                 graphs: ix.graphs.iter().filter(|(n, _)| keep(n)).map(|(n, g)| (n.clone(), g.clone())).collect(),
                 quantized: ix.quantized.iter().filter(|(n, _)| keep(n)).map(|(n, q)| (n.clone(), q.clone())).collect(),
                 sparse: ix.sparse.iter().filter(|(n, _)| keep(n)).map(|(n, q)| (n.clone(), q.clone())).collect(),
+                payload: ix.payload.clone(),
             };
             self.index = Some(Arc::new(ix));
         }

@@ -8,6 +8,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering as AtomicOrdering};
 
 use qd_core::vectors::SparseVector;
 
@@ -131,6 +132,33 @@ struct Posting {
     len: u32,
     max: f32,
     min: f32,
+}
+
+/// The best k-th score any segment of a search has reached so far, shared by the segments
+/// searched in parallel: every point lives in one segment, so one segment's k-th best is a
+/// floor for the combined top-k, and the others may skip what cannot reach it.
+#[derive(Debug)]
+pub struct ScoreFloor(AtomicU32);
+
+impl Default for ScoreFloor {
+    fn default() -> Self {
+        ScoreFloor(AtomicU32::new(f32::NEG_INFINITY.to_bits()))
+    }
+}
+
+impl ScoreFloor {
+    /// The floor, `None` until some segment has `k` hits.
+    pub fn get(&self) -> Option<f32> {
+        let v = f32::from_bits(self.0.load(AtomicOrdering::Relaxed));
+        (v > f32::NEG_INFINITY).then_some(v)
+    }
+
+    /// Raise the floor to `score` if that is higher.
+    pub fn raise(&self, score: f32) {
+        let _ = self.0.fetch_update(AtomicOrdering::Relaxed, AtomicOrdering::Relaxed, |old| {
+            (score > f32::from_bits(old)).then_some(score.to_bits())
+        });
+    }
 }
 
 /// Offsets accumulated together: one batch's scores (16 KiB) stay in the L1 cache.
@@ -747,6 +775,17 @@ mod tests {
             full.as_secs_f64(),
             touched / queries.len()
         );
+    }
+
+    #[test]
+    fn score_floor_only_rises() {
+        let f = ScoreFloor::default();
+        assert_eq!(f.get(), None);
+        f.raise(-2.0);
+        assert_eq!(f.get(), Some(-2.0));
+        f.raise(1.5);
+        f.raise(0.5);
+        assert_eq!(f.get(), Some(1.5));
     }
 
     #[test]

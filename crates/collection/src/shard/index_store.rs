@@ -8,6 +8,8 @@
 //!                                             format, see qd_segment::quantized) in 4 MiB chunks
 //! seg/<id:016x>/s/<vector name>/<chunk:08x>   sparse inverted index (own versioned, checksummed
 //!                                             format, see qd_segment::sparse) in 4 MiB chunks
+//! seg/<id:016x>/p/<field path>/<chunk:08x>    payload index (own versioned, checksummed format,
+//!                                             see qd_segment::payload_index) in 4 MiB chunks
 //! ```
 //! A descriptor lists the segment's points in slot order with the version each had when the
 //! segment was sealed. On load a point record lands in that slot only if its version still
@@ -21,7 +23,7 @@ use qd_core::PointId;
 use qd_segment::hnsw::HnswGraph;
 use qd_segment::SegmentData;
 use qd_segment::SegmentIndex;
-use qd_segment::{InvertedIndex, QuantizedVectors};
+use qd_segment::{FieldIndex, InvertedIndex, QuantizedVectors};
 use qd_storage::{KvStore, ScanControl, Table, WriteBatch};
 
 use crate::error::{CollectionError, Result};
@@ -41,6 +43,7 @@ pub struct StoredSegment {
     pub graphs: BTreeMap<String, HnswGraph>,
     pub quantized: BTreeMap<String, QuantizedVectors>,
     pub sparse: BTreeMap<String, InvertedIndex>,
+    pub payload: BTreeMap<String, FieldIndex>,
 }
 
 /// Add the keys of one indexed segment to `batch`.
@@ -63,6 +66,7 @@ pub fn put_segment(batch: &mut WriteBatch, id: u64, data: &SegmentData, index: &
         }
     }
     put_quantized(batch, id, &index.quantized);
+    put_payload(batch, id, &index.payload);
     for (name, ix) in &index.sparse {
         for (i, chunk) in ix.to_bytes().chunks(CHUNK).enumerate() {
             batch.put(Table::Index, format!("{prefix}s/{name}/{i:08x}").into_bytes(), chunk.to_vec());
@@ -78,6 +82,17 @@ pub fn put_quantized(batch: &mut WriteBatch, id: u64, quantized: &BTreeMap<Strin
     for (name, qv) in quantized {
         for (i, chunk) in qv.to_bytes().chunks(CHUNK).enumerate() {
             batch.put(Table::Index, format!("{prefix}q/{name}/{i:08x}").into_bytes(), chunk.to_vec());
+        }
+    }
+}
+
+/// Add the payload indexes of a segment to `batch`, replacing any stored before.
+pub fn put_payload(batch: &mut WriteBatch, id: u64, payload: &BTreeMap<String, FieldIndex>) {
+    let prefix = seg_prefix(id);
+    batch.delete_prefix(Table::Index, format!("{prefix}p/").into_bytes());
+    for (field, ix) in payload {
+        for (i, chunk) in ix.to_bytes().chunks(CHUNK).enumerate() {
+            batch.put(Table::Index, format!("{prefix}p/{field}/{i:08x}").into_bytes(), chunk.to_vec());
         }
     }
 }
@@ -114,6 +129,7 @@ pub fn load_segments(store: &Arc<dyn KvStore>) -> Result<Vec<StoredSegment>> {
     let mut graph_bytes: BTreeMap<(u64, String), Vec<u8>> = BTreeMap::new();
     let mut quant_bytes: BTreeMap<(u64, String), Vec<u8>> = BTreeMap::new();
     let mut sparse_bytes: BTreeMap<(u64, String), Vec<u8>> = BTreeMap::new();
+    let mut payload_bytes: BTreeMap<(u64, String), Vec<u8>> = BTreeMap::new();
     let mut err = None;
     store.scan(Table::Index, PREFIX.as_bytes(), None, &mut |k, v| {
         let key = String::from_utf8_lossy(k);
@@ -137,6 +153,11 @@ pub fn load_segments(store: &Arc<dyn KvStore>) -> Result<Vec<StoredSegment>> {
             Some((id, tail)) if tail.starts_with("s/") => {
                 if let Some((name, _chunk)) = tail[2..].rsplit_once('/') {
                     sparse_bytes.entry((id, name.to_string())).or_default().extend_from_slice(v);
+                }
+            }
+            Some((id, tail)) if tail.starts_with("p/") => {
+                if let Some((field, _chunk)) = tail[2..].rsplit_once('/') {
+                    payload_bytes.entry((id, field.to_string())).or_default().extend_from_slice(v);
                 }
             }
             _ => {
@@ -179,7 +200,22 @@ pub fn load_segments(store: &Arc<dyn KvStore>) -> Result<Vec<StoredSegment>> {
                 .map_err(|e| CollectionError::Corrupt(format!("segment {id:x} sparse index {name:?}: {e}")))?;
             sparse.insert(name.clone(), ix);
         }
-        out.push(StoredSegment { id, members, graphs, quantized, sparse });
+        let mut payload = BTreeMap::new();
+        for ((pid, field), bytes) in payload_bytes.range((id, String::new())..) {
+            if *pid != id {
+                break;
+            }
+            // Derived data: a damaged one is left out and rebuilt by the optimizer.
+            match FieldIndex::from_bytes(bytes) {
+                Ok(ix) => {
+                    payload.insert(field.clone(), ix);
+                }
+                Err(e) => {
+                    tracing::warn!(segment = id, field = %field, error = %e, "payload index unreadable; it will be rebuilt")
+                }
+            }
+        }
+        out.push(StoredSegment { id, members, graphs, quantized, sparse, payload });
     }
     Ok(out)
 }

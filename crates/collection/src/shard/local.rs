@@ -105,7 +105,7 @@ fn load_state(
             tracing::info!(shard = id, segment = seg.id, reason = %e, "vector file not used; it will be rewritten");
         }
         state.sealed.push(restored);
-        graphs.push((seg.graphs, seg.quantized, seg.sparse));
+        graphs.push((seg.graphs, seg.quantized, seg.sparse, seg.payload));
     }
     let live: HashSet<u64> = state.sealed.iter().map(Segment::id).collect();
     vector_files::remove_orphans(vectors_dir, &live);
@@ -133,7 +133,7 @@ fn load_state(
     if let Some(e) = err {
         return Err(e);
     }
-    for (seg, (graphs, quantized, mut sparse)) in state.sealed.iter_mut().zip(graphs) {
+    for (seg, (graphs, quantized, mut sparse, payload)) in state.sealed.iter_mut().zip(graphs) {
         // An index persisted before sparse indexes were (or one that does not cover the
         // segment) is rebuilt from the loaded vectors: cheap, one pass over the non-zeros.
         for (name, col) in seg.data().sparse_columns() {
@@ -147,7 +147,7 @@ fn load_state(
                 sparse.insert(name.to_string(), qd_segment::InvertedIndex::build(col));
             }
         }
-        seg.set_index(Arc::new(SegmentIndex { graphs, quantized, sparse }));
+        seg.set_index(Arc::new(SegmentIndex { graphs, quantized, sparse, payload }));
     }
     Ok(state)
 }
@@ -524,7 +524,14 @@ impl LocalShard {
     /// Work the optimizer will pick up: a sealed segment waiting for its index, or an
     /// appendable segment over the indexing threshold.
     fn pending_optimization(&self, st: &ShardState) -> bool {
-        super::optimizer::has_work(st, &self.shared.config.read(), self.signal.quiet(), &self.status.unmappable.lock())
+        let schema = self.shared.payload_schema.read().clone();
+        super::optimizer::has_work(
+            st,
+            &self.shared.config.read(),
+            &schema,
+            self.signal.quiet(),
+            &self.status.unmappable.lock(),
+        )
     }
 }
 

@@ -15,7 +15,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use qd_core::config::{CollectionConfig, QuantizationConfig};
 use qd_core::json_path::JsonPath;
 use qd_segment::hnsw::{HnswGraph, HnswParams, VectorSource};
-use qd_segment::{InvertedIndex, QuantizedVectors, Segment, SegmentData, SegmentIndex};
+use qd_segment::{FieldIndex, IndexKind, InvertedIndex, QuantizedVectors, Segment, SegmentData, SegmentIndex};
 use qd_storage::{KvStore, WriteBatch};
 use serde::Serialize;
 use serde_json::Value;
@@ -145,7 +145,8 @@ impl Optimizer {
 
     /// The next thing worth doing, if any.
     fn plan(&self, config: &CollectionConfig) -> Option<Task> {
-        plan(&self.state.read(), config, self.signal.quiet(), &self.status.unmappable.lock())
+        let schema = self.shared.payload_schema.read().clone();
+        plan(&self.state.read(), config, &schema, self.signal.quiet(), &self.status.unmappable.lock())
     }
 
     fn execute(&self, task: Task, config: &CollectionConfig) {
@@ -183,6 +184,10 @@ impl Optimizer {
             }
             Task::Requantize(id) => {
                 self.requantize(id, config, started);
+                return;
+            }
+            Task::IndexPayload(id) => {
+                self.reindex_payload(id, started);
                 return;
             }
             Task::Remap(id) => {
@@ -389,7 +394,8 @@ impl Optimizer {
             graphs.insert(name.to_string(), graph);
         }
         let sparse = data.sparse_columns().map(|(name, col)| (name.to_string(), InvertedIndex::build(col))).collect();
-        Ok(SegmentIndex { graphs, quantized: quantize(data, config), sparse })
+        let payload = build_payload_indexes(data, &schema);
+        Ok(SegmentIndex { graphs, quantized: quantize(data, config), sparse, payload })
     }
 
     /// Wait for this process's index-build turn: a build already uses every core
@@ -424,7 +430,7 @@ impl Optimizer {
             self.finish(started, Some(e.to_string()));
             return;
         }
-        let index = SegmentIndex { graphs: old.graphs.clone(), quantized, sparse: old.sparse.clone() };
+        let index = SegmentIndex { quantized, ..(*old).clone() };
         let mut st = self.state.write();
         if let Some(s) = st.sealed.iter_mut().find(|s| s.id() == seg_id) {
             s.set_index(Arc::new(index));
@@ -433,6 +439,65 @@ impl Optimizer {
         self.status.progress.store(data.len(), Ordering::SeqCst);
         self.finish(started, None);
     }
+
+    /// Rebuild only the payload indexes of an indexed segment (after an index was created or
+    /// dropped); graphs and the rest are kept.
+    fn reindex_payload(&self, seg_id: u64, started: Instant) {
+        let (data, old) = {
+            let st = self.state.read();
+            let Some(s) = st.sealed.iter().find(|s| s.id() == seg_id) else { return };
+            let Some(ix) = s.index() else { return };
+            (s.data().clone(), ix.clone())
+        };
+        self.begin("payload_index", seg_id, data.len());
+        let schema = self.shared.payload_schema.read().clone();
+        let payload = build_payload_indexes(&data, &schema);
+        let mut batch = WriteBatch::new();
+        index_store::put_payload(&mut batch, seg_id, &payload);
+        if let Err(e) = self.store.write(batch, true) {
+            self.finish(started, Some(e.to_string()));
+            return;
+        }
+        let index = SegmentIndex { payload, ..(*old).clone() };
+        let mut st = self.state.write();
+        if let Some(s) = st.sealed.iter_mut().find(|s| s.id() == seg_id) {
+            s.set_index(Arc::new(index));
+        }
+        drop(st);
+        self.status.progress.store(data.len(), Ordering::SeqCst);
+        self.finish(started, None);
+    }
+}
+
+/// The payload indexes the schema asks for, by field path (as it displays) and kind; types
+/// without an index structure (geo, text) are left out.
+fn wanted_payload_indexes(schema: &BTreeMap<String, PayloadIndexSpec>) -> BTreeMap<String, (JsonPath, IndexKind)> {
+    schema
+        .iter()
+        .filter_map(|(field, spec)| {
+            let path = field.parse::<JsonPath>().ok()?;
+            let kind = IndexKind::from_schema(&spec.data_type)?;
+            Some((path.to_string(), (path, kind)))
+        })
+        .collect()
+}
+
+fn build_payload_indexes(
+    data: &SegmentData,
+    schema: &BTreeMap<String, PayloadIndexSpec>,
+) -> BTreeMap<String, FieldIndex> {
+    wanted_payload_indexes(schema)
+        .into_iter()
+        .map(|(key, (path, kind))| (key, FieldIndex::build(kind, &path, data)))
+        .collect()
+}
+
+/// Whether a segment's payload indexes differ from what the schema asks for.
+fn payload_stale(s: &Segment, schema: &BTreeMap<String, PayloadIndexSpec>) -> bool {
+    let Some(ix) = s.index() else { return false };
+    let wanted = wanted_payload_indexes(schema);
+    wanted.len() != ix.payload.len()
+        || wanted.iter().any(|(k, (_, kind))| ix.payload.get(k).is_none_or(|f| f.kind() != Some(*kind)))
 }
 
 /// Vector names of `data` whose effective config asks for quantization, with whether it is
@@ -480,7 +545,13 @@ const QUIET_AFTER: Duration = Duration::from_secs(2);
 /// holding more than a tenth of `full_scan_threshold`: that remainder would otherwise be
 /// scanned exactly by every search until the next write fills it up, and with several shards
 /// each shard keeps such a remainder.
-fn plan(state: &ShardState, config: &CollectionConfig, quiet: bool, unmappable: &HashSet<u64>) -> Option<Task> {
+fn plan(
+    state: &ShardState,
+    config: &CollectionConfig,
+    schema: &BTreeMap<String, PayloadIndexSpec>,
+    quiet: bool,
+    unmappable: &HashSet<u64>,
+) -> Option<Task> {
     let opt = &config.optimizer_config;
 
     let appendable_kb = state.appendable.data().vector_bytes() / 1024;
@@ -499,6 +570,9 @@ fn plan(state: &ShardState, config: &CollectionConfig, quiet: bool, unmappable: 
         }
         if quantization_stale(s, config) {
             return Some(Task::Requantize(s.id()));
+        }
+        if payload_stale(s, schema) {
+            return Some(Task::IndexPayload(s.id()));
         }
         if !vector_files::in_place(s, config, !unmappable.contains(&s.id())) {
             return Some(Task::Remap(s.id()));
@@ -543,8 +617,14 @@ fn plan(state: &ShardState, config: &CollectionConfig, quiet: bool, unmappable: 
 
 /// Whether the optimizer has work pending for this shard state (`quiet`: whether the shard has
 /// gone quiet, so that its appendable remainder is due for indexing).
-pub fn has_work(state: &ShardState, config: &CollectionConfig, quiet: bool, unmappable: &HashSet<u64>) -> bool {
-    plan(state, config, quiet, unmappable).is_some()
+pub fn has_work(
+    state: &ShardState,
+    config: &CollectionConfig,
+    schema: &BTreeMap<String, PayloadIndexSpec>,
+    quiet: bool,
+    unmappable: &HashSet<u64>,
+) -> bool {
+    plan(state, config, schema, quiet, unmappable).is_some()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -556,6 +636,8 @@ enum Task {
     Drop(u64),
     /// Rebuild the quantized vectors of an indexed segment (quantization config changed).
     Requantize(u64),
+    /// Rebuild the payload indexes of an indexed segment (a payload index was created or dropped).
+    IndexPayload(u64),
     /// Move an indexed segment's vectors to or from their memory-mapped files (`on_disk`).
     Remap(u64),
 }

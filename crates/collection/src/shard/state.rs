@@ -112,13 +112,14 @@ impl ShardState {
         threshold: Option<f32>,
         params: &SearchParams,
     ) -> Vec<SegmentHit> {
+        let floor = qd_segment::ScoreFloor::default();
         let one = |s: &Segment| -> Vec<SegmentHit> {
             let Some(distance) = s.distance(vector) else { return Vec::new() };
             match query {
                 ShardQuery::Nearest(Vector::Dense(q)) => s.search_nearest(vector, q, top, filter, threshold, params),
                 ShardQuery::Nearest(Vector::Multi(q)) => s.search_multi(vector, q, top, filter, threshold, params),
                 ShardQuery::Nearest(Vector::Sparse(q)) => {
-                    s.search_sparse(vector, q, top, filter, threshold, params.full_scan_points)
+                    s.search_sparse(vector, q, top, filter, threshold, params.full_scan_points, Some(&floor))
                 }
                 other => s.search_scored(vector, &|v| other.score(distance, v), top, filter, threshold),
             }

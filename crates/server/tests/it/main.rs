@@ -11,6 +11,7 @@ mod indexing;
 mod limits;
 mod monitoring;
 mod on_disk;
+mod payload_index;
 mod quantization;
 mod sharding;
 mod snapshots;

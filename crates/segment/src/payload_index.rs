@@ -1,0 +1,596 @@
+//! Payload indexes of a sealed segment: per declared field, the offsets holding each value
+//! (keyword, uuid, integer, bool) or every value in sorted order (integer, float, datetime).
+//!
+//! An index answers a field condition only where its answer is exactly what the payload
+//! evaluator (`qd_core::filter`) would say for every point: the same flattened values, the
+//! same typed comparisons. Anything else (another type of value, text, geo, `except`) is left
+//! to the payload. Sealed segments never change their payloads (an update moves the point to
+//! the appendable segment), so an index built at sealing stays true; dead offsets are still in
+//! it and are skipped by the caller, like everywhere else in the segment.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use qd_core::filter::{parse_datetime, AnyVariants, FieldCheck, Match, MatchValue, Range, RangeCondition};
+use qd_core::json_path::JsonPath;
+use serde_json::Value;
+
+use crate::hnsw::persist::Crc32;
+use crate::segment::SegmentData;
+
+/// The declared type of a payload index that this engine builds a structure for. (`geo` and
+/// `text` indexes are accepted by the API, but their conditions are read from the payload.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndexKind {
+    Keyword,
+    Uuid,
+    Integer,
+    Float,
+    Bool,
+    Datetime,
+}
+
+impl IndexKind {
+    /// From a declared `field_schema` type; `None` for types without an index structure.
+    pub fn from_schema(data_type: &str) -> Option<Self> {
+        Some(match data_type {
+            "keyword" => IndexKind::Keyword,
+            "uuid" => IndexKind::Uuid,
+            "integer" => IndexKind::Integer,
+            "float" => IndexKind::Float,
+            "bool" => IndexKind::Bool,
+            "datetime" => IndexKind::Datetime,
+            _ => return None,
+        })
+    }
+
+    fn code(self) -> u8 {
+        match self {
+            IndexKind::Keyword => 1,
+            IndexKind::Uuid => 2,
+            IndexKind::Integer => 3,
+            IndexKind::Float => 4,
+            IndexKind::Bool => 5,
+            IndexKind::Datetime => 6,
+        }
+    }
+
+    fn from_code(c: u8) -> Option<Self> {
+        [
+            IndexKind::Keyword,
+            IndexKind::Uuid,
+            IndexKind::Integer,
+            IndexKind::Float,
+            IndexKind::Bool,
+            IndexKind::Datetime,
+        ]
+        .into_iter()
+        .find(|k| k.code() == c)
+    }
+}
+
+/// A datetime as (seconds, nanoseconds) since the epoch: ordered exactly as `DateTime<Utc>`.
+type Instant = (i64, u32);
+
+fn instant(dt: &DateTime<Utc>) -> Instant {
+    (dt.timestamp(), dt.timestamp_subsec_nanos())
+}
+
+/// One field's index over a segment's slots.
+#[derive(Debug, Clone, Default)]
+pub struct FieldIndex {
+    kind: Option<IndexKind>,
+    slots: usize,
+    /// Keyword / uuid: string value → offsets holding it (ascending, unique).
+    strings: HashMap<String, Vec<u32>>,
+    /// Integer: integer value → offsets.
+    ints: HashMap<i64, Vec<u32>>,
+    /// Bool: offsets holding `false`, then `true`.
+    bools: [Vec<u32>; 2],
+    /// Integer and float: every numeric value with its offset, sorted by value.
+    numbers: Vec<(f64, u32)>,
+    /// Datetime: every datetime string value (parsed) with its offset, sorted.
+    datetimes: Vec<(Instant, u32)>,
+}
+
+impl FieldIndex {
+    /// Index `path` of every slot's payload in `data` as `kind`.
+    pub fn build(kind: IndexKind, path: &JsonPath, data: &SegmentData) -> Self {
+        let mut ix = FieldIndex { kind: Some(kind), slots: data.len(), ..Default::default() };
+        for o in 0..data.len() as u32 {
+            let Some(p) = data.payload_at(o) else { continue };
+            for v in path.values_flat(p) {
+                ix.add(o, v);
+            }
+        }
+        let dedup = |v: &mut Vec<u32>| v.dedup();
+        ix.strings.values_mut().for_each(dedup);
+        ix.ints.values_mut().for_each(dedup);
+        ix.bools.iter_mut().for_each(dedup);
+        ix.numbers.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        ix.datetimes.sort_unstable();
+        ix
+    }
+
+    /// Offsets arrive in ascending order, so postings stay sorted (duplicates, from arrays
+    /// repeating a value, are removed at the end).
+    fn add(&mut self, o: u32, v: &Value) {
+        match (self.kind, v) {
+            (Some(IndexKind::Keyword | IndexKind::Uuid), Value::String(s)) => {
+                self.strings.entry(s.clone()).or_default().push(o)
+            }
+            (Some(IndexKind::Integer), Value::Number(n)) => {
+                if let Some(i) = n.as_i64() {
+                    self.ints.entry(i).or_default().push(o);
+                }
+                if let Some(x) = n.as_f64() {
+                    self.numbers.push((x, o));
+                }
+            }
+            (Some(IndexKind::Float), Value::Number(n)) => {
+                if let Some(x) = n.as_f64() {
+                    self.numbers.push((x, o));
+                }
+            }
+            (Some(IndexKind::Bool), Value::Bool(b)) => self.bools[*b as usize].push(o),
+            (Some(IndexKind::Datetime), Value::String(s)) => {
+                if let Some(dt) = parse_datetime(s) {
+                    self.datetimes.push((instant(&dt), o));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub fn kind(&self) -> Option<IndexKind> {
+        self.kind
+    }
+
+    /// Number of slots the index was built over.
+    pub fn slots(&self) -> usize {
+        self.slots
+    }
+
+    /// The offsets (ascending, unique, dead ones included) whose payload satisfies `check`,
+    /// when this index can tell exactly; `None` when the payload has to be read instead.
+    pub fn answer(&self, check: &FieldCheck) -> Option<Vec<u32>> {
+        let kind = self.kind?;
+        match (kind, check) {
+            (IndexKind::Keyword | IndexKind::Uuid, FieldCheck::Match(Match::Value(MatchValue::Keyword(s)))) => {
+                Some(self.strings.get(s).cloned().unwrap_or_default())
+            }
+            (IndexKind::Keyword | IndexKind::Uuid, FieldCheck::Match(Match::Any(AnyVariants::Keywords(list)))) => {
+                Some(union(list.iter().filter_map(|s| self.strings.get(s))))
+            }
+            (IndexKind::Integer, FieldCheck::Match(Match::Value(MatchValue::Integer(i)))) => {
+                Some(self.ints.get(i).cloned().unwrap_or_default())
+            }
+            (IndexKind::Integer, FieldCheck::Match(Match::Any(AnyVariants::Integers(list)))) => {
+                Some(union(list.iter().filter_map(|i| self.ints.get(i))))
+            }
+            (IndexKind::Bool, FieldCheck::Match(Match::Value(MatchValue::Bool(b)))) => {
+                Some(self.bools[*b as usize].clone())
+            }
+            (IndexKind::Integer | IndexKind::Float, FieldCheck::Range(RangeCondition::Numeric(r))) => {
+                Some(in_range(&self.numbers, r, |x| *x, |a, b| a.total_cmp(b)))
+            }
+            (IndexKind::Datetime, FieldCheck::Range(RangeCondition::Datetime(r))) => {
+                let r = Range {
+                    lt: r.lt.map(|d| instant(&d)),
+                    gt: r.gt.map(|d| instant(&d)),
+                    gte: r.gte.map(|d| instant(&d)),
+                    lte: r.lte.map(|d| instant(&d)),
+                };
+                Some(in_range(&self.datetimes, &r, |x| *x, |a, b| a.cmp(b)))
+            }
+            _ => None,
+        }
+    }
+
+    pub fn ram_bytes(&self) -> usize {
+        let postings = |n: usize| n * 4 + 48;
+        self.strings.iter().map(|(k, v)| k.len() + postings(v.capacity())).sum::<usize>()
+            + self.ints.values().map(|v| 8 + postings(v.capacity())).sum::<usize>()
+            + self.bools.iter().map(|v| v.capacity() * 4).sum::<usize>()
+            + self.numbers.capacity() * 16
+            + self.datetimes.capacity() * 16
+    }
+
+    /// Serialise: magic, kind, slots, then each structure; CRC-32 of everything before it at
+    /// the end.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut w = Writer(Vec::new());
+        w.0.extend_from_slice(MAGIC);
+        w.0.push(self.kind.map_or(0, IndexKind::code));
+        w.u64(self.slots as u64);
+        let mut strings: Vec<(&String, &Vec<u32>)> = self.strings.iter().collect();
+        strings.sort_unstable();
+        w.u64(strings.len() as u64);
+        for (k, v) in strings {
+            w.u64(k.len() as u64);
+            w.0.extend_from_slice(k.as_bytes());
+            w.offsets(v);
+        }
+        let mut ints: Vec<(&i64, &Vec<u32>)> = self.ints.iter().collect();
+        ints.sort_unstable();
+        w.u64(ints.len() as u64);
+        for (k, v) in ints {
+            w.u64(*k as u64);
+            w.offsets(v);
+        }
+        w.offsets(&self.bools[0]);
+        w.offsets(&self.bools[1]);
+        w.u64(self.numbers.len() as u64);
+        for (x, o) in &self.numbers {
+            w.u64(x.to_bits());
+            w.u32(*o);
+        }
+        w.u64(self.datetimes.len() as u64);
+        for ((s, n), o) in &self.datetimes {
+            w.u64(*s as u64);
+            w.u32(*n);
+            w.u32(*o);
+        }
+        let mut crc = Crc32::new();
+        crc.update(&w.0);
+        let sum = crc.finish();
+        w.u32(sum);
+        w.0
+    }
+
+    /// Read back what [`FieldIndex::to_bytes`] wrote; any damage is an error.
+    pub fn from_bytes(b: &[u8]) -> Result<Self, String> {
+        if b.len() < MAGIC.len() + 13 || &b[..MAGIC.len()] != MAGIC {
+            return Err("not a payload index (bad magic or truncated)".into());
+        }
+        let (body, tail) = b.split_at(b.len() - 4);
+        let mut crc = Crc32::new();
+        crc.update(body);
+        if crc.finish().to_le_bytes() != tail {
+            return Err("payload index checksum mismatch".into());
+        }
+        let mut r = Reader { b: body, pos: MAGIC.len() };
+        let kind = IndexKind::from_code(r.u8()?).ok_or("payload index kind is unknown")?;
+        let slots = r.u64()? as usize;
+        let mut ix = FieldIndex { kind: Some(kind), slots, ..Default::default() };
+        for _ in 0..r.count()? {
+            let len = r.count()?;
+            let key = String::from_utf8(r.bytes(len)?.to_vec()).map_err(|_| "payload index key is not UTF-8")?;
+            let offs = r.offsets(slots)?;
+            ix.strings.insert(key, offs);
+        }
+        for _ in 0..r.count()? {
+            let k = r.u64()? as i64;
+            let offs = r.offsets(slots)?;
+            ix.ints.insert(k, offs);
+        }
+        ix.bools[0] = r.offsets(slots)?;
+        ix.bools[1] = r.offsets(slots)?;
+        for _ in 0..r.count()? {
+            let x = f64::from_bits(r.u64()?);
+            ix.numbers.push((x, r.offset(slots)?));
+        }
+        for _ in 0..r.count()? {
+            let s = r.u64()? as i64;
+            let n = r.u32()?;
+            ix.datetimes.push(((s, n), r.offset(slots)?));
+        }
+        if r.pos != body.len() {
+            return Err("payload index has trailing bytes".into());
+        }
+        Ok(ix)
+    }
+}
+
+const MAGIC: &[u8; 8] = b"QDPLIX01";
+
+/// Union of sorted offset lists, sorted and unique.
+fn union<'a>(lists: impl Iterator<Item = &'a Vec<u32>>) -> Vec<u32> {
+    let mut out: Vec<u32> = lists.flat_map(|l| l.iter().copied()).collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// Offsets (sorted, unique) of the entries of `sorted` whose value lies in `r`.
+fn in_range<T, K: Copy>(
+    sorted: &[(T, u32)],
+    r: &Range<K>,
+    key: impl Fn(&T) -> K,
+    cmp: impl Fn(&K, &K) -> std::cmp::Ordering,
+) -> Vec<u32> {
+    use std::cmp::Ordering::*;
+    let mut lo = 0;
+    if let Some(b) = r.gte {
+        lo = lo.max(sorted.partition_point(|e| cmp(&key(&e.0), &b) == Less));
+    }
+    if let Some(b) = r.gt {
+        lo = lo.max(sorted.partition_point(|e| cmp(&key(&e.0), &b) != Greater));
+    }
+    let mut hi = sorted.len();
+    if let Some(b) = r.lte {
+        hi = hi.min(sorted.partition_point(|e| cmp(&key(&e.0), &b) != Greater));
+    }
+    if let Some(b) = r.lt {
+        hi = hi.min(sorted.partition_point(|e| cmp(&key(&e.0), &b) == Less));
+    }
+    let mut out: Vec<u32> = sorted.get(lo..hi.max(lo)).unwrap_or(&[]).iter().map(|e| e.1).collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// Sorted offset lists intersected.
+pub fn intersect(a: &[u32], b: &[u32]) -> Vec<u32> {
+    let (mut i, mut j, mut out) = (0, 0, Vec::with_capacity(a.len().min(b.len())));
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                out.push(a[i]);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out
+}
+
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn u32(&mut self, x: u32) {
+        self.0.extend_from_slice(&x.to_le_bytes());
+    }
+    fn u64(&mut self, x: u64) {
+        self.0.extend_from_slice(&x.to_le_bytes());
+    }
+    fn offsets(&mut self, v: &[u32]) {
+        self.u64(v.len() as u64);
+        v.iter().for_each(|o| self.u32(*o));
+    }
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+impl Reader<'_> {
+    fn bytes(&mut self, n: usize) -> Result<&[u8], String> {
+        let s = self.b.get(self.pos..self.pos.saturating_add(n)).ok_or("payload index truncated")?;
+        self.pos += n;
+        Ok(s)
+    }
+    fn u8(&mut self) -> Result<u8, String> {
+        Ok(self.bytes(1)?[0])
+    }
+    fn u32(&mut self) -> Result<u32, String> {
+        let s = self.bytes(4)?;
+        Ok(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+    }
+    fn u64(&mut self) -> Result<u64, String> {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(self.bytes(8)?);
+        Ok(u64::from_le_bytes(a))
+    }
+    /// A count that must fit in what is left of the input (so damage cannot ask for a huge
+    /// allocation).
+    fn count(&mut self) -> Result<usize, String> {
+        let n = self.u64()?;
+        if n > (self.b.len() - self.pos) as u64 {
+            return Err("payload index count beyond its length".into());
+        }
+        Ok(n as usize)
+    }
+    fn offset(&mut self, slots: usize) -> Result<u32, String> {
+        let o = self.u32()?;
+        if o as usize >= slots {
+            return Err(format!("payload index offset {o} beyond {slots} slots"));
+        }
+        Ok(o)
+    }
+    fn offsets(&mut self, slots: usize) -> Result<Vec<u32>, String> {
+        let n = self.count()?;
+        (0..n).map(|_| self.offset(slots)).collect()
+    }
+}
+
+/// Offsets as a bitmap: O(1) membership while a graph search visits nodes.
+#[derive(Debug, Clone)]
+pub struct OffsetSet {
+    bits: Vec<u64>,
+}
+
+impl OffsetSet {
+    pub fn new(slots: usize, sorted: &[u32]) -> Self {
+        let mut bits = vec![0u64; slots.div_ceil(64)];
+        for &o in sorted {
+            if let Some(w) = bits.get_mut(o as usize / 64) {
+                *w |= 1 << (o % 64);
+            }
+        }
+        OffsetSet { bits }
+    }
+
+    pub fn contains(&self, o: u32) -> bool {
+        self.bits.get(o as usize / 64).is_some_and(|w| w & (1 << (o % 64)) != 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use qd_core::filter::Filter;
+    use qd_core::vectors::{NamedVectors, Vector};
+    use qd_core::{Distance, PointId};
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::segment::{ColumnSpec, Segment, SegmentIndex};
+
+    const WORDS: [&str; 5] = ["red", "green", "blue", "teal", "Red"];
+
+    /// A payload mixing every shape the evaluator handles: single values, arrays, values of
+    /// another type than the index, nulls, nesting, missing keys.
+    fn payload(rng: &mut StdRng) -> Value {
+        let mut p = serde_json::Map::new();
+        let word = |rng: &mut StdRng| json!(WORDS[rng.gen_range(0..WORDS.len())]);
+        match rng.gen_range(0..6) {
+            0 => {}
+            1 => drop(p.insert("k".into(), json!([word(rng), word(rng)]))),
+            2 => drop(p.insert("k".into(), json!(rng.gen_range(0..3)))),
+            3 => drop(p.insert("k".into(), Value::Null)),
+            _ => drop(p.insert("k".into(), word(rng))),
+        }
+        match rng.gen_range(0..6) {
+            0 => {}
+            1 => drop(p.insert("i".into(), json!([rng.gen_range(-5..5), rng.gen_range(-5..5)]))),
+            2 => drop(p.insert("i".into(), json!(rng.gen_range(-5..5) as f64 + 0.5))),
+            3 => drop(p.insert("i".into(), json!("3"))),
+            _ => drop(p.insert("i".into(), json!(rng.gen_range(-5..5)))),
+        }
+        match rng.gen_range(0..4) {
+            0 => {}
+            1 => drop(p.insert("f".into(), json!(rng.gen_range(-5..5)))),
+            _ => drop(p.insert("f".into(), json!(rng.gen_range(-50..50) as f64 / 10.0))),
+        }
+        match rng.gen_range(0..4) {
+            0 => {}
+            1 => drop(p.insert("b".into(), json!([true, false]))),
+            2 => drop(p.insert("b".into(), json!("true"))),
+            _ => drop(p.insert("b".into(), json!(rng.gen_bool(0.5)))),
+        }
+        if rng.gen_bool(0.8) {
+            let day = rng.gen_range(1..28);
+            let form =
+                if rng.gen_bool(0.5) { format!("2024-03-{day:02}T10:00:00Z") } else { format!("2024-03-{day:02}") };
+            p.insert("d".into(), json!(form));
+        }
+        if rng.gen_bool(0.5) {
+            p.insert("nested".into(), json!({"k": word(rng)}));
+        }
+        Value::Object(p)
+    }
+
+    /// One condition, indexed or not.
+    fn condition(rng: &mut StdRng) -> Value {
+        let w = |rng: &mut StdRng| WORDS[rng.gen_range(0..WORDS.len())];
+        let bound = |rng: &mut StdRng| rng.gen_range(-60..60) as f64 / 10.0;
+        match rng.gen_range(0..12) {
+            0 => json!({"key": "k", "match": {"value": w(rng)}}),
+            1 => json!({"key": "k", "match": {"any": [w(rng), w(rng)]}}),
+            2 => json!({"key": "k", "match": {"value": rng.gen_range(0..3)}}),
+            3 => json!({"key": "i", "match": {"value": rng.gen_range(-5..5)}}),
+            4 => json!({"key": "i", "match": {"any": [rng.gen_range(-5..5), rng.gen_range(-5..5)]}}),
+            5 => json!({"key": "i", "range": {"gte": bound(rng), "lt": bound(rng)}}),
+            6 => json!({"key": "f", "range": {"gt": bound(rng)}}),
+            7 => json!({"key": "f", "range": {"lte": bound(rng), "gte": bound(rng)}}),
+            8 => json!({"key": "b", "match": {"value": rng.gen_bool(0.5)}}),
+            9 => {
+                json!({"key": "d", "range": {"gte": format!("2024-03-{:02}", rng.gen_range(1..28)), "lt": "2024-03-20T00:00:00Z"}})
+            }
+            10 => json!({"key": "nested.k", "match": {"value": w(rng)}}),
+            _ => json!({"key": "k", "match": {"except": [w(rng)]}}),
+        }
+    }
+
+    fn filter(rng: &mut StdRng) -> Filter {
+        let mut f = serde_json::Map::new();
+        let n = rng.gen_range(1..4);
+        f.insert("must".into(), Value::Array((0..n).map(|_| condition(rng)).collect()));
+        if rng.gen_bool(0.3) {
+            f.insert("must_not".into(), json!([condition(rng)]));
+        }
+        if rng.gen_bool(0.3) {
+            f.insert("should".into(), json!([condition(rng), condition(rng)]));
+        }
+        Filter::from_json(&Value::Object(f)).expect("valid filter")
+    }
+
+    #[test]
+    fn indexed_filters_equal_payload_evaluation() {
+        let mut rng = StdRng::seed_from_u64(5);
+        let cols = [ColumnSpec::dense("", 2, Distance::Dot)];
+        let mut seg = Segment::new(1, &cols);
+        for i in 0..2_000u64 {
+            let v = NamedVectors::from([(String::new(), Vector::Dense(vec![1.0, i as f32]))]);
+            let p = payload(&mut rng);
+            seg.upsert(PointId::Num(i), i + 1, &v, p.as_object().cloned());
+        }
+        // Some dead slots too.
+        for i in (0..2_000u64).step_by(7) {
+            seg.delete(&PointId::Num(i));
+        }
+        seg.seal();
+        let plain = seg.clone();
+        let fields = [
+            ("k", IndexKind::Keyword),
+            ("i", IndexKind::Integer),
+            ("f", IndexKind::Float),
+            ("b", IndexKind::Bool),
+            ("d", IndexKind::Datetime),
+            ("nested.k", IndexKind::Keyword),
+        ];
+        let mut payload_ix = BTreeMap::new();
+        for (field, kind) in fields {
+            let path: JsonPath = field.parse().expect("path");
+            let built = FieldIndex::build(kind, &path, seg.data());
+            let back = FieldIndex::from_bytes(&built.to_bytes()).expect("round trip");
+            assert_eq!(back.to_bytes(), built.to_bytes());
+            payload_ix.insert(path.to_string(), back);
+        }
+        seg.set_index(Arc::new(SegmentIndex { payload: payload_ix, ..Default::default() }));
+        let mut narrowed = 0;
+        for _ in 0..400 {
+            let f = filter(&mut rng);
+            let plan = seg.plan(Some(&f));
+            if plan.candidate_list().is_some() {
+                narrowed += 1;
+            }
+            if plan.residual.is_none() {
+                assert_eq!(seg.estimate_count(&f), plain.count(Some(&f)), "exact when indexes answer it all: {f:?}");
+            }
+            assert_eq!(seg.count(Some(&f)), plain.count(Some(&f)), "{f:?}");
+            assert_eq!(seg.scroll(None, Some(&f), 50), plain.scroll(None, Some(&f), 50), "{f:?}");
+            let q = [1.0f32, 0.0];
+            let hits = |s: &Segment| {
+                s.search_scored(
+                    "",
+                    &|v| match v {
+                        crate::segment::VectorRef::Dense(x) => Some(x[0] * q[0] + x[1] * q[1]),
+                        _ => None,
+                    },
+                    10,
+                    Some(&f),
+                    None,
+                )
+                .iter()
+                .map(|h| h.id)
+                .collect::<Vec<_>>()
+            };
+            assert_eq!(hits(&seg), hits(&plain), "{f:?}");
+        }
+        assert!(narrowed > 200, "indexes narrowed only {narrowed} of 400 filters");
+    }
+
+    #[test]
+    fn damaged_bytes_are_refused() {
+        let cols = [ColumnSpec::dense("", 2, Distance::Dot)];
+        let mut seg = Segment::new(1, &cols);
+        let v = NamedVectors::from([(String::new(), Vector::Dense(vec![1.0, 0.0]))]);
+        seg.upsert(PointId::Num(1), 1, &v, json!({"k": "a"}).as_object().cloned());
+        let bytes = FieldIndex::build(IndexKind::Keyword, &"k".parse().expect("path"), seg.data()).to_bytes();
+        for cut in [0, 9, 20, bytes.len() - 1] {
+            assert!(FieldIndex::from_bytes(&bytes[..cut]).is_err());
+        }
+        let mut flipped = bytes.clone();
+        flipped[12] ^= 1;
+        assert!(FieldIndex::from_bytes(&flipped).is_err());
+    }
+}
