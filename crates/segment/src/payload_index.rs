@@ -553,8 +553,8 @@ mod tests {
             if plan.candidate_list().is_some() {
                 narrowed += 1;
             }
-            if plan.residual.is_none() {
-                assert_eq!(seg.estimate_count(&f), plain.count(Some(&f)), "exact when indexes answer it all: {f:?}");
+            if plan.residual.is_none() && plan.candidate_list().is_some_and(|l| l.len() <= 1024) {
+                assert_eq!(seg.estimate_count(&f), plain.count(Some(&f)), "exact for few candidates: {f:?}");
             }
             assert_eq!(seg.count(Some(&f)), plain.count(Some(&f)), "{f:?}");
             assert_eq!(seg.scroll(None, Some(&f), 50), plain.scroll(None, Some(&f), 50), "{f:?}");

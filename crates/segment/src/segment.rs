@@ -740,14 +740,17 @@ impl Segment {
         self.estimate(&self.plan(Some(filter)))
     }
 
-    /// Number of live points passing a planned filter: exact when indexes answered all of it
-    /// or few candidates are left, otherwise from a deterministic sample of the candidates
-    /// (or of every slot, without candidates).
+    /// Number of live points passing a planned filter: exact when few candidates are left,
+    /// otherwise the candidates scaled by the live share of the slots when indexes answered all
+    /// of it, or from a deterministic sample of the candidates (or of every slot, without them).
     fn estimate(&self, plan: &FilterPlan<'_>) -> usize {
         const SAMPLE: usize = 512;
         let pool = plan.candidate_list().map_or(self.data.len(), <[u32]>::len);
-        if plan.residual.is_none() || pool <= SAMPLE * 2 {
+        if pool <= SAMPLE * 2 {
             return self.offsets_of(plan).filter(|&o| self.passes(o, plan)).count();
+        }
+        if plan.residual.is_none() {
+            return pool * self.live / self.data.len().max(1);
         }
         let step = pool / SAMPLE;
         let at = |i: usize| plan.candidate_list().map_or(i as u32, |l| l[i]);

@@ -1,0 +1,225 @@
+#!/usr/bin/env python3
+"""Filtered dense search beside Qdrant's own engine, on the same data in the same run.
+
+    .venv/bin/python scripts/bench_filter.py            # 100k x 128-d (default)
+    .venv/bin/python scripts/bench_filter.py --n 1000000 --storage sqlite
+
+Data: `--n` clustered unit vectors (Cosine; 100 centres, each spread along 8 random directions,
+so the data has a low intrinsic dimension like real embeddings), and per point a payload
+{"s0_1": one of 1000 keywords, "s1": one of 100, "s10": one of 10, "s50": one of 2, "x": float
+in [0, 1)}; filters select about 0.1 %, 1 %, 10 % and 50 % of the points by keyword, and 10 % by
+a float range. The query set is drawn the same way; ground truth is the exact filtered top-10
+(numpy, float32 dot products of unit vectors).
+
+Reference: `qdrant-edge-py` in this process (EdgeShard, the same HNSW settings m=16,
+ef_construct=100, keyword and float payload indexes, `optimize()` into one segment,
+`max_search_threads=1`), queries one after another. Ours: `target/release/qdrant` started on a
+temp dir, the same indexes declared before the upload, points sent over REST (JSON), then
+queried one at a time over REST. Both engines answer every query of a case with the same `ef`
+(`--ef`, default 64 and 128); the table reports QPS, p50 and recall@10 for each.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_sparse import Server, cpu_model, lat_stats  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+K = 10
+FIELDS = {"s0_1": 1000, "s1": 100, "s10": 10, "s50": 2}
+
+
+def clustered(rng, n, dim, centres, dirs):
+    c = rng.integers(0, len(centres), n)
+    w = rng.uniform(-0.5, 0.5, (n, dirs.shape[1], 3)).sum(axis=2)
+    v = centres[c] + np.einsum("nk,nkd->nd", w, dirs[c]) + rng.uniform(-0.02, 0.02, (n, dim))
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    return v.astype(np.float32)
+
+
+def generate(args):
+    rng = np.random.default_rng(args.seed)
+    centres = rng.uniform(-1, 1, (100, args.dim))
+    dirs = rng.uniform(-0.5, 0.5, (100, 8, args.dim))
+    data = clustered(rng, args.n, args.dim, centres, dirs)
+    queries = clustered(rng, args.queries, args.dim, centres, dirs)
+    cats = {f: rng.integers(0, m, args.n) for f, m in FIELDS.items()}
+    x = np.round(rng.uniform(0, 1, args.n), 6)
+    return data, queries, cats, x
+
+
+def cases(args, rng, cats, x):
+    """(label, per query: (REST filter JSON, numpy mask))."""
+    out = []
+    for f, m in FIELDS.items():
+        label = {"s0_1": "keyword 0.1 %", "s1": "keyword 1 %", "s10": "keyword 10 %", "s50": "keyword 50 %"}[f]
+        per = []
+        for _ in range(args.queries):
+            v = int(rng.integers(0, m))
+            per.append(({"must": [{"key": f, "match": {"value": f"v{v}"}}]}, cats[f] == v))
+        out.append((label, per))
+    per = []
+    for _ in range(args.queries):
+        lo = float(np.round(rng.uniform(0, 0.9), 3))
+        per.append(({"must": [{"key": "x", "range": {"gte": lo, "lt": lo + 0.1}}]}, (x >= lo) & (x < lo + 0.1)))
+    out.append(("float range 10 %", per))
+    return out
+
+
+def truth(data, queries, per):
+    out = []
+    for qi, (_, mask) in enumerate(per):
+        idx = np.nonzero(mask)[0]
+        s = data[idx] @ queries[qi]
+        top = idx[np.argsort(-s, kind="stable")[:K]]
+        out.append(set(top.tolist()))
+    return out
+
+
+def recall(ids, tru):
+    hit = sum(len(set(a) & t) for a, t in zip(ids, tru))
+    return hit / max(1, sum(len(t) for t in tru))
+
+
+def edge_filter(qe, f):
+    c = f["must"][0]
+    if "match" in c:
+        cond = qe.FieldCondition(c["key"], match=qe.MatchValue(c["match"]["value"]))
+    else:
+        cond = qe.FieldCondition(c["key"], range=qe.RangeFloat(**c["range"]))
+    return qe.Filter(must=[cond])
+
+
+def run_reference(args, data, queries, cats, x, all_cases, truths, workdir):
+    import qdrant_edge as qe
+    from importlib.metadata import version
+
+    path = os.path.join(workdir, "edge")
+    cfg = qe.EdgeConfig(
+        vectors=qe.EdgeVectorParams(size=args.dim, distance=qe.Distance.Cosine,
+                                    hnsw_config=qe.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=10_000)),
+        optimizers=qe.EdgeOptimizersConfig(default_segment_number=1, max_segment_size=1 << 30),
+        max_search_threads=1,
+        wal_enabled=False,
+    )
+    shard = qe.EdgeShard.create(path, cfg)
+    for f in FIELDS:
+        shard.update(qe.UpdateOperation.create_field_index(f, qe.PayloadSchemaType.Keyword))
+    shard.update(qe.UpdateOperation.create_field_index("x", qe.PayloadSchemaType.Float))
+    t0 = time.perf_counter()
+    for start in range(0, args.n, 1000):
+        pts = [qe.Point(i, data[i].tolist(), {**{f: f"v{cats[f][i]}" for f in FIELDS}, "x": float(x[i])})
+               for i in range(start, min(start + 1000, args.n))]
+        shard.update(qe.UpdateOperation.upsert_points(pts))
+    shard.optimize()
+    ready = time.perf_counter() - t0
+    res = {"engine": f"qdrant-edge-py {version('qdrant-edge-py')}", "ready_s": ready,
+           "segments": shard.info().segments_count, "cases": {}}
+    for (label, per), tru in zip(all_cases, truths):
+        for ef in args.ef:
+            reqs = [qe.QueryRequest(limit=K, query=qe.Query.Nearest(queries[qi].tolist()), filter=edge_filter(qe, f),
+                                    params=qe.SearchParams(hnsw_ef=ef)) for qi, (f, _) in enumerate(per)]
+            for r in reqs[:args.warmup]:
+                shard.query(r)
+            lat, ids = [], []
+            for r in reqs:
+                t = time.perf_counter()
+                out = shard.query(r)
+                lat.append(time.perf_counter() - t)
+                ids.append([p.id for p in out])
+            res["cases"][f"{label} @ef{ef}"] = {**lat_stats(lat), "recall_at_10": recall(ids, tru)}
+            print(f"[edge] {label} ef {ef}: {res['cases'][f'{label} @ef{ef}']}", flush=True)
+    shard.close()
+    shutil.rmtree(path, ignore_errors=True)
+    return res
+
+
+def run_server(args, data, queries, cats, x, all_cases, truths, workdir):
+    srv = Server(args.binary, args.storage, workdir)
+    try:
+        srv.call("PUT", "/collections/f", {"vectors": {"size": args.dim, "distance": "Cosine"},
+                                           "hnsw_config": {"m": 16, "ef_construct": 100}})
+        for f in FIELDS:
+            srv.call("PUT", "/collections/f/index?wait=true", {"field_name": f, "field_schema": "keyword"})
+        srv.call("PUT", "/collections/f/index?wait=true", {"field_name": "x", "field_schema": "float"})
+        t0 = time.perf_counter()
+
+        def point(i):
+            payload = {**{f: f"v{cats[f][i]}" for f in FIELDS}, "x": float(x[i])}
+            return json.dumps({"id": i, "vector": data[i].tolist(), "payload": payload})
+
+        srv.upload("f", args.n, point, 1000)
+        green, info, _ = srv.wait_green("f", args.n, args.green_timeout)
+        ready = time.perf_counter() - t0
+        res = {"ready_s": ready, "segments": info.get("segments_count"), "rss": srv.rss(), "cases": {}}
+        for (label, per), tru in zip(all_cases, truths):
+            for ef in args.ef:
+                bodies = [{"query": queries[qi].tolist(), "filter": f, "limit": K, "params": {"hnsw_ef": ef}}
+                          for qi, (f, _) in enumerate(per)]
+                lat, ids, _ = srv.timed_queries("f", bodies, args.warmup)
+                inside = srv.last_inside
+                res["cases"][f"{label} @ef{ef}"] = {**lat_stats(lat), **inside, "recall_at_10": recall(ids, tru),
+                                                    "cpu_ms_per_query": srv.last_cpu_ms}
+                print(f"[ours] {label} ef {ef}: {res['cases'][f'{label} @ef{ef}']}", flush=True)
+        return res
+    finally:
+        srv.stop()
+
+
+def table(args, ref, ours):
+    rows = ["| case | ours QPS (REST) | ours p50 ms / inside the server | ours recall@10 | edge QPS (in-process) | "
+            "edge p50 ms | edge recall@10 | QPS ours / edge |", "|---|---|---|---|---|---|---|---|"]
+    for key, o in ours["cases"].items():
+        r = ref["cases"].get(key) if ref else None
+        rows.append(f"| {key} | {o['qps']:,.0f} | {o['p50_ms']:.2f} / {o['server_time_p50_ms']:.2f} | "
+                    f"{o['recall_at_10']:.3f} | " + (f"{r['qps']:,.0f} | {r['p50_ms']:.2f} | {r['recall_at_10']:.3f} | "
+                                                     f"{o['qps'] / r['qps']:.2f}x |" if r else "| | | |"))
+    return "\n".join(rows)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=100_000)
+    ap.add_argument("--dim", type=int, default=128)
+    ap.add_argument("--queries", type=int, default=300)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--ef", type=lambda s: [int(x) for x in s.split(",")], default=[64, 128])
+    ap.add_argument("--storage", default="rocksdb", choices=["rocksdb", "sqlite"])
+    ap.add_argument("--binary", default=os.path.join(ROOT, "target/release/qdrant"))
+    ap.add_argument("--warmup", type=int, default=20)
+    ap.add_argument("--green-timeout", type=int, default=1800)
+    ap.add_argument("--skip-reference", action="store_true")
+    args = ap.parse_args()
+    start = time.time()
+    load0 = os.getloadavg()[0]
+    data, queries, cats, x = generate(args)
+    all_cases = cases(args, np.random.default_rng(args.seed + 1), cats, x)
+    truths = [truth(data, queries, per) for _, per in all_cases]
+    workdir = tempfile.mkdtemp(prefix="bench-filter-")
+    try:
+        ref = None if args.skip_reference else run_reference(args, data, queries, cats, x, all_cases, truths, workdir)
+        ours = run_server(args, data, queries, cats, x, all_cases, truths, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(f"\nn={args.n:,} x {args.dim}-d, {args.queries} queries per case, storage {args.storage}; {os.cpu_count()} cores "
+          f"({cpu_model()}); load average at start {load0:.2f}; total {time.time() - start:.0f} s")
+    if ref:
+        print(f"ready (upload + index): ours {ours['ready_s']:.1f} s over REST ({ours['segments']} segments), "
+              f"edge {ref['ready_s']:.1f} s in-process ({ref['segments']} segments); ours RSS {ours['rss'] / 2**20:.0f} MiB\n")
+    print(table(args, ref, ours))
+    out = os.path.join(ROOT, "target", "bench", f"filter-{args.n}.json")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with open(out, "w") as fh:
+        json.dump({"args": vars(args), "reference": ref, "ours": ours}, fh, indent=1)
+
+
+if __name__ == "__main__":
+    main()
