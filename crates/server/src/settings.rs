@@ -103,6 +103,9 @@ pub struct ServiceSettings {
     pub api_key: Option<String>,
     #[serde(default, deserialize_with = "opt_stringish")]
     pub read_only_api_key: Option<String>,
+    /// Accept JSON Web Tokens signed (HS256) with `api_key` in place of a key (api/jwt.rs).
+    #[serde(default)]
+    pub jwt_rbac: bool,
     /// Answer CORS preflights and allow every origin (api/cors.rs); `false` sends no CORS
     /// headers. On by default, as in Qdrant.
     #[serde(default = "default_true")]
@@ -165,6 +168,7 @@ impl Default for ServiceSettings {
             max_request_size_mb: default_max_request_size_mb(),
             api_key: None,
             read_only_api_key: None,
+            jwt_rbac: false,
             enable_cors: true,
             enable_tls: false,
             verify_https_client_certificate: false,

@@ -1,6 +1,7 @@
 //! API-key authentication, as Qdrant does it: `api-key: KEY` or `Authorization: Bearer KEY`.
-//! The read-only key allows reads only. Health endpoints stay open for probes. The decision
-//! ([`authorize`]) is shared with the gRPC server.
+//! The read-only key allows reads only; with `jwt_rbac`, a JWT signed with the API key grants
+//! what its claims say (api/jwt.rs). Health endpoints stay open for probes. Who the caller is
+//! ([`identify`]) is shared with the gRPC server.
 
 use std::sync::Arc;
 
@@ -9,6 +10,7 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use super::jwt::{self, Access, ValueExists};
 use super::response::ApiError;
 use super::AppState;
 use crate::settings::ServiceSettings;
@@ -72,23 +74,66 @@ fn same_key(given: &str, expected: &str) -> bool {
     diff == 0
 }
 
-/// Whether `key` may make a request that reads only (`read_only`) or also writes.
-pub fn authorize(service: &ServiceSettings, key: Option<&str>, read_only: bool) -> Result<(), ApiError> {
+/// What the presented key grants: the API key manages, the read-only key reads, a valid JWT
+/// (with `jwt_rbac`) what its claims say, plus its `value_exists` condition for the caller to
+/// check. Without configured keys everything is open.
+pub fn identify(service: &ServiceSettings, key: Option<&str>) -> Result<(Access, Option<ValueExists>), ApiError> {
     if service.api_key.is_none() && service.read_only_api_key.is_none() {
-        return Ok(());
+        return Ok((Access::Manage, None));
     }
-    let matches = |expected: Option<&String>| key.zip(expected).is_some_and(|(k, e)| same_key(k, e));
-    let full = matches(service.api_key.as_ref());
-    let read = matches(service.read_only_api_key.as_ref());
-    if full || (read && read_only) {
-        return Ok(());
-    }
-    let (status, message) = match key {
-        None => (StatusCode::UNAUTHORIZED, "Must provide an API key or an Authorization bearer token"),
-        Some(_) if read => (StatusCode::FORBIDDEN, "Forbidden: the read-only API key cannot change data"),
-        Some(_) => (StatusCode::UNAUTHORIZED, "Invalid API key or JWT"),
+    let unauthorized = |m: &str| ApiError { status: StatusCode::UNAUTHORIZED, message: m.to_string() };
+    let Some(key) = key else {
+        return Err(unauthorized("Must provide an API key or an Authorization bearer token"));
     };
-    Err(ApiError { status, message: message.to_string() })
+    let matches = |expected: Option<&String>| expected.is_some_and(|e| same_key(key, e));
+    if matches(service.api_key.as_ref()) {
+        return Ok((Access::Manage, None));
+    }
+    if matches(service.read_only_api_key.as_ref()) {
+        return Ok((Access::Read, None));
+    }
+    match service.api_key.as_ref().filter(|_| service.jwt_rbac && jwt::looks_like_jwt(key)) {
+        Some(secret) => {
+            let now =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+            jwt::decode(key, secret.as_bytes(), now)
+                .map(|c| (c.access, c.value_exists))
+                .map_err(|e| unauthorized(&format!("Invalid JWT: {e}")))
+        }
+        None => Err(unauthorized("Invalid API key or JWT")),
+    }
+}
+
+/// Whether a JWT's `value_exists` condition holds: some point of its collection carries every
+/// listed payload value.
+pub fn value_exists_holds(registry: &qd_collection::Registry, v: &ValueExists) -> Result<(), ApiError> {
+    let denied = |why: String| ApiError { status: StatusCode::FORBIDDEN, message: format!("Forbidden: {why}") };
+    let conditions: Vec<serde_json::Value> =
+        v.matches.iter().map(|(k, val)| serde_json::json!({"key": k, "match": {"value": val}})).collect();
+    let filter = qd_core::filter::Filter::from_json(&serde_json::json!({ "must": conditions }))
+        .map_err(|e| denied(format!("JWT claim value_exists: {e}")))?;
+    let collection = registry
+        .get(&v.collection)
+        .map_err(|_| denied(format!("value_exists collection {} does not exist", v.collection)))?;
+    match collection.count(Some(&filter), None) {
+        Ok(n) if n > 0 => Ok(()),
+        Ok(_) => Err(denied("no point satisfies the token's value_exists claim".into())),
+        Err(e) => Err(denied(format!("value_exists check failed: {e}"))),
+    }
+}
+
+/// Whether `access` may make a request that reads only (`read_only`) or also writes, when the
+/// collection it touches is not known (gRPC): collection-scoped tokens are refused.
+pub fn authorize_global(access: &Access, read_only: bool) -> Result<(), ApiError> {
+    let forbidden = |m: &str| ApiError { status: StatusCode::FORBIDDEN, message: m.to_string() };
+    match access {
+        Access::Manage => Ok(()),
+        Access::Read if read_only => Ok(()),
+        Access::Read => Err(forbidden("Forbidden: read-only access cannot change data")),
+        Access::Collections(_) => Err(forbidden(
+            "Forbidden: tokens limited to listed collections are accepted over REST only; use a token with global access over gRPC",
+        )),
+    }
 }
 
 pub async fn check(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
@@ -99,10 +144,36 @@ pub async fn check(State(state): State<Arc<AppState>>, req: Request, next: Next)
         return next.run(req).await;
     }
     let read_only = is_read_only(req.method(), path);
-    match authorize(&state.settings.service, presented_key(req.headers()), read_only) {
-        Ok(()) => next.run(req).await,
-        Err(e) => e.into_response(),
+    let (access, value_exists) = match identify(&state.settings.service, presented_key(req.headers())) {
+        Ok(who) => who,
+        Err(e) => return e.into_response(),
+    };
+    let mut need = jwt::classify(req.method(), path, read_only);
+    // A collection reached through an alias is checked as the collection it names.
+    if let Access::Collections(_) = &access {
+        if let jwt::Need::CollectionRead(c) | jwt::Need::CollectionWrite(c) = &mut need {
+            if let Some(target) = state.registry.aliases().get(c.as_str()) {
+                *c = target.clone();
+            }
+        }
     }
+    if let Err(m) = jwt::permits(&access, &need) {
+        return ApiError { status: StatusCode::FORBIDDEN, message: m }.into_response();
+    }
+    if let Some(v) = value_exists {
+        let registry = state.registry.clone();
+        let held = tokio::task::spawn_blocking(move || value_exists_holds(&registry, &v)).await;
+        match held {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return e.into_response(),
+            Err(e) => {
+                return ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, message: e.to_string() }.into_response()
+            }
+        }
+    }
+    let mut req = req;
+    req.extensions_mut().insert(access);
+    next.run(req).await
 }
 
 #[cfg(test)]
@@ -138,6 +209,10 @@ mod tests {
         }
     }
 
+    fn authorize(s: &ServiceSettings, key: Option<&str>, read_only: bool) -> Result<(), ApiError> {
+        identify(s, key).and_then(|(a, _)| authorize_global(&a, read_only))
+    }
+
     #[test]
     fn read_only_key_reads_but_cannot_write() {
         let s = service(Some("w"), Some("r"));
@@ -147,5 +222,20 @@ mod tests {
         assert_eq!(authorize(&s, None, true).err().map(|e| e.status), Some(StatusCode::UNAUTHORIZED));
         assert_eq!(authorize(&s, Some("x"), true).err().map(|e| e.status), Some(StatusCode::UNAUTHORIZED));
         assert!(authorize(&service(None, None), None, false).is_ok());
+    }
+
+    #[test]
+    fn jwts_only_with_jwt_rbac() {
+        // header {"alg":"HS256","typ":"JWT"}, claims {"access":"r"}, signed with "w"
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine;
+        let head = format!("{}.{}", b64.encode(r#"{"alg":"HS256","typ":"JWT"}"#), b64.encode(r#"{"access":"r"}"#));
+        let sig = ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"w"), head.as_bytes());
+        let token = format!("{head}.{}", b64.encode(sig.as_ref()));
+        let mut s = service(Some("w"), None);
+        assert_eq!(authorize(&s, Some(&token), true).err().map(|e| e.status), Some(StatusCode::UNAUTHORIZED));
+        s.jwt_rbac = true;
+        assert!(authorize(&s, Some(&token), true).is_ok());
+        assert_eq!(authorize(&s, Some(&token), false).err().map(|e| e.status), Some(StatusCode::FORBIDDEN));
     }
 }

@@ -7,13 +7,16 @@ use qd_collection::{AliasAction, CollectionError};
 use qd_core::config::{CreateCollection, QuantizationConfig};
 use serde_json::json;
 
+use super::jwt::Access;
 use super::models::{AliasActionBody, AliasOperations, TimeoutParam, UpdateCollectionBody};
 use super::response::{ok, ApiError, ApiResult, Body, Params};
 use super::{blocking, State};
 
-pub async fn list(state: State) -> ApiResult {
+/// Every collection, or those a collection-scoped token may see.
+pub async fn list(state: State, access: Option<axum::Extension<Access>>) -> ApiResult {
     let t = Instant::now();
-    let names: Vec<_> = state.registry.list().into_iter().map(|n| json!({ "name": n })).collect();
+    let visible = |n: &String| access.as_ref().is_none_or(|a| a.to_collection(n).is_some());
+    let names: Vec<_> = state.registry.list().into_iter().filter(visible).map(|n| json!({ "name": n })).collect();
     Ok(ok(t, json!({ "collections": names })))
 }
 
@@ -140,10 +143,16 @@ pub fn apply_update(reg: &qd_collection::Registry, name: &str, body: UpdateColle
     Ok(())
 }
 
-pub async fn all_aliases(state: State) -> ApiResult {
+pub async fn all_aliases(state: State, access: Option<axum::Extension<Access>>) -> ApiResult {
     let t = Instant::now();
-    let aliases: Vec<_> =
-        state.registry.aliases().into_iter().map(|(a, c)| json!({ "alias_name": a, "collection_name": c })).collect();
+    let visible = |c: &String| access.as_ref().is_none_or(|a| a.to_collection(c).is_some());
+    let aliases: Vec<_> = state
+        .registry
+        .aliases()
+        .into_iter()
+        .filter(|(_, c)| visible(c))
+        .map(|(a, c)| json!({ "alias_name": a, "collection_name": c }))
+        .collect();
     Ok(ok(t, json!({ "aliases": aliases })))
 }
 

@@ -7,6 +7,7 @@ mod cors;
 mod dashboard;
 mod fetch;
 pub mod inference;
+pub mod jwt;
 pub mod metrics;
 pub mod models;
 mod points;

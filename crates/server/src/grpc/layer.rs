@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use axum::http::{Request, Response};
 use tonic::Status;
 
-use crate::settings::ServiceSettings;
+use crate::api::AppState;
 
 /// Methods (`/package.Service/Method`) that only read; every other method writes.
 const READ_METHODS: [&str; 27] = [
@@ -47,12 +47,12 @@ const OPEN_METHODS: [&str; 1] = ["/qdrant.Qdrant/HealthCheck"];
 
 #[derive(Clone)]
 pub struct EdgeLayer {
-    service: std::sync::Arc<ServiceSettings>,
+    state: std::sync::Arc<AppState>,
 }
 
 impl EdgeLayer {
-    pub fn new(service: ServiceSettings) -> Self {
-        EdgeLayer { service: std::sync::Arc::new(service) }
+    pub fn new(state: std::sync::Arc<AppState>) -> Self {
+        EdgeLayer { state }
     }
 }
 
@@ -60,22 +60,23 @@ impl<S> tower::Layer<S> for EdgeLayer {
     type Service = Edge<S>;
 
     fn layer(&self, inner: S) -> Edge<S> {
-        Edge { inner, service: self.service.clone() }
+        Edge { inner, state: self.state.clone() }
     }
 }
 
 #[derive(Clone)]
 pub struct Edge<S> {
     inner: S,
-    service: std::sync::Arc<ServiceSettings>,
+    state: std::sync::Arc<AppState>,
 }
 
 type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
 
 impl<S, B> tower::Service<Request<B>> for Edge<S>
 where
-    S: tower::Service<Request<B>, Response = Response<tonic::body::Body>> + Send + 'static,
+    S: tower::Service<Request<B>, Response = Response<tonic::body::Body>> + Clone + Send + 'static,
     S::Future: Send + 'static,
+    B: Send + 'static,
 {
     type Response = Response<tonic::body::Body>;
     type Error = S::Error;
@@ -92,32 +93,54 @@ where
         }
         let read_only = READ_METHODS.contains(&method);
         let key = crate::api::auth::presented_key(req.headers());
-        match crate::api::auth::authorize(&self.service, key, read_only) {
-            Ok(()) => {
-                let (started, method) = (std::time::Instant::now(), method.to_string());
-                let answer = self.inner.call(req);
-                Box::pin(async move {
-                    let mut response = answer.await?;
-                    too_large_is_resource_exhausted(response.headers_mut());
-                    // An error is a trailers-only answer (its status in the headers); a success
-                    // sends its status in the trailers: no status here means OK.
-                    let code = response
-                        .headers()
-                        .get("grpc-status")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.parse::<u16>().ok())
-                        .unwrap_or(0);
-                    crate::api::metrics::global().record_grpc(&method, code, started.elapsed());
-                    Ok(response)
-                })
-            }
+        let allowed =
+            crate::api::auth::identify(&self.state.settings.service, key).and_then(|(access, value_exists)| {
+                crate::api::auth::authorize_global(&access, read_only).map(|()| value_exists)
+            });
+        let value_exists = match allowed {
+            Ok(v) => v,
             Err(e) => {
                 let status = Status::from(e);
                 crate::api::metrics::global().record_grpc(method, status.code() as u16, std::time::Duration::ZERO);
                 let response = status.into_http();
-                Box::pin(async move { Ok(response) })
+                return Box::pin(async move { Ok(response) });
             }
-        }
+        };
+        let (started, method) = (std::time::Instant::now(), method.to_string());
+        // The service that was polled ready answers this call, possibly after the
+        // `value_exists` check (a count on a collection, run off the async threads).
+        let ready = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, ready);
+        let registry = self.state.registry.clone();
+        Box::pin(async move {
+            if let Some(v) = value_exists {
+                let held = tokio::task::spawn_blocking(move || crate::api::auth::value_exists_holds(&registry, &v))
+                    .await
+                    .unwrap_or_else(|e| {
+                        Err(crate::api::response::ApiError {
+                            status: axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                            message: e.to_string(),
+                        })
+                    });
+                if let Err(e) = held {
+                    let status = Status::from(e);
+                    crate::api::metrics::global().record_grpc(&method, status.code() as u16, started.elapsed());
+                    return Ok(status.into_http());
+                }
+            }
+            let mut response = inner.call(req).await?;
+            too_large_is_resource_exhausted(response.headers_mut());
+            // An error is a trailers-only answer (its status in the headers); a success
+            // sends its status in the trailers: no status here means OK.
+            let code = response
+                .headers()
+                .get("grpc-status")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u16>().ok())
+                .unwrap_or(0);
+            crate::api::metrics::global().record_grpc(&method, code, started.elapsed());
+            Ok(response)
+        })
     }
 }
 

@@ -67,7 +67,7 @@ pub async fn serve(
     server
         .initial_stream_window_size(Some(STREAM_WINDOW))
         .initial_connection_window_size(Some(CONNECTION_WINDOW))
-        .layer(layer::EdgeLayer::new(state.settings.service.clone()))
+        .layer(layer::EdgeLayer::new(state.clone()))
         .add_service(health)
         .add_service(collections)
         .add_service(points)
