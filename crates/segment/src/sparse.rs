@@ -424,8 +424,8 @@ impl InvertedIndex {
                     }
                     None => {
                         let cut = t.map(|t| cutoff(left_bound, t));
-                        for w in 0..touched.len() {
-                            let mut bits = std::mem::take(&mut touched[w]);
+                        for (w, word) in touched.iter_mut().enumerate() {
+                            let mut bits = std::mem::take(word);
                             while bits != 0 {
                                 let i = w * 64 + bits.trailing_zeros() as usize;
                                 bits &= bits - 1;

@@ -18,14 +18,14 @@ fn payload(i: u64) -> Value {
         "cat": format!("c{}", i % 10),
         "n": (i % 37) as i64 - 10,
         "x": (i % 101) as f64 / 10.0,
-        "flag": i % 3 == 0,
+        "flag": i.is_multiple_of(3),
         "ts": format!("2024-01-{:02}T{:02}:00:00Z", 1 + i % 28, i % 24),
         "free": format!("w{}", i % 5),
     });
-    if i % 11 == 0 {
+    if i.is_multiple_of(11) {
         p["cat"] = json!(["c1", format!("c{}", i % 7)]);
     }
-    if i % 13 == 0 {
+    if i.is_multiple_of(13) {
         p["n"] = json!("not a number");
     }
     p
