@@ -416,49 +416,47 @@ impl Optimizer {
     /// Rebuild only the quantized vectors of an indexed segment (after the quantization config
     /// changed); the graphs are kept.
     fn requantize(&self, seg_id: u64, config: &CollectionConfig, started: Instant) {
-        let (data, old) = {
-            let st = self.state.read();
-            let Some(s) = st.sealed.iter().find(|s| s.id() == seg_id) else { return };
-            let Some(ix) = s.index() else { return };
-            (s.data().clone(), ix.clone())
-        };
-        self.begin("quantization", seg_id, data.len());
-        let quantized = quantize(&data, config);
-        let mut batch = WriteBatch::new();
-        index_store::put_quantized(&mut batch, seg_id, &quantized);
-        if let Err(e) = self.store.write(batch, true) {
-            self.finish(started, Some(e.to_string()));
-            return;
-        }
-        let index = SegmentIndex { quantized, ..(*old).clone() };
-        let mut st = self.state.write();
-        if let Some(s) = st.sealed.iter_mut().find(|s| s.id() == seg_id) {
-            s.set_index(Arc::new(index));
-        }
-        drop(st);
-        self.status.progress.store(data.len(), Ordering::SeqCst);
-        self.finish(started, None);
+        self.rebuild_part(seg_id, "quantization", started, |data, old, batch| {
+            let quantized = quantize(data, config);
+            index_store::put_quantized(batch, seg_id, &quantized);
+            SegmentIndex { quantized, ..old.clone() }
+        });
     }
 
     /// Rebuild only the payload indexes of an indexed segment (after an index was created or
     /// dropped); graphs and the rest are kept.
     fn reindex_payload(&self, seg_id: u64, started: Instant) {
+        let schema = self.shared.payload_schema.read().clone();
+        self.rebuild_part(seg_id, "payload_index", started, |data, old, batch| {
+            let payload = build_payload_indexes(data, &schema);
+            index_store::put_payload(batch, seg_id, &payload);
+            SegmentIndex { payload, ..old.clone() }
+        });
+    }
+
+    /// Replace one part of an indexed segment's index, reported as optimization `name`: `part`
+    /// builds the new index from the segment's data and old index, adding what it persists to
+    /// the batch, which is written before the new index is attached.
+    fn rebuild_part(
+        &self,
+        seg_id: u64,
+        name: &str,
+        started: Instant,
+        part: impl FnOnce(&SegmentData, &SegmentIndex, &mut WriteBatch) -> SegmentIndex,
+    ) {
         let (data, old) = {
             let st = self.state.read();
             let Some(s) = st.sealed.iter().find(|s| s.id() == seg_id) else { return };
             let Some(ix) = s.index() else { return };
             (s.data().clone(), ix.clone())
         };
-        self.begin("payload_index", seg_id, data.len());
-        let schema = self.shared.payload_schema.read().clone();
-        let payload = build_payload_indexes(&data, &schema);
+        self.begin(name, seg_id, data.len());
         let mut batch = WriteBatch::new();
-        index_store::put_payload(&mut batch, seg_id, &payload);
+        let index = part(&data, &old, &mut batch);
         if let Err(e) = self.store.write(batch, true) {
             self.finish(started, Some(e.to_string()));
             return;
         }
-        let index = SegmentIndex { payload, ..(*old).clone() };
         let mut st = self.state.write();
         if let Some(s) = st.sealed.iter_mut().find(|s| s.id() == seg_id) {
             s.set_index(Arc::new(index));
