@@ -383,3 +383,68 @@ def test_relevance_feedback_matches_local_mode(pair, distance):
         strategy=models.NaiveFeedbackStrategy(naive=models.NaiveFeedbackStrategyParams(a=1.0, b=1.5, c=0.8))))
     s, l = both(clients, lambda c: c.query_points(name, query=q, limit=10, with_payload=True).points)
     assert_same_hits(s, l)
+
+
+def formula_cases(rnd):
+    """Formula expressions of every kind, over the payload of make_points (plus a geo point and
+    a datetime per point), with the two prefetch scores."""
+    m = models
+    return [
+        m.SumExpression(sum=["$score", m.MultExpression(mult=[0.01, "price"])]),
+        m.SumExpression(sum=["$score[0]", m.MultExpression(mult=[0.5, "$score[1]"]),
+                             m.FieldCondition(key="city", match=m.MatchValue(value="Paris"))]),
+        m.MultExpression(mult=["$score", m.DivExpression(div=m.DivParams(left="n", right=m.SumExpression(sum=["nested.a", 1])))]),
+        m.DivExpression(div=m.DivParams(left="price", right="nested.a", by_zero_default=-1.0)),
+        m.SumExpression(sum=[m.SqrtExpression(sqrt="price"), m.LnExpression(ln=m.SumExpression(sum=["n", 1])),
+                             m.Log10Expression(log10=m.SumExpression(sum=["n", 2])), m.AbsExpression(abs="$score"),
+                             m.NegExpression(neg=m.PowExpression(pow=m.PowParams(base="$score", exponent=2)))]),
+        m.ExpExpression(exp="$score"),
+        m.MaxExpression(max=["$score[0]", "$score[1]", 0.1]),
+        m.MinExpression(min=["$score[0]", "$score[1]"]),
+        m.SumExpression(sum=["$score", m.GaussDecayExpression(gauss_decay=m.DecayParamsExpression(x="price", target=50, scale=20, midpoint=0.3))]),
+        m.SumExpression(sum=["$score", m.ExpDecayExpression(exp_decay=m.DecayParamsExpression(x="n", scale=30))]),
+        m.SumExpression(sum=["$score", m.LinDecayExpression(lin_decay=m.DecayParamsExpression(x="price", target=10, scale=200, midpoint=0.2))]),
+        m.SumExpression(sum=["$score", m.ExpDecayExpression(exp_decay=m.DecayParamsExpression(
+            x=m.GeoDistance(geo_distance=m.GeoDistanceParams(origin=m.GeoPoint(lat=52.52, lon=13.40), to="loc")), scale=500_000))]),
+        m.SumExpression(sum=["$score", m.LinDecayExpression(lin_decay=m.DecayParamsExpression(
+            x=m.DatetimeKeyExpression(datetime_key="at"), target=m.DatetimeExpression(datetime="2024-06-01T00:00:00Z"),
+            scale=86_400 * 30))]),
+        m.SumExpression(sum=["$score", m.MultExpression(mult=["missing", 2])]),
+        m.SumExpression(sum=["$score[2]", m.HasIdCondition(has_id=[1, 2, 3])]),
+    ]
+
+
+def test_formula_matches_local_mode(pair):
+    name, clients = pair
+    pts = make_points(120, 6, seed=31)
+    rnd = random.Random(37)
+    for p in pts:
+        p.payload["loc"] = {"lat": rnd.uniform(40, 60), "lon": rnd.uniform(-5, 30)}
+        p.payload["at"] = f"2024-{rnd.randint(1, 12):02d}-{rnd.randint(1, 28):02d}T{rnd.randint(0, 23):02d}:00:00Z"
+    for c in clients:
+        c.create_collection(name, vectors_config=models.VectorParams(size=6, distance=models.Distance.DOT))
+        c.upsert(name, points=pts, wait=True)
+    vec = lambda: [rnd.uniform(-1, 1) for _ in range(6)]  # noqa: E731
+    for i, expr in enumerate(formula_cases(rnd)):
+        prefetch = [models.Prefetch(query=vec(), limit=30), models.Prefetch(query=vec(), limit=20)]
+        q = models.FormulaQuery(formula=expr, defaults={"missing": 1.5, "$score[2]": 0.25})
+        s, l = both(clients, lambda c: c.query_points(name, prefetch=prefetch, query=q, limit=10, offset=1,
+                                                      with_payload=True).points)
+        assert_same_hits(s, l), f"formula case {i}"
+    # Errors: a missing payload value without a default, a division by zero, no prefetch.
+    for bad in [models.FormulaQuery(formula="missing_too"),
+                models.FormulaQuery(formula=models.DivExpression(div=models.DivParams(left=1, right="nested.a")))]:
+        with refused(400):
+            clients[0].query_points(name, prefetch=[models.Prefetch(query=vec(), limit=50)], query=bad, limit=50)
+    with refused(400):
+        clients[0].query_points(name, query=models.FormulaQuery(formula="$score"), limit=5)
+
+
+def test_payload_floats_round_trip_exactly(client, request):
+    name = "floats_" + request.node.name.replace("[", "_").replace("]", "").replace("-", "_")
+    if client.collection_exists(name):
+        client.delete_collection(name)
+    client.create_collection(name, vectors_config=models.VectorParams(size=2, distance=models.Distance.DOT))
+    values = [15.807196775153255, 0.1, 1e-300, 2.2250738585072014e-308, 123456789.12345679, -0.30000000000000004]
+    client.upsert(name, points=[models.PointStruct(id=1, vector=[1, 0], payload={"x": values})], wait=True)
+    assert client.retrieve(name, [1], with_payload=True)[0].payload["x"] == values

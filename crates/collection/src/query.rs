@@ -76,6 +76,8 @@ pub enum Query {
     Dbsf,
     OrderBy(OrderBy),
     Sample,
+    /// Re-score the union of the prefetches' candidates with an expression.
+    Formula(qd_core::formula::Formula),
 }
 
 /// A `{positive, negative}` pair of a discovery or context query.
@@ -276,6 +278,7 @@ impl Collection {
                 Some(rrf(&sources, k.unwrap_or(DEFAULT_RRF_K), weights.as_deref(), top)?)
             }
             Some(Query::Dbsf) => Some(dbsf(&sources, top)),
+            Some(Query::Formula(f)) => Some(self.formula(f, &sources, top, level.keys)?),
             _ => None,
         };
         if let Some(mut fused) = fused {
@@ -388,6 +391,41 @@ impl Collection {
         Ok(picked.into_iter().skip(level.offset).map(|i| candidates[i].clone()).collect())
     }
 
+    /// Score every candidate of the prefetches (once, in the order first seen) with a formula
+    /// over its prefetch scores and its stored payload; best `top` first.
+    fn formula(
+        &self,
+        f: &qd_core::formula::Formula,
+        sources: &[Vec<ScoredPoint>],
+        top: usize,
+        keys: Option<&[ShardKey]>,
+    ) -> Result<Vec<ScoredPoint>> {
+        let mut seen = BTreeSet::new();
+        let ids: Vec<PointId> = sources.iter().flatten().map(|p| p.id).filter(|id| seen.insert(*id)).collect();
+        let with = WithSelectors {
+            payload: qd_core::selectors::PayloadSelector::All,
+            vector: if f.needs_vectors() {
+                qd_core::selectors::VectorSelector::All
+            } else {
+                qd_core::selectors::VectorSelector::None
+            },
+        };
+        let by_prefetch: Vec<std::collections::HashMap<PointId, f32>> =
+            sources.iter().map(|s| s.iter().map(|p| (p.id, p.score)).collect()).collect();
+        let mut out = Vec::with_capacity(ids.len());
+        let records: HashMap<PointId, Record> =
+            self.retrieve(&ids, &with, keys)?.into_iter().map(|r| (r.id, r)).collect();
+        // In the order first seen, so that equal scores keep the prefetch order (stable sort).
+        for rec in ids.iter().filter_map(|id| records.get(id)) {
+            let scores: Vec<Option<f32>> = by_prefetch.iter().map(|m| m.get(&rec.id).copied()).collect();
+            let score = f.score(&RecordView(rec), &scores).map_err(CollectionError::BadRequest)?;
+            out.push(scored(rec.id, score, None));
+        }
+        out.sort_by(|a, b| b.score.total_cmp(&a.score));
+        out.truncate(top);
+        Ok(out)
+    }
+
     /// Resolve the pairs of a discovery or context query into preprocessed vectors.
     fn pairs(
         &self,
@@ -432,6 +470,9 @@ impl Collection {
             }
             Some(Query::Rrf { .. }) | Some(Query::Dbsf) => {
                 return Err(CollectionError::BadRequest("Fusion queries need at least one prefetch".into()));
+            }
+            Some(Query::Formula(_)) => {
+                return Err(CollectionError::BadRequest("Cannot perform formula without prefetches".into()));
             }
             Some(Query::NearestMmr { target, diversity, candidates_limit }) => {
                 return self.mmr_query(level, filter, target, *diversity, *candidates_limit);
@@ -620,6 +661,21 @@ impl Collection {
             }
         }
         Ok(hits)
+    }
+}
+
+/// A retrieved point as a filter condition inside a formula sees it.
+struct RecordView<'a>(&'a Record);
+
+impl qd_core::filter::PointView for RecordView<'_> {
+    fn id(&self) -> PointId {
+        self.0.id
+    }
+    fn payload(&self) -> Option<&qd_core::Payload> {
+        self.0.payload.as_ref()
+    }
+    fn has_vector(&self, name: &str) -> bool {
+        self.0.vector.as_ref().is_some_and(|v| v.contains_key(name))
     }
 }
 

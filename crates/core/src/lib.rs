@@ -8,6 +8,7 @@ pub mod config;
 pub mod distance;
 pub mod error;
 pub mod filter;
+pub mod formula;
 pub mod json_path;
 pub mod limits;
 pub mod point_id;

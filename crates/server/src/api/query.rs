@@ -285,10 +285,8 @@ fn parse_query(v: &Value, what: &str) -> R<Query> {
                 object(v, what, &["relevance_feedback"])?;
                 return relevance_feedback(r, &format!("{what}.relevance_feedback"));
             }
-            for unsupported in ["formula"] {
-                if o.contains_key(unsupported) {
-                    return Err(bad(format!("{what}.{unsupported}: this query kind is not supported yet")));
-                }
+            if o.contains_key("formula") {
+                return qd_core::formula::Formula::from_json(v, what).map(Query::Formula).map_err(|e| bad(e.message));
             }
             Err(bad(format!(
                 "{what}: expected a vector, a point id, or one of nearest, recommend, fusion, rrf, order_by, sample"

@@ -44,7 +44,7 @@ fn path(key: &str, what: &str) -> Result<JsonPath> {
     key.parse().map_err(|e| invalid(format!("{what}.key: {e}")))
 }
 
-fn condition(c: pb::Condition, what: &str) -> Result<Condition> {
+pub fn condition(c: pb::Condition, what: &str) -> Result<Condition> {
     use pb::condition::ConditionOneOf as C;
     Ok(match c.condition_one_of {
         Some(C::Field(fc)) => field(fc, what)?,

@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod filter;
+pub mod formula;
 pub mod index;
 pub mod query;
 pub mod results;

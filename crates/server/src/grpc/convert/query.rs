@@ -171,7 +171,7 @@ pub fn query(q: pb::Query, what: &str) -> Result<Query> {
             }
         }
         Some(Variant::Context(c)) => Query::Context(context_input(c.pairs, &format!("{what}.context"))?),
-        Some(Variant::Formula(_)) => return Err(unsupported("formula", what)),
+        Some(Variant::Formula(f)) => Query::Formula(super::formula::formula(f, &format!("{what}.formula"))?),
         Some(Variant::RelevanceFeedback(r)) => {
             let w = format!("{what}.relevance_feedback");
             let target = r.target.ok_or_else(|| invalid(format!("{w}.target: missing")))?;
@@ -466,7 +466,7 @@ mod tests {
     }
 
     #[test]
-    fn query_kinds_not_built_yet_are_refused_by_name() {
+    fn a_formula_without_expression_is_refused_by_name() {
         let q = pb::Query { variant: Some(pb::query::Variant::Formula(pb::Formula::default())) };
         let e = query(q, "query").expect_err("refused");
         assert!(e.message.contains("formula"), "{}", e.message);
