@@ -437,7 +437,13 @@ impl Collection {
                     .parse::<qd_core::json_path::JsonPath>()
                     .ok()
                     .and_then(|path| {
-                        let f = Filter::must_not(vec![qd_core::filter::Condition::IsEmpty(path)]);
+                        // `is_empty: false` in `must`: answered by the field's payload index in
+                        // sealed segments, without reading payloads.
+                        let present = qd_core::filter::FieldCondition {
+                            key: path,
+                            check: qd_core::filter::FieldCheck::IsEmpty(false),
+                        };
+                        let f = Filter { must: vec![qd_core::filter::Condition::Field(present)], ..Filter::default() };
                         self.count(Some(&f), None).ok()
                     })
                     .unwrap_or(0);

@@ -11,7 +11,9 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use qd_core::filter::{parse_datetime, AnyVariants, FieldCheck, Match, MatchValue, Range, RangeCondition};
+use qd_core::filter::{
+    parse_datetime, AnyVariants, FieldCheck, FieldCondition, Match, MatchValue, Range, RangeCondition,
+};
 use qd_core::json_path::JsonPath;
 use serde_json::Value;
 
@@ -91,14 +93,21 @@ pub struct FieldIndex {
     numbers: Vec<(f64, u32)>,
     /// Datetime: every datetime string value (parsed) with its offset, sorted.
     datetimes: Vec<(Instant, u32)>,
+    /// Offsets whose payload holds a non-empty value at the path (`is_empty: false`), whatever
+    /// its type: the `points` of `payload_schema` and `must_not is_empty` filters.
+    holders: Vec<u32>,
 }
 
 impl FieldIndex {
     /// Index `path` of every slot's payload in `data` as `kind`.
     pub fn build(kind: IndexKind, path: &JsonPath, data: &SegmentData) -> Self {
         let mut ix = FieldIndex { kind: Some(kind), slots: data.len(), ..Default::default() };
+        let present = FieldCondition { key: path.clone(), check: FieldCheck::IsEmpty(false) };
         for o in 0..data.len() as u32 {
             let Some(p) = data.payload_at(o) else { continue };
+            if present.check_payload(p) {
+                ix.holders.push(o);
+            }
             for v in path.values_flat(p) {
                 ix.add(o, v);
             }
@@ -174,6 +183,7 @@ impl FieldIndex {
             (IndexKind::Integer | IndexKind::Float, FieldCheck::Range(RangeCondition::Numeric(r))) => {
                 Some(in_range(&self.numbers, r, |x| *x, |a, b| a.total_cmp(b)))
             }
+            (_, FieldCheck::IsEmpty(false)) => Some(self.holders.clone()),
             (IndexKind::Datetime, FieldCheck::Range(RangeCondition::Datetime(r))) => {
                 let r = Range {
                     lt: r.lt.map(|d| instant(&d)),
@@ -194,6 +204,7 @@ impl FieldIndex {
             + self.bools.iter().map(|v| v.capacity() * 4).sum::<usize>()
             + self.numbers.capacity() * 16
             + self.datetimes.capacity() * 16
+            + self.holders.capacity() * 4
     }
 
     /// Serialise: magic, kind, slots, then each structure; CRC-32 of everything before it at
@@ -231,6 +242,7 @@ impl FieldIndex {
             w.u32(*n);
             w.u32(*o);
         }
+        w.offsets(&self.holders);
         let mut crc = Crc32::new();
         crc.update(&w.0);
         let sum = crc.finish();
@@ -275,6 +287,7 @@ impl FieldIndex {
             let n = r.u32()?;
             ix.datetimes.push(((s, n), r.offset(slots)?));
         }
+        ix.holders = r.offsets(slots)?;
         if r.pos != body.len() {
             return Err("payload index has trailing bytes".into());
         }
@@ -282,7 +295,8 @@ impl FieldIndex {
     }
 }
 
-const MAGIC: &[u8; 8] = b"QDPLIX01";
+/// Version 2 added the holders list; a version 1 index is refused and rebuilt.
+const MAGIC: &[u8; 8] = b"QDPLIX02";
 
 /// Union of sorted offset lists, sorted and unique.
 fn union<'a>(lists: impl Iterator<Item = &'a Vec<u32>>) -> Vec<u32> {
@@ -496,6 +510,10 @@ mod tests {
                 json!({"key": "d", "range": {"gte": format!("2024-03-{:02}", rng.gen_range(1..28)), "lt": "2024-03-20T00:00:00Z"}})
             }
             10 => json!({"key": "nested.k", "match": {"value": w(rng)}}),
+            11 if rng.gen_bool(0.5) => {
+                let key = ["k", "i", "f", "b", "d"][rng.gen_range(0..5)];
+                json!({"key": key, "is_empty": false})
+            }
             _ => json!({"key": "k", "match": {"except": [w(rng)]}}),
         }
     }

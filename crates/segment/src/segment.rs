@@ -215,6 +215,9 @@ pub struct SegmentData {
     offsets: Vec<PointId>,
     versions: Vec<u64>,
     payloads: Vec<Option<Payload>>,
+    /// Estimated JSON bytes of every stored payload, kept on each write (collection info must
+    /// not serialise every payload to report it).
+    payload_bytes: usize,
     vectors: BTreeMap<String, VectorColumn>,
     multi: BTreeMap<String, MultiColumn>,
     sparse: BTreeMap<String, SparseColumn>,
@@ -313,6 +316,14 @@ impl SegmentData {
         let sparse: usize = self.sparse.values().map(|c| c.stored_values() * 8).sum();
         dense + multi + sparse
     }
+    /// Store slot `o`'s payload (an empty one is none), keeping the byte estimate.
+    fn set_payload(&mut self, o: usize, payload: Option<Payload>) {
+        let size = |p: &Option<Payload>| p.as_ref().map_or(0, |p| json_size_of_map(p));
+        self.payload_bytes -= size(&self.payloads[o]).min(self.payload_bytes);
+        self.payloads[o] = payload.filter(|p| !p.is_empty());
+        self.payload_bytes += size(&self.payloads[o]);
+    }
+
     pub fn payload_at(&self, offset: u32) -> Option<&Payload> {
         self.payloads.get(offset as usize).and_then(Option::as_ref)
     }
@@ -352,6 +363,23 @@ impl SegmentIndex {
             + self.sparse.values().map(InvertedIndex::ram_bytes).sum::<usize>()
             + self.payload.values().map(FieldIndex::ram_bytes).sum::<usize>()
     }
+}
+
+/// About the length of `v` written as JSON, without writing it (numbers count 8 bytes).
+fn json_size(v: &serde_json::Value) -> usize {
+    use serde_json::Value;
+    match v {
+        Value::Null => 4,
+        Value::Bool(_) => 5,
+        Value::Number(_) => 8,
+        Value::String(s) => s.len() + 2,
+        Value::Array(a) => 2 + a.iter().map(|x| json_size(x) + 1).sum::<usize>(),
+        Value::Object(m) => json_size_of_map(m),
+    }
+}
+
+fn json_size_of_map(m: &Payload) -> usize {
+    2 + m.iter().map(|(k, x)| k.len() + 4 + json_size(x)).sum::<usize>()
 }
 
 /// How a segment evaluates one filter: the top-level `must` conditions that its payload
@@ -599,7 +627,7 @@ impl Segment {
         };
         let o = offset as usize;
         data.versions[o] = version;
-        data.payloads[o] = payload.filter(|p| !p.is_empty());
+        data.set_payload(o, payload);
         data.set_vectors(offset, vectors);
         if self.deleted[o] {
             self.deleted[o] = false;
@@ -911,8 +939,7 @@ impl Segment {
         let vectors = self.data.vectors.values().map(VectorColumn::ram_bytes).sum::<usize>()
             + self.data.multi.values().map(MultiColumn::ram_bytes).sum::<usize>()
             + self.data.sparse.values().map(SparseColumn::ram_bytes).sum::<usize>();
-        let payload =
-            self.data.payloads.iter().flatten().map(|p| serde_json::to_string(p).map(|s| s.len()).unwrap_or(0)).sum();
+        let payload = self.data.payload_bytes;
         (vectors, payload, self.index.as_ref().map(|i| i.ram_bytes()).unwrap_or(0))
     }
 
@@ -1119,7 +1146,7 @@ impl Segment {
             self.count_sparse(offset, false);
         }
         let data = Arc::make_mut(&mut self.data);
-        data.payloads[o] = payload.filter(|p| !p.is_empty());
+        data.set_payload(o, payload);
         data.set_vectors(offset, vectors);
         if self.deleted[o] {
             self.deleted[o] = false;
