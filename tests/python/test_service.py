@@ -8,6 +8,7 @@ import warnings
 import pytest
 from qdrant_client import QdrantClient, models
 
+from conftest import refused
 from test_points import both, pair  # noqa: F401  (pair is a fixture)
 
 
@@ -90,6 +91,53 @@ def test_strict_mode_config_is_stored_and_merged(client, request):
     assert (got.enabled, got.max_query_limit, got.max_timeout, got.search_allow_exact) == (True, 10, 5, False)
     client.create_collection(name + "_plain", vectors_config=models.VectorParams(size=2, distance=models.Distance.DOT))
     assert client.get_collection(name + "_plain").config.strict_mode_config.enabled is False
+
+
+def test_strict_mode_is_enforced(client, request):
+    name = "enforced_" + request.node.callspec.id.replace("-", "_")
+    if client.collection_exists(name):
+        client.delete_collection(name)
+    m = models
+    client.create_collection(name, vectors_config=m.VectorParams(size=2, distance=m.Distance.DOT),
+                             strict_mode_config=m.StrictModeConfig(
+                                 enabled=True, max_query_limit=5, search_max_hnsw_ef=32, search_allow_exact=False,
+                                 unindexed_filtering_retrieve=False, unindexed_filtering_update=False,
+                                 upsert_max_batchsize=3, max_points_count=4, filter_max_conditions=2,
+                                 condition_max_size=2, max_payload_index_count=1))
+    client.create_payload_index(name, "city", m.PayloadSchemaType.KEYWORD)
+    with refused(400) as r:
+        client.create_payload_index(name, "n", m.PayloadSchemaType.INTEGER)
+    assert "max_payload_index_count" in r.message or "Max payload index count" in r.message
+    pts = [m.PointStruct(id=i, vector=[1, i], payload={"city": "a", "n": i}) for i in range(3)]
+    client.upsert(name, pts, wait=True)
+    with refused(400):
+        client.upsert(name, [m.PointStruct(id=i, vector=[1, i]) for i in range(10, 14)])
+    with refused(400):
+        client.upsert(name, [m.PointStruct(id=i, vector=[1, i]) for i in range(10, 12)], wait=True)  # 5 > 4 points
+    indexed = m.Filter(must=[m.FieldCondition(key="city", match=m.MatchValue(value="a"))])
+    unindexed = m.Filter(must=[m.FieldCondition(key="n", range=m.Range(gte=1))])
+    assert len(client.query_points(name, query=[1, 0], limit=5, query_filter=indexed).points) == 3
+    assert client.count(name, count_filter=indexed).count == 3
+    for call in [
+        lambda: client.query_points(name, query=[1, 0], limit=6),
+        lambda: client.query_points(name, query=[1, 0], limit=2, search_params=m.SearchParams(hnsw_ef=64)),
+        lambda: client.query_points(name, query=[1, 0], limit=2, search_params=m.SearchParams(exact=True)),
+        lambda: client.query_points(name, query=[1, 0], limit=2, query_filter=unindexed),
+        lambda: client.query_points(name, prefetch=[m.Prefetch(query=[1, 0], limit=50)], query=[1, 0], limit=2),
+        lambda: client.scroll(name, limit=10),
+        lambda: client.count(name, count_filter=unindexed),
+        lambda: client.delete(name, points_selector=m.FilterSelector(filter=unindexed)),
+        lambda: client.query_points(name, query=[1, 0], limit=2, query_filter=m.Filter(
+            must=[m.FieldCondition(key="city", match=m.MatchAny(any=["a", "b", "c"]))])),
+        lambda: client.query_points(name, query=[1, 0], limit=2, query_filter=m.Filter(
+            must=[m.HasIdCondition(has_id=[1]), m.HasIdCondition(has_id=[2]), m.HasIdCondition(has_id=[0])])),
+    ]:
+        with refused(400) as r:
+            call()
+        assert "Help:" in r.message, r.message
+    # Turned off, the same requests pass.
+    client.update_collection(name, strict_mode_config=m.StrictModeConfig(enabled=False))
+    assert len(client.query_points(name, query=[1, 0], limit=6, query_filter=unindexed).points) == 2
 
 
 def test_list_shard_keys(client, request):

@@ -102,6 +102,23 @@ impl Collection {
         &self.created_at
     }
 
+    /// Run `check` against this collection's strict mode, if it is enabled (crate::strict).
+    pub fn check_strict(&self, check: impl FnOnce(&crate::strict::Strict<'_>) -> Result<()>) -> Result<()> {
+        if self.shared.config.read().strict_mode_config.enabled != Some(true) {
+            return Ok(());
+        }
+        let config = self.config();
+        match crate::strict::Strict::new(&config.strict_mode_config, self.payload_schema().into_keys()) {
+            Some(s) => check(&s),
+            None => Ok(()),
+        }
+    }
+
+    /// Live points in the collection now.
+    pub fn points_count(&self) -> usize {
+        self.count(None, None).unwrap_or(0)
+    }
+
     pub fn config(&self) -> CollectionConfig {
         self.shared.config.read().clone()
     }

@@ -17,6 +17,7 @@ pub mod registry;
 pub mod shard;
 pub mod shard_set;
 pub mod snapshot;
+pub mod strict;
 
 pub use collection::{Collection, CollectionInfo};
 pub use error::CollectionError;

@@ -478,6 +478,9 @@ impl Registry {
         let mut schema = c.payload_schema();
         match spec {
             Some(s) => {
+                if !schema.contains_key(field) {
+                    c.check_strict(|strict| strict.new_index(schema.len()))?;
+                }
                 schema.insert(field.to_string(), s);
             }
             None => {

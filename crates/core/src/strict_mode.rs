@@ -1,8 +1,9 @@
 //! Strict mode settings of a collection, in Qdrant's shape (`StrictModeConfig`, Qdrant 1.19).
 //!
-//! Stored with the collection config and reported under `config.strict_mode_config`; the limits
-//! are not enforced yet (docs/compatibility.md). Every field is optional, as in Qdrant: the same
-//! type is the create body, the PATCH diff (`apply`) and the stored value.
+//! Stored with the collection config and reported under `config.strict_mode_config`; the
+//! collection layer enforces most limits (`qd_collection::strict`, docs/compatibility.md). Every
+//! field is optional, as in Qdrant: the same type is the create body, the PATCH diff (`apply`) and
+//! the stored value.
 
 use std::collections::BTreeMap;
 

@@ -38,6 +38,7 @@ pub fn resolve_lookups(registry: &Registry, req: &mut QueryRequest) -> R<()> {
 /// One query (search, recommend and the query API are all queries).
 pub fn query(registry: &Registry, collection: &str, mut req: QueryRequest) -> R<Vec<ScoredPoint>> {
     let c = registry.get(collection)?;
+    c.check_strict(|s| s.query(&req))?;
     resolve_lookups(registry, &mut req)?;
     Ok(c.query(&req)?)
 }
@@ -46,6 +47,10 @@ pub fn query(registry: &Registry, collection: &str, mut req: QueryRequest) -> R<
 pub fn query_batch(registry: &Registry, collection: &str, reqs: Vec<QueryRequest>) -> R<Vec<Vec<ScoredPoint>>> {
     qd_core::limits::at_most("searches", reqs.len(), qd_core::limits::MAX_BATCH)?;
     let c = registry.get(collection)?;
+    c.check_strict(|s| {
+        s.batch(reqs.len())?;
+        reqs.iter().try_for_each(|r| s.query(r))
+    })?;
     reqs.into_iter()
         .map(|mut r| {
             resolve_lookups(registry, &mut r)?;
@@ -70,6 +75,7 @@ pub fn search_matrix(
     req: MatrixRequest,
 ) -> R<qd_collection::matrix::DistanceMatrix> {
     let c = registry.get(collection)?;
+    c.check_strict(|s| req.filter.as_ref().map_or(Ok(()), |f| s.filter(f, true)))?;
     Ok(c.search_matrix(&req.using, req.filter, req.sample, req.limit, req.shard_key.as_deref())?)
 }
 
@@ -91,6 +97,7 @@ pub struct GroupsRequest {
 
 pub fn groups(registry: &Registry, collection: &str, mut g: GroupsRequest) -> R<Vec<PointGroup>> {
     let c = registry.get(collection)?;
+    c.check_strict(|s| s.query(&g.query))?;
     let lookup = match &g.lookup {
         Some(l) => Some((registry.get(&l.collection)?, &l.with)),
         None => None,
@@ -119,6 +126,8 @@ pub fn update_batch(
     let c = registry.get(collection)?;
     for (i, (op, key)) in ops.iter().enumerate() {
         c.validate_update(op, key.as_deref()).map_err(|e| ApiError::from(e).prefixed(&format!("operations[{i}]")))?;
+        c.check_strict(|s| s.update(op, c.points_count()))
+            .map_err(|e| ApiError::from(e).prefixed(&format!("operations[{i}]")))?;
     }
     ops.into_iter().map(|(op, key)| Ok(c.update(op, wait, key.as_deref())?)).collect()
 }
@@ -131,7 +140,9 @@ pub fn update(
     wait: bool,
     key: Option<&[ShardKey]>,
 ) -> R<UpdateResult> {
-    Ok(registry.get(collection)?.update(op, wait, key)?)
+    let c = registry.get(collection)?;
+    c.check_strict(|s| s.update(&op, c.points_count()))?;
+    Ok(c.update(op, wait, key)?)
 }
 
 /// A page of points: in id order from `offset`, or in payload order with `order_by`.
@@ -154,9 +165,37 @@ pub fn scroll(registry: &Registry, collection: &str, req: ScrollRequest) -> R<(V
     }
     qd_core::limits::at_most("limit", req.limit, qd_core::limits::MAX_RESULTS)?;
     let c = registry.get(collection)?;
+    c.check_strict(|s| {
+        s.limit(req.limit)?;
+        req.filter.as_ref().map_or(Ok(()), |f| s.filter(f, true))
+    })?;
     let keys = req.shard_key.as_deref();
     match &req.order_by {
         Some(order) => Ok((c.scroll_ordered(order, req.filter.as_ref(), req.limit, &req.with, keys)?, None)),
         None => Ok(c.scroll(req.offset, req.filter.as_ref(), req.limit, &req.with, keys)?),
     }
+}
+
+/// Points passing a filter (strict mode checks the filter's keys).
+pub fn count(registry: &Registry, collection: &str, filter: Option<&Filter>, keys: Option<&[ShardKey]>) -> R<usize> {
+    let c = registry.get(collection)?;
+    c.check_strict(|s| filter.map_or(Ok(()), |f| s.filter(f, true)))?;
+    Ok(c.count(filter, keys)?)
+}
+
+/// Value counts of a payload key (strict mode checks the limit and the filter).
+pub fn facet(
+    registry: &Registry,
+    collection: &str,
+    key: &JsonPath,
+    filter: Option<&Filter>,
+    limit: usize,
+    keys: Option<&[ShardKey]>,
+) -> R<Vec<(serde_json::Value, usize)>> {
+    let c = registry.get(collection)?;
+    c.check_strict(|s| {
+        s.limit(limit)?;
+        filter.map_or(Ok(()), |f| s.filter(f, true))
+    })?;
+    Ok(c.facet(key, filter, limit, keys)?)
 }

@@ -262,9 +262,10 @@ pub async fn facet(
     }
     let _ = body.exact;
     let keys = super::points::shard_keys(body.shard_key.clone())?;
-    let c = state.registry.get(&name)?;
     let limit = body.limit.unwrap_or(10);
-    let hits = blocking(move || Ok(c.facet(&key, body.filter.as_ref(), limit, keys.as_deref())?)).await?;
+    let reg = state.registry.clone();
+    let hits =
+        blocking(move || crate::ops::facet(&reg, &name, &key, body.filter.as_ref(), limit, keys.as_deref())).await?;
     let hits: Vec<_> = hits.into_iter().map(|(value, count)| json!({ "value": value, "count": count })).collect();
     Ok(ok(t, json!({ "hits": hits })))
 }

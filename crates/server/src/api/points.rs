@@ -312,8 +312,8 @@ pub async fn count(
     if let Some(f) = &body.filter {
         f.validate()?;
     }
-    let c = collection(&state, &name)?;
-    let n = blocking(move || Ok(c.count(body.filter.as_ref(), keys.as_deref())?)).await?;
+    let reg = state.registry.clone();
+    let n = blocking(move || crate::ops::count(&reg, &name, body.filter.as_ref(), keys.as_deref())).await?;
     Ok(ok(t, json!({ "count": n })))
 }
 

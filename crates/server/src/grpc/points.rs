@@ -304,7 +304,7 @@ impl Points for PointsService {
         let filter = filter_opt(r.filter, "filter")?;
         let keys = shard_keys(r.shard_key_selector)?;
         let (reg, name) = (self.state.registry.clone(), r.collection_name);
-        let n = blocking(move || Ok(reg.get(&name)?.count(filter.as_ref(), keys.as_deref())?)).await?;
+        let n = blocking(move || crate::ops::count(&reg, &name, filter.as_ref(), keys.as_deref())).await?;
         Ok(Response::new(pb::CountResponse {
             result: Some(pb::CountResult { count: n as u64 }),
             time: elapsed(t),
@@ -367,7 +367,8 @@ impl Points for PointsService {
         let keys = shard_keys(r.shard_key_selector)?;
         let limit = r.limit.map(|l| l as usize).unwrap_or(10);
         let (reg, name) = (self.state.registry.clone(), r.collection_name);
-        let hits = blocking(move || Ok(reg.get(&name)?.facet(&key, filter.as_ref(), limit, keys.as_deref())?)).await?;
+        let hits =
+            blocking(move || crate::ops::facet(&reg, &name, &key, filter.as_ref(), limit, keys.as_deref())).await?;
         let hits = hits
             .into_iter()
             .filter_map(|(value, count)| Some(pb::FacetHit { value: Some(facet_value(&value)?), count: count as u64 }))

@@ -1,0 +1,272 @@
+//! Strict mode (`strict_mode_config` with `enabled: true`): requests beyond a collection's
+//! limits are refused before any work, with Qdrant's "<problem>. Help: <what to do>" message as a
+//! 400. Checked here: `max_query_limit` (every level of a query, scroll, facet), `search_max_hnsw_ef`,
+//! `search_allow_exact`, `search_max_oversampling`, `search_max_batchsize`, `unindexed_filtering_retrieve`
+//! and `unindexed_filtering_update` (every key a filter reads needs a payload index),
+//! `filter_max_conditions`, `condition_max_size`, `upsert_max_batchsize`, `max_points_count` and
+//! `max_payload_index_count`. The rate, size and memory limits are stored, not enforced.
+
+use std::collections::BTreeSet;
+
+use qd_core::filter::{AnyVariants, Condition, FieldCheck, Filter, Match};
+use qd_core::strict_mode::StrictModeConfig;
+
+use crate::error::{CollectionError, Result};
+use crate::operations::{PointSelection, SearchSettings, UpdateOp};
+use crate::query::{Prefetch, QueryRequest};
+
+fn refuse(problem: impl Into<String>, help: impl Into<String>) -> CollectionError {
+    CollectionError::BadRequest(format!("{}. Help: {}", problem.into(), help.into()))
+}
+
+/// The limits of one enabled strict mode, with the indexed payload keys (as paths display).
+pub struct Strict<'a> {
+    cfg: &'a StrictModeConfig,
+    indexed: BTreeSet<String>,
+}
+
+impl<'a> Strict<'a> {
+    /// `None` unless strict mode is enabled.
+    pub fn new(cfg: &'a StrictModeConfig, indexed_fields: impl IntoIterator<Item = String>) -> Option<Self> {
+        let indexed = indexed_fields
+            .into_iter()
+            .map(|f| f.parse::<qd_core::json_path::JsonPath>().map(|p| p.to_string()).unwrap_or(f))
+            .collect();
+        (cfg.enabled == Some(true)).then_some(Strict { cfg, indexed })
+    }
+
+    fn at_most(&self, what: &str, value: u64, max: Option<u64>) -> Result<()> {
+        match max {
+            Some(m) if value > m => Err(refuse(
+                format!("Limit exceeded {value} > {m} for \"{what}\""),
+                format!("Reduce the \"{what}\" parameter to or below {m}."),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// A `limit` against `max_query_limit`.
+    pub fn limit(&self, limit: usize) -> Result<()> {
+        self.at_most("limit", limit as u64, self.cfg.max_query_limit)
+    }
+
+    /// The number of searches of one batch request.
+    pub fn batch(&self, n: usize) -> Result<()> {
+        self.at_most("batch size", n as u64, self.cfg.search_max_batchsize)
+    }
+
+    fn params(&self, p: &SearchSettings) -> Result<()> {
+        if let Some(ef) = p.hnsw_ef {
+            self.at_most("hnsw_ef", ef as u64, self.cfg.search_max_hnsw_ef)?;
+        }
+        if p.exact && self.cfg.search_allow_exact == Some(false) {
+            return Err(refuse("Exact search disabled!", "Set exact=false in your request."));
+        }
+        if let (Some(max), Some(o)) = (self.cfg.search_max_oversampling, p.quantization.and_then(|q| q.oversampling)) {
+            if o > max {
+                return Err(refuse(
+                    format!("Limit exceeded {o} > {max} for \"oversampling\""),
+                    format!("Reduce the \"oversampling\" parameter to or below {max}."),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// A filter of a read (`retrieve`) or of a write.
+    pub fn filter(&self, f: &Filter, retrieve: bool) -> Result<()> {
+        let need_index = if retrieve {
+            self.cfg.unindexed_filtering_retrieve == Some(false)
+        } else {
+            self.cfg.unindexed_filtering_update == Some(false)
+        };
+        let mut conditions = 0u64;
+        walk(f, "", &mut |c, prefix| {
+            conditions += 1;
+            let key = match c {
+                Condition::Field(fc) => Some(fc.key.to_string()),
+                Condition::IsEmpty(k) | Condition::IsNull(k) => Some(k.to_string()),
+                _ => None,
+            };
+            if let (true, Some(key)) = (need_index, key) {
+                let key = format!("{prefix}{key}");
+                if !self.indexed.contains(&key) {
+                    return Err(refuse(
+                        format!("Index required but not found for \"{key}\""),
+                        "Create an index for this key or use a different filter.",
+                    ));
+                }
+            }
+            if let Condition::Field(fc) = c {
+                let size = match &fc.check {
+                    FieldCheck::Match(Match::Any(v) | Match::Except(v)) => match v {
+                        AnyVariants::Keywords(k) => k.len(),
+                        AnyVariants::Integers(i) => i.len(),
+                    },
+                    _ => 0,
+                };
+                self.at_most("condition size", size as u64, self.cfg.condition_max_size)?;
+            }
+            Ok(())
+        })?;
+        self.at_most("filter conditions", conditions, self.cfg.filter_max_conditions)
+    }
+
+    /// Every level of a query: limits, search params and filters.
+    pub fn query(&self, req: &QueryRequest) -> Result<()> {
+        self.limit(req.limit)?;
+        self.params(&req.params)?;
+        if let Some(f) = &req.filter {
+            self.filter(f, true)?;
+        }
+        let mut stack: Vec<&Prefetch> = req.prefetch.iter().collect();
+        while let Some(p) = stack.pop() {
+            self.limit(p.limit)?;
+            self.params(&p.params)?;
+            if let Some(f) = &p.filter {
+                self.filter(f, true)?;
+            }
+            stack.extend(p.prefetch.iter());
+        }
+        Ok(())
+    }
+
+    /// A write: batch size, the collection's point cap (`points` now), filters that select.
+    pub fn update(&self, op: &UpdateOp, points: usize) -> Result<()> {
+        match op {
+            UpdateOp::Upsert(list) => {
+                self.at_most("upsert batch size", list.len() as u64, self.cfg.upsert_max_batchsize)?;
+                if let Some(max) = self.cfg.max_points_count {
+                    if (points + list.len()) as u64 > max {
+                        return Err(refuse(
+                            format!("Max points count limit of {max} reached"),
+                            "Delete some points or increase max_points_count.",
+                        ));
+                    }
+                }
+                Ok(())
+            }
+            UpdateOp::Delete(s)
+            | UpdateOp::SetPayload { selection: s, .. }
+            | UpdateOp::OverwritePayload { selection: s, .. }
+            | UpdateOp::DeletePayload { selection: s, .. }
+            | UpdateOp::ClearPayload(s)
+            | UpdateOp::DeleteVectors { selection: s, .. } => match s {
+                PointSelection::Filter(f) => self.filter(f, false),
+                PointSelection::Ids(_) => Ok(()),
+            },
+            UpdateOp::UpdateVectors(_) => Ok(()),
+            UpdateOp::Conditional { op, condition } => {
+                if let Some(f) = &condition.filter {
+                    self.filter(f, false)?;
+                }
+                self.update(op, points)
+            }
+        }
+    }
+
+    /// Creating one more payload index when `existing` are there.
+    pub fn new_index(&self, existing: usize) -> Result<()> {
+        match self.cfg.max_payload_index_count {
+            Some(max) if existing as u64 >= max => Err(refuse(
+                format!("Max payload index count of {max} reached"),
+                "Delete some payload indexes or increase max_payload_index_count.",
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Call `f` on every condition of `filter` (inside nested conditions with the key prefix that
+/// names their fields, `key[].`).
+fn walk(filter: &Filter, prefix: &str, f: &mut dyn FnMut(&Condition, &str) -> Result<()>) -> Result<()> {
+    let all = filter
+        .must
+        .iter()
+        .chain(&filter.should)
+        .chain(&filter.must_not)
+        .chain(filter.min_should.iter().flat_map(|m| m.conditions.iter()));
+    for c in all {
+        f(c, prefix)?;
+        match c {
+            Condition::Filter(inner) => walk(inner, prefix, f)?,
+            Condition::Nested(n) => {
+                walk(&n.filter, &format!("{prefix}{}[].", n.key.to_string().trim_end_matches("[]")), f)?
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn cfg(v: serde_json::Value) -> StrictModeConfig {
+        serde_json::from_value(v).expect("config")
+    }
+
+    fn filter(v: serde_json::Value) -> Filter {
+        Filter::from_json(&v).expect("filter")
+    }
+
+    #[test]
+    fn disabled_checks_nothing() {
+        let c = cfg(json!({"enabled": false, "max_query_limit": 1}));
+        assert!(Strict::new(&c, vec![]).is_none());
+    }
+
+    #[test]
+    fn limits_params_and_filters() {
+        let c = cfg(
+            json!({"enabled": true, "max_query_limit": 10, "search_max_hnsw_ef": 64, "search_allow_exact": false,
+                            "unindexed_filtering_retrieve": false, "filter_max_conditions": 3, "condition_max_size": 2}),
+        );
+        let s = Strict::new(&c, vec!["city".to_string(), "tags[].name".to_string()]).expect("enabled");
+        assert!(s.limit(10).is_ok());
+        let e = s.limit(11).expect_err("over");
+        assert!(
+            matches!(&e, CollectionError::BadRequest(m) if m.starts_with("Limit exceeded 11 > 10 for \"limit\". Help:")),
+            "{e}"
+        );
+        assert!(s.params(&SearchSettings { hnsw_ef: Some(128), ..Default::default() }).is_err());
+        assert!(s.params(&SearchSettings { exact: true, ..Default::default() }).is_err());
+        assert!(s.filter(&filter(json!({"must": [{"key": "city", "match": {"value": "x"}}]})), true).is_ok());
+        assert!(s.filter(&filter(json!({"must": [{"key": "price", "range": {"gt": 1}}]})), true).is_err());
+        assert!(
+            s.filter(&filter(json!({"must": [{"key": "price", "range": {"gt": 1}}]})), false).is_ok(),
+            "updates may"
+        );
+        assert!(s.filter(&filter(json!({"must": [{"nested": {"key": "tags", "filter": {"must": [{"key": "name", "match": {"value": "a"}}]}}}]})), true).is_ok());
+        assert!(s
+            .filter(&filter(json!({"must": [{"key": "city", "match": {"any": ["a", "b", "c"]}}]})), true)
+            .is_err());
+        let four = json!({"must": [{"has_id": [1]}, {"has_id": [2]}], "should": [{"has_id": [3]}, {"has_id": [4]}]});
+        assert!(s.filter(&filter(four), true).is_err());
+    }
+
+    #[test]
+    fn writes() {
+        let c = cfg(
+            json!({"enabled": true, "upsert_max_batchsize": 2, "max_points_count": 5, "unindexed_filtering_update": false,
+                            "max_payload_index_count": 1}),
+        );
+        let s = Strict::new(&c, vec![]).expect("enabled");
+        let p = |i: u64| crate::operations::PointInsert {
+            id: qd_core::PointId::Num(i),
+            vectors: Default::default(),
+            payload: None,
+        };
+        assert!(s.update(&UpdateOp::Upsert(vec![p(1), p(2)]), 0).is_ok());
+        assert!(s.update(&UpdateOp::Upsert(vec![p(1), p(2), p(3)]), 0).is_err());
+        assert!(s.update(&UpdateOp::Upsert(vec![p(1)]), 5).is_err());
+        let by_filter =
+            UpdateOp::Delete(PointSelection::Filter(filter(json!({"must": [{"key": "x", "match": {"value": 1}}]}))));
+        assert!(s.update(&by_filter, 0).is_err());
+        assert!(s.new_index(0).is_ok());
+        assert!(s.new_index(1).is_err());
+    }
+}
