@@ -393,6 +393,24 @@ impl Collection {
         Ok(ids)
     }
 
+    /// Facet counts summed over the shards in scope; `None` when ids may repeat across shards
+    /// (custom sharding over several keys).
+    pub fn facet_by_shard(
+        &self,
+        key: &qd_core::json_path::JsonPath,
+        filter: Option<&Filter>,
+        keys: Option<&[ShardKey]>,
+    ) -> Result<Option<Vec<(Value, usize)>>> {
+        let set = self.shards.read();
+        if set.is_custom() && keys.is_none_or(|k| k.len() > 1) {
+            return Ok(None);
+        }
+        let shards = set.for_read(keys)?;
+        drop(set);
+        let parts = Self::fan_out(&shards, |s| s.facet(key, filter))?;
+        Ok(Some(crate::shard::merge_facets(parts.into_iter())))
+    }
+
     pub fn count(&self, filter: Option<&Filter>, keys: Option<&[ShardKey]>) -> Result<usize> {
         let set = self.shards.read();
         if set.is_custom() && keys.is_none_or(|k| k.len() > 1) {

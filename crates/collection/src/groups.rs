@@ -104,6 +104,14 @@ impl Collection {
         limit: usize,
         keys: Option<&[crate::shard_set::ShardKey]>,
     ) -> Result<Vec<(Value, usize)>> {
+        // Each shard counts from its segments (payload indexes where they hold every value);
+        // with custom sharding across several keys an id may repeat, so ids are read instead.
+        if let Some(counts) = self.facet_by_shard(key, filter, keys)? {
+            let mut hits: Vec<((u8, String), (Value, usize))> =
+                counts.into_iter().filter_map(|(v, n)| qd_segment::facet_key(&v).map(|k| (k, (v, n)))).collect();
+            hits.sort_by(|a, b| b.1 .1.cmp(&a.1 .1).then_with(|| a.0.cmp(&b.0)));
+            return Ok(hits.into_iter().take(limit).map(|(_, v)| v).collect());
+        }
         let ids = self.all_ids(filter, keys)?;
         let with = WithSelectors { payload: PayloadSelector::All, vector: Default::default() };
         // Type tag keeps `true` and `1` apart and orders mixed types deterministically.

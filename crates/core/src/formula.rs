@@ -273,10 +273,10 @@ impl Expr {
             if !(0.0..=1.0).contains(&midpoint) {
                 return Err(bad(format!("Linear decay midpoint should be in the range [0.0, 1.0], got {midpoint}")));
             }
-        } else if !(midpoint > 0.0 && midpoint < 1.0) {
+        } else if midpoint.is_nan() || midpoint <= 0.0 || midpoint >= 1.0 {
             return Err(bad(format!("Decay midpoint should be in the range (0.0, 1.0), got {midpoint}")));
         }
-        if !(scale > 0.0) {
+        if scale.is_nan() || scale <= 0.0 {
             return Err(bad(format!("Scale must be non-zero positive, got {scale}")));
         }
         Ok(Expr::Decay { kind, x: Box::new(x), target: target.map(Box::new), scale, midpoint })
@@ -413,7 +413,7 @@ impl Expr {
             Expr::Log10(e) | Expr::Ln(e) => {
                 let x = e.eval(c)?;
                 let name = if matches!(self, Expr::Ln(_)) { "ln" } else { "log10" };
-                if !(x > 0.0) || x.is_infinite() {
+                if x.is_nan() || x <= 0.0 || x.is_infinite() {
                     return non_finite(format!("{name}({x})"));
                 }
                 if name == "ln" {
@@ -425,7 +425,7 @@ impl Expr {
             Expr::Acosh(e) => {
                 let x = e.eval(c)?;
                 let r = x.acosh();
-                if !(x >= 1.0) || !r.is_finite() {
+                if x.is_nan() || x < 1.0 || !r.is_finite() {
                     return non_finite(format!("acosh({x})"));
                 }
                 r

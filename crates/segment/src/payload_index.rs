@@ -96,6 +96,9 @@ pub struct FieldIndex {
     /// Offsets whose payload holds a non-empty value at the path (`is_empty: false`), whatever
     /// its type: the `points` of `payload_schema` and `must_not is_empty` filters.
     holders: Vec<u32>,
+    /// Whether every value a facet would count (strings, integers, booleans) is in the index's
+    /// postings: then facets are counted from the index alone.
+    facet_complete: bool,
 }
 
 impl FieldIndex {
@@ -103,12 +106,14 @@ impl FieldIndex {
     pub fn build(kind: IndexKind, path: &JsonPath, data: &SegmentData) -> Self {
         let mut ix = FieldIndex { kind: Some(kind), slots: data.len(), ..Default::default() };
         let present = FieldCondition { key: path.clone(), check: FieldCheck::IsEmpty(false) };
+        ix.facet_complete = matches!(kind, IndexKind::Keyword | IndexKind::Uuid | IndexKind::Integer | IndexKind::Bool);
         for o in 0..data.len() as u32 {
             let Some(p) = data.payload_at(o) else { continue };
             if present.check_payload(p) {
                 ix.holders.push(o);
             }
             for v in path.values_flat(p) {
+                ix.facet_complete &= facet_key(v).is_none() || ix.holds_facet_value(v);
                 ix.add(o, v);
             }
         }
@@ -153,6 +158,29 @@ impl FieldIndex {
 
     pub fn kind(&self) -> Option<IndexKind> {
         self.kind
+    }
+
+    /// Whether a value a facet counts goes into this index's postings.
+    fn holds_facet_value(&self, v: &Value) -> bool {
+        match (self.kind, v) {
+            (Some(IndexKind::Keyword | IndexKind::Uuid), Value::String(_)) => true,
+            (Some(IndexKind::Integer), Value::Number(n)) => n.as_i64().is_some(),
+            (Some(IndexKind::Bool), Value::Bool(_)) => true,
+            _ => false,
+        }
+    }
+
+    /// Every facet value with its postings, when the index holds all of them; `None` when the
+    /// payload holds values of other types (or the index type keeps no postings).
+    pub fn facet_values(&self) -> Option<Vec<(Value, &[u32])>> {
+        if !self.facet_complete {
+            return None;
+        }
+        let mut out: Vec<(Value, &[u32])> = Vec::new();
+        out.extend(self.strings.iter().map(|(k, v)| (Value::String(k.clone()), v.as_slice())));
+        out.extend(self.ints.iter().map(|(k, v)| (Value::from(*k), v.as_slice())));
+        out.extend([false, true].iter().map(|b| (Value::Bool(*b), self.bools[*b as usize].as_slice())));
+        Some(out)
     }
 
     /// Number of slots the index was built over.
@@ -243,6 +271,7 @@ impl FieldIndex {
             w.u32(*o);
         }
         w.offsets(&self.holders);
+        w.0.push(self.facet_complete as u8);
         let mut crc = Crc32::new();
         crc.update(&w.0);
         let sum = crc.finish();
@@ -288,6 +317,7 @@ impl FieldIndex {
             ix.datetimes.push(((s, n), r.offset(slots)?));
         }
         ix.holders = r.offsets(slots)?;
+        ix.facet_complete = r.u8()? == 1;
         if r.pos != body.len() {
             return Err("payload index has trailing bytes".into());
         }
@@ -295,8 +325,22 @@ impl FieldIndex {
     }
 }
 
-/// Version 2 added the holders list; a version 1 index is refused and rebuilt.
-const MAGIC: &[u8; 8] = b"QDPLIX02";
+/// Version 2 added the holders list, version 3 the facet flag; older ones are refused and rebuilt.
+const MAGIC: &[u8; 8] = b"QDPLIX03";
+
+/// How facets tell values apart and order them: a type tag (so that `true` and `1` differ) and
+/// a key in value order (integers shifted so that string order is numeric order); `None` for
+/// values facets do not count (null, floats, objects, arrays).
+pub fn facet_key(v: &Value) -> Option<(u8, String)> {
+    match v {
+        Value::Bool(b) => Some((0, b.to_string())),
+        Value::Number(n) if n.is_i64() || n.is_u64() => {
+            Some((1, format!("{:020}", n.as_i64().unwrap_or(i64::MAX) as i128 - i64::MIN as i128)))
+        }
+        Value::String(s) => Some((2, s.clone())),
+        _ => None,
+    }
+}
 
 /// Union of sorted offset lists, sorted and unique.
 fn union<'a>(lists: impl Iterator<Item = &'a Vec<u32>>) -> Vec<u32> {
@@ -593,7 +637,26 @@ mod tests {
                 .collect::<Vec<_>>()
             };
             assert_eq!(hits(&seg), hits(&plain), "{f:?}");
+            for key in ["k", "i", "b", "nested.k"] {
+                let path: JsonPath = key.parse().expect("path");
+                let sorted = |mut v: Vec<(Value, usize)>| {
+                    v.sort_by_key(|(v, _)| facet_key(v));
+                    v
+                };
+                assert_eq!(
+                    sorted(seg.facet(&path, Some(&f))),
+                    sorted(plain.facet(&path, Some(&f))),
+                    "facet {key} {f:?}"
+                );
+            }
         }
+        // Only string values under nested.k: its facets come from the index.
+        let nested = seg.index().and_then(|ix| ix.payload.get("nested.k").cloned()).expect("index");
+        assert!(nested.facet_values().is_some());
+        assert!(
+            seg.index().and_then(|ix| ix.payload.get("k").cloned()).expect("index").facet_values().is_none(),
+            "k mixes types"
+        );
         assert!(narrowed > 200, "indexes narrowed only {narrowed} of 400 filters");
     }
 

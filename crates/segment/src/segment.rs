@@ -12,8 +12,9 @@ use std::sync::Arc;
 
 use qd_core::config::QuantizationSearchParams;
 use qd_core::filter::{Condition, Filter, PointView};
+use qd_core::json_path::JsonPath;
 
-use crate::payload_index::{intersect, FieldIndex, OffsetSet};
+use crate::payload_index::{facet_key, intersect, FieldIndex, OffsetSet};
 use qd_core::vectors::{MultiDenseVector, NamedVectors, SparseVector, Vector};
 use qd_core::{Distance, Payload, PointId};
 
@@ -318,7 +319,7 @@ impl SegmentData {
     }
     /// Store slot `o`'s payload (an empty one is none), keeping the byte estimate.
     fn set_payload(&mut self, o: usize, payload: Option<Payload>) {
-        let size = |p: &Option<Payload>| p.as_ref().map_or(0, |p| json_size_of_map(p));
+        let size = |p: &Option<Payload>| p.as_ref().map_or(0, json_size_of_map);
         self.payload_bytes -= size(&self.payloads[o]).min(self.payload_bytes);
         self.payloads[o] = payload.filter(|p| !p.is_empty());
         self.payload_bytes += size(&self.payloads[o]);
@@ -761,6 +762,39 @@ impl Segment {
             Some(list) => Box::new(list.iter().copied()),
             None => Box::new(0..self.data.len() as u32),
         }
+    }
+
+    /// Counts of the values at `key` among live points passing the filter, each point counted
+    /// once per distinct value (as [`facet_key`] tells values apart): from the key's payload
+    /// index when it holds every such value, else from the payloads.
+    pub fn facet(&self, key: &JsonPath, filter: Option<&Filter>) -> Vec<(serde_json::Value, usize)> {
+        let plan = self.plan(filter);
+        let index = self
+            .index
+            .as_ref()
+            .and_then(|ix| ix.payload.get(&key.to_string()))
+            .filter(|ix| ix.slots() == self.data.len())
+            .and_then(FieldIndex::facet_values);
+        if let Some(values) = index {
+            return values
+                .into_iter()
+                .map(|(v, postings)| (v, postings.iter().filter(|&&o| self.passes(o, &plan)).count()))
+                .filter(|(_, n)| *n > 0)
+                .collect();
+        }
+        let mut counts: BTreeMap<(u8, String), (serde_json::Value, usize)> = BTreeMap::new();
+        for o in self.offsets_of(&plan).filter(|&o| self.passes(o, &plan)) {
+            let Some(p) = self.data.payload_at(o) else { continue };
+            let mut seen = std::collections::HashSet::new();
+            for v in key.values_flat(p) {
+                if let Some(k) = facet_key(v) {
+                    if seen.insert(k.clone()) {
+                        counts.entry(k).or_insert_with(|| (v.clone(), 0)).1 += 1;
+                    }
+                }
+            }
+        }
+        counts.into_values().collect()
     }
 
     /// Estimated number of live points passing the filter (see [`Segment::estimate`]).

@@ -463,6 +463,14 @@ impl Shard for LocalShard {
         Ok(self.state.read_recursive().count(filter))
     }
 
+    fn facet(
+        &self,
+        key: &qd_core::json_path::JsonPath,
+        filter: Option<&Filter>,
+    ) -> Result<Vec<(serde_json::Value, usize)>> {
+        Ok(self.state.read_recursive().facet(key, filter))
+    }
+
     fn vectors_changed(&self, params: &qd_core::config::CollectionParams) {
         self.state.write().set_columns(column_specs(params));
     }

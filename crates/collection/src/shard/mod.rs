@@ -14,6 +14,7 @@ mod vector_files;
 
 pub use local::LocalShard;
 pub use optimizer::OptimizationInfo;
+pub use state::merge_facets;
 
 use qd_core::filter::Filter;
 use qd_core::PointId;
@@ -44,6 +45,12 @@ pub trait Shard: Send + Sync {
     /// Ids in ascending order from `from` (inclusive) passing the filter, at most `limit`.
     fn scroll_ids(&self, from: Option<PointId>, filter: Option<&Filter>, limit: usize) -> Result<Vec<PointId>>;
     fn count(&self, filter: Option<&Filter>) -> Result<usize>;
+    /// Counts of the values at `key` among points passing the filter (each point once per value).
+    fn facet(
+        &self,
+        key: &qd_core::json_path::JsonPath,
+        filter: Option<&Filter>,
+    ) -> Result<Vec<(serde_json::Value, usize)>>;
     /// IDF statistics of sparse vector `vector`: per index of `indices` the live points holding
     /// it, and the live points holding the vector at all.
     fn sparse_df(&self, vector: &str, indices: &[u32]) -> Result<(Vec<usize>, usize)>;

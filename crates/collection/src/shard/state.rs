@@ -84,6 +84,15 @@ impl ShardState {
         ids
     }
 
+    /// Facet counts of every segment, merged (a point lives in one segment).
+    pub fn facet(
+        &self,
+        key: &qd_core::json_path::JsonPath,
+        filter: Option<&Filter>,
+    ) -> Vec<(serde_json::Value, usize)> {
+        merge_facets(self.segments().map(|s| s.facet(key, filter)))
+    }
+
     pub fn count(&self, filter: Option<&Filter>) -> usize {
         self.segments().map(|s| s.count(filter)).sum()
     }
@@ -147,4 +156,15 @@ impl PointSource for ShardState {
     fn select(&self, filter: &Filter) -> Vec<PointId> {
         self.scroll(None, Some(filter), usize::MAX)
     }
+}
+
+/// Sum facet counts of disjoint sets of points, by value as facets tell them apart.
+pub fn merge_facets(parts: impl Iterator<Item = Vec<(serde_json::Value, usize)>>) -> Vec<(serde_json::Value, usize)> {
+    let mut counts: std::collections::BTreeMap<(u8, String), (serde_json::Value, usize)> = Default::default();
+    for (v, n) in parts.flatten() {
+        if let Some(k) = qd_segment::facet_key(&v) {
+            counts.entry(k).or_insert_with(|| (v, 0)).1 += n;
+        }
+    }
+    counts.into_values().collect()
 }

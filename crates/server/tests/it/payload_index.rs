@@ -50,7 +50,7 @@ fn ids(v: &Value) -> Vec<Value> {
     v.as_array().expect("list").iter().map(|p| p["id"].clone()).collect()
 }
 
-/// Counts, scrolls and exact searches of `a` and `b` agree on every filter; graph searches
+/// Counts, scrolls, facets and exact searches of `a` and `b` agree on every filter; graph searches
 /// of `a` return only matching points.
 fn same_answers(s: &Server, a: &str, b: &str) {
     for (fi, f) in filters().into_iter().enumerate() {
@@ -64,6 +64,12 @@ fn same_answers(s: &Server, a: &str, b: &str) {
                 ["points"])
         };
         assert_eq!(scroll(a), scroll(b), "scroll, filter {fi}");
+        // Facets: from the payload indexes in `a` where they hold every value, from payloads in `b`.
+        for key in ["cat", "flag", "n"] {
+            let body = json!({"key": key, "filter": f, "limit": 50});
+            let facet = |c: &str| s.ok("POST", &format!("/collections/{c}/facet"), Some(&body))["hits"].clone();
+            assert_eq!(facet(a), facet(b), "facet {key}, filter {fi}");
+        }
         for q in 0..3u64 {
             let body = json!({"query": vector(50_000 + q, DIM), "filter": f, "limit": 10, "params": {"exact": true}});
             let search = |c: &str| ids(&s.ok("POST", &format!("/collections/{c}/points/query"), Some(&body))["points"]);
