@@ -257,3 +257,51 @@ def test_query_kind_mismatch_is_a_400(pair, client):
         client.query_points(name, query=[0.1] * DIM, using="text")
     with refused(400) as e:
         client.query_points(name, query=models.SparseVector(indices=[1], values=[1.0]), using="dense")
+
+
+def test_shard_keys_facet_and_order_by_with_hybrid_vectors(client, local, request):
+    """A hybrid collection under custom sharding (even ids on key "a", odd on "b") answers like the
+    same points in one local-mode collection: every key searched, or one key (compared with a
+    filter on the key's payload); facets and order_by beside sparse and multivector queries."""
+    name = "hk_" + request.node.callspec.id.replace("-", "_")
+    for c in (client, local):
+        if c.collection_exists(name):
+            c.delete_collection(name)
+    client.create_collection(name, sharding_method=models.ShardingMethod.CUSTOM, **hybrid_config())
+    local.create_collection(name, **hybrid_config())
+    for k in ("a", "b"):
+        client.create_shard_key(name, k)
+    pts = hybrid_points(80, seed=11)
+    for p in pts:
+        p.payload["key"] = "a" if p.id % 2 == 0 else "b"
+    for k in ("a", "b"):
+        client.upsert(name, [p for p in pts if p.payload["key"] == k], shard_key_selector=k, wait=True)
+    local.upsert(name, pts, wait=True)
+    rnd = random.Random(5)
+    queries = [
+        dict(query=sparse(rnd), using="splade"),
+        dict(query=multi(rnd, 3), using="colbert"),
+        dict(query=[rnd.uniform(-1, 1) for _ in range(DIM)], using="dense"),
+        dict(prefetch=[models.Prefetch(query=sparse(rnd), using="splade", limit=20),
+                       models.Prefetch(query=[rnd.uniform(-1, 1) for _ in range(DIM)], using="dense", limit=20)],
+             query=models.FusionQuery(fusion=models.Fusion.RRF)),
+    ]
+    for i, q in enumerate(queries):
+        got = client.query_points(name, limit=10, **q).points
+        assert_same(got, local.query_points(name, limit=10, **q).points, what=f"all keys, query {i}")
+        only_a = models.Filter(must=[models.FieldCondition(key="key", match=models.MatchValue(value="a"))])
+        got = client.query_points(name, limit=10, shard_key_selector="a", **q).points
+        assert_same(got, local.query_points(name, limit=10, query_filter=only_a, **q).points, what=f"key a, query {i}")
+    # IDF over every key in scope equals the local collection's.
+    q = dict(query=sparse(rnd), using="text")
+    assert_same(client.query_points(name, limit=10, **q).points, local.query_points(name, limit=10, **q).points, what="idf")
+    # Facets and order_by on the payload beside the vectors.
+    facet = lambda c, **kw: sorted((h.value, h.count) for h in c.facet(name, "g", limit=10, **kw).hits)  # noqa: E731
+    assert facet(client) == facet(local)
+    assert facet(client, shard_key_selector="b") == sorted(
+        (h.value, h.count) for h in local.facet(name, "g", limit=10, facet_filter=models.Filter(
+            must=[models.FieldCondition(key="key", match=models.MatchValue(value="b"))])).hits)
+    ordered = lambda c: [p.id for p in c.query_points(name, query=models.OrderByQuery(  # noqa: E731
+        order_by=models.OrderBy(key="n", direction=models.Direction.DESC)), limit=7,
+        query_filter=models.Filter(must=[models.FieldCondition(key="g", match=models.MatchValue(value=1))])).points]
+    assert ordered(client) == ordered(local)
