@@ -80,23 +80,18 @@ impl<'a> Strict<'a> {
         } else {
             self.cfg.unindexed_filtering_update == Some(false)
         };
-        let mut conditions = 0u64;
-        walk(f, "", &mut |c, prefix| {
-            conditions += 1;
-            let key = match c {
-                Condition::Field(fc) => Some(fc.key.to_string()),
-                Condition::IsEmpty(k) | Condition::IsNull(k) => Some(k.to_string()),
-                _ => None,
-            };
-            if let (true, Some(key)) = (need_index, key) {
-                let key = format!("{prefix}{key}");
-                if !self.indexed.contains(&key) {
-                    return Err(refuse(
-                        format!("Index required but not found for \"{key}\""),
-                        "Create an index for this key or use a different filter.",
-                    ));
-                }
+        if need_index {
+            // Keys inside `nested` come absolute (`key[].field`), as payload indexes name them.
+            if let Some(key) = f.keys().into_iter().map(|k| k.to_string()).find(|k| !self.indexed.contains(k)) {
+                return Err(refuse(
+                    format!("Index required but not found for \"{key}\""),
+                    "Create an index for this key or use a different filter.",
+                ));
             }
+        }
+        let mut conditions = 0u64;
+        walk(f, &mut |c| {
+            conditions += 1;
             if let Condition::Field(fc) = c {
                 let size = match &fc.check {
                     FieldCheck::Match(Match::Any(v) | Match::Except(v)) => match v {
@@ -177,9 +172,8 @@ impl<'a> Strict<'a> {
     }
 }
 
-/// Call `f` on every condition of `filter` (inside nested conditions with the key prefix that
-/// names their fields, `key[].`).
-fn walk(filter: &Filter, prefix: &str, f: &mut dyn FnMut(&Condition, &str) -> Result<()>) -> Result<()> {
+/// Call `f` on every condition of `filter`, those inside `nested` and sub-filters included.
+fn walk(filter: &Filter, f: &mut dyn FnMut(&Condition) -> Result<()>) -> Result<()> {
     let all = filter
         .must
         .iter()
@@ -187,12 +181,10 @@ fn walk(filter: &Filter, prefix: &str, f: &mut dyn FnMut(&Condition, &str) -> Re
         .chain(&filter.must_not)
         .chain(filter.min_should.iter().flat_map(|m| m.conditions.iter()));
     for c in all {
-        f(c, prefix)?;
+        f(c)?;
         match c {
-            Condition::Filter(inner) => walk(inner, prefix, f)?,
-            Condition::Nested(n) => {
-                walk(&n.filter, &format!("{prefix}{}[].", n.key.to_string().trim_end_matches("[]")), f)?
-            }
+            Condition::Filter(inner) => walk(inner, f)?,
+            Condition::Nested(n) => walk(&n.filter, f)?,
             _ => {}
         }
     }
