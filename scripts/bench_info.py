@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Time `GET /collections/{name}` (what dashboards poll) and a facet on an indexed keyword field, on a
+"""Time `GET /collections/{name}` (what dashboards poll), a facet on an indexed keyword field and a
+scroll ordered by an indexed integer, on a
 collection of 100,000 points x 16-d with a 1 KiB payload each and keyword + integer payload indexes.
 
     .venv/bin/python scripts/bench_info.py [path/to/qdrant]   # default target/release/qdrant
@@ -44,6 +45,12 @@ def main():
             srv.call("POST", "/collections/f/facet", {"key": "cat", "limit": 10})
             lat.append(time.perf_counter() - t)
         print(f"POST /collections/f/facet on the indexed keyword \"cat\" (10 values): p50 {np.median(lat) * 1000:.1f} ms")
+        lat = []
+        for _ in range(20):
+            t = time.perf_counter()
+            srv.call("POST", "/collections/f/points/scroll", {"limit": 10, "order_by": {"key": "n", "direction": "desc"}})
+            lat.append(time.perf_counter() - t)
+        print(f"scroll with order_by the indexed integer \"n\" (limit 10): p50 {np.median(lat) * 1000:.1f} ms")
     finally:
         srv.stop()
 

@@ -393,6 +393,23 @@ impl Collection {
         Ok(ids)
     }
 
+    /// `(order value, id)` entries of the shards in scope; `None` when ids may repeat across
+    /// shards (custom sharding over several keys).
+    pub fn order_entries_by_shard(
+        &self,
+        key: &qd_core::json_path::JsonPath,
+        filter: Option<&Filter>,
+        keys: Option<&[ShardKey]>,
+    ) -> Result<Option<Vec<(f64, PointId)>>> {
+        let set = self.shards.read();
+        if set.is_custom() && keys.is_none_or(|k| k.len() > 1) {
+            return Ok(None);
+        }
+        let shards = set.for_read(keys)?;
+        drop(set);
+        Ok(Some(Self::fan_out(&shards, |s| s.order_entries(key, filter))?.into_iter().flatten().collect()))
+    }
+
     /// Facet counts summed over the shards in scope; `None` when ids may repeat across shards
     /// (custom sharding over several keys).
     pub fn facet_by_shard(

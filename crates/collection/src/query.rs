@@ -602,30 +602,40 @@ impl Collection {
         with: &WithSelectors,
         keys: Option<&[ShardKey]>,
     ) -> Result<Vec<Record>> {
-        let ids = self.all_ids(filter, keys)?;
-        let key_only = WithSelectors { payload: qd_core::selectors::PayloadSelector::All, vector: Default::default() };
-        let mut entries: Vec<(f64, PointId)> = Vec::new();
-        for rec in self.retrieve(&ids, &key_only, keys)? {
-            let Some(payload) = rec.payload.as_ref() else { continue };
-            let mut seen = Vec::new();
-            for v in order.key.values_flat(payload) {
-                if let Some(x) = order_value(v) {
-                    if !seen.contains(&x) {
-                        seen.push(x);
-                        entries.push((x, rec.id));
+        let mut entries = match self.order_entries_by_shard(&order.key, filter, keys)? {
+            Some(entries) => entries,
+            None => {
+                // Custom sharding over several keys: an id may repeat, so payloads are read by id.
+                let ids = self.all_ids(filter, keys)?;
+                let key_only =
+                    WithSelectors { payload: qd_core::selectors::PayloadSelector::All, vector: Default::default() };
+                let mut entries: Vec<(f64, PointId)> = Vec::new();
+                for rec in self.retrieve(&ids, &key_only, keys)? {
+                    let Some(payload) = rec.payload.as_ref() else { continue };
+                    let mut seen = Vec::new();
+                    for x in order.key.values_flat(payload).into_iter().filter_map(qd_segment::order_value) {
+                        if !seen.contains(&x) {
+                            seen.push(x);
+                            entries.push((x, rec.id));
+                        }
                     }
                 }
+                entries
             }
-        }
-        if order.descending {
-            entries.sort_by(|a, b| b.0.total_cmp(&a.0));
-        } else {
-            entries.sort_by(|a, b| a.0.total_cmp(&b.0));
-        }
+        };
         if let Some(s) = order.start_from {
             entries.retain(|(x, _)| if order.descending { *x <= s } else { *x >= s });
         }
-        entries.truncate(limit);
+        // Equal values in id order, whichever the direction; only the first `limit` are sorted.
+        let cmp = |a: &(f64, PointId), b: &(f64, PointId)| {
+            let by_value = if order.descending { b.0.total_cmp(&a.0) } else { a.0.total_cmp(&b.0) };
+            by_value.then(a.1.cmp(&b.1))
+        };
+        if limit < entries.len() {
+            entries.select_nth_unstable_by(limit, cmp);
+            entries.truncate(limit);
+        }
+        entries.sort_by(cmp);
         let wanted: Vec<PointId> = entries.iter().map(|(_, id)| *id).collect();
         let records: HashMap<PointId, Record> =
             self.retrieve(&wanted, with, keys)?.into_iter().map(|r| (r.id, r)).collect();
@@ -826,14 +836,6 @@ fn dbsf(sources: &[Vec<ScoredPoint>], top: usize) -> Vec<ScoredPoint> {
 }
 
 /// Numbers order as themselves; RFC 3339 strings as microseconds since the epoch.
-fn order_value(v: &Value) -> Option<f64> {
-    match v {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => qd_core::filter::parse_datetime(s).map(|d| d.timestamp_micros() as f64),
-        _ => None,
-    }
-}
-
 fn order_value_json(x: f64) -> Value {
     if x.fract() == 0.0 && x.abs() < 9.0e15 {
         Value::from(x as i64)

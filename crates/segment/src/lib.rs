@@ -14,7 +14,7 @@ pub mod sparse;
 
 pub use mapped::{FileOwner, MappedVectors};
 pub use multi::MultiColumn;
-pub use payload_index::{facet_key, FieldIndex, IndexKind};
+pub use payload_index::{facet_key, order_value, FieldIndex, IndexKind};
 pub use quantized::QuantizedVectors;
 pub use segment::{
     sort_hits, ColumnKind, ColumnSpec, SearchParams, Segment, SegmentData, SegmentHit, SegmentIndex, SegmentPoint,

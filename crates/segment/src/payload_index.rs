@@ -99,6 +99,8 @@ pub struct FieldIndex {
     /// Whether every value a facet would count (strings, integers, booleans) is in the index's
     /// postings: then facets are counted from the index alone.
     facet_complete: bool,
+    /// Whether every value `order_by` would order by ([`order_value`]) is in the sorted values.
+    order_complete: bool,
 }
 
 impl FieldIndex {
@@ -107,6 +109,7 @@ impl FieldIndex {
         let mut ix = FieldIndex { kind: Some(kind), slots: data.len(), ..Default::default() };
         let present = FieldCondition { key: path.clone(), check: FieldCheck::IsEmpty(false) };
         ix.facet_complete = matches!(kind, IndexKind::Keyword | IndexKind::Uuid | IndexKind::Integer | IndexKind::Bool);
+        ix.order_complete = matches!(kind, IndexKind::Integer | IndexKind::Float | IndexKind::Datetime);
         for o in 0..data.len() as u32 {
             let Some(p) = data.payload_at(o) else { continue };
             if present.check_payload(p) {
@@ -114,6 +117,11 @@ impl FieldIndex {
             }
             for v in path.values_flat(p) {
                 ix.facet_complete &= facet_key(v).is_none() || ix.holds_facet_value(v);
+                ix.order_complete &= order_value(v).is_none()
+                    || match kind {
+                        IndexKind::Datetime => v.is_string(),
+                        _ => v.is_number(),
+                    };
                 ix.add(o, v);
             }
         }
@@ -168,6 +176,23 @@ impl FieldIndex {
             (Some(IndexKind::Bool), Value::Bool(_)) => true,
             _ => false,
         }
+    }
+
+    /// Every `order_by` value with its offset in ascending order (a value repeated in one point
+    /// once), when the index holds all of them; `None` otherwise.
+    pub fn order_entries(&self) -> Option<Vec<(f64, u32)>> {
+        if !self.order_complete {
+            return None;
+        }
+        let mut out: Vec<(f64, u32)> = match self.kind? {
+            IndexKind::Integer | IndexKind::Float => self.numbers.clone(),
+            IndexKind::Datetime => {
+                self.datetimes.iter().map(|((s, n), o)| ((*s as f64) * 1e6 + (*n / 1000) as f64, *o)).collect()
+            }
+            _ => return None,
+        };
+        out.dedup();
+        Some(out)
     }
 
     /// Every facet value with its postings, when the index holds all of them; `None` when the
@@ -272,6 +297,7 @@ impl FieldIndex {
         }
         w.offsets(&self.holders);
         w.0.push(self.facet_complete as u8);
+        w.0.push(self.order_complete as u8);
         let mut crc = Crc32::new();
         crc.update(&w.0);
         let sum = crc.finish();
@@ -318,6 +344,7 @@ impl FieldIndex {
         }
         ix.holders = r.offsets(slots)?;
         ix.facet_complete = r.u8()? == 1;
+        ix.order_complete = r.u8()? == 1;
         if r.pos != body.len() {
             return Err("payload index has trailing bytes".into());
         }
@@ -325,8 +352,19 @@ impl FieldIndex {
     }
 }
 
-/// Version 2 added the holders list, version 3 the facet flag; older ones are refused and rebuilt.
-const MAGIC: &[u8; 8] = b"QDPLIX03";
+/// Version 2 added the holders list, 3 the facet flag, 4 the order flag; older ones are refused
+/// and rebuilt.
+const MAGIC: &[u8; 8] = b"QDPLIX04";
+
+/// The number `order_by` orders a value by: a number as it is, a datetime string as its
+/// microseconds since the epoch; `None` for anything else.
+pub fn order_value(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => parse_datetime(s).map(|d| d.timestamp_micros() as f64),
+        _ => None,
+    }
+}
 
 /// How facets tell values apart and order them: a type tag (so that `true` and `1` differ) and
 /// a key in value order (integers shifted so that string order is numeric order); `None` for
@@ -637,6 +675,18 @@ mod tests {
                 .collect::<Vec<_>>()
             };
             assert_eq!(hits(&seg), hits(&plain), "{f:?}");
+            for key in ["i", "f", "d", "k"] {
+                let path: JsonPath = key.parse().expect("path");
+                let sorted = |mut v: Vec<(f64, PointId)>| {
+                    v.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+                    v
+                };
+                assert_eq!(
+                    sorted(seg.order_entries(&path, Some(&f))),
+                    sorted(plain.order_entries(&path, Some(&f))),
+                    "order_by {key} {f:?}"
+                );
+            }
             for key in ["k", "i", "b", "nested.k"] {
                 let path: JsonPath = key.parse().expect("path");
                 let sorted = |mut v: Vec<(Value, usize)>| {
@@ -653,6 +703,8 @@ mod tests {
         // Only string values under nested.k: its facets come from the index.
         let nested = seg.index().and_then(|ix| ix.payload.get("nested.k").cloned()).expect("index");
         assert!(nested.facet_values().is_some());
+        let floats = seg.index().and_then(|ix| ix.payload.get("f").cloned()).expect("index");
+        assert!(floats.order_entries().is_some(), "f holds numbers only: ordered from the index");
         assert!(
             seg.index().and_then(|ix| ix.payload.get("k").cloned()).expect("index").facet_values().is_none(),
             "k mixes types"

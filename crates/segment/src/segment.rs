@@ -14,7 +14,7 @@ use qd_core::config::QuantizationSearchParams;
 use qd_core::filter::{Condition, Filter, PointView};
 use qd_core::json_path::JsonPath;
 
-use crate::payload_index::{facet_key, intersect, FieldIndex, OffsetSet};
+use crate::payload_index::{facet_key, intersect, order_value, FieldIndex, OffsetSet};
 use qd_core::vectors::{MultiDenseVector, NamedVectors, SparseVector, Vector};
 use qd_core::{Distance, Payload, PointId};
 
@@ -795,6 +795,38 @@ impl Segment {
             }
         }
         counts.into_values().collect()
+    }
+
+    /// `(order value, id)` of every live point passing the filter, once per distinct value it
+    /// holds at `key` (see [`order_value`]): from the key's payload index when it holds every such
+    /// value, else from the payloads; in no particular order.
+    pub fn order_entries(&self, key: &JsonPath, filter: Option<&Filter>) -> Vec<(f64, PointId)> {
+        let plan = self.plan(filter);
+        let index = self
+            .index
+            .as_ref()
+            .and_then(|ix| ix.payload.get(&key.to_string()))
+            .filter(|ix| ix.slots() == self.data.len())
+            .and_then(FieldIndex::order_entries);
+        if let Some(entries) = index {
+            return entries
+                .into_iter()
+                .filter(|&(_, o)| self.passes(o, &plan))
+                .map(|(x, o)| (x, self.data.offsets[o as usize]))
+                .collect();
+        }
+        let mut out = Vec::new();
+        for o in self.offsets_of(&plan).filter(|&o| self.passes(o, &plan)) {
+            let Some(p) = self.data.payload_at(o) else { continue };
+            let mut seen: Vec<f64> = Vec::new();
+            for x in key.values_flat(p).into_iter().filter_map(order_value) {
+                if !seen.contains(&x) {
+                    seen.push(x);
+                    out.push((x, self.data.offsets[o as usize]));
+                }
+            }
+        }
+        out
     }
 
     /// Estimated number of live points passing the filter (see [`Segment::estimate`]).

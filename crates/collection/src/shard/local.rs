@@ -463,6 +463,14 @@ impl Shard for LocalShard {
         Ok(self.state.read_recursive().count(filter))
     }
 
+    fn order_entries(
+        &self,
+        key: &qd_core::json_path::JsonPath,
+        filter: Option<&Filter>,
+    ) -> Result<Vec<(f64, PointId)>> {
+        Ok(self.state.read_recursive().order_entries(key, filter))
+    }
+
     fn facet(
         &self,
         key: &qd_core::json_path::JsonPath,

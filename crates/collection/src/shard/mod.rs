@@ -45,6 +45,9 @@ pub trait Shard: Send + Sync {
     /// Ids in ascending order from `from` (inclusive) passing the filter, at most `limit`.
     fn scroll_ids(&self, from: Option<PointId>, filter: Option<&Filter>, limit: usize) -> Result<Vec<PointId>>;
     fn count(&self, filter: Option<&Filter>) -> Result<usize>;
+    /// `(order value, id)` of the points passing the filter, once per distinct value at `key`.
+    fn order_entries(&self, key: &qd_core::json_path::JsonPath, filter: Option<&Filter>)
+        -> Result<Vec<(f64, PointId)>>;
     /// Counts of the values at `key` among points passing the filter (each point once per value).
     fn facet(
         &self,

@@ -84,6 +84,11 @@ impl ShardState {
         ids
     }
 
+    /// `(order value, id)` entries of every segment (a point lives in one segment).
+    pub fn order_entries(&self, key: &qd_core::json_path::JsonPath, filter: Option<&Filter>) -> Vec<(f64, PointId)> {
+        self.segments().flat_map(|s| s.order_entries(key, filter)).collect()
+    }
+
     /// Facet counts of every segment, merged (a point lives in one segment).
     pub fn facet(
         &self,

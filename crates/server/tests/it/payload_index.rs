@@ -64,6 +64,15 @@ fn same_answers(s: &Server, a: &str, b: &str) {
                 ["points"])
         };
         assert_eq!(scroll(a), scroll(b), "scroll, filter {fi}");
+        // order_by from the sorted values of the integer, float and datetime indexes in `a`.
+        for key in ["n", "x", "ts"] {
+            for direction in ["asc", "desc"] {
+                let body = json!({"filter": f, "limit": 25, "order_by": {"key": key, "direction": direction}});
+                let ordered =
+                    |c: &str| s.ok("POST", &format!("/collections/{c}/points/scroll"), Some(&body))["points"].clone();
+                assert_eq!(ordered(a), ordered(b), "order_by {key} {direction}, filter {fi}");
+            }
+        }
         // Facets: from the payload indexes in `a` where they hold every value, from payloads in `b`.
         for key in ["cat", "flag", "n"] {
             let body = json!({"key": key, "filter": f, "limit": 50});
