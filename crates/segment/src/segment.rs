@@ -1024,20 +1024,28 @@ impl Segment {
             .or_else(|| self.data.sparse.get(vector).map(|_| Distance::Dot))
     }
 
+    /// Live points holding vector `name` (its column found once, not per slot: a per-slot
+    /// lookup by name was most of the cost of collection info).
+    fn live_with_vector(&self, name: &str) -> usize {
+        let slots = 0..self.data.len() as u32;
+        let live = |o: &u32| !self.deleted[*o as usize];
+        if let Some(c) = self.data.vectors.get(name) {
+            return slots.filter(live).filter(|&o| c.get(o).is_some()).count();
+        }
+        if let Some(c) = self.data.multi.get(name) {
+            return slots.filter(live).filter(|&o| c.get(o).is_some()).count();
+        }
+        match self.data.sparse.get(name) {
+            Some(c) => slots.filter(live).filter(|&o| c.get(o).is_some()).count(),
+            None => 0,
+        }
+    }
+
     /// Live points with a vector indexed by a graph or a sparse inverted index.
     pub fn indexed_vector_count(&self) -> usize {
         match &self.index {
             None => 0,
-            Some(ix) => ix
-                .graphs
-                .keys()
-                .chain(ix.sparse.keys())
-                .map(|n| {
-                    (0..self.data.len() as u32)
-                        .filter(|&o| !self.deleted[o as usize] && self.data.vector_ref(n, o).is_some())
-                        .count()
-                })
-                .sum(),
+            Some(ix) => ix.graphs.keys().chain(ix.sparse.keys()).map(|n| self.live_with_vector(n)).sum(),
         }
     }
 
