@@ -401,13 +401,8 @@ impl Collection {
         filter: Option<&Filter>,
         keys: Option<&[ShardKey]>,
     ) -> Result<Option<Vec<(f64, PointId)>>> {
-        let set = self.shards.read();
-        if set.is_custom() && keys.is_none_or(|k| k.len() > 1) {
-            return Ok(None);
-        }
-        let shards = set.for_read(keys)?;
-        drop(set);
-        Ok(Some(Self::fan_out(&shards, |s| s.order_entries(key, filter))?.into_iter().flatten().collect()))
+        let parts = self.fan_out_disjoint(keys, |s| s.order_entries(key, filter))?;
+        Ok(parts.map(|p| p.into_iter().flatten().collect()))
     }
 
     /// Facet counts summed over the shards in scope; `None` when ids may repeat across shards
@@ -418,26 +413,32 @@ impl Collection {
         filter: Option<&Filter>,
         keys: Option<&[ShardKey]>,
     ) -> Result<Option<Vec<(Value, usize)>>> {
+        let parts = self.fan_out_disjoint(keys, |s| s.facet(key, filter))?;
+        Ok(parts.map(|p| crate::shard::merge_facets(p.into_iter())))
+    }
+
+    /// `f` on every shard in scope, when those shards hold disjoint sets of points; `None` under
+    /// custom sharding over several keys, where one id may be in several shards.
+    fn fan_out_disjoint<T: Send>(
+        &self,
+        keys: Option<&[ShardKey]>,
+        f: impl Fn(&dyn Shard) -> Result<T> + Sync,
+    ) -> Result<Option<Vec<T>>> {
         let set = self.shards.read();
         if set.is_custom() && keys.is_none_or(|k| k.len() > 1) {
             return Ok(None);
         }
         let shards = set.for_read(keys)?;
         drop(set);
-        let parts = Self::fan_out(&shards, |s| s.facet(key, filter))?;
-        Ok(Some(crate::shard::merge_facets(parts.into_iter())))
+        Self::fan_out(&shards, f).map(Some)
     }
 
     pub fn count(&self, filter: Option<&Filter>, keys: Option<&[ShardKey]>) -> Result<usize> {
-        let set = self.shards.read();
-        if set.is_custom() && keys.is_none_or(|k| k.len() > 1) {
+        match self.fan_out_disjoint(keys, |s| s.count(filter))? {
+            Some(counts) => Ok(counts.into_iter().sum()),
             // Ids may repeat across keys: count distinct ids.
-            drop(set);
-            return Ok(self.all_ids(filter, keys)?.len());
+            None => Ok(self.all_ids(filter, keys)?.len()),
         }
-        let shards = set.for_read(keys)?;
-        drop(set);
-        Ok(Self::fan_out(&shards, |s| s.count(filter))?.into_iter().sum())
     }
 
     /// Figures of every shard with its key, without the collection-wide counts `info` adds.

@@ -89,9 +89,8 @@ impl<'a> Strict<'a> {
                 ));
             }
         }
-        let mut conditions = 0u64;
-        walk(f, &mut |c| {
-            conditions += 1;
+        let conditions = f.conditions();
+        for c in &conditions {
             if let Condition::Field(fc) = c {
                 let size = match &fc.check {
                     FieldCheck::Match(Match::Any(v) | Match::Except(v)) => match v {
@@ -102,9 +101,8 @@ impl<'a> Strict<'a> {
                 };
                 self.at_most("condition size", size as u64, self.cfg.condition_max_size)?;
             }
-            Ok(())
-        })?;
-        self.at_most("filter conditions", conditions, self.cfg.filter_max_conditions)
+        }
+        self.at_most("filter conditions", conditions.len() as u64, self.cfg.filter_max_conditions)
     }
 
     /// Every level of a query: limits, search params and filters.
@@ -170,25 +168,6 @@ impl<'a> Strict<'a> {
             _ => Ok(()),
         }
     }
-}
-
-/// Call `f` on every condition of `filter`, those inside `nested` and sub-filters included.
-fn walk(filter: &Filter, f: &mut dyn FnMut(&Condition) -> Result<()>) -> Result<()> {
-    let all = filter
-        .must
-        .iter()
-        .chain(&filter.should)
-        .chain(&filter.must_not)
-        .chain(filter.min_should.iter().flat_map(|m| m.conditions.iter()));
-    for c in all {
-        f(c)?;
-        match c {
-            Condition::Filter(inner) => walk(inner, f)?,
-            Condition::Nested(n) => walk(&n.filter, f)?,
-            _ => {}
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

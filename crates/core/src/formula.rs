@@ -133,7 +133,9 @@ impl Formula {
 
     /// Whether evaluating needs to know which vectors a point has (a `has_vector` condition).
     pub fn needs_vectors(&self) -> bool {
-        self.expr.any(&|e| matches!(e, Expr::Condition(f) if format!("{f:?}").contains("HasVector")))
+        self.expr.any(
+            &|e| matches!(e, Expr::Condition(f) if f.conditions().iter().any(|c| matches!(c, Condition::HasVector(_)))),
+        )
     }
 
     /// The formula's score for one point: `scores[i]` is its score in prefetch `i`, if it
@@ -559,6 +561,16 @@ mod tests {
         assert!(f(json!({"max": []})).is_err());
         assert_eq!(f(json!({"key": "price", "match": {"value": 10}})), Ok(1.0));
         assert_eq!(f(json!({"key": "price", "range": {"gt": 10}})), Ok(0.0));
+    }
+
+    #[test]
+    fn vectors_are_fetched_only_for_has_vector() {
+        let needs = |e: Value| Formula::from_json(&json!({ "formula": e }), "q").expect("valid").needs_vectors();
+        assert!(!needs(json!({"sum": ["$score", {"key": "a", "match": {"value": 1}}]})));
+        assert!(needs(json!({"sum": ["$score", {"has_vector": "dense"}]})));
+        assert!(needs(
+            json!({"mult": [2, {"must_not": [{"nested": {"key": "n", "filter": {"must": [{"has_vector": "v"}]}}}]}]})
+        ));
     }
 
     #[test]

@@ -234,7 +234,7 @@ impl FieldIndex {
                 Some(self.bools[*b as usize].clone())
             }
             (IndexKind::Integer | IndexKind::Float, FieldCheck::Range(RangeCondition::Numeric(r))) => {
-                Some(in_range(&self.numbers, r, |x| *x, |a, b| a.total_cmp(b)))
+                Some(in_range(&self.numbers, r, |a, b| a.total_cmp(b)))
             }
             (_, FieldCheck::IsEmpty(false)) => Some(self.holders.clone()),
             (IndexKind::Datetime, FieldCheck::Range(RangeCondition::Datetime(r))) => {
@@ -244,7 +244,7 @@ impl FieldIndex {
                     gte: r.gte.map(|d| instant(&d)),
                     lte: r.lte.map(|d| instant(&d)),
                 };
-                Some(in_range(&self.datetimes, &r, |x| *x, |a, b| a.cmp(b)))
+                Some(in_range(&self.datetimes, &r, |a, b| a.cmp(b)))
             }
             _ => None,
         }
@@ -389,26 +389,21 @@ fn union<'a>(lists: impl Iterator<Item = &'a Vec<u32>>) -> Vec<u32> {
 }
 
 /// Offsets (sorted, unique) of the entries of `sorted` whose value lies in `r`.
-fn in_range<T, K: Copy>(
-    sorted: &[(T, u32)],
-    r: &Range<K>,
-    key: impl Fn(&T) -> K,
-    cmp: impl Fn(&K, &K) -> std::cmp::Ordering,
-) -> Vec<u32> {
+fn in_range<K: Copy>(sorted: &[(K, u32)], r: &Range<K>, cmp: impl Fn(&K, &K) -> std::cmp::Ordering) -> Vec<u32> {
     use std::cmp::Ordering::*;
     let mut lo = 0;
     if let Some(b) = r.gte {
-        lo = lo.max(sorted.partition_point(|e| cmp(&key(&e.0), &b) == Less));
+        lo = lo.max(sorted.partition_point(|e| cmp(&e.0, &b) == Less));
     }
     if let Some(b) = r.gt {
-        lo = lo.max(sorted.partition_point(|e| cmp(&key(&e.0), &b) != Greater));
+        lo = lo.max(sorted.partition_point(|e| cmp(&e.0, &b) != Greater));
     }
     let mut hi = sorted.len();
     if let Some(b) = r.lte {
-        hi = hi.min(sorted.partition_point(|e| cmp(&key(&e.0), &b) != Greater));
+        hi = hi.min(sorted.partition_point(|e| cmp(&e.0, &b) != Greater));
     }
     if let Some(b) = r.lt {
-        hi = hi.min(sorted.partition_point(|e| cmp(&key(&e.0), &b) == Less));
+        hi = hi.min(sorted.partition_point(|e| cmp(&e.0, &b) == Less));
     }
     let mut out: Vec<u32> = sorted.get(lo..hi.max(lo)).unwrap_or(&[]).iter().map(|e| e.1).collect();
     out.sort_unstable();

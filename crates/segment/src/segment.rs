@@ -764,18 +764,17 @@ impl Segment {
         }
     }
 
+    /// The payload index of `key`, if this segment has one covering all its slots.
+    fn payload_index(&self, key: &JsonPath) -> Option<&FieldIndex> {
+        self.index.as_ref()?.payload.get(&key.to_string()).filter(|ix| ix.slots() == self.data.len())
+    }
+
     /// Counts of the values at `key` among live points passing the filter, each point counted
     /// once per distinct value (as [`facet_key`] tells values apart): from the key's payload
     /// index when it holds every such value, else from the payloads.
     pub fn facet(&self, key: &JsonPath, filter: Option<&Filter>) -> Vec<(serde_json::Value, usize)> {
         let plan = self.plan(filter);
-        let index = self
-            .index
-            .as_ref()
-            .and_then(|ix| ix.payload.get(&key.to_string()))
-            .filter(|ix| ix.slots() == self.data.len())
-            .and_then(FieldIndex::facet_values);
-        if let Some(values) = index {
+        if let Some(values) = self.payload_index(key).and_then(FieldIndex::facet_values) {
             return values
                 .into_iter()
                 .map(|(v, postings)| (v, postings.iter().filter(|&&o| self.passes(o, &plan)).count()))
@@ -802,13 +801,7 @@ impl Segment {
     /// value, else from the payloads; in no particular order.
     pub fn order_entries(&self, key: &JsonPath, filter: Option<&Filter>) -> Vec<(f64, PointId)> {
         let plan = self.plan(filter);
-        let index = self
-            .index
-            .as_ref()
-            .and_then(|ix| ix.payload.get(&key.to_string()))
-            .filter(|ix| ix.slots() == self.data.len())
-            .and_then(FieldIndex::order_entries);
-        if let Some(entries) = index {
+        if let Some(entries) = self.payload_index(key).and_then(FieldIndex::order_entries) {
             return entries
                 .into_iter()
                 .filter(|&(_, o)| self.passes(o, &plan))

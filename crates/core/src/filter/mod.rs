@@ -595,6 +595,29 @@ impl Filter {
         out
     }
 
+    /// Every condition of the filter, those inside `nested` conditions and sub-filters included.
+    pub fn conditions(&self) -> Vec<&Condition> {
+        let mut out = Vec::new();
+        let mut stack = vec![self];
+        while let Some(f) = stack.pop() {
+            let all = f
+                .must
+                .iter()
+                .chain(&f.should)
+                .chain(&f.must_not)
+                .chain(f.min_should.iter().flat_map(|m| m.conditions.iter()));
+            for c in all {
+                out.push(c);
+                match c {
+                    Condition::Nested(n) => stack.push(&n.filter),
+                    Condition::Filter(inner) => stack.push(inner),
+                    _ => {}
+                }
+            }
+        }
+        out
+    }
+
     fn collect_keys(&self, prefix: Option<&JsonPath>, out: &mut Vec<JsonPath>) {
         let all = self
             .must
