@@ -430,7 +430,7 @@ def test_formula_matches_local_mode(pair):
         q = models.FormulaQuery(formula=expr, defaults={"missing": 1.5, "$score[2]": 0.25})
         s, l = both(clients, lambda c: c.query_points(name, prefetch=prefetch, query=q, limit=10, offset=1,
                                                       with_payload=True).points)
-        assert_same_hits(s, l), f"formula case {i}"
+        assert_same_hits(s, l)
     # Errors: a missing payload value without a default, a division by zero, no prefetch.
     for bad in [models.FormulaQuery(formula="missing_too"),
                 models.FormulaQuery(formula=models.DivExpression(div=models.DivParams(left=1, right="nested.a")))]:
