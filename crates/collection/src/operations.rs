@@ -10,13 +10,13 @@ use qd_core::vectors::{serialize_named, NamedVectors, Vector};
 use qd_core::{Payload, PointId};
 use qd_segment::hnsw::{MaxSimScorer, PairScore};
 use qd_segment::VectorRef;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use crate::shard_set::ShardKey;
 
 /// A point to insert or replace (vectors validated and preprocessed).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PointInsert {
     pub id: PointId,
     pub vectors: NamedVectors,
@@ -24,14 +24,14 @@ pub struct PointInsert {
 }
 
 /// Which points an update touches.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum PointSelection {
     Ids(Vec<PointId>),
     Filter(Filter),
 }
 
 /// One write. A request's operation is applied atomically per shard: fully or not at all.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum UpdateOp {
     Upsert(Vec<PointInsert>),
     Delete(PointSelection),
@@ -65,7 +65,7 @@ pub enum UpdateOp {
 }
 
 /// `update_mode` of an upsert: write every point, only new ones, or only existing ones.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum UpdateMode {
     #[default]
     Upsert,
@@ -75,7 +75,7 @@ pub enum UpdateMode {
 
 /// When an upsert or vector update may write a point: its `update_mode`, and an
 /// `update_filter` that an existing point must match (new points are not filtered).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct UpdateCondition {
     pub mode: UpdateMode,
     pub filter: Option<Filter>,
@@ -176,7 +176,7 @@ impl UpdateOp {
 }
 
 /// `status` of an update result, as Qdrant names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UpdateStatus {
     /// Accepted into the queue (wait=false).
@@ -185,7 +185,7 @@ pub enum UpdateStatus {
     Completed,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UpdateResult {
     pub operation_id: Option<u64>,
     pub status: UpdateStatus,
@@ -193,7 +193,7 @@ pub struct UpdateResult {
 
 /// How a shard scores a stored vector. Vectors here are preprocessed and of the kind of the
 /// vector they are compared with (dense, sparse or multi).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum ShardQuery {
     /// Similarity to one vector (internal score).
     Nearest(Vector),
@@ -281,7 +281,7 @@ impl ShardQuery {
 
 /// `params` of a search: how to trade speed for accuracy. One value carried from the request
 /// down to the segments.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct SearchSettings {
     /// Beam width of the graph search (default: the vector's `ef_construct`).
     pub hnsw_ef: Option<usize>,
@@ -292,7 +292,7 @@ pub struct SearchSettings {
 }
 
 /// A search inside one shard; `threshold` is compared with the score [`ShardQuery::score`] gives.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ShardSearch {
     pub vector_name: String,
     pub query: ShardQuery,
@@ -304,7 +304,7 @@ pub struct ShardSearch {
 }
 
 /// A hit before payloads and vectors are attached; `score` is internal (larger is better).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ShardHit {
     pub id: PointId,
     pub version: u64,
@@ -340,14 +340,14 @@ pub struct ScoredPoint {
 }
 
 /// What to attach to returned points.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct WithSelectors {
     pub payload: PayloadSelector,
     pub vector: VectorSelector,
 }
 
 /// Figures one shard reports for collection info and monitoring.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ShardStats {
     pub shard_id: u32,
     pub points_count: usize,
@@ -357,13 +357,13 @@ pub struct ShardStats {
     pub ram_payload_bytes: usize,
     pub ram_index_bytes: usize,
     /// Shard key owning this shard (custom sharding).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard_key: Option<serde_json::Value>,
     pub disk_bytes: u64,
     pub last_operation_id: u64,
     /// An optimization is running or waiting (collection status yellow).
     pub optimizing: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub optimizer_error: Option<String>,
 }
 

@@ -34,8 +34,18 @@ pub enum NewVector {
     Sparse(qd_core::config::SparseVectorParams),
 }
 
+/// Where the shards of collections live when this server is a peer of a cluster: the cluster
+/// layer says which shards have a replica here and wraps each shard (with its local replica,
+/// if any) into the shard the collection talks to.
+pub trait ShardPlacement: Send + Sync {
+    fn is_local(&self, collection: &str, shard: crate::shard::ShardId) -> bool;
+    fn wrap(&self, collection: &str, shard: crate::shard::ShardId, local: Option<Arc<dyn Shard>>) -> Arc<dyn Shard>;
+}
+
 pub struct Registry {
     layout: StorageLayout,
+    /// Cluster mode only.
+    placement: RwLock<Option<Arc<dyn ShardPlacement>>>,
     catalog: Catalog,
     defaults: CollectionDefaults,
     slots: RwLock<BTreeMap<String, Slot>>,
@@ -101,6 +111,7 @@ impl Registry {
         let aliases = catalog.aliases()?;
         Ok(Arc::new(Registry {
             layout,
+            placement: RwLock::new(None),
             catalog,
             defaults,
             slots: RwLock::new(slots),
@@ -108,6 +119,15 @@ impl Registry {
             ready: AtomicBool::new(false),
             structure: Mutex::new(()),
         }))
+    }
+
+    /// Enter cluster mode (before [`Registry::load_all`]).
+    pub fn set_placement(&self, placement: Arc<dyn ShardPlacement>) {
+        *self.placement.write() = Some(placement);
+    }
+
+    pub fn is_clustered(&self) -> bool {
+        self.placement.read().is_some()
     }
 
     pub fn layout(&self) -> &StorageLayout {
@@ -164,6 +184,20 @@ impl Registry {
         Ok(Arc::new(LocalShard::open(sid, store, shared.clone(), self.layout.shard_vectors_dir(dir, sid))?))
     }
 
+    /// Open shard `sid` of a collection: its local database, wrapped by the cluster placement
+    /// in cluster mode (where the shard may have no replica on this peer).
+    fn open_placed_shard(&self, entry: &CatalogEntry, sid: u32, shared: &Arc<CollectionShared>) -> Result<Arc<dyn Shard>> {
+        let placement = self.placement.read().clone();
+        match placement {
+            None => self.open_shard(&entry.dir, sid, shared),
+            Some(p) => {
+                let local =
+                    if p.is_local(&entry.name, sid) { Some(self.open_shard(&entry.dir, sid, shared)?) } else { None };
+                Ok(p.wrap(&entry.name, sid, local))
+            }
+        }
+    }
+
     fn open_collection(&self, entry: &CatalogEntry) -> Result<Collection> {
         let shared = CollectionShared::new(entry.config.clone(), entry.payload_schema.clone());
         let custom = entry.config.params.sharding_method == Some(qd_core::config::ShardingMethod::Custom);
@@ -171,14 +205,14 @@ impl Registry {
             let mut shards = Vec::new();
             for k in &entry.shard_keys {
                 for sid in &k.shards {
-                    shards.push(self.open_shard(&entry.dir, *sid, &shared)?);
+                    shards.push(self.open_placed_shard(entry, *sid, &shared)?);
                 }
             }
             ShardSet::custom(shards, &entry.shard_keys)
         } else {
             let mut shards = Vec::new();
             for sid in 0..entry.config.params.shard_number {
-                shards.push(self.open_shard(&entry.dir, sid, &shared)?);
+                shards.push(self.open_placed_shard(entry, sid, &shared)?);
             }
             ShardSet::auto(shards)
         };
@@ -308,10 +342,29 @@ impl Registry {
         }
     }
 
-    pub fn create(&self, name: &str, request: CreateCollection) -> Result<()> {
+    /// Check a create request and turn it into the collection's config.
+    pub fn prepare_create(&self, name: &str, request: CreateCollection) -> Result<CollectionConfig> {
         validate_collection_name(name)?;
         let config = request.into_config(&self.defaults)?;
         qd_core::limits::shard_count("shard_number", config.params.shard_number)?;
+        Ok(config)
+    }
+
+    pub fn create(&self, name: &str, request: CreateCollection) -> Result<()> {
+        let config = self.prepare_create(name, request)?;
+        self.create_with(name, config, now_rfc3339())
+    }
+
+    /// Create a collection consensus agreed on, unless it exists already (cluster mode applies
+    /// the same change more than once after a restart).
+    pub fn create_from_cluster(&self, name: &str, config: CollectionConfig, created_at: &str) -> Result<()> {
+        if self.exists(name) {
+            return Ok(());
+        }
+        self.create_with(name, config, created_at.to_string())
+    }
+
+    fn create_with(&self, name: &str, config: CollectionConfig, created_at: String) -> Result<()> {
         let _g = self.structure.lock();
         if self.slots.read().contains_key(name) {
             return Err(CollectionError::AlreadyExists(format!("Wrong input: Collection `{name}` already exists!")));
@@ -323,7 +376,7 @@ impl Registry {
             name: name.to_string(),
             dir: uuid::Uuid::new_v4().simple().to_string(),
             config,
-            created_at: now_rfc3339(),
+            created_at,
             payload_schema: Default::default(),
             shard_keys: Vec::new(),
         };
@@ -766,7 +819,7 @@ impl Registry {
 }
 
 /// One action of `POST /collections/aliases`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum AliasAction {
     Create { alias: String, collection: String },
     Delete { alias: String },

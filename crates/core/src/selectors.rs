@@ -151,6 +151,16 @@ macro_rules! json_serde {
 json_serde!(PayloadSelector);
 json_serde!(VectorSelector);
 
+impl Serialize for VectorSelector {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            VectorSelector::None => s.serialize_bool(false),
+            VectorSelector::All => s.serialize_bool(true),
+            VectorSelector::Names(names) => names.serialize(s),
+        }
+    }
+}
+
 impl Serialize for PayloadSelector {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {

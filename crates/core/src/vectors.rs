@@ -188,6 +188,28 @@ impl serde::Serialize for Vector {
     }
 }
 
+/// Reads the shapes [`Vector`]'s `Serialize` writes (a list of numbers, a list of lists,
+/// `{"indices", "values"}`), so vectors travel between peers in the form users see.
+impl<'de> serde::Deserialize<'de> for Vector {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Shape {
+            Dense(Vec<f32>),
+            Multi(Vec<Vec<f32>>),
+            Sparse { indices: Vec<u32>, values: Vec<f32> },
+        }
+        match Shape::deserialize(d)? {
+            Shape::Dense(v) => Ok(Vector::Dense(v)),
+            Shape::Multi(rows) => MultiDenseVector::new(rows).map(Vector::Multi).map_err(D::Error::custom),
+            Shape::Sparse { indices, values } => {
+                SparseVector::new(indices, values).map(Vector::Sparse).map_err(D::Error::custom)
+            }
+        }
+    }
+}
+
 /// Serialise a point's vectors as Qdrant shows them: the bare vector when the only one is
 /// the unnamed vector, else an object by name.
 pub fn serialize_named<S: serde::Serializer>(v: &Option<NamedVectors>, s: S) -> Result<S::Ok, S::Error> {

@@ -33,11 +33,11 @@ pub struct Cli {
     /// Accepted for compatibility with Qdrant's flags; telemetry is never sent anywhere.
     #[arg(long = "disable-telemetry", hide = true)]
     pub disable_telemetry: bool,
-    /// Cluster mode is not implemented: accepted so Qdrant command lines start, with a warning.
-    #[arg(long = "uri", hide = true)]
+    /// This peer's P2P URI as other peers reach it (cluster mode), e.g. http://node1:6335.
+    #[arg(long = "uri")]
     pub uri: Option<String>,
-    /// Cluster mode is not implemented: accepted so Qdrant command lines start, with a warning.
-    #[arg(long = "bootstrap", hide = true)]
+    /// P2P URI of a cluster member to join through (cluster mode), e.g. http://node1:6335.
+    #[arg(long = "bootstrap")]
     pub bootstrap: Option<String>,
     /// Restore a collection snapshot at start-up, before serving: `FILE:COLLECTION`
     /// (repeatable). An existing collection is kept unless --force-snapshot.

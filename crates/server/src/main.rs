@@ -6,6 +6,7 @@ mod api;
 mod cli;
 mod grpc;
 mod healthcheck;
+mod meta;
 mod net;
 mod ops;
 mod settings;
@@ -35,9 +36,6 @@ fn main() -> ExitCode {
     }
     if let Some(Command::Snapshot { action }) = &cli.command {
         init_logging(&settings);
-        if cli.uri.is_some() || cli.bootstrap.is_some() {
-            tracing::warn!("--uri/--bootstrap given: cluster mode is not implemented yet; running as a single node");
-        }
         return snapshot_cli::run(action, &settings);
     }
     let restores = match cli.startup_restores() {
@@ -55,7 +53,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(settings, restores)) {
+    let peer = PeerFlags { uri: cli.uri.clone(), bootstrap: cli.bootstrap.clone() };
+    match runtime.block_on(serve(settings, restores, peer)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("qdrant: {e:#}");
@@ -76,7 +75,35 @@ fn init_logging(settings: &Settings) {
     }
 }
 
-async fn serve(settings: Settings, restores: snapshot_cli::StartupRestores) -> anyhow::Result<()> {
+/// `--uri` and `--bootstrap`: how this peer takes part in a cluster.
+struct PeerFlags {
+    uri: Option<String>,
+    bootstrap: Option<String>,
+}
+
+/// Cluster options when `cluster.enabled` (flags without it are ignored, as in Qdrant).
+fn cluster_options(settings: &Settings, peer: &PeerFlags) -> Option<qd_cluster::ClusterOptions> {
+    if !settings.cluster.enabled {
+        if peer.uri.is_some() || peer.bootstrap.is_some() {
+            tracing::warn!("--uri/--bootstrap given without cluster.enabled: running as a single node");
+        }
+        return None;
+    }
+    let port = settings.cluster.p2p.port;
+    let uri = peer.uri.clone().unwrap_or_else(|| {
+        let host = if settings.service.host == "0.0.0.0" { "127.0.0.1" } else { settings.service.host.as_str() };
+        format!("http://{host}:{port}")
+    });
+    let host: std::net::IpAddr = settings.service.host.parse().unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+    Some(qd_cluster::ClusterOptions {
+        uri,
+        bootstrap: peer.bootstrap.clone(),
+        p2p_addr: std::net::SocketAddr::new(host, port),
+        tick: std::time::Duration::from_millis(settings.cluster.consensus.tick_period_ms.max(10)),
+    })
+}
+
+async fn serve(settings: Settings, restores: snapshot_cli::StartupRestores, peer: PeerFlags) -> anyhow::Result<()> {
     let backend = settings.backend().map_err(anyhow::Error::msg)?;
     let root = settings.storage.storage_path.clone();
     let registry = {
@@ -104,11 +131,38 @@ async fn serve(settings: Settings, restores: snapshot_cli::StartupRestores) -> a
         tokio::net::TcpListener::bind(&addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
     tracing::info!(%addr, version = api_version(), "HTTP listening");
 
+    // One shutdown signal for every server: each finishes its requests in flight, then stops.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+
+    // Cluster mode: consensus attaches to the registry before collections load.
+    let cluster = match cluster_options(&settings, &peer) {
+        None => None,
+        Some(options) => {
+            let node = qd_cluster::ClusterNode::start(registry.clone(), options, stopped(stop_rx.clone()))
+                .await
+                .map_err(anyhow::Error::msg)?;
+            tracing::info!(peer_id = node.peer_id(), "cluster mode");
+            Some(node)
+        }
+    };
     {
         let registry = registry.clone();
-        tokio::task::spawn_blocking(move || {
-            let (loaded, broken) = registry.load_all();
-            tracing::info!(loaded, broken, "collections loaded; ready");
+        let cluster = cluster.clone();
+        tokio::spawn(async move {
+            let loaded = tokio::task::spawn_blocking(move || registry.load_all()).await;
+            if let Ok((loaded, broken)) = loaded {
+                tracing::info!(loaded, broken, "collections loaded; ready");
+            }
+            if let Some(node) = cluster {
+                node.follow();
+            }
         });
     }
 
@@ -123,17 +177,7 @@ async fn serve(settings: Settings, restores: snapshot_cli::StartupRestores) -> a
         None => None,
     };
 
-    // One shutdown signal for both servers: each finishes its requests in flight, then stops.
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        let _ = stop_tx.send(true);
-    });
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
-
-    let state = Arc::new(api::AppState { registry: registry.clone(), settings });
+    let state = Arc::new(api::AppState { registry: registry.clone(), settings, cluster: cluster.clone() });
     let grpc_task = grpc_listener.map(|l| {
         let incoming = net::grpc_incoming(l, slots.clone());
         let grpc_tls = tls.as_ref().map(grpc::tls_config);
@@ -144,6 +188,9 @@ async fn serve(settings: Settings, restores: snapshot_cli::StartupRestores) -> a
         if let Err(e) = task.await? {
             tracing::error!(error = %e, "gRPC server failed");
         }
+    }
+    if let Some(node) = &cluster {
+        node.shutdown().await;
     }
     tracing::info!("shutting down: draining update queues and flushing");
     tokio::task::spawn_blocking(move || registry.shutdown()).await?;

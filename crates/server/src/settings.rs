@@ -29,6 +29,55 @@ pub struct Settings {
     pub service: ServiceSettings,
     #[serde(default)]
     pub tls: TlsSettings,
+    #[serde(default)]
+    pub cluster: ClusterSettings,
+}
+
+/// `cluster.*`: cluster mode (off by default), with Qdrant's keys.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ClusterSettings {
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default)]
+    pub p2p: P2pSettings,
+    #[serde(default)]
+    pub consensus: ConsensusSettings,
+}
+
+/// `cluster.p2p.*`
+#[derive(Debug, Clone, Deserialize)]
+pub struct P2pSettings {
+    /// Port peers talk to each other on (default 6335).
+    #[serde(default = "default_p2p_port")]
+    pub port: u16,
+}
+
+impl Default for P2pSettings {
+    fn default() -> Self {
+        P2pSettings { port: default_p2p_port() }
+    }
+}
+
+fn default_p2p_port() -> u16 {
+    6335
+}
+
+/// `cluster.consensus.*`
+#[derive(Debug, Clone, Deserialize)]
+pub struct ConsensusSettings {
+    /// Raft heartbeat period in milliseconds (Qdrant's default: 100).
+    #[serde(default = "default_tick_ms")]
+    pub tick_period_ms: u64,
+}
+
+impl Default for ConsensusSettings {
+    fn default() -> Self {
+        ConsensusSettings { tick_period_ms: default_tick_ms() }
+    }
+}
+
+fn default_tick_ms() -> u64 {
+    100
 }
 
 /// `tls.*`: certificate files, used when `service.enable_tls` is on (Qdrant's keys and defaults).

@@ -5,6 +5,9 @@
 //!   storage.json                      marker: backend and format version (written last at init)
 //!   catalog.sqlite | catalog.rocksdb/ collection configs and aliases (the commit point of
 //!                                     create / delete / restore of a collection)
+//!   consensus.sqlite | consensus.rocksdb/
+//!                                     cluster mode only: this peer's id, the Raft vote, log
+//!                                     and snapshot, the applied cluster metadata
 //!   collections/<dir>/shards/<id>/data.sqlite | data.rocksdb/
 //!                                     one database per shard: points, meta, index data
 //!   collections/<dir>/shards/<id>/vectors/<segment:016x>-<hex(vector name)>.vec
@@ -146,6 +149,11 @@ impl StorageLayout {
 
     pub fn catalog_path(&self) -> PathBuf {
         self.root.join(db_name(self.backend, "catalog"))
+    }
+
+    /// The consensus database (cluster mode).
+    pub fn consensus_path(&self) -> PathBuf {
+        self.root.join(db_name(self.backend, "consensus"))
     }
 
     pub fn collections_root(&self) -> PathBuf {

@@ -39,15 +39,13 @@ pub async fn create(
     Body(body): Body<CreateCollection>,
 ) -> ApiResult {
     let t = Instant::now();
-    let reg = state.registry.clone();
-    blocking(move || Ok(reg.create(&name, body)?)).await?;
+    crate::meta::create_collection(&state, name, body).await?;
     Ok(ok(t, true))
 }
 
 pub async fn delete(state: State, Path(name): Path<String>, _p: Params<TimeoutParam>) -> ApiResult {
     let t = Instant::now();
-    let reg = state.registry.clone();
-    let existed = blocking(move || Ok(reg.delete(&name)?)).await?;
+    let existed = crate::meta::delete_collection(&state, name).await?;
     Ok(ok(t, existed))
 }
 
@@ -60,6 +58,7 @@ pub async fn update(
     Body(body): Body<UpdateCollectionBody>,
 ) -> ApiResult {
     let t = Instant::now();
+    crate::meta::single_node_only(&state, "updating a collection's parameters")?;
     let reg = state.registry.clone();
     blocking(move || apply_update(&reg, &name, body)).await?;
     Ok(ok(t, true))
@@ -184,8 +183,7 @@ pub async fn update_aliases(state: State, _p: Params<TimeoutParam>, Body(body): 
             AliasActionBody::RenameAlias(r) => AliasAction::Rename { old: r.old_alias_name, new: r.new_alias_name },
         })
         .collect();
-    let reg = state.registry.clone();
-    blocking(move || Ok(reg.update_aliases(actions)?)).await?;
+    crate::meta::update_aliases(&state, actions).await?;
     Ok(ok(t, true))
 }
 
@@ -215,8 +213,7 @@ pub async fn create_index(
     body.field_name
         .parse::<qd_core::json_path::JsonPath>()
         .map_err(|e| ApiError::bad_request(format!("Bad request: field_name: {e}")))?;
-    let reg = state.registry.clone();
-    blocking(move || Ok(reg.set_payload_index(&name, &body.field_name, Some(spec))?)).await?;
+    crate::meta::set_payload_index(&state, name, body.field_name, Some(spec)).await?;
     Ok(ok(t, json!({ "operation_id": 0, "status": if wait { "completed" } else { "acknowledged" } })))
 }
 
@@ -228,8 +225,7 @@ pub async fn delete_index(
 ) -> ApiResult {
     let t = Instant::now();
     let wait = p.check().map_err(|e| ApiError::bad_request(format!("Bad request: {e}")))?;
-    let reg = state.registry.clone();
-    blocking(move || Ok(reg.set_payload_index(&name, &field, None)?)).await?;
+    crate::meta::set_payload_index(&state, name, field, None).await?;
     Ok(ok(t, json!({ "operation_id": 0, "status": if wait { "completed" } else { "acknowledged" } })))
 }
 
@@ -305,6 +301,7 @@ pub async fn create_shard_key(
     Body(body): Body<CreateShardKeyBody>,
 ) -> ApiResult {
     let t = Instant::now();
+    crate::meta::single_node_only(&state, "creating a shard key")?;
     let key = one_shard_key(&body.shard_key)?;
     if body.replication_factor.is_some_and(|r| r > 1) {
         return Err(ApiError::bad_request("Bad request: replication_factor > 1 needs cluster mode"));
@@ -336,39 +333,13 @@ pub async fn delete_shard_key(
     Body(body): Body<DeleteShardKeyBody>,
 ) -> ApiResult {
     let t = Instant::now();
+    crate::meta::single_node_only(&state, "deleting a shard key")?;
     let key = one_shard_key(&body.shard_key)?;
     let reg = state.registry.clone();
     blocking(move || Ok(reg.delete_shard_key(&name, &key)?)).await?;
     Ok(ok(t, true))
 }
 
-/// `GET /collections/{name}/cluster`: shards of this (single) node with their state and size.
-pub async fn cluster(state: State, Path(name): Path<String>) -> ApiResult {
-    let t = Instant::now();
-    let c = state.registry.get(&name)?;
-    let shards = blocking(move || Ok(c.shard_stats())).await?;
-    let local: Vec<_> = shards
-        .iter()
-        .map(|s| {
-            let mut v = json!({ "shard_id": s.shard_id, "points_count": s.points_count, "state": "Active" });
-            if let Some(k) = &s.shard_key {
-                v["shard_key"] = k.clone();
-            }
-            v
-        })
-        .collect();
-    Ok(ok(
-        t,
-        json!({
-            "peer_id": super::PEER_ID,
-            "shard_count": local.len(),
-            "local_shards": local,
-            "remote_shards": [],
-            "shard_transfers": [],
-            "resharding_operations": [],
-        }),
-    ))
-}
 
 /// `PUT /collections/{name}/vectors/{vector}`: add a named vector to a live collection.
 pub async fn create_vector(
@@ -397,6 +368,7 @@ pub async fn create_vector(
             })
         }
     };
+    crate::meta::single_node_only(&state, "adding a vector")?;
     let reg = state.registry.clone();
     blocking(move || Ok(reg.set_vector(&name, &vector, Some(spec))?)).await?;
     Ok(ok(t, true))
@@ -409,6 +381,7 @@ pub async fn delete_vector(
     _p: Params<super::models::UpdateParams>,
 ) -> ApiResult {
     let t = Instant::now();
+    crate::meta::single_node_only(&state, "dropping a vector")?;
     let reg = state.registry.clone();
     blocking(move || Ok(reg.set_vector(&name, &vector, None)?)).await?;
     Ok(ok(t, true))

@@ -2,6 +2,7 @@
 //! blocking pool, and wrap results in Qdrant's envelope.
 
 pub mod auth;
+mod cluster;
 pub mod collections;
 mod cors;
 mod dashboard;
@@ -29,6 +30,8 @@ use response::ApiError;
 pub struct AppState {
     pub registry: Arc<Registry>,
     pub settings: Settings,
+    /// This peer, in cluster mode.
+    pub cluster: Option<Arc<qd_cluster::ClusterNode>>,
 }
 
 pub type State = axum::extract::State<Arc<AppState>>;
@@ -93,7 +96,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/collections/{name}/points/batch", post(points::batch))
         .route("/collections/{name}/shards", get(collections::list_shard_keys).put(collections::create_shard_key))
         .route("/collections/{name}/shards/delete", post(collections::delete_shard_key))
-        .route("/collections/{name}/cluster", get(collections::cluster))
+        .route("/collections/{name}/cluster", get(cluster::collection).post(cluster::update_collection))
         .route("/collections/{name}/points/{id}", get(points::get_one))
         // snapshots
         .route("/collections/{name}/snapshots", get(snapshots::list).post(snapshots::create))
@@ -122,7 +125,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         // monitoring
         .route("/metrics", get(metrics::metrics))
         .route("/telemetry", get(telemetry::telemetry))
-        .route("/cluster", get(telemetry::cluster))
+        .route("/cluster", get(cluster::status))
+        .route("/cluster/recover", post(cluster::recover))
+        .route("/cluster/peer/{peer_id}", axum::routing::delete(cluster::remove_peer))
         .route("/issues", get(telemetry::issues).delete(telemetry::clear_issues))
         .route("/dashboard", get(dashboard::index))
         .route("/dashboard/", get(dashboard::index))

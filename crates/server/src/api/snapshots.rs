@@ -235,6 +235,7 @@ async fn restore_file(
     checksum: Option<String>,
     temp: Option<TempPath>,
 ) -> ApiResult {
+    crate::meta::single_node_only(state, "recovering from a snapshot")?;
     let reg = state.registry.clone();
     run(started, wait, kind, name.clone(), move || {
         let _temp = temp;

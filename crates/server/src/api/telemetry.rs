@@ -264,11 +264,6 @@ pub async fn telemetry(state: State, Params(p): Params<TelemetryParams>) -> ApiR
     Ok(ok(t, result))
 }
 
-/// `GET /cluster`: this server runs as a single node.
-pub async fn cluster() -> ApiResult {
-    let t = Instant::now();
-    Ok(ok(t, json!({ "status": "disabled" })))
-}
 
 /// Problems an operator should act on, derived from the current state: collections that
 /// failed to load and failed optimizers.

@@ -131,8 +131,7 @@ impl Collections for CollectionsService {
         let req = request.into_inner();
         let name = req.collection_name.clone();
         let body: qd_core::config::CreateCollection = parse_body(create_json(req)?)?;
-        let reg = self.state.registry.clone();
-        blocking(move || Ok(reg.create(&name, body)?)).await?;
+        crate::meta::create_collection(&self.state, name, body).await?;
         Ok(Response::new(pb::CollectionOperationResponse { result: true, time: elapsed(t) }))
     }
 
@@ -141,6 +140,7 @@ impl Collections for CollectionsService {
         let req = request.into_inner();
         let name = req.collection_name.clone();
         let body: crate::api::models::UpdateCollectionBody = parse_body(update_json(req)?)?;
+        crate::meta::single_node_only(&self.state, "updating a collection's parameters")?;
         let reg = self.state.registry.clone();
         blocking(move || crate::api::collections::apply_update(&reg, &name, body)).await?;
         Ok(Response::new(pb::CollectionOperationResponse { result: true, time: elapsed(t) }))
@@ -149,8 +149,7 @@ impl Collections for CollectionsService {
     async fn delete(&self, request: Request<pb::DeleteCollection>) -> Reply<pb::CollectionOperationResponse> {
         let t = Instant::now();
         let name = request.into_inner().collection_name;
-        let reg = self.state.registry.clone();
-        let existed = blocking(move || Ok(reg.delete(&name)?)).await?;
+        let existed = crate::meta::delete_collection(&self.state, name).await?;
         Ok(Response::new(pb::CollectionOperationResponse { result: existed, time: elapsed(t) }))
     }
 
@@ -172,8 +171,7 @@ impl Collections for CollectionsService {
                 None => Err(invalid("actions: empty alias operation")),
             })
             .collect::<Result<Vec<_>>>()?;
-        let reg = self.state.registry.clone();
-        blocking(move || Ok(reg.update_aliases(actions)?)).await?;
+        crate::meta::update_aliases(&self.state, actions).await?;
         Ok(Response::new(pb::CollectionOperationResponse { result: true, time: elapsed(t) }))
     }
 

@@ -73,8 +73,7 @@ impl PointsService {
                 .parse::<qd_core::json_path::JsonPath>()
                 .map_err(|e| Status::invalid_argument(format!("Bad request: field_name: {e}")))?;
         }
-        let reg = self.state.registry.clone();
-        blocking(move || Ok(reg.set_payload_index(&collection, &field, spec)?)).await?;
+        crate::meta::set_payload_index(&self.state, collection, field, spec).await?;
         Ok(Response::new(operation_response(t, completed(wait))))
     }
 }
@@ -183,6 +182,7 @@ impl Points for PointsService {
         let r = request.into_inner();
         let spec = super::convert::config::new_vector(r.vector_config)?;
         let (reg, name, vector) = (self.state.registry.clone(), r.collection_name, r.vector_name);
+        crate::meta::single_node_only(&self.state, "adding a vector")?;
         blocking(move || Ok(reg.set_vector(&name, &vector, Some(spec))?)).await?;
         Ok(Response::new(operation_response(t, completed(r.wait))))
     }
@@ -194,6 +194,7 @@ impl Points for PointsService {
         let t = Instant::now();
         let r = request.into_inner();
         let (reg, name, vector) = (self.state.registry.clone(), r.collection_name, r.vector_name);
+        crate::meta::single_node_only(&self.state, "dropping a vector")?;
         blocking(move || Ok(reg.set_vector(&name, &vector, None)?)).await?;
         Ok(Response::new(operation_response(t, completed(r.wait))))
     }

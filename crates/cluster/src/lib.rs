@@ -1,0 +1,20 @@
+//! Cluster mode: collections spread and replicated over several peers.
+//!
+//! - [`state`]: the metadata consensus agrees on (collections, shard placement, replica
+//!   states, aliases) and the pure function that applies a change to it;
+//! - [`store`]: Raft's log, vote and state machine over the storage backend;
+//! - [`p2p`]: the peer-to-peer gRPC service (port 6335) and its client;
+//! - [`replica_set`]: a shard's replicas behind the collection layer's `Shard` trait;
+//! - [`transfer`]: serving peers' shard calls, recovering a replica by streaming records;
+//! - [`node`]: this peer: Raft (openraft), joining, proposals, following the applied state.
+
+pub mod node;
+pub mod p2p;
+pub mod raft_types;
+pub mod replica_set;
+pub mod state;
+pub mod store;
+pub mod transfer;
+
+pub use node::{ClusterNode, ClusterOptions, ClusterStatus, CollectionClusterInfo};
+pub use state::{MetaOp, PeerId, ReplicaState};

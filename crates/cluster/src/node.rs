@@ -1,0 +1,808 @@
+//! This peer in cluster mode: the Raft instance, the P2P server, joining a cluster, proposing
+//! metadata changes (forwarded to the leader when this peer is not it), and keeping local
+//! collections in line with the applied cluster state (create, delete, payload indexes,
+//! aliases), shard by shard placed on this peer or reached on others.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use openraft::error::{ChangeMembershipError, ClientWriteError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
+};
+use openraft::{AnyError, ChangeMembers, ServerState};
+use parking_lot::Mutex;
+use qd_collection::registry::ShardPlacement;
+use qd_collection::shard::{Shard, ShardId};
+use qd_collection::{AliasAction, CollectionError, Registry};
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::p2p::{P2pError, PeerClients, PeerHandler, PeerReply, PeerRequest, PeerService, ShardCall, WireError};
+use crate::raft_types::{BasicNode, Raft, TypeConfig};
+use crate::replica_set::ReplicaSet;
+use crate::state::{place_shards, ClusterState, MetaError, MetaOp, PeerId, ReplicaState};
+use crate::store::{Applied, ConsensusStore};
+
+/// How long Raft messages and forwarded proposals may take.
+const RAFT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a proposal waits for a leader and for this peer to apply it.
+const PROPOSE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How this peer takes part in a cluster (from `--uri`, `--bootstrap` and `cluster.*`).
+#[derive(Clone, Debug)]
+pub struct ClusterOptions {
+    /// This peer's P2P URI as other peers reach it.
+    pub uri: String,
+    /// A member to join through; `None` starts a new cluster (or restarts a known peer).
+    pub bootstrap: Option<String>,
+    /// Where the P2P server listens.
+    pub p2p_addr: SocketAddr,
+    /// Raft heartbeat period; elections start after 5-10 of them without a leader.
+    pub tick: Duration,
+}
+
+/// What replica sets need from the node: the applied state, peer connections, a runtime.
+pub struct NodeShared {
+    pub me: PeerId,
+    pub clients: PeerClients,
+    applied: watch::Receiver<Applied>,
+    handle: tokio::runtime::Handle,
+    dead: tokio::sync::mpsc::UnboundedSender<(String, ShardId, PeerId)>,
+}
+
+impl NodeShared {
+    pub fn replicas(&self, collection: &str, shard: ShardId) -> Vec<(PeerId, ReplicaState)> {
+        self.applied.borrow().machine.state.collections.get(collection).map(|c| c.replicas(shard)).unwrap_or_default()
+    }
+
+    pub fn uri_of(&self, peer: PeerId) -> Option<String> {
+        self.applied.borrow().machine.membership.membership().get_node(&peer).map(|n| n.addr.clone())
+    }
+
+    pub fn write_consistency_factor(&self, collection: &str) -> u32 {
+        self.applied
+            .borrow()
+            .machine
+            .state
+            .collections
+            .get(collection)
+            .map_or(1, |c| c.config.params.write_consistency_factor)
+    }
+
+    /// Run a future to completion from blocking code (a request on the blocking pool, or a
+    /// fan-out thread).
+    pub fn block_on<F: Future>(&self, f: F) -> F::Output {
+        match tokio::runtime::Handle::try_current() {
+            Ok(_) => tokio::task::block_in_place(|| self.handle.block_on(f)),
+            Err(_) => self.handle.block_on(f),
+        }
+    }
+
+    /// A replica on `peer` missed a write: have consensus mark it Dead.
+    pub fn report_dead(&self, collection: &str, shard: ShardId, peer: PeerId) {
+        let _ = self.dead.send((collection.to_string(), shard, peer));
+    }
+}
+
+/// This peer in a cluster.
+pub struct ClusterNode {
+    shared: Arc<NodeShared>,
+    raft: Raft,
+    store: ConsensusStore,
+    registry: Arc<Registry>,
+    options: ClusterOptions,
+    replica_sets: Mutex<HashMap<(String, ShardId), Weak<ReplicaSet>>>,
+    /// Index of the last applied entry local collections reflect.
+    reconciled: watch::Sender<u64>,
+    recovering: Mutex<HashSet<(String, ShardId)>>,
+    /// Joins and removals are committed one at a time (Raft allows one change in flight).
+    membership_changes: tokio::sync::Mutex<()>,
+}
+
+/// Errors of consensus operations, as the API reports them.
+pub fn meta_error(e: MetaError) -> CollectionError {
+    match e {
+        MetaError::BadRequest(m) => CollectionError::BadRequest(m),
+        MetaError::NotFound(m) => CollectionError::NotFound(m),
+        MetaError::AlreadyExists(m) => CollectionError::AlreadyExists(m),
+    }
+}
+
+struct Placement(Weak<ClusterNode>);
+
+impl ShardPlacement for Placement {
+    fn is_local(&self, collection: &str, shard: ShardId) -> bool {
+        self.0.upgrade().is_some_and(|n| n.shared.replicas(collection, shard).iter().any(|(p, _)| *p == n.shared.me))
+    }
+
+    fn wrap(&self, collection: &str, shard: ShardId, local: Option<Arc<dyn Shard>>) -> Arc<dyn Shard> {
+        match self.0.upgrade() {
+            Some(node) => {
+                let set = Arc::new(ReplicaSet::new(collection, shard, local, node.shared.clone()));
+                node.replica_sets.lock().insert((collection.to_string(), shard), Arc::downgrade(&set));
+                set
+            }
+            None => match local {
+                Some(l) => l,
+                None => Arc::new(ReplicaSet::new(collection, shard, None, dead_shared())),
+            },
+        }
+    }
+}
+
+/// A stand-in for a node that is gone (shutdown): its shards answer Unavailable.
+fn dead_shared() -> Arc<NodeShared> {
+    let (tx, _) = tokio::sync::mpsc::unbounded_channel();
+    Arc::new(NodeShared {
+        me: 0,
+        clients: PeerClients::default(),
+        applied: watch::channel(Applied::default()).1,
+        handle: tokio::runtime::Handle::current(),
+        dead: tx,
+    })
+}
+
+/// `GET /cluster`'s figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterStatus {
+    pub peer_id: PeerId,
+    pub peers: BTreeMap<String, PeerInfo>,
+    pub raft_info: RaftInfo,
+}
+
+/// `GET /collections/{name}/cluster`'s figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct CollectionClusterInfo {
+    pub peer_id: PeerId,
+    pub shard_count: usize,
+    pub local_shards: Vec<LocalShardInfo>,
+    pub remote_shards: Vec<RemoteShardInfo>,
+    pub shard_transfers: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LocalShardInfo {
+    pub shard_id: ShardId,
+    pub points_count: usize,
+    pub state: ReplicaState,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RemoteShardInfo {
+    pub shard_id: ShardId,
+    pub peer_id: PeerId,
+    pub state: ReplicaState,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerInfo {
+    pub uri: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RaftInfo {
+    pub term: u64,
+    pub commit: u64,
+    pub pending_operations: u64,
+    pub leader: Option<PeerId>,
+    pub role: Option<&'static str>,
+    pub is_voter: bool,
+}
+
+impl ClusterNode {
+    /// Open the consensus database, attach to `registry` (before it loads collections), start
+    /// the P2P server and Raft, and join or form the cluster.
+    pub async fn start(
+        registry: Arc<Registry>,
+        options: ClusterOptions,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<Arc<ClusterNode>, String> {
+        let layout = registry.layout();
+        let kv = qd_storage::open_store(layout.backend(), &layout.consensus_path()).map_err(|e| e.to_string())?;
+        let store = ConsensusStore::open(kv)?;
+        let me = store.peer_id()?;
+        let (dead_tx, dead_rx) = tokio::sync::mpsc::unbounded_channel();
+        let shared = Arc::new(NodeShared {
+            me,
+            clients: PeerClients::default(),
+            applied: store.subscribe(),
+            handle: tokio::runtime::Handle::current(),
+            dead: dead_tx,
+        });
+        let config = openraft::Config {
+            cluster_name: "qdrant".into(),
+            heartbeat_interval: options.tick.as_millis() as u64,
+            election_timeout_min: options.tick.as_millis() as u64 * 5,
+            election_timeout_max: options.tick.as_millis() as u64 * 10,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(500),
+            max_in_snapshot_log_to_keep: 100,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| format!("consensus settings: {e}"))?;
+        let (log_store, state_machine) = openraft::storage::Adaptor::new(store.clone());
+        let network = Network { shared: shared.clone() };
+        let raft = Raft::new(me, Arc::new(config), network, log_store, state_machine)
+            .await
+            .map_err(|e| format!("consensus cannot start: {e}"))?;
+        let initial = store.applied().index;
+        let node = Arc::new(ClusterNode {
+            shared,
+            raft,
+            store,
+            registry: registry.clone(),
+            options: options.clone(),
+            replica_sets: Mutex::new(HashMap::new()),
+            reconciled: watch::channel(initial).0,
+            recovering: Mutex::new(HashSet::new()),
+            membership_changes: tokio::sync::Mutex::new(()),
+        });
+        registry.set_placement(Arc::new(Placement(Arc::downgrade(&node))));
+
+        let listener = tokio::net::TcpListener::bind(options.p2p_addr)
+            .await
+            .map_err(|e| format!("cannot listen for peers on {}: {e}", options.p2p_addr))?;
+        let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        let service = PeerService(node.clone());
+        tokio::spawn(async move {
+            let served = tonic::transport::Server::builder()
+                .tcp_nodelay(true)
+                .add_service(service)
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "P2P server stopped");
+            }
+        });
+        tokio::spawn(follow_dead_reports(Arc::downgrade(&node), dead_rx));
+
+        let initialized = node.raft.is_initialized().await.map_err(|e| e.to_string())?;
+        if !initialized {
+            match &options.bootstrap {
+                None => {
+                    let members = BTreeMap::from([(me, BasicNode::new(options.uri.clone()))]);
+                    node.raft.initialize(members).await.map_err(|e| format!("cannot form a cluster: {e}"))?;
+                    tracing::info!(peer_id = me, uri = %options.uri, "formed a new cluster");
+                }
+                Some(bootstrap) => node.join(bootstrap).await?,
+            }
+        } else {
+            tracing::info!(peer_id = me, "rejoining the cluster from the stored state");
+        }
+        Ok(node)
+    }
+
+    /// Begin following the applied state (call once collections are loaded).
+    pub fn follow(self: &Arc<Self>) {
+        let mut rx = self.store.subscribe();
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let Some(node) = weak.upgrade() else { return };
+                let applied = rx.borrow_and_update().clone();
+                let n = node.clone();
+                let done = tokio::task::spawn_blocking(move || n.reconcile(&applied.machine.state)).await;
+                if let Err(e) = done {
+                    tracing::error!(error = %e, "applying cluster state locally failed");
+                }
+                node.reconciled.send_replace(applied.index);
+                node.start_recoveries();
+                drop(node);
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+
+    pub fn peer_id(&self) -> PeerId {
+        self.shared.me
+    }
+
+    async fn join(&self, bootstrap: &str) -> Result<(), String> {
+        let request = || PeerRequest::Join { peer_id: self.shared.me, uri: self.options.uri.clone() };
+        let mut last = String::new();
+        for attempt in 0..30 {
+            match self.shared.clients.call(bootstrap, request(), PROPOSE_TIMEOUT).await {
+                Ok(_) => {
+                    tracing::info!(peer_id = self.shared.me, bootstrap, "joined the cluster");
+                    return Ok(());
+                }
+                Err(P2pError::Remote(e)) => return Err(format!("the cluster at {bootstrap} refused this peer: {e:?}")),
+                Err(e) => last = e.to_string(),
+            }
+            tracing::warn!(attempt, error = %last, "bootstrap peer not reachable yet; retrying");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        Err(format!("cannot join the cluster through {bootstrap}: {last}"))
+    }
+
+    fn leader_uri(&self) -> Option<String> {
+        let leader = self.raft.metrics().borrow().current_leader?;
+        self.shared.uri_of(leader)
+    }
+
+    /// Run `action` on the leader: here when this peer leads, else forwarded to it. Retries
+    /// while no leader is known (an election).
+    async fn on_leader(&self, action: LeaderAction) -> Result<LeaderOutput, CollectionError> {
+        let deadline = tokio::time::Instant::now() + PROPOSE_TIMEOUT;
+        loop {
+            let retry = match self.run_here(&action).await {
+                Ok(v) => return Ok(v),
+                Err(LeaderError::Refused(e)) => return Err(e),
+                Err(LeaderError::Busy(m)) => m,
+                Err(LeaderError::NotLeader) => match self.leader_uri() {
+                    Some(uri) if self.raft.metrics().borrow().current_leader != Some(self.shared.me) => {
+                        match self.shared.clients.call(&uri, action.request(), PROPOSE_TIMEOUT).await {
+                            Ok(PeerReply::Proposed { index, result }) => return Ok(LeaderOutput::Written(index, result)),
+                            Ok(PeerReply::Done) => return Ok(LeaderOutput::Done),
+                            Ok(_) => return Err(CollectionError::Internal("unexpected answer from the leader".into())),
+                            Err(P2pError::Remote(e)) => return Err(e.into()),
+                            Err(e) => e.to_string(),
+                        }
+                    }
+                    _ => "no leader is elected".to_string(),
+                },
+            };
+            if tokio::time::Instant::now() > deadline {
+                return Err(CollectionError::Unavailable(format!("consensus is not available: {retry}")));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Run `action` on this peer's Raft (it must be the leader).
+    async fn run_here(&self, action: &LeaderAction) -> Result<LeaderOutput, LeaderError> {
+        match action {
+            LeaderAction::Write(op) => match self.raft.client_write(op.clone()).await {
+                Ok(r) => Ok(LeaderOutput::Written(r.log_id.index, r.data)),
+                Err(e) => Err(leader_error(e)),
+            },
+            LeaderAction::Join(peer_id, uri) => {
+                let _one_at_a_time = self.membership_changes.lock().await;
+                let known = self.raft.metrics().borrow().membership_config.membership().voter_ids().any(|v| v == *peer_id);
+                if known {
+                    return Ok(LeaderOutput::Done);
+                }
+                self.raft.add_learner(*peer_id, BasicNode::new(uri.clone()), true).await.map_err(leader_error)?;
+                let change = ChangeMembers::AddVoterIds(BTreeSet::from([*peer_id]));
+                self.raft.change_membership(change, false).await.map_err(leader_error)?;
+                Ok(LeaderOutput::Done)
+            }
+            LeaderAction::Remove(peer_id) => {
+                let _one_at_a_time = self.membership_changes.lock().await;
+                let change = ChangeMembers::RemoveVoters(BTreeSet::from([*peer_id]));
+                self.raft.change_membership(change, false).await.map_err(leader_error)?;
+                Ok(LeaderOutput::Done)
+            }
+        }
+    }
+
+    /// Commit `op` through consensus; returns the log index and the operation's own result.
+    async fn commit(&self, op: MetaOp) -> Result<(u64, Result<(), MetaError>), CollectionError> {
+        match self.on_leader(LeaderAction::Write(op)).await? {
+            LeaderOutput::Written(index, result) => Ok((index, result.error.map_or(Ok(()), Err))),
+            LeaderOutput::Done => Err(CollectionError::Internal("a write answered without an index".into())),
+        }
+    }
+
+    /// Commit `op` and wait until this peer's collections reflect it.
+    pub async fn propose(&self, op: MetaOp) -> Result<(), CollectionError> {
+        let (index, result) = self.commit(op).await?;
+        let mut rx = self.reconciled.subscribe();
+        tokio::time::timeout(PROPOSE_TIMEOUT, rx.wait_for(|i| *i >= index))
+            .await
+            .map_err(|_| CollectionError::Unavailable("the change was committed but not applied here in time".into()))?
+            .map_err(|_| CollectionError::ShuttingDown)?;
+        result.map_err(meta_error)
+    }
+
+    /// The cluster state this peer has applied.
+    pub fn state(&self) -> Arc<crate::store::Machine> {
+        self.store.applied().machine
+    }
+
+    /// Peers currently in the cluster (voters and learners).
+    pub fn peers(&self) -> Vec<PeerId> {
+        let machine = self.state();
+        let ids: Vec<PeerId> = machine.membership.membership().nodes().map(|(id, _)| *id).collect();
+        ids
+    }
+
+    /// Shard placement for a new collection over the current peers.
+    pub fn place(&self, shard_number: u32, replication_factor: u32) -> Result<BTreeMap<ShardId, Vec<PeerId>>, CollectionError> {
+        let machine = self.state();
+        place_shards(shard_number, replication_factor, &self.peers(), &machine.state.load()).map_err(meta_error)
+    }
+
+    /// `DELETE /cluster/peer/{id}`: refused while the peer holds the only replica of a shard,
+    /// unless `force`.
+    pub async fn remove_peer(&self, peer: PeerId, force: bool) -> Result<(), CollectionError> {
+        let machine = self.state();
+        if machine.membership.membership().get_node(&peer).is_none() {
+            return Err(CollectionError::NotFound(format!("Peer {peer} does not exist")));
+        }
+        let holds_shards = machine.state.collections.values().any(|c| c.shards.values().any(|r| r.contains_key(&peer)));
+        if holds_shards && !force {
+            return Err(CollectionError::BadRequest(format!(
+                "Cannot remove peer {peer} as there are shards on it"
+            )));
+        }
+        self.propose(MetaOp::ForgetPeer { peer }).await?;
+        self.on_leader(LeaderAction::Remove(peer)).await.map(|_| ())
+    }
+
+    /// `GET /cluster`.
+    pub fn status(&self) -> ClusterStatus {
+        let metrics = self.raft.metrics().borrow().clone();
+        let membership = metrics.membership_config.membership();
+        let peers = membership
+            .nodes()
+            .map(|(id, node)| (id.to_string(), PeerInfo { uri: node.addr.clone() }))
+            .collect();
+        let commit = metrics.last_applied.map_or(0, |l| l.index);
+        let role = match metrics.state {
+            ServerState::Leader => "Leader",
+            ServerState::Follower => "Follower",
+            ServerState::Candidate => "Candidate",
+            ServerState::Learner => "Follower",
+            ServerState::Shutdown => "Follower",
+        };
+        ClusterStatus {
+            peer_id: self.shared.me,
+            peers,
+            raft_info: RaftInfo {
+                term: metrics.current_term,
+                commit,
+                pending_operations: metrics.last_log_index.unwrap_or(0).saturating_sub(commit),
+                leader: metrics.current_leader,
+                role: Some(role),
+                is_voter: membership.voter_ids().any(|v| v == self.shared.me),
+            },
+        }
+    }
+
+    /// Where the shards of `collection` are and in which state; `None` for an unknown one.
+    /// Reads local point counts (blocking).
+    pub fn collection_info(&self, collection: &str) -> Option<CollectionClusterInfo> {
+        let machine = self.state();
+        let meta = machine.state.collections.get(collection)?;
+        let me = self.shared.me;
+        let mut local_shards = Vec::new();
+        let mut remote_shards = Vec::new();
+        for (sid, replicas) in &meta.shards {
+            for (peer, state) in replicas {
+                if *peer == me {
+                    let points_count = self
+                        .replica_set(collection, *sid)
+                        .and_then(|s| s.local().map(|l| l.stats().points_count))
+                        .unwrap_or(0);
+                    local_shards.push(LocalShardInfo { shard_id: *sid, points_count, state: *state });
+                } else {
+                    remote_shards.push(RemoteShardInfo { shard_id: *sid, peer_id: *peer, state: *state });
+                }
+            }
+        }
+        Some(CollectionClusterInfo {
+            peer_id: me,
+            shard_count: meta.shards.len(),
+            local_shards,
+            remote_shards,
+            shard_transfers: Vec::new(),
+        })
+    }
+
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!(error = %e, "consensus did not stop cleanly");
+        }
+    }
+
+    /// Bring local collections in line with the applied cluster state. Idempotent.
+    fn reconcile(&self, state: &ClusterState) {
+        for (name, meta) in &state.collections {
+            if !self.registry.exists(name) {
+                if let Err(e) = self.registry.create_from_cluster(name, meta.config.clone(), &meta.created_at) {
+                    tracing::error!(collection = %name, error = %e, "cannot create the collection locally");
+                    continue;
+                }
+            }
+            let Ok(collection) = self.registry.get(name) else { continue };
+            let local = collection.payload_schema();
+            for (field, spec) in &meta.payload_schema {
+                if local.get(field) != Some(spec) {
+                    if let Err(e) = self.registry.set_payload_index(name, field, Some(spec.clone())) {
+                        tracing::error!(collection = %name, field, error = %e, "cannot create a payload index");
+                    }
+                }
+            }
+            for field in local.keys().filter(|f| !meta.payload_schema.contains_key(*f)) {
+                if let Err(e) = self.registry.set_payload_index(name, field, None) {
+                    tracing::error!(collection = %name, field, error = %e, "cannot drop a payload index");
+                }
+            }
+        }
+        for name in self.registry.list() {
+            if !state.collections.contains_key(&name) {
+                if let Err(e) = self.registry.delete(&name) {
+                    tracing::error!(collection = %name, error = %e, "cannot delete the collection locally");
+                }
+            }
+        }
+        let local = self.registry.aliases();
+        let mut actions: Vec<AliasAction> = local
+            .iter()
+            .filter(|(a, c)| state.aliases.get(*a) != Some(*c))
+            .map(|(a, _)| AliasAction::Delete { alias: a.clone() })
+            .collect();
+        actions.extend(
+            state
+                .aliases
+                .iter()
+                .filter(|(a, c)| local.get(*a) != Some(*c))
+                .map(|(a, c)| AliasAction::Create { alias: a.clone(), collection: c.clone() }),
+        );
+        if !actions.is_empty() {
+            if let Err(e) = self.registry.update_aliases(actions) {
+                tracing::error!(error = %e, "cannot apply aliases locally");
+            }
+        }
+    }
+
+    /// Recover every replica on this peer that consensus marks Dead, from an Active one.
+    fn start_recoveries(self: &Arc<Self>) {
+        let machine = self.state();
+        let me = self.shared.me;
+        for (name, meta) in &machine.state.collections {
+            for (sid, replicas) in &meta.shards {
+                let dead_here = replicas.get(&me) == Some(&ReplicaState::Dead)
+                    || replicas.get(&me) == Some(&ReplicaState::Partial);
+                let source = replicas.iter().find(|(p, s)| **p != me && **s == ReplicaState::Active).map(|(p, _)| *p);
+                let (true, Some(source)) = (dead_here, source) else { continue };
+                let key = (name.clone(), *sid);
+                if !self.recovering.lock().insert(key.clone()) {
+                    continue;
+                }
+                let node = self.clone();
+                tokio::spawn(async move {
+                    let result = crate::transfer::recover(&node, &key.0, key.1, source).await;
+                    node.recovering.lock().remove(&key);
+                    match result {
+                        Ok(n) => tracing::info!(collection = %key.0, shard = key.1, points = n, "replica recovered"),
+                        Err(e) => tracing::warn!(collection = %key.0, shard = key.1, error = %e, "replica recovery failed; will retry"),
+                    }
+                });
+            }
+        }
+    }
+
+    pub(crate) fn replica_set(&self, collection: &str, shard: ShardId) -> Option<Arc<ReplicaSet>> {
+        self.replica_sets.lock().get(&(collection.to_string(), shard)).and_then(Weak::upgrade)
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<NodeShared> {
+        &self.shared
+    }
+
+    /// Ask every other live peer for its applied index, until all reached `index` (peers that
+    /// do not answer cannot write, so they do not count).
+    pub(crate) async fn wait_peers_applied(&self, index: u64) {
+        for peer in self.peers() {
+            if peer == self.shared.me {
+                continue;
+            }
+            let Some(uri) = self.shared.uri_of(peer) else { continue };
+            for _ in 0..100 {
+                match self.shared.clients.call(&uri, PeerRequest::AppliedIndex, RAFT_TIMEOUT).await {
+                    Ok(PeerReply::Applied(i)) if i >= index => break,
+                    Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+
+    pub(crate) async fn commit_replica_state(
+        &self,
+        collection: &str,
+        shard: ShardId,
+        state: ReplicaState,
+    ) -> Result<u64, CollectionError> {
+        let op = MetaOp::SetReplicaState { collection: collection.into(), shard, peer: self.shared.me, state };
+        let (index, result) = self.commit(op).await?;
+        result.map_err(meta_error)?;
+        Ok(index)
+    }
+
+    async fn handle_shard(&self, collection: String, shard: ShardId, call: ShardCall) -> PeerReply {
+        let Some(set) = self.replica_set(&collection, shard) else {
+            return PeerReply::Error(WireError::NotFound(format!(
+                "Shard {shard} of collection `{collection}` is not on peer {}",
+                self.shared.me
+            )));
+        };
+        let result = tokio::task::spawn_blocking(move || crate::transfer::serve_call(&set, call)).await;
+        match result {
+            Ok(Ok(reply)) => PeerReply::Shard(reply),
+            Ok(Err(e)) => PeerReply::Error(e.into()),
+            Err(e) => PeerReply::Error(WireError::Internal(e.to_string())),
+        }
+    }
+
+    async fn handle_join(&self, peer_id: PeerId, uri: String) -> PeerReply {
+        match self.on_leader(LeaderAction::Join(peer_id, uri)).await {
+            Ok(_) => PeerReply::Done,
+            Err(e) => PeerReply::Error(e.into()),
+        }
+    }
+}
+
+/// What must run on the leader.
+enum LeaderAction {
+    Write(MetaOp),
+    Join(PeerId, String),
+    Remove(PeerId),
+}
+
+impl LeaderAction {
+    /// The same action, as a request to the leader.
+    fn request(&self) -> PeerRequest {
+        match self {
+            LeaderAction::Write(op) => PeerRequest::Propose(op.clone()),
+            LeaderAction::Join(peer_id, uri) => PeerRequest::Join { peer_id: *peer_id, uri: uri.clone() },
+            LeaderAction::Remove(peer_id) => PeerRequest::RemovePeer { peer_id: *peer_id },
+        }
+    }
+}
+
+enum LeaderOutput {
+    Written(u64, crate::state::MetaResult),
+    Done,
+}
+
+/// Why a leader-only call did not run here.
+enum LeaderError {
+    NotLeader,
+    /// Another membership change is being committed: try again shortly.
+    Busy(String),
+    Refused(CollectionError),
+}
+
+fn leader_error(e: RaftError<PeerId, ClientWriteError<PeerId, BasicNode>>) -> LeaderError {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => LeaderError::NotLeader,
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(ChangeMembershipError::InProgress(p))) => {
+            LeaderError::Busy(p.to_string())
+        }
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(c)) => {
+            LeaderError::Refused(CollectionError::BadRequest(format!("Bad request: {c}")))
+        }
+        RaftError::Fatal(f) => LeaderError::Refused(CollectionError::Unavailable(format!("consensus stopped: {f}"))),
+    }
+}
+
+impl PeerHandler for ClusterNode {
+    fn handle(self: Arc<Self>, request: PeerRequest) -> std::pin::Pin<Box<dyn Future<Output = PeerReply> + Send>> {
+        Box::pin(async move {
+            match request {
+                PeerRequest::AppendEntries(rpc) => PeerReply::AppendEntries(self.raft.append_entries(rpc).await),
+                PeerRequest::Vote(rpc) => PeerReply::Vote(self.raft.vote(rpc).await),
+                PeerRequest::InstallSnapshot(rpc) => PeerReply::InstallSnapshot(self.raft.install_snapshot(rpc).await),
+                PeerRequest::Join { peer_id, uri } => self.handle_join(peer_id, uri).await,
+                PeerRequest::Propose(op) => match self.raft.client_write(op).await {
+                    Ok(r) => PeerReply::Proposed { index: r.log_id.index, result: r.data },
+                    Err(e) => PeerReply::Error(WireError::Unavailable(format!("not the leader: {e}"))),
+                },
+                PeerRequest::RemovePeer { peer_id } => match self.on_leader(LeaderAction::Remove(peer_id)).await {
+                    Ok(_) => PeerReply::Done,
+                    Err(e) => PeerReply::Error(e.into()),
+                },
+                PeerRequest::AppliedIndex => PeerReply::Applied(self.store.applied().index),
+                PeerRequest::Shard { collection, shard, call } => self.handle_shard(collection, shard, call).await,
+            }
+        })
+    }
+}
+
+/// Commit the Dead states replica sets report, one proposal per report not already applied.
+async fn follow_dead_reports(
+    node: Weak<ClusterNode>,
+    mut reports: tokio::sync::mpsc::UnboundedReceiver<(String, ShardId, PeerId)>,
+) {
+    while let Some((collection, shard, peer)) = reports.recv().await {
+        let Some(node) = node.upgrade() else { return };
+        let already = node.shared.replicas(&collection, shard).iter().any(|(p, s)| *p == peer && *s == ReplicaState::Dead);
+        if already {
+            continue;
+        }
+        tracing::warn!(collection = %collection, shard, peer, "replica missed a write; marking it Dead");
+        let op = MetaOp::SetReplicaState { collection, shard, peer, state: ReplicaState::Dead };
+        if let Err(e) = node.commit(op).await {
+            tracing::warn!(error = %e, "cannot mark a replica Dead");
+        }
+    }
+}
+
+// --- Raft network -----------------------------------------------------------------------------
+
+struct Network {
+    shared: Arc<NodeShared>,
+}
+
+struct PeerNetwork {
+    target: PeerId,
+    uri: String,
+    shared: Arc<NodeShared>,
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = PeerNetwork;
+    async fn new_client(&mut self, target: PeerId, node: &BasicNode) -> PeerNetwork {
+        PeerNetwork { target, uri: node.addr.clone(), shared: self.shared.clone() }
+    }
+}
+
+fn unreachable<E: std::error::Error>(e: P2pError) -> RPCError<PeerId, BasicNode, E> {
+    RPCError::Unreachable(Unreachable::new(&AnyError::error(e.to_string())))
+}
+
+fn mismatched<E: std::error::Error>() -> RPCError<PeerId, BasicNode, E> {
+    RPCError::Network(NetworkError::new(&AnyError::error("mismatched reply")))
+}
+
+impl PeerNetwork {
+    async fn send(&self, request: PeerRequest, option: &RPCOption) -> Result<PeerReply, P2pError> {
+        let ttl = option.hard_ttl().min(RAFT_TIMEOUT);
+        self.shared.clients.call(&self.uri, request, ttl).await
+    }
+}
+
+impl RaftNetwork<TypeConfig> for PeerNetwork {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<PeerId>, RPCError<PeerId, BasicNode, RaftError<PeerId>>> {
+        match self.send(PeerRequest::AppendEntries(rpc), &option).await {
+            Ok(PeerReply::AppendEntries(Ok(r))) => Ok(r),
+            Ok(PeerReply::AppendEntries(Err(e))) => Err(RPCError::RemoteError(RemoteError::new(self.target, e))),
+            Ok(_) => Err(mismatched()),
+            Err(e) => Err(unreachable(e)),
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<
+        InstallSnapshotResponse<PeerId>,
+        RPCError<PeerId, BasicNode, RaftError<PeerId, openraft::error::InstallSnapshotError>>,
+    > {
+        match self.send(PeerRequest::InstallSnapshot(rpc), &option).await {
+            Ok(PeerReply::InstallSnapshot(Ok(r))) => Ok(r),
+            Ok(PeerReply::InstallSnapshot(Err(e))) => Err(RPCError::RemoteError(RemoteError::new(self.target, e))),
+            Ok(_) => Err(mismatched()),
+            Err(e) => Err(unreachable(e)),
+        }
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<PeerId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<PeerId>, RPCError<PeerId, BasicNode, RaftError<PeerId>>> {
+        match self.send(PeerRequest::Vote(rpc), &option).await {
+            Ok(PeerReply::Vote(Ok(r))) => Ok(r),
+            Ok(PeerReply::Vote(Err(e))) => Err(RPCError::RemoteError(RemoteError::new(self.target, e))),
+            Ok(_) => Err(mismatched()),
+            Err(e) => Err(unreachable(e)),
+        }
+    }
+}

@@ -1,0 +1,378 @@
+//! Peer-to-peer traffic on the P2P port (6335): one gRPC service, `qd.p2p.Peer/Call`, whose
+//! messages are JSON-encoded [`PeerRequest`] / [`PeerReply`] values (a tonic codec of our own,
+//! so no protobuf compiler is needed). Raft's messages, forwarded proposals, joins and the
+//! calls of remote shards all travel through it over one HTTP/2 connection per peer.
+
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Buf, BufMut};
+use openraft::error::{InstallSnapshotError, RaftError};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
+};
+use parking_lot::Mutex;
+use qd_collection::operations::{Record, ShardHit, ShardSearch, ShardStats, UpdateOp, UpdateResult, WithSelectors};
+use qd_collection::shard::ShardId;
+use qd_collection::CollectionError;
+use qd_core::filter::Filter;
+use qd_core::json_path::JsonPath;
+use qd_core::vectors::NamedVectors;
+use qd_core::{Payload, PointId};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::Status;
+
+use crate::raft_types::TypeConfig;
+use crate::state::{MetaOp, MetaResult, PeerId};
+
+/// The gRPC path of the one P2P method.
+pub const CALL_PATH: &str = "/qd.p2p.Peer/Call";
+const SERVICE: &str = "qd.p2p.Peer";
+
+/// A call from one peer to another.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum PeerRequest {
+    AppendEntries(AppendEntriesRequest<TypeConfig>),
+    Vote(VoteRequest<PeerId>),
+    InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
+    /// A new peer asks to be added to the cluster (sent to any member, forwarded to the leader).
+    Join { peer_id: PeerId, uri: String },
+    /// A metadata change proposed on a follower, for the leader to commit.
+    Propose(MetaOp),
+    /// Remove a peer from the voters and forget it (sent to the leader).
+    RemovePeer { peer_id: PeerId },
+    /// The index of the last log entry this peer applied.
+    AppliedIndex,
+    /// A call on this peer's replica of a shard.
+    Shard { collection: String, shard: ShardId, call: ShardCall },
+}
+
+/// The answer to a [`PeerRequest`].
+#[derive(Debug, Serialize, Deserialize)]
+pub enum PeerReply {
+    AppendEntries(Result<AppendEntriesResponse<PeerId>, RaftError<PeerId>>),
+    Vote(Result<VoteResponse<PeerId>, RaftError<PeerId>>),
+    InstallSnapshot(Result<InstallSnapshotResponse<PeerId>, RaftError<PeerId, InstallSnapshotError>>),
+    /// The log index the operation was committed at, and its result.
+    Proposed { index: u64, result: MetaResult },
+    Done,
+    Applied(u64),
+    Shard(ShardReply),
+    Error(WireError),
+}
+
+/// Calls of the `Shard` trait, made on a replica that lives on another peer.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum ShardCall {
+    Update { op: UpdateOp, wait: bool },
+    Search(ShardSearch),
+    Retrieve { ids: Vec<PointId>, with: WithSelectors },
+    ScrollIds { from: Option<PointId>, filter: Option<Filter>, limit: usize },
+    Count { filter: Option<Filter> },
+    OrderEntries { key: JsonPath, filter: Option<Filter> },
+    Facet { key: JsonPath, filter: Option<Filter> },
+    SparseDf { vector: String, indices: Vec<u32> },
+    Stats,
+}
+
+/// A point as it travels between peers (names kept, unlike the user-facing shape).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct WireRecord {
+    pub id: PointId,
+    pub payload: Option<Payload>,
+    pub vector: Option<NamedVectors>,
+}
+
+impl From<Record> for WireRecord {
+    fn from(r: Record) -> Self {
+        WireRecord { id: r.id, payload: r.payload, vector: r.vector }
+    }
+}
+
+impl From<WireRecord> for Record {
+    fn from(r: WireRecord) -> Self {
+        Record { id: r.id, payload: r.payload, vector: r.vector, shard_key: None, order_value: None }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum ShardReply {
+    Updated(UpdateResult),
+    Hits(Vec<ShardHit>),
+    Records(Vec<WireRecord>),
+    Ids(Vec<PointId>),
+    Count(usize),
+    OrderEntries(Vec<(f64, PointId)>),
+    Facet(Vec<(serde_json::Value, usize)>),
+    SparseDf(Vec<usize>, usize),
+    Stats(ShardStats),
+}
+
+/// An error answered by a peer, classified so the caller can report it as the peer would.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum WireError {
+    BadRequest(String),
+    NotFound(String),
+    AlreadyExists(String),
+    Unavailable(String),
+    Internal(String),
+}
+
+impl From<CollectionError> for WireError {
+    fn from(e: CollectionError) -> Self {
+        match e {
+            CollectionError::BadRequest(m) => WireError::BadRequest(m),
+            CollectionError::NotFound(m) => WireError::NotFound(m),
+            CollectionError::AlreadyExists(m) => WireError::AlreadyExists(m),
+            CollectionError::Unavailable(m) => WireError::Unavailable(m),
+            CollectionError::ShuttingDown => WireError::Unavailable("peer is shutting down".into()),
+            other => WireError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<WireError> for CollectionError {
+    fn from(e: WireError) -> Self {
+        match e {
+            WireError::BadRequest(m) => CollectionError::BadRequest(m),
+            WireError::NotFound(m) => CollectionError::NotFound(m),
+            WireError::AlreadyExists(m) => CollectionError::AlreadyExists(m),
+            WireError::Unavailable(m) => CollectionError::Unavailable(m),
+            WireError::Internal(m) => CollectionError::Internal(m),
+        }
+    }
+}
+
+/// Why a call to a peer failed.
+#[derive(Debug, thiserror::Error)]
+pub enum P2pError {
+    /// The peer could not be reached or did not answer in time.
+    #[error("peer {uri} is unreachable: {message}")]
+    Unreachable { uri: String, message: String },
+    /// The peer answered with an error.
+    #[error("{0:?}")]
+    Remote(WireError),
+}
+
+impl From<P2pError> for CollectionError {
+    fn from(e: P2pError) -> Self {
+        match e {
+            P2pError::Unreachable { .. } => CollectionError::Unavailable(e.to_string()),
+            P2pError::Remote(w) => w.into(),
+        }
+    }
+}
+
+// --- codec ----------------------------------------------------------------------------------
+
+/// Encodes `E` and decodes `D` as JSON inside gRPC frames.
+pub struct JsonCodec<E, D>(PhantomData<fn(E) -> D>);
+
+impl<E, D> Default for JsonCodec<E, D> {
+    fn default() -> Self {
+        JsonCodec(PhantomData)
+    }
+}
+
+pub struct JsonEncoder<E>(PhantomData<fn(E)>);
+pub struct JsonDecoder<D>(PhantomData<fn() -> D>);
+
+impl<E: Serialize + Send + 'static, D: DeserializeOwned + Send + 'static> Codec for JsonCodec<E, D> {
+    type Encode = E;
+    type Decode = D;
+    type Encoder = JsonEncoder<E>;
+    type Decoder = JsonDecoder<D>;
+    fn encoder(&mut self) -> Self::Encoder {
+        JsonEncoder(PhantomData)
+    }
+    fn decoder(&mut self) -> Self::Decoder {
+        JsonDecoder(PhantomData)
+    }
+}
+
+impl<E: Serialize> Encoder for JsonEncoder<E> {
+    type Item = E;
+    type Error = Status;
+    fn encode(&mut self, item: E, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        serde_json::to_writer(dst.writer(), &item).map_err(|e| Status::internal(format!("encoding: {e}")))
+    }
+}
+
+impl<D: DeserializeOwned> Decoder for JsonDecoder<D> {
+    type Item = D;
+    type Error = Status;
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<D>, Status> {
+        serde_json::from_reader(src.reader())
+            .map(Some)
+            .map_err(|e| Status::invalid_argument(format!("undecodable peer message: {e}")))
+    }
+}
+
+// --- server ---------------------------------------------------------------------------------
+
+/// What answers peer calls (the cluster node).
+pub trait PeerHandler: Send + Sync + 'static {
+    fn handle(
+        self: Arc<Self>,
+        request: PeerRequest,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = PeerReply> + Send>>;
+}
+
+/// The tonic service of the P2P port.
+pub struct PeerService<H: PeerHandler>(pub Arc<H>);
+
+impl<H: PeerHandler> Clone for PeerService<H> {
+    fn clone(&self) -> Self {
+        PeerService(self.0.clone())
+    }
+}
+
+impl<H: PeerHandler> tonic::server::NamedService for PeerService<H> {
+    const NAME: &'static str = SERVICE;
+}
+
+struct CallSvc<H: PeerHandler>(Arc<H>);
+
+impl<H: PeerHandler> tonic::server::UnaryService<PeerRequest> for CallSvc<H> {
+    type Response = PeerReply;
+    type Future = tonic::codegen::BoxFuture<tonic::Response<PeerReply>, Status>;
+    fn call(&mut self, request: tonic::Request<PeerRequest>) -> Self::Future {
+        let handler = self.0.clone();
+        Box::pin(async move { Ok(tonic::Response::new(handler.handle(request.into_inner()).await)) })
+    }
+}
+
+impl<H: PeerHandler, B> tower::Service<http::Request<B>> for PeerService<H>
+where
+    B: tonic::codegen::Body + Send + 'static,
+    B::Error: Into<tonic::codegen::StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = tonic::codegen::BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        if req.uri().path() != CALL_PATH {
+            return Box::pin(async { Ok(Status::unimplemented("unknown P2P method").into_http()) });
+        }
+        let svc = CallSvc(self.0.clone());
+        Box::pin(async move {
+            let mut grpc = tonic::server::Grpc::new(JsonCodec::<PeerReply, PeerRequest>::default())
+                .apply_max_message_size_config(Some(MAX_MESSAGE), Some(MAX_MESSAGE));
+            Ok(grpc.unary(svc, req).await)
+        })
+    }
+}
+
+/// The largest P2P message (a batch of points with their vectors).
+const MAX_MESSAGE: usize = 512 * 1024 * 1024;
+
+// --- client ---------------------------------------------------------------------------------
+
+/// Connections to peers by URI, opened on first use and kept.
+#[derive(Default)]
+pub struct PeerClients {
+    channels: Mutex<HashMap<String, tonic::transport::Channel>>,
+}
+
+impl PeerClients {
+    fn channel(&self, uri: &str) -> Result<tonic::transport::Channel, P2pError> {
+        let mut channels = self.channels.lock();
+        if let Some(c) = channels.get(uri) {
+            return Ok(c.clone());
+        }
+        let endpoint = tonic::transport::Endpoint::from_shared(uri.to_string())
+            .map_err(|e| P2pError::Unreachable { uri: uri.into(), message: format!("bad URI: {e}") })?
+            .connect_timeout(Duration::from_secs(2))
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(10))
+            .keep_alive_timeout(Duration::from_secs(5));
+        let channel = endpoint.connect_lazy();
+        channels.insert(uri.to_string(), channel.clone());
+        Ok(channel)
+    }
+
+    /// Send one call to the peer at `uri`, waiting at most `timeout` for its answer.
+    pub async fn call(&self, uri: &str, request: PeerRequest, timeout: Duration) -> Result<PeerReply, P2pError> {
+        let channel = self.channel(uri)?;
+        let unreachable = |message: String| P2pError::Unreachable { uri: uri.to_string(), message };
+        let mut grpc = tonic::client::Grpc::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE);
+        let call = async {
+            grpc.ready().await.map_err(|e| unreachable(e.to_string()))?;
+            let path = http::uri::PathAndQuery::from_static(CALL_PATH);
+            grpc.unary(tonic::Request::new(request), path, JsonCodec::<PeerRequest, PeerReply>::default())
+                .await
+                .map_err(|s| unreachable(format!("{}: {}", s.code(), s.message())))
+        };
+        match tokio::time::timeout(timeout, call).await {
+            Err(_) => Err(unreachable(format!("no answer within {timeout:?}"))),
+            Ok(Err(e)) => Err(e),
+            Ok(Ok(response)) => match response.into_inner() {
+                PeerReply::Error(w) => Err(P2pError::Remote(w)),
+                reply => Ok(reply),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use qd_collection::operations::{PointInsert, PointSelection, ShardQuery};
+    use qd_core::vectors::{MultiDenseVector, SparseVector, Vector};
+
+    fn roundtrip<T: Serialize + DeserializeOwned>(v: &T) -> T {
+        serde_json::from_slice(&serde_json::to_vec(v).expect("encodes")).expect("decodes")
+    }
+
+    #[test]
+    fn shard_calls_survive_the_wire() {
+        let vectors = NamedVectors::from([
+            ("".to_string(), Vector::Dense(vec![0.5, -1.0])),
+            ("s".to_string(), Vector::Sparse(SparseVector::new(vec![3, 1], vec![1.0, 2.0]).expect("valid"))),
+            ("m".to_string(), Vector::Multi(MultiDenseVector::new(vec![vec![1.0, 2.0], vec![3.0, 4.0]]).expect("ok"))),
+        ]);
+        let payload: Payload = serde_json::from_value(serde_json::json!({"a": [1, "x", {"b": 2.5}]})).expect("map");
+        let op = UpdateOp::Upsert(vec![PointInsert { id: PointId::Num(7), vectors: vectors.clone(), payload: Some(payload) }]);
+        let call = ShardCall::Update { op, wait: true };
+        match roundtrip(&call) {
+            ShardCall::Update { op: UpdateOp::Upsert(points), wait: true } => {
+                assert_eq!(points[0].vectors, vectors);
+                assert_eq!(points[0].id, PointId::Num(7));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let filter: Filter = serde_json::from_value(serde_json::json!({
+            "must": [{"key": "city", "match": {"any": ["a", "b"]}}, {"key": "t", "range": {"gte": "2024-01-01T00:00:00Z"}}],
+            "must_not": [{"has_id": [1, "6e7b3b36-3a4f-4a0e-8c4e-1d5f2b8f9a10"]}]
+        }))
+        .expect("filter");
+        let del = ShardCall::Update { op: UpdateOp::Delete(PointSelection::Filter(filter.clone())), wait: false };
+        match roundtrip(&del) {
+            ShardCall::Update { op: UpdateOp::Delete(PointSelection::Filter(f)), .. } => assert_eq!(f, filter),
+            other => panic!("unexpected {other:?}"),
+        }
+        let search = ShardSearch {
+            vector_name: "".into(),
+            query: ShardQuery::Nearest(Vector::Dense(vec![1.0, 0.0])),
+            filter: Some(filter),
+            top: 10,
+            threshold: Some(0.25),
+            settings: Default::default(),
+        };
+        let back = roundtrip(&ShardCall::Search(search.clone()));
+        assert_eq!(format!("{back:?}"), format!("{:?}", ShardCall::Search(search)));
+    }
+}

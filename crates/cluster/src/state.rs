@@ -1,0 +1,350 @@
+//! The replicated cluster metadata (the Raft state machine's data) and the operations that
+//! change it. Applying an operation is a pure function of the state, so every peer that applies
+//! the same log reaches the same state; an operation that cannot apply (a collection that
+//! already exists, an unknown replica) changes nothing and answers its error.
+
+use std::collections::BTreeMap;
+
+use qd_collection::catalog::PayloadIndexSpec;
+use qd_collection::shard::ShardId;
+use qd_collection::AliasAction;
+use qd_core::config::CollectionConfig;
+use serde::{Deserialize, Serialize};
+
+/// A peer's id: random at first start, kept in the consensus database.
+pub type PeerId = u64;
+
+/// State of one replica of a shard, with Qdrant's names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReplicaState {
+    /// Up to date: takes writes and serves reads.
+    Active,
+    /// Missed writes (its peer failed one): neither reads nor writes until recovered.
+    Dead,
+    /// Receiving a transfer: takes writes, serves no reads.
+    Partial,
+    /// Being created.
+    Initializing,
+    /// Takes writes, serves no reads.
+    Listener,
+    /// Recovering from a snapshot transfer.
+    Recovery,
+}
+
+impl ReplicaState {
+    /// Whether updates are sent to a replica in this state.
+    pub fn takes_writes(self) -> bool {
+        matches!(self, ReplicaState::Active | ReplicaState::Partial | ReplicaState::Listener)
+    }
+
+    /// Whether reads may be served by a replica in this state.
+    pub fn serves_reads(self) -> bool {
+        self == ReplicaState::Active
+    }
+}
+
+/// A collection as the cluster knows it: its config and where each shard's replicas are.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CollectionMeta {
+    pub config: CollectionConfig,
+    pub created_at: String,
+    /// Shard id -> peer -> replica state.
+    pub shards: BTreeMap<ShardId, BTreeMap<PeerId, ReplicaState>>,
+    #[serde(default)]
+    pub payload_schema: BTreeMap<String, PayloadIndexSpec>,
+}
+
+impl CollectionMeta {
+    /// Replicas of `shard` with their states (empty for an unknown shard).
+    pub fn replicas(&self, shard: ShardId) -> Vec<(PeerId, ReplicaState)> {
+        self.shards.get(&shard).map(|r| r.iter().map(|(p, s)| (*p, *s)).collect()).unwrap_or_default()
+    }
+}
+
+/// Everything consensus agrees on besides membership (peers and their URIs live in Raft's
+/// membership config).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ClusterState {
+    pub collections: BTreeMap<String, CollectionMeta>,
+    pub aliases: BTreeMap<String, String>,
+}
+
+/// A metadata change proposed to consensus.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum MetaOp {
+    CreateCollection {
+        name: String,
+        config: Box<CollectionConfig>,
+        created_at: String,
+        /// Shard id -> the peers holding its replicas.
+        placement: BTreeMap<ShardId, Vec<PeerId>>,
+    },
+    DeleteCollection { name: String },
+    SetReplicaState { collection: String, shard: ShardId, peer: PeerId, state: ReplicaState },
+    /// Create (`Some`) or drop (`None`) a payload index.
+    SetPayloadIndex { collection: String, field: String, spec: Option<PayloadIndexSpec> },
+    UpdateAliases(Vec<AliasAction>),
+    /// Drop every replica a removed peer held.
+    ForgetPeer { peer: PeerId },
+}
+
+/// Why an operation did not apply, classified as the API reports it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum MetaError {
+    BadRequest(String),
+    NotFound(String),
+    AlreadyExists(String),
+}
+
+/// The answer of one applied log entry.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MetaResult {
+    /// `Some` when the operation was refused (the state did not change).
+    pub error: Option<MetaError>,
+}
+
+fn not_found(name: &str) -> MetaError {
+    MetaError::NotFound(format!("Collection `{name}` doesn't exist!"))
+}
+
+impl ClusterState {
+    /// Apply one operation; on error the state is unchanged.
+    pub fn apply(&mut self, op: &MetaOp) -> Result<(), MetaError> {
+        match op {
+            MetaOp::CreateCollection { name, config, created_at, placement } => {
+                if self.collections.contains_key(name) {
+                    return Err(MetaError::AlreadyExists(format!(
+                        "Wrong input: Collection `{name}` already exists!"
+                    )));
+                }
+                if self.aliases.contains_key(name) {
+                    return Err(MetaError::AlreadyExists(format!("Wrong input: Alias `{name}` already exists!")));
+                }
+                let shards = placement
+                    .iter()
+                    .map(|(sid, peers)| (*sid, peers.iter().map(|p| (*p, ReplicaState::Active)).collect()))
+                    .collect();
+                self.collections.insert(
+                    name.clone(),
+                    CollectionMeta {
+                        config: (**config).clone(),
+                        created_at: created_at.clone(),
+                        shards,
+                        payload_schema: BTreeMap::new(),
+                    },
+                );
+                Ok(())
+            }
+            MetaOp::DeleteCollection { name } => {
+                if self.collections.remove(name).is_none() {
+                    return Err(not_found(name));
+                }
+                self.aliases.retain(|_, c| c != name);
+                Ok(())
+            }
+            MetaOp::SetReplicaState { collection, shard, peer, state } => {
+                let meta = self.collections.get_mut(collection).ok_or_else(|| not_found(collection))?;
+                let replica = meta
+                    .shards
+                    .get_mut(shard)
+                    .and_then(|r| r.get_mut(peer))
+                    .ok_or_else(|| MetaError::NotFound(format!("Shard {shard} has no replica on peer {peer}")))?;
+                *replica = *state;
+                Ok(())
+            }
+            MetaOp::SetPayloadIndex { collection, field, spec } => {
+                let meta = self.collections.get_mut(collection).ok_or_else(|| not_found(collection))?;
+                match spec {
+                    Some(s) => {
+                        meta.payload_schema.insert(field.clone(), s.clone());
+                    }
+                    None => {
+                        meta.payload_schema.remove(field);
+                    }
+                }
+                Ok(())
+            }
+            MetaOp::UpdateAliases(actions) => {
+                let mut aliases = self.aliases.clone();
+                for action in actions {
+                    apply_alias(&mut aliases, &self.collections, action)?;
+                }
+                self.aliases = aliases;
+                Ok(())
+            }
+            MetaOp::ForgetPeer { peer } => {
+                for meta in self.collections.values_mut() {
+                    for replicas in meta.shards.values_mut() {
+                        replicas.remove(peer);
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Shards of every collection whose only replicas are on `peer` (removing it would lose them).
+    pub fn sole_replicas_on(&self, peer: PeerId) -> Vec<(String, ShardId)> {
+        let mut out = Vec::new();
+        for (name, meta) in &self.collections {
+            for (sid, replicas) in &meta.shards {
+                if replicas.contains_key(&peer) && replicas.len() == 1 {
+                    out.push((name.clone(), *sid));
+                }
+            }
+        }
+        out
+    }
+
+    /// How many replicas each peer holds, for placing new shards on the least loaded peers.
+    pub fn load(&self) -> BTreeMap<PeerId, usize> {
+        let mut load = BTreeMap::new();
+        for meta in self.collections.values() {
+            for replicas in meta.shards.values() {
+                for p in replicas.keys() {
+                    *load.entry(*p).or_insert(0) += 1;
+                }
+            }
+        }
+        load
+    }
+}
+
+fn apply_alias(
+    aliases: &mut BTreeMap<String, String>,
+    collections: &BTreeMap<String, CollectionMeta>,
+    action: &AliasAction,
+) -> Result<(), MetaError> {
+    match action {
+        AliasAction::Create { alias, collection } => {
+            if !collections.contains_key(collection) {
+                return Err(not_found(collection));
+            }
+            if collections.contains_key(alias) {
+                return Err(MetaError::AlreadyExists(format!("Wrong input: Collection `{alias}` already exists!")));
+            }
+            aliases.insert(alias.clone(), collection.clone());
+        }
+        AliasAction::Delete { alias } => {
+            if aliases.remove(alias).is_none() {
+                return Err(MetaError::NotFound(format!("Alias `{alias}` doesn't exist!")));
+            }
+        }
+        AliasAction::Rename { old, new } => {
+            let target =
+                aliases.remove(old).ok_or_else(|| MetaError::NotFound(format!("Alias `{old}` doesn't exist!")))?;
+            aliases.insert(new.clone(), target);
+        }
+    }
+    Ok(())
+}
+
+/// Place `shard_number` shards with `replication_factor` replicas each over `peers`: every
+/// shard on distinct peers, each next replica on the peer holding the fewest replicas so far
+/// (counting `load`, what peers already hold), ties broken by peer id. As in Qdrant, a
+/// replication factor above the number of peers places one replica per peer (the config keeps
+/// the requested factor).
+pub fn place_shards(
+    shard_number: u32,
+    replication_factor: u32,
+    peers: &[PeerId],
+    load: &BTreeMap<PeerId, usize>,
+) -> Result<BTreeMap<ShardId, Vec<PeerId>>, MetaError> {
+    if peers.is_empty() {
+        return Err(MetaError::BadRequest("no peers to place shards on".into()));
+    }
+    let mut load: BTreeMap<PeerId, usize> = peers.iter().map(|p| (*p, load.get(p).copied().unwrap_or(0))).collect();
+    let mut placement = BTreeMap::new();
+    for sid in 0..shard_number {
+        let mut chosen: Vec<PeerId> = Vec::new();
+        for _ in 0..(replication_factor.max(1) as usize).min(peers.len()) {
+            let next = load
+                .iter()
+                .filter(|(p, _)| !chosen.contains(p))
+                .min_by_key(|(p, n)| (**n, **p))
+                .map(|(p, _)| *p)
+                .ok_or_else(|| MetaError::BadRequest("not enough peers".into()))?;
+            *load.entry(next).or_insert(0) += 1;
+            chosen.push(next);
+        }
+        placement.insert(sid, chosen);
+    }
+    Ok(placement)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> CollectionConfig {
+        let create: qd_core::config::CreateCollection =
+            serde_json::from_value(serde_json::json!({"vectors": {"size": 4, "distance": "Dot"}})).expect("parses");
+        create.into_config(&Default::default()).expect("valid")
+    }
+
+    fn create(name: &str, placement: BTreeMap<ShardId, Vec<PeerId>>) -> MetaOp {
+        MetaOp::CreateCollection {
+            name: name.into(),
+            config: Box::new(config()),
+            created_at: "t".into(),
+            placement,
+        }
+    }
+
+    #[test]
+    fn placement_spreads_replicas_evenly_on_distinct_peers() {
+        let p = place_shards(6, 2, &[1, 2, 3], &BTreeMap::new()).expect("fits");
+        let mut per_peer = BTreeMap::new();
+        for peers in p.values() {
+            assert_eq!(peers.len(), 2);
+            assert_ne!(peers[0], peers[1]);
+            for peer in peers {
+                *per_peer.entry(*peer).or_insert(0) += 1;
+            }
+        }
+        assert_eq!(per_peer.values().copied().collect::<Vec<_>>(), vec![4, 4, 4]);
+    }
+
+    #[test]
+    fn placement_prefers_less_loaded_peers_and_caps_replicas_at_peer_count() {
+        let load = BTreeMap::from([(1, 5), (2, 0), (3, 1)]);
+        let p = place_shards(1, 1, &[1, 2, 3], &load).expect("fits");
+        assert_eq!(p[&0], vec![2]);
+        let p = place_shards(1, 4, &[1, 2, 3], &BTreeMap::new()).expect("capped");
+        assert_eq!(p[&0], vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn apply_is_all_or_nothing() {
+        let mut s = ClusterState::default();
+        s.apply(&create("a", BTreeMap::from([(0, vec![1, 2])]))).expect("created");
+        assert!(matches!(s.apply(&create("a", BTreeMap::new())), Err(MetaError::AlreadyExists(_))));
+        s.apply(&MetaOp::UpdateAliases(vec![AliasAction::Create { alias: "x".into(), collection: "a".into() }]))
+            .expect("alias");
+        // The second action fails, so the first is not applied either.
+        let bad = MetaOp::UpdateAliases(vec![
+            AliasAction::Create { alias: "y".into(), collection: "a".into() },
+            AliasAction::Delete { alias: "missing".into() },
+        ]);
+        assert!(matches!(s.apply(&bad), Err(MetaError::NotFound(_))));
+        assert!(!s.aliases.contains_key("y"));
+        s.apply(&MetaOp::SetReplicaState { collection: "a".into(), shard: 0, peer: 2, state: ReplicaState::Dead })
+            .expect("state");
+        assert_eq!(s.collections["a"].replicas(0), vec![(1, ReplicaState::Active), (2, ReplicaState::Dead)]);
+        assert!(s
+            .apply(&MetaOp::SetReplicaState { collection: "a".into(), shard: 0, peer: 9, state: ReplicaState::Dead })
+            .is_err());
+        s.apply(&MetaOp::DeleteCollection { name: "a".into() }).expect("deleted");
+        assert!(s.aliases.is_empty(), "aliases of a deleted collection go with it");
+    }
+
+    #[test]
+    fn sole_replicas_are_found() {
+        let mut s = ClusterState::default();
+        s.apply(&create("a", BTreeMap::from([(0, vec![1]), (1, vec![1, 2])]))).expect("created");
+        assert_eq!(s.sole_replicas_on(1), vec![("a".to_string(), 0)]);
+        assert!(s.sole_replicas_on(2).is_empty());
+        s.apply(&MetaOp::ForgetPeer { peer: 2 }).expect("forget");
+        assert_eq!(s.collections["a"].replicas(1), vec![(1, ReplicaState::Active)]);
+    }
+}

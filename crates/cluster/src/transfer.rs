@@ -1,0 +1,155 @@
+//! Serving shard calls from peers, and recovering a replica that missed writes by streaming
+//! the records of an Active replica into it (Qdrant's `stream_records` transfer).
+//!
+//! Recovery keeps writes that arrive during the transfer: the replica is first made Partial
+//! (every peer then sends it new writes), the ids those writes touch are remembered, and
+//! streamed records of remembered ids are skipped, since the live write is newer. Points the
+//! source no longer has are deleted at the end. Only then is the replica Active again.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use qd_collection::operations::{PointInsert, PointSelection, Record, UpdateOp, WithSelectors};
+use qd_collection::shard::{Shard, ShardId};
+use qd_collection::{CollectionError, Result};
+use qd_core::selectors::{PayloadSelector, VectorSelector};
+use qd_core::PointId;
+
+use crate::node::ClusterNode;
+use crate::p2p::{PeerReply, PeerRequest, ShardCall, ShardReply};
+use crate::replica_set::ReplicaSet;
+use crate::state::{PeerId, ReplicaState};
+
+/// Points per streamed batch.
+const BATCH: usize = 512;
+const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Run a peer's call on this peer's replica of the shard.
+pub fn serve_call(set: &ReplicaSet, call: ShardCall) -> Result<ShardReply> {
+    let local = set.local().ok_or_else(|| CollectionError::NotFound("no local replica of this shard".into()))?;
+    Ok(match call {
+        ShardCall::Update { op, wait } => {
+            set.note_write(&op);
+            ShardReply::Updated(local.update(op, wait)?)
+        }
+        ShardCall::Search(req) => ShardReply::Hits(local.search(&req)?),
+        ShardCall::Retrieve { ids, with } => {
+            ShardReply::Records(local.retrieve(&ids, &with)?.into_iter().map(Into::into).collect())
+        }
+        ShardCall::ScrollIds { from, filter, limit } => ShardReply::Ids(local.scroll_ids(from, filter.as_ref(), limit)?),
+        ShardCall::Count { filter } => ShardReply::Count(local.count(filter.as_ref())?),
+        ShardCall::OrderEntries { key, filter } => ShardReply::OrderEntries(local.order_entries(&key, filter.as_ref())?),
+        ShardCall::Facet { key, filter } => ShardReply::Facet(local.facet(&key, filter.as_ref())?),
+        ShardCall::SparseDf { vector, indices } => {
+            let (df, n) = local.sparse_df(&vector, &indices)?;
+            ShardReply::SparseDf(df, n)
+        }
+        ShardCall::Stats => ShardReply::Stats(local.stats()),
+    })
+}
+
+async fn call_source(node: &ClusterNode, source: PeerId, collection: &str, shard: ShardId, call: ShardCall) -> Result<ShardReply> {
+    let uri = node
+        .shared()
+        .uri_of(source)
+        .ok_or_else(|| CollectionError::Unavailable(format!("peer {source} is not in the cluster")))?;
+    let request = PeerRequest::Shard { collection: collection.to_string(), shard, call };
+    match node.shared().clients.call(&uri, request, CALL_TIMEOUT).await? {
+        PeerReply::Shard(reply) => Ok(reply),
+        other => Err(CollectionError::Internal(format!("unexpected answer {other:?}"))),
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| CollectionError::Internal(e.to_string()))?
+}
+
+/// Bring this peer's replica of `collection`/`shard` up to date from the Active replica on
+/// `source`. Returns the number of points streamed.
+pub async fn recover(node: &Arc<ClusterNode>, collection: &str, shard: ShardId, source: PeerId) -> Result<usize> {
+    let set = node
+        .replica_set(collection, shard)
+        .ok_or_else(|| CollectionError::NotFound(format!("shard {shard} of `{collection}` is not loaded here")))?;
+    let local = set
+        .local()
+        .cloned()
+        .ok_or_else(|| CollectionError::NotFound(format!("shard {shard} of `{collection}` has no local replica")))?;
+    set.begin_tracking();
+    let result = stream(node, &set, &local, collection, shard, source).await;
+    set.end_tracking();
+    let streamed = result?;
+    node.commit_replica_state(collection, shard, ReplicaState::Active).await?;
+    Ok(streamed)
+}
+
+async fn stream(
+    node: &Arc<ClusterNode>,
+    set: &Arc<ReplicaSet>,
+    local: &Arc<dyn Shard>,
+    collection: &str,
+    shard: ShardId,
+    source: PeerId,
+) -> Result<usize> {
+    let index = node.commit_replica_state(collection, shard, ReplicaState::Partial).await?;
+    // Every peer that can write must route writes here before the stream starts, or a write
+    // applied on the source after the stream read that point would be missed.
+    node.wait_peers_applied(index).await;
+    let with = WithSelectors { payload: PayloadSelector::All, vector: VectorSelector::All };
+    let mut seen: HashSet<PointId> = HashSet::new();
+    let mut from = None;
+    loop {
+        let ids = match call_source(node, source, collection, shard, ShardCall::ScrollIds { from, filter: None, limit: BATCH + 1 }).await? {
+            ShardReply::Ids(ids) => ids,
+            _ => return Err(CollectionError::Internal("mismatched reply to a scroll".into())),
+        };
+        let (page, next) = if ids.len() > BATCH { (&ids[..BATCH], Some(ids[BATCH])) } else { (&ids[..], None) };
+        if !page.is_empty() {
+            let call = ShardCall::Retrieve { ids: page.to_vec(), with: with.clone() };
+            let records: Vec<Record> = match call_source(node, source, collection, shard, call).await? {
+                ShardReply::Records(r) => r.into_iter().map(Into::into).collect(),
+                _ => return Err(CollectionError::Internal("mismatched reply to a retrieve".into())),
+            };
+            seen.extend(page.iter().copied());
+            let (set2, local2) = (set.clone(), local.clone());
+            blocking(move || {
+                let points: Vec<PointInsert> = records
+                    .into_iter()
+                    .filter(|r| !set2.is_dirty(&r.id))
+                    .map(|r| PointInsert { id: r.id, vectors: r.vector.unwrap_or_default(), payload: r.payload })
+                    .collect();
+                if !points.is_empty() {
+                    local2.update(UpdateOp::Upsert(points), true)?;
+                }
+                Ok(())
+            })
+            .await?;
+        }
+        match next {
+            Some(n) => from = Some(n),
+            None => break,
+        }
+    }
+    // Points the source does not have (deleted while this replica was behind) go too.
+    let (set2, local2) = (set.clone(), local.clone());
+    let seen_count = seen.len();
+    blocking(move || {
+        let mut stale = Vec::new();
+        let mut from = None;
+        loop {
+            let ids = local2.scroll_ids(from, None, 4097)?;
+            let next = ids.get(4096).copied();
+            stale.extend(ids.into_iter().take(4096).filter(|id| !seen.contains(id) && !set2.is_dirty(id)));
+            match next {
+                Some(n) => from = Some(n),
+                None => break,
+            }
+        }
+        if !stale.is_empty() {
+            local2.update(UpdateOp::Delete(PointSelection::Ids(stale)), true)?;
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(seen_count)
+}
