@@ -20,8 +20,11 @@ use crate::node::NodeShared;
 use crate::p2p::{P2pError, PeerReply, PeerRequest, ShardCall, ShardReply};
 use crate::state::{PeerId, ReplicaState};
 
-/// How long a peer may take to answer a shard call.
-const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a peer may take to answer a read.
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a peer may take to apply a write; one that does not answer in time (frozen,
+/// partitioned) is marked Dead, so later writes do not wait for it.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct ReplicaSet {
     collection: String,
@@ -47,13 +50,13 @@ impl ReplicaSet {
     }
 
     /// Call the replica on `peer`, blocking this thread until it answers.
-    fn remote(&self, peer: PeerId, call: ShardCall) -> std::result::Result<ShardReply, P2pError> {
+    fn remote(&self, peer: PeerId, call: ShardCall, timeout: Duration) -> std::result::Result<ShardReply, P2pError> {
         let uri = self.node.uri_of(peer).ok_or_else(|| P2pError::Unreachable {
             uri: format!("peer {peer}"),
             message: "not a member of the cluster".into(),
         })?;
         let request = PeerRequest::Shard { collection: self.collection.clone(), shard: self.id, call };
-        match self.node.block_on(self.node.clients.call(&uri, request, CALL_TIMEOUT))? {
+        match self.node.block_on(self.node.clients.call(&uri, request, timeout))? {
             PeerReply::Shard(reply) => Ok(reply),
             other => Err(P2pError::Remote(crate::p2p::WireError::Internal(format!("unexpected answer {other:?}")))),
         }
@@ -100,7 +103,7 @@ impl ReplicaSet {
             if peer == me || !state.serves_reads() {
                 continue;
             }
-            match self.remote(peer, call()) {
+            match self.remote(peer, call(), READ_TIMEOUT) {
                 Ok(reply) => {
                     return unpack(reply).ok_or_else(|| CollectionError::Internal("mismatched shard reply".into()))
                 }
@@ -151,7 +154,7 @@ impl Shard for ReplicaSet {
                                     ))),
                                 }
                             } else {
-                                match self.remote(peer, ShardCall::Update { op, wait }) {
+                                match self.remote(peer, ShardCall::Update { op, wait }, WRITE_TIMEOUT) {
                                     Ok(ShardReply::Updated(r)) => Ok(r),
                                     Ok(_) => Err(P2pError::Remote(crate::p2p::WireError::Internal(
                                         "mismatched shard reply".into(),

@@ -33,6 +33,13 @@ impl Server {
     }
 
     pub fn start_with(storage: &Path, backend: &str, env: &[(&str, &str)]) -> Server {
+        let s = Self::spawn(storage, backend, env, &[]);
+        s.wait_ready();
+        s
+    }
+
+    /// Start with extra command-line arguments; does not wait for readiness.
+    pub fn spawn(storage: &Path, backend: &str, env: &[(&str, &str)], args: &[&str]) -> Server {
         let port = free_port();
         let grpc_port = free_port();
         let log = storage.with_extension(format!("{port}.log"));
@@ -41,6 +48,7 @@ impl Server {
         cmd.args(["--storage", backend, "--storage-path"])
             .arg(storage)
             .args(["--http-port", &port.to_string(), "--grpc-port", &grpc_port.to_string(), "--host", "127.0.0.1"])
+            .args(args)
             .stdout(Stdio::null())
             .stderr(logf);
         // Snapshots next to the storage, not in the working directory (unless the test says).
@@ -59,7 +67,6 @@ impl Server {
             client: reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().expect("client"),
             log,
         };
-        s.wait_ready();
         s
     }
 

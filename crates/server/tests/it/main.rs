@@ -2,6 +2,7 @@
 //! talks HTTP to it. Storage-facing tests run once per backend.
 
 mod api;
+mod cluster;
 mod collection_config;
 mod common;
 mod durability;

@@ -1,0 +1,272 @@
+//! Cluster mode with three real server processes on loopback ports, on both backends: forming
+//! a cluster, a replicated collection written through every node, a peer killed mid-write and
+//! a peer frozen (SIGSTOP) while writes go on, their recovery, metadata through consensus.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::common::{free_port, vector, Server, BACKENDS};
+
+/// One peer: its storage and P2P port survive restarts.
+struct Peer {
+    dir: PathBuf,
+    p2p: u16,
+    backend: String,
+    bootstrap: Option<u16>,
+    server: Server,
+}
+
+impl Peer {
+    fn start(dir: PathBuf, backend: &str, p2p: u16, bootstrap: Option<u16>) -> Peer {
+        let server = Self::spawn(&dir, backend, p2p, bootstrap);
+        Peer { dir, p2p, backend: backend.to_string(), bootstrap, server }
+    }
+
+    fn spawn(dir: &std::path::Path, backend: &str, p2p: u16, bootstrap: Option<u16>) -> Server {
+        let uri = format!("http://127.0.0.1:{p2p}");
+        let port = p2p.to_string();
+        let boot = bootstrap.map(|b| format!("http://127.0.0.1:{b}"));
+        let mut args = vec!["--uri", uri.as_str()];
+        if let Some(b) = &boot {
+            args.extend(["--bootstrap", b.as_str()]);
+        }
+        let env = [
+            ("QDRANT__CLUSTER__ENABLED", "true"),
+            ("QDRANT__CLUSTER__P2P__PORT", port.as_str()),
+            ("QDRANT__LOG_LEVEL", "info"),
+        ];
+        let s = Server::spawn(dir, backend, &env, &args);
+        s.wait_ready();
+        s
+    }
+
+    fn restart(&mut self) {
+        self.server.kill9();
+        self.server = Self::spawn(&self.dir, &self.backend, self.p2p, self.bootstrap);
+    }
+
+    fn peer_id(&self) -> u64 {
+        self.server.ok("GET", "/cluster", None)["peer_id"].as_u64().expect("peer id")
+    }
+
+    fn pid(&self) -> i32 {
+        self.server.child.as_ref().map(|c| c.id() as i32).expect("running")
+    }
+}
+
+fn signal(pid: i32, sig: i32) {
+    // SAFETY: kill(2) on a child process of this test.
+    unsafe {
+        libc::kill(pid, sig);
+    }
+}
+
+fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> Result<(), String>) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match check() {
+            Ok(()) => return,
+            Err(e) if Instant::now() > deadline => panic!("{what}: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+fn start_cluster(root: &std::path::Path, backend: &str) -> Vec<Peer> {
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let mut peers = vec![Peer::start(root.join("a"), backend, ports[0], None)];
+    for (i, p) in ports.iter().enumerate().skip(1) {
+        peers.push(Peer::start(root.join(["a", "b", "c"][i]), backend, *p, Some(ports[0])));
+    }
+    for p in &peers {
+        wait_for("three voters", Duration::from_secs(30), || {
+            let c = p.server.ok("GET", "/cluster", None);
+            let voters = c["peers"].as_object().map_or(0, |m| m.len());
+            match (c["status"].as_str(), voters, c["raft_info"]["leader"].is_u64()) {
+                (Some("enabled"), 3, true) => Ok(()),
+                _ => Err(c.to_string()),
+            }
+        });
+    }
+    peers
+}
+
+/// Replica states of `collection` over the cluster: (shard, peer) -> state, as `peer` sees it.
+fn replica_states(peer: &Peer, collection: &str) -> BTreeMap<(u64, u64), String> {
+    let info = peer.server.ok("GET", &format!("/collections/{collection}/cluster"), None);
+    let me = info["peer_id"].as_u64().expect("peer id");
+    let mut states = BTreeMap::new();
+    for s in info["local_shards"].as_array().expect("local") {
+        states.insert((s["shard_id"].as_u64().expect("id"), me), s["state"].as_str().expect("state").to_string());
+    }
+    for s in info["remote_shards"].as_array().expect("remote") {
+        let key = (s["shard_id"].as_u64().expect("id"), s["peer_id"].as_u64().expect("peer"));
+        states.insert(key, s["state"].as_str().expect("state").to_string());
+    }
+    states
+}
+
+fn all_points(s: &Server, collection: &str) -> BTreeMap<u64, Value> {
+    let r = s.ok(
+        "POST",
+        &format!("/collections/{collection}/points/scroll"),
+        Some(&json!({"limit": 100000, "with_payload": true, "with_vector": true})),
+    );
+    r["points"]
+        .as_array()
+        .expect("points")
+        .iter()
+        .map(|p| (p["id"].as_u64().expect("id"), json!([p["payload"], p["vector"]])))
+        .collect()
+}
+
+fn batch(from: u64, n: u64) -> Value {
+    let points: Vec<Value> =
+        (from..from + n).map(|i| json!({"id": i, "vector": vector(i, 8), "payload": {"i": i, "g": i % 7}})).collect();
+    json!({ "points": points })
+}
+
+fn all_active(peer: &Peer, collection: &str) -> Result<(), String> {
+    let states = replica_states(peer, collection);
+    if states.values().all(|s| s == "Active") {
+        Ok(())
+    } else {
+        Err(format!("{states:?}"))
+    }
+}
+
+#[test]
+fn three_peers_replicate_survive_a_kill_and_a_freeze_and_catch_up() {
+    for backend in BACKENDS {
+        let root = tempfile::tempdir().expect("tempdir");
+        let mut peers = start_cluster(root.path(), backend);
+
+        // Created through a follower; shards and replicas placed over all three peers.
+        let body = json!({"vectors": {"size": 8, "distance": "Cosine"}, "shard_number": 6,
+                          "replication_factor": 2, "write_consistency_factor": 1});
+        peers[1].server.ok("PUT", "/collections/c", Some(&body));
+        for p in &peers {
+            let states = replica_states(p, "c");
+            assert_eq!(states.len(), 12, "6 shards x 2 replicas as seen by every peer: {states:?}");
+            let info = p.server.ok("GET", "/collections/c/cluster", None);
+            assert_eq!(info["shard_count"], 6);
+            assert_eq!(info["local_shards"].as_array().map(Vec::len), Some(4), "replicas spread evenly: {info}");
+        }
+        let (status, dup) = peers[2].server.call("PUT", "/collections/c", Some(&body));
+        assert_eq!(status, 409, "{dup}");
+
+        // 20k points written through the three peers in turn; peer c is killed a third of the
+        // way in and the writes go on through the others.
+        let mut next = 0;
+        for round in 0..100u64 {
+            if round == 33 {
+                peers[2].server.kill9();
+            }
+            let alive: Vec<&Peer> = peers.iter().filter(|p| p.server.child.is_some()).collect();
+            let via = &alive[(round as usize) % alive.len()].server;
+            via.ok("PUT", "/collections/c/points?wait=true", Some(&batch(next, 200)));
+            next += 200;
+        }
+        via_deletes(&peers[0].server);
+        let expected = all_points(&peers[0].server, "c");
+        assert_eq!(expected.len(), 20_000 - 100, "every acknowledged write is there");
+        assert_eq!(all_points(&peers[1].server, "c"), expected, "both live peers answer the same");
+        let count = peers[1].server.ok("POST", "/collections/c/points/count", Some(&json!({"exact": true})));
+        assert_eq!(count["count"], 19_900);
+        let states = replica_states(&peers[0], "c");
+        let c_id = {
+            let known: Vec<u64> = states.keys().map(|(_, p)| *p).collect();
+            let a = peers[0].peer_id();
+            let b = peers[1].peer_id();
+            *known.iter().find(|p| **p != a && **p != b).expect("c's id")
+        };
+        assert!(
+            states.iter().filter(|((_, p), _)| *p == c_id).all(|(_, s)| s == "Dead"),
+            "the killed peer's replicas missed writes and are Dead: {states:?}"
+        );
+        let hits = peers[0].server.ok(
+            "POST",
+            "/collections/c/points/query",
+            Some(&json!({"query": vector(5, 8), "limit": 5, "filter": {"must": [{"key": "g", "match": {"value": 5}}]}})),
+        );
+        assert_eq!(hits["points"].as_array().map(Vec::len), Some(5), "searches answer with a peer down: {hits}");
+
+        // Back up: its replicas are recovered from live ones and it answers the same.
+        peers[2].restart();
+        wait_for("killed peer recovered", Duration::from_secs(90), || all_active(&peers[0], "c"));
+        assert_eq!(all_points(&peers[2].server, "c"), expected, "the restarted peer caught up");
+
+        // A frozen peer (a partition, as far as the others can tell): writes go on and mark its
+        // replicas Dead; when it thaws it recovers by itself.
+        let frozen = peers.iter().position(|p| {
+            let c = p.server.ok("GET", "/cluster", None);
+            c["raft_info"]["role"] != "Leader"
+        });
+        let frozen = frozen.expect("a follower");
+        let live = (frozen + 1) % 3;
+        signal(peers[frozen].pid(), libc::SIGSTOP);
+        peers[live].server.ok("PUT", "/collections/c/points?wait=true", Some(&batch(30_000, 50)));
+        peers[live].server.ok("PUT", "/collections/c/points?wait=true", Some(&batch(30_050, 50)));
+        signal(peers[frozen].pid(), libc::SIGCONT);
+        wait_for("frozen peer recovered", Duration::from_secs(90), || all_active(&peers[live], "c"));
+        let after = all_points(&peers[live].server, "c");
+        assert_eq!(after.len(), 20_000);
+        for p in &peers {
+            assert_eq!(all_points(&p.server, "c"), after, "all peers agree after the freeze");
+        }
+
+        // Metadata through consensus: aliases and payload indexes show on every peer.
+        peers[2].server.ok(
+            "POST",
+            "/collections/aliases",
+            Some(&json!({"actions": [{"create_alias": {"alias_name": "al", "collection_name": "c"}}]})),
+        );
+        peers[0].server.ok("PUT", "/collections/al/index", Some(&json!({"field_name": "g", "field_schema": "integer"})));
+        for p in &peers {
+            wait_for("alias and index everywhere", Duration::from_secs(10), || {
+                let info = p.server.ok("GET", "/collections/al", None);
+                match info["payload_schema"]["g"]["data_type"].as_str() {
+                    Some("integer") => Ok(()),
+                    _ => Err(info.to_string()),
+                }
+            });
+        }
+
+        // Removing a peer that holds replicas needs force; unknown peers are 404.
+        let (status, body) = peers[0].server.call("DELETE", &format!("/cluster/peer/{c_id}"), None);
+        assert_eq!(status, 400, "{body}");
+        assert!(body.to_string().contains("Cannot remove peer"), "{body}");
+        let (status, body) = peers[0].server.call("DELETE", "/cluster/peer/12345", None);
+        assert_eq!(status, 404, "{body}");
+
+        // Deleting goes everywhere too.
+        peers[1].server.ok("DELETE", "/collections/c", None);
+        for p in &peers {
+            wait_for("collection gone everywhere", Duration::from_secs(10), || {
+                match p.server.call("GET", "/collections/c", None).0 {
+                    404 => Ok(()),
+                    s => Err(format!("status {s}")),
+                }
+            });
+        }
+    }
+}
+
+/// Deletes through the first peer (ids 0..100), acknowledged with a peer down.
+fn via_deletes(s: &Server) {
+    let ids: Vec<u64> = (0..100).collect();
+    s.ok("POST", "/collections/c/points/delete?wait=true", Some(&json!({ "points": ids })));
+}
+
+#[test]
+fn single_node_answers_cluster_endpoints_as_disabled() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let s = Server::start(&root.path().join("s"), "sqlite");
+    assert_eq!(s.ok("GET", "/cluster", None), json!({"status": "disabled"}));
+    let (status, body) = s.call("DELETE", "/cluster/peer/1", None);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("Distributed mode disabled"), "{body}");
+}
