@@ -19,14 +19,14 @@ use openraft::{AnyError, ChangeMembers, ServerState};
 use parking_lot::Mutex;
 use qd_collection::registry::ShardPlacement;
 use qd_collection::shard::{Shard, ShardId};
-use qd_collection::{AliasAction, CollectionError, Registry};
+use qd_collection::{AliasAction, CollectionError, LocalShards, Registry};
 use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::p2p::{P2pError, PeerClients, PeerHandler, PeerReply, PeerRequest, PeerService, ShardCall, WireError};
 use crate::raft_types::{BasicNode, Raft, TypeConfig};
 use crate::replica_set::ReplicaSet;
-use crate::state::{place_shards, ClusterState, MetaError, MetaOp, PeerId, ReplicaState};
+use crate::state::{place_shards, ClusterState, MetaError, MetaOp, PeerId, ReplicaState, ShardTransfer, TransferMethod};
 use crate::store::{Applied, ConsensusStore};
 
 /// How long Raft messages and forwarded proposals may take.
@@ -121,16 +121,22 @@ impl ShardPlacement for Placement {
         self.0.upgrade().is_some_and(|n| n.shared.replicas(collection, shard).iter().any(|(p, _)| *p == n.shared.me))
     }
 
-    fn wrap(&self, collection: &str, shard: ShardId, local: Option<Arc<dyn Shard>>) -> Arc<dyn Shard> {
+    fn wrap(
+        &self,
+        collection: &str,
+        shard: ShardId,
+        local: Option<Arc<dyn Shard>>,
+        files: Arc<LocalShards>,
+    ) -> Arc<dyn Shard> {
         match self.0.upgrade() {
             Some(node) => {
-                let set = Arc::new(ReplicaSet::new(collection, shard, local, node.shared.clone()));
+                let set = Arc::new(ReplicaSet::new(collection, shard, local, Some(files), node.shared.clone()));
                 node.replica_sets.lock().insert((collection.to_string(), shard), Arc::downgrade(&set));
                 set
             }
             None => match local {
                 Some(l) => l,
-                None => Arc::new(ReplicaSet::new(collection, shard, None, dead_shared())),
+                None => Arc::new(ReplicaSet::new(collection, shard, None, None, dead_shared())),
             },
         }
     }
@@ -163,7 +169,7 @@ pub struct CollectionClusterInfo {
     pub shard_count: usize,
     pub local_shards: Vec<LocalShardInfo>,
     pub remote_shards: Vec<RemoteShardInfo>,
-    pub shard_transfers: Vec<serde_json::Value>,
+    pub shard_transfers: Vec<ShardTransfer>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -494,7 +500,7 @@ impl ClusterNode {
             shard_count: meta.shards.len(),
             local_shards,
             remote_shards,
-            shard_transfers: Vec::new(),
+            shard_transfers: meta.transfers.clone(),
         })
     }
 
@@ -527,6 +533,13 @@ impl ClusterNode {
                     tracing::error!(collection = %name, field, error = %e, "cannot drop a payload index");
                 }
             }
+            // Replicas transfers brought here or took away.
+            for sid in meta.shards.keys() {
+                let Some(set) = self.replica_set(name, *sid) else { continue };
+                if let Err(e) = set.ensure_local().and_then(|_| set.drop_local_if_unplaced()) {
+                    tracing::error!(collection = %name, shard = sid, error = %e, "cannot open or remove a local replica");
+                }
+            }
         }
         for name in self.registry.list() {
             if !state.collections.contains_key(&name) {
@@ -555,30 +568,95 @@ impl ClusterNode {
         }
     }
 
-    /// Recover every replica on this peer that consensus marks Dead, from an Active one.
+    /// Recover every replica on this peer that consensus marks Dead (from an Active one), and
+    /// run the copies of transfers into this peer.
     fn start_recoveries(self: &Arc<Self>) {
         let machine = self.state();
         let me = self.shared.me;
         for (name, meta) in &machine.state.collections {
             for (sid, replicas) in &meta.shards {
-                let dead_here = replicas.get(&me) == Some(&ReplicaState::Dead)
-                    || replicas.get(&me) == Some(&ReplicaState::Partial);
-                let source = replicas.iter().find(|(p, s)| **p != me && **s == ReplicaState::Active).map(|(p, _)| *p);
-                let (true, Some(source)) = (dead_here, source) else { continue };
+                let Some(state) = replicas.get(&me) else { continue };
+                let transfer = meta.transfer_to(*sid, me);
+                let source = match (state, transfer) {
+                    (ReplicaState::Partial, Some(t)) => Some(t.from),
+                    (ReplicaState::Dead | ReplicaState::Partial, None) => {
+                        replicas.iter().find(|(p, s)| **p != me && **s == ReplicaState::Active).map(|(p, _)| *p)
+                    }
+                    _ => None,
+                };
+                let Some(source) = source else { continue };
                 let key = (name.clone(), *sid);
                 if !self.recovering.lock().insert(key.clone()) {
                     continue;
                 }
                 let node = self.clone();
+                let is_transfer = transfer.is_some();
                 tokio::spawn(async move {
-                    let result = crate::transfer::recover(&node, &key.0, key.1, source).await;
+                    let result = crate::transfer::recover(&node, &key.0, key.1, source, is_transfer).await;
                     node.recovering.lock().remove(&key);
                     match result {
                         Ok(n) => tracing::info!(collection = %key.0, shard = key.1, points = n, "replica recovered"),
-                        Err(e) => tracing::warn!(collection = %key.0, shard = key.1, error = %e, "replica recovery failed; will retry"),
+                        Err(e) => {
+                            tracing::warn!(collection = %key.0, shard = key.1, error = %e, "replica recovery failed; retrying");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                            node.start_recoveries();
+                        }
                     }
                 });
             }
+        }
+    }
+
+    pub(crate) fn applied_index(&self) -> u64 {
+        self.store.applied().index
+    }
+
+    pub(crate) fn transfer_running(&self, collection: &str, shard: ShardId, from: PeerId) -> bool {
+        let machine = self.state();
+        machine
+            .state
+            .collections
+            .get(collection)
+            .and_then(|c| c.transfer_to(shard, self.shared.me))
+            .is_some_and(|t| t.from == from)
+    }
+
+    pub(crate) async fn commit_op(&self, op: MetaOp) -> Result<u64, CollectionError> {
+        let (index, result) = self.commit(op).await?;
+        result.map_err(meta_error)?;
+        Ok(index)
+    }
+
+    /// `replicate_shard` (`sync`) or `move_shard`: start copying `shard` from `from` to `to`.
+    pub async fn start_transfer(
+        &self,
+        collection: &str,
+        shard: ShardId,
+        from: PeerId,
+        to: PeerId,
+        sync: bool,
+    ) -> Result<(), CollectionError> {
+        self.check_peer(from)?;
+        self.check_peer(to)?;
+        let transfer = ShardTransfer { shard_id: shard, from, to, sync, method: TransferMethod::StreamRecords };
+        self.propose(MetaOp::StartTransfer { collection: collection.into(), transfer }).await
+    }
+
+    /// `abort_transfer`.
+    pub async fn abort_transfer(&self, collection: &str, shard: ShardId, from: PeerId, to: PeerId) -> Result<(), CollectionError> {
+        self.propose(MetaOp::AbortTransfer { collection: collection.into(), shard, from, to }).await
+    }
+
+    /// `drop_replica`.
+    pub async fn drop_replica(&self, collection: &str, shard: ShardId, peer: PeerId) -> Result<(), CollectionError> {
+        self.check_peer(peer)?;
+        self.propose(MetaOp::DropReplica { collection: collection.into(), shard, peer }).await
+    }
+
+    fn check_peer(&self, peer: PeerId) -> Result<(), CollectionError> {
+        match self.state().membership.membership().get_node(&peer) {
+            Some(_) => Ok(()),
+            None => Err(CollectionError::BadRequest(format!("Bad request: Peer {peer} does not exist"))),
         }
     }
 

@@ -8,10 +8,10 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use qd_collection::operations::{Record, ShardHit, ShardSearch, ShardStats, UpdateOp, UpdateResult, WithSelectors};
 use qd_collection::shard::{OptimizationInfo, Shard, ShardId, SnapshotSource};
-use qd_collection::{CollectionError, Result};
+use qd_collection::{CollectionError, LocalShards, Result};
 use qd_core::filter::Filter;
 use qd_core::json_path::JsonPath;
 use qd_core::PointId;
@@ -29,7 +29,10 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct ReplicaSet {
     collection: String,
     id: ShardId,
-    local: Option<Arc<dyn Shard>>,
+    /// This peer's replica; it appears when a transfer brings the shard here and goes when
+    /// the shard moves away.
+    local: RwLock<Option<Arc<dyn Shard>>>,
+    files: Option<Arc<LocalShards>>,
     node: Arc<NodeShared>,
     /// Ids written while this peer's replica receives a transfer (Partial): streamed records
     /// for them are older than what the live writes left, so the transfer skips them.
@@ -37,12 +40,79 @@ pub struct ReplicaSet {
 }
 
 impl ReplicaSet {
-    pub fn new(collection: &str, id: ShardId, local: Option<Arc<dyn Shard>>, node: Arc<NodeShared>) -> Self {
-        ReplicaSet { collection: collection.to_string(), id, local, node, dirty: Mutex::new(None) }
+    pub fn new(
+        collection: &str,
+        id: ShardId,
+        local: Option<Arc<dyn Shard>>,
+        files: Option<Arc<LocalShards>>,
+        node: Arc<NodeShared>,
+    ) -> Self {
+        let set = ReplicaSet {
+            collection: collection.to_string(),
+            id,
+            local: RwLock::new(None),
+            files,
+            node,
+            dirty: Mutex::new(None),
+        };
+        if let Some(local) = local {
+            set.attach(local);
+        }
+        set
     }
 
-    pub fn local(&self) -> Option<&Arc<dyn Shard>> {
-        self.local.as_ref()
+    pub fn local(&self) -> Option<Arc<dyn Shard>> {
+        self.local.read().clone()
+    }
+
+    fn my_state(&self) -> Option<ReplicaState> {
+        self.replicas().into_iter().find(|(p, _)| *p == self.node.me).map(|(_, s)| s)
+    }
+
+    /// Attach a local replica; one that is not Active yet remembers the ids written to it, so
+    /// that its transfer keeps them.
+    fn attach(&self, local: Arc<dyn Shard>) {
+        if self.my_state().is_some_and(|s| s != ReplicaState::Active) {
+            self.begin_tracking();
+        }
+        *self.local.write() = Some(local);
+    }
+
+    /// Open this peer's replica when consensus placed one here and it is not open yet.
+    pub fn ensure_local(&self) -> Result<Option<Arc<dyn Shard>>> {
+        if let Some(l) = self.local() {
+            return Ok(Some(l));
+        }
+        if self.my_state().is_none() {
+            return Ok(None);
+        }
+        let Some(files) = &self.files else { return Ok(None) };
+        let mut slot = self.local.write();
+        if let Some(l) = slot.as_ref() {
+            return Ok(Some(l.clone()));
+        }
+        let opened = files.open(self.id)?;
+        if self.my_state().is_some_and(|s| s != ReplicaState::Active) {
+            self.begin_tracking();
+        }
+        *slot = Some(opened.clone());
+        tracing::info!(collection = %self.collection, shard = self.id, "opened a local replica");
+        Ok(Some(opened))
+    }
+
+    /// Close and delete this peer's replica when consensus no longer places one here.
+    pub fn drop_local_if_unplaced(&self) -> Result<()> {
+        if self.my_state().is_some() {
+            return Ok(());
+        }
+        let Some(local) = self.local.write().take() else { return Ok(()) };
+        local.shutdown()?;
+        drop(local);
+        if let Some(files) = &self.files {
+            files.remove(self.id)?;
+        }
+        tracing::info!(collection = %self.collection, shard = self.id, "removed the local replica");
+        Ok(())
     }
 
     fn replicas(&self) -> Vec<(PeerId, ReplicaState)> {
@@ -64,7 +134,10 @@ impl ReplicaSet {
 
     /// Start remembering ids written from now on (a transfer into this replica begins).
     pub fn begin_tracking(&self) {
-        *self.dirty.lock() = Some(HashSet::new());
+        let mut dirty = self.dirty.lock();
+        if dirty.is_none() {
+            *dirty = Some(HashSet::new());
+        }
     }
 
     /// Stop remembering and return the ids written since [`begin_tracking`](Self::begin_tracking).
@@ -93,9 +166,9 @@ impl ReplicaSet {
     ) -> Result<T> {
         let replicas = self.replicas();
         let me = self.node.me;
-        if let Some(shard) = &self.local {
+        if let Some(shard) = self.local() {
             if replicas.iter().any(|(p, s)| *p == me && s.serves_reads()) {
-                return local(&**shard);
+                return local(&*shard);
             }
         }
         let mut last_error = None;
@@ -147,7 +220,7 @@ impl Shard for ReplicaSet {
                         let (peer, state) = (*peer, *state);
                         scope.spawn(move || {
                             let result = if peer == me {
-                                match &self.local {
+                                match self.ensure_local().ok().flatten() {
                                     Some(local) => local.update(op, wait).map_err(|e| P2pError::Remote(e.into())),
                                     None => Err(P2pError::Remote(crate::p2p::WireError::Unavailable(
                                         "this peer has no local replica".into(),
@@ -297,7 +370,7 @@ impl Shard for ReplicaSet {
         match stats {
             Ok(s) => s,
             // No replica answers: the shard reports itself empty rather than failing info.
-            Err(_) => match &self.local {
+            Err(_) => match self.local() {
                 Some(local) => local.stats(),
                 None => ShardStats { shard_id: self.id, ..Default::default() },
             },
@@ -305,20 +378,20 @@ impl Shard for ReplicaSet {
     }
 
     fn vectors_changed(&self, params: &qd_core::config::CollectionParams) {
-        if let Some(local) = &self.local {
+        if let Some(local) = self.local() {
             local.vectors_changed(params);
         }
     }
 
     fn optimizations(&self) -> (Option<OptimizationInfo>, Vec<OptimizationInfo>) {
-        self.local.as_ref().map(|l| l.optimizations()).unwrap_or_default()
+        self.local().map(|l| l.optimizations()).unwrap_or_default()
     }
 
     fn shutdown(&self) -> Result<()> {
-        self.local.as_ref().map_or(Ok(()), |l| l.shutdown())
+        self.local().map_or(Ok(()), |l| l.shutdown())
     }
 
     fn snapshot_source(&self) -> Option<SnapshotSource> {
-        self.local.as_ref().and_then(|l| l.snapshot_source())
+        self.local().and_then(|l| l.snapshot_source())
     }
 }

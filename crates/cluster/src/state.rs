@@ -43,6 +43,25 @@ impl ReplicaState {
     }
 }
 
+/// How a shard transfer copies the shard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferMethod {
+    /// Points are streamed in batches from the source replica.
+    StreamRecords,
+}
+
+/// A shard copy in progress, with Qdrant's field names.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardTransfer {
+    pub shard_id: ShardId,
+    pub from: PeerId,
+    pub to: PeerId,
+    /// `true`: a replication (the source keeps its replica); `false`: a move.
+    pub sync: bool,
+    pub method: TransferMethod,
+}
+
 /// A collection as the cluster knows it: its config and where each shard's replicas are.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CollectionMeta {
@@ -52,9 +71,16 @@ pub struct CollectionMeta {
     pub shards: BTreeMap<ShardId, BTreeMap<PeerId, ReplicaState>>,
     #[serde(default)]
     pub payload_schema: BTreeMap<String, PayloadIndexSpec>,
+    #[serde(default)]
+    pub transfers: Vec<ShardTransfer>,
 }
 
 impl CollectionMeta {
+    /// The transfer of `shard` into `to`, if one runs.
+    pub fn transfer_to(&self, shard: ShardId, to: PeerId) -> Option<&ShardTransfer> {
+        self.transfers.iter().find(|t| t.shard_id == shard && t.to == to)
+    }
+
     /// Replicas of `shard` with their states (empty for an unknown shard).
     pub fn replicas(&self, shard: ShardId) -> Vec<(PeerId, ReplicaState)> {
         self.shards.get(&shard).map(|r| r.iter().map(|(p, s)| (*p, *s)).collect()).unwrap_or_default()
@@ -86,6 +112,15 @@ pub enum MetaOp {
     UpdateAliases(Vec<AliasAction>),
     /// Drop every replica a removed peer held.
     ForgetPeer { peer: PeerId },
+    /// Begin copying a shard to a peer: it gets a Partial replica.
+    StartTransfer { collection: String, transfer: ShardTransfer },
+    /// The copy is complete: the new replica becomes Active (and, for a move, the source's
+    /// replica goes).
+    FinishTransfer { collection: String, shard: ShardId, from: PeerId, to: PeerId },
+    /// Cancel a copy: its Partial replica goes.
+    AbortTransfer { collection: String, shard: ShardId, from: PeerId, to: PeerId },
+    /// Remove one replica of a shard (never the last).
+    DropReplica { collection: String, shard: ShardId, peer: PeerId },
 }
 
 /// Why an operation did not apply, classified as the API reports it.
@@ -131,6 +166,7 @@ impl ClusterState {
                         created_at: created_at.clone(),
                         shards,
                         payload_schema: BTreeMap::new(),
+                        transfers: Vec::new(),
                     },
                 );
                 Ok(())
@@ -177,7 +213,79 @@ impl ClusterState {
                     for replicas in meta.shards.values_mut() {
                         replicas.remove(peer);
                     }
+                    meta.transfers.retain(|t| t.from != *peer && t.to != *peer);
                 }
+                Ok(())
+            }
+            MetaOp::StartTransfer { collection, transfer } => {
+                let meta = self.collections.get_mut(collection).ok_or_else(|| not_found(collection))?;
+                let t = transfer;
+                let replicas = meta.shards.get_mut(&t.shard_id).ok_or_else(|| no_shard(collection, t.shard_id))?;
+                if t.from == t.to {
+                    return Err(MetaError::BadRequest(format!(
+                        "Bad request: cannot transfer shard to itself, \"to_peer_id\" must be different than {} in \"from_peer_id\"",
+                        t.from
+                    )));
+                }
+                if replicas.get(&t.from) != Some(&ReplicaState::Active) {
+                    return Err(MetaError::BadRequest(format!(
+                        "Bad request: Shard {} on peer {} is not an active replica to transfer from",
+                        t.shard_id, t.from
+                    )));
+                }
+                if replicas.contains_key(&t.to) {
+                    return Err(MetaError::BadRequest(format!(
+                        "Bad request: Shard {} is already on peer {}",
+                        t.shard_id, t.to
+                    )));
+                }
+                if meta.transfers.iter().any(|x| x.shard_id == t.shard_id) {
+                    return Err(MetaError::BadRequest(format!(
+                        "Bad request: Shard {} of {collection} is already being transferred",
+                        t.shard_id
+                    )));
+                }
+                replicas.insert(t.to, ReplicaState::Partial);
+                meta.transfers.push(t.clone());
+                Ok(())
+            }
+            MetaOp::FinishTransfer { collection, shard, from, to } => {
+                let meta = self.collections.get_mut(collection).ok_or_else(|| not_found(collection))?;
+                let at = find_transfer(meta, collection, *shard, *from, *to)?;
+                let t = meta.transfers.remove(at);
+                if let Some(replicas) = meta.shards.get_mut(shard) {
+                    replicas.insert(*to, ReplicaState::Active);
+                    if !t.sync {
+                        replicas.remove(from);
+                    }
+                }
+                Ok(())
+            }
+            MetaOp::AbortTransfer { collection, shard, from, to } => {
+                let meta = self.collections.get_mut(collection).ok_or_else(|| not_found(collection))?;
+                let at = find_transfer(meta, collection, *shard, *from, *to)?;
+                meta.transfers.remove(at);
+                if let Some(replicas) = meta.shards.get_mut(shard) {
+                    replicas.remove(to);
+                }
+                Ok(())
+            }
+            MetaOp::DropReplica { collection, shard, peer } => {
+                let meta = self.collections.get_mut(collection).ok_or_else(|| not_found(collection))?;
+                let replicas = meta.shards.get_mut(shard).ok_or_else(|| no_shard(collection, *shard))?;
+                if !replicas.contains_key(peer) {
+                    return Err(MetaError::NotFound(format!(
+                        "Not found: Shard {shard} of {collection} has no replica on peer {peer}"
+                    )));
+                }
+                let others_active = replicas.iter().any(|(p, s)| p != peer && *s == ReplicaState::Active);
+                if !others_active {
+                    return Err(MetaError::BadRequest(format!(
+                        "Bad request: Shard {shard} of {collection} has no other active replica: the last one cannot be dropped"
+                    )));
+                }
+                replicas.remove(peer);
+                meta.transfers.retain(|t| !(t.shard_id == *shard && (t.from == *peer || t.to == *peer)));
                 Ok(())
             }
         }
@@ -208,6 +316,18 @@ impl ClusterState {
         }
         load
     }
+}
+
+fn no_shard(collection: &str, shard: ShardId) -> MetaError {
+    MetaError::BadRequest(format!("Bad request: Shard {shard} of {collection} does not exist"))
+}
+
+fn find_transfer(meta: &CollectionMeta, collection: &str, shard: ShardId, from: PeerId, to: PeerId) -> Result<usize, MetaError> {
+    meta.transfers.iter().position(|t| t.shard_id == shard && t.from == from && t.to == to).ok_or_else(|| {
+        MetaError::NotFound(format!(
+            "Not found: Shard transfer {from} -> {to} for collection {collection}:{shard} does not exist"
+        ))
+    })
 }
 
 fn apply_alias(
@@ -336,6 +456,42 @@ mod tests {
             .is_err());
         s.apply(&MetaOp::DeleteCollection { name: "a".into() }).expect("deleted");
         assert!(s.aliases.is_empty(), "aliases of a deleted collection go with it");
+    }
+
+    fn transfer(shard: ShardId, from: PeerId, to: PeerId, sync: bool) -> MetaOp {
+        MetaOp::StartTransfer {
+            collection: "a".into(),
+            transfer: ShardTransfer { shard_id: shard, from, to, sync, method: TransferMethod::StreamRecords },
+        }
+    }
+
+    #[test]
+    fn moves_replications_aborts_and_drops() {
+        let mut s = ClusterState::default();
+        s.apply(&create("a", BTreeMap::from([(0, vec![1]), (1, vec![2])]))).expect("created");
+        assert!(matches!(s.apply(&transfer(0, 1, 1, true)), Err(MetaError::BadRequest(m)) if m.contains("itself")));
+        assert!(matches!(s.apply(&transfer(0, 2, 3, true)), Err(MetaError::BadRequest(_))), "2 holds no replica of 0");
+        assert!(matches!(s.apply(&transfer(7, 1, 3, true)), Err(MetaError::BadRequest(m)) if m.contains("does not exist")));
+        // A move: Partial while copying, then the target is Active and the source gone.
+        s.apply(&transfer(0, 1, 3, false)).expect("move starts");
+        assert_eq!(s.collections["a"].replicas(0), vec![(1, ReplicaState::Active), (3, ReplicaState::Partial)]);
+        assert!(s.apply(&transfer(0, 1, 2, true)).is_err(), "one transfer per shard at a time");
+        let finish = MetaOp::FinishTransfer { collection: "a".into(), shard: 0, from: 1, to: 3 };
+        s.apply(&finish).expect("finished");
+        assert_eq!(s.collections["a"].replicas(0), vec![(3, ReplicaState::Active)]);
+        assert!(matches!(s.apply(&finish), Err(MetaError::NotFound(_))), "finished once");
+        // A replication, aborted: the partial replica goes, the source stays.
+        s.apply(&transfer(1, 2, 1, true)).expect("replication starts");
+        s.apply(&MetaOp::AbortTransfer { collection: "a".into(), shard: 1, from: 2, to: 1 }).expect("aborted");
+        assert_eq!(s.collections["a"].replicas(1), vec![(2, ReplicaState::Active)]);
+        assert!(s.collections["a"].transfers.is_empty());
+        // The last replica cannot be dropped; a second one can.
+        let drop = MetaOp::DropReplica { collection: "a".into(), shard: 1, peer: 2 };
+        assert!(matches!(s.apply(&drop), Err(MetaError::BadRequest(_))));
+        s.apply(&transfer(1, 2, 1, true)).expect("replication starts");
+        s.apply(&MetaOp::FinishTransfer { collection: "a".into(), shard: 1, from: 2, to: 1 }).expect("done");
+        s.apply(&drop).expect("dropped");
+        assert_eq!(s.collections["a"].replicas(1), vec![(1, ReplicaState::Active)]);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use qd_core::PointId;
 use crate::node::ClusterNode;
 use crate::p2p::{PeerReply, PeerRequest, ShardCall, ShardReply};
 use crate::replica_set::ReplicaSet;
-use crate::state::{PeerId, ReplicaState};
+use crate::state::{MetaOp, PeerId, ReplicaState};
 
 /// Points per streamed batch.
 const BATCH: usize = 512;
@@ -27,7 +27,7 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Run a peer's call on this peer's replica of the shard.
 pub fn serve_call(set: &ReplicaSet, call: ShardCall) -> Result<ShardReply> {
-    let local = set.local().ok_or_else(|| CollectionError::NotFound("no local replica of this shard".into()))?;
+    let local = set.ensure_local()?.ok_or_else(|| CollectionError::NotFound("no local replica of this shard".into()))?;
     Ok(match call {
         ShardCall::Update { op, wait } => {
             set.note_write(&op);
@@ -66,20 +66,31 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 }
 
 /// Bring this peer's replica of `collection`/`shard` up to date from the Active replica on
-/// `source`. Returns the number of points streamed.
-pub async fn recover(node: &Arc<ClusterNode>, collection: &str, shard: ShardId, source: PeerId) -> Result<usize> {
+/// `source`: a Dead replica's recovery, or (`transfer`) the copy a shard transfer started.
+/// Returns the number of points streamed.
+pub async fn recover(
+    node: &Arc<ClusterNode>,
+    collection: &str,
+    shard: ShardId,
+    source: PeerId,
+    transfer: bool,
+) -> Result<usize> {
     let set = node
         .replica_set(collection, shard)
         .ok_or_else(|| CollectionError::NotFound(format!("shard {shard} of `{collection}` is not loaded here")))?;
-    let local = set
-        .local()
-        .cloned()
+    let opener = set.clone();
+    let local = blocking(move || opener.ensure_local())
+        .await?
         .ok_or_else(|| CollectionError::NotFound(format!("shard {shard} of `{collection}` has no local replica")))?;
     set.begin_tracking();
-    let result = stream(node, &set, &local, collection, shard, source).await;
+    let streamed = stream(node, &set, &local, collection, shard, source, transfer).await?;
+    let me = node.peer_id();
+    if transfer {
+        node.commit_op(MetaOp::FinishTransfer { collection: collection.into(), shard, from: source, to: me }).await?;
+    } else {
+        node.commit_replica_state(collection, shard, ReplicaState::Active).await?;
+    }
     set.end_tracking();
-    let streamed = result?;
-    node.commit_replica_state(collection, shard, ReplicaState::Active).await?;
     Ok(streamed)
 }
 
@@ -90,8 +101,14 @@ async fn stream(
     collection: &str,
     shard: ShardId,
     source: PeerId,
+    transfer: bool,
 ) -> Result<usize> {
-    let index = node.commit_replica_state(collection, shard, ReplicaState::Partial).await?;
+    let index = if transfer {
+        // The transfer's start made this replica Partial already.
+        node.applied_index()
+    } else {
+        node.commit_replica_state(collection, shard, ReplicaState::Partial).await?
+    };
     // Every peer that can write must route writes here before the stream starts, or a write
     // applied on the source after the stream read that point would be missed.
     node.wait_peers_applied(index).await;
@@ -99,6 +116,9 @@ async fn stream(
     let mut seen: HashSet<PointId> = HashSet::new();
     let mut from = None;
     loop {
+        if transfer && !node.transfer_running(collection, shard, source) {
+            return Err(CollectionError::Unavailable("the transfer was aborted".into()));
+        }
         let ids = match call_source(node, source, collection, shard, ShardCall::ScrollIds { from, filter: None, limit: BATCH + 1 }).await? {
             ShardReply::Ids(ids) => ids,
             _ => return Err(CollectionError::Internal("mismatched reply to a scroll".into())),

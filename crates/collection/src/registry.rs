@@ -39,7 +39,44 @@ pub enum NewVector {
 /// if any) into the shard the collection talks to.
 pub trait ShardPlacement: Send + Sync {
     fn is_local(&self, collection: &str, shard: crate::shard::ShardId) -> bool;
-    fn wrap(&self, collection: &str, shard: crate::shard::ShardId, local: Option<Arc<dyn Shard>>) -> Arc<dyn Shard>;
+    /// `files` opens or removes replicas of this collection's shards on this peer later (a
+    /// shard transfer adds one, a move or a dropped replica removes one).
+    fn wrap(
+        &self,
+        collection: &str,
+        shard: crate::shard::ShardId,
+        local: Option<Arc<dyn Shard>>,
+        files: Arc<LocalShards>,
+    ) -> Arc<dyn Shard>;
+}
+
+/// Opens (creating if missing) and removes the local shard databases of one collection.
+pub struct LocalShards {
+    layout: StorageLayout,
+    dir: String,
+    shared: Arc<CollectionShared>,
+}
+
+impl LocalShards {
+    pub fn open(&self, sid: crate::shard::ShardId) -> Result<Arc<dyn Shard>> {
+        let path = self.layout.shard_db_path(&self.dir, sid);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| qd_storage::StorageError::io(parent, e))?;
+        }
+        let store = open_store(self.layout.backend(), &path)?;
+        let vectors = self.layout.shard_vectors_dir(&self.dir, sid);
+        Ok(Arc::new(LocalShard::open(sid, store, self.shared.clone(), vectors)?))
+    }
+
+    /// Delete a shard's files (the shard must be shut down first).
+    pub fn remove(&self, sid: crate::shard::ShardId) -> Result<()> {
+        let d = self.layout.shard_dir(&self.dir, sid);
+        match std::fs::remove_dir_all(&d) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(qd_storage::StorageError::io(&d, e).into()),
+        }
+    }
 }
 
 pub struct Registry {
@@ -175,13 +212,12 @@ impl Registry {
         self.ready.load(Ordering::SeqCst)
     }
 
+    fn local_shards(&self, dir: &str, shared: &Arc<CollectionShared>) -> LocalShards {
+        LocalShards { layout: self.layout.clone(), dir: dir.to_string(), shared: shared.clone() }
+    }
+
     fn open_shard(&self, dir: &str, sid: u32, shared: &Arc<CollectionShared>) -> Result<Arc<dyn Shard>> {
-        let path = self.layout.shard_db_path(dir, sid);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| qd_storage::StorageError::io(parent, e))?;
-        }
-        let store = open_store(self.layout.backend(), &path)?;
-        Ok(Arc::new(LocalShard::open(sid, store, shared.clone(), self.layout.shard_vectors_dir(dir, sid))?))
+        self.local_shards(dir, shared).open(sid)
     }
 
     /// Open shard `sid` of a collection: its local database, wrapped by the cluster placement
@@ -191,9 +227,9 @@ impl Registry {
         match placement {
             None => self.open_shard(&entry.dir, sid, shared),
             Some(p) => {
-                let local =
-                    if p.is_local(&entry.name, sid) { Some(self.open_shard(&entry.dir, sid, shared)?) } else { None };
-                Ok(p.wrap(&entry.name, sid, local))
+                let files = Arc::new(self.local_shards(&entry.dir, shared));
+                let local = if p.is_local(&entry.name, sid) { Some(files.open(sid)?) } else { None };
+                Ok(p.wrap(&entry.name, sid, local, files))
             }
         }
     }

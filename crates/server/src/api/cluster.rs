@@ -71,15 +71,97 @@ pub async fn collection(state: State, Path(name): Path<String>) -> ApiResult {
     Ok(ok(t, info))
 }
 
-/// `POST /collections/{name}/cluster`: shard moves, replication, transfers, dropping replicas.
-pub async fn update_collection(state: State, Path(name): Path<String>) -> ApiResult {
-    state.registry.get(&name)?;
-    match state.cluster {
-        None => Err(disabled()),
-        Some(_) => Err(ApiError::bad_request(
-            "Bad request: shard transfer operations are not supported in cluster mode yet",
-        )),
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferBody {
+    pub shard_id: u32,
+    pub from_peer_id: u64,
+    pub to_peer_id: u64,
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Resharding only; refused when it names another shard.
+    #[serde(default)]
+    pub to_shard_id: Option<u32>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AbortBody {
+    pub shard_id: u32,
+    pub from_peer_id: u64,
+    pub to_peer_id: u64,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DropReplicaBody {
+    pub shard_id: u32,
+    pub peer_id: u64,
+}
+
+/// One operation of `POST /collections/{name}/cluster` (an object with exactly one key).
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClusterOperation {
+    MoveShard(TransferBody),
+    ReplicateShard(TransferBody),
+    AbortTransfer(AbortBody),
+    DropReplica(DropReplicaBody),
+    CreateShardingKey(serde::de::IgnoredAny),
+    DropShardingKey(serde::de::IgnoredAny),
+    RestartTransfer(serde::de::IgnoredAny),
+}
+
+fn check_transfer(t: &TransferBody) -> Result<(), ApiError> {
+    match t.method.as_deref() {
+        None | Some("stream_records") => {}
+        Some(m @ ("snapshot" | "wal_delta" | "resharding_stream_records")) => {
+            return Err(ApiError::bad_request(format!(
+                "Bad request: shard transfer method `{m}` is not supported yet; use `stream_records`"
+            )))
+        }
+        Some(m) => {
+            return Err(ApiError::bad_request(format!(
+                "Bad request: unknown shard transfer method `{m}`; expected stream_records, snapshot or wal_delta"
+            )))
+        }
     }
+    if t.to_shard_id.is_some_and(|s| s != t.shard_id) {
+        return Err(ApiError::bad_request("Bad request: transfers between shards (resharding) are not supported"));
+    }
+    Ok(())
+}
+
+/// `POST /collections/{name}/cluster`: move or replicate a shard, abort a transfer, drop a
+/// replica.
+pub async fn update_collection(
+    state: State,
+    Path(name): Path<String>,
+    _p: Params<super::models::TimeoutParam>,
+    super::response::Body(op): super::response::Body<ClusterOperation>,
+) -> ApiResult {
+    let t = Instant::now();
+    let real = state.registry.get(&name)?.name().to_string();
+    let node = state.cluster.clone().ok_or_else(disabled)?;
+    match op {
+        ClusterOperation::MoveShard(m) => {
+            check_transfer(&m)?;
+            node.start_transfer(&real, m.shard_id, m.from_peer_id, m.to_peer_id, false).await?
+        }
+        ClusterOperation::ReplicateShard(m) => {
+            check_transfer(&m)?;
+            node.start_transfer(&real, m.shard_id, m.from_peer_id, m.to_peer_id, true).await?
+        }
+        ClusterOperation::AbortTransfer(a) => node.abort_transfer(&real, a.shard_id, a.from_peer_id, a.to_peer_id).await?,
+        ClusterOperation::DropReplica(d) => node.drop_replica(&real, d.shard_id, d.peer_id).await?,
+        ClusterOperation::CreateShardingKey(_) | ClusterOperation::DropShardingKey(_) => {
+            return Err(ApiError::bad_request("Bad request: shard keys are not supported in cluster mode yet"))
+        }
+        ClusterOperation::RestartTransfer(_) => {
+            return Err(ApiError::bad_request("Bad request: restart_transfer is not supported yet"))
+        }
+    }
+    Ok(ok(t, true))
 }
 
 #[derive(Debug, Default, serde::Deserialize)]

@@ -270,3 +270,144 @@ fn single_node_answers_cluster_endpoints_as_disabled() {
     assert_eq!(status, 400, "{body}");
     assert!(body.to_string().contains("Distributed mode disabled"), "{body}");
 }
+
+/// Where each shard's replicas are: shard -> peers.
+fn placement(peer: &Peer, collection: &str) -> BTreeMap<u64, Vec<u64>> {
+    let mut out: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    for ((shard, p), _) in replica_states(peer, collection) {
+        out.entry(shard).or_default().push(p);
+    }
+    out
+}
+
+fn no_transfers(peer: &Peer, collection: &str) -> Result<(), String> {
+    let info = peer.server.ok("GET", &format!("/collections/{collection}/cluster"), None);
+    match info["shard_transfers"].as_array().map(Vec::len) {
+        Some(0) => all_active(peer, collection),
+        _ => Err(info["shard_transfers"].to_string()),
+    }
+}
+
+#[test]
+fn shards_move_and_replicate_under_writes_and_peers_leave_and_join() {
+    for backend in BACKENDS {
+        let root = tempfile::tempdir().expect("tempdir");
+        let mut peers = start_cluster(root.path(), backend);
+        let ids: Vec<u64> = peers.iter().map(Peer::peer_id).collect();
+        peers[0].server.ok(
+            "PUT",
+            "/collections/m",
+            Some(&json!({"vectors": {"size": 8, "distance": "Dot"}, "shard_number": 3, "replication_factor": 1})),
+        );
+        for k in 0..10 {
+            peers[0].server.ok("PUT", "/collections/m/points?wait=true", Some(&batch(k * 500, 500)));
+        }
+        let before = placement(&peers[0], "m");
+
+        // A writer keeps going through peer b while shards are copied.
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let (stop, port) = (stop.clone(), peers[1].server.port);
+            std::thread::spawn(move || {
+                let client = reqwest::blocking::Client::new();
+                let mut acked = Vec::new();
+                let mut next = 100_000;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let url = format!("http://127.0.0.1:{port}/collections/m/points?wait=true");
+                    let r = client.put(url).json(&batch(next, 20)).send();
+                    if r.is_ok_and(|r| r.status().is_success()) {
+                        acked.extend(next..next + 20);
+                    }
+                    next += 20;
+                }
+                acked
+            })
+        };
+        let src0 = before[&0][0];
+        let dst0 = *ids.iter().find(|p| **p != src0).expect("another peer");
+        let op = json!({"move_shard": {"shard_id": 0, "from_peer_id": src0, "to_peer_id": dst0}});
+        peers[2].server.ok("POST", "/collections/m/cluster", Some(&op));
+        let src1 = before[&1][0];
+        let dst1 = *ids.iter().find(|p| **p != src1).expect("another peer");
+        let op = json!({"replicate_shard": {"shard_id": 1, "from_peer_id": src1, "to_peer_id": dst1, "method": "stream_records"}});
+        peers[0].server.ok("POST", "/collections/m/cluster", Some(&op));
+        std::thread::sleep(Duration::from_millis(500));
+        wait_for("transfers done", Duration::from_secs(60), || no_transfers(&peers[0], "m"));
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let acked = writer.join().expect("writer");
+        assert!(!acked.is_empty());
+        let after = placement(&peers[0], "m");
+        assert_eq!(after[&0], vec![dst0], "shard 0 moved");
+        let mut replicated = vec![src1, dst1];
+        replicated.sort();
+        assert_eq!(after[&1], replicated, "shard 1 replicated");
+        let reference = all_points(&peers[0].server, "m");
+        for id in (0..5000).chain(acked.iter().copied()) {
+            assert!(reference.contains_key(&id), "acknowledged point {id} is there after the transfers");
+        }
+        for p in &peers[1..] {
+            assert_eq!(all_points(&p.server, "m"), reference, "every peer answers the same");
+        }
+
+        // Bad transfers are refused with the reason.
+        let (status, body) = peers[0].server.call(
+            "POST",
+            "/collections/m/cluster",
+            Some(&json!({"move_shard": {"shard_id": 9, "from_peer_id": src0, "to_peer_id": dst0}})),
+        );
+        assert_eq!(status, 400, "{body}");
+        assert!(body.to_string().contains("Shard 9 of m does not exist"), "{body}");
+        let (status, body) = peers[0].server.call(
+            "POST",
+            "/collections/m/cluster",
+            Some(&json!({"replicate_shard": {"shard_id": 0, "from_peer_id": dst0, "to_peer_id": 42}})),
+        );
+        assert_eq!(status, 400, "{body}");
+        assert!(body.to_string().contains("Peer 42 does not exist"), "{body}");
+        let (status, body) = peers[0].server.call(
+            "POST",
+            "/collections/m/cluster",
+            Some(&json!({"abort_transfer": {"shard_id": 0, "from_peer_id": src0, "to_peer_id": dst0}})),
+        );
+        assert_eq!(status, 404, "{body}");
+        let (status, body) = peers[0].server.call(
+            "POST",
+            "/collections/m/cluster",
+            Some(&json!({"drop_replica": {"shard_id": 0, "peer_id": dst0}})),
+        );
+        assert_eq!(status, 400, "the last replica stays: {body}");
+        peers[0].server.ok("POST", "/collections/m/cluster", Some(&json!({"drop_replica": {"shard_id": 1, "peer_id": src1}})));
+        assert_eq!(placement(&peers[0], "m")[&1], vec![dst1]);
+
+        // Empty a peer by moving its shards away, then remove it; a new peer joins.
+        let leaving = 2;
+        let gone = ids[leaving];
+        for (shard, holders) in placement(&peers[0], "m") {
+            if holders.contains(&gone) {
+                let to = *ids.iter().find(|p| **p != gone && !holders.contains(p)).expect("a target");
+                let op = json!({"move_shard": {"shard_id": shard, "from_peer_id": gone, "to_peer_id": to}});
+                peers[0].server.ok("POST", "/collections/m/cluster", Some(&op));
+            }
+        }
+        wait_for("peer emptied", Duration::from_secs(60), || no_transfers(&peers[0], "m"));
+        assert_eq!(all_points(&peers[0].server, "m"), reference, "nothing lost moving shards off the peer");
+        peers[0].server.ok("DELETE", &format!("/cluster/peer/{gone}"), None);
+        wait_for("two peers", Duration::from_secs(10), || {
+            let c = peers[1].server.ok("GET", "/cluster", None);
+            match c["peers"].as_object().map(|m| m.len()) {
+                Some(2) => Ok(()),
+                _ => Err(c.to_string()),
+            }
+        });
+        drop(peers.remove(leaving));
+        let newcomer = Peer::start(root.path().join("d"), backend, free_port(), Some(peers[0].p2p));
+        wait_for("newcomer sees the collection", Duration::from_secs(30), || {
+            match newcomer.server.call("POST", "/collections/m/points/count", Some(&json!({"exact": true}))) {
+                (200, v) if v["result"]["count"].as_u64() == Some(reference.len() as u64) => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        });
+        let c = newcomer.server.ok("GET", "/cluster", None);
+        assert_eq!(c["peers"].as_object().map(|m| m.len()), Some(3), "{c}");
+    }
+}
