@@ -25,7 +25,7 @@ def free_port():
 
 
 class ServerProcess:
-    def __init__(self, backend, storage):
+    def __init__(self, backend, storage, args=(), env=None):
         self.backend = backend
         self.storage = storage
         self.port = free_port()
@@ -34,8 +34,9 @@ class ServerProcess:
         self.proc = subprocess.Popen(
             [BIN, "--storage", backend, "--storage-path", storage,
              "--http-port", str(self.port), "--grpc-port", str(self.grpc_port),
-             "--host", "127.0.0.1"],
+             "--host", "127.0.0.1", *args],
             stdout=subprocess.DEVNULL, stderr=self.log,
+            env=None if env is None else {**os.environ, **env},
         )
         self.wait_ready()
 

@@ -16,5 +16,5 @@ pub mod state;
 pub mod store;
 pub mod transfer;
 
-pub use node::{ClusterNode, ClusterOptions, ClusterStatus, CollectionClusterInfo};
+pub use node::{ClusterNode, ClusterOptions, ClusterStatus, CollectionClusterInfo, LocalShardInfo};
 pub use state::{MetaOp, PeerId, ReplicaState};

@@ -175,6 +175,9 @@ pub struct CollectionClusterInfo {
 #[derive(Debug, Clone, Serialize)]
 pub struct LocalShardInfo {
     pub shard_id: ShardId,
+    /// Custom sharding (single node only so far).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard_key: Option<serde_json::Value>,
     pub points_count: usize,
     pub state: ReplicaState,
 }
@@ -398,7 +401,9 @@ impl ClusterNode {
         }
     }
 
-    /// Commit `op` and wait until this peer's collections reflect it.
+    /// Commit `op` and wait until the collections of this peer, and of every other peer that
+    /// answers, reflect it: a collection created through one peer can be used through any
+    /// other as soon as the call returns.
     pub async fn propose(&self, op: MetaOp) -> Result<(), CollectionError> {
         let (index, result) = self.commit(op).await?;
         let mut rx = self.reconciled.subscribe();
@@ -406,7 +411,9 @@ impl ClusterNode {
             .await
             .map_err(|_| CollectionError::Unavailable("the change was committed but not applied here in time".into()))?
             .map_err(|_| CollectionError::ShuttingDown)?;
-        result.map_err(meta_error)
+        result.map_err(meta_error)?;
+        self.wait_peers_applied(index).await;
+        Ok(())
     }
 
     /// The cluster state this peer has applied.
@@ -489,7 +496,7 @@ impl ClusterNode {
                         .replica_set(collection, *sid)
                         .and_then(|s| s.local().map(|l| l.stats().points_count))
                         .unwrap_or(0);
-                    local_shards.push(LocalShardInfo { shard_id: *sid, points_count, state: *state });
+                    local_shards.push(LocalShardInfo { shard_id: *sid, shard_key: None, points_count, state: *state });
                 } else {
                     remote_shards.push(RemoteShardInfo { shard_id: *sid, peer_id: *peer, state: *state });
                 }
@@ -668,8 +675,8 @@ impl ClusterNode {
         &self.shared
     }
 
-    /// Ask every other live peer for its applied index, until all reached `index` (peers that
-    /// do not answer cannot write, so they do not count).
+    /// Ask every other live peer how far its collections follow the log, until all reached
+    /// `index` (peers that do not answer cannot serve, so they do not count; each gets 5 s).
     pub(crate) async fn wait_peers_applied(&self, index: u64) {
         for peer in self.peers() {
             if peer == self.shared.me {
@@ -781,7 +788,7 @@ impl PeerHandler for ClusterNode {
                     Ok(_) => PeerReply::Done,
                     Err(e) => PeerReply::Error(e.into()),
                 },
-                PeerRequest::AppliedIndex => PeerReply::Applied(self.store.applied().index),
+                PeerRequest::AppliedIndex => PeerReply::Applied(*self.reconciled.borrow()),
                 PeerRequest::Shard { collection, shard, call } => self.handle_shard(collection, shard, call).await,
             }
         })

@@ -73,3 +73,81 @@ pub async fn set_payload_index(
     let collection = reg.get(&collection)?.name().to_string();
     Ok(node.propose(MetaOp::SetPayloadIndex { collection, field, spec }).await?)
 }
+
+/// One operation of `POST /collections/{name}/cluster` (gRPC's `UpdateCollectionClusterSetup`).
+#[derive(Debug, Clone)]
+pub enum ClusterOp {
+    /// `move_shard` (`sync: false`) or `replicate_shard` (`sync: true`).
+    Transfer { shard: u32, from: u64, to: u64, sync: bool, method: Option<String>, to_shard: Option<u32> },
+    Abort { shard: u32, from: u64, to: u64 },
+    DropReplica { shard: u32, peer: u64 },
+    /// Known to Qdrant, not replicated here yet: what it is.
+    Unsupported(&'static str),
+}
+
+fn distributed_mode_disabled() -> ApiError {
+    ApiError::bad_request("Bad request: Distributed mode disabled")
+}
+
+fn check_method(method: Option<&str>, shard: u32, to_shard: Option<u32>) -> Result<(), ApiError> {
+    match method {
+        None | Some("stream_records") => {}
+        Some(m @ ("snapshot" | "wal_delta" | "resharding_stream_records")) => {
+            return Err(ApiError::bad_request(format!(
+                "Bad request: shard transfer method `{m}` is not supported yet; use `stream_records`"
+            )))
+        }
+        Some(m) => {
+            return Err(ApiError::bad_request(format!(
+                "Bad request: unknown shard transfer method `{m}`; expected stream_records, snapshot or wal_delta"
+            )))
+        }
+    }
+    if to_shard.is_some_and(|s| s != shard) {
+        return Err(ApiError::bad_request("Bad request: transfers between shards (resharding) are not supported"));
+    }
+    Ok(())
+}
+
+pub async fn cluster_operation(state: &AppState, collection: &str, op: ClusterOp) -> Result<(), ApiError> {
+    let real = state.registry.get(collection)?.name().to_string();
+    let node = state.cluster.clone().ok_or_else(distributed_mode_disabled)?;
+    match op {
+        ClusterOp::Transfer { shard, from, to, sync, method, to_shard } => {
+            check_method(method.as_deref(), shard, to_shard)?;
+            Ok(node.start_transfer(&real, shard, from, to, sync).await?)
+        }
+        ClusterOp::Abort { shard, from, to } => Ok(node.abort_transfer(&real, shard, from, to).await?),
+        ClusterOp::DropReplica { shard, peer } => Ok(node.drop_replica(&real, shard, peer).await?),
+        ClusterOp::Unsupported(what) => Err(ApiError::bad_request(format!("Bad request: {what} is not supported in cluster mode yet"))),
+    }
+}
+
+/// Where a collection's shards are (`GET /collections/{name}/cluster`).
+pub async fn collection_cluster(state: &AppState, collection: &str) -> Result<qd_cluster::CollectionClusterInfo, ApiError> {
+    let c = state.registry.get(collection)?;
+    let Some(node) = state.cluster.clone() else {
+        let shards = blocking(move || Ok(c.shard_stats())).await?;
+        let local_shards: Vec<qd_cluster::LocalShardInfo> = shards
+            .into_iter()
+            .map(|s| qd_cluster::LocalShardInfo {
+                shard_id: s.shard_id,
+                shard_key: s.shard_key,
+                points_count: s.points_count,
+                state: qd_cluster::ReplicaState::Active,
+            })
+            .collect();
+        return Ok(qd_cluster::CollectionClusterInfo {
+            peer_id: crate::api::PEER_ID,
+            shard_count: local_shards.len(),
+            local_shards,
+            remote_shards: Vec::new(),
+            shard_transfers: Vec::new(),
+        });
+    };
+    let real = c.name().to_string();
+    blocking(move || {
+        node.collection_info(&real).ok_or_else(|| ApiError::not_found(format!("Not found: Collection `{real}` doesn't exist!")))
+    })
+    .await
+}

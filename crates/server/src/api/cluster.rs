@@ -8,7 +8,8 @@ use axum::extract::Path;
 use serde_json::json;
 
 use super::response::{ok, ApiError, ApiResult, Params};
-use super::{blocking, State};
+use super::State;
+use crate::meta::ClusterOp;
 
 fn disabled() -> ApiError {
     ApiError::bad_request("Bad request: Distributed mode disabled")
@@ -38,37 +39,7 @@ pub async fn status(state: State) -> ApiResult {
 /// `GET /collections/{name}/cluster`: shards on this peer and on others, with their states.
 pub async fn collection(state: State, Path(name): Path<String>) -> ApiResult {
     let t = Instant::now();
-    let c = state.registry.get(&name)?;
-    let Some(node) = state.cluster.clone() else {
-        let shards = blocking(move || Ok(c.shard_stats())).await?;
-        let local: Vec<_> = shards
-            .iter()
-            .map(|s| {
-                let mut v = json!({ "shard_id": s.shard_id, "points_count": s.points_count, "state": "Active" });
-                if let Some(k) = &s.shard_key {
-                    v["shard_key"] = k.clone();
-                }
-                v
-            })
-            .collect();
-        return Ok(ok(
-            t,
-            json!({
-                "peer_id": super::PEER_ID,
-                "shard_count": local.len(),
-                "local_shards": local,
-                "remote_shards": [],
-                "shard_transfers": [],
-            }),
-        ));
-    };
-    let real = c.name().to_string();
-    let info = blocking(move || {
-        node.collection_info(&real)
-            .ok_or_else(|| ApiError::not_found(format!("Not found: Collection `{real}` doesn't exist!")))
-    })
-    .await?;
-    Ok(ok(t, info))
+    Ok(ok(t, crate::meta::collection_cluster(&state, &name).await?))
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -112,26 +83,6 @@ pub enum ClusterOperation {
     RestartTransfer(serde::de::IgnoredAny),
 }
 
-fn check_transfer(t: &TransferBody) -> Result<(), ApiError> {
-    match t.method.as_deref() {
-        None | Some("stream_records") => {}
-        Some(m @ ("snapshot" | "wal_delta" | "resharding_stream_records")) => {
-            return Err(ApiError::bad_request(format!(
-                "Bad request: shard transfer method `{m}` is not supported yet; use `stream_records`"
-            )))
-        }
-        Some(m) => {
-            return Err(ApiError::bad_request(format!(
-                "Bad request: unknown shard transfer method `{m}`; expected stream_records, snapshot or wal_delta"
-            )))
-        }
-    }
-    if t.to_shard_id.is_some_and(|s| s != t.shard_id) {
-        return Err(ApiError::bad_request("Bad request: transfers between shards (resharding) are not supported"));
-    }
-    Ok(())
-}
-
 /// `POST /collections/{name}/cluster`: move or replicate a shard, abort a transfer, drop a
 /// replica.
 pub async fn update_collection(
@@ -141,26 +92,30 @@ pub async fn update_collection(
     super::response::Body(op): super::response::Body<ClusterOperation>,
 ) -> ApiResult {
     let t = Instant::now();
-    let real = state.registry.get(&name)?.name().to_string();
-    let node = state.cluster.clone().ok_or_else(disabled)?;
-    match op {
-        ClusterOperation::MoveShard(m) => {
-            check_transfer(&m)?;
-            node.start_transfer(&real, m.shard_id, m.from_peer_id, m.to_peer_id, false).await?
-        }
-        ClusterOperation::ReplicateShard(m) => {
-            check_transfer(&m)?;
-            node.start_transfer(&real, m.shard_id, m.from_peer_id, m.to_peer_id, true).await?
-        }
-        ClusterOperation::AbortTransfer(a) => node.abort_transfer(&real, a.shard_id, a.from_peer_id, a.to_peer_id).await?,
-        ClusterOperation::DropReplica(d) => node.drop_replica(&real, d.shard_id, d.peer_id).await?,
-        ClusterOperation::CreateShardingKey(_) | ClusterOperation::DropShardingKey(_) => {
-            return Err(ApiError::bad_request("Bad request: shard keys are not supported in cluster mode yet"))
-        }
-        ClusterOperation::RestartTransfer(_) => {
-            return Err(ApiError::bad_request("Bad request: restart_transfer is not supported yet"))
-        }
-    }
+    let op = match op {
+        ClusterOperation::MoveShard(m) => ClusterOp::Transfer {
+            shard: m.shard_id,
+            from: m.from_peer_id,
+            to: m.to_peer_id,
+            sync: false,
+            method: m.method,
+            to_shard: m.to_shard_id,
+        },
+        ClusterOperation::ReplicateShard(m) => ClusterOp::Transfer {
+            shard: m.shard_id,
+            from: m.from_peer_id,
+            to: m.to_peer_id,
+            sync: true,
+            method: m.method,
+            to_shard: m.to_shard_id,
+        },
+        ClusterOperation::AbortTransfer(a) => ClusterOp::Abort { shard: a.shard_id, from: a.from_peer_id, to: a.to_peer_id },
+        ClusterOperation::DropReplica(d) => ClusterOp::DropReplica { shard: d.shard_id, peer: d.peer_id },
+        ClusterOperation::CreateShardingKey(_) => ClusterOp::Unsupported("creating a shard key"),
+        ClusterOperation::DropShardingKey(_) => ClusterOp::Unsupported("dropping a shard key"),
+        ClusterOperation::RestartTransfer(_) => ClusterOp::Unsupported("restart_transfer"),
+    };
+    crate::meta::cluster_operation(&state, &name, op).await?;
     Ok(ok(t, true))
 }
 

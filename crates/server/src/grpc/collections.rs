@@ -3,6 +3,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::meta::ClusterOp;
+
 use qd_collection::{AliasAction, CollectionInfo};
 use qdrant_client::qdrant as pb;
 use qdrant_client::qdrant::collections_server::Collections;
@@ -32,6 +34,18 @@ impl CollectionsService {
         let reg = self.state.registry.clone();
         blocking(move || Ok(reg.get(&collection)?.shard_stats())).await
     }
+}
+
+fn replica_state_out(s: qd_cluster::ReplicaState) -> i32 {
+    use qd_cluster::ReplicaState as R;
+    (match s {
+        R::Active => pb::ReplicaState::Active,
+        R::Dead => pb::ReplicaState::Dead,
+        R::Partial => pb::ReplicaState::Partial,
+        R::Initializing => pb::ReplicaState::Initializing,
+        R::Listener => pb::ReplicaState::Listener,
+        R::Recovery => pb::ReplicaState::Recovery,
+    }) as i32
 }
 
 fn status_out(s: &str) -> i32 {
@@ -212,22 +226,38 @@ impl Collections for CollectionsService {
         request: Request<pb::CollectionClusterInfoRequest>,
     ) -> Reply<pb::CollectionClusterInfoResponse> {
         let t = Instant::now();
-        let shards = self.shards(request.into_inner().collection_name).await?;
-        let local_shards: Vec<_> = shards
+        let info = crate::meta::collection_cluster(&self.state, &request.into_inner().collection_name).await?;
+        let local_shards = info
+            .local_shards
             .iter()
             .map(|s| pb::LocalShardInfo {
                 shard_id: s.shard_id,
                 points_count: s.points_count as u64,
-                state: pb::ReplicaState::Active as i32,
+                state: replica_state_out(s.state),
                 shard_key: s.shard_key.as_ref().and_then(shard_key_out),
             })
             .collect();
+        let remote_shards = info
+            .remote_shards
+            .iter()
+            .map(|s| pb::RemoteShardInfo {
+                shard_id: s.shard_id,
+                peer_id: s.peer_id,
+                state: replica_state_out(s.state),
+                shard_key: None,
+            })
+            .collect();
+        let shard_transfers = info
+            .shard_transfers
+            .iter()
+            .map(|t| pb::ShardTransferInfo { shard_id: t.shard_id, to_shard_id: None, from: t.from, to: t.to, sync: t.sync })
+            .collect();
         Ok(Response::new(pb::CollectionClusterInfoResponse {
-            peer_id: crate::api::PEER_ID,
-            shard_count: local_shards.len() as u64,
+            peer_id: info.peer_id,
+            shard_count: info.shard_count as u64,
             local_shards,
-            remote_shards: Vec::new(),
-            shard_transfers: Vec::new(),
+            remote_shards,
+            shard_transfers,
             resharding_operations: Vec::new(),
             time: elapsed(t),
         }))
@@ -247,11 +277,47 @@ impl Collections for CollectionsService {
 
     async fn update_collection_cluster_setup(
         &self,
-        _: Request<pb::UpdateCollectionClusterSetupRequest>,
+        request: Request<pb::UpdateCollectionClusterSetupRequest>,
     ) -> Reply<pb::UpdateCollectionClusterSetupResponse> {
-        Err(Status::failed_precondition(
-            "Bad request: shard transfers and replicas need cluster mode, which is not enabled",
-        ))
+        use pb::update_collection_cluster_setup_request::Operation;
+        let t = Instant::now();
+        let req = request.into_inner();
+        let method = |m: Option<i32>| {
+            m.map(|m| match pb::ShardTransferMethod::try_from(m) {
+                Ok(pb::ShardTransferMethod::StreamRecords) => "stream_records".to_string(),
+                Ok(pb::ShardTransferMethod::Snapshot) => "snapshot".to_string(),
+                Ok(pb::ShardTransferMethod::WalDelta) => "wal_delta".to_string(),
+                Ok(pb::ShardTransferMethod::ReshardingStreamRecords) => "resharding_stream_records".to_string(),
+                Err(_) => format!("#{m}"),
+            })
+        };
+        let op = match req.operation {
+            None => return Err(Status::invalid_argument("Bad request: operation: missing")),
+            Some(Operation::MoveShard(m)) => ClusterOp::Transfer {
+                shard: m.shard_id,
+                from: m.from_peer_id,
+                to: m.to_peer_id,
+                sync: false,
+                method: method(m.method),
+                to_shard: m.to_shard_id,
+            },
+            Some(Operation::ReplicateShard(m)) => ClusterOp::Transfer {
+                shard: m.shard_id,
+                from: m.from_peer_id,
+                to: m.to_peer_id,
+                sync: true,
+                method: method(m.method),
+                to_shard: m.to_shard_id,
+            },
+            Some(Operation::AbortTransfer(a)) => ClusterOp::Abort { shard: a.shard_id, from: a.from_peer_id, to: a.to_peer_id },
+            Some(Operation::DropReplica(r)) => ClusterOp::DropReplica { shard: r.shard_id, peer: r.peer_id },
+            Some(Operation::CreateShardKey(_)) => ClusterOp::Unsupported("creating a shard key"),
+            Some(Operation::DeleteShardKey(_)) => ClusterOp::Unsupported("deleting a shard key"),
+            Some(Operation::RestartTransfer(_)) => ClusterOp::Unsupported("restart_transfer"),
+            Some(Operation::ReplicatePoints(_)) => ClusterOp::Unsupported("replicate_points"),
+        };
+        crate::meta::cluster_operation(&self.state, &req.collection_name, op).await?;
+        Ok(Response::new(pb::UpdateCollectionClusterSetupResponse { result: true, time: elapsed(t) }))
     }
 
     async fn create_shard_key(&self, request: Request<pb::CreateShardKeyRequest>) -> Reply<pb::CreateShardKeyResponse> {

@@ -1,0 +1,142 @@
+"""Cluster mode through the official client: three real peers per backend; a replicated
+collection created, written and read through different peers over REST and gRPC answers
+exactly as the client's local mode does, and the cluster APIs parse in the client's models."""
+
+import os
+import random
+import tempfile
+import time
+
+import pytest
+from qdrant_client import QdrantClient, models
+
+from conftest import BACKENDS, ServerProcess, free_port
+
+DIM = 8
+
+
+def start_peer(backend, root, name, p2p, bootstrap=None):
+    args = ["--uri", f"http://127.0.0.1:{p2p}"]
+    if bootstrap:
+        args += ["--bootstrap", f"http://127.0.0.1:{bootstrap}"]
+    env = {"QDRANT__CLUSTER__ENABLED": "true", "QDRANT__CLUSTER__P2P__PORT": str(p2p)}
+    return ServerProcess(backend, os.path.join(root, name), args=args, env=env)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def peers(request):
+    root = tempfile.mkdtemp(prefix=f"qdrant-cluster-{request.param}-")
+    ports = [free_port() for _ in range(3)]
+    procs = [start_peer(request.param, root, "a", ports[0])]
+    procs += [start_peer(request.param, root, n, p, ports[0]) for n, p in zip("bc", ports[1:])]
+    deadline = time.time() + 30
+    for p in procs:
+        c = QdrantClient(url=p.url)
+        while True:
+            status = c.cluster_status()
+            if status.status == "enabled" and len(status.peers) == 3 and status.raft_info.leader:
+                break
+            assert time.time() < deadline, status
+            time.sleep(0.1)
+    yield procs
+    for p in procs:
+        p.stop()
+
+
+def clients(peers, transport):
+    grpc = transport == "grpc"
+    return [QdrantClient(url=p.url, grpc_port=p.grpc_port, prefer_grpc=grpc) for p in peers]
+
+
+def points(n, seed):
+    rnd = random.Random(seed)
+    return [
+        models.PointStruct(
+            id=i,
+            vector=[rnd.uniform(-1, 1) for _ in range(DIM)],
+            payload={"city": rnd.choice(["paris", "rome", "oslo"]), "n": i},
+        )
+        for i in range(n)
+    ]
+
+
+def test_cluster_status_parses_in_the_client_models(peers):
+    status = QdrantClient(url=peers[1].url).cluster_status()
+    assert status.status == "enabled"
+    assert len(status.peers) == 3
+    assert status.raft_info.role is not None
+    assert status.raft_info.is_voter
+
+
+@pytest.mark.parametrize("transport", ["rest", "grpc"])
+def test_replicated_collection_answers_like_local_mode(peers, transport):
+    a, b, c = clients(peers, transport)
+    local = QdrantClient(":memory:")
+    name = f"rep_{transport}"
+    for client, extra in ((a, {"shard_number": 4, "replication_factor": 2}), (local, {})):
+        client.create_collection(
+            name, vectors_config=models.VectorParams(size=DIM, distance=models.Distance.COSINE), **extra
+        )
+    data = points(300, 7)
+    for i in range(0, 300, 100):
+        b.upsert(name, data[i:i + 100], wait=True)
+    local.upsert(name, data)
+    b.create_payload_index(name, "city", models.PayloadSchemaType.KEYWORD)
+    c.delete(name, models.PointIdsList(points=[1, 2, 3]), wait=True)
+    local.delete(name, models.PointIdsList(points=[1, 2, 3]))
+
+    assert c.count(name, exact=True).count == 297
+    flt = models.Filter(must=[models.FieldCondition(key="city", match=models.MatchValue(value="rome"))])
+    for reader in (a, c):
+        for q in data[10:15]:
+            got = reader.query_points(name, query=q.vector, limit=10, query_filter=flt).points
+            want = local.query_points(name, query=q.vector, limit=10, query_filter=flt).points
+            assert [p.id for p in got] == [p.id for p in want]
+            assert [round(p.score, 4) for p in got] == [round(p.score, 4) for p in want]
+        got = reader.retrieve(name, [5, 6, 1], with_payload=True)
+        assert sorted((p.id, p.payload["n"]) for p in got) == [(5, 5), (6, 6)]
+        facet = reader.facet(name, "city", exact=True)
+        want = local.facet(name, "city", exact=True)
+        assert sorted((h.value, h.count) for h in facet.hits) == sorted((h.value, h.count) for h in want.hits)
+    scrolled, _ = c.scroll(name, limit=1000, with_payload=True)
+    want, _ = local.scroll(name, limit=1000, with_payload=True)
+    assert [(p.id, p.payload) for p in scrolled] == [(p.id, p.payload) for p in want]
+
+    info = a.collection_cluster_info(name)
+    replicas = len(info.local_shards) + len(info.remote_shards)
+    assert info.shard_count == 4 and replicas == 8
+    assert all(s.state == models.ReplicaState.ACTIVE for s in info.local_shards + info.remote_shards)
+    a.delete_collection(name)
+    assert not c.collection_exists(name)
+
+
+@pytest.mark.parametrize("transport", ["rest", "grpc"])
+def test_shard_moves_through_the_client(peers, transport):
+    a, b, c = clients(peers, transport)
+    name = f"move_{transport}"
+    a.create_collection(
+        name, vectors_config=models.VectorParams(size=DIM, distance=models.Distance.DOT), shard_number=2
+    )
+    b.upsert(name, points(200, 3), wait=True)
+    info = QdrantClient(url=peers[0].url).collection_cluster_info(name)
+    holders = {s.shard_id: info.peer_id for s in info.local_shards}
+    holders.update({s.shard_id: s.peer_id for s in info.remote_shards})
+    all_peers = [int(p) for p in QdrantClient(url=peers[0].url).cluster_status().peers]
+    source = holders[0]
+    target = next(p for p in all_peers if p != source)
+    # The client takes REST models on both transports and converts them to gRPC itself.
+    op = models.MoveShardOperation(move_shard=models.MoveShard(shard_id=0, from_peer_id=source, to_peer_id=target))
+    assert c.cluster_collection_update(name, op)
+    deadline = time.time() + 30
+    while True:
+        info = QdrantClient(url=peers[0].url).collection_cluster_info(name)
+        moved = {s.shard_id: info.peer_id for s in info.local_shards}
+        moved.update({s.shard_id: s.peer_id for s in info.remote_shards})
+        if not info.shard_transfers and moved[0] == target:
+            break
+        assert time.time() < deadline, info
+        time.sleep(0.1)
+    assert c.count(name, exact=True).count == 200
+    with pytest.raises(Exception, match="does not exist"):
+        bad = models.MoveShardOperation(move_shard=models.MoveShard(shard_id=7, from_peer_id=source, to_peer_id=target))
+        a.cluster_collection_update(name, bad)
