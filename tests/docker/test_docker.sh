@@ -7,6 +7,8 @@
 #   - `--user 1000:1000` on a folder owned by that user (files on the host owned by it);
 #   - docker-compose.yml (a temporary copy on another host port) with `docker-compose up -d` /
 #     `down` / `up -d`, and the same with `docker compose` when the v2 plugin exists;
+#   - docker/docker-compose.cluster.yml: three nodes on the compose network, a replicated
+#     collection, `stop` of a node while writes go on, `start` and catch-up;
 #   - configuration by environment (QDRANT__SERVICE__API_KEY, QDRANT__SERVICE__HTTP_PORT) and by
 #     a config file mounted at /qdrant/config/config.yaml;
 #   - image metadata (HEALTHCHECK, STOPSIGNAL, ports, workdir) and size (fails above 60 MB).
@@ -311,6 +313,68 @@ else
   echo "== docker compose (v2 plugin) not installed; skipping its round trip"
 fi
 check "at least one compose tool was tested" test "$compose_tools" -gt 0
+
+# ---------------------------------------------------------------------------------------------
+# The three-node cluster of docker/docker-compose.cluster.yml (a copy on free host ports): peers
+# find each other by service name on the compose network; a replicated collection keeps
+# answering while one node is stopped, and the node catches up after `start`.
+json_field() { # FILE PYTHON-EXPR-ON-r: prints the value
+  python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['result']; print($2)" "$1" 2>/dev/null
+}
+cluster_peers() { # PORT: number of peers /cluster lists
+  [ "$(http GET "http://127.0.0.1:$1/cluster")" = 200 ] && json_field "$BODY" "len(r['peers'])"
+}
+cluster_count() { # PORT: exact point count of collection `replicated`
+  [ "$(http POST "http://127.0.0.1:$1/collections/replicated/points/count" '{"exact":true}')" = 200 ] \
+    && json_field "$BODY" "r['count']"
+}
+upsert_range() { # PORT FROM TO
+  local pts
+  pts=$(python3 -c "import json,sys; a,b=int(sys.argv[1]),int(sys.argv[2]); print(json.dumps({'points':[{'id':i,'vector':[i%7,1,2,3]} for i in range(a,b)]}))" "$2" "$3")
+  [ "$(http PUT "http://127.0.0.1:$1/collections/replicated/points?wait=true" "$pts")" = 200 ] || { cat "$BODY"; echo; return 1; }
+}
+all_replicas_active() { # PORT
+  [ "$(http GET "http://127.0.0.1:$1/collections/replicated/cluster")" = 200 ] \
+    && [ "$(json_field "$BODY" "all(s['state']=='Active' for s in r['local_shards']+r['remote_shards'])")" = True ]
+}
+wait_until() { # SECONDS COMMAND...
+  local limit=$1 start=$SECONDS; shift
+  while [ $((SECONDS - start)) -lt "$limit" ]; do "$@" && return 0; sleep 0.5; done
+  return 1
+}
+cluster_compose() { # COMMAND
+  local cmd=$1 dir="$WORK/cluster" project="${RUN_ID}cl" p1 p2 p3
+  mkdir -p "$dir"
+  p1=$(free_port) && p2=$(free_port) && p3=$(free_port) || return 1
+  sed -e "s/\"6333:6333\"/\"127.0.0.1:$p1:6333\"/" -e "s/\"6343:6333\"/\"127.0.0.1:$p2:6333\"/" \
+      -e "s/\"6353:6333\"/\"127.0.0.1:$p3:6333\"/" docker/docker-compose.cluster.yml >"$dir/docker-compose.yml"
+  COMPOSE_PROJECTS+=("$cmd|$dir|$project")
+  echo "== cluster: $cmd up -d (three nodes on 127.0.0.1:$p1,$p2,$p3)"
+  local rc=0
+  (cd "$dir" && timeout 180 $cmd -p "$project" up -d >"$dir/up.log" 2>&1) || rc=$?
+  check "[cluster] $cmd up -d" eval "[ $rc = 0 ] || { sed 's/^/    | /' '$dir/up.log'; false; }"
+  check "[cluster] three nodes ready" eval 'wait_ready "$p1" "" && wait_ready "$p2" "" && wait_ready "$p3" ""'
+  check "[cluster] every node sees three peers" \
+    wait_until 60 eval '[ "$(cluster_peers $p1)" = 3 ] && [ "$(cluster_peers $p2)" = 3 ] && [ "$(cluster_peers $p3)" = 3 ]'
+  check "[cluster] replicated collection created through node 1" \
+    test "$(http PUT "http://127.0.0.1:$p1/collections/replicated" \
+      '{"vectors":{"size":4,"distance":"Dot"},"shard_number":3,"replication_factor":2}')" = 200
+  check "[cluster] 300 points written through node 2, counted through node 3" \
+    eval 'upsert_range "$p2" 0 300 && [ "$(cluster_count "$p3")" = 300 ]'
+  check "[cluster] $cmd stop qdrant_node3" \
+    eval "(cd '$dir' && timeout 60 $cmd -p '$project' stop -t $STOP_GRACE qdrant_node3 >/dev/null 2>&1)"
+  check "[cluster] writes and reads go on with node 3 stopped" \
+    eval 'upsert_range "$p1" 300 400 && [ "$(cluster_count "$p2")" = 400 ] && [ "$(cluster_count "$p1")" = 400 ]'
+  check "[cluster] $cmd start qdrant_node3: it catches up" \
+    eval "(cd '$dir' && timeout 60 $cmd -p '$project' start qdrant_node3 >/dev/null 2>&1) && wait_ready '$p3' '' \
+          && wait_until 90 all_replicas_active '$p1' && [ \"\$(cluster_count '$p3')\" = 400 ]"
+  check "[cluster] $cmd down" eval "(cd '$dir' && timeout 120 $cmd -p '$project' down -t $STOP_GRACE >/dev/null 2>&1)"
+}
+if command -v docker-compose >/dev/null 2>&1; then
+  cluster_compose docker-compose
+elif timeout 20 docker compose version >/dev/null 2>&1; then
+  cluster_compose "docker compose"
+fi
 
 # ---------------------------------------------------------------------------------------------
 echo "== configuration through environment variables"

@@ -77,14 +77,23 @@ fn snapshot_shards<W: Write>(
             collection.name()
         )));
     }
+    // A whole-collection snapshot holds the shards stored on this node (in cluster mode, each
+    // peer its own replicas, as Qdrant does); a shard snapshot needs that shard here.
     let sources = shards
         .iter()
+        .filter(|s| only.is_some() || s.snapshot_source().is_some())
         .map(|s| {
             s.snapshot_source().map(|src| (s.id(), src)).ok_or_else(|| {
                 CollectionError::BadRequest(format!("shard {} is not stored on this node; cannot snapshot it", s.id()))
             })
         })
         .collect::<Result<Vec<_>>>()?;
+    if sources.is_empty() {
+        return Err(CollectionError::BadRequest(format!(
+            "no shard of collection `{}` is stored on this node",
+            collection.name()
+        )));
+    }
     let backend = sources.first().map(|(_, s)| s.store.kind()).unwrap_or(BackendKind::Rocksdb);
     let (views, entry) = {
         // Lock in shard order; update workers hold one gate at a time, so this cannot deadlock.
@@ -94,7 +103,13 @@ fn snapshot_shards<W: Write>(
         (views, collection.catalog_entry())
     };
     let ids: Vec<u32> = views.iter().map(|(id, _)| *id).collect();
-    let now: Vec<u32> = collection.shards().iter().map(|s| s.id()).filter(|id| only.is_none_or(|o| o == *id)).collect();
+    let now: Vec<u32> = collection
+        .shards()
+        .iter()
+        .filter(|s| s.snapshot_source().is_some())
+        .map(|s| s.id())
+        .filter(|id| only.is_none_or(|o| o == *id))
+        .collect();
     if now != ids {
         return Err(CollectionError::Unavailable(format!(
             "the shards of collection `{}` changed while the snapshot started; retry",

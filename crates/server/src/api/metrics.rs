@@ -570,7 +570,7 @@ impl Exposition {
 }
 
 /// The whole `/metrics` text.
-pub fn render(registry: &Registry, anonymize: bool) -> String {
+pub fn render(registry: &Registry, anonymize: bool, cluster: Option<&qd_cluster::ClusterStatus>) -> String {
     let collections = gather(registry, GatherOptions { vectors: true, optimizations: false });
     let name_of = |n: &str| if anonymize { anonymize_name(n) } else { n.to_string() };
     let mut e = Exposition::default();
@@ -579,7 +579,15 @@ pub fn render(registry: &Registry, anonymize: bool) -> String {
     e.family("app_info", "gauge", "information about qdrant server");
     e.sample("app_info", &[("name", "qdrant"), ("version", VERSION)], 1.0);
     e.single("app_status_recovery_mode", "gauge", "features enabled in qdrant server", 0.0);
-    e.single("cluster_enabled", "gauge", "is cluster support enabled", 0.0);
+    e.single("cluster_enabled", "gauge", "is cluster support enabled", if cluster.is_some() { 1.0 } else { 0.0 });
+    if let Some(c) = cluster {
+        let r = &c.raft_info;
+        e.single("cluster_peers_total", "gauge", "total number of cluster peers", c.peers.len() as f64);
+        e.single("cluster_term", "counter", "current cluster term", r.term as f64);
+        e.single("cluster_commit", "counter", "index of last committed (finalized) operation cluster peer is aware of", r.commit as f64);
+        e.single("cluster_pending_operations_total", "gauge", "total number of pending operations for cluster peer", r.pending_operations as f64);
+        e.single("cluster_voter", "gauge", "is cluster peer a voter or learner", if r.is_voter { 1.0 } else { 0.0 });
+    }
 
     // --- collections (Qdrant's names)
     e.single("collections_total", "gauge", "number of collections", collections.len() as f64);
@@ -846,7 +854,8 @@ pub struct MetricsParams {
 pub async fn metrics(state: State, Params(p): Params<MetricsParams>) -> ApiResult {
     let reg = state.registry.clone();
     let anonymize = p.anonymize.unwrap_or(false);
-    let text = blocking(move || Ok(render(&reg, anonymize))).await?;
+    let cluster = state.cluster.as_ref().map(|c| c.status());
+    let text = blocking(move || Ok(render(&reg, anonymize, cluster.as_ref()))).await?;
     Ok(([(CONTENT_TYPE, CONTENT_TYPE_PROMETHEUS)], text).into_response())
 }
 

@@ -251,7 +251,7 @@ pub async fn telemetry(state: State, Params(p): Params<TelemetryParams>) -> ApiR
         "id": global().instance_id,
         "app": app.clone(),
         "collections": { "number_of_collections": number },
-        "cluster": { "enabled": false },
+        "cluster": cluster_telemetry(&state),
         "requests": rest_requests(),
         "memory": memory(),
     });
@@ -264,6 +264,29 @@ pub async fn telemetry(state: State, Params(p): Params<TelemetryParams>) -> ApiR
     Ok(ok(t, result))
 }
 
+
+/// Qdrant's `cluster` telemetry: whether cluster mode is on and, when it is, this peer's view.
+fn cluster_telemetry(state: &super::AppState) -> Value {
+    match &state.cluster {
+        None => json!({ "enabled": false }),
+        Some(node) => {
+            let s = node.status();
+            json!({
+                "enabled": true,
+                "status": {
+                    "number_of_peers": s.peers.len(),
+                    "term": s.raft_info.term,
+                    "commit": s.raft_info.commit,
+                    "pending_operations": s.raft_info.pending_operations,
+                    "role": s.raft_info.role,
+                    "is_voter": s.raft_info.is_voter,
+                    "peer_id": s.peer_id,
+                    "consensus_thread_status": { "consensus_thread_status": "working" },
+                },
+            })
+        }
+    }
+}
 
 /// Problems an operator should act on, derived from the current state: collections that
 /// failed to load and failed optimizers.
