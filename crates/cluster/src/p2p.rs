@@ -1,6 +1,6 @@
 //! Peer-to-peer traffic on the P2P port (6335): one gRPC service, `qd.p2p.Peer/Call`, whose
-//! messages are JSON-encoded [`PeerRequest`] / [`PeerReply`] values (a tonic codec of our own,
-//! so no protobuf compiler is needed). Raft's messages, forwarded proposals, joins and the
+//! messages are MessagePack-encoded [`PeerRequest`] / [`PeerReply`] values (a tonic codec of
+//! our own, so no protobuf compiler is needed; vectors travel as binary floats). Raft's messages, forwarded proposals, joins and the
 //! calls of remote shards all travel through it over one HTTP/2 connection per peer.
 
 use std::collections::HashMap;
@@ -171,44 +171,45 @@ impl From<P2pError> for CollectionError {
 
 // --- codec ----------------------------------------------------------------------------------
 
-/// Encodes `E` and decodes `D` as JSON inside gRPC frames.
-pub struct JsonCodec<E, D>(PhantomData<fn(E) -> D>);
+/// Encodes `E` and decodes `D` as MessagePack (maps with field names) inside gRPC frames.
+pub struct WireCodec<E, D>(PhantomData<fn(E) -> D>);
 
-impl<E, D> Default for JsonCodec<E, D> {
+impl<E, D> Default for WireCodec<E, D> {
     fn default() -> Self {
-        JsonCodec(PhantomData)
+        WireCodec(PhantomData)
     }
 }
 
-pub struct JsonEncoder<E>(PhantomData<fn(E)>);
-pub struct JsonDecoder<D>(PhantomData<fn() -> D>);
+pub struct WireEncoder<E>(PhantomData<fn(E)>);
+pub struct WireDecoder<D>(PhantomData<fn() -> D>);
 
-impl<E: Serialize + Send + 'static, D: DeserializeOwned + Send + 'static> Codec for JsonCodec<E, D> {
+impl<E: Serialize + Send + 'static, D: DeserializeOwned + Send + 'static> Codec for WireCodec<E, D> {
     type Encode = E;
     type Decode = D;
-    type Encoder = JsonEncoder<E>;
-    type Decoder = JsonDecoder<D>;
+    type Encoder = WireEncoder<E>;
+    type Decoder = WireDecoder<D>;
     fn encoder(&mut self) -> Self::Encoder {
-        JsonEncoder(PhantomData)
+        WireEncoder(PhantomData)
     }
     fn decoder(&mut self) -> Self::Decoder {
-        JsonDecoder(PhantomData)
+        WireDecoder(PhantomData)
     }
 }
 
-impl<E: Serialize> Encoder for JsonEncoder<E> {
+impl<E: Serialize> Encoder for WireEncoder<E> {
     type Item = E;
     type Error = Status;
     fn encode(&mut self, item: E, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        serde_json::to_writer(dst.writer(), &item).map_err(|e| Status::internal(format!("encoding: {e}")))
+        let mut w = dst.writer();
+        rmp_serde::encode::write_named(&mut w, &item).map_err(|e| Status::internal(format!("encoding: {e}")))
     }
 }
 
-impl<D: DeserializeOwned> Decoder for JsonDecoder<D> {
+impl<D: DeserializeOwned> Decoder for WireDecoder<D> {
     type Item = D;
     type Error = Status;
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<D>, Status> {
-        serde_json::from_reader(src.reader())
+        rmp_serde::from_read(src.reader())
             .map(Some)
             .map_err(|e| Status::invalid_argument(format!("undecodable peer message: {e}")))
     }
@@ -267,7 +268,7 @@ where
         }
         let svc = CallSvc(self.0.clone());
         Box::pin(async move {
-            let mut grpc = tonic::server::Grpc::new(JsonCodec::<PeerReply, PeerRequest>::default())
+            let mut grpc = tonic::server::Grpc::new(WireCodec::<PeerReply, PeerRequest>::default())
                 .apply_max_message_size_config(Some(MAX_MESSAGE), Some(MAX_MESSAGE));
             Ok(grpc.unary(svc, req).await)
         })
@@ -312,7 +313,7 @@ impl PeerClients {
         let call = async {
             grpc.ready().await.map_err(|e| unreachable(e.to_string()))?;
             let path = http::uri::PathAndQuery::from_static(CALL_PATH);
-            grpc.unary(tonic::Request::new(request), path, JsonCodec::<PeerRequest, PeerReply>::default())
+            grpc.unary(tonic::Request::new(request), path, WireCodec::<PeerRequest, PeerReply>::default())
                 .await
                 .map_err(|s| unreachable(format!("{}: {}", s.code(), s.message())))
         };
@@ -334,7 +335,34 @@ mod tests {
     use qd_core::vectors::{MultiDenseVector, SparseVector, Vector};
 
     fn roundtrip<T: Serialize + DeserializeOwned>(v: &T) -> T {
-        serde_json::from_slice(&serde_json::to_vec(v).expect("encodes")).expect("decodes")
+        let bytes = rmp_serde::to_vec_named(v).expect("encodes");
+        rmp_serde::from_slice(&bytes).expect("decodes")
+    }
+
+    #[test]
+    fn consensus_entries_survive_the_wire() {
+        let create: qd_core::config::CreateCollection = serde_json::from_value(serde_json::json!({
+            "vectors": {"dense": {"size": 4, "distance": "Cosine", "on_disk": true,
+                                  "quantization_config": {"scalar": {"type": "int8", "quantile": 0.99}}},
+                        "colbert": {"size": 2, "distance": "Dot", "multivector_config": {"comparator": "max_sim"}}},
+            "sparse_vectors": {"text": {"modifier": "idf"}},
+            "shard_number": 3, "replication_factor": 2,
+            "hnsw_config": {"m": 8}, "metadata": {"team": "a", "n": [1, 2.5]}
+        }))
+        .expect("parses");
+        let config = create.into_config(&Default::default()).expect("valid");
+        let op = MetaOp::CreateCollection {
+            name: "c".into(),
+            config: Box::new(config.clone()),
+            created_at: "t".into(),
+            placement: std::collections::BTreeMap::from([(0, vec![1, 2])]),
+        };
+        match roundtrip(&op) {
+            MetaOp::CreateCollection { config: back, .. } => {
+                assert_eq!(serde_json::to_value(&*back).expect("json"), serde_json::to_value(&config).expect("json"))
+            }
+            other => panic!("unexpected {other:?}"),
+        }
     }
 
     #[test]
