@@ -168,6 +168,14 @@ def du(path):
     return total
 
 
+class Figures(dict):
+    """The summary; each figure is also printed as it is measured (long runs show progress)."""
+
+    def __setitem__(self, key, value):
+        super().__setitem__(key, value)
+        print(f"  {key}: {round(value, 2) if isinstance(value, float) else value}", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--points", type=int, default=50_000)
@@ -181,7 +189,7 @@ def main():
     rewrite = batch_bodies(0, a.points // 10, pool[::-1], 256)
     queries = vector_pool(a.queries, a.dim, 2)
     body = {"vectors": {"size": a.dim, "distance": "Cosine"}, "shard_number": 6}
-    out = {"points": a.points, "dim": a.dim, "clients": a.clients, "backend": a.backend, "cpus": os.cpu_count()}
+    out = Figures(points=a.points, dim=a.dim, clients=a.clients, backend=a.backend, cpus=os.cpu_count())
     root = tempfile.mkdtemp(prefix="bench-cluster-")
     try:
         single = Node(root, "single", a.backend)
