@@ -50,13 +50,15 @@ def free_port():
 
 
 class Server:
-    def __init__(self, tmp):
+    def __init__(self, tmp, args=(), env=None):
         self.port = free_port()
+        os.makedirs(tmp, exist_ok=True)
         self.log = open(os.path.join(tmp, "server.log"), "wb")
         self.proc = subprocess.Popen(
             [BIN, "--storage-path", os.path.join(tmp, "storage"), "--http-port", str(self.port),
-             "--grpc-port", str(free_port()), "--host", "127.0.0.1"],
+             "--grpc-port", str(free_port()), "--host", "127.0.0.1", *args],
             stdout=subprocess.DEVNULL, stderr=self.log, cwd=tmp,
+            env=None if env is None else {**os.environ, **env},
         )
         deadline = time.time() + 60
         while time.time() < deadline:
@@ -365,3 +367,52 @@ def test_dashboard_shows_what_the_api_says(server):
         png = f.read()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000, len(png)
     print(f"screenshot: {shot}")
+
+
+def test_dashboard_shows_cluster_peers_and_replica_placement():
+    """Three peers: the dashboard of one lists every peer with its URI and role, and the replica
+    placement of a replicated collection, as /cluster and /collections/{name}/cluster say."""
+    if not os.path.exists(BIN):
+        pytest.fail(f"server binary {BIN} not built (cargo build --bin qdrant)")
+    tmp = tempfile.mkdtemp(prefix="qdrant-dashboard-cluster-")
+    p2p = [free_port() for _ in range(3)]
+    peers = []
+    try:
+        for i, port in enumerate(p2p):
+            args = ["--uri", f"http://127.0.0.1:{port}"] + (["--bootstrap", f"http://127.0.0.1:{p2p[0]}"] if i else [])
+            env = {"QDRANT__CLUSTER__ENABLED": "true", "QDRANT__CLUSTER__P2P__PORT": str(port)}
+            peers.append(Server(os.path.join(tmp, f"p{i}"), args, env))
+        s = peers[1]
+        deadline = time.time() + 30
+        while len(s.ok("GET", "/cluster")["peers"]) < 3:
+            assert time.time() < deadline
+            time.sleep(0.1)
+        s.ok("PUT", "/collections/replicated",
+             {"vectors": {"size": 4, "distance": "Dot"}, "shard_number": 3, "replication_factor": 2})
+        cluster = s.ok("GET", "/cluster")
+        placement = s.ok("GET", "/collections/replicated/cluster")
+
+        url = f"{s.url}/dashboard?collection=replicated&interval=1000"
+        run = chromium(["--virtual-time-budget=10000", "--window-size=1400,2200", "--dump-dom", url])
+        assert run.returncode == 0, run.stderr[-3000:]
+        dom = parse_dom(run.stdout)
+        assert dom.find("body").attrs.get("data-loaded") == "1"
+        assert "hidden" not in dom.by_id("cluster").attrs
+        rows = dom.by_id("peers").find_all("tr", data_peer=True)
+        assert sorted(r.attrs["data-peer"] for r in rows) == sorted(cluster["peers"])
+        for r in rows:
+            c = cells(r)
+            pid = r.attrs["data-peer"]
+            assert c["uri"].attrs["data-value"] == cluster["peers"][pid]["uri"]
+            assert c["role"].attrs["data-value"] == ("leader" if str(cluster["raft_info"]["leader"]) == pid else "follower")
+        want = {}
+        for sh in placement["local_shards"]:
+            want.setdefault(str(sh["shard_id"]), []).append((str(placement["peer_id"]), sh["state"]))
+        for sh in placement["remote_shards"]:
+            want.setdefault(str(sh["shard_id"]), []).append((str(sh["peer_id"]), sh["state"]))
+        shown = {r.attrs["data-shard"]: cells(r)["replicas"].attrs["data-value"]
+                 for r in dom.by_id("placement").find_all("tr", data_shard=True)}
+        assert shown == {k: ";".join(f"{p}={st}" for p, st in sorted(v)) for k, v in want.items()}
+    finally:
+        for p in peers:
+            p.stop()

@@ -375,9 +375,18 @@ impl ClusterNode {
             },
             LeaderAction::Join(peer_id, uri) => {
                 let _one_at_a_time = self.membership_changes.lock().await;
-                let known = self.raft.metrics().borrow().membership_config.membership().voter_ids().any(|v| v == *peer_id);
-                if known {
-                    return Ok(LeaderOutput::Done);
+                let membership = self.raft.metrics().borrow().membership_config.clone();
+                if let Some(node) = membership.membership().get_node(peer_id) {
+                    if node.addr != *uri {
+                        return Err(LeaderError::Refused(CollectionError::BadRequest(format!(
+                            "Bad request: peer id {peer_id} is already used by the peer at {}; a peer started on a copy \
+                             of another peer's storage? Start a new peer on an empty storage folder",
+                            node.addr
+                        ))));
+                    }
+                    if membership.membership().voter_ids().any(|v| v == *peer_id) {
+                        return Ok(LeaderOutput::Done);
+                    }
                 }
                 self.raft.add_learner(*peer_id, BasicNode::new(uri.clone()), true).await.map_err(leader_error)?;
                 let change = ChangeMembers::AddVoterIds(BTreeSet::from([*peer_id]));
@@ -527,6 +536,11 @@ impl ClusterNode {
                 }
             }
             let Ok(collection) = self.registry.get(name) else { continue };
+            if collection.config() != meta.config {
+                if let Err(e) = self.registry.update_config(name, |_| Ok(meta.config.clone())) {
+                    tracing::error!(collection = %name, error = %e, "cannot update the collection's parameters");
+                }
+            }
             let local = collection.payload_schema();
             for (field, spec) in &meta.payload_schema {
                 if local.get(field) != Some(spec) {

@@ -106,6 +106,8 @@ pub enum MetaOp {
         placement: BTreeMap<ShardId, Vec<PeerId>>,
     },
     DeleteCollection { name: String },
+    /// A collection's updated parameters (PATCH).
+    SetConfig { collection: String, config: Box<CollectionConfig> },
     SetReplicaState { collection: String, shard: ShardId, peer: PeerId, state: ReplicaState },
     /// Create (`Some`) or drop (`None`) a payload index.
     SetPayloadIndex { collection: String, field: String, spec: Option<PayloadIndexSpec> },
@@ -176,6 +178,14 @@ impl ClusterState {
                     return Err(not_found(name));
                 }
                 self.aliases.retain(|_, c| c != name);
+                Ok(())
+            }
+            MetaOp::SetConfig { collection, config } => {
+                let meta = self.collections.get_mut(collection).ok_or_else(|| not_found(collection))?;
+                if config.params.shard_number != meta.config.params.shard_number {
+                    return Err(MetaError::BadRequest("Bad request: shard_number cannot change".into()));
+                }
+                meta.config = (**config).clone();
                 Ok(())
             }
             MetaOp::SetReplicaState { collection, shard, peer, state } => {
@@ -454,6 +464,12 @@ mod tests {
         assert!(s
             .apply(&MetaOp::SetReplicaState { collection: "a".into(), shard: 0, peer: 9, state: ReplicaState::Dead })
             .is_err());
+        let mut changed = config();
+        changed.params.write_consistency_factor = 2;
+        s.apply(&MetaOp::SetConfig { collection: "a".into(), config: Box::new(changed.clone()) }).expect("patched");
+        assert_eq!(s.collections["a"].config, changed);
+        changed.params.shard_number = 9;
+        assert!(s.apply(&MetaOp::SetConfig { collection: "a".into(), config: Box::new(changed) }).is_err());
         s.apply(&MetaOp::DeleteCollection { name: "a".into() }).expect("deleted");
         assert!(s.aliases.is_empty(), "aliases of a deleted collection go with it");
     }

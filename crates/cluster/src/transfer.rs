@@ -22,7 +22,7 @@ use crate::replica_set::ReplicaSet;
 use crate::state::{MetaOp, PeerId, ReplicaState};
 
 /// Points per streamed batch.
-const BATCH: usize = 512;
+const BATCH: usize = 2048;
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Run a peer's call on this peer's replica of the shard.

@@ -50,6 +50,23 @@ pub async fn delete_collection(state: &AppState, name: String) -> Result<bool, A
     Ok(true)
 }
 
+/// `PATCH /collections/{name}`: on a cluster, the updated config is computed here from this
+/// peer's current one and agreed as a whole (two PATCHes at once: the later one wins).
+pub async fn update_collection(
+    state: &AppState,
+    name: String,
+    body: crate::api::models::UpdateCollectionBody,
+) -> Result<(), ApiError> {
+    let reg = state.registry.clone();
+    let Some(node) = state.cluster.clone() else {
+        return blocking(move || crate::api::collections::apply_update(&reg, &name, body)).await;
+    };
+    let patch = crate::api::collections::ConfigPatch::new(body)?;
+    let c = reg.get(&name)?;
+    let config = patch.apply(&c.config())?;
+    Ok(node.propose(MetaOp::SetConfig { collection: c.name().to_string(), config: Box::new(config) }).await?)
+}
+
 pub async fn update_aliases(state: &AppState, actions: Vec<AliasAction>) -> Result<(), ApiError> {
     let reg = state.registry.clone();
     match state.cluster.clone() {

@@ -58,16 +58,28 @@ pub async fn update(
     Body(body): Body<UpdateCollectionBody>,
 ) -> ApiResult {
     let t = Instant::now();
-    crate::meta::single_node_only(&state, "updating a collection's parameters")?;
-    let reg = state.registry.clone();
-    blocking(move || apply_update(&reg, &name, body)).await?;
+    crate::meta::update_collection(&state, name, body).await?;
     Ok(ok(t, true))
 }
 
 /// Apply a collection update (the PATCH body; gRPC's `UpdateCollection` arrives in the same
-/// shape). Blocks.
+/// shape) on this node. Blocks.
 pub fn apply_update(reg: &qd_collection::Registry, name: &str, body: UpdateCollectionBody) -> Result<(), ApiError> {
-    if let Some(o) = &body.optimizers_config {
+    let patch = ConfigPatch::new(body)?;
+    reg.update_config(name, |cfg| patch.apply(cfg))?;
+    Ok(())
+}
+
+/// A checked PATCH body: turns a collection's config into the updated one.
+pub struct ConfigPatch {
+    body: UpdateCollectionBody,
+    /// `Some(None)`: quantization turned off ("Disabled").
+    quantization: Option<Option<QuantizationConfig>>,
+}
+
+impl ConfigPatch {
+    pub fn new(body: UpdateCollectionBody) -> Result<ConfigPatch, ApiError> {
+        if let Some(o) = &body.optimizers_config {
         o.validate()?;
     }
     if let Some(h) = &body.hnsw_config {
@@ -76,11 +88,15 @@ pub fn apply_update(reg: &qd_collection::Registry, name: &str, body: UpdateColle
     if let Some(s) = &body.strict_mode_config {
         s.validate()?;
     }
-    let quantization = match &body.quantization_config {
-        None => None,
-        Some(q) => Some(QuantizationConfig::from_json(q, "quantization_config")?),
-    };
-    reg.update_config(name, |cfg| {
+        let quantization = match &body.quantization_config {
+            None => None,
+            Some(q) => Some(QuantizationConfig::from_json(q, "quantization_config")?),
+        };
+        Ok(ConfigPatch { body, quantization })
+    }
+
+    pub fn apply(&self, cfg: &qd_core::config::CollectionConfig) -> Result<qd_core::config::CollectionConfig, CollectionError> {
+        let (body, quantization) = (&self.body, &self.quantization);
         let mut cfg = cfg.clone();
         if let Some(o) = &body.optimizers_config {
             cfg.optimizer_config = o.apply(&cfg.optimizer_config);
@@ -138,8 +154,7 @@ pub fn apply_update(reg: &qd_collection::Registry, name: &str, body: UpdateColle
             }
         }
         Ok(cfg)
-    })?;
-    Ok(())
+    }
 }
 
 pub async fn all_aliases(state: State, access: Option<axum::Extension<Access>>) -> ApiResult {

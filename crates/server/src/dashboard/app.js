@@ -475,6 +475,58 @@
     );
   }
 
+  // ---- cluster ----------------------------------------------------------------------------
+
+  function renderCluster(cluster) {
+    const on = !!(cluster && cluster.status === "enabled");
+    $("cluster").hidden = !on;
+    state.clustered = on;
+    if (!on) return;
+    const raft = cluster.raft_info || {};
+    $("cluster-term").textContent = "term " + raft.term + ", commit " + raft.commit;
+    const ids = Object.keys(cluster.peers).sort();
+    $("peers").tBodies[0].replaceChildren(
+      ...ids.map((id) => {
+        const role = String(raft.leader) === id ? "leader" : "follower";
+        const me = String(cluster.peer_id) === id;
+        return el(
+          "tr",
+          { "data-peer": id },
+          cell("peer_id", id, id + (me ? " (this peer)" : ""), "num"),
+          cell("uri", cluster.peers[id].uri, cluster.peers[id].uri),
+          cell("role", role, role)
+        );
+      })
+    );
+  }
+
+  async function renderPlacement(name) {
+    $("placement-box").hidden = !state.clustered;
+    if (!state.clustered) return;
+    let info;
+    try {
+      info = await api("GET", "/collections/" + enc(name) + "/cluster");
+    } catch (e) {
+      return;
+    }
+    const byShard = {};
+    for (const s of info.local_shards) (byShard[s.shard_id] = byShard[s.shard_id] || []).push([info.peer_id, s.state]);
+    for (const s of info.remote_shards) (byShard[s.shard_id] = byShard[s.shard_id] || []).push([s.peer_id, s.state]);
+    const shards = Object.keys(byShard).map(Number).sort((a, b) => a - b);
+    $("placement").tBodies[0].replaceChildren(
+      ...shards.map((sid) => {
+        const replicas = byShard[sid].sort((a, b) => String(a[0]).localeCompare(String(b[0])));
+        const text = replicas.map(([p, st]) => p + ": " + st).join(", ");
+        return el(
+          "tr",
+          { "data-shard": sid },
+          cell("shard_id", sid, sid, "num"),
+          cell("replicas", replicas.map(([p, st]) => p + "=" + st).join(";"), text)
+        );
+      })
+    );
+  }
+
   async function renderDetail() {
     const name = state.selected;
     const info = name ? state.infos[name] : null;
@@ -486,7 +538,7 @@
     st.className = "status " + info.status;
     st.textContent = info.status;
     renderShards(info);
-    const work = [renderOptimizations(name), renderSnapshots(name)];
+    const work = [renderOptimizations(name), renderSnapshots(name), renderPlacement(name)];
     if (state.consoleFor !== name) {
       state.consoleFor = name;
       resetConsole();
@@ -524,6 +576,7 @@
       state.names = names;
       state.infos = infos;
       if (!state.selected || !infos[state.selected]) state.selected = names[0] || null;
+      renderCluster(await api("GET", "/cluster").catch(() => null));
       const [tele, issues] = await Promise.all([
         api("GET", "/telemetry").catch(() => null),
         api("GET", "/issues").then(

@@ -154,9 +154,7 @@ impl Collections for CollectionsService {
         let req = request.into_inner();
         let name = req.collection_name.clone();
         let body: crate::api::models::UpdateCollectionBody = parse_body(update_json(req)?)?;
-        crate::meta::single_node_only(&self.state, "updating a collection's parameters")?;
-        let reg = self.state.registry.clone();
-        blocking(move || crate::api::collections::apply_update(&reg, &name, body)).await?;
+        crate::meta::update_collection(&self.state, name, body).await?;
         Ok(Response::new(pb::CollectionOperationResponse { result: true, time: elapsed(t) }))
     }
 

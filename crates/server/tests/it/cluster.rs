@@ -235,6 +235,25 @@ fn three_peers_replicate_survive_a_kill_and_a_freeze_and_catch_up() {
             });
         }
 
+        // The leader killed: another peer is elected, metadata changes go on, and the old leader
+        // catches up when it is back.
+        let leader = peers
+            .iter()
+            .position(|p| p.server.ok("GET", "/cluster", None)["raft_info"]["role"] == "Leader")
+            .expect("a leader");
+        peers[leader].server.kill9();
+        let other = (leader + 1) % 3;
+        let body = json!({"vectors": {"size": 2, "distance": "Dot"}, "replication_factor": 2});
+        peers[other].server.ok("PUT", "/collections/after_election", Some(&body));
+        peers[other].server.ok("PATCH", "/collections/after_election", Some(&json!({"metadata": {"k": 1}})));
+        peers[leader].restart();
+        wait_for("the old leader caught up", Duration::from_secs(30), || {
+            match peers[leader].server.call("GET", "/collections/after_election", None) {
+                (200, v) if v["result"]["config"]["metadata"]["k"] == 1 => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        });
+
         // Removing a peer that holds replicas needs force; unknown peers are 404.
         let (status, body) = peers[0].server.call("DELETE", &format!("/cluster/peer/{c_id}"), None);
         assert_eq!(status, 400, "{body}");
