@@ -15,6 +15,9 @@ echo "== python tests (qdrant-client against the real server)"
 cargo build --release --bin qdrant
 QDRANT_BIN="$PWD/target/release/qdrant" .venv/bin/python -m pytest tests/python -q -p no:cacheprovider
 
+echo "== cluster soak, small (kills, freezes, shard moves under writes; scripts/soak_cluster.py --minutes 10 for the long one)"
+QDRANT_BIN="$PWD/target/release/qdrant" python3 scripts/soak_cluster.py --minutes 0.5
+
 echo "== dashboard end to end (headless Chromium; skips when chromium is absent)"
 QDRANT_BIN="$PWD/target/release/qdrant" .venv/bin/python -m pytest tests/dashboard -q -p no:cacheprovider -rs
 

@@ -53,7 +53,15 @@ pub struct NodeShared {
     pub clients: PeerClients,
     applied: watch::Receiver<Applied>,
     handle: tokio::runtime::Handle,
-    dead: tokio::sync::mpsc::UnboundedSender<(String, ShardId, PeerId)>,
+    dead: tokio::sync::mpsc::UnboundedSender<DeadReport>,
+}
+
+/// A replica that missed a write, and where to answer once consensus marked it Dead.
+pub(crate) struct DeadReport {
+    collection: String,
+    shard: ShardId,
+    peer: PeerId,
+    done: tokio::sync::oneshot::Sender<Result<(), CollectionError>>,
 }
 
 impl NodeShared {
@@ -84,9 +92,14 @@ impl NodeShared {
         }
     }
 
-    /// A replica on `peer` missed a write: have consensus mark it Dead.
-    pub fn report_dead(&self, collection: &str, shard: ShardId, peer: PeerId) {
-        let _ = self.dead.send((collection.to_string(), shard, peer));
+    /// A replica on `peer` missed a write: have consensus mark it Dead, and wait until it is
+    /// (the write may be acknowledged only then: otherwise a replica that missed it could keep
+    /// serving reads, and nothing would ever recover it).
+    pub fn mark_dead(&self, collection: &str, shard: ShardId, peer: PeerId) -> Result<(), CollectionError> {
+        let (done, answer) = tokio::sync::oneshot::channel();
+        let report = DeadReport { collection: collection.to_string(), shard, peer, done };
+        self.dead.send(report).map_err(|_| CollectionError::ShuttingDown)?;
+        self.block_on(answer).map_err(|_| CollectionError::ShuttingDown)?
     }
 }
 
@@ -809,22 +822,29 @@ impl PeerHandler for ClusterNode {
     }
 }
 
-/// Commit the Dead states replica sets report, one proposal per report not already applied.
-async fn follow_dead_reports(
-    node: Weak<ClusterNode>,
-    mut reports: tokio::sync::mpsc::UnboundedReceiver<(String, ShardId, PeerId)>,
-) {
-    while let Some((collection, shard, peer)) = reports.recv().await {
+/// Commit the Dead states replica sets report, one at a time, answering each report.
+async fn follow_dead_reports(node: Weak<ClusterNode>, mut reports: tokio::sync::mpsc::UnboundedReceiver<DeadReport>) {
+    while let Some(r) = reports.recv().await {
         let Some(node) = node.upgrade() else { return };
-        let already = node.shared.replicas(&collection, shard).iter().any(|(p, s)| *p == peer && *s == ReplicaState::Dead);
-        if already {
-            continue;
-        }
-        tracing::warn!(collection = %collection, shard, peer, "replica missed a write; marking it Dead");
-        let op = MetaOp::SetReplicaState { collection, shard, peer, state: ReplicaState::Dead };
-        if let Err(e) = node.commit(op).await {
+        let current = node.shared.replicas(&r.collection, r.shard);
+        let result = match current.iter().find(|(p, _)| *p == r.peer) {
+            // Already Dead, or no longer a replica (dropped, moved): nothing to record.
+            Some((_, ReplicaState::Dead)) | None => Ok(()),
+            Some(_) => {
+                tracing::warn!(collection = %r.collection, shard = r.shard, peer = r.peer, "replica missed a write; marking it Dead");
+                let op = MetaOp::SetReplicaState {
+                    collection: r.collection.clone(),
+                    shard: r.shard,
+                    peer: r.peer,
+                    state: ReplicaState::Dead,
+                };
+                node.commit(op).await.and_then(|(_, applied)| applied.map_err(meta_error))
+            }
+        };
+        if let Err(e) = &result {
             tracing::warn!(error = %e, "cannot mark a replica Dead");
         }
+        let _ = r.done.send(result);
     }
 }
 

@@ -263,9 +263,16 @@ impl Shard for ReplicaSet {
             }
         }
         if successes > 0 {
-            // The replicas that missed this write are behind now: consensus marks them Dead.
+            // The replicas that missed this write are behind now: consensus marks them Dead
+            // before the write is acknowledged; if that fails the write is not acknowledged.
             for peer in unreachable {
-                self.node.report_dead(&self.collection, self.id, peer);
+                if let Err(e) = self.node.mark_dead(&self.collection, self.id, peer) {
+                    return Err(CollectionError::Unavailable(format!(
+                        "the write reached some replicas of shard {} but replica on peer {peer} missed it and could \
+                         not be marked Dead ({e}); retry",
+                        self.id
+                    )));
+                }
             }
         }
         match (ok, first_error) {
