@@ -17,7 +17,7 @@ use openraft::raft::{
 };
 use openraft::{AnyError, ChangeMembers, ServerState};
 use parking_lot::Mutex;
-use qd_collection::registry::ShardPlacement;
+use qd_collection::registry::{named_vectors, ShardPlacement};
 use qd_collection::shard::{Shard, ShardId};
 use qd_collection::{AliasAction, CollectionError, LocalShards, Registry};
 use serde::Serialize;
@@ -550,6 +550,24 @@ impl ClusterNode {
             }
             let Ok(collection) = self.registry.get(name) else { continue };
             if collection.config() != meta.config {
+                // Named vectors added or dropped (by name: a PATCH of a vector's parameters is
+                // not a drop) reshape the replicas, and a drop clears the vector's data; the rest
+                // of the config is replaced as agreed.
+                let (have, want) = (named_vectors(&collection.config()), named_vectors(&meta.config));
+                for vector in have.keys() {
+                    if !want.contains_key(vector) {
+                        if let Err(e) = self.registry.set_vector(name, vector, None) {
+                            tracing::error!(collection = %name, vector = %vector, error = %e, "cannot drop a vector");
+                        }
+                    }
+                }
+                for (vector, spec) in &want {
+                    if !have.contains_key(vector) {
+                        if let Err(e) = self.registry.set_vector(name, vector, Some(spec.clone())) {
+                            tracing::error!(collection = %name, vector = %vector, error = %e, "cannot add a vector");
+                        }
+                    }
+                }
                 if let Err(e) = self.registry.update_config(name, |_| Ok(meta.config.clone())) {
                     tracing::error!(collection = %name, error = %e, "cannot update the collection's parameters");
                 }

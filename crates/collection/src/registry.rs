@@ -28,7 +28,7 @@ enum Slot {
 }
 
 /// A vector to add to a live collection (`PUT /collections/{name}/vectors/{vector}`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum NewVector {
     Dense(qd_core::config::VectorParams),
     Sparse(qd_core::config::SparseVectorParams),
@@ -497,61 +497,7 @@ impl Registry {
                 c.update(op, true, None)?;
             }
         }
-        self.update_config(name, |cfg| {
-            let mut cfg = cfg.clone();
-            let params = &mut cfg.params;
-            match spec {
-                Some(spec) => {
-                    if params.has_vector(vector) {
-                        return Err(CollectionError::BadRequest(format!(
-                            "Wrong input: Vector with name `{vector}` already exists"
-                        )));
-                    }
-                    if vector.is_empty() {
-                        return Err(CollectionError::BadRequest("Wrong input: vector name must not be empty".into()));
-                    }
-                    match spec {
-                        NewVector::Dense(p) => {
-                            p.validate(vector)?;
-                            match &mut params.vectors {
-                                qd_core::config::VectorsConfig::Multi(m) => {
-                                    m.insert(vector.to_string(), p);
-                                }
-                                qd_core::config::VectorsConfig::Single(_) => {
-                                    return Err(CollectionError::BadRequest(
-                                        "Wrong input: this collection has one unnamed vector; named vectors cannot be added to it".into(),
-                                    ))
-                                }
-                            }
-                        }
-                        NewVector::Sparse(p) => {
-                            params.sparse_vectors.get_or_insert_with(BTreeMap::new).insert(vector.to_string(), p);
-                        }
-                    }
-                    params.validate_names()?;
-                }
-                None => {
-                    if !params.has_vector(vector) {
-                        return Err(CollectionError::NotFound(format!(
-                            "Wrong input: Not existing vector name error: {vector}"
-                        )));
-                    }
-                    let removed = match &mut params.vectors {
-                        qd_core::config::VectorsConfig::Multi(m) => m.remove(vector).is_some(),
-                        qd_core::config::VectorsConfig::Single(_) => false,
-                    } || params.sparse_vectors.as_mut().is_some_and(|s| s.remove(vector).is_some());
-                    if !removed {
-                        return Err(CollectionError::NotFound(format!(
-                            "Wrong input: Not existing vector name error: {vector}"
-                        )));
-                    }
-                    if params.sparse_vectors.as_ref().is_some_and(BTreeMap::is_empty) {
-                        params.sparse_vectors = None;
-                    }
-                }
-            }
-            Ok(cfg)
-        })?;
+        self.update_config(name, |cfg| with_vector(cfg, vector, spec.as_ref()))?;
         let c = self.get(name)?;
         let params = c.config().params;
         for shard in c.shards() {
@@ -852,6 +798,70 @@ impl Registry {
             }
         }
     }
+}
+
+/// `cfg` with named vector `vector` added (`Some`) or dropped (`None`): the config change of
+/// `PUT`/`DELETE /collections/{name}/vectors/{vector}`, checked.
+pub fn with_vector(cfg: &CollectionConfig, vector: &str, spec: Option<&NewVector>) -> Result<CollectionConfig> {
+    let mut cfg = cfg.clone();
+    let params = &mut cfg.params;
+    match spec {
+        Some(spec) => {
+            if params.has_vector(vector) {
+                return Err(CollectionError::BadRequest(format!("Wrong input: Vector with name `{vector}` already exists")));
+            }
+            if vector.is_empty() {
+                return Err(CollectionError::BadRequest("Wrong input: vector name must not be empty".into()));
+            }
+            match spec {
+                NewVector::Dense(p) => {
+                    p.validate(vector)?;
+                    match &mut params.vectors {
+                        qd_core::config::VectorsConfig::Multi(m) => {
+                            m.insert(vector.to_string(), p.clone());
+                        }
+                        qd_core::config::VectorsConfig::Single(_) => {
+                            return Err(CollectionError::BadRequest(
+                                "Wrong input: this collection has one unnamed vector; named vectors cannot be added to it"
+                                    .into(),
+                            ))
+                        }
+                    }
+                }
+                NewVector::Sparse(p) => {
+                    params.sparse_vectors.get_or_insert_with(BTreeMap::new).insert(vector.to_string(), p.clone());
+                }
+            }
+            params.validate_names()?;
+        }
+        None => {
+            let removed = match &mut params.vectors {
+                qd_core::config::VectorsConfig::Multi(m) => m.remove(vector).is_some(),
+                qd_core::config::VectorsConfig::Single(_) => false,
+            } || params.sparse_vectors.as_mut().is_some_and(|s| s.remove(vector).is_some());
+            if !removed {
+                return Err(CollectionError::NotFound(format!("Wrong input: Not existing vector name error: {vector}")));
+            }
+            if params.sparse_vectors.as_ref().is_some_and(BTreeMap::is_empty) {
+                params.sparse_vectors = None;
+            }
+        }
+    }
+    Ok(cfg)
+}
+
+/// The named vectors of a config that [`with_vector`] can add or drop, with their specs.
+pub fn named_vectors(cfg: &CollectionConfig) -> BTreeMap<String, NewVector> {
+    let mut out = BTreeMap::new();
+    if let qd_core::config::VectorsConfig::Multi(m) = &cfg.params.vectors {
+        for (name, p) in m {
+            out.insert(name.clone(), NewVector::Dense(p.clone()));
+        }
+    }
+    for (name, p) in cfg.params.sparse_vectors.iter().flatten() {
+        out.insert(name.clone(), NewVector::Sparse(p.clone()));
+    }
+    out
 }
 
 /// One action of `POST /collections/aliases`.

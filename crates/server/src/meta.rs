@@ -67,6 +67,23 @@ pub async fn update_collection(
     Ok(node.propose(MetaOp::SetConfig { collection: c.name().to_string(), config: Box::new(config) }).await?)
 }
 
+/// Add (`Some`) or drop (`None`) a named vector. On a cluster the updated config is agreed and
+/// every peer reshapes its own replicas (dropping also removes the vector from every point).
+pub async fn set_vector(
+    state: &AppState,
+    collection: String,
+    vector: String,
+    spec: Option<qd_collection::NewVector>,
+) -> Result<(), ApiError> {
+    let reg = state.registry.clone();
+    let Some(node) = state.cluster.clone() else {
+        return blocking(move || Ok(reg.set_vector(&collection, &vector, spec)?)).await;
+    };
+    let c = reg.get(&collection)?;
+    let config = qd_collection::registry::with_vector(&c.config(), &vector, spec.as_ref())?;
+    Ok(node.propose(MetaOp::SetConfig { collection: c.name().to_string(), config: Box::new(config) }).await?)
+}
+
 pub async fn update_aliases(state: &AppState, actions: Vec<AliasAction>) -> Result<(), ApiError> {
     let reg = state.registry.clone();
     match state.cluster.clone() {

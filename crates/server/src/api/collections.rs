@@ -383,9 +383,7 @@ pub async fn create_vector(
             })
         }
     };
-    crate::meta::single_node_only(&state, "adding a vector")?;
-    let reg = state.registry.clone();
-    blocking(move || Ok(reg.set_vector(&name, &vector, Some(spec))?)).await?;
+    crate::meta::set_vector(&state, name, vector, Some(spec)).await?;
     Ok(ok(t, true))
 }
 
@@ -396,8 +394,6 @@ pub async fn delete_vector(
     _p: Params<super::models::UpdateParams>,
 ) -> ApiResult {
     let t = Instant::now();
-    crate::meta::single_node_only(&state, "dropping a vector")?;
-    let reg = state.registry.clone();
-    blocking(move || Ok(reg.set_vector(&name, &vector, None)?)).await?;
+    crate::meta::set_vector(&state, name, vector, None).await?;
     Ok(ok(t, true))
 }

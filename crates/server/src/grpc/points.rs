@@ -181,9 +181,7 @@ impl Points for PointsService {
         let t = Instant::now();
         let r = request.into_inner();
         let spec = super::convert::config::new_vector(r.vector_config)?;
-        let (reg, name, vector) = (self.state.registry.clone(), r.collection_name, r.vector_name);
-        crate::meta::single_node_only(&self.state, "adding a vector")?;
-        blocking(move || Ok(reg.set_vector(&name, &vector, Some(spec))?)).await?;
+        crate::meta::set_vector(&self.state, r.collection_name, r.vector_name, Some(spec)).await?;
         Ok(Response::new(operation_response(t, completed(r.wait))))
     }
 
@@ -193,9 +191,7 @@ impl Points for PointsService {
     ) -> Reply<pb::PointsOperationResponse> {
         let t = Instant::now();
         let r = request.into_inner();
-        let (reg, name, vector) = (self.state.registry.clone(), r.collection_name, r.vector_name);
-        crate::meta::single_node_only(&self.state, "dropping a vector")?;
-        blocking(move || Ok(reg.set_vector(&name, &vector, None)?)).await?;
+        crate::meta::set_vector(&self.state, r.collection_name, r.vector_name, None).await?;
         Ok(Response::new(operation_response(t, completed(r.wait))))
     }
 

@@ -398,6 +398,24 @@ fn shards_move_and_replicate_under_writes_and_peers_leave_and_join() {
         peers[0].server.ok("POST", "/collections/m/cluster", Some(&json!({"drop_replica": {"shard_id": 1, "peer_id": src1}})));
         assert_eq!(placement(&peers[0], "m")[&1], vec![dst1]);
 
+        // A sparse vector added through one peer is usable through the others; dropping it
+        // goes everywhere too.
+        peers[1].server.ok("PUT", "/collections/m/vectors/s", Some(&json!({"sparse": {}})));
+        let sparse_point = json!({"points": [{"id": 777_777, "vector": {"": vector(1, 8), "s": {"indices": [3], "values": [0.5]}}}]});
+        peers[2].server.ok("PUT", "/collections/m/points?wait=true", Some(&sparse_point));
+        let hits = peers[0].server.ok(
+            "POST",
+            "/collections/m/points/query",
+            Some(&json!({"query": {"indices": [3], "values": [1.0]}, "using": "s", "limit": 3})),
+        );
+        assert_eq!(hits["points"][0]["id"], 777_777, "{hits}");
+        peers[0].server.ok("DELETE", "/collections/m/vectors/s", None);
+        for p in &peers {
+            let info = p.server.ok("GET", "/collections/m", None);
+            assert!(info["config"]["params"]["sparse_vectors"].is_null(), "{info}");
+        }
+        peers[0].server.ok("POST", "/collections/m/points/delete?wait=true", Some(&json!({"points": [777_777]})));
+
         // Empty a peer by moving its shards away, then remove it; a new peer joins.
         let leaving = 2;
         let gone = ids[leaving];
