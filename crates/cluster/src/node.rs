@@ -352,16 +352,30 @@ impl ClusterNode {
 
     /// Run `action` on the leader: here when this peer leads, else forwarded to it. Retries
     /// while no leader is known (an election).
-    async fn on_leader(&self, action: LeaderAction) -> Result<LeaderOutput, CollectionError> {
-        let deadline = tokio::time::Instant::now() + PROPOSE_TIMEOUT;
+    async fn on_leader(&self, action: LeaderAction, timeout: Duration) -> Result<LeaderOutput, CollectionError> {
+        let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let retry = match self.run_here(&action).await {
+            // A leader cut off from its majority never commits: give up at the deadline (the
+            // entry stays in its log and may still apply once the majority is back, as a Raft
+            // write that timed out does).
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let here = match tokio::time::timeout(left, self.run_here(&action)).await {
+                Ok(r) => r,
+                Err(_) => {
+                    return Err(CollectionError::Unavailable(
+                        "consensus is not available: the change was not committed in time (no majority reachable)"
+                            .into(),
+                    ))
+                }
+            };
+            let retry = match here {
                 Ok(v) => return Ok(v),
                 Err(LeaderError::Refused(e)) => return Err(e),
                 Err(LeaderError::Busy(m)) => m,
                 Err(LeaderError::NotLeader) => match self.leader_uri() {
                     Some(uri) if self.raft.metrics().borrow().current_leader != Some(self.shared.me) => {
-                        match self.shared.clients.call(&uri, action.request(), PROPOSE_TIMEOUT).await {
+                        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                        match self.shared.clients.call(&uri, action.request(), left.max(Duration::from_millis(100))).await {
                             Ok(PeerReply::Proposed { index, result }) => return Ok(LeaderOutput::Written(index, result)),
                             Ok(PeerReply::Done) => return Ok(LeaderOutput::Done),
                             Ok(_) => return Err(CollectionError::Internal("unexpected answer from the leader".into())),
@@ -417,7 +431,11 @@ impl ClusterNode {
 
     /// Commit `op` through consensus; returns the log index and the operation's own result.
     async fn commit(&self, op: MetaOp) -> Result<(u64, Result<(), MetaError>), CollectionError> {
-        match self.on_leader(LeaderAction::Write(op)).await? {
+        self.commit_within(op, PROPOSE_TIMEOUT).await
+    }
+
+    async fn commit_within(&self, op: MetaOp, timeout: Duration) -> Result<(u64, Result<(), MetaError>), CollectionError> {
+        match self.on_leader(LeaderAction::Write(op), timeout).await? {
             LeaderOutput::Written(index, result) => Ok((index, result.error.map_or(Ok(()), Err))),
             LeaderOutput::Done => Err(CollectionError::Internal("a write answered without an index".into())),
         }
@@ -427,9 +445,17 @@ impl ClusterNode {
     /// answers, reflect it: a collection created through one peer can be used through any
     /// other as soon as the call returns.
     pub async fn propose(&self, op: MetaOp) -> Result<(), CollectionError> {
-        let (index, result) = self.commit(op).await?;
+        self.propose_within(op, PROPOSE_TIMEOUT).await
+    }
+
+    /// [`propose`](Self::propose) waiting at most `timeout` for consensus (Qdrant's `timeout`
+    /// parameter of metadata calls): a peer cut off from the majority answers 503 then.
+    pub async fn propose_within(&self, op: MetaOp, timeout: Duration) -> Result<(), CollectionError> {
+        let started = tokio::time::Instant::now();
+        let (index, result) = self.commit_within(op, timeout).await?;
         let mut rx = self.reconciled.subscribe();
-        tokio::time::timeout(PROPOSE_TIMEOUT, rx.wait_for(|i| *i >= index))
+        let left = timeout.saturating_sub(started.elapsed()).max(Duration::from_secs(1));
+        tokio::time::timeout(left, rx.wait_for(|i| *i >= index))
             .await
             .map_err(|_| CollectionError::Unavailable("the change was committed but not applied here in time".into()))?
             .map_err(|_| CollectionError::ShuttingDown)?;
@@ -470,7 +496,7 @@ impl ClusterNode {
             )));
         }
         self.propose(MetaOp::ForgetPeer { peer }).await?;
-        self.on_leader(LeaderAction::Remove(peer)).await.map(|_| ())
+        self.on_leader(LeaderAction::Remove(peer), PROPOSE_TIMEOUT).await.map(|_| ())
     }
 
     /// `GET /cluster`.
@@ -766,7 +792,7 @@ impl ClusterNode {
     }
 
     async fn handle_join(&self, peer_id: PeerId, uri: String) -> PeerReply {
-        match self.on_leader(LeaderAction::Join(peer_id, uri)).await {
+        match self.on_leader(LeaderAction::Join(peer_id, uri), PROPOSE_TIMEOUT).await {
             Ok(_) => PeerReply::Done,
             Err(e) => PeerReply::Error(e.into()),
         }
@@ -829,7 +855,7 @@ impl PeerHandler for ClusterNode {
                     Ok(r) => PeerReply::Proposed { index: r.log_id.index, result: r.data },
                     Err(e) => PeerReply::Error(WireError::Unavailable(format!("not the leader: {e}"))),
                 },
-                PeerRequest::RemovePeer { peer_id } => match self.on_leader(LeaderAction::Remove(peer_id)).await {
+                PeerRequest::RemovePeer { peer_id } => match self.on_leader(LeaderAction::Remove(peer_id), PROPOSE_TIMEOUT).await {
                     Ok(_) => PeerReply::Done,
                     Err(e) => PeerReply::Error(e.into()),
                 },

@@ -23,7 +23,17 @@ pub fn single_node_only(state: &AppState, what: &str) -> Result<(), ApiError> {
     }
 }
 
-pub async fn create_collection(state: &AppState, name: String, body: CreateCollection) -> Result<(), ApiError> {
+/// How long a metadata call waits for consensus: the request's `timeout` (seconds), else 30 s.
+fn wait_limit(timeout: Option<u64>) -> std::time::Duration {
+    std::time::Duration::from_secs(timeout.unwrap_or(30).clamp(1, 3600))
+}
+
+pub async fn create_collection(
+    state: &AppState,
+    name: String,
+    body: CreateCollection,
+    timeout: Option<u64>,
+) -> Result<(), ApiError> {
     let reg = state.registry.clone();
     let Some(node) = state.cluster.clone() else {
         return blocking(move || Ok(reg.create(&name, body)?)).await;
@@ -34,11 +44,11 @@ pub async fn create_collection(state: &AppState, name: String, body: CreateColle
     }
     let placement = node.place(config.params.shard_number, config.params.replication_factor)?;
     let op = MetaOp::CreateCollection { name, config: Box::new(config), created_at: now_rfc3339(), placement };
-    Ok(node.propose(op).await?)
+    Ok(node.propose_within(op, wait_limit(timeout)).await?)
 }
 
 /// Delete a collection; `false` when it did not exist.
-pub async fn delete_collection(state: &AppState, name: String) -> Result<bool, ApiError> {
+pub async fn delete_collection(state: &AppState, name: String, timeout: Option<u64>) -> Result<bool, ApiError> {
     let reg = state.registry.clone();
     let Some(node) = state.cluster.clone() else {
         return blocking(move || Ok(reg.delete(&name)?)).await;
@@ -46,7 +56,7 @@ pub async fn delete_collection(state: &AppState, name: String) -> Result<bool, A
     if !node.state().state.collections.contains_key(&name) {
         return Ok(false);
     }
-    node.propose(MetaOp::DeleteCollection { name }).await?;
+    node.propose_within(MetaOp::DeleteCollection { name }, wait_limit(timeout)).await?;
     Ok(true)
 }
 

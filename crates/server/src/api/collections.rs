@@ -35,17 +35,17 @@ pub async fn exists(state: State, Path(name): Path<String>) -> ApiResult {
 pub async fn create(
     state: State,
     Path(name): Path<String>,
-    _p: Params<TimeoutParam>,
+    Params(p): Params<TimeoutParam>,
     Body(body): Body<CreateCollection>,
 ) -> ApiResult {
     let t = Instant::now();
-    crate::meta::create_collection(&state, name, body).await?;
+    crate::meta::create_collection(&state, name, body, p.timeout).await?;
     Ok(ok(t, true))
 }
 
-pub async fn delete(state: State, Path(name): Path<String>, _p: Params<TimeoutParam>) -> ApiResult {
+pub async fn delete(state: State, Path(name): Path<String>, Params(p): Params<TimeoutParam>) -> ApiResult {
     let t = Instant::now();
-    let existed = crate::meta::delete_collection(&state, name).await?;
+    let existed = crate::meta::delete_collection(&state, name, p.timeout).await?;
     Ok(ok(t, existed))
 }
 

@@ -143,9 +143,9 @@ impl Collections for CollectionsService {
     async fn create(&self, request: Request<pb::CreateCollection>) -> Reply<pb::CollectionOperationResponse> {
         let t = Instant::now();
         let req = request.into_inner();
-        let name = req.collection_name.clone();
+        let (name, timeout) = (req.collection_name.clone(), req.timeout);
         let body: qd_core::config::CreateCollection = parse_body(create_json(req)?)?;
-        crate::meta::create_collection(&self.state, name, body).await?;
+        crate::meta::create_collection(&self.state, name, body, timeout).await?;
         Ok(Response::new(pb::CollectionOperationResponse { result: true, time: elapsed(t) }))
     }
 
@@ -160,8 +160,8 @@ impl Collections for CollectionsService {
 
     async fn delete(&self, request: Request<pb::DeleteCollection>) -> Reply<pb::CollectionOperationResponse> {
         let t = Instant::now();
-        let name = request.into_inner().collection_name;
-        let existed = crate::meta::delete_collection(&self.state, name).await?;
+        let req = request.into_inner();
+        let existed = crate::meta::delete_collection(&self.state, req.collection_name, req.timeout).await?;
         Ok(Response::new(pb::CollectionOperationResponse { result: existed, time: elapsed(t) }))
     }
 

@@ -261,6 +261,62 @@ fn three_peers_replicate_survive_a_kill_and_a_freeze_and_catch_up() {
         let (status, body) = peers[0].server.call("DELETE", "/cluster/peer/12345", None);
         assert_eq!(status, 404, "{body}");
 
+        // A follower left without a majority (the leader and the other follower down) refuses
+        // metadata changes within the request's timeout; once they are back it agrees with them.
+        let leader = peers
+            .iter()
+            .position(|p| p.server.ok("GET", "/cluster", None)["raft_info"]["role"] == "Leader")
+            .expect("a leader");
+        let alone = (leader + 1) % 3;
+        let others: Vec<usize> = (0..3).filter(|i| *i != alone).collect();
+        for i in &others {
+            peers[*i].server.kill9();
+        }
+        let minority = json!({"vectors": {"size": 2, "distance": "Dot"}});
+        let started = Instant::now();
+        let (status, body) = peers[alone].server.call("PUT", "/collections/minority?timeout=2", Some(&minority));
+        assert_eq!(status, 503, "{body}");
+        assert!(started.elapsed() < Duration::from_secs(15), "the timeout is honoured");
+        for i in &others {
+            peers[*i].restart();
+        }
+        wait_for("majority back", Duration::from_secs(30), || {
+            match peers[alone].server.call("PUT", "/collections/after_partition", Some(&minority)).0 {
+                200 => Ok(()),
+                s => Err(format!("status {s}")),
+            }
+        });
+        for p in &peers {
+            assert_eq!(p.server.call("GET", "/collections/minority", None).0, 404, "the refused change never applied");
+            wait_for("converged", Duration::from_secs(10), || match p.server.call("GET", "/collections/after_partition", None).0 {
+                200 => Ok(()),
+                s => Err(format!("status {s}")),
+            });
+        }
+
+        // A leader left without a majority cannot commit either: the call fails at its timeout.
+        let leader = peers
+            .iter()
+            .position(|p| p.server.ok("GET", "/cluster", None)["raft_info"]["role"] == "Leader")
+            .expect("a leader");
+        let followers: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+        for i in &followers {
+            peers[*i].server.kill9();
+        }
+        let started = Instant::now();
+        let (status, body) = peers[leader].server.call("PUT", "/collections/lonely?timeout=2", Some(&minority));
+        assert_eq!(status, 503, "{body}");
+        assert!(started.elapsed() < Duration::from_secs(15), "the timeout is honoured");
+        for i in &followers {
+            peers[*i].restart();
+        }
+        wait_for("majority back again", Duration::from_secs(30), || {
+            match peers[leader].server.call("PUT", "/collections/after_partition_2", Some(&minority)).0 {
+                200 => Ok(()),
+                s => Err(format!("status {s}")),
+            }
+        });
+
         // Deleting goes everywhere too.
         peers[1].server.ok("DELETE", "/collections/c", None);
         for p in &peers {
