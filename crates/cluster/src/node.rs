@@ -173,6 +173,8 @@ pub struct ClusterStatus {
     pub peer_id: PeerId,
     pub peers: BTreeMap<String, PeerInfo>,
     pub raft_info: RaftInfo,
+    /// Calls to peers that got no answer, by peer URI.
+    pub message_send_failures: BTreeMap<String, crate::p2p::SendFailures>,
 }
 
 /// `GET /collections/{name}/cluster`'s figures.
@@ -526,6 +528,7 @@ impl ClusterNode {
                 role: Some(role),
                 is_voter: membership.voter_ids().any(|v| v == self.shared.me),
             },
+            message_send_failures: self.shared.clients.failures(),
         }
     }
 

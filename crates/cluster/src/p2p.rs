@@ -280,10 +280,25 @@ const MAX_MESSAGE: usize = 512 * 1024 * 1024;
 
 // --- client ---------------------------------------------------------------------------------
 
+/// The current time in RFC 3339 (UTC, microseconds), as Qdrant reports times.
+fn chrono_now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
 /// Connections to peers by URI, opened on first use and kept.
 #[derive(Default)]
 pub struct PeerClients {
     channels: Mutex<HashMap<String, tonic::transport::Channel>>,
+    failures: Mutex<std::collections::BTreeMap<String, SendFailures>>,
+}
+
+/// Calls to one peer that got no answer (`GET /cluster`'s `message_send_failures`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SendFailures {
+    pub count: u64,
+    pub latest_error: Option<String>,
+    /// RFC 3339.
+    pub latest_error_timestamp: Option<String>,
 }
 
 impl PeerClients {
@@ -303,8 +318,25 @@ impl PeerClients {
         Ok(channel)
     }
 
+    /// Calls that got no answer, by peer URI.
+    pub fn failures(&self) -> std::collections::BTreeMap<String, SendFailures> {
+        self.failures.lock().clone()
+    }
+
     /// Send one call to the peer at `uri`, waiting at most `timeout` for its answer.
     pub async fn call(&self, uri: &str, request: PeerRequest, timeout: Duration) -> Result<PeerReply, P2pError> {
+        let result = self.send(uri, request, timeout).await;
+        if let Err(P2pError::Unreachable { message, .. }) = &result {
+            let mut failures = self.failures.lock();
+            let f = failures.entry(uri.to_string()).or_default();
+            f.count += 1;
+            f.latest_error = Some(message.clone());
+            f.latest_error_timestamp = Some(chrono_now());
+        }
+        result
+    }
+
+    async fn send(&self, uri: &str, request: PeerRequest, timeout: Duration) -> Result<PeerReply, P2pError> {
         let channel = self.channel(uri)?;
         let unreachable = |message: String| P2pError::Unreachable { uri: uri.to_string(), message };
         let mut grpc = tonic::client::Grpc::new(channel)
@@ -337,6 +369,13 @@ mod tests {
     fn roundtrip<T: Serialize + DeserializeOwned>(v: &T) -> T {
         let bytes = rmp_serde::to_vec_named(v).expect("encodes");
         rmp_serde::from_slice(&bytes).expect("decodes")
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339() {
+        let t = chrono_now();
+        assert_eq!(t.len(), "2026-12-06T13:30:00.000000Z".len(), "{t}");
+        assert!(t.starts_with("20") && t.ends_with('Z') && &t[10..11] == "T", "{t}");
     }
 
     #[test]

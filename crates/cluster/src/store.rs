@@ -147,6 +147,7 @@ impl ConsensusStore {
         self.kv.write(batch, true).map_err(io_err)
     }
 
+    #[allow(clippy::result_large_err)] // openraft's StorageError: the type its traits require
     fn save_machine(&self, machine: &Machine) -> StorageResult<()> {
         let mut batch = WriteBatch::new();
         batch.put(Table::Meta, MACHINE, to_json(machine).map_err(StorageIOError::write_state_machine)?);

@@ -829,7 +829,7 @@ pub fn with_vector(cfg: &CollectionConfig, vector: &str, spec: Option<&NewVector
                     }
                 }
                 NewVector::Sparse(p) => {
-                    params.sparse_vectors.get_or_insert_with(BTreeMap::new).insert(vector.to_string(), p.clone());
+                    params.sparse_vectors.get_or_insert_with(BTreeMap::new).insert(vector.to_string(), *p);
                 }
             }
             params.validate_names()?;
@@ -859,7 +859,7 @@ pub fn named_vectors(cfg: &CollectionConfig) -> BTreeMap<String, NewVector> {
         }
     }
     for (name, p) in cfg.params.sparse_vectors.iter().flatten() {
-        out.insert(name.clone(), NewVector::Sparse(p.clone()));
+        out.insert(name.clone(), NewVector::Sparse(*p));
     }
     out
 }

@@ -31,7 +31,7 @@ pub async fn status(state: State) -> ApiResult {
             "peers": s.peers,
             "raft_info": s.raft_info,
             "consensus_thread_status": { "consensus_thread_status": "working", "last_update": now },
-            "message_send_failures": {},
+            "message_send_failures": s.message_send_failures,
         }),
     ))
 }

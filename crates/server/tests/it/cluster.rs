@@ -187,6 +187,12 @@ fn three_peers_replicate_survive_a_kill_and_a_freeze_and_catch_up() {
             states.iter().filter(|((_, p), _)| *p == c_id).all(|(_, s)| s == "Dead"),
             "the killed peer's replicas missed writes and are Dead: {states:?}"
         );
+        let status = peers[0].server.ok("GET", "/cluster", None);
+        let failures = status["message_send_failures"].as_object().expect("failures by peer URI");
+        assert!(
+            failures.iter().any(|(uri, f)| uri.ends_with(&peers[2].p2p.to_string()) && f["count"].as_u64() > Some(0)),
+            "calls to the killed peer are counted: {status}"
+        );
         let hits = peers[0].server.ok(
             "POST",
             "/collections/c/points/query",
