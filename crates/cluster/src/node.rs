@@ -9,7 +9,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use openraft::error::{ChangeMembershipError, ClientWriteError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::error::{
+    ChangeMembershipError, ClientWriteError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
@@ -26,7 +28,9 @@ use tokio::sync::watch;
 use crate::p2p::{P2pError, PeerClients, PeerHandler, PeerReply, PeerRequest, PeerService, ShardCall, WireError};
 use crate::raft_types::{BasicNode, Raft, TypeConfig};
 use crate::replica_set::ReplicaSet;
-use crate::state::{place_shards, ClusterState, MetaError, MetaOp, PeerId, ReplicaState, ShardTransfer, TransferMethod};
+use crate::state::{
+    place_shards, ClusterState, MetaError, MetaOp, PeerId, ReplicaState, ShardTransfer, TransferMethod,
+};
 use crate::store::{Applied, ConsensusStore};
 
 /// How long Raft messages and forwarded proposals may take.
@@ -377,8 +381,15 @@ impl ClusterNode {
                 Err(LeaderError::NotLeader) => match self.leader_uri() {
                     Some(uri) if self.raft.metrics().borrow().current_leader != Some(self.shared.me) => {
                         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                        match self.shared.clients.call(&uri, action.request(), left.max(Duration::from_millis(100))).await {
-                            Ok(PeerReply::Proposed { index, result }) => return Ok(LeaderOutput::Written(index, result)),
+                        match self
+                            .shared
+                            .clients
+                            .call(&uri, action.request(), left.max(Duration::from_millis(100)))
+                            .await
+                        {
+                            Ok(PeerReply::Proposed { index, result }) => {
+                                return Ok(LeaderOutput::Written(index, result))
+                            }
                             Ok(PeerReply::Done) => return Ok(LeaderOutput::Done),
                             Ok(_) => return Err(CollectionError::Internal("unexpected answer from the leader".into())),
                             Err(P2pError::Remote(e)) => return Err(e.into()),
@@ -436,7 +447,11 @@ impl ClusterNode {
         self.commit_within(op, PROPOSE_TIMEOUT).await
     }
 
-    async fn commit_within(&self, op: MetaOp, timeout: Duration) -> Result<(u64, Result<(), MetaError>), CollectionError> {
+    async fn commit_within(
+        &self,
+        op: MetaOp,
+        timeout: Duration,
+    ) -> Result<(u64, Result<(), MetaError>), CollectionError> {
         match self.on_leader(LeaderAction::Write(op), timeout).await? {
             LeaderOutput::Written(index, result) => Ok((index, result.error.map_or(Ok(()), Err))),
             LeaderOutput::Done => Err(CollectionError::Internal("a write answered without an index".into())),
@@ -479,7 +494,11 @@ impl ClusterNode {
     }
 
     /// Shard placement for a new collection over the current peers.
-    pub fn place(&self, shard_number: u32, replication_factor: u32) -> Result<BTreeMap<ShardId, Vec<PeerId>>, CollectionError> {
+    pub fn place(
+        &self,
+        shard_number: u32,
+        replication_factor: u32,
+    ) -> Result<BTreeMap<ShardId, Vec<PeerId>>, CollectionError> {
         let machine = self.state();
         place_shards(shard_number, replication_factor, &self.peers(), &machine.state.load()).map_err(meta_error)
     }
@@ -493,9 +512,7 @@ impl ClusterNode {
         }
         let holds_shards = machine.state.collections.values().any(|c| c.shards.values().any(|r| r.contains_key(&peer)));
         if holds_shards && !force {
-            return Err(CollectionError::BadRequest(format!(
-                "Cannot remove peer {peer} as there are shards on it"
-            )));
+            return Err(CollectionError::BadRequest(format!("Cannot remove peer {peer} as there are shards on it")));
         }
         self.propose(MetaOp::ForgetPeer { peer }).await?;
         self.on_leader(LeaderAction::Remove(peer), PROPOSE_TIMEOUT).await.map(|_| ())
@@ -505,10 +522,8 @@ impl ClusterNode {
     pub fn status(&self) -> ClusterStatus {
         let metrics = self.raft.metrics().borrow().clone();
         let membership = metrics.membership_config.membership();
-        let peers = membership
-            .nodes()
-            .map(|(id, node)| (id.to_string(), PeerInfo { uri: node.addr.clone() }))
-            .collect();
+        let peers =
+            membership.nodes().map(|(id, node)| (id.to_string(), PeerInfo { uri: node.addr.clone() })).collect();
         let commit = metrics.last_applied.map_or(0, |l| l.index);
         let role = match metrics.state {
             ServerState::Leader => "Leader",
@@ -724,7 +739,13 @@ impl ClusterNode {
     }
 
     /// `abort_transfer`.
-    pub async fn abort_transfer(&self, collection: &str, shard: ShardId, from: PeerId, to: PeerId) -> Result<(), CollectionError> {
+    pub async fn abort_transfer(
+        &self,
+        collection: &str,
+        shard: ShardId,
+        from: PeerId,
+        to: PeerId,
+    ) -> Result<(), CollectionError> {
         self.propose(MetaOp::AbortTransfer { collection: collection.into(), shard, from, to }).await
     }
 
@@ -858,10 +879,12 @@ impl PeerHandler for ClusterNode {
                     Ok(r) => PeerReply::Proposed { index: r.log_id.index, result: r.data },
                     Err(e) => PeerReply::Error(WireError::Unavailable(format!("not the leader: {e}"))),
                 },
-                PeerRequest::RemovePeer { peer_id } => match self.on_leader(LeaderAction::Remove(peer_id), PROPOSE_TIMEOUT).await {
-                    Ok(_) => PeerReply::Done,
-                    Err(e) => PeerReply::Error(e.into()),
-                },
+                PeerRequest::RemovePeer { peer_id } => {
+                    match self.on_leader(LeaderAction::Remove(peer_id), PROPOSE_TIMEOUT).await {
+                        Ok(_) => PeerReply::Done,
+                        Err(e) => PeerReply::Error(e.into()),
+                    }
+                }
                 PeerRequest::AppliedIndex => PeerReply::Applied(*self.reconciled.borrow()),
                 PeerRequest::Shard { collection, shard, call } => self.handle_shard(collection, shard, call).await,
             }

@@ -42,15 +42,24 @@ pub enum PeerRequest {
     Vote(VoteRequest<PeerId>),
     InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
     /// A new peer asks to be added to the cluster (sent to any member, forwarded to the leader).
-    Join { peer_id: PeerId, uri: String },
+    Join {
+        peer_id: PeerId,
+        uri: String,
+    },
     /// A metadata change proposed on a follower, for the leader to commit.
     Propose(MetaOp),
     /// Remove a peer from the voters and forget it (sent to the leader).
-    RemovePeer { peer_id: PeerId },
+    RemovePeer {
+        peer_id: PeerId,
+    },
     /// The index of the last log entry this peer applied.
     AppliedIndex,
     /// A call on this peer's replica of a shard.
-    Shard { collection: String, shard: ShardId, call: ShardCall },
+    Shard {
+        collection: String,
+        shard: ShardId,
+        call: ShardCall,
+    },
 }
 
 /// The answer to a [`PeerRequest`].
@@ -60,7 +69,10 @@ pub enum PeerReply {
     Vote(Result<VoteResponse<PeerId>, RaftError<PeerId>>),
     InstallSnapshot(Result<InstallSnapshotResponse<PeerId>, RaftError<PeerId, InstallSnapshotError>>),
     /// The log index the operation was committed at, and its result.
-    Proposed { index: u64, result: MetaResult },
+    Proposed {
+        index: u64,
+        result: MetaResult,
+    },
     Done,
     Applied(u64),
     Shard(ShardReply),
@@ -412,7 +424,11 @@ mod tests {
             ("m".to_string(), Vector::Multi(MultiDenseVector::new(vec![vec![1.0, 2.0], vec![3.0, 4.0]]).expect("ok"))),
         ]);
         let payload: Payload = serde_json::from_value(serde_json::json!({"a": [1, "x", {"b": 2.5}]})).expect("map");
-        let op = UpdateOp::Upsert(vec![PointInsert { id: PointId::Num(7), vectors: vectors.clone(), payload: Some(payload) }]);
+        let op = UpdateOp::Upsert(vec![PointInsert {
+            id: PointId::Num(7),
+            vectors: vectors.clone(),
+            payload: Some(payload),
+        }]);
         let call = ShardCall::Update { op, wait: true };
         match roundtrip(&call) {
             ShardCall::Update { op: UpdateOp::Upsert(points), wait: true } => {

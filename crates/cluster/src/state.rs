@@ -105,24 +105,57 @@ pub enum MetaOp {
         /// Shard id -> the peers holding its replicas.
         placement: BTreeMap<ShardId, Vec<PeerId>>,
     },
-    DeleteCollection { name: String },
+    DeleteCollection {
+        name: String,
+    },
     /// A collection's updated parameters (PATCH).
-    SetConfig { collection: String, config: Box<CollectionConfig> },
-    SetReplicaState { collection: String, shard: ShardId, peer: PeerId, state: ReplicaState },
+    SetConfig {
+        collection: String,
+        config: Box<CollectionConfig>,
+    },
+    SetReplicaState {
+        collection: String,
+        shard: ShardId,
+        peer: PeerId,
+        state: ReplicaState,
+    },
     /// Create (`Some`) or drop (`None`) a payload index.
-    SetPayloadIndex { collection: String, field: String, spec: Option<PayloadIndexSpec> },
+    SetPayloadIndex {
+        collection: String,
+        field: String,
+        spec: Option<PayloadIndexSpec>,
+    },
     UpdateAliases(Vec<AliasAction>),
     /// Drop every replica a removed peer held.
-    ForgetPeer { peer: PeerId },
+    ForgetPeer {
+        peer: PeerId,
+    },
     /// Begin copying a shard to a peer: it gets a Partial replica.
-    StartTransfer { collection: String, transfer: ShardTransfer },
+    StartTransfer {
+        collection: String,
+        transfer: ShardTransfer,
+    },
     /// The copy is complete: the new replica becomes Active (and, for a move, the source's
     /// replica goes).
-    FinishTransfer { collection: String, shard: ShardId, from: PeerId, to: PeerId },
+    FinishTransfer {
+        collection: String,
+        shard: ShardId,
+        from: PeerId,
+        to: PeerId,
+    },
     /// Cancel a copy: its Partial replica goes.
-    AbortTransfer { collection: String, shard: ShardId, from: PeerId, to: PeerId },
+    AbortTransfer {
+        collection: String,
+        shard: ShardId,
+        from: PeerId,
+        to: PeerId,
+    },
     /// Remove one replica of a shard (never the last).
-    DropReplica { collection: String, shard: ShardId, peer: PeerId },
+    DropReplica {
+        collection: String,
+        shard: ShardId,
+        peer: PeerId,
+    },
 }
 
 /// Why an operation did not apply, classified as the API reports it.
@@ -150,9 +183,7 @@ impl ClusterState {
         match op {
             MetaOp::CreateCollection { name, config, created_at, placement } => {
                 if self.collections.contains_key(name) {
-                    return Err(MetaError::AlreadyExists(format!(
-                        "Wrong input: Collection `{name}` already exists!"
-                    )));
+                    return Err(MetaError::AlreadyExists(format!("Wrong input: Collection `{name}` already exists!")));
                 }
                 if self.aliases.contains_key(name) {
                     return Err(MetaError::AlreadyExists(format!("Wrong input: Alias `{name}` already exists!")));
@@ -332,7 +363,13 @@ fn no_shard(collection: &str, shard: ShardId) -> MetaError {
     MetaError::BadRequest(format!("Bad request: Shard {shard} of {collection} does not exist"))
 }
 
-fn find_transfer(meta: &CollectionMeta, collection: &str, shard: ShardId, from: PeerId, to: PeerId) -> Result<usize, MetaError> {
+fn find_transfer(
+    meta: &CollectionMeta,
+    collection: &str,
+    shard: ShardId,
+    from: PeerId,
+    to: PeerId,
+) -> Result<usize, MetaError> {
     meta.transfers.iter().position(|t| t.shard_id == shard && t.from == from && t.to == to).ok_or_else(|| {
         MetaError::NotFound(format!(
             "Not found: Shard transfer {from} -> {to} for collection {collection}:{shard} does not exist"
@@ -413,12 +450,7 @@ mod tests {
     }
 
     fn create(name: &str, placement: BTreeMap<ShardId, Vec<PeerId>>) -> MetaOp {
-        MetaOp::CreateCollection {
-            name: name.into(),
-            config: Box::new(config()),
-            created_at: "t".into(),
-            placement,
-        }
+        MetaOp::CreateCollection { name: name.into(), config: Box::new(config()), created_at: "t".into(), placement }
     }
 
     #[test]
@@ -487,7 +519,9 @@ mod tests {
         s.apply(&create("a", BTreeMap::from([(0, vec![1]), (1, vec![2])]))).expect("created");
         assert!(matches!(s.apply(&transfer(0, 1, 1, true)), Err(MetaError::BadRequest(m)) if m.contains("itself")));
         assert!(matches!(s.apply(&transfer(0, 2, 3, true)), Err(MetaError::BadRequest(_))), "2 holds no replica of 0");
-        assert!(matches!(s.apply(&transfer(7, 1, 3, true)), Err(MetaError::BadRequest(m)) if m.contains("does not exist")));
+        assert!(
+            matches!(s.apply(&transfer(7, 1, 3, true)), Err(MetaError::BadRequest(m)) if m.contains("does not exist"))
+        );
         // A move: Partial while copying, then the target is Active and the source gone.
         s.apply(&transfer(0, 1, 3, false)).expect("move starts");
         assert_eq!(s.collections["a"].replicas(0), vec![(1, ReplicaState::Active), (3, ReplicaState::Partial)]);

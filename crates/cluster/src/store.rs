@@ -113,7 +113,8 @@ impl ConsensusStore {
         if let Some(e) = bad {
             return Err(format!("a consensus log entry cannot be read: {e}"));
         }
-        let applied = Applied { index: machine.last_applied.map_or(0, |l| l.index), machine: Arc::new(machine.clone()) };
+        let applied =
+            Applied { index: machine.last_applied.map_or(0, |l| l.index), machine: Arc::new(machine.clone()) };
         Ok(ConsensusStore {
             kv,
             mem: Arc::new(Mutex::new(Mem { logs, last_purged, vote, machine, snapshot })),

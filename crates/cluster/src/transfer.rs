@@ -27,7 +27,8 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Run a peer's call on this peer's replica of the shard.
 pub fn serve_call(set: &ReplicaSet, call: ShardCall) -> Result<ShardReply> {
-    let local = set.ensure_local()?.ok_or_else(|| CollectionError::NotFound("no local replica of this shard".into()))?;
+    let local =
+        set.ensure_local()?.ok_or_else(|| CollectionError::NotFound("no local replica of this shard".into()))?;
     Ok(match call {
         ShardCall::Update { op, wait } => {
             set.note_write(&op);
@@ -37,9 +38,13 @@ pub fn serve_call(set: &ReplicaSet, call: ShardCall) -> Result<ShardReply> {
         ShardCall::Retrieve { ids, with } => {
             ShardReply::Records(local.retrieve(&ids, &with)?.into_iter().map(Into::into).collect())
         }
-        ShardCall::ScrollIds { from, filter, limit } => ShardReply::Ids(local.scroll_ids(from, filter.as_ref(), limit)?),
+        ShardCall::ScrollIds { from, filter, limit } => {
+            ShardReply::Ids(local.scroll_ids(from, filter.as_ref(), limit)?)
+        }
         ShardCall::Count { filter } => ShardReply::Count(local.count(filter.as_ref())?),
-        ShardCall::OrderEntries { key, filter } => ShardReply::OrderEntries(local.order_entries(&key, filter.as_ref())?),
+        ShardCall::OrderEntries { key, filter } => {
+            ShardReply::OrderEntries(local.order_entries(&key, filter.as_ref())?)
+        }
         ShardCall::Facet { key, filter } => ShardReply::Facet(local.facet(&key, filter.as_ref())?),
         ShardCall::SparseDf { vector, indices } => {
             let (df, n) = local.sparse_df(&vector, &indices)?;
@@ -49,7 +54,13 @@ pub fn serve_call(set: &ReplicaSet, call: ShardCall) -> Result<ShardReply> {
     })
 }
 
-async fn call_source(node: &ClusterNode, source: PeerId, collection: &str, shard: ShardId, call: ShardCall) -> Result<ShardReply> {
+async fn call_source(
+    node: &ClusterNode,
+    source: PeerId,
+    collection: &str,
+    shard: ShardId,
+    call: ShardCall,
+) -> Result<ShardReply> {
     let uri = node
         .shared()
         .uri_of(source)
@@ -119,7 +130,15 @@ async fn stream(
         if transfer && !node.transfer_running(collection, shard, source) {
             return Err(CollectionError::Unavailable("the transfer was aborted".into()));
         }
-        let ids = match call_source(node, source, collection, shard, ShardCall::ScrollIds { from, filter: None, limit: BATCH + 1 }).await? {
+        let ids = match call_source(
+            node,
+            source,
+            collection,
+            shard,
+            ShardCall::ScrollIds { from, filter: None, limit: BATCH + 1 },
+        )
+        .await?
+        {
             ShardReply::Ids(ids) => ids,
             _ => return Err(CollectionError::Internal("mismatched reply to a scroll".into())),
         };

@@ -21,5 +21,5 @@ pub mod strict;
 
 pub use collection::{Collection, CollectionInfo};
 pub use error::CollectionError;
-pub use registry::{AliasAction, LocalShards, NewVector, Registry, ShardPlacement};
 pub use error::Result;
+pub use registry::{AliasAction, LocalShards, NewVector, Registry, ShardPlacement};

@@ -222,7 +222,12 @@ impl Registry {
 
     /// Open shard `sid` of a collection: its local database, wrapped by the cluster placement
     /// in cluster mode (where the shard may have no replica on this peer).
-    fn open_placed_shard(&self, entry: &CatalogEntry, sid: u32, shared: &Arc<CollectionShared>) -> Result<Arc<dyn Shard>> {
+    fn open_placed_shard(
+        &self,
+        entry: &CatalogEntry,
+        sid: u32,
+        shared: &Arc<CollectionShared>,
+    ) -> Result<Arc<dyn Shard>> {
         let placement = self.placement.read().clone();
         match placement {
             None => self.open_shard(&entry.dir, sid, shared),
@@ -808,7 +813,9 @@ pub fn with_vector(cfg: &CollectionConfig, vector: &str, spec: Option<&NewVector
     match spec {
         Some(spec) => {
             if params.has_vector(vector) {
-                return Err(CollectionError::BadRequest(format!("Wrong input: Vector with name `{vector}` already exists")));
+                return Err(CollectionError::BadRequest(format!(
+                    "Wrong input: Vector with name `{vector}` already exists"
+                )));
             }
             if vector.is_empty() {
                 return Err(CollectionError::BadRequest("Wrong input: vector name must not be empty".into()));
@@ -820,12 +827,10 @@ pub fn with_vector(cfg: &CollectionConfig, vector: &str, spec: Option<&NewVector
                         qd_core::config::VectorsConfig::Multi(m) => {
                             m.insert(vector.to_string(), p.clone());
                         }
-                        qd_core::config::VectorsConfig::Single(_) => {
-                            return Err(CollectionError::BadRequest(
-                                "Wrong input: this collection has one unnamed vector; named vectors cannot be added to it"
-                                    .into(),
-                            ))
-                        }
+                        qd_core::config::VectorsConfig::Single(_) => return Err(CollectionError::BadRequest(
+                            "Wrong input: this collection has one unnamed vector; named vectors cannot be added to it"
+                                .into(),
+                        )),
                     }
                 }
                 NewVector::Sparse(p) => {
@@ -840,7 +845,9 @@ pub fn with_vector(cfg: &CollectionConfig, vector: &str, spec: Option<&NewVector
                 qd_core::config::VectorsConfig::Single(_) => false,
             } || params.sparse_vectors.as_mut().is_some_and(|s| s.remove(vector).is_some());
             if !removed {
-                return Err(CollectionError::NotFound(format!("Wrong input: Not existing vector name error: {vector}")));
+                return Err(CollectionError::NotFound(format!(
+                    "Wrong input: Not existing vector name error: {vector}"
+                )));
             }
             if params.sparse_vectors.as_ref().is_some_and(BTreeMap::is_empty) {
                 params.sparse_vectors = None;

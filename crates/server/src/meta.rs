@@ -122,9 +122,23 @@ pub async fn set_payload_index(
 #[derive(Debug, Clone)]
 pub enum ClusterOp {
     /// `move_shard` (`sync: false`) or `replicate_shard` (`sync: true`).
-    Transfer { shard: u32, from: u64, to: u64, sync: bool, method: Option<String>, to_shard: Option<u32> },
-    Abort { shard: u32, from: u64, to: u64 },
-    DropReplica { shard: u32, peer: u64 },
+    Transfer {
+        shard: u32,
+        from: u64,
+        to: u64,
+        sync: bool,
+        method: Option<String>,
+        to_shard: Option<u32>,
+    },
+    Abort {
+        shard: u32,
+        from: u64,
+        to: u64,
+    },
+    DropReplica {
+        shard: u32,
+        peer: u64,
+    },
     /// Known to Qdrant, not replicated here yet: what it is.
     Unsupported(&'static str),
 }
@@ -163,12 +177,17 @@ pub async fn cluster_operation(state: &AppState, collection: &str, op: ClusterOp
         }
         ClusterOp::Abort { shard, from, to } => Ok(node.abort_transfer(&real, shard, from, to).await?),
         ClusterOp::DropReplica { shard, peer } => Ok(node.drop_replica(&real, shard, peer).await?),
-        ClusterOp::Unsupported(what) => Err(ApiError::bad_request(format!("Bad request: {what} is not supported in cluster mode yet"))),
+        ClusterOp::Unsupported(what) => {
+            Err(ApiError::bad_request(format!("Bad request: {what} is not supported in cluster mode yet")))
+        }
     }
 }
 
 /// Where a collection's shards are (`GET /collections/{name}/cluster`).
-pub async fn collection_cluster(state: &AppState, collection: &str) -> Result<qd_cluster::CollectionClusterInfo, ApiError> {
+pub async fn collection_cluster(
+    state: &AppState,
+    collection: &str,
+) -> Result<qd_cluster::CollectionClusterInfo, ApiError> {
     let c = state.registry.get(collection)?;
     let Some(node) = state.cluster.clone() else {
         let shards = blocking(move || Ok(c.shard_stats())).await?;
@@ -191,7 +210,8 @@ pub async fn collection_cluster(state: &AppState, collection: &str) -> Result<qd
     };
     let real = c.name().to_string();
     blocking(move || {
-        node.collection_info(&real).ok_or_else(|| ApiError::not_found(format!("Not found: Collection `{real}` doesn't exist!")))
+        node.collection_info(&real)
+            .ok_or_else(|| ApiError::not_found(format!("Not found: Collection `{real}` doesn't exist!")))
     })
     .await
 }

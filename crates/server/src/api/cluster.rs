@@ -109,7 +109,9 @@ pub async fn update_collection(
             method: m.method,
             to_shard: m.to_shard_id,
         },
-        ClusterOperation::AbortTransfer(a) => ClusterOp::Abort { shard: a.shard_id, from: a.from_peer_id, to: a.to_peer_id },
+        ClusterOperation::AbortTransfer(a) => {
+            ClusterOp::Abort { shard: a.shard_id, from: a.from_peer_id, to: a.to_peer_id }
+        }
         ClusterOperation::DropReplica(d) => ClusterOp::DropReplica { shard: d.shard_id, peer: d.peer_id },
         ClusterOperation::CreateShardingKey(_) => ClusterOp::Unsupported("creating a shard key"),
         ClusterOperation::DropShardingKey(_) => ClusterOp::Unsupported("dropping a shard key"),

@@ -80,14 +80,14 @@ pub struct ConfigPatch {
 impl ConfigPatch {
     pub fn new(body: UpdateCollectionBody) -> Result<ConfigPatch, ApiError> {
         if let Some(o) = &body.optimizers_config {
-        o.validate()?;
-    }
-    if let Some(h) = &body.hnsw_config {
-        h.validate()?;
-    }
-    if let Some(s) = &body.strict_mode_config {
-        s.validate()?;
-    }
+            o.validate()?;
+        }
+        if let Some(h) = &body.hnsw_config {
+            h.validate()?;
+        }
+        if let Some(s) = &body.strict_mode_config {
+            s.validate()?;
+        }
         let quantization = match &body.quantization_config {
             None => None,
             Some(q) => Some(QuantizationConfig::from_json(q, "quantization_config")?),
@@ -95,7 +95,10 @@ impl ConfigPatch {
         Ok(ConfigPatch { body, quantization })
     }
 
-    pub fn apply(&self, cfg: &qd_core::config::CollectionConfig) -> Result<qd_core::config::CollectionConfig, CollectionError> {
+    pub fn apply(
+        &self,
+        cfg: &qd_core::config::CollectionConfig,
+    ) -> Result<qd_core::config::CollectionConfig, CollectionError> {
         let (body, quantization) = (&self.body, &self.quantization);
         let mut cfg = cfg.clone();
         if let Some(o) = &body.optimizers_config {
@@ -354,7 +357,6 @@ pub async fn delete_shard_key(
     blocking(move || Ok(reg.delete_shard_key(&name, &key)?)).await?;
     Ok(ok(t, true))
 }
-
 
 /// `PUT /collections/{name}/vectors/{vector}`: add a named vector to a live collection.
 pub async fn create_vector(

@@ -584,8 +584,18 @@ pub fn render(registry: &Registry, anonymize: bool, cluster: Option<&qd_cluster:
         let r = &c.raft_info;
         e.single("cluster_peers_total", "gauge", "total number of cluster peers", c.peers.len() as f64);
         e.single("cluster_term", "counter", "current cluster term", r.term as f64);
-        e.single("cluster_commit", "counter", "index of last committed (finalized) operation cluster peer is aware of", r.commit as f64);
-        e.single("cluster_pending_operations_total", "gauge", "total number of pending operations for cluster peer", r.pending_operations as f64);
+        e.single(
+            "cluster_commit",
+            "counter",
+            "index of last committed (finalized) operation cluster peer is aware of",
+            r.commit as f64,
+        );
+        e.single(
+            "cluster_pending_operations_total",
+            "gauge",
+            "total number of pending operations for cluster peer",
+            r.pending_operations as f64,
+        );
         e.single("cluster_voter", "gauge", "is cluster peer a voter or learner", if r.is_voter { 1.0 } else { 0.0 });
     }
 

@@ -264,7 +264,6 @@ pub async fn telemetry(state: State, Params(p): Params<TelemetryParams>) -> ApiR
     Ok(ok(t, result))
 }
 
-
 /// Qdrant's `cluster` telemetry: whether cluster mode is on and, when it is, this peer's view.
 fn cluster_telemetry(state: &super::AppState) -> Value {
     match &state.cluster {

@@ -248,7 +248,13 @@ impl Collections for CollectionsService {
         let shard_transfers = info
             .shard_transfers
             .iter()
-            .map(|t| pb::ShardTransferInfo { shard_id: t.shard_id, to_shard_id: None, from: t.from, to: t.to, sync: t.sync })
+            .map(|t| pb::ShardTransferInfo {
+                shard_id: t.shard_id,
+                to_shard_id: None,
+                from: t.from,
+                to: t.to,
+                sync: t.sync,
+            })
             .collect();
         Ok(Response::new(pb::CollectionClusterInfoResponse {
             peer_id: info.peer_id,
@@ -307,7 +313,9 @@ impl Collections for CollectionsService {
                 method: method(m.method),
                 to_shard: m.to_shard_id,
             },
-            Some(Operation::AbortTransfer(a)) => ClusterOp::Abort { shard: a.shard_id, from: a.from_peer_id, to: a.to_peer_id },
+            Some(Operation::AbortTransfer(a)) => {
+                ClusterOp::Abort { shard: a.shard_id, from: a.from_peer_id, to: a.to_peer_id }
+            }
             Some(Operation::DropReplica(r)) => ClusterOp::DropReplica { shard: r.shard_id, peer: r.peer_id },
             Some(Operation::CreateShardKey(_)) => ClusterOp::Unsupported("creating a shard key"),
             Some(Operation::DeleteShardKey(_)) => ClusterOp::Unsupported("deleting a shard key"),

@@ -196,7 +196,9 @@ fn three_peers_replicate_survive_a_kill_and_a_freeze_and_catch_up() {
         let hits = peers[0].server.ok(
             "POST",
             "/collections/c/points/query",
-            Some(&json!({"query": vector(5, 8), "limit": 5, "filter": {"must": [{"key": "g", "match": {"value": 5}}]}})),
+            Some(
+                &json!({"query": vector(5, 8), "limit": 5, "filter": {"must": [{"key": "g", "match": {"value": 5}}]}}),
+            ),
         );
         assert_eq!(hits["points"].as_array().map(Vec::len), Some(5), "searches answer with a peer down: {hits}");
 
@@ -230,7 +232,11 @@ fn three_peers_replicate_survive_a_kill_and_a_freeze_and_catch_up() {
             "/collections/aliases",
             Some(&json!({"actions": [{"create_alias": {"alias_name": "al", "collection_name": "c"}}]})),
         );
-        peers[0].server.ok("PUT", "/collections/al/index", Some(&json!({"field_name": "g", "field_schema": "integer"})));
+        peers[0].server.ok(
+            "PUT",
+            "/collections/al/index",
+            Some(&json!({"field_name": "g", "field_schema": "integer"})),
+        );
         for p in &peers {
             wait_for("alias and index everywhere", Duration::from_secs(10), || {
                 let info = p.server.ok("GET", "/collections/al", None);
@@ -294,9 +300,11 @@ fn three_peers_replicate_survive_a_kill_and_a_freeze_and_catch_up() {
         });
         for p in &peers {
             assert_eq!(p.server.call("GET", "/collections/minority", None).0, 404, "the refused change never applied");
-            wait_for("converged", Duration::from_secs(10), || match p.server.call("GET", "/collections/after_partition", None).0 {
-                200 => Ok(()),
-                s => Err(format!("status {s}")),
+            wait_for("converged", Duration::from_secs(10), || {
+                match p.server.call("GET", "/collections/after_partition", None).0 {
+                    200 => Ok(()),
+                    s => Err(format!("status {s}")),
+                }
             });
         }
 
@@ -457,13 +465,18 @@ fn shards_move_and_replicate_under_writes_and_peers_leave_and_join() {
             Some(&json!({"drop_replica": {"shard_id": 0, "peer_id": dst0}})),
         );
         assert_eq!(status, 400, "the last replica stays: {body}");
-        peers[0].server.ok("POST", "/collections/m/cluster", Some(&json!({"drop_replica": {"shard_id": 1, "peer_id": src1}})));
+        peers[0].server.ok(
+            "POST",
+            "/collections/m/cluster",
+            Some(&json!({"drop_replica": {"shard_id": 1, "peer_id": src1}})),
+        );
         assert_eq!(placement(&peers[0], "m")[&1], vec![dst1]);
 
         // A sparse vector added through one peer is usable through the others; dropping it
         // goes everywhere too.
         peers[1].server.ok("PUT", "/collections/m/vectors/s", Some(&json!({"sparse": {}})));
-        let sparse_point = json!({"points": [{"id": 777_777, "vector": {"": vector(1, 8), "s": {"indices": [3], "values": [0.5]}}}]});
+        let sparse_point =
+            json!({"points": [{"id": 777_777, "vector": {"": vector(1, 8), "s": {"indices": [3], "values": [0.5]}}}]});
         peers[2].server.ok("PUT", "/collections/m/points?wait=true", Some(&sparse_point));
         let hits = peers[0].server.ok(
             "POST",
