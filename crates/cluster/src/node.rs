@@ -510,8 +510,7 @@ impl ClusterNode {
         if machine.membership.membership().get_node(&peer).is_none() {
             return Err(CollectionError::NotFound(format!("Peer {peer} does not exist")));
         }
-        let holds_shards = machine.state.collections.values().any(|c| c.shards.values().any(|r| r.contains_key(&peer)));
-        if holds_shards && !force {
+        if machine.state.holds_replicas(peer) && !force {
             return Err(CollectionError::BadRequest(format!("Cannot remove peer {peer} as there are shards on it")));
         }
         self.propose(MetaOp::ForgetPeer { peer }).await?;
@@ -794,10 +793,8 @@ impl ClusterNode {
         shard: ShardId,
         state: ReplicaState,
     ) -> Result<u64, CollectionError> {
-        let op = MetaOp::SetReplicaState { collection: collection.into(), shard, peer: self.shared.me, state };
-        let (index, result) = self.commit(op).await?;
-        result.map_err(meta_error)?;
-        Ok(index)
+        self.commit_op(MetaOp::SetReplicaState { collection: collection.into(), shard, peer: self.shared.me, state })
+            .await
     }
 
     async fn handle_shard(&self, collection: String, shard: ShardId, call: ShardCall) -> PeerReply {

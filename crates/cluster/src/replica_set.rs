@@ -72,10 +72,14 @@ impl ReplicaSet {
     /// Attach a local replica; one that is not Active yet remembers the ids written to it, so
     /// that its transfer keeps them.
     fn attach(&self, local: Arc<dyn Shard>) {
+        self.track_unless_active();
+        *self.local.write() = Some(local);
+    }
+
+    fn track_unless_active(&self) {
         if self.my_state().is_some_and(|s| s != ReplicaState::Active) {
             self.begin_tracking();
         }
-        *self.local.write() = Some(local);
     }
 
     /// Open this peer's replica when consensus placed one here and it is not open yet.
@@ -92,9 +96,7 @@ impl ReplicaSet {
             return Ok(Some(l.clone()));
         }
         let opened = files.open(self.id)?;
-        if self.my_state().is_some_and(|s| s != ReplicaState::Active) {
-            self.begin_tracking();
-        }
+        self.track_unless_active();
         *slot = Some(opened.clone());
         tracing::info!(collection = %self.collection, shard = self.id, "opened a local replica");
         Ok(Some(opened))

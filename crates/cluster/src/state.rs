@@ -332,17 +332,9 @@ impl ClusterState {
         }
     }
 
-    /// Shards of every collection whose only replicas are on `peer` (removing it would lose them).
-    pub fn sole_replicas_on(&self, peer: PeerId) -> Vec<(String, ShardId)> {
-        let mut out = Vec::new();
-        for (name, meta) in &self.collections {
-            for (sid, replicas) in &meta.shards {
-                if replicas.contains_key(&peer) && replicas.len() == 1 {
-                    out.push((name.clone(), *sid));
-                }
-            }
-        }
-        out
+    /// Whether `peer` holds a replica of any shard (removing it then needs `force`).
+    pub fn holds_replicas(&self, peer: PeerId) -> bool {
+        self.collections.values().any(|c| c.shards.values().any(|r| r.contains_key(&peer)))
     }
 
     /// How many replicas each peer holds, for placing new shards on the least loaded peers.
@@ -545,12 +537,13 @@ mod tests {
     }
 
     #[test]
-    fn sole_replicas_are_found() {
+    fn replicas_held_and_forgotten() {
         let mut s = ClusterState::default();
         s.apply(&create("a", BTreeMap::from([(0, vec![1]), (1, vec![1, 2])]))).expect("created");
-        assert_eq!(s.sole_replicas_on(1), vec![("a".to_string(), 0)]);
-        assert!(s.sole_replicas_on(2).is_empty());
+        assert!(s.holds_replicas(1) && s.holds_replicas(2));
+        assert!(!s.holds_replicas(3));
         s.apply(&MetaOp::ForgetPeer { peer: 2 }).expect("forget");
         assert_eq!(s.collections["a"].replicas(1), vec![(1, ReplicaState::Active)]);
+        assert!(!s.holds_replicas(2));
     }
 }
