@@ -58,6 +58,11 @@ pub struct NodeShared {
     applied: watch::Receiver<Applied>,
     handle: tokio::runtime::Handle,
     dead: tokio::sync::mpsc::UnboundedSender<DeadReport>,
+    /// Held shared by each write applied to a local replica (from its routing check to its
+    /// end) and taken exclusively once a newly applied cluster state is in force, before this
+    /// peer reports that state applied: a write checked against an older replica set cannot
+    /// land after a peer that waits for this one (a transfer's copy) has started.
+    pub(crate) routing_gate: parking_lot::RwLock<()>,
 }
 
 /// A replica that missed a write, and where to answer once consensus marked it Dead.
@@ -70,7 +75,30 @@ pub(crate) struct DeadReport {
 
 impl NodeShared {
     pub fn replicas(&self, collection: &str, shard: ShardId) -> Vec<(PeerId, ReplicaState)> {
-        self.applied.borrow().machine.state.collections.get(collection).map(|c| c.replicas(shard)).unwrap_or_default()
+        self.routing(collection, shard).0
+    }
+
+    /// The replicas of a shard and the routing version they are at, read together.
+    pub fn routing(&self, collection: &str, shard: ShardId) -> (Vec<(PeerId, ReplicaState)>, u64) {
+        let applied = self.applied.borrow();
+        match applied.machine.state.collections.get(collection) {
+            Some(c) => (c.replicas(shard), c.version(shard)),
+            None => (Vec::new(), 0),
+        }
+    }
+
+    /// Wait (blocking) until this peer applied routing version `version` of the shard; false
+    /// when `deadline` passes first.
+    pub fn wait_version(&self, collection: &str, shard: ShardId, version: u64, deadline: std::time::Instant) -> bool {
+        loop {
+            if self.routing(collection, shard).1 >= version {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     pub fn uri_of(&self, peer: PeerId) -> Option<String> {
@@ -168,6 +196,7 @@ fn dead_shared() -> Arc<NodeShared> {
         applied: watch::channel(Applied::default()).1,
         handle: tokio::runtime::Handle::current(),
         dead: tx,
+        routing_gate: Default::default(),
     })
 }
 
@@ -242,6 +271,7 @@ impl ClusterNode {
             applied: store.subscribe(),
             handle: tokio::runtime::Handle::current(),
             dead: dead_tx,
+            routing_gate: Default::default(),
         });
         let config = openraft::Config {
             cluster_name: "qdrant".into(),
@@ -315,7 +345,12 @@ impl ClusterNode {
                 let Some(node) = weak.upgrade() else { return };
                 let applied = rx.borrow_and_update().clone();
                 let n = node.clone();
-                let done = tokio::task::spawn_blocking(move || n.reconcile(&applied.machine.state)).await;
+                let done = tokio::task::spawn_blocking(move || {
+                    n.reconcile(&applied.machine.state);
+                    // Writes routed by an older replica set finish before this state counts as applied.
+                    drop(n.shared.routing_gate.write());
+                })
+                .await;
                 if let Err(e) = done {
                     tracing::error!(error = %e, "applying cluster state locally failed");
                 }

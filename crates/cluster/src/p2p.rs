@@ -82,14 +82,37 @@ pub enum PeerReply {
 /// Calls of the `Shard` trait, made on a replica that lives on another peer.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum ShardCall {
-    Update { op: UpdateOp, wait: bool },
+    /// A write, with the routing version of the shard its coordinator sent it by.
+    Update {
+        op: UpdateOp,
+        wait: bool,
+        version: u64,
+    },
     Search(ShardSearch),
-    Retrieve { ids: Vec<PointId>, with: WithSelectors },
-    ScrollIds { from: Option<PointId>, filter: Option<Filter>, limit: usize },
-    Count { filter: Option<Filter> },
-    OrderEntries { key: JsonPath, filter: Option<Filter> },
-    Facet { key: JsonPath, filter: Option<Filter> },
-    SparseDf { vector: String, indices: Vec<u32> },
+    Retrieve {
+        ids: Vec<PointId>,
+        with: WithSelectors,
+    },
+    ScrollIds {
+        from: Option<PointId>,
+        filter: Option<Filter>,
+        limit: usize,
+    },
+    Count {
+        filter: Option<Filter>,
+    },
+    OrderEntries {
+        key: JsonPath,
+        filter: Option<Filter>,
+    },
+    Facet {
+        key: JsonPath,
+        filter: Option<Filter>,
+    },
+    SparseDf {
+        vector: String,
+        indices: Vec<u32>,
+    },
     Stats,
 }
 
@@ -134,6 +157,9 @@ pub enum WireError {
     AlreadyExists(String),
     Unavailable(String),
     Internal(String),
+    /// The write was routed by an older replica set than this peer applied (the shard's
+    /// routing version is given): the coordinator must catch up and send it again.
+    Stale(u64),
 }
 
 impl From<CollectionError> for WireError {
@@ -157,6 +183,9 @@ impl From<WireError> for CollectionError {
             WireError::AlreadyExists(m) => CollectionError::AlreadyExists(m),
             WireError::Unavailable(m) => CollectionError::Unavailable(m),
             WireError::Internal(m) => CollectionError::Internal(m),
+            WireError::Stale(v) => CollectionError::Unavailable(format!(
+                "the shard's replicas changed while the write was sent (routing version {v}); retry"
+            )),
         }
     }
 }
@@ -429,9 +458,9 @@ mod tests {
             vectors: vectors.clone(),
             payload: Some(payload),
         }]);
-        let call = ShardCall::Update { op, wait: true };
+        let call = ShardCall::Update { op, wait: true, version: 3 };
         match roundtrip(&call) {
-            ShardCall::Update { op: UpdateOp::Upsert(points), wait: true } => {
+            ShardCall::Update { op: UpdateOp::Upsert(points), wait: true, version: 3 } => {
                 assert_eq!(points[0].vectors, vectors);
                 assert_eq!(points[0].id, PointId::Num(7));
             }
@@ -442,7 +471,8 @@ mod tests {
             "must_not": [{"has_id": [1, "6e7b3b36-3a4f-4a0e-8c4e-1d5f2b8f9a10"]}]
         }))
         .expect("filter");
-        let del = ShardCall::Update { op: UpdateOp::Delete(PointSelection::Filter(filter.clone())), wait: false };
+        let del =
+            ShardCall::Update { op: UpdateOp::Delete(PointSelection::Filter(filter.clone())), wait: false, version: 0 };
         match roundtrip(&del) {
             ShardCall::Update { op: UpdateOp::Delete(PointSelection::Filter(f)), .. } => assert_eq!(f, filter),
             other => panic!("unexpected {other:?}"),

@@ -4,12 +4,14 @@
 //! reported Dead to consensus (it missed the write) and recovered later. Reads go to one
 //! Active replica, this peer's first, and fail over to the next when a peer is unreachable.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
-use qd_collection::operations::{Record, ShardHit, ShardSearch, ShardStats, UpdateOp, UpdateResult, WithSelectors};
+use qd_collection::operations::{
+    PointInsert, PointSelection, Record, ShardHit, ShardSearch, ShardStats, UpdateOp, UpdateResult, WithSelectors,
+};
 use qd_collection::shard::{OptimizationInfo, Shard, ShardId, SnapshotSource};
 use qd_collection::{CollectionError, LocalShards, Result};
 use qd_core::filter::Filter;
@@ -17,7 +19,7 @@ use qd_core::json_path::JsonPath;
 use qd_core::PointId;
 
 use crate::node::NodeShared;
-use crate::p2p::{P2pError, PeerReply, PeerRequest, ShardCall, ShardReply};
+use crate::p2p::{P2pError, PeerReply, PeerRequest, ShardCall, ShardReply, WireError};
 use crate::state::{PeerId, ReplicaState};
 
 /// How long a peer may take to answer a read.
@@ -34,9 +36,22 @@ pub struct ReplicaSet {
     local: RwLock<Option<Arc<dyn Shard>>>,
     files: Option<Arc<LocalShards>>,
     node: Arc<NodeShared>,
-    /// Ids written while this peer's replica receives a transfer (Partial): streamed records
-    /// for them are older than what the live writes left, so the transfer skips them.
-    dirty: Mutex<Option<HashSet<PointId>>>,
+    /// What live writes did to this peer's replica while it receives a copy (not Active).
+    tracking: Mutex<Option<Tracking>>,
+    /// Shared by live writes to the local replica, exclusive while a copied batch is written:
+    /// a batch is filtered against the live writes and written as one step.
+    stream_gate: RwLock<()>,
+}
+
+/// The live writes a replica receiving a copy applied, so that copied (older) records do not
+/// undo them.
+#[derive(Default)]
+struct Tracking {
+    /// Ids written by id: copied records of them are older and are skipped.
+    ids: HashSet<PointId>,
+    /// Writes that chose their points by filter, in order: replayed over each copied batch,
+    /// whose points the source may have read before it applied them.
+    by_filter: Vec<UpdateOp>,
 }
 
 impl ReplicaSet {
@@ -53,7 +68,8 @@ impl ReplicaSet {
             local: RwLock::new(None),
             files,
             node,
-            dirty: Mutex::new(None),
+            tracking: Mutex::new(None),
+            stream_gate: RwLock::new(()),
         };
         if let Some(local) = local {
             set.attach(local);
@@ -134,29 +150,99 @@ impl ReplicaSet {
         }
     }
 
-    /// Start remembering ids written from now on (a transfer into this replica begins).
+    /// Start remembering live writes (a copy into this replica begins). Writes remembered by
+    /// an earlier, failed copy stay remembered.
     pub fn begin_tracking(&self) {
-        let mut dirty = self.dirty.lock();
-        if dirty.is_none() {
-            *dirty = Some(HashSet::new());
+        let mut tracking = self.tracking.lock();
+        if tracking.is_none() {
+            *tracking = Some(Tracking::default());
         }
     }
 
-    /// Stop remembering and return the ids written since [`begin_tracking`](Self::begin_tracking).
-    pub fn end_tracking(&self) -> HashSet<PointId> {
-        self.dirty.lock().take().unwrap_or_default()
+    /// Stop remembering (the replica is Active).
+    pub fn end_tracking(&self) {
+        self.tracking.lock().take();
     }
 
-    /// Remember the ids `op` writes, while a transfer into this replica runs.
-    pub fn note_write(&self, op: &UpdateOp) {
-        if let Some(dirty) = self.dirty.lock().as_mut() {
-            dirty.extend(op.explicit_ids().unwrap_or_default());
+    /// Apply a write its coordinator routed by the shard's replica set at `version` to this
+    /// peer's replica. Refused as [`WireError::Stale`] when this peer applied a newer replica
+    /// set: the coordinator may not have sent it to a replica added since.
+    pub fn apply_routed(&self, op: UpdateOp, wait: bool, version: u64) -> std::result::Result<UpdateResult, WireError> {
+        let _routing = self.node.routing_gate.read();
+        let current = self.node.routing(&self.collection, self.id).1;
+        if version < current {
+            return Err(WireError::Stale(current));
         }
+        let local = self
+            .ensure_local()?
+            .ok_or_else(|| WireError::NotFound(format!("shard {} has no replica on peer {}", self.id, self.node.me)))?;
+        let _stream = self.stream_gate.read();
+        let tracked = self.tracking.lock().is_some().then(|| match op.explicit_ids() {
+            Some(ids) => (ids, None),
+            None => (Vec::new(), Some(op.clone())),
+        });
+        let result = local.update(op, wait);
+        if let (Some((ids, by_filter)), Some(tracking)) = (tracked, self.tracking.lock().as_mut()) {
+            if result.is_ok() {
+                tracking.ids.extend(ids);
+                tracking.by_filter.extend(by_filter);
+            } else {
+                // What the failed write touched is copied again from the source.
+                for id in &ids {
+                    tracking.ids.remove(id);
+                }
+            }
+        }
+        Ok(result?)
     }
 
-    /// Whether `id` was written since tracking began.
-    pub fn is_dirty(&self, id: &PointId) -> bool {
-        self.dirty.lock().as_ref().is_some_and(|d| d.contains(id))
+    /// Write a batch of records copied from the source into this peer's replica, keeping what
+    /// live writes left: records of ids written live are skipped, and live writes by filter
+    /// are replayed over the rest.
+    pub(crate) fn apply_copied(&self, local: &dyn Shard, records: Vec<Record>) -> Result<()> {
+        let _stream = self.stream_gate.write();
+        let (points, replay) = {
+            let tracking = self.tracking.lock();
+            let written = |id: &PointId| tracking.as_ref().is_some_and(|t| t.ids.contains(id));
+            let points: Vec<PointInsert> = records
+                .into_iter()
+                .filter(|r| !written(&r.id))
+                .map(|r| PointInsert { id: r.id, vectors: r.vector.unwrap_or_default(), payload: r.payload })
+                .collect();
+            (points, tracking.as_ref().map(|t| t.by_filter.clone()).unwrap_or_default())
+        };
+        if points.is_empty() {
+            return Ok(());
+        }
+        let ids: BTreeSet<PointId> = points.iter().map(|p| p.id).collect();
+        local.update(UpdateOp::Upsert(points), true)?;
+        for op in replay {
+            local.update(op.within_ids(&ids), true)?;
+        }
+        Ok(())
+    }
+
+    /// Delete from this peer's replica the points the source does not have (deleted while
+    /// this replica was behind), except those written live since.
+    pub(crate) fn delete_uncopied(&self, local: &dyn Shard, copied: &HashSet<PointId>) -> Result<()> {
+        let _stream = self.stream_gate.write();
+        let mut stale = Vec::new();
+        let mut from = None;
+        loop {
+            let ids = local.scroll_ids(from, None, 4097)?;
+            let next = ids.get(4096).copied();
+            let tracking = self.tracking.lock();
+            let written = |id: &PointId| tracking.as_ref().is_some_and(|t| t.ids.contains(id));
+            stale.extend(ids.into_iter().take(4096).filter(|id| !copied.contains(id) && !written(id)));
+            match next {
+                Some(n) => from = Some(n),
+                None => break,
+            }
+        }
+        if !stale.is_empty() {
+            local.update(UpdateOp::Delete(PointSelection::Ids(stale)), true)?;
+        }
+        Ok(())
     }
 
     /// Run `read` on one replica that serves reads: this peer's, else the others in turn.
@@ -195,60 +281,54 @@ impl ReplicaSet {
             last_error.map(|e| format!(" (last error: {e})")).unwrap_or_default()
         )))
     }
-}
 
-impl Shard for ReplicaSet {
-    fn id(&self) -> ShardId {
-        self.id
+    /// Send one write to every replica in `targets` in parallel (this peer's directly).
+    fn send_write(
+        &self,
+        targets: &[(PeerId, ReplicaState)],
+        op: &UpdateOp,
+        wait: bool,
+        version: u64,
+    ) -> Vec<(PeerId, ReplicaState, std::result::Result<UpdateResult, P2pError>)> {
+        let me = self.node.me;
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = targets
+                .iter()
+                .map(|&(peer, state)| {
+                    let op = op.clone();
+                    scope.spawn(move || {
+                        let result = if peer == me {
+                            self.apply_routed(op, wait, version).map_err(P2pError::Remote)
+                        } else {
+                            match self.remote(peer, ShardCall::Update { op, wait, version }, WRITE_TIMEOUT) {
+                                Ok(ShardReply::Updated(r)) => Ok(r),
+                                Ok(_) => Err(P2pError::Remote(WireError::Internal("mismatched shard reply".into()))),
+                                Err(e) => Err(e),
+                            }
+                        };
+                        (peer, state, result)
+                    })
+                })
+                .collect();
+            handles.into_iter().filter_map(|h| h.join().ok()).collect()
+        })
     }
 
-    fn update(&self, op: UpdateOp, wait: bool) -> Result<UpdateResult> {
-        let me = self.node.me;
-        let targets: Vec<(PeerId, ReplicaState)> =
-            self.replicas().into_iter().filter(|(_, s)| s.takes_writes()).collect();
-        if targets.is_empty() {
-            return Err(CollectionError::Unavailable(format!(
-                "The replica set for shard {} on peer {me} has no active replica",
-                self.id
-            )));
-        }
-        self.note_write(&op);
-        let results: Vec<(PeerId, ReplicaState, std::result::Result<UpdateResult, P2pError>)> =
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = targets
-                    .iter()
-                    .map(|(peer, state)| {
-                        let op = op.clone();
-                        let (peer, state) = (*peer, *state);
-                        scope.spawn(move || {
-                            let result = if peer == me {
-                                match self.ensure_local().ok().flatten() {
-                                    Some(local) => local.update(op, wait).map_err(|e| P2pError::Remote(e.into())),
-                                    None => Err(P2pError::Remote(crate::p2p::WireError::Unavailable(
-                                        "this peer has no local replica".into(),
-                                    ))),
-                                }
-                            } else {
-                                match self.remote(peer, ShardCall::Update { op, wait }, WRITE_TIMEOUT) {
-                                    Ok(ShardReply::Updated(r)) => Ok(r),
-                                    Ok(_) => Err(P2pError::Remote(crate::p2p::WireError::Internal(
-                                        "mismatched shard reply".into(),
-                                    ))),
-                                    Err(e) => Err(e),
-                                }
-                            };
-                            (peer, state, result)
-                        })
-                    })
-                    .collect();
-                handles.into_iter().filter_map(|h| h.join().ok()).collect()
-            });
-        let need = (self.node.write_consistency_factor(&self.collection) as usize).clamp(1, targets.len());
+    /// Decide a write's outcome from its replicas' answers: it succeeds when
+    /// `write_consistency_factor` replicas, one of them Active, applied it. Every replica that
+    /// did not apply it is behind from then on: consensus marks it Dead before the write is
+    /// acknowledged, and if that fails the write is not acknowledged.
+    fn settle_write(
+        &self,
+        sent: usize,
+        results: Vec<(PeerId, ReplicaState, std::result::Result<UpdateResult, P2pError>)>,
+    ) -> Result<UpdateResult> {
+        let need = (self.node.write_consistency_factor(&self.collection) as usize).clamp(1, sent);
         let mut ok = None;
         let mut successes = 0;
         let mut active_success = false;
         let mut first_error = None;
-        let mut unreachable = Vec::new();
+        let mut missed = Vec::new();
         for (peer, state, result) in results {
             match result {
                 Ok(r) => {
@@ -257,17 +337,13 @@ impl Shard for ReplicaSet {
                     ok.get_or_insert(r);
                 }
                 Err(e) => {
-                    if matches!(e, P2pError::Unreachable { .. }) && peer != me {
-                        unreachable.push(peer);
-                    }
+                    missed.push(peer);
                     first_error.get_or_insert(e);
                 }
             }
         }
         if successes > 0 {
-            // The replicas that missed this write are behind now: consensus marks them Dead
-            // before the write is acknowledged; if that fails the write is not acknowledged.
-            for peer in unreachable {
+            for peer in missed {
                 if let Err(e) = self.node.mark_dead(&self.collection, self.id, peer) {
                     return Err(CollectionError::Unavailable(format!(
                         "the write reached some replicas of shard {} but replica on peer {peer} missed it and could \
@@ -287,6 +363,47 @@ impl Shard for ReplicaSet {
             (_, Some(e)) => Err(e.into()),
             (Some(r), None) => Ok(r),
             (None, None) => Err(CollectionError::Internal("no replica answered".into())),
+        }
+    }
+}
+
+impl Shard for ReplicaSet {
+    fn id(&self) -> ShardId {
+        self.id
+    }
+
+    fn update(&self, op: UpdateOp, wait: bool) -> Result<UpdateResult> {
+        let deadline = Instant::now() + WRITE_TIMEOUT;
+        loop {
+            let (replicas, version) = self.node.routing(&self.collection, self.id);
+            let targets: Vec<(PeerId, ReplicaState)> = replicas.into_iter().filter(|(_, s)| s.takes_writes()).collect();
+            if targets.is_empty() {
+                return Err(CollectionError::Unavailable(format!(
+                    "The replica set for shard {} on peer {} has no active replica",
+                    self.id, self.node.me
+                )));
+            }
+            let results = self.send_write(&targets, &op, wait, version);
+            let newer = results
+                .iter()
+                .filter_map(|(_, _, r)| match r {
+                    Err(P2pError::Remote(WireError::Stale(v))) => Some(*v),
+                    _ => None,
+                })
+                .max();
+            match newer {
+                // A replica applied a newer replica set: catch up with it and send the write
+                // again, to every replica of the new set (writes are idempotent).
+                Some(v) if self.node.wait_version(&self.collection, self.id, v, deadline) => continue,
+                Some(v) => {
+                    return Err(CollectionError::Unavailable(format!(
+                        "the replicas of shard {} changed and peer {} has not caught up with them (routing version \
+                         {v}); retry",
+                        self.id, self.node.me
+                    )))
+                }
+                None => return self.settle_write(targets.len(), results),
+            }
         }
     }
 

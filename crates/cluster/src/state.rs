@@ -73,12 +73,26 @@ pub struct CollectionMeta {
     pub payload_schema: BTreeMap<String, PayloadIndexSpec>,
     #[serde(default)]
     pub transfers: Vec<ShardTransfer>,
+    /// Shard id -> how many times its replicas or transfers changed. A write carries the
+    /// version its coordinator routed it by; a replica that applied a newer one refuses it,
+    /// so no write can miss a replica that consensus added while it was in flight.
+    #[serde(default)]
+    pub versions: BTreeMap<ShardId, u64>,
 }
 
 impl CollectionMeta {
     /// The transfer of `shard` into `to`, if one runs.
     pub fn transfer_to(&self, shard: ShardId, to: PeerId) -> Option<&ShardTransfer> {
         self.transfers.iter().find(|t| t.shard_id == shard && t.to == to)
+    }
+
+    /// The routing version of `shard` (0 until its replicas first change).
+    pub fn version(&self, shard: ShardId) -> u64 {
+        self.versions.get(&shard).copied().unwrap_or(0)
+    }
+
+    fn bump(&mut self, shard: ShardId) {
+        *self.versions.entry(shard).or_insert(0) += 1;
     }
 
     /// Replicas of `shard` with their states (empty for an unknown shard).
@@ -200,6 +214,7 @@ impl ClusterState {
                         shards,
                         payload_schema: BTreeMap::new(),
                         transfers: Vec::new(),
+                        versions: BTreeMap::new(),
                     },
                 );
                 Ok(())
@@ -226,7 +241,16 @@ impl ClusterState {
                     .get_mut(shard)
                     .and_then(|r| r.get_mut(peer))
                     .ok_or_else(|| MetaError::NotFound(format!("Shard {shard} has no replica on peer {peer}")))?;
+                // Only a completed recovery (Partial) makes a replica Active: one marked Dead
+                // meanwhile missed a write and must recover again.
+                if *state == ReplicaState::Active && !matches!(*replica, ReplicaState::Partial | ReplicaState::Active) {
+                    return Err(MetaError::BadRequest(format!(
+                        "Bad request: replica of shard {shard} on peer {peer} is {:?}, not Partial: it cannot become Active",
+                        *replica
+                    )));
+                }
                 *replica = *state;
+                meta.bump(*shard);
                 Ok(())
             }
             MetaOp::SetPayloadIndex { collection, field, spec } => {
@@ -251,10 +275,18 @@ impl ClusterState {
             }
             MetaOp::ForgetPeer { peer } => {
                 for meta in self.collections.values_mut() {
-                    for replicas in meta.shards.values_mut() {
-                        replicas.remove(peer);
+                    let mut changed: Vec<ShardId> = Vec::new();
+                    for (sid, replicas) in meta.shards.iter_mut() {
+                        if replicas.remove(peer).is_some() {
+                            changed.push(*sid);
+                        }
                     }
+                    changed
+                        .extend(meta.transfers.iter().filter(|t| t.from == *peer || t.to == *peer).map(|t| t.shard_id));
                     meta.transfers.retain(|t| t.from != *peer && t.to != *peer);
+                    for sid in changed {
+                        meta.bump(sid);
+                    }
                 }
                 Ok(())
             }
@@ -288,11 +320,19 @@ impl ClusterState {
                 }
                 replicas.insert(t.to, ReplicaState::Partial);
                 meta.transfers.push(t.clone());
+                meta.bump(t.shard_id);
                 Ok(())
             }
             MetaOp::FinishTransfer { collection, shard, from, to } => {
                 let meta = self.collections.get_mut(collection).ok_or_else(|| not_found(collection))?;
                 let at = find_transfer(meta, collection, *shard, *from, *to)?;
+                let target = meta.shards.get(shard).and_then(|r| r.get(to)).copied();
+                if target != Some(ReplicaState::Partial) {
+                    return Err(MetaError::BadRequest(format!(
+                        "Bad request: the receiving replica of shard {shard} on peer {to} is {target:?}, not Partial: \
+                         the copy must run again"
+                    )));
+                }
                 let t = meta.transfers.remove(at);
                 if let Some(replicas) = meta.shards.get_mut(shard) {
                     replicas.insert(*to, ReplicaState::Active);
@@ -300,6 +340,7 @@ impl ClusterState {
                         replicas.remove(from);
                     }
                 }
+                meta.bump(*shard);
                 Ok(())
             }
             MetaOp::AbortTransfer { collection, shard, from, to } => {
@@ -309,6 +350,7 @@ impl ClusterState {
                 if let Some(replicas) = meta.shards.get_mut(shard) {
                     replicas.remove(to);
                 }
+                meta.bump(*shard);
                 Ok(())
             }
             MetaOp::DropReplica { collection, shard, peer } => {
@@ -327,6 +369,7 @@ impl ClusterState {
                 }
                 replicas.remove(peer);
                 meta.transfers.retain(|t| !(t.shard_id == *shard && (t.from == *peer || t.to == *peer)));
+                meta.bump(*shard);
                 Ok(())
             }
         }
@@ -518,6 +561,13 @@ mod tests {
         s.apply(&transfer(0, 1, 3, false)).expect("move starts");
         assert_eq!(s.collections["a"].replicas(0), vec![(1, ReplicaState::Active), (3, ReplicaState::Partial)]);
         assert!(s.apply(&transfer(0, 1, 2, true)).is_err(), "one transfer per shard at a time");
+        // A receiving replica that missed a write cannot finish: its copy runs again.
+        let dead = MetaOp::SetReplicaState { collection: "a".into(), shard: 0, peer: 3, state: ReplicaState::Dead };
+        s.apply(&dead).expect("missed a write");
+        let finish = MetaOp::FinishTransfer { collection: "a".into(), shard: 0, from: 1, to: 3 };
+        assert!(matches!(s.apply(&finish), Err(MetaError::BadRequest(_))));
+        s.apply(&MetaOp::SetReplicaState { collection: "a".into(), shard: 0, peer: 3, state: ReplicaState::Partial })
+            .expect("copy again");
         let finish = MetaOp::FinishTransfer { collection: "a".into(), shard: 0, from: 1, to: 3 };
         s.apply(&finish).expect("finished");
         assert_eq!(s.collections["a"].replicas(0), vec![(3, ReplicaState::Active)]);
@@ -534,6 +584,35 @@ mod tests {
         s.apply(&MetaOp::FinishTransfer { collection: "a".into(), shard: 1, from: 2, to: 1 }).expect("done");
         s.apply(&drop).expect("dropped");
         assert_eq!(s.collections["a"].replicas(1), vec![(1, ReplicaState::Active)]);
+    }
+
+    #[test]
+    fn every_replica_change_bumps_the_shards_routing_version() {
+        let mut s = ClusterState::default();
+        s.apply(&create("a", BTreeMap::from([(0, vec![1]), (1, vec![2])]))).expect("created");
+        let v = |s: &ClusterState, shard| s.collections["a"].version(shard);
+        assert_eq!((v(&s, 0), v(&s, 1)), (0, 0));
+        s.apply(&transfer(0, 1, 3, true)).expect("starts");
+        assert_eq!((v(&s, 0), v(&s, 1)), (1, 0), "only the transferred shard changes");
+        s.apply(&MetaOp::FinishTransfer { collection: "a".into(), shard: 0, from: 1, to: 3 }).expect("finished");
+        let set = |peer, state| MetaOp::SetReplicaState { collection: "a".into(), shard: 0, peer, state };
+        s.apply(&set(3, ReplicaState::Dead)).expect("dead");
+        assert_eq!(v(&s, 0), 3);
+        // A Dead replica becomes Active only through Partial (a recovery).
+        assert!(matches!(s.apply(&set(3, ReplicaState::Active)), Err(MetaError::BadRequest(_))));
+        s.apply(&set(3, ReplicaState::Partial)).expect("recovering");
+        s.apply(&set(3, ReplicaState::Dead)).expect("missed a write while recovering");
+        s.apply(&set(3, ReplicaState::Partial)).expect("recovering again");
+        s.apply(&set(3, ReplicaState::Active)).expect("recovered");
+        assert_eq!(v(&s, 0), 7);
+        // Refused operations change nothing.
+        assert!(s.apply(&transfer(0, 2, 4, true)).is_err());
+        assert_eq!(v(&s, 0), 7);
+        s.apply(&MetaOp::DropReplica { collection: "a".into(), shard: 0, peer: 3 }).expect("dropped");
+        s.apply(&MetaOp::ForgetPeer { peer: 2 }).expect("forgotten");
+        assert_eq!((v(&s, 0), v(&s, 1)), (8, 1));
+        s.apply(&MetaOp::SetPayloadIndex { collection: "a".into(), field: "f".into(), spec: None }).expect("index");
+        assert_eq!((v(&s, 0), v(&s, 1)), (8, 1), "metadata that does not route writes leaves versions alone");
     }
 
     #[test]

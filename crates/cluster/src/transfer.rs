@@ -2,22 +2,25 @@
 //! the records of an Active replica into it (Qdrant's `stream_records` transfer).
 //!
 //! Recovery keeps writes that arrive during the transfer: the replica is first made Partial
-//! (every peer then sends it new writes), the ids those writes touch are remembered, and
-//! streamed records of remembered ids are skipped, since the live write is newer. Points the
-//! source no longer has are deleted at the end. Only then is the replica Active again.
+//! (every peer then sends it new writes, and a write routed before that is refused by the
+//! replicas as stale and sent again), the ids those writes touch are remembered, streamed
+//! records of remembered ids are skipped, since the live write is newer, and live writes that
+//! chose their points by filter are replayed over each streamed batch. Points the source no
+//! longer has are deleted at the end. Only then is the replica Active again; one that missed a
+//! write meanwhile was marked Dead and copies again.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use qd_collection::operations::{PointInsert, PointSelection, Record, UpdateOp, WithSelectors};
+use qd_collection::operations::{Record, WithSelectors};
 use qd_collection::shard::{Shard, ShardId};
 use qd_collection::{CollectionError, Result};
 use qd_core::selectors::{PayloadSelector, VectorSelector};
 use qd_core::PointId;
 
 use crate::node::ClusterNode;
-use crate::p2p::{PeerReply, PeerRequest, ShardCall, ShardReply};
+use crate::p2p::{PeerReply, PeerRequest, ShardCall, ShardReply, WireError};
 use crate::replica_set::ReplicaSet;
 use crate::state::{MetaOp, PeerId, ReplicaState};
 
@@ -26,14 +29,18 @@ const BATCH: usize = 2048;
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Run a peer's call on this peer's replica of the shard.
-pub fn serve_call(set: &ReplicaSet, call: ShardCall) -> Result<ShardReply> {
+pub fn serve_call(set: &ReplicaSet, call: ShardCall) -> std::result::Result<ShardReply, WireError> {
+    match call {
+        ShardCall::Update { op, wait, version } => Ok(ShardReply::Updated(set.apply_routed(op, wait, version)?)),
+        read => Ok(serve_read(set, read)?),
+    }
+}
+
+fn serve_read(set: &ReplicaSet, call: ShardCall) -> Result<ShardReply> {
     let local =
         set.ensure_local()?.ok_or_else(|| CollectionError::NotFound("no local replica of this shard".into()))?;
     Ok(match call {
-        ShardCall::Update { op, wait } => {
-            set.note_write(&op);
-            ShardReply::Updated(local.update(op, wait)?)
-        }
+        ShardCall::Update { .. } => return Err(CollectionError::Internal("a write is not a read".into())),
         ShardCall::Search(req) => ShardReply::Hits(local.search(&req)?),
         ShardCall::Retrieve { ids, with } => {
             ShardReply::Records(local.retrieve(&ids, &with)?.into_iter().map(Into::into).collect())
@@ -114,10 +121,11 @@ async fn stream(
     source: PeerId,
     transfer: bool,
 ) -> Result<usize> {
-    let index = if transfer {
-        // The transfer's start made this replica Partial already.
+    let index = if node.shared().replicas(collection, shard).contains(&(node.peer_id(), ReplicaState::Partial)) {
+        // A transfer's start (or an earlier try) made this replica Partial already.
         node.applied_index()
     } else {
+        // Dead: it takes writes again from here on.
         node.commit_replica_state(collection, shard, ReplicaState::Partial).await?
     };
     // Every peer that can write must route writes here before the stream starts, or a write
@@ -151,18 +159,7 @@ async fn stream(
             };
             seen.extend(page.iter().copied());
             let (set2, local2) = (set.clone(), local.clone());
-            blocking(move || {
-                let points: Vec<PointInsert> = records
-                    .into_iter()
-                    .filter(|r| !set2.is_dirty(&r.id))
-                    .map(|r| PointInsert { id: r.id, vectors: r.vector.unwrap_or_default(), payload: r.payload })
-                    .collect();
-                if !points.is_empty() {
-                    local2.update(UpdateOp::Upsert(points), true)?;
-                }
-                Ok(())
-            })
-            .await?;
+            blocking(move || set2.apply_copied(&*local2, records)).await?;
         }
         match next {
             Some(n) => from = Some(n),
@@ -172,23 +169,6 @@ async fn stream(
     // Points the source does not have (deleted while this replica was behind) go too.
     let (set2, local2) = (set.clone(), local.clone());
     let seen_count = seen.len();
-    blocking(move || {
-        let mut stale = Vec::new();
-        let mut from = None;
-        loop {
-            let ids = local2.scroll_ids(from, None, 4097)?;
-            let next = ids.get(4096).copied();
-            stale.extend(ids.into_iter().take(4096).filter(|id| !seen.contains(id) && !set2.is_dirty(id)));
-            match next {
-                Some(n) => from = Some(n),
-                None => break,
-            }
-        }
-        if !stale.is_empty() {
-            local2.update(UpdateOp::Delete(PointSelection::Ids(stale)), true)?;
-        }
-        Ok(())
-    })
-    .await?;
+    blocking(move || set2.delete_uncopied(&*local2, &seen)).await?;
     Ok(seen_count)
 }

@@ -3,7 +3,9 @@
 //! collection config when they get here.
 
 use qd_core::config::QuantizationSearchParams;
-use qd_core::filter::Filter;
+use std::collections::BTreeSet;
+
+use qd_core::filter::{Condition, Filter};
 use qd_core::json_path::JsonPath;
 use qd_core::selectors::{PayloadSelector, VectorSelector};
 use qd_core::vectors::{serialize_named, NamedVectors, Vector};
@@ -144,10 +146,25 @@ impl UpdateOp {
     }
 
     /// The part of this operation that concerns only the given ids (same kind of operation).
+    /// A filter selection is kept as it is.
     pub fn restrict_to(&self, keep: &dyn Fn(&PointId) -> bool) -> UpdateOp {
+        self.map_selections(&|f| f.clone(), keep)
+    }
+
+    /// This operation limited to the points in `ids`: listed ids outside it are dropped and a
+    /// filter selection also requires the point to be one of them. Replaying a filter-selected
+    /// write over a copied batch of points uses it.
+    pub fn within_ids(&self, ids: &BTreeSet<PointId>) -> UpdateOp {
+        self.map_selections(
+            &|f| Filter::must(vec![Condition::HasId(ids.clone()), Condition::Filter(f.clone())]),
+            &|id| ids.contains(id),
+        )
+    }
+
+    fn map_selections(&self, filter: &dyn Fn(&Filter) -> Filter, keep: &dyn Fn(&PointId) -> bool) -> UpdateOp {
         let sel = |s: &PointSelection| match s {
             PointSelection::Ids(ids) => PointSelection::Ids(ids.iter().copied().filter(|i| keep(i)).collect()),
-            PointSelection::Filter(f) => PointSelection::Filter(f.clone()),
+            PointSelection::Filter(f) => PointSelection::Filter(filter(f)),
         };
         match self {
             UpdateOp::Upsert(points) => UpdateOp::Upsert(points.iter().filter(|p| keep(&p.id)).cloned().collect()),
@@ -169,7 +186,7 @@ impl UpdateOp {
                 UpdateOp::UpdateVectors(v.iter().filter(|(id, _)| keep(id)).cloned().collect())
             }
             UpdateOp::Conditional { op, condition } => {
-                UpdateOp::Conditional { op: Box::new(op.restrict_to(keep)), condition: condition.clone() }
+                UpdateOp::Conditional { op: Box::new(op.map_selections(filter, keep)), condition: condition.clone() }
             }
         }
     }
@@ -391,6 +408,24 @@ mod tests {
         let outside = ShardQuery::Context(vec![(v(0.0, 1.0), v(1.0, 0.0))]);
         let gap = -1.0 - f32::EPSILON;
         assert_eq!(outside.score(Distance::Dot, at), Some(gap / (1.0 + gap.abs())));
+    }
+
+    #[test]
+    fn within_ids_narrows_listed_ids_and_filters_to_the_batch() {
+        let batch: BTreeSet<PointId> = [PointId::Num(1), PointId::Num(2)].into();
+        let by_ids = UpdateOp::Delete(PointSelection::Ids(vec![PointId::Num(2), PointId::Num(3)]));
+        assert!(
+            matches!(by_ids.within_ids(&batch), UpdateOp::Delete(PointSelection::Ids(ids)) if ids == vec![PointId::Num(2)])
+        );
+        let f = Filter::must(vec![Condition::HasId([PointId::Num(3)].into())]);
+        let by_filter = UpdateOp::ClearPayload(PointSelection::Filter(f.clone()));
+        match by_filter.within_ids(&batch) {
+            UpdateOp::ClearPayload(PointSelection::Filter(g)) => {
+                assert_eq!(g, Filter::must(vec![Condition::HasId(batch.clone()), Condition::Filter(f)]))
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(by_filter.explicit_ids().is_none() && by_ids.explicit_ids().is_some());
     }
 
     #[test]
