@@ -29,10 +29,16 @@ def alive(nodes):
     return [n for n in nodes if n.proc.poll() is None and not getattr(n, "frozen", False)]
 
 
+GROUPS = 10
+
+
 def writer(nodes, acked, uncertain, stop, errors):
-    """Upsert batches of 20 points (ids reused, so later writes overwrite earlier ones) through
-    a live peer in turn; remember what each acknowledged write left. A write that failed may or
-    may not have been applied: its ids are uncertain until their next acknowledged write."""
+    """Write through a live peer in turn, remembering what each acknowledged write left
+    (`acked`: id -> (v, grp, f)). Most writes upsert 20 points (ids reused, so later writes
+    overwrite earlier ones) with a payload {"v", "grp"}; every tenth sets {"f": version} on one
+    group by filter, which must reach replicas being copied to as well. A write that failed may
+    or may not have been applied: the points it could touch are uncertain until their next
+    acknowledged upsert."""
     version = 0
     while not stop.is_set():
         live = alive(nodes)
@@ -41,8 +47,24 @@ def writer(nodes, acked, uncertain, stop, errors):
             continue
         node = random.choice(live)
         version += 1
+        if version % 10 == 0:
+            grp = random.randrange(GROUPS)
+            body = {"payload": {"f": version}, "filter": {"must": [{"key": "grp", "match": {"value": grp}}]}}
+            touched = [i for i, (_, g, _) in acked.items() if g == grp]
+            try:
+                call(node.port, "POST", "/collections/soak/points/payload?wait=true", body, timeout=60)
+            except Exception as e:
+                errors.append(str(e))
+                uncertain.update(touched)
+                continue
+            for i in touched:
+                v, g, _ = acked[i]
+                acked[i] = (v, g, version)
+            continue
         ids = random.sample(range(5000), 20)
-        pts = [{"id": i, "vector": [random.uniform(-1, 1) for _ in range(8)], "payload": {"v": version}} for i in ids]
+        groups = {i: random.randrange(GROUPS) for i in ids}
+        pts = [{"id": i, "vector": [random.uniform(-1, 1) for _ in range(8)],
+                "payload": {"v": version, "grp": groups[i]}} for i in ids]
         try:
             call(node.port, "PUT", "/collections/soak/points?wait=true", {"points": pts}, timeout=60)
         except Exception as e:  # a peer going down mid-request: the write is not acknowledged
@@ -50,7 +72,7 @@ def writer(nodes, acked, uncertain, stop, errors):
             uncertain.update(ids)
             continue
         for i in ids:
-            acked[i] = version
+            acked[i] = (version, groups[i], None)
             uncertain.discard(i)
 
 
@@ -134,12 +156,12 @@ def main():
         bad = 0
         for n in nodes:
             got = call(n.port, "POST", "/collections/soak/points/scroll", {"limit": 100000, "with_payload": True})
-            have = {p["id"]: p["payload"]["v"] for p in got["points"]}
-            for i, v in acked.items():
-                if i not in uncertain and have.get(i) != v:
+            have = {p["id"]: (p["payload"]["v"], p["payload"]["grp"], p["payload"].get("f")) for p in got["points"]}
+            for i, want in acked.items():
+                if i not in uncertain and have.get(i) != want:
                     bad += 1
                     if bad < 10:
-                        log(f"peer {n.dir}: point {i} has {have.get(i)}, last acknowledged write {v}")
+                        log(f"peer {n.dir}: point {i} has (v, grp, f) = {have.get(i)}, acknowledged writes left {want}")
         log("OK: every acknowledged write is on every peer" if bad == 0 else f"FAILED: {bad} wrong points")
         sys.exit(0 if bad == 0 else 1)
     finally:
