@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Cluster soak: three peers, a writer that records every acknowledged point, and for
 `--minutes` a loop of faults and operations: SIGKILL of a random peer (restarted a few seconds
-later), SIGSTOP/SIGCONT of one, shard moves and replications with drops. At the end every
+later), SIGSTOP/SIGCONT of one, shard moves and replications (streamed or by snapshot) with drops. At the end every
 replica must be Active again and every peer must answer every acknowledged point with the
 payload of its last acknowledged write.
 
@@ -117,9 +117,10 @@ def fault(nodes, ids, log):
                 call(port, "POST", "/collections/soak/cluster", {"drop_replica": {"shard_id": shard, "peer_id": victim}})
                 return
             op = "move_shard" if kind == "move" else "replicate_shard"
-            log(f"{op} {shard}: {holders[0]} -> {free[0]}")
+            method = random.choice(["stream_records", "snapshot"])
+            log(f"{op} {shard} by {method}: {holders[0]} -> {free[0]}")
             call(port, "POST", "/collections/soak/cluster",
-                 {op: {"shard_id": shard, "from_peer_id": holders[0], "to_peer_id": free[0]}})
+                 {op: {"shard_id": shard, "from_peer_id": holders[0], "to_peer_id": free[0], "method": method}})
         except Exception as e:
             log(f"  refused/failed: {e}")
 

@@ -140,3 +140,30 @@ def test_shard_moves_through_the_client(peers, transport):
     with pytest.raises(Exception, match="does not exist"):
         bad = models.MoveShardOperation(move_shard=models.MoveShard(shard_id=7, from_peer_id=source, to_peer_id=target))
         a.cluster_collection_update(name, bad)
+
+
+@pytest.mark.parametrize("transport", ["rest", "grpc"])
+def test_shard_keys_through_the_client(peers, transport):
+    a, b, c = clients(peers, transport)
+    name = f"keys_{transport}"
+    a.create_collection(name, vectors_config=models.VectorParams(size=DIM, distance=models.Distance.DOT),
+                        sharding_method=models.ShardingMethod.CUSTOM, shard_number=2, replication_factor=2)
+    peer_c = c.cluster_status().peer_id
+    b.create_shard_key(name, "eu")
+    a.create_shard_key(name, 5, shards_number=1, replication_factor=1, placement=[peer_c])
+    data = points(60, 3)
+    c.upsert(name, data[:40], shard_key_selector="eu", wait=True)
+    a.upsert(name, data[40:], shard_key_selector=5, wait=True)
+    for reader in (a, b, c):
+        assert reader.count(name, exact=True).count == 60
+        assert reader.count(name, shard_key_selector="eu", exact=True).count == 40
+        got = reader.retrieve(name, [0, 45], shard_key_selector=5)
+        assert [p.id for p in got] == [45]
+    info = c.collection_cluster_info(name)
+    assert any(s.shard_key == 5 for s in info.local_shards), info
+    with pytest.raises(Exception, match="already exists"):
+        a.create_shard_key(name, "eu")
+    c.delete_shard_key(name, "eu")
+    for reader in (a, b, c):
+        assert reader.count(name, exact=True).count == 20
+    a.delete_collection(name)

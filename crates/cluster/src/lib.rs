@@ -17,4 +17,4 @@ pub mod store;
 pub mod transfer;
 
 pub use node::{ClusterNode, ClusterOptions, ClusterStatus, CollectionClusterInfo, LocalShardInfo};
-pub use state::{MetaOp, PeerId, ReplicaState};
+pub use state::{MetaOp, PeerId, ReplicaState, TransferMethod};

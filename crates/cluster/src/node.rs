@@ -21,6 +21,7 @@ use openraft::{AnyError, ChangeMembers, ServerState};
 use parking_lot::Mutex;
 use qd_collection::registry::{named_vectors, ShardPlacement};
 use qd_collection::shard::{Shard, ShardId};
+use qd_collection::shard_set::ShardKey;
 use qd_collection::{AliasAction, CollectionError, LocalShards, Registry};
 use serde::Serialize;
 use tokio::sync::watch;
@@ -76,6 +77,12 @@ pub(crate) struct DeadReport {
 impl NodeShared {
     pub fn replicas(&self, collection: &str, shard: ShardId) -> Vec<(PeerId, ReplicaState)> {
         self.routing(collection, shard).0
+    }
+
+    /// The method of the transfer into this peer's replica of a shard, if one runs.
+    pub fn transfer_into(&self, collection: &str, shard: ShardId) -> Option<TransferMethod> {
+        let applied = self.applied.borrow();
+        applied.machine.state.collections.get(collection)?.transfer_to(shard, self.me).map(|t| t.method)
     }
 
     /// The replicas of a shard and the routing version they are at, read together.
@@ -538,6 +545,58 @@ impl ClusterNode {
         place_shards(shard_number, replication_factor, &self.peers(), &machine.state.load()).map_err(meta_error)
     }
 
+    /// `PUT /collections/{c}/shards` in a cluster: a shard key with `shards_number` new shards
+    /// (the collection's `shard_number` by default), each with `replication_factor` replicas
+    /// (the collection's by default) placed on `placement` (every peer by default).
+    pub async fn create_shard_key(
+        &self,
+        collection: &str,
+        key: ShardKey,
+        shards_number: Option<u32>,
+        replication_factor: Option<u32>,
+        placement: Option<Vec<PeerId>>,
+        timeout: Duration,
+    ) -> Result<(), CollectionError> {
+        let machine = self.state();
+        let meta = machine
+            .state
+            .collections
+            .get(collection)
+            .ok_or_else(|| CollectionError::NotFound(format!("Collection `{collection}` doesn't exist!")))?;
+        let n = shards_number.unwrap_or(meta.config.params.shard_number).max(1);
+        qd_core::limits::shard_count("shards_number", n)?;
+        let rf = replication_factor.unwrap_or(meta.config.params.replication_factor);
+        let peers = match placement {
+            Some(peers) if peers.is_empty() => {
+                return Err(CollectionError::BadRequest("Bad request: placement: needs at least one peer".into()))
+            }
+            Some(peers) => {
+                for p in &peers {
+                    self.check_peer(*p)?;
+                }
+                peers
+            }
+            None => self.peers(),
+        };
+        let first = meta.next_shard_id();
+        let placement = place_shards(n, rf, &peers, &machine.state.load())
+            .map_err(meta_error)?
+            .into_iter()
+            .map(|(i, holders)| (first + i, holders))
+            .collect();
+        self.propose_within(MetaOp::CreateShardKey { collection: collection.into(), key, placement }, timeout).await
+    }
+
+    /// `POST /collections/{c}/shards/delete` in a cluster.
+    pub async fn delete_shard_key(
+        &self,
+        collection: &str,
+        key: ShardKey,
+        timeout: Duration,
+    ) -> Result<(), CollectionError> {
+        self.propose_within(MetaOp::DeleteShardKey { collection: collection.into(), key }, timeout).await
+    }
+
     /// `DELETE /cluster/peer/{id}`: refused while the peer holds the only replica of a shard,
     /// unless `force`.
     pub async fn remove_peer(&self, peer: PeerId, force: bool) -> Result<(), CollectionError> {
@@ -596,7 +655,8 @@ impl ClusterNode {
                         .replica_set(collection, *sid)
                         .and_then(|s| s.local().map(|l| l.stats().points_count))
                         .unwrap_or(0);
-                    local_shards.push(LocalShardInfo { shard_id: *sid, shard_key: None, points_count, state: *state });
+                    let shard_key = meta.shard_keys.iter().find(|e| e.shards.contains(sid)).map(|e| e.key.to_json());
+                    local_shards.push(LocalShardInfo { shard_id: *sid, shard_key, points_count, state: *state });
                 } else {
                     remote_shards.push(RemoteShardInfo { shard_id: *sid, peer_id: *peer, state: *state });
                 }
@@ -663,6 +723,21 @@ impl ClusterNode {
                     tracing::error!(collection = %name, field, error = %e, "cannot drop a payload index");
                 }
             }
+            // Shard keys created or deleted (custom sharding).
+            if let Some(local_keys) = collection.shard_keys() {
+                for e in &meta.shard_keys {
+                    if !local_keys.contains(&e.key) {
+                        if let Err(e) = self.registry.add_shard_key(name, e.key.clone(), e.shards.clone()) {
+                            tracing::error!(collection = %name, error = %e, "cannot add a shard key");
+                        }
+                    }
+                }
+                for key in local_keys.iter().filter(|k| !meta.shard_keys.iter().any(|e| &e.key == *k)) {
+                    if let Err(e) = self.registry.delete_shard_key(name, key) {
+                        tracing::error!(collection = %name, error = %e, "cannot delete a shard key");
+                    }
+                }
+            }
             // Replicas transfers brought here or took away.
             for sid in meta.shards.keys() {
                 let Some(set) = self.replica_set(name, *sid) else { continue };
@@ -708,7 +783,8 @@ impl ClusterNode {
                 let Some(state) = replicas.get(&me) else { continue };
                 let transfer = meta.transfer_to(*sid, me);
                 let source = match (state, transfer) {
-                    (ReplicaState::Partial, Some(t)) => Some(t.from),
+                    // A transfer's copy, or its retry once the copy missed a write (Dead).
+                    (ReplicaState::Partial | ReplicaState::Dead, Some(t)) => Some(t.from),
                     (ReplicaState::Dead | ReplicaState::Partial, None) => {
                         replicas.iter().find(|(p, s)| **p != me && **s == ReplicaState::Active).map(|(p, _)| *p)
                     }
@@ -720,9 +796,9 @@ impl ClusterNode {
                     continue;
                 }
                 let node = self.clone();
-                let is_transfer = transfer.is_some();
+                let method = transfer.map(|t| t.method);
                 tokio::spawn(async move {
-                    let result = crate::transfer::recover(&node, &key.0, key.1, source, is_transfer).await;
+                    let result = crate::transfer::recover(&node, &key.0, key.1, source, method).await;
                     node.recovering.lock().remove(&key);
                     match result {
                         Ok(n) => tracing::info!(collection = %key.0, shard = key.1, points = n, "replica recovered"),
@@ -765,10 +841,11 @@ impl ClusterNode {
         from: PeerId,
         to: PeerId,
         sync: bool,
+        method: TransferMethod,
     ) -> Result<(), CollectionError> {
         self.check_peer(from)?;
         self.check_peer(to)?;
-        let transfer = ShardTransfer { shard_id: shard, from, to, sync, method: TransferMethod::StreamRecords };
+        let transfer = ShardTransfer { shard_id: shard, from, to, sync, method };
         self.propose(MetaOp::StartTransfer { collection: collection.into(), transfer }).await
     }
 
@@ -798,6 +875,10 @@ impl ClusterNode {
 
     pub(crate) fn replica_set(&self, collection: &str, shard: ShardId) -> Option<Arc<ReplicaSet>> {
         self.replica_sets.lock().get(&(collection.to_string(), shard)).and_then(Weak::upgrade)
+    }
+
+    pub(crate) fn registry(&self) -> &Arc<Registry> {
+        &self.registry
     }
 
     pub(crate) fn shared(&self) -> &Arc<NodeShared> {
@@ -839,7 +920,9 @@ impl ClusterNode {
                 self.shared.me
             )));
         };
-        let result = tokio::task::spawn_blocking(move || crate::transfer::serve_call(&set, call)).await;
+        let registry = self.registry.clone();
+        let result =
+            tokio::task::spawn_blocking(move || crate::transfer::serve_call(&registry, &collection, &set, call)).await;
         match result {
             Ok(Ok(reply)) => PeerReply::Shard(reply),
             Ok(Err(e)) => PeerReply::Error(e.into()),

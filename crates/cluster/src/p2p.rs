@@ -114,6 +114,18 @@ pub enum ShardCall {
         indices: Vec<u32>,
     },
     Stats,
+    /// Snapshot this peer's replica into a file a snapshot transfer then reads.
+    SnapshotCreate,
+    /// Up to `len` bytes of a transfer snapshot from `offset`.
+    SnapshotRead {
+        name: String,
+        offset: u64,
+        len: u64,
+    },
+    /// The transfer snapshot was copied (or abandoned): delete it.
+    SnapshotDrop {
+        name: String,
+    },
 }
 
 /// A point as it travels between peers (names kept, unlike the user-facing shape).
@@ -147,6 +159,14 @@ pub enum ShardReply {
     Facet(Vec<(serde_json::Value, usize)>),
     SparseDf(Vec<usize>, usize),
     Stats(ShardStats),
+    SnapshotCreated {
+        name: String,
+        size: u64,
+        sha256: String,
+    },
+    /// Raw bytes (MessagePack bin, not an array of numbers).
+    Bytes(#[serde(with = "serde_bytes")] Vec<u8>),
+    Done,
 }
 
 /// An error answered by a peer, classified so the caller can report it as the peer would.

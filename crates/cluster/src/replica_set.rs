@@ -20,7 +20,7 @@ use qd_core::PointId;
 
 use crate::node::NodeShared;
 use crate::p2p::{P2pError, PeerReply, PeerRequest, ShardCall, ShardReply, WireError};
-use crate::state::{PeerId, ReplicaState};
+use crate::state::{PeerId, ReplicaState, TransferMethod};
 
 /// How long a peer may take to answer a read.
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -52,6 +52,9 @@ struct Tracking {
     /// Writes that chose their points by filter, in order: replayed over each copied batch,
     /// whose points the source may have read before it applied them.
     by_filter: Vec<UpdateOp>,
+    /// Every live write, in order, while a snapshot transfer brings this replica: applied
+    /// again over the installed snapshot, which replaces what they wrote.
+    all: Option<Vec<UpdateOp>>,
 }
 
 impl ReplicaSet {
@@ -94,7 +97,8 @@ impl ReplicaSet {
 
     fn track_unless_active(&self) {
         if self.my_state().is_some_and(|s| s != ReplicaState::Active) {
-            self.begin_tracking();
+            let method = self.node.transfer_into(&self.collection, self.id);
+            self.begin_tracking(method == Some(TransferMethod::Snapshot));
         }
     }
 
@@ -124,6 +128,8 @@ impl ReplicaSet {
             return Ok(());
         }
         let Some(local) = self.local.write().take() else { return Ok(()) };
+        // What live writes did to this replica goes with it (a later copy starts afresh).
+        self.end_tracking();
         local.shutdown()?;
         drop(local);
         if let Some(files) = &self.files {
@@ -150,12 +156,14 @@ impl ReplicaSet {
         }
     }
 
-    /// Start remembering live writes (a copy into this replica begins). Writes remembered by
-    /// an earlier, failed copy stay remembered.
-    pub fn begin_tracking(&self) {
+    /// Start remembering live writes (a copy into this replica begins), each whole when
+    /// `whole` (a snapshot transfer). Writes remembered by an earlier, failed copy stay
+    /// remembered.
+    pub fn begin_tracking(&self, whole: bool) {
         let mut tracking = self.tracking.lock();
-        if tracking.is_none() {
-            *tracking = Some(Tracking::default());
+        let t = tracking.get_or_insert_with(Tracking::default);
+        if whole && t.all.is_none() {
+            t.all = Some(Vec::new());
         }
     }
 
@@ -177,15 +185,21 @@ impl ReplicaSet {
             .ensure_local()?
             .ok_or_else(|| WireError::NotFound(format!("shard {} has no replica on peer {}", self.id, self.node.me)))?;
         let _stream = self.stream_gate.read();
-        let tracked = self.tracking.lock().is_some().then(|| match op.explicit_ids() {
-            Some(ids) => (ids, None),
-            None => (Vec::new(), Some(op.clone())),
+        let tracked = self.tracking.lock().as_ref().map(|t| {
+            let whole = t.all.is_some().then(|| op.clone());
+            match op.explicit_ids() {
+                Some(ids) => (ids, None, whole),
+                None => (Vec::new(), Some(op.clone()), whole),
+            }
         });
         let result = local.update(op, wait);
-        if let (Some((ids, by_filter)), Some(tracking)) = (tracked, self.tracking.lock().as_mut()) {
+        if let (Some((ids, by_filter, whole)), Some(tracking)) = (tracked, self.tracking.lock().as_mut()) {
             if result.is_ok() {
                 tracking.ids.extend(ids);
                 tracking.by_filter.extend(by_filter);
+                if let (Some(all), Some(op)) = (tracking.all.as_mut(), whole) {
+                    all.push(op);
+                }
             } else {
                 // What the failed write touched is copied again from the source.
                 for id in &ids {
@@ -222,6 +236,38 @@ impl ReplicaSet {
         Ok(())
     }
 
+    /// Replace this peer's replica with the shard snapshot in `archive` (copied from the
+    /// source, verified against `sha256`), then apply again every live write it received since
+    /// the transfer began. Live writes wait meanwhile.
+    pub(crate) fn install_snapshot(&self, archive: &mut dyn std::io::Read, size: u64, sha256: &str) -> Result<()> {
+        let files =
+            self.files.as_ref().ok_or_else(|| CollectionError::Internal("no shard files on this peer".into()))?;
+        let staged = files.stage(archive, Some(size), sha256)?;
+        let _stream = self.stream_gate.write();
+        let mut slot = self.local.write();
+        if let Some(old) = slot.take() {
+            old.shutdown()?;
+            // The old database must be closed (its last user gone) before its files are
+            // replaced: an open one would go on writing and purging files in the new one.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Arc::strong_count(&old) > 1 {
+                if Instant::now() >= deadline {
+                    return Err(CollectionError::Unavailable("the replica being replaced is still in use".into()));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        files.install(staged, self.id)?;
+        let opened = files.open(self.id)?;
+        *slot = Some(opened.clone());
+        drop(slot);
+        let replay = self.tracking.lock().as_ref().and_then(|t| t.all.clone()).unwrap_or_default();
+        for op in replay {
+            opened.update(op, true)?;
+        }
+        Ok(())
+    }
+
     /// Delete from this peer's replica the points the source does not have (deleted while
     /// this replica was behind), except those written live since.
     pub(crate) fn delete_uncopied(&self, local: &dyn Shard, copied: &HashSet<PointId>) -> Result<()> {
@@ -254,8 +300,8 @@ impl ReplicaSet {
     ) -> Result<T> {
         let replicas = self.replicas();
         let me = self.node.me;
-        if let Some(shard) = self.local() {
-            if replicas.iter().any(|(p, s)| *p == me && s.serves_reads()) {
+        if replicas.iter().any(|(p, s)| *p == me && s.serves_reads()) {
+            if let Some(shard) = self.local() {
                 return local(&*shard);
             }
         }

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use qd_collection::catalog::PayloadIndexSpec;
 use qd_collection::shard::ShardId;
+use qd_collection::shard_set::{ShardKey, ShardKeyEntry};
 use qd_collection::AliasAction;
 use qd_core::config::CollectionConfig;
 use serde::{Deserialize, Serialize};
@@ -49,6 +50,9 @@ impl ReplicaState {
 pub enum TransferMethod {
     /// Points are streamed in batches from the source replica.
     StreamRecords,
+    /// The source's shard snapshot is copied and installed, then the writes the new replica
+    /// received meanwhile are applied again over it.
+    Snapshot,
 }
 
 /// A shard copy in progress, with Qdrant's field names.
@@ -78,6 +82,9 @@ pub struct CollectionMeta {
     /// so no write can miss a replica that consensus added while it was in flight.
     #[serde(default)]
     pub versions: BTreeMap<ShardId, u64>,
+    /// Custom sharding: each shard key and the shards it owns.
+    #[serde(default)]
+    pub shard_keys: Vec<ShardKeyEntry>,
 }
 
 impl CollectionMeta {
@@ -89,6 +96,12 @@ impl CollectionMeta {
     /// The routing version of `shard` (0 until its replicas first change).
     pub fn version(&self, shard: ShardId) -> u64 {
         self.versions.get(&shard).copied().unwrap_or(0)
+    }
+
+    /// The id a new shard gets: above every shard this collection ever had (a stale routing
+    /// version must never match a new shard).
+    pub fn next_shard_id(&self) -> ShardId {
+        self.shards.keys().chain(self.versions.keys()).max().map_or(0, |m| m + 1)
     }
 
     fn bump(&mut self, shard: ShardId) {
@@ -170,6 +183,18 @@ pub enum MetaOp {
         shard: ShardId,
         peer: PeerId,
     },
+    /// Add a shard key to a custom-sharded collection, with its new shards placed.
+    CreateShardKey {
+        collection: String,
+        key: ShardKey,
+        /// New shard id -> the peers holding its replicas.
+        placement: BTreeMap<ShardId, Vec<PeerId>>,
+    },
+    /// Remove a shard key and its shards.
+    DeleteShardKey {
+        collection: String,
+        key: ShardKey,
+    },
 }
 
 /// Why an operation did not apply, classified as the API reports it.
@@ -215,6 +240,7 @@ impl ClusterState {
                         payload_schema: BTreeMap::new(),
                         transfers: Vec::new(),
                         versions: BTreeMap::new(),
+                        shard_keys: Vec::new(),
                     },
                 );
                 Ok(())
@@ -370,6 +396,44 @@ impl ClusterState {
                 replicas.remove(peer);
                 meta.transfers.retain(|t| !(t.shard_id == *shard && (t.from == *peer || t.to == *peer)));
                 meta.bump(*shard);
+                Ok(())
+            }
+            MetaOp::CreateShardKey { collection, key, placement } => {
+                let meta = self.collections.get_mut(collection).ok_or_else(|| not_found(collection))?;
+                if meta.config.params.sharding_method != Some(qd_core::config::ShardingMethod::Custom) {
+                    return Err(MetaError::BadRequest(format!(
+                        "Bad request: collection `{collection}` does not use sharding_method: custom"
+                    )));
+                }
+                if meta.shard_keys.iter().any(|e| &e.key == key) {
+                    return Err(MetaError::AlreadyExists(format!("Bad request: Shard key {key} already exists")));
+                }
+                let first = meta.next_shard_id();
+                if placement.is_empty() || placement.keys().any(|sid| *sid < first) {
+                    return Err(MetaError::BadRequest(format!(
+                        "Bad request: the shards of shard key {key} must be new (from shard id {first})"
+                    )));
+                }
+                for (sid, peers) in placement {
+                    meta.shards.insert(*sid, peers.iter().map(|p| (*p, ReplicaState::Active)).collect());
+                    meta.bump(*sid);
+                }
+                meta.shard_keys.push(ShardKeyEntry { key: key.clone(), shards: placement.keys().copied().collect() });
+                Ok(())
+            }
+            MetaOp::DeleteShardKey { collection, key } => {
+                let meta = self.collections.get_mut(collection).ok_or_else(|| not_found(collection))?;
+                let at = meta
+                    .shard_keys
+                    .iter()
+                    .position(|e| &e.key == key)
+                    .ok_or_else(|| MetaError::NotFound(format!("Not found: Shard key {key} does not exist")))?;
+                let entry = meta.shard_keys.remove(at);
+                for sid in entry.shards {
+                    meta.shards.remove(&sid);
+                    meta.transfers.retain(|t| t.shard_id != sid);
+                    meta.bump(sid);
+                }
                 Ok(())
             }
         }
@@ -613,6 +677,54 @@ mod tests {
         assert_eq!((v(&s, 0), v(&s, 1)), (8, 1));
         s.apply(&MetaOp::SetPayloadIndex { collection: "a".into(), field: "f".into(), spec: None }).expect("index");
         assert_eq!((v(&s, 0), v(&s, 1)), (8, 1), "metadata that does not route writes leaves versions alone");
+    }
+
+    #[test]
+    fn shard_keys_own_new_shards_and_take_them_away() {
+        let mut s = ClusterState::default();
+        let mut custom = config();
+        custom.params.sharding_method = Some(qd_core::config::ShardingMethod::Custom);
+        let op = MetaOp::CreateCollection {
+            name: "c".into(),
+            config: Box::new(custom),
+            created_at: "t".into(),
+            placement: BTreeMap::new(),
+        };
+        s.apply(&op).expect("created");
+        let key = |k: &str| ShardKey::Keyword(k.into());
+        let create = |k: &str, placement: BTreeMap<ShardId, Vec<PeerId>>| MetaOp::CreateShardKey {
+            collection: "c".into(),
+            key: key(k),
+            placement,
+        };
+        s.apply(&create("a", BTreeMap::from([(0, vec![1, 2]), (1, vec![2, 3])]))).expect("key a");
+        assert_eq!(s.collections["c"].next_shard_id(), 2);
+        assert!(matches!(s.apply(&create("a", BTreeMap::from([(2, vec![1])]))), Err(MetaError::AlreadyExists(_))));
+        assert!(matches!(s.apply(&create("b", BTreeMap::from([(1, vec![1])]))), Err(MetaError::BadRequest(_))));
+        s.apply(&create("b", BTreeMap::from([(2, vec![3])]))).expect("key b");
+        assert_eq!(s.collections["c"].replicas(1), vec![(2, ReplicaState::Active), (3, ReplicaState::Active)]);
+        let delete = MetaOp::DeleteShardKey { collection: "c".into(), key: key("a") };
+        s.apply(&delete).expect("deleted");
+        assert!(matches!(s.apply(&delete), Err(MetaError::NotFound(_))));
+        let meta = &s.collections["c"];
+        assert_eq!(meta.shards.keys().copied().collect::<Vec<_>>(), vec![2]);
+        assert_eq!(meta.shard_keys, vec![ShardKeyEntry { key: key("b"), shards: vec![2] }]);
+        assert_eq!(meta.next_shard_id(), 3, "ids of deleted shards are not reused");
+        // Automatic sharding has no keys.
+        s.apply(&create("x", BTreeMap::new())).expect_err("no placement");
+        s.apply(&MetaOp::CreateCollection {
+            name: "auto".into(),
+            config: Box::new(config()),
+            created_at: "t".into(),
+            placement: BTreeMap::from([(0, vec![1])]),
+        })
+        .expect("auto");
+        let op = MetaOp::CreateShardKey {
+            collection: "auto".into(),
+            key: key("a"),
+            placement: BTreeMap::from([(1, vec![1])]),
+        };
+        assert!(matches!(s.apply(&op), Err(MetaError::BadRequest(m)) if m.contains("custom")));
     }
 
     #[test]

@@ -10,37 +10,95 @@
 //! write meanwhile was marked Dead and copies again.
 
 use std::collections::HashSet;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
 use qd_collection::operations::{Record, WithSelectors};
 use qd_collection::shard::{Shard, ShardId};
-use qd_collection::{CollectionError, Result};
+use qd_collection::snapshot::{no_progress, snapshot_shard};
+use qd_collection::{CollectionError, Registry, Result};
 use qd_core::selectors::{PayloadSelector, VectorSelector};
 use qd_core::PointId;
 
 use crate::node::ClusterNode;
 use crate::p2p::{PeerReply, PeerRequest, ShardCall, ShardReply, WireError};
 use crate::replica_set::ReplicaSet;
-use crate::state::{MetaOp, PeerId, ReplicaState};
+use crate::state::{MetaOp, PeerId, ReplicaState, TransferMethod};
 
 /// Points per streamed batch.
 const BATCH: usize = 2048;
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// Bytes per read of a transfer snapshot.
+const SNAPSHOT_CHUNK: u64 = 8 << 20;
 
 /// Run a peer's call on this peer's replica of the shard.
-pub fn serve_call(set: &ReplicaSet, call: ShardCall) -> std::result::Result<ShardReply, WireError> {
+pub fn serve_call(
+    registry: &Registry,
+    collection: &str,
+    set: &ReplicaSet,
+    call: ShardCall,
+) -> std::result::Result<ShardReply, WireError> {
     match call {
         ShardCall::Update { op, wait, version } => Ok(ShardReply::Updated(set.apply_routed(op, wait, version)?)),
+        ShardCall::SnapshotCreate => {
+            let name = format!("transfer-{:016x}.snapshot", rand::random::<u64>());
+            let path = transfer_file(registry, &name)?;
+            let made = std::fs::File::create(&path)
+                .map_err(|e| CollectionError::Storage(qd_storage::StorageError::io(&path, e)))
+                .and_then(|file| {
+                    let c = registry.get(collection)?;
+                    snapshot_shard(&c, set.id(), std::io::BufWriter::new(file), &path, &mut no_progress)
+                });
+            match made {
+                Ok((_, size, sha256)) => Ok(ShardReply::SnapshotCreated { name, size, sha256 }),
+                Err(e) => {
+                    let _ = std::fs::remove_file(&path);
+                    Err(e.into())
+                }
+            }
+        }
+        ShardCall::SnapshotRead { name, offset, len } => {
+            let path = transfer_file(registry, &name)?;
+            let io = |e| WireError::from(CollectionError::Storage(qd_storage::StorageError::io(&path, e)));
+            let mut file = std::fs::File::open(&path).map_err(io)?;
+            file.seek(SeekFrom::Start(offset)).map_err(io)?;
+            let mut bytes = Vec::new();
+            file.take(len.min(SNAPSHOT_CHUNK)).read_to_end(&mut bytes).map_err(io)?;
+            Ok(ShardReply::Bytes(bytes))
+        }
+        ShardCall::SnapshotDrop { name } => {
+            let path = transfer_file(registry, &name)?;
+            let _ = std::fs::remove_file(&path);
+            Ok(ShardReply::Done)
+        }
         read => Ok(serve_read(set, read)?),
     }
+}
+
+/// Where the source keeps a transfer snapshot named `name` (names are ours: anything else is
+/// refused, so a peer cannot reach other files).
+fn transfer_file(registry: &Registry, name: &str) -> Result<std::path::PathBuf> {
+    let ours = name.starts_with("transfer-")
+        && name.ends_with(".snapshot")
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        && !name.contains("..");
+    if !ours {
+        return Err(CollectionError::BadRequest(format!("`{name}` is not a transfer snapshot")));
+    }
+    let dir = registry.layout().tmp_dir().join("transfers");
+    std::fs::create_dir_all(&dir).map_err(|e| CollectionError::Storage(qd_storage::StorageError::io(&dir, e)))?;
+    Ok(dir.join(name))
 }
 
 fn serve_read(set: &ReplicaSet, call: ShardCall) -> Result<ShardReply> {
     let local =
         set.ensure_local()?.ok_or_else(|| CollectionError::NotFound("no local replica of this shard".into()))?;
     Ok(match call {
-        ShardCall::Update { .. } => return Err(CollectionError::Internal("a write is not a read".into())),
+        ShardCall::Update { .. }
+        | ShardCall::SnapshotCreate
+        | ShardCall::SnapshotRead { .. }
+        | ShardCall::SnapshotDrop { .. } => return Err(CollectionError::Internal("not a read".into())),
         ShardCall::Search(req) => ShardReply::Hits(local.search(&req)?),
         ShardCall::Retrieve { ids, with } => {
             ShardReply::Records(local.retrieve(&ids, &with)?.into_iter().map(Into::into).collect())
@@ -84,32 +142,126 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 }
 
 /// Bring this peer's replica of `collection`/`shard` up to date from the Active replica on
-/// `source`: a Dead replica's recovery, or (`transfer`) the copy a shard transfer started.
-/// Returns the number of points streamed.
+/// `source`: a Dead replica's recovery (records streamed), or the copy a shard transfer
+/// started, by its `method`. Returns the number of points copied.
 pub async fn recover(
     node: &Arc<ClusterNode>,
     collection: &str,
     shard: ShardId,
     source: PeerId,
-    transfer: bool,
+    method: Option<TransferMethod>,
 ) -> Result<usize> {
     let set = node
         .replica_set(collection, shard)
         .ok_or_else(|| CollectionError::NotFound(format!("shard {shard} of `{collection}` is not loaded here")))?;
     let opener = set.clone();
+    // Not held across a snapshot copy: the installed snapshot replaces this database.
     let local = blocking(move || opener.ensure_local())
         .await?
         .ok_or_else(|| CollectionError::NotFound(format!("shard {shard} of `{collection}` has no local replica")))?;
-    set.begin_tracking();
-    let streamed = stream(node, &set, &local, collection, shard, source, transfer).await?;
+    set.begin_tracking(method == Some(TransferMethod::Snapshot));
+    take_writes(node, collection, shard).await?;
+    let copied = match method {
+        Some(TransferMethod::Snapshot) => {
+            drop(local);
+            copy_snapshot(node, &set, collection, shard, source).await?
+        }
+        _ => stream(node, &set, &local, collection, shard, source, method.is_some()).await?,
+    };
     let me = node.peer_id();
-    if transfer {
+    if method.is_some() {
         node.commit_op(MetaOp::FinishTransfer { collection: collection.into(), shard, from: source, to: me }).await?;
     } else {
         node.commit_replica_state(collection, shard, ReplicaState::Active).await?;
     }
     set.end_tracking();
-    Ok(streamed)
+    Ok(copied)
+}
+
+/// Make this peer's replica Partial (a Dead one takes writes again from here on; a
+/// transfer's start made it Partial already), and wait until every peer that can write routes
+/// writes to it: a write applied on the source after the copy read that point would be
+/// missed otherwise.
+async fn take_writes(node: &Arc<ClusterNode>, collection: &str, shard: ShardId) -> Result<()> {
+    let index = if node.shared().replicas(collection, shard).contains(&(node.peer_id(), ReplicaState::Partial)) {
+        node.applied_index()
+    } else {
+        node.commit_replica_state(collection, shard, ReplicaState::Partial).await?
+    };
+    node.wait_peers_applied(index).await;
+    Ok(())
+}
+
+/// The `snapshot` method: the source snapshots its replica into a file, this peer copies it in
+/// chunks, installs it and applies again the live writes it received meanwhile.
+async fn copy_snapshot(
+    node: &Arc<ClusterNode>,
+    set: &Arc<ReplicaSet>,
+    collection: &str,
+    shard: ShardId,
+    source: PeerId,
+) -> Result<usize> {
+    let (name, size, sha256) = match call_source(node, source, collection, shard, ShardCall::SnapshotCreate).await? {
+        ShardReply::SnapshotCreated { name, size, sha256 } => (name, size, sha256),
+        _ => return Err(CollectionError::Internal("mismatched reply to a snapshot".into())),
+    };
+    let dir = node.registry().layout().tmp_dir().join("transfers");
+    let path = dir.join(format!("incoming-{:016x}.snapshot", rand::random::<u64>()));
+    let copied = download(node, collection, shard, source, &name, size, &dir, &path).await;
+    let dropped = ShardCall::SnapshotDrop { name };
+    if let Err(e) = call_source(node, source, collection, shard, dropped).await {
+        tracing::warn!(collection, shard, error = %e, "the source kept a transfer snapshot");
+    }
+    let installed = match copied {
+        Ok(()) => {
+            let (set, path) = (set.clone(), path.clone());
+            blocking(move || {
+                let file = std::fs::File::open(&path)
+                    .map_err(|e| CollectionError::Storage(qd_storage::StorageError::io(&path, e)))?;
+                set.install_snapshot(&mut std::io::BufReader::new(file), size, &sha256)?;
+                set.local().map_or(Ok(0), |l| l.count(None))
+            })
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    let _ = std::fs::remove_file(&path);
+    installed
+}
+
+/// Copy the source's transfer snapshot `name` (`size` bytes) into `path`.
+#[allow(clippy::too_many_arguments)]
+async fn download(
+    node: &Arc<ClusterNode>,
+    collection: &str,
+    shard: ShardId,
+    source: PeerId,
+    name: &str,
+    size: u64,
+    dir: &std::path::Path,
+    path: &std::path::Path,
+) -> Result<()> {
+    let io = |p: &std::path::Path, e| CollectionError::Storage(qd_storage::StorageError::io(p, e));
+    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    let mut file = std::fs::File::create(path).map_err(|e| io(path, e))?;
+    let mut offset = 0;
+    while offset < size {
+        if !node.transfer_running(collection, shard, source) {
+            return Err(CollectionError::Unavailable("the transfer was aborted".into()));
+        }
+        let call = ShardCall::SnapshotRead { name: name.to_string(), offset, len: SNAPSHOT_CHUNK };
+        let bytes = match call_source(node, source, collection, shard, call).await? {
+            ShardReply::Bytes(b) if !b.is_empty() => b,
+            ShardReply::Bytes(_) => {
+                return Err(CollectionError::Unavailable("the transfer snapshot ended early".into()))
+            }
+            _ => return Err(CollectionError::Internal("mismatched reply to a snapshot read".into())),
+        };
+        file.write_all(&bytes).map_err(|e| io(path, e))?;
+        offset += bytes.len() as u64;
+    }
+    file.sync_all().map_err(|e| io(path, e))?;
+    Ok(())
 }
 
 async fn stream(
@@ -121,16 +273,6 @@ async fn stream(
     source: PeerId,
     transfer: bool,
 ) -> Result<usize> {
-    let index = if node.shared().replicas(collection, shard).contains(&(node.peer_id(), ReplicaState::Partial)) {
-        // A transfer's start (or an earlier try) made this replica Partial already.
-        node.applied_index()
-    } else {
-        // Dead: it takes writes again from here on.
-        node.commit_replica_state(collection, shard, ReplicaState::Partial).await?
-    };
-    // Every peer that can write must route writes here before the stream starts, or a write
-    // applied on the source after the stream read that point would be missed.
-    node.wait_peers_applied(index).await;
     let with = WithSelectors { payload: PayloadSelector::All, vector: VectorSelector::All };
     let mut seen: HashSet<PointId> = HashSet::new();
     let mut from = None;

@@ -22,4 +22,4 @@ pub mod strict;
 pub use collection::{Collection, CollectionInfo};
 pub use error::CollectionError;
 pub use error::Result;
-pub use registry::{AliasAction, LocalShards, NewVector, Registry, ShardPlacement};
+pub use registry::{AliasAction, LocalShards, NewVector, Registry, ShardPlacement, StagedShard};

@@ -77,6 +77,60 @@ impl LocalShards {
             Err(e) => Err(qd_storage::StorageError::io(&d, e).into()),
         }
     }
+
+    /// Write the one shard a snapshot archive holds into scratch files beside this
+    /// collection's shards (verified against `checksum`); [`install`](Self::install) puts it in
+    /// place. The running shard is untouched until then.
+    pub fn stage(&self, archive: &mut dyn std::io::Read, total: Option<u64>, checksum: &str) -> Result<StagedShard> {
+        let mut staged = StagedShard {
+            layout: self.layout.clone(),
+            dir: format!("shard-transfer-{}", uuid::Uuid::new_v4().simple()),
+            shard: 0,
+        };
+        let restored = crate::snapshot::restore::restore_into_dir(
+            &self.layout,
+            &staged.dir,
+            archive,
+            total,
+            Some(checksum),
+            &mut |_| {},
+        )?;
+        match restored.manifest.shard_ids.as_slice() {
+            [one] => {
+                staged.shard = *one;
+                Ok(staged)
+            }
+            ids => Err(CollectionError::BadRequest(format!(
+                "a shard transfer needs a snapshot of exactly one shard, this one holds {}",
+                ids.len()
+            ))),
+        }
+    }
+
+    /// Replace shard `sid`'s files with a staged shard (the shard must be shut down first).
+    pub fn install(&self, staged: StagedShard, sid: crate::shard::ShardId) -> Result<()> {
+        self.remove(sid)?;
+        let from = self.layout.shard_dir(&staged.dir, staged.shard);
+        let to = self.layout.shard_dir(&self.dir, sid);
+        std::fs::rename(&from, &to).map_err(|e| qd_storage::StorageError::io(&from, e))?;
+        Ok(())
+    }
+}
+
+/// A shard restored from a snapshot into scratch files, waiting to be installed; its scratch
+/// directory goes when it is dropped.
+pub struct StagedShard {
+    layout: StorageLayout,
+    dir: String,
+    shard: crate::shard::ShardId,
+}
+
+impl Drop for StagedShard {
+    fn drop(&mut self) {
+        if let Err(e) = self.layout.remove_collection_dir(&self.dir) {
+            tracing::warn!(dir = %self.dir, error = %e, "could not remove a staged shard's scratch directory");
+        }
+    }
 }
 
 pub struct Registry {
@@ -264,6 +318,22 @@ impl Registry {
     pub fn create_shard_key(&self, name: &str, key: ShardKey, shards_number: Option<u32>) -> Result<()> {
         let _g = self.structure.lock();
         let c = self.get(name)?;
+        let n = shards_number.unwrap_or(c.config().params.shard_number).max(1);
+        qd_core::limits::shard_count("shards_number", n)?;
+        let first = c.shard_set().read().next_shard_id();
+        self.add_key_locked(&c, key, (first..first + n).collect())
+    }
+
+    /// Add shard key `key` owning the new shards `ids` (in cluster mode, those consensus
+    /// placed; this peer opens the replicas placed on it).
+    pub fn add_shard_key(&self, name: &str, key: ShardKey, ids: Vec<crate::shard::ShardId>) -> Result<()> {
+        let _g = self.structure.lock();
+        let c = self.get(name)?;
+        self.add_key_locked(&c, key, ids)
+    }
+
+    fn add_key_locked(&self, c: &Collection, key: ShardKey, ids: Vec<crate::shard::ShardId>) -> Result<()> {
+        let name = c.name();
         let config = c.config();
         if config.params.sharding_method != Some(qd_core::config::ShardingMethod::Custom) {
             return Err(CollectionError::BadRequest(format!(
@@ -273,32 +343,27 @@ impl Registry {
         if c.shard_set().read().has_key(&key) {
             return Err(CollectionError::AlreadyExists(format!("Bad request: Shard key {key} already exists")));
         }
-        let n = shards_number.unwrap_or(config.params.shard_number).max(1);
-        qd_core::limits::shard_count("shards_number", n)?;
-        let first = c.shard_set().read().next_shard_id();
+        let mut entry = c.catalog_entry();
         let shared = c.shared();
         let mut opened = Vec::new();
-        for sid in first..first + n {
-            match self.open_shard(c.dir(), sid, &shared) {
+        let discard = |opened: &[Arc<dyn Shard>]| {
+            for s in opened {
+                let _ = s.shutdown();
+                let _ = std::fs::remove_dir_all(self.layout.shard_dir(c.dir(), s.id()));
+            }
+        };
+        for sid in &ids {
+            match self.open_placed_shard(&entry, *sid, &shared) {
                 Ok(s) => opened.push(s),
                 Err(e) => {
-                    for s in &opened {
-                        let _ = s.shutdown();
-                        let _ = std::fs::remove_dir_all(self.layout.shard_dir(c.dir(), s.id()));
-                    }
+                    discard(&opened);
                     return Err(e);
                 }
             }
         }
-        let mut entry = c.catalog_entry();
-        entry
-            .shard_keys
-            .push(crate::shard_set::ShardKeyEntry { key: key.clone(), shards: (first..first + n).collect() });
+        entry.shard_keys.push(crate::shard_set::ShardKeyEntry { key: key.clone(), shards: ids });
         if let Err(e) = self.catalog.apply(vec![CatalogChange::PutCollection(Box::new(entry))]) {
-            for s in &opened {
-                let _ = s.shutdown();
-                let _ = std::fs::remove_dir_all(self.layout.shard_dir(c.dir(), s.id()));
-            }
+            discard(&opened);
             return Err(e);
         }
         c.shard_set().write().add_key(key, opened);

@@ -39,12 +39,61 @@ pub async fn create_collection(
         return blocking(move || Ok(reg.create(&name, body)?)).await;
     };
     let config = reg.prepare_create(&name, body)?;
-    if config.params.sharding_method == Some(ShardingMethod::Custom) {
-        return Err(ApiError::bad_request("Bad request: custom sharding is not supported in cluster mode yet"));
-    }
-    let placement = node.place(config.params.shard_number, config.params.replication_factor)?;
+    // Custom sharding starts without shards: each shard key brings its own.
+    let placement = if config.params.sharding_method == Some(ShardingMethod::Custom) {
+        Default::default()
+    } else {
+        node.place(config.params.shard_number, config.params.replication_factor)?
+    };
     let op = MetaOp::CreateCollection { name, config: Box::new(config), created_at: now_rfc3339(), placement };
     Ok(node.propose_within(op, wait_limit(timeout)).await?)
+}
+
+/// What `PUT /collections/{name}/shards` (gRPC `CreateShardKey`) asks for.
+#[derive(Debug, Clone)]
+pub struct NewShardKey {
+    pub key: qd_collection::operations::ShardKey,
+    pub shards_number: Option<u32>,
+    pub replication_factor: Option<u32>,
+    /// Peers to place the key's shards on (cluster mode).
+    pub placement: Option<Vec<u64>>,
+}
+
+/// Create a shard key: through consensus on a cluster, here on a single node (where a
+/// replication factor above 1 cannot be met).
+pub async fn create_shard_key(
+    state: &AppState,
+    collection: &str,
+    new: NewShardKey,
+    timeout: Option<u64>,
+) -> Result<(), ApiError> {
+    let c = state.registry.get(collection)?;
+    let real = c.name().to_string();
+    let Some(node) = state.cluster.clone() else {
+        if new.replication_factor.is_some_and(|r| r > 1) {
+            return Err(ApiError::bad_request("Bad request: replication_factor > 1 needs cluster mode"));
+        }
+        let reg = state.registry.clone();
+        return blocking(move || Ok(reg.create_shard_key(&real, new.key, new.shards_number)?)).await;
+    };
+    let limit = wait_limit(timeout);
+    Ok(node.create_shard_key(&real, new.key, new.shards_number, new.replication_factor, new.placement, limit).await?)
+}
+
+/// Delete a shard key and its shards' data.
+pub async fn delete_shard_key(
+    state: &AppState,
+    collection: &str,
+    key: qd_collection::operations::ShardKey,
+    timeout: Option<u64>,
+) -> Result<(), ApiError> {
+    let c = state.registry.get(collection)?;
+    let real = c.name().to_string();
+    let Some(node) = state.cluster.clone() else {
+        let reg = state.registry.clone();
+        return blocking(move || Ok(reg.delete_shard_key(&real, &key)?)).await;
+    };
+    Ok(node.delete_shard_key(&real, key, wait_limit(timeout)).await?)
 }
 
 /// Delete a collection; `false` when it did not exist.
@@ -139,6 +188,8 @@ pub enum ClusterOp {
         shard: u32,
         peer: u64,
     },
+    CreateShardKey(NewShardKey),
+    DropShardKey(qd_collection::operations::ShardKey),
     /// Known to Qdrant, not replicated here yet: what it is.
     Unsupported(&'static str),
 }
@@ -147,12 +198,18 @@ fn distributed_mode_disabled() -> ApiError {
     ApiError::bad_request("Bad request: Distributed mode disabled")
 }
 
-fn check_method(method: Option<&str>, shard: u32, to_shard: Option<u32>) -> Result<(), ApiError> {
-    match method {
-        None | Some("stream_records") => {}
-        Some(m @ ("snapshot" | "wal_delta" | "resharding_stream_records")) => {
+/// The transfer method a request names (`stream_records` when it names none).
+fn transfer_method(
+    method: Option<&str>,
+    shard: u32,
+    to_shard: Option<u32>,
+) -> Result<qd_cluster::TransferMethod, ApiError> {
+    let method = match method {
+        None | Some("stream_records") => qd_cluster::TransferMethod::StreamRecords,
+        Some("snapshot") => qd_cluster::TransferMethod::Snapshot,
+        Some(m @ ("wal_delta" | "resharding_stream_records")) => {
             return Err(ApiError::bad_request(format!(
-                "Bad request: shard transfer method `{m}` is not supported yet; use `stream_records`"
+                "Bad request: shard transfer method `{m}` is not supported yet; use `stream_records` or `snapshot`"
             )))
         }
         Some(m) => {
@@ -160,11 +217,11 @@ fn check_method(method: Option<&str>, shard: u32, to_shard: Option<u32>) -> Resu
                 "Bad request: unknown shard transfer method `{m}`; expected stream_records, snapshot or wal_delta"
             )))
         }
-    }
+    };
     if to_shard.is_some_and(|s| s != shard) {
         return Err(ApiError::bad_request("Bad request: transfers between shards (resharding) are not supported"));
     }
-    Ok(())
+    Ok(method)
 }
 
 pub async fn cluster_operation(state: &AppState, collection: &str, op: ClusterOp) -> Result<(), ApiError> {
@@ -172,11 +229,13 @@ pub async fn cluster_operation(state: &AppState, collection: &str, op: ClusterOp
     let node = state.cluster.clone().ok_or_else(distributed_mode_disabled)?;
     match op {
         ClusterOp::Transfer { shard, from, to, sync, method, to_shard } => {
-            check_method(method.as_deref(), shard, to_shard)?;
-            Ok(node.start_transfer(&real, shard, from, to, sync).await?)
+            let method = transfer_method(method.as_deref(), shard, to_shard)?;
+            Ok(node.start_transfer(&real, shard, from, to, sync, method).await?)
         }
         ClusterOp::Abort { shard, from, to } => Ok(node.abort_transfer(&real, shard, from, to).await?),
         ClusterOp::DropReplica { shard, peer } => Ok(node.drop_replica(&real, shard, peer).await?),
+        ClusterOp::CreateShardKey(new) => create_shard_key(state, &real, new, None).await,
+        ClusterOp::DropShardKey(key) => delete_shard_key(state, &real, key, None).await,
         ClusterOp::Unsupported(what) => {
             Err(ApiError::bad_request(format!("Bad request: {what} is not supported in cluster mode yet")))
         }

@@ -78,8 +78,8 @@ pub enum ClusterOperation {
     ReplicateShard(TransferBody),
     AbortTransfer(AbortBody),
     DropReplica(DropReplicaBody),
-    CreateShardingKey(serde::de::IgnoredAny),
-    DropShardingKey(serde::de::IgnoredAny),
+    CreateShardingKey(super::collections::CreateShardKeyBody),
+    DropShardingKey(super::collections::DeleteShardKeyBody),
     RestartTransfer(serde::de::IgnoredAny),
 }
 
@@ -113,8 +113,10 @@ pub async fn update_collection(
             ClusterOp::Abort { shard: a.shard_id, from: a.from_peer_id, to: a.to_peer_id }
         }
         ClusterOperation::DropReplica(d) => ClusterOp::DropReplica { shard: d.shard_id, peer: d.peer_id },
-        ClusterOperation::CreateShardingKey(_) => ClusterOp::Unsupported("creating a shard key"),
-        ClusterOperation::DropShardingKey(_) => ClusterOp::Unsupported("dropping a shard key"),
+        ClusterOperation::CreateShardingKey(body) => ClusterOp::CreateShardKey(body.into_new_key()?),
+        ClusterOperation::DropShardingKey(body) => {
+            ClusterOp::DropShardKey(super::collections::one_shard_key(&body.shard_key)?)
+        }
         ClusterOperation::RestartTransfer(_) => ClusterOp::Unsupported("restart_transfer"),
     };
     crate::meta::cluster_operation(&state, &name, op).await?;

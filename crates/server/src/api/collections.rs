@@ -293,20 +293,32 @@ pub async fn optimizations(state: State, Path(name): Path<String>) -> ApiResult 
 
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)] // placement and initial_state are accepted for compatibility (single node)
+#[allow(dead_code)] // initial_state is accepted for compatibility
 pub struct CreateShardKeyBody {
     pub shard_key: serde_json::Value,
     #[serde(default)]
     pub shards_number: Option<u32>,
     #[serde(default)]
     pub replication_factor: Option<u32>,
+    /// Peer ids to place the key's shards on (cluster mode; ignored on a single node).
     #[serde(default)]
-    pub placement: Option<serde_json::Value>,
+    pub placement: Option<Vec<u64>>,
     #[serde(default)]
     pub initial_state: Option<serde_json::Value>,
 }
 
-fn one_shard_key(v: &serde_json::Value) -> Result<qd_collection::operations::ShardKey, ApiError> {
+impl CreateShardKeyBody {
+    pub fn into_new_key(self) -> Result<crate::meta::NewShardKey, ApiError> {
+        Ok(crate::meta::NewShardKey {
+            key: one_shard_key(&self.shard_key)?,
+            shards_number: self.shards_number,
+            replication_factor: self.replication_factor,
+            placement: self.placement,
+        })
+    }
+}
+
+pub fn one_shard_key(v: &serde_json::Value) -> Result<qd_collection::operations::ShardKey, ApiError> {
     qd_collection::operations::ShardKey::from_json(v)
         .ok_or_else(|| ApiError::bad_request("Bad request: shard_key: expected a string or an unsigned integer"))
 }
@@ -315,17 +327,11 @@ fn one_shard_key(v: &serde_json::Value) -> Result<qd_collection::operations::Sha
 pub async fn create_shard_key(
     state: State,
     Path(name): Path<String>,
-    _p: Params<TimeoutParam>,
+    Params(p): Params<TimeoutParam>,
     Body(body): Body<CreateShardKeyBody>,
 ) -> ApiResult {
     let t = Instant::now();
-    crate::meta::single_node_only(&state, "creating a shard key")?;
-    let key = one_shard_key(&body.shard_key)?;
-    if body.replication_factor.is_some_and(|r| r > 1) {
-        return Err(ApiError::bad_request("Bad request: replication_factor > 1 needs cluster mode"));
-    }
-    let reg = state.registry.clone();
-    blocking(move || Ok(reg.create_shard_key(&name, key, body.shards_number)?)).await?;
+    crate::meta::create_shard_key(&state, &name, body.into_new_key()?, p.timeout).await?;
     Ok(ok(t, true))
 }
 
@@ -347,14 +353,11 @@ pub struct DeleteShardKeyBody {
 pub async fn delete_shard_key(
     state: State,
     Path(name): Path<String>,
-    _p: Params<TimeoutParam>,
+    Params(p): Params<TimeoutParam>,
     Body(body): Body<DeleteShardKeyBody>,
 ) -> ApiResult {
     let t = Instant::now();
-    crate::meta::single_node_only(&state, "deleting a shard key")?;
-    let key = one_shard_key(&body.shard_key)?;
-    let reg = state.registry.clone();
-    blocking(move || Ok(reg.delete_shard_key(&name, &key)?)).await?;
+    crate::meta::delete_shard_key(&state, &name, one_shard_key(&body.shard_key)?, p.timeout).await?;
     Ok(ok(t, true))
 }
 

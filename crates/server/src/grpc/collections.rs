@@ -317,8 +317,10 @@ impl Collections for CollectionsService {
                 ClusterOp::Abort { shard: a.shard_id, from: a.from_peer_id, to: a.to_peer_id }
             }
             Some(Operation::DropReplica(r)) => ClusterOp::DropReplica { shard: r.shard_id, peer: r.peer_id },
-            Some(Operation::CreateShardKey(_)) => ClusterOp::Unsupported("creating a shard key"),
-            Some(Operation::DeleteShardKey(_)) => ClusterOp::Unsupported("deleting a shard key"),
+            Some(Operation::CreateShardKey(body)) => ClusterOp::CreateShardKey(new_shard_key(body)?),
+            Some(Operation::DeleteShardKey(body)) => {
+                ClusterOp::DropShardKey(shard_key(body.shard_key.unwrap_or_default(), "shard_key")?)
+            }
             Some(Operation::RestartTransfer(_)) => ClusterOp::Unsupported("restart_transfer"),
             Some(Operation::ReplicatePoints(_)) => ClusterOp::Unsupported("replicate_points"),
         };
@@ -330,12 +332,7 @@ impl Collections for CollectionsService {
         let t = Instant::now();
         let req = request.into_inner();
         let body = req.request.ok_or_else(|| Status::invalid_argument("Bad request: request: missing"))?;
-        let key = shard_key(body.shard_key.unwrap_or_default(), "shard_key")?;
-        if body.replication_factor.is_some_and(|r| r > 1) {
-            return Err(Status::invalid_argument("Bad request: replication_factor > 1 needs cluster mode"));
-        }
-        let (reg, name) = (self.state.registry.clone(), req.collection_name);
-        blocking(move || Ok(reg.create_shard_key(&name, key, body.shards_number)?)).await?;
+        crate::meta::create_shard_key(&self.state, &req.collection_name, new_shard_key(body)?, req.timeout).await?;
         Ok(Response::new(pb::CreateShardKeyResponse { result: true, time: elapsed(t) }))
     }
 
@@ -344,8 +341,7 @@ impl Collections for CollectionsService {
         let req = request.into_inner();
         let body = req.request.ok_or_else(|| Status::invalid_argument("Bad request: request: missing"))?;
         let key = shard_key(body.shard_key.unwrap_or_default(), "shard_key")?;
-        let (reg, name) = (self.state.registry.clone(), req.collection_name);
-        blocking(move || Ok(reg.delete_shard_key(&name, &key)?)).await?;
+        crate::meta::delete_shard_key(&self.state, &req.collection_name, key, req.timeout).await?;
         Ok(Response::new(pb::DeleteShardKeyResponse { result: true, time: elapsed(t) }))
     }
 
@@ -361,4 +357,15 @@ impl Collections for CollectionsService {
         let shard_keys = keys.iter().map(|k| pb::ShardKeyDescription { key: shard_key_out(k) }).collect();
         Ok(Response::new(pb::ListShardKeysResponse { shard_keys, time: elapsed(t) }))
     }
+}
+
+/// A gRPC `CreateShardKey` as the shared metadata call takes it (an empty placement means
+/// every peer).
+fn new_shard_key(body: pb::CreateShardKey) -> Result<crate::meta::NewShardKey> {
+    Ok(crate::meta::NewShardKey {
+        key: shard_key(body.shard_key.unwrap_or_default(), "shard_key")?,
+        shards_number: body.shards_number,
+        replication_factor: body.replication_factor,
+        placement: (!body.placement.is_empty()).then_some(body.placement),
+    })
 }

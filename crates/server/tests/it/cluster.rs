@@ -414,7 +414,7 @@ fn shards_move_and_replicate_under_writes_and_peers_leave_and_join() {
         };
         let src0 = before[&0][0];
         let dst0 = *ids.iter().find(|p| **p != src0).expect("another peer");
-        let op = json!({"move_shard": {"shard_id": 0, "from_peer_id": src0, "to_peer_id": dst0}});
+        let op = json!({"move_shard": {"shard_id": 0, "from_peer_id": src0, "to_peer_id": dst0, "method": "snapshot"}});
         peers[2].server.ok("POST", "/collections/m/cluster", Some(&op));
         let src1 = before[&1][0];
         let dst1 = *ids.iter().find(|p| **p != src1).expect("another peer");
@@ -521,5 +521,71 @@ fn shards_move_and_replicate_under_writes_and_peers_leave_and_join() {
         });
         let c = newcomer.server.ok("GET", "/cluster", None);
         assert_eq!(c["peers"].as_object().map(|m| m.len()), Some(3), "{c}");
+    }
+}
+
+#[test]
+fn shard_keys_are_placed_replicated_and_dropped_through_consensus() {
+    for backend in BACKENDS {
+        let root = tempfile::tempdir().expect("tempdir");
+        let peers = start_cluster(root.path(), backend);
+        let ids: Vec<u64> = peers.iter().map(Peer::peer_id).collect();
+        peers[0].server.ok(
+            "PUT",
+            "/collections/k",
+            Some(&json!({"vectors": {"size": 8, "distance": "Dot"}, "sharding_method": "custom",
+                         "shard_number": 2, "replication_factor": 2})),
+        );
+        // The collection's defaults (2 shards x 2 replicas), and a key pinned to one peer.
+        peers[1].server.ok("PUT", "/collections/k/shards", Some(&json!({"shard_key": "tenant_a"})));
+        let pinned = json!({"shard_key": 7, "shards_number": 1, "replication_factor": 1, "placement": [ids[2]]});
+        peers[0].server.ok("PUT", "/collections/k/shards", Some(&pinned));
+        let (status, body) =
+            peers[2].server.call("PUT", "/collections/k/shards", Some(&json!({"shard_key": "tenant_a"})));
+        assert!(!(200..300).contains(&status) && body.to_string().contains("already exists"), "{status} {body}");
+        let unknown = json!({"shard_key": "x", "placement": [42]});
+        let (status, body) = peers[0].server.call("PUT", "/collections/k/shards", Some(&unknown));
+        assert_eq!(status, 400, "{body}");
+        assert!(body.to_string().contains("Peer 42 does not exist"), "{body}");
+
+        let states = replica_states(&peers[0], "k");
+        assert_eq!(states.len(), 2 * 2 + 1, "{states:?}");
+        let on_pinned: Vec<u64> = states.keys().filter(|(s, _)| *s == 2).map(|(_, p)| *p).collect();
+        assert_eq!(on_pinned, vec![ids[2]], "the pinned key's shard is where placement put it");
+        let info = peers[2].server.ok("GET", "/collections/k/cluster", None);
+        let keyed = info["local_shards"].as_array().expect("local").iter().any(|s| s["shard_key"] == json!(7));
+        assert!(keyed, "{info}");
+
+        // Writes through any peer land in the key's shards; every peer reads them all.
+        let mut a = batch(0, 100);
+        a["shard_key"] = json!("tenant_a");
+        peers[2].server.ok("PUT", "/collections/k/points?wait=true", Some(&a));
+        let mut seven = batch(1000, 50);
+        seven["shard_key"] = json!(7);
+        peers[0].server.ok("PUT", "/collections/k/points?wait=true", Some(&seven));
+        let reference = all_points(&peers[0].server, "k");
+        assert_eq!(reference.len(), 150);
+        for p in &peers {
+            assert_eq!(all_points(&p.server, "k"), reference, "every peer answers the same");
+            let n = p.server.ok(
+                "POST",
+                "/collections/k/points/count",
+                Some(&json!({"shard_key": "tenant_a", "exact": true})),
+            );
+            assert_eq!(n["count"], 100);
+            let keys = p.server.ok("GET", "/collections/k/shards", None);
+            assert_eq!(keys["shard_keys"].as_array().map(Vec::len), Some(2), "{keys}");
+        }
+
+        // Keys come and go through the cluster endpoint too; a dropped key takes its points.
+        peers[1].server.ok("POST", "/collections/k/cluster", Some(&json!({"create_sharding_key": {"shard_key": "b"}})));
+        peers[2].server.ok("POST", "/collections/k/cluster", Some(&json!({"drop_sharding_key": {"shard_key": "b"}})));
+        peers[1].server.ok("POST", "/collections/k/shards/delete", Some(&json!({"shard_key": "tenant_a"})));
+        for p in &peers {
+            assert_eq!(all_points(&p.server, "k").len(), 50);
+            let keys = p.server.ok("GET", "/collections/k/shards", None);
+            assert_eq!(keys["shard_keys"], json!([{"key": 7}]), "{keys}");
+        }
+        assert_eq!(replica_states(&peers[1], "k").len(), 1);
     }
 }
