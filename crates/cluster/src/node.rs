@@ -925,7 +925,7 @@ impl ClusterNode {
             tokio::task::spawn_blocking(move || crate::transfer::serve_call(&registry, &collection, &set, call)).await;
         match result {
             Ok(Ok(reply)) => PeerReply::Shard(reply),
-            Ok(Err(e)) => PeerReply::Error(e.into()),
+            Ok(Err(e)) => PeerReply::Error(e),
             Err(e) => PeerReply::Error(WireError::Internal(e.to_string())),
         }
     }

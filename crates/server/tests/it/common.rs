@@ -59,15 +59,14 @@ impl Server {
             cmd.env(k, v);
         }
         let child = cmd.spawn().expect("spawn qdrant");
-        let s = Server {
+        Server {
             child: Some(child),
             port,
             grpc_port,
             backend: backend.to_string(),
             client: reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().expect("client"),
             log,
-        };
-        s
+        }
     }
 
     pub fn wait_ready(&self) {
