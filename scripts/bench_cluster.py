@@ -5,7 +5,8 @@
      writes spread over the peers;
   2. search QPS with concurrent clients: one node vs three peers (replication_factor 2);
   3. time for a killed peer to recover (its replicas Dead after writes went on without it);
-  4. shard transfer throughput (move_shard) in MB/s of vectors, beside copying the shard's files.
+  4. shard transfer throughput (move_shard, by stream_records and back by snapshot) in MB/s of
+     vectors, beside copying the shard's files.
 
 Usage: QDRANT_BIN=target/release/qdrant scripts/bench_cluster.py [--points 100000] [--dim 128]
        [--clients 4] [--backend rocksdb] [--queries 2000]
@@ -255,6 +256,15 @@ def main():
         out["transfer_s"] = took
         out["transfer_vector_mb_s"] = vector_mb / took
         out["transfer_files_mb_s"] = out.get("shard_files_mb", 0) / took
+        # The same shard moved back by the snapshot method.
+        t = time.time()
+        call(ports[0], "POST", "/collections/r2/cluster",
+             {"move_shard": {"shard_id": shard, "from_peer_id": target, "to_peer_id": me, "method": "snapshot"}})
+        wait_active(ports[0], "r2")
+        took = time.time() - t
+        out["transfer_snapshot_s"] = took
+        out["transfer_snapshot_vector_mb_s"] = vector_mb / took
+        out["transfer_snapshot_files_mb_s"] = out.get("shard_files_mb", 0) / took
         for n in nodes:
             n.stop()
     finally:

@@ -317,7 +317,8 @@ check "at least one compose tool was tested" test "$compose_tools" -gt 0
 # ---------------------------------------------------------------------------------------------
 # The three-node cluster of docker/docker-compose.cluster.yml (a copy on free host ports): peers
 # find each other by service name on the compose network; a replicated collection keeps
-# answering while one node is stopped, and the node catches up after `start`.
+# answering while one node is stopped, and the node catches up after `start`; the same with a
+# node cut off the network and reconnected.
 json_field() { # FILE PYTHON-EXPR-ON-r: prints the value
   python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['result']; print($2)" "$1" 2>/dev/null
 }
@@ -368,6 +369,17 @@ cluster_compose() { # COMMAND
   check "[cluster] $cmd start qdrant_node3: it catches up" \
     eval "(cd '$dir' && timeout 60 $cmd -p '$project' start qdrant_node3 >/dev/null 2>&1) && wait_ready '$p3' '' \
           && wait_until 90 all_replicas_active '$p1' && [ \"\$(cluster_count '$p3')\" = 400 ]"
+  # A network partition: node 3 is cut off the compose network (its process keeps running),
+  # the majority goes on; once reconnected, node 3's replicas recover and it answers everything.
+  local cid net
+  cid=$(cd "$dir" && $cmd -p "$project" ps -q qdrant_node3)
+  net=$(docker inspect -f '{{range $k, $v := .NetworkSettings.Networks}}{{$k}}{{end}}' "$cid")
+  check "[cluster] node 3 cut off the network ($net)" docker network disconnect "$net" "$cid"
+  check "[cluster] writes and reads go on through the majority during the partition" \
+    eval 'upsert_range "$p1" 400 500 && [ "$(cluster_count "$p2")" = 500 ]'
+  check "[cluster] node 3 reconnected: its replicas recover and it answers every point" \
+    eval "docker network connect --alias qdrant_node3 '$net' '$cid' \
+          && wait_until 90 all_replicas_active '$p1' && wait_until 60 eval '[ \"\$(cluster_count $p3)\" = 500 ]'"
   check "[cluster] $cmd down" eval "(cd '$dir' && timeout 120 $cmd -p '$project' down -t $STOP_GRACE >/dev/null 2>&1)"
 }
 if command -v docker-compose >/dev/null 2>&1; then
