@@ -88,6 +88,12 @@ pub enum ShardCall {
         wait: bool,
         version: u64,
     },
+    /// A write with `medium`/`strong` ordering, sent to the peer that orders the shard's
+    /// writes: it sends it on to every replica, one such write at a time.
+    UpdateOrdered {
+        op: UpdateOp,
+        wait: bool,
+    },
     Search(ShardSearch),
     Retrieve {
         ids: Vec<PointId>,

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Mutex, RwLock};
 use qd_collection::operations::{
     PointInsert, PointSelection, Record, ShardHit, ShardSearch, ShardStats, UpdateOp, UpdateResult, WithSelectors,
+    WriteOrdering,
 };
 use qd_collection::shard::{OptimizationInfo, Shard, ShardId, SnapshotSource};
 use qd_collection::{CollectionError, LocalShards, Result};
@@ -41,6 +42,9 @@ pub struct ReplicaSet {
     /// Shared by live writes to the local replica, exclusive while a copied batch is written:
     /// a batch is filtered against the live writes and written as one step.
     stream_gate: RwLock<()>,
+    /// Held while this peer sends an ordered (`medium`/`strong`) write to the replicas, so
+    /// such writes reach every replica in one order.
+    order: Mutex<()>,
 }
 
 /// The live writes a replica receiving a copy applied, so that copied (older) records do not
@@ -73,6 +77,7 @@ impl ReplicaSet {
             node,
             tracking: Mutex::new(None),
             stream_gate: RwLock::new(()),
+            order: Mutex::new(()),
         };
         if let Some(local) = local {
             set.attach(local);
@@ -328,6 +333,32 @@ impl ReplicaSet {
         )))
     }
 
+    /// The peer that orders `medium`/`strong` writes of this shard: the first Active replica
+    /// by peer id (`medium`), or the first replica whatever its state (`strong`: unavailable
+    /// while that replica is not Active).
+    fn write_leader(&self, ordering: WriteOrdering) -> Result<PeerId> {
+        let replicas = self.replicas();
+        let leader = match ordering {
+            WriteOrdering::Strong => replicas.first().copied(),
+            _ => replicas.iter().find(|(_, s)| *s == ReplicaState::Active).copied(),
+        };
+        match leader {
+            Some((peer, ReplicaState::Active)) => Ok(peer),
+            Some((peer, state)) => Err(CollectionError::Unavailable(format!(
+                "the replica ordering writes to shard {} (peer {peer}) is {state:?}; retry, or write with ordering weak",
+                self.id
+            ))),
+            None => Err(CollectionError::Unavailable(format!("shard {} has no active replica", self.id))),
+        }
+    }
+
+    /// Send an ordered write on to every replica, one ordered write of this shard at a time
+    /// (this peer orders the shard's writes).
+    pub fn lead_write(&self, op: UpdateOp, wait: bool) -> Result<UpdateResult> {
+        let _order = self.order.lock();
+        self.update(op, wait)
+    }
+
     /// Send one write to every replica in `targets` in parallel (this peer's directly).
     fn send_write(
         &self,
@@ -450,6 +481,22 @@ impl Shard for ReplicaSet {
                 }
                 None => return self.settle_write(targets.len(), results),
             }
+        }
+    }
+
+    fn update_ordered(&self, op: UpdateOp, wait: bool, ordering: WriteOrdering) -> Result<UpdateResult> {
+        if ordering == WriteOrdering::Weak {
+            return self.update(op, wait);
+        }
+        let leader = self.write_leader(ordering)?;
+        if leader == self.node.me {
+            return self.lead_write(op, wait);
+        }
+        // The leader's own fan-out may take WRITE_TIMEOUT per replica and a Dead marking.
+        match self.remote(leader, ShardCall::UpdateOrdered { op, wait }, WRITE_TIMEOUT * 3) {
+            Ok(ShardReply::Updated(r)) => Ok(r),
+            Ok(_) => Err(CollectionError::Internal("mismatched shard reply".into())),
+            Err(e) => Err(e.into()),
         }
     }
 

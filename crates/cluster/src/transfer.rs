@@ -41,6 +41,7 @@ pub fn serve_call(
 ) -> std::result::Result<ShardReply, WireError> {
     match call {
         ShardCall::Update { op, wait, version } => Ok(ShardReply::Updated(set.apply_routed(op, wait, version)?)),
+        ShardCall::UpdateOrdered { op, wait } => Ok(ShardReply::Updated(set.lead_write(op, wait)?)),
         ShardCall::SnapshotCreate => {
             let name = format!("transfer-{:016x}.snapshot", rand::random::<u64>());
             let path = transfer_file(registry, &name)?;
@@ -96,6 +97,7 @@ fn serve_read(set: &ReplicaSet, call: ShardCall) -> Result<ShardReply> {
         set.ensure_local()?.ok_or_else(|| CollectionError::NotFound("no local replica of this shard".into()))?;
     Ok(match call {
         ShardCall::Update { .. }
+        | ShardCall::UpdateOrdered { .. }
         | ShardCall::SnapshotCreate
         | ShardCall::SnapshotRead { .. }
         | ShardCall::SnapshotDrop { .. } => return Err(CollectionError::Internal("not a read".into())),

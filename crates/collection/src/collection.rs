@@ -16,6 +16,7 @@ use crate::catalog::{CatalogEntry, PayloadIndexSpec};
 use crate::error::{CollectionError, Result};
 use crate::operations::{
     Record, SearchSettings, ShardHit, ShardQuery, ShardSearch, ShardStats, UpdateOp, UpdateResult, WithSelectors,
+    WriteOrdering,
 };
 use crate::shard::Shard;
 use crate::shard_set::{ShardKey, ShardSet};
@@ -217,7 +218,18 @@ impl Collection {
     }
 
     /// Apply an update: split by owning shard for ids, every shard in scope for filters.
-    pub fn update(&self, mut op: UpdateOp, wait: bool, keys: Option<&[ShardKey]>) -> Result<UpdateResult> {
+    pub fn update(&self, op: UpdateOp, wait: bool, keys: Option<&[ShardKey]>) -> Result<UpdateResult> {
+        self.update_ordered(op, wait, keys, WriteOrdering::Weak)
+    }
+
+    /// [`update`](Self::update) with Qdrant's write `ordering` (acted on by replicated shards).
+    pub fn update_ordered(
+        &self,
+        mut op: UpdateOp,
+        wait: bool,
+        keys: Option<&[ShardKey]>,
+        ordering: WriteOrdering,
+    ) -> Result<UpdateResult> {
         self.prepare(&mut op)?;
         let targets = self.shards.read().for_write(keys, op.explicit_ids().as_deref())?;
         let single = targets.len() == 1;
@@ -234,11 +246,13 @@ impl Collection {
             .collect();
         // Shards commit in parallel (each has its own writer and fsync).
         let results: Vec<Result<UpdateResult>> = if parts.len() == 1 {
-            parts.into_iter().map(|(s, part)| s.update(part, wait)).collect()
+            parts.into_iter().map(|(s, part)| s.update_ordered(part, wait, ordering)).collect()
         } else {
             std::thread::scope(|sc| {
-                let handles: Vec<_> =
-                    parts.into_iter().map(|(s, part)| sc.spawn(move || s.update(part, wait))).collect();
+                let handles: Vec<_> = parts
+                    .into_iter()
+                    .map(|(s, part)| sc.spawn(move || s.update_ordered(part, wait, ordering)))
+                    .collect();
                 handles
                     .into_iter()
                     .map(|h| h.join().unwrap_or_else(|_| Err(CollectionError::Corrupt("shard update panicked".into()))))

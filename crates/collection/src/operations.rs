@@ -66,6 +66,19 @@ pub enum UpdateOp {
     },
 }
 
+/// Qdrant's write `ordering`: `weak` sends a write to every replica at once (concurrent writes
+/// to one point may reach replicas in different orders); `medium` and `strong` pass every write
+/// of a shard through one replica's peer, which sends them on one at a time, so every replica
+/// applies them in the same order. `medium` picks the first Active replica (by peer id),
+/// `strong` always the first replica, and fails while it is not Active.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum WriteOrdering {
+    #[default]
+    Weak,
+    Medium,
+    Strong,
+}
+
 /// `update_mode` of an upsert: write every point, only new ones, or only existing ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum UpdateMode {

@@ -3,7 +3,7 @@
 //! drift. Everything here blocks: callers run it on the blocking pool.
 
 use qd_collection::groups::PointGroup;
-use qd_collection::operations::{Record, ScoredPoint, ShardKey, UpdateOp, UpdateResult, WithSelectors};
+use qd_collection::operations::{Record, ScoredPoint, ShardKey, UpdateOp, UpdateResult, WithSelectors, WriteOrdering};
 use qd_collection::query::{LookupFrom, OrderBy, QueryRequest};
 use qd_collection::{CollectionError, Registry};
 use qd_core::filter::Filter;
@@ -120,7 +120,7 @@ pub fn update_batch(
     registry: &Registry,
     collection: &str,
     ops: Vec<(UpdateOp, Option<Vec<ShardKey>>)>,
-    wait: bool,
+    (wait, ordering): (bool, WriteOrdering),
 ) -> R<Vec<UpdateResult>> {
     qd_core::limits::at_most("operations", ops.len(), qd_core::limits::MAX_BATCH)?;
     let c = registry.get(collection)?;
@@ -129,20 +129,20 @@ pub fn update_batch(
         c.check_strict(|s| s.update(op, c.points_count()))
             .map_err(|e| ApiError::from(e).prefixed(&format!("operations[{i}]")))?;
     }
-    ops.into_iter().map(|(op, key)| Ok(c.update(op, wait, key.as_deref())?)).collect()
+    ops.into_iter().map(|(op, key)| Ok(c.update_ordered(op, wait, key.as_deref(), ordering)?)).collect()
 }
 
-/// One update.
+/// One update, with its `wait` and `ordering`.
 pub fn update(
     registry: &Registry,
     collection: &str,
     op: UpdateOp,
-    wait: bool,
+    (wait, ordering): (bool, WriteOrdering),
     key: Option<&[ShardKey]>,
 ) -> R<UpdateResult> {
     let c = registry.get(collection)?;
     c.check_strict(|s| s.update(&op, c.points_count()))?;
-    Ok(c.update(op, wait, key)?)
+    Ok(c.update_ordered(op, wait, key, ordering)?)
 }
 
 /// A page of points: in id order from `offset`, or in payload order with `order_by`.

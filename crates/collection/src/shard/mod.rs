@@ -38,6 +38,17 @@ pub trait Shard: Send + Sync {
     fn id(&self) -> ShardId;
     /// Apply an update. With `wait`, returns once it is durable and visible to reads.
     fn update(&self, op: UpdateOp, wait: bool) -> Result<UpdateResult>;
+    /// Apply an update with Qdrant's write `ordering`. A shard held once has one order of
+    /// writes, so only replicated shards act on it.
+    fn update_ordered(
+        &self,
+        op: UpdateOp,
+        wait: bool,
+        ordering: crate::operations::WriteOrdering,
+    ) -> Result<UpdateResult> {
+        let _ = ordering;
+        self.update(op, wait)
+    }
     /// Top `req.top` hits by internal score, best first.
     fn search(&self, req: &ShardSearch) -> Result<Vec<ShardHit>>;
     /// Points by id, in the order given; unknown ids are skipped.

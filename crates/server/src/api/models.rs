@@ -35,6 +35,16 @@ impl UpdateParams {
         }
         Ok(self.wait.unwrap_or(false))
     }
+
+    /// The `ordering` (checked by [`check`](Self::check); weak when absent).
+    pub fn ordering(&self) -> qd_collection::operations::WriteOrdering {
+        use qd_collection::operations::WriteOrdering;
+        match self.ordering.as_deref() {
+            Some("medium") => WriteOrdering::Medium,
+            Some("strong") => WriteOrdering::Strong,
+            _ => WriteOrdering::Weak,
+        }
+    }
 }
 
 #[allow(dead_code)] // some fields are accepted for compatibility and not acted on

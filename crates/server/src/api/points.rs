@@ -45,9 +45,10 @@ fn parse_path(key: &str) -> Result<JsonPath, ApiError> {
 async fn apply(state: State, name: String, params: UpdateParams, op: UpdateOp, key: Option<Value>) -> ApiResult {
     let t = Instant::now();
     let wait = params.check().map_err(|e| ApiError::bad_request(format!("Bad request: {e}")))?;
+    let ordering = params.ordering();
     let key = shard_keys(key)?;
     let reg = state.registry.clone();
-    let result = blocking(move || ops::update(&reg, &name, op, wait, key.as_deref())).await?;
+    let result = blocking(move || ops::update(&reg, &name, op, (wait, ordering), key.as_deref())).await?;
     Ok(ok(t, result))
 }
 
@@ -237,7 +238,8 @@ pub async fn batch(
         ops.push((parsed, shard_keys(key)?));
     }
     let reg = state.registry.clone();
-    let results = blocking(move || ops::update_batch(&reg, &name, ops, wait)).await?;
+    let ordering = p.ordering();
+    let results = blocking(move || ops::update_batch(&reg, &name, ops, (wait, ordering))).await?;
     Ok(ok(t, results))
 }
 

@@ -13,7 +13,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert::filter::filter_opt;
 use super::convert::values::{payload_selector, point_id_out, point_ids, shard_keys, usize_of, vector_selector};
-use super::convert::{index, query as q, results, writes, Result};
+use super::convert::{index, invalid, query as q, results, writes, Result};
 use super::{blocking, elapsed, Reply};
 use crate::api::AppState;
 use crate::ops;
@@ -31,15 +31,15 @@ impl PointsService {
     async fn apply(
         &self,
         collection: String,
-        wait: Option<bool>,
+        (wait, ordering): (Option<bool>, Option<pb::WriteOrdering>),
         op: Result<UpdateOp>,
         keys: Result<Option<Vec<ShardKey>>>,
     ) -> Reply<pb::PointsOperationResponse> {
         let t = Instant::now();
-        let (op, keys) = (op?, keys?);
+        let (op, keys, ordering) = (op?, keys?, write_ordering(ordering)?);
         let reg = self.state.registry.clone();
         let wait = wait.unwrap_or(false);
-        let result = blocking(move || ops::update(&reg, &collection, op, wait, keys.as_deref())).await?;
+        let result = blocking(move || ops::update(&reg, &collection, op, (wait, ordering), keys.as_deref())).await?;
         Ok(Response::new(operation_response(t, results::update_result(result))))
     }
 
@@ -97,13 +97,13 @@ impl Points for PointsService {
     async fn upsert(&self, request: Request<pb::UpsertPoints>) -> Reply<pb::PointsOperationResponse> {
         let r = request.into_inner();
         let op = writes::upsert(r.points, r.update_filter, r.update_mode);
-        self.apply(r.collection_name, r.wait, op, shard_keys(r.shard_key_selector)).await
+        self.apply(r.collection_name, (r.wait, r.ordering), op, shard_keys(r.shard_key_selector)).await
     }
 
     async fn delete(&self, request: Request<pb::DeletePoints>) -> Reply<pb::PointsOperationResponse> {
         let r = request.into_inner();
         let op = writes::selection(r.points, "points").map(UpdateOp::Delete);
-        self.apply(r.collection_name, r.wait, op, shard_keys(r.shard_key_selector)).await
+        self.apply(r.collection_name, (r.wait, r.ordering), op, shard_keys(r.shard_key_selector)).await
     }
 
     async fn get(&self, request: Request<pb::GetPoints>) -> Reply<pb::GetResponse> {
@@ -124,37 +124,37 @@ impl Points for PointsService {
     async fn update_vectors(&self, request: Request<pb::UpdatePointVectors>) -> Reply<pb::PointsOperationResponse> {
         let r = request.into_inner();
         let op = writes::update_vectors(r.points, r.update_filter);
-        self.apply(r.collection_name, r.wait, op, shard_keys(r.shard_key_selector)).await
+        self.apply(r.collection_name, (r.wait, r.ordering), op, shard_keys(r.shard_key_selector)).await
     }
 
     async fn delete_vectors(&self, request: Request<pb::DeletePointVectors>) -> Reply<pb::PointsOperationResponse> {
         let r = request.into_inner();
         let op = writes::delete_vectors(r.points_selector, r.vectors);
-        self.apply(r.collection_name, r.wait, op, shard_keys(r.shard_key_selector)).await
+        self.apply(r.collection_name, (r.wait, r.ordering), op, shard_keys(r.shard_key_selector)).await
     }
 
     async fn set_payload(&self, request: Request<pb::SetPayloadPoints>) -> Reply<pb::PointsOperationResponse> {
         let r = request.into_inner();
         let op = writes::set_payload(r.payload, r.points_selector, r.key);
-        self.apply(r.collection_name, r.wait, op, shard_keys(r.shard_key_selector)).await
+        self.apply(r.collection_name, (r.wait, r.ordering), op, shard_keys(r.shard_key_selector)).await
     }
 
     async fn overwrite_payload(&self, request: Request<pb::SetPayloadPoints>) -> Reply<pb::PointsOperationResponse> {
         let r = request.into_inner();
         let op = writes::overwrite_payload(r.payload, r.points_selector, r.key);
-        self.apply(r.collection_name, r.wait, op, shard_keys(r.shard_key_selector)).await
+        self.apply(r.collection_name, (r.wait, r.ordering), op, shard_keys(r.shard_key_selector)).await
     }
 
     async fn delete_payload(&self, request: Request<pb::DeletePayloadPoints>) -> Reply<pb::PointsOperationResponse> {
         let r = request.into_inner();
         let op = writes::delete_payload(r.keys, r.points_selector);
-        self.apply(r.collection_name, r.wait, op, shard_keys(r.shard_key_selector)).await
+        self.apply(r.collection_name, (r.wait, r.ordering), op, shard_keys(r.shard_key_selector)).await
     }
 
     async fn clear_payload(&self, request: Request<pb::ClearPayloadPoints>) -> Reply<pb::PointsOperationResponse> {
         let r = request.into_inner();
         let op = writes::selection(r.points, "points").map(UpdateOp::ClearPayload);
-        self.apply(r.collection_name, r.wait, op, shard_keys(r.shard_key_selector)).await
+        self.apply(r.collection_name, (r.wait, r.ordering), op, shard_keys(r.shard_key_selector)).await
     }
 
     async fn create_field_index(
@@ -314,7 +314,8 @@ impl Points for PointsService {
         let r = request.into_inner();
         let ops_list = writes::batch(r.operations)?;
         let (reg, name, wait) = (self.state.registry.clone(), r.collection_name, r.wait.unwrap_or(false));
-        let done = blocking(move || ops::update_batch(&reg, &name, ops_list, wait)).await?;
+        let ordering = write_ordering(r.ordering)?;
+        let done = blocking(move || ops::update_batch(&reg, &name, ops_list, (wait, ordering))).await?;
         Ok(Response::new(pb::UpdateBatchResponse {
             result: done.into_iter().map(results::update_result).collect(),
             time: elapsed(t),
@@ -417,4 +418,15 @@ fn facet_value(v: &serde_json::Value) -> Option<pb::FacetValue> {
         _ => return None,
     };
     Some(pb::FacetValue { variant: Some(variant) })
+}
+
+/// A request's `ordering` (weak when absent).
+fn write_ordering(o: Option<pb::WriteOrdering>) -> Result<qd_collection::operations::WriteOrdering> {
+    use qd_collection::operations::WriteOrdering;
+    match o.map(|o| pb::WriteOrderingType::try_from(o.r#type)) {
+        None | Some(Ok(pb::WriteOrderingType::Weak)) => Ok(WriteOrdering::Weak),
+        Some(Ok(pb::WriteOrderingType::Medium)) => Ok(WriteOrdering::Medium),
+        Some(Ok(pb::WriteOrderingType::Strong)) => Ok(WriteOrdering::Strong),
+        Some(Err(e)) => Err(invalid(format!("ordering: {e}"))),
+    }
 }
