@@ -167,3 +167,34 @@ def test_shard_keys_through_the_client(peers, transport):
     for reader in (a, b, c):
         assert reader.count(name, exact=True).count == 20
     a.delete_collection(name)
+
+
+@pytest.mark.parametrize("transport", ["rest", "grpc"])
+def test_ordered_writes_through_the_client(peers, transport):
+    import threading
+    cs = clients(peers, transport)
+    name = f"ordered_{transport}"
+    cs[0].create_collection(name, vectors_config=models.VectorParams(size=DIM, distance=models.Distance.DOT),
+                            shard_number=1, replication_factor=3)
+    for ordering in (models.WriteOrdering.STRONG, models.WriteOrdering.MEDIUM):
+        for rnd in range(10):
+            barrier, errors = threading.Barrier(len(cs)), []
+
+            def write(k, client):
+                point = models.PointStruct(id=1, vector=[1.0] * DIM, payload={"w": k, "round": rnd})
+                barrier.wait()
+                try:
+                    client.upsert(name, [point], wait=True, ordering=ordering)
+                except Exception as e:  # a thread's exception would not fail the test
+                    errors.append(e)
+
+            threads = [threading.Thread(target=write, args=(k, c)) for k, c in enumerate(cs)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert not errors, errors
+            # Each peer reads its own replica first: all hold the same last write.
+            seen = {tuple(sorted(c.retrieve(name, [1])[0].payload.items())) for c in cs}
+            assert len(seen) == 1, (ordering, rnd, seen)
+    cs[0].delete_collection(name)
