@@ -64,6 +64,11 @@ pub struct NodeShared {
     /// peer reports that state applied: a write checked against an older replica set cannot
     /// land after a peer that waits for this one (a transfer's copy) has started.
     pub(crate) routing_gate: parking_lot::RwLock<()>,
+    /// Whether this peer has applied what the leader had applied when this peer asked, after
+    /// it started. Before that, the replica states it holds may be stale (a restart from its
+    /// stored state: a replica marked Dead meanwhile still reads as Active), so its replicas
+    /// serve reads only when no other peer can.
+    caught_up: std::sync::atomic::AtomicBool,
 }
 
 /// A replica that missed a write, and where to answer once consensus marked it Dead.
@@ -83,6 +88,11 @@ impl NodeShared {
     pub fn transfer_into(&self, collection: &str, shard: ShardId) -> Option<TransferMethod> {
         let applied = self.applied.borrow();
         applied.machine.state.collections.get(collection)?.transfer_to(shard, self.me).map(|t| t.method)
+    }
+
+    /// See [`NodeShared::caught_up`](struct.NodeShared.html#structfield.caught_up).
+    pub fn caught_up(&self) -> bool {
+        self.caught_up.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The replicas of a shard and the routing version they are at, read together.
@@ -204,6 +214,7 @@ fn dead_shared() -> Arc<NodeShared> {
         handle: tokio::runtime::Handle::current(),
         dead: tx,
         routing_gate: Default::default(),
+        caught_up: Default::default(),
     })
 }
 
@@ -279,6 +290,7 @@ impl ClusterNode {
             handle: tokio::runtime::Handle::current(),
             dead: dead_tx,
             routing_gate: Default::default(),
+            caught_up: Default::default(),
         });
         let config = openraft::Config {
             cluster_name: "qdrant".into(),
@@ -345,6 +357,7 @@ impl ClusterNode {
 
     /// Begin following the applied state (call once collections are loaded).
     pub fn follow(self: &Arc<Self>) {
+        self.watch_catch_up();
         let mut rx = self.store.subscribe();
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
@@ -369,6 +382,41 @@ impl ClusterNode {
                 }
             }
         });
+    }
+
+    /// Mark this peer caught up once it applied what the leader had applied (asked again every
+    /// 100 ms until a leader answers).
+    fn watch_catch_up(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let Some(node) = weak.upgrade() else { return };
+                if node.caught_up_with_leader().await {
+                    node.shared.caught_up.store(true, std::sync::atomic::Ordering::Release);
+                    tracing::info!(peer_id = node.shared.me, "caught up with the leader");
+                    return;
+                }
+                drop(node);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+    }
+
+    async fn caught_up_with_leader(&self) -> bool {
+        let leader = self.raft.metrics().borrow().current_leader;
+        let Some(leader) = leader else { return false };
+        if leader == self.shared.me {
+            // A leader holds every committed entry.
+            return true;
+        }
+        let Some(uri) = self.shared.uri_of(leader) else { return false };
+        let target = match self.shared.clients.call(&uri, PeerRequest::AppliedIndex, RAFT_TIMEOUT).await {
+            Ok(PeerReply::Applied(i)) => i,
+            _ => return false,
+        };
+        let mut rx = self.reconciled.subscribe();
+        let reached = tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|i| *i >= target)).await;
+        matches!(reached, Ok(Ok(_)))
     }
 
     pub fn peer_id(&self) -> PeerId {

@@ -305,7 +305,10 @@ impl ReplicaSet {
     ) -> Result<T> {
         let replicas = self.replicas();
         let me = self.node.me;
-        if replicas.iter().any(|(p, s)| *p == me && s.serves_reads()) {
+        // Until this peer has caught up after starting, its own replica's state may be stale:
+        // it answers only when no other replica can.
+        let local_active = replicas.iter().any(|(p, s)| *p == me && s.serves_reads());
+        if local_active && self.node.caught_up() {
             if let Some(shard) = self.local() {
                 return local(&*shard);
             }
@@ -323,6 +326,11 @@ impl ReplicaSet {
                     last_error = Some(format!("peer {peer} unreachable"));
                 }
                 Err(P2pError::Remote(e)) => return Err(e.into()),
+            }
+        }
+        if local_active {
+            if let Some(shard) = self.local() {
+                return local(&*shard);
             }
         }
         Err(CollectionError::Unavailable(format!(

@@ -204,6 +204,9 @@ fn three_peers_replicate_survive_a_kill_and_a_freeze_and_catch_up() {
 
         // Back up: its replicas are recovered from live ones and it answers the same.
         peers[2].restart();
+        // At once, before it caught up: its stored state still calls its replicas Active, but it
+        // reads through the others until it has applied what the leader had.
+        assert_eq!(all_points(&peers[2].server, "c"), expected, "a restarted peer answers no stale point");
         wait_for("killed peer recovered", Duration::from_secs(90), || all_active(&peers[0], "c"));
         assert_eq!(all_points(&peers[2].server, "c"), expected, "the restarted peer caught up");
 
