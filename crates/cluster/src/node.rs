@@ -865,14 +865,22 @@ impl ClusterNode {
         self.store.applied().index
     }
 
-    pub(crate) fn transfer_running(&self, collection: &str, shard: ShardId, from: PeerId) -> bool {
+    /// Whether the transfer from `from` into this peer still runs by `method` (not aborted,
+    /// not restarted by another method).
+    pub(crate) fn transfer_running(
+        &self,
+        collection: &str,
+        shard: ShardId,
+        from: PeerId,
+        method: TransferMethod,
+    ) -> bool {
         let machine = self.state();
         machine
             .state
             .collections
             .get(collection)
             .and_then(|c| c.transfer_to(shard, self.shared.me))
-            .is_some_and(|t| t.from == from)
+            .is_some_and(|t| t.from == from && t.method == method)
     }
 
     pub(crate) async fn commit_op(&self, op: MetaOp) -> Result<u64, CollectionError> {
@@ -895,6 +903,18 @@ impl ClusterNode {
         self.check_peer(to)?;
         let transfer = ShardTransfer { shard_id: shard, from, to, sync, method };
         self.propose(MetaOp::StartTransfer { collection: collection.into(), transfer }).await
+    }
+
+    /// `restart_transfer`: copy again by `method`.
+    pub async fn restart_transfer(
+        &self,
+        collection: &str,
+        shard: ShardId,
+        from: PeerId,
+        to: PeerId,
+        method: TransferMethod,
+    ) -> Result<(), CollectionError> {
+        self.propose(MetaOp::RestartTransfer { collection: collection.into(), shard, from, to, method }).await
     }
 
     /// `abort_transfer`.

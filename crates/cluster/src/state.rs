@@ -170,6 +170,15 @@ pub enum MetaOp {
         from: PeerId,
         to: PeerId,
     },
+    /// Run a copy again by `method`: the receiver is made Dead, so the copy in progress cannot
+    /// finish, and its peer copies again by the new method.
+    RestartTransfer {
+        collection: String,
+        shard: ShardId,
+        from: PeerId,
+        to: PeerId,
+        method: TransferMethod,
+    },
     /// Cancel a copy: its Partial replica goes.
     AbortTransfer {
         collection: String,
@@ -365,6 +374,16 @@ impl ClusterState {
                     if !t.sync {
                         replicas.remove(from);
                     }
+                }
+                meta.bump(*shard);
+                Ok(())
+            }
+            MetaOp::RestartTransfer { collection, shard, from, to, method } => {
+                let meta = self.collections.get_mut(collection).ok_or_else(|| not_found(collection))?;
+                let at = find_transfer(meta, collection, *shard, *from, *to)?;
+                meta.transfers[at].method = *method;
+                if let Some(receiver) = meta.shards.get_mut(shard).and_then(|r| r.get_mut(to)) {
+                    *receiver = ReplicaState::Dead;
                 }
                 meta.bump(*shard);
                 Ok(())
@@ -625,6 +644,21 @@ mod tests {
         s.apply(&transfer(0, 1, 3, false)).expect("move starts");
         assert_eq!(s.collections["a"].replicas(0), vec![(1, ReplicaState::Active), (3, ReplicaState::Partial)]);
         assert!(s.apply(&transfer(0, 1, 2, true)).is_err(), "one transfer per shard at a time");
+        // A restart changes the method and makes the receiver copy again.
+        let restart = |method| MetaOp::RestartTransfer { collection: "a".into(), shard: 0, from: 1, to: 3, method };
+        s.apply(&restart(TransferMethod::Snapshot)).expect("restarted");
+        assert_eq!(s.collections["a"].transfers[0].method, TransferMethod::Snapshot);
+        assert_eq!(s.collections["a"].replicas(0), vec![(1, ReplicaState::Active), (3, ReplicaState::Dead)]);
+        let wrong = MetaOp::RestartTransfer {
+            collection: "a".into(),
+            shard: 0,
+            from: 2,
+            to: 3,
+            method: TransferMethod::StreamRecords,
+        };
+        assert!(matches!(s.apply(&wrong), Err(MetaError::NotFound(_))));
+        s.apply(&MetaOp::SetReplicaState { collection: "a".into(), shard: 0, peer: 3, state: ReplicaState::Partial })
+            .expect("copying again");
         // A receiving replica that missed a write cannot finish: its copy runs again.
         let dead = MetaOp::SetReplicaState { collection: "a".into(), shard: 0, peer: 3, state: ReplicaState::Dead };
         s.apply(&dead).expect("missed a write");

@@ -248,8 +248,8 @@ async fn download(
     let mut file = std::fs::File::create(path).map_err(|e| io(path, e))?;
     let mut offset = 0;
     while offset < size {
-        if !node.transfer_running(collection, shard, source) {
-            return Err(CollectionError::Unavailable("the transfer was aborted".into()));
+        if !node.transfer_running(collection, shard, source, TransferMethod::Snapshot) {
+            return Err(CollectionError::Unavailable("the transfer was aborted or restarted".into()));
         }
         let call = ShardCall::SnapshotRead { name: name.to_string(), offset, len: SNAPSHOT_CHUNK };
         let bytes = match call_source(node, source, collection, shard, call).await? {
@@ -279,8 +279,8 @@ async fn stream(
     let mut seen: HashSet<PointId> = HashSet::new();
     let mut from = None;
     loop {
-        if transfer && !node.transfer_running(collection, shard, source) {
-            return Err(CollectionError::Unavailable("the transfer was aborted".into()));
+        if transfer && !node.transfer_running(collection, shard, source, TransferMethod::StreamRecords) {
+            return Err(CollectionError::Unavailable("the transfer was aborted or restarted".into()));
         }
         let ids = match call_source(
             node,

@@ -184,6 +184,13 @@ pub enum ClusterOp {
         from: u64,
         to: u64,
     },
+    Restart {
+        shard: u32,
+        from: u64,
+        to: u64,
+        method: Option<String>,
+        to_shard: Option<u32>,
+    },
     DropReplica {
         shard: u32,
         peer: u64,
@@ -233,6 +240,10 @@ pub async fn cluster_operation(state: &AppState, collection: &str, op: ClusterOp
             Ok(node.start_transfer(&real, shard, from, to, sync, method).await?)
         }
         ClusterOp::Abort { shard, from, to } => Ok(node.abort_transfer(&real, shard, from, to).await?),
+        ClusterOp::Restart { shard, from, to, method, to_shard } => {
+            let method = transfer_method(method.as_deref(), shard, to_shard)?;
+            Ok(node.restart_transfer(&real, shard, from, to, method).await?)
+        }
         ClusterOp::DropReplica { shard, peer } => Ok(node.drop_replica(&real, shard, peer).await?),
         ClusterOp::CreateShardKey(new) => create_shard_key(state, &real, new, None).await,
         ClusterOp::DropShardKey(key) => delete_shard_key(state, &real, key, None).await,

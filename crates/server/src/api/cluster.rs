@@ -70,6 +70,17 @@ pub struct DropReplicaBody {
     pub peer_id: u64,
 }
 
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestartBody {
+    pub shard_id: u32,
+    pub from_peer_id: u64,
+    pub to_peer_id: u64,
+    pub method: String,
+    #[serde(default)]
+    pub to_shard_id: Option<u32>,
+}
+
 /// One operation of `POST /collections/{name}/cluster` (an object with exactly one key).
 #[derive(Debug, serde::Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
@@ -80,7 +91,7 @@ pub enum ClusterOperation {
     DropReplica(DropReplicaBody),
     CreateShardingKey(super::collections::CreateShardKeyBody),
     DropShardingKey(super::collections::DeleteShardKeyBody),
-    RestartTransfer(serde::de::IgnoredAny),
+    RestartTransfer(RestartBody),
 }
 
 /// `POST /collections/{name}/cluster`: move or replicate a shard, abort a transfer, drop a
@@ -117,7 +128,10 @@ pub async fn update_collection(
         ClusterOperation::DropShardingKey(body) => {
             ClusterOp::DropShardKey(super::collections::one_shard_key(&body.shard_key)?)
         }
-        ClusterOperation::RestartTransfer(_) => ClusterOp::Unsupported("restart_transfer"),
+        ClusterOperation::RestartTransfer(r) => {
+            let (shard, from, to, to_shard) = (r.shard_id, r.from_peer_id, r.to_peer_id, r.to_shard_id);
+            ClusterOp::Restart { shard, from, to, method: Some(r.method), to_shard }
+        }
     };
     crate::meta::cluster_operation(&state, &name, op).await?;
     Ok(ok(t, true))

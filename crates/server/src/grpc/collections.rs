@@ -321,7 +321,13 @@ impl Collections for CollectionsService {
             Some(Operation::DeleteShardKey(body)) => {
                 ClusterOp::DropShardKey(shard_key(body.shard_key.unwrap_or_default(), "shard_key")?)
             }
-            Some(Operation::RestartTransfer(_)) => ClusterOp::Unsupported("restart_transfer"),
+            Some(Operation::RestartTransfer(r)) => ClusterOp::Restart {
+                shard: r.shard_id,
+                from: r.from_peer_id,
+                to: r.to_peer_id,
+                method: method(Some(r.method)),
+                to_shard: r.to_shard_id,
+            },
             Some(Operation::ReplicatePoints(_)) => ClusterOp::Unsupported("replicate_points"),
         };
         crate::meta::cluster_operation(&self.state, &req.collection_name, op).await?;

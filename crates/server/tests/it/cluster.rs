@@ -638,3 +638,49 @@ fn ordered_writes_reach_every_replica_in_one_order() {
     let (status, body) = peers[1].server.call("PUT", "/collections/o/points?ordering=sometimes", Some(&batch(0, 1)));
     assert_eq!(status, 400, "{body}");
 }
+
+#[test]
+fn a_stuck_transfer_restarts_by_another_method() {
+    let backend = BACKENDS[0];
+    let root = tempfile::tempdir().expect("tempdir");
+    let peers = start_cluster(root.path(), backend);
+    let ids: Vec<u64> = peers.iter().map(Peer::peer_id).collect();
+    let body = json!({"vectors": {"size": 8, "distance": "Dot"}, "shard_number": 3, "replication_factor": 1});
+    peers[0].server.ok("PUT", "/collections/t", Some(&body));
+    for k in 0..6 {
+        peers[0].server.ok("PUT", "/collections/t/points?wait=true", Some(&batch(k * 500, 500)));
+    }
+    // A shard whose holder is not the Raft leader, so freezing the holder leaves consensus up.
+    let leader = peers[0].server.ok("GET", "/cluster", None)["raft_info"]["leader"].as_u64().expect("leader");
+    let (shard, source) =
+        placement(&peers[0], "t").into_iter().map(|(s, p)| (s, p[0])).find(|(_, p)| *p != leader).expect("shard");
+    let target = *ids.iter().find(|p| **p != source).expect("target");
+    let frozen = ids.iter().position(|p| *p == source).expect("source peer");
+    let via = &peers[(frozen + 1) % 3].server;
+    // The source stops answering: the streamed copy hangs; it is restarted by snapshot.
+    signal(peers[frozen].pid(), libc::SIGSTOP);
+    let op = json!({"replicate_shard": {"shard_id": shard, "from_peer_id": source, "to_peer_id": target}});
+    via.ok("POST", "/collections/t/cluster", Some(&op));
+    let restart = json!({"restart_transfer": {"shard_id": shard, "from_peer_id": source, "to_peer_id": target, "method": "snapshot"}});
+    via.ok("POST", "/collections/t/cluster", Some(&restart));
+    let info = via.ok("GET", "/collections/t/cluster", None);
+    assert_eq!(info["shard_transfers"][0]["method"], "snapshot", "{info}");
+    let (status, body) = via.call(
+        "POST",
+        "/collections/t/cluster",
+        Some(&json!({"restart_transfer": {"shard_id": shard, "from_peer_id": target, "to_peer_id": source, "method": "snapshot"}})),
+    );
+    assert_eq!(status, 404, "no such transfer: {body}");
+    signal(peers[frozen].pid(), libc::SIGCONT);
+    wait_for("restarted transfer done", Duration::from_secs(120), || no_transfers(&peers[0], "t"));
+    let mut holders = placement(&peers[0], "t")[&shard].clone();
+    holders.sort();
+    let mut want = vec![source, target];
+    want.sort();
+    assert_eq!(holders, want, "the shard was replicated");
+    let reference = all_points(&peers[0].server, "t");
+    assert_eq!(reference.len(), 3000);
+    for p in &peers[1..] {
+        assert_eq!(all_points(&p.server, "t"), reference, "every peer answers the same");
+    }
+}
