@@ -186,10 +186,12 @@ impl ReplicaSet {
         if version < current {
             return Err(WireError::Stale(current));
         }
+        // Taken before the replica is: a snapshot being installed replaces it meanwhile, and
+        // waits for every holder of the old one to let go.
+        let _stream = self.stream_gate.read();
         let local = self
             .ensure_local()?
             .ok_or_else(|| WireError::NotFound(format!("shard {} has no replica on peer {}", self.id, self.node.me)))?;
-        let _stream = self.stream_gate.read();
         let tracked = self.tracking.lock().as_ref().map(|t| {
             let whole = t.all.is_some().then(|| op.clone());
             match op.explicit_ids() {
