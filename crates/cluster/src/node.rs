@@ -104,18 +104,20 @@ impl NodeShared {
         }
     }
 
+    /// The routing version of a shard (0 for one this peer does not know).
+    pub fn version(&self, collection: &str, shard: ShardId) -> u64 {
+        self.applied.borrow().machine.state.collections.get(collection).map_or(0, |c| c.version(shard))
+    }
+
     /// Wait (blocking) until this peer applied routing version `version` of the shard; false
     /// when `deadline` passes first.
     pub fn wait_version(&self, collection: &str, shard: ShardId, version: u64, deadline: std::time::Instant) -> bool {
-        loop {
-            if self.routing(collection, shard).1 >= version {
-                return true;
-            }
-            if std::time::Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        let mut applied = self.applied.clone();
+        let reached =
+            |a: &Applied| a.machine.state.collections.get(collection).is_some_and(|c| c.version(shard) >= version);
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let waited = self.block_on(tokio::time::timeout(left, applied.wait_for(reached)));
+        matches!(waited, Ok(Ok(_)))
     }
 
     pub fn uri_of(&self, peer: PeerId) -> Option<String> {

@@ -161,6 +161,19 @@ impl ReplicaSet {
         }
     }
 
+    /// A write `call` on the replica of `peer`, blocking until it answers.
+    fn remote_update(
+        &self,
+        peer: PeerId,
+        call: ShardCall,
+        timeout: Duration,
+    ) -> std::result::Result<UpdateResult, P2pError> {
+        match self.remote(peer, call, timeout)? {
+            ShardReply::Updated(r) => Ok(r),
+            _ => Err(P2pError::Remote(WireError::Internal("mismatched shard reply".into()))),
+        }
+    }
+
     /// Start remembering live writes (a copy into this replica begins), each whole when
     /// `whole` (a snapshot transfer). Writes remembered by an earlier, failed copy stay
     /// remembered.
@@ -182,7 +195,7 @@ impl ReplicaSet {
     /// set: the coordinator may not have sent it to a replica added since.
     pub fn apply_routed(&self, op: UpdateOp, wait: bool, version: u64) -> std::result::Result<UpdateResult, WireError> {
         let _routing = self.node.routing_gate.read();
-        let current = self.node.routing(&self.collection, self.id).1;
+        let current = self.node.version(&self.collection, self.id);
         if version < current {
             return Err(WireError::Stale(current));
         }
@@ -387,11 +400,7 @@ impl ReplicaSet {
                         let result = if peer == me {
                             self.apply_routed(op, wait, version).map_err(P2pError::Remote)
                         } else {
-                            match self.remote(peer, ShardCall::Update { op, wait, version }, WRITE_TIMEOUT) {
-                                Ok(ShardReply::Updated(r)) => Ok(r),
-                                Ok(_) => Err(P2pError::Remote(WireError::Internal("mismatched shard reply".into()))),
-                                Err(e) => Err(e),
-                            }
+                            self.remote_update(peer, ShardCall::Update { op, wait, version }, WRITE_TIMEOUT)
                         };
                         (peer, state, result)
                     })
@@ -503,11 +512,7 @@ impl Shard for ReplicaSet {
             return self.lead_write(op, wait);
         }
         // The leader's own fan-out may take WRITE_TIMEOUT per replica and a Dead marking.
-        match self.remote(leader, ShardCall::UpdateOrdered { op, wait }, WRITE_TIMEOUT * 3) {
-            Ok(ShardReply::Updated(r)) => Ok(r),
-            Ok(_) => Err(CollectionError::Internal("mismatched shard reply".into())),
-            Err(e) => Err(e.into()),
-        }
+        Ok(self.remote_update(leader, ShardCall::UpdateOrdered { op, wait }, WRITE_TIMEOUT * 3)?)
     }
 
     fn search(&self, req: &ShardSearch) -> Result<Vec<ShardHit>> {

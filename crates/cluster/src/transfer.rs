@@ -11,6 +11,7 @@
 
 use std::collections::HashSet;
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,12 +46,10 @@ pub fn serve_call(
         ShardCall::SnapshotCreate => {
             let name = format!("transfer-{:016x}.snapshot", rand::random::<u64>());
             let path = transfer_file(registry, &name)?;
-            let made = std::fs::File::create(&path)
-                .map_err(|e| CollectionError::Storage(qd_storage::StorageError::io(&path, e)))
-                .and_then(|file| {
-                    let c = registry.get(collection)?;
-                    snapshot_shard(&c, set.id(), std::io::BufWriter::new(file), &path, &mut no_progress)
-                });
+            let made = std::fs::File::create(&path).map_err(|e| io_error(&path, e)).and_then(|file| {
+                let c = registry.get(collection)?;
+                snapshot_shard(&c, set.id(), std::io::BufWriter::new(file), &path, &mut no_progress)
+            });
             match made {
                 Ok((_, size, sha256)) => Ok(ShardReply::SnapshotCreated { name, size, sha256 }),
                 Err(e) => {
@@ -61,7 +60,7 @@ pub fn serve_call(
         }
         ShardCall::SnapshotRead { name, offset, len } => {
             let path = transfer_file(registry, &name)?;
-            let io = |e| WireError::from(CollectionError::Storage(qd_storage::StorageError::io(&path, e)));
+            let io = |e| WireError::from(io_error(&path, e));
             let mut file = std::fs::File::open(&path).map_err(io)?;
             file.seek(SeekFrom::Start(offset)).map_err(io)?;
             let mut bytes = Vec::new();
@@ -79,17 +78,25 @@ pub fn serve_call(
 
 /// Where the source keeps a transfer snapshot named `name` (names are ours: anything else is
 /// refused, so a peer cannot reach other files).
-fn transfer_file(registry: &Registry, name: &str) -> Result<std::path::PathBuf> {
+fn transfer_file(registry: &Registry, name: &str) -> Result<PathBuf> {
     let ours = name.starts_with("transfer-")
         && name.ends_with(".snapshot")
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
-        && !name.contains("..");
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
     if !ours {
         return Err(CollectionError::BadRequest(format!("`{name}` is not a transfer snapshot")));
     }
+    transfers_dir(registry).map(|dir| dir.join(name))
+}
+
+/// The scratch folder of transfer snapshots, sent and received, created when missing.
+fn transfers_dir(registry: &Registry) -> Result<PathBuf> {
     let dir = registry.layout().tmp_dir().join("transfers");
-    std::fs::create_dir_all(&dir).map_err(|e| CollectionError::Storage(qd_storage::StorageError::io(&dir, e)))?;
-    Ok(dir.join(name))
+    std::fs::create_dir_all(&dir).map_err(|e| io_error(&dir, e))?;
+    Ok(dir)
+}
+
+fn io_error(path: &Path, e: std::io::Error) -> CollectionError {
+    CollectionError::Storage(qd_storage::StorageError::io(path, e))
 }
 
 fn serve_read(set: &ReplicaSet, call: ShardCall) -> Result<ShardReply> {
@@ -156,19 +163,11 @@ pub async fn recover(
     let set = node
         .replica_set(collection, shard)
         .ok_or_else(|| CollectionError::NotFound(format!("shard {shard} of `{collection}` is not loaded here")))?;
-    let opener = set.clone();
-    // Not held across a snapshot copy: the installed snapshot replaces this database.
-    let local = blocking(move || opener.ensure_local())
-        .await?
-        .ok_or_else(|| CollectionError::NotFound(format!("shard {shard} of `{collection}` has no local replica")))?;
     set.begin_tracking(method == Some(TransferMethod::Snapshot));
     take_writes(node, collection, shard).await?;
     let copied = match method {
-        Some(TransferMethod::Snapshot) => {
-            drop(local);
-            copy_snapshot(node, &set, collection, shard, source).await?
-        }
-        _ => stream(node, &set, &local, collection, shard, source, method.is_some()).await?,
+        Some(TransferMethod::Snapshot) => copy_snapshot(node, &set, collection, shard, source).await?,
+        _ => stream(node, &set, collection, shard, source, method.is_some()).await?,
     };
     let me = node.peer_id();
     if method.is_some() {
@@ -207,9 +206,8 @@ async fn copy_snapshot(
         ShardReply::SnapshotCreated { name, size, sha256 } => (name, size, sha256),
         _ => return Err(CollectionError::Internal("mismatched reply to a snapshot".into())),
     };
-    let dir = node.registry().layout().tmp_dir().join("transfers");
-    let path = dir.join(format!("incoming-{:016x}.snapshot", rand::random::<u64>()));
-    let copied = download(node, collection, shard, source, &name, size, &dir, &path).await;
+    let path = transfers_dir(node.registry())?.join(format!("incoming-{:016x}.snapshot", rand::random::<u64>()));
+    let copied = download(node, collection, shard, source, &name, size, &path).await;
     let dropped = ShardCall::SnapshotDrop { name };
     if let Err(e) = call_source(node, source, collection, shard, dropped).await {
         tracing::warn!(collection, shard, error = %e, "the source kept a transfer snapshot");
@@ -218,8 +216,7 @@ async fn copy_snapshot(
         Ok(()) => {
             let (set, path) = (set.clone(), path.clone());
             blocking(move || {
-                let file = std::fs::File::open(&path)
-                    .map_err(|e| CollectionError::Storage(qd_storage::StorageError::io(&path, e)))?;
+                let file = std::fs::File::open(&path).map_err(|e| io_error(&path, e))?;
                 set.install_snapshot(&mut std::io::BufReader::new(file), size, &sha256)?;
                 set.local().map_or(Ok(0), |l| l.count(None))
             })
@@ -232,7 +229,6 @@ async fn copy_snapshot(
 }
 
 /// Copy the source's transfer snapshot `name` (`size` bytes) into `path`.
-#[allow(clippy::too_many_arguments)]
 async fn download(
     node: &Arc<ClusterNode>,
     collection: &str,
@@ -240,12 +236,9 @@ async fn download(
     source: PeerId,
     name: &str,
     size: u64,
-    dir: &std::path::Path,
-    path: &std::path::Path,
+    path: &Path,
 ) -> Result<()> {
-    let io = |p: &std::path::Path, e| CollectionError::Storage(qd_storage::StorageError::io(p, e));
-    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
-    let mut file = std::fs::File::create(path).map_err(|e| io(path, e))?;
+    let mut file = std::fs::File::create(path).map_err(|e| io_error(path, e))?;
     let mut offset = 0;
     while offset < size {
         if !node.transfer_running(collection, shard, source, TransferMethod::Snapshot) {
@@ -259,22 +252,25 @@ async fn download(
             }
             _ => return Err(CollectionError::Internal("mismatched reply to a snapshot read".into())),
         };
-        file.write_all(&bytes).map_err(|e| io(path, e))?;
+        file.write_all(&bytes).map_err(|e| io_error(path, e))?;
         offset += bytes.len() as u64;
     }
-    file.sync_all().map_err(|e| io(path, e))?;
+    file.sync_all().map_err(|e| io_error(path, e))?;
     Ok(())
 }
 
 async fn stream(
     node: &Arc<ClusterNode>,
     set: &Arc<ReplicaSet>,
-    local: &Arc<dyn Shard>,
     collection: &str,
     shard: ShardId,
     source: PeerId,
     transfer: bool,
 ) -> Result<usize> {
+    let opener = set.clone();
+    let local: Arc<dyn Shard> = blocking(move || opener.ensure_local())
+        .await?
+        .ok_or_else(|| CollectionError::NotFound(format!("shard {shard} of `{collection}` has no local replica")))?;
     let with = WithSelectors { payload: PayloadSelector::All, vector: VectorSelector::All };
     let mut seen: HashSet<PointId> = HashSet::new();
     let mut from = None;

@@ -82,35 +82,15 @@ impl LocalShards {
     /// collection's shards (verified against `checksum`); [`install`](Self::install) puts it in
     /// place. The running shard is untouched until then.
     pub fn stage(&self, archive: &mut dyn std::io::Read, total: Option<u64>, checksum: &str) -> Result<StagedShard> {
-        let mut staged = StagedShard {
-            layout: self.layout.clone(),
-            dir: format!("shard-transfer-{}", uuid::Uuid::new_v4().simple()),
-            shard: 0,
-        };
-        let restored = crate::snapshot::restore::restore_into_dir(
-            &self.layout,
-            &staged.dir,
-            archive,
-            total,
-            Some(checksum),
-            &mut |_| {},
-        )?;
-        match restored.manifest.shard_ids.as_slice() {
-            [one] => {
-                staged.shard = *one;
-                Ok(staged)
-            }
-            ids => Err(CollectionError::BadRequest(format!(
-                "a shard transfer needs a snapshot of exactly one shard, this one holds {}",
-                ids.len()
-            ))),
-        }
+        let no_progress = &mut crate::snapshot::no_progress;
+        StagedShard::restore(&self.layout, "shard-transfer", archive, total, Some(checksum), no_progress)
+            .map(|(staged, _)| staged)
     }
 
     /// Replace shard `sid`'s files with a staged shard (the shard must be shut down first).
     pub fn install(&self, staged: StagedShard, sid: crate::shard::ShardId) -> Result<()> {
         self.remove(sid)?;
-        let from = self.layout.shard_dir(&staged.dir, staged.shard);
+        let from = staged.path();
         let to = self.layout.shard_dir(&self.dir, sid);
         std::fs::rename(&from, &to).map_err(|e| qd_storage::StorageError::io(&from, e))?;
         Ok(())
@@ -123,6 +103,43 @@ pub struct StagedShard {
     layout: StorageLayout,
     dir: String,
     shard: crate::shard::ShardId,
+}
+
+impl StagedShard {
+    /// Restore the one shard a snapshot archive holds into a scratch directory named from
+    /// `prefix` (removed again on any error).
+    fn restore(
+        layout: &StorageLayout,
+        prefix: &str,
+        archive: &mut dyn std::io::Read,
+        total: Option<u64>,
+        checksum: Option<&str>,
+        progress: crate::snapshot::ProgressFn<'_>,
+    ) -> Result<(StagedShard, crate::snapshot::Restored)> {
+        let mut staged = StagedShard {
+            layout: layout.clone(),
+            dir: format!("{prefix}-{}", uuid::Uuid::new_v4().simple()),
+            shard: 0,
+        };
+        let restored =
+            crate::snapshot::restore::restore_into_dir(layout, &staged.dir, archive, total, checksum, progress)?;
+        staged.shard = match restored.manifest.shard_ids.as_slice() {
+            [one] => *one,
+            ids => {
+                return Err(CollectionError::BadRequest(format!(
+                    "a shard snapshot must hold exactly one shard, this one holds {}",
+                    ids.len()
+                )))
+            }
+        };
+        Ok((staged, restored))
+    }
+
+    /// The staged shard's directory (whole shard directories move: SQLite keeps -wal/-shm
+    /// files beside its database).
+    fn path(&self) -> std::path::PathBuf {
+        self.layout.shard_dir(&self.dir, self.shard)
+    }
 }
 
 impl Drop for StagedShard {
@@ -779,44 +796,15 @@ impl Registry {
         if !c.shards().iter().any(|s| s.id() == shard_id) {
             return Err(CollectionError::NotFound(format!("Shard {shard_id} of collection `{name}` does not exist")));
         }
-        let tmp_id = format!("shard-restore-{}", uuid::Uuid::new_v4().simple());
-        let cleanup = || {
-            if let Err(e) = self.layout.remove_collection_dir(&tmp_id) {
-                tracing::warn!(dir = %tmp_id, error = %e, "could not remove a shard restore's scratch directory");
-            }
-        };
-        let restored = match crate::snapshot::restore::restore_into_dir(
-            &self.layout,
-            &tmp_id,
-            source,
-            total,
-            checksum,
-            progress,
-        ) {
-            Ok(r) => r,
-            Err(e) => {
-                cleanup();
-                return Err(e);
-            }
-        };
-        let src_shard = match restored.manifest.shard_ids.as_slice() {
-            [one] => *one,
-            ids => {
-                cleanup();
-                return Err(CollectionError::BadRequest(format!(
-                    "a shard restore needs a snapshot of exactly one shard, this one holds {}",
-                    ids.len()
-                )));
-            }
-        };
+        let (staged, restored) =
+            StagedShard::restore(&self.layout, "shard-restore", source, total, checksum, progress)?;
         if restored.config.params.vectors != c.config().params.vectors {
-            cleanup();
             return Err(CollectionError::BadRequest(format!(
                 "the snapshot's vectors config does not match collection `{name}`"
             )));
         }
-        // Whole shard directories move (SQLite keeps -wal/-shm files beside its database).
-        let staged = self.layout.shard_dir(&tmp_id, src_shard);
+        // The scratch directory goes when `staged` does, at the end, whatever happens.
+        let staged_dir = staged.path();
         let target = self.layout.shard_dir(c.dir(), shard_id);
         let old = target.with_extension("replaced");
         let io = |p: &std::path::Path, e| CollectionError::Storage(qd_storage::StorageError::io(p, e));
@@ -824,7 +812,6 @@ impl Registry {
         // Requests wait on the shard set while the shard is swapped (seconds at most).
         let mut set = c.shard_set().write();
         let Some(previous) = set.take(shard_id) else {
-            cleanup();
             return Err(CollectionError::NotFound(format!("Shard {shard_id} of collection `{name}` does not exist")));
         };
         // Drain and close the old shard: its database must be closed before a new one opens
@@ -833,7 +820,6 @@ impl Registry {
         drop(previous);
         if let Err(e) = stopped {
             set.replace(self.open_shard(c.dir(), shard_id, &c.shared())?);
-            cleanup();
             return Err(e);
         }
         let _ = std::fs::remove_dir_all(&old);
@@ -844,17 +830,15 @@ impl Registry {
         };
         if let Err(e) = std::fs::rename(&target, &old) {
             reopen_old(&mut set);
-            cleanup();
             return Err(io(&target, e));
         }
-        let swapped = std::fs::rename(&staged, &target)
-            .map_err(|e| io(&staged, e))
+        let swapped = std::fs::rename(&staged_dir, &target)
+            .map_err(|e| io(&staged_dir, e))
             .and_then(|_| self.open_shard_patiently(c.dir(), shard_id, &c.shared()));
         match swapped {
             Ok(shard) => {
                 set.replace(shard);
                 let _ = std::fs::remove_dir_all(&old);
-                cleanup();
                 Ok(restored)
             }
             Err(e) => {
@@ -863,7 +847,6 @@ impl Registry {
                 if std::fs::rename(&old, &target).is_ok() {
                     reopen_old(&mut set);
                 }
-                cleanup();
                 Err(e)
             }
         }

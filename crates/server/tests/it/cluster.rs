@@ -129,6 +129,29 @@ fn batch(from: u64, n: u64) -> Value {
     json!({ "points": points })
 }
 
+/// Kill every peer but `alone`: creating collection `refused` through it answers 503 within
+/// its `timeout`. The others come back, and creating `after` through it then succeeds.
+fn refused_alone_then_recovers(peers: &mut [Peer], alone: usize, refused: &str, after: &str) {
+    let others: Vec<usize> = (0..peers.len()).filter(|i| *i != alone).collect();
+    for i in &others {
+        peers[*i].server.kill9();
+    }
+    let body = json!({"vectors": {"size": 2, "distance": "Dot"}});
+    let started = Instant::now();
+    let (status, text) = peers[alone].server.call("PUT", &format!("/collections/{refused}?timeout=2"), Some(&body));
+    assert_eq!(status, 503, "{text}");
+    assert!(started.elapsed() < Duration::from_secs(15), "the timeout is honoured");
+    for i in &others {
+        peers[*i].restart();
+    }
+    wait_for("majority back", Duration::from_secs(30), || {
+        match peers[alone].server.call("PUT", &format!("/collections/{after}"), Some(&body)).0 {
+            200 => Ok(()),
+            s => Err(format!("status {s}")),
+        }
+    });
+}
+
 fn all_active(peer: &Peer, collection: &str) -> Result<(), String> {
     let states = replica_states(peer, collection);
     if states.values().all(|s| s == "Active") {
@@ -282,25 +305,7 @@ fn three_peers_replicate_survive_a_kill_and_a_freeze_and_catch_up() {
             .iter()
             .position(|p| p.server.ok("GET", "/cluster", None)["raft_info"]["role"] == "Leader")
             .expect("a leader");
-        let alone = (leader + 1) % 3;
-        let others: Vec<usize> = (0..3).filter(|i| *i != alone).collect();
-        for i in &others {
-            peers[*i].server.kill9();
-        }
-        let minority = json!({"vectors": {"size": 2, "distance": "Dot"}});
-        let started = Instant::now();
-        let (status, body) = peers[alone].server.call("PUT", "/collections/minority?timeout=2", Some(&minority));
-        assert_eq!(status, 503, "{body}");
-        assert!(started.elapsed() < Duration::from_secs(15), "the timeout is honoured");
-        for i in &others {
-            peers[*i].restart();
-        }
-        wait_for("majority back", Duration::from_secs(30), || {
-            match peers[alone].server.call("PUT", "/collections/after_partition", Some(&minority)).0 {
-                200 => Ok(()),
-                s => Err(format!("status {s}")),
-            }
-        });
+        refused_alone_then_recovers(&mut peers, (leader + 1) % 3, "minority", "after_partition");
         for p in &peers {
             assert_eq!(p.server.call("GET", "/collections/minority", None).0, 404, "the refused change never applied");
             wait_for("converged", Duration::from_secs(10), || {
@@ -316,23 +321,7 @@ fn three_peers_replicate_survive_a_kill_and_a_freeze_and_catch_up() {
             .iter()
             .position(|p| p.server.ok("GET", "/cluster", None)["raft_info"]["role"] == "Leader")
             .expect("a leader");
-        let followers: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
-        for i in &followers {
-            peers[*i].server.kill9();
-        }
-        let started = Instant::now();
-        let (status, body) = peers[leader].server.call("PUT", "/collections/lonely?timeout=2", Some(&minority));
-        assert_eq!(status, 503, "{body}");
-        assert!(started.elapsed() < Duration::from_secs(15), "the timeout is honoured");
-        for i in &followers {
-            peers[*i].restart();
-        }
-        wait_for("majority back again", Duration::from_secs(30), || {
-            match peers[leader].server.call("PUT", "/collections/after_partition_2", Some(&minority)).0 {
-                200 => Ok(()),
-                s => Err(format!("status {s}")),
-            }
-        });
+        refused_alone_then_recovers(&mut peers, leader, "lonely", "after_partition_2");
 
         // Deleting goes everywhere too.
         peers[1].server.ok("DELETE", "/collections/c", None);
