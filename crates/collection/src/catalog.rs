@@ -62,7 +62,17 @@ impl PayloadIndexSpec {
                 PAYLOAD_INDEX_TYPES.join(", ")
             ));
         }
-        Ok(PayloadIndexSpec { data_type: ty, params })
+        let spec = PayloadIndexSpec { data_type: ty, params };
+        if spec.data_type == "text" {
+            spec.text_params()?;
+        }
+        Ok(spec)
+    }
+
+    /// The settings of a `text` index (defaults for a bare `"text"`), or why they are invalid.
+    pub fn text_params(&self) -> std::result::Result<qd_inference::TextIndexParams, String> {
+        let schema = self.params.clone().unwrap_or_else(|| serde_json::Value::String(self.data_type.clone()));
+        qd_inference::TextIndexParams::from_schema(&schema).map_err(|e| e.to_string())
     }
 }
 

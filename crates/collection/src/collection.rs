@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 use qd_core::config::{CollectionConfig, CollectionParams, VectorsConfig};
-use qd_core::filter::Filter;
+use qd_core::filter::{Filter, TextIndexes};
+use qd_core::json_path::JsonPath;
 use qd_core::vectors::{validate_vectors, NamedVectors, SparseVector, Vector, VectorSpec};
 use qd_core::PointId;
 use serde::Serialize;
@@ -44,12 +45,53 @@ pub struct CollectionInfo {
 pub struct CollectionShared {
     pub config: RwLock<CollectionConfig>,
     pub payload_schema: RwLock<BTreeMap<String, PayloadIndexSpec>>,
+    /// The analysers of the schema's full-text indexes, rebuilt with the schema: every filter a
+    /// shard evaluates binds its text matches to them.
+    text_indexes: RwLock<Arc<TextIndexes>>,
 }
 
 impl CollectionShared {
     pub fn new(config: CollectionConfig, payload_schema: BTreeMap<String, PayloadIndexSpec>) -> Arc<Self> {
-        Arc::new(CollectionShared { config: RwLock::new(config), payload_schema: RwLock::new(payload_schema) })
+        let text_indexes = RwLock::new(Arc::new(text_indexes(&payload_schema)));
+        Arc::new(CollectionShared {
+            config: RwLock::new(config),
+            payload_schema: RwLock::new(payload_schema),
+            text_indexes,
+        })
     }
+
+    /// Replace the payload schema (and the full-text analysers built from it).
+    pub fn set_payload_schema(&self, schema: BTreeMap<String, PayloadIndexSpec>) {
+        let text = Arc::new(text_indexes(&schema));
+        let mut guard = self.payload_schema.write();
+        *self.text_indexes.write() = text;
+        *guard = schema;
+    }
+
+    /// The full-text indexes of the schema, by field.
+    pub fn text_indexes(&self) -> Arc<TextIndexes> {
+        Arc::clone(&self.text_indexes.read())
+    }
+}
+
+/// The analyser of every `text` index of a schema whose settings parse. (Settings are checked
+/// when the index is created; one stored by an older build that does not parse is left out,
+/// so its field keeps plain word matching, and logged.)
+fn text_indexes(schema: &BTreeMap<String, PayloadIndexSpec>) -> TextIndexes {
+    let mut out = TextIndexes::new();
+    for (field, spec) in schema.iter().filter(|(_, s)| s.data_type == "text") {
+        let built = spec
+            .text_params()
+            .and_then(|p| qd_inference::TextIndex::new(p).map_err(|e| e.to_string()))
+            .and_then(|ix| Ok((field.parse::<JsonPath>().map_err(|e| e.to_string())?, ix)));
+        match built {
+            Ok((path, index)) => {
+                out.insert(path, Arc::new(index));
+            }
+            Err(e) => tracing::warn!(field, error = %e, "full-text index settings not understood; plain word matching"),
+        }
+    }
+    out
 }
 
 pub struct Collection {
@@ -88,7 +130,7 @@ impl Collection {
     }
 
     pub fn set_payload_schema(&self, schema: BTreeMap<String, PayloadIndexSpec>) {
-        *self.shared.payload_schema.write() = schema;
+        self.shared.set_payload_schema(schema);
     }
 
     pub fn name(&self) -> &str {

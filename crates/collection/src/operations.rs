@@ -174,6 +174,34 @@ impl UpdateOp {
         )
     }
 
+    /// This operation with every filter it holds (filter selections, the condition of a
+    /// conditional update) replaced by what `map` gives, where it gives one.
+    pub fn map_filters(self, map: &dyn Fn(&Filter) -> Option<Filter>) -> UpdateOp {
+        let sel = |s: PointSelection| match s {
+            PointSelection::Filter(f) => PointSelection::Filter(map(&f).unwrap_or(f)),
+            ids => ids,
+        };
+        match self {
+            UpdateOp::Delete(s) => UpdateOp::Delete(sel(s)),
+            UpdateOp::ClearPayload(s) => UpdateOp::ClearPayload(sel(s)),
+            UpdateOp::SetPayload { payload, selection, key } => {
+                UpdateOp::SetPayload { payload, selection: sel(selection), key }
+            }
+            UpdateOp::OverwritePayload { payload, selection } => {
+                UpdateOp::OverwritePayload { payload, selection: sel(selection) }
+            }
+            UpdateOp::DeletePayload { keys, selection } => UpdateOp::DeletePayload { keys, selection: sel(selection) },
+            UpdateOp::DeleteVectors { selection, names } => {
+                UpdateOp::DeleteVectors { selection: sel(selection), names }
+            }
+            UpdateOp::Conditional { op, condition: UpdateCondition { mode, filter } } => UpdateOp::Conditional {
+                op: Box::new(op.map_filters(map)),
+                condition: UpdateCondition { mode, filter: filter.map(|f| map(&f).unwrap_or(f)) },
+            },
+            UpdateOp::Upsert(_) | UpdateOp::UpdateVectors(_) => self,
+        }
+    }
+
     fn map_selections(&self, filter: &dyn Fn(&Filter) -> Filter, keep: &dyn Fn(&PointId) -> bool) -> UpdateOp {
         let sel = |s: &PointSelection| match s {
             PointSelection::Ids(ids) => PointSelection::Ids(ids.iter().copied().filter(|i| keep(i)).collect()),

@@ -171,6 +171,25 @@ impl Bm25 {
         out
     }
 
+    /// A document's words in text order, each processed as a document token and, with the prefix tokenizer,
+    /// cut to `max_token_len` characters and dropped when shorter than `min_token_len` (its prefixes are then
+    /// not indexed): what a phrase is looked for in. Other tokenizers give [`Self::document_tokens`].
+    pub fn document_words(&self, text: &str) -> Vec<String> {
+        if self.config.tokenizer != TokenizerType::Prefix {
+            return self.document_tokens(text);
+        }
+        let min = self.config.min_token_len.unwrap_or(1);
+        let max = self.config.max_token_len.unwrap_or(usize::MAX);
+        tokenizer::words(text)
+            .filter_map(|raw| self.normalise(raw, true))
+            .filter(|token| token.chars().count() >= min)
+            .map(|token| match token.char_indices().nth(max) {
+                Some((cut, _)) => token[..cut].to_string(),
+                None => token,
+            })
+            .collect()
+    }
+
     fn for_each_raw_token(&self, text: &str, mut f: impl FnMut(&str)) {
         match self.config.tokenizer {
             TokenizerType::Whitespace => tokenizer::whitespace(text).for_each(f),

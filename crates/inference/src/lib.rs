@@ -2,6 +2,8 @@
 //! "options": {...}}`) into the sparse vector Qdrant's built-in BM25 model builds, for upserts (document
 //! side) and queries (query side).
 //!
+//! The same analysis decides text matches on fields with a full-text index ([`text_index`]).
+//!
 //! This crate owns tokenisation, ASCII folding, stopword lists, stemming, token hashing and BM25 weights, all
 //! measured against Qdrant's own engine (`qdrant-edge-py`). It must never do IO, load models from anywhere or
 //! depend on other workspace crates: the server calls [`embed`] and stores what comes back.
@@ -27,6 +29,7 @@ pub mod fold;
 pub mod hash;
 pub mod language;
 pub mod stopwords;
+pub mod text_index;
 pub mod tokenizer;
 
 use std::collections::HashMap;
@@ -36,6 +39,7 @@ pub use bm25::{Bm25, Side};
 pub use config::{Bm25Config, Stemmer, StopwordsSet, TokenizerType};
 pub use error::InferenceError;
 pub use language::{Language, SnowballLanguage};
+pub use text_index::{TextIndex, TextIndexParams, TextMatchKind, TextQuery};
 
 /// The model name of Qdrant's built-in BM25, compared case-insensitively ("Qdrant/bm25" works too).
 pub const BM25_MODEL: &str = "qdrant/bm25";

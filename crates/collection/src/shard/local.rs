@@ -369,6 +369,18 @@ impl Worker {
     }
 }
 
+impl LocalShard {
+    /// `filter` with its text matches bound to the collection's full-text indexes (borrowed as
+    /// it is when none applies).
+    fn bind<'a>(&self, filter: Option<&'a Filter>) -> Option<std::borrow::Cow<'a, Filter>> {
+        let filter = filter?;
+        Some(match filter.with_text_indexes(&self.shared.text_indexes()) {
+            Some(bound) => std::borrow::Cow::Owned(bound),
+            None => std::borrow::Cow::Borrowed(filter),
+        })
+    }
+}
+
 impl Shard for LocalShard {
     fn id(&self) -> ShardId {
         self.id
@@ -383,6 +395,8 @@ impl Shard for LocalShard {
         // "Durability"). Each writer waits for its own operation, so the queue holds at most
         // one operation per writer in flight and a flood slows writers instead of growing.
         // `wait` only changes the status reported, as the operation is visible once committed.
+        let text_indexes = self.shared.text_indexes();
+        let op = if text_indexes.is_empty() { op } else { op.map_filters(&|f| f.with_text_indexes(&text_indexes)) };
         let (reply_tx, reply_rx) = sync_channel(1);
         let op_num = {
             let guard = self.tx.lock();
@@ -430,7 +444,14 @@ impl Shard for LocalShard {
         // while a read guard is held, and no writer of the state depends on rayon work.
         let st = self.state.read_recursive();
         Ok(st
-            .search(&req.vector_name, &req.query, req.top, req.filter.as_ref(), req.threshold, &params)
+            .search(
+                &req.vector_name,
+                &req.query,
+                req.top,
+                self.bind(req.filter.as_ref()).as_deref(),
+                req.threshold,
+                &params,
+            )
             .into_iter()
             .map(|h| ShardHit {
                 id: h.id,
@@ -456,11 +477,11 @@ impl Shard for LocalShard {
     }
 
     fn scroll_ids(&self, from: Option<PointId>, filter: Option<&Filter>, limit: usize) -> Result<Vec<PointId>> {
-        Ok(self.state.read_recursive().scroll(from.as_ref(), filter, limit))
+        Ok(self.state.read_recursive().scroll(from.as_ref(), self.bind(filter).as_deref(), limit))
     }
 
     fn count(&self, filter: Option<&Filter>) -> Result<usize> {
-        Ok(self.state.read_recursive().count(filter))
+        Ok(self.state.read_recursive().count(self.bind(filter).as_deref()))
     }
 
     fn order_entries(
@@ -468,7 +489,7 @@ impl Shard for LocalShard {
         key: &qd_core::json_path::JsonPath,
         filter: Option<&Filter>,
     ) -> Result<Vec<(f64, PointId)>> {
-        Ok(self.state.read_recursive().order_entries(key, filter))
+        Ok(self.state.read_recursive().order_entries(key, self.bind(filter).as_deref()))
     }
 
     fn facet(
@@ -476,7 +497,7 @@ impl Shard for LocalShard {
         key: &qd_core::json_path::JsonPath,
         filter: Option<&Filter>,
     ) -> Result<Vec<(serde_json::Value, usize)>> {
-        Ok(self.state.read_recursive().facet(key, filter))
+        Ok(self.state.read_recursive().facet(key, self.bind(filter).as_deref()))
     }
 
     fn vectors_changed(&self, params: &qd_core::config::CollectionParams) {

@@ -112,6 +112,10 @@ impl FieldCondition {
             FieldCheck::ValuesCount(vc) => vc.check_values(&self.key.values(payload)),
             FieldCheck::IsEmpty(want) => is_empty(&self.key.values(payload)) == *want,
             FieldCheck::IsNull(want) => is_null(&self.key.values(payload)) == *want,
+            FieldCheck::FullText(ft) => {
+                let values: Vec<&str> = self.key.values_flat(payload).into_iter().filter_map(Value::as_str).collect();
+                ft.index.matches(&ft.query, &values)
+            }
             other => self.key.values_flat(payload).into_iter().any(|v| other.check_value(v)),
         }
     }
@@ -128,6 +132,7 @@ impl FieldCheck {
             FieldCheck::GeoBoundingBox(b) => geo_point_of(v).is_some_and(|p| b.contains(&p)),
             FieldCheck::GeoRadius(r) => geo_point_of(v).is_some_and(|p| r.contains(&p)),
             FieldCheck::GeoPolygon(poly) => geo_point_of(v).is_some_and(|p| poly.contains(&p)),
+            FieldCheck::FullText(ft) => v.as_str().is_some_and(|s| ft.index.matches(&ft.query, &[s])),
             FieldCheck::ValuesCount(_) | FieldCheck::IsEmpty(_) | FieldCheck::IsNull(_) => false,
         }
     }

@@ -37,6 +37,7 @@ mod parse;
 mod ser;
 #[cfg(test)]
 mod tests;
+mod text;
 
 use std::collections::BTreeSet;
 
@@ -46,6 +47,7 @@ use serde_json::Value;
 
 use crate::json_path::JsonPath;
 use crate::{PointId, ValidationError};
+pub use text::TextIndexes;
 
 pub use eval::PointView;
 
@@ -125,6 +127,25 @@ pub enum FieldCheck {
     IsEmpty(bool),
     /// `"is_null": true|false`
     IsNull(bool),
+    /// A text match on a field with a full-text index, bound to the index by the shard that
+    /// evaluates it ([`Filter::with_text_indexes`]); requests never parse into it.
+    FullText(FullTextMatch),
+}
+
+/// A `text`, `text_any` or `phrase` match decided by a full-text index's analysis (tokenizer,
+/// stopwords, stemmer, ...) over all string values of the field, as Qdrant's index decides it.
+#[derive(Debug, Clone)]
+pub struct FullTextMatch {
+    /// The match as the request wrote it: what serialises and what strict mode checks.
+    pub written: Match,
+    pub index: std::sync::Arc<qd_inference::TextIndex>,
+    pub query: qd_inference::TextQuery,
+}
+
+impl PartialEq for FullTextMatch {
+    fn eq(&self, other: &Self) -> bool {
+        self.written == other.written && std::sync::Arc::ptr_eq(&self.index, &other.index)
+    }
 }
 
 /// `match` variants.
@@ -668,9 +689,11 @@ impl Condition {
                     }
                 }
                 FieldCheck::GeoPolygon(p) => p.validate().map_err(at),
-                FieldCheck::Match(Match::Text(t) | Match::TextAny(t) | Match::Phrase(t)) => {
-                    crate::limits::at_most("text length", t.len(), crate::limits::MAX_TEXT_QUERY).map_err(at)
-                }
+                FieldCheck::Match(Match::Text(t) | Match::TextAny(t) | Match::Phrase(t))
+                | FieldCheck::FullText(FullTextMatch {
+                    written: Match::Text(t) | Match::TextAny(t) | Match::Phrase(t),
+                    ..
+                }) => crate::limits::at_most("text length", t.len(), crate::limits::MAX_TEXT_QUERY).map_err(at),
                 _ => Ok(()),
             },
             Condition::HasId(ids) => crate::limits::at_most("has_id", ids.len(), crate::limits::MAX_HAS_ID).map_err(at),

@@ -32,6 +32,7 @@ pub(super) fn condition(c: &Condition) -> Value {
         Condition::Field(fc) => {
             let (name, check) = match &fc.check {
                 FieldCheck::Match(m) => ("match", match_(m)),
+                FieldCheck::FullText(ft) => ("match", match_(&ft.written)),
                 FieldCheck::Range(RangeCondition::Numeric(r)) => ("range", range(r, |x| json!(x))),
                 FieldCheck::Range(RangeCondition::Datetime(r)) => ("range", range(r, datetime)),
                 FieldCheck::GeoBoundingBox(b) => (

@@ -36,7 +36,8 @@ fn tokenizer(t: i32) -> Option<&'static str> {
         pb::TokenizerType::Whitespace => Some("whitespace"),
         pb::TokenizerType::Word => Some("word"),
         pb::TokenizerType::Multilingual => Some("multilingual"),
-        pb::TokenizerType::Code | pb::TokenizerType::Unknown => None,
+        pb::TokenizerType::Code => Some("code"),
+        pb::TokenizerType::Unknown => None,
     }
 }
 
@@ -74,6 +75,18 @@ fn params(p: pb::payload_index_params::IndexParams) -> (&'static str, Map<String
             put(&mut m, "on_disk", t.on_disk);
             put(&mut m, "phrase_matching", t.phrase_matching);
             put(&mut m, "ascii_folding", t.ascii_folding);
+            if let Some(sw) = t.stopwords {
+                m.insert("stopwords".into(), json!({"languages": sw.languages, "custom": sw.custom}));
+            }
+            match t.stemmer.and_then(|s| s.stemming_params) {
+                Some(pb::stemming_algorithm::StemmingParams::Snowball(s)) => {
+                    m.insert("stemmer".into(), json!({"type": "snowball", "language": s.language}));
+                }
+                Some(pb::stemming_algorithm::StemmingParams::Disabled(_)) => {
+                    m.insert("stemmer".into(), json!({"type": "none"}));
+                }
+                None => {}
+            }
             "text"
         }
         P::BoolIndexParams(b) => {
