@@ -254,7 +254,11 @@ impl Collection {
         prefetches: &[Prefetch],
         inherited: Option<&Filter>,
     ) -> Result<Vec<ScoredPoint>> {
-        let filter = and(inherited.cloned(), level.filter.clone());
+        // The request's filter reaches every prefetch merged clause by clause, as in Qdrant.
+        let filter = match (inherited.cloned(), level.filter.clone()) {
+            (Some(outer), Some(own)) => Some(outer.merge(own)),
+            (outer, own) => outer.or(own),
+        };
         if prefetches.is_empty() {
             return self.base_query(level, filter);
         }
@@ -288,10 +292,9 @@ impl Collection {
             return Ok(fused.into_iter().skip(level.offset).collect());
         }
         // Re-score the union of the candidates with this level's query.
+        // With no candidates this still resolves the query, so that an id it names that does
+        // not exist is refused (404) as in Qdrant, whatever the prefetches found.
         let ids: BTreeSet<PointId> = sources.iter().flatten().map(|p| p.id).collect();
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
         self.base_query(level, only_ids(filter, ids))
     }
 
@@ -318,22 +321,38 @@ impl Collection {
         mentioned: &mut BTreeSet<PointId>,
         keys: Option<&[ShardKey]>,
     ) -> Result<Vec<Vector>> {
+        self.examples_as(items, using, mentioned, keys, true)
+    }
+
+    /// [`Self::examples`]; with `preprocess: false` a vector given in the request stays as
+    /// written (ids still give their stored, preprocessed vectors): what `average_vector`
+    /// averages, as in Qdrant, before the average itself is preprocessed.
+    fn examples_as(
+        &self,
+        items: &[VectorOrId],
+        using: &str,
+        mentioned: &mut BTreeSet<PointId>,
+        keys: Option<&[ShardKey]>,
+        preprocess_given: bool,
+    ) -> Result<Vec<Vector>> {
         let distance = self.distance_of(using)?;
         items
             .iter()
             .map(|it| {
-                let mut v = match it {
+                Ok(match it {
                     VectorOrId::Vector(v) => {
                         self.check_vector(using, v)?;
-                        v.clone()
+                        let mut v = v.clone();
+                        if preprocess_given {
+                            preprocess(distance, &mut v);
+                        }
+                        v
                     }
                     VectorOrId::Id(id) => {
                         mentioned.insert(*id);
                         self.vector_of(id, using, keys)?
                     }
-                };
-                preprocess(distance, &mut v);
-                Ok(v)
+                })
             })
             .collect()
     }
@@ -483,8 +502,9 @@ impl Collection {
                 (ShardQuery::Nearest(v), true)
             }
             Some(Query::Recommend { positive, negative, strategy }) => {
-                let pos = self.examples(positive, using, &mut mentioned, level.keys)?;
-                let neg = self.examples(negative, using, &mut mentioned, level.keys)?;
+                let given = *strategy != RecommendStrategy::AverageVector;
+                let pos = self.examples_as(positive, using, &mut mentioned, level.keys, given)?;
+                let neg = self.examples_as(negative, using, &mut mentioned, level.keys, given)?;
                 match strategy {
                     RecommendStrategy::AverageVector => {
                         if pos.is_empty() {
@@ -570,7 +590,10 @@ impl Collection {
             }
         }
         let distance = self.distance_of(using)?;
-        let threshold = level.threshold.map(|t| if postprocess { distance.preprocess_threshold(t) } else { t });
+        // Qdrant keeps a search hit only when its score is strictly better than the threshold;
+        // segments keep scores >= the threshold they get, so they get the next float up.
+        let threshold =
+            level.threshold.map(|t| if postprocess { distance.preprocess_threshold(t) } else { t }).map(f32::next_up);
         let filter = exclude_ids(filter, &mentioned);
         let hits = self.search_points(using, shard_query, filter, top, threshold, &level.params, level.keys)?;
         Ok(hits

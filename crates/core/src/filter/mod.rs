@@ -562,6 +562,28 @@ impl Filter {
         Filter::must(vec![Condition::Filter(self), Condition::Filter(other)])
     }
 
+    /// Qdrant's merge of a request's filter into a prefetch's filter: clause by clause, so the
+    /// `should` conditions of both become alternatives of one another (not both required), and
+    /// `min_should` lists join with the larger count.
+    pub fn merge(self, inner: Filter) -> Filter {
+        let cat = |mut a: Vec<Condition>, b: Vec<Condition>| {
+            a.extend(b);
+            a
+        };
+        let min_should = match (self.min_should, inner.min_should) {
+            (Some(a), Some(b)) => {
+                Some(MinShould { min_count: a.min_count.max(b.min_count), conditions: cat(a.conditions, b.conditions) })
+            }
+            (a, b) => a.or(b),
+        };
+        Filter {
+            must: cat(self.must, inner.must),
+            should: cat(self.should, inner.should),
+            must_not: cat(self.must_not, inner.must_not),
+            min_should,
+        }
+    }
+
     /// Parses and validates a filter from JSON; errors are prefixed with `filter`.
     pub fn from_json(v: &Value) -> Result<Filter, ValidationError> {
         Filter::from_json_at(v, "filter")

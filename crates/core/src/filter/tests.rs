@@ -850,3 +850,22 @@ fn filter_helpers() {
     assert!(Filter::default().is_empty());
     assert!(f(json!({"must": [{"key": "a", "match": {"value": 1}}]})).check_payload(&obj(json!({"a": 1}))));
 }
+
+#[test]
+fn merge_joins_clause_by_clause() {
+    let f = |v: serde_json::Value| Filter::from_json(&v).expect("filter");
+    let outer =
+        f(json!({"should": [{"key": "a", "match": {"value": 1}}], "must": [{"key": "b", "match": {"value": 2}}]}));
+    let inner =
+        f(json!({"should": [{"key": "c", "match": {"value": 3}}], "must_not": [{"key": "d", "match": {"value": 4}}]}));
+    let merged = outer.merge(inner);
+    assert_eq!(merged.should.len(), 2);
+    assert_eq!((merged.must.len(), merged.must_not.len()), (1, 1));
+    // The should conditions are alternatives: one of them is enough.
+    let p: crate::Payload = serde_json::from_value(json!({"a": 1, "b": 2})).expect("payload");
+    assert!(merged.check_payload(&p));
+    let ms = |n: usize| f(json!({"min_should": {"conditions": [{"key": "a", "match": {"value": 1}}], "min_count": n}}));
+    let both = ms(1).merge(ms(2)).min_should.expect("kept");
+    assert_eq!((both.conditions.len(), both.min_count), (2, 2));
+    assert_eq!(ms(1).merge(Filter::default()).min_should.map(|m| m.min_count), Some(1));
+}
