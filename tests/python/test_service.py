@@ -140,6 +140,76 @@ def test_strict_mode_is_enforced(client, request):
     assert len(client.query_points(name, query=[1, 0], limit=6, query_filter=unindexed).points) == 2
 
 
+def test_strict_mode_rate_size_and_vector_limits(client, request):
+    """Rate limits answer 429 with Retry-After (the client raises ResourceExhaustedResponse over
+    REST and gRPC); storage caps, multivector and sparse sizes answer 400."""
+    from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
+
+    m = models
+    name = "limits_" + request.node.callspec.id.replace("-", "_")
+    if client.collection_exists(name):
+        client.delete_collection(name)
+    client.create_collection(
+        name, vectors_config={"d": m.VectorParams(size=2, distance=m.Distance.DOT),
+                              "mv": m.VectorParams(size=2, distance=m.Distance.DOT,
+                                                   multivector_config=m.MultiVectorConfig(
+                                                       comparator=m.MultiVectorComparator.MAX_SIM))},
+        sparse_vectors_config={"s": m.SparseVectorParams()},
+        strict_mode_config=m.StrictModeConfig(
+            enabled=True, read_rate_limit=5, write_rate_limit=4, max_collection_payload_size_bytes=100,
+            multivector_config={"mv": m.StrictModeMultivector(max_vectors=2)},
+            sparse_config={"s": m.StrictModeSparse(max_length=2)}))
+    # Vector sizes are checked before the write is charged.
+    with refused(400) as r:
+        client.upsert(name, [m.PointStruct(id=1, vector={"d": [1, 0], "mv": [[1, 0]] * 3})], wait=True)
+    assert "max_vectors" in r.message, r.message
+    with refused(400) as r:
+        client.upsert(name, [m.PointStruct(id=1, vector={"s": m.SparseVector(indices=[1, 2, 3], values=[1, 1, 1])})])
+    assert "max_length" in r.message, r.message
+    # Writes: 4 tokens a minute, one per point.
+    client.upsert(name, [m.PointStruct(id=i, vector={"d": [1, i]}, payload={"text": "x" * 60}) for i in range(3)],
+                  wait=True)
+    # The payload storage now holds over 100 bytes: writes of payload stop, deletes pass.
+    with refused(400) as r:
+        client.set_payload(name, payload={"a": 1}, points=[0], wait=True)
+    assert "Max payload storage size limit of 100 bytes reached" in r.message, r.message
+    client.delete(name, points_selector=m.PointIdsList(points=[2]), wait=True)
+    with pytest.raises(ResourceExhaustedResponse) as e:
+        client.delete(name, points_selector=m.PointIdsList(points=[1]), wait=True)
+    assert "Write rate limit exceeded" in e.value.message and int(e.value.retry_after_s) >= 1
+    # Reads: 5 tokens a minute, one per search (prefetches count).
+    for _ in range(3):
+        client.query_points(name, query=[1, 0], using="d", limit=2)
+    with pytest.raises(ResourceExhaustedResponse) as e:
+        client.query_points(name, prefetch=[m.Prefetch(query=[1, 0], using="d", limit=5)] * 2, query=[1, 0],
+                            using="d", limit=2)
+    assert "Read rate limit exceeded" in e.value.message
+    # A limit raised is a new, full bucket; strict mode off lifts every limit.
+    client.update_collection(name, strict_mode_config=m.StrictModeConfig(read_rate_limit=100))
+    client.query_points(name, query=[1, 0], using="d", limit=2)
+    client.update_collection(name, strict_mode_config=m.StrictModeConfig(enabled=False))
+    client.upsert(name, [m.PointStruct(id=i, vector={"d": [1, i]}) for i in range(10, 20)], wait=True)
+
+
+def test_strict_mode_max_timeout(server, request):
+    """`?timeout=` above `max_timeout` is refused on any collection endpoint over REST."""
+    import httpx
+
+    name = "timeout_" + request.node.callspec.id.replace("-", "_")
+    base = server.url
+    httpx.delete(f"{base}/collections/{name}")
+    r = httpx.put(f"{base}/collections/{name}", json={"vectors": {"size": 2, "distance": "Dot"},
+                                                      "strict_mode_config": {"enabled": True, "max_timeout": 5}})
+    assert r.status_code == 200, r.text
+    body = {"query": [1, 0], "limit": 1}
+    assert httpx.post(f"{base}/collections/{name}/points/query?timeout=5", json=body).status_code == 200
+    r = httpx.post(f"{base}/collections/{name}/points/query?timeout=6", json=body)
+    assert r.status_code == 400 and 'Limit exceeded 6 > 5 for "timeout"' in r.json()["status"]["error"], r.text
+    r = httpx.put(f"{base}/collections/{name}/points?wait=true&timeout=60",
+                  json={"points": [{"id": 1, "vector": [1, 0]}]})
+    assert r.status_code == 400, r.text
+
+
 def test_list_shard_keys(client, request):
     name = "keys_" + request.node.callspec.id.replace("-", "_")
     if client.collection_exists(name):

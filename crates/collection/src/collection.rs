@@ -48,6 +48,8 @@ pub struct CollectionShared {
     /// The analysers of the schema's full-text indexes, rebuilt with the schema: every filter a
     /// shard evaluates binds its text matches to them.
     text_indexes: RwLock<Arc<TextIndexes>>,
+    /// Strict mode's rate limit buckets on this node.
+    rates: parking_lot::Mutex<crate::rate_limit::RateLimits>,
 }
 
 impl CollectionShared {
@@ -57,6 +59,7 @@ impl CollectionShared {
             config: RwLock::new(config),
             payload_schema: RwLock::new(payload_schema),
             text_indexes,
+            rates: Default::default(),
         })
     }
 
@@ -160,6 +163,31 @@ impl Collection {
     /// Live points in the collection now.
     pub fn points_count(&self) -> usize {
         self.count(None, None).unwrap_or(0)
+    }
+
+    /// What the collection holds now, for strict mode's caps on writes.
+    pub fn usage(&self) -> crate::strict::Usage {
+        let stats = self.shard_stats();
+        crate::strict::Usage {
+            points: self.points_count(),
+            vector_bytes: stats.iter().map(|s| s.ram_vectors_bytes).sum(),
+            payload_bytes: stats.iter().map(|s| s.ram_payload_bytes).sum(),
+        }
+    }
+
+    /// Charge `cost` tokens to strict mode's read or write rate limit (when strict mode is on
+    /// and that limit is set); 429 when the bucket cannot pay.
+    pub fn charge(&self, access: crate::rate_limit::Access, cost: usize) -> Result<()> {
+        let limit = {
+            let cfg = self.shared.config.read();
+            let strict = &cfg.strict_mode_config;
+            match access {
+                _ if strict.enabled != Some(true) => None,
+                crate::rate_limit::Access::Read => strict.read_rate_limit,
+                crate::rate_limit::Access::Write => strict.write_rate_limit,
+            }
+        };
+        self.shared.rates.lock().charge(access, limit, cost as u64)
     }
 
     pub fn config(&self) -> CollectionConfig {

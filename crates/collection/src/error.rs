@@ -25,6 +25,9 @@ pub enum CollectionError {
     /// A bug met while serving (a panic caught in a worker): HTTP 500, the server keeps running.
     #[error("Service internal error: {0}")]
     Internal(String),
+    /// Strict mode's `read_rate_limit` / `write_rate_limit` ran out (HTTP 429, with when to retry).
+    #[error("Rate limiting exceeded: {message}")]
+    RateLimited { message: String, retry_after_secs: u64 },
     /// A shard worker is gone (server shutting down).
     #[error("Service is shutting down")]
     ShuttingDown,

@@ -12,6 +12,7 @@ pub mod matrix;
 pub mod mmr;
 pub mod operations;
 pub mod query;
+pub mod rate_limit;
 pub mod record;
 pub mod registry;
 pub mod shard;

@@ -3,8 +3,11 @@
 //! 400. Checked here: `max_query_limit` (every level of a query, scroll, facet), `search_max_hnsw_ef`,
 //! `search_allow_exact`, `search_max_oversampling`, `search_max_batchsize`, `unindexed_filtering_retrieve`
 //! and `unindexed_filtering_update` (every key a filter reads needs a payload index),
-//! `filter_max_conditions`, `condition_max_size`, `upsert_max_batchsize`, `max_points_count` and
-//! `max_payload_index_count`. The rate, size and memory limits are stored, not enforced.
+//! `filter_max_conditions`, `condition_max_size`, `upsert_max_batchsize`, `max_points_count`,
+//! `max_payload_index_count`, `max_timeout`, `max_collection_vector_size_bytes`,
+//! `max_collection_payload_size_bytes`, `multivector_config.*.max_vectors` and
+//! `sparse_config.*.max_length`. The rate limits are buckets kept per collection
+//! ([`crate::rate_limit`]); `max_resident_memory_percent` (deprecated in Qdrant) is stored only.
 
 use std::collections::BTreeSet;
 
@@ -14,6 +17,16 @@ use qd_core::strict_mode::StrictModeConfig;
 use crate::error::{CollectionError, Result};
 use crate::operations::{PointSelection, SearchSettings, UpdateOp};
 use crate::query::{Prefetch, QueryRequest};
+
+/// What a collection holds now, for the caps on writes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Usage {
+    pub points: usize,
+    /// Bytes of stored vectors (the `ram_vectors_bytes` of its shards).
+    pub vector_bytes: usize,
+    /// Bytes of stored payloads.
+    pub payload_bytes: usize,
+}
 
 fn refuse(problem: impl Into<String>, help: impl Into<String>) -> CollectionError {
     CollectionError::BadRequest(format!("{}. Help: {}", problem.into(), help.into()))
@@ -43,6 +56,11 @@ impl<'a> Strict<'a> {
             )),
             _ => Ok(()),
         }
+    }
+
+    /// A request's `timeout` (seconds) against `max_timeout`.
+    pub fn timeout(&self, secs: Option<u64>) -> Result<()> {
+        secs.map_or(Ok(()), |t| self.at_most("timeout", t, self.cfg.max_timeout))
     }
 
     /// A `limit` against `max_query_limit`.
@@ -124,38 +142,90 @@ impl<'a> Strict<'a> {
         Ok(())
     }
 
-    /// A write: batch size, the collection's point cap (`points` now), filters that select.
-    pub fn update(&self, op: &UpdateOp, points: usize) -> Result<()> {
+    /// A write: batch size, the collection's caps (`usage` now), vector sizes, filters that
+    /// select.
+    pub fn update(&self, op: &UpdateOp, usage: &Usage) -> Result<()> {
         match op {
             UpdateOp::Upsert(list) => {
                 self.at_most("upsert batch size", list.len() as u64, self.cfg.upsert_max_batchsize)?;
                 if let Some(max) = self.cfg.max_points_count {
-                    if (points + list.len()) as u64 > max {
+                    if (usage.points + list.len()) as u64 > max {
                         return Err(refuse(
                             format!("Max points count limit of {max} reached"),
                             "Delete some points or increase max_points_count.",
                         ));
                     }
                 }
-                Ok(())
+                self.storage(usage, true, list.iter().any(|p| p.payload.is_some()))?;
+                list.iter().try_for_each(|p| self.vectors(&p.vectors))
+            }
+            UpdateOp::UpdateVectors(list) => {
+                self.storage(usage, true, false)?;
+                list.iter().try_for_each(|(_, v)| self.vectors(v))
+            }
+            UpdateOp::SetPayload { selection, .. } | UpdateOp::OverwritePayload { selection, .. } => {
+                self.storage(usage, false, true)?;
+                match selection {
+                    PointSelection::Filter(f) => self.filter(f, false),
+                    PointSelection::Ids(_) => Ok(()),
+                }
             }
             UpdateOp::Delete(s)
-            | UpdateOp::SetPayload { selection: s, .. }
-            | UpdateOp::OverwritePayload { selection: s, .. }
             | UpdateOp::DeletePayload { selection: s, .. }
             | UpdateOp::ClearPayload(s)
             | UpdateOp::DeleteVectors { selection: s, .. } => match s {
                 PointSelection::Filter(f) => self.filter(f, false),
                 PointSelection::Ids(_) => Ok(()),
             },
-            UpdateOp::UpdateVectors(_) => Ok(()),
             UpdateOp::Conditional { op, condition } => {
                 if let Some(f) = &condition.filter {
                     self.filter(f, false)?;
                 }
-                self.update(op, points)
+                self.update(op, usage)
             }
         }
+    }
+
+    /// Writes that add vectors or payload stop once the collection's storage of them has
+    /// reached its cap (deletes always pass).
+    fn storage(&self, usage: &Usage, vectors: bool, payload: bool) -> Result<()> {
+        if let Some(max) =
+            self.cfg.max_collection_vector_size_bytes.filter(|m| vectors && usage.vector_bytes as u64 >= *m)
+        {
+            return Err(refuse(
+                format!("Max vector storage size limit of {max} bytes reached"),
+                "Delete some points or vectors, or increase max_collection_vector_size_bytes.",
+            ));
+        }
+        if let Some(max) =
+            self.cfg.max_collection_payload_size_bytes.filter(|m| payload && usage.payload_bytes as u64 >= *m)
+        {
+            return Err(refuse(
+                format!("Max payload storage size limit of {max} bytes reached"),
+                "Delete some points or payloads, or increase max_collection_payload_size_bytes.",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Multivector and sparse vector sizes of one point's vectors.
+    pub fn vectors(&self, vectors: &qd_core::vectors::NamedVectors) -> Result<()> {
+        use qd_core::vectors::Vector;
+        for (name, v) in vectors {
+            match v {
+                Vector::Multi(m) => {
+                    let max =
+                        self.cfg.multivector_config.as_ref().and_then(|c| c.get(name)).and_then(|c| c.max_vectors);
+                    self.at_most(&format!("{name}: max_vectors"), m.count() as u64, max)?;
+                }
+                Vector::Sparse(sv) => {
+                    let max = self.cfg.sparse_config.as_ref().and_then(|c| c.get(name)).and_then(|c| c.max_length);
+                    self.at_most(&format!("{name}: max_length"), sv.len() as u64, max)?;
+                }
+                Vector::Dense(_) => {}
+            }
+        }
+        Ok(())
     }
 
     /// Creating one more payload index when `existing` are there.
@@ -231,13 +301,47 @@ mod tests {
             vectors: Default::default(),
             payload: None,
         };
-        assert!(s.update(&UpdateOp::Upsert(vec![p(1), p(2)]), 0).is_ok());
-        assert!(s.update(&UpdateOp::Upsert(vec![p(1), p(2), p(3)]), 0).is_err());
-        assert!(s.update(&UpdateOp::Upsert(vec![p(1)]), 5).is_err());
+        let points = |n| Usage { points: n, ..Default::default() };
+        assert!(s.update(&UpdateOp::Upsert(vec![p(1), p(2)]), &points(0)).is_ok());
+        assert!(s.update(&UpdateOp::Upsert(vec![p(1), p(2), p(3)]), &points(0)).is_err());
+        assert!(s.update(&UpdateOp::Upsert(vec![p(1)]), &points(5)).is_err());
         let by_filter =
             UpdateOp::Delete(PointSelection::Filter(filter(json!({"must": [{"key": "x", "match": {"value": 1}}]}))));
-        assert!(s.update(&by_filter, 0).is_err());
+        assert!(s.update(&by_filter, &points(0)).is_err());
         assert!(s.new_index(0).is_ok());
         assert!(s.new_index(1).is_err());
+    }
+
+    #[test]
+    fn storage_caps_timeouts_and_vector_sizes() {
+        let c = cfg(json!({"enabled": true, "max_collection_vector_size_bytes": 100,
+                           "max_collection_payload_size_bytes": 50, "max_timeout": 5,
+                           "multivector_config": {"m": {"max_vectors": 2}}, "sparse_config": {"s": {"max_length": 3}}}));
+        let s = Strict::new(&c, vec![]).expect("enabled");
+        assert!(s.timeout(Some(5)).is_ok() && s.timeout(None).is_ok());
+        let e = s.timeout(Some(6)).expect_err("over");
+        assert!(e.to_string().contains("Limit exceeded 6 > 5 for \"timeout\""), "{e}");
+        let with_payload = crate::operations::PointInsert {
+            id: qd_core::PointId::Num(1),
+            vectors: Default::default(),
+            payload: Some(Default::default()),
+        };
+        let upsert = UpdateOp::Upsert(vec![with_payload]);
+        assert!(s.update(&upsert, &Usage { vector_bytes: 99, payload_bytes: 49, points: 0 }).is_ok());
+        let e = s.update(&upsert, &Usage { vector_bytes: 100, ..Default::default() }).expect_err("full");
+        assert!(e.to_string().contains("Max vector storage size limit of 100 bytes reached"), "{e}");
+        assert!(s.update(&upsert, &Usage { payload_bytes: 50, ..Default::default() }).is_err());
+        let delete = UpdateOp::Delete(PointSelection::Ids(vec![qd_core::PointId::Num(1)]));
+        assert!(s.update(&delete, &Usage { vector_bytes: 1000, payload_bytes: 1000, points: 0 }).is_ok());
+        use qd_core::vectors::{MultiDenseVector, SparseVector, Vector};
+        let multi = |rows: usize| Vector::Multi(MultiDenseVector::from_flat(2, vec![0.5; 2 * rows]).expect("rows"));
+        let sparse = |n: u32| Vector::Sparse(SparseVector { indices: (0..n).collect(), values: vec![1.0; n as usize] });
+        let named = |name: &str, v: Vector| std::iter::once((name.to_string(), v)).collect();
+        assert!(s.vectors(&named("m", multi(2))).is_ok());
+        assert!(s.vectors(&named("m", multi(3))).is_err());
+        assert!(s.vectors(&named("other", multi(3))).is_ok());
+        assert!(s.vectors(&named("s", sparse(3))).is_ok());
+        let e = s.vectors(&named("s", sparse(4))).expect_err("long");
+        assert!(e.to_string().contains("for \"s: max_length\""), "{e}");
     }
 }

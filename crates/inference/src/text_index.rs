@@ -151,10 +151,23 @@ pub struct TextQuery {
     tokens: Vec<String>,
 }
 
+impl TextQuery {
+    pub fn kind(&self) -> TextMatchKind {
+        self.kind
+    }
+
+    /// Distinct tokens for `All`/`Any`, the sequence for `Phrase`; none matches nothing.
+    pub fn tokens(&self) -> &[String] {
+        &self.tokens
+    }
+}
+
 /// A full-text index's analyser: decides text matches on the field it is declared on.
 #[derive(Debug)]
 pub struct TextIndex {
     params: TextIndexParams,
+    /// The settings as one string: a stored index built with other settings is not used.
+    fingerprint: String,
     model: Arc<Bm25>,
 }
 
@@ -162,11 +175,23 @@ impl TextIndex {
     /// Build the analyser (stopword sets and stemmers are shared between indexes with equal settings).
     pub fn new(params: TextIndexParams) -> Result<Self, InferenceError> {
         let model = crate::model_for(params.analysis())?;
-        Ok(Self { params, model })
+        let fingerprint = format!("{params:?}");
+        Ok(Self { params, fingerprint, model })
     }
 
     pub fn params(&self) -> &TextIndexParams {
         &self.params
+    }
+
+    /// The settings as a string, equal exactly when the settings are.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// The distinct tokens a point whose field holds the string `values` is indexed by (what
+    /// `text` and `text_any` look for).
+    pub fn document_tokens(&self, values: &[&str]) -> HashSet<String> {
+        values.iter().flat_map(|v| self.model.document_tokens(v)).collect()
     }
 
     fn prefix(&self) -> bool {
@@ -190,7 +215,7 @@ impl TextIndex {
         }
         match query.kind {
             TextMatchKind::All | TextMatchKind::Any => {
-                let doc: HashSet<String> = values.iter().flat_map(|v| self.model.document_tokens(v)).collect();
+                let doc = self.document_tokens(values);
                 if query.kind == TextMatchKind::All {
                     query.tokens.iter().all(|t| doc.contains(t))
                 } else {

@@ -1,5 +1,6 @@
 //! Payload indexes of a sealed segment: per declared field, the offsets holding each value
-//! (keyword, uuid, integer, bool) or every value in sorted order (integer, float, datetime).
+//! (keyword, uuid, integer, bool), every value in sorted order (integer, float, datetime), or
+//! the offsets holding each token (full text, analysed by the index's settings).
 //!
 //! An index answers a field condition only where its answer is exactly what the payload
 //! evaluator (`qd_core::filter`) would say for every point: the same flattened values, the
@@ -20,8 +21,8 @@ use serde_json::Value;
 use crate::hnsw::persist::Crc32;
 use crate::segment::SegmentData;
 
-/// The declared type of a payload index that this engine builds a structure for. (`geo` and
-/// `text` indexes are accepted by the API, but their conditions are read from the payload.)
+/// The declared type of a payload index that this engine builds a structure for. (`geo`
+/// indexes are accepted by the API, but their conditions are read from the payload.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IndexKind {
     Keyword,
@@ -30,6 +31,8 @@ pub enum IndexKind {
     Float,
     Bool,
     Datetime,
+    /// Full text: built with [`FieldIndex::build_text`].
+    Text,
 }
 
 impl IndexKind {
@@ -42,6 +45,7 @@ impl IndexKind {
             "float" => IndexKind::Float,
             "bool" => IndexKind::Bool,
             "datetime" => IndexKind::Datetime,
+            "text" => IndexKind::Text,
             _ => return None,
         })
     }
@@ -54,6 +58,7 @@ impl IndexKind {
             IndexKind::Float => 4,
             IndexKind::Bool => 5,
             IndexKind::Datetime => 6,
+            IndexKind::Text => 7,
         }
     }
 
@@ -65,6 +70,7 @@ impl IndexKind {
             IndexKind::Float,
             IndexKind::Bool,
             IndexKind::Datetime,
+            IndexKind::Text,
         ]
         .into_iter()
         .find(|k| k.code() == c)
@@ -83,8 +89,11 @@ fn instant(dt: &DateTime<Utc>) -> Instant {
 pub struct FieldIndex {
     kind: Option<IndexKind>,
     slots: usize,
-    /// Keyword / uuid: string value → offsets holding it (ascending, unique).
+    /// Keyword / uuid: string value → offsets holding it (ascending, unique). Text: token →
+    /// offsets whose values hold it.
     strings: HashMap<String, Vec<u32>>,
+    /// Text: the analysis settings the tokens were made with ([`qd_inference::TextIndex::fingerprint`]).
+    text_settings: Option<String>,
     /// Integer: integer value → offsets.
     ints: HashMap<i64, Vec<u32>>,
     /// Bool: offsets holding `false`, then `true`.
@@ -132,6 +141,37 @@ impl FieldIndex {
         ix.numbers.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         ix.datetimes.sort_unstable();
         ix
+    }
+
+    /// Index the tokens of `path`'s string values (all values of a point together) of every
+    /// slot of `data`, as `analyser` makes them.
+    pub fn build_text(path: &JsonPath, data: &SegmentData, analyser: &qd_inference::TextIndex) -> Self {
+        let mut ix = FieldIndex {
+            kind: Some(IndexKind::Text),
+            slots: data.len(),
+            text_settings: Some(analyser.fingerprint().to_string()),
+            ..Default::default()
+        };
+        let present = FieldCondition { key: path.clone(), check: FieldCheck::IsEmpty(false) };
+        for o in 0..data.len() as u32 {
+            let Some(p) = data.payload_at(o) else { continue };
+            if present.check_payload(p) {
+                ix.holders.push(o);
+            }
+            let values: Vec<&str> = path.values_flat(p).into_iter().filter_map(Value::as_str).collect();
+            if values.is_empty() {
+                continue;
+            }
+            for token in analyser.document_tokens(&values) {
+                ix.strings.entry(token).or_default().push(o);
+            }
+        }
+        ix
+    }
+
+    /// The analysis settings of a text index.
+    pub fn text_settings(&self) -> Option<&str> {
+        self.text_settings.as_deref()
     }
 
     /// Offsets arrive in ascending order, so postings stay sorted (duplicates, from arrays
@@ -236,6 +276,11 @@ impl FieldIndex {
             (IndexKind::Integer | IndexKind::Float, FieldCheck::Range(RangeCondition::Numeric(r))) => {
                 Some(in_range(&self.numbers, r, |a, b| a.total_cmp(b)))
             }
+            (IndexKind::Text, FieldCheck::FullText(ft))
+                if self.text_settings.as_deref() == Some(ft.index.fingerprint()) =>
+            {
+                self.text_answer(&ft.query)
+            }
             (_, FieldCheck::IsEmpty(false)) => Some(self.holders.clone()),
             (IndexKind::Datetime, FieldCheck::Range(RangeCondition::Datetime(r))) => {
                 let r = Range {
@@ -247,6 +292,22 @@ impl FieldIndex {
                 Some(in_range(&self.datetimes, &r, |a, b| a.cmp(b)))
             }
             _ => None,
+        }
+    }
+
+    /// `text`: offsets holding every query token; `text_any`: some. A phrase also needs the
+    /// tokens' order, which only the payload has.
+    fn text_answer(&self, query: &qd_inference::TextQuery) -> Option<Vec<u32>> {
+        let postings = |t: &String| self.strings.get(t).map(Vec::as_slice).unwrap_or(&[]);
+        match query.kind() {
+            qd_inference::TextMatchKind::All => {
+                let mut lists: Vec<&[u32]> = query.tokens().iter().map(postings).collect();
+                lists.sort_by_key(|l| l.len());
+                let Some((first, rest)) = lists.split_first() else { return Some(Vec::new()) };
+                Some(rest.iter().fold(first.to_vec(), |acc, l| intersect(&acc, l)))
+            }
+            qd_inference::TextMatchKind::Any => Some(union(query.tokens().iter().filter_map(|t| self.strings.get(t)))),
+            qd_inference::TextMatchKind::Phrase => None,
         }
     }
 
@@ -298,6 +359,9 @@ impl FieldIndex {
         w.offsets(&self.holders);
         w.0.push(self.facet_complete as u8);
         w.0.push(self.order_complete as u8);
+        let settings = self.text_settings.as_deref().unwrap_or("");
+        w.u64(settings.len() as u64);
+        w.0.extend_from_slice(settings.as_bytes());
         let mut crc = Crc32::new();
         crc.update(&w.0);
         let sum = crc.finish();
@@ -345,6 +409,9 @@ impl FieldIndex {
         ix.holders = r.offsets(slots)?;
         ix.facet_complete = r.u8()? == 1;
         ix.order_complete = r.u8()? == 1;
+        let len = r.count()?;
+        let settings = String::from_utf8(r.bytes(len)?.to_vec()).map_err(|_| "text index settings are not UTF-8")?;
+        ix.text_settings = (kind == IndexKind::Text).then_some(settings);
         if r.pos != body.len() {
             return Err("payload index has trailing bytes".into());
         }
@@ -352,9 +419,9 @@ impl FieldIndex {
     }
 }
 
-/// Version 2 added the holders list, 3 the facet flag, 4 the order flag; older ones are refused
-/// and rebuilt.
-const MAGIC: &[u8; 8] = b"QDPLIX04";
+/// Version 2 added the holders list, 3 the facet flag, 4 the order flag, 5 text settings; older
+/// ones are refused and rebuilt.
+const MAGIC: &[u8; 8] = b"QDPLIX05";
 
 /// The number `order_by` orders a value by: a number as it is, a datetime string as its
 /// microseconds since the epoch; `None` for anything else.
@@ -566,13 +633,33 @@ mod tests {
         if rng.gen_bool(0.5) {
             p.insert("nested".into(), json!({"k": word(rng)}));
         }
+        let text = |rng: &mut StdRng| {
+            (0..rng.gen_range(1..5)).map(|_| TEXT[rng.gen_range(0..TEXT.len())]).collect::<Vec<_>>().join(" ")
+        };
+        match rng.gen_range(0..5) {
+            0 => {}
+            1 => drop(p.insert("t".into(), json!([text(rng), text(rng), 7]))),
+            _ => drop(p.insert("t".into(), json!(text(rng)))),
+        }
         Value::Object(p)
     }
+
+    /// Words of the text field: stems shared, cases and a stopword.
+    const TEXT: [&str; 8] = ["Running", "runs", "fox", "foxes", "the", "quick", "brown", "ran"];
 
     /// One condition, indexed or not.
     fn condition(rng: &mut StdRng) -> Value {
         let w = |rng: &mut StdRng| WORDS[rng.gen_range(0..WORDS.len())];
         let bound = |rng: &mut StdRng| rng.gen_range(-60..60) as f64 / 10.0;
+        let t = |rng: &mut StdRng| {
+            (0..rng.gen_range(0..3)).map(|_| TEXT[rng.gen_range(0..TEXT.len())]).collect::<Vec<_>>().join(" ")
+        };
+        match rng.gen_range(0..15) {
+            12 => return json!({"key": "t", "match": {"text": t(rng)}}),
+            13 => return json!({"key": "t", "match": {"text_any": t(rng)}}),
+            14 => return json!({"key": "t", "match": {"phrase": t(rng)}}),
+            _ => {}
+        }
         match rng.gen_range(0..12) {
             0 => json!({"key": "k", "match": {"value": w(rng)}}),
             1 => json!({"key": "k", "match": {"any": [w(rng), w(rng)]}}),
@@ -640,10 +727,24 @@ mod tests {
             assert_eq!(back.to_bytes(), built.to_bytes());
             payload_ix.insert(path.to_string(), back);
         }
+        let text_schema = json!({"type": "text", "stopwords": "english", "phrase_matching": true,
+                                 "stemmer": {"type": "snowball", "language": "english"}});
+        let analyser = Arc::new(
+            qd_inference::TextIndex::new(qd_inference::TextIndexParams::from_schema(&text_schema).expect("params"))
+                .expect("analyser"),
+        );
+        let t: JsonPath = "t".parse().expect("path");
+        let built = FieldIndex::build_text(&t, seg.data(), &analyser);
+        let back = FieldIndex::from_bytes(&built.to_bytes()).expect("round trip");
+        assert_eq!(back.text_settings(), Some(analyser.fingerprint()));
+        payload_ix.insert("t".into(), back);
+        let text_indexes = qd_core::filter::TextIndexes::from([(t, analyser)]);
         seg.set_index(Arc::new(SegmentIndex { payload: payload_ix, ..Default::default() }));
         let mut narrowed = 0;
         for _ in 0..400 {
             let f = filter(&mut rng);
+            // Text matches are bound to the analyser, as a shard binds them.
+            let f = f.with_text_indexes(&text_indexes).unwrap_or(f);
             let plan = seg.plan(Some(&f));
             if plan.candidate_list().is_some() {
                 narrowed += 1;

@@ -4,7 +4,8 @@
 
 use qd_collection::groups::PointGroup;
 use qd_collection::operations::{Record, ScoredPoint, ShardKey, UpdateOp, UpdateResult, WithSelectors, WriteOrdering};
-use qd_collection::query::{LookupFrom, OrderBy, QueryRequest};
+use qd_collection::query::{LookupFrom, OrderBy, Prefetch, QueryRequest};
+use qd_collection::rate_limit::Access;
 use qd_collection::{CollectionError, Registry};
 use qd_core::filter::Filter;
 use qd_core::json_path::JsonPath;
@@ -35,10 +36,19 @@ pub fn resolve_lookups(registry: &Registry, req: &mut QueryRequest) -> R<()> {
     Ok(qd_collection::query::resolve_lookups(req, &fetch)?)
 }
 
+/// The searches a query runs: itself and every prefetch at any depth (its read-rate cost).
+fn searches(req: &QueryRequest) -> usize {
+    fn nested(ps: &[Prefetch]) -> usize {
+        ps.iter().map(|p| 1 + nested(&p.prefetch)).sum()
+    }
+    1 + nested(&req.prefetch)
+}
+
 /// One query (search, recommend and the query API are all queries).
 pub fn query(registry: &Registry, collection: &str, mut req: QueryRequest) -> R<Vec<ScoredPoint>> {
     let c = registry.get(collection)?;
     c.check_strict(|s| s.query(&req))?;
+    c.charge(Access::Read, searches(&req))?;
     resolve_lookups(registry, &mut req)?;
     Ok(c.query(&req)?)
 }
@@ -51,6 +61,7 @@ pub fn query_batch(registry: &Registry, collection: &str, reqs: Vec<QueryRequest
         s.batch(reqs.len())?;
         reqs.iter().try_for_each(|r| s.query(r))
     })?;
+    c.charge(Access::Read, reqs.iter().map(searches).sum())?;
     reqs.into_iter()
         .map(|mut r| {
             resolve_lookups(registry, &mut r)?;
@@ -75,7 +86,12 @@ pub fn search_matrix(
     req: MatrixRequest,
 ) -> R<qd_collection::matrix::DistanceMatrix> {
     let c = registry.get(collection)?;
-    c.check_strict(|s| req.filter.as_ref().map_or(Ok(()), |f| s.filter(f, true)))?;
+    // The matrix runs one search of `limit` per sampled point.
+    c.check_strict(|s| {
+        s.limit(req.sample.saturating_mul(req.limit))?;
+        req.filter.as_ref().map_or(Ok(()), |f| s.filter(f, true))
+    })?;
+    c.charge(Access::Read, req.sample.saturating_add(1))?;
     Ok(c.search_matrix(&req.using, req.filter, req.sample, req.limit, req.shard_key.as_deref())?)
 }
 
@@ -98,6 +114,7 @@ pub struct GroupsRequest {
 pub fn groups(registry: &Registry, collection: &str, mut g: GroupsRequest) -> R<Vec<PointGroup>> {
     let c = registry.get(collection)?;
     c.check_strict(|s| s.query(&g.query))?;
+    c.charge(Access::Read, searches(&g.query))?;
     let lookup = match &g.lookup {
         Some(l) => Some((registry.get(&l.collection)?, &l.with)),
         None => None,
@@ -126,9 +143,10 @@ pub fn update_batch(
     let c = registry.get(collection)?;
     for (i, (op, key)) in ops.iter().enumerate() {
         c.validate_update(op, key.as_deref()).map_err(|e| ApiError::from(e).prefixed(&format!("operations[{i}]")))?;
-        c.check_strict(|s| s.update(op, c.points_count()))
+        c.check_strict(|s| s.update(op, &c.usage()))
             .map_err(|e| ApiError::from(e).prefixed(&format!("operations[{i}]")))?;
     }
+    c.charge(Access::Write, ops.iter().map(|(op, _)| write_cost(op)).sum())?;
     ops.into_iter().map(|(op, key)| Ok(c.update_ordered(op, wait, key.as_deref(), ordering)?)).collect()
 }
 
@@ -141,8 +159,27 @@ pub fn update(
     key: Option<&[ShardKey]>,
 ) -> R<UpdateResult> {
     let c = registry.get(collection)?;
-    c.check_strict(|s| s.update(&op, c.points_count()))?;
+    c.check_strict(|s| s.update(&op, &c.usage()))?;
+    c.charge(Access::Write, write_cost(&op))?;
     Ok(c.update_ordered(op, wait, key, ordering)?)
+}
+
+/// A write's write-rate cost: the points it names, or one when it selects by filter.
+fn write_cost(op: &UpdateOp) -> usize {
+    op.explicit_ids().map_or(1, |ids| ids.len().max(1))
+}
+
+/// Points by id, in the order given (the read-rate cost is the number of ids).
+pub fn retrieve(
+    registry: &Registry,
+    collection: &str,
+    ids: &[PointId],
+    with: &WithSelectors,
+    keys: Option<&[ShardKey]>,
+) -> R<Vec<Record>> {
+    let c = registry.get(collection)?;
+    c.charge(Access::Read, ids.len().max(1))?;
+    Ok(c.retrieve(ids, with, keys)?)
 }
 
 /// A page of points: in id order from `offset`, or in payload order with `order_by`.
@@ -169,6 +206,7 @@ pub fn scroll(registry: &Registry, collection: &str, req: ScrollRequest) -> R<(V
         s.limit(req.limit)?;
         req.filter.as_ref().map_or(Ok(()), |f| s.filter(f, true))
     })?;
+    c.charge(Access::Read, 1)?;
     let keys = req.shard_key.as_deref();
     match &req.order_by {
         Some(order) => Ok((c.scroll_ordered(order, req.filter.as_ref(), req.limit, &req.with, keys)?, None)),
@@ -180,6 +218,7 @@ pub fn scroll(registry: &Registry, collection: &str, req: ScrollRequest) -> R<(V
 pub fn count(registry: &Registry, collection: &str, filter: Option<&Filter>, keys: Option<&[ShardKey]>) -> R<usize> {
     let c = registry.get(collection)?;
     c.check_strict(|s| filter.map_or(Ok(()), |f| s.filter(f, true)))?;
+    c.charge(Access::Read, 1)?;
     Ok(c.count(filter, keys)?)
 }
 
@@ -197,5 +236,6 @@ pub fn facet(
         s.limit(limit)?;
         filter.map_or(Ok(()), |f| s.filter(f, true))
     })?;
+    c.charge(Access::Read, 1)?;
     Ok(c.facet(key, filter, limit, keys)?)
 }

@@ -467,15 +467,26 @@ impl Optimizer {
     }
 }
 
-/// The payload indexes the schema asks for, by field path (as it displays) and kind; types
-/// without an index structure (geo, text) are left out.
-fn wanted_payload_indexes(schema: &BTreeMap<String, PayloadIndexSpec>) -> BTreeMap<String, (JsonPath, IndexKind)> {
+/// One payload index the schema asks for: its field, type and, for full text, its analyser.
+struct Wanted {
+    path: JsonPath,
+    kind: IndexKind,
+    analyser: Option<qd_inference::TextIndex>,
+}
+
+/// The payload indexes the schema asks for, by field path (as it displays); types without an
+/// index structure (geo), and text indexes whose settings this build cannot read, are left out.
+fn wanted_payload_indexes(schema: &BTreeMap<String, PayloadIndexSpec>) -> BTreeMap<String, Wanted> {
     schema
         .iter()
         .filter_map(|(field, spec)| {
             let path = field.parse::<JsonPath>().ok()?;
             let kind = IndexKind::from_schema(&spec.data_type)?;
-            Some((path.to_string(), (path, kind)))
+            let analyser = match kind {
+                IndexKind::Text => Some(qd_inference::TextIndex::new(spec.text_params().ok()?).ok()?),
+                _ => None,
+            };
+            Some((path.to_string(), Wanted { path, kind, analyser }))
         })
         .collect()
 }
@@ -486,16 +497,27 @@ fn build_payload_indexes(
 ) -> BTreeMap<String, FieldIndex> {
     wanted_payload_indexes(schema)
         .into_iter()
-        .map(|(key, (path, kind))| (key, FieldIndex::build(kind, &path, data)))
+        .map(|(key, w)| {
+            let ix = match &w.analyser {
+                Some(analyser) => FieldIndex::build_text(&w.path, data, analyser),
+                None => FieldIndex::build(w.kind, &w.path, data),
+            };
+            (key, ix)
+        })
         .collect()
 }
 
-/// Whether a segment's payload indexes differ from what the schema asks for.
+/// Whether a segment's payload indexes differ from what the schema asks for (a text index
+/// also by its analysis settings).
 fn payload_stale(s: &Segment, schema: &BTreeMap<String, PayloadIndexSpec>) -> bool {
     let Some(ix) = s.index() else { return false };
     let wanted = wanted_payload_indexes(schema);
     wanted.len() != ix.payload.len()
-        || wanted.iter().any(|(k, (_, kind))| ix.payload.get(k).is_none_or(|f| f.kind() != Some(*kind)))
+        || wanted.iter().any(|(k, w)| {
+            ix.payload.get(k).is_none_or(|f| {
+                f.kind() != Some(w.kind) || f.text_settings() != w.analyser.as_ref().map(|a| a.fingerprint())
+            })
+        })
 }
 
 /// Vector names of `data` whose effective config asks for quantization, with whether it is

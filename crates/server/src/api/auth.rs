@@ -81,7 +81,8 @@ pub fn identify(service: &ServiceSettings, key: Option<&str>) -> Result<(Access,
     if service.api_key.is_none() && service.read_only_api_key.is_none() {
         return Ok((Access::Manage, None));
     }
-    let unauthorized = |m: &str| ApiError { status: StatusCode::UNAUTHORIZED, message: m.to_string() };
+    let unauthorized =
+        |m: &str| ApiError { retry_after: None, status: StatusCode::UNAUTHORIZED, message: m.to_string() };
     let Some(key) = key else {
         return Err(unauthorized("Must provide an API key or an Authorization bearer token"));
     };
@@ -107,7 +108,11 @@ pub fn identify(service: &ServiceSettings, key: Option<&str>) -> Result<(Access,
 /// Whether a JWT's `value_exists` condition holds: some point of its collection carries every
 /// listed payload value.
 pub fn value_exists_holds(registry: &qd_collection::Registry, v: &ValueExists) -> Result<(), ApiError> {
-    let denied = |why: String| ApiError { status: StatusCode::FORBIDDEN, message: format!("Forbidden: {why}") };
+    let denied = |why: String| ApiError {
+        retry_after: None,
+        status: StatusCode::FORBIDDEN,
+        message: format!("Forbidden: {why}"),
+    };
     let conditions: Vec<serde_json::Value> =
         v.matches.iter().map(|(k, val)| serde_json::json!({"key": k, "match": {"value": val}})).collect();
     let filter = qd_core::filter::Filter::from_json(&serde_json::json!({ "must": conditions }))
@@ -125,7 +130,7 @@ pub fn value_exists_holds(registry: &qd_collection::Registry, v: &ValueExists) -
 /// Whether `access` may make a request that reads only (`read_only`) or also writes, when the
 /// collection it touches is not known (gRPC): collection-scoped tokens are refused.
 pub fn authorize_global(access: &Access, read_only: bool) -> Result<(), ApiError> {
-    let forbidden = |m: &str| ApiError { status: StatusCode::FORBIDDEN, message: m.to_string() };
+    let forbidden = |m: &str| ApiError { retry_after: None, status: StatusCode::FORBIDDEN, message: m.to_string() };
     match access {
         Access::Manage => Ok(()),
         Access::Read if read_only => Ok(()),
@@ -158,7 +163,7 @@ pub async fn check(State(state): State<Arc<AppState>>, req: Request, next: Next)
         }
     }
     if let Err(m) = jwt::permits(&access, &need) {
-        return ApiError { status: StatusCode::FORBIDDEN, message: m }.into_response();
+        return ApiError { retry_after: None, status: StatusCode::FORBIDDEN, message: m }.into_response();
     }
     if let Some(v) = value_exists {
         let registry = state.registry.clone();
@@ -167,7 +172,12 @@ pub async fn check(State(state): State<Arc<AppState>>, req: Request, next: Next)
             Ok(Ok(())) => {}
             Ok(Err(e)) => return e.into_response(),
             Err(e) => {
-                return ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, message: e.to_string() }.into_response()
+                return ApiError {
+                    retry_after: None,
+                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                    message: e.to_string(),
+                }
+                .into_response()
             }
         }
     }

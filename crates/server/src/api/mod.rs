@@ -16,6 +16,7 @@ mod query;
 pub mod response;
 pub mod service;
 pub mod snapshots;
+mod strict_timeout;
 mod telemetry;
 
 use std::sync::Arc;
@@ -133,6 +134,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/dashboard/", get(dashboard::index))
         .route("/dashboard/{file}", get(dashboard::asset))
         .fallback(service::not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), strict_timeout::check))
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::check));
     // CORS outside auth: preflights carry no API key, and 401s need the headers too.
     let routes = if cors { routes.layer(axum::middleware::from_fn(cors::handle)) } else { routes };

@@ -1,6 +1,5 @@
 //! Point endpoints: upsert, retrieve, delete, payload and vector updates, scroll, count, search.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::Path;
@@ -8,7 +7,6 @@ use qd_collection::operations::SearchSettings;
 use qd_collection::operations::ShardKey;
 use qd_collection::operations::{PointInsert, PointSelection, UpdateCondition, UpdateOp, WithSelectors};
 use qd_collection::query::{Query, QueryRequest, VectorOrId};
-use qd_collection::Collection;
 use qd_core::filter::Filter;
 use qd_core::json_path::JsonPath;
 use qd_core::selectors::{PayloadSelector, VectorSelector};
@@ -20,10 +18,6 @@ use super::models::*;
 use super::response::{ok, ApiError, ApiResult, Body, Params};
 use super::{blocking, State};
 use crate::ops;
-
-fn collection(state: &State, name: &str) -> Result<Arc<Collection>, ApiError> {
-    Ok(state.registry.get(name)?)
-}
 
 fn selection(points: Option<Vec<PointId>>, filter: Option<Filter>) -> Result<PointSelection, ApiError> {
     match (points, filter) {
@@ -233,8 +227,11 @@ pub async fn batch(
             BatchOperation::UpdateVectors(b) => (b.shard_key.clone(), update_vectors_op(b)),
             BatchOperation::DeleteVectors(b) => (b.shard_key.clone(), delete_vectors_op(b)),
         };
-        let parsed =
-            parsed.map_err(|e| ApiError { status: e.status, message: format!("operations[{i}]: {}", e.message) })?;
+        let parsed = parsed.map_err(|e| ApiError {
+            retry_after: None,
+            status: e.status,
+            message: format!("operations[{i}]: {}", e.message),
+        })?;
         ops.push((parsed, shard_keys(key)?));
     }
     let reg = state.registry.clone();
@@ -255,17 +252,17 @@ pub async fn retrieve(
         payload: body.with_payload.unwrap_or(PayloadSelector::All),
         vector: body.with_vector.unwrap_or(VectorSelector::None),
     };
-    let c = collection(&state, &name)?;
-    let records = blocking(move || Ok(c.retrieve(&body.ids, &with, keys.as_deref())?)).await?;
+    let reg = state.registry.clone();
+    let records = blocking(move || crate::ops::retrieve(&reg, &name, &body.ids, &with, keys.as_deref())).await?;
     Ok(ok(t, records))
 }
 
 pub async fn get_one(state: State, Path((name, id)): Path<(String, String)>) -> ApiResult {
     let t = Instant::now();
     let id: PointId = id.parse().map_err(|e: String| ApiError::bad_request(format!("Bad request: {e}")))?;
-    let c = collection(&state, &name)?;
+    let reg = state.registry.clone();
     let with = WithSelectors { payload: PayloadSelector::All, vector: VectorSelector::All };
-    let mut records = blocking(move || Ok(c.retrieve(&[id], &with, None)?)).await?;
+    let mut records = blocking(move || crate::ops::retrieve(&reg, &name, &[id], &with, None)).await?;
     match records.pop() {
         Some(r) => Ok(ok(t, r)),
         None => Err(ApiError::not_found(format!("Not found: Point with id {id} does not exists!"))),

@@ -20,21 +20,24 @@ use serde_json::json;
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    /// Seconds after which a refused request may succeed (rate limits): the `Retry-After`
+    /// header, and gRPC's `retry-after` metadata.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
     pub fn bad_request(message: impl Into<String>) -> Self {
-        ApiError { status: StatusCode::BAD_REQUEST, message: message.into() }
+        ApiError { retry_after: None, status: StatusCode::BAD_REQUEST, message: message.into() }
     }
     pub fn not_found(message: impl Into<String>) -> Self {
-        ApiError { status: StatusCode::NOT_FOUND, message: message.into() }
+        ApiError { retry_after: None, status: StatusCode::NOT_FOUND, message: message.into() }
     }
 }
 
 impl ApiError {
     /// The same error with `context: ` before its message (e.g. `operations[2]`).
     pub fn prefixed(self, context: &str) -> Self {
-        ApiError { status: self.status, message: format!("{context}: {}", self.message) }
+        ApiError { retry_after: None, status: self.status, message: format!("{context}: {}", self.message) }
     }
 }
 
@@ -45,6 +48,7 @@ impl From<CollectionError> for ApiError {
             CollectionError::NotFound(_) => StatusCode::NOT_FOUND,
             CollectionError::AlreadyExists(_) => StatusCode::CONFLICT,
             CollectionError::Unavailable(_) | CollectionError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            CollectionError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             CollectionError::Storage(_) | CollectionError::Corrupt(_) | CollectionError::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -52,7 +56,11 @@ impl From<CollectionError> for ApiError {
         if status.is_server_error() {
             tracing::error!(error = %e, "request failed");
         }
-        ApiError { status, message: e.to_string() }
+        let retry_after = match &e {
+            CollectionError::RateLimited { retry_after_secs, .. } => Some(*retry_after_secs),
+            _ => None,
+        };
+        ApiError { retry_after, status, message: e.to_string() }
     }
 }
 
@@ -64,13 +72,22 @@ impl From<qd_core::ValidationError> for ApiError {
 
 impl From<tokio::task::JoinError> for ApiError {
     fn from(e: tokio::task::JoinError) -> Self {
-        ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, message: format!("Service internal error: {e}") }
+        ApiError {
+            retry_after: None,
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: format!("Service internal error: {e}"),
+        }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, axum::Json(json!({ "status": { "error": self.message }, "time": 0.0 }))).into_response()
+        let mut response =
+            (self.status, axum::Json(json!({ "status": { "error": self.message }, "time": 0.0 }))).into_response();
+        if let Some(secs) = self.retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
+        }
+        response
     }
 }
 
@@ -94,11 +111,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let content_type = req.headers().get(axum::http::header::CONTENT_TYPE).cloned();
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|e| ApiError { status: e.status(), message: format!("Payload error: {}", e.body_text()) })?;
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| ApiError {
+            retry_after: None,
+            status: e.status(),
+            message: format!("Payload error: {}", e.body_text()),
+        })?;
         if !bytes.iter().all(u8::is_ascii_whitespace) && !is_json(content_type.as_ref()) {
             return Err(ApiError {
+                retry_after: None,
                 status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 message: "Content type error: expected `Content-Type: application/json`".to_string(),
             });

@@ -118,6 +118,7 @@ where
                     .await
                     .unwrap_or_else(|e| {
                         Err(crate::api::response::ApiError {
+                            retry_after: None,
                             status: axum::http::StatusCode::INTERNAL_SERVER_ERROR,
                             message: e.to_string(),
                         })

@@ -117,7 +117,7 @@ impl Points for PointsService {
         };
         let reg = self.state.registry.clone();
         let name = r.collection_name;
-        let records = blocking(move || Ok(reg.get(&name)?.retrieve(&ids, &with, keys.as_deref())?)).await?;
+        let records = blocking(move || crate::ops::retrieve(&reg, &name, &ids, &with, keys.as_deref())).await?;
         Ok(Response::new(pb::GetResponse { result: results::records(records), time: elapsed(t), usage: None }))
     }
 

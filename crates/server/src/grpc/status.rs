@@ -25,7 +25,11 @@ pub fn code_of(status: StatusCode) -> Code {
 
 impl From<ApiError> for Status {
     fn from(e: ApiError) -> Self {
-        Status::new(code_of(e.status), e.message)
+        let mut status = Status::new(code_of(e.status), e.message);
+        if let Some(secs) = e.retry_after {
+            status.metadata_mut().insert("retry-after", secs.into());
+        }
+        status
     }
 }
 

@@ -205,6 +205,26 @@ pub fn strict_mode_json(s: pb::StrictModeConfig) -> Value {
         ("max_points_count", s.max_points_count.map(Value::from)),
         ("max_payload_index_count", s.max_payload_index_count.map(Value::from)),
         ("max_resident_memory_percent", s.max_resident_memory_percent.map(Value::from)),
+        (
+            "multivector_config",
+            s.multivector_config.map(|m| {
+                m.multivector_config
+                    .into_iter()
+                    .map(|(name, v)| (name, obj([("max_vectors", v.max_vectors.map(Value::from))])))
+                    .collect::<serde_json::Map<_, _>>()
+                    .into()
+            }),
+        ),
+        (
+            "sparse_config",
+            s.sparse_config.map(|m| {
+                m.sparse_config
+                    .into_iter()
+                    .map(|(name, v)| (name, obj([("max_length", v.max_length.map(Value::from))])))
+                    .collect::<serde_json::Map<_, _>>()
+                    .into()
+            }),
+        ),
     ])
 }
 
@@ -512,7 +532,18 @@ fn strict_mode_out(s: &qd_core::strict_mode::StrictModeConfig) -> pb::StrictMode
         max_points_count: s.max_points_count,
         max_payload_index_count: s.max_payload_index_count,
         max_resident_memory_percent: u32_of(s.max_resident_memory_percent),
-        ..Default::default()
+        multivector_config: s.multivector_config.as_ref().map(|m| pb::StrictModeMultivectorConfig {
+            multivector_config: m
+                .iter()
+                .map(|(name, v)| (name.clone(), pb::StrictModeMultivector { max_vectors: v.max_vectors }))
+                .collect(),
+        }),
+        sparse_config: s.sparse_config.as_ref().map(|m| pb::StrictModeSparseConfig {
+            sparse_config: m
+                .iter()
+                .map(|(name, v)| (name.clone(), pb::StrictModeSparse { max_length: v.max_length }))
+                .collect(),
+        }),
     }
 }
 
