@@ -210,6 +210,39 @@ def test_strict_mode_max_timeout(server, request):
     assert r.status_code == 400, r.text
 
 
+def test_out_of_range_fields_are_qdrants_validation_errors(client, request):
+    """422 "Validation error in JSON body: [<field>: <problem>]" over REST (INVALID_ARGUMENT with
+    the same message over gRPC), as Qdrant's declarative validation answers."""
+    m = models
+    name = "valid_" + request.node.callspec.id.replace("-", "_")
+    if client.collection_exists(name):
+        client.delete_collection(name)
+    with refused(422) as r:
+        client.create_collection(name, vectors_config=m.VectorParams(size=0, distance=m.Distance.DOT))
+    assert "Validation error in JSON body: [vectors.size: value 0 invalid, must be from 1 to 65536]" in r.message
+    with refused(422) as r:
+        client.create_collection(name, vectors_config=m.VectorParams(size=2, distance=m.Distance.DOT),
+                                 strict_mode_config=m.StrictModeConfig(enabled=True, max_query_limit=0))
+    assert "[strict_mode_config.max_query_limit: value 0 invalid, must be 1 or larger]" in r.message
+    client.create_collection(name, vectors_config=m.VectorParams(size=2, distance=m.Distance.DOT))
+    client.upsert(name, [m.PointStruct(id=1, vector=[1, 0])], wait=True)
+    for call, field in [
+        (lambda: client.query_points(name, query=[1, 0], limit=0), "limit"),
+        (lambda: client.query_points(name, prefetch=[m.Prefetch(query=[1, 0], limit=0)], query=[1, 0]),
+         "prefetch[0].limit"),
+        (lambda: client.scroll(name, limit=0), "limit"),
+        (lambda: client.query_points_groups(name, query=[1, 0], group_by="g", group_size=0), "group_size"),
+    ]:
+        with refused(422) as r:
+            call()
+        assert f"Validation error in JSON body: [{field}: value 0 invalid, must be 1 or larger]" in r.message, \
+            r.message
+    with refused(422) as r:
+        client.query_batch_points(name, requests=[m.QueryRequest(query=[1, 0], limit=1),
+                                                  m.QueryRequest(query=[1, 0], limit=0)])
+    assert "[searches[1].limit: value 0 invalid" in r.message, r.message
+
+
 def test_list_shard_keys(client, request):
     name = "keys_" + request.node.callspec.id.replace("-", "_")
     if client.collection_exists(name):

@@ -8,6 +8,9 @@ pub enum CollectionError {
     /// Client input that cannot be applied (HTTP 400).
     #[error("Bad request: {0}")]
     BadRequest(String),
+    /// A field out of its allowed range (HTTP 422, Qdrant's validation wording).
+    #[error("Validation error in JSON body: [{0}]")]
+    Invalid(String),
     /// A collection, alias, point or snapshot that does not exist (HTTP 404).
     #[error("Not found: {0}")]
     NotFound(String),
@@ -35,7 +38,11 @@ pub enum CollectionError {
 
 impl From<ValidationError> for CollectionError {
     fn from(e: ValidationError) -> Self {
-        CollectionError::BadRequest(e.message)
+        if e.rule {
+            CollectionError::Invalid(e.message)
+        } else {
+            CollectionError::BadRequest(e.message)
+        }
     }
 }
 

@@ -130,7 +130,7 @@ impl VectorParams {
     pub fn validate(&self, name: &str) -> Result<(), ValidationError> {
         let what = if name.is_empty() { "vectors".to_string() } else { format!("vectors.{name}") };
         if self.size == 0 || self.size > MAX_VECTOR_SIZE {
-            return Err(ValidationError::new(format!(
+            return Err(ValidationError::rule(format!(
                 "{what}.size: value {} invalid, must be from 1 to {MAX_VECTOR_SIZE}",
                 self.size
             )));
@@ -213,7 +213,7 @@ impl QuantizationConfig {
                 serde_json::from_value(s.clone()).map_err(|e| ValidationError::new(format!("{what}.scalar: {e}")))?;
             if let Some(q) = cfg.quantile {
                 if !(0.5..=1.0).contains(&q) {
-                    return Err(ValidationError::new(format!(
+                    return Err(ValidationError::rule(format!(
                         "{what}.scalar.quantile: value {q} invalid, must be from 0.5 to 1.0"
                     )));
                 }
@@ -298,7 +298,7 @@ impl QuantizationSearchParams {
     pub fn validate(&self) -> Result<(), ValidationError> {
         if let Some(o) = self.oversampling {
             if !(o >= 1.0 && o.is_finite()) {
-                return Err(ValidationError::new(format!("oversampling: value {o} invalid, must be at least 1")));
+                return Err(ValidationError::at_least("oversampling", o, "1.0"));
             }
         }
         Ok(())
@@ -488,14 +488,14 @@ pub struct HnswConfigDiff {
 
 impl HnswConfigDiff {
     pub fn validate(&self) -> Result<(), ValidationError> {
-        if self.ef_construct == Some(0) || self.ef_construct.is_some_and(|e| e < 4) {
-            return Err(ValidationError::new("hnsw_config.ef_construct: value must be at least 4"));
+        if let Some(e) = self.ef_construct.filter(|e| *e < 4) {
+            return Err(ValidationError::at_least("hnsw_config.ef_construct", e, 4));
         }
         if self.m.is_some_and(|m| m > 0 && m < 2) {
             return Err(ValidationError::new("hnsw_config.m: value must be 0 (no graph) or at least 2"));
         }
-        if self.full_scan_threshold.is_some_and(|t| t < 10) {
-            return Err(ValidationError::new("hnsw_config.full_scan_threshold: value must be at least 10"));
+        if let Some(t) = self.full_scan_threshold.filter(|t| *t < 10) {
+            return Err(ValidationError::at_least("hnsw_config.full_scan_threshold", t, 10));
         }
         Ok(())
     }
@@ -729,15 +729,15 @@ impl CreateCollection {
         }
         let shard_number = self.shard_number.unwrap_or(1);
         if shard_number == 0 {
-            return Err(ValidationError::new("shard_number: value must be at least 1"));
+            return Err(ValidationError::at_least("shard_number", 0, 1));
         }
         let replication_factor = self.replication_factor.unwrap_or(1);
         if replication_factor == 0 {
-            return Err(ValidationError::new("replication_factor: value must be at least 1"));
+            return Err(ValidationError::at_least("replication_factor", 0, 1));
         }
         let write_consistency_factor = self.write_consistency_factor.unwrap_or(1);
         if write_consistency_factor == 0 {
-            return Err(ValidationError::new("write_consistency_factor: value must be at least 1"));
+            return Err(ValidationError::at_least("write_consistency_factor", 0, 1));
         }
         if let Some(h) = &self.hnsw_config {
             h.validate()?;

@@ -109,7 +109,7 @@ impl StrictModeConfig {
         let at_least_one = [("max_query_limit", self.max_query_limit), ("max_timeout", self.max_timeout)];
         for (name, value) in at_least_one {
             if value == Some(0) {
-                return Err(ValidationError::new(format!("strict_mode_config.{name}: value must be at least 1")));
+                return Err(ValidationError::at_least(&format!("strict_mode_config.{name}"), 0, 1));
             }
         }
         if self.max_resident_memory_percent.is_some_and(|p| !(1..=100).contains(&p)) {

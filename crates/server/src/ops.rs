@@ -44,8 +44,28 @@ fn searches(req: &QueryRequest) -> usize {
     1 + nested(&req.prefetch)
 }
 
+/// Every `limit` of a query (its own and its prefetches') is at least 1, as Qdrant validates
+/// them (422; REST requests are checked while parsed, with their body paths, gRPC ones here).
+fn positive_limits(req: &QueryRequest) -> R<()> {
+    fn prefetches(ps: &[Prefetch], path: &str) -> R<()> {
+        for (i, p) in ps.iter().enumerate() {
+            let here = format!("{path}[{i}]");
+            if p.limit == 0 {
+                return Err(ApiError::validation(format!("{here}.limit: value 0 invalid, must be 1 or larger")));
+            }
+            prefetches(&p.prefetch, &format!("{here}.prefetch"))?;
+        }
+        Ok(())
+    }
+    if req.limit == 0 {
+        return Err(ApiError::validation("limit: value 0 invalid, must be 1 or larger"));
+    }
+    prefetches(&req.prefetch, "prefetch")
+}
+
 /// One query (search, recommend and the query API are all queries).
 pub fn query(registry: &Registry, collection: &str, mut req: QueryRequest) -> R<Vec<ScoredPoint>> {
+    positive_limits(&req)?;
     let c = registry.get(collection)?;
     c.check_strict(|s| s.query(&req))?;
     c.charge(Access::Read, searches(&req))?;
@@ -56,6 +76,9 @@ pub fn query(registry: &Registry, collection: &str, mut req: QueryRequest) -> R<
 /// Several queries on one collection, answered in order.
 pub fn query_batch(registry: &Registry, collection: &str, reqs: Vec<QueryRequest>) -> R<Vec<Vec<ScoredPoint>>> {
     qd_core::limits::at_most("searches", reqs.len(), qd_core::limits::MAX_BATCH)?;
+    for (i, r) in reqs.iter().enumerate() {
+        positive_limits(r).map_err(|e| e.within(&format!("searches[{i}]")))?;
+    }
     let c = registry.get(collection)?;
     c.check_strict(|s| {
         s.batch(reqs.len())?;
@@ -112,6 +135,10 @@ pub struct GroupsRequest {
 }
 
 pub fn groups(registry: &Registry, collection: &str, mut g: GroupsRequest) -> R<Vec<PointGroup>> {
+    positive_limits(&g.query)?;
+    if g.group_size == 0 {
+        return Err(ApiError::validation("group_size: value 0 invalid, must be 1 or larger"));
+    }
     let c = registry.get(collection)?;
     c.check_strict(|s| s.query(&g.query))?;
     c.charge(Access::Read, searches(&g.query))?;
@@ -201,6 +228,9 @@ pub fn scroll(registry: &Registry, collection: &str, req: ScrollRequest) -> R<(V
         ));
     }
     qd_core::limits::at_most("limit", req.limit, qd_core::limits::MAX_RESULTS)?;
+    if req.limit == 0 {
+        return Err(ApiError::validation("limit: value 0 invalid, must be 1 or larger"));
+    }
     let c = registry.get(collection)?;
     c.check_strict(|s| {
         s.limit(req.limit)?;

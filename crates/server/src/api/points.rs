@@ -284,6 +284,9 @@ pub async fn scroll(
     if let Some(f) = &body.filter {
         f.validate()?;
     }
+    if body.limit == Some(0) {
+        return Err(ApiError::validation("limit: value 0 invalid, must be 1 or larger"));
+    }
     let req = ops::ScrollRequest {
         filter: body.filter,
         offset: body.offset,
@@ -384,6 +387,9 @@ fn search_request(body: SearchBody) -> Result<QueryRequest, ApiError> {
     let params = body.params.unwrap_or_default();
     if let Some(q) = &params.quantization {
         q.validate().map_err(|e| ApiError::bad_request(format!("Bad request: params.quantization.{e}")))?;
+    }
+    if body.limit == 0 {
+        return Err(ApiError::validation("limit: value 0 invalid, must be 1 or larger"));
     }
     let vector = inference::resolve(body.vector.vector, Side::Query, "vector")?;
     Ok(QueryRequest {

@@ -51,6 +51,30 @@ fn usize_field(o: &Map<String, Value>, key: &str, what: &str) -> R<Option<usize>
     }
 }
 
+/// A count that must be at least 1 (`limit`, `group_size`): 0 is Qdrant's 422 validation
+/// error, named by the field's path in the body.
+fn positive_field(o: &Map<String, Value>, key: &str, what: &str) -> R<Option<usize>> {
+    let v = usize_field(o, key, what)?;
+    if v == Some(0) {
+        return Err(ApiError::validation(format!("{}: value 0 invalid, must be 1 or larger", body_path(what, key))));
+    }
+    Ok(v)
+}
+
+/// The path of `key` in the request body: `what` without its leading request name
+/// (`query request.prefetch[0]` → `prefetch[0].limit`).
+fn body_path(what: &str, key: &str) -> String {
+    let inner = match what.find(" request") {
+        Some(i) => what[i + " request".len()..].trim_start_matches('.'),
+        None => what,
+    };
+    if inner.is_empty() {
+        key.to_string()
+    } else {
+        format!("{inner}.{key}")
+    }
+}
+
 fn f32_field(o: &Map<String, Value>, key: &str, what: &str) -> R<Option<f32>> {
     match get(o, key) {
         None => Ok(None),
@@ -345,7 +369,7 @@ fn prefetches(v: Option<&Value>, what: &str) -> R<Vec<Prefetch>> {
                 using: string_field(o, "using", &w)?.unwrap_or_default(),
                 filter: filter_field(o, "filter", &w)?,
                 score_threshold: f32_field(o, "score_threshold", &w)?,
-                limit: usize_field(o, "limit", &w)?.unwrap_or(10),
+                limit: positive_field(o, "limit", &w)?.unwrap_or(10),
                 params,
                 lookup_from: lookup_from(o, &w)?,
             })
@@ -395,7 +419,7 @@ pub fn parse_query_request(v: &Value, what: &str) -> R<QueryRequest> {
     )?;
     let prefetch = prefetches(get(o, "prefetch"), &format!("{what}.prefetch"))?;
     let query = get(o, "query").map(|q| parse_query(q, &format!("{what}.query"))).transpose()?;
-    let limit = usize_field(o, "limit", what)?.unwrap_or(10);
+    let limit = positive_field(o, "limit", what)?.unwrap_or(10);
     request(o, what, prefetch, query, limit)
 }
 
@@ -444,7 +468,7 @@ pub fn parse_recommend_request(v: &Value, what: &str) -> R<QueryRequest> {
             "shard_key",
         ],
     )?;
-    let limit = usize_field(o, "limit", what)?.ok_or_else(|| bad(format!("{what}.limit: missing field")))?;
+    let limit = positive_field(o, "limit", what)?.ok_or_else(|| bad(format!("{what}.limit: missing field")))?;
     let query = Query::Recommend {
         positive: examples(get(o, "positive"), &format!("{what}.positive"))?,
         negative: examples(get(o, "negative"), &format!("{what}.negative"))?,
@@ -472,7 +496,7 @@ pub fn parse_discover_request(v: &Value, what: &str) -> R<QueryRequest> {
             "shard_key",
         ],
     )?;
-    let limit = usize_field(o, "limit", what)?.ok_or_else(|| bad(format!("{what}.limit: missing field")))?;
+    let limit = positive_field(o, "limit", what)?.ok_or_else(|| bad(format!("{what}.limit: missing field")))?;
     let context = context_pairs(get(o, "context"), &format!("{what}.context"))?;
     let query = match get(o, "target") {
         Some(t) => Query::Discover { target: vector_or_id(t, &format!("{what}.target"))?, context },
@@ -578,10 +602,13 @@ fn parse_groups(v: &Value, what: &str, recommend_shape: bool) -> R<GroupsRequest
     let group_by: JsonPath = group_by.parse().map_err(|e| bad(format!("{what}.group_by: {e}")))?;
     let group_size = match rest.remove("group_size").filter(|v| !v.is_null()) {
         None => 3,
-        Some(g) => g
-            .as_u64()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| bad(format!("{what}.group_size: expected a positive integer")))? as usize,
+        Some(g) if g.as_u64() == Some(0) => {
+            return Err(ApiError::validation(format!(
+                "{}: value 0 invalid, must be 1 or larger",
+                body_path(what, "group_size")
+            )))
+        }
+        Some(g) => g.as_u64().ok_or_else(|| bad(format!("{what}.group_size: expected a positive integer")))? as usize,
     };
     let lookup = match rest.remove("with_lookup").filter(|v| !v.is_null()) {
         None => None,
@@ -663,4 +690,28 @@ pub async fn classic_groups(
     let t = Instant::now();
     let g = parse_groups(&body, "groups request", true)?;
     Ok(ok(t, run_groups(state, name, g).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn zero_limits_are_validation_errors_named_by_body_path() {
+        assert_eq!(body_path("query request", "limit"), "limit");
+        assert_eq!(body_path("query request.prefetch[0]", "limit"), "prefetch[0].limit");
+        assert_eq!(body_path("searches[2]", "limit"), "searches[2].limit");
+        let e = parse_query_request(&json!({"query": [1.0], "limit": 0}), "query request").expect_err("zero");
+        assert_eq!(e.status, axum::http::StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(e.message, "Validation error in JSON body: [limit: value 0 invalid, must be 1 or larger]");
+        let e = parse_query_request(
+            &json!({"prefetch": {"query": [1.0], "limit": 0}, "query": {"fusion": "rrf"}}),
+            "query request",
+        )
+        .expect_err("zero");
+        assert!(e.message.contains("[prefetch[0].limit: value 0"), "{}", e.message);
+        assert!(parse_query_request(&json!({"query": [1.0], "limit": 1}), "query request").is_ok());
+    }
 }

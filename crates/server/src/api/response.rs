@@ -29,12 +29,33 @@ impl ApiError {
     pub fn bad_request(message: impl Into<String>) -> Self {
         ApiError { retry_after: None, status: StatusCode::BAD_REQUEST, message: message.into() }
     }
+    /// A field out of its allowed range, as Qdrant's declarative validation answers it: 422
+    /// "Validation error in JSON body: [<field>: <problem>]".
+    pub fn validation(field_problem: impl std::fmt::Display) -> Self {
+        ApiError {
+            retry_after: None,
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            message: format!("Validation error in JSON body: [{field_problem}]"),
+        }
+    }
     pub fn not_found(message: impl Into<String>) -> Self {
         ApiError { retry_after: None, status: StatusCode::NOT_FOUND, message: message.into() }
     }
 }
 
 impl ApiError {
+    /// A validation error of a part of a batch: its field paths start at `part`
+    /// (`searches[1].limit`); other errors are prefixed with `part: `.
+    pub fn within(self, part: &str) -> Self {
+        const HEAD: &str = "Validation error in JSON body: [";
+        match self.message.strip_prefix(HEAD) {
+            Some(rest) if self.status == StatusCode::UNPROCESSABLE_ENTITY => {
+                ApiError { message: format!("{HEAD}{part}.{rest}"), ..self }
+            }
+            _ => self.prefixed(part),
+        }
+    }
+
     /// The same error with `context: ` before its message (e.g. `operations[2]`).
     pub fn prefixed(self, context: &str) -> Self {
         ApiError { retry_after: None, status: self.status, message: format!("{context}: {}", self.message) }
@@ -45,6 +66,7 @@ impl From<CollectionError> for ApiError {
     fn from(e: CollectionError) -> Self {
         let status = match &e {
             CollectionError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            CollectionError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             CollectionError::NotFound(_) => StatusCode::NOT_FOUND,
             CollectionError::AlreadyExists(_) => StatusCode::CONFLICT,
             CollectionError::Unavailable(_) | CollectionError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
@@ -66,7 +88,11 @@ impl From<CollectionError> for ApiError {
 
 impl From<qd_core::ValidationError> for ApiError {
     fn from(e: qd_core::ValidationError) -> Self {
-        ApiError::bad_request(format!("Bad request: {}", e.message))
+        if e.rule {
+            ApiError::validation(e.message)
+        } else {
+            ApiError::bad_request(format!("Bad request: {}", e.message))
+        }
     }
 }
 

@@ -44,8 +44,13 @@ fn metadata_and_strict_mode_survive_restart(backend: &str) {
     assert!(e.contains("metadata") && e.contains("expected a map"), "{e}");
     let e = error_of(&s, "PATCH", "/collections/c", json!({"strict_mode_config": {"max_query_limt": 1}}));
     assert!(e.contains("strict_mode_config.max_query_limt: unknown field"), "{e}");
-    let e = error_of(&s, "PATCH", "/collections/c", json!({"strict_mode_config": {"max_query_limit": 0}}));
-    assert_eq!(e, "Bad request: strict_mode_config.max_query_limit: value must be at least 1");
+    // A value out of its range is Qdrant's 422 validation error.
+    let (st, resp) = s.call("PATCH", "/collections/c", Some(&json!({"strict_mode_config": {"max_query_limit": 0}})));
+    assert_eq!(st, 422, "{resp}");
+    assert_eq!(
+        resp["status"]["error"],
+        "Validation error in JSON body: [strict_mode_config.max_query_limit: value 0 invalid, must be 1 or larger]"
+    );
     let e = error_of(&s, "PUT", "/collections/d", json!({"vectors": {"size": 2, "distance": "Dot"}, "metadata": [1]}));
     assert!(e.contains("metadata"), "{e}");
     assert_eq!(s.call("GET", "/collections/d", None).0, 404);

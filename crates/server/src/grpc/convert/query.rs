@@ -364,9 +364,7 @@ fn groups(
     lookup: Option<pb::WithLookup>,
 ) -> Result<GroupsRequest> {
     let group_by: JsonPath = group_by.parse().map_err(|e| invalid(format!("group_by: {e}")))?;
-    if group_size == 0 {
-        return Err(invalid("group_size: expected a positive integer"));
-    }
+    // `group_size: 0` is refused by `ops::groups`, with Qdrant's validation wording.
     Ok(GroupsRequest { query, group_by, group_size: usize_of(group_size), lookup: with_lookup(lookup) })
 }
 
