@@ -232,7 +232,9 @@ def create(c):
     c.create_collection(NAME, vectors_config={"a": models.VectorParams(size=DIM, distance=models.Distance.COSINE),
                                               "b": models.VectorParams(size=DIM, distance=models.Distance.EUCLID)},
                         sparse_vectors_config={"s": models.SparseVectorParams()})
-    for field, schema in (("n", models.PayloadSchemaType.INTEGER), ("cat", models.PayloadSchemaType.KEYWORD)):
+    # Facets and order_by need an index on their key, as in Qdrant (local mode ignores them).
+    for field, schema in (("n", models.PayloadSchemaType.INTEGER), ("cat", models.PayloadSchemaType.KEYWORD),
+                          ("tags", models.PayloadSchemaType.KEYWORD), ("nested[].k", models.PayloadSchemaType.KEYWORD)):
         c.create_payload_index(NAME, field, field_schema=schema, wait=True)
 
 

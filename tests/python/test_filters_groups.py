@@ -6,6 +6,7 @@ import random
 import pytest
 from qdrant_client import models
 
+from conftest import refused
 from test_points import both, make_points, pair  # noqa: F401  (pair is a fixture)
 
 
@@ -82,7 +83,9 @@ def test_groups_and_facet(pair):
     assert [[h.id for h in g.hits] for g in s] == [[h.id for h in g.hits] for g in l]
     s, l = both(clients, lambda c: c.query_points_groups(name, query=q, group_by="tags", limit=4, group_size=3).groups)
     assert [[h.id for h in g.hits] for g in s] == [[h.id for h in g.hits] for g in l]
+    # Facets need an index on their key, as in Qdrant.
     clients[0].create_payload_index(name, "city", models.PayloadSchemaType.KEYWORD)
+    clients[0].create_payload_index(name, "tags", models.PayloadSchemaType.KEYWORD)
     s, l = both(clients, lambda c: c.facet(name, key="city", limit=5).hits)
     assert [(h.value, h.count) for h in s] == [(h.value, h.count) for h in l]
     s, l = both(clients, lambda c: c.facet(name, key="tags", limit=10,
@@ -102,3 +105,35 @@ def test_payload_index_in_info(pair):
     assert info.payload_schema["n"].points == 20
     server.delete_payload_index(name, "n", wait=True)
     assert "n" not in server.get_collection(name).payload_schema
+
+
+def test_facet_and_order_by_need_an_index(client, request):
+    """Without a payload index on the key, facets and order_by are refused as Qdrant refuses them."""
+    name = "needs_index_" + request.node.callspec.id.replace("-", "_")
+    if client.collection_exists(name):
+        client.delete_collection(name)
+    client.create_collection(name, vectors_config=models.VectorParams(size=2, distance=models.Distance.DOT))
+    client.upsert(name, [models.PointStruct(id=i, vector=[1, i], payload={"c": f"v{i % 2}", "n": i}) for i in range(6)],
+                  wait=True)
+    with refused(400) as r:
+        client.facet(name, "c")
+    assert "No appropriate index for faceting: `c`" in r.message, r.message
+    with refused(400) as r:
+        client.scroll(name, order_by="n")
+    assert "No range index for `order_by` key: `n`" in r.message, r.message
+    with refused(400):
+        client.query_points(name, query=models.OrderByQuery(order_by="n"))
+    # A keyword index does not order; an integer index without `range` does not either.
+    client.create_payload_index(name, "n", models.KeywordIndexParams(type="keyword"), wait=True)
+    with refused(400):
+        client.scroll(name, order_by="n")
+    client.delete_payload_index(name, "n", wait=True)
+    client.create_payload_index(name, "n", models.IntegerIndexParams(type="integer", lookup=True, range=False),
+                                wait=True)
+    with refused(400):
+        client.scroll(name, order_by="n")
+    client.delete_payload_index(name, "n", wait=True)
+    client.create_payload_index(name, "n", models.PayloadSchemaType.INTEGER, wait=True)
+    client.create_payload_index(name, "c", models.PayloadSchemaType.KEYWORD, wait=True)
+    assert [p.id for p in client.scroll(name, order_by=models.OrderBy(key="n", direction="desc"), limit=2)[0]] == [5, 4]
+    assert sorted((h.value, h.count) for h in client.facet(name, "c").hits) == [("v0", 3), ("v1", 3)]

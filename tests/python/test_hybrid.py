@@ -271,6 +271,9 @@ def test_shard_keys_facet_and_order_by_with_hybrid_vectors(client, local, reques
     local.create_collection(name, **hybrid_config())
     for k in ("a", "b"):
         client.create_shard_key(name, k)
+    # Facets and order_by need indexes on their keys, as in Qdrant.
+    client.create_payload_index(name, "g", models.PayloadSchemaType.INTEGER, wait=True)
+    client.create_payload_index(name, "n", models.PayloadSchemaType.INTEGER, wait=True)
     pts = hybrid_points(80, seed=11)
     for p in pts:
         p.payload["key"] = "a" if p.id % 2 == 0 else "b"

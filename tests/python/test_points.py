@@ -179,6 +179,8 @@ def test_query_forms_match_local_mode(pair):
         pts = make_points(120, 6, seed=3)
         c.upsert(name, points=[models.PointStruct(id=p.id, vector={"dense": p.vector, "other": [x * 2 for x in p.vector]},
                                                   payload=p.payload) for p in pts])
+    # order_by needs a range index, as in Qdrant.
+    clients[0].create_payload_index(name, "price", models.PayloadSchemaType.FLOAT, wait=True)
     rnd = random.Random(11)
     q = [rnd.uniform(-1, 1) for _ in range(6)]
     cases = [
@@ -214,6 +216,7 @@ def test_recommend_and_batches(pair):
     for c in clients:
         c.create_collection(name, vectors_config=models.VectorParams(size=4, distance=models.Distance.DOT))
         c.upsert(name, points=make_points(40, 4, seed=5))
+    clients[0].create_payload_index(name, "n", models.PayloadSchemaType.INTEGER, wait=True)
     reqs = [models.QueryRequest(query=[0.5, 0.1, -0.2, 0.3], limit=3),
             models.QueryRequest(query=models.RecommendQuery(recommend=models.RecommendInput(positive=[1])), limit=4)]
     s, l = both(clients, lambda c: c.query_batch_points(name, requests=reqs))

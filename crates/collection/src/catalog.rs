@@ -69,6 +69,11 @@ impl PayloadIndexSpec {
         Ok(spec)
     }
 
+    /// A boolean option of the index's params (`lookup`, `range`, ...); true when not given.
+    pub fn flag(&self, name: &str) -> bool {
+        self.params.as_ref().and_then(|p| p.get(name)).and_then(serde_json::Value::as_bool).unwrap_or(true)
+    }
+
     /// The settings of a `text` index (defaults for a bare `"text"`), or why they are invalid.
     pub fn text_params(&self) -> std::result::Result<qd_inference::TextIndexParams, String> {
         let schema = self.params.clone().unwrap_or_else(|| serde_json::Value::String(self.data_type.clone()));

@@ -165,6 +165,52 @@ impl Collection {
         self.count(None, None).unwrap_or(0)
     }
 
+    /// The declared index of `key`, if any.
+    fn index_of(&self, key: &JsonPath) -> Option<PayloadIndexSpec> {
+        self.shared
+            .payload_schema
+            .read()
+            .iter()
+            .find(|(field, _)| field.parse::<JsonPath>().ok().as_ref() == Some(key))
+            .map(|(_, spec)| spec.clone())
+    }
+
+    /// Facets need an index that answers `match` on the key (keyword, uuid, bool, integer with
+    /// `lookup`), as in Qdrant.
+    pub fn require_facet_index(&self, key: &JsonPath) -> Result<()> {
+        let ok = self.index_of(key).is_some_and(|spec| match spec.data_type.as_str() {
+            "keyword" | "uuid" | "bool" => true,
+            "integer" => spec.flag("lookup"),
+            _ => false,
+        });
+        if ok {
+            return Ok(());
+        }
+        Err(CollectionError::BadRequest(format!(
+            "No appropriate index for faceting: `{key}`. Please create one to facet on this field. Check \
+             https://qdrant.tech/documentation/concepts/indexing/#payload-index to see which payload schemas support \
+             Match conditions"
+        )))
+    }
+
+    /// `order_by` needs an index that answers ranges on the key (integer with `range`, float,
+    /// datetime), as in Qdrant.
+    pub fn require_order_index(&self, key: &JsonPath) -> Result<()> {
+        let ok = self.index_of(key).is_some_and(|spec| match spec.data_type.as_str() {
+            "float" | "datetime" => true,
+            "integer" => spec.flag("range"),
+            _ => false,
+        });
+        if ok {
+            return Ok(());
+        }
+        Err(CollectionError::BadRequest(format!(
+            "No range index for `order_by` key: `{key}`. Please create one to use `order_by`. Check \
+             https://qdrant.tech/documentation/concepts/indexing/#payload-index to see which payload schemas support \
+             Range conditions"
+        )))
+    }
+
     /// What the collection holds now, for strict mode's caps on writes.
     pub fn usage(&self) -> crate::strict::Usage {
         let stats = self.shard_stats();

@@ -63,11 +63,30 @@ fn positive_limits(req: &QueryRequest) -> R<()> {
     prefetches(&req.prefetch, "prefetch")
 }
 
+/// Every `order_by` of a query (its own and its prefetches') has a range index.
+fn order_indexes(c: &qd_collection::Collection, req: &QueryRequest) -> R<()> {
+    use qd_collection::query::Query;
+    fn prefetches(c: &qd_collection::Collection, ps: &[Prefetch]) -> R<()> {
+        for p in ps {
+            if let Some(Query::OrderBy(o)) = &p.query {
+                c.require_order_index(&o.key)?;
+            }
+            prefetches(c, &p.prefetch)?;
+        }
+        Ok(())
+    }
+    if let Some(Query::OrderBy(o)) = &req.query {
+        c.require_order_index(&o.key)?;
+    }
+    prefetches(c, &req.prefetch)
+}
+
 /// One query (search, recommend and the query API are all queries).
 pub fn query(registry: &Registry, collection: &str, mut req: QueryRequest) -> R<Vec<ScoredPoint>> {
     positive_limits(&req)?;
     let c = registry.get(collection)?;
     c.check_strict(|s| s.query(&req))?;
+    order_indexes(&c, &req)?;
     c.charge(Access::Read, searches(&req))?;
     resolve_lookups(registry, &mut req)?;
     Ok(c.query(&req)?)
@@ -84,6 +103,9 @@ pub fn query_batch(registry: &Registry, collection: &str, reqs: Vec<QueryRequest
         s.batch(reqs.len())?;
         reqs.iter().try_for_each(|r| s.query(r))
     })?;
+    for (i, r) in reqs.iter().enumerate() {
+        order_indexes(&c, r).map_err(|e| e.within(&format!("searches[{i}]")))?;
+    }
     c.charge(Access::Read, reqs.iter().map(searches).sum())?;
     reqs.into_iter()
         .map(|mut r| {
@@ -141,6 +163,7 @@ pub fn groups(registry: &Registry, collection: &str, mut g: GroupsRequest) -> R<
     }
     let c = registry.get(collection)?;
     c.check_strict(|s| s.query(&g.query))?;
+    order_indexes(&c, &g.query)?;
     c.charge(Access::Read, searches(&g.query))?;
     let lookup = match &g.lookup {
         Some(l) => Some((registry.get(&l.collection)?, &l.with)),
@@ -236,6 +259,9 @@ pub fn scroll(registry: &Registry, collection: &str, req: ScrollRequest) -> R<(V
         s.limit(req.limit)?;
         req.filter.as_ref().map_or(Ok(()), |f| s.filter(f, true))
     })?;
+    if let Some(order) = &req.order_by {
+        c.require_order_index(&order.key)?;
+    }
     c.charge(Access::Read, 1)?;
     let keys = req.shard_key.as_deref();
     match &req.order_by {
@@ -266,6 +292,10 @@ pub fn facet(
         s.limit(limit)?;
         filter.map_or(Ok(()), |f| s.filter(f, true))
     })?;
+    if limit == 0 {
+        return Err(ApiError::validation("limit: value 0 invalid, must be 1 or larger"));
+    }
+    c.require_facet_index(key)?;
     c.charge(Access::Read, 1)?;
     Ok(c.facet(key, filter, limit, keys)?)
 }

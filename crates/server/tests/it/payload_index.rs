@@ -1,8 +1,11 @@
 //! Payload indexes answer filters on sealed segments: the same data in a collection with
 //! keyword, integer, float, bool and datetime indexes (one created after the data, which the
-//! optimizer then builds) and in one without any give the same counts, scrolls and exact
-//! searches for filters mixing indexed and unindexed conditions; graph searches keep to the
-//! filter; a restart loads the indexes instead of rebuilding them. Both backends.
+//! optimizer then builds) and in one that never seals a segment (indexing off: every answer is
+//! read from payloads; it declares the indexes facets and `order_by` require) give the same
+//! counts, scrolls, facets, orders and exact searches for filters mixing indexed and unindexed
+//! conditions; graph searches keep to the filter; a restart loads the indexes instead of
+//! rebuilding them. Without an index, facets and `order_by` are refused as in Qdrant. Both
+//! backends.
 
 use std::time::Duration;
 
@@ -68,15 +71,21 @@ fn same_answers(s: &Server, a: &str, b: &str) {
         for key in ["n", "x", "ts"] {
             for direction in ["asc", "desc"] {
                 let body = json!({"filter": f, "limit": 25, "order_by": {"key": key, "direction": direction}});
-                let ordered =
-                    |c: &str| s.ok("POST", &format!("/collections/{c}/points/scroll"), Some(&body))["points"].clone();
+                // Both answer alike, or both refuse alike (a key whose index was dropped).
+                let ordered = |c: &str| {
+                    let (st, v) = s.call("POST", &format!("/collections/{c}/points/scroll"), Some(&body));
+                    (st, v["result"]["points"].clone(), v["status"]["error"].clone())
+                };
                 assert_eq!(ordered(a), ordered(b), "order_by {key} {direction}, filter {fi}");
             }
         }
         // Facets: from the payload indexes in `a` where they hold every value, from payloads in `b`.
         for key in ["cat", "flag", "n"] {
             let body = json!({"key": key, "filter": f, "limit": 50});
-            let facet = |c: &str| s.ok("POST", &format!("/collections/{c}/facet"), Some(&body))["hits"].clone();
+            let facet = |c: &str| {
+                let (st, v) = s.call("POST", &format!("/collections/{c}/facet"), Some(&body));
+                (st, v["result"]["hits"].clone(), v["status"]["error"].clone())
+            };
             assert_eq!(facet(a), facet(b), "facet {key}, filter {fi}");
         }
         for q in 0..3u64 {
@@ -102,10 +111,27 @@ fn payload_indexes(backend: &str) {
     let config = json!({"vectors": {"size": DIM, "distance": "Cosine"},
                         "optimizers_config": {"indexing_threshold": 20}, "hnsw_config": {"m": 8, "ef_construct": 32}});
     create_collection(&s, "ix", config.clone());
-    create_collection(&s, "plain", config);
+    let mut unsealed = config;
+    unsealed["optimizers_config"]["indexing_threshold"] = json!(0);
+    create_collection(&s, "plain", unsealed);
+    // Facets and order_by need an index, as in Qdrant.
+    let (st, body) = s.call("POST", "/collections/plain/facet", Some(&json!({"key": "cat"})));
+    assert_eq!(st, 400, "{body}");
+    assert!(body["status"]["error"].as_str().is_some_and(|e| e.contains("No appropriate index for faceting: `cat`")));
+    let (st, body) =
+        s.call("POST", "/collections/plain/points/scroll", Some(&json!({"order_by": {"key": "x"}, "limit": 3})));
+    assert_eq!(st, 400, "{body}");
+    assert!(body["status"]["error"].as_str().is_some_and(|e| e.contains("No range index for `order_by` key: `x`")));
     for (field, schema) in [("cat", "keyword"), ("n", "integer"), ("flag", "bool"), ("ts", "datetime")] {
-        s.ok("PUT", "/collections/ix/index?wait=true", Some(&json!({"field_name": field, "field_schema": schema})));
+        for c in ["ix", "plain"] {
+            s.ok(
+                "PUT",
+                &format!("/collections/{c}/index?wait=true"),
+                Some(&json!({"field_name": field, "field_schema": schema})),
+            );
+        }
     }
+    s.ok("PUT", "/collections/plain/index?wait=true", Some(&json!({"field_name": "x", "field_schema": "float"})));
     for batch in 0..(N / 500) {
         let points: Vec<Value> = (batch * 500..(batch + 1) * 500)
             .map(|i| json!({"id": i, "vector": vector(i, DIM), "payload": payload(i)}))
@@ -116,7 +142,9 @@ fn payload_indexes(backend: &str) {
     }
     // Some points deleted and some moved after sealing.
     for c in ["ix", "plain"] {
-        wait_indexed(&s, c);
+        if c == "ix" {
+            wait_indexed(&s, c); // `plain` never seals
+        }
         s.ok("POST", &format!("/collections/{c}/points/delete?wait=true"), Some(&json!({"points": [3, 13, 23, 1000]})));
         s.ok(
             "PUT",
@@ -151,7 +179,9 @@ fn payload_indexes(backend: &str) {
     same_answers(&s, "ix", "plain");
 
     // Dropping an index rebuilds the segments' payload indexes without it; answers stay.
-    s.ok("DELETE", "/collections/ix/index/cat?wait=true", None);
+    for c in ["ix", "plain"] {
+        s.ok("DELETE", &format!("/collections/{c}/index/cat?wait=true"), None);
+    }
     std::thread::sleep(Duration::from_millis(300));
     wait_indexed(&s, "ix");
     same_answers(&s, "ix", "plain");

@@ -19,6 +19,12 @@ fn vector(i: u64) -> Vec<f32> {
 
 fn load(s: &Server, name: &str, shards: u32) {
     create_collection(s, name, json!({"vectors": {"size": 8, "distance": "Dot"}, "shard_number": shards}));
+    // Facets need an index on their key.
+    s.ok(
+        "PUT",
+        &format!("/collections/{name}/index?wait=true"),
+        Some(&json!({"field_name": "k", "field_schema": "integer"})),
+    );
     let points: Vec<Value> = (0..600u64)
         .map(|i| json!({"id": i, "vector": vector(i), "payload": {"k": i % 7, "tag": format!("t{}", i % 3)}}))
         .collect();
