@@ -191,22 +191,28 @@ def test_strict_mode_rate_size_and_vector_limits(client, request):
     client.upsert(name, [m.PointStruct(id=i, vector={"d": [1, i]}) for i in range(10, 20)], wait=True)
 
 
-def test_strict_mode_max_timeout(server, request):
-    """`?timeout=` above `max_timeout` is refused on any collection endpoint over REST."""
+def test_strict_mode_max_timeout(server, client, request):
+    """A `timeout` above `max_timeout` is refused: REST's `?timeout=` on any collection endpoint,
+    gRPC's `timeout` field of every points call."""
     import httpx
 
     name = "timeout_" + request.node.callspec.id.replace("-", "_")
-    base = server.url
-    httpx.delete(f"{base}/collections/{name}")
-    r = httpx.put(f"{base}/collections/{name}", json={"vectors": {"size": 2, "distance": "Dot"},
-                                                      "strict_mode_config": {"enabled": True, "max_timeout": 5}})
-    assert r.status_code == 200, r.text
-    body = {"query": [1, 0], "limit": 1}
-    assert httpx.post(f"{base}/collections/{name}/points/query?timeout=5", json=body).status_code == 200
-    r = httpx.post(f"{base}/collections/{name}/points/query?timeout=6", json=body)
-    assert r.status_code == 400 and 'Limit exceeded 6 > 5 for "timeout"' in r.json()["status"]["error"], r.text
-    r = httpx.put(f"{base}/collections/{name}/points?wait=true&timeout=60",
-                  json={"points": [{"id": 1, "vector": [1, 0]}]})
+    if client.collection_exists(name):
+        client.delete_collection(name)
+    client.create_collection(name, vectors_config=models.VectorParams(size=2, distance=models.Distance.DOT),
+                             strict_mode_config=models.StrictModeConfig(enabled=True, max_timeout=5))
+    client.upsert(name, [models.PointStruct(id=1, vector=[1, 0])], wait=True)
+    assert len(client.query_points(name, query=[1, 0], limit=1, timeout=5).points) == 1
+    with refused(400) as r:
+        client.query_points(name, query=[1, 0], limit=1, timeout=6)
+    assert 'Limit exceeded 6 > 5 for "timeout"' in r.message, r.message
+    with refused(400):
+        client.scroll(name, limit=1, timeout=60)
+    with refused(400):
+        client.count(name, timeout=60)
+    # Any REST endpoint of the collection, writes included.
+    r = httpx.put(f"{server.url}/collections/{name}/points?wait=true&timeout=60",
+                  json={"points": [{"id": 2, "vector": [1, 0]}]})
     assert r.status_code == 400, r.text
 
 

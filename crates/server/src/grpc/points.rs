@@ -27,6 +27,16 @@ impl PointsService {
         PointsService { state }
     }
 
+    /// Strict mode's `max_timeout` against a request's `timeout` (as REST checks `?timeout=`).
+    fn max_timeout(&self, r: &impl Timed) -> std::result::Result<(), Status> {
+        let Some(t) = r.timeout() else { return Ok(()) };
+        match self.state.registry.get(r.collection()) {
+            Ok(c) => Ok(c.check_strict(|s| s.timeout(Some(t))).map_err(crate::api::response::ApiError::from)?),
+            // An unknown collection is answered by the call itself.
+            Err(_) => Ok(()),
+        }
+    }
+
     /// Apply one update and answer with Qdrant's `PointsOperationResponse`.
     async fn apply(
         &self,
@@ -48,6 +58,7 @@ impl PointsService {
         &self,
         r: pb::SearchMatrixPoints,
     ) -> std::result::Result<qd_collection::matrix::DistanceMatrix, Status> {
+        self.max_timeout(&r)?;
         let req = ops::MatrixRequest {
             using: r.using.unwrap_or_default(),
             filter: filter_opt(r.filter, "filter")?,
@@ -96,12 +107,14 @@ fn batch_results(lists: Vec<Vec<qd_collection::operations::ScoredPoint>>) -> Vec
 impl Points for PointsService {
     async fn upsert(&self, request: Request<pb::UpsertPoints>) -> Reply<pb::PointsOperationResponse> {
         let r = request.into_inner();
+        self.max_timeout(&r)?;
         let op = writes::upsert(r.points, r.update_filter, r.update_mode);
         self.apply(r.collection_name, (r.wait, r.ordering), op, shard_keys(r.shard_key_selector)).await
     }
 
     async fn delete(&self, request: Request<pb::DeletePoints>) -> Reply<pb::PointsOperationResponse> {
         let r = request.into_inner();
+        self.max_timeout(&r)?;
         let op = writes::selection(r.points, "points").map(UpdateOp::Delete);
         self.apply(r.collection_name, (r.wait, r.ordering), op, shard_keys(r.shard_key_selector)).await
     }
@@ -109,6 +122,7 @@ impl Points for PointsService {
     async fn get(&self, request: Request<pb::GetPoints>) -> Reply<pb::GetResponse> {
         let t = Instant::now();
         let r = request.into_inner();
+        self.max_timeout(&r)?;
         let ids = point_ids(r.ids, "ids")?;
         let keys = shard_keys(r.shard_key_selector)?;
         let with = WithSelectors {
@@ -123,36 +137,42 @@ impl Points for PointsService {
 
     async fn update_vectors(&self, request: Request<pb::UpdatePointVectors>) -> Reply<pb::PointsOperationResponse> {
         let r = request.into_inner();
+        self.max_timeout(&r)?;
         let op = writes::update_vectors(r.points, r.update_filter);
         self.apply(r.collection_name, (r.wait, r.ordering), op, shard_keys(r.shard_key_selector)).await
     }
 
     async fn delete_vectors(&self, request: Request<pb::DeletePointVectors>) -> Reply<pb::PointsOperationResponse> {
         let r = request.into_inner();
+        self.max_timeout(&r)?;
         let op = writes::delete_vectors(r.points_selector, r.vectors);
         self.apply(r.collection_name, (r.wait, r.ordering), op, shard_keys(r.shard_key_selector)).await
     }
 
     async fn set_payload(&self, request: Request<pb::SetPayloadPoints>) -> Reply<pb::PointsOperationResponse> {
         let r = request.into_inner();
+        self.max_timeout(&r)?;
         let op = writes::set_payload(r.payload, r.points_selector, r.key);
         self.apply(r.collection_name, (r.wait, r.ordering), op, shard_keys(r.shard_key_selector)).await
     }
 
     async fn overwrite_payload(&self, request: Request<pb::SetPayloadPoints>) -> Reply<pb::PointsOperationResponse> {
         let r = request.into_inner();
+        self.max_timeout(&r)?;
         let op = writes::overwrite_payload(r.payload, r.points_selector, r.key);
         self.apply(r.collection_name, (r.wait, r.ordering), op, shard_keys(r.shard_key_selector)).await
     }
 
     async fn delete_payload(&self, request: Request<pb::DeletePayloadPoints>) -> Reply<pb::PointsOperationResponse> {
         let r = request.into_inner();
+        self.max_timeout(&r)?;
         let op = writes::delete_payload(r.keys, r.points_selector);
         self.apply(r.collection_name, (r.wait, r.ordering), op, shard_keys(r.shard_key_selector)).await
     }
 
     async fn clear_payload(&self, request: Request<pb::ClearPayloadPoints>) -> Reply<pb::PointsOperationResponse> {
         let r = request.into_inner();
+        self.max_timeout(&r)?;
         let op = writes::selection(r.points, "points").map(UpdateOp::ClearPayload);
         self.apply(r.collection_name, (r.wait, r.ordering), op, shard_keys(r.shard_key_selector)).await
     }
@@ -162,6 +182,7 @@ impl Points for PointsService {
         request: Request<pb::CreateFieldIndexCollection>,
     ) -> Reply<pb::PointsOperationResponse> {
         let r = request.into_inner();
+        self.max_timeout(&r)?;
         let spec = index::spec(r.field_type, r.field_index_params)?;
         self.set_index(r.collection_name, r.field_name, r.wait, Some(spec)).await
     }
@@ -171,6 +192,7 @@ impl Points for PointsService {
         request: Request<pb::DeleteFieldIndexCollection>,
     ) -> Reply<pb::PointsOperationResponse> {
         let r = request.into_inner();
+        self.max_timeout(&r)?;
         self.set_index(r.collection_name, r.field_name, r.wait, None).await
     }
 
@@ -180,6 +202,7 @@ impl Points for PointsService {
     ) -> Reply<pb::PointsOperationResponse> {
         let t = Instant::now();
         let r = request.into_inner();
+        self.max_timeout(&r)?;
         let spec = super::convert::config::new_vector(r.vector_config)?;
         crate::meta::set_vector(&self.state, r.collection_name, r.vector_name, Some(spec)).await?;
         Ok(Response::new(operation_response(t, completed(r.wait))))
@@ -191,6 +214,7 @@ impl Points for PointsService {
     ) -> Reply<pb::PointsOperationResponse> {
         let t = Instant::now();
         let r = request.into_inner();
+        self.max_timeout(&r)?;
         crate::meta::set_vector(&self.state, r.collection_name, r.vector_name, None).await?;
         Ok(Response::new(operation_response(t, completed(r.wait))))
     }
@@ -198,6 +222,7 @@ impl Points for PointsService {
     async fn search(&self, request: Request<pb::SearchPoints>) -> Reply<pb::SearchResponse> {
         let t = Instant::now();
         let r = request.into_inner();
+        self.max_timeout(&r)?;
         let name = r.collection_name.clone();
         let req = q::search_points(r)?;
         let reg = self.state.registry.clone();
@@ -208,6 +233,7 @@ impl Points for PointsService {
     async fn search_batch(&self, request: Request<pb::SearchBatchPoints>) -> Reply<pb::SearchBatchResponse> {
         let t = Instant::now();
         let r = request.into_inner();
+        self.max_timeout(&r)?;
         let reqs = r.search_points.into_iter().map(q::search_points).collect::<Result<Vec<_>>>()?;
         let (reg, name) = (self.state.registry.clone(), r.collection_name);
         let lists = blocking(move || ops::query_batch(&reg, &name, reqs)).await?;
@@ -217,6 +243,7 @@ impl Points for PointsService {
     async fn search_groups(&self, request: Request<pb::SearchPointGroups>) -> Reply<pb::SearchGroupsResponse> {
         let t = Instant::now();
         let r = request.into_inner();
+        self.max_timeout(&r)?;
         let name = r.collection_name.clone();
         let g = q::search_groups(r)?;
         let reg = self.state.registry.clone();
@@ -231,6 +258,7 @@ impl Points for PointsService {
     async fn scroll(&self, request: Request<pb::ScrollPoints>) -> Reply<pb::ScrollResponse> {
         let t = Instant::now();
         let r = request.into_inner();
+        self.max_timeout(&r)?;
         let name = r.collection_name.clone();
         let req = q::scroll(r)?;
         let reg = self.state.registry.clone();
@@ -246,6 +274,7 @@ impl Points for PointsService {
     async fn recommend(&self, request: Request<pb::RecommendPoints>) -> Reply<pb::RecommendResponse> {
         let t = Instant::now();
         let r = request.into_inner();
+        self.max_timeout(&r)?;
         let name = r.collection_name.clone();
         let req = q::recommend_points(r)?;
         let reg = self.state.registry.clone();
@@ -256,6 +285,7 @@ impl Points for PointsService {
     async fn recommend_batch(&self, request: Request<pb::RecommendBatchPoints>) -> Reply<pb::RecommendBatchResponse> {
         let t = Instant::now();
         let r = request.into_inner();
+        self.max_timeout(&r)?;
         let reqs = r.recommend_points.into_iter().map(q::recommend_points).collect::<Result<Vec<_>>>()?;
         let (reg, name) = (self.state.registry.clone(), r.collection_name);
         let lists = blocking(move || ops::query_batch(&reg, &name, reqs)).await?;
@@ -265,6 +295,7 @@ impl Points for PointsService {
     async fn recommend_groups(&self, request: Request<pb::RecommendPointGroups>) -> Reply<pb::RecommendGroupsResponse> {
         let t = Instant::now();
         let r = request.into_inner();
+        self.max_timeout(&r)?;
         let name = r.collection_name.clone();
         let g = q::recommend_groups(r)?;
         let reg = self.state.registry.clone();
@@ -279,6 +310,7 @@ impl Points for PointsService {
     async fn discover(&self, request: Request<pb::DiscoverPoints>) -> Reply<pb::DiscoverResponse> {
         let t = Instant::now();
         let r = request.into_inner();
+        self.max_timeout(&r)?;
         let name = r.collection_name.clone();
         let req = q::discover_points(r)?;
         let reg = self.state.registry.clone();
@@ -289,6 +321,7 @@ impl Points for PointsService {
     async fn discover_batch(&self, request: Request<pb::DiscoverBatchPoints>) -> Reply<pb::DiscoverBatchResponse> {
         let t = Instant::now();
         let r = request.into_inner();
+        self.max_timeout(&r)?;
         let reqs = r.discover_points.into_iter().map(q::discover_points).collect::<Result<Vec<_>>>()?;
         let (reg, name) = (self.state.registry.clone(), r.collection_name);
         let lists = blocking(move || ops::query_batch(&reg, &name, reqs)).await?;
@@ -298,6 +331,7 @@ impl Points for PointsService {
     async fn count(&self, request: Request<pb::CountPoints>) -> Reply<pb::CountResponse> {
         let t = Instant::now();
         let r = request.into_inner();
+        self.max_timeout(&r)?;
         let filter = filter_opt(r.filter, "filter")?;
         let keys = shard_keys(r.shard_key_selector)?;
         let (reg, name) = (self.state.registry.clone(), r.collection_name);
@@ -312,6 +346,7 @@ impl Points for PointsService {
     async fn update_batch(&self, request: Request<pb::UpdateBatchPoints>) -> Reply<pb::UpdateBatchResponse> {
         let t = Instant::now();
         let r = request.into_inner();
+        self.max_timeout(&r)?;
         let ops_list = writes::batch(r.operations)?;
         let (reg, name, wait) = (self.state.registry.clone(), r.collection_name, r.wait.unwrap_or(false));
         let ordering = write_ordering(r.ordering)?;
@@ -326,6 +361,7 @@ impl Points for PointsService {
     async fn query(&self, request: Request<pb::QueryPoints>) -> Reply<pb::QueryResponse> {
         let t = Instant::now();
         let r = request.into_inner();
+        self.max_timeout(&r)?;
         let name = r.collection_name.clone();
         let req = q::query_points(r)?;
         let reg = self.state.registry.clone();
@@ -336,6 +372,7 @@ impl Points for PointsService {
     async fn query_batch(&self, request: Request<pb::QueryBatchPoints>) -> Reply<pb::QueryBatchResponse> {
         let t = Instant::now();
         let r = request.into_inner();
+        self.max_timeout(&r)?;
         let reqs = r.query_points.into_iter().map(q::query_points).collect::<Result<Vec<_>>>()?;
         let (reg, name) = (self.state.registry.clone(), r.collection_name);
         let lists = blocking(move || ops::query_batch(&reg, &name, reqs)).await?;
@@ -345,6 +382,7 @@ impl Points for PointsService {
     async fn query_groups(&self, request: Request<pb::QueryPointGroups>) -> Reply<pb::QueryGroupsResponse> {
         let t = Instant::now();
         let r = request.into_inner();
+        self.max_timeout(&r)?;
         let name = r.collection_name.clone();
         let g = q::query_groups(r)?;
         let reg = self.state.registry.clone();
@@ -359,6 +397,7 @@ impl Points for PointsService {
     async fn facet(&self, request: Request<pb::FacetCounts>) -> Reply<pb::FacetResponse> {
         let t = Instant::now();
         let r = request.into_inner();
+        self.max_timeout(&r)?;
         let key: qd_core::json_path::JsonPath =
             r.key.parse().map_err(|e| Status::invalid_argument(format!("Bad request: key: {e}")))?;
         let filter = filter_opt(r.filter, "filter")?;
@@ -430,3 +469,53 @@ fn write_ordering(o: Option<pb::WriteOrdering>) -> Result<qd_collection::operati
         Some(Err(e)) => Err(invalid(format!("ordering: {e}"))),
     }
 }
+
+/// A request with a collection and a `timeout` (seconds).
+trait Timed {
+    fn collection(&self) -> &str;
+    fn timeout(&self) -> Option<u64>;
+}
+
+macro_rules! timed {
+    ($($t:ident),* $(,)?) => {$(
+        impl Timed for pb::$t {
+            fn collection(&self) -> &str {
+                &self.collection_name
+            }
+            fn timeout(&self) -> Option<u64> {
+                self.timeout
+            }
+        }
+    )*};
+}
+
+timed!(
+    ClearPayloadPoints,
+    CountPoints,
+    CreateFieldIndexCollection,
+    CreateVectorNameRequest,
+    DeleteFieldIndexCollection,
+    DeletePayloadPoints,
+    DeletePointVectors,
+    DeletePoints,
+    DeleteVectorNameRequest,
+    DiscoverBatchPoints,
+    DiscoverPoints,
+    FacetCounts,
+    GetPoints,
+    QueryBatchPoints,
+    QueryPointGroups,
+    QueryPoints,
+    RecommendBatchPoints,
+    RecommendPointGroups,
+    RecommendPoints,
+    ScrollPoints,
+    SearchBatchPoints,
+    SearchMatrixPoints,
+    SearchPointGroups,
+    SearchPoints,
+    SetPayloadPoints,
+    UpdateBatchPoints,
+    UpdatePointVectors,
+    UpsertPoints,
+);
