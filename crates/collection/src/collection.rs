@@ -216,7 +216,7 @@ impl Collection {
         let stats = self.shard_stats();
         crate::strict::Usage {
             points: self.points_count(),
-            vector_bytes: stats.iter().map(|s| s.ram_vectors_bytes).sum(),
+            vector_bytes: stats.iter().map(|s| s.vector_data_bytes).sum(),
             payload_bytes: stats.iter().map(|s| s.ram_payload_bytes).sum(),
         }
     }

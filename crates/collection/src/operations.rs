@@ -412,6 +412,10 @@ pub struct ShardStats {
     pub indexed_vectors_count: usize,
     pub segments_count: usize,
     pub ram_vectors_bytes: usize,
+    /// Bytes of stored vectors wherever they live (RAM or memory-mapped files): what strict
+    /// mode's `max_collection_vector_size_bytes` caps.
+    #[serde(default)]
+    pub vector_data_bytes: usize,
     pub ram_payload_bytes: usize,
     pub ram_index_bytes: usize,
     /// Shard key owning this shard (custom sharding).

@@ -22,7 +22,7 @@ use crate::query::{Prefetch, QueryRequest};
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Usage {
     pub points: usize,
-    /// Bytes of stored vectors (the `ram_vectors_bytes` of its shards).
+    /// Bytes of stored vectors, in RAM or on disk (the `vector_data_bytes` of its shards).
     pub vector_bytes: usize,
     /// Bytes of stored payloads.
     pub payload_bytes: usize,

@@ -50,6 +50,8 @@ impl Distance {
     pub fn preprocess_threshold(&self, threshold: f32) -> f32 {
         match self {
             Distance::Cosine | Distance::Dot => threshold,
+            // No distance is negative: a negative threshold keeps nothing.
+            Distance::Euclid if threshold < 0.0 => f32::INFINITY,
             Distance::Euclid => -(threshold * threshold),
             Distance::Manhattan => -threshold,
         }

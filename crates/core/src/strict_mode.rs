@@ -106,7 +106,13 @@ impl StrictModeConfig {
 
     /// Check the ranges Qdrant checks; the message names the field.
     pub fn validate(&self) -> Result<(), ValidationError> {
-        let at_least_one = [("max_query_limit", self.max_query_limit), ("max_timeout", self.max_timeout)];
+        let at_least_one = [
+            ("max_query_limit", self.max_query_limit),
+            ("max_timeout", self.max_timeout),
+            ("read_rate_limit", self.read_rate_limit),
+            ("write_rate_limit", self.write_rate_limit),
+            ("max_points_count", self.max_points_count),
+        ];
         for (name, value) in at_least_one {
             if value == Some(0) {
                 return Err(ValidationError::at_least(&format!("strict_mode_config.{name}"), 0, 1));

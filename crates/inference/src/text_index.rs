@@ -26,6 +26,10 @@ use crate::bm25::Bm25;
 use crate::config::{Bm25Config, TokenizerType};
 use crate::error::InferenceError;
 
+/// Version of the analysis itself: stored postings carry it in their fingerprint, so a build that
+/// analyses differently rebuilds them rather than answering from them.
+const ANALYSIS_VERSION: &str = "analysis-1";
+
 /// A declared full-text index's settings: the `field_schema` object of type `text`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TextIndexParams {
@@ -175,7 +179,7 @@ impl TextIndex {
     /// Build the analyser (stopword sets and stemmers are shared between indexes with equal settings).
     pub fn new(params: TextIndexParams) -> Result<Self, InferenceError> {
         let model = crate::model_for(params.analysis())?;
-        let fingerprint = format!("{params:?}");
+        let fingerprint = format!("{ANALYSIS_VERSION} {params:?}");
         Ok(Self { params, fingerprint, model })
     }
 
@@ -200,7 +204,13 @@ impl TextIndex {
 
     /// Analyse a query text for a match of `kind`.
     pub fn query(&self, kind: TextMatchKind, text: &str) -> TextQuery {
-        let mut tokens = self.model.query_tokens(text);
+        // A phrase is looked for among a document's words, stopwords removed on both sides (with
+        // the prefix tokenizer too, whose other queries keep stopwords).
+        let mut tokens = if kind == TextMatchKind::Phrase && self.prefix() {
+            self.model.document_words(text)
+        } else {
+            self.model.query_tokens(text)
+        };
         if kind != TextMatchKind::Phrase {
             let mut seen = HashSet::new();
             tokens.retain(|t| seen.insert(t.clone()));
@@ -314,6 +324,12 @@ mod tests {
         // Query tokens are cut to max_token_len, and too short ones dropped.
         assert!(matches(&ix, All, "quickly", &["quick"]));
         assert!(!matches(&ix, All, "b c", &["a b c"]));
+        // Stopwords: kept in other prefix queries, dropped from phrases (as Qdrant's engine does).
+        let stop =
+            index(json!({"type": "text", "tokenizer": "prefix", "stopwords": "english", "phrase_matching": true}));
+        assert!(!matches(&stop, All, "the quick", &["the quick fox"]));
+        assert!(matches(&stop, All, "the", &["a theory"]));
+        assert!(matches(&stop, Phrase, "the quick", &["the quick fox", "quick fox"]));
         let phrase = index(json!({"type": "text", "tokenizer": "prefix", "phrase_matching": true}));
         assert!(matches(&phrase, Phrase, "quick bro", &["quick brown fox"]));
         assert!(!matches(&phrase, Phrase, "qui brown", &["quick brown fox"]));

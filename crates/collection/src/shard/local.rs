@@ -523,6 +523,7 @@ impl Shard for LocalShard {
             indexed_vectors_count: st.sealed.iter().map(Segment::indexed_vector_count).sum(),
             segments_count: 1 + st.sealed.len(),
             ram_vectors_bytes: vectors,
+            vector_data_bytes: st.segments().map(|s| s.data().vector_bytes()).sum(),
             ram_payload_bytes: payload,
             ram_index_bytes: index,
             shard_key: None,

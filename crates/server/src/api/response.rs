@@ -58,7 +58,7 @@ impl ApiError {
 
     /// The same error with `context: ` before its message (e.g. `operations[2]`).
     pub fn prefixed(self, context: &str) -> Self {
-        ApiError { retry_after: None, status: self.status, message: format!("{context}: {}", self.message) }
+        ApiError { message: format!("{context}: {}", self.message), ..self }
     }
 }
 

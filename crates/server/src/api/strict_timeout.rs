@@ -1,6 +1,8 @@
-//! Strict mode's `max_timeout` over REST: any request on a collection
-//! (`/collections/{name}/...`) whose `?timeout=` exceeds the collection's cap is refused with 400
-//! before its handler runs, whatever the endpoint, as Qdrant checks every timed request.
+//! Strict mode's `max_timeout` over REST: a request on a collection's points or facets
+//! (`/collections/{name}/points...`, `/collections/{name}/facet`) whose `?timeout=` exceeds the
+//! collection's cap is refused with 400 before its handler runs. Requests on the collection
+//! itself (PATCH, DELETE, indexes) are not: a client that always sends a timeout must still be
+//! able to change or turn off strict mode.
 
 use std::sync::Arc;
 
@@ -13,7 +15,11 @@ use super::AppState;
 
 /// The collection a path names and the `timeout` its query asks for, if both are there.
 fn timed_collection(path: &str, query: Option<&str>) -> Option<(String, u64)> {
-    let name = path.strip_prefix("/collections/")?.split('/').next().filter(|n| !n.is_empty())?;
+    let mut segments = path.strip_prefix("/collections/")?.split('/');
+    let name = segments.next().filter(|n| !n.is_empty())?;
+    if !matches!(segments.next(), Some("points" | "facet")) {
+        return None;
+    }
     let timeout = query?
         .split('&')
         .filter_map(|kv| kv.split_once('='))
@@ -63,7 +69,9 @@ mod tests {
             timed_collection("/collections/a%20b/points/search", Some("wait=true&timeout=30")),
             Some(("a b".to_string(), 30))
         );
-        assert_eq!(timed_collection("/collections/c", Some("timeout=5")), Some(("c".to_string(), 5)));
+        assert_eq!(timed_collection("/collections/c/facet", Some("timeout=5")), Some(("c".to_string(), 5)));
+        assert_eq!(timed_collection("/collections/c", Some("timeout=5")), None);
+        assert_eq!(timed_collection("/collections/c/index", Some("timeout=5")), None);
         assert_eq!(timed_collection("/collections/c/points", None), None);
         assert_eq!(timed_collection("/collections/c/points", Some("timeout=x")), None);
         assert_eq!(timed_collection("/aliases", Some("timeout=5")), None);
