@@ -165,6 +165,11 @@ impl Collection {
         self.count(None, None).unwrap_or(0)
     }
 
+    /// The analysers of the collection's full-text indexes, by field.
+    pub(crate) fn text_indexes(&self) -> Arc<TextIndexes> {
+        self.shared.text_indexes()
+    }
+
     /// The declared index of `key`, if any.
     fn index_of(&self, key: &JsonPath) -> Option<PayloadIndexSpec> {
         self.shared

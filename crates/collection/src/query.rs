@@ -429,6 +429,8 @@ impl Collection {
                 qd_core::selectors::VectorSelector::None
             },
         };
+        // Text conditions follow the collection's full-text indexes, as in filters.
+        let f = &f.with_text_indexes(&self.text_indexes());
         let by_prefetch: Vec<std::collections::HashMap<PointId, f32>> =
             sources.iter().map(|s| s.iter().map(|p| (p.id, p.score)).collect()).collect();
         let mut out = Vec::with_capacity(ids.len());

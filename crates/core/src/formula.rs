@@ -131,6 +131,18 @@ impl Formula {
         Ok(Formula { expr, defaults: normalised })
     }
 
+    /// This formula with the text matches of its conditions bound to the collection's full-text
+    /// indexes, as a filter's are (see [`Filter::with_text_indexes`]).
+    pub fn with_text_indexes(&self, indexes: &crate::filter::TextIndexes) -> Formula {
+        let mut bound = self.clone();
+        bound.expr.for_each_filter(&mut |f: &mut Filter| {
+            if let Some(b) = f.with_text_indexes(indexes) {
+                *f = b;
+            }
+        });
+        bound
+    }
+
     /// Whether evaluating needs to know which vectors a point has (a `has_vector` condition).
     pub fn needs_vectors(&self) -> bool {
         self.expr.any(
@@ -285,6 +297,38 @@ impl Expr {
     }
 
     /// Whether `f` holds for this expression or any inside it.
+    /// Apply `f` to the filter of every condition in the expression.
+    fn for_each_filter(&mut self, f: &mut dyn FnMut(&mut Filter)) {
+        match self {
+            Expr::Condition(filter) => f(filter),
+            Expr::Mult(v) | Expr::Sum(v) | Expr::Max(v) | Expr::Min(v) => {
+                v.iter_mut().for_each(|e| e.for_each_filter(f))
+            }
+            Expr::Neg(e)
+            | Expr::Abs(e)
+            | Expr::Sqrt(e)
+            | Expr::Exp(e)
+            | Expr::Log10(e)
+            | Expr::Ln(e)
+            | Expr::Acosh(e) => e.for_each_filter(f),
+            Expr::Div { left, right, .. } => {
+                left.for_each_filter(f);
+                right.for_each_filter(f);
+            }
+            Expr::Pow { base, exponent } => {
+                base.for_each_filter(f);
+                exponent.for_each_filter(f);
+            }
+            Expr::Decay { x, target, .. } => {
+                x.for_each_filter(f);
+                if let Some(t) = target {
+                    t.for_each_filter(f);
+                }
+            }
+            _ => {}
+        }
+    }
+
     fn any(&self, f: &dyn Fn(&Expr) -> bool) -> bool {
         if f(self) {
             return true;
@@ -533,6 +577,21 @@ mod tests {
         let f = Formula::from_json(&formula, "query").map_err(|e| e.message)?;
         let p = P(payload.as_object().cloned().unwrap_or_default());
         f.score(&p, scores)
+    }
+
+    #[test]
+    fn text_conditions_follow_full_text_indexes() {
+        let params = qd_inference::TextIndexParams::from_schema(
+            &json!({"type": "text", "stemmer": {"type": "snowball", "language": "english"}}),
+        )
+        .expect("params");
+        let index = std::sync::Arc::new(qd_inference::TextIndex::new(params).expect("analyser"));
+        let indexes = crate::filter::TextIndexes::from([("t".parse().expect("path"), index)]);
+        let f = Formula::from_json(&json!({"formula": {"mult": [2, {"key": "t", "match": {"text": "run"}}]}}), "query")
+            .expect("formula");
+        let p = P(json!({"t": "running fast"}).as_object().cloned().unwrap_or_default());
+        assert_eq!(f.score(&p, &[]), Ok(0.0), "plain word matching");
+        assert_eq!(f.with_text_indexes(&indexes).score(&p, &[]), Ok(2.0), "stemmed by the index");
     }
 
     #[test]
