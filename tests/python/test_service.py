@@ -248,6 +248,10 @@ def test_out_of_range_fields_are_qdrants_validation_errors(client, request):
         assert f"Validation error in JSON body: [{field}: value 0 invalid, must be 1 or larger]" in r.message, \
             r.message
     with refused(422) as r:
+        client.query_points(name, query=[1, 0], search_params=m.SearchParams(
+            quantization=m.QuantizationSearchParams(oversampling=0.5)))
+    assert "oversampling: value 0.5 invalid, must be 1.0 or larger]" in r.message, r.message
+    with refused(422) as r:
         client.query_batch_points(name, requests=[m.QueryRequest(query=[1, 0], limit=1),
                                                   m.QueryRequest(query=[1, 0], limit=0)])
     assert "[searches[1].limit: value 0 invalid" in r.message, r.message

@@ -386,7 +386,7 @@ fn search_request(body: SearchBody) -> Result<QueryRequest, ApiError> {
     }
     let params = body.params.unwrap_or_default();
     if let Some(q) = &params.quantization {
-        q.validate().map_err(|e| ApiError::bad_request(format!("Bad request: params.quantization.{e}")))?;
+        q.validate().map_err(|e| ApiError::from(e).within("params.quantization"))?;
     }
     if body.limit == 0 {
         return Err(ApiError::validation("limit: value 0 invalid, must be 1 or larger"));

@@ -336,7 +336,7 @@ fn params(o: &Map<String, Value>, what: &str) -> R<SearchSettings> {
                 Some(q) => {
                     let q: QuantizationSearchParams =
                         serde_json::from_value(q.clone()).map_err(|e| bad(format!("{w}.quantization: {e}")))?;
-                    q.validate().map_err(|e| bad(format!("{w}.quantization: {e}")))?;
+                    q.validate().map_err(|e| ApiError::from(e).within(&body_path(&w, "quantization")))?;
                     Some(q)
                 }
             };
@@ -713,5 +713,15 @@ mod tests {
         .expect_err("zero");
         assert!(e.message.contains("[prefetch[0].limit: value 0"), "{}", e.message);
         assert!(parse_query_request(&json!({"query": [1.0], "limit": 1}), "query request").is_ok());
+        let e = parse_query_request(
+            &json!({"query": [1.0], "params": {"quantization": {"oversampling": 0.5}}}),
+            "query request",
+        )
+        .expect_err("below 1");
+        assert_eq!(e.status, axum::http::StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            e.message,
+            "Validation error in JSON body: [params.quantization.oversampling: value 0.5 invalid, must be 1.0 or larger]"
+        );
     }
 }

@@ -117,13 +117,18 @@ fn quantized_search(backend: &str) {
         "/collections/q/points/search",
         Some(&json!({"vector": vector(1, dim), "limit": 3, "params": {"quantization": {"oversampling": 0.5}}})),
     );
-    assert_eq!(code, 400, "{body}");
+    // Below its minimum: Qdrant's 422 validation error, naming the field.
+    assert_eq!(code, 422, "{body}");
+    assert_eq!(
+        body["status"]["error"],
+        "Validation error in JSON body: [params.quantization.oversampling: value 0.5 invalid, must be 1.0 or larger]"
+    );
     let (code, body) = s.call(
         "POST",
         "/collections/q/points/query",
         Some(&json!({"query": vector(1, dim), "limit": 3, "params": {"quantization": {"oversampling": 0.5}}})),
     );
-    assert_eq!(code, 400, "{body}");
+    assert_eq!(code, 422, "{body}");
 
     // Disabling drops the quantized vectors, enabling again (per vector) rebuilds them; the
     // graphs are kept.

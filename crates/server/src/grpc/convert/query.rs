@@ -27,7 +27,8 @@ pub fn settings(p: Option<pb::SearchParams>, what: &str) -> Result<SearchSetting
                 rescore: q.rescore,
                 oversampling: q.oversampling,
             };
-            q.validate().map_err(|e| invalid(format!("{what}.params.quantization.{}", e.message)))?;
+            q.validate()
+                .map_err(|e| crate::api::response::ApiError::from(e).within(&format!("{what}.params.quantization")))?;
             Some(q)
         }
     };
