@@ -218,12 +218,9 @@ impl Collection {
 
     /// What the collection holds now, for strict mode's caps on writes.
     pub fn usage(&self) -> crate::strict::Usage {
-        let stats = self.shard_stats();
-        crate::strict::Usage {
-            points: self.points_count(),
-            vector_bytes: stats.iter().map(|s| s.vector_data_bytes).sum(),
-            payload_bytes: stats.iter().map(|s| s.ram_payload_bytes).sum(),
-        }
+        let (vector_bytes, payload_bytes) =
+            self.shards().iter().map(|s| s.stored_bytes()).fold((0, 0), |(v, p), (sv, sp)| (v + sv, p + sp));
+        crate::strict::Usage { points: self.points_count(), vector_bytes, payload_bytes }
     }
 
     /// Charge `cost` tokens to strict mode's read or write rate limit (when strict mode is on

@@ -122,6 +122,24 @@ pub struct QueryRequest {
     pub lookup_from: Option<LookupFrom>,
 }
 
+impl QueryRequest {
+    /// Every prefetch at any depth, depth first, with its path in the request
+    /// (`prefetch[0].prefetch[1]`): what checks of every level walk.
+    pub fn all_prefetches(&self) -> Vec<(String, &Prefetch)> {
+        fn walk<'a>(ps: &'a [Prefetch], path: &str, out: &mut Vec<(String, &'a Prefetch)>) {
+            for (i, p) in ps.iter().enumerate() {
+                let here = format!("{path}[{i}]");
+                let inner = format!("{here}.prefetch");
+                out.push((here, p));
+                walk(&p.prefetch, &inner, out);
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.prefetch, "prefetch", &mut out);
+        out
+    }
+}
+
 /// Replace the ids of every level with a `lookup_from` by the vectors they name in the other
 /// collection (`fetch(lookup, vector name, id)`), so that they are ordinary vector examples:
 /// scored like vectors and not excluded from the results.
@@ -892,5 +910,30 @@ fn vector_ref(v: &Vector) -> qd_segment::VectorRef<'_> {
         Vector::Sparse(s) => {
             qd_segment::VectorRef::Sparse(qd_segment::SparseRef { indices: &s.indices, values: &s.values })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_prefetches_walk_every_level_with_its_path() {
+        let leaf = |limit| Prefetch { limit, ..Default::default() };
+        let req = QueryRequest {
+            prefetch: vec![Prefetch { prefetch: vec![leaf(1), leaf(2)], limit: 3, ..Default::default() }, leaf(4)],
+            ..Default::default()
+        };
+        let got: Vec<(String, usize)> = req.all_prefetches().into_iter().map(|(p, f)| (p, f.limit)).collect();
+        assert_eq!(
+            got,
+            [
+                ("prefetch[0]".to_string(), 3),
+                ("prefetch[0].prefetch[0]".to_string(), 1),
+                ("prefetch[0].prefetch[1]".to_string(), 2),
+                ("prefetch[1]".to_string(), 4),
+            ]
+        );
+        assert!(QueryRequest::default().all_prefetches().is_empty());
     }
 }

@@ -16,7 +16,7 @@ use qd_core::strict_mode::StrictModeConfig;
 
 use crate::error::{CollectionError, Result};
 use crate::operations::{PointSelection, SearchSettings, UpdateOp};
-use crate::query::{Prefetch, QueryRequest};
+use crate::query::QueryRequest;
 
 /// What a collection holds now, for the caps on writes.
 #[derive(Debug, Clone, Copy, Default)]
@@ -130,14 +130,12 @@ impl<'a> Strict<'a> {
         if let Some(f) = &req.filter {
             self.filter(f, true)?;
         }
-        let mut stack: Vec<&Prefetch> = req.prefetch.iter().collect();
-        while let Some(p) = stack.pop() {
+        for (_, p) in req.all_prefetches() {
             self.limit(p.limit)?;
             self.params(&p.params)?;
             if let Some(f) = &p.filter {
                 self.filter(f, true)?;
             }
-            stack.extend(p.prefetch.iter());
         }
         Ok(())
     }

@@ -998,8 +998,12 @@ impl Segment {
         let vectors = self.data.vectors.values().map(VectorColumn::ram_bytes).sum::<usize>()
             + self.data.multi.values().map(MultiColumn::ram_bytes).sum::<usize>()
             + self.data.sparse.values().map(SparseColumn::ram_bytes).sum::<usize>();
-        let payload = self.data.payload_bytes;
-        (vectors, payload, self.index.as_ref().map(|i| i.ram_bytes()).unwrap_or(0))
+        (vectors, self.payload_bytes(), self.index.as_ref().map(|i| i.ram_bytes()).unwrap_or(0))
+    }
+
+    /// Bytes of stored payloads (estimated from JSON size; a counter, constant time).
+    pub fn payload_bytes(&self) -> usize {
+        self.data.payload_bytes
     }
 
     /// Bytes of memory-mapped vector files this segment serves from.

@@ -4,7 +4,7 @@
 
 use qd_collection::groups::PointGroup;
 use qd_collection::operations::{Record, ScoredPoint, ShardKey, UpdateOp, UpdateResult, WithSelectors, WriteOrdering};
-use qd_collection::query::{LookupFrom, OrderBy, Prefetch, QueryRequest};
+use qd_collection::query::{LookupFrom, OrderBy, QueryRequest};
 use qd_collection::rate_limit::Access;
 use qd_collection::{CollectionError, Registry};
 use qd_core::filter::Filter;
@@ -38,47 +38,32 @@ pub fn resolve_lookups(registry: &Registry, req: &mut QueryRequest) -> R<()> {
 
 /// The searches a query runs: itself and every prefetch at any depth (its read-rate cost).
 fn searches(req: &QueryRequest) -> usize {
-    fn nested(ps: &[Prefetch]) -> usize {
-        ps.iter().map(|p| 1 + nested(&p.prefetch)).sum()
-    }
-    1 + nested(&req.prefetch)
+    1 + req.all_prefetches().len()
 }
 
 /// Every `limit` of a query (its own and its prefetches') is at least 1, as Qdrant validates
 /// them (422; REST requests are checked while parsed, with their body paths, gRPC ones here).
 fn positive_limits(req: &QueryRequest) -> R<()> {
-    fn prefetches(ps: &[Prefetch], path: &str) -> R<()> {
-        for (i, p) in ps.iter().enumerate() {
-            let here = format!("{path}[{i}]");
-            if p.limit == 0 {
-                return Err(ApiError::validation(format!("{here}.limit: value 0 invalid, must be 1 or larger")));
-            }
-            prefetches(&p.prefetch, &format!("{here}.prefetch"))?;
-        }
-        Ok(())
-    }
+    let zero = |path: &str| ApiError::validation(format!("{path}limit: value 0 invalid, must be 1 or larger"));
     if req.limit == 0 {
-        return Err(ApiError::validation("limit: value 0 invalid, must be 1 or larger"));
+        return Err(zero(""));
     }
-    prefetches(&req.prefetch, "prefetch")
+    match req.all_prefetches().into_iter().find(|(_, p)| p.limit == 0) {
+        Some((path, _)) => Err(zero(&format!("{path}."))),
+        None => Ok(()),
+    }
 }
 
 /// Every `order_by` of a query (its own and its prefetches') has a range index.
 fn order_indexes(c: &qd_collection::Collection, req: &QueryRequest) -> R<()> {
     use qd_collection::query::Query;
-    fn prefetches(c: &qd_collection::Collection, ps: &[Prefetch]) -> R<()> {
-        for p in ps {
-            if let Some(Query::OrderBy(o)) = &p.query {
-                c.require_order_index(&o.key)?;
-            }
-            prefetches(c, &p.prefetch)?;
+    let levels = std::iter::once(&req.query).chain(req.all_prefetches().into_iter().map(|(_, p)| &p.query));
+    for query in levels {
+        if let Some(Query::OrderBy(o)) = query {
+            c.require_order_index(&o.key)?;
         }
-        Ok(())
     }
-    if let Some(Query::OrderBy(o)) = &req.query {
-        c.require_order_index(&o.key)?;
-    }
-    prefetches(c, &req.prefetch)
+    Ok(())
 }
 
 /// One query (search, recommend and the query API are all queries).

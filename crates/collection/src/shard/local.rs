@@ -369,6 +369,11 @@ impl Worker {
     }
 }
 
+/// Bytes of every segment's vector data, in RAM or mapped.
+fn vector_data_bytes(st: &ShardState) -> usize {
+    st.segments().map(|s| s.data().vector_bytes()).sum()
+}
+
 impl LocalShard {
     /// `filter` with its text matches bound to the collection's full-text indexes (borrowed as
     /// it is when none applies).
@@ -523,7 +528,7 @@ impl Shard for LocalShard {
             indexed_vectors_count: st.sealed.iter().map(Segment::indexed_vector_count).sum(),
             segments_count: 1 + st.sealed.len(),
             ram_vectors_bytes: vectors,
-            vector_data_bytes: st.segments().map(|s| s.data().vector_bytes()).sum(),
+            vector_data_bytes: vector_data_bytes(&st),
             ram_payload_bytes: payload,
             ram_index_bytes: index,
             shard_key: None,
@@ -532,6 +537,11 @@ impl Shard for LocalShard {
             optimizing: self.status.running.lock().is_some() || self.pending_optimization(&st),
             optimizer_error: self.status.last_error.lock().clone(),
         }
+    }
+
+    fn stored_bytes(&self) -> (usize, usize) {
+        let st = self.state.read_recursive();
+        (vector_data_bytes(&st), st.segments().map(Segment::payload_bytes).sum())
     }
 
     fn optimizations(&self) -> (Option<OptimizationInfo>, Vec<OptimizationInfo>) {

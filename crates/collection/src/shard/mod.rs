@@ -69,6 +69,12 @@ pub trait Shard: Send + Sync {
     /// it, and the live points holding the vector at all.
     fn sparse_df(&self, vector: &str, indices: &[u32]) -> Result<(Vec<usize>, usize)>;
     fn stats(&self) -> ShardStats;
+    /// Bytes of stored vectors (in RAM or mapped) and of payloads: what strict mode's storage
+    /// caps compare, asked on every write while they are set, so without the IO `stats` does.
+    fn stored_bytes(&self) -> (usize, usize) {
+        let s = self.stats();
+        (s.vector_data_bytes, s.ram_payload_bytes)
+    }
     /// The collection's vectors changed (one added or dropped): reshape the segments.
     fn vectors_changed(&self, params: &qd_core::config::CollectionParams);
     /// The running optimization (if any) and recently finished ones.
