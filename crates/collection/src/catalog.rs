@@ -127,7 +127,8 @@ impl Catalog {
         for c in changes {
             match c {
                 CatalogChange::PutCollection(e) => {
-                    let json = serde_json::to_vec(&e).map_err(|e| CollectionError::Corrupt(e.to_string()))?;
+                    let json =
+                        serde_json::to_vec(&e).map_err(|e| CollectionError::Internal(format!("serialising: {e}")))?;
                     b.put(Table::Meta, format!("{COLLECTION_PREFIX}{}", e.name).into_bytes(), json);
                 }
                 CatalogChange::DeleteCollection(name) => {

@@ -373,7 +373,9 @@ impl Collection {
                     .collect();
                 handles
                     .into_iter()
-                    .map(|h| h.join().unwrap_or_else(|_| Err(CollectionError::Corrupt("shard update panicked".into()))))
+                    .map(|h| {
+                        h.join().unwrap_or_else(|_| Err(CollectionError::Internal("shard update panicked".into())))
+                    })
                     .collect()
             })
         };

@@ -22,7 +22,30 @@ pub enum CollectionError {
     Unavailable(String),
     #[error("Storage error: {0}")]
     Storage(#[from] StorageError),
-    /// On-disk data that cannot be decoded.
+    /// A shard's batch of operations could not be written; nothing of it was applied. When the
+    /// cause is a full disk the shard takes writes again as soon as space is freed.
+    #[error("Service internal error: {source} (shard {shard}: the operation was not written)")]
+    CommitFailed {
+        shard: u32,
+        #[source]
+        source: StorageError,
+    },
+    /// Refused before writing: the disk holding the data has less free space than a write
+    /// needs (Qdrant's wording; searches keep working).
+    #[error(
+        "Service internal error: No space left on device: {free} bytes free under {path}, writes need at least {needed}; \
+         free disk space and retry"
+    )]
+    NoSpace { path: std::path::PathBuf, free: u64, needed: u64 },
+    /// A persisted segment index that cannot be read back (it is rebuilt from the points).
+    #[error("Corrupt data: segment {segment:x} {part}: {source}")]
+    IndexDecode {
+        segment: u64,
+        part: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A stored point record or shard value that fails this project's own format checks.
     #[error("Corrupt data: {0}")]
     Corrupt(String),
     /// A bug met while serving (a panic caught in a worker): HTTP 500, the server keeps running.
@@ -42,6 +65,18 @@ impl From<ValidationError> for CollectionError {
             CollectionError::Invalid(e.message)
         } else {
             CollectionError::BadRequest(e.message)
+        }
+    }
+}
+
+impl CollectionError {
+    /// The resource whose lack caused this error (a full disk), when one did: the same call
+    /// can succeed once it is freed.
+    pub fn exhausted(&self) -> Option<qd_storage::Resource> {
+        match self {
+            CollectionError::NoSpace { .. } => Some(qd_storage::Resource::Disk),
+            CollectionError::Storage(e) | CollectionError::CommitFailed { source: e, .. } => e.exhausted(),
+            _ => None,
         }
     }
 }

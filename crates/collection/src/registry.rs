@@ -24,7 +24,13 @@ use crate::shard_set::{ShardKey, ShardSet};
 enum Slot {
     Loading(CatalogEntry),
     Ready(Arc<Collection>),
-    Broken { reason: String, entry: Option<CatalogEntry> },
+    /// `retry`: the load failed for want of a resource (a full disk), so it is tried again
+    /// (see [`Registry::retry_broken`]).
+    Broken {
+        reason: String,
+        entry: Option<CatalogEntry>,
+        retry: bool,
+    },
 }
 
 /// A vector to add to a live collection (`PUT /collections/{name}/vectors/{vector}`).
@@ -200,7 +206,7 @@ impl Registry {
                     slots.insert(e.name.clone(), Slot::Loading(e));
                 }
                 Err((name, reason)) => {
-                    slots.insert(name, Slot::Broken { reason, entry: None });
+                    slots.insert(name, Slot::Broken { reason, entry: None, retry: false });
                 }
             }
         }
@@ -269,7 +275,7 @@ impl Registry {
                 Err(e) => {
                     bad += 1;
                     tracing::error!(collection = %name, error = %e, "collection failed to load; marked red");
-                    Slot::Broken { reason: e.to_string(), entry: Some(entry) }
+                    Slot::Broken { reason: e.to_string(), entry: Some(entry), retry: e.exhausted().is_some() }
                 }
             };
             self.slots.write().insert(name, slot);
@@ -277,6 +283,45 @@ impl Registry {
         bad += self.slots.read().values().filter(|s| matches!(s, Slot::Broken { entry: None, .. })).count();
         self.ready.store(true, Ordering::SeqCst);
         (ok, bad)
+    }
+
+    /// Load again the collections that failed to load for want of a resource (a disk too full
+    /// to open a database); the ones that load now serve without a restart. Returns how many.
+    pub fn retry_broken(&self) -> usize {
+        let waiting: Vec<CatalogEntry> = self
+            .slots
+            .read()
+            .values()
+            .filter_map(|s| match s {
+                Slot::Broken { entry: Some(e), retry: true, .. } => Some(e.clone()),
+                _ => None,
+            })
+            .collect();
+        let mut loaded = 0;
+        for entry in waiting {
+            let opened = self.open_collection(&entry);
+            let mut slots = self.slots.write();
+            // The slot may have changed meanwhile (deleted, recreated, restored): leave it then.
+            let unchanged =
+                matches!(slots.get(&entry.name), Some(Slot::Broken { entry: Some(e), .. }) if e.dir == entry.dir);
+            match opened {
+                Ok(c) if unchanged => {
+                    tracing::info!(collection = %entry.name, "collection loaded after a resource came back");
+                    slots.insert(entry.name.clone(), Slot::Ready(Arc::new(c)));
+                    loaded += 1;
+                }
+                Ok(c) => {
+                    drop(slots);
+                    c.shutdown();
+                }
+                Err(e) if unchanged => {
+                    let retry = e.exhausted().is_some();
+                    slots.insert(entry.name.clone(), Slot::Broken { reason: e.to_string(), entry: Some(entry), retry });
+                }
+                Err(_) => {}
+            }
+        }
+        loaded
     }
 
     pub fn is_ready(&self) -> bool {
@@ -442,7 +487,7 @@ impl Registry {
         let broken = match self.slots.read().get(&name) {
             Some(Slot::Ready(c)) => return Ok(c.info()),
             Some(Slot::Loading(e)) => Some(("grey", "collection is loading".to_string(), Some(e.clone()))),
-            Some(Slot::Broken { reason, entry }) => Some(("red", reason.clone(), entry.clone())),
+            Some(Slot::Broken { reason, entry, .. }) => Some(("red", reason.clone(), entry.clone())),
             None => None,
         };
         match broken {

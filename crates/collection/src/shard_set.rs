@@ -112,7 +112,7 @@ impl ShardSet {
     }
 
     fn get(&self, id: ShardId) -> Result<Arc<dyn Shard>> {
-        self.shards.get(&id).cloned().ok_or_else(|| CollectionError::Corrupt(format!("shard {id} is not open")))
+        self.shards.get(&id).cloned().ok_or_else(|| CollectionError::Internal(format!("shard {id} is not open")))
     }
 
     /// Shards a read looks at: all, or those of the given keys.

@@ -156,10 +156,19 @@ async fn serve(settings: Settings, restores: snapshot_cli::StartupRestores, peer
         let registry = registry.clone();
         let cluster = cluster.clone();
         tokio::spawn(async move {
-            let loaded = tokio::task::spawn_blocking(move || registry.load_all()).await;
+            let loader = registry.clone();
+            let loaded = tokio::task::spawn_blocking(move || loader.load_all()).await;
             if let Ok((loaded, broken)) = loaded {
                 tracing::info!(loaded, broken, "collections loaded; ready");
             }
+            // Collections that could not load for want of disk space load once it is freed.
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                    let registry = registry.clone();
+                    let _ = tokio::task::spawn_blocking(move || registry.retry_broken()).await;
+                }
+            });
             if let Some(node) = cluster {
                 node.follow();
             }

@@ -8,13 +8,15 @@
 //! interpret points, vectors or configs.
 
 mod backend;
+pub mod disk;
 mod error;
+pub mod faulty;
 pub mod layout;
 mod rocks;
 mod sqlite;
 
 pub use backend::{open_store, BackendKind, BatchOp, KvReadView, KvStore, ScanControl, Table, WriteBatch};
-pub use error::StorageError;
+pub use error::{Resource, StorageError};
 pub use layout::{StorageLayout, StorageMarker, FORMAT_VERSION};
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ fn cf_options() -> Options {
 
 impl RocksStore {
     pub fn open(path: &Path) -> Result<Self, StorageError> {
+        ensure_space_to_open(path)?;
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
@@ -41,6 +42,35 @@ impl RocksStore {
             what: self.path.display().to_string(),
             detail: format!("column family {} is missing", t.name()),
         })
+    }
+}
+
+/// Opening replays the write-ahead logs into new table files and starts a new log and
+/// manifest. On a full disk the distribution's RocksDB then stops the whole process on a failed
+/// assertion, so a database is not opened without room for that (the caller retries later).
+fn ensure_space_to_open(path: &Path) -> Result<(), StorageError> {
+    let logs: u64 = std::fs::read_dir(path)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0);
+    let needed = logs.saturating_add(crate::disk::MIN_FREE_DISK_BYTES);
+    match crate::disk::free_bytes_near(path) {
+        Some(free) if free < needed => {
+            let why = std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                format!("{free} bytes free, opening the database needs about {needed}"),
+            );
+            Err(StorageError::Exhausted {
+                resource: crate::error::Resource::Disk,
+                source: Box::new(StorageError::io(path, why)),
+            })
+        }
+        _ => Ok(()),
     }
 }
 
@@ -72,8 +102,7 @@ impl RocksStore {
                 }
             }
         }
-        self.db.write_opt(wb, wo)?;
-        Ok(())
+        self.db.write_opt(wb, wo).map_err(|e| StorageError::from(e).classified())
     }
 }
 
@@ -121,11 +150,13 @@ impl KvStore for RocksStore {
     }
 
     fn flush(&self) -> Result<(), StorageError> {
-        for t in Table::ALL {
-            self.db.flush_cf(self.cf(t)?)?;
-        }
-        self.db.flush_wal(true)?;
-        Ok(())
+        let flushed = || -> Result<(), StorageError> {
+            for t in Table::ALL {
+                self.db.flush_cf(self.cf(t)?)?;
+            }
+            Ok(self.db.flush_wal(true)?)
+        };
+        flushed().map_err(StorageError::classified)
     }
 
     fn read_view(&self) -> Result<Box<dyn KvReadView + '_>, StorageError> {

@@ -42,7 +42,8 @@ impl SqliteStore {
             "PRAGMA synchronous=FULL;
              PRAGMA foreign_keys=OFF;
              PRAGMA cache_size=-65536;
-             PRAGMA wal_autocheckpoint=4096;",
+             PRAGMA wal_autocheckpoint=4096;
+             PRAGMA journal_size_limit=67108864;",
         )?;
         for t in Table::ALL {
             conn.execute_batch(&format!(
@@ -72,7 +73,7 @@ impl KvStore for SqliteStore {
         // synchronous=FULL makes every commit durable; an unsynced commit would only save the
         // fsync of the WAL, which SQLite cannot skip per transaction without changing the
         // connection-wide pragma, so both paths are durable here.
-        write_tx(&mut self.conn.lock(), &batch)
+        write_tx(&mut self.conn.lock(), &batch).map_err(StorageError::classified)
     }
 
     fn write_bulk(&self, batch: WriteBatch) -> Result<(), StorageError> {
@@ -85,7 +86,7 @@ impl KvStore for SqliteStore {
         conn.execute_batch("PRAGMA synchronous=OFF")?;
         let r = write_tx(&mut conn, &batch);
         conn.execute_batch("PRAGMA synchronous=FULL")?;
-        r
+        r.map_err(StorageError::classified)
     }
 
     fn scan(
@@ -100,8 +101,7 @@ impl KvStore for SqliteStore {
 
     fn flush(&self) -> Result<(), StorageError> {
         let conn = self.conn.lock();
-        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
-        Ok(())
+        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())).map_err(|e| StorageError::from(e).classified())
     }
 
     fn read_view(&self) -> Result<Box<dyn KvReadView + '_>, StorageError> {

@@ -101,6 +101,15 @@ pub fn delete_segment(batch: &mut WriteBatch, id: u64) {
     batch.delete_prefix(Table::Index, seg_prefix(id).into_bytes());
 }
 
+/// A persisted index part of segment `segment` that cannot be read, with the decoder's error.
+fn decode_error(
+    segment: u64,
+    part: String,
+    source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+) -> CollectionError {
+    CollectionError::IndexDecode { segment, part, source: source.into() }
+}
+
 fn decode_desc(id: u64, b: &[u8]) -> Result<Vec<(PointId, u64)>> {
     let bad = |what: &str| CollectionError::Corrupt(format!("segment {id:x} descriptor: {what}"));
     if b.first() != Some(&FORMAT) || b.len() < 5 {
@@ -179,7 +188,7 @@ pub fn load_segments(store: &Arc<dyn KvStore>) -> Result<Vec<StoredSegment>> {
                 break;
             }
             let g = HnswGraph::read_from(&mut bytes.as_slice())
-                .map_err(|e| CollectionError::Corrupt(format!("segment {id:x} graph {name:?}: {e}")))?;
+                .map_err(|e| decode_error(id, format!("graph {name:?}"), e))?;
             graphs.insert(name.clone(), g);
         }
         let mut quantized = BTreeMap::new();
@@ -188,7 +197,7 @@ pub fn load_segments(store: &Arc<dyn KvStore>) -> Result<Vec<StoredSegment>> {
                 break;
             }
             let q = QuantizedVectors::from_bytes(bytes)
-                .map_err(|e| CollectionError::Corrupt(format!("segment {id:x} quantized vectors {name:?}: {e}")))?;
+                .map_err(|e| decode_error(id, format!("quantized vectors {name:?}"), e))?;
             quantized.insert(name.clone(), q);
         }
         let mut sparse = BTreeMap::new();
@@ -196,8 +205,8 @@ pub fn load_segments(store: &Arc<dyn KvStore>) -> Result<Vec<StoredSegment>> {
             if *sid != id {
                 break;
             }
-            let ix = InvertedIndex::from_bytes(bytes)
-                .map_err(|e| CollectionError::Corrupt(format!("segment {id:x} sparse index {name:?}: {e}")))?;
+            let ix =
+                InvertedIndex::from_bytes(bytes).map_err(|e| decode_error(id, format!("sparse index {name:?}"), e))?;
             sparse.insert(name.clone(), ix);
         }
         let mut payload = BTreeMap::new();

@@ -34,6 +34,7 @@ use crate::operations::{
 use crate::record::PointRecord;
 
 const META_LAST_OP: &[u8] = b"last_op";
+use qd_storage::disk::MIN_FREE_DISK_BYTES;
 /// Qdrant's default `full_scan_threshold` of a sparse index, in points: a filter selecting
 /// fewer is answered by scoring its points one by one.
 const DEFAULT_SPARSE_FULL_SCAN: usize = 5000;
@@ -74,6 +75,13 @@ pub struct LocalShard {
     signal: Arc<Signal>,
     status: Arc<OptimizerStatus>,
     failed: Arc<AtomicBool>,
+    /// Set with `failed` when a commit panicked: memory and disk may differ, only a restart
+    /// (which reloads from disk) clears it.
+    panicked: Arc<AtomicBool>,
+    /// One recovery probe at a time (see [`LocalShard::recover`]).
+    probe: Mutex<()>,
+    /// The directory whose filesystem holds the shard's data (for the free-space check).
+    data_dir: PathBuf,
     commit_gate: Arc<Mutex<()>>,
 }
 
@@ -178,10 +186,11 @@ impl LocalShard {
         };
         let applied_op = Arc::new(AtomicU64::new(last_op));
         let failed = Arc::new(AtomicBool::new(false));
+        let panicked = Arc::new(AtomicBool::new(false));
         let signal = Arc::new(Signal::default());
         let status = Arc::new(OptimizerStatus::default());
         let (tx, rx) = channel::<Job>();
-        let spawn_err = |e: std::io::Error| CollectionError::Corrupt(format!("cannot start shard thread: {e}"));
+        let spawn_err = |e: std::io::Error| CollectionError::Internal(format!("cannot start shard thread: {e}"));
         let worker = {
             let w = Worker {
                 id,
@@ -189,6 +198,7 @@ impl LocalShard {
                 state: state.clone(),
                 applied_op: applied_op.clone(),
                 failed: failed.clone(),
+                panicked: panicked.clone(),
                 signal: signal.clone(),
             };
             std::thread::Builder::new()
@@ -196,6 +206,7 @@ impl LocalShard {
                 .spawn(move || w.run(rx))
                 .map_err(spawn_err)?
         };
+        let data_dir = vectors_dir.parent().map(Path::to_path_buf).unwrap_or_else(|| vectors_dir.clone());
         let optimizer = {
             let o = Optimizer {
                 shard_id: id,
@@ -225,6 +236,9 @@ impl LocalShard {
             signal,
             status,
             failed,
+            panicked,
+            probe: Mutex::new(()),
+            data_dir,
             commit_gate,
         })
     }
@@ -246,6 +260,7 @@ struct Worker {
     state: Arc<RwLock<ShardState>>,
     applied_op: Arc<AtomicU64>,
     failed: Arc<AtomicBool>,
+    panicked: Arc<AtomicBool>,
     signal: Arc<Signal>,
 }
 
@@ -324,6 +339,7 @@ impl Worker {
         if let Err(panic) = run {
             let reason = crate::error::panic_message(&panic);
             tracing::error!(shard = self.id, %reason, "commit panicked; shard stops accepting writes");
+            self.panicked.store(true, Ordering::SeqCst);
             self.failed.store(true, Ordering::SeqCst);
         }
     }
@@ -343,16 +359,20 @@ impl Worker {
         }
         batch.put(Table::Meta, META_LAST_OP.to_vec(), last.to_le_bytes().to_vec());
         if let Err(e) = self.store.write(batch, true) {
-            // After a failed commit the disk state is unknown: refuse further writes (poisoned)
-            // rather than pretend; the shard reloads cleanly from disk after a restart.
-            tracing::error!(shard = self.id, error = %e, "commit failed; shard stops accepting writes");
+            // The batch is atomic, so nothing of it applied, and memory was not touched. Writes
+            // stop until a probe shows the backend takes writes again (LocalShard::recover):
+            // a backend may refuse everything after a failed write until then.
+            tracing::error!(shard = self.id, error = %e, "commit failed; writes paused until the storage recovers");
             self.failed.store(true, Ordering::SeqCst);
+            let message = e.to_string();
+            let mut source = Some(e);
             for (job, _) in group {
-                let err = qd_storage::StorageError::Corrupt {
+                // The first caller gets the backend's error with its cause; the others its text.
+                let source = source.take().unwrap_or_else(|| qd_storage::StorageError::Corrupt {
                     what: format!("shard {}", self.id),
-                    detail: format!("commit failed: {e}"),
-                };
-                reply(job.reply, Err(CollectionError::Storage(err)));
+                    detail: format!("commit failed: {message}"),
+                });
+                reply(job.reply, Err(CollectionError::CommitFailed { shard: self.id, source }));
             }
             return;
         }
@@ -375,6 +395,51 @@ fn vector_data_bytes(st: &ShardState) -> usize {
 }
 
 impl LocalShard {
+    /// Refuse a write up front when the disk is nearly full (see [`MIN_FREE_DISK_BYTES`]).
+    fn check_free_space(&self) -> Result<()> {
+        match qd_storage::disk::free_bytes_near(&self.data_dir) {
+            Some(free) if free < MIN_FREE_DISK_BYTES => {
+                Err(CollectionError::NoSpace { path: self.data_dir.clone(), free, needed: MIN_FREE_DISK_BYTES })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// After a failed commit: take writes again once the backend does. The failed batch wrote
+    /// the last operation number atomically with its data, so an unchanged number on disk
+    /// proves memory and disk still agree; a synced write of that same number then shows the
+    /// backend accepts writes (space was freed). A commit that panicked, or a batch that
+    /// reached the disk although its write reported an error, needs a restart to reload.
+    fn recover(&self) -> Result<()> {
+        let _one = self.probe.lock();
+        if !self.failed.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let restart = |why: &str| {
+            CollectionError::Unavailable(format!(
+                "shard {} stopped after {why}; restart the server to reload it",
+                self.id
+            ))
+        };
+        if self.panicked.load(Ordering::SeqCst) {
+            return Err(restart("a commit panicked"));
+        }
+        let applied = self.applied_op.load(Ordering::SeqCst);
+        let on_disk =
+            self.store.get(Table::Meta, META_LAST_OP)?.map(|b| b.as_slice().try_into().map(u64::from_le_bytes));
+        match on_disk {
+            Some(Ok(n)) if n == applied => {}
+            None if applied == 0 => {}
+            _ => return Err(restart("a failed commit that may have reached the disk")),
+        }
+        let mut probe = WriteBatch::new();
+        probe.put(Table::Meta, META_LAST_OP.to_vec(), applied.to_le_bytes().to_vec());
+        self.store.write(probe, true).map_err(|source| CollectionError::CommitFailed { shard: self.id, source })?;
+        tracing::info!(shard = self.id, "storage takes writes again; shard resumes writes");
+        self.failed.store(false, Ordering::SeqCst);
+        Ok(())
+    }
+
     /// `filter` with its text matches bound to the collection's full-text indexes (borrowed as
     /// it is when none applies).
     fn bind<'a>(&self, filter: Option<&'a Filter>) -> Option<std::borrow::Cow<'a, Filter>> {
@@ -392,8 +457,9 @@ impl Shard for LocalShard {
     }
 
     fn update(&self, op: UpdateOp, wait: bool) -> Result<UpdateResult> {
+        self.check_free_space()?;
         if self.failed.load(Ordering::SeqCst) {
-            return Err(CollectionError::Unavailable(format!("shard {} stopped after a storage failure", self.id)));
+            self.recover()?;
         }
         // Both modes return only once the operation's batch is committed to the backend (the
         // shard's log): an acknowledged write survives kill -9 (see docs/ARCHITECTURE.md,

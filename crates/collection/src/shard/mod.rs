@@ -6,6 +6,8 @@
 //! runs them on its blocking pool.
 
 mod effects;
+#[cfg(test)]
+mod fault_tests;
 mod index_store;
 mod local;
 pub mod optimizer;

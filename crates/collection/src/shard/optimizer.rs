@@ -42,6 +42,37 @@ pub struct OptimizationInfo {
     pub error: Option<String>,
 }
 
+/// Why an optimization did not complete. It is reported in `/optimizations` and the collection
+/// info, and the optimizer backs off before trying again.
+#[derive(Debug, thiserror::Error)]
+pub enum OptimizerError {
+    /// The shard is stopping.
+    #[error("HNSW build cancelled")]
+    Cancelled,
+    /// Too little free disk space for the task's output; nothing was written.
+    #[error("No space left on device: {free} bytes free, the {task} needs about {needed}")]
+    NoSpace { task: &'static str, free: u64, needed: u64 },
+    /// The finished index could not be encoded for storage.
+    #[error("encoding the index: {0}")]
+    Encode(#[source] crate::error::CollectionError),
+    /// The storage refused the result.
+    #[error("writing the index: {0}")]
+    Storage(#[from] qd_storage::StorageError),
+}
+
+impl From<qd_segment::hnsw::Cancelled> for OptimizerError {
+    fn from(_: qd_segment::hnsw::Cancelled) -> Self {
+        OptimizerError::Cancelled
+    }
+}
+
+/// How long the optimizer waits before planning again after `failures` failed tasks in a row:
+/// doubling from half a second up to a minute, so a full disk is not refilled by retries.
+fn backoff(failures: u32) -> Duration {
+    Duration::from_millis(500u64.saturating_mul(1 << failures.saturating_sub(1).min(7))).min(MAX_BACKOFF)
+}
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
 /// Shared between the optimizer thread and readers of its progress.
 #[derive(Default)]
 pub struct OptimizerStatus {
@@ -117,29 +148,69 @@ const COMPLETED_KEPT: usize = 16;
 
 impl Optimizer {
     pub fn run(self) {
-        // The task run last: work queued behind a task that made progress runs at once, but
-        // the same task planned again (it failed, e.g. on a full disk) waits like idle time.
-        let mut last: Option<Task> = None;
+        // Work queued behind a task that succeeded runs at once; after a failure (a full disk,
+        // a panic) the next try waits `backoff(failures)`, which writes do not cut short.
+        let mut failures = 0u32;
+        let mut failed_at = Instant::now();
         while !self.signal.stop.load(Ordering::SeqCst) {
-            let config = self.shared.config.read().clone();
-            let task = self.plan(&config);
-            if task.is_none() || task == last {
-                last = None;
-                self.signal.wait(Duration::from_millis(500));
+            let wait = backoff(failures).saturating_sub(failed_at.elapsed());
+            if failures > 0 && !wait.is_zero() {
+                self.signal.wait(wait.min(Duration::from_millis(500)));
                 continue;
             }
-            if let Some(task) = task {
-                last = Some(task.clone());
-                // A panic fails this task (reported as the optimizer's error, retried like a
-                // failed task) and never ends the thread or the process.
-                let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.execute(task, &config)));
-                if let Err(panic) = run {
+            let config = self.shared.config.read().clone();
+            let Some(task) = self.plan(&config) else {
+                self.signal.wait(Duration::from_millis(500));
+                continue;
+            };
+            // A panic fails this task (reported as the optimizer's error, retried like a
+            // failed task) and never ends the thread or the process.
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.check_space(&task)?;
+                self.execute(task, &config)
+            }));
+            let error = match run {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(panic) => {
                     let reason = crate::error::panic_message(&panic);
                     tracing::error!(shard = self.shard_id, %reason, "optimization panicked");
                     *self.status.running.lock() = None;
-                    *self.status.last_error.lock() = Some(format!("optimization panicked: {reason}"));
+                    Some(format!("optimization panicked: {reason}"))
+                }
+            };
+            match error {
+                None => failures = 0,
+                Some(e) => {
+                    failures = failures.saturating_add(1);
+                    failed_at = Instant::now();
+                    *self.status.last_error.lock() = Some(e);
                 }
             }
+        }
+    }
+
+    /// Refuse a task whose output would not fit on the disk with the writes' reserve left
+    /// (its size estimated from the vectors and payloads it rewrites).
+    fn check_space(&self, task: &Task) -> Result<(), OptimizerError> {
+        let (name, bytes) = {
+            let st = self.state.read();
+            let size = |s: &Segment| (s.data().vector_bytes() + s.payload_bytes()) as u64;
+            let sealed = |id: &u64| st.sealed.iter().find(|s| s.id() == *id).map(size).unwrap_or(0);
+            match task {
+                Task::SealAndIndex => ("indexing", size(&st.appendable)),
+                Task::Index(id) => ("indexing", sealed(id)),
+                Task::Rebuild(ids) => ("merge", ids.iter().map(sealed).sum()),
+                Task::Requantize(id) => ("quantization", sealed(id) / 4),
+                Task::IndexPayload(id) => ("payload indexing", sealed(id) / 4),
+                Task::Remap(id) => ("vector file", sealed(id)),
+                Task::Drop(_) => return Ok(()),
+            }
+        };
+        let needed = bytes.saturating_add(qd_storage::disk::MIN_FREE_DISK_BYTES);
+        match qd_storage::disk::free_bytes_near(&self.vectors_dir) {
+            Some(free) if free < needed => Err(OptimizerError::NoSpace { task: name, free, needed }),
+            _ => Ok(()),
         }
     }
 
@@ -149,7 +220,7 @@ impl Optimizer {
         plan(&self.state.read(), config, &schema, self.signal.quiet(), &self.status.unmappable.lock())
     }
 
-    fn execute(&self, task: Task, config: &CollectionConfig) {
+    fn execute(&self, task: Task, config: &CollectionConfig) -> Result<(), OptimizerError> {
         let started = Instant::now();
         let (name, seg_id, data) = match task {
             Task::SealAndIndex => {
@@ -163,14 +234,14 @@ impl Optimizer {
             }
             Task::Index(id) => {
                 let st = self.state.read();
-                let Some(s) = st.sealed.iter().find(|s| s.id() == id) else { return };
+                let Some(s) = st.sealed.iter().find(|s| s.id() == id) else { return Ok(()) };
                 ("indexing", id, s.data().clone())
             }
             Task::Rebuild(ids) => {
                 let mut st = self.state.write();
                 let mut sources: Vec<&Segment> = st.sealed.iter().filter(|s| ids.contains(&s.id())).collect();
                 if sources.len() != ids.len() {
-                    return;
+                    return Ok(());
                 }
                 // The largest source whose graphs cover all its slots goes first: its offsets
                 // stay the same in the merged segment, so its graphs are extended, not rebuilt.
@@ -179,29 +250,21 @@ impl Optimizer {
                 let fresh = compact(&sources, &st.columns, st.next_segment_id);
                 st.next_segment_id += 1;
                 drop(st);
-                self.rebuild(&ids, fresh, base, config, started);
-                return;
+                return self.rebuild(&ids, fresh, base, config, started);
             }
-            Task::Requantize(id) => {
-                self.requantize(id, config, started);
-                return;
-            }
-            Task::IndexPayload(id) => {
-                self.reindex_payload(id, started);
-                return;
-            }
+            Task::Requantize(id) => return self.requantize(id, config, started),
+            Task::IndexPayload(id) => return self.reindex_payload(id, started),
             Task::Remap(id) => {
                 self.remap(id, config);
-                return;
+                return Ok(());
             }
             Task::Drop(id) => {
                 let mut batch = WriteBatch::new();
                 index_store::delete_segment(&mut batch, id);
-                if self.store.write(batch, true).is_ok() {
-                    self.state.write().sealed.retain(|s| s.id() != id);
-                    vector_files::remove_segment(&self.vectors_dir, id);
-                }
-                return;
+                self.store.write(batch, true)?;
+                self.state.write().sealed.retain(|s| s.id() != id);
+                vector_files::remove_segment(&self.vectors_dir, id);
+                return Ok(());
             }
         };
         self.begin(name, seg_id, data.len());
@@ -209,8 +272,8 @@ impl Optimizer {
             // Vector files are written and checked before the index commits, without the lock.
             let remap = self.prepare_vectors(seg_id, &data, config);
             let mut batch = WriteBatch::new();
-            index_store::put_segment(&mut batch, seg_id, &data, &index).map_err(|e| e.to_string())?;
-            self.store.write(batch, true).map_err(|e| e.to_string())?;
+            index_store::put_segment(&mut batch, seg_id, &data, &index).map_err(OptimizerError::Encode)?;
+            self.store.write(batch, true)?;
             Ok((index, remap))
         });
         // Mapping swaps the segment's storage in place: no other reference to its data may
@@ -225,8 +288,12 @@ impl Optimizer {
                 }
                 drop(st);
                 self.finish(started, None);
+                Ok(())
             }
-            Err(e) => self.finish(started, Some(e)),
+            Err(e) => {
+                self.finish(started, Some(e.to_string()));
+                Err(e)
+            }
         }
     }
 
@@ -271,17 +338,17 @@ impl Optimizer {
         base: Option<Arc<SegmentIndex>>,
         config: &CollectionConfig,
         started: Instant,
-    ) {
+    ) -> Result<(), OptimizerError> {
         self.begin(if old_ids.len() == 1 { "vacuum" } else { "merge" }, fresh.id(), fresh.len());
         let data = fresh.data().clone();
         let result = self.build_index(&data, base.as_deref(), config).and_then(|index| {
             let remap = self.prepare_vectors(fresh.id(), &data, config);
             let mut batch = WriteBatch::new();
-            index_store::put_segment(&mut batch, fresh.id(), &data, &index).map_err(|e| e.to_string())?;
+            index_store::put_segment(&mut batch, fresh.id(), &data, &index).map_err(OptimizerError::Encode)?;
             for id in old_ids {
                 index_store::delete_segment(&mut batch, *id);
             }
-            self.store.write(batch, true).map_err(|e| e.to_string())?;
+            self.store.write(batch, true)?;
             Ok((index, remap))
         });
         match result {
@@ -305,8 +372,12 @@ impl Optimizer {
                     vector_files::remove_segment(&self.vectors_dir, *id);
                 }
                 self.finish(started, None);
+                Ok(())
             }
-            Err(e) => self.finish(started, Some(e)),
+            Err(e) => {
+                self.finish(started, Some(e.to_string()));
+                Err(e)
+            }
         }
     }
 
@@ -348,7 +419,7 @@ impl Optimizer {
         data: &SegmentData,
         base: Option<&SegmentIndex>,
         config: &CollectionConfig,
-    ) -> Result<SegmentIndex, String> {
+    ) -> Result<SegmentIndex, OptimizerError> {
         let _turn = self.build_turn()?;
         let schema = self.shared.payload_schema.read().clone();
         let mut graphs = BTreeMap::new();
@@ -365,15 +436,12 @@ impl Optimizer {
             let mut graph = match base.and_then(|b| b.graphs.get(name)) {
                 Some(g) => g.extend(col, col.distance, &params, progress, stop),
                 None => HnswGraph::build(col, col.distance, &params, progress, stop),
-            }
-            .map_err(|e| e.to_string())?;
+            }?;
             let full_scan_points = hnsw.full_scan_threshold * 1024 / (col.dim() * 4).max(1);
             let groups = payload_groups(data, &schema, full_scan_points);
             if !groups.is_empty() {
                 let payload_m = hnsw.payload_m.unwrap_or(hnsw.m);
-                graph
-                    .add_group_links(col, col.distance, &groups, payload_m, &self.signal.stop)
-                    .map_err(|e| e.to_string())?;
+                graph.add_group_links(col, col.distance, &groups, payload_m, &self.signal.stop)?;
             }
             graphs.insert(name.to_string(), graph);
         }
@@ -389,8 +457,7 @@ impl Optimizer {
             let graph = match base.and_then(|b| b.graphs.get(name)) {
                 Some(g) => g.extend_multi(col, col.distance, col.dim(), &params, progress, stop),
                 None => HnswGraph::build_multi(col, col.distance, col.dim(), &params, progress, stop),
-            }
-            .map_err(|e| e.to_string())?;
+            }?;
             graphs.insert(name.to_string(), graph);
         }
         let sparse = data.sparse_columns().map(|(name, col)| (name.to_string(), InvertedIndex::build(col))).collect();
@@ -401,37 +468,37 @@ impl Optimizer {
     /// Wait for this process's index-build turn: a build already uses every core
     /// (`max_indexing_threads` 0), so builds of several shards at once would only oversubscribe
     /// the CPU and slow the writes that run beside them. Gives up when the shard stops.
-    fn build_turn(&self) -> Result<parking_lot::MutexGuard<'static, ()>, String> {
+    fn build_turn(&self) -> Result<parking_lot::MutexGuard<'static, ()>, OptimizerError> {
         static BUILD_TURN: Mutex<()> = Mutex::new(());
         loop {
             if let Some(g) = BUILD_TURN.try_lock_for(Duration::from_millis(100)) {
                 return Ok(g);
             }
             if self.signal.stop.load(Ordering::SeqCst) {
-                return Err("HNSW build cancelled".into());
+                return Err(OptimizerError::Cancelled);
             }
         }
     }
 
     /// Rebuild only the quantized vectors of an indexed segment (after the quantization config
     /// changed); the graphs are kept.
-    fn requantize(&self, seg_id: u64, config: &CollectionConfig, started: Instant) {
+    fn requantize(&self, seg_id: u64, config: &CollectionConfig, started: Instant) -> Result<(), OptimizerError> {
         self.rebuild_part(seg_id, "quantization", started, |data, old, batch| {
             let quantized = quantize(data, config);
             index_store::put_quantized(batch, seg_id, &quantized);
             SegmentIndex { quantized, ..old.clone() }
-        });
+        })
     }
 
     /// Rebuild only the payload indexes of an indexed segment (after an index was created or
     /// dropped); graphs and the rest are kept.
-    fn reindex_payload(&self, seg_id: u64, started: Instant) {
+    fn reindex_payload(&self, seg_id: u64, started: Instant) -> Result<(), OptimizerError> {
         let schema = self.shared.payload_schema.read().clone();
         self.rebuild_part(seg_id, "payload_index", started, |data, old, batch| {
             let payload = build_payload_indexes(data, &schema);
             index_store::put_payload(batch, seg_id, &payload);
             SegmentIndex { payload, ..old.clone() }
-        });
+        })
     }
 
     /// Replace one part of an indexed segment's index, reported as optimization `name`: `part`
@@ -443,11 +510,11 @@ impl Optimizer {
         name: &str,
         started: Instant,
         part: impl FnOnce(&SegmentData, &SegmentIndex, &mut WriteBatch) -> SegmentIndex,
-    ) {
+    ) -> Result<(), OptimizerError> {
         let (data, old) = {
             let st = self.state.read();
-            let Some(s) = st.sealed.iter().find(|s| s.id() == seg_id) else { return };
-            let Some(ix) = s.index() else { return };
+            let Some(s) = st.sealed.iter().find(|s| s.id() == seg_id) else { return Ok(()) };
+            let Some(ix) = s.index() else { return Ok(()) };
             (s.data().clone(), ix.clone())
         };
         self.begin(name, seg_id, data.len());
@@ -455,7 +522,7 @@ impl Optimizer {
         let index = part(&data, &old, &mut batch);
         if let Err(e) = self.store.write(batch, true) {
             self.finish(started, Some(e.to_string()));
-            return;
+            return Err(e.into());
         }
         let mut st = self.state.write();
         if let Some(s) = st.sealed.iter_mut().find(|s| s.id() == seg_id) {
@@ -464,6 +531,7 @@ impl Optimizer {
         drop(st);
         self.status.progress.store(data.len(), Ordering::SeqCst);
         self.finish(started, None);
+        Ok(())
     }
 }
 
@@ -718,4 +786,18 @@ fn payload_groups(data: &SegmentData, schema: &BTreeMap<String, PayloadIndexSpec
         out.extend(groups.into_values().filter(|g| g.len() >= min_size.max(2) && g.len() < data.len()));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_tasks_back_off_doubling_up_to_a_minute() {
+        assert_eq!(backoff(1), Duration::from_millis(500));
+        assert_eq!(backoff(2), Duration::from_secs(1));
+        assert_eq!(backoff(5), Duration::from_secs(8));
+        assert_eq!(backoff(8), Duration::from_secs(60));
+        assert_eq!(backoff(u32::MAX), MAX_BACKOFF);
+    }
 }

@@ -17,7 +17,7 @@ use crate::error::{CollectionError, Result};
 
 /// The catalog entry without what a restore chooses itself (`name`, `dir`).
 fn entry_extras(entry: &CatalogEntry) -> Result<serde_json::Value> {
-    let mut v = serde_json::to_value(entry).map_err(|e| CollectionError::Corrupt(e.to_string()))?;
+    let mut v = serde_json::to_value(entry).map_err(|e| CollectionError::Internal(format!("serialising: {e}")))?;
     if let Some(o) = v.as_object_mut() {
         o.remove("name");
         o.remove("dir");
@@ -135,7 +135,8 @@ pub fn write_collection<W: Write>(
         collection: src.entry.name.clone(),
         created_at: src.entry.created_at.clone(),
         snapshot_created_at: now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        config: serde_json::to_value(&src.entry.config).map_err(|e| CollectionError::Corrupt(e.to_string()))?,
+        config: serde_json::to_value(&src.entry.config)
+            .map_err(|e| CollectionError::Internal(format!("serialising: {e}")))?,
         catalog_entry: Some(entry_extras(&src.entry)?),
         shard_number: src.views.len() as u32,
         shard_ids: src.views.iter().map(|(id, _)| *id).collect(),
@@ -143,7 +144,8 @@ pub fn write_collection<W: Write>(
         software_version: env!("CARGO_PKG_VERSION").to_string(),
         tables: Table::ALL.iter().map(|t| (table_tag(*t), t.name().to_string())).collect(),
     };
-    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| CollectionError::Corrupt(e.to_string()))?;
+    let json =
+        serde_json::to_vec_pretty(&manifest).map_err(|e| CollectionError::Internal(format!("serialising: {e}")))?;
     let mut aw = ArchiveWriter::new(out, now.timestamp().max(0) as u64);
     aw.add(MANIFEST, &json, None).map_err(|e| write_err(dest, e))?;
 

@@ -65,7 +65,8 @@ pub fn write_full<W: Write>(
         software_version: env!("CARGO_PKG_VERSION").to_string(),
     };
     let io = |p: &Path, e: std::io::Error| CollectionError::Storage(StorageError::io(p, e));
-    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| CollectionError::Corrupt(e.to_string()))?;
+    let json =
+        serde_json::to_vec_pretty(&manifest).map_err(|e| CollectionError::Internal(format!("serialising: {e}")))?;
     let mut aw = ArchiveWriter::new(out, now.timestamp().max(0) as u64);
     aw.add(MANIFEST, &json, None).map_err(|e| io(dest, e))?;
     std::fs::create_dir_all(tmp_dir).map_err(|e| io(tmp_dir, e))?;

@@ -71,9 +71,12 @@ impl From<CollectionError> for ApiError {
             CollectionError::AlreadyExists(_) => StatusCode::CONFLICT,
             CollectionError::Unavailable(_) | CollectionError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             CollectionError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            CollectionError::Storage(_) | CollectionError::Corrupt(_) | CollectionError::Internal(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            CollectionError::Storage(_)
+            | CollectionError::CommitFailed { .. }
+            | CollectionError::NoSpace { .. }
+            | CollectionError::IndexDecode { .. }
+            | CollectionError::Corrupt(_)
+            | CollectionError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if status.is_server_error() {
             tracing::error!(error = %e, "request failed");

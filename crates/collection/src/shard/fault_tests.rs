@@ -1,0 +1,93 @@
+//! The commit-failure branches of a shard's writes, driven by a store that fails chosen writes
+//! as a full disk or an exhausted file table does, over both real backends.
+
+use std::sync::Arc;
+
+use qd_core::config::{CollectionDefaults, CreateCollection};
+use qd_core::vectors::{NamedVectors, Vector};
+use qd_core::PointId;
+use qd_storage::faulty::{Fault, FaultyStore};
+use qd_storage::{open_store, BackendKind, KvStore, Resource};
+use serde_json::json;
+
+use super::{LocalShard, Shard};
+use crate::collection::CollectionShared;
+use crate::error::CollectionError;
+use crate::operations::{PointInsert, UpdateOp};
+
+fn upsert(ids: std::ops::Range<u64>) -> UpdateOp {
+    UpdateOp::Upsert(
+        ids.map(|i| PointInsert {
+            id: PointId::Num(i),
+            vectors: NamedVectors::from([(String::new(), Vector::Dense(vec![i as f32, 1.0]))]),
+            payload: None,
+        })
+        .collect(),
+    )
+}
+
+fn open(dir: &std::path::Path, store: Arc<dyn KvStore>) -> LocalShard {
+    let req: CreateCollection =
+        serde_json::from_value(json!({"vectors": {"size": 2, "distance": "Dot"}})).expect("request");
+    let config = req.into_config(&CollectionDefaults::default()).expect("config");
+    let shared = CollectionShared::new(config, Default::default());
+    LocalShard::open(0, store, shared, dir.join("vectors")).expect("open shard")
+}
+
+#[test]
+fn a_failed_commit_applies_nothing_and_writes_resume_once_the_store_does() {
+    for kind in BackendKind::ALL {
+        for resource in [Resource::Disk, Resource::OpenFiles] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let faulty = Arc::new(FaultyStore::new(open_store(kind, &dir.path().join("db")).expect("store")));
+            let shard = open(dir.path(), faulty.clone());
+            shard.update(upsert(0..10), true).expect("first write");
+
+            faulty.set(Fault { resource, from: 1, count: u64::MAX });
+            let err = shard.update(upsert(10..20), true).expect_err("commit fails");
+            match &err {
+                CollectionError::CommitFailed { shard: 0, source } => assert_eq!(source.exhausted(), Some(resource)),
+                other => panic!("{kind}: expected CommitFailed, got {other:?}"),
+            }
+            assert!(err.to_string().starts_with(&format!("Service internal error: {}", resource.message())), "{err}");
+            assert_eq!(err.exhausted(), Some(resource));
+            assert_eq!(shard.count(None).expect("count"), 10, "{kind}: nothing of the failed batch is visible");
+            // While the store still refuses, the recovery probe fails with the store's error.
+            let err = shard.update(upsert(20..30), true).expect_err("still failing");
+            assert!(matches!(err, CollectionError::CommitFailed { .. }), "{err:?}");
+
+            faulty.clear();
+            shard.update(upsert(30..40), true).expect("writes resume without a restart");
+            assert_eq!(shard.count(None).expect("count"), 20);
+            shard.shutdown().expect("shutdown");
+            drop((shard, faulty));
+
+            // Reopened on the plain store: exactly the acknowledged writes.
+            let store = open_store(kind, &dir.path().join("db")).expect("reopen");
+            let shard = open(dir.path(), store);
+            assert_eq!(shard.count(None).expect("count"), 20, "{kind}");
+            for id in [0, 9, 30, 39] {
+                assert_eq!(shard.retrieve(&[PointId::Num(id)], &Default::default()).expect("get").len(), 1);
+            }
+            assert!(shard.retrieve(&[PointId::Num(15)], &Default::default()).expect("get").is_empty());
+            shard.shutdown().expect("shutdown");
+        }
+    }
+}
+
+#[test]
+fn a_single_failed_write_in_a_stream_fails_only_its_own_callers() {
+    for kind in BackendKind::ALL {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let faulty = Arc::new(FaultyStore::new(open_store(kind, &dir.path().join("db")).expect("store")));
+        let shard = open(dir.path(), faulty.clone());
+        // The second commit fails once; the probe and every later write pass.
+        faulty.set(Fault { resource: Resource::Disk, from: 2, count: 1 });
+        shard.update(upsert(0..5), true).expect("first");
+        assert!(shard.update(upsert(5..10), true).is_err());
+        shard.update(upsert(10..15), true).expect("third");
+        assert_eq!(faulty.failures(), 1);
+        assert_eq!(shard.count(None).expect("count"), 10, "{kind}");
+        shard.shutdown().expect("shutdown");
+    }
+}
