@@ -116,6 +116,10 @@ async fn serve(settings: Settings, restores: snapshot_cli::StartupRestores, peer
         format_version = FORMAT_VERSION,
         "storage opened"
     );
+    let partials = qd_collection::snapshot::SnapshotDir::new(settings.storage.snapshots_path.clone()).remove_partials();
+    if partials > 0 {
+        tracing::info!(removed = partials, "removed snapshot files an interrupted run left half-written");
+    }
     if !restores.is_empty() {
         // Before the port is bound and before collections load: a failed restore stops start-up.
         let registry = registry.clone();

@@ -61,6 +61,31 @@ impl SnapshotDir {
         &self.root
     }
 
+    /// Remove the `.partial` files of snapshots whose writer was killed (at start-up, when no
+    /// snapshot can be in progress); they are never listed, so nothing else would remove them.
+    /// Returns how many were removed.
+    pub fn remove_partials(&self) -> usize {
+        // The root (full snapshots), each collection's directory and its shards/<id> directories.
+        let mut dirs = vec![self.root.clone()];
+        let mut removed = 0;
+        while let Some(dir) = dirs.pop() {
+            let Ok(entries) = fs::read_dir(&dir) else { continue };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let Ok(kind) = entry.file_type() else { continue };
+                if kind.is_dir() && path.strip_prefix(&self.root).map_or(0, |p| p.components().count()) <= 3 {
+                    dirs.push(path);
+                } else if kind.is_file() && path.to_string_lossy().ends_with(PARTIAL_EXT) {
+                    match fs::remove_file(&path) {
+                        Ok(()) => removed += 1,
+                        Err(e) => tracing::warn!(path = %path.display(), error = %e, "stale partial snapshot kept"),
+                    }
+                }
+            }
+        }
+        removed
+    }
+
     /// Directory of one collection's snapshots.
     pub fn collection_dir(&self, collection: &str) -> Result<PathBuf> {
         if collection.is_empty() || collection == "." || collection == ".." || collection.contains(['/', '\\', '\0']) {

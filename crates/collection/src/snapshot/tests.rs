@@ -17,6 +17,26 @@ use crate::catalog::CatalogEntry;
 use crate::error::CollectionError;
 use crate::registry::Registry;
 
+#[test]
+fn partial_snapshot_files_are_removed_at_start_up_and_finished_ones_kept() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let snapshots = super::SnapshotDir::new(dir.path());
+    let shard_dir = snapshots.shard_dir("c", 0).expect("shard dir");
+    std::fs::create_dir_all(&shard_dir).expect("mkdir");
+    let collection_dir = snapshots.collection_dir("c").expect("dir");
+    for p in [
+        dir.path().join("full.snapshot.partial"),
+        collection_dir.join("c-1.snapshot.partial"),
+        shard_dir.join("s.snapshot.partial"),
+    ] {
+        std::fs::write(p, b"half").expect("write");
+    }
+    std::fs::write(collection_dir.join("c-2.snapshot"), b"done").expect("write");
+    assert_eq!(snapshots.remove_partials(), 3);
+    assert!(collection_dir.join("c-2.snapshot").exists());
+    assert_eq!(snapshots.remove_partials(), 0);
+}
+
 fn entry(name: &str, size: u64) -> CatalogEntry {
     let req: CreateCollection =
         serde_json::from_value(json!({"vectors": {"size": size, "distance": "Cosine"}})).expect("request");
