@@ -136,7 +136,7 @@ pub fn authorize_global(access: &Access, read_only: bool) -> Result<(), ApiError
         Access::Read if read_only => Ok(()),
         Access::Read => Err(forbidden("Forbidden: read-only access cannot change data")),
         Access::Collections(_) => Err(forbidden(
-            "Forbidden: tokens limited to listed collections are accepted over REST only; use a token with global access over gRPC",
+            "Forbidden: this operation needs global access; the token grants access to listed collections only",
         )),
     }
 }

@@ -133,10 +133,17 @@ impl Collections for CollectionsService {
         Ok(Response::new(pb::GetCollectionInfoResponse { result: Some(info_out(info)), time: elapsed(t) }))
     }
 
-    async fn list(&self, _: Request<pb::ListCollectionsRequest>) -> Reply<pb::ListCollectionsResponse> {
+    async fn list(&self, request: Request<pb::ListCollectionsRequest>) -> Reply<pb::ListCollectionsResponse> {
         let t = Instant::now();
-        let collections =
-            self.state.registry.list().into_iter().map(|name| pb::CollectionDescription { name }).collect();
+        let visible = visible_to(&request);
+        let collections = self
+            .state
+            .registry
+            .list()
+            .into_iter()
+            .filter(|name| visible(name))
+            .map(|name| pb::CollectionDescription { name })
+            .collect();
         Ok(Response::new(pb::ListCollectionsResponse { collections, time: elapsed(t) }))
     }
 
@@ -207,13 +214,15 @@ impl Collections for CollectionsService {
         Ok(Response::new(pb::ListAliasesResponse { aliases, time: elapsed(t) }))
     }
 
-    async fn list_aliases(&self, _: Request<pb::ListAliasesRequest>) -> Reply<pb::ListAliasesResponse> {
+    async fn list_aliases(&self, request: Request<pb::ListAliasesRequest>) -> Reply<pb::ListAliasesResponse> {
         let t = Instant::now();
+        let visible = visible_to(&request);
         let aliases = self
             .state
             .registry
             .aliases()
             .into_iter()
+            .filter(|(_, collection)| visible(collection))
             .map(|(alias_name, collection_name)| pb::AliasDescription { alias_name, collection_name })
             .collect();
         Ok(Response::new(pb::ListAliasesResponse { aliases, time: elapsed(t) }))
@@ -374,4 +383,11 @@ fn new_shard_key(body: pb::CreateShardKey) -> Result<crate::meta::NewShardKey> {
         replication_factor: body.replication_factor,
         placement: (!body.placement.is_empty()).then_some(body.placement),
     })
+}
+
+/// Which collections the caller may see in lists: all, or a collection-limited token's own
+/// (the edge puts the caller's access in the request).
+fn visible_to<T>(request: &Request<T>) -> impl Fn(&String) -> bool {
+    let access = request.extensions().get::<crate::api::jwt::Access>().cloned();
+    move |name| access.as_ref().is_none_or(|a| a.to_collection(name).is_some())
 }

@@ -1,5 +1,6 @@
-//! The edge of every gRPC request: API keys with the same rules as REST (see
-//! [`crate::api::auth::authorize`]), read from the `api-key` or `authorization` metadata; and a
+//! The edge of every gRPC request: API keys and JWTs with the same rules as REST (see
+//! [`crate::api::auth`]), read from the `api-key` or `authorization` metadata; a token limited
+//! to listed collections is judged on the collection the request names (`super::scope`); and a
 //! request over the size limit answered RESOURCE_EXHAUSTED, as REST answers it 413.
 
 use std::future::Future;
@@ -72,11 +73,19 @@ pub struct Edge<S> {
 
 type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
 
-impl<S, B> tower::Service<Request<B>> for Edge<S>
+type Body = tonic::body::Body;
+
+/// A refusal answered at the edge, counted like an answered call.
+fn refuse(method: &str, e: crate::api::response::ApiError, started: std::time::Instant) -> Response<Body> {
+    let status = Status::from(e);
+    crate::api::metrics::global().record_grpc(method, status.code() as u16, started.elapsed());
+    status.into_http()
+}
+
+impl<S> tower::Service<Request<Body>> for Edge<S>
 where
-    S: tower::Service<Request<B>, Response = Response<tonic::body::Body>> + Clone + Send + 'static,
+    S: tower::Service<Request<Body>, Response = Response<Body>> + Clone + Send + 'static,
     S::Future: Send + 'static,
-    B: Send + 'static,
 {
     type Response = Response<tonic::body::Body>;
     type Error = S::Error;
@@ -86,49 +95,52 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<B>) -> Self::Future {
-        let method = req.uri().path();
-        if OPEN_METHODS.contains(&method) {
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        let started = std::time::Instant::now();
+        let method = req.uri().path().to_string();
+        if OPEN_METHODS.contains(&method.as_str()) {
             return Box::pin(self.inner.call(req));
         }
-        let read_only = READ_METHODS.contains(&method);
+        let read_only = READ_METHODS.contains(&method.as_str());
         let key = crate::api::auth::presented_key(req.headers());
-        let allowed =
-            crate::api::auth::identify(&self.state.settings.service, key).and_then(|(access, value_exists)| {
-                crate::api::auth::authorize_global(&access, read_only).map(|()| value_exists)
-            });
-        let value_exists = match allowed {
-            Ok(v) => v,
+        let (access, value_exists) = match crate::api::auth::identify(&self.state.settings.service, key) {
+            Ok(who) => who,
             Err(e) => {
-                let status = Status::from(e);
-                crate::api::metrics::global().record_grpc(method, status.code() as u16, std::time::Duration::ZERO);
-                let response = status.into_http();
+                let response = refuse(&method, e, started);
                 return Box::pin(async move { Ok(response) });
             }
         };
-        let (started, method) = (std::time::Instant::now(), method.to_string());
-        // The service that was polled ready answers this call, possibly after the
-        // `value_exists` check (a count on a collection, run off the async threads).
+        if !super::scope::needs_body(&access) {
+            if let Err(e) = crate::api::auth::authorize_global(&access, read_only) {
+                let response = refuse(&method, e, started);
+                return Box::pin(async move { Ok(response) });
+            }
+        }
+        // The service that was polled ready answers this call, possibly after the body was
+        // read (collection-limited tokens) and the `value_exists` check (a count on a
+        // collection, run off the async threads).
         let ready = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, ready);
-        let registry = self.state.registry.clone();
+        let state = self.state.clone();
         Box::pin(async move {
+            let mut req = req;
+            if super::scope::needs_body(&access) {
+                req = match judge_by_collection(&state, &access, &method, read_only, req).await {
+                    Ok(req) => req,
+                    Err(e) => return Ok(refuse(&method, e, started)),
+                };
+            }
             if let Some(v) = value_exists {
+                let registry = state.registry.clone();
                 let held = tokio::task::spawn_blocking(move || crate::api::auth::value_exists_holds(&registry, &v))
                     .await
-                    .unwrap_or_else(|e| {
-                        Err(crate::api::response::ApiError {
-                            retry_after: None,
-                            status: axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                            message: e.to_string(),
-                        })
-                    });
+                    .unwrap_or_else(|e| Err(internal(e.to_string())));
                 if let Err(e) = held {
-                    let status = Status::from(e);
-                    crate::api::metrics::global().record_grpc(&method, status.code() as u16, started.elapsed());
-                    return Ok(status.into_http());
+                    return Ok(refuse(&method, e, started));
                 }
             }
+            // Handlers of lists filter them to what the caller may see.
+            req.extensions_mut().insert(access);
             let mut response = inner.call(req).await?;
             too_large_is_resource_exhausted(response.headers_mut());
             // An error is a trailers-only answer (its status in the headers); a success
@@ -143,6 +155,49 @@ where
             Ok(response)
         })
     }
+}
+
+fn internal(message: String) -> crate::api::response::ApiError {
+    crate::api::response::ApiError { retry_after: None, status: axum::http::StatusCode::INTERNAL_SERVER_ERROR, message }
+}
+
+/// A token limited to listed collections: read the (unary) request body, find the collection
+/// it names (an alias counts as its collection) and check the token's access to it; the
+/// request goes on with the same bytes.
+async fn judge_by_collection(
+    state: &AppState,
+    access: &crate::api::jwt::Access,
+    method: &str,
+    read_only: bool,
+    req: Request<Body>,
+) -> Result<Request<Body>, crate::api::response::ApiError> {
+    use http_body_util::BodyExt;
+    let forbidden = |message: String| crate::api::response::ApiError {
+        retry_after: None,
+        status: axum::http::StatusCode::FORBIDDEN,
+        message,
+    };
+    let scope = super::scope::scope_of(method, read_only);
+    let (parts, body) = req.into_parts();
+    let limit = state.settings.service.max_request_size_mb.saturating_mul(1024 * 1024).saturating_add(5);
+    let bytes = http_body_util::Limited::new(body, limit)
+        .collect()
+        .await
+        .map_err(|e| crate::api::response::ApiError {
+            retry_after: None,
+            status: axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            message: format!("request body: {e}"),
+        })?
+        .to_bytes();
+    let collection = match scope {
+        super::scope::Scope::Collection { .. } => super::scope::collection_name(&bytes).map(|c| {
+            // Checked as the collection an alias names, as over REST.
+            state.registry.aliases().get(c.as_str()).cloned().unwrap_or(c)
+        }),
+        _ => None,
+    };
+    crate::api::jwt::permits(access, &super::scope::need(scope, collection)).map_err(forbidden)?;
+    Ok(Request::from_parts(parts, Body::new(http_body_util::Full::new(bytes))))
 }
 
 /// tonic refuses a message over the size limit with OUT_OF_RANGE; Qdrant's clients expect

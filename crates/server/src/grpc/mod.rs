@@ -8,6 +8,7 @@ pub mod convert;
 mod health;
 mod layer;
 mod points;
+mod scope;
 mod snapshots;
 pub mod status;
 
