@@ -196,7 +196,8 @@ async fn serve(settings: Settings, restores: snapshot_cli::StartupRestores, peer
         let grpc_tls = tls.as_ref().map(grpc::tls_config);
         tokio::spawn(grpc::serve(state.clone(), incoming, grpc_tls, stopped(stop_rx.clone())))
     });
-    net::serve_rest(listener, api::router(state), rest_tls, slots, stopped(stop_rx)).await;
+    let idle = std::time::Duration::from_secs(state.settings.service.idle_timeout_sec.max(1));
+    net::serve_rest(listener, api::router(state), rest_tls, slots, idle, stopped(stop_rx)).await;
     if let Some(task) = grpc_task {
         if let Err(e) = task.await? {
             tracing::error!(error = %e, "gRPC server failed");

@@ -1,13 +1,15 @@
 //! Accepting connections for both APIs: TLS when `service.enable_tls` is on, a cap on open
 //! connections well below the process's file limit (idle clients cannot exhaust descriptors
-//! that the storage needs), and a header read timeout so a silent connection is closed.
+//! that the storage needs), a header read timeout so a silent connection is closed, and, for
+//! REST, a graceful close of any connection (HTTP/2 included) idle for `service.idle_timeout_sec`.
 
 use std::io::BufReader;
 use std::path::Path;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -139,17 +141,79 @@ fn builder() -> auto::Builder<TokioExecutor> {
     b
 }
 
-/// Serve `router` on `listener` until `shutdown`; connections in flight finish first.
+/// Requests in flight on one connection, and when the last one ended.
+struct Activity {
+    in_flight: AtomicUsize,
+    last: parking_lot::Mutex<Instant>,
+}
+
+/// Held while a request is served.
+struct Busy(Arc<Activity>);
+
+impl Activity {
+    fn begin(self: &Arc<Self>) -> Busy {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        Busy(self.clone())
+    }
+
+    /// Completes once no request has been in flight for `limit`.
+    async fn idle_for(&self, limit: Duration) {
+        loop {
+            let since = self.last.lock().elapsed();
+            if self.in_flight.load(Ordering::SeqCst) == 0 && since >= limit {
+                return;
+            }
+            tokio::time::sleep(limit.saturating_sub(since).max(Duration::from_millis(100))).await;
+        }
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        *self.0.last.lock() = Instant::now();
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Serve one connection until it ends. On server shutdown it is closed gracefully (requests in
+/// flight finish; HTTP/2 gets GOAWAY). After `idle` with no request in flight it is simply
+/// closed, as an idle HTTP/1.1 keep-alive connection is: some HTTP/2 clients (Python's h2, so
+/// httpx) fail on the PING that follows a graceful GOAWAY, while every client reconnects after
+/// a plain close.
+macro_rules! drive {
+    ($conn:expr, $activity:expr, $idle:expr, $stop:expr) => {{
+        let conn = $conn;
+        tokio::pin!(conn);
+        let mut closing = false;
+        loop {
+            tokio::select! {
+                _ = conn.as_mut() => break,
+                _ = $stop.changed(), if !closing => {
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+                _ = $activity.idle_for($idle), if !closing => break,
+            }
+        }
+    }};
+}
+
+/// Serve `router` on `listener` until `shutdown`; connections in flight finish first, and a
+/// connection idle for `idle` is closed.
 pub async fn serve_rest(
     listener: TcpListener,
     router: axum::Router,
     tls: Option<tokio_rustls::TlsAcceptor>,
     slots: Arc<Semaphore>,
+    idle: Duration,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let builders =
         Arc::new(Builders { detect: builder(), http1: builder().http1_only(), http2: builder().http2_only() });
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // Shutdown is announced on `stop`; every connection task holds a clone of `alive`, so the
+    // channel closes once the last one has finished.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (alive, mut all_done) = tokio::sync::mpsc::channel::<()>(1);
     tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -157,12 +221,26 @@ pub async fn serve_rest(
             _ = &mut shutdown => None,
         };
         let Some((stream, permit)) = accepted else { break };
-        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let activity =
+            Arc::new(Activity { in_flight: AtomicUsize::new(0), last: parking_lot::Mutex::new(Instant::now()) });
+        let service = {
+            let (router, activity) = (router.clone(), activity.clone());
+            hyper::service::service_fn(move |req: axum::http::Request<hyper::body::Incoming>| {
+                let busy = activity.begin();
+                let call = tower::ServiceExt::oneshot(router.clone(), req);
+                async move {
+                    let response = call.await;
+                    drop(busy);
+                    response
+                }
+            })
+        };
         let builders = builders.clone();
-        let watcher = graceful.watcher();
+        let (mut stop, alive) = (stop_rx.clone(), alive.clone());
         let tls = tls.clone();
         tokio::spawn(async move {
             let _permit = permit;
+            let _alive = alive;
             match tls {
                 None => {
                     // Protocol detection reads without a timeout: wait for the first byte here.
@@ -172,14 +250,14 @@ pub async fn serve_rest(
                         return;
                     }
                     let conn = builders.detect.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                    let _ = watcher.watch(conn.into_owned()).await;
+                    drive!(conn, activity, idle, stop);
                 }
                 Some(acceptor) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                     Ok(Ok(tls_stream)) => {
                         let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
                         let b = if h2 { &builders.http2 } else { &builders.http1 };
                         let conn = b.serve_connection_with_upgrades(TokioIo::new(tls_stream), service);
-                        let _ = watcher.watch(conn.into_owned()).await;
+                        drive!(conn, activity, idle, stop);
                     }
                     Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                     Err(_) => tracing::debug!("TLS handshake timed out"),
@@ -188,7 +266,9 @@ pub async fn serve_rest(
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    let _ = stop_tx.send(true);
+    drop(alive);
+    let _ = all_done.recv().await;
 }
 
 /// The next connection, once a slot is free. Accept errors (e.g. out of file descriptors) are

@@ -165,6 +165,16 @@ pub struct ServiceSettings {
     /// Require client certificates signed by `tls.ca_cert` (mutual TLS).
     #[serde(default)]
     pub verify_https_client_certificate: bool,
+    /// Seconds a REST connection (HTTP/1.1 or HTTP/2) may stay open with no request in flight
+    /// before the server closes it (this server's setting). HTTP/1.1 connections are also
+    /// closed after 30 s without a request head. Long by default: some HTTP/2 clients (httpx)
+    /// fail the next request on a connection closed while idle instead of reconnecting.
+    #[serde(default = "default_idle_timeout_sec")]
+    pub idle_timeout_sec: u64,
+}
+
+fn default_idle_timeout_sec() -> u64 {
+    600
 }
 
 fn default_log_level() -> String {
@@ -221,6 +231,7 @@ impl Default for ServiceSettings {
             enable_cors: true,
             enable_tls: false,
             verify_https_client_certificate: false,
+            idle_timeout_sec: default_idle_timeout_sec(),
         }
     }
 }
