@@ -15,6 +15,11 @@ echo "== python tests (qdrant-client against the real server)"
 cargo build --release --bin qdrant
 QDRANT_BIN="$PWD/target/release/qdrant" .venv/bin/python -m pytest tests/python -q -p no:cacheprovider
 
+echo "== single-node soak, small (writes in both wait modes, kills, snapshots, index changes; scripts/soak.py --minutes 10 for the long one)"
+for backend in sqlite rocksdb; do
+  QDRANT_BIN="$PWD/target/release/qdrant" python3 scripts/soak.py --minutes 0.3 --backend "$backend"
+done
+
 echo "== cluster soak, small (kills, freezes, shard moves under writes; scripts/soak_cluster.py --minutes 10 for the long one)"
 QDRANT_BIN="$PWD/target/release/qdrant" python3 scripts/soak_cluster.py --minutes 0.5
 
