@@ -1,8 +1,10 @@
 """TLS as Qdrant configures it (`service.enable_tls`, `tls.cert`, `tls.key`, `tls.ca_cert`,
-`service.verify_https_client_certificate`), through the official client over https and gRPC,
+`service.verify_https_client_certificate`, `tls.cert_ttl` rotation), through the official client over https and gRPC,
 plus `qdrant healthcheck` and refusals. Certificates come from the `openssl` command."""
 
 import os
+import shutil
+import socket
 import ssl
 import subprocess
 import tempfile
@@ -43,7 +45,7 @@ def certs():
 
 
 class TlsServer:
-    def __init__(self, certs, mtls=False):
+    def __init__(self, certs, mtls=False, extra_env=None):
         self.tmp = tempfile.mkdtemp(prefix="qdrant-tls-srv-")
         self.port, self.grpc_port = free_port(), free_port()
         self.env = dict(os.environ,
@@ -54,6 +56,7 @@ class TlsServer:
                         QDRANT__SERVICE__VERIFY_HTTPS_CLIENT_CERTIFICATE="true" if mtls else "false",
                         QDRANT__SERVICE__HTTP_PORT=str(self.port),
                         QDRANT__SERVICE__GRPC_PORT=str(self.grpc_port))
+        self.env.update(extra_env or {})
         self.log = open(os.path.join(self.tmp, "server.log"), "wb")
         self.proc = subprocess.Popen([BIN, "--storage", "sqlite", "--storage-path", os.path.join(self.tmp, "s"),
                                       "--host", "127.0.0.1"], env=self.env, cwd=self.tmp,
@@ -123,6 +126,47 @@ def test_client_certificates_are_required_with_mtls(certs):
         assert r.status_code == 200
         r = s.healthcheck()
         assert r.returncode == 0, r.stderr
+    finally:
+        s.stop()
+
+
+def served_certificate(certs, port, alpn):
+    """The DER certificate a new TLS connection to `port` is served (offering `alpn`)."""
+    ctx = context(certs)
+    ctx.set_alpn_protocols(alpn)
+    with socket.create_connection(("127.0.0.1", port)) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            return s.getpeercert(binary_form=True)
+
+
+def test_certificates_are_reloaded_after_cert_ttl(certs):
+    # The server reads its certificate from a copy that is rotated while it runs.
+    rot = tempfile.mkdtemp(prefix="qdrant-tls-rot-")
+    for f in ("server.pem", "server.key"):
+        shutil.copy(os.path.join(certs, f), os.path.join(rot, f))
+    openssl(certs, "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "next.key", "-out", "next.csr",
+            "-subj", "/CN=localhost")
+    openssl(certs, "x509", "-req", "-in", "next.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "next.pem", "-days", "2", "-extfile", "ext.cnf")
+    s = TlsServer(certs, extra_env={"QDRANT__TLS__CERT": os.path.join(rot, "server.pem"),
+                                    "QDRANT__TLS__KEY": os.path.join(rot, "server.key"),
+                                    "QDRANT__TLS__CERT_TTL": "1"})
+    try:
+        first = served_certificate(certs, s.port, ["http/1.1"])
+        assert served_certificate(certs, s.grpc_port, ["h2"]) == first
+        # A pair that does not match (new certificate, old key) is not taken: the old one stays.
+        shutil.copy(os.path.join(certs, "next.pem"), os.path.join(rot, "server.pem"))
+        time.sleep(1.5)
+        assert served_certificate(certs, s.port, ["http/1.1"]) == first
+        # The matching key arrives: the next reload serves the new certificate on both ports.
+        shutil.copy(os.path.join(certs, "next.key"), os.path.join(rot, "server.key"))
+        time.sleep(1.5)
+        second = served_certificate(certs, s.port, ["http/1.1"])
+        assert second != first
+        assert served_certificate(certs, s.grpc_port, ["h2"]) == second
+        client = QdrantClient(url=f"https://localhost:{s.port}", verify=context(certs), timeout=30)
+        round_trip(client, "rotated")
+        assert b"do not match" in open(s.log.name, "rb").read()
     finally:
         s.stop()
 

@@ -11,6 +11,7 @@ mod net;
 mod ops;
 mod settings;
 mod snapshot_cli;
+mod tls_reload;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -126,7 +127,7 @@ async fn serve(settings: Settings, restores: snapshot_cli::StartupRestores, peer
         tokio::task::spawn_blocking(move || snapshot_cli::startup_restore(&registry, &restores)).await??;
     }
     let tls = net::tls_files(&settings)?;
-    let rest_tls = tls.as_ref().map(net::rest_tls).transpose()?;
+    let acceptors = tls.as_ref().map(|files| net::acceptors(files, &settings)).transpose()?;
     let nofile = net::raise_fd_limit();
     let slots = Arc::new(tokio::sync::Semaphore::new(net::connection_cap(nofile)));
     tracing::info!(open_files = nofile, connections = net::connection_cap(nofile), tls = tls.is_some(), "limits");
@@ -192,11 +193,11 @@ async fn serve(settings: Settings, restores: snapshot_cli::StartupRestores, peer
 
     let state = Arc::new(api::AppState { registry: registry.clone(), settings, cluster: cluster.clone() });
     let grpc_task = grpc_listener.map(|l| {
-        let incoming = net::grpc_incoming(l, slots.clone());
-        let grpc_tls = tls.as_ref().map(grpc::tls_config);
-        tokio::spawn(grpc::serve(state.clone(), incoming, grpc_tls, stopped(stop_rx.clone())))
+        let incoming = net::grpc_incoming(l, slots.clone(), acceptors.as_ref().map(|a| a.grpc.clone()));
+        tokio::spawn(grpc::serve(state.clone(), incoming, stopped(stop_rx.clone())))
     });
     let idle = std::time::Duration::from_secs(state.settings.service.idle_timeout_sec.max(1));
+    let rest_tls = acceptors.map(|a| a.rest);
     net::serve_rest(listener, api::router(state), rest_tls, slots, idle, stopped(stop_rx)).await;
     if let Some(task) = grpc_task {
         if let Err(e) = task.await? {

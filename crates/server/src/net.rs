@@ -76,9 +76,31 @@ pub fn tls_files(settings: &Settings) -> anyhow::Result<Option<TlsFiles>> {
     Ok(Some(TlsFiles { cert_pem: read(&tls.cert, "tls.cert")?, key_pem: read(&tls.key, "tls.key")?, client_ca_pem }))
 }
 
-/// The rustls configuration of the REST server (HTTP/1.1 and HTTP/2 by ALPN).
-pub fn rest_tls(files: &TlsFiles) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
-    let (certs, key) = files.identity()?;
+/// TLS acceptors for both servers over one certificate source (reloaded every `tls.cert_ttl`):
+/// REST offers HTTP/2 and HTTP/1.1 by ALPN, gRPC HTTP/2 only.
+pub struct Acceptors {
+    pub rest: tokio_rustls::TlsAcceptor,
+    pub grpc: tokio_rustls::TlsAcceptor,
+}
+
+pub fn acceptors(files: &TlsFiles, settings: &Settings) -> anyhow::Result<Acceptors> {
+    let tls = &settings.tls;
+    let ttl = tls.cert_ttl.filter(|s| *s > 0).map(Duration::from_secs);
+    let cert = Arc::new(crate::tls_reload::ReloadingCert::new(files, &tls.cert, &tls.key, ttl)?);
+    let config = |alpn: &[&[u8]]| -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+        let mut config = server_config(files, cert.clone())?;
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+    };
+    Ok(Acceptors { rest: config(&[b"h2", b"http/1.1"])?, grpc: config(&[b"h2"])? })
+}
+
+/// A rustls server configuration: the certificate from `cert`, client certificates checked
+/// against `tls.ca_cert` under mutual TLS.
+fn server_config(
+    files: &TlsFiles,
+    cert: Arc<crate::tls_reload::ReloadingCert>,
+) -> anyhow::Result<rustls::ServerConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -96,9 +118,7 @@ pub fn rest_tls(files: &TlsFiles) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
         }
         None => builder.with_no_client_auth(),
     };
-    let mut config = builder.with_single_cert(certs, key).context("tls.cert and tls.key do not match")?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+    Ok(builder.with_cert_resolver(cert))
 }
 
 impl TlsFiles {
@@ -289,20 +309,55 @@ async fn accept(listener: &TcpListener, slots: &Arc<Semaphore>) -> Option<(TcpSt
     }
 }
 
-/// Accepted gRPC connections, each holding a connection slot until it closes.
+/// Accepted gRPC connections, each holding a connection slot until it closes; with `tls`,
+/// after its handshake (run beside the accept loop, so a slow client delays nobody else).
 pub fn grpc_incoming(
     listener: TcpListener,
     slots: Arc<Semaphore>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> impl futures_util::Stream<Item = std::io::Result<Slotted>> {
-    futures_util::stream::unfold((listener, slots), |(listener, slots)| async move {
-        let (stream, permit) = accept(&listener, &slots).await?;
-        Some((Ok(Slotted { stream, _permit: permit }), (listener, slots)))
-    })
+    let (tx, rx) = tokio::sync::mpsc::channel::<Slotted>(64);
+    tokio::spawn(async move {
+        loop {
+            // Stops with the server (the receiving stream is dropped).
+            let accepted = tokio::select! {
+                a = accept(&listener, &slots) => a,
+                _ = tx.closed() => None,
+            };
+            let Some((stream, permit)) = accepted else { break };
+            match &tls {
+                None => {
+                    if tx.send(Slotted { io: Io::Plain(stream), _permit: permit }).await.is_err() {
+                        break;
+                    }
+                }
+                Some(acceptor) => {
+                    let (acceptor, tx) = (acceptor.clone(), tx.clone());
+                    tokio::spawn(async move {
+                        match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                            Ok(Ok(s)) => {
+                                let _ = tx.send(Slotted { io: Io::Tls(Box::new(s)), _permit: permit }).await;
+                            }
+                            Ok(Err(e)) => tracing::debug!(error = %e, "gRPC TLS handshake failed"),
+                            Err(_) => tracing::debug!("gRPC TLS handshake timed out"),
+                        }
+                    });
+                }
+            }
+        }
+    });
+    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|s| (Ok(s), rx)) })
 }
 
-/// A TCP connection that frees its connection slot when dropped.
+/// A connection's transport: plain TCP, or TLS over it.
+enum Io {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+/// A connection that frees its connection slot when dropped.
 pub struct Slotted {
-    stream: TcpStream,
+    io: Io,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -310,27 +365,40 @@ impl tonic::transport::server::Connected for Slotted {
     type ConnectInfo = tonic::transport::server::TcpConnectInfo;
 
     fn connect_info(&self) -> Self::ConnectInfo {
-        self.stream.connect_info()
+        match &self.io {
+            Io::Plain(s) => s.connect_info(),
+            Io::Tls(s) => s.get_ref().0.connect_info(),
+        }
     }
+}
+
+/// Forward an I/O call to the transport.
+macro_rules! on_io {
+    ($self:ident, $s:ident => $call:expr) => {
+        match &mut $self.io {
+            Io::Plain($s) => $call,
+            Io::Tls($s) => $call,
+        }
+    };
 }
 
 impl AsyncRead for Slotted {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
+        on_io!(self, s => Pin::new(s).poll_read(cx, buf))
     }
 }
 
 impl AsyncWrite for Slotted {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        on_io!(self, s => Pin::new(s).poll_write(cx, buf))
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
+        on_io!(self, s => Pin::new(s).poll_flush(cx))
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
+        on_io!(self, s => Pin::new(s).poll_shutdown(cx))
     }
 
     fn poll_write_vectored(
@@ -338,11 +406,14 @@ impl AsyncWrite for Slotted {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        on_io!(self, s => Pin::new(s).poll_write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
+        match &self.io {
+            Io::Plain(s) => s.is_write_vectored(),
+            Io::Tls(s) => s.is_write_vectored(),
+        }
     }
 }
 

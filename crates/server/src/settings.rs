@@ -90,8 +90,8 @@ pub struct TlsSettings {
     /// CA of client certificates, for `service.verify_https_client_certificate`.
     #[serde(default = "default_tls_ca_cert", deserialize_with = "path")]
     pub ca_cert: PathBuf,
-    /// Accepted for config compatibility: certificates are read once at start-up.
-    #[allow(dead_code)]
+    /// Seconds after which `cert` and `key` are read again (certificate rotation without a
+    /// restart); unset or 0: read once at start-up.
     #[serde(default)]
     pub cert_ttl: Option<u64>,
 }

@@ -40,12 +40,11 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + S
 
 type Reply<T> = Result<Response<T>, Status>;
 
-/// Serve gRPC on the connections of `incoming` (over TLS with `tls`) until `shutdown`
-/// completes; requests in flight finish first.
+/// Serve gRPC on the connections of `incoming` (TLS, when on, is already established by
+/// `net::grpc_incoming`) until `shutdown` completes; requests in flight finish first.
 pub async fn serve(
     state: Arc<AppState>,
     incoming: impl futures_util::Stream<Item = std::io::Result<crate::net::Slotted>> + Send + 'static,
-    tls: Option<tonic::transport::ServerTlsConfig>,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let max = state.settings.service.max_request_size_mb.saturating_mul(1024 * 1024);
@@ -61,11 +60,7 @@ pub async fn serve(
     let health = QdrantServer::new(health::HealthService);
     // Upserts of a few MB are common: HTTP/2's default 64 KiB stream window would make the
     // client wait for a window update every 64 KiB.
-    let mut server = tonic::transport::Server::builder();
-    if let Some(tls) = tls {
-        server = server.tls_config(tls)?;
-    }
-    server
+    tonic::transport::Server::builder()
         .initial_stream_window_size(Some(STREAM_WINDOW))
         .initial_connection_window_size(Some(CONNECTION_WINDOW))
         .layer(layer::EdgeLayer::new(state.clone()))
@@ -75,16 +70,6 @@ pub async fn serve(
         .add_service(snapshots)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
-}
-
-/// tonic's TLS settings from the same files as REST's.
-pub fn tls_config(files: &crate::net::TlsFiles) -> tonic::transport::ServerTlsConfig {
-    use tonic::transport::{Certificate, Identity, ServerTlsConfig};
-    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(&files.cert_pem, &files.key_pem));
-    if let Some(ca) = &files.client_ca_pem {
-        tls = tls.client_ca_root(Certificate::from_pem(ca));
-    }
-    tls
 }
 
 /// The address gRPC listens on, when enabled.
