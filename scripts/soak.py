@@ -7,7 +7,7 @@ acknowledged write left (or is gone after an acknowledged delete), reads never g
 and a snapshot taken at the end restores to the same points.
 
 Usage: QDRANT_BIN=target/release/qdrant scripts/soak.py [--minutes 10] [--backend sqlite]
-CI runs a short version (`--minutes 0.5` per backend); exits non-zero on any lost or wrong
+CI runs a short version (`--minutes 0.3` per backend); exits non-zero on any lost or wrong
 point or any server error.
 """
 
@@ -61,6 +61,9 @@ def writer(node, wait, acked, uncertain, lock, stop, errors):
         with lock:
             newly = set(ids) - uncertain
             uncertain.update(ids)
+        if kind < 0.1:
+            # A payload write by filter leaves an id whose state was already unknown unknown.
+            after = {i: s for i, s in after.items() if i in newly}
         try:
             call(node.port, *request, timeout=60)
         except urllib.error.HTTPError as e:
@@ -83,7 +86,7 @@ def writer(node, wait, acked, uncertain, lock, stop, errors):
             continue
         with lock:
             acked.update(after)
-            uncertain.difference_update(ids)
+            uncertain.difference_update(after)
 
 
 def reader(node, stop, errors):

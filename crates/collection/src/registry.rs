@@ -165,6 +165,8 @@ pub struct Registry {
     slots: RwLock<BTreeMap<String, Slot>>,
     aliases: RwLock<BTreeMap<String, String>>,
     ready: AtomicBool,
+    /// Set when shutdown begins: nothing is loaded any more.
+    stopping: AtomicBool,
     /// Serialises structural changes (create, delete, aliases) so checks and commits agree.
     structure: Mutex<()>,
 }
@@ -231,6 +233,7 @@ impl Registry {
             slots: RwLock::new(slots),
             aliases: RwLock::new(aliases),
             ready: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
             structure: Mutex::new(()),
         }))
     }
@@ -288,6 +291,11 @@ impl Registry {
     /// Load again the collections that failed to load for want of a resource (a disk too full
     /// to open a database); the ones that load now serve without a restart. Returns how many.
     pub fn retry_broken(&self) -> usize {
+        // Not beside a create, delete or restore of the same names, nor after shutdown began.
+        let _g = self.structure.lock();
+        if self.is_shutting_down() {
+            return 0;
+        }
         let waiting: Vec<CatalogEntry> = self
             .slots
             .read()
@@ -706,7 +714,15 @@ impl Registry {
     }
 
     /// Stop every collection: drain update queues and flush.
+    /// Whether [`Registry::shutdown`] has begun.
+    pub fn is_shutting_down(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
     pub fn shutdown(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        // A reload of a red collection in progress finishes first (and is then shut down here).
+        drop(self.structure.lock());
         let slots = std::mem::take(&mut *self.slots.write());
         for (_, s) in slots {
             if let Slot::Ready(c) = s {

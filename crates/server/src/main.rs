@@ -166,9 +166,10 @@ async fn serve(settings: Settings, restores: snapshot_cli::StartupRestores, peer
             if let Ok((loaded, broken)) = loaded {
                 tracing::info!(loaded, broken, "collections loaded; ready");
             }
-            // Collections that could not load for want of disk space load once it is freed.
+            // Collections that could not load for want of disk space load once it is freed
+            // (until shutdown begins).
             tokio::spawn(async move {
-                loop {
+                while !registry.is_shutting_down() {
                     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
                     let registry = registry.clone();
                     let _ = tokio::task::spawn_blocking(move || registry.retry_broken()).await;
@@ -196,7 +197,8 @@ async fn serve(settings: Settings, restores: snapshot_cli::StartupRestores, peer
         let incoming = net::grpc_incoming(l, slots.clone(), acceptors.as_ref().map(|a| a.grpc.clone()));
         tokio::spawn(grpc::serve(state.clone(), incoming, stopped(stop_rx.clone())))
     });
-    let idle = std::time::Duration::from_secs(state.settings.service.idle_timeout_sec.max(1));
+    // 0 turns the idle close off.
+    let idle = Some(state.settings.service.idle_timeout_sec).filter(|s| *s > 0).map(std::time::Duration::from_secs);
     let rest_tls = acceptors.map(|a| a.rest);
     net::serve_rest(listener, api::router(state), rest_tls, slots, idle, stopped(stop_rx)).await;
     if let Some(task) = grpc_task {

@@ -176,8 +176,9 @@ impl Activity {
         Busy(self.clone())
     }
 
-    /// Completes once no request has been in flight for `limit`.
-    async fn idle_for(&self, limit: Duration) {
+    /// Completes once no request has been in flight for `limit` (never without one).
+    async fn idle_for(&self, limit: Option<Duration>) {
+        let Some(limit) = limit else { return std::future::pending().await };
         loop {
             let since = self.last.lock().elapsed();
             if self.in_flight.load(Ordering::SeqCst) == 0 && since >= limit {
@@ -185,6 +186,33 @@ impl Activity {
             }
             tokio::time::sleep(limit.saturating_sub(since).max(Duration::from_millis(100))).await;
         }
+    }
+}
+
+/// A response body that keeps its connection counted busy until the body is sent or dropped
+/// (a snapshot download may stream for longer than the idle time).
+struct Tracked {
+    body: axum::body::Body,
+    _busy: Busy,
+}
+
+impl hyper::body::Body for Tracked {
+    type Data = hyper::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
     }
 }
 
@@ -219,13 +247,13 @@ macro_rules! drive {
 }
 
 /// Serve `router` on `listener` until `shutdown`; connections in flight finish first, and a
-/// connection idle for `idle` is closed.
+/// connection idle for `idle` (when set) is closed.
 pub async fn serve_rest(
     listener: TcpListener,
     router: axum::Router,
     tls: Option<tokio_rustls::TlsAcceptor>,
     slots: Arc<Semaphore>,
-    idle: Duration,
+    idle: Option<Duration>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let builders =
@@ -250,8 +278,7 @@ pub async fn serve_rest(
                 let call = tower::ServiceExt::oneshot(router.clone(), req);
                 async move {
                     let response = call.await;
-                    drop(busy);
-                    response
+                    response.map(|r| r.map(|body| axum::body::Body::new(Tracked { body, _busy: busy })))
                 }
             })
         };
@@ -263,16 +290,23 @@ pub async fn serve_rest(
             let _alive = alive;
             match tls {
                 None => {
-                    // Protocol detection reads without a timeout: wait for the first byte here.
+                    // Protocol detection reads without a timeout: wait for the first byte here
+                    // (or for shutdown, which does not wait for silent sockets).
                     let mut first = [0u8; 1];
-                    if !matches!(tokio::time::timeout(HEADER_READ_TIMEOUT, stream.peek(&mut first)).await, Ok(Ok(1..)))
-                    {
+                    let peeked = tokio::select! {
+                        p = tokio::time::timeout(HEADER_READ_TIMEOUT, stream.peek(&mut first)) => p,
+                        _ = stop.changed() => return,
+                    };
+                    if !matches!(peeked, Ok(Ok(1..))) {
                         return;
                     }
                     let conn = builders.detect.serve_connection_with_upgrades(TokioIo::new(stream), service);
                     drive!(conn, activity, idle, stop);
                 }
-                Some(acceptor) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Some(acceptor) => match tokio::select! {
+                    h = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)) => h,
+                    _ = stop.changed() => return,
+                } {
                     Ok(Ok(tls_stream)) => {
                         let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
                         let b = if h2 { &builders.http2 } else { &builders.http1 };

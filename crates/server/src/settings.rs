@@ -166,7 +166,7 @@ pub struct ServiceSettings {
     #[serde(default)]
     pub verify_https_client_certificate: bool,
     /// Seconds a REST connection (HTTP/1.1 or HTTP/2) may stay open with no request in flight
-    /// before the server closes it (this server's setting). HTTP/1.1 connections are also
+    /// before the server closes it (this server's setting; 0: never). HTTP/1.1 connections are also
     /// closed after 30 s without a request head. Long by default: some HTTP/2 clients (httpx)
     /// fail the next request on a connection closed while idle instead of reconnecting.
     #[serde(default = "default_idle_timeout_sec")]

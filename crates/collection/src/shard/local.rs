@@ -294,14 +294,16 @@ impl Worker {
             }
             let mut pending: Vec<(Job, Effects)> = Vec::new();
             for job in jobs {
+                // A filter is evaluated against applied state only: commit what is pending first.
+                if selects_by_filter(&job.op) && !pending.is_empty() {
+                    self.commit(std::mem::take(&mut pending));
+                }
+                // Checked after that commit: once one fails, nothing more is written until
+                // LocalShard::recover has checked the disk.
                 if self.failed.load(Ordering::SeqCst) {
                     let msg = format!("shard {} stopped after a storage failure", self.id);
                     reply(job.reply, Err(CollectionError::Unavailable(msg)));
                     continue;
-                }
-                // A filter is evaluated against applied state only: commit what is pending first.
-                if selects_by_filter(&job.op) && !pending.is_empty() {
-                    self.commit(std::mem::take(&mut pending));
                 }
                 // A panic while computing fails this operation only (nothing is written yet).
                 let computed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -364,13 +366,20 @@ impl Worker {
             // a backend may refuse everything after a failed write until then.
             tracing::error!(shard = self.id, error = %e, "commit failed; writes paused until the storage recovers");
             self.failed.store(true, Ordering::SeqCst);
-            let message = e.to_string();
+            let (message, resource) = (e.to_string(), e.exhausted());
             let mut source = Some(e);
             for (job, _) in group {
-                // The first caller gets the backend's error with its cause; the others its text.
-                let source = source.take().unwrap_or_else(|| qd_storage::StorageError::Corrupt {
-                    what: format!("shard {}", self.id),
-                    detail: format!("commit failed: {message}"),
+                // The first caller gets the backend's error with its cause; the others its text,
+                // still saying which resource ran out.
+                let source = source.take().unwrap_or_else(|| {
+                    let cause = qd_storage::StorageError::io(
+                        format!("shard {}", self.id),
+                        std::io::Error::other(format!("commit failed: {message}")),
+                    );
+                    match resource {
+                        Some(resource) => qd_storage::StorageError::Exhausted { resource, source: Box::new(cause) },
+                        None => cause,
+                    }
                 });
                 reply(job.reply, Err(CollectionError::CommitFailed { shard: self.id, source }));
             }

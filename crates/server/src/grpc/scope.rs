@@ -21,6 +21,9 @@ pub enum Scope {
 pub fn scope_of(method: &str, reads: bool) -> Scope {
     let Some((service, name)) = method.trim_start_matches('/').split_once('/') else { return Scope::Global };
     match (service, name) {
+        // Adding or dropping a named vector changes the collection's config: global access,
+        // as `PUT`/`DELETE /collections/{c}/vectors/{v}` on REST.
+        ("qdrant.Points", "CreateVectorName" | "DeleteVectorName") => Scope::Global,
         ("qdrant.Points", _) => Scope::Collection { write: !reads },
         (
             "qdrant.Collections",
@@ -49,7 +52,8 @@ pub fn needs_body(access: &Access) -> bool {
 }
 
 /// Field 1 of the protobuf message in a unary gRPC request body (one uncompressed frame), when
-/// it is a UTF-8 string.
+/// it is a UTF-8 string. A field repeated in a message counts by its last occurrence, as the
+/// decoder that serves the request reads it; a malformed message names nothing.
 pub fn collection_name(body: &[u8]) -> Option<String> {
     let (&compressed, rest) = body.split_first()?;
     if compressed != 0 || rest.len() < 4 {
@@ -57,6 +61,7 @@ pub fn collection_name(body: &[u8]) -> Option<String> {
     }
     let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
     let mut msg = rest.get(4..4 + len)?;
+    let mut name = None;
     while !msg.is_empty() {
         let key = varint(&mut msg)?;
         let (field, wire) = (key >> 3, key & 7);
@@ -69,7 +74,7 @@ pub fn collection_name(body: &[u8]) -> Option<String> {
                 let n = usize::try_from(varint(&mut msg)?).ok()?;
                 let bytes = msg.get(..n)?;
                 if field == 1 {
-                    return String::from_utf8(bytes.to_vec()).ok();
+                    name = Some(String::from_utf8(bytes.to_vec()).ok()?);
                 }
                 msg = &msg[n..];
             }
@@ -77,7 +82,7 @@ pub fn collection_name(body: &[u8]) -> Option<String> {
             _ => return None,
         }
     }
-    None
+    name
 }
 
 /// A protobuf varint from the front of `b`, advancing it.
@@ -130,12 +135,21 @@ mod tests {
         compressed[0] = 1;
         assert_eq!(collection_name(&compressed), None);
         assert_eq!(collection_name(&[]), None);
+        // Field 1 twice: the decoder keeps the last, so the check must too.
+        let mut twice = pb::GetCollectionInfoRequest { collection_name: "allowed".into() }.encode_to_vec();
+        twice.extend(pb::GetCollectionInfoRequest { collection_name: "secret".into() }.encode_to_vec());
+        let mut framed = vec![0u8];
+        framed.extend_from_slice(&(twice.len() as u32).to_be_bytes());
+        framed.extend_from_slice(&twice);
+        assert_eq!(pb::GetCollectionInfoRequest::decode(&twice[..]).expect("decodes").collection_name, "secret");
+        assert_eq!(collection_name(&framed).as_deref(), Some("secret"));
     }
 
     #[test]
     fn methods_map_to_the_rest_table() {
         assert_eq!(scope_of("/qdrant.Points/Search", true), Scope::Collection { write: false });
         assert_eq!(scope_of("/qdrant.Points/Upsert", false), Scope::Collection { write: true });
+        assert_eq!(scope_of("/qdrant.Points/CreateVectorName", false), Scope::Global);
         assert_eq!(scope_of("/qdrant.Collections/Get", true), Scope::Collection { write: false });
         assert_eq!(scope_of("/qdrant.Collections/List", true), Scope::List);
         assert_eq!(scope_of("/qdrant.Collections/Delete", false), Scope::Global);
