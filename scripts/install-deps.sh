@@ -20,7 +20,7 @@ if [ "${#need[@]}" -gt 0 ]; then
 fi
 
 if [ "${1:-}" != "--no-python" ]; then
-  if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import qdrant_client, pytest, prometheus_client, qdrant_edge, langchain_qdrant" 2>/dev/null; then
+  if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import qdrant_client, pytest, prometheus_client, qdrant_edge, langchain_qdrant, schemathesis, h2" 2>/dev/null; then
     echo "creating .venv with the Python test requirements"
     python3 -m venv .venv
     .venv/bin/pip install -q --upgrade pip >/dev/null

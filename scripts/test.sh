@@ -15,6 +15,9 @@ echo "== python tests (qdrant-client against the real server)"
 cargo build --release --bin qdrant
 QDRANT_BIN="$PWD/target/release/qdrant" .venv/bin/python -m pytest tests/python -q -p no:cacheprovider
 
+echo "== REST fuzzing (schemathesis over Qdrant's OpenAPI document, both backends; FUZZ_EXAMPLES/FUZZ_SECONDS for longer)"
+QDRANT_BIN="$PWD/target/release/qdrant" tests/fuzz/run.sh
+
 echo "== single-node soak, small (writes in both wait modes, kills, snapshots, index changes; scripts/soak.py --minutes 10 for the long one)"
 for backend in sqlite rocksdb; do
   QDRANT_BIN="$PWD/target/release/qdrant" python3 scripts/soak.py --minutes 0.3 --backend "$backend"

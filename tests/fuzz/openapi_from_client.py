@@ -72,6 +72,38 @@ def scalar_schema(annotation):
         return {"type": "string"}
 
 
+def break_cycles(schemas):
+    """Replace every reference that closes a cycle (a filter inside a condition inside a filter,
+    a prefetch inside a prefetch) by an unconstrained schema: generators then build finite
+    examples quickly, and the server still gets arbitrary JSON at that depth."""
+    state = {}  # name -> "active" | "done"
+
+    def walk(node, name):
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/components/schemas/"):
+                target = ref.rsplit("/", 1)[1]
+                if state.get(target) == "active":
+                    node.clear()
+                    return
+                visit(target)
+            for v in node.values():
+                walk(v, name)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v, name)
+
+    def visit(name):
+        if name in state or name not in schemas:
+            return
+        state[name] = "active"
+        walk(schemas[name], name)
+        state[name] = "done"
+
+    for name in list(schemas):
+        visit(name)
+
+
 def main(out, collections=None):
     paths, models = {}, set()
     for mod_name in API_MODULES:
@@ -113,6 +145,7 @@ def main(out, collections=None):
             models.add(cls)
     _, defs = models_json_schema([(c, "validation") for c in sorted(models, key=lambda c: c.__name__)],
                                  ref_template="#/components/schemas/{model}")
+    break_cycles(defs.get("$defs", {}))
     doc = {"openapi": "3.0.3", "info": {"title": "Qdrant REST API (from qdrant-client)", "version": "1.19.0"},
            "paths": paths, "components": {"schemas": defs.get("$defs", {})}}
     with open(out, "w") as f:

@@ -6,9 +6,9 @@
 #   tests/fuzz/run.sh                                   # CI size: 5 examples per operation, 90 s per backend
 #   FUZZ_EXAMPLES=50 FUZZ_SECONDS=1800 tests/fuzz/run.sh  # a longer run
 #
-# Operations whose request schemas are deeply recursive (query, scroll, matrix, vector delete
-# and a few shard routes) are left out: schemathesis spends minutes generating one example for
-# them. Their bad input is covered by tests/python/test_differential.py and the limits tests.
+# Left out: snapshot recovery and upload (they would fetch or store what the generator invents)
+# and `points/query/groups`, for which schemathesis does not finish generating one example
+# (query groups are covered by tests/python/test_differential.py). Everything else is run.
 #
 # Needs QDRANT_BIN (default target/release/qdrant) and the .venv of scripts/install-deps.sh.
 set -euo pipefail
@@ -21,6 +21,8 @@ SEED="${FUZZ_SEED:-1}"
 work="$(mktemp -d)"
 trap 'kill "${pid:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
 "$PY" tests/fuzz/openapi_from_client.py "$work/openapi.json" fuzz,fuzz_alias,missing
+
+EXCLUDE='(snapshots/(recover|upload)|points/query/groups)$'
 
 free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -44,9 +46,7 @@ for backend in sqlite rocksdb; do
   .venv/bin/schemathesis run "$work/openapi.json" --url "$url" --checks not_a_server_error \
     --phases fuzzing --max-examples "$EXAMPLES" --max-time "$SECONDS_PER_BACKEND" --seed "$SEED" \
     --workers 2 --request-timeout 60 --no-shrink --suppress-health-check all --warnings off \
-    --exclude-path-regex 'snapshots/(recover|upload)$' \
-    --exclude-path-regex 'points/(query|query/batch|query/groups|scroll|search/matrix/offsets|search/matrix/pairs|vectors/delete)$' \
-    --exclude-path-regex 'shards/delete$' --exclude-path-regex 'shards/\{shard_id\}/snapshots$' || status=$?
+    --exclude-path-regex "$EXCLUDE" || status=$?
   if ! kill -0 "$pid" 2>/dev/null; then
     echo "the server died during the run; its log:"; tail -50 "$work/$backend.log"; exit 1
   fi
