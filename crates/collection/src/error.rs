@@ -30,6 +30,12 @@ pub enum CollectionError {
         #[source]
         source: StorageError,
     },
+    /// A shard that stopped taking writes after a commit left the disk's state unknown (a
+    /// panic, an I/O error such as a failed fsync): a restart reloads it from disk.
+    #[error(
+        "Service internal error: shard {shard} stopped taking writes after {reason}; restart the server to reload it"
+    )]
+    ShardStopped { shard: u32, reason: String },
     /// Refused before writing: the disk holding the data has less free space than a write
     /// needs (Qdrant's wording; searches keep working).
     #[error(

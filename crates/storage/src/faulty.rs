@@ -12,8 +12,8 @@ use crate::error::{Resource, StorageError};
 /// Which writes fail, and with what.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Fault {
-    /// The resource reported as exhausted.
-    pub resource: Resource,
+    /// The resource reported as exhausted; None: a plain I/O error (EIO, as a failed fsync).
+    pub resource: Option<Resource>,
     /// The first failing write, counted from 1 over writes and flushes since the fault was set.
     pub from: u64,
     /// How many writes fail from there (`u64::MAX`: until [`FaultyStore::clear`]).
@@ -62,8 +62,9 @@ impl FaultyStore {
         }
         self.failed.fetch_add(1, Ordering::SeqCst);
         let errno = match fault.resource {
-            Resource::Disk => libc::ENOSPC,
-            Resource::OpenFiles => libc::EMFILE,
+            Some(Resource::Disk) => libc::ENOSPC,
+            Some(Resource::OpenFiles) => libc::EMFILE,
+            None => libc::EIO,
         };
         Err(StorageError::io("injected fault", std::io::Error::from_raw_os_error(errno)).classified())
     }
@@ -120,7 +121,7 @@ mod tests {
                 b.put(Table::Points, k.as_bytes().to_vec(), b"v".to_vec());
                 store.write(b, true)
             };
-            store.set(Fault { resource: Resource::Disk, from: 2, count: 2 });
+            store.set(Fault { resource: Some(Resource::Disk), from: 2, count: 2 });
             put("a").expect("first write passes");
             let err = put("b").expect_err("second write fails");
             assert_eq!(err.exhausted(), Some(Resource::Disk), "{kind}");
@@ -131,11 +132,13 @@ mod tests {
             assert_eq!(store.get(Table::Points, b"b").expect("get"), None, "a failed write applies nothing");
             assert!(store.get(Table::Points, b"c").expect("get").is_some());
 
-            store.set(Fault { resource: Resource::OpenFiles, from: 1, count: u64::MAX });
+            store.set(Fault { resource: Some(Resource::OpenFiles), from: 1, count: u64::MAX });
             let err = put("d").expect_err("fails until cleared");
             assert_eq!(err.exhausted(), Some(Resource::OpenFiles));
             store.clear();
             put("d").expect("cleared");
+            store.set(Fault { resource: None, from: 1, count: 1 });
+            assert_eq!(put("e").expect_err("EIO").exhausted(), None, "an I/O error is not a full disk");
         }
     }
 }

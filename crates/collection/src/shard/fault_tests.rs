@@ -43,7 +43,7 @@ fn a_failed_commit_applies_nothing_and_writes_resume_once_the_store_does() {
             let shard = open(dir.path(), faulty.clone());
             shard.update(upsert(0..10), true).expect("first write");
 
-            faulty.set(Fault { resource, from: 1, count: u64::MAX });
+            faulty.set(Fault { resource: Some(resource), from: 1, count: u64::MAX });
             let err = shard.update(upsert(10..20), true).expect_err("commit fails");
             match &err {
                 CollectionError::CommitFailed { shard: 0, source } => assert_eq!(source.exhausted(), Some(resource)),
@@ -76,13 +76,36 @@ fn a_failed_commit_applies_nothing_and_writes_resume_once_the_store_does() {
 }
 
 #[test]
+fn an_io_error_in_a_commit_stops_writes_until_restart() {
+    for kind in BackendKind::ALL {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let faulty = Arc::new(FaultyStore::new(open_store(kind, &dir.path().join("db")).expect("store")));
+        let shard = open(dir.path(), faulty.clone());
+        shard.update(upsert(0..5), true).expect("first");
+        // One EIO (a failed fsync): the disk's state is unknown, so no probe may resume writes.
+        faulty.set(Fault { resource: None, from: 1, count: 1 });
+        assert!(matches!(shard.update(upsert(5..10), true), Err(CollectionError::CommitFailed { .. })));
+        let err = shard.update(upsert(10..15), true).expect_err("stopped");
+        assert!(matches!(err, CollectionError::ShardStopped { shard: 0, .. }), "{kind}: {err:?}");
+        assert!(err.to_string().contains("restart the server"), "{err}");
+        assert_eq!(shard.count(None).expect("reads go on"), 5);
+        shard.shutdown().expect("shutdown");
+        drop((shard, faulty));
+        let shard = open(dir.path(), open_store(kind, &dir.path().join("db")).expect("reopen"));
+        shard.update(upsert(10..15), true).expect("a restart takes writes again");
+        assert_eq!(shard.count(None).expect("count"), 10, "{kind}");
+        shard.shutdown().expect("shutdown");
+    }
+}
+
+#[test]
 fn a_single_failed_write_in_a_stream_fails_only_its_own_callers() {
     for kind in BackendKind::ALL {
         let dir = tempfile::tempdir().expect("tempdir");
         let faulty = Arc::new(FaultyStore::new(open_store(kind, &dir.path().join("db")).expect("store")));
         let shard = open(dir.path(), faulty.clone());
         // The second commit fails once; the probe and every later write pass.
-        faulty.set(Fault { resource: Resource::Disk, from: 2, count: 1 });
+        faulty.set(Fault { resource: Some(Resource::Disk), from: 2, count: 1 });
         shard.update(upsert(0..5), true).expect("first");
         assert!(shard.update(upsert(5..10), true).is_err());
         shard.update(upsert(10..15), true).expect("third");

@@ -75,7 +75,8 @@ pub struct LocalShard {
     signal: Arc<Signal>,
     status: Arc<OptimizerStatus>,
     failed: Arc<AtomicBool>,
-    /// Set with `failed` when a commit panicked: memory and disk may differ, only a restart
+    /// Set with `failed` when a commit panicked or failed for another reason than an exhausted
+    /// resource (e.g. EIO from fsync): memory and disk may differ, only a restart
     /// (which reloads from disk) clears it.
     panicked: Arc<AtomicBool>,
     /// One recovery probe at a time (see [`LocalShard::recover`]).
@@ -363,8 +364,15 @@ impl Worker {
         if let Err(e) = self.store.write(batch, true) {
             // The batch is atomic, so nothing of it applied, and memory was not touched. Writes
             // stop until a probe shows the backend takes writes again (LocalShard::recover):
-            // a backend may refuse everything after a failed write until then.
-            tracing::error!(shard = self.id, error = %e, "commit failed; writes paused until the storage recovers");
+            // a backend may refuse everything after a failed write until then. Any other
+            // failure (an I/O error, a failed fsync) leaves the disk's state unknown: the shard
+            // takes no more writes until a restart reloads it.
+            if e.exhausted().is_none() {
+                tracing::error!(shard = self.id, error = %e, "commit failed; shard stops taking writes until restart");
+                self.panicked.store(true, Ordering::SeqCst);
+            } else {
+                tracing::error!(shard = self.id, error = %e, "commit failed; writes paused until the storage recovers");
+            }
             self.failed.store(true, Ordering::SeqCst);
             let (message, resource) = (e.to_string(), e.exhausted());
             let mut source = Some(e);
@@ -424,14 +432,9 @@ impl LocalShard {
         if !self.failed.load(Ordering::SeqCst) {
             return Ok(());
         }
-        let restart = |why: &str| {
-            CollectionError::Unavailable(format!(
-                "shard {} stopped after {why}; restart the server to reload it",
-                self.id
-            ))
-        };
+        let restart = |why: &str| CollectionError::ShardStopped { shard: self.id, reason: why.to_string() };
         if self.panicked.load(Ordering::SeqCst) {
-            return Err(restart("a commit panicked"));
+            return Err(restart("a commit that failed with the disk's state unknown"));
         }
         let applied = self.applied_op.load(Ordering::SeqCst);
         let on_disk =

@@ -73,6 +73,7 @@ impl From<CollectionError> for ApiError {
             CollectionError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             CollectionError::Storage(_)
             | CollectionError::CommitFailed { .. }
+            | CollectionError::ShardStopped { .. }
             | CollectionError::NoSpace { .. }
             | CollectionError::IndexDecode { .. }
             | CollectionError::Corrupt(_)
