@@ -89,6 +89,15 @@ impl CollectionError {
 
 pub type Result<T, E = CollectionError> = std::result::Result<T, E>;
 
+/// [`CollectionError::NoSpace`] when the filesystem holding `path` has less than `needed`
+/// bytes free (an unreadable figure does not refuse: the write itself will tell).
+pub fn ensure_free_space(path: &std::path::Path, needed: u64) -> Result<()> {
+    match qd_storage::disk::free_bytes_near(path) {
+        Some(free) if free < needed => Err(CollectionError::NoSpace { path: path.to_path_buf(), free, needed }),
+        _ => Ok(()),
+    }
+}
+
 /// The message of a caught panic (`&str` or `String` payloads; others are named as such).
 pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {

@@ -414,12 +414,7 @@ fn vector_data_bytes(st: &ShardState) -> usize {
 impl LocalShard {
     /// Refuse a write up front when the disk is nearly full (see [`MIN_FREE_DISK_BYTES`]).
     fn check_free_space(&self) -> Result<()> {
-        match qd_storage::disk::free_bytes_near(&self.data_dir) {
-            Some(free) if free < MIN_FREE_DISK_BYTES => {
-                Err(CollectionError::NoSpace { path: self.data_dir.clone(), free, needed: MIN_FREE_DISK_BYTES })
-            }
-            _ => Ok(()),
-        }
+        crate::error::ensure_free_space(&self.data_dir, MIN_FREE_DISK_BYTES)
     }
 
     /// After a failed commit: take writes again once the backend does. The failed batch wrote

@@ -160,13 +160,7 @@ impl SnapshotDir {
     ) -> Result<SnapshotDescription> {
         fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
         // Checked first: a snapshot never starts on a disk the writes' reserve already needs.
-        let needed = qd_storage::disk::MIN_FREE_DISK_BYTES;
-        match qd_storage::disk::free_bytes_near(dir) {
-            Some(free) if free < needed => {
-                return Err(CollectionError::NoSpace { path: dir.to_path_buf(), free, needed });
-            }
-            _ => {}
-        }
+        crate::error::ensure_free_space(dir, qd_storage::disk::MIN_FREE_DISK_BYTES)?;
         let (name, partial, file) = reserve(dir, base)?;
         let result = (|| {
             let mut w = BufWriter::with_capacity(1 << 20, WritebackFile { file, written: 0, started: 0 });
