@@ -111,7 +111,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     sh("sync");
     let snaps = base.join("snapshots");
     let t = Instant::now();
-    let desc = SnapshotDir::write_new(&snaps, "bench", |w, p| {
+    let desc = SnapshotDir::write_new(&snaps, "bench", 0, |w, p| {
         let (_, size, sha) = snapshot::snapshot_collection(&c, w, p, &mut no_progress)?;
         Ok((size, sha))
     })?;

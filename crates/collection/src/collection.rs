@@ -258,6 +258,16 @@ impl Collection {
         self.shards.read().all()
     }
 
+    /// Bytes the shards stored on this node take on disk (`only`: one shard), about what a
+    /// snapshot of them takes: the free-space check before one starts.
+    pub fn local_disk_bytes(&self, only: Option<u32>) -> u64 {
+        self.shards()
+            .iter()
+            .filter(|s| only.is_none_or(|id| s.id() == id) && s.snapshot_source().is_some())
+            .map(|s| s.stats().disk_bytes)
+            .sum()
+    }
+
     pub fn shared(&self) -> Arc<CollectionShared> {
         self.shared.clone()
     }

@@ -39,10 +39,10 @@ pub enum CollectionError {
     /// Refused before writing: the disk holding the data has less free space than a write
     /// needs (Qdrant's wording; searches keep working).
     #[error(
-        "Service internal error: No space left on device: {free} bytes free under {path}, writes need at least {needed}; \
+        "Service internal error: No space left on device: {free} bytes free under {path}, {purpose} at least {needed}; \
          free disk space and retry"
     )]
-    NoSpace { path: std::path::PathBuf, free: u64, needed: u64 },
+    NoSpace { path: std::path::PathBuf, free: u64, needed: u64, purpose: &'static str },
     /// A persisted segment index that cannot be read back (it is rebuilt from the points).
     #[error("Corrupt data: segment {segment:x} {part}: {source}")]
     IndexDecode {
@@ -90,10 +90,13 @@ impl CollectionError {
 pub type Result<T, E = CollectionError> = std::result::Result<T, E>;
 
 /// [`CollectionError::NoSpace`] when the filesystem holding `path` has less than `needed`
-/// bytes free (an unreadable figure does not refuse: the write itself will tell).
-pub fn ensure_free_space(path: &std::path::Path, needed: u64) -> Result<()> {
+/// bytes free (an unreadable figure does not refuse: the write itself will tell). `purpose`
+/// completes the message: "writes need", "the snapshot needs about".
+pub fn ensure_free_space(path: &std::path::Path, needed: u64, purpose: &'static str) -> Result<()> {
     match qd_storage::disk::free_bytes_near(path) {
-        Some(free) if free < needed => Err(CollectionError::NoSpace { path: path.to_path_buf(), free, needed }),
+        Some(free) if free < needed => {
+            Err(CollectionError::NoSpace { path: path.to_path_buf(), free, needed, purpose })
+        }
         _ => Ok(()),
     }
 }

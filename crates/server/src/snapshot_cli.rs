@@ -157,7 +157,8 @@ fn create(settings: &Settings, collection: Option<&str>, output: Option<&Path>) 
     };
     let mut bar = Bar::new("creating");
     let t = Instant::now();
-    let desc = SnapshotDir::write_new(&dir, &base, |w, path| {
+    // Offline, with a person watching: only the reserve is checked up front.
+    let desc = SnapshotDir::write_new(&dir, &base, 0, |w, path| {
         let mut progress = |p: Progress| bar.update(p);
         let (_, size, sha) = match collection {
             Some(c) => storage.snapshot_collection(c, w, path, &mut progress)?,

@@ -1,7 +1,14 @@
 //! RocksDB backend: one database directory, one column family per [`Table`]. A synced write
 //! fsyncs RocksDB's own WAL before returning.
+//!
+//! On a disk too full to open a database for writing, an existing database is opened read-only
+//! (its logs replayed in memory, nothing written), so reads are served; the first write after
+//! space is back opens it for writing and every later call goes there.
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use parking_lot::Mutex;
 
 use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, ReadOptions, WriteOptions, DB};
 
@@ -13,7 +20,17 @@ use crate::error::StorageError;
 
 pub struct RocksStore {
     path: PathBuf,
-    db: DB,
+    /// The database as opened at start: read-write, or read-only on a full disk.
+    opened: DB,
+    /// Set once a read-only database has been opened again for writing.
+    writable: OnceLock<DB>,
+    /// Serialises attempts to open for writing.
+    upgrading: Mutex<()>,
+    read_only: bool,
+    /// The error of the last write while it failed (cleared by a write that succeeds). RocksDB's
+    /// log writer then holds that error, and syncing it (`flush_wal`) trips an assertion that
+    /// aborts the process in Debian's librocksdb: `flush` does not touch the database meanwhile.
+    failed_write: Mutex<Option<(String, Option<crate::error::Resource>)>>,
 }
 
 fn cf_options() -> Options {
@@ -24,24 +41,114 @@ fn cf_options() -> Options {
 }
 
 impl RocksStore {
+    /// Open for writing, or (an existing database on a disk without room to open it for
+    /// writing) read-only; a new database on a full disk is refused.
     pub fn open(path: &Path) -> Result<Self, StorageError> {
-        ensure_space_to_open(path)?;
-        let mut opts = Options::default();
-        opts.create_if_missing(true);
-        opts.create_missing_column_families(true);
-        opts.set_max_background_jobs(2);
-        opts.set_keep_log_file_num(2);
-        opts.set_max_total_wal_size(64 << 20);
-        let cfs = Table::ALL.iter().map(|t| ColumnFamilyDescriptor::new(t.name(), cf_options()));
-        let db = DB::open_cf_descriptors(&opts, path, cfs)?;
-        Ok(RocksStore { path: path.to_path_buf(), db })
+        match ensure_space_to_open(path) {
+            Ok(()) => Ok(Self::with(path, open_writable(path)?, false)),
+            Err(full) if path.join("CURRENT").exists() => Self::open_read_only(path).map_err(|_| full),
+            Err(full) => Err(full),
+        }
+    }
+
+    /// An existing database, read-only until the first write finds room to open it for writing.
+    fn open_read_only(path: &Path) -> Result<Self, StorageError> {
+        let names = Table::ALL.iter().map(|t| t.name());
+        let db = DB::open_cf_for_read_only(&db_options(), path, names, false)?;
+        Ok(Self::with(path, db, true))
+    }
+
+    fn with(path: &Path, opened: DB, read_only: bool) -> Self {
+        RocksStore {
+            path: path.to_path_buf(),
+            opened,
+            writable: OnceLock::new(),
+            upgrading: Mutex::new(()),
+            read_only,
+            failed_write: Mutex::new(None),
+        }
+    }
+
+    /// Whether writes still wait for room to open the database for writing.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only && self.writable.get().is_none()
+    }
+
+    /// The instance every call uses: the writable one once there is one.
+    fn db(&self) -> &DB {
+        self.writable.get().unwrap_or(&self.opened)
+    }
+
+    /// Before a write: a database opened read-only is opened for writing if the disk now has
+    /// room, or the write is refused as the disk being full.
+    fn ensure_writable(&self) -> Result<(), StorageError> {
+        if !self.is_read_only() {
+            return Ok(());
+        }
+        let _one = self.upgrading.lock();
+        if self.writable.get().is_some() {
+            return Ok(());
+        }
+        ensure_space_to_open(&self.path)?;
+        let db = open_writable(&self.path)?;
+        // Only this thread sets it, under `upgrading`.
+        let _ = self.writable.set(db);
+        Ok(())
     }
 
     fn cf(&self, t: Table) -> Result<&rocksdb::ColumnFamily, StorageError> {
-        self.db.cf_handle(t.name()).ok_or_else(|| StorageError::Corrupt {
+        self.db().cf_handle(t.name()).ok_or_else(|| StorageError::Corrupt {
             what: self.path.display().to_string(),
             detail: format!("column family {} is missing", t.name()),
         })
+    }
+}
+
+fn db_options() -> Options {
+    let mut opts = Options::default();
+    opts.set_max_background_jobs(2);
+    opts.set_keep_log_file_num(2);
+    opts.set_max_total_wal_size(64 << 20);
+    opts
+}
+
+fn open_writable(path: &Path) -> Result<DB, StorageError> {
+    let mut opts = db_options();
+    opts.create_if_missing(true);
+    opts.create_missing_column_families(true);
+    let cfs = Table::ALL.iter().map(|t| ColumnFamilyDescriptor::new(t.name(), cf_options()));
+    Ok(DB::open_cf_descriptors(&opts, path, cfs)?)
+}
+
+impl RocksStore {
+    /// A batch is refused before it reaches RocksDB unless the disk has room for it twice (log
+    /// and table file) beside the reserve: a log write that fails for space leaves RocksDB's log
+    /// writer in an error state, and Debian's librocksdb (built with assertions) has been seen
+    /// to abort the process on it while recovering by itself.
+    fn ensure_room_for(&self, batch: &WriteBatch) -> Result<(), StorageError> {
+        let bytes: u64 = batch
+            .ops
+            .iter()
+            .map(|op| match op {
+                BatchOp::Put { key, value, .. } => key.len() + value.len(),
+                BatchOp::Delete { key, .. } => key.len(),
+                BatchOp::DeletePrefix { prefix, .. } => prefix.len(),
+            } as u64)
+            .sum();
+        let needed = bytes.saturating_mul(2).saturating_add(crate::disk::MIN_FREE_DISK_BYTES);
+        match crate::disk::free_bytes_near(&self.path) {
+            Some(free) if free < needed => {
+                let why = std::io::Error::new(
+                    std::io::ErrorKind::StorageFull,
+                    format!("{free} bytes free, a write of {bytes} bytes needs about {needed}"),
+                );
+                Err(StorageError::Exhausted {
+                    resource: crate::error::Resource::Disk,
+                    source: Box::new(StorageError::io(&self.path, why)),
+                })
+            }
+            _ => Ok(()),
+        }
     }
 }
 
@@ -79,6 +186,8 @@ impl RocksStore {
         if batch.is_empty() {
             return Ok(());
         }
+        self.ensure_writable()?;
+        self.ensure_room_for(&batch)?;
         let mut wb = rocksdb::WriteBatch::default();
         for op in &batch.ops {
             match op {
@@ -90,7 +199,7 @@ impl RocksStore {
                         Some(end) => wb.delete_range_cf(cf, prefix.as_slice(), end.as_slice()),
                         None => {
                             // Prefix of all 0xff bytes: no upper bound exists, delete key by key.
-                            for item in self.db.iterator_cf(cf, IteratorMode::From(prefix, Direction::Forward)) {
+                            for item in self.db().iterator_cf(cf, IteratorMode::From(prefix, Direction::Forward)) {
                                 let (k, _) = item?;
                                 if !k.starts_with(prefix) {
                                     break;
@@ -102,7 +211,9 @@ impl RocksStore {
                 }
             }
         }
-        self.db.write_opt(wb, wo).map_err(|e| StorageError::from(e).classified())
+        let written = self.db().write_opt(wb, wo).map_err(|e| StorageError::from(e).classified());
+        *self.failed_write.lock() = written.as_ref().err().map(|e| (e.to_string(), e.exhausted()));
+        written
     }
 }
 
@@ -112,7 +223,7 @@ impl KvStore for RocksStore {
     }
 
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(self.db.get_cf(self.cf(table)?, key)?)
+        Ok(self.db().get_cf(self.cf(table)?, key)?)
     }
 
     fn write(&self, batch: WriteBatch, sync: bool) -> Result<(), StorageError> {
@@ -137,7 +248,7 @@ impl KvStore for RocksStore {
     ) -> Result<(), StorageError> {
         let lower = scan_lower(prefix, start);
         let cf = self.cf(table)?;
-        for item in self.db.iterator_cf(cf, IteratorMode::From(lower, Direction::Forward)) {
+        for item in self.db().iterator_cf(cf, IteratorMode::From(lower, Direction::Forward)) {
             let (k, v) = item?;
             if !k.starts_with(prefix) {
                 break;
@@ -150,17 +261,29 @@ impl KvStore for RocksStore {
     }
 
     fn flush(&self) -> Result<(), StorageError> {
+        if self.is_read_only() {
+            // Nothing was written since the read-only open.
+            return Ok(());
+        }
+        if let Some((failed, resource)) = self.failed_write.lock().clone() {
+            let why = std::io::Error::other(format!("not flushed while writes fail: {failed}"));
+            let err = StorageError::io(&self.path, why);
+            return Err(match resource {
+                Some(resource) => StorageError::Exhausted { resource, source: Box::new(err) },
+                None => err,
+            });
+        }
         let flushed = || -> Result<(), StorageError> {
             for t in Table::ALL {
-                self.db.flush_cf(self.cf(t)?)?;
+                self.db().flush_cf(self.cf(t)?)?;
             }
-            Ok(self.db.flush_wal(true)?)
+            Ok(self.db().flush_wal(true)?)
         };
         flushed().map_err(StorageError::classified)
     }
 
     fn read_view(&self) -> Result<Box<dyn KvReadView + '_>, StorageError> {
-        Ok(Box::new(RocksView { store: self, snap: self.db.snapshot() }))
+        Ok(Box::new(RocksView { store: self, snap: self.db().snapshot() }))
     }
 
     fn disk_usage_bytes(&self) -> u64 {
@@ -199,5 +322,45 @@ impl KvReadView for RocksView<'_> {
         }
         it.status()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database opened read-only (as on a full disk) serves what was written, including what
+    /// only its log held; the first write opens it for writing, and all later calls see it.
+    #[test]
+    fn read_only_open_serves_reads_and_upgrades_on_write() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("db");
+        {
+            let s = RocksStore::open(&path).expect("open");
+            let mut b = WriteBatch::new();
+            b.put(Table::Meta, b"a".to_vec(), b"1".to_vec());
+            s.write(b, true).expect("write");
+        }
+        let s = RocksStore::open_read_only(&path).expect("read-only open");
+        assert!(s.is_read_only());
+        assert_eq!(s.get(Table::Meta, b"a").expect("get"), Some(b"1".to_vec()));
+        s.flush().expect("nothing to flush");
+        let mut b = WriteBatch::new();
+        b.put(Table::Meta, b"b".to_vec(), b"2".to_vec());
+        s.write(b, true).expect("write after upgrade");
+        assert!(!s.is_read_only());
+        assert_eq!(s.get(Table::Meta, b"a").expect("get"), Some(b"1".to_vec()));
+        assert_eq!(s.get(Table::Meta, b"b").expect("get"), Some(b"2".to_vec()));
+        let mut seen = Vec::new();
+        s.scan(Table::Meta, b"", None, &mut |k, _| {
+            seen.push(k.to_vec());
+            ScanControl::Continue
+        })
+        .expect("scan");
+        assert_eq!(seen, vec![b"a".to_vec(), b"b".to_vec()]);
+        s.flush().expect("flush");
+        drop(s);
+        let again = RocksStore::open(&path).expect("reopen");
+        assert_eq!(again.get(Table::Meta, b"b").expect("get"), Some(b"2".to_vec()));
     }
 }

@@ -126,7 +126,8 @@ fn compute_unchecked(src: &dyn PointSource, op: &UpdateOp, version: u64) -> Resu
 /// Overlay of effects not yet applied to the segment, consulted first (group commit).
 pub struct Overlay<'a> {
     pub base: &'a dyn PointSource,
-    pub pending: std::collections::HashMap<PointId, Option<PointRecord>>,
+    /// The latest pending record of each point written by the group so far.
+    pub pending: &'a std::collections::HashMap<PointId, Option<PointRecord>>,
 }
 
 impl PointSource for Overlay<'_> {

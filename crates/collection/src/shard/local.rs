@@ -294,10 +294,14 @@ impl Worker {
                 }
             }
             let mut pending: Vec<(Job, Effects)> = Vec::new();
+            // What the pending jobs wrote, point by point, kept as they are added (one copy of
+            // each record, not one per later job).
+            let mut written: HashMap<PointId, Option<PointRecord>> = HashMap::new();
             for job in jobs {
                 // A filter is evaluated against applied state only: commit what is pending first.
                 if selects_by_filter(&job.op) && !pending.is_empty() {
                     self.commit(std::mem::take(&mut pending));
+                    written.clear();
                 }
                 // Checked after that commit: once one fails, nothing more is written until
                 // LocalShard::recover has checked the disk.
@@ -309,13 +313,7 @@ impl Worker {
                 // A panic while computing fails this operation only (nothing is written yet).
                 let computed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     let st = self.state.read();
-                    let mut overlay = Overlay { base: &*st, pending: HashMap::new() };
-                    for (_, effs) in &pending {
-                        for (pid, r) in effs {
-                            overlay.pending.insert(*pid, r.clone());
-                        }
-                    }
-                    effects::compute(&overlay, &job.op, job.op_num)
+                    effects::compute(&Overlay { base: &*st, pending: &written }, &job.op, job.op_num)
                 }))
                 .unwrap_or_else(|panic| {
                     let reason = crate::error::panic_message(&panic);
@@ -323,7 +321,12 @@ impl Worker {
                     Err(CollectionError::Internal(format!("update operation failed: {reason}")))
                 });
                 match computed {
-                    Ok(effs) => pending.push((job, effs)),
+                    Ok(effs) => {
+                        for (pid, r) in &effs {
+                            written.insert(*pid, r.clone());
+                        }
+                        pending.push((job, effs));
+                    }
                     // The operation is rejected as a whole; its number is simply skipped.
                     Err(e) => reply(job.reply, Err(e)),
                 }
@@ -414,7 +417,7 @@ fn vector_data_bytes(st: &ShardState) -> usize {
 impl LocalShard {
     /// Refuse a write up front when the disk is nearly full (see [`MIN_FREE_DISK_BYTES`]).
     fn check_free_space(&self) -> Result<()> {
-        crate::error::ensure_free_space(&self.data_dir, MIN_FREE_DISK_BYTES)
+        crate::error::ensure_free_space(&self.data_dir, MIN_FREE_DISK_BYTES, "writes need")
     }
 
     /// After a failed commit: take writes again once the backend does. The failed batch wrote

@@ -238,18 +238,25 @@ impl Optimizer {
                 ("indexing", id, s.data().clone())
             }
             Task::Rebuild(ids) => {
-                let mut st = self.state.write();
-                let mut sources: Vec<&Segment> = st.sealed.iter().filter(|s| ids.contains(&s.id())).collect();
-                if sources.len() != ids.len() {
-                    return Ok(());
-                }
+                // Sealed segments only ever lose points (every write goes to the appendable
+                // segment), so live points are copied from clones (shared data, own deletion
+                // marks) with no lock held: reads and writes go on during the copy, and the
+                // swap in `rebuild` drops the points that died meanwhile.
+                let (mut sources, columns, fresh_id) = {
+                    let mut st = self.state.write();
+                    let sources: Vec<Segment> = st.sealed.iter().filter(|s| ids.contains(&s.id())).cloned().collect();
+                    if sources.len() != ids.len() {
+                        return Ok(());
+                    }
+                    st.next_segment_id += 1;
+                    (sources, st.columns.clone(), st.next_segment_id - 1)
+                };
                 // The largest source whose graphs cover all its slots goes first: its offsets
                 // stay the same in the merged segment, so its graphs are extended, not rebuilt.
                 sources.sort_by_key(|s| std::cmp::Reverse((reusable_index(s).is_some(), s.slots())));
-                let base = reusable_index(sources[0]);
-                let fresh = compact(&sources, &st.columns, st.next_segment_id);
-                st.next_segment_id += 1;
-                drop(st);
+                let base = reusable_index(&sources[0]);
+                let fresh = compact(&sources, &columns, fresh_id);
+                drop(sources);
                 return self.rebuild(&ids, fresh, base, config, started);
             }
             Task::Requantize(id) => return self.requantize(id, config, started),
@@ -359,6 +366,8 @@ impl Optimizer {
                 // `fresh` is not shared yet: its storage is swapped before the lock is taken.
                 self.commit_vectors(&mut fresh, remap);
                 let mut st = self.state.write();
+                // A vector added or dropped while we worked.
+                fresh.set_columns(&st.columns);
                 // Points deleted or rewritten while we worked are no longer live in the sources.
                 for id in members {
                     if !st.sealed.iter().any(|s| old_ids.contains(&s.id()) && s.contains(&id)) {
@@ -748,7 +757,7 @@ fn reusable_index(s: &Segment) -> Option<Arc<SegmentIndex>> {
 
 /// A sealed segment holding the live points of `sources` (same versions), in the order given,
 /// with the shard's current columns (a vector added since a source was sealed is kept).
-fn compact(sources: &[&Segment], columns: &[qd_segment::ColumnSpec], id: u64) -> Segment {
+fn compact(sources: &[Segment], columns: &[qd_segment::ColumnSpec], id: u64) -> Segment {
     let mut fresh = Segment::new(id, columns);
     for seg in sources {
         for (pid, version) in seg.data().members() {

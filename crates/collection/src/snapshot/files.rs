@@ -152,15 +152,18 @@ impl SnapshotDir {
 
     /// Create a new snapshot file `<base>.snapshot` in `dir` (with `-2`, `-3`... if taken):
     /// `write` fills it and returns (size, sha256); the file is synced, renamed into place and
-    /// its checksum file written. On failure nothing is left behind.
+    /// its checksum file written. On failure nothing is left behind. `expected` is about the
+    /// bytes the snapshot will take (with its scratch files): without that much free beside
+    /// the writes' reserve it is refused before it starts.
     pub fn write_new(
         dir: &Path,
         base: &str,
+        expected: u64,
         write: impl FnOnce(&mut SnapshotWriter, &Path) -> Result<(u64, String)>,
     ) -> Result<SnapshotDescription> {
         fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
-        // Checked first: a snapshot never starts on a disk the writes' reserve already needs.
-        crate::error::ensure_free_space(dir, qd_storage::disk::MIN_FREE_DISK_BYTES)?;
+        let needed = expected.saturating_add(qd_storage::disk::MIN_FREE_DISK_BYTES);
+        crate::error::ensure_free_space(dir, needed, "the snapshot needs about")?;
         let (name, partial, file) = reserve(dir, base)?;
         let result = (|| {
             let mut w = BufWriter::with_capacity(1 << 20, WritebackFile { file, written: 0, started: 0 });

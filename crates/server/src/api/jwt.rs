@@ -100,6 +100,13 @@ pub fn decode(token: &str, secret: &[u8], now: f64) -> Result<Claims, String> {
             items
                 .iter()
                 .map(|item| {
+                    // A token restricted to points by payload must not widen to the whole
+                    // collection where the restriction is not enforced: refused.
+                    if item.get("payload").is_some_and(|p| !p.is_null()) {
+                        return Err("JWT claim access: payload restrictions are not supported (Qdrant removed them \
+                                    in 1.16); issue a token without \"payload\""
+                            .to_string());
+                    }
                     let collection = item.get("collection").and_then(Value::as_str);
                     let write = match item.get("access").and_then(Value::as_str) {
                         Some("r") => Some(false),
@@ -255,6 +262,13 @@ mod tests {
         assert_eq!(access.to_collection("c"), None);
         let bad = sign(&hs256(), &json!({"access": [{"collection": "a", "access": "w"}]}), b"key");
         assert!(decode(&bad, b"key", 0.0).is_err());
+        let by_payload = sign(
+            &hs256(),
+            &json!({"access": [{"collection": "a", "access": "r", "payload": {"user": "ann"}}]}),
+            b"key",
+        );
+        let refused = decode(&by_payload, b"key", 0.0).map(|c| c.access).expect_err("not widened to the collection");
+        assert!(refused.contains("payload restrictions are not supported"), "{refused}");
         let ve = sign(
             &hs256(),
             &json!({"value_exists": {"collection": "users", "matches": [{"key": "user", "value": "ann"}]}}),

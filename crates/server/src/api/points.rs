@@ -32,7 +32,7 @@ fn selection(points: Option<Vec<PointId>>, filter: Option<Filter>) -> Result<Poi
 }
 
 fn parse_path(key: &str) -> Result<JsonPath, ApiError> {
-    key.parse::<JsonPath>().map_err(|e| ApiError::bad_request(format!("Bad request: key {key:?}: {e}")))
+    key.parse::<JsonPath>().map_err(|e| ApiError::bad_request(format!("Bad request: key: {e}")))
 }
 
 /// Apply an update and answer with Qdrant's `UpdateResult`.

@@ -159,7 +159,7 @@ pub fn write_collection_snapshot(
     dir: &FsPath,
 ) -> Result<SnapshotDescription, ApiError> {
     let base = format!("{}-{}", collection.name(), snapshot::name_timestamp(chrono::Utc::now()));
-    let desc = SnapshotDir::write_new(dir, &base, |w, path| {
+    let desc = SnapshotDir::write_new(dir, &base, collection.local_disk_bytes(None), |w, path| {
         let (_, size, sha) = snapshot::snapshot_collection(collection, w, path, &mut no_progress)?;
         Ok((size, sha))
     })?;
@@ -407,7 +407,7 @@ pub async fn create_shard(
     let dir = snapshots(&state).shard_dir(collection.name(), shard)?;
     run(t, wait(&p), SnapshotKind::Create, collection.name().to_string(), move || {
         let base = format!("{}-shard-{shard}-{}", collection.name(), snapshot::name_timestamp(chrono::Utc::now()));
-        let desc = SnapshotDir::write_new(&dir, &base, |w, path| {
+        let desc = SnapshotDir::write_new(&dir, &base, collection.local_disk_bytes(Some(shard)), |w, path| {
             let (_, size, sha) = snapshot::snapshot_shard(&collection, shard, w, path, &mut no_progress)?;
             Ok((size, sha))
         })?;
@@ -462,7 +462,9 @@ pub async fn create_full(state: State, Params(p): Params<SnapshotParams>) -> Api
 /// Write a new snapshot of the whole storage into `root` (the snapshots directory). Blocks.
 pub fn write_full_snapshot(reg: &Registry, root: &FsPath) -> Result<SnapshotDescription, ApiError> {
     let base = format!("full-snapshot-{}", snapshot::name_timestamp(chrono::Utc::now()));
-    let desc = SnapshotDir::write_new(root, &base, |w, path| {
+    // Each collection is written to a scratch file first, then copied into the archive.
+    let data: u64 = reg.list().iter().filter_map(|n| reg.get(n).ok()).map(|c| c.local_disk_bytes(None)).sum();
+    let desc = SnapshotDir::write_new(root, &base, data.saturating_mul(2), |w, path| {
         let (_, size, sha) = full::snapshot_registry(reg, w, path, &mut no_progress)?;
         Ok((size, sha))
     })?;

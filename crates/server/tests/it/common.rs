@@ -139,6 +139,13 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill9();
+        // A failed test shows what the server said.
+        if std::thread::panicking() {
+            let log = self.log_text();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!("--- server log (last lines) ---");
+            tail.iter().rev().for_each(|l| eprintln!("{l}"));
+        }
     }
 }
 

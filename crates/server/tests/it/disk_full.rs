@@ -1,7 +1,7 @@
 //! A full disk (a small tmpfs filled by another file): writes are refused with Qdrant's "No space
 //! left on device" while searches keep working, nothing acknowledged is lost, and writes resume
-//! once space is freed, without a restart. A start on a full disk is a clean refusal, never an
-//! abort inside a backend. Both backends; needs root to mount (skipped with a message otherwise).
+//! once space is freed, without a restart. A start on a full disk serves reads (never an abort
+//! inside a backend), and a snapshot that would not fit is refused before it starts. Both backends; needs root to mount (skipped with a message otherwise).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -29,13 +29,22 @@ impl Tmpfs {
         qd_storage::disk::free_bytes(&self.0).expect("statvfs")
     }
 
-    /// Fill the filesystem until `leave` bytes are free.
+    /// Fill the filesystem until `leave` bytes are free (or it is full: the server may take
+    /// some of the space meanwhile).
     fn fill(&self, leave: u64) {
-        let n = self.free().saturating_sub(leave);
+        use std::io::Write;
+        let mut n = self.free().saturating_sub(leave);
         let filler = self.0.join("filler");
-        let mut bytes = std::fs::read(&filler).unwrap_or_default();
-        bytes.resize(bytes.len() + n as usize, 0);
-        std::fs::write(&filler, bytes).expect("filler written");
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&filler).expect("filler opened");
+        let chunk = vec![0u8; 1 << 20];
+        while n > 0 {
+            let len = n.min(chunk.len() as u64) as usize;
+            match f.write_all(&chunk[..len]) {
+                Ok(()) => n -= len as u64,
+                Err(e) if e.kind() == std::io::ErrorKind::StorageFull => break,
+                Err(e) => panic!("filler written: {e}"),
+            }
+        }
     }
 
     fn unfill(&self) {
@@ -88,16 +97,20 @@ fn full_disk(backend: &str) {
         eprintln!("skipped: cannot mount a tmpfs here (needs root)");
         return;
     };
-    let env = [("QDRANT__SERVICE__MAX_REQUEST_SIZE_MB", "256")];
+    let snapshots = storage.join("snapshots");
+    let snapshots = snapshots.to_str().expect("utf-8 path");
+    let env = [("QDRANT__SERVICE__MAX_REQUEST_SIZE_MB", "256"), ("QDRANT__STORAGE__SNAPSHOTS_PATH", snapshots)];
     let mut s = Server::start_with(&storage, backend, &env);
     create_collection(&s, "d", json!({"vectors": {"size": 4, "distance": "Dot"}}));
     s.ok("PUT", "/collections/d/points?wait=true", Some(&points(0, 10, 10)));
 
-    // Room for the reserve but not for a 120 MiB batch: the backend itself hits ENOSPC.
+    // Room for the reserve but not for a 120 MiB batch: SQLite itself hits ENOSPC; RocksDB's
+    // store refuses the batch before it reaches the library (see `RocksStore::ensure_room_for`).
     fs.fill(34 << 20);
     let (status, body) = s.call("PUT", "/collections/d/points?wait=true", Some(&points(1000, 120, 1 << 20)));
     assert_no_space(status, &body);
     // Below the reserve: refused before any write, naming the free space.
+    fs.fill(16 << 20);
     let (status, body) = s.call("PUT", "/collections/d/points?wait=true", Some(&points(2000, 5, 10)));
     assert_no_space(status, &body);
     // Reads keep working and nothing of the failed batches is visible.
@@ -110,42 +123,47 @@ fn full_disk(backend: &str) {
     write_until_accepted(&s, 3000, Duration::from_secs(30));
     assert_eq!(count(&s), 15);
 
-    // Killed while the disk is full, then started on the full disk: a clean refusal or a
-    // serving, read-only-by-necessity server; never an abort.
+    // Killed while the disk is full, then started on the full disk: it serves reads (RocksDB
+    // opened read-only) and refuses writes, then takes them once space is back, no restart.
     fs.fill(0);
     s.kill9();
     let mut again = Server::spawn(&storage, backend, &env, &[]);
     let deadline = Instant::now() + Duration::from_secs(30);
-    let started = loop {
+    while !again.client.get(again.url("/readyz")).send().is_ok_and(|r| r.status().is_success()) {
         if let Some(status) = again.child.as_mut().and_then(|c| c.try_wait().expect("wait")) {
-            assert_eq!(
-                status.code(),
-                Some(1),
-                "a start on a full disk exits cleanly: {status:?}\n{}",
-                again.log_text()
-            );
-            assert!(again.log_text().contains("No space left on device"), "{}", again.log_text());
-            again.child = None;
-            break false;
+            panic!("a start on a full disk must serve reads, it exited: {status:?}\n{}", again.log_text());
         }
-        if again.client.get(again.url("/readyz")).send().is_ok_and(|r| r.status().is_success()) {
-            assert_eq!(count(&again), 15);
-            let (status, body) = again.call("PUT", "/collections/d/points?wait=true", Some(&points(4000, 5, 10)));
-            assert_no_space(status, &body);
-            break true;
-        }
-        assert!(Instant::now() < deadline, "neither ready nor exited:\n{}", again.log_text());
+        assert!(Instant::now() < deadline, "not ready on a full disk:\n{}", again.log_text());
         std::thread::sleep(Duration::from_millis(100));
-    };
-    fs.unfill();
-    if !started {
-        again = Server::start_with(&storage, backend, &env);
     }
+    assert_eq!(count(&again), 15);
+    let hits = again.ok("POST", "/collections/d/points/query", Some(&json!({"query": [1, 1, 1, 1], "limit": 3})));
+    assert_eq!(hits["points"].as_array().map(Vec::len), Some(3));
+    let (status, body) = again.call("PUT", "/collections/d/points?wait=true", Some(&points(4000, 5, 10)));
+    assert_no_space(status, &body);
+    fs.unfill();
     write_until_accepted(&again, 5000, Duration::from_secs(30));
     assert_eq!(count(&again), 20, "every acknowledged write is there, nothing of the refused ones");
     drop(again);
     let restarted = Server::start_with(&storage, backend, &env);
     assert_eq!(count(&restarted), 20);
+
+    // A snapshot larger than the free space beside the reserve is refused before it starts,
+    // while writes (which need only the reserve) go on.
+    for first in [6000, 6020] {
+        restarted.ok("PUT", "/collections/d/points?wait=true", Some(&points(first, 20, 1 << 20)));
+    }
+    fs.fill(50 << 20);
+    let (status, body) = restarted.call("POST", "/collections/d/snapshots?wait=true", None);
+    let msg = body["status"]["error"].as_str().unwrap_or_default();
+    assert_eq!(status, 500, "{body}");
+    assert!(msg.starts_with("Service internal error: No space left on device: "), "{msg}");
+    assert!(msg.contains(" bytes free under ") && msg.contains(", the snapshot needs about "), "{msg}");
+    assert!(msg.ends_with("; free disk space and retry"), "{msg}");
+    let listed = restarted.ok("GET", "/collections/d/snapshots", None);
+    assert_eq!(listed, json!([]), "nothing is left of a refused snapshot");
+    restarted.ok("PUT", "/collections/d/points?wait=true", Some(&points(7000, 5, 10)));
+    assert_eq!(count(&restarted), 65);
 }
 
 #[test]

@@ -44,7 +44,7 @@ fn payload(fields: HashMap<String, pb::Value>) -> Option<qd_core::Payload> {
 }
 
 fn key_path(key: &str, what: &str) -> Result<JsonPath> {
-    key.parse().map_err(|e| invalid(format!("{what}: key {key:?}: {e}")))
+    key.parse().map_err(|e| invalid(format!("{what}: key: {e}")))
 }
 
 pub fn upsert(points: Vec<pb::PointStruct>, filter: Option<pb::Filter>, mode: Option<i32>) -> Result<UpdateOp> {
