@@ -10,6 +10,8 @@ mod effects;
 mod fault_tests;
 mod index_store;
 mod local;
+#[cfg(test)]
+mod merge_tests;
 pub mod optimizer;
 mod state;
 mod vector_files;

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex, RwLock};
 use qd_core::config::{CollectionConfig, QuantizationConfig};
 use qd_core::json_path::JsonPath;
+use qd_core::PointId;
 use qd_segment::hnsw::{HnswGraph, HnswParams, VectorSource};
 use qd_segment::{FieldIndex, IndexKind, InvertedIndex, QuantizedVectors, Segment, SegmentData, SegmentIndex};
 use qd_storage::{KvStore, WriteBatch};
@@ -365,14 +366,25 @@ impl Optimizer {
                 drop(data);
                 // `fresh` is not shared yet: its storage is swapped before the lock is taken.
                 self.commit_vectors(&mut fresh, remap);
+                // Points deleted or rewritten while we worked are no longer live in the sources.
+                // They are found under the read lock; the write lock redoes it only if a source
+                // lost more points in between (sealed segments only ever lose points).
+                let dead_now = |st: &ShardState| -> (Vec<PointId>, usize) {
+                    let sources: Vec<&Segment> = st.sealed.iter().filter(|s| old_ids.contains(&s.id())).collect();
+                    let dead = members.iter().filter(|id| !sources.iter().any(|s| s.contains(id))).copied().collect();
+                    (dead, sources.iter().map(|s| s.deleted_count()).sum())
+                };
+                let (mut dead, marks) = dead_now(&self.state.read());
                 let mut st = self.state.write();
+                let marks_now: usize =
+                    st.sealed.iter().filter(|s| old_ids.contains(&s.id())).map(Segment::deleted_count).sum();
+                if marks_now != marks {
+                    dead = dead_now(&st).0;
+                }
                 // A vector added or dropped while we worked.
                 fresh.set_columns(&st.columns);
-                // Points deleted or rewritten while we worked are no longer live in the sources.
-                for id in members {
-                    if !st.sealed.iter().any(|s| old_ids.contains(&s.id()) && s.contains(&id)) {
-                        fresh.delete(&id);
-                    }
+                for id in &dead {
+                    fresh.delete(id);
                 }
                 st.sealed.retain(|s| !old_ids.contains(&s.id()));
                 st.sealed.push(fresh);
