@@ -418,6 +418,9 @@ pub struct ShardStats {
     pub vector_data_bytes: usize,
     pub ram_payload_bytes: usize,
     pub ram_index_bytes: usize,
+    /// Live points holding each named vector (counters kept on write, no scan).
+    #[serde(default)]
+    pub vectors_count: std::collections::BTreeMap<String, usize>,
     /// Shard key owning this shard (custom sharding).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard_key: Option<serde_json::Value>,

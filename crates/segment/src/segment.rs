@@ -479,9 +479,9 @@ pub struct Segment {
     data: Arc<SegmentData>,
     deleted: Vec<bool>,
     live: usize,
-    /// Live points holding each sparse vector (the `n` of IDF), kept on every change so a
-    /// query need not count them.
-    live_sparse: BTreeMap<String, usize>,
+    /// Live points holding each named vector (for sparse ones the `n` of IDF), kept on every
+    /// change so neither a query nor a metrics scrape need count them.
+    live_vectors: BTreeMap<String, usize>,
     sealed: bool,
     index: Option<Arc<SegmentIndex>>,
 }
@@ -526,7 +526,7 @@ impl Segment {
             data: Arc::new(data),
             deleted: Vec::new(),
             live: 0,
-            live_sparse: BTreeMap::new(),
+            live_vectors: BTreeMap::new(),
             sealed: false,
             index: None,
         }
@@ -611,7 +611,7 @@ impl Segment {
             return false;
         }
         if let Some(o) = self.live_offset(&id) {
-            self.count_sparse(o, false);
+            self.count_vectors(o, false);
         }
         let data = Arc::make_mut(&mut self.data);
         let offset = match data.ids.get(&id) {
@@ -634,24 +634,46 @@ impl Segment {
             self.deleted[o] = false;
             self.live += 1;
         }
-        self.count_sparse(offset, true);
+        self.count_vectors(offset, true);
         true
     }
 
-    /// Count slot `o`'s sparse vectors into (`add`) or out of the live counts.
-    fn count_sparse(&mut self, o: u32, add: bool) {
-        for (name, col) in &self.data.sparse {
-            if col.get(o).is_some() {
-                let n = self.live_sparse.entry(name.clone()).or_default();
-                *n = if add { *n + 1 } else { n.saturating_sub(1) };
+    /// Count slot `o`'s vectors (every kind) into (`add`) or out of the live counts.
+    fn count_vectors(&mut self, o: u32, add: bool) {
+        let data = &self.data;
+        let held = data
+            .vectors
+            .iter()
+            .filter(|(_, c)| c.get(o).is_some())
+            .map(|(n, _)| n)
+            .chain(data.multi.iter().filter(|(_, c)| c.get(o).is_some()).map(|(n, _)| n))
+            .chain(data.sparse.iter().filter(|(_, c)| c.get(o).is_some()).map(|(n, _)| n));
+        for name in held {
+            match self.live_vectors.get_mut(name) {
+                Some(n) => *n = if add { *n + 1 } else { n.saturating_sub(1) },
+                None if add => {
+                    self.live_vectors.insert(name.clone(), 1);
+                }
+                None => {}
             }
         }
+    }
+
+    /// Live points holding vector `name` (any kind), kept on every change: what `/metrics`
+    /// and IDF read instead of counting.
+    pub fn live_vector_count(&self, name: &str) -> usize {
+        self.live_vectors.get(name).copied().unwrap_or(0)
+    }
+
+    /// [`Self::live_vector_count`] of every vector name held by a live point.
+    pub fn live_vector_counts(&self) -> &BTreeMap<String, usize> {
+        &self.live_vectors
     }
 
     pub fn delete(&mut self, id: &PointId) -> bool {
         match self.live_offset(id) {
             Some(o) => {
-                self.count_sparse(o, false);
+                self.count_vectors(o, false);
                 self.deleted[o as usize] = true;
                 self.live -= 1;
                 true
@@ -1168,7 +1190,7 @@ impl Segment {
         let mut df = vec![0usize; indices.len()];
         let Some(col) = self.data.sparse.get(vector) else { return (df, 0) };
         let live = |o: u32| !self.deleted[o as usize] && col.get(o).is_some();
-        let with_vector = self.live_sparse.get(vector).copied().unwrap_or(0);
+        let with_vector = self.live_vectors.get(vector).copied().unwrap_or(0);
         match self.index.as_ref().and_then(|ix| ix.sparse.get(vector)).filter(|ix| ix.slots() == self.data.len()) {
             Some(ix) => {
                 for (d, &i) in df.iter_mut().zip(indices) {
@@ -1214,7 +1236,7 @@ impl Segment {
             return;
         }
         if !self.deleted[o] {
-            self.count_sparse(offset, false);
+            self.count_vectors(offset, false);
         }
         let data = Arc::make_mut(&mut self.data);
         data.set_payload(o, payload);
@@ -1223,7 +1245,7 @@ impl Segment {
             self.deleted[o] = false;
             self.live += 1;
         }
-        self.count_sparse(offset, true);
+        self.count_vectors(offset, true);
     }
 
     /// Bring the columns in line with `columns`: columns no longer listed are dropped (with
@@ -1269,10 +1291,10 @@ impl Segment {
             };
             self.index = Some(Arc::new(ix));
         }
-        self.live_sparse.clear();
+        self.live_vectors.clear();
         for o in 0..slots as u32 {
             if !self.deleted[o as usize] {
-                self.count_sparse(o, true);
+                self.count_vectors(o, true);
             }
         }
     }
@@ -1350,6 +1372,33 @@ mod tests {
         // Dropping the column clears its statistics.
         s.set_columns(&[]);
         assert_eq!(s.sparse_df("s", &[2]), (vec![0], 0));
+    }
+
+    #[test]
+    fn live_vector_counts_follow_writes() {
+        let cols = [ColumnSpec::dense("d", 2, Distance::Dot), ColumnSpec::multi("m", 2, Distance::Dot)];
+        let mut s = Segment::new(1, &cols);
+        let both = NamedVectors::from([
+            ("d".to_string(), Vector::Dense(vec![1.0, 0.0])),
+            (
+                "m".to_string(),
+                Vector::Multi(MultiDenseVector::new(vec![vec![1.0, 0.0], vec![0.0, 1.0]]).expect("multi")),
+            ),
+        ]);
+        let dense_only = NamedVectors::from([("d".to_string(), Vector::Dense(vec![0.0, 1.0]))]);
+        s.upsert(PointId::Num(1), 1, &both, None);
+        s.upsert(PointId::Num(2), 2, &dense_only, None);
+        s.upsert(PointId::Num(3), 3, &NamedVectors::new(), None);
+        let counts = |s: &Segment| (s.live_vector_count("d"), s.live_vector_count("m"));
+        assert_eq!(counts(&s), (2, 1));
+        s.upsert(PointId::Num(1), 4, &dense_only, None);
+        assert_eq!(counts(&s), (2, 0));
+        s.delete(&PointId::Num(2));
+        assert_eq!(counts(&s), (1, 0));
+        s.upsert(PointId::Num(3), 5, &both, None);
+        assert_eq!(counts(&s), (2, 1));
+        s.set_columns(&cols[..1]);
+        assert_eq!(counts(&s), (2, 0));
     }
 
     #[test]

@@ -592,11 +592,15 @@ impl Shard for LocalShard {
     fn stats(&self) -> ShardStats {
         let st = self.state.read_recursive();
         let (mut vectors, mut payload, mut index) = (0, 0, 0);
+        let mut vectors_count = std::collections::BTreeMap::<String, usize>::new();
         for s in st.segments() {
             let (v, p, i) = s.ram_usage();
             vectors += v;
             payload += p;
             index += i;
+            for (name, n) in s.live_vector_counts() {
+                *vectors_count.entry(name.clone()).or_default() += n;
+            }
         }
         ShardStats {
             shard_id: self.id,
@@ -607,6 +611,7 @@ impl Shard for LocalShard {
             vector_data_bytes: vector_data_bytes(&st),
             ram_payload_bytes: payload,
             ram_index_bytes: index,
+            vectors_count,
             shard_key: None,
             disk_bytes: self.store.disk_usage_bytes() + st.sealed.iter().map(Segment::mapped_bytes).sum::<u64>(),
             last_operation_id: self.applied_op.load(Ordering::SeqCst),

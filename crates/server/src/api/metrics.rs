@@ -24,7 +24,6 @@ use parking_lot::Mutex;
 use qd_collection::operations::ShardStats;
 use qd_collection::Registry;
 use qd_core::config::CollectionConfig;
-use qd_core::filter::{Condition, Filter};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -332,7 +331,7 @@ impl CollectionView {
 /// How much [`gather`] measures.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct GatherOptions {
-    /// Count stored vectors per name (a pass over each shard per vector name).
+    /// Stored vectors per name (read from the shards' counters).
     pub vectors: bool,
     pub optimizations: bool,
 }
@@ -355,16 +354,10 @@ pub fn gather(registry: &Registry, opts: GatherOptions) -> Vec<CollectionView> {
                     "green"
                 };
                 let config = c.config();
+                // From counters the shards keep on write (a scrape scans nothing).
                 let vectors = if opts.vectors {
-                    config
-                        .params
-                        .vectors
-                        .iter()
-                        .map(|(v, _)| {
-                            let f = Filter::must(vec![Condition::HasVector(v.to_string())]);
-                            (v.to_string(), c.count(Some(&f), None).unwrap_or(0))
-                        })
-                        .collect()
+                    let held = |v: &str| shards.iter().map(|s| s.vectors_count.get(v).copied().unwrap_or(0)).sum();
+                    config.params.vectors.iter().map(|(v, _)| (v.to_string(), held(v))).collect()
                 } else {
                     Vec::new()
                 };
