@@ -1,11 +1,13 @@
 //! Payload indexes of a sealed segment: per declared field, the offsets holding each value
-//! (keyword, uuid, integer, bool), every value in sorted order (integer, float, datetime), or
-//! the offsets holding each token (full text, analysed by the index's settings).
+//! (keyword, uuid, integer, bool), every value in sorted order (integer, float, datetime, geo
+//! points by latitude), or the offsets holding each token (full text, analysed by the index's
+//! settings).
 //!
 //! An index answers a field condition only where its answer is exactly what the payload
 //! evaluator (`qd_core::filter`) would say for every point: the same flattened values, the
-//! same typed comparisons. Anything else (another type of value, text, geo, `except`) is left
-//! to the payload. Sealed segments never change their payloads (an update moves the point to
+//! same typed comparisons (a geo condition is checked with the evaluator's own predicate on
+//! every indexed point in its latitude band). Anything else (another type of value, a phrase,
+//! `except`) is left to the payload. Sealed segments never change their payloads (an update moves the point to
 //! the appendable segment), so an index built at sealing stays true; dead offsets are still in
 //! it and are skipped by the caller, like everywhere else in the segment.
 
@@ -13,7 +15,8 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use qd_core::filter::{
-    parse_datetime, AnyVariants, FieldCheck, FieldCondition, Match, MatchValue, Range, RangeCondition,
+    geo_point_of, parse_datetime, AnyVariants, FieldCheck, FieldCondition, GeoPoint, Match, MatchValue, Range,
+    RangeCondition, EARTH_RADIUS_M,
 };
 use qd_core::json_path::JsonPath;
 use serde_json::Value;
@@ -21,8 +24,7 @@ use serde_json::Value;
 use crate::hnsw::persist::Crc32;
 use crate::segment::SegmentData;
 
-/// The declared type of a payload index that this engine builds a structure for. (`geo`
-/// indexes are accepted by the API, but their conditions are read from the payload.)
+/// The declared type of a payload index that this engine builds a structure for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IndexKind {
     Keyword,
@@ -33,6 +35,7 @@ pub enum IndexKind {
     Datetime,
     /// Full text: built with [`FieldIndex::build_text`].
     Text,
+    Geo,
 }
 
 impl IndexKind {
@@ -46,6 +49,7 @@ impl IndexKind {
             "bool" => IndexKind::Bool,
             "datetime" => IndexKind::Datetime,
             "text" => IndexKind::Text,
+            "geo" => IndexKind::Geo,
             _ => return None,
         })
     }
@@ -59,6 +63,7 @@ impl IndexKind {
             IndexKind::Bool => 5,
             IndexKind::Datetime => 6,
             IndexKind::Text => 7,
+            IndexKind::Geo => 8,
         }
     }
 
@@ -71,6 +76,7 @@ impl IndexKind {
             IndexKind::Bool,
             IndexKind::Datetime,
             IndexKind::Text,
+            IndexKind::Geo,
         ]
         .into_iter()
         .find(|k| k.code() == c)
@@ -102,6 +108,8 @@ pub struct FieldIndex {
     numbers: Vec<(f64, u32)>,
     /// Datetime: every datetime string value (parsed) with its offset, sorted.
     datetimes: Vec<(Instant, u32)>,
+    /// Geo: every geo point value (latitude, longitude) with its offset, sorted by latitude.
+    geo: Vec<(f64, f64, u32)>,
     /// Offsets whose payload holds a non-empty value at the path (`is_empty: false`), whatever
     /// its type: the `points` of `payload_schema` and `must_not is_empty` filters.
     holders: Vec<u32>,
@@ -140,6 +148,7 @@ impl FieldIndex {
         ix.bools.iter_mut().for_each(dedup);
         ix.numbers.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         ix.datetimes.sort_unstable();
+        ix.geo.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.2.cmp(&b.2)));
         ix
     }
 
@@ -198,6 +207,11 @@ impl FieldIndex {
             (Some(IndexKind::Datetime), Value::String(s)) => {
                 if let Some(dt) = parse_datetime(s) {
                     self.datetimes.push((instant(&dt), o));
+                }
+            }
+            (Some(IndexKind::Geo), v) => {
+                if let Some(p) = geo_point_of(v) {
+                    self.geo.push((p.lat, p.lon, o));
                 }
             }
             _ => {}
@@ -281,6 +295,9 @@ impl FieldIndex {
             {
                 self.text_answer(&ft.query)
             }
+            (IndexKind::Geo, FieldCheck::GeoBoundingBox(_) | FieldCheck::GeoRadius(_) | FieldCheck::GeoPolygon(_)) => {
+                self.geo_answer(check)
+            }
             (_, FieldCheck::IsEmpty(false)) => Some(self.holders.clone()),
             (IndexKind::Datetime, FieldCheck::Range(RangeCondition::Datetime(r))) => {
                 let r = Range {
@@ -311,6 +328,42 @@ impl FieldIndex {
         }
     }
 
+    /// Geo conditions: every indexed point in the condition's latitude band checked with the
+    /// payload evaluator's predicate. No point outside the band can match: a bounding box and
+    /// a polygon lie within their latitudes, and a great-circle distance is at least the
+    /// latitude difference's arc.
+    fn geo_answer(&self, check: &FieldCheck) -> Option<Vec<u32>> {
+        let (lo, hi) = match check {
+            FieldCheck::GeoBoundingBox(b) => (b.bottom_right.lat, b.top_left.lat),
+            FieldCheck::GeoPolygon(p) => {
+                p.exterior.points.iter().fold((f64::MAX, f64::MIN), |(lo, hi), q| (lo.min(q.lat), hi.max(q.lat)))
+            }
+            FieldCheck::GeoRadius(r) => {
+                let arc = (r.radius / EARTH_RADIUS_M).to_degrees() * (1.0 + 1e-9) + 1e-9;
+                (r.center.lat - arc, r.center.lat + arc)
+            }
+            _ => return None,
+        };
+        let start = self.geo.partition_point(|(lat, _, _)| *lat < lo);
+        let mut out: Vec<u32> = self.geo[start..]
+            .iter()
+            .take_while(|(lat, _, _)| *lat <= hi)
+            .filter(|(lat, lon, _)| {
+                let p = GeoPoint { lat: *lat, lon: *lon };
+                match check {
+                    FieldCheck::GeoBoundingBox(b) => b.contains(&p),
+                    FieldCheck::GeoRadius(r) => r.contains(&p),
+                    FieldCheck::GeoPolygon(poly) => poly.contains(&p),
+                    _ => false,
+                }
+            })
+            .map(|(_, _, o)| *o)
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        Some(out)
+    }
+
     pub fn ram_bytes(&self) -> usize {
         let postings = |n: usize| n * 4 + 48;
         self.strings.iter().map(|(k, v)| k.len() + postings(v.capacity())).sum::<usize>()
@@ -318,6 +371,7 @@ impl FieldIndex {
             + self.bools.iter().map(|v| v.capacity() * 4).sum::<usize>()
             + self.numbers.capacity() * 16
             + self.datetimes.capacity() * 16
+            + self.geo.capacity() * 24
             + self.holders.capacity() * 4
     }
 
@@ -354,6 +408,12 @@ impl FieldIndex {
         for ((s, n), o) in &self.datetimes {
             w.u64(*s as u64);
             w.u32(*n);
+            w.u32(*o);
+        }
+        w.u64(self.geo.len() as u64);
+        for (lat, lon, o) in &self.geo {
+            w.u64(lat.to_bits());
+            w.u64(lon.to_bits());
             w.u32(*o);
         }
         w.offsets(&self.holders);
@@ -406,6 +466,11 @@ impl FieldIndex {
             let n = r.u32()?;
             ix.datetimes.push(((s, n), r.offset(slots)?));
         }
+        for _ in 0..r.count()? {
+            let lat = f64::from_bits(r.u64()?);
+            let lon = f64::from_bits(r.u64()?);
+            ix.geo.push((lat, lon, r.offset(slots)?));
+        }
         ix.holders = r.offsets(slots)?;
         ix.facet_complete = r.u8()? == 1;
         ix.order_complete = r.u8()? == 1;
@@ -419,9 +484,9 @@ impl FieldIndex {
     }
 }
 
-/// Version 2 added the holders list, 3 the facet flag, 4 the order flag, 5 text settings; older
-/// ones are refused and rebuilt.
-const MAGIC: &[u8; 8] = b"QDPLIX05";
+/// Version 2 added the holders list, 3 the facet flag, 4 the order flag, 5 text settings, 6 geo
+/// points; older ones are refused and rebuilt.
+const MAGIC: &[u8; 8] = b"QDPLIX06";
 
 /// The number `order_by` orders a value by: a number as it is, a datetime string as its
 /// microseconds since the epoch; `None` for anything else.
@@ -641,6 +706,17 @@ mod tests {
             1 => drop(p.insert("t".into(), json!([text(rng), text(rng), 7]))),
             _ => drop(p.insert("t".into(), json!(text(rng)))),
         }
+        // Geo points near the antimeridian and the pole too, arrays, and non-points.
+        let point = |rng: &mut StdRng| json!({"lon": rng.gen_range(-180.0..180.0), "lat": rng.gen_range(-90.0..90.0)});
+        match rng.gen_range(0..6) {
+            0 => {}
+            1 => drop(p.insert("g".into(), json!([point(rng), point(rng)]))),
+            2 => drop(p.insert("g".into(), json!({"lon": "1", "lat": 2}))),
+            3 => drop(
+                p.insert("g".into(), json!({"lon": rng.gen_range(170.0..180.0), "lat": rng.gen_range(80.0..90.0)})),
+            ),
+            _ => drop(p.insert("g".into(), point(rng))),
+        }
         Value::Object(p)
     }
 
@@ -654,7 +730,24 @@ mod tests {
         let t = |rng: &mut StdRng| {
             (0..rng.gen_range(0..3)).map(|_| TEXT[rng.gen_range(0..TEXT.len())]).collect::<Vec<_>>().join(" ")
         };
-        match rng.gen_range(0..15) {
+        let lon = |rng: &mut StdRng| rng.gen_range(-180.0..180.0f64);
+        let lat = |rng: &mut StdRng| rng.gen_range(-90.0..90.0f64);
+        match rng.gen_range(0..18) {
+            15 => {
+                let (a, b) = (lat(rng), lat(rng));
+                let box_ = json!({"top_left": {"lon": lon(rng), "lat": a.max(b)}, "bottom_right": {"lon": lon(rng), "lat": a.min(b)}});
+                return json!({"key": "g", "geo_bounding_box": box_});
+            }
+            16 => {
+                let radius = [1e3, 1e5, 1e6, 5e6, 2e7][rng.gen_range(0..5)];
+                return json!({"key": "g", "geo_radius": {"center": {"lon": lon(rng), "lat": lat(rng)}, "radius": radius}});
+            }
+            17 => {
+                let (x, y) = (rng.gen_range(-150.0..150.0), rng.gen_range(-60.0..60.0));
+                let ring = json!([{"lon": x, "lat": y}, {"lon": x + 30.0, "lat": y + 5.0}, {"lon": x + 10.0, "lat": y + 25.0},
+                                  {"lon": x, "lat": y}]);
+                return json!({"key": "g", "geo_polygon": {"exterior": {"points": ring}}});
+            }
             12 => return json!({"key": "t", "match": {"text": t(rng)}}),
             13 => return json!({"key": "t", "match": {"text_any": t(rng)}}),
             14 => return json!({"key": "t", "match": {"phrase": t(rng)}}),
@@ -718,6 +811,7 @@ mod tests {
             ("b", IndexKind::Bool),
             ("d", IndexKind::Datetime),
             ("nested.k", IndexKind::Keyword),
+            ("g", IndexKind::Geo),
         ];
         let mut payload_ix = BTreeMap::new();
         for (field, kind) in fields {

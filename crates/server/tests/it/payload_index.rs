@@ -24,6 +24,7 @@ fn payload(i: u64) -> Value {
         "flag": i.is_multiple_of(3),
         "ts": format!("2024-01-{:02}T{:02}:00:00Z", 1 + i % 28, i % 24),
         "free": format!("w{}", i % 5),
+        "loc": {"lon": (i % 360) as f64 - 179.5, "lat": ((i * 7) % 170) as f64 - 84.75},
     });
     if i.is_multiple_of(11) {
         p["cat"] = json!(["c1", format!("c{}", i % 7)]);
@@ -46,6 +47,12 @@ fn filters() -> Vec<Value> {
         json!({"must": [{"key": "cat", "match": {"value": "c2"}}], "should": [{"key": "flag", "match": {"value": true}}, {"key": "x", "range": {"lt": 1}}]}),
         json!({"must": [{"key": "cat", "match": {"value": "nowhere"}}]}),
         json!({"must": [{"key": "free", "match": {"value": "w1"}}]}),
+        json!({"must": [{"key": "loc", "geo_radius": {"center": {"lon": 10.0, "lat": 20.0}, "radius": 2_000_000.0}}]}),
+        json!({"must": [{"key": "loc", "geo_bounding_box": {"top_left": {"lon": 170.0, "lat": 60.0},
+                                                             "bottom_right": {"lon": -170.0, "lat": -10.0}}},
+                        {"key": "flag", "match": {"value": false}}]}),
+        json!({"must": [{"key": "loc", "geo_polygon": {"exterior": {"points": [
+            {"lon": -50.0, "lat": -20.0}, {"lon": 40.0, "lat": -25.0}, {"lon": 0.0, "lat": 45.0}, {"lon": -50.0, "lat": -20.0}]}}}]}),
     ]
 }
 
@@ -122,7 +129,8 @@ fn payload_indexes(backend: &str) {
         s.call("POST", "/collections/plain/points/scroll", Some(&json!({"order_by": {"key": "x"}, "limit": 3})));
     assert_eq!(st, 400, "{body}");
     assert!(body["status"]["error"].as_str().is_some_and(|e| e.contains("No range index for `order_by` key: `x`")));
-    for (field, schema) in [("cat", "keyword"), ("n", "integer"), ("flag", "bool"), ("ts", "datetime")] {
+    for (field, schema) in [("cat", "keyword"), ("n", "integer"), ("flag", "bool"), ("ts", "datetime"), ("loc", "geo")]
+    {
         for c in ["ix", "plain"] {
             s.ok(
                 "PUT",
