@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use parking_lot::RwLock;
-use qd_core::config::{CollectionConfig, CollectionParams, VectorsConfig};
+use qd_core::config::{CollectionConfig, CollectionParams, Datatype, VectorsConfig};
 use qd_core::filter::{Filter, TextIndexes};
 use qd_core::json_path::JsonPath;
 use qd_core::vectors::{validate_vectors, NamedVectors, SparseVector, Vector, VectorSpec};
@@ -289,7 +289,7 @@ impl Collection {
         }
         for (name, v) in vectors.iter_mut() {
             if let Some(p) = params.vectors.get(name) {
-                preprocess(p.distance, v);
+                preprocess((p.distance, p.datatype), v);
             }
         }
         Ok(())
@@ -425,6 +425,16 @@ impl Collection {
         match VectorSpec::of(&config.params, vector_name) {
             Some(VectorSpec::Dense(p)) => Ok(p.distance),
             Some(VectorSpec::Sparse(_)) => Ok(qd_core::Distance::Dot),
+            None => Err(VectorSpec::unknown(vector_name).into()),
+        }
+    }
+
+    /// How query vectors for `vector_name` are prepared ([`preprocess`]).
+    pub(crate) fn prep_of(&self, vector_name: &str) -> Result<Prep> {
+        let config = self.shared.config.read();
+        match VectorSpec::of(&config.params, vector_name) {
+            Some(VectorSpec::Dense(p)) => Ok((p.distance, p.datatype)),
+            Some(VectorSpec::Sparse(_)) => Ok((qd_core::Distance::Dot, None)),
             None => Err(VectorSpec::unknown(vector_name).into()),
         }
     }
@@ -680,12 +690,28 @@ impl Collection {
     }
 }
 
-/// Metric preprocessing of a stored or query vector (Cosine: unit length, per row of a
-/// multivector); sparse vectors are used as given.
-pub(crate) fn preprocess(distance: qd_core::Distance, v: &mut Vector) {
+/// How a dense vector's values are prepared: its metric and its storage datatype.
+pub(crate) type Prep = (qd_core::Distance, Option<Datatype>);
+
+/// Preprocessing of a stored or query vector, per row of a multivector: the metric's (Cosine:
+/// unit length) and the datatype's values, in Qdrant's order (`uint8` values are taken before
+/// normalising, `float16` ones after). Sparse vectors are used as given.
+pub(crate) fn preprocess((distance, datatype): Prep, v: &mut Vector) {
+    let prep = |r: &mut [f32]| match datatype {
+        Some(Datatype::Uint8) => {
+            Datatype::Uint8.round(r);
+            distance.preprocess(r);
+        }
+        other => {
+            distance.preprocess(r);
+            if let Some(dt) = other {
+                dt.round(r);
+            }
+        }
+    };
     match v {
-        Vector::Dense(d) => distance.preprocess(d),
-        Vector::Multi(m) => m.rows_mut().for_each(|r| distance.preprocess(r)),
+        Vector::Dense(d) => prep(d),
+        Vector::Multi(m) => m.rows_mut().for_each(prep),
         Vector::Sparse(_) => {}
     }
 }

@@ -353,7 +353,7 @@ impl Collection {
         keys: Option<&[ShardKey]>,
         preprocess_given: bool,
     ) -> Result<Vec<Vector>> {
-        let distance = self.distance_of(using)?;
+        let prep = self.prep_of(using)?;
         items
             .iter()
             .map(|it| {
@@ -362,7 +362,7 @@ impl Collection {
                         self.check_vector(using, v)?;
                         let mut v = v.clone();
                         if preprocess_given {
-                            preprocess(distance, &mut v);
+                            preprocess(prep, &mut v);
                         }
                         v
                     }
@@ -533,7 +533,7 @@ impl Collection {
                             ));
                         }
                         let mut v = average_vector(&pos, &neg)?;
-                        preprocess(self.distance_of(using)?, &mut v);
+                        preprocess(self.prep_of(using)?, &mut v);
                         (ShardQuery::Nearest(v), true)
                     }
                     RecommendStrategy::BestScore | RecommendStrategy::SumScores => {

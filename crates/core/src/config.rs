@@ -17,14 +17,52 @@ use crate::Payload;
 /// Name of the unnamed (default) vector, as Qdrant uses internally.
 pub const DEFAULT_VECTOR_NAME: &str = "";
 
-/// Element type of stored vectors. Only `float32` is stored natively today; the others are
-/// accepted for compatibility and stored as float32 (documented in docs/compatibility.md).
+/// Element type of stored vectors. Stored and query vectors take the type's values, as in
+/// Qdrant (`uint8`: each component cast to 0..=255, fractions dropped; `float16`: rounded to
+/// half precision), so answers and returned vectors are Qdrant's; they are still held as
+/// float32 (documented in docs/compatibility.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Datatype {
     Float32,
     Uint8,
     Float16,
+}
+
+impl Datatype {
+    /// Give every component this type's value.
+    pub fn round(self, v: &mut [f32]) {
+        match self {
+            Datatype::Float32 => {}
+            // Rust's cast saturates (negatives to 0, above 255 to 255) and drops the fraction,
+            // as Qdrant's conversion does.
+            Datatype::Uint8 => v.iter_mut().for_each(|x| *x = *x as u8 as f32),
+            Datatype::Float16 => v.iter_mut().for_each(|x| *x = half_precision(*x)),
+        }
+    }
+}
+
+/// `x` rounded to the nearest half-precision value (ties to even). Beyond half precision's
+/// largest value (65504) it saturates there instead of becoming infinite, so no score turns
+/// non-finite.
+pub fn half_precision(x: f32) -> f32 {
+    const MAX: f32 = 65504.0;
+    const MIN_NORMAL: f32 = 6.103_515_6e-5; // 2^-14
+    const SUBNORMAL_STEP: f32 = 5.960_464_5e-8; // 2^-24
+    if !x.is_finite() {
+        return x;
+    }
+    let a = x.abs();
+    let r = if a >= 65520.0 {
+        MAX
+    } else if a < MIN_NORMAL {
+        (a / SUBNORMAL_STEP).round_ties_even() * SUBNORMAL_STEP
+    } else {
+        // Keep 10 of float32's 23 mantissa bits, rounding the 13 dropped ones to even.
+        let bits = a.to_bits();
+        f32::from_bits((bits + 0x0FFF + ((bits >> 13) & 1)) & !0x1FFF).min(MAX)
+    };
+    r.copysign(x)
 }
 
 /// Parameters of one dense vector.
@@ -781,6 +819,27 @@ impl CreateCollection {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn datatypes_round_as_qdrant_stores() {
+        let mut v = [1.7, -3.2, 300.0, 0.333, 255.6, 20.5];
+        Datatype::Uint8.round(&mut v);
+        assert_eq!(v, [1.0, 0.0, 255.0, 0.0, 255.0, 20.0]);
+        // Values Qdrant's engine returns for float16 storage.
+        let mut v = [1.7, -3.2, 300.0, 0.3333333, 30.9, 255.6, 0.005664825];
+        Datatype::Float16.round(&mut v);
+        assert_eq!(v, [1.7001953, -3.1992188, 300.0, 0.33325195, 30.90625, 255.625, 0.005_664_825_4]);
+        // Ties to even, subnormals, saturation.
+        assert_eq!(half_precision(1.0 + 1.0 / 2048.0), 1.0);
+        assert_eq!(half_precision(1.0 + 3.0 / 2048.0), 1.0 + 2.0 / 1024.0);
+        assert_eq!(half_precision(3.0e-8), 5.960_464_5e-8);
+        assert_eq!(half_precision(1.0e-8), 0.0);
+        assert_eq!(half_precision(-1.0e6), -65504.0);
+        assert_eq!(half_precision(65519.0), 65504.0);
+        let mut same = [0.1f32, -7.25];
+        Datatype::Float32.round(&mut same);
+        assert_eq!(same, [0.1, -7.25]);
+    }
 
     #[test]
     fn single_and_named_vectors() {
