@@ -7,8 +7,9 @@
 Data: `--n` clustered unit vectors (Cosine; 100 centres, each spread along 8 random directions,
 so the data has a low intrinsic dimension like real embeddings), and per point a payload
 {"s0_1": one of 1000 keywords, "s1": one of 100, "s10": one of 10, "s50": one of 2, "x": float
-in [0, 1)}; filters select about 0.1 %, 1 %, 10 % and 50 % of the points by keyword, and 10 % by
-a float range. The query set is drawn the same way; ground truth is the exact filtered top-10
+in [0, 1), "loc": a geo point uniform in longitude and latitude}; filters select about 0.1 %, 1 %,
+10 % and 50 % of the points by keyword, 10 % by a float range, and about 1 % by a 1,300 km
+`geo_radius` (geo index declared). The query set is drawn the same way; ground truth is the exact filtered top-10
 (numpy, float32 dot products of unit vectors).
 
 Reference: `qdrant-edge-py` in this process (EdgeShard, the same HNSW settings m=16,
@@ -53,11 +54,24 @@ def generate(args):
     queries = clustered(rng, args.queries, args.dim, centres, dirs)
     cats = {f: rng.integers(0, m, args.n) for f, m in FIELDS.items()}
     x = np.round(rng.uniform(0, 1, args.n), 6)
-    return data, queries, cats, x
+    geo = np.round(np.stack([rng.uniform(-180, 180, args.n), rng.uniform(-90, 90, args.n)], axis=1), 6)
+    return data, queries, cats, (x, geo)
 
 
-def cases(args, rng, cats, x):
+EARTH_RADIUS_M = 6_371_008.8
+
+
+def within(geo, lon, lat, radius):
+    """Haversine distance below `radius` meters, as Qdrant's geo_radius decides."""
+    la1, la2 = np.radians(lat), np.radians(geo[:, 1])
+    dlat, dlon = la2 - la1, np.radians(geo[:, 0] - lon)
+    a = np.sin(dlat / 2) ** 2 + np.cos(la1) * np.cos(la2) * np.sin(dlon / 2) ** 2
+    return 2 * EARTH_RADIUS_M * np.arcsin(np.minimum(np.sqrt(a), 1.0)) < radius
+
+
+def cases(args, rng, cats, xg):
     """(label, per query: (REST filter JSON, numpy mask))."""
+    x, geo = xg
     out = []
     for f, m in FIELDS.items():
         label = {"s0_1": "keyword 0.1 %", "s1": "keyword 1 %", "s10": "keyword 10 %", "s50": "keyword 50 %"}[f]
@@ -71,6 +85,12 @@ def cases(args, rng, cats, x):
         lo = float(np.round(rng.uniform(0, 0.9), 3))
         per.append(({"must": [{"key": "x", "range": {"gte": lo, "lt": lo + 0.1}}]}, (x >= lo) & (x < lo + 0.1)))
     out.append(("float range 10 %", per))
+    per = []
+    for _ in range(args.queries):
+        lon, lat = float(np.round(rng.uniform(-180, 180), 3)), float(np.round(rng.uniform(-60, 60), 3))
+        f = {"must": [{"key": "loc", "geo_radius": {"center": {"lon": lon, "lat": lat}, "radius": 1_300_000.0}}]}
+        per.append((f, within(geo, lon, lat, 1_300_000.0)))
+    out.append(("geo radius ~1 %", per))
     return out
 
 
@@ -93,12 +113,17 @@ def edge_filter(qe, f):
     c = f["must"][0]
     if "match" in c:
         cond = qe.FieldCondition(c["key"], match=qe.MatchValue(c["match"]["value"]))
+    elif "geo_radius" in c:
+        g = c["geo_radius"]
+        center = qe.GeoPoint(lon=g["center"]["lon"], lat=g["center"]["lat"])
+        cond = qe.FieldCondition(c["key"], geo_radius=qe.GeoRadius(center=center, radius=g["radius"]))
     else:
         cond = qe.FieldCondition(c["key"], range=qe.RangeFloat(**c["range"]))
     return qe.Filter(must=[cond])
 
 
-def run_reference(args, data, queries, cats, x, all_cases, truths, workdir):
+def run_reference(args, data, queries, cats, xg, all_cases, truths, workdir):
+    x, geo = xg
     import qdrant_edge as qe
     from importlib.metadata import version
 
@@ -114,9 +139,11 @@ def run_reference(args, data, queries, cats, x, all_cases, truths, workdir):
     for f in FIELDS:
         shard.update(qe.UpdateOperation.create_field_index(f, qe.PayloadSchemaType.Keyword))
     shard.update(qe.UpdateOperation.create_field_index("x", qe.PayloadSchemaType.Float))
+    shard.update(qe.UpdateOperation.create_field_index("loc", qe.PayloadSchemaType.Geo))
     t0 = time.perf_counter()
     for start in range(0, args.n, 1000):
-        pts = [qe.Point(i, data[i].tolist(), {**{f: f"v{cats[f][i]}" for f in FIELDS}, "x": float(x[i])})
+        pts = [qe.Point(i, data[i].tolist(), {**{f: f"v{cats[f][i]}" for f in FIELDS}, "x": float(x[i]),
+                                              "loc": {"lon": float(geo[i, 0]), "lat": float(geo[i, 1])}})
                for i in range(start, min(start + 1000, args.n))]
         shard.update(qe.UpdateOperation.upsert_points(pts))
     shard.optimize()
@@ -142,7 +169,8 @@ def run_reference(args, data, queries, cats, x, all_cases, truths, workdir):
     return res
 
 
-def run_server(args, data, queries, cats, x, all_cases, truths, workdir):
+def run_server(args, data, queries, cats, xg, all_cases, truths, workdir):
+    x, geo = xg
     srv = Server(args.binary, args.storage, workdir)
     try:
         srv.call("PUT", "/collections/f", {"vectors": {"size": args.dim, "distance": "Cosine"},
@@ -150,10 +178,12 @@ def run_server(args, data, queries, cats, x, all_cases, truths, workdir):
         for f in FIELDS:
             srv.call("PUT", "/collections/f/index?wait=true", {"field_name": f, "field_schema": "keyword"})
         srv.call("PUT", "/collections/f/index?wait=true", {"field_name": "x", "field_schema": "float"})
+        srv.call("PUT", "/collections/f/index?wait=true", {"field_name": "loc", "field_schema": "geo"})
         t0 = time.perf_counter()
 
         def point(i):
-            payload = {**{f: f"v{cats[f][i]}" for f in FIELDS}, "x": float(x[i])}
+            payload = {**{f: f"v{cats[f][i]}" for f in FIELDS}, "x": float(x[i]),
+                       "loc": {"lon": float(geo[i, 0]), "lat": float(geo[i, 1])}}
             return json.dumps({"id": i, "vector": data[i].tolist(), "payload": payload})
 
         srv.upload("f", args.n, point, 1000)
