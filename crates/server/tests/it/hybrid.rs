@@ -407,30 +407,68 @@ fn bad_vectors_are_refused(backend: &str) {
         |s: &Server| s.ok("POST", "/collections/h/points/count", Some(&json!({"exact": true})))["count"].clone();
     let good = json!({"id": 1, "vector": {"dense": [0.1, 0.2, 0.3, 0.4], "text": {"indices": [1], "values": [1.0]}}});
     let cases = [
-        (json!({"text": {"indices": [1, 5, 1], "values": [0.5, 0.5, 0.5]}}), "indices must be unique"),
-        (json!({"text": {"indices": [1, 2], "values": [0.5]}}), "must have the same length"),
-        (json!({"text": {"indices": [1], "values": [1e39]}}), "outside the range of a 32-bit float"),
-        (json!({"dense": [1.0, 1e39, 0.0, 0.0]}), "outside the range of a 32-bit float"),
-        (json!({"colbert": [[1.0, 2.0, 3.0], [1e39, 0.0, 0.0]]}), "outside the range of a 32-bit float"),
-        (json!({"colbert": []}), "a multivector needs at least one vector"),
-        (json!({"colbert": [[1.0, 2.0, 3.0], [1.0]]}), "all inner vectors must have the same size"),
-        (json!({"colbert": [[1.0, 2.0]]}), "expected dim: 3, got 2"),
-        (json!({"colbert": [1.0, 2.0, 3.0]}), "colbert is a multivector"),
-        (json!({"dense": [[1.0, 2.0, 3.0, 4.0]]}), "not a multivector"),
-        (json!({"dense": {"indices": [1], "values": [1.0]}}), "dense is a dense vector, but a sparse vector was given"),
-        (json!({"text": [1.0, 2.0]}), "text is a sparse vector, but a dense vector was given"),
-        (json!({"splade": [[1.0, 2.0]]}), "splade is a sparse vector"),
-        (json!({"nope": [1.0]}), "Not existing vector name error: nope"),
+        (
+            json!({"text": {"indices": [1, 5, 1], "values": [0.5, 0.5, 0.5]}}),
+            r#"Format error in JSON body: points[1].vector: vector "text": sparse vector: indices must be unique, index 1 appears more than once"#,
+        ),
+        (
+            json!({"text": {"indices": [1, 2], "values": [0.5]}}),
+            r#"Format error in JSON body: points[1].vector: vector "text": sparse vector: indices and values must have the same length, got 2 indices and 1 values"#,
+        ),
+        (
+            json!({"text": {"indices": [1], "values": [1e39]}}),
+            r#"Format error in JSON body: points[1].vector: vector "text": values: element 0 (1e+39) is outside the range of a 32-bit float"#,
+        ),
+        (
+            json!({"dense": [1.0, 1e39, 0.0, 0.0]}),
+            r#"Format error in JSON body: points[1].vector: vector "dense": element 1 (1e+39) is outside the range of a 32-bit float"#,
+        ),
+        (
+            json!({"colbert": [[1.0, 2.0, 3.0], [1e39, 0.0, 0.0]]}),
+            r#"Format error in JSON body: points[1].vector: vector "colbert": [1]: element 0 (1e+39) is outside the range of a 32-bit float"#,
+        ),
+        (json!({"colbert": []}), "Bad request: point 2: Wrong input: colbert: a multivector needs at least one vector"),
+        (
+            json!({"colbert": [[1.0, 2.0, 3.0], [1.0]]}),
+            r#"Format error in JSON body: points[1].vector: vector "colbert": all inner vectors must have the same size: [1] has 1, [0] has 3"#,
+        ),
+        (
+            json!({"colbert": [[1.0, 2.0]]}),
+            "Bad request: point 2: Wrong input: Vector dimension error: expected dim: 3, got 2",
+        ),
+        (
+            json!({"colbert": [1.0, 2.0, 3.0]}),
+            "Bad request: point 2: Wrong input: colbert is a multivector: give a list of vectors ([[...], ...]), not one vector",
+        ),
+        (
+            json!({"dense": [[1.0, 2.0, 3.0, 4.0]]}),
+            "Bad request: point 2: Wrong input: dense is a single dense vector, not a multivector (it has no multivector_config)",
+        ),
+        (
+            json!({"dense": {"indices": [1], "values": [1.0]}}),
+            "Bad request: point 2: Wrong input: dense is a dense vector, but a sparse vector was given",
+        ),
+        (
+            json!({"text": [1.0, 2.0]}),
+            "Bad request: point 2: Wrong input: text is a sparse vector, but a dense vector was given",
+        ),
+        (
+            json!({"splade": [[1.0, 2.0]]}),
+            "Bad request: point 2: Wrong input: splade is a sparse vector, but a multi vector was given",
+        ),
+        (json!({"nope": [1.0]}), "Bad request: point 2: Wrong input: Not existing vector name error: nope"),
     ];
-    for (bad, needle) in &cases {
+    for (bad, expected) in &cases {
         let (code, v) = s.call(
             "PUT",
             "/collections/h/points?wait=true",
             Some(&json!({"points": [good, {"id": 2, "vector": bad}]})),
         );
         assert_eq!(code, 400, "{bad}: {v}");
+        // Body format errors end with where the parser stood (" at line 1 column N").
         let msg = v["status"]["error"].as_str().unwrap_or_default();
-        assert!(msg.contains(needle), "{bad}: message {msg:?} should contain {needle:?}");
+        let msg = if msg.starts_with("Format error") { msg.rsplit_once(" at line ").map_or(msg, |m| m.0) } else { msg };
+        assert_eq!(msg, *expected, "{bad}");
         assert_eq!(count(&s), 0, "{bad}: nothing written");
     }
     // The batch form is checked the same way.
@@ -439,18 +477,24 @@ fn bad_vectors_are_refused(backend: &str) {
         "text": [{"indices": [1], "values": [1.0]}, {"indices": [3, 3], "values": [1.0, 2.0]}]}}});
     let (code, v) = s.call("PUT", "/collections/h/points?wait=true", Some(&batch));
     assert_eq!(code, 400, "{v}");
-    assert!(v["status"]["error"].as_str().unwrap_or_default().contains("indices must be unique"), "{v}");
+    let msg = v["status"]["error"].as_str().unwrap_or_default();
+    assert_eq!(
+        msg.rsplit_once(" at line ").map_or(msg, |m| m.0),
+        "Format error in JSON body: batch.vectors: text[1]: sparse vector: indices must be unique, index 3 appears more than once"
+    );
     assert_eq!(count(&s), 0, "batch: nothing written");
 
     // The collection still takes good points, and a bad vector update leaves a point as it was.
     upsert(&s, "h", std::slice::from_ref(&good));
     assert_eq!(count(&s), 1);
     let before = s.ok("GET", "/collections/h/points/1", None);
-    for (bad, needle) in &cases[..3] {
+    for (bad, expected) in &cases[..3] {
         let body = json!({"points": [{"id": 1, "vector": bad}]});
         let (code, v) = s.call("PUT", "/collections/h/points/vectors?wait=true", Some(&body));
         assert_eq!(code, 400, "update {bad}: {v}");
-        assert!(v["status"]["error"].as_str().unwrap_or_default().contains(needle), "update {bad}: {v}");
+        let msg = v["status"]["error"].as_str().unwrap_or_default();
+        let msg = msg.rsplit_once(" at line ").map_or(msg, |m| m.0);
+        assert_eq!(msg, expected.replace("points[1]", "points[0]"), "update {bad}");
     }
     assert_eq!(s.ok("GET", "/collections/h/points/1", None), before);
     assert_eq!(canon(&before["vector"]), canon(&good["vector"]));
