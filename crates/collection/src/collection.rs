@@ -258,13 +258,15 @@ impl Collection {
         self.shards.read().all()
     }
 
-    /// Bytes the shards stored on this node take on disk (`only`: one shard), about what a
-    /// snapshot of them takes: the free-space check before one starts.
+    /// Bytes the databases of the shards stored on this node take on disk (`only`: one shard),
+    /// about what a snapshot of them takes: the free-space check before one starts. Read from
+    /// the local databases only (never a remote peer).
     pub fn local_disk_bytes(&self, only: Option<u32>) -> u64 {
         self.shards()
             .iter()
-            .filter(|s| only.is_none_or(|id| s.id() == id) && s.snapshot_source().is_some())
-            .map(|s| s.stats().disk_bytes)
+            .filter(|s| only.is_none_or(|id| s.id() == id))
+            .filter_map(|s| s.snapshot_source())
+            .map(|src| src.store.disk_usage_bytes())
             .sum()
     }
 

@@ -345,9 +345,18 @@ impl FieldIndex {
             _ => return None,
         };
         let start = self.geo.partition_point(|(lat, _, _)| *lat < lo);
-        let mut out: Vec<u32> = self.geo[start..]
+        let end = start + self.geo[start..].partition_point(|(lat, _, _)| *lat <= hi);
+        // Payload points are not range-checked: a latitude beyond ±90 breaks the radius bound,
+        // so such points are always checked.
+        let below = self.geo.partition_point(|(lat, _, _)| *lat < -90.0).min(start);
+        let above = self.geo.partition_point(|(lat, _, _)| *lat <= 90.0).max(end);
+        let outside: &[(f64, f64, u32)] = match check {
+            FieldCheck::GeoRadius(_) => &[&self.geo[..below], &self.geo[above..]].concat(),
+            _ => &[],
+        };
+        let mut out: Vec<u32> = self.geo[start..end]
             .iter()
-            .take_while(|(lat, _, _)| *lat <= hi)
+            .chain(outside)
             .filter(|(lat, lon, _)| {
                 let p = GeoPoint { lat: *lat, lon: *lon };
                 match check {
@@ -714,6 +723,10 @@ mod tests {
             2 => drop(p.insert("g".into(), json!({"lon": "1", "lat": 2}))),
             3 => drop(
                 p.insert("g".into(), json!({"lon": rng.gen_range(170.0..180.0), "lat": rng.gen_range(80.0..90.0)})),
+            ),
+            // Out of range (payloads are not checked): the radius bound must not drop them.
+            4 if rng.gen_bool(0.5) => drop(
+                p.insert("g".into(), json!({"lon": rng.gen_range(-180.0..180.0), "lat": rng.gen_range(90.5..130.0)})),
             ),
             _ => drop(p.insert("g".into(), point(rng))),
         }

@@ -27,10 +27,24 @@ pub struct RocksStore {
     /// Serialises attempts to open for writing.
     upgrading: Mutex<()>,
     read_only: bool,
-    /// The error of the last write while it failed (cleared by a write that succeeds). RocksDB's
-    /// log writer then holds that error, and syncing it (`flush_wal`) trips an assertion that
-    /// aborts the process in Debian's librocksdb: `flush` does not touch the database meanwhile.
-    failed_write: Mutex<Option<(String, Option<crate::error::Resource>)>>,
+    /// A write that failed, by the number of the write (see `writes`): cleared only by a write
+    /// started after it that succeeds. RocksDB's log writer then holds that error, and syncing
+    /// it (`flush_wal`) trips an assertion that aborts the process in Debian's librocksdb:
+    /// `flush` does not touch the database meanwhile.
+    failed_write: Mutex<Option<FailedWrite>>,
+    /// Numbers the writes, in the order they start.
+    writes: std::sync::atomic::AtomicU64,
+    /// Writes hold it shared from their start until their outcome is recorded; `flush` holds it
+    /// exclusively, so it sees every finished write's outcome and no write fails during it.
+    flush_gate: parking_lot::RwLock<()>,
+}
+
+/// What `flush` says while writes fail.
+#[derive(Clone)]
+struct FailedWrite {
+    number: u64,
+    message: String,
+    resource: Option<crate::error::Resource>,
 }
 
 fn cf_options() -> Options {
@@ -66,6 +80,8 @@ impl RocksStore {
             upgrading: Mutex::new(()),
             read_only,
             failed_write: Mutex::new(None),
+            writes: std::sync::atomic::AtomicU64::new(0),
+            flush_gate: parking_lot::RwLock::new(()),
         }
     }
 
@@ -96,8 +112,10 @@ impl RocksStore {
         Ok(())
     }
 
-    fn cf(&self, t: Table) -> Result<&rocksdb::ColumnFamily, StorageError> {
-        self.db().cf_handle(t.name()).ok_or_else(|| StorageError::Corrupt {
+    /// The handle of table `t` in `db`: always from the instance the call then uses (a handle of
+    /// one instance must never reach the other).
+    fn cf<'d>(&self, db: &'d DB, t: Table) -> Result<&'d rocksdb::ColumnFamily, StorageError> {
+        db.cf_handle(t.name()).ok_or_else(|| StorageError::Corrupt {
             what: self.path.display().to_string(),
             detail: format!("column family {} is missing", t.name()),
         })
@@ -188,18 +206,21 @@ impl RocksStore {
         }
         self.ensure_writable()?;
         self.ensure_room_for(&batch)?;
+        let _writing = self.flush_gate.read();
+        let number = self.writes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let db = self.db();
         let mut wb = rocksdb::WriteBatch::default();
         for op in &batch.ops {
             match op {
-                BatchOp::Put { table, key, value } => wb.put_cf(self.cf(*table)?, key, value),
-                BatchOp::Delete { table, key } => wb.delete_cf(self.cf(*table)?, key),
+                BatchOp::Put { table, key, value } => wb.put_cf(self.cf(db, *table)?, key, value),
+                BatchOp::Delete { table, key } => wb.delete_cf(self.cf(db, *table)?, key),
                 BatchOp::DeletePrefix { table, prefix } => {
-                    let cf = self.cf(*table)?;
+                    let cf = self.cf(db, *table)?;
                     match prefix_end(prefix) {
                         Some(end) => wb.delete_range_cf(cf, prefix.as_slice(), end.as_slice()),
                         None => {
                             // Prefix of all 0xff bytes: no upper bound exists, delete key by key.
-                            for item in self.db().iterator_cf(cf, IteratorMode::From(prefix, Direction::Forward)) {
+                            for item in db.iterator_cf(cf, IteratorMode::From(prefix, Direction::Forward)) {
                                 let (k, _) = item?;
                                 if !k.starts_with(prefix) {
                                     break;
@@ -211,8 +232,13 @@ impl RocksStore {
                 }
             }
         }
-        let written = self.db().write_opt(wb, wo).map_err(|e| StorageError::from(e).classified());
-        *self.failed_write.lock() = written.as_ref().err().map(|e| (e.to_string(), e.exhausted()));
+        let written = db.write_opt(wb, wo).map_err(|e| StorageError::from(e).classified());
+        let mut failed = self.failed_write.lock();
+        match &written {
+            Err(e) => *failed = Some(FailedWrite { number, message: e.to_string(), resource: e.exhausted() }),
+            Ok(()) if failed.as_ref().is_some_and(|f| f.number < number) => *failed = None,
+            Ok(()) => {}
+        }
         written
     }
 }
@@ -223,7 +249,8 @@ impl KvStore for RocksStore {
     }
 
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(self.db().get_cf(self.cf(table)?, key)?)
+        let db = self.db();
+        Ok(db.get_cf(self.cf(db, table)?, key)?)
     }
 
     fn write(&self, batch: WriteBatch, sync: bool) -> Result<(), StorageError> {
@@ -247,8 +274,9 @@ impl KvStore for RocksStore {
         visit: &mut dyn FnMut(&[u8], &[u8]) -> ScanControl,
     ) -> Result<(), StorageError> {
         let lower = scan_lower(prefix, start);
-        let cf = self.cf(table)?;
-        for item in self.db().iterator_cf(cf, IteratorMode::From(lower, Direction::Forward)) {
+        let db = self.db();
+        let cf = self.cf(db, table)?;
+        for item in db.iterator_cf(cf, IteratorMode::From(lower, Direction::Forward)) {
             let (k, v) = item?;
             if !k.starts_with(prefix) {
                 break;
@@ -265,25 +293,28 @@ impl KvStore for RocksStore {
             // Nothing was written since the read-only open.
             return Ok(());
         }
-        if let Some((failed, resource)) = self.failed_write.lock().clone() {
-            let why = std::io::Error::other(format!("not flushed while writes fail: {failed}"));
+        let _alone = self.flush_gate.write();
+        if let Some(failed) = self.failed_write.lock().clone() {
+            let why = std::io::Error::other(format!("not flushed while writes fail: {}", failed.message));
             let err = StorageError::io(&self.path, why);
-            return Err(match resource {
+            return Err(match failed.resource {
                 Some(resource) => StorageError::Exhausted { resource, source: Box::new(err) },
                 None => err,
             });
         }
+        let db = self.db();
         let flushed = || -> Result<(), StorageError> {
             for t in Table::ALL {
-                self.db().flush_cf(self.cf(t)?)?;
+                db.flush_cf(self.cf(db, t)?)?;
             }
-            Ok(self.db().flush_wal(true)?)
+            Ok(db.flush_wal(true)?)
         };
         flushed().map_err(StorageError::classified)
     }
 
     fn read_view(&self) -> Result<Box<dyn KvReadView + '_>, StorageError> {
-        Ok(Box::new(RocksView { store: self, snap: self.db().snapshot() }))
+        let db = self.db();
+        Ok(Box::new(RocksView { store: self, db, snap: db.snapshot() }))
     }
 
     fn disk_usage_bytes(&self) -> u64 {
@@ -294,6 +325,8 @@ impl KvStore for RocksStore {
 /// A RocksDB snapshot: iterators opened on it see the database as it was when it was taken.
 struct RocksView<'a> {
     store: &'a RocksStore,
+    /// The instance the snapshot was taken from: table handles come from it too.
+    db: &'a DB,
     snap: rocksdb::Snapshot<'a>,
 }
 
@@ -306,7 +339,7 @@ impl KvReadView for RocksView<'_> {
         visit: &mut dyn FnMut(&[u8], &[u8]) -> ScanControl,
     ) -> Result<(), StorageError> {
         let lower = scan_lower(prefix, start);
-        let cf = self.store.cf(table)?;
+        let cf = self.store.cf(self.db, table)?;
         // A full-table copy: read ahead, and keep the block cache for the server's own reads.
         let mut ro = ReadOptions::default();
         ro.fill_cache(false);

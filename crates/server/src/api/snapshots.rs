@@ -462,9 +462,18 @@ pub async fn create_full(state: State, Params(p): Params<SnapshotParams>) -> Api
 /// Write a new snapshot of the whole storage into `root` (the snapshots directory). Blocks.
 pub fn write_full_snapshot(reg: &Registry, root: &FsPath) -> Result<SnapshotDescription, ApiError> {
     let base = format!("full-snapshot-{}", snapshot::name_timestamp(chrono::Utc::now()));
-    // Each collection is written to a scratch file first, then copied into the archive.
-    let data: u64 = reg.list().iter().filter_map(|n| reg.get(n).ok()).map(|c| c.local_disk_bytes(None)).sum();
-    let desc = SnapshotDir::write_new(root, &base, data.saturating_mul(2), |w, path| {
+    // Each collection is written to a scratch file in the storage's tmp directory, copied into
+    // the archive and removed: the scratch side needs the largest collection, the archive all.
+    let sizes: Vec<u64> = reg.list().iter().filter_map(|n| reg.get(n).ok()).map(|c| c.local_disk_bytes(None)).collect();
+    let largest = sizes.iter().copied().max().unwrap_or(0);
+    let tmp = reg.layout().tmp_dir();
+    qd_collection::error::ensure_free_space(
+        &tmp,
+        largest.saturating_add(qd_storage::disk::MIN_FREE_DISK_BYTES),
+        "the snapshot's scratch files need about",
+    )?;
+    let total = sizes.iter().sum::<u64>().saturating_add(largest);
+    let desc = SnapshotDir::write_new(root, &base, total, |w, path| {
         let (_, size, sha) = full::snapshot_registry(reg, w, path, &mut no_progress)?;
         Ok((size, sha))
     })?;
