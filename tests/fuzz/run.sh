@@ -48,7 +48,7 @@ for backend in sqlite rocksdb; do
   status=0
   # schemathesis has been seen to keep spinning after printing its summary (uncapped, two
   # workers): it gets a hard limit, and a run killed after "No issues found" counts as passed.
-  timeout -k 10 "${FUZZ_HARD_LIMIT:-420}" .venv/bin/schemathesis run "$work/openapi.json" --url "$url" --checks not_a_server_error \
+  timeout -k 10 "${FUZZ_HARD_LIMIT:-540}" .venv/bin/schemathesis run "$work/openapi.json" --url "$url" --checks not_a_server_error \
     --phases fuzzing --max-examples "$EXAMPLES" "${BUDGET[@]}" --seed "$SEED" \
     --workers 2 --request-timeout 60 --no-shrink --suppress-health-check all --warnings off \
     --exclude-path-regex "$EXCLUDE" >"$work/st.out" 2>&1 || status=$?
