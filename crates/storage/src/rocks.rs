@@ -27,13 +27,14 @@ pub struct RocksStore {
     /// Serialises attempts to open for writing.
     upgrading: Mutex<()>,
     read_only: bool,
-    /// A write that failed, by the number of the write (see `writes`): cleared only by a write
-    /// started after it that succeeds. RocksDB's log writer then holds that error, and syncing
+    /// The last write that failed: cleared only by a write that succeeds and was sent to RocksDB
+    /// after that failure was recorded. RocksDB's log writer then holds that error, and syncing
     /// it (`flush_wal`) trips an assertion that aborts the process in Debian's librocksdb:
-    /// `flush` does not touch the database meanwhile.
+    /// `flush` does not touch the database meanwhile. (Closing the database does not sync it:
+    /// every write but a snapshot restore's goes through the log, and a restore flushes itself.)
     failed_write: Mutex<Option<FailedWrite>>,
-    /// Numbers the writes, in the order they start.
-    writes: std::sync::atomic::AtomicU64,
+    /// Numbers the recorded failures.
+    failures: std::sync::atomic::AtomicU64,
     /// Writes hold it shared from their start until their outcome is recorded; `flush` holds it
     /// exclusively, so it sees every finished write's outcome and no write fails during it.
     flush_gate: parking_lot::RwLock<()>,
@@ -42,7 +43,7 @@ pub struct RocksStore {
 /// What `flush` says while writes fail.
 #[derive(Clone)]
 struct FailedWrite {
-    number: u64,
+    generation: u64,
     message: String,
     resource: Option<crate::error::Resource>,
 }
@@ -80,7 +81,7 @@ impl RocksStore {
             upgrading: Mutex::new(()),
             read_only,
             failed_write: Mutex::new(None),
-            writes: std::sync::atomic::AtomicU64::new(0),
+            failures: std::sync::atomic::AtomicU64::new(0),
             flush_gate: parking_lot::RwLock::new(()),
         }
     }
@@ -207,7 +208,6 @@ impl RocksStore {
         self.ensure_writable()?;
         self.ensure_room_for(&batch)?;
         let _writing = self.flush_gate.read();
-        let number = self.writes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let db = self.db();
         let mut wb = rocksdb::WriteBatch::default();
         for op in &batch.ops {
@@ -232,11 +232,16 @@ impl RocksStore {
                 }
             }
         }
+        // The failure on record when this write is sent: only its success may clear that one.
+        let seen = self.failed_write.lock().as_ref().map(|f| f.generation);
         let written = db.write_opt(wb, wo).map_err(|e| StorageError::from(e).classified());
         let mut failed = self.failed_write.lock();
         match &written {
-            Err(e) => *failed = Some(FailedWrite { number, message: e.to_string(), resource: e.exhausted() }),
-            Ok(()) if failed.as_ref().is_some_and(|f| f.number < number) => *failed = None,
+            Err(e) => {
+                let generation = self.failures.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                *failed = Some(FailedWrite { generation, message: e.to_string(), resource: e.exhausted() });
+            }
+            Ok(()) if seen.is_some() && failed.as_ref().map(|f| f.generation) == seen => *failed = None,
             Ok(()) => {}
         }
         written

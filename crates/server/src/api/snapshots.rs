@@ -472,7 +472,15 @@ pub fn write_full_snapshot(reg: &Registry, root: &FsPath) -> Result<SnapshotDesc
         largest.saturating_add(qd_storage::disk::MIN_FREE_DISK_BYTES),
         "the snapshot's scratch files need about",
     )?;
-    let total = sizes.iter().sum::<u64>().saturating_add(largest);
+    // On one filesystem the largest scratch file and the archive exist at once.
+    let same_fs = {
+        use std::os::unix::fs::MetadataExt;
+        match (std::fs::metadata(&tmp), std::fs::metadata(root)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev(),
+            _ => true,
+        }
+    };
+    let total = sizes.iter().sum::<u64>().saturating_add(if same_fs { largest } else { 0 });
     let desc = SnapshotDir::write_new(root, &base, total, |w, path| {
         let (_, size, sha) = full::snapshot_registry(reg, w, path, &mut no_progress)?;
         Ok((size, sha))
