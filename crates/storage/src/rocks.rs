@@ -155,19 +155,25 @@ impl RocksStore {
             } as u64)
             .sum();
         let needed = bytes.saturating_mul(2).saturating_add(crate::disk::MIN_FREE_DISK_BYTES);
-        match crate::disk::free_bytes_near(&self.path) {
-            Some(free) if free < needed => {
-                let why = std::io::Error::new(
-                    std::io::ErrorKind::StorageFull,
-                    format!("{free} bytes free, a write of {bytes} bytes needs about {needed}"),
-                );
-                Err(StorageError::Exhausted {
-                    resource: crate::error::Resource::Disk,
-                    source: Box::new(StorageError::io(&self.path, why)),
-                })
-            }
-            _ => Ok(()),
+        ensure_free(&self.path, needed, &format!("a write of {bytes} bytes"))
+    }
+}
+
+/// [`StorageError::Exhausted`] (disk) unless the filesystem holding `path` has `needed` bytes
+/// free for `what` (an unreadable figure does not refuse).
+fn ensure_free(path: &Path, needed: u64, what: &str) -> Result<(), StorageError> {
+    match crate::disk::free_bytes_near(path) {
+        Some(free) if free < needed => {
+            let why = std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                format!("{free} bytes free, {what} needs about {needed}"),
+            );
+            Err(StorageError::Exhausted {
+                resource: crate::error::Resource::Disk,
+                source: Box::new(StorageError::io(path, why)),
+            })
         }
+        _ => Ok(()),
     }
 }
 
@@ -184,20 +190,7 @@ fn ensure_space_to_open(path: &Path) -> Result<(), StorageError> {
                 .sum()
         })
         .unwrap_or(0);
-    let needed = logs.saturating_add(crate::disk::MIN_FREE_DISK_BYTES);
-    match crate::disk::free_bytes_near(path) {
-        Some(free) if free < needed => {
-            let why = std::io::Error::new(
-                std::io::ErrorKind::StorageFull,
-                format!("{free} bytes free, opening the database needs about {needed}"),
-            );
-            Err(StorageError::Exhausted {
-                resource: crate::error::Resource::Disk,
-                source: Box::new(StorageError::io(path, why)),
-            })
-        }
-        _ => Ok(()),
-    }
+    ensure_free(path, logs.saturating_add(crate::disk::MIN_FREE_DISK_BYTES), "opening the database")
 }
 
 impl RocksStore {
