@@ -11,6 +11,7 @@ pub mod payload_index;
 pub mod quantized;
 pub mod segment;
 pub mod sparse;
+pub mod sparse_file;
 
 pub use mapped::{FileOwner, MappedVectors};
 pub use multi::MultiColumn;
@@ -21,3 +22,4 @@ pub use segment::{
     VectorColumn, VectorRef,
 };
 pub use sparse::{InvertedIndex, ScoreFloor, SparseColumn, SparseRef};
+pub use sparse_file::MappedSparse;

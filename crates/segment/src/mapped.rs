@@ -33,7 +33,7 @@ use crate::hnsw::persist::Crc32;
 const MAGIC: &[u8; 8] = b"QDVECS01";
 const HEADER: usize = 64;
 
-fn pad64(n: usize) -> usize {
+pub(crate) fn pad64(n: usize) -> usize {
     n.div_ceil(64) * 64
 }
 
@@ -51,7 +51,7 @@ impl std::fmt::Debug for MappedVectors {
     }
 }
 
-fn invalid(path: &Path, what: impl std::fmt::Display) -> io::Error {
+pub(crate) fn invalid(path: &Path, what: impl std::fmt::Display) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("{}: {what}", path.display()))
 }
 
@@ -87,7 +87,7 @@ fn data_crc(present: &[bool], vectors: &[f32]) -> u32 {
 }
 
 /// The file format is little-endian, like every target this server is built for.
-fn check_endian(path: &Path) -> io::Result<()> {
+pub(crate) fn check_endian(path: &Path) -> io::Result<()> {
     if cfg!(target_endian = "big") {
         return Err(invalid(path, "memory-mapped vectors need a little-endian CPU"));
     }
@@ -100,17 +100,28 @@ pub fn write(path: &Path, owner: FileOwner, dim: usize, present: &[bool], vector
     if vectors.len() != present.len() * dim {
         return Err(invalid(path, "vector data does not match the slot count"));
     }
-    let tmp = path.with_extension("vec.tmp");
+    write_durably(path, |w| {
+        w.write_all(&header(owner, dim, present.len(), data_crc(present, vectors)))?;
+        let mut flags: Vec<u8> = present.iter().map(|&p| p as u8).collect();
+        flags.resize(pad64(present.len()), 0);
+        w.write_all(&flags)?;
+        for chunk in vectors.chunks(1 << 16) {
+            let bytes: Vec<u8> = chunk.iter().flat_map(|x| x.to_le_bytes()).collect();
+            w.write_all(&bytes)?;
+        }
+        Ok(())
+    })
+}
+
+/// Write a file that readers see whole or not at all: `fill` writes it under a temp name
+/// (`<path>.tmp`), which is synced and renamed into place, then the directory is synced.
+pub(crate) fn write_durably(path: &Path, fill: impl FnOnce(&mut BufWriter<File>) -> io::Result<()>) -> io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
     let file = File::create(&tmp)?;
     let mut w = BufWriter::with_capacity(1 << 20, file);
-    w.write_all(&header(owner, dim, present.len(), data_crc(present, vectors)))?;
-    let mut flags: Vec<u8> = present.iter().map(|&p| p as u8).collect();
-    flags.resize(pad64(present.len()), 0);
-    w.write_all(&flags)?;
-    for chunk in vectors.chunks(1 << 16) {
-        let bytes: Vec<u8> = chunk.iter().flat_map(|x| x.to_le_bytes()).collect();
-        w.write_all(&bytes)?;
-    }
+    fill(&mut w)?;
     let file = w.into_inner().map_err(|e| e.into_error())?;
     file.sync_all()?;
     drop(file);

@@ -24,6 +24,7 @@ use crate::mapped::MappedVectors;
 use crate::multi::MultiColumn;
 use crate::quantized::QuantizedVectors;
 use crate::sparse::{InvertedIndex, ScoreFloor, SparseColumn, SparseRef};
+use crate::sparse_file::MappedSparse;
 
 /// What kind of vector a column holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -571,8 +572,51 @@ impl Segment {
         self.index.as_ref()
     }
 
-    pub fn set_index(&mut self, index: Arc<SegmentIndex>) {
+    /// Attach the segment's index. A sparse column already served from a mapped file (mapped
+    /// at start-up, before the index was loaded) serves its inverted index from that file too.
+    pub fn set_index(&mut self, mut index: Arc<SegmentIndex>) {
+        for (name, col) in &self.data.sparse {
+            let Some(m) = col.mapping() else { continue };
+            if index.sparse.get(name).is_none_or(|ix| !ix.is_mapped()) {
+                Arc::make_mut(&mut index).sparse.insert(name.clone(), InvertedIndex::mapped(m.clone()));
+            }
+        }
         self.index = Some(index);
+    }
+
+    /// Serve sparse vector `name` (its vectors and, once indexed, its inverted index) from a
+    /// mapped file of this sealed segment. False under the conditions of
+    /// [`Segment::map_column`], or if another `Arc` to the segment's index is alive.
+    pub fn map_sparse(&mut self, name: &str, m: Arc<MappedSparse>) -> bool {
+        if !self.sealed || self.index.as_mut().is_some_and(|ix| Arc::get_mut(ix).is_none()) {
+            return false;
+        }
+        let Some(col) = Arc::get_mut(&mut self.data).and_then(|d| d.sparse.get_mut(name)) else { return false };
+        if !col.map(m.clone()) {
+            return false;
+        }
+        if let Some(ix) = self.index.as_mut().and_then(Arc::get_mut) {
+            ix.sparse.insert(name.to_string(), InvertedIndex::mapped(m));
+        }
+        true
+    }
+
+    /// Serve sparse vector `name` from the heap again: `column` and `index` are heap copies
+    /// made beforehand. False under the conditions of [`Segment::map_sparse`] or if the
+    /// copies do not cover the segment's slots.
+    pub fn unmap_sparse(&mut self, name: &str, column: SparseColumn, index: InvertedIndex) -> bool {
+        if column.len() != self.slots() || index.slots() != self.slots() {
+            return false;
+        }
+        if self.index.as_mut().is_some_and(|ix| Arc::get_mut(ix).is_none()) {
+            return false;
+        }
+        let Some(col) = Arc::get_mut(&mut self.data).and_then(|d| d.sparse.get_mut(name)) else { return false };
+        *col = column;
+        if let Some(ix) = self.index.as_mut().and_then(Arc::get_mut) {
+            ix.sparse.insert(name.to_string(), index);
+        }
+        true
     }
 
     /// Serve column `name` from a memory-mapped file of this (sealed) segment's vectors
@@ -1030,7 +1074,8 @@ impl Segment {
 
     /// Bytes of memory-mapped vector files this segment serves from.
     pub fn mapped_bytes(&self) -> u64 {
-        self.data.vectors.values().map(|c| c.mapped_bytes() as u64).sum()
+        let dense: u64 = self.data.vectors.values().map(|c| c.mapped_bytes() as u64).sum();
+        dense + self.data.sparse.values().map(|c| c.mapped_bytes() as u64).sum::<u64>()
     }
 
     /// Metric of a column (Dot for sparse vectors), `None` if the segment has no such column.

@@ -9,18 +9,33 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering as AtomicOrdering};
+use std::sync::Arc;
 
 use qd_core::vectors::SparseVector;
 
+use crate::sparse_file::MappedSparse;
+
 /// Forward store: per slot a range of the flat `indices`/`values` arrays (`len == 0`: none).
 /// An overwrite in an appendable segment appends and leaves the old range unused until the
-/// segment is compacted.
+/// segment is compacted. A sealed segment's column may instead be served from a memory-mapped
+/// file (`index.on_disk: true`, see [`crate::sparse_file`]); only the presence flags stay in RAM.
 #[derive(Debug, Clone, Default)]
 pub struct SparseColumn {
-    slots: Vec<(u64, u32)>,
     present: Vec<bool>,
-    indices: Vec<u32>,
-    values: Vec<f32>,
+    store: Forward,
+}
+
+/// Where a column's vectors live.
+#[derive(Debug, Clone)]
+enum Forward {
+    Heap { slots: Vec<(u64, u32)>, indices: Vec<u32>, values: Vec<f32> },
+    Mapped(Arc<MappedSparse>),
+}
+
+impl Default for Forward {
+    fn default() -> Self {
+        Forward::Heap { slots: Vec::new(), indices: Vec::new(), values: Vec::new() }
+    }
 }
 
 /// A stored sparse vector, borrowed.
@@ -60,35 +75,40 @@ impl SparseRef<'_> {
 
 impl SparseColumn {
     pub fn len(&self) -> usize {
-        self.slots.len()
+        self.present.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
+        self.present.is_empty()
     }
 
-    pub(crate) fn ensure_len(&mut self, slots: usize) {
-        if self.slots.len() < slots {
-            self.slots.resize(slots, (0, 0));
-            self.present.resize(slots, false);
+    pub(crate) fn ensure_len(&mut self, len: usize) {
+        if let Forward::Heap { slots, .. } = &mut self.store {
+            if self.present.len() < len {
+                slots.resize(len, (0, 0));
+                self.present.resize(len, false);
+            }
         }
     }
 
     /// Write one slot. `None`: the slot has no sparse vector; `Some(empty)` is a present,
-    /// empty vector (as in Qdrant), which scores against nothing.
+    /// empty vector (as in Qdrant), which scores against nothing. A mapped column is
+    /// immutable (its file was written from the very records a restore replays), so writes
+    /// to it are ignored.
     pub(crate) fn set(&mut self, offset: u32, v: Option<&SparseVector>) {
         self.ensure_len(offset as usize + 1);
+        let Forward::Heap { slots, indices, values } = &mut self.store else { return };
         let o = offset as usize;
         match v {
             Some(v) => {
-                let start = self.indices.len() as u64;
-                self.indices.extend_from_slice(&v.indices);
-                self.values.extend_from_slice(&v.values);
-                self.slots[o] = (start, v.indices.len() as u32);
+                let start = indices.len() as u64;
+                indices.extend_from_slice(&v.indices);
+                values.extend_from_slice(&v.values);
+                slots[o] = (start, v.indices.len() as u32);
                 self.present[o] = true;
             }
             None => {
-                self.slots[o] = (0, 0);
+                slots[o] = (0, 0);
                 self.present[o] = false;
             }
         }
@@ -99,39 +119,107 @@ impl SparseColumn {
         if !self.present.get(o).copied().unwrap_or(false) {
             return None;
         }
-        let (start, len) = self.slots[o];
-        let (s, e) = (start as usize, start as usize + len as usize);
-        Some(SparseRef { indices: &self.indices[s..e], values: &self.values[s..e] })
+        match &self.store {
+            Forward::Heap { slots, indices, values } => {
+                let (start, len) = slots[o];
+                let (s, e) = (start as usize, start as usize + len as usize);
+                Some(SparseRef { indices: &indices[s..e], values: &values[s..e] })
+            }
+            Forward::Mapped(m) => Some(m.forward(offset)),
+        }
     }
 
     /// Stored non-zeros (including ranges left behind by overwrites).
     pub fn stored_values(&self) -> usize {
-        self.indices.len()
+        match &self.store {
+            Forward::Heap { indices, .. } => indices.len(),
+            Forward::Mapped(m) => m.forward_len(),
+        }
     }
 
+    /// Heap bytes (a mapped column holds only its presence flags there).
     pub fn ram_bytes(&self) -> usize {
-        self.slots.capacity() * 12 + self.present.capacity() + self.indices.capacity() * 4 + self.values.capacity() * 4
+        let store = match &self.store {
+            Forward::Heap { slots, indices, values } => {
+                slots.capacity() * 12 + indices.capacity() * 4 + values.capacity() * 4
+            }
+            Forward::Mapped(_) => 0,
+        };
+        store + self.present.capacity()
+    }
+
+    /// The mapping the column is served from, if any.
+    pub fn mapping(&self) -> Option<&Arc<MappedSparse>> {
+        match &self.store {
+            Forward::Mapped(m) => Some(m),
+            Forward::Heap { .. } => None,
+        }
+    }
+
+    /// Bytes of the mapped file (it also holds the inverted index), 0 for a heap column.
+    pub fn mapped_bytes(&self) -> usize {
+        self.mapping().map_or(0, |m| m.file_bytes())
+    }
+
+    /// Serve the vectors from `m`; refused (false) unless it has this column's slot count.
+    pub(crate) fn map(&mut self, m: Arc<MappedSparse>) -> bool {
+        if m.slots() != self.present.len() {
+            return false;
+        }
+        self.present = m.present();
+        self.store = Forward::Mapped(m);
+        true
+    }
+
+    /// A heap copy of the column, each vector's range packed after the previous one's.
+    pub fn to_heap(&self) -> SparseColumn {
+        let mut out = SparseColumn::default();
+        out.ensure_len(self.len());
+        for o in 0..self.len() as u32 {
+            if let Some(v) = self.get(o) {
+                let Forward::Heap { slots, indices, values } = &mut out.store else { break };
+                slots[o as usize] = (indices.len() as u64, v.indices.len() as u32);
+                indices.extend_from_slice(v.indices);
+                values.extend_from_slice(v.values);
+                out.present[o as usize] = true;
+            }
+        }
+        out
     }
 }
 
 /// Posting lists of a sealed segment's sparse column (CSR): the postings of dimension
 /// `dims[i]` are `offsets/values[starts[i]..starts[i + 1]]`, in offset order. Each list also
 /// keeps its largest and smallest value, the bounds that let a top-k search skip postings.
+/// The flat arrays live on the heap or in a memory-mapped file (`index.on_disk: true`, see
+/// [`crate::sparse_file`]); the per-dimension table stays in RAM either way.
 #[derive(Debug, Clone, Default)]
 pub struct InvertedIndex {
     slots: usize,
     dims: HashMap<u32, Posting>,
-    offsets: Vec<u32>,
-    values: Vec<f32>,
+    store: Postings,
+}
+
+/// Where an index's posting lists live.
+#[derive(Debug, Clone)]
+enum Postings {
+    Heap { offsets: Vec<u32>, values: Vec<f32> },
+    Mapped(Arc<MappedSparse>),
+}
+
+impl Default for Postings {
+    fn default() -> Self {
+        Postings::Heap { offsets: Vec::new(), values: Vec::new() }
+    }
 }
 
 /// Where one dimension's postings lie in the flat arrays, and their value range.
-#[derive(Debug, Clone, Copy)]
-struct Posting {
-    start: u64,
-    len: u32,
-    max: f32,
-    min: f32,
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Posting {
+    pub(crate) start: u64,
+    pub(crate) len: u32,
+    pub(crate) max: f32,
+    pub(crate) min: f32,
 }
 
 /// The best k-th score any segment of a search has reached so far, shared by the segments
@@ -310,7 +398,23 @@ impl InvertedIndex {
             }
         }
         let dims = starts.into_iter().map(|(dim, (start, len))| (dim, Posting::over(&values, start, len))).collect();
-        InvertedIndex { slots: column.len(), dims, offsets, values }
+        InvertedIndex { slots: column.len(), dims, store: Postings::Heap { offsets, values } }
+    }
+
+    /// The index held in a mapped file.
+    pub fn mapped(m: Arc<MappedSparse>) -> Self {
+        InvertedIndex { slots: m.slots(), dims: m.dims(), store: Postings::Mapped(m) }
+    }
+
+    /// A heap copy of the index.
+    pub fn to_heap(&self) -> Self {
+        let (offsets, values) = (self.offsets().to_vec(), self.values().to_vec());
+        InvertedIndex { slots: self.slots, dims: self.dims.clone(), store: Postings::Heap { offsets, values } }
+    }
+
+    /// Whether the postings are served from a mapped file.
+    pub fn is_mapped(&self) -> bool {
+        matches!(self.store, Postings::Mapped(_))
     }
 
     /// Number of slots the index was built over.
@@ -318,11 +422,37 @@ impl InvertedIndex {
         self.slots
     }
 
+    fn offsets(&self) -> &[u32] {
+        match &self.store {
+            Postings::Heap { offsets, .. } => offsets,
+            Postings::Mapped(m) => m.posting_offsets(),
+        }
+    }
+
+    fn values(&self) -> &[f32] {
+        match &self.store {
+            Postings::Heap { values, .. } => values,
+            Postings::Mapped(m) => m.posting_values(),
+        }
+    }
+
+    /// Each dimension with its postings (offsets and values), in dimension order.
+    pub(crate) fn lists(&self) -> Vec<(u32, Posting, &[u32], &[f32])> {
+        let mut dims: Vec<(u32, Posting)> = self.dims.iter().map(|(d, p)| (*d, *p)).collect();
+        dims.sort_unstable_by_key(|d| d.0);
+        dims.into_iter()
+            .map(|(d, p)| {
+                let (offsets, values) = self.postings(d);
+                (d, p, offsets, values)
+            })
+            .collect()
+    }
+
     fn postings(&self, dim: u32) -> (&[u32], &[f32]) {
         match self.dims.get(&dim) {
             Some(p) => {
                 let (s, e) = (p.start as usize, p.start as usize + p.len as usize);
-                (&self.offsets[s..e], &self.values[s..e])
+                (&self.offsets()[s..e], &self.values()[s..e])
             }
             None => (&[], &[]),
         }
@@ -490,30 +620,33 @@ impl InvertedIndex {
         });
     }
 
+    /// Heap bytes (a mapped index holds only its per-dimension table there).
     pub fn ram_bytes(&self) -> usize {
-        self.offsets.capacity() * 4 + self.values.capacity() * 4 + self.dims.capacity() * 28
+        let lists = match &self.store {
+            Postings::Heap { offsets, values } => offsets.capacity() * 4 + values.capacity() * 4,
+            Postings::Mapped(_) => 0,
+        };
+        lists + self.dims.capacity() * 28
     }
 
     /// Serialise: magic, version, slots, dim count, per dim (dim, len), then postings; CRC-32
     /// of everything before it at the end.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut dims: Vec<(u32, (u64, u32))> = self.dims.iter().map(|(k, p)| (*k, (p.start, p.len))).collect();
-        dims.sort_unstable_by_key(|d| d.0);
-        let mut out = Vec::with_capacity(32 + dims.len() * 8 + self.offsets.len() * 8);
+        let lists = self.lists();
+        let mut out = Vec::with_capacity(32 + lists.len() * 8 + self.offsets().len() * 8);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&1u32.to_le_bytes());
         out.extend_from_slice(&(self.slots as u64).to_le_bytes());
-        out.extend_from_slice(&(dims.len() as u64).to_le_bytes());
-        for (dim, (_, len)) in &dims {
+        out.extend_from_slice(&(lists.len() as u64).to_le_bytes());
+        for (dim, p, _, _) in &lists {
             out.extend_from_slice(&dim.to_le_bytes());
-            out.extend_from_slice(&len.to_le_bytes());
+            out.extend_from_slice(&p.len.to_le_bytes());
         }
-        for (_, (start, len)) in &dims {
-            let (s, e) = (*start as usize, *start as usize + *len as usize);
-            for o in &self.offsets[s..e] {
+        for (_, _, offsets, values) in &lists {
+            for o in offsets.iter() {
                 out.extend_from_slice(&o.to_le_bytes());
             }
-            for v in &self.values[s..e] {
+            for v in values.iter() {
                 out.extend_from_slice(&v.to_le_bytes());
             }
         }
@@ -580,13 +713,13 @@ impl InvertedIndex {
             }
         }
         let dims = dims.into_iter().map(|(dim, (start, len))| (dim, Posting::over(&values, start, len))).collect();
-        Ok(InvertedIndex { slots, dims, offsets, values })
+        Ok(InvertedIndex { slots, dims, store: Postings::Heap { offsets, values } })
     }
 }
 
 impl Posting {
     /// The posting list `values[start..start + len]` with its value range.
-    fn over(values: &[f32], start: u64, len: u32) -> Self {
+    pub(crate) fn over(values: &[f32], start: u64, len: u32) -> Self {
         let vals = &values[start as usize..start as usize + len as usize];
         let max = vals.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let min = vals.iter().copied().fold(f32::INFINITY, f32::min);

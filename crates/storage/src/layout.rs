@@ -36,6 +36,7 @@ const SHARDS_DIR: &str = "shards";
 const TMP_DIR: &str = "tmp";
 const VECTORS_DIR: &str = "vectors";
 const VECTORS_EXT: &str = "vec";
+const SPARSE_EXT: &str = "spv";
 
 /// Contents of `storage.json`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -219,6 +220,16 @@ impl StorageLayout {
 /// The name is hex-encoded (vector names may hold any character); a long name keeps its first
 /// 32 bytes plus a 64-bit FNV-1a hash of the whole, so file names stay within limits.
 pub fn segment_vectors_file(vectors_dir: &Path, segment: u64, name: &str) -> PathBuf {
+    segment_file(vectors_dir, segment, name, VECTORS_EXT)
+}
+
+/// The file holding sparse vector `name` of sealed segment `segment` (its vectors and inverted
+/// index, `index.on_disk: true`), named as [`segment_vectors_file`] names dense ones.
+pub fn segment_sparse_file(vectors_dir: &Path, segment: u64, name: &str) -> PathBuf {
+    segment_file(vectors_dir, segment, name, SPARSE_EXT)
+}
+
+fn segment_file(vectors_dir: &Path, segment: u64, name: &str, ext: &str) -> PathBuf {
     const KEEP: usize = 32;
     let hex = |b: &[u8]| b.iter().map(|b| format!("{b:02x}")).collect::<String>();
     let encoded = if name.len() <= KEEP {
@@ -227,15 +238,16 @@ pub fn segment_vectors_file(vectors_dir: &Path, segment: u64, name: &str) -> Pat
         let fnv = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3));
         format!("{}~{fnv:016x}", hex(&name.as_bytes()[..KEEP]))
     };
-    vectors_dir.join(format!("{segment:016x}-{encoded}.{VECTORS_EXT}"))
+    vectors_dir.join(format!("{segment:016x}-{encoded}.{ext}"))
 }
 
 /// The segment id a file in a shard's vectors directory belongs to, if it is one of ours
 /// (finished or left half-written by a crash).
 pub fn segment_of_vectors_file(file_name: &str) -> Option<u64> {
     let (seg, _) = file_name.split_once('-')?;
-    let is_ours =
-        file_name.ends_with(&format!(".{VECTORS_EXT}")) || file_name.ends_with(&format!(".{VECTORS_EXT}.tmp"));
+    let is_ours = [VECTORS_EXT, SPARSE_EXT]
+        .iter()
+        .any(|ext| file_name.ends_with(&format!(".{ext}")) || file_name.ends_with(&format!(".{ext}.tmp")));
     if seg.len() != 16 || !is_ours {
         return None;
     }
@@ -270,6 +282,9 @@ mod tests {
         assert_eq!(segment_of_vectors_file("000000000000002a-696d616765.vec"), Some(0x2a));
         assert_eq!(segment_of_vectors_file("000000000000002a-.vec.tmp"), Some(0x2a));
         assert_eq!(segment_of_vectors_file("notes.txt"), None);
+        let sparse = segment_sparse_file(dir, 0x2a, "text");
+        assert_eq!(sparse.file_name().and_then(|n| n.to_str()), Some("000000000000002a-74657874.spv"));
+        assert_eq!(segment_of_vectors_file("000000000000002a-74657874.spv.tmp"), Some(0x2a));
         // Long names stay short and distinct.
         let a = segment_vectors_file(dir, 1, &"x".repeat(300));
         let b = segment_vectors_file(dir, 1, &format!("{}y", "x".repeat(299)));

@@ -46,8 +46,16 @@ pub struct StoredSegment {
     pub payload: BTreeMap<String, FieldIndex>,
 }
 
-/// Add the keys of one indexed segment to `batch`.
-pub fn put_segment(batch: &mut WriteBatch, id: u64, data: &SegmentData, index: &SegmentIndex) -> Result<()> {
+/// Add the keys of one indexed segment to `batch`. The inverted indexes of sparse vectors
+/// `in_file` names are left out: their segment's sparse file holds them (a restart without a
+/// valid file rebuilds them from the vectors).
+pub fn put_segment(
+    batch: &mut WriteBatch,
+    id: u64,
+    data: &SegmentData,
+    index: &SegmentIndex,
+    in_file: impl Fn(&str) -> bool,
+) -> Result<()> {
     let prefix = seg_prefix(id);
     let mut desc = vec![FORMAT];
     desc.extend_from_slice(&(data.len() as u32).to_le_bytes());
@@ -67,7 +75,7 @@ pub fn put_segment(batch: &mut WriteBatch, id: u64, data: &SegmentData, index: &
     }
     put_quantized(batch, id, &index.quantized);
     put_payload(batch, id, &index.payload);
-    for (name, ix) in &index.sparse {
+    for (name, ix) in index.sparse.iter().filter(|(name, _)| !in_file(name)) {
         for (i, chunk) in ix.to_bytes().chunks(CHUNK).enumerate() {
             batch.put(Table::Index, format!("{prefix}s/{name}/{i:08x}").into_bytes(), chunk.to_vec());
         }
@@ -256,7 +264,7 @@ mod tests {
             let mut index = SegmentIndex::default();
             index.quantized.insert(String::new(), qv.clone());
             let mut batch = WriteBatch::new();
-            put_segment(&mut batch, 3, &data, &index).expect("put");
+            put_segment(&mut batch, 3, &data, &index, |_| false).expect("put");
             store.write(batch, true).expect("write");
 
             let loaded = load_segments(&store).expect("load");

@@ -146,7 +146,8 @@ fn load_state(
         // An index persisted before sparse indexes were (or one that does not cover the
         // segment) is rebuilt from the loaded vectors: cheap, one pass over the non-zeros.
         for (name, col) in seg.data().sparse_columns() {
-            if sparse.get(name).is_none_or(|ix| ix.slots() != seg.slots()) {
+            // A column mapped from its file serves the file's index (`Segment::set_index`).
+            if col.mapping().is_none() && sparse.get(name).is_none_or(|ix| ix.slots() != seg.slots()) {
                 tracing::info!(
                     shard = id,
                     segment = seg.id(),

@@ -278,9 +278,10 @@ impl Optimizer {
         self.begin(name, seg_id, data.len());
         let result = self.build_index(&data, None, config).and_then(|index| {
             // Vector files are written and checked before the index commits, without the lock.
-            let remap = self.prepare_vectors(seg_id, &data, config);
+            let remap = self.prepare_vectors(seg_id, &data, &index, config);
             let mut batch = WriteBatch::new();
-            index_store::put_segment(&mut batch, seg_id, &data, &index).map_err(OptimizerError::Encode)?;
+            index_store::put_segment(&mut batch, seg_id, &data, &index, |n| remap.maps_sparse(n))
+                .map_err(OptimizerError::Encode)?;
             self.store.write(batch, true)?;
             Ok((index, remap))
         });
@@ -307,9 +308,15 @@ impl Optimizer {
 
     /// Prepare a segment's `on_disk` vector storage (files written and checked) with no lock
     /// held.
-    fn prepare_vectors(&self, seg_id: u64, data: &SegmentData, config: &CollectionConfig) -> vector_files::Remapping {
+    fn prepare_vectors(
+        &self,
+        seg_id: u64,
+        data: &SegmentData,
+        index: &SegmentIndex,
+        config: &CollectionConfig,
+    ) -> vector_files::Remapping {
         let may_map = !self.status.unmappable.lock().contains(&seg_id);
-        vector_files::prepare(&self.vectors_dir, seg_id, data, config, may_map)
+        vector_files::prepare(&self.vectors_dir, seg_id, data, index, config, may_map)
     }
 
     /// Swap the prepared storage in; a failure is reported, leaves the vectors in RAM and is
@@ -324,13 +331,15 @@ impl Optimizer {
     /// Bring an indexed segment's vector storage in line with `on_disk` (changed by PATCH, or
     /// a file missing after a restore). The file work runs without the lock.
     fn remap(&self, seg_id: u64, config: &CollectionConfig) {
-        let data = {
+        let (data, index) = {
             let st = self.state.read();
             let Some(s) = st.sealed.iter().find(|s| s.id() == seg_id) else { return };
-            s.data().clone()
+            let Some(index) = s.index() else { return };
+            (s.data().clone(), index.clone())
         };
-        let remap = self.prepare_vectors(seg_id, &data, config);
-        drop(data);
+        let remap = self.prepare_vectors(seg_id, &data, &index, config);
+        // Swapping storage in place needs the only references to the data and index.
+        drop((data, index));
         let mut st = self.state.write();
         if let Some(s) = st.sealed.iter_mut().find(|s| s.id() == seg_id) {
             self.commit_vectors(s, remap);
@@ -350,9 +359,10 @@ impl Optimizer {
         self.begin(if old_ids.len() == 1 { "vacuum" } else { "merge" }, fresh.id(), fresh.len());
         let data = fresh.data().clone();
         let result = self.build_index(&data, base.as_deref(), config).and_then(|index| {
-            let remap = self.prepare_vectors(fresh.id(), &data, config);
+            let remap = self.prepare_vectors(fresh.id(), &data, &index, config);
             let mut batch = WriteBatch::new();
-            index_store::put_segment(&mut batch, fresh.id(), &data, &index).map_err(OptimizerError::Encode)?;
+            index_store::put_segment(&mut batch, fresh.id(), &data, &index, |n| remap.maps_sparse(n))
+                .map_err(OptimizerError::Encode)?;
             for id in old_ids {
                 index_store::delete_segment(&mut batch, *id);
             }

@@ -1,5 +1,6 @@
 //! Memory-mapped vectors of sealed segments (`on_disk: true`), one file per segment and
-//! vector name in the shard's vectors directory (named by `qd_storage::layout`).
+//! vector name in the shard's vectors directory (named by `qd_storage::layout`). A sparse
+//! vector whose index is `on_disk` keeps its vectors and its inverted index in one such file.
 //!
 //! The files are derived data: the shard database stays the source of truth. A file is
 //! written (and synced) before the segment's index is committed, removed after the segment is,
@@ -9,23 +10,34 @@
 
 use std::collections::HashSet;
 use std::path::Path;
+use std::sync::Arc;
 
 use qd_core::config::CollectionConfig;
 use qd_segment::hnsw::VectorSource;
-use qd_segment::{FileOwner, MappedVectors, Segment, SegmentData};
-use qd_storage::layout::{segment_of_vectors_file, segment_vectors_file};
+use qd_segment::{
+    FileOwner, InvertedIndex, MappedSparse, MappedVectors, Segment, SegmentData, SegmentIndex, SparseColumn,
+};
+use qd_storage::layout::{segment_of_vectors_file, segment_sparse_file, segment_vectors_file};
 
 /// Whether the config asks for vector `name` to be kept on disk.
 pub fn wanted(config: &CollectionConfig, name: &str) -> bool {
     config.params.vectors.get(name).and_then(|p| p.on_disk).unwrap_or(false)
 }
 
+/// Whether the config asks for sparse vector `name`'s index (and vectors) to be kept on disk.
+pub fn wanted_sparse(config: &CollectionConfig, name: &str) -> bool {
+    config.params.sparse(name).and_then(|p| p.index.as_ref()).and_then(|i| i.on_disk).unwrap_or(false)
+}
+
 /// Whether a sealed segment's columns are mapped where the config asks for it (`may_map`:
 /// false once mapping this segment failed; it then only counts columns to unmap).
 pub fn in_place(seg: &Segment, config: &CollectionConfig, may_map: bool) -> bool {
-    seg.data()
-        .columns()
-        .all(|(name, col)| col.len() == 0 || col.is_mapped() == wanted(config, name) || (!may_map && !col.is_mapped()))
+    let fits = |len: usize, mapped: bool, wanted: bool| len == 0 || mapped == wanted || (!may_map && !mapped);
+    seg.data().columns().all(|(name, col)| fits(col.len(), col.is_mapped(), wanted(config, name)))
+        && seg
+            .data()
+            .sparse_columns()
+            .all(|(name, col)| fits(col.len(), col.mapping().is_some(), wanted_sparse(config, name)))
 }
 
 /// What bringing one segment's columns in line with `on_disk` takes, prepared without the
@@ -37,31 +49,61 @@ pub struct Remapping {
     unmaps: Vec<(String, Vec<f32>)>,
     /// Files of columns kept in RAM, to delete.
     stale: Vec<String>,
+    sparse_maps: Vec<(String, Arc<MappedSparse>)>,
+    sparse_unmaps: Vec<(String, SparseColumn, InvertedIndex)>,
+    sparse_stale: Vec<String>,
     problem: Option<String>,
 }
 
-/// Prepare the remapping of segment `id` whose data is `data` (`may_map` as for
-/// [`in_place`]). Writes missing or invalid files of columns that should be on disk.
-pub fn prepare(dir: &Path, id: u64, data: &SegmentData, config: &CollectionConfig, may_map: bool) -> Remapping {
-    prepare_with(dir, id, data, config, may_map, true)
+impl Remapping {
+    /// Whether sparse vector `name` will be served from its file once committed (its inverted
+    /// index then need not be stored in the shard database: a restart maps the file, or
+    /// rebuilds the index from the vectors if the file is lost).
+    pub fn maps_sparse(&self, name: &str) -> bool {
+        self.sparse_maps.iter().any(|(n, _)| n == name)
+    }
+}
+
+/// Prepare the remapping of segment `id` whose data is `data` and index `index` (`may_map` as
+/// for [`in_place`]). Writes missing or invalid files of columns that should be on disk.
+pub fn prepare(
+    dir: &Path,
+    id: u64,
+    data: &SegmentData,
+    index: &SegmentIndex,
+    config: &CollectionConfig,
+    may_map: bool,
+) -> Remapping {
+    prepare_with(dir, id, data, Some(index), config, may_map)
 }
 
 /// Like [`prepare`] but only maps files that are already there and valid (at start-up, before
-/// the segment's vectors are loaded, nothing may be written from them).
+/// the segment's vectors and index are loaded, nothing may be written from them).
 pub fn prepare_existing(dir: &Path, id: u64, data: &SegmentData, config: &CollectionConfig) -> Remapping {
-    prepare_with(dir, id, data, config, true, false)
+    prepare_with(dir, id, data, None, config, true)
 }
 
+/// `index`: `None` at start-up, where nothing may be written.
 fn prepare_with(
     dir: &Path,
     id: u64,
     data: &SegmentData,
+    index: Option<&SegmentIndex>,
     config: &CollectionConfig,
     may_map: bool,
-    may_write: bool,
 ) -> Remapping {
+    let may_write = index.is_some();
     let owner = FileOwner { segment: id, members_digest: data.members_digest() };
-    let mut r = Remapping { id, maps: Vec::new(), unmaps: Vec::new(), stale: Vec::new(), problem: None };
+    let mut r = Remapping {
+        id,
+        maps: Vec::new(),
+        unmaps: Vec::new(),
+        stale: Vec::new(),
+        sparse_maps: Vec::new(),
+        sparse_unmaps: Vec::new(),
+        sparse_stale: Vec::new(),
+        problem: None,
+    };
     for (name, col) in data.columns() {
         let path = segment_vectors_file(dir, id, name);
         match (wanted(config, name), col.mapping()) {
@@ -83,6 +125,33 @@ fn prepare_with(
             }
             (false, Some(m)) => r.unmaps.push((name.to_string(), m.data().to_vec())),
             (false, None) => r.stale.push(name.to_string()),
+            _ => {}
+        }
+    }
+    for (name, col) in data.sparse_columns() {
+        let path = segment_sparse_file(dir, id, name);
+        let built = index.and_then(|ix| ix.sparse.get(name)).filter(|ix| ix.slots() == col.len());
+        match (wanted_sparse(config, name), col.mapping()) {
+            (true, None) if !col.is_empty() && may_map => {
+                let opened = MappedSparse::open(&path, owner, col.len()).or_else(|e| {
+                    let Some(ix) = built else { return Err(e) };
+                    std::fs::create_dir_all(dir)?;
+                    qd_segment::sparse_file::write(&path, owner, col, ix)?;
+                    MappedSparse::open(&path, owner, col.len())
+                });
+                match opened {
+                    Ok(m) => r.sparse_maps.push((name.to_string(), Arc::new(m))),
+                    Err(e) => {
+                        r.problem.get_or_insert(format!("{}: {e}", path.display()));
+                    }
+                }
+            }
+            (false, Some(_)) => {
+                let heap = col.to_heap();
+                let ix = built.map_or_else(|| InvertedIndex::build(&heap), InvertedIndex::to_heap);
+                r.sparse_unmaps.push((name.to_string(), heap, ix));
+            }
+            (false, None) => r.sparse_stale.push(name.to_string()),
             _ => {}
         }
     }
@@ -110,6 +179,21 @@ pub fn commit(dir: &Path, seg: &mut Segment, r: Remapping) -> Result<(), String>
     }
     for name in r.stale {
         let _ = std::fs::remove_file(segment_vectors_file(dir, r.id, &name));
+    }
+    for (name, m) in r.sparse_maps {
+        if !seg.map_sparse(&name, m) {
+            problem.get_or_insert(format!("segment {:x}: sparse vector {name:?} could not be mapped", r.id));
+        }
+    }
+    for (name, col, ix) in r.sparse_unmaps {
+        if seg.unmap_sparse(&name, col, ix) {
+            let _ = std::fs::remove_file(segment_sparse_file(dir, r.id, &name));
+        } else {
+            problem.get_or_insert(format!("segment {:x}: sparse vector {name:?} could not be unmapped", r.id));
+        }
+    }
+    for name in r.sparse_stale {
+        let _ = std::fs::remove_file(segment_sparse_file(dir, r.id, &name));
     }
     problem.map_or(Ok(()), Err)
 }

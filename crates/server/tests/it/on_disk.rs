@@ -1,7 +1,8 @@
 //! `on_disk: true` vectors: sealed segments serve them from memory-mapped files in the shard's
 //! `vectors/` directory, search results stay equal to exact ones, a restart maps the files
 //! again (nothing rebuilt), a damaged file is refused and rewritten, and PATCH `on_disk: false`
-//! brings the vectors back into RAM and removes the files. Both backends.
+//! brings the vectors back into RAM and removes the files. The same for sparse vectors whose
+//! index is `on_disk` (vectors and inverted index in one `.spv` file). Both backends.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -14,6 +15,11 @@ const DIM: usize = 16;
 
 /// Every `.vec` file under the storage root.
 fn vec_files(root: &Path) -> Vec<PathBuf> {
+    files_with(root, "vec")
+}
+
+/// Every file with extension `ext` under the storage root.
+fn files_with(root: &Path, ext: &str) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -21,7 +27,7 @@ fn vec_files(root: &Path) -> Vec<PathBuf> {
             let p = e.path();
             if p.is_dir() {
                 stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "vec") {
+            } else if p.extension().is_some_and(|x| x == ext) {
                 out.push(p);
             }
         }
@@ -30,10 +36,19 @@ fn vec_files(root: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// Sum of a per-shard figure from `/telemetry`.
+/// Sum of a per-shard figure of collection `d` from `/telemetry`.
 fn shard_sum(s: &Server, field: &str) -> u64 {
+    shard_sum_of(s, "d", field)
+}
+
+fn shard_sum_of(s: &Server, collection: &str, field: &str) -> u64 {
     let t = s.ok("GET", "/telemetry?details_level=2", None);
-    let c = t["collections"]["collections"].as_array().expect("collections").iter().find(|c| c["id"] == "d").cloned();
+    let c = t["collections"]["collections"]
+        .as_array()
+        .expect("collections")
+        .iter()
+        .find(|c| c["id"] == collection)
+        .cloned();
     let shards = c.expect("collection d")["shards"].as_array().expect("shards").clone();
     shards.iter().map(|sh| sh["local"][field].as_u64().expect("figure")).sum()
 }
@@ -58,9 +73,13 @@ fn check_search(s: &Server) -> Vec<Vec<u64>> {
 }
 
 fn wait_files(storage: &Path, want_any: bool) -> Vec<PathBuf> {
+    wait_files_with(storage, "vec", want_any)
+}
+
+fn wait_files_with(storage: &Path, ext: &str, want_any: bool) -> Vec<PathBuf> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let files = vec_files(storage);
+        let files = files_with(storage, ext);
         if files.is_empty() != want_any {
             return files;
         }
@@ -148,4 +167,123 @@ fn on_disk_vectors_sqlite() {
 #[test]
 fn on_disk_vectors_rocksdb() {
     on_disk_vectors(BACKENDS[1]);
+}
+
+/// Sparse vector of point `i`: 3 to 10 dimensions out of 300, deterministic.
+fn sparse_of(i: u64) -> Value {
+    let mut state = i.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let n = 3 + next() % 8;
+    let mut dims: Vec<u64> = (0..n).map(|_| next() % 300).collect();
+    dims.sort_unstable();
+    dims.dedup();
+    let values: Vec<f64> = dims.iter().map(|_| (next() % 1000) as f64 / 100.0 - 1.0).collect();
+    json!({"indices": dims, "values": values})
+}
+
+/// Top-10 (ids and scores) of 20 sparse queries against collection `c`.
+fn sparse_answers(s: &Server, c: &str) -> Vec<Value> {
+    (0..20u64)
+        .map(|q| {
+            let body = json!({"query": sparse_of(50_000 + q), "using": "text", "limit": 10});
+            let hits = s.ok("POST", &format!("/collections/{c}/points/query"), Some(&body))["points"].clone();
+            let pairs: Vec<Value> =
+                hits.as_array().expect("points").iter().map(|h| json!([h["id"], h["score"]])).collect();
+            json!(pairs)
+        })
+        .collect()
+}
+
+fn sparse_ram(s: &Server, c: &str) -> u64 {
+    shard_sum_of(s, c, "ram_vectors_bytes") + shard_sum_of(s, c, "ram_index_bytes")
+}
+
+fn on_disk_sparse(backend: &str) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let storage = dir.path().join("s");
+    let s = Server::start(&storage, backend);
+    // `d` keeps its sparse vectors and index on disk, `r` the same data in RAM.
+    for (name, on_disk) in [("d", true), ("r", false)] {
+        create_collection(
+            &s,
+            name,
+            json!({"sparse_vectors": {"text": {"index": {"on_disk": on_disk}}}, "shard_number": 2,
+                   "optimizers_config": {"indexing_threshold": 20}}),
+        );
+        for batch in 0..4u64 {
+            let points: Vec<Value> =
+                (batch * 500..(batch + 1) * 500).map(|i| json!({"id": i, "vector": {"text": sparse_of(i)}})).collect();
+            s.ok("PUT", &format!("/collections/{name}/points?wait=true"), Some(&json!({ "points": points })));
+        }
+        wait_indexed(&s, name);
+    }
+    let files = wait_files_with(&storage, "spv", true);
+    assert!(files.iter().all(|f| f.parent().is_some_and(|p| p.ends_with("vectors"))), "{files:?}");
+    let want = sparse_answers(&s, "r");
+    assert_eq!(sparse_answers(&s, "d"), want);
+    // Sealed vectors and postings left the heap (presence flags and the dimension table stay).
+    let (ram_d, ram_r) = (sparse_ram(&s, "d"), sparse_ram(&s, "r"));
+    assert!(ram_d * 4 < ram_r, "on disk {ram_d} B in RAM, in RAM {ram_r} B");
+    // Vectors read back from the file, and deletes visible at once.
+    let p = s.ok("GET", "/collections/d/points/7", None);
+    assert_eq!(p["vector"]["text"], s.ok("GET", "/collections/r/points/7", None)["vector"]["text"]);
+    let first = want[0][0][0].clone();
+    for c in ["d", "r"] {
+        s.ok("POST", &format!("/collections/{c}/points/delete?wait=true"), Some(&json!({"points": [first]})));
+    }
+    let want = sparse_answers(&s, "r");
+    assert_eq!(sparse_answers(&s, "d"), want);
+    drop(s);
+
+    // Restart: the files are mapped again, nothing is rebuilt, answers are unchanged.
+    let s = Server::start(&storage, backend);
+    let before_restart = files_with(&storage, "spv");
+    assert_eq!(sparse_answers(&s, "d"), want);
+    std::thread::sleep(Duration::from_millis(700));
+    let opt = s.ok("GET", "/collections/d/optimizations", None);
+    assert!(opt["completed"].as_array().expect("completed").is_empty(), "nothing rebuilt: {opt}");
+    assert!(sparse_ram(&s, "d") * 4 < sparse_ram(&s, "r"));
+    assert_eq!(files_with(&storage, "spv"), before_restart);
+    drop(s);
+
+    // A damaged file is refused at start-up (the index is built from the vectors meanwhile)
+    // and written again.
+    let victim = before_restart[0].clone();
+    let mut bytes = std::fs::read(&victim).expect("read");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x55;
+    std::fs::write(&victim, &bytes).expect("damage");
+    let s = Server::start(&storage, backend);
+    assert_eq!(sparse_answers(&s, "d"), want);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::fs::read(&victim).map(|b| b == bytes).unwrap_or(true) {
+        assert!(Instant::now() < deadline, "damaged sparse file never rewritten");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(sparse_answers(&s, "d"), want);
+
+    // on_disk off: vectors and postings come back into RAM, the files go away, same answers.
+    s.ok("PATCH", "/collections/d", Some(&json!({"sparse_vectors": {"text": {"index": {"on_disk": false}}}})));
+    wait_files_with(&storage, "spv", false);
+    assert_eq!(sparse_answers(&s, "d"), want);
+    assert!(sparse_ram(&s, "d") * 2 > sparse_ram(&s, "r"));
+    drop(s);
+    // Its index was never stored in the database: a restart builds it from the vectors.
+    let s = Server::start(&storage, backend);
+    assert_eq!(sparse_answers(&s, "d"), want);
+}
+
+#[test]
+fn on_disk_sparse_sqlite() {
+    on_disk_sparse(BACKENDS[0]);
+}
+
+#[test]
+fn on_disk_sparse_rocksdb() {
+    on_disk_sparse(BACKENDS[1]);
 }
