@@ -7,14 +7,17 @@
 pub mod hnsw;
 pub mod mapped;
 pub mod multi;
+pub mod multi_file;
 pub mod payload_index;
 pub mod quantized;
+mod sectioned;
 pub mod segment;
 pub mod sparse;
 pub mod sparse_file;
 
 pub use mapped::{FileOwner, MappedVectors};
 pub use multi::MultiColumn;
+pub use multi_file::MappedMulti;
 pub use payload_index::{facet_key, order_value, FieldIndex, IndexKind};
 pub use quantized::QuantizedVectors;
 pub use segment::{

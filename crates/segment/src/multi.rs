@@ -2,26 +2,40 @@
 //! dimension in a flat array, scored by max-sim.
 //!
 //! Scoring is [`crate::hnsw::MaxSimScorer`] (exact scans, graph build and graph search alike),
-//! rows already preprocessed (Cosine: normalised one by one). An overwrite in an appendable segment appends the new rows and
-//! leaves the old ones unused until the segment is compacted.
+//! rows already preprocessed (Cosine: normalised one by one). An overwrite in an appendable
+//! segment appends the new rows and leaves the old ones unused until the segment is compacted.
+//! A sealed segment's column may instead be served from a memory-mapped file (`on_disk: true`,
+//! see [`crate::multi_file`]).
+
+use std::sync::Arc;
 
 use qd_core::vectors::MultiDenseVector;
 use qd_core::Distance;
 
 use crate::hnsw::VectorSource;
+use crate::multi_file::MappedMulti;
 
 #[derive(Debug, Clone)]
 pub struct MultiColumn {
     pub distance: Distance,
     dim: usize,
-    /// Per slot: first row and row count (0 = no vector).
-    slots: Vec<(u32, u32)>,
-    rows: Vec<f32>,
+    store: Rows,
+}
+
+/// Where a column's rows live.
+#[derive(Debug, Clone)]
+enum Rows {
+    /// Per slot: first row and row count (0 = no vector); the rows, flat.
+    Heap {
+        slots: Vec<(u32, u32)>,
+        rows: Vec<f32>,
+    },
+    Mapped(Arc<MappedMulti>),
 }
 
 impl MultiColumn {
     pub fn new(dim: usize, distance: Distance) -> Self {
-        MultiColumn { distance, dim, slots: Vec::new(), rows: Vec::new() }
+        MultiColumn { distance, dim, store: Rows::Heap { slots: Vec::new(), rows: Vec::new() } }
     }
 
     /// Dimension of each row.
@@ -30,53 +44,112 @@ impl MultiColumn {
     }
 
     pub fn len(&self) -> usize {
-        self.slots.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
-    }
-
-    pub(crate) fn ensure_len(&mut self, slots: usize) {
-        if self.slots.len() < slots {
-            self.slots.resize(slots, (0, 0));
+        match &self.store {
+            Rows::Heap { slots, .. } => slots.len(),
+            Rows::Mapped(m) => m.slots(),
         }
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub(crate) fn ensure_len(&mut self, len: usize) {
+        if let Rows::Heap { slots, .. } = &mut self.store {
+            if slots.len() < len {
+                slots.resize(len, (0, 0));
+            }
+        }
+    }
+
+    /// Write one slot. A mapped column is immutable (its file was written from the very
+    /// records a restore replays), so writes to it are ignored.
     pub(crate) fn set(&mut self, offset: u32, v: Option<&MultiDenseVector>) {
         self.ensure_len(offset as usize + 1);
+        let dim = self.dim;
+        let Rows::Heap { slots, rows } = &mut self.store else { return };
         let o = offset as usize;
-        match v.filter(|v| v.dim() == self.dim) {
+        match v.filter(|v| v.dim() == dim) {
             Some(v) => {
-                let start = (self.rows.len() / self.dim) as u32;
-                self.rows.extend_from_slice(v.flat());
-                self.slots[o] = (start, v.count() as u32);
+                let start = (rows.len() / dim) as u32;
+                rows.extend_from_slice(v.flat());
+                slots[o] = (start, v.count() as u32);
             }
-            None => self.slots[o] = (0, 0),
+            None => slots[o] = (0, 0),
         }
     }
 
     /// The rows of a slot, flat (`None` if the slot has no vector).
     pub fn get(&self, offset: u32) -> Option<&[f32]> {
-        let &(start, count) = self.slots.get(offset as usize)?;
-        if count == 0 {
-            return None;
+        match &self.store {
+            Rows::Heap { slots, rows } => {
+                let &(start, count) = slots.get(offset as usize)?;
+                if count == 0 {
+                    return None;
+                }
+                let s = start as usize * self.dim;
+                rows.get(s..s + count as usize * self.dim)
+            }
+            Rows::Mapped(m) => m.get(offset),
         }
-        let s = start as usize * self.dim;
-        self.rows.get(s..s + count as usize * self.dim)
     }
 
     pub fn get_owned(&self, offset: u32) -> Option<MultiDenseVector> {
         self.get(offset).and_then(|rows| MultiDenseVector::from_flat(self.dim, rows.to_vec()))
     }
 
+    /// Heap bytes (none for a mapped column).
     pub fn ram_bytes(&self) -> usize {
-        self.slots.capacity() * 8 + self.rows.capacity() * 4
+        match &self.store {
+            Rows::Heap { slots, rows } => slots.capacity() * 8 + rows.capacity() * 4,
+            Rows::Mapped(_) => 0,
+        }
     }
 
     /// Bytes of stored rows (what the optimizer's size thresholds count).
     pub fn stored_bytes(&self) -> usize {
-        self.rows.len() * 4
+        match &self.store {
+            Rows::Heap { rows, .. } => rows.len() * 4,
+            Rows::Mapped(m) => m.rows() * self.dim * 4,
+        }
+    }
+
+    /// The mapping the rows are served from, if any.
+    pub fn mapping(&self) -> Option<&Arc<MappedMulti>> {
+        match &self.store {
+            Rows::Mapped(m) => Some(m),
+            Rows::Heap { .. } => None,
+        }
+    }
+
+    /// Bytes of the mapped file, 0 for a heap column.
+    pub fn mapped_bytes(&self) -> usize {
+        self.mapping().map_or(0, |m| m.file_bytes())
+    }
+
+    /// Serve the rows from `m`; refused (false) unless it has this column's shape.
+    pub(crate) fn map(&mut self, m: Arc<MappedMulti>) -> bool {
+        if m.slots() != self.len() || m.dim() != self.dim {
+            return false;
+        }
+        self.store = Rows::Mapped(m);
+        true
+    }
+
+    /// A heap copy of the column, each slot's rows packed after the previous one's.
+    pub fn to_heap(&self) -> MultiColumn {
+        let mut slots = Vec::with_capacity(self.len());
+        let mut rows = Vec::new();
+        for o in 0..self.len() as u32 {
+            match self.get(o) {
+                Some(r) => {
+                    slots.push(((rows.len() / self.dim) as u32, (r.len() / self.dim) as u32));
+                    rows.extend_from_slice(r);
+                }
+                None => slots.push((0, 0)),
+            }
+        }
+        MultiColumn { distance: self.distance, dim: self.dim, store: Rows::Heap { slots, rows } }
     }
 }
 
@@ -85,7 +158,7 @@ impl VectorSource for MultiColumn {
         self.dim
     }
     fn len(&self) -> usize {
-        self.slots.len()
+        MultiColumn::len(self)
     }
     /// The slot's rows (empty for a slot without a vector).
     fn vector(&self, offset: u32) -> &[f32] {

@@ -22,6 +22,7 @@ use crate::hnsw::{exact_search_by, DenseVectors, HnswGraph, VectorSource};
 use crate::hnsw::{MaxSimScorer, PairScore};
 use crate::mapped::MappedVectors;
 use crate::multi::MultiColumn;
+use crate::multi_file::MappedMulti;
 use crate::quantized::QuantizedVectors;
 use crate::sparse::{InvertedIndex, ScoreFloor, SparseColumn, SparseRef};
 use crate::sparse_file::MappedSparse;
@@ -636,6 +637,26 @@ impl Segment {
         Arc::get_mut(&mut self.data).and_then(|d| d.vectors.get_mut(name)).is_some_and(|c| c.unmap(data))
     }
 
+    /// Serve multivector `name` from a mapped file of this sealed segment; false under the
+    /// conditions of [`Segment::map_column`].
+    pub fn map_multi(&mut self, name: &str, m: Arc<MappedMulti>) -> bool {
+        if !self.sealed {
+            return false;
+        }
+        Arc::get_mut(&mut self.data).and_then(|d| d.multi.get_mut(name)).is_some_and(|c| c.map(m))
+    }
+
+    /// Serve multivector `name` from the heap again: `column` is a heap copy made beforehand
+    /// over the same slots; false otherwise or under the conditions of [`Segment::map_column`].
+    pub fn unmap_multi(&mut self, name: &str, column: MultiColumn) -> bool {
+        let Some(col) = Arc::get_mut(&mut self.data).and_then(|d| d.multi.get_mut(name)) else { return false };
+        if column.len() != col.len() || column.dim() != col.dim() {
+            return false;
+        }
+        *col = column;
+        true
+    }
+
     fn live_offset(&self, id: &PointId) -> Option<u32> {
         self.data.ids.get(id).copied().filter(|&o| !self.deleted[o as usize])
     }
@@ -1075,7 +1096,8 @@ impl Segment {
     /// Bytes of memory-mapped vector files this segment serves from.
     pub fn mapped_bytes(&self) -> u64 {
         let dense: u64 = self.data.vectors.values().map(|c| c.mapped_bytes() as u64).sum();
-        dense + self.data.sparse.values().map(|c| c.mapped_bytes() as u64).sum::<u64>()
+        let multi: u64 = self.data.multi.values().map(|c| c.mapped_bytes() as u64).sum();
+        dense + multi + self.data.sparse.values().map(|c| c.mapped_bytes() as u64).sum::<u64>()
     }
 
     /// Metric of a column (Dot for sparse vectors), `None` if the segment has no such column.

@@ -3,21 +3,15 @@
 //! lists) are paged in by the kernel on demand, so neither needs to fit in the process heap.
 //! Only the presence flags (a byte per slot) and the per-dimension table stay in RAM.
 //!
+//! The file (see [`crate::sectioned`] for the header) has magic `QDSPRS01` and counts
+//! (slots, forward non-zeros, dimensions, postings); its sections:
 //! ```text
-//! offset 0   "QDSPRS01"                         magic and format version
-//!        8   u64 segment id                     which segment the file belongs to
-//!       16   u32 members digest                 CRC-32 of the segment's ids and versions
-//!       20   u32 crc32 of everything after the header
-//!       24   u64 slots, u64 forward non-zeros, u64 dimensions, u64 postings
-//!       56   u32 crc32 of bytes 0..56
-//!       60   zero padding up to 64
-//! then, each section padded with zeros to a multiple of 64 bytes:
-//!            slots bytes: 1 if the slot has this vector, else 0
-//!            slots u64: where the slot's vector starts in the forward arrays
-//!            slots u32: how many non-zeros it has
-//!            forward u32 indices, then forward f32 values
-//!            dimensions x (u32 dim, u32 len, u64 start, f32 max, f32 min), by dim
-//!            postings u32 slot offsets, then postings f32 values
+//! slots bytes: 1 if the slot has this vector, else 0
+//! slots u64: where the slot's vector starts in the forward arrays
+//! slots u32: how many non-zeros it has
+//! forward u32 indices, then forward f32 values
+//! dimensions x (u32 dim, u32 len, u64 start, f32 max, f32 min), by dim
+//! postings u32 slot offsets, then postings f32 values
 //! ```
 //! Written once (temp file, fsync, rename, directory fsync) before the segment's index is
 //! committed, never changed, and checked when opened as [`crate::mapped`] files are: owner,
@@ -25,16 +19,14 @@
 //! (the vectors and index are then served from RAM until the optimizer writes it again).
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::{self, Seek, SeekFrom, Write};
+use std::io;
 use std::path::Path;
 
-use crate::hnsw::persist::Crc32;
-use crate::mapped::{check_endian, invalid, pad64, write_durably, FileOwner};
+use crate::mapped::{invalid, pad64, FileOwner};
+use crate::sectioned::{self, u32_at, u64_at, HEADER};
 use crate::sparse::{InvertedIndex, Posting, SparseColumn, SparseRef};
 
 const MAGIC: &[u8; 8] = b"QDSPRS01";
-const HEADER: usize = 64;
 const DIM_ENTRY: usize = 24;
 
 /// Where each section starts, from the counts in the header.
@@ -55,7 +47,7 @@ struct Layout {
 }
 
 impl Layout {
-    fn new(slots: usize, forward: usize, dims: usize, postings: usize) -> Self {
+    fn new([slots, forward, dims, postings]: [usize; 4]) -> Self {
         let starts_at = HEADER + pad64(slots);
         let lens_at = starts_at + pad64(slots * 8);
         let indices_at = lens_at + pad64(slots * 4);
@@ -81,63 +73,8 @@ impl Layout {
     }
 }
 
-fn header(owner: FileOwner, l: &Layout, data_crc: u32) -> [u8; HEADER] {
-    let mut h = [0u8; HEADER];
-    h[..8].copy_from_slice(MAGIC);
-    h[8..16].copy_from_slice(&owner.segment.to_le_bytes());
-    h[16..20].copy_from_slice(&owner.members_digest.to_le_bytes());
-    h[20..24].copy_from_slice(&data_crc.to_le_bytes());
-    for (i, n) in [l.slots, l.forward, l.dims, l.postings].into_iter().enumerate() {
-        h[24 + i * 8..32 + i * 8].copy_from_slice(&(n as u64).to_le_bytes());
-    }
-    let mut c = Crc32::new();
-    c.update(&h[..56]);
-    h[56..60].copy_from_slice(&c.finish().to_le_bytes());
-    h
-}
-
-fn u64_at(b: &[u8], at: usize) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[at..at + 8]);
-    u64::from_le_bytes(a)
-}
-
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-
-/// A writer that checksums what passes through it and pads sections to 64 bytes.
-struct Sections<'a, W: Write> {
-    w: &'a mut W,
-    crc: Crc32,
-    written: usize,
-}
-
-impl<W: Write> Sections<'_, W> {
-    fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.crc.update(bytes);
-        self.written += bytes.len();
-        self.w.write_all(bytes)
-    }
-
-    /// Write `items` as little-endian bytes, in chunks, then pad to 64.
-    fn section<T: Copy, const N: usize>(&mut self, items: &[T], bytes: impl Fn(T) -> [u8; N]) -> io::Result<()> {
-        for chunk in items.chunks(1 << 14) {
-            let b: Vec<u8> = chunk.iter().flat_map(|&x| bytes(x)).collect();
-            self.put(&b)?;
-        }
-        self.pad()
-    }
-
-    fn pad(&mut self) -> io::Result<()> {
-        let zeros = vec![0u8; pad64(self.written) - self.written];
-        self.put(&zeros)
-    }
-}
-
 /// Write `column` and its inverted index `index` (built over the same slots) to `path` durably.
 pub fn write(path: &Path, owner: FileOwner, column: &SparseColumn, index: &InvertedIndex) -> io::Result<()> {
-    check_endian(path)?;
     let slots = column.len();
     if index.slots() != slots {
         return Err(invalid(path, format!("index over {} slots for a column of {slots}", index.slots())));
@@ -146,10 +83,9 @@ pub fn write(path: &Path, owner: FileOwner, column: &SparseColumn, index: &Inver
     let forward: usize = vectors.iter().flatten().map(|v| v.indices.len()).sum();
     let lists = index.lists();
     let postings: usize = lists.iter().map(|l| l.2.len()).sum();
-    let layout = Layout::new(slots, forward, lists.len(), postings);
-    write_durably(path, |w| {
-        w.write_all(&[0u8; HEADER])?;
-        let mut s = Sections { w: &mut *w, crc: Crc32::new(), written: 0 };
+    let counts = [slots, forward, lists.len(), postings];
+    let layout = Layout::new(counts);
+    sectioned::write(path, MAGIC, owner, counts.map(|n| n as u64), layout.end, |s| {
         s.section(&vectors.iter().map(|v| v.is_some() as u8).collect::<Vec<u8>>(), |b| [b])?;
         let mut starts = Vec::with_capacity(slots);
         let mut at = 0u64;
@@ -161,11 +97,11 @@ pub fn write(path: &Path, owner: FileOwner, column: &SparseColumn, index: &Inver
         let lens: Vec<u32> = vectors.iter().map(|v| v.map_or(0, |v| v.indices.len() as u32)).collect();
         s.section(&lens, u32::to_le_bytes)?;
         for v in vectors.iter().flatten() {
-            s.put(&v.indices.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>())?;
+            s.append(v.indices, u32::to_le_bytes)?;
         }
         s.pad()?;
         for v in vectors.iter().flatten() {
-            s.put(&v.values.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>())?;
+            s.append(v.values, f32::to_le_bytes)?;
         }
         s.pad()?;
         let mut at = 0u64;
@@ -181,19 +117,13 @@ pub fn write(path: &Path, owner: FileOwner, column: &SparseColumn, index: &Inver
         }
         s.pad()?;
         for (_, _, offsets, _) in &lists {
-            s.put(&offsets.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>())?;
+            s.append(offsets, u32::to_le_bytes)?;
         }
         s.pad()?;
         for (_, _, _, values) in &lists {
-            s.put(&values.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>())?;
+            s.append(values, f32::to_le_bytes)?;
         }
-        s.pad()?;
-        if HEADER + s.written != layout.end {
-            return Err(invalid(path, "sparse file size does not match its layout"));
-        }
-        let crc = s.crc.finish();
-        w.seek(SeekFrom::Start(0))?;
-        w.write_all(&header(owner, &layout, crc))
+        s.pad()
     })
 }
 
@@ -214,41 +144,8 @@ impl MappedSparse {
     /// Map the file written for `owner` with `slots` slots; any mismatch or damage is an
     /// error. Reads the whole file once (checksum and bounds).
     pub fn open(path: &Path, owner: FileOwner, slots: usize) -> io::Result<MappedSparse> {
-        check_endian(path)?;
-        let file = File::open(path)?;
-        // SAFETY: the file is private to this shard and never modified after it was written
-        // (written to a temp name, synced, renamed); the mapping is read-only.
-        let map = unsafe { memmap2::Mmap::map(&file)? };
-        if map.len() < HEADER {
-            return Err(invalid(path, "truncated sparse file"));
-        }
-        let h = &map[..HEADER];
-        let mut c = Crc32::new();
-        c.update(&h[..56]);
-        if &h[..8] != MAGIC || h[56..60] != c.finish().to_le_bytes() {
-            return Err(invalid(path, "not a sparse file of this format, or a damaged header"));
-        }
-        let count = |i: usize| usize::try_from(u64_at(h, 24 + i * 8)).unwrap_or(usize::MAX / 64);
-        let (forward, dims, postings) = (count(1), count(2), count(3));
-        if [forward, dims, postings].iter().any(|&n| n > map.len()) {
-            return Err(invalid(path, "sparse file counts exceed its size"));
-        }
-        let layout = Layout::new(count(0), forward, dims, postings);
-        if h[..56] != header(owner, &Layout::new(slots, forward, dims, postings), u32_at(h, 20))[..56] {
-            return Err(invalid(path, "written for another segment or shape"));
-        }
-        if map.len() != layout.end {
-            return Err(invalid(path, format!("size {} where {} was expected", map.len(), layout.end)));
-        }
-        let mut c = Crc32::new();
-        c.update(&map[HEADER..]);
-        if c.finish() != u32_at(h, 20) {
-            return Err(invalid(path, "sparse data checksum mismatch"));
-        }
-        if map.as_ptr().align_offset(std::mem::align_of::<u64>()) != 0 {
-            return Err(invalid(path, "mapping is not aligned"));
-        }
-        let mut m = MappedSparse { map, layout, dims: HashMap::new() };
+        let (map, counts) = sectioned::open(path, MAGIC, owner, slots, |c| Some(Layout::new(c).end))?;
+        let mut m = MappedSparse { map, layout: Layout::new(counts), dims: HashMap::new() };
         m.check_bounds().map_err(|e| invalid(path, e))?;
         Ok(m)
     }
@@ -280,22 +177,12 @@ impl MappedSparse {
         Ok(())
     }
 
-    /// `n` items of a plain numeric type at byte `at` of the mapping.
-    fn slice<T: Copy>(&self, at: usize, n: usize) -> &[T] {
-        let bytes = &self.map[at..at + n * std::mem::size_of::<T>()];
-        // SAFETY: `open` checked the file's length against the layout (so the range is in
-        // bounds, as the slice above also checks) and the mapping's alignment (page-aligned;
-        // every section starts at a multiple of 64). T is u32, u64 or f32 here: no invalid
-        // bit patterns. Little-endian targets only, like the file format.
-        unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<T>(), n) }
-    }
-
     fn starts(&self) -> &[u64] {
-        self.slice(self.layout.starts_at, self.layout.slots)
+        sectioned::slice(&self.map, self.layout.starts_at, self.layout.slots)
     }
 
     fn lens(&self) -> &[u32] {
-        self.slice(self.layout.lens_at, self.layout.slots)
+        sectioned::slice(&self.map, self.layout.lens_at, self.layout.slots)
     }
 
     pub fn slots(&self) -> usize {
@@ -311,8 +198,8 @@ impl MappedSparse {
     pub fn forward(&self, offset: u32) -> SparseRef<'_> {
         let o = offset as usize;
         let (start, len) = (self.starts()[o] as usize, self.lens()[o] as usize);
-        let indices: &[u32] = self.slice(self.layout.indices_at, self.layout.forward);
-        let values: &[f32] = self.slice(self.layout.values_at, self.layout.forward);
+        let indices: &[u32] = sectioned::slice(&self.map, self.layout.indices_at, self.layout.forward);
+        let values: &[f32] = sectioned::slice(&self.map, self.layout.values_at, self.layout.forward);
         SparseRef { indices: &indices[start..start + len], values: &values[start..start + len] }
     }
 
@@ -326,11 +213,11 @@ impl MappedSparse {
     }
 
     pub(crate) fn posting_offsets(&self) -> &[u32] {
-        self.slice(self.layout.offsets_at, self.layout.postings)
+        sectioned::slice(&self.map, self.layout.offsets_at, self.layout.postings)
     }
 
     pub(crate) fn posting_values(&self) -> &[f32] {
-        self.slice(self.layout.posting_values_at, self.layout.postings)
+        sectioned::slice(&self.map, self.layout.posting_values_at, self.layout.postings)
     }
 
     /// Bytes of the file (what the mapping may page in).

@@ -37,6 +37,7 @@ const TMP_DIR: &str = "tmp";
 const VECTORS_DIR: &str = "vectors";
 const VECTORS_EXT: &str = "vec";
 const SPARSE_EXT: &str = "spv";
+const MULTI_EXT: &str = "mvc";
 
 /// Contents of `storage.json`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -229,6 +230,11 @@ pub fn segment_sparse_file(vectors_dir: &Path, segment: u64, name: &str) -> Path
     segment_file(vectors_dir, segment, name, SPARSE_EXT)
 }
 
+/// The file holding multivector `name` of sealed segment `segment` (its rows, `on_disk: true`).
+pub fn segment_multi_file(vectors_dir: &Path, segment: u64, name: &str) -> PathBuf {
+    segment_file(vectors_dir, segment, name, MULTI_EXT)
+}
+
 fn segment_file(vectors_dir: &Path, segment: u64, name: &str, ext: &str) -> PathBuf {
     const KEEP: usize = 32;
     let hex = |b: &[u8]| b.iter().map(|b| format!("{b:02x}")).collect::<String>();
@@ -245,7 +251,7 @@ fn segment_file(vectors_dir: &Path, segment: u64, name: &str, ext: &str) -> Path
 /// (finished or left half-written by a crash).
 pub fn segment_of_vectors_file(file_name: &str) -> Option<u64> {
     let (seg, _) = file_name.split_once('-')?;
-    let is_ours = [VECTORS_EXT, SPARSE_EXT]
+    let is_ours = [VECTORS_EXT, SPARSE_EXT, MULTI_EXT]
         .iter()
         .any(|ext| file_name.ends_with(&format!(".{ext}")) || file_name.ends_with(&format!(".{ext}.tmp")));
     if seg.len() != 16 || !is_ours {
@@ -285,6 +291,7 @@ mod tests {
         let sparse = segment_sparse_file(dir, 0x2a, "text");
         assert_eq!(sparse.file_name().and_then(|n| n.to_str()), Some("000000000000002a-74657874.spv"));
         assert_eq!(segment_of_vectors_file("000000000000002a-74657874.spv.tmp"), Some(0x2a));
+        assert_eq!(segment_of_vectors_file("000000000000002a-74657874.mvc"), Some(0x2a));
         // Long names stay short and distinct.
         let a = segment_vectors_file(dir, 1, &"x".repeat(300));
         let b = segment_vectors_file(dir, 1, &format!("{}y", "x".repeat(299)));

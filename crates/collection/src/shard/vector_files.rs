@@ -1,6 +1,7 @@
 //! Memory-mapped vectors of sealed segments (`on_disk: true`), one file per segment and
 //! vector name in the shard's vectors directory (named by `qd_storage::layout`). A sparse
-//! vector whose index is `on_disk` keeps its vectors and its inverted index in one such file.
+//! vector whose index is `on_disk` keeps its vectors and its inverted index in one such file;
+//! a multivector with `on_disk` its rows.
 //!
 //! The files are derived data: the shard database stays the source of truth. A file is
 //! written (and synced) before the segment's index is committed, removed after the segment is,
@@ -15,9 +16,10 @@ use std::sync::Arc;
 use qd_core::config::CollectionConfig;
 use qd_segment::hnsw::VectorSource;
 use qd_segment::{
-    FileOwner, InvertedIndex, MappedSparse, MappedVectors, Segment, SegmentData, SegmentIndex, SparseColumn,
+    FileOwner, InvertedIndex, MappedMulti, MappedSparse, MappedVectors, MultiColumn, Segment, SegmentData,
+    SegmentIndex, SparseColumn,
 };
-use qd_storage::layout::{segment_of_vectors_file, segment_sparse_file, segment_vectors_file};
+use qd_storage::layout::{segment_multi_file, segment_of_vectors_file, segment_sparse_file, segment_vectors_file};
 
 /// Whether the config asks for vector `name` to be kept on disk.
 pub fn wanted(config: &CollectionConfig, name: &str) -> bool {
@@ -34,6 +36,7 @@ pub fn wanted_sparse(config: &CollectionConfig, name: &str) -> bool {
 pub fn in_place(seg: &Segment, config: &CollectionConfig, may_map: bool) -> bool {
     let fits = |len: usize, mapped: bool, wanted: bool| len == 0 || mapped == wanted || (!may_map && !mapped);
     seg.data().columns().all(|(name, col)| fits(col.len(), col.is_mapped(), wanted(config, name)))
+        && seg.data().multi_columns().all(|(name, col)| fits(col.len(), col.mapping().is_some(), wanted(config, name)))
         && seg
             .data()
             .sparse_columns()
@@ -49,6 +52,9 @@ pub struct Remapping {
     unmaps: Vec<(String, Vec<f32>)>,
     /// Files of columns kept in RAM, to delete.
     stale: Vec<String>,
+    multi_maps: Vec<(String, Arc<MappedMulti>)>,
+    multi_unmaps: Vec<(String, MultiColumn)>,
+    multi_stale: Vec<String>,
     sparse_maps: Vec<(String, Arc<MappedSparse>)>,
     sparse_unmaps: Vec<(String, SparseColumn, InvertedIndex)>,
     sparse_stale: Vec<String>,
@@ -99,6 +105,9 @@ fn prepare_with(
         maps: Vec::new(),
         unmaps: Vec::new(),
         stale: Vec::new(),
+        multi_maps: Vec::new(),
+        multi_unmaps: Vec::new(),
+        multi_stale: Vec::new(),
         sparse_maps: Vec::new(),
         sparse_unmaps: Vec::new(),
         sparse_stale: Vec::new(),
@@ -125,6 +134,30 @@ fn prepare_with(
             }
             (false, Some(m)) => r.unmaps.push((name.to_string(), m.data().to_vec())),
             (false, None) => r.stale.push(name.to_string()),
+            _ => {}
+        }
+    }
+    for (name, col) in data.multi_columns() {
+        let path = segment_multi_file(dir, id, name);
+        match (wanted(config, name), col.mapping()) {
+            (true, None) if !col.is_empty() && may_map => {
+                let opened = MappedMulti::open(&path, owner, col.dim(), col.len()).or_else(|e| {
+                    if !may_write {
+                        return Err(e);
+                    }
+                    std::fs::create_dir_all(dir)?;
+                    qd_segment::multi_file::write(&path, owner, col)?;
+                    MappedMulti::open(&path, owner, col.dim(), col.len())
+                });
+                match opened {
+                    Ok(m) => r.multi_maps.push((name.to_string(), Arc::new(m))),
+                    Err(e) => {
+                        r.problem.get_or_insert(format!("{}: {e}", path.display()));
+                    }
+                }
+            }
+            (false, Some(_)) => r.multi_unmaps.push((name.to_string(), col.to_heap())),
+            (false, None) => r.multi_stale.push(name.to_string()),
             _ => {}
         }
     }
@@ -179,6 +212,21 @@ pub fn commit(dir: &Path, seg: &mut Segment, r: Remapping) -> Result<(), String>
     }
     for name in r.stale {
         let _ = std::fs::remove_file(segment_vectors_file(dir, r.id, &name));
+    }
+    for (name, m) in r.multi_maps {
+        if !seg.map_multi(&name, m) {
+            problem.get_or_insert(format!("segment {:x}: multivector {name:?} could not be mapped", r.id));
+        }
+    }
+    for (name, col) in r.multi_unmaps {
+        if seg.unmap_multi(&name, col) {
+            let _ = std::fs::remove_file(segment_multi_file(dir, r.id, &name));
+        } else {
+            problem.get_or_insert(format!("segment {:x}: multivector {name:?} could not be unmapped", r.id));
+        }
+    }
+    for name in r.multi_stale {
+        let _ = std::fs::remove_file(segment_multi_file(dir, r.id, &name));
     }
     for (name, m) in r.sparse_maps {
         if !seg.map_sparse(&name, m) {

@@ -2,7 +2,8 @@
 //! `vectors/` directory, search results stay equal to exact ones, a restart maps the files
 //! again (nothing rebuilt), a damaged file is refused and rewritten, and PATCH `on_disk: false`
 //! brings the vectors back into RAM and removes the files. The same for sparse vectors whose
-//! index is `on_disk` (vectors and inverted index in one `.spv` file). Both backends.
+//! index is `on_disk` (vectors and inverted index in one `.spv` file) and for multivectors
+//! (`.mvc` files). Both backends.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -286,4 +287,84 @@ fn on_disk_sparse_sqlite() {
 #[test]
 fn on_disk_sparse_rocksdb() {
     on_disk_sparse(BACKENDS[1]);
+}
+
+/// Multivector of point `i`: 1 to 4 rows of 8 dimensions.
+fn multi_of(i: u64) -> Value {
+    let rows: Vec<Vec<f32>> = (0..1 + i % 4).map(|r| vector(i * 7 + r, 8)).collect();
+    json!(rows)
+}
+
+/// Top-10 (ids and scores) of 20 max-sim queries against collection `c`.
+fn multi_answers(s: &Server, c: &str) -> Vec<Value> {
+    (0..20u64)
+        .map(|q| {
+            let body =
+                json!({"query": multi_of(70_000 + q), "using": "colbert", "limit": 10, "params": {"exact": true}});
+            let hits = s.ok("POST", &format!("/collections/{c}/points/query"), Some(&body))["points"].clone();
+            let pairs: Vec<Value> =
+                hits.as_array().expect("points").iter().map(|h| json!([h["id"], h["score"]])).collect();
+            json!(pairs)
+        })
+        .collect()
+}
+
+fn on_disk_multivectors(backend: &str) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let storage = dir.path().join("s");
+    let s = Server::start(&storage, backend);
+    // `d` keeps its multivectors on disk, `r` the same data in RAM; exact max-sim queries, so
+    // both answer exactly alike.
+    for (name, on_disk) in [("d", true), ("r", false)] {
+        create_collection(
+            &s,
+            name,
+            json!({"vectors": {"colbert": {"size": 8, "distance": "Cosine", "on_disk": on_disk,
+                                           "multivector_config": {"comparator": "max_sim"}}},
+                   "shard_number": 2, "optimizers_config": {"indexing_threshold": 20}}),
+        );
+        let points: Vec<Value> = (0..1500u64).map(|i| json!({"id": i, "vector": {"colbert": multi_of(i)}})).collect();
+        s.ok("PUT", &format!("/collections/{name}/points?wait=true"), Some(&json!({ "points": points })));
+        wait_indexed(&s, name);
+    }
+    wait_files_with(&storage, "mvc", true);
+    let want = multi_answers(&s, "r");
+    assert_eq!(multi_answers(&s, "d"), want);
+    let ram = |c: &str| shard_sum_of(&s, c, "ram_vectors_bytes");
+    assert!(ram("d") * 4 < ram("r"), "on disk {} B in RAM, in RAM {} B", ram("d"), ram("r"));
+    let p = s.ok("GET", "/collections/d/points/7", None);
+    assert_eq!(p["vector"]["colbert"], s.ok("GET", "/collections/r/points/7", None)["vector"]["colbert"]);
+    // The graph searches the mapped rows too: a stored point finds itself first.
+    for i in [3u64, 400, 777, 1024, 1499] {
+        let body = json!({"query": multi_of(i), "using": "colbert", "limit": 3});
+        let top = s.ok("POST", "/collections/d/points/query", Some(&body))["points"][0]["id"].clone();
+        assert_eq!(top, json!(i));
+    }
+    drop(s);
+
+    // Restart: the files are mapped again, nothing is rebuilt, answers are unchanged.
+    let s = Server::start(&storage, backend);
+    let files = files_with(&storage, "mvc");
+    assert_eq!(multi_answers(&s, "d"), want);
+    std::thread::sleep(Duration::from_millis(700));
+    let opt = s.ok("GET", "/collections/d/optimizations", None);
+    assert!(opt["completed"].as_array().expect("completed").is_empty(), "nothing rebuilt: {opt}");
+    assert!(shard_sum_of(&s, "d", "ram_vectors_bytes") * 4 < shard_sum_of(&s, "r", "ram_vectors_bytes"));
+    assert_eq!(files_with(&storage, "mvc"), files);
+
+    // on_disk off: rows come back into RAM, the files go away, answers stay the same.
+    s.ok("PATCH", "/collections/d", Some(&json!({"vectors": {"colbert": {"on_disk": false}}})));
+    wait_files_with(&storage, "mvc", false);
+    assert_eq!(multi_answers(&s, "d"), want);
+    assert!(shard_sum_of(&s, "d", "ram_vectors_bytes") * 2 > shard_sum_of(&s, "r", "ram_vectors_bytes"));
+}
+
+#[test]
+fn on_disk_multivectors_sqlite() {
+    on_disk_multivectors(BACKENDS[0]);
+}
+
+#[test]
+fn on_disk_multivectors_rocksdb() {
+    on_disk_multivectors(BACKENDS[1]);
 }

@@ -1,0 +1,193 @@
+//! One multivector of a sealed segment in a file of its own, memory-mapped (`on_disk: true`):
+//! every slot's rows are paged in by the kernel on demand, so they need not fit in the heap.
+//!
+//! The file (see [`crate::sectioned`] for the header) has magic `QDMULT01` and counts (slots,
+//! rows, dim, 0); its sections:
+//! ```text
+//! slots x (u32 first row, u32 row count)       count 0: the slot has no multivector
+//! rows x dim f32
+//! ```
+//! Written once (temp file, fsync, rename, directory fsync) before the segment's index is
+//! committed, never changed, and checked when opened: owner, shape, checksum, and every slot's
+//! rows inside the file. A file that fails is not used (the rows then stay in RAM until the
+//! optimizer writes it again).
+
+use std::io;
+use std::path::Path;
+
+use crate::mapped::{invalid, pad64, FileOwner};
+use crate::multi::MultiColumn;
+use crate::sectioned::{self, HEADER};
+
+const MAGIC: &[u8; 8] = b"QDMULT01";
+
+/// Byte where the rows start, and the file's size, for `slots` slots and `rows` rows of `dim`.
+fn layout(slots: usize, rows: usize, dim: usize) -> Option<(usize, usize)> {
+    let rows_at = HEADER + pad64(slots.checked_mul(8)?);
+    let end = rows_at + pad64(rows.checked_mul(dim)?.checked_mul(4)?);
+    Some((rows_at, end))
+}
+
+/// Write `column`'s rows, packed slot after slot, to `path` durably.
+pub fn write(path: &Path, owner: FileOwner, column: &MultiColumn) -> io::Result<()> {
+    let (slots, dim) = (column.len(), column.dim());
+    let mut ranges = Vec::with_capacity(slots * 2);
+    let mut rows = 0usize;
+    for o in 0..slots as u32 {
+        let n = column.get(o).map_or(0, |r| r.len() / dim.max(1));
+        ranges.extend_from_slice(&[if n == 0 { 0 } else { rows as u32 }, n as u32]);
+        rows += n;
+    }
+    if u32::try_from(rows).is_err() {
+        return Err(invalid(path, "too many rows for one segment"));
+    }
+    let (_, end) = layout(slots, rows, dim).ok_or_else(|| invalid(path, "layout overflows"))?;
+    sectioned::write(path, MAGIC, owner, [slots as u64, rows as u64, dim as u64, 0], end, |s| {
+        s.section(&ranges, u32::to_le_bytes)?;
+        for o in 0..slots as u32 {
+            if let Some(r) = column.get(o) {
+                s.append(r, f32::to_le_bytes)?;
+            }
+        }
+        s.pad()
+    })
+}
+
+/// A read-only mapping of one multivector column's rows.
+pub struct MappedMulti {
+    map: memmap2::Mmap,
+    slots: usize,
+    rows: usize,
+    dim: usize,
+    rows_at: usize,
+}
+
+impl std::fmt::Debug for MappedMulti {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MappedMulti").field("slots", &self.slots).field("rows", &self.rows).finish()
+    }
+}
+
+impl MappedMulti {
+    /// Map the file written for `owner` with `slots` slots of rows of `dim`; any mismatch or
+    /// damage is an error. Reads the whole file once (checksum and bounds).
+    pub fn open(path: &Path, owner: FileOwner, dim: usize, slots: usize) -> io::Result<MappedMulti> {
+        let (map, [_, rows, file_dim, zero]) =
+            sectioned::open(path, MAGIC, owner, slots, |[s, r, d, _]| layout(s, r, d).map(|l| l.1))?;
+        if file_dim != dim || zero != 0 {
+            return Err(invalid(path, format!("rows of {file_dim} where {dim} were expected")));
+        }
+        let (rows_at, _) = layout(slots, rows, dim).ok_or_else(|| invalid(path, "layout overflows"))?;
+        let m = MappedMulti { map, slots, rows, dim, rows_at };
+        if let Some(o) = (0..slots).find(|&o| {
+            let (first, n) = m.range(o);
+            first.checked_add(n).is_none_or(|e| e > rows)
+        }) {
+            return Err(invalid(path, format!("slot {o}'s rows lie beyond the file's")));
+        }
+        Ok(m)
+    }
+
+    fn range(&self, o: usize) -> (usize, usize) {
+        let r: &[u32] = sectioned::slice(&self.map, HEADER, self.slots * 2);
+        (r[o * 2] as usize, r[o * 2 + 1] as usize)
+    }
+
+    pub fn slots(&self) -> usize {
+        self.slots
+    }
+
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Slot `offset`'s rows, flat (`None` where the slot has none).
+    pub fn get(&self, offset: u32) -> Option<&[f32]> {
+        if offset as usize >= self.slots {
+            return None;
+        }
+        let (first, n) = self.range(offset as usize);
+        if n == 0 {
+            return None;
+        }
+        let all: &[f32] = sectioned::slice(&self.map, self.rows_at, self.rows * self.dim);
+        all.get(first * self.dim..(first + n) * self.dim)
+    }
+
+    /// Rows in the file.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Bytes of the file (what the mapping may page in).
+    pub fn file_bytes(&self) -> usize {
+        self.map.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use qd_core::vectors::MultiDenseVector;
+    use qd_core::Distance;
+    use std::sync::Arc;
+
+    fn column() -> MultiColumn {
+        let mut c = MultiColumn::new(3, Distance::Dot);
+        for o in 0..50u32 {
+            if o % 7 == 0 {
+                c.set(o, None);
+                continue;
+            }
+            let rows: Vec<Vec<f32>> = (0..1 + o % 4).map(|r| vec![o as f32, r as f32, -0.5]).collect();
+            c.set(o, Some(&MultiDenseVector::new(rows).expect("valid")));
+        }
+        // An overwrite leaves unused rows behind; the file packs them away.
+        c.set(3, Some(&MultiDenseVector::new(vec![vec![9.0, 9.0, 9.0]]).expect("valid")));
+        c
+    }
+
+    #[test]
+    fn round_trip_serves_the_same_rows() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("m.mvc");
+        let col = column();
+        let owner = FileOwner { segment: 9, members_digest: 0x77 };
+        write(&path, owner, &col).expect("write");
+        let m = MappedMulti::open(&path, owner, 3, col.len()).expect("open");
+        assert!(m.rows() < col.stored_bytes() / 12, "overwritten rows are not copied");
+        let mut mapped = col.to_heap();
+        assert!(mapped.map(Arc::new(m)));
+        assert!(mapped.mapping().is_some() && mapped.ram_bytes() == 0);
+        for o in 0..col.len() as u32 {
+            assert_eq!(mapped.get(o), col.get(o), "slot {o}");
+        }
+        assert_eq!(mapped.to_heap().get_owned(3), col.get_owned(3));
+        // Another dim or slot count refuses the file or the mapping.
+        assert!(MappedMulti::open(&path, owner, 4, col.len()).is_err());
+        assert!(MappedMulti::open(&path, owner, 3, col.len() + 1).is_err());
+        let mut short = MultiColumn::new(3, Distance::Dot);
+        short.set(2, None);
+        assert!(!short.map(Arc::new(MappedMulti::open(&path, owner, 3, col.len()).expect("open"))));
+    }
+
+    #[test]
+    fn refuses_foreign_damaged_or_truncated_files() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("m.mvc");
+        let col = column();
+        let owner = FileOwner { segment: 9, members_digest: 0x77 };
+        write(&path, owner, &col).expect("write");
+        assert!(MappedMulti::open(&path, FileOwner { segment: 10, ..owner }, 3, col.len()).is_err());
+        assert!(MappedMulti::open(&path, FileOwner { members_digest: 1, ..owner }, 3, col.len()).is_err());
+        let bytes = std::fs::read(&path).expect("read");
+        for at in [5, 30, HEADER + 1, bytes.len() / 2, bytes.len() - 1] {
+            let mut flipped = bytes.clone();
+            flipped[at] ^= 0x10;
+            std::fs::write(&path, &flipped).expect("write");
+            assert!(MappedMulti::open(&path, owner, 3, col.len()).is_err(), "flip at {at}");
+        }
+        std::fs::write(&path, &bytes[..bytes.len() - 64]).expect("write");
+        assert!(MappedMulti::open(&path, owner, 3, col.len()).is_err());
+    }
+}
