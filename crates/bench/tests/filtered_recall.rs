@@ -71,7 +71,7 @@ fn filtered_recall_at_default_settings() {
     for (field, share) in [("p1", 0.01), ("p10", 0.1), ("p50", 0.5)] {
         let filter: Filter =
             serde_json::from_value(json!({"must": [{"key": field, "match": {"value": true}}]})).expect("filter");
-        let matching = c.count(Some(&filter), None).expect("count");
+        let matching = c.count(Some(&filter), Default::default()).expect("count");
         assert!((matching as f64 - share * N as f64).abs() < share * N as f64 * 0.2, "{field}: {matching} match");
         let mut hits = 0;
         for q in queries.chunks(DIM) {

@@ -2,13 +2,15 @@
 //! the collection as one [`Shard`]. Writes go to every replica that takes writes and succeed
 //! once `write_consistency_factor` of them applied it; a replica that could not be reached is
 //! reported Dead to consensus (it missed the write) and recovered later. Reads go to one
-//! Active replica, this peer's first, and fail over to the next when a peer is unreachable.
+//! Active replica, this peer's first, and fail over to the next when a peer is unreachable;
+//! a read with a `consistency` above one asks several and keeps what enough of them agree on.
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
+use qd_collection::consistency::{self, ReadConsistency, ReadPlan};
 use qd_collection::operations::{
     PointInsert, PointSelection, Record, ShardHit, ShardSearch, ShardStats, UpdateOp, UpdateResult, WithSelectors,
     WriteOrdering,
@@ -356,6 +358,87 @@ impl ReplicaSet {
         )))
     }
 
+    /// Run `read` on as many replicas that serve reads as `consistency` asks of the shard's
+    /// replicas (this peer's first, once it has caught up; one that cannot be reached is
+    /// replaced by another) and return their answers with the plan that resolves them (see
+    /// [`qd_collection::consistency`]).
+    fn read_many<T: Send>(
+        &self,
+        consistency: ReadConsistency,
+        local: impl Fn(&dyn Shard) -> Result<T> + Sync,
+        call: impl Fn() -> ShardCall + Sync,
+        unpack: impl Fn(ShardReply) -> Option<T> + Sync,
+    ) -> Result<(Vec<T>, ReadPlan)> {
+        let me = self.node.me;
+        let replicas = self.replicas();
+        let serving: Vec<PeerId> = replicas.iter().filter(|(_, s)| s.serves_reads()).map(|(p, _)| *p).collect();
+        let plan = consistency.plan(replicas.len());
+        if serving.len() < plan.ask {
+            return Err(CollectionError::Unavailable(format!(
+                "The replica set for shard {} of collection `{}` does not have enough active replicas: \
+                 read consistency {consistency:?} needs {}, {} of {} are active",
+                self.id,
+                self.collection,
+                plan.ask,
+                serving.len(),
+                replicas.len()
+            )));
+        }
+        // This peer's replica first while it is up to date; last (if at all needed) otherwise.
+        let mut candidates: Vec<PeerId> = serving.iter().copied().filter(|p| *p != me).collect();
+        if serving.contains(&me) {
+            if self.node.caught_up() {
+                candidates.insert(0, me);
+            } else {
+                candidates.push(me);
+            }
+        }
+        let ask_one = |peer: PeerId| -> std::result::Result<T, Option<CollectionError>> {
+            if peer == me {
+                let shard = self.local().ok_or(None)?;
+                return local(&*shard).map_err(Some);
+            }
+            match self.remote(peer, call(), READ_TIMEOUT) {
+                Ok(reply) => {
+                    unpack(reply).ok_or_else(|| Some(CollectionError::Internal("mismatched shard reply".into())))
+                }
+                Err(P2pError::Unreachable { .. }) => Err(None),
+                Err(P2pError::Remote(e)) => Err(Some(e.into())),
+            }
+        };
+        let mut answers = Vec::with_capacity(plan.ask);
+        let mut next = candidates.into_iter();
+        while answers.len() < plan.ask {
+            let batch: Vec<PeerId> = next.by_ref().take(plan.ask - answers.len()).collect();
+            if batch.is_empty() {
+                return Err(CollectionError::Unavailable(format!(
+                    "read consistency {consistency:?} needs {} replicas of shard {} of collection `{}`, {} answered",
+                    plan.ask,
+                    self.id,
+                    self.collection,
+                    answers.len()
+                )));
+            }
+            let results: Vec<std::result::Result<T, Option<CollectionError>>> = std::thread::scope(|s| {
+                let handles: Vec<_> = batch.iter().map(|&peer| s.spawn(move || ask_one(peer))).collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join().unwrap_or_else(|_| Err(Some(CollectionError::Internal("a read panicked".into()))))
+                    })
+                    .collect()
+            });
+            for r in results {
+                match r {
+                    Ok(answer) => answers.push(answer),
+                    Err(Some(e)) => return Err(e),
+                    Err(None) => {}
+                }
+            }
+        }
+        Ok((answers, plan))
+    }
+
     /// The peer that orders `medium`/`strong` writes of this shard: the first Active replica
     /// by peer id (`medium`), or the first replica whatever its state (`strong`: unavailable
     /// while that replica is not Active).
@@ -546,6 +629,88 @@ impl Shard for ReplicaSet {
                 _ => None,
             },
         )
+    }
+
+    fn search_consistent(&self, req: &ShardSearch, consistency: ReadConsistency) -> Result<Vec<ShardHit>> {
+        if consistency.is_single() {
+            return self.search(req);
+        }
+        let (answers, plan) = self.read_many(
+            consistency,
+            |s| s.search(req),
+            || ShardCall::Search(req.clone()),
+            |r| match r {
+                ShardReply::Hits(h) => Some(h),
+                _ => None,
+            },
+        )?;
+        let mut hits = consistency::resolve(answers, plan, |h| (h.id, h.version));
+        hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
+        hits.truncate(req.top);
+        Ok(hits)
+    }
+
+    fn retrieve_consistent(
+        &self,
+        ids: &[PointId],
+        with: &WithSelectors,
+        consistency: ReadConsistency,
+    ) -> Result<Vec<Record>> {
+        if consistency.is_single() {
+            return self.retrieve(ids, with);
+        }
+        let (answers, plan) = self.read_many(
+            consistency,
+            |s| s.retrieve(ids, with),
+            || ShardCall::Retrieve { ids: ids.to_vec(), with: with.clone() },
+            |r| match r {
+                ShardReply::Records(r) => Some(r.into_iter().map(Record::from).collect()),
+                _ => None,
+            },
+        )?;
+        // Records agree when they are the same in every part asked for.
+        Ok(consistency::resolve(answers, plan, |r| serde_json::to_string(r).unwrap_or_default()))
+    }
+
+    fn scroll_ids_consistent(
+        &self,
+        from: Option<PointId>,
+        filter: Option<&Filter>,
+        limit: usize,
+        consistency: ReadConsistency,
+    ) -> Result<Vec<PointId>> {
+        if consistency.is_single() {
+            return self.scroll_ids(from, filter, limit);
+        }
+        let (answers, plan) = self.read_many(
+            consistency,
+            |s| s.scroll_ids(from, filter, limit),
+            || ShardCall::ScrollIds { from, filter: filter.cloned(), limit },
+            |r| match r {
+                ShardReply::Ids(ids) => Some(ids),
+                _ => None,
+            },
+        )?;
+        let mut ids = consistency::resolve(answers, plan, |id| *id);
+        ids.sort();
+        ids.truncate(limit);
+        Ok(ids)
+    }
+
+    fn count_consistent(&self, filter: Option<&Filter>, consistency: ReadConsistency) -> Result<usize> {
+        if consistency.is_single() {
+            return self.count(filter);
+        }
+        let (answers, plan) = self.read_many(
+            consistency,
+            |s| s.count(filter),
+            || ShardCall::Count { filter: filter.cloned() },
+            |r| match r {
+                ShardReply::Count(n) => Some(n),
+                _ => None,
+            },
+        )?;
+        Ok(consistency::resolve_count(answers, plan))
     }
 
     fn count(&self, filter: Option<&Filter>) -> Result<usize> {

@@ -20,7 +20,7 @@ use crate::operations::{
     WriteOrdering,
 };
 use crate::shard::Shard;
-use crate::shard_set::{ShardKey, ShardSet};
+use crate::shard_set::{ReadScope, ShardKey, ShardSet};
 
 /// Qdrant's `CollectionInfo`, plus per-shard figures.
 #[derive(Debug, Clone, Serialize)]
@@ -162,7 +162,7 @@ impl Collection {
 
     /// Live points in the collection now.
     pub fn points_count(&self) -> usize {
-        self.count(None, None).unwrap_or(0)
+        self.count(None, ReadScope::default()).unwrap_or(0)
     }
 
     /// The analysers of the collection's full-text indexes, by field.
@@ -451,12 +451,12 @@ impl Collection {
     /// Scale a sparse query's weights by IDF when vector `vector_name` has the `idf` modifier:
     /// `ln((n - df + 0.5) / (df + 0.5) + 1)` with `n` the live points holding that vector and
     /// `df` those among them holding the index, over every shard in scope (as Qdrant).
-    pub(crate) fn apply_idf(&self, vector_name: &str, q: &mut SparseVector, keys: Option<&[ShardKey]>) -> Result<()> {
+    pub(crate) fn apply_idf(&self, vector_name: &str, q: &mut SparseVector, scope: ReadScope<'_>) -> Result<()> {
         let idf = self.shared.config.read().params.sparse(vector_name).is_some_and(|p| p.idf());
         if !idf || q.is_empty() {
             return Ok(());
         }
-        let shards = self.shards.read().for_read(keys)?;
+        let shards = self.shards.read().for_read(scope.keys)?;
         let parts = Self::fan_out(&shards, |s| s.sparse_df(vector_name, &q.indices))?;
         let mut df = vec![0usize; q.indices.len()];
         let mut n = 0usize;
@@ -481,12 +481,15 @@ impl Collection {
         top: usize,
         threshold: Option<f32>,
         settings: &SearchSettings,
-        keys: Option<&[ShardKey]>,
+        scope: ReadScope<'_>,
     ) -> Result<Vec<ShardHit>> {
         let shard_req =
             ShardSearch { vector_name: vector_name.to_string(), query, filter, top, threshold, settings: *settings };
-        let shards = self.shards.read().for_read(keys)?;
-        let mut hits: Vec<ShardHit> = Self::fan_out(&shards, |s| s.search(&shard_req))?.into_iter().flatten().collect();
+        let shards = self.shards.read().for_read(scope.keys)?;
+        let mut hits: Vec<ShardHit> = Self::fan_out(&shards, |s| s.search_consistent(&shard_req, scope.consistency))?
+            .into_iter()
+            .flatten()
+            .collect();
         hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
         // The same id may live under several shard keys: keep its best hit once.
         let mut seen = std::collections::HashSet::new();
@@ -496,14 +499,14 @@ impl Collection {
     }
 
     /// Points by id in the order asked (duplicates and unknown ids dropped).
-    pub fn retrieve(&self, ids: &[PointId], with: &WithSelectors, keys: Option<&[ShardKey]>) -> Result<Vec<Record>> {
+    pub fn retrieve(&self, ids: &[PointId], with: &WithSelectors, scope: ReadScope<'_>) -> Result<Vec<Record>> {
         let mut per_shard: BTreeMap<u32, (Arc<dyn Shard>, Vec<PointId>)> = BTreeMap::new();
         let mut seen = std::collections::HashSet::new();
         {
             let set = self.shards.read();
             for id in ids {
                 if seen.insert(*id) {
-                    for shard in set.owners(keys, id)? {
+                    for shard in set.owners(scope.keys, id)? {
                         per_shard.entry(shard.id()).or_insert_with(|| (shard.clone(), Vec::new())).1.push(*id);
                     }
                 }
@@ -511,7 +514,7 @@ impl Collection {
         }
         let mut found: BTreeMap<PointId, Record> = BTreeMap::new();
         for (_, (shard, part)) in per_shard {
-            for r in shard.retrieve(&part, with)? {
+            for r in shard.retrieve_consistent(&part, with, scope.consistency)? {
                 found.entry(r.id).or_insert(r);
             }
         }
@@ -526,24 +529,30 @@ impl Collection {
         filter: Option<&Filter>,
         limit: usize,
         with: &WithSelectors,
-        keys: Option<&[ShardKey]>,
+        scope: ReadScope<'_>,
     ) -> Result<(Vec<Record>, Option<PointId>)> {
         let fetch = limit.saturating_add(1);
-        let shards = self.shards.read().for_read(keys)?;
+        let shards = self.shards.read().for_read(scope.keys)?;
         let mut ids: Vec<PointId> =
-            Self::fan_out(&shards, |s| s.scroll_ids(from, filter, fetch))?.into_iter().flatten().collect();
+            Self::fan_out(&shards, |s| s.scroll_ids_consistent(from, filter, fetch, scope.consistency))?
+                .into_iter()
+                .flatten()
+                .collect();
         ids.sort();
         ids.dedup();
         ids.truncate(fetch);
         let next = if ids.len() > limit { ids.pop() } else { None };
-        Ok((self.retrieve(&ids, with, keys)?, next))
+        Ok((self.retrieve(&ids, with, scope)?, next))
     }
 
     /// Every live id passing the filter, ascending, deduplicated across shard keys.
-    pub fn all_ids(&self, filter: Option<&Filter>, keys: Option<&[ShardKey]>) -> Result<Vec<PointId>> {
-        let shards = self.shards.read().for_read(keys)?;
+    pub fn all_ids(&self, filter: Option<&Filter>, scope: ReadScope<'_>) -> Result<Vec<PointId>> {
+        let shards = self.shards.read().for_read(scope.keys)?;
         let mut ids: Vec<PointId> =
-            Self::fan_out(&shards, |s| s.scroll_ids(None, filter, usize::MAX))?.into_iter().flatten().collect();
+            Self::fan_out(&shards, |s| s.scroll_ids_consistent(None, filter, usize::MAX, scope.consistency))?
+                .into_iter()
+                .flatten()
+                .collect();
         ids.sort();
         ids.dedup();
         Ok(ids)
@@ -555,9 +564,9 @@ impl Collection {
         &self,
         key: &qd_core::json_path::JsonPath,
         filter: Option<&Filter>,
-        keys: Option<&[ShardKey]>,
+        scope: ReadScope<'_>,
     ) -> Result<Option<Vec<(f64, PointId)>>> {
-        let parts = self.fan_out_disjoint(keys, |s| s.order_entries(key, filter))?;
+        let parts = self.fan_out_disjoint(scope, |s| s.order_entries(key, filter))?;
         Ok(parts.map(|p| p.into_iter().flatten().collect()))
     }
 
@@ -567,9 +576,9 @@ impl Collection {
         &self,
         key: &qd_core::json_path::JsonPath,
         filter: Option<&Filter>,
-        keys: Option<&[ShardKey]>,
+        scope: ReadScope<'_>,
     ) -> Result<Option<Vec<(Value, usize)>>> {
-        let parts = self.fan_out_disjoint(keys, |s| s.facet(key, filter))?;
+        let parts = self.fan_out_disjoint(scope, |s| s.facet(key, filter))?;
         Ok(parts.map(|p| crate::shard::merge_facets(p.into_iter())))
     }
 
@@ -577,23 +586,23 @@ impl Collection {
     /// custom sharding over several keys, where one id may be in several shards.
     fn fan_out_disjoint<T: Send>(
         &self,
-        keys: Option<&[ShardKey]>,
+        scope: ReadScope<'_>,
         f: impl Fn(&dyn Shard) -> Result<T> + Sync,
     ) -> Result<Option<Vec<T>>> {
         let set = self.shards.read();
-        if set.is_custom() && keys.is_none_or(|k| k.len() > 1) {
+        if set.is_custom() && scope.keys.is_none_or(|k| k.len() > 1) {
             return Ok(None);
         }
-        let shards = set.for_read(keys)?;
+        let shards = set.for_read(scope.keys)?;
         drop(set);
         Self::fan_out(&shards, f).map(Some)
     }
 
-    pub fn count(&self, filter: Option<&Filter>, keys: Option<&[ShardKey]>) -> Result<usize> {
-        match self.fan_out_disjoint(keys, |s| s.count(filter))? {
+    pub fn count(&self, filter: Option<&Filter>, scope: ReadScope<'_>) -> Result<usize> {
+        match self.fan_out_disjoint(scope, |s| s.count_consistent(filter, scope.consistency))? {
             Some(counts) => Ok(counts.into_iter().sum()),
             // Ids may repeat across keys: count distinct ids.
-            None => Ok(self.all_ids(filter, keys)?.len()),
+            None => Ok(self.all_ids(filter, scope)?.len()),
         }
     }
 
@@ -653,7 +662,7 @@ impl Collection {
                             check: qd_core::filter::FieldCheck::IsEmpty(false),
                         };
                         let f = Filter { must: vec![qd_core::filter::Condition::Field(present)], ..Filter::default() };
-                        self.count(Some(&f), None).ok()
+                        self.count(Some(&f), ReadScope::default()).ok()
                     })
                     .unwrap_or(0);
                 let mut v = serde_json::json!({ "data_type": spec.data_type, "points": points });

@@ -58,7 +58,7 @@ impl Collection {
         group_size: usize,
         limit: usize,
     ) -> Result<Vec<PointGroup>> {
-        let total = self.count(None, req.shard_key.as_deref())?;
+        let total = self.count(None, req.scope())?;
         let mut fetch = limit.saturating_mul(group_size).saturating_mul(2).max(16);
         loop {
             let mut round = req.clone();
@@ -106,6 +106,7 @@ impl Collection {
     ) -> Result<Vec<(Value, usize)>> {
         // Each shard counts from its segments (payload indexes where they hold every value);
         // with custom sharding across several keys an id may repeat, so ids are read instead.
+        let keys = crate::shard_set::ReadScope::keys(keys);
         if let Some(counts) = self.facet_by_shard(key, filter, keys)? {
             let mut hits: Vec<((u8, String), (Value, usize))> =
                 counts.into_iter().filter_map(|(v, n)| qd_segment::facet_key(&v).map(|k| (k, (v, n)))).collect();

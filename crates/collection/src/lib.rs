@@ -6,6 +6,7 @@
 
 pub mod catalog;
 pub mod collection;
+pub mod consistency;
 pub mod error;
 pub mod groups;
 pub mod matrix;

@@ -68,7 +68,7 @@ impl Collection {
             Some(f) => f.and(has),
             None => has,
         };
-        let mut ids = self.all_ids(Some(&scope), keys)?;
+        let mut ids = self.all_ids(Some(&scope), crate::shard_set::ReadScope::keys(keys))?;
         crate::query::shuffle(&mut ids);
         ids.truncate(sample);
         ids.sort();
@@ -92,6 +92,7 @@ impl Collection {
                 params: SearchSettings::default(),
                 shard_key: keys.map(<[ShardKey]>::to_vec),
                 lookup_from: None,
+                consistency: Default::default(),
             };
             let hits = self.query(&req)?;
             rows.push(hits.into_iter().filter_map(|h| ids.binary_search(&h.id).ok().map(|i| (i, h.score))).collect());

@@ -12,9 +12,10 @@ use qd_core::PointId;
 use serde_json::Value;
 
 use crate::collection::{preprocess, Collection};
+use crate::consistency::ReadConsistency;
 use crate::error::{CollectionError, Result};
 use crate::operations::{Record, ScoredPoint, SearchSettings, ShardQuery, WithSelectors};
-use crate::shard_set::ShardKey;
+use crate::shard_set::{ReadScope, ShardKey};
 
 /// A vector given inline (dense, sparse or multi) or by the id of a stored point.
 #[derive(Debug, Clone)]
@@ -120,9 +121,16 @@ pub struct QueryRequest {
     pub params: SearchSettings,
     pub shard_key: Option<Vec<ShardKey>>,
     pub lookup_from: Option<LookupFrom>,
+    /// How many replicas of each shard the reads ask (`consistency`).
+    pub consistency: ReadConsistency,
 }
 
 impl QueryRequest {
+    /// The shards the request reads and how.
+    pub fn scope(&self) -> ReadScope<'_> {
+        ReadScope { keys: self.shard_key.as_deref(), consistency: self.consistency }
+    }
+
     /// Every prefetch at any depth, depth first, with its path in the request
     /// (`prefetch[0].prefetch[1]`): what checks of every level walk.
     pub fn all_prefetches(&self) -> Vec<(String, &Prefetch)> {
@@ -216,7 +224,7 @@ fn only_ids(filter: Option<Filter>, ids: BTreeSet<PointId>) -> Option<Filter> {
 
 /// One level of the query tree, with everything a level needs.
 struct Level<'a> {
-    keys: Option<&'a [ShardKey]>,
+    scope: ReadScope<'a>,
     query: Option<&'a Query>,
     using: &'a str,
     filter: Option<Filter>,
@@ -231,7 +239,7 @@ impl Collection {
     pub fn query(&self, req: &QueryRequest) -> Result<Vec<ScoredPoint>> {
         Self::check_sizes(req)?;
         let level = Level {
-            keys: req.shard_key.as_deref(),
+            scope: req.scope(),
             query: req.query.as_ref(),
             using: &req.using,
             filter: req.filter.clone(),
@@ -241,7 +249,7 @@ impl Collection {
             params: req.params,
         };
         let hits = self.run_level(&level, &req.prefetch, None)?;
-        self.attach(hits, &req.with, req.shard_key.as_deref())
+        self.attach(hits, &req.with, req.scope())
     }
 
     /// Checked before any work: result counts and the prefetch tree within the caps of
@@ -283,7 +291,7 @@ impl Collection {
         let mut sources = Vec::with_capacity(prefetches.len());
         for p in prefetches {
             let sub = Level {
-                keys: level.keys,
+                scope: level.scope,
                 query: p.query.as_ref(),
                 using: &p.using,
                 filter: p.filter.clone(),
@@ -300,7 +308,7 @@ impl Collection {
                 Some(rrf(&sources, k.unwrap_or(DEFAULT_RRF_K), weights.as_deref(), top)?)
             }
             Some(Query::Dbsf) => Some(dbsf(&sources, top)),
-            Some(Query::Formula(f)) => Some(self.formula(f, &sources, top, level.keys)?),
+            Some(Query::Formula(f)) => Some(self.formula(f, &sources, top, level.scope)?),
             _ => None,
         };
         if let Some(mut fused) = fused {
@@ -317,13 +325,13 @@ impl Collection {
     }
 
     /// The stored vector `using` of a point (already preprocessed when it was written).
-    fn vector_of(&self, id: &PointId, using: &str, keys: Option<&[ShardKey]>) -> Result<Vector> {
+    fn vector_of(&self, id: &PointId, using: &str, scope: ReadScope<'_>) -> Result<Vector> {
         let with = WithSelectors {
             payload: Default::default(),
             vector: qd_core::selectors::VectorSelector::Names(vec![using.to_string()]),
         };
         let rec = self
-            .retrieve(&[*id], &with, keys)?
+            .retrieve(&[*id], &with, scope)?
             .pop()
             .ok_or_else(|| CollectionError::NotFound(format!("No point with id {id} found")))?;
         rec.vector.and_then(|mut m| m.remove(using)).ok_or_else(|| {
@@ -337,9 +345,9 @@ impl Collection {
         items: &[VectorOrId],
         using: &str,
         mentioned: &mut BTreeSet<PointId>,
-        keys: Option<&[ShardKey]>,
+        scope: ReadScope<'_>,
     ) -> Result<Vec<Vector>> {
-        self.examples_as(items, using, mentioned, keys, true)
+        self.examples_as(items, using, mentioned, scope, true)
     }
 
     /// [`Self::examples`]; with `preprocess: false` a vector given in the request stays as
@@ -350,7 +358,7 @@ impl Collection {
         items: &[VectorOrId],
         using: &str,
         mentioned: &mut BTreeSet<PointId>,
-        keys: Option<&[ShardKey]>,
+        scope: ReadScope<'_>,
         preprocess_given: bool,
     ) -> Result<Vec<Vector>> {
         let prep = self.prep_of(using)?;
@@ -368,7 +376,7 @@ impl Collection {
                     }
                     VectorOrId::Id(id) => {
                         mentioned.insert(*id);
-                        self.vector_of(id, using, keys)?
+                        self.vector_of(id, using, scope)?
                     }
                 })
             })
@@ -402,8 +410,8 @@ impl Collection {
         }
         let using = level.using;
         let distance = self.distance_of(using)?;
-        let mut query = self.examples(std::slice::from_ref(target), using, &mut BTreeSet::new(), level.keys)?;
-        self.idf(using, &mut query, level.keys)?;
+        let mut query = self.examples(std::slice::from_ref(target), using, &mut BTreeSet::new(), level.scope)?;
+        self.idf(using, &mut query, level.scope)?;
         let Some(query) = query.pop() else { return Ok(Vec::new()) };
         let ids: Vec<PointId> = candidates.iter().map(|p| p.id).collect();
         let with = WithSelectors {
@@ -411,7 +419,7 @@ impl Collection {
             vector: qd_core::selectors::VectorSelector::Names(vec![using.to_string()]),
         };
         let mut stored: std::collections::HashMap<PointId, Vector> = self
-            .retrieve(&ids, &with, level.keys)?
+            .retrieve(&ids, &with, level.scope)?
             .into_iter()
             .filter_map(|r| Some((r.id, r.vector?.remove(using)?)))
             .collect();
@@ -435,7 +443,7 @@ impl Collection {
         f: &qd_core::formula::Formula,
         sources: &[Vec<ScoredPoint>],
         top: usize,
-        keys: Option<&[ShardKey]>,
+        scope: ReadScope<'_>,
     ) -> Result<Vec<ScoredPoint>> {
         let mut seen = BTreeSet::new();
         let ids: Vec<PointId> = sources.iter().flatten().map(|p| p.id).filter(|id| seen.insert(*id)).collect();
@@ -453,7 +461,7 @@ impl Collection {
             sources.iter().map(|s| s.iter().map(|p| (p.id, p.score)).collect()).collect();
         let mut out = Vec::with_capacity(ids.len());
         let records: HashMap<PointId, Record> =
-            self.retrieve(&ids, &with, keys)?.into_iter().map(|r| (r.id, r)).collect();
+            self.retrieve(&ids, &with, scope)?.into_iter().map(|r| (r.id, r)).collect();
         // In the order first seen, so that equal scores keep the prefetch order (stable sort).
         for rec in ids.iter().filter_map(|id| records.get(id)) {
             let scores: Vec<Option<f32>> = by_prefetch.iter().map(|m| m.get(&rec.id).copied()).collect();
@@ -471,13 +479,13 @@ impl Collection {
         pairs: &[ContextPair],
         using: &str,
         mentioned: &mut BTreeSet<PointId>,
-        keys: Option<&[ShardKey]>,
+        scope: ReadScope<'_>,
     ) -> Result<Vec<(Vector, Vector)>> {
         pairs
             .iter()
             .map(|p| {
                 let items = [p.positive.clone(), p.negative.clone()];
-                let mut v = self.examples(&items, using, mentioned, keys)?.into_iter();
+                let mut v = self.examples(&items, using, mentioned, scope)?.into_iter();
                 match (v.next(), v.next()) {
                     (Some(pos), Some(neg)) => Ok((pos, neg)),
                     _ => Err(CollectionError::BadRequest("a context pair needs a positive and a negative".into())),
@@ -493,16 +501,16 @@ impl Collection {
         let mut mentioned = BTreeSet::new();
         let (shard_query, postprocess) = match level.query {
             None => {
-                let (records, _) = self.scroll(None, filter.as_ref(), top, &WithSelectors::default(), level.keys)?;
+                let (records, _) = self.scroll(None, filter.as_ref(), top, &WithSelectors::default(), level.scope)?;
                 return Ok(records.into_iter().skip(level.offset).map(|r| scored(r.id, 1.0, None)).collect());
             }
             Some(Query::OrderBy(order)) => {
                 let records =
-                    self.scroll_ordered(order, filter.as_ref(), top, &WithSelectors::default(), level.keys)?;
+                    self.scroll_ordered(order, filter.as_ref(), top, &WithSelectors::default(), level.scope)?;
                 return Ok(records.into_iter().skip(level.offset).map(|r| scored(r.id, 1.0, r.order_value)).collect());
             }
             Some(Query::Sample) => {
-                let mut ids = self.all_ids(filter.as_ref(), level.keys)?;
+                let mut ids = self.all_ids(filter.as_ref(), level.scope)?;
                 shuffle(&mut ids);
                 ids.truncate(level.limit);
                 return Ok(ids.into_iter().map(|id| scored(id, 1.0, None)).collect());
@@ -517,14 +525,14 @@ impl Collection {
                 return self.mmr_query(level, filter, target, *diversity, *candidates_limit);
             }
             Some(Query::Nearest(target)) => {
-                let v = self.examples(std::slice::from_ref(target), using, &mut mentioned, level.keys)?;
+                let v = self.examples(std::slice::from_ref(target), using, &mut mentioned, level.scope)?;
                 let Some(v) = v.into_iter().next() else { return Ok(Vec::new()) };
                 (ShardQuery::Nearest(v), true)
             }
             Some(Query::Recommend { positive, negative, strategy }) => {
                 let given = *strategy != RecommendStrategy::AverageVector;
-                let pos = self.examples_as(positive, using, &mut mentioned, level.keys, given)?;
-                let neg = self.examples_as(negative, using, &mut mentioned, level.keys, given)?;
+                let pos = self.examples_as(positive, using, &mut mentioned, level.scope, given)?;
+                let neg = self.examples_as(negative, using, &mut mentioned, level.scope, given)?;
                 match strategy {
                     RecommendStrategy::AverageVector => {
                         if pos.is_empty() {
@@ -551,16 +559,16 @@ impl Collection {
                 }
             }
             Some(Query::Discover { target, context }) => {
-                let target = self.examples(std::slice::from_ref(target), using, &mut mentioned, level.keys)?;
+                let target = self.examples(std::slice::from_ref(target), using, &mut mentioned, level.scope)?;
                 let Some(target) = target.into_iter().next() else { return Ok(Vec::new()) };
-                let pairs = self.pairs(context, using, &mut mentioned, level.keys)?;
+                let pairs = self.pairs(context, using, &mut mentioned, level.scope)?;
                 (ShardQuery::Discover { target, pairs }, false)
             }
             Some(Query::RelevanceFeedback { target, feedback, a, b, c }) => {
-                let target = self.examples(std::slice::from_ref(target), using, &mut mentioned, level.keys)?;
+                let target = self.examples(std::slice::from_ref(target), using, &mut mentioned, level.scope)?;
                 let Some(target) = target.into_iter().next() else { return Ok(Vec::new()) };
                 let items: Vec<VectorOrId> = feedback.iter().map(|(e, _)| e.clone()).collect();
-                let vectors = self.examples(&items, using, &mut mentioned, level.keys)?;
+                let vectors = self.examples(&items, using, &mut mentioned, level.scope)?;
                 let scored: Vec<(Vector, f32)> = vectors.into_iter().zip(feedback.iter().map(|(_, s)| *s)).collect();
                 let mut pairs = Vec::new();
                 for (i, (better, sb)) in scored.iter().enumerate() {
@@ -577,35 +585,35 @@ impl Collection {
                 if context.is_empty() {
                     return Err(CollectionError::BadRequest("a context query needs at least one pair".into()));
                 }
-                (ShardQuery::Context(self.pairs(context, using, &mut mentioned, level.keys)?), false)
+                (ShardQuery::Context(self.pairs(context, using, &mut mentioned, level.scope)?), false)
             }
         };
         let mut shard_query = shard_query;
         // IDF scales every sparse vector of the query, examples included (as Qdrant).
         match &mut shard_query {
-            ShardQuery::Nearest(v) => self.idf(using, std::slice::from_mut(v), level.keys)?,
+            ShardQuery::Nearest(v) => self.idf(using, std::slice::from_mut(v), level.scope)?,
             ShardQuery::BestScore { positive, negative } | ShardQuery::SumScores { positive, negative } => {
-                self.idf(using, positive, level.keys)?;
-                self.idf(using, negative, level.keys)?;
+                self.idf(using, positive, level.scope)?;
+                self.idf(using, negative, level.scope)?;
             }
             ShardQuery::Discover { target, pairs } => {
-                self.idf(using, std::slice::from_mut(target), level.keys)?;
+                self.idf(using, std::slice::from_mut(target), level.scope)?;
                 for (p, n) in pairs.iter_mut() {
-                    self.idf(using, std::slice::from_mut(p), level.keys)?;
-                    self.idf(using, std::slice::from_mut(n), level.keys)?;
+                    self.idf(using, std::slice::from_mut(p), level.scope)?;
+                    self.idf(using, std::slice::from_mut(n), level.scope)?;
                 }
             }
             ShardQuery::Feedback { target, pairs, .. } => {
-                self.idf(using, std::slice::from_mut(target), level.keys)?;
+                self.idf(using, std::slice::from_mut(target), level.scope)?;
                 for (p, n, _) in pairs.iter_mut() {
-                    self.idf(using, std::slice::from_mut(p), level.keys)?;
-                    self.idf(using, std::slice::from_mut(n), level.keys)?;
+                    self.idf(using, std::slice::from_mut(p), level.scope)?;
+                    self.idf(using, std::slice::from_mut(n), level.scope)?;
                 }
             }
             ShardQuery::Context(pairs) => {
                 for (p, n) in pairs.iter_mut() {
-                    self.idf(using, std::slice::from_mut(p), level.keys)?;
-                    self.idf(using, std::slice::from_mut(n), level.keys)?;
+                    self.idf(using, std::slice::from_mut(p), level.scope)?;
+                    self.idf(using, std::slice::from_mut(n), level.scope)?;
                 }
             }
         }
@@ -615,7 +623,7 @@ impl Collection {
         let threshold =
             level.threshold.map(|t| if postprocess { distance.preprocess_threshold(t) } else { t }).map(f32::next_up);
         let filter = exclude_ids(filter, &mentioned);
-        let hits = self.search_points(using, shard_query, filter, top, threshold, &level.params, level.keys)?;
+        let hits = self.search_points(using, shard_query, filter, top, threshold, &level.params, level.scope)?;
         Ok(hits
             .into_iter()
             .skip(level.offset)
@@ -627,10 +635,10 @@ impl Collection {
             .collect())
     }
 
-    fn idf(&self, using: &str, vectors: &mut [Vector], keys: Option<&[ShardKey]>) -> Result<()> {
+    fn idf(&self, using: &str, vectors: &mut [Vector], scope: ReadScope<'_>) -> Result<()> {
         for v in vectors {
             if let Vector::Sparse(s) = v {
-                self.apply_idf(using, s, keys)?;
+                self.apply_idf(using, s, scope)?;
             }
         }
         Ok(())
@@ -643,17 +651,17 @@ impl Collection {
         filter: Option<&Filter>,
         limit: usize,
         with: &WithSelectors,
-        keys: Option<&[ShardKey]>,
+        scope: ReadScope<'_>,
     ) -> Result<Vec<Record>> {
-        let mut entries = match self.order_entries_by_shard(&order.key, filter, keys)? {
+        let mut entries = match self.order_entries_by_shard(&order.key, filter, scope)? {
             Some(entries) => entries,
             None => {
                 // Custom sharding over several keys: an id may repeat, so payloads are read by id.
-                let ids = self.all_ids(filter, keys)?;
+                let ids = self.all_ids(filter, scope)?;
                 let key_only =
                     WithSelectors { payload: qd_core::selectors::PayloadSelector::All, vector: Default::default() };
                 let mut entries: Vec<(f64, PointId)> = Vec::new();
-                for rec in self.retrieve(&ids, &key_only, keys)? {
+                for rec in self.retrieve(&ids, &key_only, scope)? {
                     let Some(payload) = rec.payload.as_ref() else { continue };
                     let mut seen = Vec::new();
                     for x in order.key.values_flat(payload).into_iter().filter_map(qd_segment::order_value) {
@@ -681,7 +689,7 @@ impl Collection {
         entries.sort_by(cmp);
         let wanted: Vec<PointId> = entries.iter().map(|(_, id)| *id).collect();
         let records: HashMap<PointId, Record> =
-            self.retrieve(&wanted, with, keys)?.into_iter().map(|r| (r.id, r)).collect();
+            self.retrieve(&wanted, with, scope)?.into_iter().map(|r| (r.id, r)).collect();
         Ok(entries
             .into_iter()
             .filter_map(|(x, id)| {
@@ -699,14 +707,14 @@ impl Collection {
         &self,
         mut hits: Vec<ScoredPoint>,
         with: &WithSelectors,
-        keys: Option<&[ShardKey]>,
+        scope: ReadScope<'_>,
     ) -> Result<Vec<ScoredPoint>> {
         if with.payload.is_none() && with.vector.is_none() {
             return Ok(hits);
         }
         let ids: Vec<PointId> = hits.iter().map(|h| h.id).collect();
         let records: BTreeMap<PointId, Record> =
-            self.retrieve(&ids, with, keys)?.into_iter().map(|r| (r.id, r)).collect();
+            self.retrieve(&ids, with, scope)?.into_iter().map(|r| (r.id, r)).collect();
         for h in hits.iter_mut() {
             if let Some(r) = records.get(&h.id) {
                 h.payload = r.payload.clone();

@@ -13,8 +13,24 @@ use qd_core::PointId;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::consistency::ReadConsistency;
 use crate::error::{CollectionError, Result};
 use crate::shard::{Shard, ShardId};
+
+/// What a read covers: the shard keys in scope (`None`: every shard) and how many replicas of
+/// each shard it asks.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ReadScope<'a> {
+    pub keys: Option<&'a [ShardKey]>,
+    pub consistency: ReadConsistency,
+}
+
+impl<'a> ReadScope<'a> {
+    /// The shards of `keys`, one replica each.
+    pub fn keys(keys: Option<&'a [ShardKey]>) -> Self {
+        ReadScope { keys, consistency: ReadConsistency::default() }
+    }
+}
 
 /// A user-defined shard key: a string or an unsigned integer.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -2,10 +2,12 @@
 //! forms into the collection layer's types and then call these functions, so the two cannot
 //! drift. Everything here blocks: callers run it on the blocking pool.
 
+use qd_collection::consistency::ReadConsistency;
 use qd_collection::groups::PointGroup;
 use qd_collection::operations::{Record, ScoredPoint, ShardKey, UpdateOp, UpdateResult, WithSelectors, WriteOrdering};
 use qd_collection::query::{LookupFrom, OrderBy, QueryRequest};
 use qd_collection::rate_limit::Access;
+use qd_collection::shard_set::ReadScope;
 use qd_collection::{CollectionError, Registry};
 use qd_core::filter::Filter;
 use qd_core::json_path::JsonPath;
@@ -23,7 +25,7 @@ pub fn resolve_lookups(registry: &Registry, req: &mut QueryRequest) -> R<()> {
         let other = registry.get(&lookup.collection)?;
         let with =
             WithSelectors { payload: PayloadSelector::None, vector: VectorSelector::Names(vec![vector.to_string()]) };
-        let rec = other.retrieve(&[*id], &with, None)?.pop().ok_or_else(|| {
+        let rec = other.retrieve(&[*id], &with, ReadScope::default())?.pop().ok_or_else(|| {
             CollectionError::NotFound(format!("No point with id {id} found in collection {}", lookup.collection))
         })?;
         rec.vector.and_then(|mut m| m.remove(vector)).ok_or_else(|| {
@@ -159,7 +161,7 @@ pub fn groups(registry: &Registry, collection: &str, mut g: GroupsRequest) -> R<
     if let Some((other, with)) = lookup {
         for grp in groups.iter_mut() {
             if let Ok(id) = serde_json::from_value::<PointId>(grp.id.clone()) {
-                grp.lookup = other.retrieve(&[id], with, None)?.pop();
+                grp.lookup = other.retrieve(&[id], with, ReadScope::default())?.pop();
             }
         }
     }
@@ -210,11 +212,11 @@ pub fn retrieve(
     collection: &str,
     ids: &[PointId],
     with: &WithSelectors,
-    keys: Option<&[ShardKey]>,
+    scope: ReadScope<'_>,
 ) -> R<Vec<Record>> {
     let c = registry.get(collection)?;
     c.charge(Access::Read, ids.len().max(1))?;
-    Ok(c.retrieve(ids, with, keys)?)
+    Ok(c.retrieve(ids, with, scope)?)
 }
 
 /// A page of points: in id order from `offset`, or in payload order with `order_by`.
@@ -226,6 +228,7 @@ pub struct ScrollRequest {
     pub with: WithSelectors,
     pub order_by: Option<OrderBy>,
     pub shard_key: Option<Vec<ShardKey>>,
+    pub consistency: ReadConsistency,
 }
 
 /// The page and, in id order, the id where the next page starts.
@@ -248,7 +251,7 @@ pub fn scroll(registry: &Registry, collection: &str, req: ScrollRequest) -> R<(V
         c.require_order_index(&order.key)?;
     }
     c.charge(Access::Read, 1)?;
-    let keys = req.shard_key.as_deref();
+    let keys = ReadScope { keys: req.shard_key.as_deref(), consistency: req.consistency };
     match &req.order_by {
         Some(order) => Ok((c.scroll_ordered(order, req.filter.as_ref(), req.limit, &req.with, keys)?, None)),
         None => Ok(c.scroll(req.offset, req.filter.as_ref(), req.limit, &req.with, keys)?),
@@ -256,11 +259,11 @@ pub fn scroll(registry: &Registry, collection: &str, req: ScrollRequest) -> R<(V
 }
 
 /// Points passing a filter (strict mode checks the filter's keys).
-pub fn count(registry: &Registry, collection: &str, filter: Option<&Filter>, keys: Option<&[ShardKey]>) -> R<usize> {
+pub fn count(registry: &Registry, collection: &str, filter: Option<&Filter>, scope: ReadScope<'_>) -> R<usize> {
     let c = registry.get(collection)?;
     c.check_strict(|s| filter.map_or(Ok(()), |f| s.filter(f, true)))?;
     c.charge(Access::Read, 1)?;
-    Ok(c.count(filter, keys)?)
+    Ok(c.count(filter, scope)?)
 }
 
 /// Value counts of a payload key (strict mode checks the limit and the filter).

@@ -23,6 +23,7 @@ pub use state::merge_facets;
 use qd_core::filter::Filter;
 use qd_core::PointId;
 
+use crate::consistency::ReadConsistency;
 use crate::error::Result;
 use crate::operations::{Record, ShardHit, ShardSearch, ShardStats, UpdateOp, UpdateResult, WithSelectors};
 
@@ -60,6 +61,38 @@ pub trait Shard: Send + Sync {
     /// Ids in ascending order from `from` (inclusive) passing the filter, at most `limit`.
     fn scroll_ids(&self, from: Option<PointId>, filter: Option<&Filter>, limit: usize) -> Result<Vec<PointId>>;
     fn count(&self, filter: Option<&Filter>) -> Result<usize>;
+    /// [`Shard::search`] over the replicas `consistency` asks, keeping the hits enough of them
+    /// return (see [`crate::consistency`]). A shard held once is read once.
+    fn search_consistent(&self, req: &ShardSearch, consistency: ReadConsistency) -> Result<Vec<ShardHit>> {
+        let _ = consistency;
+        self.search(req)
+    }
+    /// [`Shard::retrieve`] under `consistency`, as [`Shard::search_consistent`].
+    fn retrieve_consistent(
+        &self,
+        ids: &[PointId],
+        with: &WithSelectors,
+        consistency: ReadConsistency,
+    ) -> Result<Vec<Record>> {
+        let _ = consistency;
+        self.retrieve(ids, with)
+    }
+    /// [`Shard::scroll_ids`] under `consistency`, as [`Shard::search_consistent`].
+    fn scroll_ids_consistent(
+        &self,
+        from: Option<PointId>,
+        filter: Option<&Filter>,
+        limit: usize,
+        consistency: ReadConsistency,
+    ) -> Result<Vec<PointId>> {
+        let _ = consistency;
+        self.scroll_ids(from, filter, limit)
+    }
+    /// [`Shard::count`] under `consistency`, as [`Shard::search_consistent`].
+    fn count_consistent(&self, filter: Option<&Filter>, consistency: ReadConsistency) -> Result<usize> {
+        let _ = consistency;
+        self.count(filter)
+    }
     /// `(order value, id)` of the points passing the filter, once per distinct value at `key`.
     fn order_entries(&self, key: &qd_core::json_path::JsonPath, filter: Option<&Filter>)
         -> Result<Vec<(f64, PointId)>>;

@@ -120,7 +120,7 @@ pub fn value_exists_holds(registry: &qd_collection::Registry, v: &ValueExists) -
     let collection = registry
         .get(&v.collection)
         .map_err(|_| denied(format!("value_exists collection {} does not exist", v.collection)))?;
-    match collection.count(Some(&filter), None) {
+    match collection.count(Some(&filter), qd_collection::shard_set::ReadScope::default()) {
         Ok(n) if n > 0 => Ok(()),
         Ok(_) => Err(denied("no point satisfies the token's value_exists claim".into())),
         Err(e) => Err(denied(format!("value_exists check failed: {e}"))),

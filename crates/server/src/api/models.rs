@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use qd_collection::consistency::ReadConsistency;
 use qd_core::filter::Filter;
 use qd_core::selectors::{PayloadSelector, VectorSelector};
 use qd_core::vectors::{VectorInput, VectorItem};
@@ -52,8 +53,20 @@ impl UpdateParams {
 pub struct TimeoutParam {
     #[serde(default)]
     pub timeout: Option<u64>,
+    /// Read consistency: a number of replicas, `majority`, `quorum` or `all`.
     #[serde(default)]
-    pub consistency: Option<Value>,
+    pub consistency: Option<String>,
+}
+
+impl TimeoutParam {
+    /// The read consistency asked for (one replica when none); 400 naming a bad value.
+    pub fn read_consistency(&self) -> Result<ReadConsistency, super::response::ApiError> {
+        match self.consistency.as_deref() {
+            None => Ok(ReadConsistency::default()),
+            Some(s) => ReadConsistency::parse(s)
+                .map_err(|e| super::response::ApiError::bad_request(format!("Bad request: consistency: {e}"))),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -7,6 +7,7 @@ use qd_collection::operations::SearchSettings;
 use qd_collection::operations::ShardKey;
 use qd_collection::operations::{PointInsert, PointSelection, UpdateCondition, UpdateOp, WithSelectors};
 use qd_collection::query::{Query, QueryRequest, VectorOrId};
+use qd_collection::shard_set::ReadScope;
 use qd_core::filter::Filter;
 use qd_core::json_path::JsonPath;
 use qd_core::selectors::{PayloadSelector, VectorSelector};
@@ -243,7 +244,7 @@ pub async fn batch(
 pub async fn retrieve(
     state: State,
     Path(name): Path<String>,
-    _p: Params<TimeoutParam>,
+    Params(p): Params<TimeoutParam>,
     Body(body): Body<PointRequest>,
 ) -> ApiResult {
     let t = Instant::now();
@@ -253,16 +254,25 @@ pub async fn retrieve(
         vector: body.with_vector.unwrap_or(VectorSelector::None),
     };
     let reg = state.registry.clone();
-    let records = blocking(move || crate::ops::retrieve(&reg, &name, &body.ids, &with, keys.as_deref())).await?;
+    let consistency = p.read_consistency()?;
+    let records = blocking(move || {
+        crate::ops::retrieve(&reg, &name, &body.ids, &with, ReadScope { keys: keys.as_deref(), consistency })
+    })
+    .await?;
     Ok(ok(t, records))
 }
 
-pub async fn get_one(state: State, Path((name, id)): Path<(String, String)>) -> ApiResult {
+pub async fn get_one(
+    state: State,
+    Path((name, id)): Path<(String, String)>,
+    Params(p): Params<TimeoutParam>,
+) -> ApiResult {
     let t = Instant::now();
+    let scope = ReadScope { keys: None, consistency: p.read_consistency()? };
     let id: PointId = id.parse().map_err(|e: String| ApiError::bad_request(format!("Bad request: {e}")))?;
     let reg = state.registry.clone();
     let with = WithSelectors { payload: PayloadSelector::All, vector: VectorSelector::All };
-    let mut records = blocking(move || crate::ops::retrieve(&reg, &name, &[id], &with, None)).await?;
+    let mut records = blocking(move || crate::ops::retrieve(&reg, &name, &[id], &with, scope)).await?;
     match records.pop() {
         Some(r) => Ok(ok(t, r)),
         None => Err(ApiError::not_found(format!("Not found: Point with id {id} does not exists!"))),
@@ -272,7 +282,7 @@ pub async fn get_one(state: State, Path((name, id)): Path<(String, String)>) -> 
 pub async fn scroll(
     state: State,
     Path(name): Path<String>,
-    _p: Params<TimeoutParam>,
+    Params(p): Params<TimeoutParam>,
     Body(body): Body<ScrollBody>,
 ) -> ApiResult {
     let t = Instant::now();
@@ -297,6 +307,7 @@ pub async fn scroll(
         },
         order_by,
         shard_key: keys,
+        consistency: p.read_consistency()?,
     };
     let reg = state.registry.clone();
     let (points, next) = blocking(move || ops::scroll(&reg, &name, req)).await?;
@@ -306,7 +317,7 @@ pub async fn scroll(
 pub async fn count(
     state: State,
     Path(name): Path<String>,
-    _p: Params<TimeoutParam>,
+    Params(p): Params<TimeoutParam>,
     Body(body): Body<CountBody>,
 ) -> ApiResult {
     let t = Instant::now();
@@ -315,7 +326,11 @@ pub async fn count(
         f.validate()?;
     }
     let reg = state.registry.clone();
-    let n = blocking(move || crate::ops::count(&reg, &name, body.filter.as_ref(), keys.as_deref())).await?;
+    let consistency = p.read_consistency()?;
+    let n = blocking(move || {
+        crate::ops::count(&reg, &name, body.filter.as_ref(), ReadScope { keys: keys.as_deref(), consistency })
+    })
+    .await?;
     Ok(ok(t, json!({ "count": n })))
 }
 
@@ -407,17 +422,18 @@ fn search_request(body: SearchBody) -> Result<QueryRequest, ApiError> {
         params: SearchSettings { hnsw_ef: params.hnsw_ef, exact: params.exact, quantization: params.quantization },
         shard_key,
         lookup_from: None,
+        consistency: Default::default(),
     })
 }
 
 pub async fn search(
     state: State,
     Path(name): Path<String>,
-    _p: Params<TimeoutParam>,
+    Params(p): Params<TimeoutParam>,
     Body(body): Body<SearchBody>,
 ) -> ApiResult {
     let t = Instant::now();
-    let req = search_request(body)?;
+    let req = super::query::consistent(search_request(body)?, &p)?;
     let reg = state.registry.clone();
     let hits = blocking(move || ops::query(&reg, &name, req)).await?;
     Ok(ok(t, hits))
@@ -426,11 +442,12 @@ pub async fn search(
 pub async fn search_batch(
     state: State,
     Path(name): Path<String>,
-    _p: Params<TimeoutParam>,
+    Params(p): Params<TimeoutParam>,
     Body(body): Body<SearchBatchBody>,
 ) -> ApiResult {
     let t = Instant::now();
     let reqs = body.searches.into_iter().map(search_request).collect::<Result<Vec<_>, _>>()?;
+    let reqs = super::query::consistent_all(reqs, &p)?;
     let reg = state.registry.clone();
     let hits = blocking(move || ops::query_batch(&reg, &name, reqs)).await?;
     Ok(ok(t, hits))

@@ -444,6 +444,7 @@ fn request(
         params,
         shard_key: super::points::shard_keys(get(o, "shard_key").cloned())?,
         lookup_from: lookup_from(o, what)?,
+        consistency: Default::default(),
     })
 }
 
@@ -512,6 +513,19 @@ fn batch(body: &Value, parse: fn(&Value, &str) -> R<QueryRequest>) -> R<Vec<Quer
     items.iter().enumerate().map(|(i, v)| parse(v, &format!("searches[{i}]"))).collect()
 }
 
+/// `req` reading with the `consistency` of the request's parameters.
+pub(crate) fn consistent(mut req: QueryRequest, p: &TimeoutParam) -> R<QueryRequest> {
+    req.consistency = p.read_consistency()?;
+    Ok(req)
+}
+
+/// Every request of a batch reading with the `consistency` of the batch's parameters.
+pub(crate) fn consistent_all(mut reqs: Vec<QueryRequest>, p: &TimeoutParam) -> R<Vec<QueryRequest>> {
+    let c = p.read_consistency()?;
+    reqs.iter_mut().for_each(|r| r.consistency = c);
+    Ok(reqs)
+}
+
 /// Run one parsed query on the blocking pool.
 async fn run_query(state: State, name: String, req: QueryRequest) -> R<Vec<qd_collection::operations::ScoredPoint>> {
     let reg = state.registry.clone();
@@ -521,22 +535,22 @@ async fn run_query(state: State, name: String, req: QueryRequest) -> R<Vec<qd_co
 pub async fn query(
     state: State,
     Path(name): Path<String>,
-    _p: Params<TimeoutParam>,
+    Params(p): Params<TimeoutParam>,
     Body(body): Body<Value>,
 ) -> ApiResult {
     let t = Instant::now();
-    let points = run_query(state, name, parse_query_request(&body, "query request")?).await?;
+    let points = run_query(state, name, consistent(parse_query_request(&body, "query request")?, &p)?).await?;
     Ok(ok(t, json!({ "points": points })))
 }
 
 pub async fn query_batch(
     state: State,
     Path(name): Path<String>,
-    _p: Params<TimeoutParam>,
+    Params(p): Params<TimeoutParam>,
     Body(body): Body<Value>,
 ) -> ApiResult {
     let t = Instant::now();
-    let reqs = batch(&body, parse_query_request)?;
+    let reqs = consistent_all(batch(&body, parse_query_request)?, &p)?;
     let reg = state.registry.clone();
     let lists = blocking(move || ops::query_batch(&reg, &name, reqs)).await?;
     let results: Vec<Value> = lists.into_iter().map(|points| json!({ "points": points })).collect();
@@ -546,33 +560,33 @@ pub async fn query_batch(
 pub async fn recommend(
     state: State,
     Path(name): Path<String>,
-    _p: Params<TimeoutParam>,
+    Params(p): Params<TimeoutParam>,
     Body(body): Body<Value>,
 ) -> ApiResult {
     let t = Instant::now();
-    let points = run_query(state, name, parse_recommend_request(&body, "recommend request")?).await?;
+    let points = run_query(state, name, consistent(parse_recommend_request(&body, "recommend request")?, &p)?).await?;
     Ok(ok(t, points))
 }
 
 pub async fn discover(
     state: State,
     Path(name): Path<String>,
-    _p: Params<TimeoutParam>,
+    Params(p): Params<TimeoutParam>,
     Body(body): Body<Value>,
 ) -> ApiResult {
     let t = Instant::now();
-    let points = run_query(state, name, parse_discover_request(&body, "discover request")?).await?;
+    let points = run_query(state, name, consistent(parse_discover_request(&body, "discover request")?, &p)?).await?;
     Ok(ok(t, points))
 }
 
 pub async fn discover_batch(
     state: State,
     Path(name): Path<String>,
-    _p: Params<TimeoutParam>,
+    Params(p): Params<TimeoutParam>,
     Body(body): Body<Value>,
 ) -> ApiResult {
     let t = Instant::now();
-    let reqs = batch(&body, parse_discover_request)?;
+    let reqs = consistent_all(batch(&body, parse_discover_request)?, &p)?;
     let reg = state.registry.clone();
     let results = blocking(move || ops::query_batch(&reg, &name, reqs)).await?;
     Ok(ok(t, results))
@@ -581,11 +595,11 @@ pub async fn discover_batch(
 pub async fn recommend_batch(
     state: State,
     Path(name): Path<String>,
-    _p: Params<TimeoutParam>,
+    Params(p): Params<TimeoutParam>,
     Body(body): Body<Value>,
 ) -> ApiResult {
     let t = Instant::now();
-    let reqs = batch(&body, parse_recommend_request)?;
+    let reqs = consistent_all(batch(&body, parse_recommend_request)?, &p)?;
     let reg = state.registry.clone();
     let results = blocking(move || ops::query_batch(&reg, &name, reqs)).await?;
     Ok(ok(t, results))
@@ -671,11 +685,12 @@ async fn run_groups(state: State, name: String, g: GroupsRequest) -> R<Value> {
 pub async fn query_groups(
     state: State,
     Path(name): Path<String>,
-    _p: Params<TimeoutParam>,
+    Params(p): Params<TimeoutParam>,
     Body(body): Body<Value>,
 ) -> ApiResult {
     let t = Instant::now();
-    let g = parse_groups(&body, "query groups request", false)?;
+    let mut g = parse_groups(&body, "query groups request", false)?;
+    g.query.consistency = p.read_consistency()?;
     Ok(ok(t, run_groups(state, name, g).await?))
 }
 
@@ -684,11 +699,12 @@ pub async fn query_groups(
 pub async fn classic_groups(
     state: State,
     Path(name): Path<String>,
-    _p: Params<TimeoutParam>,
+    Params(p): Params<TimeoutParam>,
     Body(body): Body<Value>,
 ) -> ApiResult {
     let t = Instant::now();
-    let g = parse_groups(&body, "groups request", true)?;
+    let mut g = parse_groups(&body, "groups request", true)?;
+    g.query.consistency = p.read_consistency()?;
     Ok(ok(t, run_groups(state, name, g).await?))
 }
 

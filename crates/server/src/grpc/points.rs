@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use qd_collection::operations::{ShardKey, UpdateOp, WithSelectors};
+use qd_collection::shard_set::ReadScope;
 use qd_core::selectors::PayloadSelector;
 use qdrant_client::qdrant as pb;
 use qdrant_client::qdrant::points_server::Points;
@@ -131,7 +132,11 @@ impl Points for PointsService {
         };
         let reg = self.state.registry.clone();
         let name = r.collection_name;
-        let records = blocking(move || crate::ops::retrieve(&reg, &name, &ids, &with, keys.as_deref())).await?;
+        let consistency = super::convert::query::read_consistency(r.read_consistency)?;
+        let records = blocking(move || {
+            crate::ops::retrieve(&reg, &name, &ids, &with, ReadScope { keys: keys.as_deref(), consistency })
+        })
+        .await?;
         Ok(Response::new(pb::GetResponse { result: results::records(records), time: elapsed(t), usage: None }))
     }
 
@@ -234,7 +239,8 @@ impl Points for PointsService {
         let t = Instant::now();
         let r = request.into_inner();
         self.max_timeout(&r)?;
-        let reqs = r.search_points.into_iter().map(q::search_points).collect::<Result<Vec<_>>>()?;
+        let mut reqs = r.search_points.into_iter().map(q::search_points).collect::<Result<Vec<_>>>()?;
+        batch_consistency(&mut reqs, r.read_consistency)?;
         let (reg, name) = (self.state.registry.clone(), r.collection_name);
         let lists = blocking(move || ops::query_batch(&reg, &name, reqs)).await?;
         Ok(Response::new(pb::SearchBatchResponse { result: batch_results(lists), time: elapsed(t), usage: None }))
@@ -286,7 +292,8 @@ impl Points for PointsService {
         let t = Instant::now();
         let r = request.into_inner();
         self.max_timeout(&r)?;
-        let reqs = r.recommend_points.into_iter().map(q::recommend_points).collect::<Result<Vec<_>>>()?;
+        let mut reqs = r.recommend_points.into_iter().map(q::recommend_points).collect::<Result<Vec<_>>>()?;
+        batch_consistency(&mut reqs, r.read_consistency)?;
         let (reg, name) = (self.state.registry.clone(), r.collection_name);
         let lists = blocking(move || ops::query_batch(&reg, &name, reqs)).await?;
         Ok(Response::new(pb::RecommendBatchResponse { result: batch_results(lists), time: elapsed(t), usage: None }))
@@ -322,7 +329,8 @@ impl Points for PointsService {
         let t = Instant::now();
         let r = request.into_inner();
         self.max_timeout(&r)?;
-        let reqs = r.discover_points.into_iter().map(q::discover_points).collect::<Result<Vec<_>>>()?;
+        let mut reqs = r.discover_points.into_iter().map(q::discover_points).collect::<Result<Vec<_>>>()?;
+        batch_consistency(&mut reqs, r.read_consistency)?;
         let (reg, name) = (self.state.registry.clone(), r.collection_name);
         let lists = blocking(move || ops::query_batch(&reg, &name, reqs)).await?;
         Ok(Response::new(pb::DiscoverBatchResponse { result: batch_results(lists), time: elapsed(t), usage: None }))
@@ -335,7 +343,11 @@ impl Points for PointsService {
         let filter = filter_opt(r.filter, "filter")?;
         let keys = shard_keys(r.shard_key_selector)?;
         let (reg, name) = (self.state.registry.clone(), r.collection_name);
-        let n = blocking(move || crate::ops::count(&reg, &name, filter.as_ref(), keys.as_deref())).await?;
+        let consistency = super::convert::query::read_consistency(r.read_consistency)?;
+        let n = blocking(move || {
+            crate::ops::count(&reg, &name, filter.as_ref(), ReadScope { keys: keys.as_deref(), consistency })
+        })
+        .await?;
         Ok(Response::new(pb::CountResponse {
             result: Some(pb::CountResult { count: n as u64 }),
             time: elapsed(t),
@@ -373,7 +385,8 @@ impl Points for PointsService {
         let t = Instant::now();
         let r = request.into_inner();
         self.max_timeout(&r)?;
-        let reqs = r.query_points.into_iter().map(q::query_points).collect::<Result<Vec<_>>>()?;
+        let mut reqs = r.query_points.into_iter().map(q::query_points).collect::<Result<Vec<_>>>()?;
+        batch_consistency(&mut reqs, r.read_consistency)?;
         let (reg, name) = (self.state.registry.clone(), r.collection_name);
         let lists = blocking(move || ops::query_batch(&reg, &name, reqs)).await?;
         Ok(Response::new(pb::QueryBatchResponse { result: batch_results(lists), time: elapsed(t), usage: None }))
@@ -519,3 +532,15 @@ timed!(
     UpdatePointVectors,
     UpsertPoints,
 );
+
+/// A batch's `read_consistency` applies to each of its requests that has none of its own.
+fn batch_consistency(
+    reqs: &mut [qd_collection::query::QueryRequest],
+    consistency: Option<pb::ReadConsistency>,
+) -> Result<()> {
+    if consistency.is_some() {
+        let c = q::read_consistency(consistency)?;
+        reqs.iter_mut().filter(|r| r.consistency.is_single()).for_each(|r| r.consistency = c);
+    }
+    Ok(())
+}

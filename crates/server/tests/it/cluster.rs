@@ -673,3 +673,121 @@ fn a_stuck_transfer_restarts_by_another_method() {
         assert_eq!(all_points(&p.server, "t"), reference, "every peer answers the same");
     }
 }
+
+/// The ids (and payloads) a read of point 1 through `peer` returns under `consistency`.
+fn point_one(peer: &Peer, consistency: &str) -> Vec<Value> {
+    let r = peer.server.ok(
+        "POST",
+        &format!("/collections/rc/points?consistency={consistency}"),
+        Some(&json!({"ids": [1], "with_payload": true})),
+    );
+    r.as_array().expect("records").iter().map(|p| p["payload"].clone()).collect()
+}
+
+#[test]
+fn reads_with_consistency_ask_several_replicas_and_keep_what_they_agree_on() {
+    let backend = BACKENDS[1];
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut peers = start_cluster(root.path(), backend);
+    peers[0].server.ok(
+        "PUT",
+        "/collections/rc",
+        Some(&json!({"vectors": {"size": 8, "distance": "Dot"}, "shard_number": 2, "replication_factor": 3})),
+    );
+    peers[1].server.ok("PUT", "/collections/rc/points?wait=true", Some(&batch(0, 300)));
+    wait_for("replicas active", Duration::from_secs(30), || all_active(&peers[0], "rc"));
+
+    // Replicas that agree: every setting answers as a one-replica read does.
+    let search = json!({"vector": vector(7, 8), "limit": 5, "filter": {"must": [{"key": "g", "match": {"value": 3}}]}});
+    let reads = |s: &Server, c: &str| -> Vec<Value> {
+        let q = if c.is_empty() { String::new() } else { format!("?consistency={c}") };
+        vec![
+            s.ok("POST", &format!("/collections/rc/points/search{q}"), Some(&search)),
+            s.ok("POST", &format!("/collections/rc/points/scroll{q}"), Some(&json!({"limit": 20, "offset": 100}))),
+            s.ok("POST", &format!("/collections/rc/points/count{q}"), Some(&json!({"exact": true}))),
+            s.ok("POST", &format!("/collections/rc/points{q}"), Some(&json!({"ids": [5, 250, 999]}))),
+            s.ok(
+                "POST",
+                &format!("/collections/rc/points/query{q}"),
+                Some(&json!({"query": vector(9, 8), "limit": 3})),
+            ),
+        ]
+    };
+    let plain = reads(&peers[1].server, "");
+    assert_eq!(plain[2]["count"], 300);
+    for c in ["2", "quorum", "majority", "all", "7"] {
+        assert_eq!(reads(&peers[1].server, c), plain, "consistency={c}");
+    }
+    // Bad values are refused, naming the parameter.
+    for (c, says) in [("0", "cannot be less than 1"), ("most", "\"most\"")] {
+        let (status, body) =
+            peers[0].server.call("POST", &format!("/collections/rc/points/count?consistency={c}"), Some(&json!({})));
+        assert_eq!(status, 400, "{body}");
+        assert!(
+            body["status"]["error"].as_str().is_some_and(|e| e.contains("consistency") && e.contains(says)),
+            "{body}"
+        );
+    }
+
+    // Replicas that disagree: unordered writes of one point through three peers at once leave
+    // the replicas with different last writes in most rounds. Each peer reads its own replica;
+    // `all` keeps the point only if the three copies agree, `majority` if two of them do.
+    let mut disagreed = 0;
+    for round in 0..40u64 {
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(peers.len()));
+        let writers: Vec<_> = peers
+            .iter()
+            .enumerate()
+            .map(|(w, p)| {
+                let (port, barrier) = (p.server.port, barrier.clone());
+                std::thread::spawn(move || {
+                    let body =
+                        json!({"points": [{"id": 1, "vector": vector(1, 8), "payload": {"w": w, "round": round}}]});
+                    let url = format!("http://127.0.0.1:{port}/collections/rc/points?wait=true");
+                    barrier.wait();
+                    let r = reqwest::blocking::Client::new().put(url).json(&body).send().expect("sent");
+                    assert!(r.status().is_success(), "{}", r.text().unwrap_or_default());
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().expect("writer");
+        }
+        let copies: Vec<Value> = peers.iter().map(|p| point_one(p, "1")[0].clone()).collect();
+        let agreeing = copies.iter().map(|c| copies.iter().filter(|d| *d == c).count()).max().unwrap_or(0);
+        let all = point_one(&peers[0], "all");
+        let majority = point_one(&peers[0], "majority");
+        match agreeing {
+            3 => assert_eq!((all.len(), majority.len()), (1, 1), "round {round}: {copies:?}"),
+            2 => {
+                assert!(all.is_empty(), "round {round}: `all` kept a point the replicas disagree on: {copies:?}");
+                assert_eq!(majority.len(), 1, "round {round}: {copies:?}");
+                assert!(copies.iter().filter(|c| **c == majority[0]).count() == 2, "round {round}");
+                disagreed += 1;
+            }
+            _ => {
+                assert!(all.is_empty() && majority.is_empty(), "round {round}: {copies:?} gave {all:?} / {majority:?}");
+                disagreed += 1;
+            }
+        }
+        if disagreed >= 3 {
+            break;
+        }
+    }
+    assert!(disagreed > 0, "the replicas never disagreed in 40 rounds; the test proved nothing");
+
+    // A peer down: reads that need every replica fail with 503 naming the shortfall; those
+    // that need fewer go on.
+    peers[2].server.kill9();
+    for c in ["all", "majority"] {
+        let (status, body) =
+            peers[0].server.call("POST", &format!("/collections/rc/points/count?consistency={c}"), Some(&json!({})));
+        assert_eq!(status, 503, "consistency={c}: {body}");
+        assert!(body["status"]["error"].as_str().is_some_and(|e| e.contains("needs 3")), "{body}");
+    }
+    for c in ["quorum", "2", "1"] {
+        let n = peers[0].server.ok("POST", &format!("/collections/rc/points/count?consistency={c}"), Some(&json!({})));
+        assert_eq!(n["count"], 300, "consistency={c}");
+    }
+    peers[2].restart();
+}

@@ -1,6 +1,7 @@
 //! Read requests as typed requests: the query API, classic search / recommend (each a query
 //! with one step), their groups, and scroll.
 
+use qd_collection::consistency::ReadConsistency;
 use qd_collection::operations::{SearchSettings, WithSelectors};
 use qd_collection::query::{
     ContextPair, LookupFrom, OrderBy, Prefetch, Query, QueryRequest, RecommendStrategy, VectorOrId,
@@ -94,6 +95,21 @@ fn example(e: Option<pb::VectorExample>, what: &str) -> Result<VectorOrId> {
     }
 }
 
+/// `read_consistency` of a read (one replica when unset).
+pub fn read_consistency(c: Option<pb::ReadConsistency>) -> Result<ReadConsistency> {
+    use pb::read_consistency::Value;
+    match c.and_then(|c| c.value) {
+        None => Ok(ReadConsistency::default()),
+        Some(Value::Factor(n)) => ReadConsistency::factor(n).map_err(|e| invalid(format!("read_consistency: {e}"))),
+        Some(Value::Type(t)) => match pb::ReadConsistencyType::try_from(t) {
+            Ok(pb::ReadConsistencyType::All) => Ok(ReadConsistency::All),
+            Ok(pb::ReadConsistencyType::Majority) => Ok(ReadConsistency::Majority),
+            Ok(pb::ReadConsistencyType::Quorum) => Ok(ReadConsistency::Quorum),
+            Err(_) => Err(invalid(format!("read_consistency: unknown type {t}"))),
+        },
+    }
+}
+
 /// `DiscoverPoints`: a discovery query (a context query without a target).
 pub fn discover_points(d: pb::DiscoverPoints) -> Result<QueryRequest> {
     let context = d
@@ -123,6 +139,7 @@ pub fn discover_points(d: pb::DiscoverPoints) -> Result<QueryRequest> {
         params: d.params,
         shard_key_selector: d.shard_key_selector,
         lookup_from: d.lookup_from,
+        read_consistency: d.read_consistency,
     };
     common.request(Vec::new(), Some(query), "discover")
 }
@@ -235,6 +252,7 @@ struct Common {
     params: Option<pb::SearchParams>,
     shard_key_selector: Option<pb::ShardKeySelector>,
     lookup_from: Option<pb::LookupLocation>,
+    read_consistency: Option<pb::ReadConsistency>,
 }
 
 impl Common {
@@ -255,6 +273,7 @@ impl Common {
             params: settings(self.params, what)?,
             shard_key: shard_keys(self.shard_key_selector)?,
             lookup_from: lookup_from(self.lookup_from),
+            consistency: read_consistency(self.read_consistency)?,
         })
     }
 }
@@ -274,6 +293,7 @@ pub fn query_points(q: pb::QueryPoints) -> Result<QueryRequest> {
         params: q.params,
         shard_key_selector: q.shard_key_selector,
         lookup_from: q.lookup_from,
+        read_consistency: q.read_consistency,
     };
     common.request(prefetch, query, "query")
 }
@@ -304,6 +324,7 @@ pub fn search_points(s: pb::SearchPoints) -> Result<QueryRequest> {
         params: s.params,
         shard_key_selector: s.shard_key_selector,
         lookup_from: None,
+        read_consistency: s.read_consistency,
     };
     common.request(Vec::new(), Some(query), "search")
 }
@@ -344,6 +365,7 @@ pub fn recommend_points(r: pb::RecommendPoints) -> Result<QueryRequest> {
         params: r.params,
         shard_key_selector: r.shard_key_selector,
         lookup_from: r.lookup_from,
+        read_consistency: r.read_consistency,
     };
     common.request(Vec::new(), Some(query), "recommend")
 }
@@ -383,6 +405,7 @@ pub fn query_groups(q: pb::QueryPointGroups) -> Result<GroupsRequest> {
         params: q.params,
         shard_key_selector: q.shard_key_selector,
         lookup_from: q.lookup_from,
+        read_consistency: q.read_consistency,
     };
     groups(common.request(prefetch, query, "query")?, &q.group_by, q.group_size.unwrap_or(3), q.with_lookup)
 }
@@ -400,6 +423,7 @@ pub fn search_groups(s: pb::SearchPointGroups) -> Result<GroupsRequest> {
         params: s.params,
         shard_key_selector: s.shard_key_selector,
         lookup_from: None,
+        read_consistency: s.read_consistency,
     };
     groups(common.request(Vec::new(), Some(query), "search")?, &s.group_by, u64::from(s.group_size), s.with_lookup)
 }
@@ -417,6 +441,7 @@ pub fn recommend_groups(r: pb::RecommendPointGroups) -> Result<GroupsRequest> {
         params: r.params,
         shard_key_selector: r.shard_key_selector,
         lookup_from: r.lookup_from,
+        read_consistency: r.read_consistency,
     };
     let req = common.request(Vec::new(), Some(query), "recommend")?;
     groups(req, &r.group_by, u64::from(r.group_size), r.with_lookup)
@@ -424,6 +449,7 @@ pub fn recommend_groups(r: pb::RecommendPointGroups) -> Result<GroupsRequest> {
 
 pub fn scroll(s: pb::ScrollPoints) -> Result<ScrollRequest> {
     Ok(ScrollRequest {
+        consistency: read_consistency(s.read_consistency)?,
         filter: filter_opt(s.filter, "filter")?,
         offset: s.offset.map(|id| point_id(Some(id), "offset")).transpose()?,
         limit: s.limit.map(|l| l as usize).unwrap_or(10),
