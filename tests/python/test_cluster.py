@@ -198,3 +198,30 @@ def test_ordered_writes_through_the_client(peers, transport):
             seen = {tuple(sorted(c.retrieve(name, [1])[0].payload.items())) for c in cs}
             assert len(seen) == 1, (ordering, rnd, seen)
     cs[0].delete_collection(name)
+
+
+@pytest.mark.parametrize("transport", ["rest", "grpc"])
+def test_read_consistency_through_the_client(peers, transport):
+    a, b, c = clients(peers, transport)
+    name = f"consistent_{transport}"
+    a.create_collection(name, vectors_config=models.VectorParams(size=DIM, distance=models.Distance.COSINE),
+                        shard_number=2, replication_factor=3)
+    data = points(200, 11)
+    b.upsert(name, data, wait=True)
+    flt = models.Filter(must=[models.FieldCondition(key="city", match=models.MatchValue(value="oslo"))])
+
+    def reads(consistency):
+        kw = {} if consistency is None else {"consistency": consistency}
+        hits = c.query_points(name, query=data[3].vector, limit=5, query_filter=flt, **kw).points
+        batch = c.query_batch_points(name, [models.QueryRequest(query=data[4].vector, limit=3)], **kw)
+        records = c.retrieve(name, [2, 150, 999], with_payload=True, **kw)
+        page, nxt = c.scroll(name, limit=15, offset=40, with_payload=True, **kw)
+        return ([(p.id, round(p.score, 5)) for p in hits], [[p.id for p in r.points] for r in batch],
+                sorted((r.id, r.payload["n"]) for r in records), [(p.id, p.payload["n"]) for p in page], nxt)
+
+    plain = reads(None)
+    assert plain[2] == [(2, 2), (150, 150)]
+    for consistency in (models.ReadConsistencyType.ALL, models.ReadConsistencyType.MAJORITY,
+                        models.ReadConsistencyType.QUORUM, 2):
+        assert reads(consistency) == plain, consistency
+    a.delete_collection(name)
