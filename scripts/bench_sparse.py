@@ -30,7 +30,8 @@ Measured:
 4. hybrid (sparse prefetch 50 + dense prefetch 50 -> rrf, limit 10) on a collection with both
    vectors, against each prefetch run alone;
 5. multivector rerank: prefetch 100 by the dense vector, rerank with max_sim on the 32 x 128-d
-   multivector (`hnsw_config.m = 0`: no graph on the multivector): p50/p99.
+   multivector (`hnsw_config.m = 0`: no graph on the multivector): p50/p99, and RAM of the
+   multivector rows with `on_disk` false and true (a second collection, same data and queries).
 """
 
 import argparse
@@ -491,13 +492,13 @@ def run_server_hybrid(srv, args, docs, queries, dense, dense_q):
     return out
 
 
-def run_server_multi(srv, args):
-    tokens, pooled, q, qd, src = generate_multi(args)
-    coll = "multi"
+def run_server_multi(srv, args, on_disk=False, data=None):
+    tokens, pooled, q, qd, src = data or generate_multi(args)
+    coll = "multi_disk" if on_disk else "multi"
     srv.call("PUT", f"/collections/{coll}", {"vectors": {
         "d": {"size": args.multi_dim, "distance": "Cosine"},
         "m": {"size": args.multi_dim, "distance": "Cosine", "multivector_config": {"comparator": "max_sim"},
-              "hnsw_config": {"m": 0}}}})
+              "hnsw_config": {"m": 0}, "on_disk": on_disk}}})
 
     def point(i):
         return f'{{"id":{i},"vector":{{"d":{json.dumps(pooled[i].tolist())},"m":{json.dumps(tokens[i].tolist())}}}}}'
@@ -508,7 +509,8 @@ def run_server_multi(srv, args):
     rer = [{"prefetch": [pre[i]], "query": q[i].tolist(), "using": "m", "limit": K} for i in range(len(q))]
     lat_p, _, _ = srv.timed_queries(coll, pre, args.warmup)
     lat_r, ids, _ = srv.timed_queries(coll, rer, args.warmup)
-    out = {"collection": coll, "points": args.multi_n, "tokens": args.multi_tokens, "dim": args.multi_dim,
+    out = {"collection": coll, "on_disk": on_disk, "points": args.multi_n, "tokens": args.multi_tokens,
+           "dim": args.multi_dim,
            "upload_s": up, "green_after_upload_s": green, "idle_wait_s": settle, "prefetch_only": lat_stats(lat_p),
            "prefetch_rerank": lat_stats(lat_r), "queries": len(q), "segments": info.get("segments_count"),
            "ram_vectors_bytes": shard_ram(info)[0], "ram_index_bytes": shard_ram(info)[1]}
@@ -588,6 +590,14 @@ def table(res):
             rows.append((label, f"{mu[k]['p50_ms']:.2f}", f"{mu[k]['p99_ms']:.2f}", fmt(mu[k]["qps"])))
         rows.append(("rerank puts the query's source point first / order = exact max_sim",
                      f"{mu['rerank_top1_is_source']:.3f}", f"{mu['rerank_order_matches_exact_max_sim']:.3f}", ""))
+        md = res.get("multi_disk")
+        if md:
+            k = "prefetch_rerank"
+            rows.append(("same, multivector `on_disk: true`: prefetch + rerank", f"{md[k]['p50_ms']:.2f}",
+                         f"{md[k]['p99_ms']:.2f}", fmt(md[k]["qps"])))
+            for r in (mu, md):
+                rows.append((f"RAM of vectors (collection info), `on_disk: {str(r['on_disk']).lower()}`",
+                             f"{r['ram_vectors_bytes'] / 2**20:.1f} MiB", "", ""))
     out = [f"| {' | '.join(rows[0])} |", "|---|---|---|---|"]
     for r in rows[1:]:
         if r[0] in ("Hybrid (server only)",) or r[0].startswith("Multivector rerank"):
@@ -687,8 +697,11 @@ def main():
     del dense
     if "multi" not in skip:
         log("multivector collection")
-        res["multi"] = run_server_multi(srv, args)
+        data = generate_multi(args)
+        res["multi"] = run_server_multi(srv, args, False, data)
         log(json.dumps(res["multi"]))
+        res["multi_disk"] = run_server_multi(srv, args, True, data)
+        log(json.dumps(res["multi_disk"]))
     res["server"]["rss_end"] = srv.rss()
     res["load_at_end"] = os.getloadavg()
     res["total_s"] = time.perf_counter() - t_all

@@ -208,6 +208,7 @@ def test_read_consistency_through_the_client(peers, transport):
                         shard_number=2, replication_factor=3)
     data = points(200, 11)
     b.upsert(name, data, wait=True)
+    b.create_payload_index(name, "city", models.PayloadSchemaType.KEYWORD, wait=True)
     flt = models.Filter(must=[models.FieldCondition(key="city", match=models.MatchValue(value="oslo"))])
 
     def reads(consistency):
@@ -216,8 +217,10 @@ def test_read_consistency_through_the_client(peers, transport):
         batch = c.query_batch_points(name, [models.QueryRequest(query=data[4].vector, limit=3)], **kw)
         records = c.retrieve(name, [2, 150, 999], with_payload=True, **kw)
         page, nxt = c.scroll(name, limit=15, offset=40, with_payload=True, **kw)
+        facet = c.facet(name, "city", exact=True, **kw).hits
         return ([(p.id, round(p.score, 5)) for p in hits], [[p.id for p in r.points] for r in batch],
-                sorted((r.id, r.payload["n"]) for r in records), [(p.id, p.payload["n"]) for p in page], nxt)
+                sorted((r.id, r.payload["n"]) for r in records), [(p.id, p.payload["n"]) for p in page], nxt,
+                sorted((h.value, h.count) for h in facet))
 
     plain = reads(None)
     assert plain[2] == [(2, 2), (150, 150)]

@@ -697,6 +697,27 @@ impl Shard for ReplicaSet {
         Ok(ids)
     }
 
+    fn facet_consistent(
+        &self,
+        key: &JsonPath,
+        filter: Option<&Filter>,
+        consistency: ReadConsistency,
+    ) -> Result<Vec<(serde_json::Value, usize)>> {
+        if consistency.is_single() {
+            return self.facet(key, filter);
+        }
+        let (answers, plan) = self.read_many(
+            consistency,
+            |s| s.facet(key, filter),
+            || ShardCall::Facet { key: key.clone(), filter: filter.cloned() },
+            |r| match r {
+                ShardReply::Facet(hits) => Some(hits),
+                _ => None,
+            },
+        )?;
+        Ok(consistency::resolve_facets(answers, plan))
+    }
+
     fn count_consistent(&self, filter: Option<&Filter>, consistency: ReadConsistency) -> Result<usize> {
         if consistency.is_single() {
             return self.count(filter);

@@ -578,7 +578,7 @@ impl Collection {
         filter: Option<&Filter>,
         scope: ReadScope<'_>,
     ) -> Result<Option<Vec<(Value, usize)>>> {
-        let parts = self.fan_out_disjoint(scope, |s| s.facet(key, filter))?;
+        let parts = self.fan_out_disjoint(scope, |s| s.facet_consistent(key, filter, scope.consistency))?;
         Ok(parts.map(|p| crate::shard::merge_facets(p.into_iter())))
     }
 

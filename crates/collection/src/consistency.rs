@@ -121,6 +121,34 @@ pub fn resolve_count(mut answers: Vec<usize>, plan: ReadPlan) -> usize {
     answers.get(at).copied().unwrap_or(0)
 }
 
+/// Facet counts `plan` keeps: each value's count resolved as [`resolve_count`] over the
+/// answers (an answer without the value counts 0), values left at 0 dropped.
+pub fn resolve_facets(
+    answers: Vec<Vec<(serde_json::Value, usize)>>,
+    plan: ReadPlan,
+) -> Vec<(serde_json::Value, usize)> {
+    let n = answers.len();
+    let mut counts: Vec<(serde_json::Value, Vec<usize>)> = Vec::new();
+    let mut at: HashMap<String, usize> = HashMap::new();
+    for answer in answers {
+        for (value, count) in answer {
+            let i = *at.entry(value.to_string()).or_insert_with(|| {
+                counts.push((value.clone(), Vec::with_capacity(n)));
+                counts.len() - 1
+            });
+            counts[i].1.push(count);
+        }
+    }
+    counts
+        .into_iter()
+        .filter_map(|(value, mut c)| {
+            c.resize(n, 0);
+            let resolved = resolve_count(c, plan);
+            (resolved > 0).then_some((value, resolved))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,6 +195,20 @@ mod tests {
         assert_eq!(resolve(answers, all, |t| t.0), vec![(1, 'a'), (2, 'b')]);
         // An item repeated within one answer counts once.
         assert_eq!(resolve(vec![vec![7, 7], vec![8]], all, |t| *t), Vec::<i32>::new());
+    }
+
+    #[test]
+    fn facets_resolve_per_value() {
+        use serde_json::json;
+        let answers = vec![
+            vec![(json!("a"), 5), (json!("b"), 2)],
+            vec![(json!("a"), 4), (json!("b"), 2), (json!("c"), 1)],
+            vec![(json!("a"), 6), (json!(1), 3)],
+        ];
+        let all = ReadPlan { ask: 3, majority: false };
+        let majority = ReadPlan { ask: 3, majority: true };
+        assert_eq!(resolve_facets(answers.clone(), all), vec![(json!("a"), 4)]);
+        assert_eq!(resolve_facets(answers, majority), vec![(json!("a"), 5), (json!("b"), 2)]);
     }
 
     #[test]

@@ -102,11 +102,10 @@ impl Collection {
         key: &JsonPath,
         filter: Option<&Filter>,
         limit: usize,
-        keys: Option<&[crate::shard_set::ShardKey]>,
+        keys: crate::shard_set::ReadScope<'_>,
     ) -> Result<Vec<(Value, usize)>> {
         // Each shard counts from its segments (payload indexes where they hold every value);
         // with custom sharding across several keys an id may repeat, so ids are read instead.
-        let keys = crate::shard_set::ReadScope::keys(keys);
         if let Some(counts) = self.facet_by_shard(key, filter, keys)? {
             let mut hits: Vec<((u8, String), (Value, usize))> =
                 counts.into_iter().filter_map(|(v, n)| qd_segment::facet_key(&v).map(|k| (k, (v, n)))).collect();

@@ -273,7 +273,7 @@ pub fn facet(
     key: &JsonPath,
     filter: Option<&Filter>,
     limit: usize,
-    keys: Option<&[ShardKey]>,
+    scope: ReadScope<'_>,
 ) -> R<Vec<(serde_json::Value, usize)>> {
     let c = registry.get(collection)?;
     c.check_strict(|s| {
@@ -285,5 +285,5 @@ pub fn facet(
     }
     c.require_facet_index(key)?;
     c.charge(Access::Read, 1)?;
-    Ok(c.facet(key, filter, limit, keys)?)
+    Ok(c.facet(key, filter, limit, scope)?)
 }

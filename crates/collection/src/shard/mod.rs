@@ -88,6 +88,16 @@ pub trait Shard: Send + Sync {
         let _ = consistency;
         self.scroll_ids(from, filter, limit)
     }
+    /// [`Shard::facet`] under `consistency`, as [`Shard::search_consistent`].
+    fn facet_consistent(
+        &self,
+        key: &qd_core::json_path::JsonPath,
+        filter: Option<&Filter>,
+        consistency: ReadConsistency,
+    ) -> Result<Vec<(serde_json::Value, usize)>> {
+        let _ = consistency;
+        self.facet(key, filter)
+    }
     /// [`Shard::count`] under `consistency`, as [`Shard::search_consistent`].
     fn count_consistent(&self, filter: Option<&Filter>, consistency: ReadConsistency) -> Result<usize> {
         let _ = consistency;

@@ -265,7 +265,7 @@ pub struct FacetBody {
 pub async fn facet(
     state: State,
     Path(name): Path<String>,
-    _p: Params<TimeoutParam>,
+    Params(p): Params<TimeoutParam>,
     Body(body): Body<FacetBody>,
 ) -> ApiResult {
     let t = Instant::now();
@@ -278,8 +278,12 @@ pub async fn facet(
     let keys = super::points::shard_keys(body.shard_key.clone())?;
     let limit = body.limit.unwrap_or(10);
     let reg = state.registry.clone();
-    let hits =
-        blocking(move || crate::ops::facet(&reg, &name, &key, body.filter.as_ref(), limit, keys.as_deref())).await?;
+    let consistency = p.read_consistency()?;
+    let hits = blocking(move || {
+        let scope = qd_collection::shard_set::ReadScope { keys: keys.as_deref(), consistency };
+        crate::ops::facet(&reg, &name, &key, body.filter.as_ref(), limit, scope)
+    })
+    .await?;
     let hits: Vec<_> = hits.into_iter().map(|(value, count)| json!({ "value": value, "count": count })).collect();
     Ok(ok(t, json!({ "hits": hits })))
 }

@@ -417,8 +417,18 @@ impl Points for PointsService {
         let keys = shard_keys(r.shard_key_selector)?;
         let limit = r.limit.map(|l| l as usize).unwrap_or(10);
         let (reg, name) = (self.state.registry.clone(), r.collection_name);
-        let hits =
-            blocking(move || crate::ops::facet(&reg, &name, &key, filter.as_ref(), limit, keys.as_deref())).await?;
+        let consistency = super::convert::query::read_consistency(r.read_consistency)?;
+        let hits = blocking(move || {
+            crate::ops::facet(
+                &reg,
+                &name,
+                &key,
+                filter.as_ref(),
+                limit,
+                ReadScope { keys: keys.as_deref(), consistency },
+            )
+        })
+        .await?;
         let hits = hits
             .into_iter()
             .filter_map(|(value, count)| Some(pb::FacetHit { value: Some(facet_value(&value)?), count: count as u64 }))
