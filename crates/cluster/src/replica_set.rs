@@ -408,15 +408,17 @@ impl ReplicaSet {
         };
         let mut answers = Vec::with_capacity(plan.ask);
         let mut next = candidates.into_iter();
+        let mut last_error: Option<CollectionError> = None;
         while answers.len() < plan.ask {
             let batch: Vec<PeerId> = next.by_ref().take(plan.ask - answers.len()).collect();
             if batch.is_empty() {
                 return Err(CollectionError::Unavailable(format!(
-                    "read consistency {consistency:?} needs {} replicas of shard {} of collection `{}`, {} answered",
+                    "read consistency {consistency:?} needs {} replicas of shard {} of collection `{}`, {} answered{}",
                     plan.ask,
                     self.id,
                     self.collection,
-                    answers.len()
+                    answers.len(),
+                    last_error.map(|e| format!(" (last error: {e})")).unwrap_or_default()
                 )));
             }
             let results: Vec<std::result::Result<T, Option<CollectionError>>> = std::thread::scope(|s| {
@@ -428,10 +430,12 @@ impl ReplicaSet {
                     })
                     .collect()
             });
+            // A replica that fails is replaced by another while any is left (as one that
+            // cannot be reached is).
             for r in results {
                 match r {
                     Ok(answer) => answers.push(answer),
-                    Err(Some(e)) => return Err(e),
+                    Err(Some(e)) => last_error = Some(e),
                     Err(None) => {}
                 }
             }
@@ -644,7 +648,7 @@ impl Shard for ReplicaSet {
                 _ => None,
             },
         )?;
-        let mut hits = consistency::resolve(answers, plan, |h| (h.id, h.version));
+        let mut hits = consistency::resolve(answers, plan, |h| h.id, |a, b| a.version == b.version);
         hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
         hits.truncate(req.top);
         Ok(hits)
@@ -668,8 +672,9 @@ impl Shard for ReplicaSet {
                 _ => None,
             },
         )?;
-        // Records agree when they are the same in every part asked for.
-        Ok(consistency::resolve(answers, plan, |r| serde_json::to_string(r).unwrap_or_default()))
+        // Records agree when they are the same in every part asked for (payload maps compare
+        // whatever their key order).
+        Ok(consistency::resolve(answers, plan, |r| r.id, |a, b| a == b))
     }
 
     fn scroll_ids_consistent(
@@ -691,10 +696,32 @@ impl Shard for ReplicaSet {
                 _ => None,
             },
         )?;
-        let mut ids = consistency::resolve(answers, plan, |id| *id);
+        let mut ids = consistency::resolve(answers, plan, |id| *id, |_, _| true);
         ids.sort();
         ids.truncate(limit);
         Ok(ids)
+    }
+
+    fn order_entries_consistent(
+        &self,
+        key: &JsonPath,
+        filter: Option<&Filter>,
+        consistency: ReadConsistency,
+    ) -> Result<Vec<(f64, PointId)>> {
+        if consistency.is_single() {
+            return self.order_entries(key, filter);
+        }
+        let (answers, plan) = self.read_many(
+            consistency,
+            |s| s.order_entries(key, filter),
+            || ShardCall::OrderEntries { key: key.clone(), filter: filter.cloned() },
+            |r| match r {
+                ShardReply::OrderEntries(e) => Some(e),
+                _ => None,
+            },
+        )?;
+        // An entry agrees when the point has the same value at the key.
+        Ok(consistency::resolve(answers, plan, |e| e.1, |a, b| a.0.to_bits() == b.0.to_bits()))
     }
 
     fn facet_consistent(

@@ -566,7 +566,7 @@ impl Collection {
         filter: Option<&Filter>,
         scope: ReadScope<'_>,
     ) -> Result<Option<Vec<(f64, PointId)>>> {
-        let parts = self.fan_out_disjoint(scope, |s| s.order_entries(key, filter))?;
+        let parts = self.fan_out_disjoint(scope, |s| s.order_entries_consistent(key, filter, scope.consistency))?;
         Ok(parts.map(|p| p.into_iter().flatten().collect()))
     }
 

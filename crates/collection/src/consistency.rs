@@ -88,30 +88,39 @@ impl ReadConsistency {
     }
 }
 
-/// The items that `plan` keeps from `answers`, compared by `key` (first answer's order, then
-/// the order in which later answers add items). Each answer counts an item once.
-pub fn resolve<T, K: Hash + Eq>(answers: Vec<Vec<T>>, plan: ReadPlan, key: impl Fn(&T) -> K) -> Vec<T> {
+/// The items that `plan` keeps from `answers`: items with the same `id` agree when `same` says
+/// so (first answer's order, then the order in which later answers add items). Each answer
+/// counts an item once.
+pub fn resolve<T, K: Hash + Eq>(
+    answers: Vec<Vec<T>>,
+    plan: ReadPlan,
+    id: impl Fn(&T) -> K,
+    same: impl Fn(&T, &T) -> bool,
+) -> Vec<T> {
     let agree = plan.agree(answers.len());
-    let mut seen: HashMap<K, (usize, usize)> = HashMap::new();
-    let mut order: Vec<T> = Vec::new();
+    // Per id, the distinct versions seen: (index into `items`, answers holding it, last answer).
+    let mut versions: HashMap<K, Vec<(usize, usize, usize)>> = HashMap::new();
+    let mut items: Vec<Option<T>> = Vec::new();
     for (a, answer) in answers.into_iter().enumerate() {
         for item in answer {
-            let k = key(&item);
-            match seen.get_mut(&k) {
-                Some((count, last)) => {
+            let seen = versions.entry(id(&item)).or_default();
+            match seen.iter_mut().find(|(i, _, _)| items[*i].as_ref().is_some_and(|known| same(known, &item))) {
+                Some((_, count, last)) => {
                     if *last != a {
                         *count += 1;
                         *last = a;
                     }
                 }
                 None => {
-                    seen.insert(k, (1, a));
-                    order.push(item);
+                    seen.push((items.len(), 1, a));
+                    items.push(Some(item));
                 }
             }
         }
     }
-    order.into_iter().filter(|item| seen.get(&key(item)).is_some_and(|(count, _)| *count >= agree)).collect()
+    let kept: std::collections::HashSet<usize> =
+        versions.into_values().flatten().filter(|(_, count, _)| *count >= agree).map(|(i, _, _)| i).collect();
+    items.into_iter().enumerate().filter(|(i, _)| kept.contains(i)).filter_map(|(_, item)| item).collect()
 }
 
 /// The count `plan` keeps: the smallest answer (all must reach it) or the median (majority).
@@ -188,13 +197,13 @@ mod tests {
             vec![vec![(1, 'a'), (2, 'b'), (3, 'c')], vec![(2, 'b'), (1, 'a'), (4, 'd')], vec![(1, 'x'), (2, 'b')]];
         let all = ReadPlan { ask: 3, majority: false };
         let majority = ReadPlan { ask: 3, majority: true };
-        // Compared by the whole item: (1, 'x') differs from (1, 'a').
-        assert_eq!(resolve(answers.clone(), all, |t| *t), vec![(2, 'b')]);
-        assert_eq!(resolve(answers.clone(), majority, |t| *t), vec![(1, 'a'), (2, 'b')]);
+        // Compared whole: (1, 'x') differs from (1, 'a').
+        assert_eq!(resolve(answers.clone(), all, |t| t.0, |a, b| a == b), vec![(2, 'b')]);
+        assert_eq!(resolve(answers.clone(), majority, |t| t.0, |a, b| a == b), vec![(1, 'a'), (2, 'b')]);
         // Compared by id only: all three hold 1 (the first answer's item is kept).
-        assert_eq!(resolve(answers, all, |t| t.0), vec![(1, 'a'), (2, 'b')]);
+        assert_eq!(resolve(answers, all, |t| t.0, |_, _| true), vec![(1, 'a'), (2, 'b')]);
         // An item repeated within one answer counts once.
-        assert_eq!(resolve(vec![vec![7, 7], vec![8]], all, |t| *t), Vec::<i32>::new());
+        assert_eq!(resolve(vec![vec![7, 7], vec![8]], all, |t| *t, |a, b| a == b), Vec::<i32>::new());
     }
 
     #[test]

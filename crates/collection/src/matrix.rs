@@ -58,17 +58,17 @@ impl Collection {
         filter: Option<Filter>,
         sample: usize,
         limit: usize,
-        keys: Option<&[ShardKey]>,
+        scope: crate::shard_set::ReadScope<'_>,
     ) -> Result<DistanceMatrix> {
         qd_core::limits::at_most("sample", sample, qd_core::limits::MAX_MATRIX_SAMPLE)?;
         qd_core::limits::at_most("limit", limit, qd_core::limits::MAX_MATRIX_SAMPLE)?;
         self.distance_of(using)?;
         let has = Filter::must(vec![Condition::HasVector(using.to_string())]);
-        let scope = match filter {
+        let among_filter = match filter {
             Some(f) => f.and(has),
             None => has,
         };
-        let mut ids = self.all_ids(Some(&scope), crate::shard_set::ReadScope::keys(keys))?;
+        let mut ids = self.all_ids(Some(&among_filter), scope)?;
         crate::query::shuffle(&mut ids);
         ids.truncate(sample);
         ids.sort();
@@ -90,9 +90,9 @@ impl Collection {
                 offset: 0,
                 with: WithSelectors::default(),
                 params: SearchSettings::default(),
-                shard_key: keys.map(<[ShardKey]>::to_vec),
+                shard_key: scope.keys.map(<[ShardKey]>::to_vec),
                 lookup_from: None,
-                consistency: Default::default(),
+                consistency: scope.consistency,
             };
             let hits = self.query(&req)?;
             rows.push(hits.into_iter().filter_map(|h| ids.binary_search(&h.id).ok().map(|i| (i, h.score))).collect());

@@ -15,7 +15,7 @@
 use std::io;
 use std::path::Path;
 
-use crate::mapped::{invalid, pad64, FileOwner};
+use crate::mapped::{invalid, FileOwner};
 use crate::multi::MultiColumn;
 use crate::sectioned::{self, HEADER};
 
@@ -23,8 +23,9 @@ const MAGIC: &[u8; 8] = b"QDMULT01";
 
 /// Byte where the rows start, and the file's size, for `slots` slots and `rows` rows of `dim`.
 fn layout(slots: usize, rows: usize, dim: usize) -> Option<(usize, usize)> {
-    let rows_at = HEADER + pad64(slots.checked_mul(8)?);
-    let end = rows_at + pad64(rows.checked_mul(dim)?.checked_mul(4)?);
+    let padded = |n: usize| n.checked_add(63).map(|n| n / 64 * 64);
+    let rows_at = HEADER.checked_add(padded(slots.checked_mul(8)?)?)?;
+    let end = rows_at.checked_add(padded(rows.checked_mul(dim)?.checked_mul(4)?)?)?;
     Some((rows_at, end))
 }
 
@@ -72,8 +73,9 @@ impl MappedMulti {
     /// Map the file written for `owner` with `slots` slots of rows of `dim`; any mismatch or
     /// damage is an error. Reads the whole file once (checksum and bounds).
     pub fn open(path: &Path, owner: FileOwner, dim: usize, slots: usize) -> io::Result<MappedMulti> {
-        let (map, [_, rows, file_dim, zero]) =
-            sectioned::open(path, MAGIC, owner, slots, |[s, r, d, _]| layout(s, r, d).map(|l| l.1))?;
+        let (map, [_, rows, file_dim, zero]) = sectioned::open(path, MAGIC, owner, slots, |[s, r, d, _]| {
+            (d == dim).then(|| layout(s, r, d)).flatten().map(|l| l.1)
+        })?;
         if file_dim != dim || zero != 0 {
             return Err(invalid(path, format!("rows of {file_dim} where {dim} were expected")));
         }

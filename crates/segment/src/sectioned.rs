@@ -165,12 +165,25 @@ pub(crate) fn open(
     Ok((map, counts))
 }
 
+/// Plain numbers a section may hold: every bit pattern is a valid value.
+pub(crate) trait Plain: Copy + private::Sealed {}
+impl Plain for u32 {}
+impl Plain for u64 {}
+impl Plain for f32 {}
+
+mod private {
+    pub trait Sealed {}
+    impl Sealed for u32 {}
+    impl Sealed for u64 {}
+    impl Sealed for f32 {}
+}
+
 /// `n` items of a plain numeric type at byte `at` of a mapping [`open`] checked.
-pub(crate) fn slice<T: Copy>(map: &memmap2::Mmap, at: usize, n: usize) -> &[T] {
+pub(crate) fn slice<T: Plain>(map: &memmap2::Mmap, at: usize, n: usize) -> &[T] {
     let bytes = &map[at..at + n * std::mem::size_of::<T>()];
-    debug_assert_eq!(bytes.as_ptr().align_offset(std::mem::align_of::<T>()), 0, "section misaligned");
-    // SAFETY: the range is in bounds (the slice above checks it) and aligned for T (`open`
-    // checked the mapping; sections start at multiples of 64). T is u32, u64 or f32 here:
-    // no invalid bit patterns. Little-endian targets only, like the file formats.
+    assert_eq!(bytes.as_ptr().align_offset(std::mem::align_of::<T>()), 0, "section misaligned");
+    // SAFETY: the range is in bounds (the slice above checks it) and aligned for T (asserted).
+    // T is u32, u64 or f32 (`Plain` is sealed): no invalid bit patterns. Little-endian targets
+    // only, like the file formats.
     unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<T>(), n) }
 }

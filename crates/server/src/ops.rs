@@ -21,11 +21,13 @@ type R<T> = Result<T, ApiError>;
 /// Resolve `lookup_from` ids of a request against the other collection (see
 /// [`qd_collection::query::resolve_lookups`]).
 pub fn resolve_lookups(registry: &Registry, req: &mut QueryRequest) -> R<()> {
+    // The lookup reads with the request's consistency, as Qdrant's does.
+    let scope = ReadScope { keys: None, consistency: req.consistency };
     let fetch = |lookup: &LookupFrom, vector: &str, id: &PointId| -> qd_collection::error::Result<_> {
         let other = registry.get(&lookup.collection)?;
         let with =
             WithSelectors { payload: PayloadSelector::None, vector: VectorSelector::Names(vec![vector.to_string()]) };
-        let rec = other.retrieve(&[*id], &with, ReadScope::default())?.pop().ok_or_else(|| {
+        let rec = other.retrieve(&[*id], &with, scope)?.pop().ok_or_else(|| {
             CollectionError::NotFound(format!("No point with id {id} found in collection {}", lookup.collection))
         })?;
         rec.vector.and_then(|mut m| m.remove(vector)).ok_or_else(|| {
@@ -110,6 +112,7 @@ pub struct MatrixRequest {
     pub sample: usize,
     pub limit: usize,
     pub shard_key: Option<Vec<ShardKey>>,
+    pub consistency: ReadConsistency,
 }
 
 pub fn search_matrix(
@@ -124,7 +127,8 @@ pub fn search_matrix(
         req.filter.as_ref().map_or(Ok(()), |f| s.filter(f, true))
     })?;
     c.charge(Access::Read, req.sample.saturating_add(1))?;
-    Ok(c.search_matrix(&req.using, req.filter, req.sample, req.limit, req.shard_key.as_deref())?)
+    let scope = ReadScope { keys: req.shard_key.as_deref(), consistency: req.consistency };
+    Ok(c.search_matrix(&req.using, req.filter, req.sample, req.limit, scope)?)
 }
 
 /// `with_lookup` of a groups request: each group id is looked up in another collection.
@@ -161,7 +165,8 @@ pub fn groups(registry: &Registry, collection: &str, mut g: GroupsRequest) -> R<
     if let Some((other, with)) = lookup {
         for grp in groups.iter_mut() {
             if let Ok(id) = serde_json::from_value::<PointId>(grp.id.clone()) {
-                grp.lookup = other.retrieve(&[id], with, ReadScope::default())?.pop();
+                let scope = ReadScope { keys: None, consistency: g.query.consistency };
+                grp.lookup = other.retrieve(&[id], with, scope)?.pop();
             }
         }
     }

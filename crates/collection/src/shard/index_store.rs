@@ -109,6 +109,12 @@ pub fn delete_segment(batch: &mut WriteBatch, id: u64) {
     batch.delete_prefix(Table::Index, seg_prefix(id).into_bytes());
 }
 
+/// Remove the stored inverted index of sparse vector `name` of segment `id` (its segment's
+/// sparse file holds it now; a restart without a valid file rebuilds it from the vectors).
+pub fn delete_sparse(batch: &mut WriteBatch, id: u64, name: &str) {
+    batch.delete_prefix(Table::Index, format!("{}s/{name}/", seg_prefix(id)).into_bytes());
+}
+
 /// A persisted index part of segment `segment` that cannot be read, with the decoder's error.
 fn decode_error(
     segment: u64,

@@ -88,6 +88,16 @@ pub trait Shard: Send + Sync {
         let _ = consistency;
         self.scroll_ids(from, filter, limit)
     }
+    /// [`Shard::order_entries`] under `consistency`, as [`Shard::search_consistent`].
+    fn order_entries_consistent(
+        &self,
+        key: &qd_core::json_path::JsonPath,
+        filter: Option<&Filter>,
+        consistency: ReadConsistency,
+    ) -> Result<Vec<(f64, PointId)>> {
+        let _ = consistency;
+        self.order_entries(key, filter)
+    }
     /// [`Shard::facet`] under `consistency`, as [`Shard::search_consistent`].
     fn facet_consistent(
         &self,

@@ -338,11 +338,27 @@ impl Optimizer {
             (s.data().clone(), index.clone())
         };
         let remap = self.prepare_vectors(seg_id, &data, &index, config);
+        let newly_mapped = remap.sparse_mapped();
         // Swapping storage in place needs the only references to the data and index.
         drop((data, index));
         let mut st = self.state.write();
-        if let Some(s) = st.sealed.iter_mut().find(|s| s.id() == seg_id) {
-            self.commit_vectors(s, remap);
+        let Some(s) = st.sealed.iter_mut().find(|s| s.id() == seg_id) else { return };
+        self.commit_vectors(s, remap);
+        let mapped: Vec<String> = newly_mapped
+            .into_iter()
+            .filter(|n| s.data().sparse_column(n).is_some_and(|c| c.mapping().is_some()))
+            .collect();
+        drop(st);
+        // An inverted index now served from its file need not stay in the database too (a
+        // restart would decode it only to drop it). The file is durable already.
+        if !mapped.is_empty() {
+            let mut batch = WriteBatch::new();
+            for name in &mapped {
+                index_store::delete_sparse(&mut batch, seg_id, name);
+            }
+            if let Err(e) = self.store.write(batch, true) {
+                tracing::warn!(shard = self.shard_id, segment = seg_id, error = %e, "stored sparse index kept");
+            }
         }
     }
 

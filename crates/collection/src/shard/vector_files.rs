@@ -68,6 +68,11 @@ impl Remapping {
     pub fn maps_sparse(&self, name: &str) -> bool {
         self.sparse_maps.iter().any(|(n, _)| n == name)
     }
+
+    /// The sparse vectors this remapping serves from their files.
+    pub fn sparse_mapped(&self) -> Vec<String> {
+        self.sparse_maps.iter().map(|(n, _)| n.clone()).collect()
+    }
 }
 
 /// Prepare the remapping of segment `id` whose data is `data` and index `index` (`may_map` as

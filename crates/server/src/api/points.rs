@@ -349,7 +349,7 @@ pub struct MatrixBody {
     pub shard_key: Option<Value>,
 }
 
-fn matrix_request(body: MatrixBody) -> Result<ops::MatrixRequest, ApiError> {
+fn matrix_request(body: MatrixBody, p: &TimeoutParam) -> Result<ops::MatrixRequest, ApiError> {
     if let Some(f) = &body.filter {
         f.validate()?;
     }
@@ -359,6 +359,7 @@ fn matrix_request(body: MatrixBody) -> Result<ops::MatrixRequest, ApiError> {
         sample: body.sample.unwrap_or(qd_collection::matrix::DEFAULT_SAMPLE),
         limit: body.limit.unwrap_or(qd_collection::matrix::DEFAULT_NEIGHBOURS),
         shard_key: shard_keys(body.shard_key)?,
+        consistency: p.read_consistency()?,
     })
 }
 
@@ -366,11 +367,11 @@ fn matrix_request(body: MatrixBody) -> Result<ops::MatrixRequest, ApiError> {
 pub async fn matrix_pairs(
     state: State,
     Path(name): Path<String>,
-    _p: Params<TimeoutParam>,
+    Params(p): Params<TimeoutParam>,
     Body(body): Body<MatrixBody>,
 ) -> ApiResult {
     let t = Instant::now();
-    let req = matrix_request(body)?;
+    let req = matrix_request(body, &p)?;
     let reg = state.registry.clone();
     let m = blocking(move || ops::search_matrix(&reg, &name, req)).await?;
     let pairs: Vec<Value> =
@@ -382,11 +383,11 @@ pub async fn matrix_pairs(
 pub async fn matrix_offsets(
     state: State,
     Path(name): Path<String>,
-    _p: Params<TimeoutParam>,
+    Params(p): Params<TimeoutParam>,
     Body(body): Body<MatrixBody>,
 ) -> ApiResult {
     let t = Instant::now();
-    let req = matrix_request(body)?;
+    let req = matrix_request(body, &p)?;
     let reg = state.registry.clone();
     let m = blocking(move || ops::search_matrix(&reg, &name, req)).await?;
     let (rows, cols, scores) = m.offsets();

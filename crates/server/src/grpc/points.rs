@@ -66,6 +66,7 @@ impl PointsService {
             sample: r.sample.map(usize_of).unwrap_or(qd_collection::matrix::DEFAULT_SAMPLE),
             limit: r.limit.map(usize_of).unwrap_or(qd_collection::matrix::DEFAULT_NEIGHBOURS),
             shard_key: shard_keys(r.shard_key_selector)?,
+            consistency: q::read_consistency(r.read_consistency)?,
         };
         let (reg, name) = (self.state.registry.clone(), r.collection_name);
         blocking(move || ops::search_matrix(&reg, &name, req)).await
@@ -543,14 +544,15 @@ timed!(
     UpsertPoints,
 );
 
-/// A batch's `read_consistency` applies to each of its requests that has none of its own.
+/// A batch's `read_consistency` applies to each of its requests (as in Qdrant, the batch's
+/// setting is the one used).
 fn batch_consistency(
     reqs: &mut [qd_collection::query::QueryRequest],
     consistency: Option<pb::ReadConsistency>,
 ) -> Result<()> {
     if consistency.is_some() {
         let c = q::read_consistency(consistency)?;
-        reqs.iter_mut().filter(|r| r.consistency.is_single()).for_each(|r| r.consistency = c);
+        reqs.iter_mut().for_each(|r| r.consistency = c);
     }
     Ok(())
 }

@@ -695,6 +695,11 @@ fn reads_with_consistency_ask_several_replicas_and_keep_what_they_agree_on() {
         Some(&json!({"vectors": {"size": 8, "distance": "Dot"}, "shard_number": 2, "replication_factor": 3})),
     );
     peers[1].server.ok("PUT", "/collections/rc/points?wait=true", Some(&batch(0, 300)));
+    peers[0].server.ok(
+        "PUT",
+        "/collections/rc/index?wait=true",
+        Some(&json!({"field_name": "i", "field_schema": "integer"})),
+    );
     wait_for("replicas active", Duration::from_secs(30), || all_active(&peers[0], "rc"));
 
     // Replicas that agree: every setting answers as a one-replica read does.
@@ -711,10 +716,16 @@ fn reads_with_consistency_ask_several_replicas_and_keep_what_they_agree_on() {
                 &format!("/collections/rc/points/query{q}"),
                 Some(&json!({"query": vector(9, 8), "limit": 3})),
             ),
+            s.ok(
+                "POST",
+                &format!("/collections/rc/points/scroll{q}"),
+                Some(&json!({"limit": 7, "order_by": {"key": "i", "direction": "desc"}})),
+            ),
         ]
     };
     let plain = reads(&peers[1].server, "");
     assert_eq!(plain[2]["count"], 300);
+    assert_eq!(plain[5]["points"][0]["id"], 299, "order_by scroll: {}", plain[5]);
     for c in ["2", "quorum", "majority", "all", "7"] {
         assert_eq!(reads(&peers[1].server, c), plain, "consistency={c}");
     }
@@ -727,6 +738,12 @@ fn reads_with_consistency_ask_several_replicas_and_keep_what_they_agree_on() {
             body["status"]["error"].as_str().is_some_and(|e| e.contains("consistency") && e.contains(says)),
             "{body}"
         );
+        let (status, body) = peers[0].server.call(
+            "POST",
+            &format!("/collections/rc/points/search/matrix/pairs?consistency={c}"),
+            Some(&json!({"sample": 5, "limit": 2})),
+        );
+        assert_eq!(status, 400, "{body}");
     }
 
     // Replicas that disagree: unordered writes of one point through three peers at once leave

@@ -277,6 +277,21 @@ fn on_disk_sparse(backend: &str) {
     // Its index was never stored in the database: a restart builds it from the vectors.
     let s = Server::start(&storage, backend);
     assert_eq!(sparse_answers(&s, "d"), want);
+
+    // on_disk on again for a collection indexed in RAM: files written, the stored index
+    // dropped from the database, and a restart maps the files with the same answers.
+    s.ok("PATCH", "/collections/d", Some(&json!({"sparse_vectors": {"text": {"index": {"on_disk": true}}}})));
+    wait_files_with(&storage, "spv", true);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sparse_ram(&s, "d") * 4 >= sparse_ram(&s, "r") {
+        assert!(Instant::now() < deadline, "sparse data never left the heap");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(sparse_answers(&s, "d"), want);
+    drop(s);
+    let s = Server::start(&storage, backend);
+    assert_eq!(sparse_answers(&s, "d"), want);
+    assert!(sparse_ram(&s, "d") * 4 < sparse_ram(&s, "r"));
 }
 
 #[test]
