@@ -358,6 +358,23 @@ impl ReplicaSet {
         )))
     }
 
+    /// One read under `consistency`: the plain read of one replica ([`ReplicaSet::read`]), or
+    /// the answers of several ([`ReplicaSet::read_many`]) combined by `resolve`.
+    fn read_resolved<T: Send>(
+        &self,
+        consistency: ReadConsistency,
+        local: impl Fn(&dyn Shard) -> Result<T> + Sync,
+        call: impl Fn() -> ShardCall + Sync,
+        unpack: impl Fn(ShardReply) -> Option<T> + Sync,
+        resolve: impl FnOnce(Vec<T>, ReadPlan) -> T,
+    ) -> Result<T> {
+        if consistency.is_single() {
+            return self.read(local, call, unpack);
+        }
+        let (answers, plan) = self.read_many(consistency, local, call, unpack)?;
+        Ok(resolve(answers, plan))
+    }
+
     /// Run `read` on as many replicas that serve reads as `consistency` asks of the shard's
     /// replicas (this peer's first, once it has caught up; one that cannot be reached is
     /// replaced by another) and return their answers with the plan that resolves them (see
@@ -603,43 +620,31 @@ impl Shard for ReplicaSet {
     }
 
     fn search(&self, req: &ShardSearch) -> Result<Vec<ShardHit>> {
-        self.read(
-            |s| s.search(req),
-            || ShardCall::Search(req.clone()),
-            |r| match r {
-                ShardReply::Hits(h) => Some(h),
-                _ => None,
-            },
-        )
+        self.search_consistent(req, ReadConsistency::default())
     }
 
     fn retrieve(&self, ids: &[PointId], with: &WithSelectors) -> Result<Vec<Record>> {
-        self.read(
-            |s| s.retrieve(ids, with),
-            || ShardCall::Retrieve { ids: ids.to_vec(), with: with.clone() },
-            |r| match r {
-                ShardReply::Records(r) => Some(r.into_iter().map(Record::from).collect()),
-                _ => None,
-            },
-        )
+        self.retrieve_consistent(ids, with, ReadConsistency::default())
     }
 
     fn scroll_ids(&self, from: Option<PointId>, filter: Option<&Filter>, limit: usize) -> Result<Vec<PointId>> {
-        self.read(
-            |s| s.scroll_ids(from, filter, limit),
-            || ShardCall::ScrollIds { from, filter: filter.cloned(), limit },
-            |r| match r {
-                ShardReply::Ids(ids) => Some(ids),
-                _ => None,
-            },
-        )
+        self.scroll_ids_consistent(from, filter, limit, ReadConsistency::default())
+    }
+
+    fn count(&self, filter: Option<&Filter>) -> Result<usize> {
+        self.count_consistent(filter, ReadConsistency::default())
+    }
+
+    fn order_entries(&self, key: &JsonPath, filter: Option<&Filter>) -> Result<Vec<(f64, PointId)>> {
+        self.order_entries_consistent(key, filter, ReadConsistency::default())
+    }
+
+    fn facet(&self, key: &JsonPath, filter: Option<&Filter>) -> Result<Vec<(serde_json::Value, usize)>> {
+        self.facet_consistent(key, filter, ReadConsistency::default())
     }
 
     fn search_consistent(&self, req: &ShardSearch, consistency: ReadConsistency) -> Result<Vec<ShardHit>> {
-        if consistency.is_single() {
-            return self.search(req);
-        }
-        let (answers, plan) = self.read_many(
+        self.read_resolved(
             consistency,
             |s| s.search(req),
             || ShardCall::Search(req.clone()),
@@ -647,11 +652,13 @@ impl Shard for ReplicaSet {
                 ShardReply::Hits(h) => Some(h),
                 _ => None,
             },
-        )?;
-        let mut hits = consistency::resolve(answers, plan, |h| h.id, |a, b| a.version == b.version);
-        hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
-        hits.truncate(req.top);
-        Ok(hits)
+            |answers, plan| {
+                let mut hits = consistency::resolve(answers, plan, |h| h.id, |a, b| a.version == b.version);
+                hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
+                hits.truncate(req.top);
+                hits
+            },
+        )
     }
 
     fn retrieve_consistent(
@@ -660,10 +667,7 @@ impl Shard for ReplicaSet {
         with: &WithSelectors,
         consistency: ReadConsistency,
     ) -> Result<Vec<Record>> {
-        if consistency.is_single() {
-            return self.retrieve(ids, with);
-        }
-        let (answers, plan) = self.read_many(
+        self.read_resolved(
             consistency,
             |s| s.retrieve(ids, with),
             || ShardCall::Retrieve { ids: ids.to_vec(), with: with.clone() },
@@ -671,10 +675,10 @@ impl Shard for ReplicaSet {
                 ShardReply::Records(r) => Some(r.into_iter().map(Record::from).collect()),
                 _ => None,
             },
-        )?;
-        // Records agree when they are the same in every part asked for (payload maps compare
-        // whatever their key order).
-        Ok(consistency::resolve(answers, plan, |r| r.id, |a, b| a == b))
+            // Records agree when they are the same in every part asked for (payload maps
+            // compare whatever their key order).
+            |answers, plan| consistency::resolve(answers, plan, |r| r.id, |a, b| a == b),
+        )
     }
 
     fn scroll_ids_consistent(
@@ -684,10 +688,7 @@ impl Shard for ReplicaSet {
         limit: usize,
         consistency: ReadConsistency,
     ) -> Result<Vec<PointId>> {
-        if consistency.is_single() {
-            return self.scroll_ids(from, filter, limit);
-        }
-        let (answers, plan) = self.read_many(
+        self.read_resolved(
             consistency,
             |s| s.scroll_ids(from, filter, limit),
             || ShardCall::ScrollIds { from, filter: filter.cloned(), limit },
@@ -695,11 +696,13 @@ impl Shard for ReplicaSet {
                 ShardReply::Ids(ids) => Some(ids),
                 _ => None,
             },
-        )?;
-        let mut ids = consistency::resolve(answers, plan, |id| *id, |_, _| true);
-        ids.sort();
-        ids.truncate(limit);
-        Ok(ids)
+            |answers, plan| {
+                let mut ids = consistency::resolve(answers, plan, |id| *id, |_, _| true);
+                ids.sort();
+                ids.truncate(limit);
+                ids
+            },
+        )
     }
 
     fn order_entries_consistent(
@@ -708,10 +711,7 @@ impl Shard for ReplicaSet {
         filter: Option<&Filter>,
         consistency: ReadConsistency,
     ) -> Result<Vec<(f64, PointId)>> {
-        if consistency.is_single() {
-            return self.order_entries(key, filter);
-        }
-        let (answers, plan) = self.read_many(
+        self.read_resolved(
             consistency,
             |s| s.order_entries(key, filter),
             || ShardCall::OrderEntries { key: key.clone(), filter: filter.cloned() },
@@ -719,9 +719,9 @@ impl Shard for ReplicaSet {
                 ShardReply::OrderEntries(e) => Some(e),
                 _ => None,
             },
-        )?;
-        // An entry agrees when the point has the same value at the key.
-        Ok(consistency::resolve(answers, plan, |e| e.1, |a, b| a.0.to_bits() == b.0.to_bits()))
+            // An entry agrees when the point has the same value at the key.
+            |answers, plan| consistency::resolve(answers, plan, |e| e.1, |a, b| a.0.to_bits() == b.0.to_bits()),
+        )
     }
 
     fn facet_consistent(
@@ -730,67 +730,28 @@ impl Shard for ReplicaSet {
         filter: Option<&Filter>,
         consistency: ReadConsistency,
     ) -> Result<Vec<(serde_json::Value, usize)>> {
-        if consistency.is_single() {
-            return self.facet(key, filter);
-        }
-        let (answers, plan) = self.read_many(
+        self.read_resolved(
             consistency,
-            |s| s.facet(key, filter),
-            || ShardCall::Facet { key: key.clone(), filter: filter.cloned() },
-            |r| match r {
-                ShardReply::Facet(hits) => Some(hits),
-                _ => None,
-            },
-        )?;
-        Ok(consistency::resolve_facets(answers, plan))
-    }
-
-    fn count_consistent(&self, filter: Option<&Filter>, consistency: ReadConsistency) -> Result<usize> {
-        if consistency.is_single() {
-            return self.count(filter);
-        }
-        let (answers, plan) = self.read_many(
-            consistency,
-            |s| s.count(filter),
-            || ShardCall::Count { filter: filter.cloned() },
-            |r| match r {
-                ShardReply::Count(n) => Some(n),
-                _ => None,
-            },
-        )?;
-        Ok(consistency::resolve_count(answers, plan))
-    }
-
-    fn count(&self, filter: Option<&Filter>) -> Result<usize> {
-        self.read(
-            |s| s.count(filter),
-            || ShardCall::Count { filter: filter.cloned() },
-            |r| match r {
-                ShardReply::Count(n) => Some(n),
-                _ => None,
-            },
-        )
-    }
-
-    fn order_entries(&self, key: &JsonPath, filter: Option<&Filter>) -> Result<Vec<(f64, PointId)>> {
-        self.read(
-            |s| s.order_entries(key, filter),
-            || ShardCall::OrderEntries { key: key.clone(), filter: filter.cloned() },
-            |r| match r {
-                ShardReply::OrderEntries(e) => Some(e),
-                _ => None,
-            },
-        )
-    }
-
-    fn facet(&self, key: &JsonPath, filter: Option<&Filter>) -> Result<Vec<(serde_json::Value, usize)>> {
-        self.read(
             |s| s.facet(key, filter),
             || ShardCall::Facet { key: key.clone(), filter: filter.cloned() },
             |r| match r {
                 ShardReply::Facet(f) => Some(f),
                 _ => None,
             },
+            consistency::resolve_facets,
+        )
+    }
+
+    fn count_consistent(&self, filter: Option<&Filter>, consistency: ReadConsistency) -> Result<usize> {
+        self.read_resolved(
+            consistency,
+            |s| s.count(filter),
+            || ShardCall::Count { filter: filter.cloned() },
+            |r| match r {
+                ShardReply::Count(n) => Some(n),
+                _ => None,
+            },
+            consistency::resolve_count,
         )
     }
 

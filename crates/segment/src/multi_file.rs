@@ -149,13 +149,19 @@ mod tests {
         c
     }
 
-    #[test]
-    fn round_trip_serves_the_same_rows() {
+    /// The test column written to a file in a fresh directory (kept alive by the handle).
+    fn written() -> (tempfile::TempDir, std::path::PathBuf, MultiColumn, FileOwner) {
         let dir = tempfile::tempdir().expect("tmp");
         let path = dir.path().join("m.mvc");
         let col = column();
         let owner = FileOwner { segment: 9, members_digest: 0x77 };
         write(&path, owner, &col).expect("write");
+        (dir, path, col, owner)
+    }
+
+    #[test]
+    fn round_trip_serves_the_same_rows() {
+        let (_dir, path, col, owner) = written();
         let m = MappedMulti::open(&path, owner, 3, col.len()).expect("open");
         assert!(m.rows() < col.stored_bytes() / 12, "overwritten rows are not copied");
         let mut mapped = col.to_heap();
@@ -175,11 +181,7 @@ mod tests {
 
     #[test]
     fn refuses_foreign_damaged_or_truncated_files() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let path = dir.path().join("m.mvc");
-        let col = column();
-        let owner = FileOwner { segment: 9, members_digest: 0x77 };
-        write(&path, owner, &col).expect("write");
+        let (_dir, path, col, owner) = written();
         assert!(MappedMulti::open(&path, FileOwner { segment: 10, ..owner }, 3, col.len()).is_err());
         assert!(MappedMulti::open(&path, FileOwner { members_digest: 1, ..owner }, 3, col.len()).is_err());
         let bytes = std::fs::read(&path).expect("read");

@@ -256,6 +256,18 @@ mod tests {
         c
     }
 
+    /// The test column and its index written to a file in a fresh directory (kept alive by
+    /// the returned handle).
+    fn written() -> (tempfile::TempDir, std::path::PathBuf, SparseColumn, InvertedIndex, FileOwner) {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("s.spv");
+        let col = column();
+        let ix = InvertedIndex::build(&col);
+        let owner = FileOwner { segment: 3, members_digest: 0x1234 };
+        write(&path, owner, &col, &ix).expect("write");
+        (dir, path, col, ix, owner)
+    }
+
     fn hits(ix: &InvertedIndex, q: &SparseVector) -> Vec<(u32, f32)> {
         let mut got = Vec::new();
         ix.search(q, || None, |o, s| got.push((o, s)));
@@ -264,12 +276,7 @@ mod tests {
 
     #[test]
     fn round_trip_serves_the_same_vectors_and_scores() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let path = dir.path().join("s.spv");
-        let col = column();
-        let ix = InvertedIndex::build(&col);
-        let owner = FileOwner { segment: 3, members_digest: 0x1234 };
-        write(&path, owner, &col, &ix).expect("write");
+        let (_dir, path, col, ix, owner) = written();
         let m = Arc::new(MappedSparse::open(&path, owner, col.len()).expect("open"));
         assert_eq!(
             m.forward_len(),
@@ -298,12 +305,7 @@ mod tests {
 
     #[test]
     fn refuses_foreign_damaged_or_truncated_files() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let path = dir.path().join("s.spv");
-        let col = column();
-        let ix = InvertedIndex::build(&col);
-        let owner = FileOwner { segment: 3, members_digest: 0x1234 };
-        write(&path, owner, &col, &ix).expect("write");
+        let (_dir, path, col, ix, owner) = written();
         assert!(MappedSparse::open(&path, FileOwner { segment: 4, ..owner }, col.len()).is_err());
         assert!(MappedSparse::open(&path, FileOwner { members_digest: 1, ..owner }, col.len()).is_err());
         assert!(MappedSparse::open(&path, owner, col.len() + 1).is_err());

@@ -122,19 +122,11 @@ fn prepare_with(
         let path = segment_vectors_file(dir, id, name);
         match (wanted(config, name), col.mapping()) {
             (true, None) if col.len() > 0 && may_map => {
-                let opened = MappedVectors::open(&path, owner, col.dim(), col.len()).or_else(|e| {
-                    if !may_write {
-                        return Err(e);
-                    }
-                    std::fs::create_dir_all(dir)?;
-                    qd_segment::mapped::write(&path, owner, col.dim(), col.present(), col.data())?;
-                    MappedVectors::open(&path, owner, col.dim(), col.len())
-                });
-                match opened {
-                    Ok(m) => r.maps.push((name.to_string(), m)),
-                    Err(e) => {
-                        r.problem.get_or_insert(format!("{}: {e}", path.display()));
-                    }
+                let write = may_write
+                    .then_some(|| qd_segment::mapped::write(&path, owner, col.dim(), col.present(), col.data()));
+                let open = || MappedVectors::open(&path, owner, col.dim(), col.len());
+                if let Some(m) = open_or_write(dir, &path, open, write, &mut r.problem) {
+                    r.maps.push((name.to_string(), m));
                 }
             }
             (false, Some(m)) => r.unmaps.push((name.to_string(), m.data().to_vec())),
@@ -146,19 +138,10 @@ fn prepare_with(
         let path = segment_multi_file(dir, id, name);
         match (wanted(config, name), col.mapping()) {
             (true, None) if !col.is_empty() && may_map => {
-                let opened = MappedMulti::open(&path, owner, col.dim(), col.len()).or_else(|e| {
-                    if !may_write {
-                        return Err(e);
-                    }
-                    std::fs::create_dir_all(dir)?;
-                    qd_segment::multi_file::write(&path, owner, col)?;
-                    MappedMulti::open(&path, owner, col.dim(), col.len())
-                });
-                match opened {
-                    Ok(m) => r.multi_maps.push((name.to_string(), Arc::new(m))),
-                    Err(e) => {
-                        r.problem.get_or_insert(format!("{}: {e}", path.display()));
-                    }
+                let write = may_write.then_some(|| qd_segment::multi_file::write(&path, owner, col));
+                let open = || MappedMulti::open(&path, owner, col.dim(), col.len());
+                if let Some(m) = open_or_write(dir, &path, open, write, &mut r.problem) {
+                    r.multi_maps.push((name.to_string(), Arc::new(m)));
                 }
             }
             (false, Some(_)) => r.multi_unmaps.push((name.to_string(), col.to_heap())),
@@ -171,17 +154,13 @@ fn prepare_with(
         let built = index.and_then(|ix| ix.sparse.get(name)).filter(|ix| ix.slots() == col.len());
         match (wanted_sparse(config, name), col.mapping()) {
             (true, None) if !col.is_empty() && may_map => {
-                let opened = MappedSparse::open(&path, owner, col.len()).or_else(|e| {
-                    let Some(ix) = built else { return Err(e) };
-                    std::fs::create_dir_all(dir)?;
-                    qd_segment::sparse_file::write(&path, owner, col, ix)?;
-                    MappedSparse::open(&path, owner, col.len())
+                let write = built.map(|ix| {
+                    let path = &path;
+                    move || qd_segment::sparse_file::write(path, owner, col, ix)
                 });
-                match opened {
-                    Ok(m) => r.sparse_maps.push((name.to_string(), Arc::new(m))),
-                    Err(e) => {
-                        r.problem.get_or_insert(format!("{}: {e}", path.display()));
-                    }
+                let open = || MappedSparse::open(&path, owner, col.len());
+                if let Some(m) = open_or_write(dir, &path, open, write, &mut r.problem) {
+                    r.sparse_maps.push((name.to_string(), Arc::new(m)));
                 }
             }
             (false, Some(_)) => {
@@ -194,6 +173,30 @@ fn prepare_with(
         }
     }
     r
+}
+
+/// Map the file at `path` with `open`; if that fails and `write` is given, write the file with
+/// it and open again. A failure is recorded in `problem` (the first one is kept).
+fn open_or_write<M>(
+    dir: &Path,
+    path: &Path,
+    open: impl Fn() -> std::io::Result<M>,
+    write: Option<impl FnOnce() -> std::io::Result<()>>,
+    problem: &mut Option<String>,
+) -> Option<M> {
+    let opened = open().or_else(|e| {
+        let Some(write) = write else { return Err(e) };
+        std::fs::create_dir_all(dir)?;
+        write()?;
+        open()
+    });
+    match opened {
+        Ok(m) => Some(m),
+        Err(e) => {
+            problem.get_or_insert(format!("{}: {e}", path.display()));
+            None
+        }
+    }
 }
 
 /// Apply a prepared remapping to `seg` (under the shard's write lock; cheap). Returns the

@@ -582,6 +582,30 @@ fn shard_keys_are_placed_replicated_and_dropped_through_consensus() {
     }
 }
 
+/// Every peer overwrites point 1 of `collection` at the same moment, writer `w` with payload
+/// `{"w": w, "round": round}`; `params` are added to each write's query string.
+fn write_point_one_at_once(peers: &[Peer], collection: &str, round: u64, params: &str) {
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(peers.len()));
+    let writers: Vec<_> = peers
+        .iter()
+        .enumerate()
+        .map(|(w, p)| {
+            let (port, barrier) = (p.server.port, barrier.clone());
+            let url = format!("http://127.0.0.1:{port}/collections/{collection}/points?wait=true{params}");
+            std::thread::spawn(move || {
+                let client = reqwest::blocking::Client::new();
+                let body = json!({"points": [{"id": 1, "vector": vector(1, 8), "payload": {"w": w, "round": round}}]});
+                barrier.wait();
+                let r = client.put(url).json(&body).send().expect("sent");
+                assert!(r.status().is_success(), "{}", r.text().unwrap_or_default());
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().expect("writer");
+    }
+}
+
 #[test]
 fn ordered_writes_reach_every_replica_in_one_order() {
     let backend = BACKENDS[0];
@@ -598,26 +622,7 @@ fn ordered_writes_reach_every_replica_in_one_order() {
     // this machine (33 of 40 when measured), which is what the ordering is for.
     for ordering in ["strong", "medium"] {
         for round in 0..30u64 {
-            let barrier = std::sync::Arc::new(std::sync::Barrier::new(peers.len()));
-            let writers: Vec<_> = peers
-                .iter()
-                .enumerate()
-                .map(|(w, p)| {
-                    let (port, barrier) = (p.server.port, barrier.clone());
-                    std::thread::spawn(move || {
-                        let client = reqwest::blocking::Client::new();
-                        let body =
-                            json!({"points": [{"id": 1, "vector": vector(1, 8), "payload": {"w": w, "round": round}}]});
-                        let url = format!("http://127.0.0.1:{port}/collections/o/points?wait=true&ordering={ordering}");
-                        barrier.wait();
-                        let r = client.put(url).json(&body).send().expect("sent");
-                        assert!(r.status().is_success(), "{}", r.text().unwrap_or_default());
-                    })
-                })
-                .collect();
-            for w in writers {
-                w.join().expect("writer");
-            }
+            write_point_one_at_once(&peers, "o", round, &format!("&ordering={ordering}"));
             let reference = all_points(&peers[0].server, "o");
             for p in &peers[1..] {
                 assert_eq!(all_points(&p.server, "o"), reference, "replicas agree after {ordering} round {round}");
@@ -751,25 +756,7 @@ fn reads_with_consistency_ask_several_replicas_and_keep_what_they_agree_on() {
     // `all` keeps the point only if the three copies agree, `majority` if two of them do.
     let mut disagreed = 0;
     for round in 0..40u64 {
-        let barrier = std::sync::Arc::new(std::sync::Barrier::new(peers.len()));
-        let writers: Vec<_> = peers
-            .iter()
-            .enumerate()
-            .map(|(w, p)| {
-                let (port, barrier) = (p.server.port, barrier.clone());
-                std::thread::spawn(move || {
-                    let body =
-                        json!({"points": [{"id": 1, "vector": vector(1, 8), "payload": {"w": w, "round": round}}]});
-                    let url = format!("http://127.0.0.1:{port}/collections/rc/points?wait=true");
-                    barrier.wait();
-                    let r = reqwest::blocking::Client::new().put(url).json(&body).send().expect("sent");
-                    assert!(r.status().is_success(), "{}", r.text().unwrap_or_default());
-                })
-            })
-            .collect();
-        for w in writers {
-            w.join().expect("writer");
-        }
+        write_point_one_at_once(&peers, "rc", round, "");
         let copies: Vec<Value> = peers.iter().map(|p| point_one(p, "1")[0].clone()).collect();
         let agreeing = copies.iter().map(|c| copies.iter().filter(|d| *d == c).count()).max().unwrap_or(0);
         let all = point_one(&peers[0], "all");

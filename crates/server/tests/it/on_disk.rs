@@ -132,9 +132,7 @@ fn on_disk_vectors(backend: &str) {
     let before_restart = vec_files(&storage);
     let again = check_search(&s);
     assert_eq!(again[1..], exact[1..]);
-    std::thread::sleep(Duration::from_millis(700));
-    let opt = s.ok("GET", "/collections/d/optimizations", None);
-    assert!(opt["completed"].as_array().expect("completed").is_empty(), "nothing rebuilt: {opt}");
+    nothing_rebuilt(&s);
     assert!(shard_sum(&s, "ram_vectors_bytes") < 2000 * DIM as u64 * 4 / 2);
     assert_eq!(vec_files(&storage), before_restart);
     drop(s);
@@ -147,11 +145,7 @@ fn on_disk_vectors(backend: &str) {
     std::fs::write(&victim, &bytes).expect("damage");
     let s = Server::start(&storage, backend);
     assert_eq!(check_search(&s)[1..], exact[1..]);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::fs::read(&victim).map(|b| b == bytes).unwrap_or(true) {
-        assert!(Instant::now() < deadline, "damaged vector file never rewritten");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_rewritten(&victim, &bytes);
 
     // on_disk off: vectors come back into RAM, the files go away, answers stay the same.
     s.ok("PATCH", "/collections/d", Some(&json!({"vectors": {"": {"on_disk": false}}})));
@@ -187,17 +181,38 @@ fn sparse_of(i: u64) -> Value {
     json!({"indices": dims, "values": values})
 }
 
-/// Top-10 (ids and scores) of 20 sparse queries against collection `c`.
-fn sparse_answers(s: &Server, c: &str) -> Vec<Value> {
+/// Top-10 (ids and scores) of the 20 queries `body(0..20)` against collection `c`.
+fn answers(s: &Server, c: &str, body: impl Fn(u64) -> Value) -> Vec<Value> {
     (0..20u64)
         .map(|q| {
-            let body = json!({"query": sparse_of(50_000 + q), "using": "text", "limit": 10});
-            let hits = s.ok("POST", &format!("/collections/{c}/points/query"), Some(&body))["points"].clone();
+            let hits = s.ok("POST", &format!("/collections/{c}/points/query"), Some(&body(q)))["points"].clone();
             let pairs: Vec<Value> =
                 hits.as_array().expect("points").iter().map(|h| json!([h["id"], h["score"]])).collect();
             json!(pairs)
         })
         .collect()
+}
+
+/// Top-10 of 20 sparse queries against collection `c`.
+fn sparse_answers(s: &Server, c: &str) -> Vec<Value> {
+    answers(s, c, |q| json!({"query": sparse_of(50_000 + q), "using": "text", "limit": 10}))
+}
+
+/// After a restart: no optimization ran on collection `d` (its files were mapped, nothing was
+/// rebuilt).
+fn nothing_rebuilt(s: &Server) {
+    std::thread::sleep(Duration::from_millis(700));
+    let opt = s.ok("GET", "/collections/d/optimizations", None);
+    assert!(opt["completed"].as_array().expect("completed").is_empty(), "nothing rebuilt: {opt}");
+}
+
+/// Wait until the optimizer rewrote `file`, whose (damaged) content was `damaged`.
+fn wait_rewritten(file: &Path, damaged: &[u8]) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::fs::read(file).map(|b| b == damaged).unwrap_or(true) {
+        assert!(Instant::now() < deadline, "damaged file {} never rewritten", file.display());
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 fn sparse_ram(s: &Server, c: &str) -> u64 {
@@ -245,9 +260,7 @@ fn on_disk_sparse(backend: &str) {
     let s = Server::start(&storage, backend);
     let before_restart = files_with(&storage, "spv");
     assert_eq!(sparse_answers(&s, "d"), want);
-    std::thread::sleep(Duration::from_millis(700));
-    let opt = s.ok("GET", "/collections/d/optimizations", None);
-    assert!(opt["completed"].as_array().expect("completed").is_empty(), "nothing rebuilt: {opt}");
+    nothing_rebuilt(&s);
     assert!(sparse_ram(&s, "d") * 4 < sparse_ram(&s, "r"));
     assert_eq!(files_with(&storage, "spv"), before_restart);
     drop(s);
@@ -261,11 +274,7 @@ fn on_disk_sparse(backend: &str) {
     std::fs::write(&victim, &bytes).expect("damage");
     let s = Server::start(&storage, backend);
     assert_eq!(sparse_answers(&s, "d"), want);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::fs::read(&victim).map(|b| b == bytes).unwrap_or(true) {
-        assert!(Instant::now() < deadline, "damaged sparse file never rewritten");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_rewritten(&victim, &bytes);
     assert_eq!(sparse_answers(&s, "d"), want);
 
     // on_disk off: vectors and postings come back into RAM, the files go away, same answers.
@@ -310,18 +319,13 @@ fn multi_of(i: u64) -> Value {
     json!(rows)
 }
 
-/// Top-10 (ids and scores) of 20 max-sim queries against collection `c`.
+/// Top-10 of 20 exact max-sim queries against collection `c`.
 fn multi_answers(s: &Server, c: &str) -> Vec<Value> {
-    (0..20u64)
-        .map(|q| {
-            let body =
-                json!({"query": multi_of(70_000 + q), "using": "colbert", "limit": 10, "params": {"exact": true}});
-            let hits = s.ok("POST", &format!("/collections/{c}/points/query"), Some(&body))["points"].clone();
-            let pairs: Vec<Value> =
-                hits.as_array().expect("points").iter().map(|h| json!([h["id"], h["score"]])).collect();
-            json!(pairs)
-        })
-        .collect()
+    answers(
+        s,
+        c,
+        |q| json!({"query": multi_of(70_000 + q), "using": "colbert", "limit": 10, "params": {"exact": true}}),
+    )
 }
 
 fn on_disk_multivectors(backend: &str) {
@@ -361,9 +365,7 @@ fn on_disk_multivectors(backend: &str) {
     let s = Server::start(&storage, backend);
     let files = files_with(&storage, "mvc");
     assert_eq!(multi_answers(&s, "d"), want);
-    std::thread::sleep(Duration::from_millis(700));
-    let opt = s.ok("GET", "/collections/d/optimizations", None);
-    assert!(opt["completed"].as_array().expect("completed").is_empty(), "nothing rebuilt: {opt}");
+    nothing_rebuilt(&s);
     assert!(shard_sum_of(&s, "d", "ram_vectors_bytes") * 4 < shard_sum_of(&s, "r", "ram_vectors_bytes"));
     assert_eq!(files_with(&storage, "mvc"), files);
 
