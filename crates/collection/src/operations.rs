@@ -275,12 +275,14 @@ pub enum ShardQuery {
 /// Qdrant does not score such points), max-sim for multivectors.
 pub fn similarity(distance: qd_core::Distance, query: &Vector, stored: VectorRef<'_>) -> Option<f32> {
     match (query, stored) {
-        (Vector::Dense(q), VectorRef::Dense(v)) => Some(distance.score(q, v)),
+        (Vector::Dense(q), VectorRef::Dense(v)) => Some(v.with_f32(|v| distance.score(q, v))),
         (Vector::Sparse(q), VectorRef::Sparse(v)) => {
             let (score, any) = v.dot(q);
             any.then_some(score)
         }
-        (Vector::Multi(q), VectorRef::Multi(rows)) => Some(MaxSimScorer::new(distance, q.dim()).score(q.flat(), rows)),
+        (Vector::Multi(q), VectorRef::Multi(rows)) => {
+            Some(rows.with_f32(|rows| MaxSimScorer::new(distance, q.dim()).score(q.flat(), rows)))
+        }
         _ => None,
     }
 }
@@ -446,7 +448,7 @@ mod tests {
         use qd_core::Distance;
         let v = |x: f32, y: f32| Vector::Dense(vec![x, y]);
         let stored = [1.0f32, 0.0];
-        let at = VectorRef::Dense(&stored);
+        let at = VectorRef::Dense(qd_segment::Elems::F32(&stored));
         // Dot: sim(target) = 2, sim(better) = 1, sim(worse) = 0.
         let q = ShardQuery::Feedback { target: v(2.0, 0.0), a: 0.5, pairs: vec![(v(1.0, 0.0), v(0.0, 1.0), 3.0)] };
         assert_eq!(q.score(Distance::Dot, at), Some(0.5 * 2.0 + 3.0 * (1.0 - 0.0)));

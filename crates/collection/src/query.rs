@@ -913,8 +913,8 @@ pub(crate) fn shuffle(ids: &mut [PointId]) {
 /// A stored vector as the scoring functions read it.
 fn vector_ref(v: &Vector) -> qd_segment::VectorRef<'_> {
     match v {
-        Vector::Dense(d) => qd_segment::VectorRef::Dense(d),
-        Vector::Multi(m) => qd_segment::VectorRef::Multi(m.flat()),
+        Vector::Dense(d) => qd_segment::VectorRef::Dense(qd_segment::Elems::F32(d)),
+        Vector::Multi(m) => qd_segment::VectorRef::Multi(qd_segment::Elems::F32(m.flat())),
         Vector::Sparse(s) => {
             qd_segment::VectorRef::Sparse(qd_segment::SparseRef { indices: &s.indices, values: &s.values })
         }

@@ -19,8 +19,8 @@ pub const DEFAULT_VECTOR_NAME: &str = "";
 
 /// Element type of stored vectors. Stored and query vectors take the type's values, as in
 /// Qdrant (`uint8`: each component cast to 0..=255, fractions dropped; `float16`: rounded to
-/// half precision), so answers and returned vectors are Qdrant's; they are still held as
-/// float32 (documented in docs/compatibility.md).
+/// half precision), so answers and returned vectors are Qdrant's. Segments hold the components
+/// in 2 or 1 bytes (`qd_segment::elements`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Datatype {

@@ -4,6 +4,7 @@
 //! A segment holds data in memory for search; it never decides durability: the shard commits
 //! every operation through the storage backend before a segment sees it.
 
+pub mod elements;
 pub mod hnsw;
 pub mod mapped;
 pub mod multi;
@@ -15,6 +16,7 @@ pub mod segment;
 pub mod sparse;
 pub mod sparse_file;
 
+pub use elements::{ElemVec, ElementType, Elems};
 pub use mapped::{FileOwner, MappedVectors};
 pub use multi::MultiColumn;
 pub use multi_file::MappedMulti;

@@ -28,6 +28,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
+use crate::elements::Elems;
 use crate::hnsw::persist::Crc32;
 
 const MAGIC: &[u8; 8] = b"QDVECS01";
@@ -76,14 +77,29 @@ fn header(owner: FileOwner, dim: usize, slots: usize, data_crc: u32) -> [u8; HEA
     h
 }
 
-fn data_crc(present: &[bool], vectors: &[f32]) -> u32 {
+fn data_crc(present: &[bool], vectors: Elems<'_>) -> u32 {
     let mut c = Crc32::new();
     c.update(&present.iter().map(|&p| p as u8).collect::<Vec<u8>>());
-    for chunk in vectors.chunks(1 << 16) {
-        let bytes: Vec<u8> = chunk.iter().flat_map(|x| x.to_le_bytes()).collect();
-        c.update(&bytes);
-    }
+    for_f32_bytes(vectors, |bytes| {
+        c.update(bytes);
+        Ok(())
+    })
+    .unwrap_or(());
     c.finish()
+}
+
+/// Hands `vectors` as little-endian float32 bytes to `f`, a block at a time (components of
+/// another type are widened block by block, never all at once).
+fn for_f32_bytes(vectors: Elems<'_>, mut f: impl FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> {
+    const BLOCK: usize = 1 << 16;
+    let mut start = 0;
+    while start < vectors.len() {
+        let end = (start + BLOCK).min(vectors.len());
+        let bytes: Vec<u8> = vectors.slice(start, end).to_vec().iter().flat_map(|x| x.to_le_bytes()).collect();
+        f(&bytes)?;
+        start = end;
+    }
+    Ok(())
 }
 
 /// The file format is little-endian, like every target this server is built for.
@@ -94,8 +110,8 @@ pub(crate) fn check_endian(path: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Write the column (`present.len()` slots of `dim` floats) to `path` durably.
-pub fn write(path: &Path, owner: FileOwner, dim: usize, present: &[bool], vectors: &[f32]) -> io::Result<()> {
+/// Write the column (`present.len()` slots of `dim` components) to `path` durably, as float32.
+pub fn write(path: &Path, owner: FileOwner, dim: usize, present: &[bool], vectors: Elems<'_>) -> io::Result<()> {
     check_endian(path)?;
     if vectors.len() != present.len() * dim {
         return Err(invalid(path, "vector data does not match the slot count"));
@@ -105,11 +121,7 @@ pub fn write(path: &Path, owner: FileOwner, dim: usize, present: &[bool], vector
         let mut flags: Vec<u8> = present.iter().map(|&p| p as u8).collect();
         flags.resize(pad64(present.len()), 0);
         w.write_all(&flags)?;
-        for chunk in vectors.chunks(1 << 16) {
-            let bytes: Vec<u8> = chunk.iter().flat_map(|x| x.to_le_bytes()).collect();
-            w.write_all(&bytes)?;
-        }
-        Ok(())
+        for_f32_bytes(vectors, |bytes| w.write_all(bytes))
     })
 }
 
@@ -207,7 +219,7 @@ mod tests {
         let present = vec![true, false, true];
         let data: Vec<f32> = (0..12).map(|i| i as f32 * 0.5).collect();
         let owner = FileOwner { segment: 7, members_digest: 0xabcd };
-        write(&path, owner, 4, &present, &data).expect("write");
+        write(&path, owner, 4, &present, Elems::F32(&data)).expect("write");
         let m = MappedVectors::open(&path, owner, 4, 3).expect("open");
         assert_eq!(m.data(), data.as_slice());
         assert_eq!(m.present(), present);
@@ -226,6 +238,6 @@ mod tests {
         std::fs::write(&path, &bytes[..bytes.len() - 4]).expect("write");
         assert!(MappedVectors::open(&path, owner, 4, 3).is_err());
         // Mismatched input is refused at write time.
-        assert!(write(&path, owner, 4, &present, &data[..8]).is_err());
+        assert!(write(&path, owner, 4, &present, Elems::F32(&data[..8])).is_err());
     }
 }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use qd_core::vectors::MultiDenseVector;
 use qd_core::Distance;
 
+use crate::elements::{ElemVec, ElementType, Elems};
 use crate::hnsw::VectorSource;
 use crate::multi_file::MappedMulti;
 
@@ -19,6 +20,7 @@ use crate::multi_file::MappedMulti;
 pub struct MultiColumn {
     pub distance: Distance,
     dim: usize,
+    element: ElementType,
     store: Rows,
 }
 
@@ -28,14 +30,24 @@ enum Rows {
     /// Per slot: first row and row count (0 = no vector); the rows, flat.
     Heap {
         slots: Vec<(u32, u32)>,
-        rows: Vec<f32>,
+        rows: ElemVec,
     },
     Mapped(Arc<MappedMulti>),
 }
 
 impl MultiColumn {
     pub fn new(dim: usize, distance: Distance) -> Self {
-        MultiColumn { distance, dim, store: Rows::Heap { slots: Vec::new(), rows: Vec::new() } }
+        Self::with_element(dim, distance, ElementType::F32)
+    }
+
+    /// An empty column holding row components as `element` on the heap.
+    pub fn with_element(dim: usize, distance: Distance, element: ElementType) -> Self {
+        MultiColumn { distance, dim, element, store: Rows::Heap { slots: Vec::new(), rows: ElemVec::new(element) } }
+    }
+
+    /// How row components are held on the heap (a mapped file holds float32).
+    pub fn element(&self) -> ElementType {
+        self.element
     }
 
     /// Dimension of each row.
@@ -72,7 +84,7 @@ impl MultiColumn {
         match v.filter(|v| v.dim() == dim) {
             Some(v) => {
                 let start = (rows.len() / dim) as u32;
-                rows.extend_from_slice(v.flat());
+                rows.extend(v.flat());
                 slots[o] = (start, v.count() as u32);
             }
             None => slots[o] = (0, 0),
@@ -80,7 +92,7 @@ impl MultiColumn {
     }
 
     /// The rows of a slot, flat (`None` if the slot has no vector).
-    pub fn get(&self, offset: u32) -> Option<&[f32]> {
+    pub fn get(&self, offset: u32) -> Option<Elems<'_>> {
         match &self.store {
             Rows::Heap { slots, rows } => {
                 let &(start, count) = slots.get(offset as usize)?;
@@ -88,9 +100,9 @@ impl MultiColumn {
                     return None;
                 }
                 let s = start as usize * self.dim;
-                rows.get(s..s + count as usize * self.dim)
+                rows.as_elems().get(s, s + count as usize * self.dim)
             }
-            Rows::Mapped(m) => m.get(offset),
+            Rows::Mapped(m) => m.get(offset).map(Elems::F32),
         }
     }
 
@@ -101,7 +113,7 @@ impl MultiColumn {
     /// Heap bytes (none for a mapped column).
     pub fn ram_bytes(&self) -> usize {
         match &self.store {
-            Rows::Heap { slots, rows } => slots.capacity() * 8 + rows.capacity() * 4,
+            Rows::Heap { slots, rows } => slots.capacity() * 8 + rows.capacity_bytes(),
             Rows::Mapped(_) => 0,
         }
     }
@@ -109,8 +121,8 @@ impl MultiColumn {
     /// Bytes of stored rows (what the optimizer's size thresholds count).
     pub fn stored_bytes(&self) -> usize {
         match &self.store {
-            Rows::Heap { rows, .. } => rows.len() * 4,
-            Rows::Mapped(m) => m.rows() * self.dim * 4,
+            Rows::Heap { rows, .. } => rows.byte_len(),
+            Rows::Mapped(m) => m.rows() * self.dim * self.element.size(),
         }
     }
 
@@ -136,20 +148,21 @@ impl MultiColumn {
         true
     }
 
-    /// A heap copy of the column, each slot's rows packed after the previous one's.
+    /// A heap copy of the column in its storage type, each slot's rows packed after the
+    /// previous one's.
     pub fn to_heap(&self) -> MultiColumn {
         let mut slots = Vec::with_capacity(self.len());
-        let mut rows = Vec::new();
+        let mut rows = ElemVec::new(self.element);
         for o in 0..self.len() as u32 {
             match self.get(o) {
                 Some(r) => {
                     slots.push(((rows.len() / self.dim) as u32, (r.len() / self.dim) as u32));
-                    rows.extend_from_slice(r);
+                    r.with_f32(|r| rows.extend(r));
                 }
                 None => slots.push((0, 0)),
             }
         }
-        MultiColumn { distance: self.distance, dim: self.dim, store: Rows::Heap { slots, rows } }
+        MultiColumn { distance: self.distance, dim: self.dim, element: self.element, store: Rows::Heap { slots, rows } }
     }
 }
 
@@ -161,8 +174,8 @@ impl VectorSource for MultiColumn {
         MultiColumn::len(self)
     }
     /// The slot's rows (empty for a slot without a vector).
-    fn vector(&self, offset: u32) -> &[f32] {
-        self.get(offset).unwrap_or(&[])
+    fn vector(&self, offset: u32) -> Elems<'_> {
+        self.get(offset).unwrap_or(Elems::F32(&[]))
     }
 }
 
@@ -177,7 +190,7 @@ mod tests {
         let b = MultiDenseVector::new(vec![vec![5.0, 6.0]]).expect("b");
         c.set(1, Some(&a));
         assert_eq!(c.get(0), None);
-        assert_eq!(c.get(1), Some(&[1.0, 2.0, 3.0, 4.0][..]));
+        assert_eq!(c.get(1), Some(Elems::F32(&[1.0, 2.0, 3.0, 4.0])));
         c.set(1, Some(&b));
         assert_eq!(c.get_owned(1), Some(b));
         c.set(1, None);

@@ -47,7 +47,7 @@ pub fn write(path: &Path, owner: FileOwner, column: &MultiColumn) -> io::Result<
         s.section(&ranges, u32::to_le_bytes)?;
         for o in 0..slots as u32 {
             if let Some(r) = column.get(o) {
-                s.append(r, f32::to_le_bytes)?;
+                r.with_f32(|r| s.append(r, f32::to_le_bytes))?;
             }
         }
         s.pad()

@@ -867,7 +867,7 @@ mod tests {
                 s.search_scored(
                     "",
                     &|v| match v {
-                        crate::segment::VectorRef::Dense(x) => Some(x[0] * q[0] + x[1] * q[1]),
+                        crate::segment::VectorRef::Dense(x) => x.with_f32(|x| Some(x[0] * q[0] + x[1] * q[1])),
                         _ => None,
                     },
                     10,

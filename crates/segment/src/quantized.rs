@@ -160,7 +160,7 @@ fn value_range(src: &dyn VectorSource, quantile: f32) -> (f32, f32) {
     let step = n / want;
     let mut values: Vec<f32> = Vec::with_capacity(want * dim);
     for i in 0..want {
-        values.extend(src.vector((i * step) as u32).iter().copied().filter(|x| x.is_finite()));
+        values.extend(src.vector((i * step) as u32).to_vec().into_iter().filter(|x| x.is_finite()));
     }
     if values.is_empty() {
         return (0.0, 0.0);
@@ -195,7 +195,7 @@ impl QuantizedVectors {
             let (lo, alpha) = (qv.lo, qv.alpha);
             let QuantizedVectors { codes, corr, .. } = &mut qv;
             codes.par_chunks_mut(dim).zip(corr.par_iter_mut()).enumerate().for_each(|(i, (c, k))| {
-                encode_into(src.vector(i as u32), lo, alpha, c);
+                src.vector(i as u32).with_f32(|v| encode_into(v, lo, alpha, c));
                 *k = correction(distance, lo, alpha, dim, c);
             });
         }
@@ -218,7 +218,10 @@ impl QuantizedVectors {
         let stride = qv.stride();
         qv.codes = vec![0; len * stride];
         if stride > 0 {
-            qv.codes.par_chunks_mut(stride).enumerate().for_each(|(i, c)| encode_bits(src.vector(i as u32), c));
+            qv.codes
+                .par_chunks_mut(stride)
+                .enumerate()
+                .for_each(|(i, c)| src.vector(i as u32).with_f32(|v| encode_bits(v, c)));
         }
         qv
     }
@@ -485,10 +488,10 @@ mod tests {
             let a = qv.alpha();
             assert!(a > 0.0 && a < 2.0 / 255.0 + 1e-6, "alpha {a}");
             for qi in 0..20u32 {
-                let q = queries.vector(qi);
+                let q = queries.row(qi);
                 let s = qv.query(q);
                 for o in 0..n as u32 {
-                    let x = src.vector(o);
+                    let x = src.row(o);
                     let exact = distance.score(q, x);
                     let approx = s.score(o);
                     // Each component of q and x is off by at most alpha/2.
@@ -512,7 +515,7 @@ mod tests {
             }
             // Decoded values are within alpha/2 of the originals.
             for o in 0..n as u32 {
-                for (d, x) in qv.decode(o).iter().zip(src.vector(o)) {
+                for (d, x) in qv.decode(o).iter().zip(src.row(o)) {
                     assert!((d - x).abs() <= a / 2.0 + 1e-6);
                 }
             }
@@ -538,7 +541,7 @@ mod tests {
         let bytes = qv.to_bytes();
         let back = QuantizedVectors::from_bytes(&bytes).expect("read");
         assert_eq!(back.to_bytes(), bytes);
-        let q = src.vector(3);
+        let q = src.row(3);
         assert_eq!(back.query(q).score(7), qv.query(q).score(7));
         let mut bad = bytes.clone();
         bad[40] ^= 1;
@@ -555,14 +558,14 @@ mod tests {
         assert!(qv.is_binary());
         assert_eq!(qv.ram_bytes(), n * 16, "100 bits padded to two 64-bit words per vector");
         for o in [0u32, 17, 199] {
-            let signs: Vec<f32> = src.vector(o).iter().map(|&x| if x > 0.0 { 1.0 } else { -1.0 }).collect();
+            let signs: Vec<f32> = src.row(o).iter().map(|&x| if x > 0.0 { 1.0 } else { -1.0 }).collect();
             assert_eq!(qv.decode(o), signs);
         }
         // A vector scores 1 against itself; sign agreement decides the rest.
-        let q = src.vector(5);
+        let q = src.row(5);
         let s = qv.query(q);
         assert_eq!(s.score(5), 1.0);
-        let agree = |o: u32| src.vector(o).iter().zip(q).filter(|(a, b)| (**a > 0.0) == (**b > 0.0)).count();
+        let agree = |o: u32| src.row(o).iter().zip(q).filter(|(a, b)| (**a > 0.0) == (**b > 0.0)).count();
         for o in 0..n as u32 {
             let want = (2 * agree(o)) as f32 / dim as f32 - 1.0;
             assert!((s.score(o) - want).abs() < 1e-6, "{o}: {} vs {want}", s.score(o));

@@ -18,7 +18,8 @@ use crate::payload_index::{facet_key, intersect, order_value, FieldIndex, Offset
 use qd_core::vectors::{MultiDenseVector, NamedVectors, SparseVector, Vector};
 use qd_core::{Distance, Payload, PointId};
 
-use crate::hnsw::{exact_search_by, DenseVectors, HnswGraph, VectorSource};
+use crate::elements::{ElemVec, ElementType, Elems};
+use crate::hnsw::{exact_search_by, HnswGraph, VectorSource};
 use crate::hnsw::{MaxSimScorer, PairScore};
 use crate::mapped::MappedVectors;
 use crate::multi::MultiColumn;
@@ -43,34 +44,47 @@ pub struct ColumnSpec {
     pub kind: ColumnKind,
     pub dim: usize,
     pub distance: Distance,
+    /// How dense and multivector components are held (float32 for sparse).
+    pub element: ElementType,
 }
 
 impl ColumnSpec {
     pub fn dense(name: &str, dim: usize, distance: Distance) -> Self {
-        ColumnSpec { name: name.to_string(), kind: ColumnKind::Dense, dim, distance }
+        ColumnSpec { name: name.to_string(), kind: ColumnKind::Dense, dim, distance, element: ElementType::F32 }
     }
     pub fn multi(name: &str, dim: usize, distance: Distance) -> Self {
-        ColumnSpec { name: name.to_string(), kind: ColumnKind::Multi, dim, distance }
+        ColumnSpec { name: name.to_string(), kind: ColumnKind::Multi, dim, distance, element: ElementType::F32 }
     }
     pub fn sparse(name: &str) -> Self {
-        ColumnSpec { name: name.to_string(), kind: ColumnKind::Sparse, dim: 0, distance: Distance::Dot }
+        ColumnSpec {
+            name: name.to_string(),
+            kind: ColumnKind::Sparse,
+            dim: 0,
+            distance: Distance::Dot,
+            element: ElementType::F32,
+        }
+    }
+    /// The same column holding components as `element`.
+    pub fn with_element(mut self, element: ElementType) -> Self {
+        self.element = element;
+        self
     }
 }
 
 /// A stored vector of any kind, borrowed from its column.
 #[derive(Debug, Clone, Copy)]
 pub enum VectorRef<'a> {
-    Dense(&'a [f32]),
+    Dense(Elems<'a>),
     /// Flat rows of a multivector.
-    Multi(&'a [f32]),
+    Multi(Elems<'a>),
     Sparse(SparseRef<'a>),
 }
 
-/// Where a column's vectors live: the heap, or a memory-mapped file (`on_disk: true`, sealed
-/// segments only; see [`crate::mapped`]).
+/// Where a column's vectors live: the heap, in the column's storage type, or a memory-mapped
+/// float32 file (`on_disk: true`, sealed segments only; see [`crate::mapped`]).
 #[derive(Debug, Clone)]
 enum ColumnStore {
-    Ram(DenseVectors),
+    Ram(ElemVec),
     Mapped(Arc<MappedVectors>),
 }
 
@@ -79,24 +93,35 @@ enum ColumnStore {
 pub struct VectorColumn {
     pub distance: Distance,
     dim: usize,
+    element: ElementType,
     store: ColumnStore,
     present: Vec<bool>,
 }
 
 impl VectorColumn {
     pub fn new(dim: usize, distance: Distance) -> Self {
-        VectorColumn { distance, dim, store: ColumnStore::Ram(DenseVectors::new(dim)), present: Vec::new() }
+        Self::with_element(dim, distance, ElementType::F32)
+    }
+
+    /// An empty column holding components as `element` on the heap.
+    pub fn with_element(dim: usize, distance: Distance, element: ElementType) -> Self {
+        VectorColumn { distance, dim, element, store: ColumnStore::Ram(ElemVec::new(element)), present: Vec::new() }
     }
 
     pub fn dim(&self) -> usize {
         self.dim
     }
 
+    /// How components are held on the heap (a mapped file holds float32).
+    pub fn element(&self) -> ElementType {
+        self.element
+    }
+
     /// All slots' vectors, contiguous (zeros where a slot has no vector).
-    pub fn data(&self) -> &[f32] {
+    pub fn data(&self) -> Elems<'_> {
         match &self.store {
-            ColumnStore::Ram(v) => &v.data,
-            ColumnStore::Mapped(m) => m.data(),
+            ColumnStore::Ram(v) => v.as_elems(),
+            ColumnStore::Mapped(m) => Elems::F32(m.data()),
         }
     }
 
@@ -114,7 +139,7 @@ impl VectorColumn {
         if let ColumnStore::Ram(v) = &mut self.store {
             if self.present.len() < slots {
                 self.present.resize(slots, false);
-                v.data.resize(slots * self.dim, 0.0);
+                v.resize(slots * self.dim);
             }
         }
     }
@@ -126,14 +151,13 @@ impl VectorColumn {
         let ColumnStore::Ram(store) = &mut self.store else { return };
         let o = offset as usize;
         let dim = self.dim;
-        let slot = &mut store.data[o * dim..(o + 1) * dim];
         match v {
             Some(v) if v.len() == dim => {
-                slot.copy_from_slice(v);
+                store.write(o * dim, v);
                 self.present[o] = true;
             }
             _ => {
-                slot.iter_mut().for_each(|x| *x = 0.0);
+                store.write(o * dim, &vec![0.0; dim]);
                 self.present[o] = false;
             }
         }
@@ -159,19 +183,22 @@ impl VectorColumn {
     }
 
     /// Serve the vectors from the heap again, from `data` (a copy of the mapped vectors made
-    /// beforehand); refused (false) if the length does not match.
+    /// beforehand, stored in the column's type); refused (false) if the length does not match.
     fn unmap(&mut self, data: Vec<f32>) -> bool {
         if data.len() != self.present.len() * self.dim {
             return false;
         }
-        self.store = ColumnStore::Ram(DenseVectors { dim: self.dim, data });
+        self.store = ColumnStore::Ram(match self.element {
+            ElementType::F32 => ElemVec::F32(data),
+            other => ElemVec::from_f32(other, &data),
+        });
         true
     }
 
-    pub fn get(&self, offset: u32) -> Option<&[f32]> {
+    pub fn get(&self, offset: u32) -> Option<Elems<'_>> {
         if self.present.get(offset as usize).copied().unwrap_or(false) {
             let o = offset as usize * self.dim;
-            self.data().get(o..o + self.dim)
+            self.data().get(o, o + self.dim)
         } else {
             None
         }
@@ -180,7 +207,7 @@ impl VectorColumn {
     /// Heap bytes (a mapped column holds only its presence flags there).
     pub fn ram_bytes(&self) -> usize {
         let vectors = match &self.store {
-            ColumnStore::Ram(v) => v.data.capacity() * 4,
+            ColumnStore::Ram(v) => v.capacity_bytes(),
             ColumnStore::Mapped(_) => 0,
         };
         vectors + self.present.capacity()
@@ -202,12 +229,12 @@ impl VectorSource for VectorColumn {
     fn len(&self) -> usize {
         self.present.len()
     }
-    fn vector(&self, offset: u32) -> &[f32] {
+    fn vector(&self, offset: u32) -> Elems<'_> {
         let o = offset as usize * self.dim;
-        &self.data()[o..o + self.dim]
+        self.data().slice(o, o + self.dim)
     }
     fn as_contiguous(&self) -> Option<&[f32]> {
-        Some(self.data())
+        self.data().as_f32()
     }
 }
 
@@ -254,9 +281,12 @@ impl SegmentData {
     }
     /// The specs of every column, dense, multi and sparse.
     pub fn column_specs(&self) -> Vec<ColumnSpec> {
-        let mut out: Vec<ColumnSpec> =
-            self.vectors.iter().map(|(n, c)| ColumnSpec::dense(n, c.dim(), c.distance)).collect();
-        out.extend(self.multi.iter().map(|(n, c)| ColumnSpec::multi(n, c.dim(), c.distance)));
+        let mut out: Vec<ColumnSpec> = self
+            .vectors
+            .iter()
+            .map(|(n, c)| ColumnSpec::dense(n, c.dim(), c.distance).with_element(c.element()))
+            .collect();
+        out.extend(self.multi.iter().map(|(n, c)| ColumnSpec::multi(n, c.dim(), c.distance).with_element(c.element())));
         out.extend(self.sparse.keys().map(|n| ColumnSpec::sparse(n)));
         out
     }
@@ -314,7 +344,7 @@ impl SegmentData {
     /// slot, stored multivector rows, 8 bytes per stored sparse non-zero. Constant time: the
     /// optimizer asks on every plan.
     pub fn vector_bytes(&self) -> usize {
-        let dense: usize = self.vectors.values().map(|c| c.dim() * 4 * self.offsets.len()).sum();
+        let dense: usize = self.vectors.values().map(|c| c.dim() * c.element().size() * self.offsets.len()).sum();
         let multi: usize = self.multi.values().map(MultiColumn::stored_bytes).sum();
         let sparse: usize = self.sparse.values().map(|c| c.stored_values() * 8).sum();
         dense + multi + sparse
@@ -513,10 +543,10 @@ impl Segment {
         for c in columns {
             match c.kind {
                 ColumnKind::Dense => {
-                    data.vectors.insert(c.name.clone(), VectorColumn::new(c.dim, c.distance));
+                    data.vectors.insert(c.name.clone(), VectorColumn::with_element(c.dim, c.distance, c.element));
                 }
                 ColumnKind::Multi => {
-                    data.multi.insert(c.name.clone(), MultiColumn::new(c.dim, c.distance));
+                    data.multi.insert(c.name.clone(), MultiColumn::with_element(c.dim, c.distance, c.element));
                 }
                 ColumnKind::Sparse => {
                     data.sparse.insert(c.name.clone(), SparseColumn::default());
@@ -1026,7 +1056,7 @@ impl Segment {
             if self.deleted[o] || !col.present[o] {
                 return;
             }
-            let score = scorer.score(query, &data[o * dim..(o + 1) * dim]);
+            let score = data.slice(o * dim, (o + 1) * dim).with_f32(|v| scorer.score(query, v));
             if threshold.is_some_and(|t| score < t) || top.worst_score().is_some_and(|w| score < w) {
                 return;
             }
@@ -1070,7 +1100,7 @@ impl Segment {
         let mut hits: Vec<SegmentHit> = candidates
             .into_iter()
             .map(|(offset, s)| {
-                let score = if rescore { col.distance.score(query, col.vector(offset)) } else { s };
+                let score = if rescore { col.vector(offset).with_f32(|v| col.distance.score(query, v)) } else { s };
                 SegmentHit { id: self.data.offsets[offset as usize], offset, score }
             })
             .filter(|h| threshold.is_none_or(|t| h.score >= t))
@@ -1172,7 +1202,7 @@ impl Segment {
         self.search_scored(
             vector,
             &|v| match v {
-                VectorRef::Multi(rows) => Some(scorer.score(q, rows)),
+                VectorRef::Multi(rows) => Some(rows.with_f32(|r| scorer.score(q, r))),
                 _ => None,
             },
             k,
@@ -1337,10 +1367,10 @@ impl Segment {
             for c in columns.iter().filter(|c| !specs.contains(c)) {
                 match c.kind {
                     ColumnKind::Dense => {
-                        data.vectors.insert(c.name.clone(), VectorColumn::new(c.dim, c.distance));
+                        data.vectors.insert(c.name.clone(), VectorColumn::with_element(c.dim, c.distance, c.element));
                     }
                     ColumnKind::Multi => {
-                        data.multi.insert(c.name.clone(), MultiColumn::new(c.dim, c.distance));
+                        data.multi.insert(c.name.clone(), MultiColumn::with_element(c.dim, c.distance, c.element));
                     }
                     ColumnKind::Sparse => {
                         data.sparse.insert(c.name.clone(), SparseColumn::default());
@@ -1398,7 +1428,7 @@ mod tests {
         assert_eq!(s.len(), 3);
         let dot = |q: [f32; 2]| {
             move |v: VectorRef<'_>| match v {
-                VectorRef::Dense(v) => Some(Distance::Dot.score(&q, v)),
+                VectorRef::Dense(v) => Some(v.with_f32(|v| Distance::Dot.score(&q, v))),
                 _ => None,
             }
         };
@@ -1466,6 +1496,65 @@ mod tests {
         assert_eq!(counts(&s), (2, 1));
         s.set_columns(&cols[..1]);
         assert_eq!(counts(&s), (2, 0));
+    }
+
+    #[test]
+    fn typed_columns_store_less_and_answer_like_float32() {
+        use crate::hnsw::{HnswGraph, HnswParams};
+        use std::sync::atomic::{AtomicBool, AtomicUsize};
+        let (dim, n) = (16, 400u64);
+        let mut state = 7u64;
+        let mut next = move || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((state >> 40) as f32) / (1u64 << 24) as f32
+        };
+        let f16 = |x: f32| qd_core::config::half_precision(x * 2.0 - 1.0);
+        let u8v = |x: f32| (x * 255.0) as u8 as f32;
+        for (element, round) in [(ElementType::F16, &f16 as &dyn Fn(f32) -> f32), (ElementType::U8, &u8v)] {
+            let cols = [ColumnSpec::dense("", dim, Distance::Dot), ColumnSpec::multi("m", 4, Distance::Euclid)];
+            let typed_cols: Vec<ColumnSpec> = cols.iter().map(|c| c.clone().with_element(element)).collect();
+            let (mut plain, mut typed) = (Segment::new(1, &cols), Segment::new(2, &typed_cols));
+            for i in 0..n {
+                let d: Vec<f32> = (0..dim).map(|_| round(next())).collect();
+                let rows: Vec<Vec<f32>> = (0..1 + i % 3).map(|_| (0..4).map(|_| round(next())).collect()).collect();
+                let v = NamedVectors::from([
+                    (String::new(), Vector::Dense(d)),
+                    ("m".to_string(), Vector::Multi(MultiDenseVector::new(rows).expect("rows"))),
+                ]);
+                plain.upsert(PointId::Num(i), 1, &v, None);
+                typed.upsert(PointId::Num(i), 1, &v, None);
+            }
+            typed.delete(&PointId::Num(5));
+            plain.delete(&PointId::Num(5));
+            for i in [0, 7, 399] {
+                assert_eq!(plain.vectors(&PointId::Num(i)), typed.vectors(&PointId::Num(i)), "{element:?}");
+            }
+            let q: Vec<f32> = (0..dim).map(|_| round(next())).collect();
+            let p = SearchParams::default();
+            let ids = |h: Vec<SegmentHit>| h.into_iter().map(|h| (h.id, h.score)).collect::<Vec<_>>();
+            let want = ids(plain.search_nearest("", &q, 10, None, None, &p));
+            assert_eq!(want, ids(typed.search_nearest("", &q, 10, None, None, &p)), "{element:?}");
+            let mq = MultiDenseVector::new(vec![q[..4].to_vec(), q[4..8].to_vec()]).expect("query");
+            let want = ids(plain.search_multi("m", &mq, 10, None, None, &p));
+            assert_eq!(want, ids(typed.search_multi("m", &mq, 10, None, None, &p)), "{element:?}");
+            // A one-thread build is deterministic: the same graph from decoded components.
+            let params = HnswParams { max_threads: 1, ..HnswParams::default() };
+            let build = |s: &Segment| {
+                let col = s.data().column("").expect("column");
+                HnswGraph::build(col, Distance::Dot, &params, &AtomicUsize::new(0), &AtomicBool::new(false))
+                    .expect("graph")
+            };
+            let (g1, g2) = (build(&plain), build(&typed));
+            assert!((0..n as u32).all(|o| g1.neighbors(o, 0) == g2.neighbors(o, 0)), "{element:?}");
+            let (c1, c2) = (plain.data().column("").expect("c1"), typed.data().column("").expect("c2"));
+            assert_eq!(g1.search(c1, Distance::Dot, &q, 10, 40, None), g2.search(c2, Distance::Dot, &q, 10, 40, None));
+            // Memory: 2 or 1 bytes per component instead of 4 (presence flags aside).
+            let shrink = 4 / element.size();
+            assert_eq!(c2.data().byte_len() * shrink, c1.data().byte_len());
+            assert!(c2.ram_bytes() < c1.ram_bytes() / shrink + c1.present().len() * 2);
+            let (m1, m2) = (plain.data().multi_column("m").expect("m1"), typed.data().multi_column("m").expect("m2"));
+            assert_eq!(m2.stored_bytes() * shrink, m1.stored_bytes());
+        }
     }
 
     #[test]

@@ -44,9 +44,12 @@ pub fn column_specs(params: &qd_core::config::CollectionParams) -> ColumnSpec {
     let mut out: ColumnSpec = params
         .vectors
         .iter()
-        .map(|(n, p)| match p.multivector_config {
-            Some(_) => qd_segment::ColumnSpec::multi(n, p.size as usize, p.distance),
-            None => qd_segment::ColumnSpec::dense(n, p.size as usize, p.distance),
+        .map(|(n, p)| {
+            let spec = match p.multivector_config {
+                Some(_) => qd_segment::ColumnSpec::multi(n, p.size as usize, p.distance),
+                None => qd_segment::ColumnSpec::dense(n, p.size as usize, p.distance),
+            };
+            spec.with_element(qd_segment::ElementType::for_datatype(p.datatype, p.distance))
         })
         .collect();
     out.extend(params.sparse_iter().map(|(n, _)| qd_segment::ColumnSpec::sparse(n)));

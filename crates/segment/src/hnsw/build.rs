@@ -13,6 +13,7 @@ use super::multi::PairScore;
 use super::search::{flat, greedy, search_layer, Dyn, Vecs};
 use super::visited::{Near, Scratch, ScratchPool};
 use super::{Cancelled, HnswGraph, HnswParams, VectorSource};
+use crate::elements::Elems;
 
 /// Groups at least this large build their sub-graph with parallel insertion.
 const PARALLEL_GROUP_MIN: usize = 4096;
@@ -188,7 +189,8 @@ struct Builder<'a, V, P> {
 impl<V: Vecs, P: PairScore> Builder<'_, V, P> {
     fn insert(&self, q: u32, s: &mut Scratch) {
         let links = &self.links;
-        let qv = self.vecs.get(q);
+        let qv = self.vecs.owned(q);
+        let qv: &[f32] = &qv;
         let lq = links.level_of(q);
         let (mut entry, mut top) = unpack_top(self.top.load(Acquire));
         let _raise = if lq > top {
@@ -198,7 +200,7 @@ impl<V: Vecs, P: PairScore> Builder<'_, V, P> {
         } else {
             None
         };
-        let mut cur = Near { score: self.scorer.score(qv, self.vecs.get(entry)), id: entry };
+        let mut cur = Near { score: self.vecs.with(entry, |v| self.scorer.score(qv, v)), id: entry };
         for level in (lq + 1..=top).rev() {
             cur = greedy(links, self.vecs, self.scorer, qv, cur, level, Some(&self.locks));
         }
@@ -256,12 +258,12 @@ impl<V: Vecs, P: PairScore> Builder<'_, V, P> {
             block[0].store(cnt as u32 + 1, Relaxed);
             return;
         }
-        let ev = self.vecs.get(e);
+        let ev = self.vecs.owned(e);
         s.sorted.clear();
         s.sorted.push(Near { score, id: q });
         for slot in &block[1..1 + cnt] {
             let id = slot.load(Relaxed);
-            s.sorted.push(Near { score: self.scorer.score(ev, self.vecs.get(id)), id });
+            s.sorted.push(Near { score: self.vecs.with(id, |v| self.scorer.score(&ev, v)), id });
         }
         s.sorted.sort_unstable_by(|a, b| b.cmp(a));
         let mut out = std::mem::take(&mut s.tmp);
@@ -284,8 +286,8 @@ fn select_heuristic<V: Vecs, P: PairScore>(vecs: &V, scorer: P, sorted: &[Near],
         if out.len() >= max {
             break;
         }
-        let cv = vecs.get(c.id);
-        if out.iter().all(|kept| scorer.score(cv, vecs.get(kept.id)) <= c.score) {
+        let cv = vecs.owned(c.id);
+        if out.iter().all(|kept| vecs.with(kept.id, |k| scorer.score(&cv, k)) <= c.score) {
             out.push(*c);
         }
     }
@@ -304,7 +306,7 @@ impl VectorSource for SubSource<'_> {
     fn len(&self) -> usize {
         self.ids.len()
     }
-    fn vector(&self, offset: u32) -> &[f32] {
+    fn vector(&self, offset: u32) -> Elems<'_> {
         self.src.vector(self.ids[offset as usize])
     }
 }

@@ -48,6 +48,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize};
 
 use qd_core::Distance;
 
+use crate::elements::Elems;
+
 use links::Links;
 use visited::ScratchPool;
 
@@ -60,10 +62,14 @@ pub use search::{exact_search, exact_search_by, exact_search_multi, OffsetScorer
 /// For a multivector graph, `vector(offset)` is the point's rows (row-major, `rows * inner_dim`
 /// floats, a number of rows that may differ per point); the row width is passed to the `_multi`
 /// methods, and `dim()` only serves as the item stride of [`VectorSource::as_contiguous`].
+///
+/// Items come in their storage type ([`Elems`]); scoring decodes them to `f32` where they are
+/// not. A float32 source that is one contiguous array should also offer
+/// [`VectorSource::as_contiguous`], the graph's fastest path.
 pub trait VectorSource: Sync {
     fn dim(&self) -> usize;
     fn len(&self) -> usize;
-    fn vector(&self, offset: u32) -> &[f32];
+    fn vector(&self, offset: u32) -> Elems<'_>;
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -122,6 +128,12 @@ impl DenseVectors {
         self.data.get(start..start + self.dim)
     }
 
+    /// Row `offset`; panics when out of range.
+    pub fn row(&self, offset: u32) -> &[f32] {
+        let start = offset as usize * self.dim;
+        &self.data[start..start + self.dim]
+    }
+
     /// Overwrites vector `offset` in place; false when out of range.
     pub fn set(&mut self, offset: u32, v: &[f32]) -> bool {
         let dim = self.dim;
@@ -150,9 +162,8 @@ impl VectorSource for DenseVectors {
         DenseVectors::len(self)
     }
     /// Panics when `offset` is out of range (the graph only asks for offsets below `len`).
-    fn vector(&self, offset: u32) -> &[f32] {
-        let start = offset as usize * self.dim;
-        &self.data[start..start + self.dim]
+    fn vector(&self, offset: u32) -> Elems<'_> {
+        Elems::F32(self.row(offset))
     }
     fn as_contiguous(&self) -> Option<&[f32]> {
         Some(&self.data)

@@ -13,6 +13,7 @@ use rand::{Rng, SeedableRng};
 use super::search::search_graph_multi;
 use super::tests::{build, clustered, params, subset};
 use super::*;
+use crate::elements::Elems;
 
 /// In-memory multivector store for these tests (the segment's own is `crate::multi::MultiColumn`): point `i` holds rows `starts[i]..starts[i + 1]` of `data`
 /// (row-major, `dim` floats per row), a variable number of rows per point. As a
@@ -50,6 +51,11 @@ impl MultiVectors {
         let (&a, &b) = (self.starts.get(i)?, self.starts.get(i + 1)?);
         self.data.get(a * self.dim..b * self.dim)
     }
+
+    /// The rows of point `offset`, empty when out of range.
+    pub fn row(&self, offset: u32) -> &[f32] {
+        self.get(offset).unwrap_or(&[])
+    }
 }
 
 impl VectorSource for MultiVectors {
@@ -60,8 +66,8 @@ impl VectorSource for MultiVectors {
         MultiVectors::len(self)
     }
     /// Empty when `offset` is out of range (the graph only asks for offsets below `len`).
-    fn vector(&self, offset: u32) -> &[f32] {
-        self.get(offset).unwrap_or(&[])
+    fn vector(&self, offset: u32) -> Elems<'_> {
+        Elems::F32(self.row(offset))
     }
 }
 
@@ -159,7 +165,7 @@ fn multi_recall(
     let dim = data.dim;
     let (mut hits, mut total, mut scored) = (0usize, 0usize, 0usize);
     for q in 0..queries.len() as u32 {
-        let qv = queries.vector(q);
+        let qv = queries.row(q);
         let truth: HashSet<u32> = exact_search_multi(data, d, dim, qv, k, accept).into_iter().map(|x| x.0).collect();
         let (got, s) = search_graph_multi(g, data, d, dim, qv, k, ef, accept);
         assert_eq!(got, g.search_multi(data, d, dim, qv, k, ef, accept));
@@ -208,9 +214,9 @@ fn max_sim_matches_naive_double_loop() {
 fn exact_multi_search_matches_sorting() {
     let d = Distance::Manhattan;
     let data = multi_clustered(300, 8, 1..=5, 2, d);
-    let q = data.vector(17).to_vec();
+    let q = data.row(17).to_vec();
     let sc = MaxSimScorer::new(d, 8);
-    let mut all: Vec<(u32, f32)> = (0..300u32).map(|i| (i, sc.score(&q, data.vector(i)))).collect();
+    let mut all: Vec<(u32, f32)> = (0..300u32).map(|i| (i, sc.score(&q, data.row(i)))).collect();
     all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     assert_eq!(exact_search_multi(&data, d, 8, &q, 7, None), all[..7].to_vec());
     assert_eq!(all[0].0, 17);
@@ -263,7 +269,7 @@ fn multi_filtered_search_returns_only_accepted() {
     eprintln!("multivector 2% filter at ef 10: recall {r_plain:.4} plain, {r_links:.4} with group links");
     assert!(r_links >= 0.9 && r_links >= r_plain, "group links {r_links} vs plain {r_plain}");
     let none = |_: u32| false;
-    assert!(g.search_multi(&data, d, 16, queries.vector(0), 10, 64, Some(&none)).is_empty());
+    assert!(g.search_multi(&data, d, 16, queries.row(0), 10, 64, Some(&none)).is_empty());
 }
 
 #[test]
@@ -273,7 +279,7 @@ fn extending_a_multivector_graph() {
     let queries = multi_clustered(60, 16, 2..=8, 4_000_004, d);
     let mut first = MultiVectors::new(16);
     for i in 0..1400u32 {
-        first.push(all.vector(i));
+        first.push(all.row(i));
     }
     let p = params(16, 64, 2);
     let small = build_multi(&first, d, 16, &p);
@@ -299,7 +305,7 @@ fn multi_graph_round_trips() {
     assert_eq!((back.len(), back.max_level(), back.extra_link_count()), (g.len(), g.max_level(), g.extra_link_count()));
     let accept = |i: u32| i % 5 == 1;
     for q in 0..queries.len() as u32 {
-        let qv = queries.vector(q);
+        let qv = queries.row(q);
         assert_eq!(g.search_multi(&data, d, 16, qv, 10, 40, None), back.search_multi(&data, d, 16, qv, 10, 40, None));
         assert_eq!(
             g.search_multi(&data, d, 16, qv, 10, 40, Some(&accept)),
@@ -319,7 +325,7 @@ fn one_row_multivectors_give_the_dense_graph() {
     let dense = clustered(1500, 16, 20, 6, d);
     let mut multi = MultiVectors::new(16);
     for i in 0..dense.len() as u32 {
-        multi.push(dense.vector(i));
+        multi.push(dense.row(i));
     }
     let p = params(8, 60, 1);
     let gd = build(&dense, d, &p);
@@ -327,7 +333,7 @@ fn one_row_multivectors_give_the_dense_graph() {
     for node in 0..1500u32 {
         assert_eq!(gd.neighbors(node, 0), gm.neighbors(node, 0), "node {node}");
     }
-    let q = dense.vector(3);
+    let q = dense.row(3);
     assert_eq!(gd.search(&dense, d, q, 10, 32, None), gm.search_multi(&multi, d, 16, q, 10, 32, None));
 }
 
@@ -339,7 +345,7 @@ fn contiguous_and_virtual_multivector_sources_agree() {
     let multi = multi_clustered(800, 8, 4..=4, 7, d);
     let mut flat = DenseVectors::new(32);
     for i in 0..multi.len() as u32 {
-        flat.push(multi.vector(i));
+        flat.push(multi.row(i));
     }
     let p = params(8, 50, 1);
     let a = build_multi(&flat, d, 8, &p);
@@ -347,7 +353,7 @@ fn contiguous_and_virtual_multivector_sources_agree() {
     for node in 0..800u32 {
         assert_eq!(a.neighbors(node, 0), b.neighbors(node, 0), "node {node}");
     }
-    let q = multi.vector(11);
+    let q = multi.row(11);
     assert_eq!(a.search_multi(&flat, d, 8, q, 5, 20, None), b.search_multi(&multi, d, 8, q, 5, 20, None));
     assert_eq!(exact_search_multi(&flat, d, 8, q, 5, None), exact_search_multi(&multi, d, 8, q, 5, None));
 }
@@ -364,15 +370,15 @@ fn multi_edge_cases() {
     assert_eq!(m.push(&[1.0, 0.0, 0.0, 1.0, 5.0]), 0);
     assert_eq!(m.push(&[0.5, 0.5]), 1);
     assert_eq!(m.get(0), Some(&[1.0, 0.0, 0.0, 1.0][..]));
-    assert_eq!((m.get(2), m.vector(9)), (None, &[][..]));
+    assert_eq!((m.get(2), m.row(9)), (None, &[][..]));
     // A source shorter than the graph falls back to exact max-sim instead of panicking.
     let data = multi_clustered(60, 4, 1..=3, 8, d);
     let g = build_multi(&data, d, 4, &params(4, 10, 1));
     let mut short = MultiVectors::new(4);
     for i in 0..40u32 {
-        short.push(data.vector(i));
+        short.push(data.row(i));
     }
-    let q = data.vector(3);
+    let q = data.row(3);
     assert_eq!(g.search_multi(&short, d, 4, q, 3, 10, None), exact_search_multi(&short, d, 4, q, 3, None));
     // Cancelled builds.
     let stop = AtomicBool::new(true);

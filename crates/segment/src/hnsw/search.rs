@@ -1,5 +1,6 @@
 //! Graph traversal (shared by build and query) and brute-force search.
 
+use std::borrow::Cow;
 use std::collections::BinaryHeap;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -8,15 +9,22 @@ use qd_core::Distance;
 
 use super::links::Links;
 use super::multi::{MaxSimScorer, PairScore};
-use super::visited::{prefetch_ptr, prefetch_slice, Far, Near, Scratch};
+use super::visited::{prefetch_bytes, prefetch_ptr, prefetch_slice, Far, Near, Scratch};
 use super::{HnswGraph, VectorSource};
+use crate::elements::Elems;
 
 /// A filter as the public API takes it.
 pub(crate) type Accept<'a> = Option<&'a (dyn Fn(u32) -> bool + Sync)>;
 
-/// Vector access, monomorphised for a contiguous store (no virtual call) and the general case.
+/// Vector access, monomorphised for a contiguous float32 store (no virtual call, no decode)
+/// and the general case (items in any storage type, decoded for scoring).
 pub(crate) trait Vecs: Sync {
-    fn get(&self, i: u32) -> &[f32];
+    /// Runs `f` on item `i` as float32.
+    fn with<R>(&self, i: u32, f: impl FnOnce(&[f32]) -> R) -> R;
+    /// Item `i` as float32, kept for several scores (borrowed where it is stored so).
+    fn owned(&self, i: u32) -> Cow<'_, [f32]>;
+    /// A hint that item `i` is read next.
+    fn prefetch(&self, i: u32);
 }
 
 pub(crate) struct Flat<'a> {
@@ -24,7 +32,7 @@ pub(crate) struct Flat<'a> {
     dim: usize,
 }
 
-impl Vecs for Flat<'_> {
+impl Flat<'_> {
     #[inline(always)]
     fn get(&self, i: u32) -> &[f32] {
         let s = i as usize * self.dim;
@@ -32,12 +40,38 @@ impl Vecs for Flat<'_> {
     }
 }
 
+impl Vecs for Flat<'_> {
+    #[inline(always)]
+    fn with<R>(&self, i: u32, f: impl FnOnce(&[f32]) -> R) -> R {
+        f(self.get(i))
+    }
+    #[inline(always)]
+    fn owned(&self, i: u32) -> Cow<'_, [f32]> {
+        Cow::Borrowed(self.get(i))
+    }
+    #[inline(always)]
+    fn prefetch(&self, i: u32) {
+        prefetch_slice(self.get(i));
+    }
+}
+
 pub(crate) struct Dyn<'a>(pub &'a dyn VectorSource);
 
 impl Vecs for Dyn<'_> {
     #[inline(always)]
-    fn get(&self, i: u32) -> &[f32] {
-        self.0.vector(i)
+    fn with<R>(&self, i: u32, f: impl FnOnce(&[f32]) -> R) -> R {
+        self.0.vector(i).with_f32(f)
+    }
+    fn owned(&self, i: u32) -> Cow<'_, [f32]> {
+        match self.0.vector(i) {
+            Elems::F32(s) => Cow::Borrowed(s),
+            other => Cow::Owned(other.to_vec()),
+        }
+    }
+    #[inline(always)]
+    fn prefetch(&self, i: u32) {
+        let v = self.0.vector(i);
+        prefetch_bytes(v.as_ptr(), v.byte_len());
     }
 }
 
@@ -72,11 +106,11 @@ pub(crate) struct F32Scorer<'a, V: Vecs, P: PairScore> {
 impl<V: Vecs, P: PairScore> OffsetScorer for F32Scorer<'_, V, P> {
     #[inline(always)]
     fn score(&self, offset: u32) -> f32 {
-        self.scorer.score(self.query, self.vecs.get(offset))
+        self.vecs.with(offset, |v| self.scorer.score(self.query, v))
     }
     #[inline(always)]
     fn prefetch(&self, offset: u32) {
-        prefetch_slice(self.vecs.get(offset));
+        self.vecs.prefetch(offset);
     }
 }
 

@@ -72,7 +72,7 @@ fn recall(
     let mut total = 0usize;
     let mut scored = 0usize;
     for q in 0..queries.len() as u32 {
-        let qv = queries.vector(q);
+        let qv = queries.row(q);
         let truth: HashSet<u32> = exact_search(data, d, qv, k, accept).into_iter().map(|x| x.0).collect();
         let (got, s) = search_graph(g, data, d, qv, k, ef, accept);
         scored += s;
@@ -227,7 +227,7 @@ fn filtered_recall_1_percent_and_group_links_help() {
     assert!(r_links >= 0.99, "group links: {r_links}");
     assert!(r_links > r_plain, "group links {r_links} vs plain {r_plain}");
     // Unfiltered search still works (it does not follow group links).
-    assert_eq!(g.search(&data, d, queries.vector(0), 10, 64, None).len(), 10);
+    assert_eq!(g.search(&data, d, queries.row(0), 10, 64, None).len(), 10);
     // A cancelled group-link build leaves the graph unchanged.
     let before = g.extra_link_count();
     let stop = AtomicBool::new(true);
@@ -276,7 +276,7 @@ fn serialization_round_trip() {
     assert_eq!(back.memory_bytes(), g.memory_bytes());
     let accept = |i: u32| i % 7 == 1;
     for q in 0..queries.len() as u32 {
-        let qv = queries.vector(q);
+        let qv = queries.row(q);
         assert_eq!(g.search(&data, d, qv, 10, 40, None), back.search(&data, d, qv, 10, 40, None));
         assert_eq!(g.search(&data, d, qv, 10, 40, Some(&accept)), back.search(&data, d, qv, 10, 40, Some(&accept)));
     }
@@ -286,7 +286,7 @@ fn serialization_round_trip() {
     assert_eq!(bytes, again);
     // Clone behaves the same too.
     let c = g.clone();
-    assert_eq!(c.search(&data, d, queries.vector(0), 5, 20, None), g.search(&data, d, queries.vector(0), 5, 20, None));
+    assert_eq!(c.search(&data, d, queries.row(0), 5, 20, None), g.search(&data, d, queries.row(0), 5, 20, None));
 }
 
 #[test]
@@ -344,23 +344,23 @@ fn edge_cases() {
     // k larger than n returns everything, sorted; a filter rejecting all returns nothing.
     let data = clustered(50, 4, 3, 8, d);
     let g = build(&data, d, &params(4, 10, 1));
-    let all = g.search(&data, d, data.vector(3), 100, 10, None);
+    let all = g.search(&data, d, data.row(3), 100, 10, None);
     assert_eq!(all.len(), 50);
     assert_eq!(all[0].0, 3);
     let none = |_: u32| false;
-    assert!(g.search(&data, d, data.vector(3), 10, 10, Some(&none)).is_empty());
-    assert!(g.search(&data, d, data.vector(3), 0, 10, None).is_empty());
+    assert!(g.search(&data, d, data.row(3), 10, 10, Some(&none)).is_empty());
+    assert!(g.search(&data, d, data.row(3), 0, 10, None).is_empty());
     // A source shorter than the graph falls back to brute force instead of panicking.
     let short = DenseVectors::from_data(4, data.data[..40].to_vec()).expect("whole rows");
-    assert_eq!(g.search(&short, d, data.vector(3), 3, 10, None), exact_search(&short, d, data.vector(3), 3, None));
+    assert_eq!(g.search(&short, d, data.row(3), 3, 10, None), exact_search(&short, d, data.row(3), 3, None));
 }
 
 #[test]
 fn exact_search_matches_sorting() {
     let d = Distance::Manhattan;
     let data = clustered(500, 10, 5, 9, d);
-    let q = data.vector(17).to_vec();
-    let mut all: Vec<(u32, f32)> = (0..500u32).map(|i| (i, d.score(&q, data.vector(i)))).collect();
+    let q = data.row(17).to_vec();
+    let mut all: Vec<(u32, f32)> = (0..500u32).map(|i| (i, d.score(&q, data.row(i)))).collect();
     all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     assert_eq!(exact_search(&data, d, &q, 7, None), all[..7].to_vec());
     let accept = |i: u32| i % 2 == 1;
@@ -377,7 +377,7 @@ fn dense_vectors_basics() {
     assert_eq!(v.push(&[4.0]), 1); // zero-padded
     assert_eq!(v.get(1), Some(&[4.0, 0.0, 0.0][..]));
     assert!(v.set(0, &[9.0, 9.0, 9.0, 9.0]));
-    assert_eq!(VectorSource::vector(&v, 0), &[9.0, 9.0, 9.0]);
+    assert_eq!(VectorSource::vector(&v, 0), crate::elements::Elems::F32(&[9.0, 9.0, 9.0]));
     assert!(!v.set(5, &[1.0]));
     assert_eq!(v.get(2), None);
     assert_eq!(VectorSource::len(&v), 2);
@@ -447,12 +447,12 @@ fn bench_100k() {
         }
     };
     let truth: Vec<HashSet<u32>> = (0..queries.len() as u32)
-        .map(|q| exact_search(&data, d, queries.vector(q), 10, None).into_iter().map(|x| x.0).collect())
+        .map(|q| exact_search(&data, d, queries.row(q), 10, None).into_iter().map(|x| x.0).collect())
         .collect();
     if let Ok(dir) = std::env::var("BENCH_DUMP") {
         let mut bytes = Vec::new();
         for q in 0..queries.len() as u32 {
-            for (id, _) in exact_search(&data, d, queries.vector(q), 10, None) {
+            for (id, _) in exact_search(&data, d, queries.row(q), 10, None) {
                 bytes.extend_from_slice(&id.to_le_bytes());
             }
         }
@@ -474,7 +474,7 @@ fn bench_100k() {
                 (0..queries.len() as u32)
                     .into_par_iter()
                     .map(|q| {
-                        let got = g.search(&data, d, queries.vector(q), 10, ef, None);
+                        let got = g.search(&data, d, queries.row(q), 10, ef, None);
                         got.iter().filter(|x| truth[q as usize].contains(&x.0)).count()
                     })
                     .sum()
@@ -493,14 +493,14 @@ fn bench_100k() {
             let mut done = 0usize;
             while cpu() - c0 < 2_000_000_000 {
                 for q in 0..queries.len() as u32 {
-                    std::hint::black_box(g.search(&data, d, queries.vector(q), 10, ef, None));
+                    std::hint::black_box(g.search(&data, d, queries.row(q), 10, ef, None));
                 }
                 done += queries.len();
             }
             eprintln!("ef {ef:4}: single-thread CPU QPS {:.0}", done as f64 / ((cpu() - c0) as f64 / 1e9));
         }
         let scored: usize =
-            (0..queries.len() as u32).map(|q| search_graph(&g, &data, d, queries.vector(q), 10, ef, None).1).sum();
+            (0..queries.len() as u32).map(|q| search_graph(&g, &data, d, queries.row(q), 10, ef, None).1).sum();
         eprintln!(
             "ef {ef:4}: recall@10 {:.4}  QPS {:.0}  scored {:.0}",
             hits as f64 / (10 * queries.len()) as f64,
@@ -522,11 +522,11 @@ fn quantized_recall(d: Distance, dim: usize, n: usize, oversampling: f64, rescor
     let fetch = ((k as f64) * oversampling).ceil() as usize;
     let mut hits = 0usize;
     for q in 0..queries.len() as u32 {
-        let query = queries.vector(q);
+        let query = queries.row(q);
         let truth: HashSet<u32> = exact_search(&data, d, query, k, None).into_iter().map(|x| x.0).collect();
         let mut got = g.search_with(&qv.query(query), fetch, ef.max(fetch), None);
         if rescore {
-            got.iter_mut().for_each(|x| x.1 = d.score(query, data.vector(x.0)));
+            got.iter_mut().for_each(|x| x.1 = d.score(query, data.row(x.0)));
             super::search::sort_best_first(&mut got);
         }
         got.truncate(k);
@@ -555,10 +555,10 @@ fn quantized_exact_scan_matches_brute_force_after_rescoring() {
     let qv = QuantizedVectors::build(&data, d, 1.0);
     let mut hits = 0;
     for q in 0..queries.len() as u32 {
-        let query = queries.vector(q);
+        let query = queries.row(q);
         let truth: HashSet<u32> = exact_search(&data, d, query, 10, None).into_iter().map(|x| x.0).collect();
         let mut got = exact_search_by(&qv.query(query), data.len(), 30, None);
-        got.iter_mut().for_each(|x| x.1 = d.score(query, data.vector(x.0)));
+        got.iter_mut().for_each(|x| x.1 = d.score(query, data.row(x.0)));
         super::search::sort_best_first(&mut got);
         got.truncate(10);
         hits += got.iter().filter(|x| truth.contains(&x.0)).count();

@@ -59,8 +59,13 @@ pub(crate) fn prefetch_ptr(p: *const u8) {
 /// Prefetch the cache lines of a slice (capped at 8 lines; the hardware prefetcher follows).
 #[inline(always)]
 pub(crate) fn prefetch_slice(s: &[f32]) {
-    let bytes = std::mem::size_of_val(s).min(512);
-    let p = s.as_ptr() as *const u8;
+    prefetch_bytes(s.as_ptr() as *const u8, std::mem::size_of_val(s));
+}
+
+/// Prefetch the cache lines of `len` bytes at `p` (capped at 8 lines, as [`prefetch_slice`]).
+#[inline(always)]
+pub(crate) fn prefetch_bytes(p: *const u8, len: usize) {
+    let bytes = len.min(512);
     let mut off = 0;
     while off < bytes {
         prefetch_ptr(p.wrapping_add(off));

@@ -167,6 +167,23 @@ pub fn vector(i: u64, dim: usize) -> Vec<f32> {
 }
 
 /// Wait until the collection is green with indexed vectors (the optimizer has nothing left).
+/// Sum over the local shards of `collection` of one figure from `/telemetry` (e.g.
+/// `ram_vectors_bytes`).
+pub fn shard_sum_of(s: &Server, collection: &str, field: &str) -> u64 {
+    let t = s.ok("GET", "/telemetry?details_level=2", None);
+    let c = t["collections"]["collections"]
+        .as_array()
+        .expect("collections")
+        .iter()
+        .find(|c| c["id"] == collection)
+        .cloned();
+    let shards = c.unwrap_or_else(|| panic!("collection {collection} in telemetry"))["shards"]
+        .as_array()
+        .expect("shards")
+        .clone();
+    shards.iter().map(|sh| sh["local"][field].as_u64().expect("figure")).sum()
+}
+
 pub fn wait_indexed(s: &Server, name: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {

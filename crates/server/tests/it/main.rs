@@ -5,6 +5,7 @@ mod api;
 mod cluster;
 mod collection_config;
 mod common;
+mod datatype;
 mod disk_full;
 mod durability;
 mod grpc;

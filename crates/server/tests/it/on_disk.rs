@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::common::{create_collection, vector, wait_indexed, Server, BACKENDS};
+use crate::common::{create_collection, shard_sum_of, vector, wait_indexed, Server, BACKENDS};
 
 const DIM: usize = 16;
 
@@ -40,18 +40,6 @@ fn files_with(root: &Path, ext: &str) -> Vec<PathBuf> {
 /// Sum of a per-shard figure of collection `d` from `/telemetry`.
 fn shard_sum(s: &Server, field: &str) -> u64 {
     shard_sum_of(s, "d", field)
-}
-
-fn shard_sum_of(s: &Server, collection: &str, field: &str) -> u64 {
-    let t = s.ok("GET", "/telemetry?details_level=2", None);
-    let c = t["collections"]["collections"]
-        .as_array()
-        .expect("collections")
-        .iter()
-        .find(|c| c["id"] == collection)
-        .cloned();
-    let shards = c.expect("collection d")["shards"].as_array().expect("shards").clone();
-    shards.iter().map(|sh| sh["local"][field].as_u64().expect("figure")).sum()
 }
 
 fn ids(hits: &Value) -> Vec<u64> {

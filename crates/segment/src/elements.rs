@@ -1,0 +1,343 @@
+//! Vector components in their storage type (a vector's `datatype`): float32, float16 or uint8.
+//!
+//! Values arrive already given the type's values (the collection rounds stored and query
+//! vectors as Qdrant does, see `qd_core::config::Datatype`), so storing them in 2 or 1 bytes
+//! loses nothing: reading a component back gives the very float32 that was written, and every
+//! score equals the one computed from float32 storage.
+//!
+//! Scoring decodes a stored vector into float32 (a thread-local buffer, see
+//! [`Elems::with_f32`]) and runs the usual SIMD kernel on it: the memory of a column shrinks
+//! 2× or 4×, and a score costs one decode more.
+//!
+//! `uint8` is stored as bytes only for Dot, Euclid and Manhattan. Cosine rows are normalised
+//! after the cast, so their components are no longer whole numbers; such columns stay float32
+//! (see [`ElementType::for_datatype`]).
+
+use std::cell::RefCell;
+
+/// How a column stores components.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ElementType {
+    #[default]
+    F32,
+    F16,
+    U8,
+}
+
+impl ElementType {
+    /// The storage of a vector declared with `datatype` under `distance` (see the module docs
+    /// for why Cosine `uint8` stays float32).
+    pub fn for_datatype(datatype: Option<qd_core::config::Datatype>, distance: qd_core::Distance) -> Self {
+        use qd_core::config::Datatype;
+        match datatype {
+            Some(Datatype::Float16) => ElementType::F16,
+            Some(Datatype::Uint8) if distance != qd_core::Distance::Cosine => ElementType::U8,
+            _ => ElementType::F32,
+        }
+    }
+
+    /// Bytes per component.
+    pub fn size(self) -> usize {
+        match self {
+            ElementType::F32 => 4,
+            ElementType::F16 => 2,
+            ElementType::U8 => 1,
+        }
+    }
+}
+
+/// Stored components, borrowed: one vector, or a multivector's rows back to back.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Elems<'a> {
+    F32(&'a [f32]),
+    /// Half-precision bit patterns.
+    F16(&'a [u16]),
+    U8(&'a [u8]),
+}
+
+impl<'a> Elems<'a> {
+    pub fn len(&self) -> usize {
+        match self {
+            Elems::F32(s) => s.len(),
+            Elems::F16(s) => s.len(),
+            Elems::U8(s) => s.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Components `start..end` (callers pass in-range bounds; out of range panics like slicing).
+    pub fn slice(self, start: usize, end: usize) -> Elems<'a> {
+        match self {
+            Elems::F32(s) => Elems::F32(&s[start..end]),
+            Elems::F16(s) => Elems::F16(&s[start..end]),
+            Elems::U8(s) => Elems::U8(&s[start..end]),
+        }
+    }
+
+    /// Components `start..end`, `None` when out of range.
+    pub fn get(self, start: usize, end: usize) -> Option<Elems<'a>> {
+        (start <= end && end <= self.len()).then(|| self.slice(start, end))
+    }
+
+    /// The float32 slice when the components are float32.
+    pub fn as_f32(self) -> Option<&'a [f32]> {
+        match self {
+            Elems::F32(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Address of the first component, for prefetching.
+    pub fn as_ptr(self) -> *const u8 {
+        match self {
+            Elems::F32(s) => s.as_ptr().cast(),
+            Elems::F16(s) => s.as_ptr().cast(),
+            Elems::U8(s) => s.as_ptr(),
+        }
+    }
+
+    /// Bytes the components take.
+    pub fn byte_len(self) -> usize {
+        match self {
+            Elems::F32(s) => s.len() * 4,
+            Elems::F16(s) => s.len() * 2,
+            Elems::U8(s) => s.len(),
+        }
+    }
+
+    /// Writes the components as float32 into `out` (same length).
+    pub fn decode_into(self, out: &mut [f32]) {
+        match self {
+            Elems::F32(s) => out.copy_from_slice(s),
+            Elems::F16(s) => out.iter_mut().zip(s).for_each(|(o, &h)| *o = f16_to_f32(h)),
+            Elems::U8(s) => out.iter_mut().zip(s).for_each(|(o, &b)| *o = b as f32),
+        }
+    }
+
+    pub fn to_vec(self) -> Vec<f32> {
+        match self {
+            Elems::F32(s) => s.to_vec(),
+            other => {
+                let mut v = vec![0.0; other.len()];
+                other.decode_into(&mut v);
+                v
+            }
+        }
+    }
+
+    /// Runs `f` on the components as float32: float32 storage is passed as is, other types are
+    /// decoded into a per-thread buffer (a fresh one if `f` itself decodes again).
+    #[inline]
+    pub fn with_f32<R>(self, f: impl FnOnce(&[f32]) -> R) -> R {
+        if let Elems::F32(s) = self {
+            return f(s);
+        }
+        thread_local! {
+            static BUF: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+        }
+        let n = self.len();
+        BUF.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut buf) => {
+                if buf.len() < n {
+                    buf.resize(n, 0.0);
+                }
+                self.decode_into(&mut buf[..n]);
+                f(&buf[..n])
+            }
+            Err(_) => f(&self.to_vec()),
+        })
+    }
+}
+
+/// Owned components of rows of one width, in one storage type.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ElemVec {
+    F32(Vec<f32>),
+    F16(Vec<u16>),
+    U8(Vec<u8>),
+}
+
+impl ElemVec {
+    pub fn new(kind: ElementType) -> Self {
+        match kind {
+            ElementType::F32 => ElemVec::F32(Vec::new()),
+            ElementType::F16 => ElemVec::F16(Vec::new()),
+            ElementType::U8 => ElemVec::U8(Vec::new()),
+        }
+    }
+
+    /// `values` encoded as `kind`.
+    pub fn from_f32(kind: ElementType, values: &[f32]) -> Self {
+        let mut v = ElemVec::new(kind);
+        v.extend(values);
+        v
+    }
+
+    pub fn kind(&self) -> ElementType {
+        match self {
+            ElemVec::F32(_) => ElementType::F32,
+            ElemVec::F16(_) => ElementType::F16,
+            ElemVec::U8(_) => ElementType::U8,
+        }
+    }
+
+    /// Number of components.
+    pub fn len(&self) -> usize {
+        self.as_elems().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn as_elems(&self) -> Elems<'_> {
+        match self {
+            ElemVec::F32(v) => Elems::F32(v),
+            ElemVec::F16(v) => Elems::F16(v),
+            ElemVec::U8(v) => Elems::U8(v),
+        }
+    }
+
+    /// Appends `values`, encoded.
+    pub fn extend(&mut self, values: &[f32]) {
+        match self {
+            ElemVec::F32(v) => v.extend_from_slice(values),
+            ElemVec::F16(v) => v.extend(values.iter().map(|&x| f32_to_f16(x))),
+            ElemVec::U8(v) => v.extend(values.iter().map(|&x| x as u8)),
+        }
+    }
+
+    /// Overwrites components `start..start + values.len()` (in range), encoded.
+    pub fn write(&mut self, start: usize, values: &[f32]) {
+        let end = start + values.len();
+        match self {
+            ElemVec::F32(v) => v[start..end].copy_from_slice(values),
+            ElemVec::F16(v) => v[start..end].iter_mut().zip(values).for_each(|(o, &x)| *o = f32_to_f16(x)),
+            ElemVec::U8(v) => v[start..end].iter_mut().zip(values).for_each(|(o, &x)| *o = x as u8),
+        }
+    }
+
+    /// Grows or shrinks to `len` components, new ones zero.
+    pub fn resize(&mut self, len: usize) {
+        match self {
+            ElemVec::F32(v) => v.resize(len, 0.0),
+            ElemVec::F16(v) => v.resize(len, 0),
+            ElemVec::U8(v) => v.resize(len, 0),
+        }
+    }
+
+    /// Heap bytes reserved.
+    pub fn capacity_bytes(&self) -> usize {
+        match self {
+            ElemVec::F32(v) => v.capacity() * 4,
+            ElemVec::F16(v) => v.capacity() * 2,
+            ElemVec::U8(v) => v.capacity(),
+        }
+    }
+
+    /// Bytes the stored components take.
+    pub fn byte_len(&self) -> usize {
+        self.as_elems().byte_len()
+    }
+}
+
+/// Half-precision bits of `x` rounded as the collection rounds (`qd_core::config::half_precision`:
+/// to nearest, ties to even, saturating at ±65504), which leaves values it already rounded as
+/// they are.
+pub fn f32_to_f16(x: f32) -> u16 {
+    let x = qd_core::config::half_precision(x);
+    let bits = x.to_bits();
+    let sign = ((bits >> 16) & 0x8000) as u16;
+    let a = x.abs();
+    if a.is_nan() {
+        return sign | 0x7e00;
+    }
+    if a >= 65520.0 {
+        return sign | 0x7c00;
+    }
+    if a < 6.103_515_6e-5 {
+        // Subnormal half: a multiple of 2^-24 below 2^-14.
+        return sign | ((a * 16_777_216.0) as u16);
+    }
+    let exp = ((a.to_bits() >> 23) as i32) - 127 + 15;
+    let man = (a.to_bits() >> 13) & 0x3ff;
+    sign | ((exp as u16) << 10) | man as u16
+}
+
+/// The float32 value of half-precision bits `h` (exact; infinities and NaN map to large finite
+/// values, which stored vectors never hold). Branch-free, so decoding a row vectorises: the
+/// exponent and mantissa are moved into float32 position and scaled by 2^112, which re-biases
+/// normal numbers and turns subnormal ones into their value.
+#[inline(always)]
+pub fn f16_to_f32(h: u16) -> f32 {
+    let magnitude = f32::from_bits(((h & 0x7fff) as u32) << 13) * f32::from_bits(0x7780_0000);
+    f32::from_bits(magnitude.to_bits() | (((h & 0x8000) as u32) << 16))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_finite_half_round_trips() {
+        for h in 0..=u16::MAX {
+            if h & 0x7c00 == 0x7c00 {
+                continue; // infinities and NaN
+            }
+            let x = f16_to_f32(h);
+            assert_eq!(qd_core::config::half_precision(x), x, "{h:#06x} decodes to a half value");
+            let back = f32_to_f16(x);
+            // Both zeros decode to a zero of their sign.
+            assert_eq!(back, h, "{h:#06x} -> {x} -> {back:#06x}");
+        }
+    }
+
+    #[test]
+    fn rounded_values_are_stored_exactly() {
+        let mut values: Vec<f32> = (0..2000).map(|i| ((i as f32) * 0.37).sin() * 300.0).collect();
+        values.extend([0.0, -0.0, 65504.0, -65504.0, 6.0e-8, 1e-6, 0.1]);
+        for x in values.iter_mut() {
+            *x = qd_core::config::half_precision(*x);
+        }
+        let stored = ElemVec::from_f32(ElementType::F16, &values);
+        assert_eq!(stored.as_elems().to_vec(), values);
+        let bytes: Vec<f32> = (0..=255).map(|b| b as f32).collect();
+        let stored = ElemVec::from_f32(ElementType::U8, &bytes);
+        assert_eq!(stored.as_elems().to_vec(), bytes);
+        assert_eq!(stored.byte_len(), 256);
+        // Values from before the collection rounded (older points) get the type's values.
+        let raw = [0.1f32, -1.0e-7, 70000.0, 1.000_3];
+        let stored = ElemVec::from_f32(ElementType::F16, &raw);
+        let want: Vec<f32> = raw.iter().map(|&x| qd_core::config::half_precision(x)).collect();
+        assert_eq!(stored.as_elems().to_vec(), want);
+    }
+
+    #[test]
+    fn with_f32_decodes_and_nests() {
+        let a = ElemVec::from_f32(ElementType::F16, &[1.0, 2.0, 3.0]);
+        let b = ElemVec::from_f32(ElementType::U8, &[4.0, 5.0]);
+        let sum = a.as_elems().with_f32(|x| {
+            let inner = b.as_elems().with_f32(|y| y.iter().sum::<f32>());
+            x.iter().sum::<f32>() + inner
+        });
+        assert_eq!(sum, 15.0);
+        let mut v = ElemVec::from_f32(ElementType::U8, &[1.0, 2.0, 3.0]);
+        v.write(1, &[9.0, 8.0]);
+        assert_eq!(v.as_elems().to_vec(), vec![1.0, 9.0, 8.0]);
+        assert_eq!(v.as_elems().slice(1, 3).to_vec(), vec![9.0, 8.0]);
+        assert_eq!(v.as_elems().get(2, 4), None);
+    }
+
+    #[test]
+    fn element_type_follows_datatype_and_metric() {
+        use qd_core::config::Datatype;
+        use qd_core::Distance;
+        assert_eq!(ElementType::for_datatype(None, Distance::Cosine), ElementType::F32);
+        assert_eq!(ElementType::for_datatype(Some(Datatype::Float16), Distance::Cosine), ElementType::F16);
+        assert_eq!(ElementType::for_datatype(Some(Datatype::Uint8), Distance::Dot), ElementType::U8);
+        assert_eq!(ElementType::for_datatype(Some(Datatype::Uint8), Distance::Cosine), ElementType::F32);
+    }
+}

@@ -1,0 +1,120 @@
+//! `datatype: float16 / uint8` vectors are held in 2 / 1 bytes per component (dense and
+//! multivectors, appendable and indexed segments), answer exactly like float32 storage of the
+//! same values, survive a restart, and keep working with `on_disk` files and PATCH. Both
+//! backends.
+
+use serde_json::{json, Value};
+
+use crate::common::{create_collection, shard_sum_of, wait_indexed, Server, BACKENDS};
+
+const DIM: usize = 24;
+
+/// Whole numbers 0..=255: exact in float16 and uint8, so every collection stores the same.
+fn components(i: u64, n: usize) -> Vec<f32> {
+    let mut x = i.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % 256) as f32
+        })
+        .collect()
+}
+
+fn point(i: u64) -> Value {
+    let rows: Vec<Vec<f32>> = (0..1 + i % 3).map(|r| components(i * 5 + r, 6)).collect();
+    json!({"id": i, "vector": {"d": components(i, DIM), "m": rows}})
+}
+
+/// Ids and scores of exact dense and multivector queries, and the point each stored point's
+/// vector finds first through the graph.
+fn answers(s: &Server, c: &str) -> Value {
+    let query = |body: Value| {
+        let hits = s.ok("POST", &format!("/collections/{c}/points/query"), Some(&body))["points"].clone();
+        json!(hits.as_array().expect("points").iter().map(|h| json!([h["id"], h["score"]])).collect::<Vec<_>>())
+    };
+    let exact: Vec<Value> = (0..8u64)
+        .map(|q| {
+            let rows: Vec<Vec<f32>> = (0..2).map(|r| components(90_000 + q * 3 + r, 6)).collect();
+            json!([
+                query(
+                    json!({"query": components(80_000 + q, DIM), "using": "d", "limit": 10, "params": {"exact": true}})
+                ),
+                query(json!({"query": rows, "using": "m", "limit": 10, "params": {"exact": true}})),
+            ])
+        })
+        .collect();
+    let firsts: Vec<Value> = [3u64, 500, 1999]
+        .iter()
+        .map(|&i| query(json!({"query": components(i, DIM), "using": "d", "limit": 1}))[0][0].clone())
+        .collect();
+    json!({"exact": exact, "graph": firsts})
+}
+
+fn ram(s: &Server, c: &str) -> u64 {
+    shard_sum_of(s, c, "ram_vectors_bytes")
+}
+
+fn typed_storage(backend: &str) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let storage = dir.path().join("s");
+    let s = Server::start(&storage, backend);
+    let kinds =
+        [("f32", "float32", false), ("f16", "float16", false), ("u8", "uint8", false), ("f16d", "float16", true)];
+    for (name, datatype, on_disk) in kinds {
+        create_collection(
+            &s,
+            name,
+            json!({"vectors": {
+                       "d": {"size": DIM, "distance": "Euclid", "datatype": datatype, "on_disk": on_disk},
+                       "m": {"size": 6, "distance": "Dot", "datatype": datatype, "on_disk": on_disk,
+                             "multivector_config": {"comparator": "max_sim"}}},
+                   "shard_number": 2, "optimizers_config": {"indexing_threshold": 10}}),
+        );
+        for batch in 0..4u64 {
+            let points: Vec<Value> = (batch * 500..(batch + 1) * 500).map(point).collect();
+            s.ok("PUT", &format!("/collections/{name}/points?wait=true"), Some(&json!({ "points": points })));
+        }
+        let info = wait_indexed(&s, name);
+        assert_eq!(info["config"]["params"]["vectors"]["d"]["datatype"], datatype);
+    }
+    let want = answers(&s, "f32");
+    assert_eq!(want["graph"], json!([3, 500, 1999]));
+    for c in ["f16", "u8", "f16d"] {
+        assert_eq!(answers(&s, c), want, "{c} answers like float32");
+        assert_eq!(s.ok("GET", &format!("/collections/{c}/points/77"), None)["vector"], point(77)["vector"]);
+    }
+    let (r32, r16, r8) = (ram(&s, "f32"), ram(&s, "f16"), ram(&s, "u8"));
+    assert!(r16 * 10 < r32 * 6, "float16 holds {r16} B against float32's {r32} B");
+    assert!(r8 * 10 < r32 * 4, "uint8 holds {r8} B against float32's {r32} B");
+    drop(s);
+
+    // A restart loads the same typed columns; the on-disk one maps its files again.
+    let s = Server::start(&storage, backend);
+    for c in ["f16", "u8", "f16d"] {
+        assert_eq!(answers(&s, c), want, "{c} after restart");
+    }
+    // Loading packs columns tighter than growing them did.
+    assert!(ram(&s, "f16") <= r16 && ram(&s, "u8") <= r8, "typed columns are loaded typed");
+    // on_disk off: the mapped float32 rows come back into float16 on the heap.
+    s.ok("PATCH", "/collections/f16d", Some(&json!({"vectors": {"d": {"on_disk": false}, "m": {"on_disk": false}}})));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let in_ram = ram(&s, "f16");
+    while ram(&s, "f16d") < in_ram * 9 / 10 {
+        assert!(std::time::Instant::now() < deadline, "vectors never came back into RAM");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(ram(&s, "f16d") * 10 < r32 * 6);
+    assert_eq!(answers(&s, "f16d"), want);
+}
+
+#[test]
+fn typed_storage_sqlite() {
+    typed_storage(BACKENDS[0]);
+}
+
+#[test]
+fn typed_storage_rocksdb() {
+    typed_storage(BACKENDS[1]);
+}
