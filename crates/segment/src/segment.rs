@@ -1557,6 +1557,55 @@ mod tests {
         }
     }
 
+    /// Graph search and exact scan time per storage type over one graph (run with
+    /// `cargo test --release -p qd-segment typed_search_speed -- --ignored --nocapture`).
+    #[test]
+    #[ignore]
+    fn typed_search_speed() {
+        use crate::hnsw::{HnswGraph, HnswParams};
+        use std::sync::atomic::{AtomicBool, AtomicUsize};
+        use std::time::Instant;
+        let (dim, n) = (384, 20_000u64);
+        let mut state = 11u64;
+        let mut next = move || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((state >> 40) as f32) / (1u64 << 24) as f32
+        };
+        let rows: Vec<Vec<f32>> = (0..n).map(|_| (0..dim).map(|_| (next() * 255.0).floor()).collect()).collect();
+        let queries: Vec<Vec<f32>> = (0..500).map(|_| (0..dim).map(|_| (next() * 255.0).floor()).collect()).collect();
+        let mut graph = None;
+        for element in [ElementType::F32, ElementType::F16, ElementType::U8] {
+            let mut s = Segment::new(1, &[ColumnSpec::dense("", dim, Distance::Euclid).with_element(element)]);
+            for (i, r) in rows.iter().enumerate() {
+                s.upsert(PointId::Num(i as u64), 1, &vecs(r), None);
+            }
+            let col = s.data().column("").expect("column");
+            let g = graph.get_or_insert_with(|| {
+                HnswGraph::build(
+                    col,
+                    Distance::Euclid,
+                    &HnswParams::default(),
+                    &AtomicUsize::new(0),
+                    &AtomicBool::new(false),
+                )
+                .expect("graph")
+            });
+            let t = Instant::now();
+            let mut sink = 0.0;
+            for q in &queries {
+                sink += g.search(col, Distance::Euclid, q, 10, 64, None)[0].1;
+            }
+            let graph_us = t.elapsed().as_secs_f64() * 1e6 / queries.len() as f64;
+            let t = Instant::now();
+            for q in &queries[..50] {
+                sink += s.search_nearest("", q, 10, None, None, &SearchParams { exact: true, ..Default::default() })[0]
+                    .score;
+            }
+            let scan_us = t.elapsed().as_secs_f64() * 1e6 / 50.0;
+            println!("{element:?}: graph ef=64 {graph_us:.0} us/query, exact scan {scan_us:.0} us/query ({sink})");
+        }
+    }
+
     #[test]
     fn sealed_segment_takes_only_tombstones() {
         let mut s = Segment::new(1, &dense2());
