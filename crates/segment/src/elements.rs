@@ -229,6 +229,15 @@ impl ElemVec {
         }
     }
 
+    /// Gives back reserved space beyond the stored components.
+    pub fn shrink_to_fit(&mut self) {
+        match self {
+            ElemVec::F32(v) => v.shrink_to_fit(),
+            ElemVec::F16(v) => v.shrink_to_fit(),
+            ElemVec::U8(v) => v.shrink_to_fit(),
+        }
+    }
+
     /// Heap bytes reserved.
     pub fn capacity_bytes(&self) -> usize {
         match self {

@@ -110,6 +110,14 @@ impl MultiColumn {
         self.get(offset).and_then(|rows| MultiDenseVector::from_flat(self.dim, rows.to_vec()))
     }
 
+    /// Gives back reserved heap space beyond the stored rows.
+    pub(crate) fn shrink_to_fit(&mut self) {
+        if let Rows::Heap { slots, rows } = &mut self.store {
+            slots.shrink_to_fit();
+            rows.shrink_to_fit();
+        }
+    }
+
     /// Heap bytes (none for a mapped column).
     pub fn ram_bytes(&self) -> usize {
         match &self.store {

@@ -21,22 +21,32 @@
 //! Quantized scores only pick candidates; searches rescore them with the original vectors
 //! unless told not to (`params.quantization.rescore: false`).
 //!
+//! Multivectors (`multi_*` constructors) quantize every row the same way; `groups` then says
+//! which rows form each point, and a multivector query scores a point by max-sim over the
+//! codes: the sum over query rows of the best quantized row score ([`MultiQuantizedQuery`]).
+//!
 //! Stored forms (little-endian), CRC-32 over all bytes before it at the end:
 //! - scalar: `magic "QDSQUANT" | version u32 | distance u8 | dim u32 | n u64 | lo f32 |
 //!   alpha f32 | codes [u8; n*dim] | corr [f32; n] | crc32 u32`;
 //! - binary: `magic "QDBQUANT" | version u32 | distance u8 | dim u32 | n u64 |
-//!   bits [u8; n * 8 * ceil(dim/64)] | crc32 u32`.
+//!   bits [u8; n * 8 * ceil(dim/64)] | crc32 u32`;
+//! - multivector rows: version 2 of either, `n` counting rows, with `groups [u32; points + 1]`
+//!   (point `i` holds rows `groups[i]..groups[i+1]`) before the CRC.
 
 use qd_core::Distance;
 use rayon::prelude::*;
 
+use crate::elements::Elems;
 use crate::hnsw::persist::Crc32;
 use crate::hnsw::visited::prefetch_ptr;
 use crate::hnsw::{OffsetScorer, VectorSource};
+use crate::multi::MultiColumn;
 
 const MAGIC: [u8; 8] = *b"QDSQUANT";
 const BINARY_MAGIC: [u8; 8] = *b"QDBQUANT";
 const VERSION: u32 = 1;
+/// Version of the stored form that carries multivector row groups.
+const VERSION_MULTI: u32 = 2;
 /// At most this many values are sampled to find the quantile range.
 const SAMPLE_VALUES: usize = 1 << 20;
 
@@ -54,6 +64,9 @@ pub struct QuantizedVectors {
     codes: Vec<u8>,
     /// Scalar only: per-vector correction term.
     corr: Vec<f32>,
+    /// Multivectors only: point `i`'s rows are `groups[i]..groups[i + 1]` (empty for one vector
+    /// per point).
+    groups: Vec<u32>,
 }
 
 impl std::fmt::Debug for QuantizedVectors {
@@ -190,6 +203,7 @@ impl QuantizedVectors {
             alpha,
             codes: vec![0; len * dim],
             corr: vec![0.0; len],
+            groups: Vec::new(),
         };
         if dim > 0 {
             let (lo, alpha) = (qv.lo, qv.alpha);
@@ -214,6 +228,7 @@ impl QuantizedVectors {
             alpha: 1.0,
             codes: Vec::new(),
             corr: Vec::new(),
+            groups: Vec::new(),
         };
         let stride = qv.stride();
         qv.codes = vec![0; len * stride];
@@ -226,9 +241,26 @@ impl QuantizedVectors {
         qv
     }
 
+    /// [`QuantizedVectors::build`] over the rows of every point of a multivector column.
+    pub fn build_multi(col: &MultiColumn, quantile: f32) -> Self {
+        let (rows, groups) = RowSource::of(col);
+        QuantizedVectors { groups, ..Self::build(&rows, col.distance, quantile) }
+    }
+
+    /// [`QuantizedVectors::build_binary`] over the rows of every point of a multivector column.
+    pub fn build_multi_binary(col: &MultiColumn) -> Self {
+        let (rows, groups) = RowSource::of(col);
+        QuantizedVectors { groups, ..Self::build_binary(&rows, col.distance) }
+    }
+
     /// Whether these are sign bits (binary quantization) rather than int8 codes.
     pub fn is_binary(&self) -> bool {
         self.binary
+    }
+
+    /// Whether these quantize multivector rows (scored with [`QuantizedVectors::query_multi`]).
+    pub fn is_multi(&self) -> bool {
+        !self.groups.is_empty()
     }
 
     /// Bytes per vector: `dim` codes, or the sign bits padded to whole 64-bit words.
@@ -240,12 +272,17 @@ impl QuantizedVectors {
         }
     }
 
+    /// Number of points covered (of vectors, or of multivectors).
     pub fn len(&self) -> usize {
-        self.len
+        if self.is_multi() {
+            self.groups.len() - 1
+        } else {
+            self.len
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
     }
 
     pub fn dim(&self) -> usize {
@@ -258,7 +295,7 @@ impl QuantizedVectors {
 
     /// Bytes of RAM held by codes and correction terms.
     pub fn ram_bytes(&self) -> usize {
-        self.codes.capacity() + self.corr.capacity() * 4
+        self.codes.capacity() + self.corr.capacity() * 4 + self.groups.capacity() * 4
     }
 
     /// The step between codes (an upper bound on twice the per-component rounding error).
@@ -307,11 +344,18 @@ impl QuantizedVectors {
         QuantizedQuery { qv: self, codes, corr }
     }
 
+    /// A scorer of a multivector query (`rows`, row-major, each row preprocessed like the
+    /// stored ones) against every point, by max-sim over the codes.
+    pub fn query_multi(&self, rows: &[f32]) -> MultiQuantizedQuery<'_> {
+        let queries = rows.chunks_exact(self.dim.max(1)).map(|r| self.query(r)).collect();
+        MultiQuantizedQuery { qv: self, queries }
+    }
+
     /// Versioned, CRC-32-checked bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut b = Vec::with_capacity(48 + self.codes.len() + self.corr.len() * 4);
+        let mut b = Vec::with_capacity(48 + self.codes.len() + self.corr.len() * 4 + self.groups.len() * 4);
         b.extend_from_slice(if self.binary { &BINARY_MAGIC } else { &MAGIC });
-        b.extend_from_slice(&VERSION.to_le_bytes());
+        b.extend_from_slice(&if self.is_multi() { VERSION_MULTI } else { VERSION }.to_le_bytes());
         b.push(distance_code(self.distance));
         b.extend_from_slice(&(self.dim as u32).to_le_bytes());
         b.extend_from_slice(&(self.len as u64).to_le_bytes());
@@ -323,6 +367,9 @@ impl QuantizedVectors {
         for c in &self.corr {
             b.extend_from_slice(&c.to_le_bytes());
         }
+        for g in &self.groups {
+            b.extend_from_slice(&g.to_le_bytes());
+        }
         let mut crc = Crc32::new();
         crc.update(&b);
         b.extend_from_slice(&crc.finish().to_le_bytes());
@@ -332,9 +379,9 @@ impl QuantizedVectors {
     /// Reads what [`QuantizedVectors::to_bytes`] wrote.
     pub fn from_bytes(b: &[u8]) -> Result<Self, QuantizedError> {
         if b.len() >= 8 && b[..8] == BINARY_MAGIC {
-            let (distance, dim, len, at) =
+            let (distance, dim, len, at, groups) =
                 read_checked(b, &BINARY_MAGIC, 0, |len, dim| len.checked_mul(dim.div_ceil(64) * 8))?;
-            let codes = b[at..b.len() - 4].to_vec();
+            let codes = b[at..at + len * dim.div_ceil(64) * 8].to_vec();
             return Ok(QuantizedVectors {
                 distance,
                 dim,
@@ -344,10 +391,11 @@ impl QuantizedVectors {
                 alpha: 1.0,
                 codes,
                 corr: Vec::new(),
+                groups,
             });
         }
         let body = |len: usize, dim: usize| len.checked_mul(dim)?.checked_add(len.checked_mul(4)?);
-        let (distance, dim, len, at) = read_checked(b, &MAGIC, 8, body)?;
+        let (distance, dim, len, at, groups) = read_checked(b, &MAGIC, 8, body)?;
         let f32_at = |p: usize| f32::from_le_bytes([b[p], b[p + 1], b[p + 2], b[p + 3]]);
         let (lo, alpha) = (f32_at(25), f32_at(29));
         if !lo.is_finite() || !alpha.is_finite() || alpha <= 0.0 {
@@ -355,23 +403,58 @@ impl QuantizedVectors {
         }
         let codes_len = len * dim;
         let codes = b[at..at + codes_len].to_vec();
-        let corr = b[at + codes_len..b.len() - 4]
+        let corr = b[at + codes_len..at + codes_len + len * 4]
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect();
-        Ok(QuantizedVectors { distance, dim, len, binary: false, lo, alpha, codes, corr })
+        Ok(QuantizedVectors { distance, dim, len, binary: false, lo, alpha, codes, corr, groups })
+    }
+}
+
+/// The rows of a multivector column, one item per row, and the groups that map points to them.
+struct RowSource<'a> {
+    rows: Vec<Elems<'a>>,
+    dim: usize,
+}
+
+impl<'a> RowSource<'a> {
+    fn of(col: &'a MultiColumn) -> (Self, Vec<u32>) {
+        let dim = col.dim().max(1);
+        let mut rows = Vec::new();
+        let mut groups = Vec::with_capacity(col.len() + 1);
+        groups.push(0);
+        for o in 0..col.len() as u32 {
+            if let Some(r) = col.get(o) {
+                rows.extend((0..r.len() / dim).map(|i| r.slice(i * dim, (i + 1) * dim)));
+            }
+            groups.push(rows.len() as u32);
+        }
+        (RowSource { rows, dim }, groups)
+    }
+}
+
+impl VectorSource for RowSource<'_> {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+    fn len(&self) -> usize {
+        self.rows.len()
+    }
+    fn vector(&self, offset: u32) -> Elems<'_> {
+        self.rows[offset as usize]
     }
 }
 
 /// Checks what both stored forms share: `magic`, version, the size (`extra` header bytes after
 /// the common 25, then `body(len, dim)` bytes, then the CRC) and the CRC. Returns the distance,
 /// dim, vector count and where the body starts.
+#[allow(clippy::type_complexity)]
 fn read_checked(
     b: &[u8],
     magic: &[u8; 8],
     extra: usize,
     body: impl Fn(usize, usize) -> Option<usize>,
-) -> Result<(Distance, usize, usize, usize), QuantizedError> {
+) -> Result<(Distance, usize, usize, usize, Vec<u32>), QuantizedError> {
     let header = 8 + 4 + 1 + 4 + 8 + extra;
     if b.len() < header + 4 {
         return Err(QuantizedError::Truncated);
@@ -381,7 +464,7 @@ fn read_checked(
     }
     let u32_at = |p: usize| u32::from_le_bytes([b[p], b[p + 1], b[p + 2], b[p + 3]]);
     let version = u32_at(8);
-    if version != VERSION {
+    if version != VERSION && version != VERSION_MULTI {
         return Err(QuantizedError::UnsupportedVersion(version));
     }
     let distance = distance_from(b[12]).ok_or(QuantizedError::Corrupt("unknown distance"))?;
@@ -389,19 +472,27 @@ fn read_checked(
     let mut n8 = [0u8; 8];
     n8.copy_from_slice(&b[17..25]);
     let len = usize::try_from(u64::from_le_bytes(n8)).map_err(|_| QuantizedError::Corrupt("length"))?;
-    let total = body(len, dim).and_then(|x| x.checked_add(header + 4)).ok_or(QuantizedError::Corrupt("length"))?;
-    if b.len() < total {
+    let fixed = body(len, dim).and_then(|x| x.checked_add(header + 4)).ok_or(QuantizedError::Corrupt("length"))?;
+    if b.len() < fixed {
         return Err(QuantizedError::Truncated);
     }
-    if b.len() > total {
+    // Version 2 carries the row groups between the codes and the CRC.
+    let tail = b.len() - fixed;
+    if (version == VERSION && tail != 0) || (version == VERSION_MULTI && (tail < 8 || !tail.is_multiple_of(4))) {
         return Err(QuantizedError::Corrupt("trailing bytes"));
     }
     let mut crc = Crc32::new();
-    crc.update(&b[..total - 4]);
-    if crc.finish() != u32_at(total - 4) {
+    crc.update(&b[..b.len() - 4]);
+    if crc.finish() != u32_at(b.len() - 4) {
         return Err(QuantizedError::Checksum);
     }
-    Ok((distance, dim, len, header))
+    let at = fixed - 4;
+    let groups: Vec<u32> = (0..tail / 4).map(|i| u32_at(at + i * 4)).collect();
+    let ordered = groups.first() == Some(&0) && groups.windows(2).all(|w| w[0] <= w[1]);
+    if !groups.is_empty() && (!ordered || groups.last().copied() != Some(len as u32)) {
+        return Err(QuantizedError::Corrupt("row groups"));
+    }
+    Ok((distance, dim, len, header, groups))
 }
 
 fn encode_into(v: &[f32], lo: f32, alpha: f32, out: &mut [u8]) {
@@ -461,6 +552,33 @@ impl OffsetScorer for QuantizedQuery<'_> {
                 prefetch_ptr(p.wrapping_add(off));
                 off += 64;
             }
+        }
+    }
+}
+
+/// A multivector query quantized against multivector rows: one [`QuantizedQuery`] per query
+/// row; a point scores the sum over them of its best row (max-sim over the codes).
+pub struct MultiQuantizedQuery<'a> {
+    qv: &'a QuantizedVectors,
+    queries: Vec<QuantizedQuery<'a>>,
+}
+
+impl OffsetScorer for MultiQuantizedQuery<'_> {
+    fn score(&self, offset: u32) -> f32 {
+        let g = &self.qv.groups;
+        let (Some(&a), Some(&b)) = (g.get(offset as usize), g.get(offset as usize + 1)) else {
+            return f32::NEG_INFINITY;
+        };
+        if a == b {
+            return f32::NEG_INFINITY;
+        }
+        self.queries.iter().map(|q| (a..b).map(|r| q.score(r)).fold(f32::NEG_INFINITY, f32::max)).sum()
+    }
+
+    #[inline(always)]
+    fn prefetch(&self, offset: u32) {
+        if let (Some(&a), Some(q)) = (self.qv.groups.get(offset as usize), self.queries.first()) {
+            q.prefetch(a);
         }
     }
 }
@@ -583,6 +701,58 @@ mod tests {
         bad[40] ^= 1;
         assert!(matches!(QuantizedVectors::from_bytes(&bad), Err(QuantizedError::Checksum)));
         assert!(QuantizedVectors::from_bytes(&bytes[..bytes.len() - 3]).is_err());
+    }
+
+    #[test]
+    fn multivector_rows_score_by_max_sim_and_persist() {
+        use crate::hnsw::{MaxSimScorer, PairScore};
+        use qd_core::vectors::MultiDenseVector;
+        let dim = 12;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        let mut col = MultiColumn::new(dim, Distance::Dot);
+        let mut row = || (0..dim).map(|_| rng.gen_range(-1.0f32..1.0)).collect::<Vec<f32>>();
+        for o in 0..120u32 {
+            if o % 10 == 3 {
+                continue; // slots without a vector
+            }
+            let rows: Vec<Vec<f32>> = (0..1 + o % 4).map(|_| row()).collect();
+            col.set(o, Some(&MultiDenseVector::new(rows).expect("rows")));
+        }
+        col.set(120, None);
+        let exact = MaxSimScorer::new(Distance::Dot, dim);
+        let query: Vec<f32> = (0..3).flat_map(|_| row()).collect();
+        for binary in [false, true] {
+            let qv = if binary {
+                QuantizedVectors::build_multi_binary(&col)
+            } else {
+                QuantizedVectors::build_multi(&col, 1.0)
+            };
+            assert!(qv.is_multi() && qv.is_binary() == binary);
+            assert_eq!(qv.len(), col.len());
+            let s = qv.query_multi(&query);
+            assert_eq!(s.score(3), f32::NEG_INFINITY, "a slot without a vector scores nothing");
+            assert_eq!(s.score(500), f32::NEG_INFINITY);
+            if !binary {
+                // Each row score is off by at most a / 2 * (|q|_1 + |x|_1) + dim a^2 / 4 (see
+                // error_bounds_per_metric); with rows in [-1, 1] that is under 2 * dim * a per row.
+                let bound = 3.0 * 2.0 * dim as f32 * qv.alpha();
+                for o in (0..120u32).filter(|o| o % 10 != 3) {
+                    let want = col.get(o).expect("rows").with_f32(|r| exact.score(&query, r));
+                    assert!((s.score(o) - want).abs() <= bound, "{o}: {} vs {want}", s.score(o));
+                }
+            }
+            // Stored and read back with the groups; damage to them is refused.
+            let bytes = qv.to_bytes();
+            let back = QuantizedVectors::from_bytes(&bytes).expect("read");
+            assert!(back.is_multi());
+            assert_eq!(back.to_bytes(), bytes);
+            assert_eq!(back.query_multi(&query).score(7), s.score(7));
+            let mut bad = bytes.clone();
+            let at = bytes.len() - 8;
+            bad[at] ^= 0x40;
+            assert!(QuantizedVectors::from_bytes(&bad).is_err());
+            assert!(QuantizedVectors::from_bytes(&bytes[..bytes.len() - 4]).is_err());
+        }
     }
 
     #[test]

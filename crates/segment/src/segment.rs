@@ -204,6 +204,13 @@ impl VectorColumn {
         }
     }
 
+    fn shrink_to_fit(&mut self) {
+        if let ColumnStore::Ram(v) = &mut self.store {
+            v.shrink_to_fit();
+        }
+        self.present.shrink_to_fit();
+    }
+
     /// Heap bytes (a mapped column holds only its presence flags there).
     pub fn ram_bytes(&self) -> usize {
         let vectors = match &self.store {
@@ -593,6 +600,20 @@ impl Segment {
     /// Stop taking upserts; from now on only tombstones change.
     pub fn seal(&mut self) {
         self.sealed = true;
+    }
+
+    /// Gives back the room a segment reserved while growing (up to half of what its arrays
+    /// hold), for one that will not grow again. Copies the data, so callers do it outside the
+    /// shard lock; a segment whose data is shared (an index build is reading it) is left as is.
+    pub fn shrink_to_fit(&mut self) {
+        let Some(data) = Arc::get_mut(&mut self.data) else { return };
+        data.offsets.shrink_to_fit();
+        data.versions.shrink_to_fit();
+        data.payloads.shrink_to_fit();
+        data.vectors.values_mut().for_each(VectorColumn::shrink_to_fit);
+        data.multi.values_mut().for_each(MultiColumn::shrink_to_fit);
+        data.sparse.values_mut().for_each(SparseColumn::shrink_to_fit);
+        self.deleted.shrink_to_fit();
     }
 
     pub fn data(&self) -> &Arc<SegmentData> {
@@ -1014,11 +1035,9 @@ impl Segment {
             (Some(_), false, Some(_)) => self.estimate(&plan) >= params.full_scan_points,
         };
         let qp = params.quantization.unwrap_or_default();
-        let quantized = self
-            .index
-            .as_ref()
-            .and_then(|ix| ix.quantized.get(vector))
-            .filter(|q| !params.exact && !qp.ignore && k > 0 && q.len() >= self.data.len() && q.dim() == col.dim());
+        let quantized = self.index.as_ref().and_then(|ix| ix.quantized.get(vector)).filter(|q| {
+            !q.is_multi() && !params.exact && !qp.ignore && k > 0 && q.len() >= self.data.len() && q.dim() == col.dim()
+        });
         if let Some(qv) = quantized {
             return self.search_quantized(col, qv, graph.filter(|_| use_graph), query, k, &plan, threshold, params);
         }
@@ -1188,6 +1207,32 @@ impl Segment {
             (Some(_), None) => true,
             (Some(_), Some(_)) => self.estimate(&plan) >= params.full_scan_points,
         };
+        let qp = params.quantization.unwrap_or_default();
+        let quantized = self.index.as_ref().and_then(|ix| ix.quantized.get(vector)).filter(|qv| {
+            qv.is_multi() && !params.exact && !qp.ignore && qv.len() >= col.len() && qv.dim() == col.dim()
+        });
+        if let Some(qv) = quantized {
+            let accept = |o: u32| col.get(o).is_some() && self.passes(o, &plan);
+            let rescore = qp.rescore();
+            let fetch = if rescore { ((k as f64) * qp.oversampling()).ceil() as usize } else { k }.max(k);
+            let scorer = qv.query_multi(q);
+            let candidates = match graph.filter(|_| use_graph) {
+                Some(g) => g.search_with(&scorer, fetch, params.hnsw_ef.unwrap_or(0).max(fetch), Some(&accept)),
+                None => exact_search_by(&scorer, col.len(), fetch, Some(&accept)),
+            };
+            let exact = MaxSimScorer::new(col.distance, col.dim());
+            let mut hits: Vec<SegmentHit> = candidates
+                .into_iter()
+                .filter_map(|(offset, s)| {
+                    let score = if rescore { col.get(offset)?.with_f32(|rows| exact.score(q, rows)) } else { s };
+                    Some(SegmentHit { id: self.data.offsets[offset as usize], offset, score })
+                })
+                .filter(|h| threshold.is_none_or(|t| h.score >= t))
+                .collect();
+            sort_hits(&mut hits);
+            hits.truncate(k);
+            return hits;
+        }
         if let Some(graph) = graph.filter(|_| use_graph) {
             let accept = |o: u32| col.get(o).is_some() && self.passes(o, &plan);
             let ef = params.hnsw_ef.unwrap_or(0).max(k);
@@ -1604,6 +1649,26 @@ mod tests {
             let scan_us = t.elapsed().as_secs_f64() * 1e6 / 50.0;
             println!("{element:?}: graph ef=64 {graph_us:.0} us/query, exact scan {scan_us:.0} us/query ({sink})");
         }
+    }
+
+    #[test]
+    fn shrinking_keeps_data_and_frees_reserved_room() {
+        let cols = [ColumnSpec::dense("", 8, Distance::Dot).with_element(ElementType::F16)];
+        let mut s = Segment::new(1, &cols);
+        for i in 0..1500u64 {
+            s.upsert(PointId::Num(i), 1, &vecs(&[i as f32; 8]), None);
+        }
+        s.seal();
+        let before = s.ram_usage();
+        let want = s.vectors(&PointId::Num(1234));
+        let shared = s.data().clone();
+        s.shrink_to_fit();
+        assert_eq!(s.ram_usage(), before, "data shared with an index build is left alone");
+        drop(shared);
+        s.shrink_to_fit();
+        let col = s.data().column("").expect("column");
+        assert_eq!(col.ram_bytes(), 1500 * 8 * 2 + 1500);
+        assert_eq!(s.vectors(&PointId::Num(1234)), want);
     }
 
     #[test]

@@ -137,6 +137,16 @@ impl SparseColumn {
         }
     }
 
+    /// Gives back reserved heap space beyond what the column holds.
+    pub(crate) fn shrink_to_fit(&mut self) {
+        if let Forward::Heap { slots, indices, values } = &mut self.store {
+            slots.shrink_to_fit();
+            indices.shrink_to_fit();
+            values.shrink_to_fit();
+        }
+        self.present.shrink_to_fit();
+    }
+
     /// Heap bytes (a mapped column holds only its presence flags there).
     pub fn ram_bytes(&self) -> usize {
         let store = match &self.store {

@@ -641,20 +641,24 @@ fn wants_quantized<'a>(
     data: &'a SegmentData,
     config: &'a CollectionConfig,
 ) -> impl Iterator<Item = (&'a str, bool)> + 'a {
-    data.columns()
-        .filter(|(_, col)| col.len() > 0)
-        .filter_map(|(name, _)| config.quantization_for(name).map(|q| (name, q.is_binary())))
+    let dense = data.columns().filter(|(_, col)| col.len() > 0).map(|(name, _)| name);
+    let multi = data.multi_columns().filter(|(_, col)| !col.is_empty()).map(|(name, _)| name);
+    dense.chain(multi).filter_map(|name| config.quantization_for(name).map(|q| (name, q.is_binary())))
 }
 
-/// Int8 codes (or sign bits) for every column whose effective config asks for quantization.
+/// Int8 codes (or sign bits) for every column, dense or multivector, whose effective config
+/// asks for quantization.
 fn quantize(data: &SegmentData, config: &CollectionConfig) -> BTreeMap<String, QuantizedVectors> {
     let mut out = BTreeMap::new();
     for (name, _) in wants_quantized(data, config) {
-        let Some(col) = data.column(name) else { continue };
-        let q = match config.quantization_for(name) {
-            Some(QuantizationConfig::Scalar(s)) => QuantizedVectors::build(col, col.distance, s.quantile()),
-            Some(QuantizationConfig::Binary(_)) => QuantizedVectors::build_binary(col, col.distance),
-            None => continue,
+        let q = match (config.quantization_for(name), data.column(name), data.multi_column(name)) {
+            (Some(QuantizationConfig::Scalar(s)), Some(col), _) => {
+                QuantizedVectors::build(col, col.distance, s.quantile())
+            }
+            (Some(QuantizationConfig::Binary(_)), Some(col), _) => QuantizedVectors::build_binary(col, col.distance),
+            (Some(QuantizationConfig::Scalar(s)), None, Some(col)) => QuantizedVectors::build_multi(col, s.quantile()),
+            (Some(QuantizationConfig::Binary(_)), None, Some(col)) => QuantizedVectors::build_multi_binary(col),
+            _ => continue,
         };
         out.insert(name.to_string(), q);
     }
@@ -805,6 +809,7 @@ fn compact(sources: &[Segment], columns: &[qd_segment::ColumnSpec], id: u64) -> 
         }
     }
     fresh.seal();
+    fresh.shrink_to_fit();
     fresh
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::common::{create_collection, vector, wait_indexed, Server, BACKENDS};
+use crate::common::{create_collection, shard_sum_of, vector, wait_indexed, Server, BACKENDS};
 
 fn ids(hits: &Value) -> Vec<u64> {
     let list = hits.get("points").unwrap_or(hits);
@@ -269,4 +269,100 @@ fn binary_quantization_sqlite() {
 #[test]
 fn binary_quantization_rocksdb() {
     binary_search(BACKENDS[1]);
+}
+
+/// Rows of point `i`'s multivector: 2 to 4 rows near one of 20 centres.
+fn multi_rows(i: u64, dim: usize) -> Vec<Vec<f32>> {
+    (0..2 + i % 3).map(|r| clustered(i * 4 + r, dim)).collect()
+}
+
+fn multivector_quantization(backend: &str) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let storage = dir.path().join("s");
+    let s = Server::start(&storage, backend);
+    let dim = 32;
+    // `q` quantizes its multivector rows, `p` keeps them plain; same data.
+    for (name, quantization) in [("q", json!({"scalar": {"type": "int8", "always_ram": true}})), ("p", Value::Null)] {
+        let mut body = json!({"vectors": {"colbert": {"size": dim, "distance": "Cosine",
+                                                      "multivector_config": {"comparator": "max_sim"}}},
+                              "shard_number": 2, "optimizers_config": {"indexing_threshold": 100}});
+        if !quantization.is_null() {
+            body["quantization_config"] = quantization;
+        }
+        create_collection(&s, name, body);
+        for batch in 0..4u64 {
+            let points: Vec<Value> = (batch * 400..(batch + 1) * 400)
+                .map(|i| json!({"id": i, "vector": {"colbert": multi_rows(i, dim)}}))
+                .collect();
+            s.ok("PUT", &format!("/collections/{name}/points?wait=true"), Some(&json!({ "points": points })));
+        }
+        wait_indexed(&s, name);
+    }
+    let (rq, rp) = (shard_sum_of(&s, "q", "ram_index_bytes"), shard_sum_of(&s, "p", "ram_index_bytes"));
+    // One byte per component of ~4,800 rows of 32, plus a correction term and the row groups.
+    assert!(rq >= rp + 4800 * dim as u64, "quantized rows in RAM: {rq} B against {rp} B without");
+    let query = |c: &str, q: &Value, params: Value| {
+        s.ok(
+            "POST",
+            &format!("/collections/{c}/points/query"),
+            Some(&json!({"query": q, "using": "colbert",
+                                                                           "limit": 10, "params": params})),
+        )
+    };
+    let answers = |c: &str| -> Vec<Value> {
+        (0..20u64).map(|q| query(c, &json!(multi_rows(60_000 + q * 3, dim)), json!({"hnsw_ef": 128}))).collect()
+    };
+    let (mut overlap, want) = (0, answers("q"));
+    for (q, got) in want.iter().enumerate() {
+        let exact = query("p", &json!(multi_rows(60_000 + q as u64 * 3, dim)), json!({"exact": true}));
+        let exact_ids = ids(&exact);
+        overlap += ids(got).iter().filter(|i| exact_ids.contains(i)).count();
+        // Rescored hits carry the exact max-sim score.
+        for h in got["points"].as_array().expect("points") {
+            if let Some(e) = exact["points"].as_array().expect("points").iter().find(|e| e["id"] == h["id"]) {
+                assert!((h["score"].as_f64().expect("s") - e["score"].as_f64().expect("e")).abs() < 1e-4);
+            }
+        }
+    }
+    assert!(overlap >= 180, "recall@10 of quantized max-sim with rescoring: {overlap}/200");
+    // Without rescoring the scores come from the codes: close to, but not, the exact ones.
+    let own = json!(multi_rows(77, dim));
+    let approx = query("q", &own, json!({"quantization": {"rescore": false}}));
+    let exact = query("p", &own, json!({"exact": true}));
+    let (a, e) = (approx["points"][0]["score"].as_f64().expect("a"), exact["points"][0]["score"].as_f64().expect("e"));
+    assert_eq!(exact["points"][0]["id"], 77);
+    assert!(a != e && (a - e).abs() < 0.05 * e.abs(), "quantized {a} against exact {e}");
+    drop(s);
+
+    // Restart: the codes load with the graphs (nothing rebuilt) and answer the same.
+    let s = Server::start(&storage, backend);
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(completed(&s, "q").is_empty(), "nothing rebuilt after restart");
+    let again: Vec<Value> = (0..20u64)
+        .map(|q| {
+            let body = json!({"query": multi_rows(60_000 + q * 3, dim), "using": "colbert", "limit": 10,
+                              "params": {"hnsw_ef": 128}});
+            s.ok("POST", "/collections/q/points/query", Some(&body))
+        })
+        .collect();
+    assert_eq!(again.iter().map(ids).collect::<Vec<_>>(), want.iter().map(ids).collect::<Vec<_>>());
+    // Binary codes for the rows after a PATCH; a stored multivector still finds itself.
+    s.ok("PATCH", "/collections/q", Some(&json!({"quantization_config": {"binary": {}}})));
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while completed(&s, "q").iter().filter(|n| n.ends_with("quantization")).count() < 2 {
+        assert!(std::time::Instant::now() < deadline, "binary re-quantization never ran");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let body = json!({"query": own, "using": "colbert", "limit": 1, "params": {"quantization": {"oversampling": 4.0}}});
+    assert_eq!(s.ok("POST", "/collections/q/points/query", Some(&body))["points"][0]["id"], 77);
+}
+
+#[test]
+fn multivector_quantization_sqlite() {
+    multivector_quantization(BACKENDS[0]);
+}
+
+#[test]
+fn multivector_quantization_rocksdb() {
+    multivector_quantization(BACKENDS[1]);
 }
