@@ -163,6 +163,18 @@ def test_shard_keys_through_the_client(peers, transport):
     assert any(s.shard_key == 5 for s in info.local_shards), info
     with pytest.raises(Exception, match="already exists"):
         a.create_shard_key(name, "eu")
+    # Promote part of a key's points to a key of their own (`replicate_points`).
+    b.create_shard_key(name, "vip", shards_number=1)
+    promote = models.ReplicatePointsOperation(replicate_points=models.ReplicatePoints(
+        from_shard_key="eu", to_shard_key="vip",
+        filter=models.Filter(must=[models.HasIdCondition(has_id=list(range(10)))])))
+    assert c.cluster_collection_update(name, promote)
+    for reader in (a, b, c):
+        assert reader.count(name, shard_key_selector="vip", exact=True).count == 10
+        got = reader.retrieve(name, [3, 12], shard_key_selector="vip", with_vectors=True)
+        assert [p.id for p in got] == [3]
+        assert got[0].vector == reader.retrieve(name, [3], shard_key_selector="eu", with_vectors=True)[0].vector
+    a.delete_shard_key(name, "vip")
     c.delete_shard_key(name, "eu")
     for reader in (a, b, c):
         assert reader.count(name, exact=True).count == 20

@@ -104,6 +104,12 @@ pub enum ShardCall {
         filter: Option<Filter>,
         limit: usize,
     },
+    /// Ids in order from `from` with a digest of each point's record (a delta transfer
+    /// compares them with its own).
+    Digests {
+        from: Option<PointId>,
+        limit: usize,
+    },
     Count {
         filter: Option<Filter>,
     },
@@ -160,6 +166,7 @@ pub enum ShardReply {
     Hits(Vec<ShardHit>),
     Records(Vec<WireRecord>),
     Ids(Vec<PointId>),
+    Digests(Vec<(PointId, u64)>),
     Count(usize),
     OrderEntries(Vec<(f64, PointId)>),
     Facet(Vec<(serde_json::Value, usize)>),

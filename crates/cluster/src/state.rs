@@ -53,6 +53,11 @@ pub enum TransferMethod {
     /// The source's shard snapshot is copied and installed, then the writes the new replica
     /// received meanwhile are applied again over it.
     Snapshot,
+    /// Only what the receiving replica misses is copied: both sides digest their records page
+    /// by page and the source sends the points whose digests differ (Qdrant's `wal_delta`,
+    /// which also copies only the difference; here it is found by content, not from a log).
+    /// Recovering a Dead replica uses it too.
+    WalDelta,
 }
 
 /// A shard copy in progress, with Qdrant's field names.

@@ -1,6 +1,10 @@
 //! Serving shard calls from peers, and recovering a replica that missed writes by streaming
 //! the records of an Active replica into it (Qdrant's `stream_records` transfer).
 //!
+//! A delta copy (`wal_delta`, and the recovery of a Dead replica) first compares digests of
+//! the records on both sides, page by page, and fetches only the points that differ, so a
+//! replica that was away briefly receives what it missed rather than the whole shard.
+//!
 //! Recovery keeps writes that arrive during the transfer: the replica is first made Partial
 //! (every peer then sends it new writes, and a write routed before that is refused by the
 //! replicas as stale and sent again), the ids those writes touch are remembered, streamed
@@ -23,7 +27,7 @@ use qd_core::selectors::{PayloadSelector, VectorSelector};
 use qd_core::PointId;
 
 use crate::node::ClusterNode;
-use crate::p2p::{PeerReply, PeerRequest, ShardCall, ShardReply, WireError};
+use crate::p2p::{PeerReply, PeerRequest, ShardCall, ShardReply, WireError, WireRecord};
 use crate::replica_set::ReplicaSet;
 use crate::state::{MetaOp, PeerId, ReplicaState, TransferMethod};
 
@@ -115,6 +119,10 @@ fn serve_read(set: &ReplicaSet, call: ShardCall) -> Result<ShardReply> {
         ShardCall::ScrollIds { from, filter, limit } => {
             ShardReply::Ids(local.scroll_ids(from, filter.as_ref(), limit)?)
         }
+        ShardCall::Digests { from, limit } => {
+            let ids = local.scroll_ids(from, None, limit)?;
+            ShardReply::Digests(digests(&*local, &ids)?)
+        }
         ShardCall::Count { filter } => ShardReply::Count(local.count(filter.as_ref())?),
         ShardCall::OrderEntries { key, filter } => {
             ShardReply::OrderEntries(local.order_entries(&key, filter.as_ref())?)
@@ -167,7 +175,7 @@ pub async fn recover(
     take_writes(node, collection, shard).await?;
     let copied = match method {
         Some(TransferMethod::Snapshot) => copy_snapshot(node, &set, collection, shard, source).await?,
-        _ => stream(node, &set, collection, shard, source, method.is_some()).await?,
+        _ => stream(node, &set, collection, shard, source, method).await?,
     };
     let me = node.peer_id();
     if method.is_some() {
@@ -259,56 +267,94 @@ async fn download(
     Ok(())
 }
 
+/// Copy the source's points into this peer's replica, page by page, for a transfer by
+/// `method` (`None`: a Dead replica's recovery). `stream_records` copies every point; a delta
+/// (`wal_delta`, and every recovery) first compares record digests and copies only the points
+/// this replica lacks or holds otherwise. Returns the number of points copied.
 async fn stream(
     node: &Arc<ClusterNode>,
     set: &Arc<ReplicaSet>,
     collection: &str,
     shard: ShardId,
     source: PeerId,
-    transfer: bool,
+    method: Option<TransferMethod>,
 ) -> Result<usize> {
     let opener = set.clone();
     let local: Arc<dyn Shard> = blocking(move || opener.ensure_local())
         .await?
         .ok_or_else(|| CollectionError::NotFound(format!("shard {shard} of `{collection}` has no local replica")))?;
+    let delta = method != Some(TransferMethod::StreamRecords);
     let with = WithSelectors { payload: PayloadSelector::All, vector: VectorSelector::All };
     let mut seen: HashSet<PointId> = HashSet::new();
+    let mut copied = 0;
     let mut from = None;
     loop {
-        if transfer && !node.transfer_running(collection, shard, source, TransferMethod::StreamRecords) {
+        if method.is_some_and(|m| !node.transfer_running(collection, shard, source, m)) {
             return Err(CollectionError::Unavailable("the transfer was aborted or restarted".into()));
         }
-        let ids = match call_source(
-            node,
-            source,
-            collection,
-            shard,
-            ShardCall::ScrollIds { from, filter: None, limit: BATCH + 1 },
-        )
-        .await?
-        {
-            ShardReply::Ids(ids) => ids,
-            _ => return Err(CollectionError::Internal("mismatched reply to a scroll".into())),
+        let page: Vec<PointId> = if delta {
+            let call = ShardCall::Digests { from, limit: BATCH + 1 };
+            match call_source(node, source, collection, shard, call).await? {
+                ShardReply::Digests(theirs) => {
+                    let ids: Vec<PointId> = theirs.iter().map(|(id, _)| *id).collect();
+                    let local2 = local.clone();
+                    let ours = blocking(move || digests(&*local2, &ids)).await?;
+                    let ours: std::collections::HashMap<PointId, u64> = ours.into_iter().collect();
+                    seen.extend(theirs.iter().take(BATCH).map(|(id, _)| *id));
+                    from = theirs.get(BATCH).map(|(id, _)| *id);
+                    theirs.into_iter().take(BATCH).filter(|(id, d)| ours.get(id) != Some(d)).map(|(id, _)| id).collect()
+                }
+                _ => return Err(CollectionError::Internal("mismatched reply to a digest scroll".into())),
+            }
+        } else {
+            let call = ShardCall::ScrollIds { from, filter: None, limit: BATCH + 1 };
+            match call_source(node, source, collection, shard, call).await? {
+                ShardReply::Ids(mut ids) => {
+                    from = ids.get(BATCH).copied();
+                    ids.truncate(BATCH);
+                    seen.extend(ids.iter().copied());
+                    ids
+                }
+                _ => return Err(CollectionError::Internal("mismatched reply to a scroll".into())),
+            }
         };
-        let (page, next) = if ids.len() > BATCH { (&ids[..BATCH], Some(ids[BATCH])) } else { (&ids[..], None) };
         if !page.is_empty() {
-            let call = ShardCall::Retrieve { ids: page.to_vec(), with: with.clone() };
+            copied += page.len();
+            let call = ShardCall::Retrieve { ids: page, with: with.clone() };
             let records: Vec<Record> = match call_source(node, source, collection, shard, call).await? {
                 ShardReply::Records(r) => r.into_iter().map(Into::into).collect(),
                 _ => return Err(CollectionError::Internal("mismatched reply to a retrieve".into())),
             };
-            seen.extend(page.iter().copied());
             let (set2, local2) = (set.clone(), local.clone());
             blocking(move || set2.apply_copied(&*local2, records)).await?;
         }
-        match next {
-            Some(n) => from = Some(n),
-            None => break,
+        if from.is_none() {
+            break;
         }
     }
     // Points the source does not have (deleted while this replica was behind) go too.
     let (set2, local2) = (set.clone(), local.clone());
-    let seen_count = seen.len();
     blocking(move || set2.delete_uncopied(&*local2, &seen)).await?;
-    Ok(seen_count)
+    Ok(copied)
+}
+
+/// A digest of each of `ids`' records (vectors and payload) in `local`, for the points it has:
+/// 64-bit FNV-1a over the record's MessagePack form, which is the same for the same content
+/// on every peer running this build (a peer on another build only makes a delta copy more).
+fn digests(local: &dyn Shard, ids: &[PointId]) -> Result<Vec<(PointId, u64)>> {
+    let with = WithSelectors { payload: PayloadSelector::All, vector: VectorSelector::All };
+    local
+        .retrieve(ids, &with)?
+        .into_iter()
+        .map(|r| {
+            let id = r.id;
+            let bytes = rmp_serde::to_vec(&WireRecord::from(r))
+                .map_err(|e| CollectionError::Internal(format!("digest of point {id}: {e}")))?;
+            Ok((id, fnv1a(&bytes)))
+        })
+        .collect()
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3))
 }

@@ -8,6 +8,7 @@ use parking_lot::RwLock;
 use qd_core::config::{CollectionConfig, CollectionParams, Datatype, VectorsConfig};
 use qd_core::filter::{Filter, TextIndexes};
 use qd_core::json_path::JsonPath;
+use qd_core::selectors::{PayloadSelector, VectorSelector};
 use qd_core::vectors::{validate_vectors, NamedVectors, SparseVector, Vector, VectorSpec};
 use qd_core::PointId;
 use serde::Serialize;
@@ -16,8 +17,8 @@ use serde_json::Value;
 use crate::catalog::{CatalogEntry, PayloadIndexSpec};
 use crate::error::{CollectionError, Result};
 use crate::operations::{
-    Record, SearchSettings, ShardHit, ShardQuery, ShardSearch, ShardStats, UpdateOp, UpdateResult, WithSelectors,
-    WriteOrdering,
+    PointInsert, Record, SearchSettings, ShardHit, ShardQuery, ShardSearch, ShardStats, UpdateOp, UpdateResult,
+    WithSelectors, WriteOrdering,
 };
 use crate::shard::Shard;
 use crate::shard_set::{ReadScope, ShardKey, ShardSet};
@@ -345,6 +346,40 @@ impl Collection {
         self.prepare(&mut op)?;
         self.shards.read().for_write(keys, op.explicit_ids().as_deref())?;
         Ok(())
+    }
+
+    /// Copy the points of shard key `from` that pass `filter` into the shards of key `to`
+    /// (Qdrant's `replicate_points`, used to promote a tenant to shards of its own), page by
+    /// page through the normal write path; returns how many were copied. A point written to
+    /// `from` while the copy runs may be copied as it was before that write.
+    pub fn copy_points_between_keys(&self, from: &ShardKey, to: &ShardKey, filter: Option<&Filter>) -> Result<usize> {
+        const PAGE: usize = 1024;
+        if from == to {
+            return Err(CollectionError::BadRequest("from_shard_key and to_shard_key must differ".into()));
+        }
+        let (source, target) = (std::slice::from_ref(from), std::slice::from_ref(to));
+        {
+            let shards = self.shards.read();
+            shards.for_read(Some(source))?;
+            shards.for_read(Some(target))?;
+        }
+        let with = WithSelectors { payload: PayloadSelector::All, vector: VectorSelector::All };
+        let (mut next, mut copied) = (None, 0);
+        loop {
+            let (records, after) = self.scroll(next, filter, PAGE, &with, ReadScope::keys(Some(source)))?;
+            if !records.is_empty() {
+                copied += records.len();
+                let points = records
+                    .into_iter()
+                    .map(|r| PointInsert { id: r.id, vectors: r.vector.unwrap_or_default(), payload: r.payload })
+                    .collect();
+                self.update(UpdateOp::Upsert(points), true, Some(target))?;
+            }
+            match after {
+                Some(a) => next = Some(a),
+                None => return Ok(copied),
+            }
+        }
     }
 
     /// Apply an update: split by owning shard for ids, every shard in scope for filters.

@@ -197,8 +197,13 @@ pub enum ClusterOp {
     },
     CreateShardKey(NewShardKey),
     DropShardKey(qd_collection::operations::ShardKey),
-    /// Known to Qdrant, not replicated here yet: what it is.
-    Unsupported(&'static str),
+    /// `replicate_points`: copy the points of shard key `from` passing `filter` into shard key
+    /// `to` (promoting a tenant to shards of its own).
+    ReplicatePoints {
+        from: qd_collection::operations::ShardKey,
+        to: qd_collection::operations::ShardKey,
+        filter: Option<qd_core::filter::Filter>,
+    },
 }
 
 fn distributed_mode_disabled() -> ApiError {
@@ -214,9 +219,10 @@ fn transfer_method(
     let method = match method {
         None | Some("stream_records") => qd_cluster::TransferMethod::StreamRecords,
         Some("snapshot") => qd_cluster::TransferMethod::Snapshot,
-        Some(m @ ("wal_delta" | "resharding_stream_records")) => {
+        Some("wal_delta") => qd_cluster::TransferMethod::WalDelta,
+        Some(m @ "resharding_stream_records") => {
             return Err(ApiError::bad_request(format!(
-                "Bad request: shard transfer method `{m}` is not supported yet; use `stream_records` or `snapshot`"
+                "Bad request: shard transfer method `{m}` is not supported yet; use `stream_records`, `snapshot` or `wal_delta`"
             )))
         }
         Some(m) => {
@@ -247,8 +253,9 @@ pub async fn cluster_operation(state: &AppState, collection: &str, op: ClusterOp
         ClusterOp::DropReplica { shard, peer } => Ok(node.drop_replica(&real, shard, peer).await?),
         ClusterOp::CreateShardKey(new) => create_shard_key(state, &real, new, None).await,
         ClusterOp::DropShardKey(key) => delete_shard_key(state, &real, key, None).await,
-        ClusterOp::Unsupported(what) => {
-            Err(ApiError::bad_request(format!("Bad request: {what} is not supported in cluster mode yet")))
+        ClusterOp::ReplicatePoints { from, to, filter } => {
+            let c = state.registry.get(&real)?;
+            blocking(move || Ok(c.copy_points_between_keys(&from, &to, filter.as_ref()).map(|_| ())?)).await
         }
     }
 }

@@ -81,6 +81,15 @@ pub struct RestartBody {
     pub to_shard_id: Option<u32>,
 }
 
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicatePointsBody {
+    pub from_shard_key: serde_json::Value,
+    pub to_shard_key: serde_json::Value,
+    #[serde(default)]
+    pub filter: Option<qd_core::filter::Filter>,
+}
+
 /// One operation of `POST /collections/{name}/cluster` (an object with exactly one key).
 #[derive(Debug, serde::Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
@@ -92,6 +101,7 @@ pub enum ClusterOperation {
     CreateShardingKey(super::collections::CreateShardKeyBody),
     DropShardingKey(super::collections::DeleteShardKeyBody),
     RestartTransfer(RestartBody),
+    ReplicatePoints(ReplicatePointsBody),
 }
 
 /// `POST /collections/{name}/cluster`: move or replicate a shard, abort a transfer, drop a
@@ -132,6 +142,11 @@ pub async fn update_collection(
             let (shard, from, to, to_shard) = (r.shard_id, r.from_peer_id, r.to_peer_id, r.to_shard_id);
             ClusterOp::Restart { shard, from, to, method: Some(r.method), to_shard }
         }
+        ClusterOperation::ReplicatePoints(r) => ClusterOp::ReplicatePoints {
+            from: super::collections::one_shard_key(&r.from_shard_key)?,
+            to: super::collections::one_shard_key(&r.to_shard_key)?,
+            filter: r.filter,
+        },
     };
     crate::meta::cluster_operation(&state, &name, op).await?;
     Ok(ok(t, true))

@@ -337,7 +337,14 @@ impl Collections for CollectionsService {
                 method: method(Some(r.method)),
                 to_shard: r.to_shard_id,
             },
-            Some(Operation::ReplicatePoints(_)) => ClusterOp::Unsupported("replicate_points"),
+            Some(Operation::ReplicatePoints(r)) => ClusterOp::ReplicatePoints {
+                from: shard_key(
+                    r.from_shard_key.ok_or_else(|| invalid("from_shard_key is required"))?,
+                    "from_shard_key",
+                )?,
+                to: shard_key(r.to_shard_key.ok_or_else(|| invalid("to_shard_key is required"))?, "to_shard_key")?,
+                filter: super::convert::filter::filter_opt(r.filter, "filter")?,
+            },
         };
         crate::meta::cluster_operation(&self.state, &req.collection_name, op).await?;
         Ok(Response::new(pb::UpdateCollectionClusterSetupResponse { result: true, time: elapsed(t) }))

@@ -57,6 +57,25 @@ impl Peer {
     }
 }
 
+/// Points copied by the replica recoveries a peer's log reports ("replica recovered ...
+/// points=N"), colour codes aside.
+fn recovered_points(log: &str) -> u64 {
+    let mut plain = String::with_capacity(log.len());
+    let mut chars = log.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            chars.by_ref().find(|c| c.is_ascii_alphabetic());
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
+        .lines()
+        .filter(|l| l.contains("replica recovered"))
+        .filter_map(|l| l.split("points=").nth(1)?.split(|c: char| !c.is_ascii_digit()).next()?.parse::<u64>().ok())
+        .sum()
+}
+
 fn signal(pid: i32, sig: i32) {
     // SAFETY: kill(2) on a child process of this test.
     unsafe {
@@ -232,6 +251,15 @@ fn three_peers_replicate_survive_a_kill_and_a_freeze_and_catch_up() {
         assert_eq!(all_points(&peers[2].server, "c"), expected, "a restarted peer answers no stale point");
         wait_for("killed peer recovered", Duration::from_secs(90), || all_active(&peers[0], "c"));
         assert_eq!(all_points(&peers[2].server, "c"), expected, "the restarted peer caught up");
+        // A delta: it was fetched what it missed, not its whole replicas again.
+        let copied = recovered_points(&peers[2].server.log_text());
+        let held: u64 = peers[2].server.ok("GET", "/collections/c/cluster", None)["local_shards"]
+            .as_array()
+            .expect("local shards")
+            .iter()
+            .map(|s| s["points_count"].as_u64().unwrap_or(0))
+            .sum();
+        assert!(copied > 0 && copied < held, "recovery copied {copied} of the {held} points it holds");
 
         // A frozen peer (a partition, as far as the others can tell): writes go on and mark its
         // replicas Dead; when it thaws it recovers by itself.
@@ -489,7 +517,8 @@ fn shards_move_and_replicate_under_writes_and_peers_leave_and_join() {
         for (shard, holders) in placement(&peers[0], "m") {
             if holders.contains(&gone) {
                 let to = *ids.iter().find(|p| **p != gone && !holders.contains(p)).expect("a target");
-                let op = json!({"move_shard": {"shard_id": shard, "from_peer_id": gone, "to_peer_id": to}});
+                let op = json!({"move_shard": {"shard_id": shard, "from_peer_id": gone, "to_peer_id": to,
+                                               "method": "wal_delta"}});
                 peers[0].server.ok("POST", "/collections/m/cluster", Some(&op));
             }
         }
@@ -568,6 +597,35 @@ fn shard_keys_are_placed_replicated_and_dropped_through_consensus() {
             let keys = p.server.ok("GET", "/collections/k/shards", None);
             assert_eq!(keys["shard_keys"].as_array().map(Vec::len), Some(2), "{keys}");
         }
+
+        // A tenant promoted to a key of its own: `replicate_points` copies what the filter
+        // selects from one key into the other, seen alike through every peer.
+        peers[1].server.ok("PUT", "/collections/k/shards", Some(&json!({"shard_key": "big", "shards_number": 1})));
+        let chosen: Vec<u64> = (0..30).collect();
+        let promote = json!({"replicate_points": {"from_shard_key": "tenant_a", "to_shard_key": "big",
+                                                  "filter": {"must": [{"has_id": chosen}]}}});
+        peers[2].server.ok("POST", "/collections/k/cluster", Some(&promote));
+        let read = |p: &Peer, key: &str| {
+            let body = json!({"ids": [0, 5, 29, 30], "shard_key": key, "with_vector": true, "with_payload": true});
+            p.server.ok("POST", "/collections/k/points", Some(&body))
+        };
+        for p in &peers {
+            let n =
+                p.server.ok("POST", "/collections/k/points/count", Some(&json!({"shard_key": "big", "exact": true})));
+            assert_eq!(n["count"], 30, "copied through one peer, counted through another");
+            let (copied, source) = (read(p, "big"), read(p, "tenant_a"));
+            assert_eq!(copied.as_array().map(Vec::len), Some(3), "{copied}");
+            assert_eq!(copied.as_array().map(|a| &a[..]), source.as_array().map(|a| &a[..3]), "the same points");
+        }
+        for (bad, why) in [
+            (json!({"from_shard_key": "tenant_a", "to_shard_key": "nope"}), "nope"),
+            (json!({"from_shard_key": "big", "to_shard_key": "big"}), "must differ"),
+        ] {
+            let (status, body) =
+                peers[0].server.call("POST", "/collections/k/cluster", Some(&json!({"replicate_points": bad})));
+            assert!((400..500).contains(&status) && body.to_string().contains(why), "{status} {body}");
+        }
+        peers[0].server.ok("POST", "/collections/k/shards/delete", Some(&json!({"shard_key": "big"})));
 
         // Keys come and go through the cluster endpoint too; a dropped key takes its points.
         peers[1].server.ok("POST", "/collections/k/cluster", Some(&json!({"create_sharding_key": {"shard_key": "b"}})));
