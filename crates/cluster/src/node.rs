@@ -116,8 +116,8 @@ impl NodeShared {
         let reached =
             |a: &Applied| a.machine.state.collections.get(collection).is_some_and(|c| c.version(shard) >= version);
         let left = deadline.saturating_duration_since(std::time::Instant::now());
-        let waited = self.block_on(tokio::time::timeout(left, applied.wait_for(reached)));
-        matches!(waited, Ok(Ok(_)))
+        // The timer is made inside the runtime: a caller's thread (a fan-out worker) has none.
+        self.block_on(async move { matches!(tokio::time::timeout(left, applied.wait_for(reached)).await, Ok(Ok(_))) })
     }
 
     pub fn uri_of(&self, peer: PeerId) -> Option<String> {

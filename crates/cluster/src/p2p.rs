@@ -104,8 +104,10 @@ pub enum ShardCall {
         filter: Option<Filter>,
         limit: usize,
     },
-    /// Ids in order from `from` with a digest of each point's record (a delta transfer
-    /// compares them with its own).
+    /// Up to `limit` ids in order from `from`, each with a digest of the point's record (a
+    /// delta transfer compares them with its own); every scrolled id is answered, `None` for
+    /// one deleted between the scroll and its digest, so the page length tells where the
+    /// next page starts.
     Digests {
         from: Option<PointId>,
         limit: usize,
@@ -166,7 +168,7 @@ pub enum ShardReply {
     Hits(Vec<ShardHit>),
     Records(Vec<WireRecord>),
     Ids(Vec<PointId>),
-    Digests(Vec<(PointId, u64)>),
+    Digests(Vec<(PointId, Option<u64>)>),
     Count(usize),
     OrderEntries(Vec<(f64, PointId)>),
     Facet(Vec<(serde_json::Value, usize)>),

@@ -13,7 +13,7 @@
 //! longer has are deleted at the end. Only then is the replica Active again; one that missed a
 //! write meanwhile was marked Dead and copies again.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -121,7 +121,8 @@ fn serve_read(set: &ReplicaSet, call: ShardCall) -> Result<ShardReply> {
         }
         ShardCall::Digests { from, limit } => {
             let ids = local.scroll_ids(from, None, limit)?;
-            ShardReply::Digests(digests(&*local, &ids)?)
+            let found: HashMap<PointId, u64> = digests(&*local, &ids)?.into_iter().collect();
+            ShardReply::Digests(ids.into_iter().map(|id| (id, found.get(&id).copied())).collect())
         }
         ShardCall::Count { filter } => ShardReply::Count(local.count(filter.as_ref())?),
         ShardCall::OrderEntries { key, filter } => {
@@ -283,7 +284,7 @@ async fn stream(
     let local: Arc<dyn Shard> = blocking(move || opener.ensure_local())
         .await?
         .ok_or_else(|| CollectionError::NotFound(format!("shard {shard} of `{collection}` has no local replica")))?;
-    let delta = method != Some(TransferMethod::StreamRecords);
+    let mut delta = method != Some(TransferMethod::StreamRecords);
     let with = WithSelectors { payload: PayloadSelector::All, vector: VectorSelector::All };
     let mut seen: HashSet<PointId> = HashSet::new();
     let mut copied = 0;
@@ -294,18 +295,26 @@ async fn stream(
         }
         let page: Vec<PointId> = if delta {
             let call = ShardCall::Digests { from, limit: BATCH + 1 };
-            match call_source(node, source, collection, shard, call).await? {
-                ShardReply::Digests(theirs) => {
-                    let ids: Vec<PointId> = theirs.iter().map(|(id, _)| *id).collect();
-                    let local2 = local.clone();
-                    let ours = blocking(move || digests(&*local2, &ids)).await?;
-                    let ours: std::collections::HashMap<PointId, u64> = ours.into_iter().collect();
-                    seen.extend(theirs.iter().take(BATCH).map(|(id, _)| *id));
-                    from = theirs.get(BATCH).map(|(id, _)| *id);
-                    theirs.into_iter().take(BATCH).filter(|(id, d)| ours.get(id) != Some(d)).map(|(id, _)| id).collect()
+            let mut theirs = match call_source(node, source, collection, shard, call).await {
+                Ok(ShardReply::Digests(d)) => d,
+                Ok(_) => return Err(CollectionError::Internal("mismatched reply to a digest scroll".into())),
+                // A source that cannot answer digests (a peer of an older build) is copied in
+                // full; any other failure repeats in the full copy and ends it.
+                Err(e) if seen.is_empty() => {
+                    tracing::warn!(collection, shard, error = %e, "no record digests from the source; copying every point");
+                    delta = false;
+                    continue;
                 }
-                _ => return Err(CollectionError::Internal("mismatched reply to a digest scroll".into())),
-            }
+                Err(e) => return Err(e),
+            };
+            from = theirs.get(BATCH).map(|(id, _)| *id);
+            theirs.truncate(BATCH);
+            seen.extend(theirs.iter().map(|(id, _)| *id));
+            let ids: Vec<PointId> = theirs.iter().map(|(id, _)| *id).collect();
+            let local2 = local.clone();
+            let ours: HashMap<PointId, u64> = blocking(move || digests(&*local2, &ids)).await?.into_iter().collect();
+            // A point gone from the source meanwhile (`None`) goes with the live delete.
+            theirs.into_iter().filter_map(|(id, d)| d.filter(|d| ours.get(&id) != Some(d)).map(|_| id)).collect()
         } else {
             let call = ShardCall::ScrollIds { from, filter: None, limit: BATCH + 1 };
             match call_source(node, source, collection, shard, call).await? {

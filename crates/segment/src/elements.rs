@@ -220,6 +220,15 @@ impl ElemVec {
         }
     }
 
+    /// Sets components `start..start + len` (in range) to zero.
+    pub fn zero(&mut self, start: usize, len: usize) {
+        match self {
+            ElemVec::F32(v) => v[start..start + len].fill(0.0),
+            ElemVec::F16(v) => v[start..start + len].fill(0),
+            ElemVec::U8(v) => v[start..start + len].fill(0),
+        }
+    }
+
     /// Grows or shrinks to `len` components, new ones zero.
     pub fn resize(&mut self, len: usize) {
         match self {

@@ -80,26 +80,22 @@ fn header(owner: FileOwner, dim: usize, slots: usize, data_crc: u32) -> [u8; HEA
 fn data_crc(present: &[bool], vectors: Elems<'_>) -> u32 {
     let mut c = Crc32::new();
     c.update(&present.iter().map(|&p| p as u8).collect::<Vec<u8>>());
-    for_f32_bytes(vectors, |bytes| {
-        c.update(bytes);
-        Ok(())
-    })
-    .unwrap_or(());
+    let mut start = 0;
+    while start < vectors.len() {
+        let end = (start + F32_BLOCK).min(vectors.len());
+        c.update(&f32_bytes(vectors.slice(start, end)));
+        start = end;
+    }
     c.finish()
 }
 
-/// Hands `vectors` as little-endian float32 bytes to `f`, a block at a time (components of
-/// another type are widened block by block, never all at once).
-fn for_f32_bytes(vectors: Elems<'_>, mut f: impl FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> {
-    const BLOCK: usize = 1 << 16;
-    let mut start = 0;
-    while start < vectors.len() {
-        let end = (start + BLOCK).min(vectors.len());
-        let bytes: Vec<u8> = vectors.slice(start, end).to_vec().iter().flat_map(|x| x.to_le_bytes()).collect();
-        f(&bytes)?;
-        start = end;
-    }
-    Ok(())
+/// Components per block when a column is written or checksummed (components of another type
+/// are widened to float32 a block at a time, never all at once).
+const F32_BLOCK: usize = 1 << 16;
+
+/// Little-endian float32 bytes of `block`.
+fn f32_bytes(block: Elems<'_>) -> Vec<u8> {
+    block.to_vec().iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
 /// The file format is little-endian, like every target this server is built for.
@@ -121,7 +117,13 @@ pub fn write(path: &Path, owner: FileOwner, dim: usize, present: &[bool], vector
         let mut flags: Vec<u8> = present.iter().map(|&p| p as u8).collect();
         flags.resize(pad64(present.len()), 0);
         w.write_all(&flags)?;
-        for_f32_bytes(vectors, |bytes| w.write_all(bytes))
+        let mut start = 0;
+        while start < vectors.len() {
+            let end = (start + F32_BLOCK).min(vectors.len());
+            w.write_all(&f32_bytes(vectors.slice(start, end)))?;
+            start = end;
+        }
+        Ok(())
     })
 }
 

@@ -243,14 +243,18 @@ impl QuantizedVectors {
 
     /// [`QuantizedVectors::build`] over the rows of every point of a multivector column.
     pub fn build_multi(col: &MultiColumn, quantile: f32) -> Self {
-        let (rows, groups) = RowSource::of(col);
-        QuantizedVectors { groups, ..Self::build(&rows, col.distance, quantile) }
+        let groups = RowSource::groups(col);
+        let rows = RowSource { col, groups: &groups, dim: col.dim().max(1) };
+        let built = Self::build(&rows, col.distance, quantile);
+        QuantizedVectors { groups, ..built }
     }
 
     /// [`QuantizedVectors::build_binary`] over the rows of every point of a multivector column.
     pub fn build_multi_binary(col: &MultiColumn) -> Self {
-        let (rows, groups) = RowSource::of(col);
-        QuantizedVectors { groups, ..Self::build_binary(&rows, col.distance) }
+        let groups = RowSource::groups(col);
+        let rows = RowSource { col, groups: &groups, dim: col.dim().max(1) };
+        let built = Self::build_binary(&rows, col.distance);
+        QuantizedVectors { groups, ..built }
     }
 
     /// Whether these are sign bits (binary quantization) rather than int8 codes.
@@ -411,25 +415,26 @@ impl QuantizedVectors {
     }
 }
 
-/// The rows of a multivector column, one item per row, and the groups that map points to them.
+/// The rows of a multivector column, one item per row: row `r` belongs to the point `p` with
+/// `groups[p] <= r < groups[p + 1]` (found by binary search, so nothing per row is held).
 struct RowSource<'a> {
-    rows: Vec<Elems<'a>>,
+    col: &'a MultiColumn,
+    groups: &'a [u32],
     dim: usize,
 }
 
 impl<'a> RowSource<'a> {
-    fn of(col: &'a MultiColumn) -> (Self, Vec<u32>) {
+    /// Row groups of `col`: point `p` holds rows `groups[p]..groups[p + 1]`.
+    fn groups(col: &MultiColumn) -> Vec<u32> {
         let dim = col.dim().max(1);
-        let mut rows = Vec::new();
         let mut groups = Vec::with_capacity(col.len() + 1);
-        groups.push(0);
+        groups.push(0u32);
+        let mut rows = 0u32;
         for o in 0..col.len() as u32 {
-            if let Some(r) = col.get(o) {
-                rows.extend((0..r.len() / dim).map(|i| r.slice(i * dim, (i + 1) * dim)));
-            }
-            groups.push(rows.len() as u32);
+            rows += col.get(o).map_or(0, |r| (r.len() / dim) as u32);
+            groups.push(rows);
         }
-        (RowSource { rows, dim }, groups)
+        groups
     }
 }
 
@@ -438,10 +443,16 @@ impl VectorSource for RowSource<'_> {
         self.dim
     }
     fn len(&self) -> usize {
-        self.rows.len()
+        self.groups.last().copied().unwrap_or(0) as usize
     }
+    /// Row `offset` (empty when out of range, which callers never ask for).
     fn vector(&self, offset: u32) -> Elems<'_> {
-        self.rows[offset as usize]
+        let p = self.groups.partition_point(|&g| g <= offset).saturating_sub(1);
+        let row = (offset - self.groups[p]) as usize;
+        match self.col.get(p as u32) {
+            Some(rows) => rows.get(row * self.dim, (row + 1) * self.dim).unwrap_or(Elems::F32(&[])),
+            None => Elems::F32(&[]),
+        }
     }
 }
 
@@ -478,7 +489,7 @@ fn read_checked(
     }
     // Version 2 carries the row groups between the codes and the CRC.
     let tail = b.len() - fixed;
-    if (version == VERSION && tail != 0) || (version == VERSION_MULTI && (tail < 8 || !tail.is_multiple_of(4))) {
+    if (version == VERSION && tail != 0) || (version == VERSION_MULTI && (tail < 4 || !tail.is_multiple_of(4))) {
         return Err(QuantizedError::Corrupt("trailing bytes"));
     }
     let mut crc = Crc32::new();
@@ -753,6 +764,10 @@ mod tests {
             assert!(QuantizedVectors::from_bytes(&bad).is_err());
             assert!(QuantizedVectors::from_bytes(&bytes[..bytes.len() - 4]).is_err());
         }
+        // A column without points writes what it reads back.
+        let empty = QuantizedVectors::build_multi(&MultiColumn::new(dim, Distance::Dot), 1.0);
+        let back = QuantizedVectors::from_bytes(&empty.to_bytes()).expect("empty multivector codes");
+        assert!(back.is_multi() && back.is_empty());
     }
 
     #[test]

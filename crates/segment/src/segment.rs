@@ -157,7 +157,7 @@ impl VectorColumn {
                 self.present[o] = true;
             }
             _ => {
-                store.write(o * dim, &vec![0.0; dim]);
+                store.zero(o * dim, dim);
                 self.present[o] = false;
             }
         }

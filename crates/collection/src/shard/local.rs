@@ -510,8 +510,11 @@ impl Shard for LocalShard {
                     sp.index.and_then(|ix| ix.full_scan_threshold).map_or(DEFAULT_SPARSE_FULL_SCAN, |t| t as usize)
                 }
                 None => {
-                    let dim = cfg.params.vectors.get(&req.vector_name).map(|p| p.size as usize).unwrap_or(1);
-                    hnsw.full_scan_threshold * 1024 / (dim * 4).max(1)
+                    // KiB of stored vectors, in the vector's storage type (as Qdrant counts).
+                    let bytes = cfg.params.vectors.get(&req.vector_name).map_or(4, |p| {
+                        p.size as usize * qd_segment::ElementType::for_datatype(p.datatype, p.distance).size()
+                    });
+                    hnsw.full_scan_threshold * 1024 / bytes.max(1)
                 }
             };
             (hnsw, points)

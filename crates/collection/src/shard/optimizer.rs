@@ -484,7 +484,7 @@ impl Optimizer {
                 Some(g) => g.extend(col, col.distance, &params, progress, stop),
                 None => HnswGraph::build(col, col.distance, &params, progress, stop),
             }?;
-            let full_scan_points = hnsw.full_scan_threshold * 1024 / (col.dim() * 4).max(1);
+            let full_scan_points = hnsw.full_scan_threshold * 1024 / (col.dim() * col.element().size()).max(1);
             let groups = payload_groups(data, &schema, full_scan_points);
             if !groups.is_empty() {
                 let payload_m = hnsw.payload_m.unwrap_or(hnsw.m);

@@ -413,13 +413,14 @@ fn shards_move_and_replicate_under_writes_and_peers_leave_and_join() {
         }
         let before = placement(&peers[0], "m");
 
-        // A writer keeps going through peer b while shards are copied.
+        // A writer keeps going through peer b while shards are copied: it adds points, and
+        // deletes a quarter of the ones it added the round before.
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let writer = {
             let (stop, port) = (stop.clone(), peers[1].server.port);
             std::thread::spawn(move || {
                 let client = reqwest::blocking::Client::new();
-                let mut acked = Vec::new();
+                let (mut acked, mut deleted) = (Vec::new(), Vec::new());
                 let mut next = 100_000;
                 while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                     let url = format!("http://127.0.0.1:{port}/collections/m/points?wait=true");
@@ -427,9 +428,20 @@ fn shards_move_and_replicate_under_writes_and_peers_leave_and_join() {
                     if r.is_ok_and(|r| r.status().is_success()) {
                         acked.extend(next..next + 20);
                     }
+                    if next > 100_000 {
+                        let gone: Vec<u64> = (next - 20..next - 15).collect();
+                        let url = format!("http://127.0.0.1:{port}/collections/m/points/delete?wait=true");
+                        let r = client.post(url).json(&json!({ "points": gone })).send();
+                        // A failed delete may still have reached some replicas: those points
+                        // are neither promised present nor absent.
+                        acked.retain(|id| !gone.contains(id));
+                        if r.is_ok_and(|r| r.status().is_success()) {
+                            deleted.extend(gone);
+                        }
+                    }
                     next += 20;
                 }
-                acked
+                (acked, deleted)
             })
         };
         let src0 = before[&0][0];
@@ -438,13 +450,13 @@ fn shards_move_and_replicate_under_writes_and_peers_leave_and_join() {
         peers[2].server.ok("POST", "/collections/m/cluster", Some(&op));
         let src1 = before[&1][0];
         let dst1 = *ids.iter().find(|p| **p != src1).expect("another peer");
-        let op = json!({"replicate_shard": {"shard_id": 1, "from_peer_id": src1, "to_peer_id": dst1, "method": "stream_records"}});
+        let op = json!({"replicate_shard": {"shard_id": 1, "from_peer_id": src1, "to_peer_id": dst1, "method": "wal_delta"}});
         peers[0].server.ok("POST", "/collections/m/cluster", Some(&op));
         std::thread::sleep(Duration::from_millis(500));
         wait_for("transfers done", Duration::from_secs(60), || no_transfers(&peers[0], "m"));
         stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        let acked = writer.join().expect("writer");
-        assert!(!acked.is_empty());
+        let (acked, deleted) = writer.join().expect("writer");
+        assert!(!acked.is_empty() && !deleted.is_empty());
         let after = placement(&peers[0], "m");
         assert_eq!(after[&0], vec![dst0], "shard 0 moved");
         let mut replicated = vec![src1, dst1];
@@ -453,6 +465,9 @@ fn shards_move_and_replicate_under_writes_and_peers_leave_and_join() {
         let reference = all_points(&peers[0].server, "m");
         for id in (0..5000).chain(acked.iter().copied()) {
             assert!(reference.contains_key(&id), "acknowledged point {id} is there after the transfers");
+        }
+        for id in &deleted {
+            assert!(!reference.contains_key(id), "deleted point {id} stays deleted after the transfers");
         }
         for p in &peers[1..] {
             assert_eq!(all_points(&p.server, "m"), reference, "every peer answers the same");
@@ -517,8 +532,9 @@ fn shards_move_and_replicate_under_writes_and_peers_leave_and_join() {
         for (shard, holders) in placement(&peers[0], "m") {
             if holders.contains(&gone) {
                 let to = *ids.iter().find(|p| **p != gone && !holders.contains(p)).expect("a target");
+                let method = if shard % 2 == 0 { "wal_delta" } else { "stream_records" };
                 let op = json!({"move_shard": {"shard_id": shard, "from_peer_id": gone, "to_peer_id": to,
-                                               "method": "wal_delta"}});
+                                               "method": method}});
                 peers[0].server.ok("POST", "/collections/m/cluster", Some(&op));
             }
         }
