@@ -170,6 +170,7 @@ impl MultiColumn {
                 None => slots.push((0, 0)),
             }
         }
+        rows.shrink_to_fit();
         MultiColumn { distance: self.distance, dim: self.dim, element: self.element, store: Rows::Heap { slots, rows } }
     }
 }
