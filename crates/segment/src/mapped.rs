@@ -80,22 +80,18 @@ fn header(owner: FileOwner, dim: usize, slots: usize, data_crc: u32) -> [u8; HEA
 fn data_crc(present: &[bool], vectors: Elems<'_>) -> u32 {
     let mut c = Crc32::new();
     c.update(&present.iter().map(|&p| p as u8).collect::<Vec<u8>>());
-    let mut start = 0;
-    while start < vectors.len() {
-        let end = (start + F32_BLOCK).min(vectors.len());
-        c.update(&f32_bytes(vectors.slice(start, end)));
-        start = end;
-    }
+    f32_blocks(vectors).for_each(|block| c.update(&block));
     c.finish()
 }
 
-/// Components per block when a column is written or checksummed (components of another type
-/// are widened to float32 a block at a time, never all at once).
-const F32_BLOCK: usize = 1 << 16;
-
-/// Little-endian float32 bytes of `block`.
-fn f32_bytes(block: Elems<'_>) -> Vec<u8> {
-    block.to_vec().iter().flat_map(|x| x.to_le_bytes()).collect()
+/// `vectors` as little-endian float32 bytes, 65,536 components per block: components of
+/// another type are widened a block at a time, never all at once.
+fn f32_blocks(vectors: Elems<'_>) -> impl Iterator<Item = Vec<u8>> + '_ {
+    const BLOCK: usize = 1 << 16;
+    (0..vectors.len()).step_by(BLOCK).map(move |start| {
+        let block = vectors.slice(start, (start + BLOCK).min(vectors.len()));
+        block.to_vec().iter().flat_map(|x| x.to_le_bytes()).collect()
+    })
 }
 
 /// The file format is little-endian, like every target this server is built for.
@@ -117,13 +113,7 @@ pub fn write(path: &Path, owner: FileOwner, dim: usize, present: &[bool], vector
         let mut flags: Vec<u8> = present.iter().map(|&p| p as u8).collect();
         flags.resize(pad64(present.len()), 0);
         w.write_all(&flags)?;
-        let mut start = 0;
-        while start < vectors.len() {
-            let end = (start + F32_BLOCK).min(vectors.len());
-            w.write_all(&f32_bytes(vectors.slice(start, end)))?;
-            start = end;
-        }
-        Ok(())
+        f32_blocks(vectors).try_for_each(|block| w.write_all(&block))
     })
 }
 

@@ -19,7 +19,7 @@ use qd_core::vectors::{MultiDenseVector, NamedVectors, SparseVector, Vector};
 use qd_core::{Distance, Payload, PointId};
 
 use crate::elements::{ElemVec, ElementType, Elems};
-use crate::hnsw::{exact_search_by, HnswGraph, VectorSource};
+use crate::hnsw::{exact_search_by, HnswGraph, OffsetScorer, VectorSource};
 use crate::hnsw::{MaxSimScorer, PairScore};
 use crate::mapped::MappedVectors;
 use crate::multi::MultiColumn;
@@ -1039,7 +1039,11 @@ impl Segment {
             !q.is_multi() && !params.exact && !qp.ignore && k > 0 && q.len() >= self.data.len() && q.dim() == col.dim()
         });
         if let Some(qv) = quantized {
-            return self.search_quantized(col, qv, graph.filter(|_| use_graph), query, k, &plan, threshold, params);
+            let accept = |o: u32| col.get(o).is_some() && self.passes(o, &plan);
+            let exact = |o: u32| Some(col.vector(o).with_f32(|v| col.distance.score(query, v)));
+            let scorer = qv.query(query);
+            let graph = graph.filter(|_| use_graph);
+            return self.search_quantized(&scorer, graph, self.data.len(), &accept, &exact, k, threshold, params);
         }
         let Some(graph) = graph.filter(|_| use_graph && k > 0) else {
             return self.scan_nearest(col, query, k, &plan, threshold);
@@ -1093,34 +1097,33 @@ impl Segment {
         top.into_sorted()
     }
 
-    /// Candidates by quantized score (through `graph` when given, else a scan), then, unless
-    /// `rescore` is off, `ceil(k * oversampling)` of them rescored with the original vectors.
+    /// Candidates by quantized score (`scorer`, through `graph` when given, else a scan of
+    /// offsets `0..n`), then, unless `rescore` is off, `ceil(k * oversampling)` of them rescored
+    /// with the original vectors (`exact`; dense vectors and multivectors alike).
     #[allow(clippy::too_many_arguments)]
-    fn search_quantized(
+    fn search_quantized<S: OffsetScorer>(
         &self,
-        col: &VectorColumn,
-        qv: &QuantizedVectors,
+        scorer: &S,
         graph: Option<&HnswGraph>,
-        query: &[f32],
+        n: usize,
+        accept: &(dyn Fn(u32) -> bool + Sync),
+        exact: &dyn Fn(u32) -> Option<f32>,
         k: usize,
-        plan: &FilterPlan<'_>,
         threshold: Option<f32>,
         params: &SearchParams,
     ) -> Vec<SegmentHit> {
         let qp = params.quantization.unwrap_or_default();
         let rescore = qp.rescore();
         let fetch = if rescore { ((k as f64) * qp.oversampling()).ceil() as usize } else { k }.max(k);
-        let scorer = qv.query(query);
-        let accept = |o: u32| col.get(o).is_some() && self.passes(o, plan);
         let candidates = match graph {
-            Some(g) => g.search_with(&scorer, fetch, params.hnsw_ef.unwrap_or(0).max(fetch), Some(&accept)),
-            None => exact_search_by(&scorer, self.data.len(), fetch, Some(&accept)),
+            Some(g) => g.search_with(scorer, fetch, params.hnsw_ef.unwrap_or(0).max(fetch), Some(accept)),
+            None => exact_search_by(scorer, n, fetch, Some(accept)),
         };
         let mut hits: Vec<SegmentHit> = candidates
             .into_iter()
-            .map(|(offset, s)| {
-                let score = if rescore { col.vector(offset).with_f32(|v| col.distance.score(query, v)) } else { s };
-                SegmentHit { id: self.data.offsets[offset as usize], offset, score }
+            .filter_map(|(offset, s)| {
+                let score = if rescore { exact(offset)? } else { s };
+                Some(SegmentHit { id: self.data.offsets[offset as usize], offset, score })
             })
             .filter(|h| threshold.is_none_or(|t| h.score >= t))
             .collect();
@@ -1213,25 +1216,11 @@ impl Segment {
         });
         if let Some(qv) = quantized {
             let accept = |o: u32| col.get(o).is_some() && self.passes(o, &plan);
-            let rescore = qp.rescore();
-            let fetch = if rescore { ((k as f64) * qp.oversampling()).ceil() as usize } else { k }.max(k);
+            let max_sim = MaxSimScorer::new(col.distance, col.dim());
+            let exact = |o: u32| col.get(o).map(|rows| rows.with_f32(|rows| max_sim.score(q, rows)));
             let scorer = qv.query_multi(q);
-            let candidates = match graph.filter(|_| use_graph) {
-                Some(g) => g.search_with(&scorer, fetch, params.hnsw_ef.unwrap_or(0).max(fetch), Some(&accept)),
-                None => exact_search_by(&scorer, col.len(), fetch, Some(&accept)),
-            };
-            let exact = MaxSimScorer::new(col.distance, col.dim());
-            let mut hits: Vec<SegmentHit> = candidates
-                .into_iter()
-                .filter_map(|(offset, s)| {
-                    let score = if rescore { col.get(offset)?.with_f32(|rows| exact.score(q, rows)) } else { s };
-                    Some(SegmentHit { id: self.data.offsets[offset as usize], offset, score })
-                })
-                .filter(|h| threshold.is_none_or(|t| h.score >= t))
-                .collect();
-            sort_hits(&mut hits);
-            hits.truncate(k);
-            return hits;
+            let graph = graph.filter(|_| use_graph);
+            return self.search_quantized(&scorer, graph, col.len(), &accept, &exact, k, threshold, params);
         }
         if let Some(graph) = graph.filter(|_| use_graph) {
             let accept = |o: u32| col.get(o).is_some() && self.passes(o, &plan);
@@ -1460,6 +1449,14 @@ mod tests {
         NamedVectors::from([(String::new(), Vector::Dense(v.to_vec()))])
     }
 
+    /// A deterministic stream of values in [0, 1).
+    fn uniform(mut state: u64) -> impl FnMut() -> f32 {
+        move || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((state >> 40) as f32) / (1u64 << 24) as f32
+        }
+    }
+
     fn dense2() -> Vec<ColumnSpec> {
         vec![ColumnSpec::dense("", 2, Distance::Dot)]
     }
@@ -1548,11 +1545,7 @@ mod tests {
         use crate::hnsw::{HnswGraph, HnswParams};
         use std::sync::atomic::{AtomicBool, AtomicUsize};
         let (dim, n) = (16, 400u64);
-        let mut state = 7u64;
-        let mut next = move || {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            ((state >> 40) as f32) / (1u64 << 24) as f32
-        };
+        let mut next = uniform(7u64);
         let f16 = |x: f32| qd_core::config::half_precision(x * 2.0 - 1.0);
         let u8v = |x: f32| (x * 255.0) as u8 as f32;
         for (element, round) in [(ElementType::F16, &f16 as &dyn Fn(f32) -> f32), (ElementType::U8, &u8v)] {
@@ -1611,11 +1604,7 @@ mod tests {
         use std::sync::atomic::{AtomicBool, AtomicUsize};
         use std::time::Instant;
         let (dim, n) = (384, 20_000u64);
-        let mut state = 11u64;
-        let mut next = move || {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            ((state >> 40) as f32) / (1u64 << 24) as f32
-        };
+        let mut next = uniform(11u64);
         let rows: Vec<Vec<f32>> = (0..n).map(|_| (0..dim).map(|_| (next() * 255.0).floor()).collect()).collect();
         let queries: Vec<Vec<f32>> = (0..500).map(|_| (0..dim).map(|_| (next() * 255.0).floor()).collect()).collect();
         let mut graph = None;

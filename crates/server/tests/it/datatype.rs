@@ -5,21 +5,14 @@
 
 use serde_json::{json, Value};
 
-use crate::common::{create_collection, shard_sum_of, wait_indexed, Server, BACKENDS};
+use crate::common::{create_collection, shard_sum_of, vector, wait_indexed, Server, BACKENDS};
 
 const DIM: usize = 24;
 
-/// Whole numbers 0..=255: exact in float16 and uint8, so every collection stores the same.
+/// Whole numbers 0..=255 (the shared test vectors scaled): exact in float16 and uint8, so
+/// every collection stores the same.
 fn components(i: u64, n: usize) -> Vec<f32> {
-    let mut x = i.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x % 256) as f32
-        })
-        .collect()
+    vector(i, n).into_iter().map(|x| ((x + 1.0) * 127.5).floor().clamp(0.0, 255.0)).collect()
 }
 
 fn point(i: u64) -> Value {
