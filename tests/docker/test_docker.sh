@@ -88,17 +88,40 @@ summary() {
   [ "$failed" -eq 0 ]
 }
 
-# A TCP port nothing listens on (per /proc/net/tcp{,6}); docker run retries on a clash anyway.
+# A TCP port nothing uses (per /proc/net/tcp{,6}), drawn below the kernel's ephemeral range so
+# that an outgoing connection cannot take it between this check and docker's bind; docker run
+# and compose up retry on a clash anyway.
+EPHEMERAL_LOW=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+[ "${EPHEMERAL_LOW:-0}" -gt 12000 ] 2>/dev/null || EPHEMERAL_LOW=32768
+# free_port VAR: sets VAR (not a subshell, so ports drawn for one file stay distinct).
 free_port() {
   local port hex
   for _ in $(seq 1 100); do
-    port=$((20000 + RANDOM % 30000))
+    port=$((10000 + RANDOM % (EPHEMERAL_LOW - 10000)))
     hex=$(printf ':%04X ' "$port")
+    case " ${TAKEN_PORTS:-} " in *" $port "*) continue ;; esac
     if ! cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk '{print $2}' | grep -q "${hex% }$"; then
-      echo "$port"; return 0
+      TAKEN_PORTS="${TAKEN_PORTS:-} $port"
+      printf -v "$1" '%s' "$port"; return 0
     fi
   done
   return 1
+}
+
+# compose_up CMD DIR PROJECT RENDER: RENDER picks free host ports and writes DIR/docker-compose.yml;
+# `up -d` is retried with fresh ports (after `down`) when a port was taken in the meantime.
+compose_up() {
+  local cmd=$1 dir=$2 project=$3 render=$4 tries rc
+  for tries in 1 2 3; do
+    "$render" || return 1
+    rc=0
+    (cd "$dir" && timeout 180 $cmd -p "$project" up -d >"$dir/up.log" 2>&1) || rc=$?
+    [ "$rc" = 0 ] && return 0
+    grep -qi "address already in use\|port is already allocated" "$dir/up.log" || break
+    echo "    (a host port was taken meanwhile; retrying with fresh ports)"
+    (cd "$dir" && timeout 120 $cmd -p "$project" down -t "$STOP_GRACE" >/dev/null 2>&1)
+  done
+  return "$rc"
 }
 
 BODY="$WORK/body"
@@ -132,7 +155,7 @@ run_container() {
   local name=$1 var=$2; shift 2
   local port tries
   for tries in 1 2 3; do
-    port=$(free_port) || return 1
+    free_port port || return 1
     if timeout 60 docker run -d --name "$name" --label "$LABEL" \
         -p "127.0.0.1:$port:${CONTAINER_PORT:-6333}" "$@" >/dev/null 2>"$WORK/run.err"; then
       printf -v "$var" '%s' "$port"; return 0
@@ -277,20 +300,22 @@ check "--user $uid_gid without any mount works (image dirs are writable)" \
   eval 'run_container "$c5" P5 --user "$uid_gid" "$IMAGE" && wait_ready "$P5" "$c5" && create_collection "$P5"'
 
 # ---------------------------------------------------------------------------------------------
+# Renders the repository's docker-compose.yml with only the host side of the ports changed (bound
+# to 127.0.0.1) into $dir; sets $port and $gport (the caller's locals).
+render_single_compose() {
+  free_port port && free_port gport || return 1
+  sed -e "s/\"6333:6333\"/\"127.0.0.1:$port:6333\"/" -e "s/\"6334:6334\"/\"127.0.0.1:$gport:6334\"/" \
+    docker-compose.yml >"$dir/docker-compose.yml"
+}
 compose_round_trip() { # COMMAND (docker-compose | "docker compose") TAG
   local cmd=$1 tag=$2 dir="$WORK/compose-$2" project="${RUN_ID}$2" port gport
   mkdir -p "$dir"
-  port=$(free_port) || return 1
-  gport=$(free_port) || return 1
-  # The repository's file with only the host side of the ports changed (bound to 127.0.0.1).
-  sed -e "s/\"6333:6333\"/\"127.0.0.1:$port:6333\"/" -e "s/\"6334:6334\"/\"127.0.0.1:$gport:6334\"/" \
-    docker-compose.yml >"$dir/docker-compose.yml"
   COMPOSE_PROJECTS+=("$cmd|$dir|$project")
+  local rc=0
+  compose_up "$cmd" "$dir" "$project" render_single_compose || rc=$?
   echo "== $cmd up -d (copy of docker-compose.yml on 127.0.0.1:$port)"
   check "[$tag] the copy differs from docker-compose.yml only in the port line" \
     test "$(diff docker-compose.yml "$dir/docker-compose.yml" | grep -c '^[<>]')" = 2
-  local rc=0
-  (cd "$dir" && timeout 120 $cmd -p "$project" up -d >"$dir/up.log" 2>&1) || rc=$?
   check "[$tag] $cmd up -d" eval "[ $rc = 0 ] || { sed 's/^/    | /' '$dir/up.log'; false; }"
   check "[$tag] service ready, round trip through the published port" \
     eval 'wait_ready "$port" "" && round_trip "$port"'
@@ -343,16 +368,19 @@ wait_until() { # SECONDS COMMAND...
   while [ $((SECONDS - start)) -lt "$limit" ]; do "$@" && return 0; sleep 0.5; done
   return 1
 }
+# Renders docker/docker-compose.cluster.yml on three free host ports into $dir; sets $p1 $p2 $p3.
+render_cluster_compose() {
+  free_port p1 && free_port p2 && free_port p3 || return 1
+  sed -e "s/\"6333:6333\"/\"127.0.0.1:$p1:6333\"/" -e "s/\"6343:6333\"/\"127.0.0.1:$p2:6333\"/" \
+      -e "s/\"6353:6333\"/\"127.0.0.1:$p3:6333\"/" docker/docker-compose.cluster.yml >"$dir/docker-compose.yml"
+}
 cluster_compose() { # COMMAND
   local cmd=$1 dir="$WORK/cluster" project="${RUN_ID}cl" p1 p2 p3
   mkdir -p "$dir"
-  p1=$(free_port) && p2=$(free_port) && p3=$(free_port) || return 1
-  sed -e "s/\"6333:6333\"/\"127.0.0.1:$p1:6333\"/" -e "s/\"6343:6333\"/\"127.0.0.1:$p2:6333\"/" \
-      -e "s/\"6353:6333\"/\"127.0.0.1:$p3:6333\"/" docker/docker-compose.cluster.yml >"$dir/docker-compose.yml"
   COMPOSE_PROJECTS+=("$cmd|$dir|$project")
-  echo "== cluster: $cmd up -d (three nodes on 127.0.0.1:$p1,$p2,$p3)"
   local rc=0
-  (cd "$dir" && timeout 180 $cmd -p "$project" up -d >"$dir/up.log" 2>&1) || rc=$?
+  compose_up "$cmd" "$dir" "$project" render_cluster_compose || rc=$?
+  echo "== cluster: $cmd up -d (three nodes on 127.0.0.1:$p1,$p2,$p3)"
   check "[cluster] $cmd up -d" eval "[ $rc = 0 ] || { sed 's/^/    | /' '$dir/up.log'; false; }"
   check "[cluster] three nodes ready" eval 'wait_ready "$p1" "" && wait_ready "$p2" "" && wait_ready "$p3" ""'
   check "[cluster] every node sees three peers" \

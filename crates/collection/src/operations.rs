@@ -418,7 +418,12 @@ pub struct ShardStats {
     /// mode's `max_collection_vector_size_bytes` caps.
     #[serde(default)]
     pub vector_data_bytes: usize,
+    /// Bytes of payloads held in RAM (none for indexed segments under `on_disk_payload`).
     pub ram_payload_bytes: usize,
+    /// Bytes of stored payloads wherever they live (estimated from their JSON size): what
+    /// strict mode's `max_collection_payload_size_bytes` caps.
+    #[serde(default)]
+    pub payload_data_bytes: usize,
     pub ram_index_bytes: usize,
     /// Live points holding each named vector (counters kept on write, no scan).
     #[serde(default)]

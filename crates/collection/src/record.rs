@@ -91,6 +91,16 @@ impl PointRecord {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self> {
+        Self::decode_parts(bytes, true)
+    }
+
+    /// Version and payload only: vectors are stepped over, not decoded (what reading a payload
+    /// kept on disk needs).
+    pub fn decode_payload(bytes: &[u8]) -> Result<Self> {
+        Self::decode_parts(bytes, false)
+    }
+
+    fn decode_parts(bytes: &[u8], with_vectors: bool) -> Result<Self> {
         let mut r = Reader { b: bytes, pos: 0 };
         let format = r.take(1)?[0];
         if format != FORMAT && format != FORMAT_DENSE_ONLY {
@@ -101,10 +111,26 @@ impl PointRecord {
         let mut vectors = NamedVectors::new();
         for _ in 0..n {
             let len = u16::from_le_bytes(r.array()?) as usize;
-            let name = std::str::from_utf8(r.take(len)?)
+            let name = r.take(len)?;
+            let kind = if format == FORMAT_DENSE_ONLY { KIND_DENSE } else { r.take(1)?[0] };
+            if !with_vectors {
+                let floats = match kind {
+                    KIND_DENSE => r.u32()? as usize,
+                    KIND_SPARSE => {
+                        (r.u32()? as usize).checked_mul(2).ok_or_else(|| corrupt("sparse vector too large"))?
+                    }
+                    KIND_MULTI => {
+                        let dim = r.u32()? as usize;
+                        dim.checked_mul(r.u32()? as usize).ok_or_else(|| corrupt("multivector too large"))?
+                    }
+                    other => return Err(corrupt(&format!("vector kind {other} is unknown"))),
+                };
+                r.take(floats.checked_mul(4).ok_or_else(|| corrupt("vector too large"))?)?;
+                continue;
+            }
+            let name = std::str::from_utf8(name)
                 .map_err(|_| CollectionError::Corrupt("vector name is not UTF-8".into()))?
                 .to_string();
-            let kind = if format == FORMAT_DENSE_ONLY { KIND_DENSE } else { r.take(1)?[0] };
             let v = match kind {
                 KIND_DENSE => {
                     let dim = r.u32()? as usize;
@@ -194,6 +220,9 @@ mod tests {
         let rec = PointRecord { version: 42, vectors, payload: payload.as_object().cloned() };
         let bytes = rec.encode();
         assert_eq!(PointRecord::decode(&bytes).expect("decode"), rec);
+        let payload_only = PointRecord::decode_payload(&bytes).expect("decode payload");
+        assert_eq!((payload_only.version, &payload_only.payload), (42, &rec.payload));
+        assert!(payload_only.vectors.is_empty());
         for cut in [0, 1, 5, 12, 20] {
             assert!(PointRecord::decode(&bytes[..cut]).is_err(), "cut at {cut}");
         }
@@ -216,5 +245,6 @@ mod tests {
         assert_eq!(r.version, 7);
         assert_eq!(r.vectors.get(""), Some(&Vector::Dense(vec![1.5, -2.0])));
         assert_eq!(r.payload, json!({"a": 1}).as_object().cloned());
+        assert_eq!(PointRecord::decode_payload(&b).expect("decode payload").payload, r.payload);
     }
 }

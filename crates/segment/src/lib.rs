@@ -10,6 +10,7 @@ pub mod mapped;
 pub mod multi;
 pub mod multi_file;
 pub mod payload_index;
+mod payloads;
 pub mod quantized;
 mod sectioned;
 pub mod segment;
@@ -21,6 +22,7 @@ pub use mapped::{FileOwner, MappedVectors};
 pub use multi::MultiColumn;
 pub use multi_file::MappedMulti;
 pub use payload_index::{facet_key, order_value, FieldIndex, IndexKind};
+pub use payloads::PayloadSource;
 pub use quantized::QuantizedVectors;
 pub use segment::{
     sort_hits, ColumnKind, ColumnSpec, SearchParams, Segment, SegmentData, SegmentHit, SegmentIndex, SegmentPoint,

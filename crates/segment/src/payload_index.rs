@@ -129,6 +129,7 @@ impl FieldIndex {
         ix.order_complete = matches!(kind, IndexKind::Integer | IndexKind::Float | IndexKind::Datetime);
         for o in 0..data.len() as u32 {
             let Some(p) = data.payload_at(o) else { continue };
+            let p: &qd_core::Payload = &p;
             if present.check_payload(p) {
                 ix.holders.push(o);
             }
@@ -164,6 +165,7 @@ impl FieldIndex {
         let present = FieldCondition { key: path.clone(), check: FieldCheck::IsEmpty(false) };
         for o in 0..data.len() as u32 {
             let Some(p) = data.payload_at(o) else { continue };
+            let p: &qd_core::Payload = &p;
             if present.check_payload(p) {
                 ix.holders.push(o);
             }

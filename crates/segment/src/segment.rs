@@ -6,6 +6,8 @@
 //! name). The immutable part sits behind an `Arc`, so an index can be built from it on another
 //! thread while the shard keeps deleting points (tombstones live outside the `Arc`).
 
+use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeMap, BinaryHeap};
 use std::sync::Arc;
@@ -24,6 +26,7 @@ use crate::hnsw::{MaxSimScorer, PairScore};
 use crate::mapped::MappedVectors;
 use crate::multi::MultiColumn;
 use crate::multi_file::MappedMulti;
+use crate::payloads::{PayloadSource, Payloads};
 use crate::quantized::QuantizedVectors;
 use crate::sparse::{InvertedIndex, ScoreFloor, SparseColumn, SparseRef};
 use crate::sparse_file::MappedSparse;
@@ -251,10 +254,7 @@ pub struct SegmentData {
     ids: BTreeMap<PointId, u32>,
     offsets: Vec<PointId>,
     versions: Vec<u64>,
-    payloads: Vec<Option<Payload>>,
-    /// Estimated JSON bytes of every stored payload, kept on each write (collection info must
-    /// not serialise every payload to report it).
-    payload_bytes: usize,
+    payloads: Payloads,
     vectors: BTreeMap<String, VectorColumn>,
     multi: BTreeMap<String, MultiColumn>,
     sparse: BTreeMap<String, SparseColumn>,
@@ -356,16 +356,21 @@ impl SegmentData {
         let sparse: usize = self.sparse.values().map(|c| c.stored_values() * 8).sum();
         dense + multi + sparse
     }
-    /// Store slot `o`'s payload (an empty one is none), keeping the byte estimate.
-    fn set_payload(&mut self, o: usize, payload: Option<Payload>) {
-        let size = |p: &Option<Payload>| p.as_ref().map_or(0, json_size_of_map);
-        self.payload_bytes -= size(&self.payloads[o]).min(self.payload_bytes);
-        self.payloads[o] = payload.filter(|p| !p.is_empty());
-        self.payload_bytes += size(&self.payloads[o]);
+    /// Slot `offset`'s payload: borrowed from RAM, or read from the payload source.
+    pub fn payload_at(&self, offset: u32) -> Option<Cow<'_, Payload>> {
+        let id = self.offsets.get(offset as usize)?;
+        self.payloads.get(offset as usize, id)
     }
 
-    pub fn payload_at(&self, offset: u32) -> Option<&Payload> {
-        self.payloads.get(offset as usize).and_then(Option::as_ref)
+    /// Whether payloads are read from a [`PayloadSource`] rather than held in RAM.
+    pub fn payloads_on_disk(&self) -> bool {
+        self.payloads.source().is_some()
+    }
+
+    /// Every slot's payload read from the payload source (what moving them back to RAM needs;
+    /// slots of points gone from the source get none).
+    pub fn read_payloads(&self) -> Vec<Option<Payload>> {
+        (0..self.len() as u32).map(|o| self.payload_at(o).map(Cow::into_owned)).collect()
     }
     /// `(id, version)` of every slot in offset order (what a persisted index refers to).
     pub fn members(&self) -> impl Iterator<Item = (PointId, u64)> + '_ {
@@ -403,23 +408,6 @@ impl SegmentIndex {
             + self.sparse.values().map(InvertedIndex::ram_bytes).sum::<usize>()
             + self.payload.values().map(FieldIndex::ram_bytes).sum::<usize>()
     }
-}
-
-/// About the length of `v` written as JSON, without writing it (numbers count 8 bytes).
-fn json_size(v: &serde_json::Value) -> usize {
-    use serde_json::Value;
-    match v {
-        Value::Null => 4,
-        Value::Bool(_) => 5,
-        Value::Number(_) => 8,
-        Value::String(s) => s.len() + 2,
-        Value::Array(a) => 2 + a.iter().map(|x| json_size(x) + 1).sum::<usize>(),
-        Value::Object(m) => json_size_of_map(m),
-    }
-}
-
-fn json_size_of_map(m: &Payload) -> usize {
-    2 + m.iter().map(|(k, x)| k.len() + 4 + json_size(x)).sum::<usize>()
 }
 
 /// How a segment evaluates one filter: the top-level `must` conditions that its payload
@@ -525,10 +513,18 @@ pub struct Segment {
     index: Option<Arc<SegmentIndex>>,
 }
 
-/// A point of a segment seen through the filter's eyes.
+/// A point of a segment seen through the filter's eyes. A payload served from disk is read
+/// once, the first time a condition asks for it.
 pub struct SegmentPoint<'a> {
     data: &'a SegmentData,
     offset: u32,
+    loaded: OnceCell<Option<Payload>>,
+}
+
+impl<'a> SegmentPoint<'a> {
+    fn new(data: &'a SegmentData, offset: u32) -> Self {
+        SegmentPoint { data, offset, loaded: OnceCell::new() }
+    }
 }
 
 impl PointView for SegmentPoint<'_> {
@@ -536,7 +532,14 @@ impl PointView for SegmentPoint<'_> {
         self.data.offsets[self.offset as usize]
     }
     fn payload(&self) -> Option<&Payload> {
-        self.data.payloads[self.offset as usize].as_ref()
+        let o = self.offset as usize;
+        match self.data.payloads.in_ram(o) {
+            Ok(p) => p,
+            Err(()) => self
+                .loaded
+                .get_or_init(|| self.data.payloads.get(o, &self.data.offsets[o]).map(Cow::into_owned))
+                .as_ref(),
+        }
     }
     fn has_vector(&self, name: &str) -> bool {
         self.data.vector_ref(name, self.offset).is_some()
@@ -736,7 +739,7 @@ impl Segment {
                 let o = data.offsets.len() as u32;
                 data.offsets.push(id);
                 data.versions.push(0);
-                data.payloads.push(None);
+                data.payloads.push_slot();
                 data.ids.insert(id, o);
                 self.deleted.push(true);
                 o
@@ -744,7 +747,7 @@ impl Segment {
         };
         let o = offset as usize;
         data.versions[o] = version;
-        data.set_payload(o, payload);
+        data.payloads.set(o, payload);
         data.set_vectors(offset, vectors);
         if self.deleted[o] {
             self.deleted[o] = false;
@@ -798,8 +801,28 @@ impl Segment {
         }
     }
 
-    pub fn payload(&self, id: &PointId) -> Option<&Payload> {
-        self.live_offset(id).and_then(|o| self.data.payloads[o as usize].as_ref())
+    pub fn payload(&self, id: &PointId) -> Option<Cow<'_, Payload>> {
+        self.live_offset(id).and_then(|o| self.data.payload_at(o))
+    }
+
+    /// Serve this segment's payloads from `source` (`on_disk_payload`); gives back what RAM
+    /// held, to be dropped outside the shard lock. `None` (nothing changed) while another
+    /// reference to the data is alive (an index build reading it): moving would copy it.
+    pub fn payloads_to_disk(&mut self, source: Arc<dyn PayloadSource>) -> Option<Vec<Option<Payload>>> {
+        Arc::get_mut(&mut self.data).map(|d| d.payloads.move_to(source))
+    }
+
+    /// Hold `payloads` (one per slot, as [`SegmentData::read_payloads`] gives them) in RAM
+    /// again. False (nothing changed) if they do not fit the slots or the data is shared.
+    pub fn payloads_to_ram(&mut self, payloads: Vec<Option<Payload>>) -> bool {
+        let slots = self.data.len();
+        match Arc::get_mut(&mut self.data) {
+            Some(d) if payloads.len() == slots => {
+                d.payloads.move_to_ram(payloads);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// All vectors of a live point, by name.
@@ -826,7 +849,7 @@ impl Segment {
     }
 
     pub fn point_view(&self, id: &PointId) -> Option<SegmentPoint<'_>> {
-        self.live_offset(id).map(|offset| SegmentPoint { data: &self.data, offset })
+        self.live_offset(id).map(|offset| SegmentPoint::new(&self.data, offset))
     }
 
     /// Split `filter` into what this segment's payload indexes answer and what is left.
@@ -870,7 +893,7 @@ impl Segment {
     fn passes(&self, offset: u32, plan: &FilterPlan<'_>) -> bool {
         !self.deleted[offset as usize]
             && plan.candidates.as_ref().is_none_or(|(_, set)| set.contains(offset))
-            && plan.residual.as_ref().is_none_or(|f| f.check(&SegmentPoint { data: &self.data, offset }))
+            && plan.residual.as_ref().is_none_or(|f| f.check(&SegmentPoint::new(&self.data, offset)))
     }
 
     /// Live ids in ascending order starting at `from` (inclusive), passing the filter.
@@ -922,6 +945,7 @@ impl Segment {
         let mut counts: BTreeMap<(u8, String), (serde_json::Value, usize)> = BTreeMap::new();
         for o in self.offsets_of(&plan).filter(|&o| self.passes(o, &plan)) {
             let Some(p) = self.data.payload_at(o) else { continue };
+            let p: &Payload = &p;
             let mut seen = std::collections::HashSet::new();
             for v in key.values_flat(p) {
                 if let Some(k) = facet_key(v) {
@@ -949,6 +973,7 @@ impl Segment {
         let mut out = Vec::new();
         for o in self.offsets_of(&plan).filter(|&o| self.passes(o, &plan)) {
             let Some(p) = self.data.payload_at(o) else { continue };
+            let p: &Payload = &p;
             let mut seen: Vec<f64> = Vec::new();
             for x in key.values_flat(p).into_iter().filter_map(order_value) {
                 if !seen.contains(&x) {
@@ -1084,7 +1109,7 @@ impl Segment {
                 return;
             }
             let offset = o as u32;
-            if plan.residual.as_ref().is_some_and(|f| !f.check(&SegmentPoint { data: &self.data, offset })) {
+            if plan.residual.as_ref().is_some_and(|f| !f.check(&SegmentPoint::new(&self.data, offset))) {
                 return;
             }
             top.push(SegmentHit { id: self.data.offsets[o], offset, score });
@@ -1132,17 +1157,17 @@ impl Segment {
         hits
     }
 
-    /// Bytes of RAM held by vectors, payloads (estimated from JSON size) and the index.
+    /// Bytes of RAM held by vectors, payloads held in RAM (estimated from JSON size) and the index.
     pub fn ram_usage(&self) -> (usize, usize, usize) {
         let vectors = self.data.vectors.values().map(VectorColumn::ram_bytes).sum::<usize>()
             + self.data.multi.values().map(MultiColumn::ram_bytes).sum::<usize>()
             + self.data.sparse.values().map(SparseColumn::ram_bytes).sum::<usize>();
-        (vectors, self.payload_bytes(), self.index.as_ref().map(|i| i.ram_bytes()).unwrap_or(0))
+        (vectors, self.data.payloads.ram_bytes(), self.index.as_ref().map(|i| i.ram_bytes()).unwrap_or(0))
     }
 
     /// Bytes of stored payloads (estimated from JSON size; a counter, constant time).
     pub fn payload_bytes(&self) -> usize {
-        self.data.payload_bytes
+        self.data.payloads.bytes()
     }
 
     /// Bytes of memory-mapped vector files this segment serves from.
@@ -1352,7 +1377,7 @@ impl Segment {
             data.ids.insert(*pid, o as u32);
             data.offsets.push(*pid);
             data.versions.push(*ver);
-            data.payloads.push(None);
+            data.payloads.push_slot();
         }
         data.ensure_len(members.len());
         seg.deleted = vec![true; members.len()];
@@ -1370,7 +1395,7 @@ impl Segment {
             self.count_vectors(offset, false);
         }
         let data = Arc::make_mut(&mut self.data);
-        data.set_payload(o, payload);
+        data.payloads.set(o, payload);
         data.set_vectors(offset, vectors);
         if self.deleted[o] {
             self.deleted[o] = false;

@@ -17,13 +17,14 @@ use parking_lot::{Mutex, RwLock};
 use qd_core::config::CollectionConfig;
 use qd_core::filter::Filter;
 use qd_core::PointId;
-use qd_segment::{SearchParams, Segment, SegmentIndex};
+use qd_segment::{PayloadSource, SearchParams, Segment, SegmentIndex};
 use qd_storage::{KvStore, ScanControl, Table, WriteBatch};
 
 use super::effects::{self, Effects, Overlay};
 use super::index_store;
 use super::optimizer::{OptimizationInfo, Optimizer, OptimizerStatus, Signal};
 use super::state::{ColumnSpec, ShardState};
+use super::stored_payloads::StoredPayloads;
 use super::vector_files;
 use super::{Shard, ShardId};
 use crate::collection::CollectionShared;
@@ -98,6 +99,7 @@ fn load_state(
     columns: ColumnSpec,
     vectors_dir: &Path,
     config: &CollectionConfig,
+    payloads: &Arc<dyn PayloadSource>,
 ) -> Result<ShardState> {
     let stored = index_store::load_segments(store)?;
     let next_id = stored.iter().map(|s| s.id + 1).max().unwrap_or(1);
@@ -110,6 +112,11 @@ fn load_state(
             slots.insert(*pid, (si, o as u32, *ver));
         }
         let mut restored = Segment::restore_sealed(seg.id, &state.columns, &seg.members);
+        // Under `on_disk_payload` the records' payloads are counted, not held (the optimizer
+        // moves them when the setting changes).
+        if config.params.on_disk_payload {
+            restored.payloads_to_disk(payloads.clone());
+        }
         // Only valid files are mapped here (nothing is written before the points are loaded);
         // the optimizer writes missing or damaged ones afterwards.
         let remap = vector_files::prepare_existing(vectors_dir, seg.id, restored.data(), config);
@@ -180,7 +187,8 @@ impl LocalShard {
         let store = crate::snapshot::gated_store(store, commit_gate.clone());
         let columns: ColumnSpec = column_specs(&shared.config.read().params);
         let config = shared.config.read().clone();
-        let state = Arc::new(RwLock::new(load_state(id, &store, columns, &vectors_dir, &config)?));
+        let payloads = StoredPayloads::source(id, store.clone());
+        let state = Arc::new(RwLock::new(load_state(id, &store, columns, &vectors_dir, &config, &payloads)?));
         let last_op = match store.get(Table::Meta, META_LAST_OP)? {
             Some(b) => u64::from_le_bytes(
                 b.as_slice()
@@ -221,6 +229,7 @@ impl LocalShard {
                 status: status.clone(),
                 signal: signal.clone(),
                 vectors_dir,
+                payloads,
             };
             std::thread::Builder::new()
                 .name(format!("shard-{id}-optimizer"))
@@ -556,7 +565,8 @@ impl Shard for LocalShard {
             .filter_map(|id| st.find(id).map(|s| (id, s)))
             .map(|(id, s)| Record {
                 id: *id,
-                payload: with.payload.apply(s.payload(id)),
+                // A payload kept on disk is read only when one is asked for.
+                payload: (!with.payload.is_none()).then(|| with.payload.apply(s.payload(id).as_deref())).flatten(),
                 vector: with.vector.apply(s.vectors(id)),
                 shard_key: None,
                 order_value: None,
@@ -617,6 +627,7 @@ impl Shard for LocalShard {
             ram_vectors_bytes: vectors,
             vector_data_bytes: vector_data_bytes(&st),
             ram_payload_bytes: payload,
+            payload_data_bytes: st.segments().map(Segment::payload_bytes).sum(),
             ram_index_bytes: index,
             vectors_count,
             shard_key: None,

@@ -14,6 +14,7 @@ mod local;
 mod merge_tests;
 pub mod optimizer;
 mod state;
+mod stored_payloads;
 mod vector_files;
 
 pub use local::LocalShard;
@@ -130,7 +131,7 @@ pub trait Shard: Send + Sync {
     /// caps compare, asked on every write while they are set, so without the IO `stats` does.
     fn stored_bytes(&self) -> (usize, usize) {
         let s = self.stats();
-        (s.vector_data_bytes, s.ram_payload_bytes)
+        (s.vector_data_bytes, s.payload_data_bytes)
     }
     /// The collection's vectors changed (one added or dropped): reshape the segments.
     fn vectors_changed(&self, params: &qd_core::config::CollectionParams);

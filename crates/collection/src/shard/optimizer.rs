@@ -14,9 +14,11 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex, RwLock};
 use qd_core::config::{CollectionConfig, QuantizationConfig};
 use qd_core::json_path::JsonPath;
-use qd_core::PointId;
+use qd_core::{Payload, PointId};
 use qd_segment::hnsw::{HnswGraph, HnswParams, VectorSource};
-use qd_segment::{FieldIndex, IndexKind, InvertedIndex, QuantizedVectors, Segment, SegmentData, SegmentIndex};
+use qd_segment::{
+    FieldIndex, IndexKind, InvertedIndex, PayloadSource, QuantizedVectors, Segment, SegmentData, SegmentIndex,
+};
 use qd_storage::{KvStore, WriteBatch};
 use serde::Serialize;
 use serde_json::Value;
@@ -137,6 +139,8 @@ pub struct Optimizer {
     pub signal: Arc<Signal>,
     /// Where `on_disk` vectors of sealed segments are written.
     pub vectors_dir: PathBuf,
+    /// Where sealed segments read their payloads from under `on_disk_payload`.
+    pub payloads: Arc<dyn PayloadSource>,
 }
 
 fn now() -> String {
@@ -205,7 +209,7 @@ impl Optimizer {
                 Task::Requantize(id) => ("quantization", sealed(id) / 4),
                 Task::IndexPayload(id) => ("payload indexing", sealed(id) / 4),
                 Task::Remap(id) => ("vector file", sealed(id)),
-                Task::Drop(_) => return Ok(()),
+                Task::Drop(_) | Task::MovePayloads(_) => return Ok(()),
             }
         };
         let needed = bytes.saturating_add(qd_storage::disk::MIN_FREE_DISK_BYTES);
@@ -266,6 +270,10 @@ impl Optimizer {
                 self.remap(id, config);
                 return Ok(());
             }
+            Task::MovePayloads(id) => {
+                self.move_payloads(id, config.params.on_disk_payload);
+                return Ok(());
+            }
             Task::Drop(id) => {
                 let mut batch = WriteBatch::new();
                 index_store::delete_segment(&mut batch, id);
@@ -291,11 +299,14 @@ impl Optimizer {
         match result {
             Ok((index, remap)) => {
                 let mut st = self.state.write();
+                let mut held = None;
                 if let Some(s) = st.sealed.iter_mut().find(|s| s.id() == seg_id) {
                     s.set_index(Arc::new(index));
                     self.commit_vectors(s, remap);
+                    held = self.payloads_to_disk(s, config);
                 }
                 drop(st);
+                drop(held);
                 self.finish(started, None);
                 Ok(())
             }
@@ -362,6 +373,43 @@ impl Optimizer {
         }
     }
 
+    /// Under `on_disk_payload`, let an indexed segment read its payloads from the database;
+    /// gives back what RAM held, to be dropped after the lock is released.
+    fn payloads_to_disk(&self, seg: &mut Segment, config: &CollectionConfig) -> Option<Vec<Option<Payload>>> {
+        if !config.params.on_disk_payload || seg.data().payloads_on_disk() {
+            return None;
+        }
+        seg.payloads_to_disk(self.payloads.clone())
+    }
+
+    /// Bring an indexed segment's payload storage in line with `on_disk_payload` (changed by
+    /// PATCH). Payloads going back to RAM are read without the lock.
+    fn move_payloads(&self, seg_id: u64, on_disk: bool) {
+        let moved = if on_disk {
+            let mut st = self.state.write();
+            let Some(s) = st.sealed.iter_mut().find(|s| s.id() == seg_id) else { return };
+            let held = s.payloads_to_disk(self.payloads.clone());
+            drop(st);
+            held.is_some()
+        } else {
+            let data = {
+                let st = self.state.read();
+                let Some(s) = st.sealed.iter().find(|s| s.id() == seg_id) else { return };
+                s.data().clone()
+            };
+            let payloads = data.read_payloads();
+            drop(data);
+            let mut st = self.state.write();
+            let Some(s) = st.sealed.iter_mut().find(|s| s.id() == seg_id) else { return };
+            s.payloads_to_ram(payloads)
+        };
+        if !moved {
+            // Another reference to the data was alive (it never outlives a query): plan again
+            // shortly.
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Replace sealed segments `old_ids` by one indexed segment holding their live points
     /// (vacuum for one source, merge for several).
     fn rebuild(
@@ -392,6 +440,7 @@ impl Optimizer {
                 drop(data);
                 // `fresh` is not shared yet: its storage is swapped before the lock is taken.
                 self.commit_vectors(&mut fresh, remap);
+                drop(self.payloads_to_disk(&mut fresh, config));
                 // Points deleted or rewritten while we worked are no longer live in the sources.
                 // They are found under the read lock; the write lock redoes it only if a source
                 // lost more points in between (sealed segments only ever lose points).
@@ -716,6 +765,9 @@ fn plan(
         if !vector_files::in_place(s, config, !unmappable.contains(&s.id())) {
             return Some(Task::Remap(s.id()));
         }
+        if s.data().payloads_on_disk() != config.params.on_disk_payload {
+            return Some(Task::MovePayloads(s.id()));
+        }
         let slots = s.slots();
         if slots >= opt.vacuum_min_vector_number
             && slots > 0
@@ -779,6 +831,8 @@ enum Task {
     IndexPayload(u64),
     /// Move an indexed segment's vectors to or from their memory-mapped files (`on_disk`).
     Remap(u64),
+    /// Move an indexed segment's payloads to or from the database (`on_disk_payload`).
+    MovePayloads(u64),
 }
 
 /// Graph build parameters of a vector's HNSW config (a fixed seed: builds are reproducible).
@@ -804,7 +858,7 @@ fn compact(sources: &[Segment], columns: &[qd_segment::ColumnSpec], id: u64) -> 
     for seg in sources {
         for (pid, version) in seg.data().members() {
             if seg.contains(&pid) {
-                fresh.upsert(pid, version, &seg.vectors(&pid), seg.payload(&pid).cloned());
+                fresh.upsert(pid, version, &seg.vectors(&pid), seg.payload(&pid).map(std::borrow::Cow::into_owned));
             }
         }
     }
@@ -825,6 +879,7 @@ fn payload_groups(data: &SegmentData, schema: &BTreeMap<String, PayloadIndexSpec
         let mut groups: BTreeMap<String, Vec<u32>> = BTreeMap::new();
         for o in 0..data.len() as u32 {
             let Some(p) = data.payload_at(o) else { continue };
+            let p: &Payload = &p;
             for v in path.values_flat(p) {
                 if matches!(v, Value::Null | Value::Array(_) | Value::Object(_)) {
                     continue;

@@ -156,7 +156,11 @@ impl ShardState {
 impl PointSource for ShardState {
     fn record(&self, id: &PointId) -> Option<PointRecord> {
         let s = self.find(id)?;
-        Some(PointRecord { version: s.version(id)?, vectors: s.vectors(id), payload: s.payload(id).cloned() })
+        Some(PointRecord {
+            version: s.version(id)?,
+            vectors: s.vectors(id),
+            payload: s.payload(id).map(std::borrow::Cow::into_owned),
+        })
     }
     fn select(&self, filter: &Filter) -> Vec<PointId> {
         self.scroll(None, Some(filter), usize::MAX)

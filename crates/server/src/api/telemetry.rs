@@ -175,7 +175,7 @@ fn collection_telemetry(c: &CollectionView, level: usize, anonymize: bool) -> Va
                     "status": status,
                     "total_optimized_points": if c.shards.len() == 1 { optimized } else { 0 },
                     "vectors_size_bytes": s.ram_vectors_bytes,
-                    "payloads_size_bytes": s.ram_payload_bytes,
+                    "payloads_size_bytes": s.payload_data_bytes,
                     "num_points": s.points_count,
                     "points_count": s.points_count,
                     "indexed_vectors_count": s.indexed_vectors_count,

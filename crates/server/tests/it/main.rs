@@ -14,6 +14,7 @@ mod indexing;
 mod limits;
 mod monitoring;
 mod on_disk;
+mod on_disk_payload;
 mod payload_index;
 mod quantization;
 mod sharding;
