@@ -5,7 +5,7 @@ the same data in the same run.
     .venv/bin/python scripts/bench_payload.py                  # 100k x 128-d, 1 KiB payloads
     .venv/bin/python scripts/bench_payload.py --n 1000000 --storage sqlite
 
-Data: `--n` random unit vectors (Cosine) and per point a payload of about 1 KiB: {"tenant": one
+Data: `--n` clustered unit vectors (Cosine; as scripts/bench_filter.py makes them) and per point a payload of about 1 KiB: {"tenant": one
 of 100 keywords (keyword index declared), "bucket": 0..9 (no index), "body": 1,000 characters}.
 Three query cases, `--queries` each, ef 128: no filter returning payloads; the indexed keyword
 (1 %) returning payloads; the unindexed integer (10 %, read from the payloads) returning none.
@@ -32,6 +32,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_sparse import Server, cpu_model, lat_stats  # noqa: E402
 from bench_datatype import self_rss  # noqa: E402
+from bench_filter import clustered  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 K = 10
@@ -51,11 +52,9 @@ def payload(i):
 
 def generate(args):
     rng = np.random.default_rng(args.seed)
-    data = rng.standard_normal((args.n, args.dim)).astype(np.float32)
-    data /= np.linalg.norm(data, axis=1, keepdims=True)
-    queries = rng.standard_normal((args.queries, args.dim)).astype(np.float32)
-    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
-    return data, queries
+    centres = rng.uniform(-1, 1, (100, args.dim))
+    dirs = rng.uniform(-0.5, 0.5, (100, 8, args.dim))
+    return clustered(rng, args.n, args.dim, centres, dirs), clustered(rng, args.queries, args.dim, centres, dirs)
 
 
 def cases(args, rng):
@@ -92,7 +91,7 @@ def run_reference(args, data, queries, all_cases, truths, workdir, on_disk):
     path = os.path.join(workdir, f"edge-{on_disk}")
     cfg = qe.EdgeConfig(
         vectors=qe.EdgeVectorParams(size=args.dim, distance=qe.Distance.Cosine,
-                                    hnsw_config=qe.HnswIndexConfig(m=16, ef_construct=100)),
+                                    hnsw_config=qe.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=10_000)),
         on_disk_payload=on_disk,
         optimizers=qe.EdgeOptimizersConfig(default_segment_number=1, max_segment_size=1 << 30),
         max_search_threads=1,

@@ -14,10 +14,16 @@ use crate::error::StorageError;
 
 pub struct SqliteStore {
     path: PathBuf,
-    /// One connection: writes are serialised by the shard anyway, and reads from here are rare
-    /// (most reads are served from memory).
+    /// The writer connection: writes are serialised by the shard anyway; scans run here too.
     conn: Mutex<Connection>,
+    /// Idle read-only connections for `get` (payloads kept on disk are read during searches,
+    /// from several threads at once): in WAL mode a reader never waits for the writer's
+    /// transactions, nor for other readers. At most [`IDLE_READERS`] are kept.
+    readers: Mutex<Vec<Connection>>,
 }
+
+/// Read-only connections kept open between reads (more may be open while reads overlap).
+const IDLE_READERS: usize = 8;
 
 fn table_sql(t: Table) -> &'static str {
     match t {
@@ -51,7 +57,30 @@ impl SqliteStore {
                 table_sql(t)
             ))?;
         }
-        Ok(SqliteStore { path: path.to_path_buf(), conn: Mutex::new(conn) })
+        Ok(SqliteStore { path: path.to_path_buf(), conn: Mutex::new(conn), readers: Mutex::new(Vec::new()) })
+    }
+
+    /// Run `read` on an idle read-only connection (opened if none is idle).
+    fn with_reader<T>(&self, read: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StorageError> {
+        let idle = self.readers.lock().pop();
+        let conn = match idle {
+            Some(c) => c,
+            None => {
+                let c = Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                // A small page cache each: the writer connection keeps the large one.
+                c.execute_batch("PRAGMA cache_size=-8192;")?;
+                c
+            }
+        };
+        let out = read(&conn);
+        let mut idle = self.readers.lock();
+        if idle.len() < IDLE_READERS {
+            idle.push(conn);
+        }
+        Ok(out?)
     }
 }
 
@@ -61,9 +90,10 @@ impl KvStore for SqliteStore {
     }
 
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        let conn = self.conn.lock();
-        let mut stmt = conn.prepare_cached(&format!("SELECT v FROM {} WHERE k = ?1", table_sql(table)))?;
-        Ok(stmt.query_row(params![key], |r| r.get::<_, Vec<u8>>(0)).optional()?)
+        self.with_reader(|conn| {
+            let mut stmt = conn.prepare_cached(&format!("SELECT v FROM {} WHERE k = ?1", table_sql(table)))?;
+            stmt.query_row(params![key], |r| r.get::<_, Vec<u8>>(0)).optional()
+        })
     }
 
     fn write(&self, batch: WriteBatch, _sync: bool) -> Result<(), StorageError> {
@@ -201,4 +231,44 @@ fn write_tx(conn: &mut Connection, batch: &WriteBatch) -> Result<(), StorageErro
         tx.commit()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reads on the read-only connections see every committed write at once, from several
+    /// threads while the writer commits, and the pool keeps at most `IDLE_READERS` open.
+    #[test]
+    fn readers_see_each_commit_and_overlap_writes() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = std::sync::Arc::new(SqliteStore::open(&dir.path().join("db.sqlite")).expect("open"));
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for i in 0u32..200 {
+                    let mut b = WriteBatch::new();
+                    b.put(Table::Points, b"k".to_vec(), i.to_le_bytes().to_vec());
+                    store.write(b, true).expect("write");
+                    let got = store.get(Table::Points, b"k").expect("get").expect("present");
+                    assert_eq!(got, i.to_le_bytes(), "a get after a commit sees it");
+                }
+                done.store(true, std::sync::atomic::Ordering::SeqCst);
+            });
+            for _ in 0..12 {
+                s.spawn(|| {
+                    let mut last = 0u32;
+                    while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                        if let Some(v) = store.get(Table::Points, b"k").expect("get") {
+                            let now = u32::from_le_bytes(v.try_into().expect("four bytes"));
+                            assert!(now >= last, "a reader never goes back in time");
+                            last = now;
+                        }
+                    }
+                });
+            }
+        });
+        assert!(store.readers.lock().len() <= IDLE_READERS);
+        assert_eq!(store.get(Table::Points, b"missing").expect("get"), None);
+    }
 }

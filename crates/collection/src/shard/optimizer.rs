@@ -143,6 +143,17 @@ pub struct Optimizer {
     pub payloads: Arc<dyn PayloadSource>,
 }
 
+/// Hand the memory the allocator holds free back to the system, once a burst of optimizations
+/// is over: builds, merges and the ingest before them free far more than they keep, and glibc's
+/// per-thread arenas would otherwise hold on to it (the process RSS would stay at its peak).
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free pages of the allocator's own arenas to the system.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
@@ -157,6 +168,7 @@ impl Optimizer {
         // a panic) the next try waits `backoff(failures)`, which writes do not cut short.
         let mut failures = 0u32;
         let mut failed_at = Instant::now();
+        let mut worked = false;
         while !self.signal.stop.load(Ordering::SeqCst) {
             let wait = backoff(failures).saturating_sub(failed_at.elapsed());
             if failures > 0 && !wait.is_zero() {
@@ -165,9 +177,13 @@ impl Optimizer {
             }
             let config = self.shared.config.read().clone();
             let Some(task) = self.plan(&config) else {
+                if std::mem::take(&mut worked) {
+                    release_free_memory();
+                }
                 self.signal.wait(Duration::from_millis(500));
                 continue;
             };
+            worked = true;
             // A panic fails this task (reported as the optimizer's error, retried like a
             // failed task) and never ends the thread or the process.
             let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
