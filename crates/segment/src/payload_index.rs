@@ -22,6 +22,7 @@ use qd_core::json_path::JsonPath;
 use serde_json::Value;
 
 use crate::hnsw::persist::Crc32;
+use crate::payloads::PayloadReadError;
 use crate::segment::SegmentData;
 
 /// The declared type of a payload index that this engine builds a structure for.
@@ -122,13 +123,13 @@ pub struct FieldIndex {
 
 impl FieldIndex {
     /// Index `path` of every slot's payload in `data` as `kind`.
-    pub fn build(kind: IndexKind, path: &JsonPath, data: &SegmentData) -> Self {
+    pub fn build(kind: IndexKind, path: &JsonPath, data: &SegmentData) -> Result<Self, PayloadReadError> {
         let mut ix = FieldIndex { kind: Some(kind), slots: data.len(), ..Default::default() };
         let present = FieldCondition { key: path.clone(), check: FieldCheck::IsEmpty(false) };
         ix.facet_complete = matches!(kind, IndexKind::Keyword | IndexKind::Uuid | IndexKind::Integer | IndexKind::Bool);
         ix.order_complete = matches!(kind, IndexKind::Integer | IndexKind::Float | IndexKind::Datetime);
         for o in 0..data.len() as u32 {
-            let Some(p) = data.payload_at(o) else { continue };
+            let Some(p) = data.try_payload_at(o)? else { continue };
             let p: &qd_core::Payload = &p;
             if present.check_payload(p) {
                 ix.holders.push(o);
@@ -150,12 +151,16 @@ impl FieldIndex {
         ix.numbers.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         ix.datetimes.sort_unstable();
         ix.geo.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.2.cmp(&b.2)));
-        ix
+        Ok(ix)
     }
 
     /// Index the tokens of `path`'s string values (all values of a point together) of every
     /// slot of `data`, as `analyser` makes them.
-    pub fn build_text(path: &JsonPath, data: &SegmentData, analyser: &qd_inference::TextIndex) -> Self {
+    pub fn build_text(
+        path: &JsonPath,
+        data: &SegmentData,
+        analyser: &qd_inference::TextIndex,
+    ) -> Result<Self, PayloadReadError> {
         let mut ix = FieldIndex {
             kind: Some(IndexKind::Text),
             slots: data.len(),
@@ -164,7 +169,7 @@ impl FieldIndex {
         };
         let present = FieldCondition { key: path.clone(), check: FieldCheck::IsEmpty(false) };
         for o in 0..data.len() as u32 {
-            let Some(p) = data.payload_at(o) else { continue };
+            let Some(p) = data.try_payload_at(o)? else { continue };
             let p: &qd_core::Payload = &p;
             if present.check_payload(p) {
                 ix.holders.push(o);
@@ -177,7 +182,7 @@ impl FieldIndex {
                 ix.strings.entry(token).or_default().push(o);
             }
         }
-        ix
+        Ok(ix)
     }
 
     /// The analysis settings of a text index.
@@ -832,7 +837,7 @@ mod tests {
         let mut payload_ix = BTreeMap::new();
         for (field, kind) in fields {
             let path: JsonPath = field.parse().expect("path");
-            let built = FieldIndex::build(kind, &path, seg.data());
+            let built = FieldIndex::build(kind, &path, seg.data()).expect("in RAM");
             let back = FieldIndex::from_bytes(&built.to_bytes()).expect("round trip");
             assert_eq!(back.to_bytes(), built.to_bytes());
             payload_ix.insert(path.to_string(), back);
@@ -844,7 +849,7 @@ mod tests {
                 .expect("analyser"),
         );
         let t: JsonPath = "t".parse().expect("path");
-        let built = FieldIndex::build_text(&t, seg.data(), &analyser);
+        let built = FieldIndex::build_text(&t, seg.data(), &analyser).expect("in RAM");
         let back = FieldIndex::from_bytes(&built.to_bytes()).expect("round trip");
         assert_eq!(back.text_settings(), Some(analyser.fingerprint()));
         payload_ix.insert("t".into(), back);
@@ -924,7 +929,8 @@ mod tests {
         let mut seg = Segment::new(1, &cols);
         let v = NamedVectors::from([(String::new(), Vector::Dense(vec![1.0, 0.0]))]);
         seg.upsert(PointId::Num(1), 1, &v, json!({"k": "a"}).as_object().cloned());
-        let bytes = FieldIndex::build(IndexKind::Keyword, &"k".parse().expect("path"), seg.data()).to_bytes();
+        let bytes =
+            FieldIndex::build(IndexKind::Keyword, &"k".parse().expect("path"), seg.data()).expect("in RAM").to_bytes();
         for cut in [0, 9, 20, bytes.len() - 1] {
             assert!(FieldIndex::from_bytes(&bytes[..cut]).is_err());
         }

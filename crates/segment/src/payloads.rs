@@ -10,9 +10,18 @@ use qd_core::{Payload, PointId};
 
 /// Reads a point's current payload from durable storage.
 pub trait PayloadSource: Send + Sync + fmt::Debug {
-    /// The stored payload of `id`; `None` when it has none or is gone. A read failure is the
-    /// source's to report (a sealed segment's reads cannot fail a query); it answers `None`.
-    fn payload(&self, id: &PointId) -> Option<Payload>;
+    /// The stored payload of `id`; `None` when it has none or is gone.
+    fn payload(&self, id: &PointId) -> Result<Option<Payload>, PayloadReadError>;
+}
+
+/// A payload kept on disk could not be read. What persists or rewrites payloads (index builds,
+/// merges, payload updates) fails on it; a query reads it as no payload (the source logs it).
+#[derive(Debug, thiserror::Error)]
+#[error("the payload of point {point} could not be read from disk: {cause}")]
+pub struct PayloadReadError {
+    pub point: PointId,
+    #[source]
+    pub cause: Box<dyn std::error::Error + Send + Sync>,
 }
 
 /// The payloads of one segment's slots.
@@ -70,10 +79,10 @@ impl Payloads {
     }
 
     /// Slot `o`'s payload; `id` is the point it holds (what the source is asked for).
-    pub(crate) fn get(&self, o: usize, id: &PointId) -> Option<Cow<'_, Payload>> {
+    pub(crate) fn get(&self, o: usize, id: &PointId) -> Result<Option<Cow<'_, Payload>>, PayloadReadError> {
         match &self.source {
-            Some(src) => src.payload(id).map(Cow::Owned),
-            None => self.ram.get(o).and_then(Option::as_ref).map(Cow::Borrowed),
+            Some(src) => Ok(src.payload(id)?.map(Cow::Owned)),
+            None => Ok(self.ram.get(o).and_then(Option::as_ref).map(Cow::Borrowed)),
         }
     }
 
@@ -132,9 +141,9 @@ mod tests {
     #[derive(Debug, Default)]
     struct Map(Mutex<HashMap<PointId, Payload>>, Mutex<usize>);
     impl PayloadSource for Map {
-        fn payload(&self, id: &PointId) -> Option<Payload> {
+        fn payload(&self, id: &PointId) -> Result<Option<Payload>, PayloadReadError> {
             *self.1.lock() += 1;
-            self.0.lock().get(id).cloned()
+            Ok(self.0.lock().get(id).cloned())
         }
     }
 
@@ -153,7 +162,7 @@ mod tests {
         let bytes = p.bytes();
         assert!(bytes > 0);
         assert_eq!(p.ram_bytes(), bytes);
-        assert_eq!(p.get(1, &ids[1]), None, "an empty payload is none");
+        assert_eq!(p.get(1, &ids[1]).expect("read"), None, "an empty payload is none");
 
         let src = Arc::new(Map::default());
         src.0.lock().insert(ids[0], payload(json!({"a": "xyz"})).expect("object"));
@@ -162,7 +171,7 @@ mod tests {
         assert_eq!(p.ram_bytes(), 0);
         assert_eq!(p.bytes(), bytes);
         assert!(p.in_ram(0).is_err());
-        assert_eq!(p.get(0, &ids[0]).map(Cow::into_owned), payload(json!({"a": "xyz"})));
+        assert_eq!(p.get(0, &ids[0]).expect("read").map(Cow::into_owned), payload(json!({"a": "xyz"})));
         assert_eq!(*src.1.lock(), 1, "read on demand");
 
         p.move_to_ram(taken);

@@ -26,7 +26,7 @@ use crate::hnsw::{MaxSimScorer, PairScore};
 use crate::mapped::MappedVectors;
 use crate::multi::MultiColumn;
 use crate::multi_file::MappedMulti;
-use crate::payloads::{PayloadSource, Payloads};
+use crate::payloads::{PayloadReadError, PayloadSource, Payloads};
 use crate::quantized::QuantizedVectors;
 use crate::sparse::{InvertedIndex, ScoreFloor, SparseColumn, SparseRef};
 use crate::sparse_file::MappedSparse;
@@ -356,10 +356,19 @@ impl SegmentData {
         let sparse: usize = self.sparse.values().map(|c| c.stored_values() * 8).sum();
         dense + multi + sparse
     }
-    /// Slot `offset`'s payload: borrowed from RAM, or read from the payload source.
+    /// Slot `offset`'s payload: borrowed from RAM, or read from the payload source; a failed
+    /// read is none (the source reports it). What persists or rewrites payloads uses
+    /// [`Self::try_payload_at`].
     pub fn payload_at(&self, offset: u32) -> Option<Cow<'_, Payload>> {
-        let id = self.offsets.get(offset as usize)?;
-        self.payloads.get(offset as usize, id)
+        self.try_payload_at(offset).ok().flatten()
+    }
+
+    /// Slot `offset`'s payload, or why it could not be read.
+    pub fn try_payload_at(&self, offset: u32) -> Result<Option<Cow<'_, Payload>>, PayloadReadError> {
+        match self.offsets.get(offset as usize) {
+            Some(id) => self.payloads.get(offset as usize, id),
+            None => Ok(None),
+        }
     }
 
     /// Whether payloads are read from a [`PayloadSource`] rather than held in RAM.
@@ -367,11 +376,6 @@ impl SegmentData {
         self.payloads.source().is_some()
     }
 
-    /// Every slot's payload read from the payload source (what moving them back to RAM needs;
-    /// slots of points gone from the source get none).
-    pub fn read_payloads(&self) -> Vec<Option<Payload>> {
-        (0..self.len() as u32).map(|o| self.payload_at(o).map(Cow::into_owned)).collect()
-    }
     /// `(id, version)` of every slot in offset order (what a persisted index refers to).
     pub fn members(&self) -> impl Iterator<Item = (PointId, u64)> + '_ {
         self.offsets.iter().copied().zip(self.versions.iter().copied())
@@ -535,10 +539,7 @@ impl PointView for SegmentPoint<'_> {
         let o = self.offset as usize;
         match self.data.payloads.in_ram(o) {
             Ok(p) => p,
-            Err(()) => self
-                .loaded
-                .get_or_init(|| self.data.payloads.get(o, &self.data.offsets[o]).map(Cow::into_owned))
-                .as_ref(),
+            Err(()) => self.loaded.get_or_init(|| self.data.payload_at(self.offset).map(Cow::into_owned)).as_ref(),
         }
     }
     fn has_vector(&self, name: &str) -> bool {
@@ -801,8 +802,28 @@ impl Segment {
         }
     }
 
+    /// A live point's payload; a failed read from disk is none (see [`Self::try_payload`]).
     pub fn payload(&self, id: &PointId) -> Option<Cow<'_, Payload>> {
         self.live_offset(id).and_then(|o| self.data.payload_at(o))
+    }
+
+    /// A live point's payload, or why it could not be read.
+    pub fn try_payload(&self, id: &PointId) -> Result<Option<Cow<'_, Payload>>, PayloadReadError> {
+        match self.live_offset(id) {
+            Some(o) => self.data.try_payload_at(o),
+            None => Ok(None),
+        }
+    }
+
+    /// The payload of every slot, read from the payload source for live slots (dead ones get
+    /// none): what moving them back to RAM needs.
+    pub fn read_payloads(&self) -> Result<Vec<Option<Payload>>, PayloadReadError> {
+        (0..self.data.len() as u32)
+            .map(|o| match self.deleted[o as usize] {
+                true => Ok(None),
+                false => Ok(self.data.try_payload_at(o)?.map(Cow::into_owned)),
+            })
+            .collect()
     }
 
     /// Serve this segment's payloads from `source` (`on_disk_payload`); gives back what RAM
@@ -812,7 +833,7 @@ impl Segment {
         Arc::get_mut(&mut self.data).map(|d| d.payloads.move_to(source))
     }
 
-    /// Hold `payloads` (one per slot, as [`SegmentData::read_payloads`] gives them) in RAM
+    /// Hold `payloads` (one per slot, as [`Self::read_payloads`] gives them) in RAM
     /// again. False (nothing changed) if they do not fit the slots or the data is shared.
     pub fn payloads_to_ram(&mut self, payloads: Vec<Option<Payload>>) -> bool {
         let slots = self.data.len();

@@ -30,17 +30,30 @@ pub struct FaultyStore {
     seen: AtomicU64,
     /// Writes and flushes failed so far.
     failed: AtomicU64,
+    /// Point reads (`get`) fail with EIO while set.
+    failing_reads: std::sync::atomic::AtomicBool,
 }
 
 impl FaultyStore {
     pub fn new(inner: Arc<dyn KvStore>) -> Self {
-        FaultyStore { inner, fault: Mutex::new(None), seen: AtomicU64::new(0), failed: AtomicU64::new(0) }
+        FaultyStore {
+            inner,
+            fault: Mutex::new(None),
+            seen: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            failing_reads: Default::default(),
+        }
     }
 
     /// Fail writes as `fault` says, counting from now.
     pub fn set(&self, fault: Fault) {
         self.seen.store(0, Ordering::SeqCst);
         *self.fault.lock() = Some(fault);
+    }
+
+    /// Fail every `get` with EIO (a bad sector under a payload kept on disk), or stop failing.
+    pub fn fail_reads(&self, fail: bool) {
+        self.failing_reads.store(fail, Ordering::SeqCst);
     }
 
     /// Let every write through again (the disk has space again).
@@ -75,6 +88,9 @@ impl KvStore for FaultyStore {
         self.inner.kind()
     }
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        if self.failing_reads.load(Ordering::SeqCst) {
+            return Err(StorageError::io("injected read fault", std::io::Error::from_raw_os_error(libc::EIO)));
+        }
         self.inner.get(table, key)
     }
     fn write(&self, batch: WriteBatch, sync: bool) -> Result<(), StorageError> {

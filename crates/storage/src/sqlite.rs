@@ -14,16 +14,28 @@ use crate::error::StorageError;
 
 pub struct SqliteStore {
     path: PathBuf,
-    /// The writer connection: writes are serialised by the shard anyway; scans run here too.
-    conn: Mutex<Connection>,
     /// Idle read-only connections for `get` (payloads kept on disk are read during searches,
     /// from several threads at once): in WAL mode a reader never waits for the writer's
-    /// transactions, nor for other readers. At most [`IDLE_READERS`] are kept.
+    /// transactions, nor for other readers. All [`READERS`] are opened with the store, so they
+    /// stay bound to this database file even if its directory is renamed or replaced later (a
+    /// shard restore); when all are busy the writer connection serves the read.
     readers: Mutex<Vec<Connection>>,
+    /// The writer connection: writes are serialised by the shard anyway; scans run here too.
+    /// Declared after the readers, so it closes last: the last connection to close checkpoints
+    /// the WAL, which a read-only one cannot.
+    conn: Mutex<Connection>,
 }
 
-/// Read-only connections kept open between reads (more may be open while reads overlap).
-const IDLE_READERS: usize = 8;
+/// Read-only connections per database.
+const READERS: usize = 4;
+
+fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
+    let c = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    c.busy_timeout(std::time::Duration::from_secs(5))?;
+    // A small page cache each: the writer connection keeps the large one.
+    c.execute_batch("PRAGMA cache_size=-4096;")?;
+    Ok(c)
+}
 
 fn table_sql(t: Table) -> &'static str {
     match t {
@@ -57,29 +69,17 @@ impl SqliteStore {
                 table_sql(t)
             ))?;
         }
-        Ok(SqliteStore { path: path.to_path_buf(), conn: Mutex::new(conn), readers: Mutex::new(Vec::new()) })
+        let readers = (0..READERS).map(|_| open_reader(path)).collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(SqliteStore { path: path.to_path_buf(), conn: Mutex::new(conn), readers: Mutex::new(readers) })
     }
 
-    /// Run `read` on an idle read-only connection (opened if none is idle).
+    /// Run `read` on an idle read-only connection, or on the writer connection when every
+    /// reader is busy.
     fn with_reader<T>(&self, read: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StorageError> {
         let idle = self.readers.lock().pop();
-        let conn = match idle {
-            Some(c) => c,
-            None => {
-                let c = Connection::open_with_flags(
-                    &self.path,
-                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                )?;
-                // A small page cache each: the writer connection keeps the large one.
-                c.execute_batch("PRAGMA cache_size=-8192;")?;
-                c
-            }
-        };
+        let Some(conn) = idle else { return Ok(read(&self.conn.lock())?) };
         let out = read(&conn);
-        let mut idle = self.readers.lock();
-        if idle.len() < IDLE_READERS {
-            idle.push(conn);
-        }
+        self.readers.lock().push(conn);
         Ok(out?)
     }
 }
@@ -237,8 +237,8 @@ fn write_tx(conn: &mut Connection, batch: &WriteBatch) -> Result<(), StorageErro
 mod tests {
     use super::*;
 
-    /// Reads on the read-only connections see every committed write at once, from several
-    /// threads while the writer commits, and the pool keeps at most `IDLE_READERS` open.
+    /// Reads on the read-only connections (or the writer's, when all are busy) see every
+    /// committed write at once, from more threads than readers while the writer commits.
     #[test]
     fn readers_see_each_commit_and_overlap_writes() {
         let dir = tempfile::tempdir().expect("tmp");
@@ -268,7 +268,7 @@ mod tests {
                 });
             }
         });
-        assert!(store.readers.lock().len() <= IDLE_READERS);
+        assert_eq!(store.readers.lock().len(), READERS, "every reader is given back");
         assert_eq!(store.get(Table::Points, b"missing").expect("get"), None);
     }
 }

@@ -14,7 +14,9 @@ pub type Effects = Vec<(PointId, Option<PointRecord>)>;
 
 /// Current state of a point, as the effect computation needs it.
 pub trait PointSource {
-    fn record(&self, id: &PointId) -> Option<PointRecord>;
+    /// The point's record; an error when part of it (a payload kept on disk) cannot be read,
+    /// which refuses the operation rather than rewrite the point without it.
+    fn record(&self, id: &PointId) -> Result<Option<PointRecord>>;
     fn select(&self, filter: &qd_core::filter::Filter) -> Vec<PointId>;
 }
 
@@ -25,7 +27,7 @@ fn existing(src: &dyn PointSource, sel: &PointSelection, strict: bool) -> Result
     };
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
-        match src.record(&id) {
+        match src.record(&id)? {
             Some(r) => out.push((id, r)),
             None if strict => return Err(CollectionError::NotFound(format!("No point with id {id} found"))),
             None => {}
@@ -60,10 +62,15 @@ pub fn compute(src: &dyn PointSource, op: &UpdateOp, version: u64) -> Result<Eff
 
 fn compute_unchecked(src: &dyn PointSource, op: &UpdateOp, version: u64) -> Result<Effects> {
     Ok(match op {
-        UpdateOp::Conditional { op, condition } => compute_unchecked(src, op, version)?
-            .into_iter()
-            .filter(|(id, _)| condition.allows(*id, src.record(id).as_ref()))
-            .collect(),
+        UpdateOp::Conditional { op, condition } => {
+            let mut out = Vec::new();
+            for (id, rec) in compute_unchecked(src, op, version)? {
+                if condition.allows(id, src.record(&id)?.as_ref()) {
+                    out.push((id, rec));
+                }
+            }
+            out
+        }
         UpdateOp::Upsert(points) => points
             .iter()
             .map(|p| (p.id, Some(PointRecord { version, vectors: p.vectors.clone(), payload: p.payload.clone() })))
@@ -105,7 +112,7 @@ fn compute_unchecked(src: &dyn PointSource, op: &UpdateOp, version: u64) -> Resu
             let mut out = Vec::with_capacity(items.len());
             for (id, vectors) in items {
                 let mut r =
-                    src.record(id).ok_or_else(|| CollectionError::NotFound(format!("No point with id {id} found")))?;
+                    src.record(id)?.ok_or_else(|| CollectionError::NotFound(format!("No point with id {id} found")))?;
                 r.vectors.extend(vectors.iter().map(|(k, v)| (k.clone(), v.clone())));
                 r.version = version;
                 out.push((*id, Some(r)));
@@ -131,9 +138,9 @@ pub struct Overlay<'a> {
 }
 
 impl PointSource for Overlay<'_> {
-    fn record(&self, id: &PointId) -> Option<PointRecord> {
+    fn record(&self, id: &PointId) -> Result<Option<PointRecord>> {
         match self.pending.get(id) {
-            Some(r) => r.clone(),
+            Some(r) => Ok(r.clone()),
             None => self.base.record(id),
         }
     }

@@ -13,7 +13,8 @@ use serde_json::json;
 use super::{LocalShard, Shard};
 use crate::collection::CollectionShared;
 use crate::error::CollectionError;
-use crate::operations::{PointInsert, UpdateOp};
+use crate::operations::{PointInsert, PointSelection, UpdateOp, WithSelectors};
+use qd_core::selectors::{PayloadSelector, VectorSelector};
 
 fn upsert(ids: std::ops::Range<u64>) -> UpdateOp {
     UpdateOp::Upsert(
@@ -111,6 +112,58 @@ fn a_single_failed_write_in_a_stream_fails_only_its_own_callers() {
         shard.update(upsert(10..15), true).expect("third");
         assert_eq!(faulty.failures(), 1);
         assert_eq!(shard.count(None).expect("count"), 10, "{kind}");
+        shard.shutdown().expect("shutdown");
+    }
+}
+
+/// A payload kept on disk that cannot be read refuses a payload update of its point (the
+/// update would otherwise rewrite the point without its other keys); once reads work again the
+/// point has its payload, unchanged.
+#[test]
+fn an_unreadable_payload_on_disk_refuses_updates_and_loses_nothing() {
+    for kind in BackendKind::ALL {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let faulty = Arc::new(FaultyStore::new(open_store(kind, &dir.path().join("db")).expect("store")));
+        let req: CreateCollection = serde_json::from_value(json!({
+            "vectors": {"size": 2, "distance": "Dot"}, "on_disk_payload": true,
+            "optimizers_config": {"indexing_threshold": 1}
+        }))
+        .expect("request");
+        let config = req.into_config(&CollectionDefaults::default()).expect("config");
+        let shard = LocalShard::open(
+            0,
+            faulty.clone(),
+            CollectionShared::new(config, Default::default()),
+            dir.path().join("vectors"),
+        )
+        .expect("open shard");
+        let points = (0..300u64)
+            .map(|i| PointInsert {
+                id: PointId::Num(i),
+                vectors: NamedVectors::from([(String::new(), Vector::Dense(vec![i as f32, 1.0]))]),
+                payload: json!({"keep": i, "tag": "a"}).as_object().cloned(),
+            })
+            .collect();
+        shard.update(UpdateOp::Upsert(points), true).expect("upsert");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while shard.stats().optimizing || shard.stats().ram_payload_bytes > 0 {
+            assert!(std::time::Instant::now() < deadline, "{kind}: payloads never moved to disk");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let with = WithSelectors { payload: PayloadSelector::All, vector: VectorSelector::None };
+        let payload_of = |id: u64| shard.retrieve(&[PointId::Num(id)], &with).expect("retrieve")[0].payload.clone();
+
+        faulty.fail_reads(true);
+        let set = UpdateOp::SetPayload {
+            payload: json!({"new": 1}).as_object().cloned().expect("object"),
+            selection: PointSelection::Ids(vec![PointId::Num(3)]),
+            key: None,
+        };
+        let err = shard.update(set, true).expect_err("the point's payload cannot be read");
+        assert!(err.to_string().contains("could not be read"), "{kind}: {err}");
+
+        faulty.fail_reads(false);
+        assert_eq!(payload_of(3), json!({"keep": 3, "tag": "a"}).as_object().cloned(), "{kind}: nothing lost");
         shard.shutdown().expect("shutdown");
     }
 }

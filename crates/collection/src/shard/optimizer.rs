@@ -17,7 +17,8 @@ use qd_core::json_path::JsonPath;
 use qd_core::{Payload, PointId};
 use qd_segment::hnsw::{HnswGraph, HnswParams, VectorSource};
 use qd_segment::{
-    FieldIndex, IndexKind, InvertedIndex, PayloadSource, QuantizedVectors, Segment, SegmentData, SegmentIndex,
+    FieldIndex, IndexKind, InvertedIndex, PayloadReadError, PayloadSource, QuantizedVectors, Segment, SegmentData,
+    SegmentIndex,
 };
 use qd_storage::{KvStore, WriteBatch};
 use serde::Serialize;
@@ -61,6 +62,9 @@ pub enum OptimizerError {
     /// The storage refused the result.
     #[error("writing the index: {0}")]
     Storage(#[from] qd_storage::StorageError),
+    /// A payload kept on disk, needed to build an index or a merged segment, could not be read.
+    #[error("reading payloads: {0}")]
+    PayloadRead(#[from] qd_segment::PayloadReadError),
 }
 
 impl From<qd_segment::hnsw::Cancelled> for OptimizerError {
@@ -276,7 +280,7 @@ impl Optimizer {
                 // stay the same in the merged segment, so its graphs are extended, not rebuilt.
                 sources.sort_by_key(|s| std::cmp::Reverse((reusable_index(s).is_some(), s.slots())));
                 let base = reusable_index(&sources[0]);
-                let fresh = compact(&sources, &columns, fresh_id);
+                let fresh = compact(&sources, &columns, fresh_id)?;
                 drop(sources);
                 return self.rebuild(&ids, fresh, base, config, started);
             }
@@ -286,10 +290,7 @@ impl Optimizer {
                 self.remap(id, config);
                 return Ok(());
             }
-            Task::MovePayloads(id) => {
-                self.move_payloads(id, config.params.on_disk_payload);
-                return Ok(());
-            }
+            Task::MovePayloads(id) => return self.move_payloads(id, config.params.on_disk_payload),
             Task::Drop(id) => {
                 let mut batch = WriteBatch::new();
                 index_store::delete_segment(&mut batch, id);
@@ -399,31 +400,32 @@ impl Optimizer {
     }
 
     /// Bring an indexed segment's payload storage in line with `on_disk_payload` (changed by
-    /// PATCH). Payloads going back to RAM are read without the lock.
-    fn move_payloads(&self, seg_id: u64, on_disk: bool) {
+    /// PATCH). Payloads going back to RAM are read without the lock, from a clone of the
+    /// segment (shared data, its own deletion marks: dead slots are not read).
+    fn move_payloads(&self, seg_id: u64, on_disk: bool) -> Result<(), OptimizerError> {
         let moved = if on_disk {
             let mut st = self.state.write();
-            let Some(s) = st.sealed.iter_mut().find(|s| s.id() == seg_id) else { return };
+            let Some(s) = st.sealed.iter_mut().find(|s| s.id() == seg_id) else { return Ok(()) };
             let held = s.payloads_to_disk(self.payloads.clone());
             drop(st);
             held.is_some()
         } else {
-            let data = {
+            let seg = {
                 let st = self.state.read();
-                let Some(s) = st.sealed.iter().find(|s| s.id() == seg_id) else { return };
-                s.data().clone()
+                let Some(s) = st.sealed.iter().find(|s| s.id() == seg_id) else { return Ok(()) };
+                s.clone()
             };
-            let payloads = data.read_payloads();
-            drop(data);
+            let payloads = seg.read_payloads()?;
+            drop(seg);
             let mut st = self.state.write();
-            let Some(s) = st.sealed.iter_mut().find(|s| s.id() == seg_id) else { return };
+            let Some(s) = st.sealed.iter_mut().find(|s| s.id() == seg_id) else { return Ok(()) };
             s.payloads_to_ram(payloads)
         };
         if !moved {
-            // Another reference to the data was alive (it never outlives a query): plan again
-            // shortly.
+            // The optimizer's own clone of the data was still alive: plan again shortly.
             std::thread::sleep(Duration::from_millis(50));
         }
+        Ok(())
     }
 
     /// Replace sealed segments `old_ids` by one indexed segment holding their live points
@@ -550,7 +552,7 @@ impl Optimizer {
                 None => HnswGraph::build(col, col.distance, &params, progress, stop),
             }?;
             let full_scan_points = hnsw.full_scan_threshold * 1024 / (col.dim() * col.element().size()).max(1);
-            let groups = payload_groups(data, &schema, full_scan_points);
+            let groups = payload_groups(data, &schema, full_scan_points)?;
             if !groups.is_empty() {
                 let payload_m = hnsw.payload_m.unwrap_or(hnsw.m);
                 graph.add_group_links(col, col.distance, &groups, payload_m, &self.signal.stop)?;
@@ -573,7 +575,7 @@ impl Optimizer {
             graphs.insert(name.to_string(), graph);
         }
         let sparse = data.sparse_columns().map(|(name, col)| (name.to_string(), InvertedIndex::build(col))).collect();
-        let payload = build_payload_indexes(data, &schema);
+        let payload = build_payload_indexes(data, &schema)?;
         Ok(SegmentIndex { graphs, quantized: quantize(data, config), sparse, payload })
     }
 
@@ -598,7 +600,7 @@ impl Optimizer {
         self.rebuild_part(seg_id, "quantization", started, |data, old, batch| {
             let quantized = quantize(data, config);
             index_store::put_quantized(batch, seg_id, &quantized);
-            SegmentIndex { quantized, ..old.clone() }
+            Ok(SegmentIndex { quantized, ..old.clone() })
         })
     }
 
@@ -607,9 +609,9 @@ impl Optimizer {
     fn reindex_payload(&self, seg_id: u64, started: Instant) -> Result<(), OptimizerError> {
         let schema = self.shared.payload_schema.read().clone();
         self.rebuild_part(seg_id, "payload_index", started, |data, old, batch| {
-            let payload = build_payload_indexes(data, &schema);
+            let payload = build_payload_indexes(data, &schema)?;
             index_store::put_payload(batch, seg_id, &payload);
-            SegmentIndex { payload, ..old.clone() }
+            Ok(SegmentIndex { payload, ..old.clone() })
         })
     }
 
@@ -621,7 +623,7 @@ impl Optimizer {
         seg_id: u64,
         name: &str,
         started: Instant,
-        part: impl FnOnce(&SegmentData, &SegmentIndex, &mut WriteBatch) -> SegmentIndex,
+        part: impl FnOnce(&SegmentData, &SegmentIndex, &mut WriteBatch) -> Result<SegmentIndex, OptimizerError>,
     ) -> Result<(), OptimizerError> {
         let (data, old) = {
             let st = self.state.read();
@@ -631,11 +633,15 @@ impl Optimizer {
         };
         self.begin(name, seg_id, data.len());
         let mut batch = WriteBatch::new();
-        let index = part(&data, &old, &mut batch);
-        if let Err(e) = self.store.write(batch, true) {
-            self.finish(started, Some(e.to_string()));
-            return Err(e.into());
-        }
+        let written =
+            part(&data, &old, &mut batch).and_then(|index| Ok(self.store.write(batch, true).map(|()| index)?));
+        let index = match written {
+            Ok(index) => index,
+            Err(e) => {
+                self.finish(started, Some(e.to_string()));
+                return Err(e);
+            }
+        };
         let mut st = self.state.write();
         if let Some(s) = st.sealed.iter_mut().find(|s| s.id() == seg_id) {
             s.set_index(Arc::new(index));
@@ -674,7 +680,7 @@ fn wanted_payload_indexes(schema: &BTreeMap<String, PayloadIndexSpec>) -> BTreeM
 fn build_payload_indexes(
     data: &SegmentData,
     schema: &BTreeMap<String, PayloadIndexSpec>,
-) -> BTreeMap<String, FieldIndex> {
+) -> Result<BTreeMap<String, FieldIndex>, PayloadReadError> {
     wanted_payload_indexes(schema)
         .into_iter()
         .map(|(key, w)| {
@@ -682,7 +688,7 @@ fn build_payload_indexes(
                 Some(analyser) => FieldIndex::build_text(&w.path, data, analyser),
                 None => FieldIndex::build(w.kind, &w.path, data),
             };
-            (key, ix)
+            Ok((key, ix?))
         })
         .collect()
 }
@@ -869,23 +875,28 @@ fn reusable_index(s: &Segment) -> Option<Arc<SegmentIndex>> {
 
 /// A sealed segment holding the live points of `sources` (same versions), in the order given,
 /// with the shard's current columns (a vector added since a source was sealed is kept).
-fn compact(sources: &[Segment], columns: &[qd_segment::ColumnSpec], id: u64) -> Segment {
+fn compact(sources: &[Segment], columns: &[qd_segment::ColumnSpec], id: u64) -> Result<Segment, PayloadReadError> {
     let mut fresh = Segment::new(id, columns);
     for seg in sources {
         for (pid, version) in seg.data().members() {
             if seg.contains(&pid) {
-                fresh.upsert(pid, version, &seg.vectors(&pid), seg.payload(&pid).map(std::borrow::Cow::into_owned));
+                let payload = seg.try_payload(&pid)?.map(std::borrow::Cow::into_owned);
+                fresh.upsert(pid, version, &seg.vectors(&pid), payload);
             }
         }
     }
     fresh.seal();
     fresh.shrink_to_fit();
-    fresh
+    Ok(fresh)
 }
 
 /// Offsets grouped by value of each groupable payload index, keeping groups large enough that
 /// a filtered search on them would walk the graph (smaller ones are scanned exactly).
-fn payload_groups(data: &SegmentData, schema: &BTreeMap<String, PayloadIndexSpec>, min_size: usize) -> Vec<Vec<u32>> {
+fn payload_groups(
+    data: &SegmentData,
+    schema: &BTreeMap<String, PayloadIndexSpec>,
+    min_size: usize,
+) -> Result<Vec<Vec<u32>>, PayloadReadError> {
     let mut out = Vec::new();
     for (field, spec) in schema {
         if !GROUPABLE.contains(&spec.data_type.as_str()) {
@@ -894,7 +905,7 @@ fn payload_groups(data: &SegmentData, schema: &BTreeMap<String, PayloadIndexSpec
         let Ok(path) = field.parse::<JsonPath>() else { continue };
         let mut groups: BTreeMap<String, Vec<u32>> = BTreeMap::new();
         for o in 0..data.len() as u32 {
-            let Some(p) = data.payload_at(o) else { continue };
+            let Some(p) = data.try_payload_at(o)? else { continue };
             let p: &Payload = &p;
             for v in path.values_flat(p) {
                 if matches!(v, Value::Null | Value::Array(_) | Value::Object(_)) {
@@ -908,7 +919,7 @@ fn payload_groups(data: &SegmentData, schema: &BTreeMap<String, PayloadIndexSpec
         }
         out.extend(groups.into_values().filter(|g| g.len() >= min_size.max(2) && g.len() < data.len()));
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use qd_core::PointId;
 use qd_segment::{SearchParams, Segment, SegmentHit};
 
 use super::effects::{Effects, PointSource};
+use crate::error::CollectionError;
 use crate::operations::ShardQuery;
 use crate::record::PointRecord;
 
@@ -154,13 +155,10 @@ impl ShardState {
 }
 
 impl PointSource for ShardState {
-    fn record(&self, id: &PointId) -> Option<PointRecord> {
-        let s = self.find(id)?;
-        Some(PointRecord {
-            version: s.version(id)?,
-            vectors: s.vectors(id),
-            payload: s.payload(id).map(std::borrow::Cow::into_owned),
-        })
+    fn record(&self, id: &PointId) -> crate::error::Result<Option<PointRecord>> {
+        let Some((s, version)) = self.find(id).and_then(|s| Some((s, s.version(id)?))) else { return Ok(None) };
+        let payload = s.try_payload(id).map_err(|e| CollectionError::Internal(e.to_string()))?;
+        Ok(Some(PointRecord { version, vectors: s.vectors(id), payload: payload.map(std::borrow::Cow::into_owned) }))
     }
     fn select(&self, filter: &Filter) -> Vec<PointId> {
         self.scroll(None, Some(filter), usize::MAX)

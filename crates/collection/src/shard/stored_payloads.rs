@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use qd_core::{Payload, PointId};
-use qd_segment::PayloadSource;
+use qd_segment::{PayloadReadError, PayloadSource};
 use qd_storage::{KvStore, Table};
 
 use crate::record::PointRecord;
@@ -30,18 +30,16 @@ impl std::fmt::Debug for StoredPayloads {
 }
 
 impl PayloadSource for StoredPayloads {
-    fn payload(&self, id: &PointId) -> Option<Payload> {
-        let read =
-            self.store.get(Table::Points, &id.to_key()).map_err(|e| e.to_string()).and_then(|bytes| {
-                bytes.map(|b| PointRecord::decode_payload(&b).map_err(|e| e.to_string())).transpose()
-            });
-        match read {
-            Ok(record) => record.and_then(|r| r.payload),
-            Err(e) => {
-                // A query cannot fail on one point's payload: it is reported and read as none.
-                tracing::error!(shard = self.shard, point = %id, error = %e, "payload could not be read from disk");
-                None
-            }
-        }
+    fn payload(&self, id: &PointId) -> Result<Option<Payload>, PayloadReadError> {
+        let read = match self.store.get(Table::Points, &id.to_key()) {
+            Ok(Some(bytes)) => PointRecord::decode_payload(&bytes).map(|r| r.payload).map_err(Box::from),
+            Ok(None) => Ok(None),
+            Err(e) => Err(Box::from(e)),
+        };
+        read.map_err(|cause| {
+            // Queries read a failed payload as none; this is where it is reported.
+            tracing::error!(shard = self.shard, point = %id, error = %cause, "payload could not be read from disk");
+            PayloadReadError { point: *id, cause }
+        })
     }
 }
