@@ -22,7 +22,7 @@ pub use mapped::{FileOwner, MappedVectors};
 pub use multi::MultiColumn;
 pub use multi_file::MappedMulti;
 pub use payload_index::{facet_key, order_value, FieldIndex, IndexKind};
-pub use payloads::{PayloadReadError, PayloadSource};
+pub use payloads::{PayloadCache, PayloadReadError, PayloadSource};
 pub use quantized::QuantizedVectors;
 pub use segment::{
     sort_hits, ColumnKind, ColumnSpec, SearchParams, Segment, SegmentData, SegmentHit, SegmentIndex, SegmentPoint,

@@ -3,6 +3,7 @@
 //! payload size. The database's own cache bounds what such reads keep in memory.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -10,8 +11,68 @@ use qd_core::{Payload, PointId};
 
 /// Reads a point's current payload from durable storage.
 pub trait PayloadSource: Send + Sync + fmt::Debug {
-    /// The stored payload of `id`; `None` when it has none or is gone.
-    fn payload(&self, id: &PointId) -> Result<Option<Payload>, PayloadReadError>;
+    /// The stored payload of `id`, which the asking slot holds at `version`; `None` when it
+    /// has none or is gone.
+    fn payload(&self, id: &PointId, version: u64) -> Result<Option<Payload>, PayloadReadError>;
+}
+
+/// Recently read payloads by `(point, version)` within a byte budget (estimated JSON size). Two
+/// generations: a hit in the older one moves the entry to the current one; when the current one
+/// is full it becomes the older one and the previous older one is dropped. A record of a given
+/// version never changes, so an entry is never stale.
+#[derive(Debug)]
+pub struct PayloadCache {
+    /// Bytes each generation may hold.
+    generation_bytes: usize,
+    inner: parking_lot::Mutex<Generations>,
+}
+
+#[derive(Debug, Default)]
+struct Generations {
+    current: HashMap<(PointId, u64), Option<Payload>>,
+    current_bytes: usize,
+    older: HashMap<(PointId, u64), Option<Payload>>,
+}
+
+impl PayloadCache {
+    /// A cache holding at most about `budget` bytes of payloads.
+    pub fn new(budget: usize) -> Self {
+        PayloadCache { generation_bytes: budget / 2, inner: Default::default() }
+    }
+
+    pub fn get(&self, id: &PointId, version: u64) -> Option<Option<Payload>> {
+        let mut g = self.inner.lock();
+        if let Some(hit) = g.current.get(&(*id, version)) {
+            return Some(hit.clone());
+        }
+        let hit = g.older.remove(&(*id, version))?;
+        Self::put(&mut g, self.generation_bytes, (*id, version), hit.clone());
+        Some(hit)
+    }
+
+    pub fn insert(&self, id: &PointId, version: u64, payload: Option<Payload>) {
+        Self::put(&mut self.inner.lock(), self.generation_bytes, (*id, version), payload);
+    }
+
+    fn put(g: &mut Generations, limit: usize, key: (PointId, u64), payload: Option<Payload>) {
+        let bytes = 64 + size(&payload);
+        if bytes > limit {
+            return;
+        }
+        if g.current_bytes + bytes > limit {
+            g.older = std::mem::take(&mut g.current);
+            g.current_bytes = 0;
+        }
+        if g.current.insert(key, payload).is_none() {
+            g.current_bytes += bytes;
+        }
+    }
+
+    /// Estimated bytes held.
+    pub fn bytes(&self) -> usize {
+        let g = self.inner.lock();
+        g.current_bytes + g.older.values().map(|p| 64 + size(p)).sum::<usize>()
+    }
 }
 
 /// A payload kept on disk could not be read. What persists or rewrites payloads (index builds,
@@ -78,10 +139,16 @@ impl Payloads {
         self.bytes += size(slot);
     }
 
-    /// Slot `o`'s payload; `id` is the point it holds (what the source is asked for).
-    pub(crate) fn get(&self, o: usize, id: &PointId) -> Result<Option<Cow<'_, Payload>>, PayloadReadError> {
+    /// Slot `o`'s payload; `id` and `version` are the point it holds (what the source is asked
+    /// for).
+    pub(crate) fn get(
+        &self,
+        o: usize,
+        id: &PointId,
+        version: u64,
+    ) -> Result<Option<Cow<'_, Payload>>, PayloadReadError> {
         match &self.source {
-            Some(src) => Ok(src.payload(id)?.map(Cow::Owned)),
+            Some(src) => Ok(src.payload(id, version)?.map(Cow::Owned)),
             None => Ok(self.ram.get(o).and_then(Option::as_ref).map(Cow::Borrowed)),
         }
     }
@@ -141,7 +208,7 @@ mod tests {
     #[derive(Debug, Default)]
     struct Map(Mutex<HashMap<PointId, Payload>>, Mutex<usize>);
     impl PayloadSource for Map {
-        fn payload(&self, id: &PointId) -> Result<Option<Payload>, PayloadReadError> {
+        fn payload(&self, id: &PointId, _version: u64) -> Result<Option<Payload>, PayloadReadError> {
             *self.1.lock() += 1;
             Ok(self.0.lock().get(id).cloned())
         }
@@ -162,7 +229,7 @@ mod tests {
         let bytes = p.bytes();
         assert!(bytes > 0);
         assert_eq!(p.ram_bytes(), bytes);
-        assert_eq!(p.get(1, &ids[1]).expect("read"), None, "an empty payload is none");
+        assert_eq!(p.get(1, &ids[1], 1).expect("read"), None, "an empty payload is none");
 
         let src = Arc::new(Map::default());
         src.0.lock().insert(ids[0], payload(json!({"a": "xyz"})).expect("object"));
@@ -171,7 +238,7 @@ mod tests {
         assert_eq!(p.ram_bytes(), 0);
         assert_eq!(p.bytes(), bytes);
         assert!(p.in_ram(0).is_err());
-        assert_eq!(p.get(0, &ids[0]).expect("read").map(Cow::into_owned), payload(json!({"a": "xyz"})));
+        assert_eq!(p.get(0, &ids[0], 1).expect("read").map(Cow::into_owned), payload(json!({"a": "xyz"})));
         assert_eq!(*src.1.lock(), 1, "read on demand");
 
         p.move_to_ram(taken);
@@ -187,5 +254,28 @@ mod tests {
         p.set(0, payload(json!({"k": 1})));
         assert!(p.ram.is_empty());
         assert_eq!(p.bytes(), json_size_of_map(&payload(json!({"k": 1})).expect("object")));
+    }
+
+    #[test]
+    fn the_cache_keeps_recent_versions_within_its_budget() {
+        let one = payload(json!({"body": "x".repeat(100)}));
+        let entry = 64 + size(&one);
+        let cache = PayloadCache::new(entry * 4); // two entries per generation
+        let id = |i: u64| PointId::Num(i);
+        cache.insert(&id(1), 7, one.clone());
+        assert_eq!(cache.get(&id(1), 7), Some(one.clone()));
+        assert_eq!(cache.get(&id(1), 8), None, "another version is another record");
+        cache.insert(&id(2), 1, None);
+        assert_eq!(cache.get(&id(2), 1), Some(None), "no payload is remembered too");
+        // A third entry starts a new generation; the first two stay readable in the older one.
+        cache.insert(&id(3), 1, one.clone());
+        assert_eq!(cache.get(&id(1), 7), Some(one.clone()), "a hit in the older generation moves it");
+        cache.insert(&id(4), 1, one.clone());
+        cache.insert(&id(5), 1, one.clone());
+        assert!(cache.bytes() <= entry * 4, "{} > {}", cache.bytes(), entry * 4);
+        assert_eq!(cache.get(&id(2), 1), None, "the oldest entries are dropped");
+        let huge = payload(json!({"body": "x".repeat(10 * entry)}));
+        cache.insert(&id(6), 1, huge);
+        assert_eq!(cache.get(&id(6), 1), None, "a payload over a generation's budget is not kept");
     }
 }

@@ -365,9 +365,10 @@ impl SegmentData {
 
     /// Slot `offset`'s payload, or why it could not be read.
     pub fn try_payload_at(&self, offset: u32) -> Result<Option<Cow<'_, Payload>>, PayloadReadError> {
-        match self.offsets.get(offset as usize) {
-            Some(id) => self.payloads.get(offset as usize, id),
-            None => Ok(None),
+        let o = offset as usize;
+        match (self.offsets.get(o), self.versions.get(o)) {
+            (Some(id), Some(&version)) => self.payloads.get(o, id, version),
+            _ => Ok(None),
         }
     }
 
