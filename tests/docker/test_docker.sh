@@ -93,16 +93,17 @@ summary() {
 # and compose up retry on a clash anyway.
 EPHEMERAL_LOW=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
 [ "${EPHEMERAL_LOW:-0}" -gt 12000 ] 2>/dev/null || EPHEMERAL_LOW=32768
-# free_port VAR: sets VAR (not a subshell, so ports drawn for one file stay distinct).
+# free_port VAR: sets VAR (not a subshell, so ports drawn for one file stay distinct; its own
+# locals are prefixed so that they never shadow the caller's VAR).
 free_port() {
-  local port hex
+  local _fp_port _fp_hex
   for _ in $(seq 1 100); do
-    port=$((10000 + RANDOM % (EPHEMERAL_LOW - 10000)))
-    hex=$(printf ':%04X ' "$port")
-    case " ${TAKEN_PORTS:-} " in *" $port "*) continue ;; esac
-    if ! cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk '{print $2}' | grep -q "${hex% }$"; then
-      TAKEN_PORTS="${TAKEN_PORTS:-} $port"
-      printf -v "$1" '%s' "$port"; return 0
+    _fp_port=$((10000 + RANDOM % (EPHEMERAL_LOW - 10000)))
+    _fp_hex=$(printf ':%04X ' "$_fp_port")
+    case " ${TAKEN_PORTS:-} " in *" $_fp_port "*) continue ;; esac
+    if ! cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk '{print $2}' | grep -q "${_fp_hex% }$"; then
+      TAKEN_PORTS="${TAKEN_PORTS:-} $_fp_port"
+      printf -v "$1" '%s' "$_fp_port"; return 0
     fi
   done
   return 1
