@@ -14,20 +14,27 @@ pub type Effects = Vec<(PointId, Option<PointRecord>)>;
 
 /// Current state of a point, as the effect computation needs it.
 pub trait PointSource {
-    /// The point's record; an error when part of it (a payload kept on disk) cannot be read,
-    /// which refuses the operation rather than rewrite the point without it.
-    fn record(&self, id: &PointId) -> Result<Option<PointRecord>>;
+    /// The point's record (its payload left out unless `with_payload`); an error when the
+    /// payload, kept on disk, cannot be read, which refuses the operation rather than rewrite
+    /// the point without it. Operations that replace or drop the payload do not read it, so a
+    /// point with an unreadable payload can still be deleted, cleared or overwritten.
+    fn record(&self, id: &PointId, with_payload: bool) -> Result<Option<PointRecord>>;
     fn select(&self, filter: &qd_core::filter::Filter) -> Vec<PointId>;
 }
 
-fn existing(src: &dyn PointSource, sel: &PointSelection, strict: bool) -> Result<Vec<(PointId, PointRecord)>> {
+fn existing(
+    src: &dyn PointSource,
+    sel: &PointSelection,
+    strict: bool,
+    with_payload: bool,
+) -> Result<Vec<(PointId, PointRecord)>> {
     let ids = match sel {
         PointSelection::Ids(ids) => ids.clone(),
         PointSelection::Filter(f) => src.select(f),
     };
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
-        match src.record(&id)? {
+        match src.record(&id, with_payload)? {
             Some(r) => out.push((id, r)),
             None if strict => return Err(CollectionError::NotFound(format!("No point with id {id} found"))),
             None => {}
@@ -65,7 +72,7 @@ fn compute_unchecked(src: &dyn PointSource, op: &UpdateOp, version: u64) -> Resu
         UpdateOp::Conditional { op, condition } => {
             let mut out = Vec::new();
             for (id, rec) in compute_unchecked(src, op, version)? {
-                if condition.allows(id, src.record(&id)?.as_ref()) {
+                if condition.allows(id, src.record(&id, true)?.as_ref()) {
                     out.push((id, rec));
                 }
             }
@@ -75,8 +82,8 @@ fn compute_unchecked(src: &dyn PointSource, op: &UpdateOp, version: u64) -> Resu
             .iter()
             .map(|p| (p.id, Some(PointRecord { version, vectors: p.vectors.clone(), payload: p.payload.clone() })))
             .collect(),
-        UpdateOp::Delete(sel) => existing(src, sel, false)?.into_iter().map(|(id, _)| (id, None)).collect(),
-        UpdateOp::SetPayload { payload, selection, key } => existing(src, selection, true)?
+        UpdateOp::Delete(sel) => existing(src, sel, false, false)?.into_iter().map(|(id, _)| (id, None)).collect(),
+        UpdateOp::SetPayload { payload, selection, key } => existing(src, selection, true, true)?
             .into_iter()
             .map(|(id, r)| {
                 (
@@ -88,11 +95,11 @@ fn compute_unchecked(src: &dyn PointSource, op: &UpdateOp, version: u64) -> Resu
                 )
             })
             .collect(),
-        UpdateOp::OverwritePayload { payload, selection } => existing(src, selection, true)?
+        UpdateOp::OverwritePayload { payload, selection } => existing(src, selection, true, false)?
             .into_iter()
             .map(|(id, r)| (id, with_payload(r, version, |p| *p = payload.clone())))
             .collect(),
-        UpdateOp::DeletePayload { keys, selection } => existing(src, selection, true)?
+        UpdateOp::DeletePayload { keys, selection } => existing(src, selection, true, true)?
             .into_iter()
             .map(|(id, r)| {
                 (
@@ -105,21 +112,23 @@ fn compute_unchecked(src: &dyn PointSource, op: &UpdateOp, version: u64) -> Resu
                 )
             })
             .collect(),
-        UpdateOp::ClearPayload(sel) => {
-            existing(src, sel, true)?.into_iter().map(|(id, r)| (id, with_payload(r, version, |p| p.clear()))).collect()
-        }
+        UpdateOp::ClearPayload(sel) => existing(src, sel, true, false)?
+            .into_iter()
+            .map(|(id, r)| (id, with_payload(r, version, |p| p.clear())))
+            .collect(),
         UpdateOp::UpdateVectors(items) => {
             let mut out = Vec::with_capacity(items.len());
             for (id, vectors) in items {
-                let mut r =
-                    src.record(id)?.ok_or_else(|| CollectionError::NotFound(format!("No point with id {id} found")))?;
+                let mut r = src
+                    .record(id, true)?
+                    .ok_or_else(|| CollectionError::NotFound(format!("No point with id {id} found")))?;
                 r.vectors.extend(vectors.iter().map(|(k, v)| (k.clone(), v.clone())));
                 r.version = version;
                 out.push((*id, Some(r)));
             }
             out
         }
-        UpdateOp::DeleteVectors { selection, names } => existing(src, selection, true)?
+        UpdateOp::DeleteVectors { selection, names } => existing(src, selection, true, true)?
             .into_iter()
             .map(|(id, mut r)| {
                 r.vectors.retain(|k, _| !names.contains(k));
@@ -138,10 +147,10 @@ pub struct Overlay<'a> {
 }
 
 impl PointSource for Overlay<'_> {
-    fn record(&self, id: &PointId) -> Result<Option<PointRecord>> {
+    fn record(&self, id: &PointId, with_payload: bool) -> Result<Option<PointRecord>> {
         match self.pending.get(id) {
             Some(r) => Ok(r.clone()),
-            None => self.base.record(id),
+            None => self.base.record(id, with_payload),
         }
     }
     fn select(&self, filter: &qd_core::filter::Filter) -> Vec<PointId> {

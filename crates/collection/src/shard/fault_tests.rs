@@ -117,8 +117,9 @@ fn a_single_failed_write_in_a_stream_fails_only_its_own_callers() {
 }
 
 /// A payload kept on disk that cannot be read refuses a payload update of its point (the
-/// update would otherwise rewrite the point without its other keys); once reads work again the
-/// point has its payload, unchanged.
+/// update would otherwise rewrite the point without its other keys) and a retrieve asking for
+/// it; delete, overwrite and clear still work. Once reads work again the point has its payload,
+/// unchanged.
 #[test]
 fn an_unreadable_payload_on_disk_refuses_updates_and_loses_nothing() {
     for kind in BackendKind::ALL {
@@ -161,9 +162,24 @@ fn an_unreadable_payload_on_disk_refuses_updates_and_loses_nothing() {
         };
         let err = shard.update(set, true).expect_err("the point's payload cannot be read");
         assert!(err.to_string().contains("could not be read"), "{kind}: {err}");
+        // A retrieve asking for payloads fails (a transfer must not copy the point without one);
+        // operations that drop or replace the payload still work, to repair such a point.
+        assert!(shard.retrieve(&[PointId::Num(3)], &with).is_err(), "{kind}");
+        let without = WithSelectors { payload: PayloadSelector::None, vector: VectorSelector::All };
+        assert_eq!(shard.retrieve(&[PointId::Num(3)], &without).expect("vectors only").len(), 1);
+        shard.update(UpdateOp::Delete(PointSelection::Ids(vec![PointId::Num(5)])), true).expect("delete");
+        let overwrite = UpdateOp::OverwritePayload {
+            payload: json!({"fixed": true}).as_object().cloned().expect("object"),
+            selection: PointSelection::Ids(vec![PointId::Num(6)]),
+        };
+        shard.update(overwrite, true).expect("overwrite");
+        shard.update(UpdateOp::ClearPayload(PointSelection::Ids(vec![PointId::Num(7)])), true).expect("clear");
 
         faulty.fail_reads(false);
         assert_eq!(payload_of(3), json!({"keep": 3, "tag": "a"}).as_object().cloned(), "{kind}: nothing lost");
+        assert!(shard.retrieve(&[PointId::Num(5)], &with).expect("retrieve").is_empty(), "{kind}: deleted");
+        assert_eq!(payload_of(6), json!({"fixed": true}).as_object().cloned(), "{kind}: overwritten");
+        assert_eq!(payload_of(7), Some(Default::default()), "{kind}: cleared");
         shard.shutdown().expect("shutdown");
     }
 }

@@ -560,18 +560,28 @@ impl Shard for LocalShard {
 
     fn retrieve(&self, ids: &[PointId], with: &WithSelectors) -> Result<Vec<Record>> {
         let st = self.state.read_recursive();
-        Ok(ids
-            .iter()
+        ids.iter()
             .filter_map(|id| st.find(id).map(|s| (id, s)))
-            .map(|(id, s)| Record {
-                id: *id,
-                // A payload kept on disk is read only when one is asked for.
-                payload: (!with.payload.is_none()).then(|| with.payload.apply(s.payload(id).as_deref())).flatten(),
-                vector: with.vector.apply(s.vectors(id)),
-                shard_key: None,
-                order_value: None,
+            .map(|(id, s)| {
+                // A payload kept on disk is read only when one is asked for, and a failed read
+                // fails the call: a record without its payload would be copied as such by a
+                // shard transfer.
+                let payload = match with.payload.is_none() {
+                    true => None,
+                    false => {
+                        let stored = s.try_payload(id).map_err(|e| CollectionError::Internal(e.to_string()))?;
+                        with.payload.apply(stored.as_deref())
+                    }
+                };
+                Ok(Record {
+                    id: *id,
+                    payload,
+                    vector: with.vector.apply(s.vectors(id)),
+                    shard_key: None,
+                    order_value: None,
+                })
             })
-            .collect())
+            .collect()
     }
 
     fn scroll_ids(&self, from: Option<PointId>, filter: Option<&Filter>, limit: usize) -> Result<Vec<PointId>> {
