@@ -1016,18 +1016,22 @@ impl Segment {
     /// otherwise the candidates scaled by the live share of the slots when indexes answered all
     /// of it, or from a deterministic sample of the candidates (or of every slot, without them).
     fn estimate(&self, plan: &FilterPlan<'_>) -> usize {
-        const SAMPLE: usize = 512;
+        // Each sampled point whose payload is on disk costs a database read: fewer samples.
+        let sample = match self.data.payloads_on_disk() && plan.residual.is_some() {
+            true => 128,
+            false => 512,
+        };
         let pool = plan.candidate_list().map_or(self.data.len(), <[u32]>::len);
-        if pool <= SAMPLE * 2 {
+        if pool <= sample * 2 {
             return self.offsets_of(plan).filter(|&o| self.passes(o, plan)).count();
         }
         if plan.residual.is_none() {
             return pool * self.live / self.data.len().max(1);
         }
-        let step = pool / SAMPLE;
+        let step = pool / sample;
         let at = |i: usize| plan.candidate_list().map_or(i as u32, |l| l[i]);
-        let hits = (0..SAMPLE).filter(|i| self.passes(at(i * step), plan)).count();
-        hits * pool / SAMPLE
+        let hits = (0..sample).filter(|i| self.passes(at(i * step), plan)).count();
+        hits * pool / sample
     }
 
     /// Exact top-`k` under any scoring function of the stored vector (larger is better; `None`
