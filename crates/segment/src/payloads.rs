@@ -1,6 +1,7 @@
 //! Where a segment's payloads live: in RAM beside the vectors, or (`on_disk_payload`, for a
 //! sealed segment) read on demand from the shard's database, so that RAM does not grow with
-//! payload size. The database's own cache bounds what such reads keep in memory.
+//! payload size. A source may keep recently read ones in a [`PayloadCache`] (bounded, keyed by
+//! point and version), beside the database's own cache.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
