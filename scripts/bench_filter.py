@@ -95,9 +95,10 @@ def cases(args, rng, cats, xg):
 
 
 def truth(data, queries, per):
+    """Exact top-K ids per query among the points its mask selects (`None`: every point)."""
     out = []
     for qi, (_, mask) in enumerate(per):
-        idx = np.nonzero(mask)[0]
+        idx = np.arange(len(data)) if mask is None else np.nonzero(mask)[0]
         s = data[idx] @ queries[qi]
         top = idx[np.argsort(-s, kind="stable")[:K]]
         out.append(set(top.tolist()))
@@ -107,6 +108,19 @@ def truth(data, queries, per):
 def recall(ids, tru):
     hit = sum(len(set(a) & t) for a, t in zip(ids, tru))
     return hit / max(1, sum(len(t) for t in tru))
+
+
+def edge_timed(shard, reqs, warmup):
+    """Run `reqs` one after another on an EdgeShard, after the first `warmup` of them as a
+    warm-up; returns (latencies in seconds, answers)."""
+    for r in reqs[:warmup]:
+        shard.query(r)
+    lat, outs = [], []
+    for r in reqs:
+        t = time.perf_counter()
+        outs.append(shard.query(r))
+        lat.append(time.perf_counter() - t)
+    return lat, outs
 
 
 def edge_filter(qe, f):
@@ -154,14 +168,8 @@ def run_reference(args, data, queries, cats, xg, all_cases, truths, workdir):
         for ef in args.ef:
             reqs = [qe.QueryRequest(limit=K, query=qe.Query.Nearest(queries[qi].tolist()), filter=edge_filter(qe, f),
                                     params=qe.SearchParams(hnsw_ef=ef)) for qi, (f, _) in enumerate(per)]
-            for r in reqs[:args.warmup]:
-                shard.query(r)
-            lat, ids = [], []
-            for r in reqs:
-                t = time.perf_counter()
-                out = shard.query(r)
-                lat.append(time.perf_counter() - t)
-                ids.append([p.id for p in out])
+            lat, outs = edge_timed(shard, reqs, args.warmup)
+            ids = [[p.id for p in out] for out in outs]
             res["cases"][f"{label} @ef{ef}"] = {**lat_stats(lat), "recall_at_10": recall(ids, tru)}
             print(f"[edge] {label} ef {ef}: {res['cases'][f'{label} @ef{ef}']}", flush=True)
     shard.close()

@@ -32,7 +32,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_sparse import Server, cpu_model, lat_stats  # noqa: E402
 from bench_datatype import self_rss  # noqa: E402
-from bench_filter import clustered  # noqa: E402
+from bench_filter import clustered, edge_timed, recall, truth  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 K = 10
@@ -71,19 +71,6 @@ def cases(args, rng):
             ("unindexed integer 10 %", False, unindexed)]
 
 
-def truth(data, queries, per):
-    out = []
-    for qi, (_, mask) in enumerate(per):
-        idx = np.arange(len(data)) if mask is None else np.nonzero(mask)[0]
-        s = data[idx] @ queries[qi]
-        out.append(set(idx[np.argsort(-s, kind="stable")[:K]].tolist()))
-    return out
-
-
-def recall(ids, tru):
-    return sum(len(set(a) & t) for a, t in zip(ids, tru)) / max(1, sum(len(t) for t in tru))
-
-
 def run_reference(args, data, queries, all_cases, truths, workdir, on_disk):
     import qdrant_edge as qe
     from importlib.metadata import version
@@ -116,16 +103,10 @@ def run_reference(args, data, queries, all_cases, truths, workdir, on_disk):
                 flt = qe.Filter(must=[qe.FieldCondition(c["key"], match=qe.MatchValue(c["match"]["value"]))])
             reqs.append(qe.QueryRequest(limit=K, query=qe.Query.Nearest(queries[qi].tolist()), filter=flt,
                                         with_payload=with_payload, params=qe.SearchParams(hnsw_ef=EF)))
-        for r in reqs[:args.warmup]:
-            shard.query(r)
-        lat, ids = [], []
-        for r in reqs:
-            t = time.perf_counter()
-            out = shard.query(r)
-            lat.append(time.perf_counter() - t)
-            ids.append([p.id for p in out])
-            if with_payload and out and not out[0].payload:
-                raise RuntimeError("edge answered without payloads")
+        lat, outs = edge_timed(shard, reqs, args.warmup)
+        if with_payload and any(out and not out[0].payload for out in outs):
+            raise RuntimeError("edge answered without payloads")
+        ids = [[p.id for p in out] for out in outs]
         res["cases"][label] = {**lat_stats(lat), "recall_at_10": recall(ids, tru)}
         print(f"[edge on_disk_payload={on_disk}] {label}: {res['cases'][label]}", flush=True)
     shard.close()

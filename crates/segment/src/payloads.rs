@@ -68,12 +68,6 @@ impl PayloadCache {
             g.current_bytes += bytes;
         }
     }
-
-    /// Estimated bytes held.
-    pub fn bytes(&self) -> usize {
-        let g = self.inner.lock();
-        g.current_bytes + g.older.values().map(|p| 64 + size(p)).sum::<usize>()
-    }
 }
 
 /// A payload kept on disk could not be read. What persists or rewrites payloads (index builds,
@@ -154,16 +148,9 @@ impl Payloads {
         }
     }
 
-    /// Slot `o`'s payload if it is held in RAM: `Err(())` when the source must be asked.
-    pub(crate) fn in_ram(&self, o: usize) -> Result<Option<&Payload>, ()> {
-        match self.source {
-            Some(_) => Err(()),
-            None => Ok(self.ram.get(o).and_then(Option::as_ref)),
-        }
-    }
-
-    pub(crate) fn source(&self) -> Option<&Arc<dyn PayloadSource>> {
-        self.source.as_ref()
+    /// Whether the source serves the payloads.
+    pub(crate) fn on_disk(&self) -> bool {
+        self.source.is_some()
     }
 
     /// Serve payloads from `source` from now on; gives back what RAM held (to be dropped
@@ -238,13 +225,17 @@ mod tests {
         assert_eq!(taken.len(), 2);
         assert_eq!(p.ram_bytes(), 0);
         assert_eq!(p.bytes(), bytes);
-        assert!(p.in_ram(0).is_err());
+        assert!(p.on_disk());
         assert_eq!(p.get(0, &ids[0], 1).expect("read").map(Cow::into_owned), payload(json!({"a": "xyz"})));
         assert_eq!(*src.1.lock(), 1, "read on demand");
 
         p.move_to_ram(taken);
         assert_eq!(p.ram_bytes(), bytes);
-        assert_eq!(p.in_ram(0).ok().flatten(), payload(json!({"a": "xyz"})).as_ref());
+        assert!(!p.on_disk());
+        let back = p.get(0, &ids[0], 1).expect("read");
+        assert!(matches!(back, Some(Cow::Borrowed(_))), "held in RAM again");
+        assert_eq!(back.map(Cow::into_owned), payload(json!({"a": "xyz"})));
+        assert_eq!(*src.1.lock(), 1, "the source is no longer asked");
     }
 
     #[test]
@@ -273,7 +264,11 @@ mod tests {
         assert_eq!(cache.get(&id(1), 7), Some(one.clone()), "a hit in the older generation moves it");
         cache.insert(&id(4), 1, one.clone());
         cache.insert(&id(5), 1, one.clone());
-        assert!(cache.bytes() <= entry * 4, "{} > {}", cache.bytes(), entry * 4);
+        let held = {
+            let g = cache.inner.lock();
+            g.current_bytes + g.older.values().map(|p| 64 + size(p)).sum::<usize>()
+        };
+        assert!(held <= entry * 4, "{held} > {}", entry * 4);
         assert_eq!(cache.get(&id(2), 1), None, "the oldest entries are dropped");
         let huge = payload(json!({"body": "x".repeat(10 * entry)}));
         cache.insert(&id(6), 1, huge);

@@ -374,7 +374,7 @@ impl SegmentData {
 
     /// Whether payloads are read from a [`PayloadSource`] rather than held in RAM.
     pub fn payloads_on_disk(&self) -> bool {
-        self.payloads.source().is_some()
+        self.payloads.on_disk()
     }
 
     /// `(id, version)` of every slot in offset order (what a persisted index refers to).
@@ -537,10 +537,12 @@ impl PointView for SegmentPoint<'_> {
         self.data.offsets[self.offset as usize]
     }
     fn payload(&self) -> Option<&Payload> {
-        let o = self.offset as usize;
-        match self.data.payloads.in_ram(o) {
-            Ok(p) => p,
-            Err(()) => self.loaded.get_or_init(|| self.data.payload_at(self.offset).map(Cow::into_owned)).as_ref(),
+        if let Some(read) = self.loaded.get() {
+            return read.as_ref();
+        }
+        match self.data.payload_at(self.offset) {
+            Some(Cow::Borrowed(p)) => Some(p),
+            read => self.loaded.get_or_init(|| read.map(Cow::into_owned)).as_ref(),
         }
     }
     fn has_vector(&self, name: &str) -> bool {
@@ -820,9 +822,11 @@ impl Segment {
     /// none): what moving them back to RAM needs.
     pub fn read_payloads(&self) -> Result<Vec<Option<Payload>>, PayloadReadError> {
         (0..self.data.len() as u32)
-            .map(|o| match self.deleted[o as usize] {
-                true => Ok(None),
-                false => Ok(self.data.try_payload_at(o)?.map(Cow::into_owned)),
+            .map(|o| {
+                if self.deleted[o as usize] {
+                    return Ok(None);
+                }
+                Ok(self.data.try_payload_at(o)?.map(Cow::into_owned))
             })
             .collect()
     }
@@ -1017,10 +1021,7 @@ impl Segment {
     /// of it, or from a deterministic sample of the candidates (or of every slot, without them).
     fn estimate(&self, plan: &FilterPlan<'_>) -> usize {
         // Each sampled point whose payload is on disk costs a database read: fewer samples.
-        let sample = match self.data.payloads_on_disk() && plan.residual.is_some() {
-            true => 128,
-            false => 512,
-        };
+        let sample = if self.data.payloads_on_disk() && plan.residual.is_some() { 128 } else { 512 };
         let pool = plan.candidate_list().map_or(self.data.len(), <[u32]>::len);
         if pool <= sample * 2 {
             return self.offsets_of(plan).filter(|&o| self.passes(o, plan)).count();

@@ -566,12 +566,11 @@ impl Shard for LocalShard {
                 // A payload kept on disk is read only when one is asked for, and a failed read
                 // fails the call: a record without its payload would be copied as such by a
                 // shard transfer.
-                let payload = match with.payload.is_none() {
-                    true => None,
-                    false => {
-                        let stored = s.try_payload(id).map_err(|e| CollectionError::Internal(e.to_string()))?;
-                        with.payload.apply(stored.as_deref())
-                    }
+                let payload = if with.payload.is_none() {
+                    None
+                } else {
+                    let stored = s.try_payload(id).map_err(|e| CollectionError::Internal(e.to_string()))?;
+                    with.payload.apply(stored.as_deref())
                 };
                 Ok(Record {
                     id: *id,

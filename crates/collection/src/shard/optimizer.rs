@@ -536,6 +536,9 @@ impl Optimizer {
     ) -> Result<SegmentIndex, OptimizerError> {
         let _turn = self.build_turn()?;
         let schema = self.shared.payload_schema.read().clone();
+        // Read once for every vector (payloads may be on disk); each keeps the groups large
+        // enough for its own full-scan threshold.
+        let groups = payload_groups(data, &schema)?;
         let mut graphs = BTreeMap::new();
         for (name, col) in data.columns() {
             if col.len() == 0 {
@@ -552,10 +555,10 @@ impl Optimizer {
                 None => HnswGraph::build(col, col.distance, &params, progress, stop),
             }?;
             let full_scan_points = hnsw.full_scan_threshold * 1024 / (col.dim() * col.element().size()).max(1);
-            let groups = payload_groups(data, &schema, full_scan_points)?;
-            if !groups.is_empty() {
+            let large: Vec<Vec<u32>> = groups.iter().filter(|g| g.len() >= full_scan_points).cloned().collect();
+            if !large.is_empty() {
                 let payload_m = hnsw.payload_m.unwrap_or(hnsw.m);
-                graph.add_group_links(col, col.distance, &groups, payload_m, &self.signal.stop)?;
+                graph.add_group_links(col, col.distance, &large, payload_m, &self.signal.stop)?;
             }
             graphs.insert(name.to_string(), graph);
         }
@@ -890,12 +893,12 @@ fn compact(sources: &[Segment], columns: &[qd_segment::ColumnSpec], id: u64) -> 
     Ok(fresh)
 }
 
-/// Offsets grouped by value of each groupable payload index, keeping groups large enough that
-/// a filtered search on them would walk the graph (smaller ones are scanned exactly).
+/// Offsets grouped by value of each groupable payload index (groups of at least two points and
+/// not all of them); callers keep those large enough that a filtered search on them would walk
+/// the graph (smaller ones are scanned exactly).
 fn payload_groups(
     data: &SegmentData,
     schema: &BTreeMap<String, PayloadIndexSpec>,
-    min_size: usize,
 ) -> Result<Vec<Vec<u32>>, PayloadReadError> {
     let mut out = Vec::new();
     for (field, spec) in schema {
@@ -917,7 +920,7 @@ fn payload_groups(
                 }
             }
         }
-        out.extend(groups.into_values().filter(|g| g.len() >= min_size.max(2) && g.len() < data.len()));
+        out.extend(groups.into_values().filter(|g| g.len() >= 2 && g.len() < data.len()));
     }
     Ok(out)
 }

@@ -157,10 +157,8 @@ impl ShardState {
 impl PointSource for ShardState {
     fn record(&self, id: &PointId, with_payload: bool) -> crate::error::Result<Option<PointRecord>> {
         let Some((s, version)) = self.find(id).and_then(|s| Some((s, s.version(id)?))) else { return Ok(None) };
-        let payload = match with_payload {
-            true => s.try_payload(id).map_err(|e| CollectionError::Internal(e.to_string()))?,
-            false => None,
-        };
+        let payload =
+            if with_payload { s.try_payload(id).map_err(|e| CollectionError::Internal(e.to_string()))? } else { None };
         Ok(Some(PointRecord { version, vectors: s.vectors(id), payload: payload.map(std::borrow::Cow::into_owned) }))
     }
     fn select(&self, filter: &Filter) -> Vec<PointId> {
