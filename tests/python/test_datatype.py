@@ -1,8 +1,8 @@
 """Vector `datatype` through the official client: with `uint8` or `float16` storage, stored and
 query vectors take the type's values as in Qdrant's own engine (`qdrant-edge-py`): the same
 hits, scores and returned vectors for every distance, for plain and multivectors, over REST and
-gRPC on both backends. (With `uint8` and Cosine the vectors come back normalised: see
-docs/compatibility.md.)"""
+gRPC on both backends; with `uint8` and Cosine the vectors come back as the whole numbers
+stored, as from Qdrant."""
 
 import random
 import tempfile
@@ -60,9 +60,8 @@ def test_values_scores_and_vectors_match_qdrants_engine(client, distance, dataty
         theirs = {p.id: p.vector for p in want}
         common = [p for p in got if p.id in theirs]
         assert len(common) >= len(got) // 2
-        if not (datatype == "uint8" and distance == "Cosine"):
-            for p in common:
-                assert all(close(x, y, 1e-6) for x, y in zip(p.vector, theirs[p.id])), (p.vector, theirs[p.id])
+        for p in common:
+            assert all(close(x, y, 1e-6) for x, y in zip(p.vector, theirs[p.id])), (p.vector, theirs[p.id])
     client.delete_collection(name)
 
 
@@ -83,4 +82,60 @@ def test_multivectors_take_the_datatype(client):
     shard.update(qe.UpdateOperation.upsert_points([qe.Point(1, {"m": rows}, {})]))
     want = shard.retrieve([1], with_payload=False, with_vector=True)[0].vector["m"]
     assert got == want
+    client.delete_collection(name)
+
+
+def test_uint8_cosine_examples_by_id_and_multivectors_match_qdrants_engine(client):
+    """Cosine `uint8` points are stored as whole numbers; a point named by id in a query is
+    used as its stored vector, which Qdrant's engine then treats as any query vector."""
+    rnd = random.Random(11)
+    points = vectors(rnd, 30)
+    name = "dt_cosine_u8_ids"
+    if client.collection_exists(name):
+        client.delete_collection(name)
+    client.create_collection(name, vectors_config=models.VectorParams(
+        size=DIM, distance=models.Distance.COSINE, datatype=models.Datatype.UINT8))
+    client.upsert(name, points=[models.PointStruct(id=i, vector=v) for i, v in enumerate(points)], wait=True)
+    shard = edge_shard("Cosine", "uint8", points)
+    stored = {r.id: r.vector for r in shard.retrieve(list(range(30)), with_payload=False, with_vector=True)}
+    assert all(float(x).is_integer() for v in stored.values() for x in v)
+    exact = models.SearchParams(exact=True)
+
+    def same(got, want):
+        assert [round(p.score, 5) for p in got] == [round(p.score, 5) for p in want]
+
+    # Nearest to a stored point (Qdrant leaves the point itself out).
+    got = client.query_points(name, query=3, limit=5, search_params=exact).points
+    want = [p for p in shard.query(qe.QueryRequest(query=qe.Query.Nearest(stored[3]), limit=6)) if p.id != 3][:5]
+    same(got, want)
+    # best_score over examples given by id.
+    got = client.query_points(name, query=models.RecommendQuery(recommend=models.RecommendInput(
+        positive=[1, 2], negative=[5], strategy=models.RecommendStrategy.BEST_SCORE)),
+        limit=5, search_params=exact).points
+    rec = qe.Query.RecommendBestScore(qe.RecommendQuery([stored[1], stored[2]], [stored[5]]))
+    want = [p for p in shard.query(qe.QueryRequest(query=rec, limit=8)) if p.id not in (1, 2, 5)][:5]
+    same(got, want)
+    client.delete_collection(name)
+
+    # Multivectors: rows stored as whole numbers, max-sim over their unit vectors.
+    name = "dt_cosine_u8_multi"
+    if client.collection_exists(name):
+        client.delete_collection(name)
+    params = models.VectorParams(size=DIM, distance=models.Distance.COSINE, datatype=models.Datatype.UINT8,
+                                 multivector_config=models.MultiVectorConfig(
+                                     comparator=models.MultiVectorComparator.MAX_SIM))
+    client.create_collection(name, vectors_config={"m": params})
+    multis = [vectors(rnd, 1 + i % 3) for i in range(12)]
+    client.upsert(name, points=[models.PointStruct(id=i, vector={"m": m}) for i, m in enumerate(multis)], wait=True)
+    eparams = qe.EdgeVectorParams(size=DIM, distance=qe.Distance.Cosine, datatype=qe.VectorStorageDatatype.Uint8,
+                                  multivector_config=qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim))
+    eshard = qe.EdgeShard.create(tempfile.mkdtemp(prefix="edge-dt-"), qe.EdgeConfig(vectors={"m": eparams}))
+    eshard.update(qe.UpdateOperation.upsert_points([qe.Point(i, {"m": m}, {}) for i, m in enumerate(multis)]))
+    got = {r.id: r.vector["m"] for r in client.retrieve(name, list(range(12)), with_vectors=True)}
+    want = {r.id: r.vector["m"] for r in eshard.retrieve(list(range(12)), with_payload=False, with_vector=True)}
+    assert got == want
+    q = vectors(rnd, 2)
+    hits = client.query_points(name, query=q, using="m", limit=12, search_params=exact).points
+    theirs = eshard.query(qe.QueryRequest(query=qe.Query.Nearest(q, using="m"), limit=12))
+    assert all(close(g.score, w.score) for g, w in zip(hits, theirs)) and len(hits) == len(theirs) == 12
     client.delete_collection(name)

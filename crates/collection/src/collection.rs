@@ -292,7 +292,7 @@ impl Collection {
         }
         for (name, v) in vectors.iter_mut() {
             if let Some(p) = params.vectors.get(name) {
-                preprocess((p.distance, p.datatype), v);
+                preprocess_stored((p.distance, p.datatype), v);
             }
         }
         Ok(())
@@ -759,6 +759,24 @@ pub(crate) fn preprocess((distance, datatype): Prep, v: &mut Vector) {
         Vector::Dense(d) => prep(d),
         Vector::Multi(m) => m.rows_mut().for_each(prep),
         Vector::Sparse(_) => {}
+    }
+}
+
+/// Preprocessing of a vector to store: [`preprocess`], except that Cosine `uint8` vectors keep
+/// their whole numbers, as Qdrant stores them (the segment reads them normalised for scoring,
+/// and a read returns them as written).
+pub(crate) fn preprocess_stored(prep: Prep, v: &mut Vector) {
+    match prep {
+        (qd_core::Distance::Cosine, Some(Datatype::Uint8)) => preprocess((qd_core::Distance::Dot, prep.1), v),
+        _ => preprocess(prep, v),
+    }
+}
+
+/// A stored vector (read back from a point) made a query vector: what [`preprocess_stored`]
+/// left out (the normalisation of Cosine `uint8` vectors); others were stored preprocessed.
+pub(crate) fn stored_as_query(prep: Prep, v: &mut Vector) {
+    if prep == (qd_core::Distance::Cosine, Some(Datatype::Uint8)) {
+        preprocess(prep, v);
     }
 }
 

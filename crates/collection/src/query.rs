@@ -11,7 +11,7 @@ use qd_core::vectors::{SparseVector, Vector};
 use qd_core::PointId;
 use serde_json::Value;
 
-use crate::collection::{preprocess, Collection};
+use crate::collection::{preprocess, stored_as_query, Collection};
 use crate::consistency::ReadConsistency;
 use crate::error::{CollectionError, Result};
 use crate::operations::{Record, ScoredPoint, SearchSettings, ShardQuery, WithSelectors};
@@ -376,7 +376,11 @@ impl Collection {
                     }
                     VectorOrId::Id(id) => {
                         mentioned.insert(*id);
-                        self.vector_of(id, using, scope)?
+                        let mut v = self.vector_of(id, using, scope)?;
+                        if preprocess_given {
+                            stored_as_query(prep, &mut v);
+                        }
+                        v
                     }
                 })
             })
@@ -418,10 +422,15 @@ impl Collection {
             payload: Default::default(),
             vector: qd_core::selectors::VectorSelector::Names(vec![using.to_string()]),
         };
+        let prep = self.prep_of(using)?;
         let mut stored: std::collections::HashMap<PointId, Vector> = self
             .retrieve(&ids, &with, level.scope)?
             .into_iter()
             .filter_map(|r| Some((r.id, r.vector?.remove(using)?)))
+            .map(|(id, mut v)| {
+                stored_as_query(prep, &mut v);
+                (id, v)
+            })
             .collect();
         let (candidates, vectors): (Vec<ScoredPoint>, Vec<Vector>) =
             candidates.into_iter().filter_map(|p| stored.remove(&p.id).map(|v| (p, v))).unzip();

@@ -9,9 +9,11 @@
 //! [`Elems::with_f32`]) and runs the usual SIMD kernel on it: the memory of a column shrinks
 //! 2× or 4×, and a score costs one decode more.
 //!
-//! `uint8` is stored as bytes only for Dot, Euclid and Manhattan. Cosine rows are normalised
-//! after the cast, so their components are no longer whole numbers; such columns stay float32
-//! (see [`ElementType::for_datatype`]).
+//! `uint8` with Cosine keeps the whole numbers as written, as Qdrant does (they are what a
+//! read returns); the column reads such rows for scoring as [`Elems::U8Unit`], which decodes
+//! each row to its unit vector, the very float32 values the collection's Cosine normalisation
+//! gives. Points written before (held as unit-length float32) are scaled back to bytes by
+//! [`cosine_bytes`] when loaded.
 
 use std::cell::RefCell;
 
@@ -25,14 +27,22 @@ pub enum ElementType {
 }
 
 impl ElementType {
-    /// The storage of a vector declared with `datatype` under `distance` (see the module docs
-    /// for why Cosine `uint8` stays float32).
-    pub fn for_datatype(datatype: Option<qd_core::config::Datatype>, distance: qd_core::Distance) -> Self {
+    /// The storage of a vector declared with `datatype`.
+    pub fn for_datatype(datatype: Option<qd_core::config::Datatype>) -> Self {
         use qd_core::config::Datatype;
         match datatype {
             Some(Datatype::Float16) => ElementType::F16,
-            Some(Datatype::Uint8) if distance != qd_core::Distance::Cosine => ElementType::U8,
+            Some(Datatype::Uint8) => ElementType::U8,
             _ => ElementType::F32,
+        }
+    }
+
+    /// The type's number in file headers (0 is float32, what files of the first format hold).
+    pub fn code(self) -> u8 {
+        match self {
+            ElementType::F32 => 0,
+            ElementType::F16 => 1,
+            ElementType::U8 => 2,
         }
     }
 
@@ -53,6 +63,8 @@ pub enum Elems<'a> {
     /// Half-precision bit patterns.
     F16(&'a [u16]),
     U8(&'a [u8]),
+    /// Bytes of a Cosine column: rows of the given width, each read as its unit vector.
+    U8Unit(&'a [u8], usize),
 }
 
 impl<'a> Elems<'a> {
@@ -60,7 +72,43 @@ impl<'a> Elems<'a> {
         match self {
             Elems::F32(s) => s.len(),
             Elems::F16(s) => s.len(),
-            Elems::U8(s) => s.len(),
+            Elems::U8(s) | Elems::U8Unit(s, _) => s.len(),
+        }
+    }
+
+    /// The components as stored (what a read of the vector returns): [`Elems::U8Unit`] rows
+    /// as their whole numbers, every other kind as it is.
+    pub fn stored(self) -> Elems<'a> {
+        match self {
+            Elems::U8Unit(s, _) => Elems::U8(s),
+            other => other,
+        }
+    }
+
+    /// These components as a column of `distance` reads them for scoring: the bytes of a
+    /// Cosine column as [`Elems::U8Unit`] rows of `dim`, anything else as it is.
+    pub fn scored_as(self, distance: qd_core::Distance, dim: usize) -> Elems<'a> {
+        match self {
+            Elems::U8(s) if distance == qd_core::Distance::Cosine => Elems::U8Unit(s, dim),
+            other => other,
+        }
+    }
+
+    /// How the components are stored.
+    pub fn kind(self) -> ElementType {
+        match self {
+            Elems::F32(_) => ElementType::F32,
+            Elems::F16(_) => ElementType::F16,
+            Elems::U8(_) | Elems::U8Unit(..) => ElementType::U8,
+        }
+    }
+
+    /// An owned copy of the stored components, in their type.
+    pub fn to_owned_elems(self) -> ElemVec {
+        match self.stored() {
+            Elems::F32(s) => ElemVec::F32(s.to_vec()),
+            Elems::F16(s) => ElemVec::F16(s.to_vec()),
+            Elems::U8(s) | Elems::U8Unit(s, _) => ElemVec::U8(s.to_vec()),
         }
     }
 
@@ -68,12 +116,14 @@ impl<'a> Elems<'a> {
         self.len() == 0
     }
 
-    /// Components `start..end` (callers pass in-range bounds; out of range panics like slicing).
+    /// Components `start..end` (callers pass in-range bounds; out of range panics like slicing;
+    /// [`Elems::U8Unit`] bounds fall on row boundaries).
     pub fn slice(self, start: usize, end: usize) -> Elems<'a> {
         match self {
             Elems::F32(s) => Elems::F32(&s[start..end]),
             Elems::F16(s) => Elems::F16(&s[start..end]),
             Elems::U8(s) => Elems::U8(&s[start..end]),
+            Elems::U8Unit(s, dim) => Elems::U8Unit(&s[start..end], dim),
         }
     }
 
@@ -95,7 +145,7 @@ impl<'a> Elems<'a> {
         match self {
             Elems::F32(s) => s.as_ptr().cast(),
             Elems::F16(s) => s.as_ptr().cast(),
-            Elems::U8(s) => s.as_ptr(),
+            Elems::U8(s) | Elems::U8Unit(s, _) => s.as_ptr(),
         }
     }
 
@@ -104,16 +154,21 @@ impl<'a> Elems<'a> {
         match self {
             Elems::F32(s) => s.len() * 4,
             Elems::F16(s) => s.len() * 2,
-            Elems::U8(s) => s.len(),
+            Elems::U8(s) | Elems::U8Unit(s, _) => s.len(),
         }
     }
 
-    /// Writes the components as float32 into `out` (same length).
+    /// Writes the components as float32 into `out` (same length); [`Elems::U8Unit`] rows
+    /// normalised one by one.
     pub fn decode_into(self, out: &mut [f32]) {
         match self {
             Elems::F32(s) => out.copy_from_slice(s),
             Elems::F16(s) => decode_f16(s, out),
             Elems::U8(s) => decode_u8(s, out),
+            Elems::U8Unit(s, dim) => {
+                decode_u8(s, out);
+                out.chunks_mut(dim.max(1)).for_each(|row| qd_core::Distance::Cosine.preprocess(row));
+            }
         }
     }
 
@@ -210,6 +265,17 @@ impl ElemVec {
         }
     }
 
+    /// Appends the stored components of `e`: copied as they are when of this type, encoded
+    /// from float32 otherwise.
+    pub fn append(&mut self, e: Elems<'_>) {
+        match (self, e.stored()) {
+            (ElemVec::F32(v), Elems::F32(s)) => v.extend_from_slice(s),
+            (ElemVec::F16(v), Elems::F16(s)) => v.extend_from_slice(s),
+            (ElemVec::U8(v), Elems::U8(s)) => v.extend_from_slice(s),
+            (this, other) => other.with_f32(|x| this.extend(x)),
+        }
+    }
+
     /// Overwrites components `start..start + values.len()` (in range), encoded.
     pub fn write(&mut self, start: usize, values: &[f32]) {
         let end = start + values.len();
@@ -260,6 +326,19 @@ impl ElemVec {
     pub fn byte_len(&self) -> usize {
         self.as_elems().byte_len()
     }
+}
+
+/// A Cosine `uint8` row as the whole numbers to store: rows are whole numbers in 0..=255
+/// already, except those written before such columns held bytes (unit-length float32, cast
+/// and then normalised), which are scaled so that their largest component is 255 and rounded:
+/// the same direction up to rounding, so the same Cosine scores up to rounding.
+pub fn cosine_bytes(row: &[f32]) -> std::borrow::Cow<'_, [f32]> {
+    if row.iter().all(|&x| (0.0..=255.0).contains(&x) && x.fract() == 0.0) {
+        return std::borrow::Cow::Borrowed(row);
+    }
+    let top = row.iter().fold(0.0f32, |m, &x| if x.is_finite() { m.max(x) } else { m });
+    let scale = if top > 0.0 { 255.0 / top } else { 0.0 };
+    std::borrow::Cow::Owned(row.iter().map(|&x| (x * scale).round().clamp(0.0, 255.0)).collect())
 }
 
 /// Half-precision bits of `x` rounded as the collection rounds (`qd_core::config::half_precision`:
@@ -366,6 +445,7 @@ pub fn f16_to_f32(h: u16) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use qd_core::Distance;
 
     #[test]
     fn every_finite_half_round_trips() {
@@ -433,10 +513,44 @@ mod tests {
     #[test]
     fn element_type_follows_datatype_and_metric() {
         use qd_core::config::Datatype;
-        use qd_core::Distance;
-        assert_eq!(ElementType::for_datatype(None, Distance::Cosine), ElementType::F32);
-        assert_eq!(ElementType::for_datatype(Some(Datatype::Float16), Distance::Cosine), ElementType::F16);
-        assert_eq!(ElementType::for_datatype(Some(Datatype::Uint8), Distance::Dot), ElementType::U8);
-        assert_eq!(ElementType::for_datatype(Some(Datatype::Uint8), Distance::Cosine), ElementType::F32);
+        assert_eq!(ElementType::for_datatype(None), ElementType::F32);
+        assert_eq!(ElementType::for_datatype(Some(Datatype::Float32)), ElementType::F32);
+        assert_eq!(ElementType::for_datatype(Some(Datatype::Float16)), ElementType::F16);
+        assert_eq!(ElementType::for_datatype(Some(Datatype::Uint8)), ElementType::U8);
+        let codes: Vec<u8> = [ElementType::F32, ElementType::F16, ElementType::U8].map(ElementType::code).to_vec();
+        assert_eq!(codes, vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn cosine_bytes_read_as_the_unit_vectors_normalisation_gives() {
+        let rows = [[3.0f32, 0.0, 4.0], [0.0, 0.0, 0.0], [255.0, 1.0, 17.0]];
+        let flat: Vec<f32> = rows.concat();
+        let stored = ElemVec::from_f32(ElementType::U8, &flat);
+        let unit = match stored.as_elems() {
+            Elems::U8(b) => Elems::U8Unit(b, 3),
+            other => panic!("bytes expected, got {other:?}"),
+        };
+        let mut want = flat.clone();
+        want.chunks_mut(3).for_each(|r| Distance::Cosine.preprocess(r));
+        assert_eq!(unit.to_vec(), want);
+        assert_eq!(unit.slice(3, 9).to_vec(), want[3..]);
+        assert_eq!(unit.with_f32(|v| v.to_vec()), want);
+        // What a read returns: the whole numbers.
+        assert_eq!(unit.stored().to_vec(), flat);
+        assert_eq!(unit.to_owned_elems(), stored);
+    }
+
+    #[test]
+    fn cosine_bytes_keep_whole_numbers_and_scale_unit_rows_back() {
+        let whole = [0.0f32, 3.0, 255.0];
+        assert!(matches!(cosine_bytes(&whole), std::borrow::Cow::Borrowed(_)));
+        // A row written before bytes storage: [3, 0, 4] normalised.
+        let old = [0.6f32, 0.0, 0.8];
+        assert_eq!(cosine_bytes(&old).to_vec(), vec![191.0, 0.0, 255.0]);
+        let mut back = cosine_bytes(&old).to_vec();
+        Distance::Cosine.preprocess(&mut back);
+        assert!(back.iter().zip(&old).all(|(a, b)| (a - b).abs() < 3e-3));
+        assert_eq!(cosine_bytes(&[0.5f32, 0.0]).to_vec(), vec![255.0, 0.0]);
+        assert_eq!(cosine_bytes(&[-0.5f32, 0.0]).to_vec(), vec![0.0, 0.0]);
     }
 }

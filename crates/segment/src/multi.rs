@@ -2,7 +2,8 @@
 //! dimension in a flat array, scored by max-sim.
 //!
 //! Scoring is [`crate::hnsw::MaxSimScorer`] (exact scans, graph build and graph search alike),
-//! rows already preprocessed (Cosine: normalised one by one). An overwrite in an appendable
+//! rows already preprocessed (Cosine: normalised one by one; Cosine `uint8` rows are held as
+//! their whole numbers and read normalised, see [`crate::elements`]). An overwrite in an appendable
 //! segment appends the new rows and leaves the old ones unused until the segment is compacted.
 //! A sealed segment's column may instead be served from a memory-mapped file (`on_disk: true`,
 //! see [`crate::multi_file`]).
@@ -12,7 +13,7 @@ use std::sync::Arc;
 use qd_core::vectors::MultiDenseVector;
 use qd_core::Distance;
 
-use crate::elements::{ElemVec, ElementType, Elems};
+use crate::elements::{cosine_bytes, ElemVec, ElementType, Elems};
 use crate::hnsw::VectorSource;
 use crate::multi_file::MappedMulti;
 
@@ -45,7 +46,7 @@ impl MultiColumn {
         MultiColumn { distance, dim, element, store: Rows::Heap { slots: Vec::new(), rows: ElemVec::new(element) } }
     }
 
-    /// How row components are held on the heap (a mapped file holds float32).
+    /// How row components are held, on the heap or in a mapped file.
     pub fn element(&self) -> ElementType {
         self.element
     }
@@ -84,16 +85,20 @@ impl MultiColumn {
         match v.filter(|v| v.dim() == dim) {
             Some(v) => {
                 let start = (rows.len() / dim) as u32;
-                rows.extend(v.flat());
+                if rows.kind() == ElementType::U8 && self.distance == Distance::Cosine {
+                    v.flat().chunks(dim.max(1)).for_each(|r| rows.extend(&cosine_bytes(r)));
+                } else {
+                    rows.extend(v.flat());
+                }
                 slots[o] = (start, v.count() as u32);
             }
             None => slots[o] = (0, 0),
         }
     }
 
-    /// The rows of a slot, flat (`None` if the slot has no vector).
+    /// The rows of a slot, flat, as scoring reads them (`None` if the slot has no vector).
     pub fn get(&self, offset: u32) -> Option<Elems<'_>> {
-        match &self.store {
+        let rows = match &self.store {
             Rows::Heap { slots, rows } => {
                 let &(start, count) = slots.get(offset as usize)?;
                 if count == 0 {
@@ -102,12 +107,14 @@ impl MultiColumn {
                 let s = start as usize * self.dim;
                 rows.as_elems().get(s, s + count as usize * self.dim)
             }
-            Rows::Mapped(m) => m.get(offset).map(Elems::F32),
-        }
+            Rows::Mapped(m) => m.get(offset),
+        };
+        rows.map(|r| r.scored_as(self.distance, self.dim))
     }
 
+    /// The slot's multivector as stored (what a read returns).
     pub fn get_owned(&self, offset: u32) -> Option<MultiDenseVector> {
-        self.get(offset).and_then(|rows| MultiDenseVector::from_flat(self.dim, rows.to_vec()))
+        self.get(offset).and_then(|rows| MultiDenseVector::from_flat(self.dim, rows.stored().to_vec()))
     }
 
     /// Gives back reserved heap space beyond the stored rows.
@@ -165,7 +172,7 @@ impl MultiColumn {
             match self.get(o) {
                 Some(r) => {
                     slots.push(((rows.len() / self.dim) as u32, (r.len() / self.dim) as u32));
-                    r.with_f32(|r| rows.extend(r));
+                    rows.append(r);
                 }
                 None => slots.push((0, 0)),
             }

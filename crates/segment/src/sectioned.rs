@@ -167,12 +167,16 @@ pub(crate) fn open(
 
 /// Plain numbers a section may hold: every bit pattern is a valid value.
 pub(crate) trait Plain: Copy + private::Sealed {}
+impl Plain for u8 {}
+impl Plain for u16 {}
 impl Plain for u32 {}
 impl Plain for u64 {}
 impl Plain for f32 {}
 
 mod private {
     pub trait Sealed {}
+    impl Sealed for u8 {}
+    impl Sealed for u16 {}
     impl Sealed for u32 {}
     impl Sealed for u64 {}
     impl Sealed for f32 {}
@@ -183,7 +187,7 @@ pub(crate) fn slice<T: Plain>(map: &memmap2::Mmap, at: usize, n: usize) -> &[T] 
     let bytes = &map[at..at + n * std::mem::size_of::<T>()];
     assert_eq!(bytes.as_ptr().align_offset(std::mem::align_of::<T>()), 0, "section misaligned");
     // SAFETY: the range is in bounds (the slice above checks it) and aligned for T (asserted).
-    // T is u32, u64 or f32 (`Plain` is sealed): no invalid bit patterns. Little-endian targets
+    // T is u8, u16, u32, u64 or f32 (`Plain` is sealed): no invalid bit patterns. Little-endian targets
     // only, like the file formats.
     unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<T>(), n) }
 }

@@ -20,7 +20,7 @@ use crate::payload_index::{facet_key, intersect, order_value, FieldIndex, Offset
 use qd_core::vectors::{MultiDenseVector, NamedVectors, SparseVector, Vector};
 use qd_core::{Distance, Payload, PointId};
 
-use crate::elements::{ElemVec, ElementType, Elems};
+use crate::elements::{cosine_bytes, ElemVec, ElementType, Elems};
 use crate::hnsw::{exact_search_by, HnswGraph, OffsetScorer, VectorSource};
 use crate::hnsw::{MaxSimScorer, PairScore};
 use crate::mapped::MappedVectors;
@@ -115,17 +115,19 @@ impl VectorColumn {
         self.dim
     }
 
-    /// How components are held on the heap (a mapped file holds float32).
+    /// How components are held, on the heap or in a mapped file.
     pub fn element(&self) -> ElementType {
         self.element
     }
 
-    /// All slots' vectors, contiguous (zeros where a slot has no vector).
+    /// All slots' vectors, contiguous (zeros where a slot has no vector), as scoring reads
+    /// them (Cosine `uint8` rows normalised; [`Elems::stored`] gives the whole numbers).
     pub fn data(&self) -> Elems<'_> {
-        match &self.store {
+        let stored = match &self.store {
             ColumnStore::Ram(v) => v.as_elems(),
-            ColumnStore::Mapped(m) => Elems::F32(m.data()),
-        }
+            ColumnStore::Mapped(m) => m.data(),
+        };
+        stored.scored_as(self.distance, self.dim)
     }
 
     /// Presence flag per slot.
@@ -156,7 +158,10 @@ impl VectorColumn {
         let dim = self.dim;
         match v {
             Some(v) if v.len() == dim => {
-                store.write(o * dim, v);
+                match store.kind() == ElementType::U8 && self.distance == Distance::Cosine {
+                    true => store.write(o * dim, &cosine_bytes(v)),
+                    false => store.write(o * dim, v),
+                }
                 self.present[o] = true;
             }
             _ => {
@@ -186,15 +191,12 @@ impl VectorColumn {
     }
 
     /// Serve the vectors from the heap again, from `data` (a copy of the mapped vectors made
-    /// beforehand, stored in the column's type); refused (false) if the length does not match.
-    fn unmap(&mut self, data: Vec<f32>) -> bool {
-        if data.len() != self.present.len() * self.dim {
+    /// beforehand); refused (false) if its length or type does not match.
+    fn unmap(&mut self, data: ElemVec) -> bool {
+        if data.len() != self.present.len() * self.dim || data.kind() != self.element {
             return false;
         }
-        self.store = ColumnStore::Ram(match self.element {
-            ElementType::F32 => ElemVec::F32(data),
-            other => ElemVec::from_f32(other, &data),
-        });
+        self.store = ColumnStore::Ram(data);
         true
     }
 
@@ -691,7 +693,7 @@ impl Segment {
 
     /// Serve column `name` from the heap again, from `data` (copied from the mapping
     /// beforehand); false under the same conditions as [`Segment::map_column`].
-    pub fn unmap_column(&mut self, name: &str, data: Vec<f32>) -> bool {
+    pub fn unmap_column(&mut self, name: &str, data: ElemVec) -> bool {
         Arc::get_mut(&mut self.data).and_then(|d| d.vectors.get_mut(name)).is_some_and(|c| c.unmap(data))
     }
 
@@ -857,7 +859,7 @@ impl Segment {
         if let Some(o) = self.live_offset(id) {
             for (name, col) in &self.data.vectors {
                 if let Some(v) = col.get(o) {
-                    out.insert(name.clone(), Vector::Dense(v.to_vec()));
+                    out.insert(name.clone(), Vector::Dense(v.stored().to_vec()));
                 }
             }
             for (name, col) in &self.data.multi {

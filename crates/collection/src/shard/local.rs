@@ -50,7 +50,7 @@ pub fn column_specs(params: &qd_core::config::CollectionParams) -> ColumnSpec {
                 Some(_) => qd_segment::ColumnSpec::multi(n, p.size as usize, p.distance),
                 None => qd_segment::ColumnSpec::dense(n, p.size as usize, p.distance),
             };
-            spec.with_element(qd_segment::ElementType::for_datatype(p.datatype, p.distance))
+            spec.with_element(qd_segment::ElementType::for_datatype(p.datatype))
         })
         .collect();
     out.extend(params.sparse_iter().map(|(n, _)| qd_segment::ColumnSpec::sparse(n)));
@@ -520,9 +520,11 @@ impl Shard for LocalShard {
                 }
                 None => {
                     // KiB of stored vectors, in the vector's storage type (as Qdrant counts).
-                    let bytes = cfg.params.vectors.get(&req.vector_name).map_or(4, |p| {
-                        p.size as usize * qd_segment::ElementType::for_datatype(p.datatype, p.distance).size()
-                    });
+                    let bytes = cfg
+                        .params
+                        .vectors
+                        .get(&req.vector_name)
+                        .map_or(4, |p| p.size as usize * qd_segment::ElementType::for_datatype(p.datatype).size());
                     hnsw.full_scan_threshold * 1024 / bytes.max(1)
                 }
             };

@@ -49,7 +49,7 @@ pub fn in_place(seg: &Segment, config: &CollectionConfig, may_map: bool) -> bool
 pub struct Remapping {
     id: u64,
     maps: Vec<(String, MappedVectors)>,
-    unmaps: Vec<(String, Vec<f32>)>,
+    unmaps: Vec<(String, qd_segment::ElemVec)>,
     /// Files of columns kept in RAM, to delete.
     stale: Vec<String>,
     multi_maps: Vec<(String, Arc<MappedMulti>)>,
@@ -124,12 +124,12 @@ fn prepare_with(
             (true, None) if col.len() > 0 && may_map => {
                 let write = may_write
                     .then_some(|| qd_segment::mapped::write(&path, owner, col.dim(), col.present(), col.data()));
-                let open = || MappedVectors::open(&path, owner, col.dim(), col.len());
+                let open = || MappedVectors::open(&path, owner, col.dim(), col.len(), col.element());
                 if let Some(m) = open_or_write(dir, &path, open, write, &mut r.problem) {
                     r.maps.push((name.to_string(), m));
                 }
             }
-            (false, Some(m)) => r.unmaps.push((name.to_string(), m.data().to_vec())),
+            (false, Some(m)) => r.unmaps.push((name.to_string(), m.data().to_owned_elems())),
             (false, None) => r.stale.push(name.to_string()),
             _ => {}
         }
@@ -139,7 +139,7 @@ fn prepare_with(
         match (wanted(config, name), col.mapping()) {
             (true, None) if !col.is_empty() && may_map => {
                 let write = may_write.then_some(|| qd_segment::multi_file::write(&path, owner, col));
-                let open = || MappedMulti::open(&path, owner, col.dim(), col.len());
+                let open = || MappedMulti::open(&path, owner, col.dim(), col.len(), col.element());
                 if let Some(m) = open_or_write(dir, &path, open, write, &mut r.problem) {
                     r.multi_maps.push((name.to_string(), Arc::new(m)));
                 }

@@ -149,6 +149,24 @@ impl Drop for Server {
     }
 }
 
+/// Every file with extension `ext` under `root`.
+pub fn files_with(root: &Path, ext: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == ext) {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 pub fn create_collection(s: &Server, name: &str, body: Value) {
     s.ok("PUT", &format!("/collections/{name}"), Some(&body));
 }

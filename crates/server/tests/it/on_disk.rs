@@ -10,31 +10,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::common::{create_collection, shard_sum_of, vector, wait_indexed, Server, BACKENDS};
+use crate::common::{create_collection, files_with, shard_sum_of, vector, wait_indexed, Server, BACKENDS};
 
 const DIM: usize = 16;
 
 /// Every `.vec` file under the storage root.
 fn vec_files(root: &Path) -> Vec<PathBuf> {
     files_with(root, "vec")
-}
-
-/// Every file with extension `ext` under the storage root.
-fn files_with(root: &Path, ext: &str) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == ext) {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// Sum of a per-shard figure of collection `d` from `/telemetry`.
