@@ -12,9 +12,11 @@ pub mod node;
 pub mod p2p;
 pub mod raft_types;
 pub mod replica_set;
+pub mod snapshot_recovery;
 pub mod state;
 pub mod store;
 pub mod transfer;
 
 pub use node::{ClusterNode, ClusterOptions, ClusterStatus, CollectionClusterInfo, LocalShardInfo};
+pub use snapshot_recovery::{RecoverTarget, SnapshotPriority};
 pub use state::{MetaOp, PeerId, ReplicaState, TransferMethod};

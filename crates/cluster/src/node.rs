@@ -863,6 +863,11 @@ impl ClusterNode {
         }
     }
 
+    /// Whether this peer's replica of `shard` is receiving a copy right now.
+    pub(crate) fn is_recovering(&self, collection: &str, shard: ShardId) -> bool {
+        self.recovering.lock().contains(&(collection.to_string(), shard))
+    }
+
     pub(crate) fn applied_index(&self) -> u64 {
         self.store.applied().index
     }

@@ -16,7 +16,7 @@ use qd_collection::operations::{
     WriteOrdering,
 };
 use qd_collection::shard::{OptimizationInfo, Shard, ShardId, SnapshotSource};
-use qd_collection::{CollectionError, LocalShards, Result};
+use qd_collection::{CollectionError, LocalShards, Result, StagedSnapshot};
 use qd_core::filter::Filter;
 use qd_core::json_path::JsonPath;
 use qd_core::PointId;
@@ -262,9 +262,37 @@ impl ReplicaSet {
     /// source, verified against `sha256`), then apply again every live write it received since
     /// the transfer began. Live writes wait meanwhile.
     pub(crate) fn install_snapshot(&self, archive: &mut dyn std::io::Read, size: u64, sha256: &str) -> Result<()> {
-        let files =
-            self.files.as_ref().ok_or_else(|| CollectionError::Internal("no shard files on this peer".into()))?;
+        let files = self.files()?;
         let staged = files.stage(archive, Some(size), sha256)?;
+        self.replace_local(
+            || files.install(staged, self.id),
+            |opened| {
+                let replay = self.tracking.lock().as_ref().and_then(|t| t.all.clone()).unwrap_or_default();
+                replay.into_iter().try_for_each(|op| opened.update(op, true).map(|_| ()))
+            },
+        )
+    }
+
+    /// Replace this peer's replica with shard `from` of a staged snapshot (a snapshot
+    /// recovery). Live writes wait meanwhile.
+    pub(crate) fn install_staged(&self, staged: &StagedSnapshot, from: ShardId) -> Result<()> {
+        let files = self.files()?;
+        self.replace_local(|| files.install_from(staged, from, self.id), |_| Ok(()))
+    }
+
+    fn files(&self) -> Result<&Arc<LocalShards>> {
+        self.files.as_ref().ok_or_else(|| CollectionError::Internal("no shard files on this peer".into()))
+    }
+
+    /// Shut this peer's replica down, let `install` put new files in place, open them as the
+    /// replica and run `then` on it; live writes and streamed batches wait until `then` is
+    /// done (a replay in `then` must not interleave with live writes).
+    fn replace_local(
+        &self,
+        install: impl FnOnce() -> Result<()>,
+        then: impl FnOnce(&Arc<dyn Shard>) -> Result<()>,
+    ) -> Result<()> {
+        let files = self.files()?;
         let _stream = self.stream_gate.write();
         let mut slot = self.local.write();
         if let Some(old) = slot.take() {
@@ -279,15 +307,11 @@ impl ReplicaSet {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
-        files.install(staged, self.id)?;
+        install()?;
         let opened = files.open(self.id)?;
         *slot = Some(opened.clone());
         drop(slot);
-        let replay = self.tracking.lock().as_ref().and_then(|t| t.all.clone()).unwrap_or_default();
-        for op in replay {
-            opened.update(op, true)?;
-        }
-        Ok(())
+        then(&opened)
     }
 
     /// Delete from this peer's replica the points the source does not have (deleted while

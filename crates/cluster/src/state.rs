@@ -209,6 +209,14 @@ pub enum MetaOp {
         collection: String,
         key: ShardKey,
     },
+    /// The replica on `peer` holds the shard's truth (a snapshot recovered there with
+    /// priority `snapshot`): it becomes Active and every other replica Dead, so they copy from
+    /// it. Refused while a transfer of the shard runs.
+    PromoteReplica {
+        collection: String,
+        shard: ShardId,
+        peer: PeerId,
+    },
 }
 
 /// Why an operation did not apply, classified as the API reports it.
@@ -290,6 +298,24 @@ impl ClusterState {
                     )));
                 }
                 *replica = *state;
+                meta.bump(*shard);
+                Ok(())
+            }
+            MetaOp::PromoteReplica { collection, shard, peer } => {
+                let meta = self.collections.get_mut(collection).ok_or_else(|| not_found(collection))?;
+                if meta.transfers.iter().any(|t| t.shard_id == *shard) {
+                    return Err(MetaError::BadRequest(format!(
+                        "Bad request: a transfer of shard {shard} is running; wait for it or abort it first"
+                    )));
+                }
+                let replicas = meta
+                    .shards
+                    .get_mut(shard)
+                    .filter(|r| r.contains_key(peer))
+                    .ok_or_else(|| MetaError::NotFound(format!("Shard {shard} has no replica on peer {peer}")))?;
+                for (p, state) in replicas.iter_mut() {
+                    *state = if p == peer { ReplicaState::Active } else { ReplicaState::Dead };
+                }
                 meta.bump(*shard);
                 Ok(())
             }
@@ -597,6 +623,26 @@ mod tests {
         assert_eq!(p[&0], vec![2]);
         let p = place_shards(1, 4, &[1, 2, 3], &BTreeMap::new()).expect("capped");
         assert_eq!(p[&0], vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn a_promoted_replica_is_the_only_active_one() {
+        let mut s = ClusterState::default();
+        s.apply(&create("a", BTreeMap::from([(0, vec![1, 2, 3]), (1, vec![1, 2])]))).expect("created");
+        let promote = |peer| MetaOp::PromoteReplica { collection: "a".into(), shard: 0, peer };
+        s.apply(&MetaOp::SetReplicaState { collection: "a".into(), shard: 0, peer: 2, state: ReplicaState::Dead })
+            .expect("dead");
+        let before = s.collections["a"].version(0);
+        s.apply(&promote(2)).expect("promoted");
+        use ReplicaState::{Active, Dead};
+        assert_eq!(s.collections["a"].replicas(0), vec![(1, Dead), (2, Active), (3, Dead)]);
+        assert_eq!(s.collections["a"].replicas(1), vec![(1, Active), (2, Active)], "other shards untouched");
+        assert!(s.collections["a"].version(0) > before, "writes routed before are refused");
+        assert!(matches!(s.apply(&promote(9)), Err(MetaError::NotFound(_))));
+        let transfer = ShardTransfer { shard_id: 0, from: 2, to: 1, sync: true, method: TransferMethod::StreamRecords };
+        s.collections.get_mut("a").expect("a").transfers.push(transfer);
+        assert!(matches!(s.apply(&promote(1)), Err(MetaError::BadRequest(_))));
+        assert_eq!(s.collections["a"].replicas(0), vec![(1, Dead), (2, Active), (3, Dead)]);
     }
 
     #[test]

@@ -24,4 +24,4 @@ pub mod strict;
 pub use collection::{Collection, CollectionInfo};
 pub use error::CollectionError;
 pub use error::Result;
-pub use registry::{AliasAction, LocalShards, NewVector, Registry, ShardPlacement, StagedShard};
+pub use registry::{AliasAction, LocalShards, NewVector, Registry, ShardPlacement, StagedShard, StagedSnapshot};

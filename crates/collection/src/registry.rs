@@ -95,19 +95,100 @@ impl LocalShards {
 
     /// Replace shard `sid`'s files with a staged shard (the shard must be shut down first).
     pub fn install(&self, staged: StagedShard, sid: crate::shard::ShardId) -> Result<()> {
+        self.install_from(&staged.snapshot, staged.shard, sid)
+    }
+
+    /// Replace shard `sid`'s files with shard `from` of a staged snapshot (the shard must be
+    /// shut down first); the staged shard's files move, so each is installed once.
+    pub fn install_from(
+        &self,
+        staged: &StagedSnapshot,
+        from: crate::shard::ShardId,
+        sid: crate::shard::ShardId,
+    ) -> Result<()> {
+        let path = staged.shard_path(from);
+        if !staged.restored.manifest.shard_ids.contains(&from) || !path.exists() {
+            return Err(CollectionError::NotFound(format!("the snapshot holds no shard {from} (or it was installed)")));
+        }
         self.remove(sid)?;
-        let from = staged.path();
         let to = self.layout.shard_dir(&self.dir, sid);
-        std::fs::rename(&from, &to).map_err(|e| qd_storage::StorageError::io(&from, e))?;
+        std::fs::rename(&path, &to).map_err(|e| qd_storage::StorageError::io(&path, e))?;
         Ok(())
     }
 }
 
-/// A shard restored from a snapshot into scratch files, waiting to be installed; its scratch
-/// directory goes when it is dropped.
-pub struct StagedShard {
+/// A snapshot archive (a collection's or one shard's) restored into a scratch directory, its
+/// shards waiting to be installed; the directory goes when it is dropped.
+pub struct StagedSnapshot {
     layout: StorageLayout,
     dir: String,
+    restored: crate::snapshot::Restored,
+}
+
+impl StagedSnapshot {
+    /// Write every shard a snapshot archive (a collection's or one shard's) holds into a
+    /// scratch directory of `layout`, verified against `checksum` when given;
+    /// [`LocalShards::install_from`] puts shards in place one by one.
+    pub fn stage(
+        layout: &StorageLayout,
+        archive: &mut dyn std::io::Read,
+        total: Option<u64>,
+        checksum: Option<&str>,
+    ) -> Result<StagedSnapshot> {
+        Self::restore(layout, "snapshot-recovery", archive, total, checksum, &mut crate::snapshot::no_progress)
+    }
+
+    /// Restore the archive into a scratch directory named from `prefix` (removed again on any
+    /// error).
+    fn restore(
+        layout: &StorageLayout,
+        prefix: &str,
+        archive: &mut dyn std::io::Read,
+        total: Option<u64>,
+        checksum: Option<&str>,
+        progress: crate::snapshot::ProgressFn<'_>,
+    ) -> Result<StagedSnapshot> {
+        let dir = format!("{prefix}-{}", uuid::Uuid::new_v4().simple());
+        match crate::snapshot::restore::restore_into_dir(layout, &dir, archive, total, checksum, progress) {
+            Ok(restored) => Ok(StagedSnapshot { layout: layout.clone(), dir, restored }),
+            Err(e) => {
+                if let Err(rm) = layout.remove_collection_dir(&dir) {
+                    tracing::warn!(dir = %dir, error = %rm, "could not remove a failed restore's scratch directory");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The shards the snapshot holds.
+    pub fn shard_ids(&self) -> &[crate::shard::ShardId] {
+        &self.restored.manifest.shard_ids
+    }
+
+    /// The config of the collection the snapshot was taken from.
+    pub fn config(&self) -> &qd_core::config::CollectionConfig {
+        &self.restored.config
+    }
+
+    /// A shard's directory (whole shard directories move: SQLite keeps -wal/-shm files beside
+    /// its database).
+    fn shard_path(&self, sid: crate::shard::ShardId) -> std::path::PathBuf {
+        self.layout.shard_dir(&self.dir, sid)
+    }
+}
+
+impl Drop for StagedSnapshot {
+    fn drop(&mut self) {
+        if let Err(e) = self.layout.remove_collection_dir(&self.dir) {
+            tracing::warn!(dir = %self.dir, error = %e, "could not remove a staged snapshot's scratch directory");
+        }
+    }
+}
+
+/// The one shard of a shard snapshot, restored into a scratch directory, waiting to be
+/// installed; the directory goes when it is dropped.
+pub struct StagedShard {
+    snapshot: StagedSnapshot,
     shard: crate::shard::ShardId,
 }
 
@@ -122,14 +203,8 @@ impl StagedShard {
         checksum: Option<&str>,
         progress: crate::snapshot::ProgressFn<'_>,
     ) -> Result<(StagedShard, crate::snapshot::Restored)> {
-        let mut staged = StagedShard {
-            layout: layout.clone(),
-            dir: format!("{prefix}-{}", uuid::Uuid::new_v4().simple()),
-            shard: 0,
-        };
-        let restored =
-            crate::snapshot::restore::restore_into_dir(layout, &staged.dir, archive, total, checksum, progress)?;
-        staged.shard = match restored.manifest.shard_ids.as_slice() {
+        let snapshot = StagedSnapshot::restore(layout, prefix, archive, total, checksum, progress)?;
+        let shard = match snapshot.shard_ids() {
             [one] => *one,
             ids => {
                 return Err(CollectionError::BadRequest(format!(
@@ -138,21 +213,13 @@ impl StagedShard {
                 )))
             }
         };
-        Ok((staged, restored))
+        let restored = snapshot.restored.clone();
+        Ok((StagedShard { snapshot, shard }, restored))
     }
 
-    /// The staged shard's directory (whole shard directories move: SQLite keeps -wal/-shm
-    /// files beside its database).
+    /// The staged shard's directory.
     fn path(&self) -> std::path::PathBuf {
-        self.layout.shard_dir(&self.dir, self.shard)
-    }
-}
-
-impl Drop for StagedShard {
-    fn drop(&mut self) {
-        if let Err(e) = self.layout.remove_collection_dir(&self.dir) {
-            tracing::warn!(dir = %self.dir, error = %e, "could not remove a staged shard's scratch directory");
-        }
+        self.snapshot.shard_path(self.shard)
     }
 }
 

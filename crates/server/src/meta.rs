@@ -14,15 +14,6 @@ fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
-/// Refuse a change that cluster mode does not replicate yet (rather than applying it on one
-/// peer only).
-pub fn single_node_only(state: &AppState, what: &str) -> Result<(), ApiError> {
-    match state.cluster {
-        Some(_) => Err(ApiError::bad_request(format!("Bad request: {what} is not supported in cluster mode yet"))),
-        None => Ok(()),
-    }
-}
-
 /// How long a metadata call waits for consensus: the request's `timeout` (seconds), else 30 s.
 fn wait_limit(timeout: Option<u64>) -> std::time::Duration {
     std::time::Duration::from_secs(timeout.unwrap_or(30).clamp(1, 3600))

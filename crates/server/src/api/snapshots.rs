@@ -29,7 +29,6 @@ use super::response::{ok, ApiError, ApiResult, Body as JsonBody, Params};
 use super::{blocking, State};
 
 /// `?wait=` (default true, as in Qdrant) plus the upload's `priority` and `checksum`.
-#[allow(dead_code)] // priority is validated, not acted on (a single node has no replicas)
 #[derive(Debug, Deserialize, Default)]
 pub struct SnapshotParams {
     #[serde(default)]
@@ -41,7 +40,7 @@ pub struct SnapshotParams {
 }
 
 /// Qdrant's `SnapshotPriority`. On a single node all three mean: the snapshot's data replaces
-/// the collection.
+/// the collection; in a cluster it says which copy the other replicas follow.
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Priority {
@@ -50,7 +49,16 @@ pub enum Priority {
     Replica,
 }
 
-#[allow(dead_code)] // priority: see `Priority`
+impl From<Priority> for qd_cluster::SnapshotPriority {
+    fn from(p: Priority) -> Self {
+        match p {
+            Priority::NoSync => qd_cluster::SnapshotPriority::NoSync,
+            Priority::Snapshot => qd_cluster::SnapshotPriority::Snapshot,
+            Priority::Replica => qd_cluster::SnapshotPriority::Replica,
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RecoverBody {
@@ -222,7 +230,8 @@ async fn delete_in(t: Instant, wait: bool, dir: PathBuf, snapshot: String, colle
 }
 
 /// Restore `file` as collection `name` (or as its shard `shard`), then drop `temp` (a
-/// downloaded or uploaded file).
+/// downloaded or uploaded file). In a cluster this peer's replicas are recovered, and
+/// `priority` says which copy the other replicas follow.
 #[allow(clippy::too_many_arguments)]
 async fn restore_file(
     state: &State,
@@ -233,9 +242,20 @@ async fn restore_file(
     shard: Option<u32>,
     file: PathBuf,
     checksum: Option<String>,
+    priority: Option<Priority>,
     temp: Option<TempPath>,
 ) -> ApiResult {
-    crate::meta::single_node_only(state, "recovering from a snapshot")?;
+    if let Some(node) = state.cluster.clone() {
+        let target = shard.map_or(qd_cluster::RecoverTarget::Collection, qd_cluster::RecoverTarget::Shard);
+        let priority = priority.map(Into::into).unwrap_or_default();
+        let runtime = tokio::runtime::Handle::current();
+        return run(started, wait, kind, name.clone(), move || {
+            let _temp = temp;
+            runtime.block_on(node.recover_snapshot(&name, target, &file, checksum.as_deref(), priority))?;
+            Ok(true)
+        })
+        .await;
+    }
     let reg = state.registry.clone();
     run(started, wait, kind, name.clone(), move || {
         let _temp = temp;
@@ -286,6 +306,7 @@ async fn recover_into(
     let t = Instant::now();
     qd_collection::registry::validate_collection_name(&name)?;
     let checksum = checksum_param(body.checksum)?;
+    let priority = body.priority;
     let location = body.location.trim().to_string();
     let lower = location.to_ascii_lowercase();
     if lower.starts_with("http://") || lower.starts_with("https://") {
@@ -293,16 +314,17 @@ async fn recover_into(
         if wait(&p) {
             fetch::fetch_url(&location, body.api_key.as_deref(), &temp.0).await?;
             let file = temp.0.clone();
-            return restore_file(&state, t, true, SnapshotKind::Restore, name, shard, file, checksum, Some(temp)).await;
+            let kind = SnapshotKind::Restore;
+            return restore_file(&state, t, true, kind, name, shard, file, checksum, priority, Some(temp)).await;
         }
         let state2 = state.clone();
         tokio::spawn(async move {
             match fetch::fetch_url(&location, body.api_key.as_deref(), &temp.0).await {
                 Ok(_) => {
                     let file = temp.0.clone();
+                    let kind = SnapshotKind::Restore;
                     let _ =
-                        restore_file(&state2, t, true, SnapshotKind::Restore, name, shard, file, checksum, Some(temp))
-                            .await;
+                        restore_file(&state2, t, true, kind, name, shard, file, checksum, priority, Some(temp)).await;
                 }
                 Err(e) => {
                     metrics::record_snapshot(SnapshotKind::Restore, &name, false);
@@ -315,7 +337,7 @@ async fn recover_into(
     let tmp_dir = state.registry.layout().tmp_dir();
     let dirs = snapshots(&state);
     let file = blocking(move || Ok(dirs.resolve_local(&location, &tmp_dir)?)).await?;
-    restore_file(&state, t, wait(&p), SnapshotKind::Restore, name, shard, file, checksum, None).await
+    restore_file(&state, t, wait(&p), SnapshotKind::Restore, name, shard, file, checksum, priority, None).await
 }
 
 /// `POST /collections/{name}/restore` with `{"snapshot": "path"}`: a file under the snapshots
@@ -333,7 +355,7 @@ pub async fn restore(
     let dirs = snapshots(&state);
     let location = body.snapshot;
     let file = blocking(move || Ok(dirs.resolve_local(&location, &tmp_dir)?)).await?;
-    restore_file(&state, t, wait(&p), SnapshotKind::Restore, name, None, file, checksum, None).await
+    restore_file(&state, t, wait(&p), SnapshotKind::Restore, name, None, file, checksum, p.priority, None).await
 }
 
 /// `POST /collections/{name}/snapshots/upload?priority=&checksum=`, multipart field `snapshot`.
@@ -388,7 +410,7 @@ async fn upload_into(
         return Err(ApiError::bad_request("Bad request: multipart form field `snapshot` (the file) is missing"));
     }
     let file = temp.0.clone();
-    restore_file(&state, t, wait(&p), SnapshotKind::Upload, name, shard, file, checksum, Some(temp)).await
+    restore_file(&state, t, wait(&p), SnapshotKind::Upload, name, shard, file, checksum, p.priority, Some(temp)).await
 }
 
 // ---- shard snapshots ----

@@ -869,3 +869,131 @@ fn reads_with_consistency_ask_several_replicas_and_keep_what_they_agree_on() {
     }
     peers[2].restart();
 }
+
+/// Payload `v` of every point `peer` reads of `collection`, by id.
+fn versions(peer: &Peer, collection: &str) -> BTreeMap<u64, Value> {
+    all_points(&peer.server, collection).into_iter().map(|(id, p)| (id, p[0]["v"].clone())).collect()
+}
+
+/// Points `0..n` with payload `v`.
+fn generation(peer: &Peer, collection: &str, n: u64, v: u64) {
+    let points: Vec<Value> = (0..n).map(|i| json!({"id": i, "vector": vector(i, 8), "payload": {"v": v}})).collect();
+    peer.server.ok("PUT", &format!("/collections/{collection}/points?wait=true"), Some(&json!({ "points": points })));
+}
+
+/// The file of a snapshot `peer` just took of `collection` (a shard's, with `shard`).
+fn take_snapshot(peer: &Peer, collection: &str, shard: Option<u64>) -> PathBuf {
+    let path = match shard {
+        Some(s) => format!("/collections/{collection}/shards/{s}/snapshots"),
+        None => format!("/collections/{collection}/snapshots"),
+    };
+    let name = peer.server.ok("POST", &path, None)["name"].as_str().expect("name").to_string();
+    let mut dir = peer.dir.with_extension("snapshots").join(collection);
+    if let Some(s) = shard {
+        dir = dir.join("shards").join(s.to_string());
+    }
+    let file = dir.join(&name);
+    assert!(file.is_file(), "{} exists", file.display());
+    file
+}
+
+/// `PUT path` (a snapshot recovery) on `peer` with `file`, copied into that peer's snapshots
+/// directory first (a location must lie there).
+fn recover(peer: &Peer, path: &str, file: &std::path::Path, priority: Option<&str>) -> (u16, Value) {
+    let dir = peer.dir.with_extension("snapshots");
+    std::fs::create_dir_all(&dir).expect("snapshots dir");
+    let local = dir.join(format!("copy-{}", file.file_name().expect("name").to_string_lossy()));
+    std::fs::copy(file, &local).expect("copy");
+    let mut body = json!({"location": format!("file://{}", local.display())});
+    if let Some(p) = priority {
+        body["priority"] = json!(p);
+    }
+    peer.server.call("PUT", path, Some(&body))
+}
+
+/// Every peer reads `want` (payload `v` by id) of `collection`, with every replica Active.
+fn converged(peers: &[Peer], collection: &str, want: &BTreeMap<u64, Value>) -> Result<(), String> {
+    for p in peers {
+        all_active(p, collection)?;
+        let got = versions(p, collection);
+        if &got != want {
+            return Err(format!("peer {} reads {} points, {:?}...", p.peer_id(), got.len(), got.values().next()));
+        }
+    }
+    Ok(())
+}
+
+fn uniform(n: u64, v: u64) -> BTreeMap<u64, Value> {
+    (0..n).map(|i| (i, json!(v))).collect()
+}
+
+/// Snapshot recovery on a peer of a cluster, as in Qdrant: each peer recovers its own
+/// replicas; `priority` `snapshot` makes the other replicas copy the recovered one, `replica`
+/// (the default) makes the recovered one copy the others, `no_sync` changes nothing else. A
+/// collection the cluster lacks is created from the snapshot; the shard form replaces one shard.
+fn snapshots_recover_into_a_cluster(backend: &str) {
+    let root = tempfile::tempdir().expect("tempdir");
+    let peers = start_cluster(root.path(), backend);
+    let body = json!({"vectors": {"size": 8, "distance": "Dot"}, "shard_number": 1, "replication_factor": 3});
+    peers[0].server.ok("PUT", "/collections/s", Some(&body));
+    generation(&peers[0], "s", 600, 1);
+    let snap_a = take_snapshot(&peers[0], "s", None);
+    let shard_b = take_snapshot(&peers[1], "s", Some(0));
+    generation(&peers[1], "s", 700, 2);
+    wait_for("generation 2 everywhere", Duration::from_secs(30), || converged(&peers, "s", &uniform(700, 2)));
+
+    // priority snapshot: the snapshot's 600 points of generation 1 win on every peer.
+    let (status, v) = recover(&peers[0], "/collections/s/snapshots/recover", &snap_a, Some("snapshot"));
+    assert_eq!(status, 200, "{v}");
+    wait_for("snapshot priority", Duration::from_secs(60), || converged(&peers, "s", &uniform(600, 1)));
+
+    // priority replica (the default): the recovered replica copies the others again.
+    generation(&peers[2], "s", 650, 3);
+    let (status, v) = recover(&peers[1], "/collections/s/snapshots/recover", &snap_a, None);
+    assert_eq!(status, 200, "{v}");
+    wait_for("replica priority", Duration::from_secs(60), || converged(&peers, "s", &uniform(650, 3)));
+
+    // no_sync: only the recovering peer holds the snapshot's data; reads through it show it.
+    let (status, v) = recover(&peers[2], "/collections/s/snapshots/recover", &snap_a, Some("no_sync"));
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(versions(&peers[2], "s"), uniform(600, 1));
+    assert_eq!(versions(&peers[0], "s"), uniform(650, 3));
+    all_active(&peers[0], "s").expect("no replica state changed");
+
+    // The shard form, with a shard snapshot taken on another peer: its data wins everywhere.
+    let (status, v) = recover(&peers[0], "/collections/s/shards/0/snapshots/recover", &shard_b, Some("snapshot"));
+    assert_eq!(status, 200, "{v}");
+    wait_for("shard snapshot priority", Duration::from_secs(60), || converged(&peers, "s", &uniform(600, 1)));
+
+    // A collection the cluster does not have is created from the snapshot on every peer.
+    let (status, v) = recover(&peers[1], "/collections/fresh/snapshots/recover", &snap_a, Some("snapshot"));
+    assert_eq!(status, 200, "{v}");
+    wait_for("new collection", Duration::from_secs(60), || converged(&peers, "fresh", &uniform(600, 1)));
+    let info = peers[2].server.ok("GET", "/collections/fresh", None);
+    assert_eq!(info["config"]["params"]["replication_factor"], 3, "{info}");
+
+    // Refusals, with nothing changed: another vectors config, a shard or collection that does
+    // not exist, a damaged checksum.
+    peers[0].server.ok("PUT", "/collections/other", Some(&json!({"vectors": {"size": 4, "distance": "Dot"}})));
+    let (status, v) = recover(&peers[0], "/collections/other/snapshots/recover", &snap_a, Some("snapshot"));
+    assert_eq!(status, 400, "{v}");
+    assert!(v.to_string().contains("vectors config"), "{v}");
+    let (status, v) = recover(&peers[0], "/collections/s/shards/7/snapshots/recover", &shard_b, None);
+    assert_eq!(status, 404, "{v}");
+    let (status, v) = recover(&peers[0], "/collections/nope/shards/0/snapshots/recover", &shard_b, None);
+    assert_eq!(status, 404, "{v}");
+    let body = json!({"location": format!("file://{}", snap_a.display()), "checksum": "0".repeat(64)});
+    let (status, v) = peers[0].server.call("PUT", "/collections/s/snapshots/recover", Some(&body));
+    assert_eq!(status, 400, "{v}");
+    converged(&peers, "s", &uniform(600, 1)).expect("unchanged after refusals");
+}
+
+#[test]
+fn snapshots_recover_into_a_cluster_sqlite() {
+    snapshots_recover_into_a_cluster(BACKENDS[0]);
+}
+
+#[test]
+fn snapshots_recover_into_a_cluster_rocksdb() {
+    snapshots_recover_into_a_cluster(BACKENDS[1]);
+}

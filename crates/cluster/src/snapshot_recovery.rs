@@ -1,0 +1,203 @@
+//! Recovering a snapshot on a peer of a cluster (`PUT /collections/{name}/snapshots/recover`,
+//! its shard form and the uploads): as in Qdrant, a snapshot holds one peer's replicas, and each
+//! peer recovers its own. The snapshot's shards replace this peer's replicas of them; its
+//! `priority` then says which copy the other replicas of each shard follow.
+//!
+//! A collection the cluster does not know yet is created through consensus first, with the
+//! snapshot's config and a fresh placement; shards of the snapshot that placement puts on
+//! other peers are left out (their peers recover their own snapshots).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use qd_collection::shard::ShardId;
+use qd_collection::{CollectionError, Result, StagedSnapshot};
+use qd_core::config::ShardingMethod;
+
+use crate::node::ClusterNode;
+use crate::state::{MetaOp, ReplicaState};
+
+/// Which data wins after a recovery where a shard has other replicas (Qdrant's
+/// `SnapshotPriority`; `replica` is its default).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SnapshotPriority {
+    /// The snapshot is restored here; nothing else changes.
+    NoSync,
+    /// The snapshot is the truth: the other replicas copy from this one.
+    Snapshot,
+    /// The other replicas are the truth: where one is Active, this replica copies from it.
+    #[default]
+    Replica,
+}
+
+/// What to recover: the whole snapshot, or its one shard as shard `into` of the collection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecoverTarget {
+    Collection,
+    Shard(ShardId),
+}
+
+/// How long the consensus steps of a recovery may wait.
+const CONSENSUS_WAIT: Duration = Duration::from_secs(30);
+
+impl ClusterNode {
+    /// Recover `collection` (or one shard of it) on this peer from the snapshot file at `path`
+    /// (verified against `checksum` when given). Returns the shards whose replica here was
+    /// replaced.
+    pub async fn recover_snapshot(
+        self: &Arc<Self>,
+        collection: &str,
+        target: RecoverTarget,
+        path: &Path,
+        checksum: Option<&str>,
+        priority: SnapshotPriority,
+    ) -> Result<Vec<ShardId>> {
+        let staged = self.stage(path, checksum).await?;
+        if !self.state().state.collections.contains_key(collection) {
+            if target != RecoverTarget::Collection {
+                return Err(CollectionError::NotFound(format!("Collection `{collection}` doesn't exist!")));
+            }
+            self.create_from_snapshot(collection, &staged).await?;
+        }
+        let pairs = self.shards_to_install(collection, target, &staged)?;
+        let me = self.peer_id();
+        for &(from, into) in &pairs {
+            let set = self.replica_set(collection, into).ok_or_else(|| {
+                CollectionError::NotFound(format!("shard {into} of `{collection}` is not loaded on peer {me}"))
+            })?;
+            let staged = staged.clone();
+            tokio::task::spawn_blocking(move || set.install_staged(&staged, from))
+                .await
+                .map_err(|e| CollectionError::Internal(format!("snapshot recovery stopped: {e}")))??;
+            tracing::info!(collection, shard = into, ?priority, "replica recovered from a snapshot");
+            self.follow_priority(collection, into, priority).await?;
+        }
+        Ok(pairs.into_iter().map(|(_, into)| into).collect())
+    }
+
+    /// Unpack and check the snapshot into scratch files (off the async threads).
+    async fn stage(&self, path: &Path, checksum: Option<&str>) -> Result<Arc<StagedSnapshot>> {
+        let (layout, path, checksum) =
+            (self.registry().layout().clone(), path.to_path_buf(), checksum.map(String::from));
+        tokio::task::spawn_blocking(move || {
+            let file = std::fs::File::open(&path)
+                .map_err(|e| CollectionError::NotFound(format!("Not found: snapshot file {}: {e}", path.display())))?;
+            let total = file.metadata().ok().map(|m| m.len());
+            StagedSnapshot::stage(&layout, &mut std::io::BufReader::new(file), total, checksum.as_deref()).map(Arc::new)
+        })
+        .await
+        .map_err(|e| CollectionError::Internal(format!("snapshot recovery stopped: {e}")))?
+    }
+
+    /// Create `collection` through consensus with the snapshot's config, placed afresh.
+    async fn create_from_snapshot(&self, collection: &str, staged: &StagedSnapshot) -> Result<()> {
+        let config = staged.config().clone();
+        if config.params.sharding_method == Some(ShardingMethod::Custom) {
+            return Err(CollectionError::BadRequest(format!(
+                "Bad request: collection `{collection}` uses custom sharding: create it and its shard keys before \
+                 recovering its snapshot in a cluster"
+            )));
+        }
+        let placement = self.place(config.params.shard_number, config.params.replication_factor)?;
+        let created_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        let op =
+            MetaOp::CreateCollection { name: collection.to_string(), config: Box::new(config), created_at, placement };
+        self.propose_within(op, CONSENSUS_WAIT).await
+    }
+
+    /// (shard of the snapshot, shard of the collection) pairs to install on this peer, after
+    /// checking that the snapshot fits the collection; nothing is installed when it does not.
+    fn shards_to_install(
+        &self,
+        collection: &str,
+        target: RecoverTarget,
+        staged: &StagedSnapshot,
+    ) -> Result<Vec<(ShardId, ShardId)>> {
+        let machine = self.state();
+        let meta = machine
+            .state
+            .collections
+            .get(collection)
+            .ok_or_else(|| CollectionError::NotFound(format!("Collection `{collection}` doesn't exist!")))?;
+        let (ours, theirs) = (&meta.config.params, &staged.config().params);
+        if ours.vectors != theirs.vectors || ours.sparse_vectors != theirs.sparse_vectors {
+            return Err(CollectionError::BadRequest(format!(
+                "Bad request: the snapshot's vectors config does not match collection `{collection}`"
+            )));
+        }
+        let me = self.peer_id();
+        let pairs: Vec<(ShardId, ShardId)> = match target {
+            RecoverTarget::Shard(into) => match staged.shard_ids() {
+                [one] => vec![(*one, into)],
+                ids => {
+                    return Err(CollectionError::BadRequest(format!(
+                        "Bad request: a shard snapshot must hold exactly one shard, this one holds {}",
+                        ids.len()
+                    )))
+                }
+            },
+            RecoverTarget::Collection => {
+                if let Some(s) = staged.shard_ids().iter().find(|s| !meta.shards.contains_key(s)) {
+                    return Err(CollectionError::BadRequest(format!(
+                        "Bad request: the snapshot holds shard {s}, which collection `{collection}` does not have"
+                    )));
+                }
+                let (mine, elsewhere): (Vec<ShardId>, Vec<ShardId>) =
+                    staged.shard_ids().iter().partition(|s| meta.replicas(**s).iter().any(|(p, _)| *p == me));
+                if !elsewhere.is_empty() {
+                    tracing::warn!(collection, shards = ?elsewhere, "snapshot shards without a replica on this peer are left out");
+                }
+                mine.into_iter().map(|s| (s, s)).collect()
+            }
+        };
+        for &(_, into) in &pairs {
+            if !meta.shards.contains_key(&into) {
+                return Err(CollectionError::NotFound(format!(
+                    "Shard {into} of collection `{collection}` does not exist"
+                )));
+            }
+            if !meta.replicas(into).iter().any(|(p, _)| *p == me) {
+                return Err(CollectionError::BadRequest(format!(
+                    "Bad request: shard {into} of collection `{collection}` has no replica on peer {me}"
+                )));
+            }
+            if meta.transfers.iter().any(|t| t.shard_id == into) || self.is_recovering(collection, into) {
+                return Err(CollectionError::BadRequest(format!(
+                    "Bad request: shard {into} of collection `{collection}` is being copied; wait for the transfer or \
+                     abort it first"
+                )));
+            }
+        }
+        Ok(pairs)
+    }
+
+    /// Make the other replicas of `shard` follow `priority` after this peer's was recovered.
+    async fn follow_priority(&self, collection: &str, shard: ShardId, priority: SnapshotPriority) -> Result<()> {
+        let me = self.peer_id();
+        match priority {
+            SnapshotPriority::NoSync => Ok(()),
+            SnapshotPriority::Snapshot => {
+                let op = MetaOp::PromoteReplica { collection: collection.to_string(), shard, peer: me };
+                self.propose_within(op, CONSENSUS_WAIT).await
+            }
+            SnapshotPriority::Replica => {
+                let other_active = self
+                    .shared()
+                    .replicas(collection, shard)
+                    .iter()
+                    .any(|(p, s)| *p != me && *s == ReplicaState::Active);
+                if !other_active {
+                    return Ok(());
+                }
+                let op = MetaOp::SetReplicaState {
+                    collection: collection.to_string(),
+                    shard,
+                    peer: me,
+                    state: ReplicaState::Dead,
+                };
+                self.propose_within(op, CONSENSUS_WAIT).await
+            }
+        }
+    }
+}
