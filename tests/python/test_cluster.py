@@ -240,3 +240,40 @@ def test_read_consistency_through_the_client(peers, transport):
                         models.ReadConsistencyType.QUORUM, 2):
         assert reads(consistency) == plain, consistency
     a.delete_collection(name)
+
+
+def test_snapshot_recovery_through_the_client(peers):
+    """A peer recovers another peer's snapshot (by URL) with priority `snapshot`: every peer
+    then answers as local mode over the snapshot's points, and every replica is Active."""
+    a, b, c = clients(peers, "rest")
+    name = "snap_rec"
+    a.create_collection(name, vectors_config=models.VectorParams(size=DIM, distance=models.Distance.DOT),
+                        shard_number=1, replication_factor=3)
+    first = points(200, 21)
+    a.upsert(name, first, wait=True)
+    snapshot = a.create_snapshot(name)
+    a.upsert(name, points(300, 22), wait=True)
+    assert c.count(name, exact=True).count == 300
+    url = f"{peers[0].url}/collections/{name}/snapshots/{snapshot.name}"
+    assert b.recover_snapshot(name, location=url, priority=models.SnapshotPriority.SNAPSHOT, wait=True)
+
+    local = QdrantClient(":memory:")
+    local.create_collection(name, vectors_config=models.VectorParams(size=DIM, distance=models.Distance.DOT))
+    local.upsert(name, first)
+    want, _ = local.scroll(name, limit=1000, with_payload=True, with_vectors=True)
+    deadline = time.time() + 60
+    for reader in (a, b, c):
+        while True:
+            info = reader.collection_cluster_info(name)
+            states = [s.state for s in info.local_shards + info.remote_shards]
+            got, _ = reader.scroll(name, limit=1000, with_payload=True, with_vectors=True)
+            if states == [models.ReplicaState.ACTIVE] * 3 and [(p.id, p.payload) for p in got] == \
+                    [(p.id, p.payload) for p in want]:
+                break
+            assert time.time() < deadline, (states, len(got))
+            time.sleep(0.2)
+        q = first[7].vector
+        hits = reader.query_points(name, query=q, limit=5).points
+        ref = local.query_points(name, query=q, limit=5).points
+        assert [(p.id, round(p.score, 4)) for p in hits] == [(p.id, round(p.score, 4)) for p in ref]
+    a.delete_collection(name)
