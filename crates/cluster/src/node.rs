@@ -154,6 +154,19 @@ impl NodeShared {
     }
 }
 
+/// A replica no recovery may copy into while this lives (see [`ClusterNode::reserve_recovery`]).
+pub(crate) struct RecoveryGuard {
+    node: Arc<ClusterNode>,
+    key: (String, ShardId),
+}
+
+impl Drop for RecoveryGuard {
+    fn drop(&mut self) {
+        self.node.recovering.lock().remove(&self.key);
+        self.node.start_recoveries();
+    }
+}
+
 /// This peer in a cluster.
 pub struct ClusterNode {
     shared: Arc<NodeShared>,
@@ -863,9 +876,12 @@ impl ClusterNode {
         }
     }
 
-    /// Whether this peer's replica of `shard` is receiving a copy right now.
-    pub(crate) fn is_recovering(&self, collection: &str, shard: ShardId) -> bool {
-        self.recovering.lock().contains(&(collection.to_string(), shard))
+    /// Keep ordinary recoveries (and transfers' copies) out of this peer's replica of `shard`
+    /// while the guard lives (`None`: one runs now). Dropping the guard looks for recoveries
+    /// to run again.
+    pub(crate) fn reserve_recovery(self: &Arc<Self>, collection: &str, shard: ShardId) -> Option<RecoveryGuard> {
+        let key = (collection.to_string(), shard);
+        self.recovering.lock().insert(key.clone()).then(|| RecoveryGuard { node: self.clone(), key })
     }
 
     pub(crate) fn applied_index(&self) -> u64 {

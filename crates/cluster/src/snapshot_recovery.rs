@@ -3,9 +3,17 @@
 //! peer recovers its own. The snapshot's shards replace this peer's replicas of them; its
 //! `priority` then says which copy the other replicas of each shard follow.
 //!
+//! Each shard goes through consensus around the swap: its replica here is made Dead first (out
+//! of service, and reserved so no ordinary recovery copies into it meanwhile), the files are
+//! swapped, and `PromoteReplica` makes it Active again, with the others Dead for `snapshot`. A
+//! failure on the way leaves it Dead, so it recovers from the other replicas as any Dead one.
+//! With `replica` and another Active replica, the snapshot would only be overwritten: the
+//! replica is just made Dead, and copies that one.
+//!
 //! A collection the cluster does not know yet is created through consensus first, with the
-//! snapshot's config and a fresh placement; shards of the snapshot that placement puts on
-//! other peers are left out (their peers recover their own snapshots).
+//! snapshot's config and payload indexes and a fresh placement that puts a replica of every
+//! shard on this peer. As in Qdrant, the default `replica` priority then leaves it empty where
+//! other replicas exist (they are Active and empty): recover a new collection with `snapshot`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -61,19 +69,64 @@ impl ClusterNode {
             self.create_from_snapshot(collection, &staged).await?;
         }
         let pairs = self.shards_to_install(collection, target, &staged)?;
-        let me = self.peer_id();
+        // Held until every shard is done: no ordinary recovery copies into these replicas
+        // meanwhile; released, a replica left Dead recovers as usual.
+        let mut reserved = Vec::with_capacity(pairs.len());
+        for &(_, into) in &pairs {
+            reserved.push(self.reserve_recovery(collection, into).ok_or_else(|| {
+                CollectionError::BadRequest(format!(
+                    "Bad request: shard {into} of collection `{collection}` is being recovered; try again when it is Active"
+                ))
+            })?);
+        }
         for &(from, into) in &pairs {
-            let set = self.replica_set(collection, into).ok_or_else(|| {
-                CollectionError::NotFound(format!("shard {into} of `{collection}` is not loaded on peer {me}"))
-            })?;
-            let staged = staged.clone();
-            tokio::task::spawn_blocking(move || set.install_staged(&staged, from))
-                .await
-                .map_err(|e| CollectionError::Internal(format!("snapshot recovery stopped: {e}")))??;
-            tracing::info!(collection, shard = into, ?priority, "replica recovered from a snapshot");
-            self.follow_priority(collection, into, priority).await?;
+            self.recover_shard(collection, &staged, from, into, priority).await?;
         }
         Ok(pairs.into_iter().map(|(_, into)| into).collect())
+    }
+
+    /// Replace this peer's replica of shard `into` with shard `from` of the snapshot, in step
+    /// with consensus as the module docs say.
+    async fn recover_shard(
+        &self,
+        collection: &str,
+        staged: &Arc<StagedSnapshot>,
+        from: ShardId,
+        into: ShardId,
+        priority: SnapshotPriority,
+    ) -> Result<()> {
+        let me = self.peer_id();
+        let replicas = self.shared().replicas(collection, into);
+        let other_active = replicas.iter().any(|(p, s)| *p != me && *s == ReplicaState::Active);
+        let mine = replicas.iter().find(|(p, _)| *p == me).map(|(_, s)| *s);
+        let dead =
+            MetaOp::SetReplicaState { collection: collection.into(), shard: into, peer: me, state: ReplicaState::Dead };
+        if priority == SnapshotPriority::Replica && other_active {
+            tracing::info!(
+                collection,
+                shard = into,
+                "another replica is Active: this one copies it (priority replica)"
+            );
+            return match mine {
+                Some(ReplicaState::Dead) => Ok(()),
+                _ => self.propose_within(dead, CONSENSUS_WAIT).await,
+            };
+        }
+        if mine != Some(ReplicaState::Dead) {
+            self.propose_within(dead, CONSENSUS_WAIT).await?;
+        }
+        let set = self.replica_set(collection, into).ok_or_else(|| {
+            CollectionError::NotFound(format!("shard {into} of `{collection}` is not loaded on peer {me}"))
+        })?;
+        let staged = staged.clone();
+        tokio::task::spawn_blocking(move || set.install_staged(&staged, from))
+            .await
+            .map_err(|e| CollectionError::Internal(format!("snapshot recovery stopped: {e}")))??;
+        let demote_others = priority == SnapshotPriority::Snapshot;
+        let op = MetaOp::PromoteReplica { collection: collection.into(), shard: into, peer: me, demote_others };
+        self.propose_within(op, CONSENSUS_WAIT).await?;
+        tracing::info!(collection, shard = into, ?priority, "replica recovered from a snapshot");
+        Ok(())
     }
 
     /// Unpack and check the snapshot into scratch files (off the async threads).
@@ -90,7 +143,9 @@ impl ClusterNode {
         .map_err(|e| CollectionError::Internal(format!("snapshot recovery stopped: {e}")))?
     }
 
-    /// Create `collection` through consensus with the snapshot's config, placed afresh.
+    /// Create `collection` through consensus with the snapshot's config and payload indexes,
+    /// placed afresh with a replica of every shard on this peer. Another peer recovering its
+    /// own snapshot of it at the same moment may create it first: that is no error.
     async fn create_from_snapshot(&self, collection: &str, staged: &StagedSnapshot) -> Result<()> {
         let config = staged.config().clone();
         if config.params.sharding_method == Some(ShardingMethod::Custom) {
@@ -99,11 +154,27 @@ impl ClusterNode {
                  recovering its snapshot in a cluster"
             )));
         }
-        let placement = self.place(config.params.shard_number, config.params.replication_factor)?;
+        let me = self.peer_id();
+        let mut placement = self.place(config.params.shard_number, config.params.replication_factor)?;
+        for peers in placement.values_mut() {
+            if !peers.contains(&me) {
+                if let Some(last) = peers.last_mut() {
+                    *last = me;
+                }
+            }
+        }
         let created_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
         let op =
             MetaOp::CreateCollection { name: collection.to_string(), config: Box::new(config), created_at, placement };
-        self.propose_within(op, CONSENSUS_WAIT).await
+        match self.propose_within(op, CONSENSUS_WAIT).await {
+            Ok(()) | Err(CollectionError::AlreadyExists(_)) => {}
+            Err(e) => return Err(e),
+        }
+        for (field, spec) in staged.payload_schema() {
+            let op = MetaOp::SetPayloadIndex { collection: collection.to_string(), field, spec: Some(spec) };
+            self.propose_within(op, CONSENSUS_WAIT).await?;
+        }
+        Ok(())
     }
 
     /// (shard of the snapshot, shard of the collection) pairs to install on this peer, after
@@ -162,7 +233,7 @@ impl ClusterNode {
                     "Bad request: shard {into} of collection `{collection}` has no replica on peer {me}"
                 )));
             }
-            if meta.transfers.iter().any(|t| t.shard_id == into) || self.is_recovering(collection, into) {
+            if meta.transfers.iter().any(|t| t.shard_id == into) {
                 return Err(CollectionError::BadRequest(format!(
                     "Bad request: shard {into} of collection `{collection}` is being copied; wait for the transfer or \
                      abort it first"
@@ -170,34 +241,5 @@ impl ClusterNode {
             }
         }
         Ok(pairs)
-    }
-
-    /// Make the other replicas of `shard` follow `priority` after this peer's was recovered.
-    async fn follow_priority(&self, collection: &str, shard: ShardId, priority: SnapshotPriority) -> Result<()> {
-        let me = self.peer_id();
-        match priority {
-            SnapshotPriority::NoSync => Ok(()),
-            SnapshotPriority::Snapshot => {
-                let op = MetaOp::PromoteReplica { collection: collection.to_string(), shard, peer: me };
-                self.propose_within(op, CONSENSUS_WAIT).await
-            }
-            SnapshotPriority::Replica => {
-                let other_active = self
-                    .shared()
-                    .replicas(collection, shard)
-                    .iter()
-                    .any(|(p, s)| *p != me && *s == ReplicaState::Active);
-                if !other_active {
-                    return Ok(());
-                }
-                let op = MetaOp::SetReplicaState {
-                    collection: collection.to_string(),
-                    shard,
-                    peer: me,
-                    state: ReplicaState::Dead,
-                };
-                self.propose_within(op, CONSENSUS_WAIT).await
-            }
-        }
     }
 }

@@ -209,13 +209,14 @@ pub enum MetaOp {
         collection: String,
         key: ShardKey,
     },
-    /// The replica on `peer` holds the shard's truth (a snapshot recovered there with
-    /// priority `snapshot`): it becomes Active and every other replica Dead, so they copy from
-    /// it. Refused while a transfer of the shard runs.
+    /// The replica on `peer` was recovered from a snapshot: it becomes Active (from any
+    /// state), and with `demote_others` (priority `snapshot`) every other replica becomes Dead,
+    /// so they copy from it. Refused while a transfer of the shard runs.
     PromoteReplica {
         collection: String,
         shard: ShardId,
         peer: PeerId,
+        demote_others: bool,
     },
 }
 
@@ -301,7 +302,7 @@ impl ClusterState {
                 meta.bump(*shard);
                 Ok(())
             }
-            MetaOp::PromoteReplica { collection, shard, peer } => {
+            MetaOp::PromoteReplica { collection, shard, peer, demote_others } => {
                 let meta = self.collections.get_mut(collection).ok_or_else(|| not_found(collection))?;
                 if meta.transfers.iter().any(|t| t.shard_id == *shard) {
                     return Err(MetaError::BadRequest(format!(
@@ -314,7 +315,11 @@ impl ClusterState {
                     .filter(|r| r.contains_key(peer))
                     .ok_or_else(|| MetaError::NotFound(format!("Shard {shard} has no replica on peer {peer}")))?;
                 for (p, state) in replicas.iter_mut() {
-                    *state = if p == peer { ReplicaState::Active } else { ReplicaState::Dead };
+                    if p == peer {
+                        *state = ReplicaState::Active;
+                    } else if *demote_others {
+                        *state = ReplicaState::Dead;
+                    }
                 }
                 meta.bump(*shard);
                 Ok(())
@@ -629,19 +634,24 @@ mod tests {
     fn a_promoted_replica_is_the_only_active_one() {
         let mut s = ClusterState::default();
         s.apply(&create("a", BTreeMap::from([(0, vec![1, 2, 3]), (1, vec![1, 2])]))).expect("created");
-        let promote = |peer| MetaOp::PromoteReplica { collection: "a".into(), shard: 0, peer };
-        s.apply(&MetaOp::SetReplicaState { collection: "a".into(), shard: 0, peer: 2, state: ReplicaState::Dead })
-            .expect("dead");
-        let before = s.collections["a"].version(0);
-        s.apply(&promote(2)).expect("promoted");
+        let promote =
+            |peer, demote_others| MetaOp::PromoteReplica { collection: "a".into(), shard: 0, peer, demote_others };
+        let dead = |peer| MetaOp::SetReplicaState { collection: "a".into(), shard: 0, peer, state: ReplicaState::Dead };
         use ReplicaState::{Active, Dead};
+        // Alone: a Dead replica becomes Active, the others stay as they are.
+        s.apply(&dead(3)).expect("dead");
+        s.apply(&promote(3, false)).expect("activated");
+        assert_eq!(s.collections["a"].replicas(0), vec![(1, Active), (2, Active), (3, Active)]);
+        s.apply(&dead(2)).expect("dead");
+        let before = s.collections["a"].version(0);
+        s.apply(&promote(2, true)).expect("promoted");
         assert_eq!(s.collections["a"].replicas(0), vec![(1, Dead), (2, Active), (3, Dead)]);
         assert_eq!(s.collections["a"].replicas(1), vec![(1, Active), (2, Active)], "other shards untouched");
         assert!(s.collections["a"].version(0) > before, "writes routed before are refused");
-        assert!(matches!(s.apply(&promote(9)), Err(MetaError::NotFound(_))));
+        assert!(matches!(s.apply(&promote(9, true)), Err(MetaError::NotFound(_))));
         let transfer = ShardTransfer { shard_id: 0, from: 2, to: 1, sync: true, method: TransferMethod::StreamRecords };
         s.collections.get_mut("a").expect("a").transfers.push(transfer);
-        assert!(matches!(s.apply(&promote(1)), Err(MetaError::BadRequest(_))));
+        assert!(matches!(s.apply(&promote(1, true)), Err(MetaError::BadRequest(_))));
         assert_eq!(s.collections["a"].replicas(0), vec![(1, Dead), (2, Active), (3, Dead)]);
     }
 

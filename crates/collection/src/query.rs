@@ -351,8 +351,8 @@ impl Collection {
     }
 
     /// [`Self::examples`]; with `preprocess: false` a vector given in the request stays as
-    /// written (ids still give their stored, preprocessed vectors): what `average_vector`
-    /// averages, as in Qdrant, before the average itself is preprocessed.
+    /// written and ids give their stored vectors (Cosine `uint8` ones as their whole numbers):
+    /// what `average_vector` averages, as in Qdrant, before the average itself is preprocessed.
     fn examples_as(
         &self,
         items: &[VectorOrId],

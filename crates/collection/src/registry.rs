@@ -170,6 +170,11 @@ impl StagedSnapshot {
         &self.restored.config
     }
 
+    /// The payload indexes the snapshot's collection declared.
+    pub fn payload_schema(&self) -> BTreeMap<String, crate::catalog::PayloadIndexSpec> {
+        self.restored.catalog_entry("", "").map(|e| e.payload_schema).unwrap_or_default()
+    }
+
     /// A shard's directory (whole shard directories move: SQLite keeps -wal/-shm files beside
     /// its database).
     fn shard_path(&self, sid: crate::shard::ShardId) -> std::path::PathBuf {

@@ -21,7 +21,7 @@ pub use elements::{ElemVec, ElementType, Elems};
 pub use mapped::{FileOwner, MappedVectors};
 pub use multi::MultiColumn;
 pub use multi_file::MappedMulti;
-pub use payload_index::{facet_key, order_value, FieldIndex, IndexKind};
+pub use payload_index::{facet_key, order_value, FieldIndex, IndexKind, IndexSpec};
 pub use payloads::{PayloadCache, PayloadReadError, PayloadSource};
 pub use quantized::QuantizedVectors;
 pub use segment::{

@@ -220,6 +220,11 @@ impl MappedVectors {
         self.slots
     }
 
+    /// How the components are stored in the file.
+    pub fn element(&self) -> ElementType {
+        self.element
+    }
+
     /// Presence flag per slot.
     pub fn present(&self) -> Vec<bool> {
         self.map[HEADER..HEADER + self.slots].iter().map(|&b| b != 0).collect()
@@ -313,9 +318,22 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let path = dir.path().join("old.vec");
         let owner = FileOwner { segment: 1, members_digest: 2 };
-        let present = [true, true];
         let data = [0.5f32, -1.0, 2.0, 8.0];
-        let mut file = header_v1(owner, 2, 2, data_crc(&present, Elems::F32(&data))).to_vec();
+        // A file of the first format, byte by byte: magic, segment 1, dim 2, digest 2, 2 slots,
+        // data checksum, header checksum over bytes 0..36, padding, presence, padding, data.
+        let mut file = b"QDVECS01".to_vec();
+        file.extend(1u64.to_le_bytes());
+        file.extend(2u32.to_le_bytes());
+        file.extend(2u32.to_le_bytes());
+        file.extend(2u64.to_le_bytes());
+        let mut c = Crc32::new();
+        c.update(&[1, 1]);
+        c.update(&data.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>());
+        file.extend(c.finish().to_le_bytes());
+        let mut c = Crc32::new();
+        c.update(&file[..36]);
+        file.extend(c.finish().to_le_bytes());
+        file.resize(HEADER, 0);
         file.extend([1u8, 1]);
         file.resize(HEADER + 64, 0);
         file.extend(data.iter().flat_map(|x| x.to_le_bytes()));

@@ -156,7 +156,7 @@ impl MultiColumn {
 
     /// Serve the rows from `m`; refused (false) unless it has this column's shape.
     pub(crate) fn map(&mut self, m: Arc<MappedMulti>) -> bool {
-        if m.slots() != self.len() || m.dim() != self.dim {
+        if m.slots() != self.len() || m.dim() != self.dim || m.element() != self.element {
             return false;
         }
         self.store = Rows::Mapped(m);

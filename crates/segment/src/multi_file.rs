@@ -125,6 +125,11 @@ impl MappedMulti {
         self.dim
     }
 
+    /// How row components are stored in the file.
+    pub fn element(&self) -> ElementType {
+        self.element
+    }
+
     /// Slot `offset`'s rows, flat, as stored (`None` where the slot has none).
     pub fn get(&self, offset: u32) -> Option<Elems<'_>> {
         if offset as usize >= self.slots {

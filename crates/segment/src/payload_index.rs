@@ -121,37 +121,18 @@ pub struct FieldIndex {
     order_complete: bool,
 }
 
+/// One payload index to build: a field indexed as a kind, or a full-text field with its
+/// analyser.
+#[derive(Clone, Copy)]
+pub enum IndexSpec<'a> {
+    Plain(IndexKind, &'a JsonPath),
+    Text(&'a JsonPath, &'a qd_inference::TextIndex),
+}
+
 impl FieldIndex {
     /// Index `path` of every slot's payload in `data` as `kind`.
     pub fn build(kind: IndexKind, path: &JsonPath, data: &SegmentData) -> Result<Self, PayloadReadError> {
-        let mut ix = FieldIndex { kind: Some(kind), slots: data.len(), ..Default::default() };
-        let present = FieldCondition { key: path.clone(), check: FieldCheck::IsEmpty(false) };
-        ix.facet_complete = matches!(kind, IndexKind::Keyword | IndexKind::Uuid | IndexKind::Integer | IndexKind::Bool);
-        ix.order_complete = matches!(kind, IndexKind::Integer | IndexKind::Float | IndexKind::Datetime);
-        for o in 0..data.len() as u32 {
-            let Some(p) = data.try_payload_at(o)? else { continue };
-            let p: &qd_core::Payload = &p;
-            if present.check_payload(p) {
-                ix.holders.push(o);
-            }
-            for v in path.values_flat(p) {
-                ix.facet_complete &= facet_key(v).is_none() || ix.holds_facet_value(v);
-                ix.order_complete &= order_value(v).is_none()
-                    || match kind {
-                        IndexKind::Datetime => v.is_string(),
-                        _ => v.is_number(),
-                    };
-                ix.add(o, v);
-            }
-        }
-        let dedup = |v: &mut Vec<u32>| v.dedup();
-        ix.strings.values_mut().for_each(dedup);
-        ix.ints.values_mut().for_each(dedup);
-        ix.bools.iter_mut().for_each(dedup);
-        ix.numbers.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        ix.datetimes.sort_unstable();
-        ix.geo.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.2.cmp(&b.2)));
-        Ok(ix)
+        Self::build_one(IndexSpec::Plain(kind, path), data)
     }
 
     /// Index the tokens of `path`'s string values (all values of a point together) of every
@@ -161,28 +142,103 @@ impl FieldIndex {
         data: &SegmentData,
         analyser: &qd_inference::TextIndex,
     ) -> Result<Self, PayloadReadError> {
-        let mut ix = FieldIndex {
-            kind: Some(IndexKind::Text),
-            slots: data.len(),
-            text_settings: Some(analyser.fingerprint().to_string()),
-            ..Default::default()
-        };
-        let present = FieldCondition { key: path.clone(), check: FieldCheck::IsEmpty(false) };
-        for o in 0..data.len() as u32 {
+        Self::build_one(IndexSpec::Text(path, analyser), data)
+    }
+
+    fn build_one(spec: IndexSpec<'_>, data: &SegmentData) -> Result<Self, PayloadReadError> {
+        let mut built = Self::build_all(&[spec], data, &|_| true)?;
+        Ok(built.pop().unwrap_or_default())
+    }
+
+    /// Every index of `specs` over the slots of `data` that `keep` keeps, in one pass: each
+    /// payload is read once (payloads on disk are read from the database), whatever the
+    /// number of indexes. Slots left out (dead ones) are in no index.
+    pub fn build_all(
+        specs: &[IndexSpec<'_>],
+        data: &SegmentData,
+        keep: &dyn Fn(u32) -> bool,
+    ) -> Result<Vec<Self>, PayloadReadError> {
+        let mut built: Vec<FieldIndex> = specs.iter().map(|spec| Self::empty(*spec, data.len())).collect();
+        // `is_empty: false` on the field: the slots a payload schema counts as holding it.
+        let present: Vec<FieldCondition> = specs
+            .iter()
+            .map(|spec| match spec {
+                IndexSpec::Plain(_, path) | IndexSpec::Text(path, _) => (*path).clone(),
+            })
+            .map(|key| FieldCondition { key, check: FieldCheck::IsEmpty(false) })
+            .collect();
+        for o in (0..data.len() as u32).filter(|&o| keep(o)) {
             let Some(p) = data.try_payload_at(o)? else { continue };
-            let p: &qd_core::Payload = &p;
-            if present.check_payload(p) {
-                ix.holders.push(o);
-            }
-            let values: Vec<&str> = path.values_flat(p).into_iter().filter_map(Value::as_str).collect();
-            if values.is_empty() {
-                continue;
-            }
-            for token in analyser.document_tokens(&values) {
-                ix.strings.entry(token).or_default().push(o);
+            for ((ix, spec), present) in built.iter_mut().zip(specs).zip(&present) {
+                if present.check_payload(&p) {
+                    ix.holders.push(o);
+                }
+                ix.add_payload(*spec, o, &p);
             }
         }
-        Ok(ix)
+        built.iter_mut().for_each(FieldIndex::finish);
+        Ok(built)
+    }
+
+    fn empty(spec: IndexSpec<'_>, slots: usize) -> Self {
+        match spec {
+            IndexSpec::Plain(kind, _) => FieldIndex {
+                kind: Some(kind),
+                slots,
+                facet_complete: matches!(
+                    kind,
+                    IndexKind::Keyword | IndexKind::Uuid | IndexKind::Integer | IndexKind::Bool
+                ),
+                order_complete: matches!(kind, IndexKind::Integer | IndexKind::Float | IndexKind::Datetime),
+                ..Default::default()
+            },
+            IndexSpec::Text(_, analyser) => FieldIndex {
+                kind: Some(IndexKind::Text),
+                slots,
+                text_settings: Some(analyser.fingerprint().to_string()),
+                ..Default::default()
+            },
+        }
+    }
+
+    /// Index the values of slot `o`'s payload `p` (slots arrive in ascending order).
+    fn add_payload(&mut self, spec: IndexSpec<'_>, o: u32, p: &qd_core::Payload) {
+        let path = match spec {
+            IndexSpec::Plain(_, path) | IndexSpec::Text(path, _) => path,
+        };
+        let values = path.values_flat(p);
+        match spec {
+            IndexSpec::Plain(kind, _) => {
+                for v in values {
+                    self.facet_complete &= facet_key(v).is_none() || self.holds_facet_value(v);
+                    self.order_complete &= order_value(v).is_none()
+                        || match kind {
+                            IndexKind::Datetime => v.is_string(),
+                            _ => v.is_number(),
+                        };
+                    self.add(o, v);
+                }
+            }
+            IndexSpec::Text(_, analyser) => {
+                let strings: Vec<&str> = values.into_iter().filter_map(Value::as_str).collect();
+                if !strings.is_empty() {
+                    for token in analyser.document_tokens(&strings) {
+                        self.strings.entry(token).or_default().push(o);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Postings deduplicated (arrays may repeat a value), sorted values sorted.
+    fn finish(&mut self) {
+        let dedup = |v: &mut Vec<u32>| v.dedup();
+        self.strings.values_mut().for_each(dedup);
+        self.ints.values_mut().for_each(dedup);
+        self.bools.iter_mut().for_each(dedup);
+        self.numbers.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        self.datetimes.sort_unstable();
+        self.geo.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.2.cmp(&b.2)));
     }
 
     /// The analysis settings of a text index.
@@ -809,6 +865,51 @@ mod tests {
         Filter::from_json(&Value::Object(f)).expect("valid filter")
     }
 
+    /// Payloads "on disk": a map that counts reads.
+    #[derive(Debug, Default)]
+    struct CountingSource(std::collections::HashMap<PointId, qd_core::Payload>, std::sync::atomic::AtomicUsize);
+
+    impl crate::payloads::PayloadSource for CountingSource {
+        fn payload(&self, id: &PointId, _version: u64) -> Result<Option<qd_core::Payload>, PayloadReadError> {
+            self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(self.0.get(id).cloned())
+        }
+    }
+
+    #[test]
+    fn indexes_built_together_read_each_live_payload_once() {
+        let mut rng = StdRng::seed_from_u64(9);
+        let mut seg = Segment::new(1, &[ColumnSpec::dense("", 2, Distance::Dot)]);
+        let mut source = CountingSource::default();
+        for i in 0..300u64 {
+            let v = NamedVectors::from([(String::new(), Vector::Dense(vec![1.0, i as f32]))]);
+            let p = payload(&mut rng).as_object().cloned();
+            if let Some(p) = &p {
+                source.0.insert(PointId::Num(i), p.clone());
+            }
+            seg.upsert(PointId::Num(i), i + 1, &v, p);
+        }
+        for i in (0..300u64).step_by(3) {
+            seg.delete(&PointId::Num(i));
+        }
+        seg.seal();
+        let in_ram: Vec<FieldIndex> = ["k", "i", "b"]
+            .iter()
+            .map(|f| FieldIndex::build(IndexKind::Keyword, &f.parse().expect("path"), seg.data()).expect("in RAM"))
+            .collect();
+        let source = Arc::new(source);
+        assert!(seg.payloads_to_disk(source.clone()).is_some());
+        let paths: Vec<JsonPath> = ["k", "i", "b"].iter().map(|f| f.parse().expect("path")).collect();
+        let specs: Vec<IndexSpec<'_>> = paths.iter().map(|p| IndexSpec::Plain(IndexKind::Keyword, p)).collect();
+        let live = seg.live_slots();
+        let built = FieldIndex::build_all(&specs, seg.data(), &|o| live[o as usize]).expect("read");
+        assert_eq!(source.1.load(std::sync::atomic::Ordering::SeqCst), 200, "one read per live slot, for 3 indexes");
+        for (b, r) in built.iter().zip(&in_ram) {
+            let live_only: Vec<u32> = r.holders.iter().copied().filter(|&o| live[o as usize]).collect();
+            assert_eq!(b.holders, live_only);
+        }
+    }
+
     #[test]
     fn indexed_filters_equal_payload_evaluation() {
         let mut rng = StdRng::seed_from_u64(5);
@@ -834,14 +935,6 @@ mod tests {
             ("nested.k", IndexKind::Keyword),
             ("g", IndexKind::Geo),
         ];
-        let mut payload_ix = BTreeMap::new();
-        for (field, kind) in fields {
-            let path: JsonPath = field.parse().expect("path");
-            let built = FieldIndex::build(kind, &path, seg.data()).expect("in RAM");
-            let back = FieldIndex::from_bytes(&built.to_bytes()).expect("round trip");
-            assert_eq!(back.to_bytes(), built.to_bytes());
-            payload_ix.insert(path.to_string(), back);
-        }
         let text_schema = json!({"type": "text", "stopwords": "english", "phrase_matching": true,
                                  "stemmer": {"type": "snowball", "language": "english"}});
         let analyser = Arc::new(
@@ -849,10 +942,25 @@ mod tests {
                 .expect("analyser"),
         );
         let t: JsonPath = "t".parse().expect("path");
-        let built = FieldIndex::build_text(&t, seg.data(), &analyser).expect("in RAM");
-        let back = FieldIndex::from_bytes(&built.to_bytes()).expect("round trip");
-        assert_eq!(back.text_settings(), Some(analyser.fingerprint()));
-        payload_ix.insert("t".into(), back);
+        let paths: Vec<JsonPath> = fields.iter().map(|(f, _)| f.parse().expect("path")).collect();
+        let mut specs: Vec<IndexSpec<'_>> =
+            fields.iter().zip(&paths).map(|((_, k), p)| IndexSpec::Plain(*k, p)).collect();
+        specs.push(IndexSpec::Text(&t, &analyser));
+        // Built together over the live slots only (as a rebuild does); dead slots are in no index.
+        let live = seg.live_slots();
+        let built = FieldIndex::build_all(&specs, seg.data(), &|o| live[o as usize]).expect("in RAM");
+        let mut payload_ix = BTreeMap::new();
+        for (ix, path) in built.iter().zip(paths.iter().chain([&t])) {
+            let back = FieldIndex::from_bytes(&ix.to_bytes()).expect("round trip");
+            assert_eq!(back.to_bytes(), ix.to_bytes());
+            payload_ix.insert(path.to_string(), back);
+        }
+        assert_eq!(payload_ix["t"].text_settings(), Some(analyser.fingerprint()));
+        // One at a time over every slot: the same answers on live slots.
+        let alone = FieldIndex::build(IndexKind::Keyword, &paths[0], seg.data()).expect("in RAM");
+        assert!(alone.holders.len() > payload_ix["k"].holders.len(), "dead slots are left out");
+        let live_holders: Vec<u32> = alone.holders.iter().copied().filter(|&o| live[o as usize]).collect();
+        assert_eq!(live_holders, payload_ix["k"].holders);
         let text_indexes = qd_core::filter::TextIndexes::from([(t, analyser)]);
         seg.set_index(Arc::new(SegmentIndex { payload: payload_ix, ..Default::default() }));
         let mut narrowed = 0;

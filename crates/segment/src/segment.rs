@@ -174,7 +174,7 @@ impl VectorColumn {
     /// Serve the vectors from `m` instead of the heap; refused (false) unless it has this
     /// column's shape.
     fn map(&mut self, m: MappedVectors) -> bool {
-        if m.dim() != self.dim || m.slots() != self.present.len() {
+        if m.dim() != self.dim || m.slots() != self.present.len() || m.element() != self.element {
             return false;
         }
         self.present = m.present();
@@ -596,6 +596,11 @@ impl Segment {
     /// Slots including tombstones.
     pub fn slots(&self) -> usize {
         self.data.len()
+    }
+
+    /// Per slot, whether it holds a live point (not a tombstone).
+    pub fn live_slots(&self) -> Vec<bool> {
+        (0..self.data.len()).map(|o| !self.deleted.get(o).copied().unwrap_or(false)).collect()
     }
 
     pub fn deleted_count(&self) -> usize {

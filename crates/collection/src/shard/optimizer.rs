@@ -17,8 +17,8 @@ use qd_core::json_path::JsonPath;
 use qd_core::{Payload, PointId};
 use qd_segment::hnsw::{HnswGraph, HnswParams, VectorSource};
 use qd_segment::{
-    FieldIndex, IndexKind, InvertedIndex, PayloadReadError, PayloadSource, QuantizedVectors, Segment, SegmentData,
-    SegmentIndex,
+    FieldIndex, IndexKind, IndexSpec, InvertedIndex, PayloadReadError, PayloadSource, QuantizedVectors, Segment,
+    SegmentData, SegmentIndex,
 };
 use qd_storage::{KvStore, WriteBatch};
 use serde::Serialize;
@@ -578,7 +578,7 @@ impl Optimizer {
             graphs.insert(name.to_string(), graph);
         }
         let sparse = data.sparse_columns().map(|(name, col)| (name.to_string(), InvertedIndex::build(col))).collect();
-        let payload = build_payload_indexes(data, &schema)?;
+        let payload = build_payload_indexes(data, &schema, None, &|_| true)?;
         Ok(SegmentIndex { graphs, quantized: quantize(data, config), sparse, payload })
     }
 
@@ -609,10 +609,16 @@ impl Optimizer {
 
     /// Rebuild only the payload indexes of an indexed segment (after an index was created or
     /// dropped); graphs and the rest are kept.
+    /// Indexes kept are reused, new ones index the live slots only.
     fn reindex_payload(&self, seg_id: u64, started: Instant) -> Result<(), OptimizerError> {
         let schema = self.shared.payload_schema.read().clone();
+        let live = {
+            let st = self.state.read();
+            st.sealed.iter().find(|s| s.id() == seg_id).map(Segment::live_slots).unwrap_or_default()
+        };
         self.rebuild_part(seg_id, "payload_index", started, |data, old, batch| {
-            let payload = build_payload_indexes(data, &schema)?;
+            let keep = |o: u32| live.get(o as usize).copied().unwrap_or(false);
+            let payload = build_payload_indexes(data, &schema, Some(&old.payload), &keep)?;
             index_store::put_payload(batch, seg_id, &payload);
             Ok(SegmentIndex { payload, ..old.clone() })
         })
@@ -680,20 +686,40 @@ fn wanted_payload_indexes(schema: &BTreeMap<String, PayloadIndexSpec>) -> BTreeM
         .collect()
 }
 
+/// The payload indexes `schema` asks for over `data`: those `reuse` already holds with the same
+/// type and settings are kept, the others are built in one pass over the slots `keep` keeps
+/// (each payload read once, however many indexes are built).
 fn build_payload_indexes(
     data: &SegmentData,
     schema: &BTreeMap<String, PayloadIndexSpec>,
+    reuse: Option<&BTreeMap<String, FieldIndex>>,
+    keep: &dyn Fn(u32) -> bool,
 ) -> Result<BTreeMap<String, FieldIndex>, PayloadReadError> {
-    wanted_payload_indexes(schema)
-        .into_iter()
-        .map(|(key, w)| {
-            let ix = match &w.analyser {
-                Some(analyser) => FieldIndex::build_text(&w.path, data, analyser),
-                None => FieldIndex::build(w.kind, &w.path, data),
-            };
-            Ok((key, ix?))
+    let mut out = BTreeMap::new();
+    let mut to_build = Vec::new();
+    for (key, w) in wanted_payload_indexes(schema) {
+        match reuse.and_then(|r| r.get(&key)).filter(|f| f.slots() == data.len() && matches(f, &w)) {
+            Some(kept) => {
+                out.insert(key, kept.clone());
+            }
+            None => to_build.push((key, w)),
+        }
+    }
+    let specs: Vec<IndexSpec<'_>> = to_build
+        .iter()
+        .map(|(_, w)| match &w.analyser {
+            Some(analyser) => IndexSpec::Text(&w.path, analyser),
+            None => IndexSpec::Plain(w.kind, &w.path),
         })
-        .collect()
+        .collect();
+    let built = FieldIndex::build_all(&specs, data, keep)?;
+    out.extend(to_build.into_iter().map(|(key, _)| key).zip(built));
+    Ok(out)
+}
+
+/// Whether an existing index is what `w` asks for (a text index also by its settings).
+fn matches(f: &FieldIndex, w: &Wanted) -> bool {
+    f.kind() == Some(w.kind) && f.text_settings() == w.analyser.as_ref().map(|a| a.fingerprint())
 }
 
 /// Whether a segment's payload indexes differ from what the schema asks for (a text index
@@ -701,12 +727,7 @@ fn build_payload_indexes(
 fn payload_stale(s: &Segment, schema: &BTreeMap<String, PayloadIndexSpec>) -> bool {
     let Some(ix) = s.index() else { return false };
     let wanted = wanted_payload_indexes(schema);
-    wanted.len() != ix.payload.len()
-        || wanted.iter().any(|(k, w)| {
-            ix.payload.get(k).is_none_or(|f| {
-                f.kind() != Some(w.kind) || f.text_settings() != w.analyser.as_ref().map(|a| a.fingerprint())
-            })
-        })
+    wanted.len() != ix.payload.len() || wanted.iter().any(|(k, w)| ix.payload.get(k).is_none_or(|f| !matches(f, w)))
 }
 
 /// Vector names of `data` whose effective config asks for quantization, with whether it is
@@ -936,5 +957,32 @@ mod tests {
         assert_eq!(backoff(5), Duration::from_secs(8));
         assert_eq!(backoff(8), Duration::from_secs(60));
         assert_eq!(backoff(u32::MAX), MAX_BACKOFF);
+    }
+
+    #[test]
+    fn a_payload_reindex_keeps_unchanged_indexes_and_builds_the_rest() {
+        use qd_core::vectors::{NamedVectors, Vector};
+        let mut seg = Segment::new(1, &[qd_segment::ColumnSpec::dense("", 1, qd_core::Distance::Dot)]);
+        for i in 0..10u64 {
+            let v = NamedVectors::from([(String::new(), Vector::Dense(vec![1.0]))]);
+            let p = serde_json::json!({"a": format!("x{}", i % 3), "b": i});
+            seg.upsert(qd_core::PointId::Num(i), 1, &v, p.as_object().cloned());
+        }
+        let spec = |t: &str| PayloadIndexSpec { data_type: t.into(), params: None };
+        let mut schema = BTreeMap::from([("a".to_string(), spec("keyword"))]);
+        // The first build indexes slot 0 only, so a kept index is recognisable.
+        let first = build_payload_indexes(seg.data(), &schema, None, &|o| o == 0).expect("in RAM");
+        schema.insert("b".into(), spec("integer"));
+        let again = build_payload_indexes(seg.data(), &schema, Some(&first), &|_| true).expect("in RAM");
+        assert_eq!(again["a"].to_bytes(), first["a"].to_bytes(), "kept as it was");
+        assert_eq!(again["b"].kind(), Some(IndexKind::Integer));
+        assert_eq!(
+            again["b"].to_bytes(),
+            FieldIndex::build(IndexKind::Integer, &"b".parse().expect("path"), seg.data()).expect("in RAM").to_bytes()
+        );
+        // A changed type is built again.
+        schema.insert("a".into(), spec("integer"));
+        let retyped = build_payload_indexes(seg.data(), &schema, Some(&again), &|_| true).expect("in RAM");
+        assert_eq!(retyped["a"].kind(), Some(IndexKind::Integer));
     }
 }

@@ -936,6 +936,11 @@ fn snapshots_recover_into_a_cluster(backend: &str) {
     let peers = start_cluster(root.path(), backend);
     let body = json!({"vectors": {"size": 8, "distance": "Dot"}, "shard_number": 1, "replication_factor": 3});
     peers[0].server.ok("PUT", "/collections/s", Some(&body));
+    peers[0].server.ok(
+        "PUT",
+        "/collections/s/index?wait=true",
+        Some(&json!({"field_name": "v", "field_schema": "integer"})),
+    );
     generation(&peers[0], "s", 600, 1);
     let snap_a = take_snapshot(&peers[0], "s", None);
     let shard_b = take_snapshot(&peers[1], "s", Some(0));
@@ -971,6 +976,27 @@ fn snapshots_recover_into_a_cluster(backend: &str) {
     wait_for("new collection", Duration::from_secs(60), || converged(&peers, "fresh", &uniform(600, 1)));
     let info = peers[2].server.ok("GET", "/collections/fresh", None);
     assert_eq!(info["config"]["params"]["replication_factor"], 3, "{info}");
+    assert_eq!(info["payload_schema"]["v"]["data_type"], "integer", "the snapshot's payload index: {info}");
+    // With the default priority a new collection stays empty where other replicas exist (they
+    // are Active and empty), as Qdrant documents.
+    let (status, v) = recover(&peers[2], "/collections/empty/snapshots/recover", &snap_a, None);
+    assert_eq!(status, 200, "{v}");
+    wait_for("default priority, new collection", Duration::from_secs(60), || {
+        converged(&peers, "empty", &BTreeMap::new())
+    });
+
+    // One replica per shard, each peer recovering its own snapshot (restoring a whole cluster):
+    // with no other replica, the default priority keeps each snapshot's data.
+    let body = json!({"vectors": {"size": 8, "distance": "Dot"}, "shard_number": 3, "replication_factor": 1});
+    peers[0].server.ok("PUT", "/collections/one", Some(&body));
+    generation(&peers[0], "one", 300, 1);
+    let own: Vec<PathBuf> = peers.iter().map(|p| take_snapshot(p, "one", None)).collect();
+    generation(&peers[1], "one", 400, 2);
+    for (p, file) in peers.iter().zip(&own) {
+        let (status, v) = recover(p, "/collections/one/snapshots/recover", file, None);
+        assert_eq!(status, 200, "{v}");
+    }
+    wait_for("each peer its own snapshot", Duration::from_secs(60), || converged(&peers, "one", &uniform(300, 1)));
 
     // Refusals, with nothing changed: another vectors config, a shard or collection that does
     // not exist, a damaged checksum.
