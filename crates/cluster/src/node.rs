@@ -366,6 +366,7 @@ impl ClusterNode {
             }
         } else {
             tracing::info!(peer_id = me, "rejoining the cluster from the stored state");
+            node.announce_uri();
         }
         Ok(node)
     }
@@ -456,6 +457,45 @@ impl ClusterNode {
         Err(format!("cannot join the cluster through {bootstrap}: {last}"))
     }
 
+    /// A restarted member whose `--uri` is not the one the cluster knows asks, through any
+    /// other member, to be reached at the new one (retried in the background until it is
+    /// recorded or refused): the others cannot reach it at the old URI meanwhile.
+    fn announce_uri(self: &Arc<Self>) {
+        let me = self.shared.me;
+        let uri = self.options.uri.clone();
+        match self.shared.uri_of(me) {
+            Some(known) if known != uri => {
+                tracing::warn!(peer_id = me, from = %known, to = %uri, "this peer's URI changed; telling the cluster")
+            }
+            _ => return,
+        }
+        let node = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let Some(n) = node.upgrade() else { return };
+                if n.shared.uri_of(me).as_deref() == Some(uri.as_str()) {
+                    tracing::info!(peer_id = me, uri = %uri, "the cluster reaches this peer at its new URI");
+                    return;
+                }
+                let others: Vec<String> =
+                    n.peers().into_iter().filter(|p| *p != me).filter_map(|p| n.shared.uri_of(p)).collect();
+                for other in others {
+                    let request = PeerRequest::MovedTo { peer_id: me, uri: uri.clone() };
+                    match n.shared.clients.call(&other, request, PROPOSE_TIMEOUT).await {
+                        Ok(_) => break,
+                        Err(P2pError::Remote(e)) => {
+                            tracing::error!(error = ?e, "the cluster refused this peer's new URI");
+                            return;
+                        }
+                        Err(e) => tracing::debug!(peer = %other, error = %e, "cannot announce the new URI there"),
+                    }
+                }
+                drop(n);
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+    }
+
     fn leader_uri(&self) -> Option<String> {
         let leader = self.raft.metrics().borrow().current_leader?;
         self.shared.uri_of(leader)
@@ -536,6 +576,30 @@ impl ClusterNode {
                 self.raft.add_learner(*peer_id, BasicNode::new(uri.clone()), true).await.map_err(leader_error)?;
                 let change = ChangeMembers::AddVoterIds(BTreeSet::from([*peer_id]));
                 self.raft.change_membership(change, false).await.map_err(leader_error)?;
+                Ok(LeaderOutput::Done)
+            }
+            LeaderAction::Moved(peer_id, uri) => {
+                let _one_at_a_time = self.membership_changes.lock().await;
+                let membership = self.raft.metrics().borrow().membership_config.clone();
+                let Some(known) = membership.membership().get_node(peer_id).map(|n| n.addr.clone()) else {
+                    return Err(LeaderError::Refused(CollectionError::NotFound(format!(
+                        "peer {peer_id} is not a member of this cluster"
+                    ))));
+                };
+                if known == *uri {
+                    return Ok(LeaderOutput::Done);
+                }
+                // The same id still answering at the old URI is a copy of its storage, not a move.
+                let probe = self.shared.clients.call(&known, PeerRequest::WhoAreYou, Duration::from_secs(2)).await;
+                if matches!(probe, Ok(PeerReply::PeerId(id)) if id == *peer_id) {
+                    return Err(LeaderError::Refused(CollectionError::BadRequest(format!(
+                        "Bad request: peer id {peer_id} still answers at {known}; a peer started on a copy of another \
+                         peer's storage? Start a new peer on an empty storage folder"
+                    ))));
+                }
+                let nodes = BTreeMap::from([(*peer_id, BasicNode::new(uri.clone()))]);
+                self.raft.change_membership(ChangeMembers::SetNodes(nodes), false).await.map_err(leader_error)?;
+                tracing::info!(peer_id, from = %known, to = %uri, "a peer moved to another URI");
                 Ok(LeaderOutput::Done)
             }
             LeaderAction::Remove(peer_id) => {
@@ -1033,6 +1097,8 @@ impl ClusterNode {
 enum LeaderAction {
     Write(MetaOp),
     Join(PeerId, String),
+    /// A member restarted at another URI.
+    Moved(PeerId, String),
     Remove(PeerId),
 }
 
@@ -1042,6 +1108,7 @@ impl LeaderAction {
         match self {
             LeaderAction::Write(op) => PeerRequest::Propose(op.clone()),
             LeaderAction::Join(peer_id, uri) => PeerRequest::Join { peer_id: *peer_id, uri: uri.clone() },
+            LeaderAction::Moved(peer_id, uri) => PeerRequest::MovedTo { peer_id: *peer_id, uri: uri.clone() },
             LeaderAction::Remove(peer_id) => PeerRequest::RemovePeer { peer_id: *peer_id },
         }
     }
@@ -1091,6 +1158,13 @@ impl PeerHandler for ClusterNode {
                         Err(e) => PeerReply::Error(e.into()),
                     }
                 }
+                PeerRequest::MovedTo { peer_id, uri } => {
+                    match self.on_leader(LeaderAction::Moved(peer_id, uri), PROPOSE_TIMEOUT).await {
+                        Ok(_) => PeerReply::Done,
+                        Err(e) => PeerReply::Error(e.into()),
+                    }
+                }
+                PeerRequest::WhoAreYou => PeerReply::PeerId(self.shared.me),
                 PeerRequest::AppliedIndex => PeerReply::Applied(*self.reconciled.borrow()),
                 PeerRequest::Shard { collection, shard, call } => self.handle_shard(collection, shard, call).await,
             }
@@ -1152,9 +1226,13 @@ fn mismatched<E: std::error::Error>() -> RPCError<PeerId, BasicNode, E> {
 }
 
 impl PeerNetwork {
+    /// Send to the target's URI as the applied membership knows it (a member that restarted
+    /// elsewhere is reached at its new URI once that is recorded), else the one it was created
+    /// with.
     async fn send(&self, request: PeerRequest, option: &RPCOption) -> Result<PeerReply, P2pError> {
         let ttl = option.hard_ttl().min(RAFT_TIMEOUT);
-        self.shared.clients.call(&self.uri, request, ttl).await
+        let uri = self.shared.uri_of(self.target).unwrap_or_else(|| self.uri.clone());
+        self.shared.clients.call(&uri, request, ttl).await
     }
 }
 

@@ -52,6 +52,14 @@ pub enum PeerRequest {
     RemovePeer {
         peer_id: PeerId,
     },
+    /// A member restarted at another URI asks to be reached there (sent to any member,
+    /// forwarded to the leader).
+    MovedTo {
+        peer_id: PeerId,
+        uri: String,
+    },
+    /// Which peer answers at this URI.
+    WhoAreYou,
     /// The index of the last log entry this peer applied.
     AppliedIndex,
     /// A call on this peer's replica of a shard.
@@ -75,6 +83,8 @@ pub enum PeerReply {
     },
     Done,
     Applied(u64),
+    /// The answer to [`PeerRequest::WhoAreYou`].
+    PeerId(PeerId),
     Shard(ShardReply),
     Error(WireError),
 }

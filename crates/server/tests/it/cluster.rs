@@ -1023,3 +1023,61 @@ fn snapshots_recover_into_a_cluster_sqlite() {
 fn snapshots_recover_into_a_cluster_rocksdb() {
     snapshots_recover_into_a_cluster(BACKENDS[1]);
 }
+
+/// A member restarted with another `--uri` (a new P2P port here) is reached there: the cluster
+/// records the new URI and the peer's replicas catch up and take writes. A copy of a live
+/// peer's storage started elsewhere is refused the move (the original still answers).
+#[test]
+fn a_peer_restarted_at_another_uri_is_reached_there() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut peers = start_cluster(root.path(), BACKENDS[1]);
+    let body = json!({"vectors": {"size": 8, "distance": "Dot"}, "shard_number": 1, "replication_factor": 3});
+    peers[0].server.ok("PUT", "/collections/u", Some(&body));
+    peers[0].server.ok("PUT", "/collections/u/points?wait=true", Some(&batch(0, 100)));
+    let moved = peers[2].peer_id();
+    let old_uri = format!("http://127.0.0.1:{}", peers[2].p2p);
+    peers[2].p2p = free_port();
+    let new_uri = format!("http://127.0.0.1:{}", peers[2].p2p);
+    peers[2].restart();
+    let uri_of = |peer: &Peer, id: u64| peer.server.ok("GET", "/cluster", None)["peers"][id.to_string()]["uri"].clone();
+    wait_for("the new URI recorded", Duration::from_secs(30), || match uri_of(&peers[0], moved) {
+        u if u == json!(new_uri) => Ok(()),
+        u => Err(format!("{u} (was {old_uri})")),
+    });
+    peers[0].server.ok("PUT", "/collections/u/points?wait=true", Some(&batch(100, 100)));
+    wait_for("the moved peer catches up", Duration::from_secs(60), || {
+        all_active(&peers[0], "u")?;
+        match all_points(&peers[2].server, "u").len() {
+            200 => Ok(()),
+            n => Err(format!("{n} points on the moved peer")),
+        }
+    });
+    assert_eq!(all_points(&peers[2].server, "u"), all_points(&peers[0].server, "u"));
+
+    // A copy of peer b's storage (taken while b is stopped) started at another port while b
+    // runs again at its own: the move is refused, b stays where it is.
+    peers[1].server.kill9();
+    let copy_dir = root.path().join("copy");
+    let status = std::process::Command::new("cp").arg("-a").arg(&peers[1].dir).arg(&copy_dir).status().expect("cp");
+    assert!(status.success());
+    peers[1].restart();
+    let b = peers[1].peer_id();
+    let b_uri = uri_of(&peers[0], b);
+    let mut copy = Peer::start(copy_dir, BACKENDS[1], free_port(), None);
+    wait_for("the copy refused", Duration::from_secs(30), || {
+        match copy.server.log_text().contains("refused this peer's new URI") {
+            true => Ok(()),
+            false => Err("no refusal logged yet".into()),
+        }
+    });
+    copy.server.kill9();
+    assert_eq!(uri_of(&peers[0], b), b_uri, "b keeps its URI");
+    peers[0].server.ok("PUT", "/collections/u/points?wait=true", Some(&batch(200, 10)));
+    wait_for("the cluster serves on", Duration::from_secs(60), || {
+        all_active(&peers[0], "u")?;
+        match all_points(&peers[1].server, "u").len() {
+            210 => Ok(()),
+            n => Err(format!("{n} points on b")),
+        }
+    });
+}
