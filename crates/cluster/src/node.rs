@@ -477,23 +477,42 @@ impl ClusterNode {
                     tracing::info!(peer_id = me, uri = %uri, "the cluster reaches this peer at its new URI");
                     return;
                 }
-                let others: Vec<String> =
-                    n.peers().into_iter().filter(|p| *p != me).filter_map(|p| n.shared.uri_of(p)).collect();
-                for other in others {
-                    let request = PeerRequest::MovedTo { peer_id: me, uri: uri.clone() };
-                    match n.shared.clients.call(&other, request, PROPOSE_TIMEOUT).await {
-                        Ok(_) => break,
-                        Err(P2pError::Remote(e)) => {
-                            tracing::error!(error = ?e, "the cluster refused this peer's new URI");
-                            return;
-                        }
-                        Err(e) => tracing::debug!(peer = %other, error = %e, "cannot announce the new URI there"),
+                match n.ask_to_move(&uri).await {
+                    Ok(()) => {}
+                    // Refused (another peer answers at the old URI with this id, or the new URI
+                    // is not this peer's): asking again would not help.
+                    Err(e @ (CollectionError::BadRequest(_) | CollectionError::NotFound(_))) => {
+                        tracing::error!(error = %e, "the cluster refused this peer's new URI");
+                        return;
                     }
+                    Err(e) => tracing::debug!(error = %e, "cannot record the new URI yet; retrying"),
                 }
                 drop(n);
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         });
+    }
+
+    /// One round of asking the cluster to reach this peer at `uri`: here when this peer leads
+    /// (a restarted peer often wins the next election), else through each other member in turn.
+    async fn ask_to_move(&self, uri: &str) -> Result<(), CollectionError> {
+        let me = self.shared.me;
+        if self.raft.metrics().borrow().current_leader == Some(me) {
+            return self.on_leader(LeaderAction::Moved(me, uri.to_string()), PROPOSE_TIMEOUT).await.map(|_| ());
+        }
+        let mut last = CollectionError::Unavailable("no other member is known".into());
+        for other in self.peers().into_iter().filter(|p| *p != me).filter_map(|p| self.shared.uri_of(p)) {
+            let request = PeerRequest::MovedTo { peer_id: me, uri: uri.to_string() };
+            match self.shared.clients.call(&other, request, PROPOSE_TIMEOUT).await {
+                Ok(_) => return Ok(()),
+                Err(P2pError::Remote(e)) => last = e.into(),
+                Err(e) => last = CollectionError::Unavailable(e.to_string()),
+            }
+            if matches!(last, CollectionError::BadRequest(_) | CollectionError::NotFound(_)) {
+                return Err(last);
+            }
+        }
+        Err(last)
     }
 
     fn leader_uri(&self) -> Option<String> {
@@ -579,6 +598,9 @@ impl ClusterNode {
                 Ok(LeaderOutput::Done)
             }
             LeaderAction::Moved(peer_id, uri) => {
+                if self.raft.metrics().borrow().current_leader != Some(self.shared.me) {
+                    return Err(LeaderError::NotLeader);
+                }
                 let _one_at_a_time = self.membership_changes.lock().await;
                 let membership = self.raft.metrics().borrow().membership_config.clone();
                 let Some(known) = membership.membership().get_node(peer_id).map(|n| n.addr.clone()) else {
@@ -589,13 +611,36 @@ impl ClusterNode {
                 if known == *uri {
                     return Ok(LeaderOutput::Done);
                 }
-                // The same id still answering at the old URI is a copy of its storage, not a move.
-                let probe = self.shared.clients.call(&known, PeerRequest::WhoAreYou, Duration::from_secs(2)).await;
-                if matches!(probe, Ok(PeerReply::PeerId(id)) if id == *peer_id) {
-                    return Err(LeaderError::Refused(CollectionError::BadRequest(format!(
-                        "Bad request: peer id {peer_id} still answers at {known}; a peer started on a copy of another \
-                         peer's storage? Start a new peer on an empty storage folder"
-                    ))));
+                let refuse =
+                    |m: String| Err(LeaderError::Refused(CollectionError::BadRequest(format!("Bad request: {m}"))));
+                if let Some((other, _)) =
+                    membership.membership().nodes().find(|(id, n)| *id != peer_id && n.addr == *uri)
+                {
+                    return refuse(format!("{uri} is the URI of peer {other}"));
+                }
+                let who = |at: String| async move {
+                    match self.shared.clients.call(&at, PeerRequest::WhoAreYou, Duration::from_secs(2)).await {
+                        Ok(PeerReply::PeerId(id)) => Some(id),
+                        _ => None,
+                    }
+                };
+                // The new URI must be the asking peer's (a wrong --uri would send its Raft
+                // traffic to whoever answers there).
+                if who(uri.clone()).await != Some(*peer_id) {
+                    return refuse(format!("peer {peer_id} does not answer at {uri}"));
+                }
+                // The same id still answering at the old URI is a copy of its storage, not a
+                // move (asked twice: a peer busy for a moment is not taken for gone).
+                for attempt in 0..2 {
+                    if who(known.clone()).await == Some(*peer_id) {
+                        return refuse(format!(
+                            "peer id {peer_id} still answers at {known}; a peer started on a copy of another peer's \
+                             storage? Start a new peer on an empty storage folder"
+                        ));
+                    }
+                    if attempt == 0 {
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
                 }
                 let nodes = BTreeMap::from([(*peer_id, BasicNode::new(uri.clone()))]);
                 self.raft.change_membership(ChangeMembers::SetNodes(nodes), false).await.map_err(leader_error)?;
@@ -1226,13 +1271,11 @@ fn mismatched<E: std::error::Error>() -> RPCError<PeerId, BasicNode, E> {
 }
 
 impl PeerNetwork {
-    /// Send to the target's URI as the applied membership knows it (a member that restarted
-    /// elsewhere is reached at its new URI once that is recorded), else the one it was created
-    /// with.
+    /// Send to the URI Raft created this connection with (Raft makes new connections when a
+    /// member's address changes, as soon as the change is in its log).
     async fn send(&self, request: PeerRequest, option: &RPCOption) -> Result<PeerReply, P2pError> {
         let ttl = option.hard_ttl().min(RAFT_TIMEOUT);
-        let uri = self.shared.uri_of(self.target).unwrap_or_else(|| self.uri.clone());
-        self.shared.clients.call(&uri, request, ttl).await
+        self.shared.clients.call(&self.uri, request, ttl).await
     }
 }
 

@@ -330,7 +330,8 @@ impl FieldIndex {
         self.slots
     }
 
-    /// The offsets (ascending, unique, dead ones included) whose payload satisfies `check`,
+    /// The offsets (ascending, unique; dead ones may or may not be among them: callers drop
+    /// them) whose payload satisfies `check`,
     /// when this index can tell exactly; `None` when the payload has to be read instead.
     pub fn answer(&self, check: &FieldCheck) -> Option<Vec<u32>> {
         let kind = self.kind?;

@@ -1044,6 +1044,16 @@ fn a_peer_restarted_at_another_uri_is_reached_there() {
         u if u == json!(new_uri) => Ok(()),
         u => Err(format!("{u} (was {old_uri})")),
     });
+    // Raft reaches it there: a metadata change committed after the move is applied on it, and
+    // it knows its own new URI.
+    let small = json!({"vectors": {"size": 2, "distance": "Dot"}});
+    peers[0].server.ok("PUT", "/collections/after_move", Some(&small));
+    wait_for("consensus reaches the moved peer", Duration::from_secs(30), || {
+        match peers[2].server.call("GET", "/collections/after_move", None).0 {
+            200 if uri_of(&peers[2], moved) == json!(new_uri) => Ok(()),
+            s => Err(format!("status {s}")),
+        }
+    });
     peers[0].server.ok("PUT", "/collections/u/points?wait=true", Some(&batch(100, 100)));
     wait_for("the moved peer catches up", Duration::from_secs(60), || {
         all_active(&peers[0], "u")?;
