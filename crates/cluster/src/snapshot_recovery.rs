@@ -112,12 +112,12 @@ impl ClusterNode {
                 _ => self.propose_within(dead, CONSENSUS_WAIT).await,
             };
         }
-        if mine != Some(ReplicaState::Dead) {
-            self.propose_within(dead, CONSENSUS_WAIT).await?;
-        }
         let set = self.replica_set(collection, into).ok_or_else(|| {
             CollectionError::NotFound(format!("shard {into} of `{collection}` is not loaded on peer {me}"))
         })?;
+        if mine != Some(ReplicaState::Dead) {
+            self.propose_within(dead, CONSENSUS_WAIT).await?;
+        }
         let staged = staged.clone();
         tokio::task::spawn_blocking(move || set.install_staged(&staged, from))
             .await
