@@ -730,11 +730,8 @@ impl ClusterNode {
         timeout: Duration,
     ) -> Result<(), CollectionError> {
         let machine = self.state();
-        let meta = machine
-            .state
-            .collections
-            .get(collection)
-            .ok_or_else(|| CollectionError::NotFound(format!("Collection `{collection}` doesn't exist!")))?;
+        let meta =
+            machine.state.collections.get(collection).ok_or_else(|| meta_error(crate::state::not_found(collection)))?;
         let n = shards_number.unwrap_or(meta.config.params.shard_number).max(1);
         qd_core::limits::shard_count("shards_number", n)?;
         let rf = replication_factor.unwrap_or(meta.config.params.replication_factor);

@@ -23,7 +23,7 @@ use qd_collection::shard::ShardId;
 use qd_collection::{CollectionError, Result, StagedSnapshot};
 use qd_core::config::ShardingMethod;
 
-use crate::node::ClusterNode;
+use crate::node::{meta_error, ClusterNode};
 use crate::state::{MetaOp, ReplicaState};
 
 /// Which data wins after a recovery where a shard has other replicas (Qdrant's
@@ -64,7 +64,7 @@ impl ClusterNode {
         let staged = self.stage(path, checksum).await?;
         if !self.state().state.collections.contains_key(collection) {
             if target != RecoverTarget::Collection {
-                return Err(CollectionError::NotFound(format!("Collection `{collection}` doesn't exist!")));
+                return Err(meta_error(crate::state::not_found(collection)));
             }
             self.create_from_snapshot(collection, &staged).await?;
         }
@@ -186,11 +186,8 @@ impl ClusterNode {
         staged: &StagedSnapshot,
     ) -> Result<Vec<(ShardId, ShardId)>> {
         let machine = self.state();
-        let meta = machine
-            .state
-            .collections
-            .get(collection)
-            .ok_or_else(|| CollectionError::NotFound(format!("Collection `{collection}` doesn't exist!")))?;
+        let meta =
+            machine.state.collections.get(collection).ok_or_else(|| meta_error(crate::state::not_found(collection)))?;
         let (ours, theirs) = (&meta.config.params, &staged.config().params);
         if ours.vectors != theirs.vectors || ours.sparse_vectors != theirs.sparse_vectors {
             return Err(CollectionError::BadRequest(format!(

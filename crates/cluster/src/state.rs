@@ -235,7 +235,7 @@ pub struct MetaResult {
     pub error: Option<MetaError>,
 }
 
-fn not_found(name: &str) -> MetaError {
+pub(crate) fn not_found(name: &str) -> MetaError {
     MetaError::NotFound(format!("Collection `{name}` doesn't exist!"))
 }
 

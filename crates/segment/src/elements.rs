@@ -328,6 +328,15 @@ impl ElemVec {
     }
 }
 
+/// A row as a column of `kind` under `distance` stores it: Cosine `uint8` rows through
+/// [`cosine_bytes`], every other row as given (the column's encoding does the rest).
+pub fn row_to_store(kind: ElementType, distance: qd_core::Distance, row: &[f32]) -> std::borrow::Cow<'_, [f32]> {
+    match (kind, distance) {
+        (ElementType::U8, qd_core::Distance::Cosine) => cosine_bytes(row),
+        _ => std::borrow::Cow::Borrowed(row),
+    }
+}
+
 /// A Cosine `uint8` row as the whole numbers to store: rows are whole numbers in 0..=255
 /// already, except those written before such columns held bytes (unit-length float32, cast
 /// and then normalised), which are scaled so that their largest component is 255 and rounded:

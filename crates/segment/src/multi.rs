@@ -13,7 +13,7 @@ use std::sync::Arc;
 use qd_core::vectors::MultiDenseVector;
 use qd_core::Distance;
 
-use crate::elements::{cosine_bytes, ElemVec, ElementType, Elems};
+use crate::elements::{row_to_store, ElemVec, ElementType, Elems};
 use crate::hnsw::VectorSource;
 use crate::multi_file::MappedMulti;
 
@@ -85,11 +85,8 @@ impl MultiColumn {
         match v.filter(|v| v.dim() == dim) {
             Some(v) => {
                 let start = (rows.len() / dim) as u32;
-                if rows.kind() == ElementType::U8 && self.distance == Distance::Cosine {
-                    v.flat().chunks(dim.max(1)).for_each(|r| rows.extend(&cosine_bytes(r)));
-                } else {
-                    rows.extend(v.flat());
-                }
+                let (kind, distance) = (rows.kind(), self.distance);
+                v.flat().chunks(dim.max(1)).for_each(|r| rows.extend(&row_to_store(kind, distance, r)));
                 slots[o] = (start, v.count() as u32);
             }
             None => slots[o] = (0, 0),

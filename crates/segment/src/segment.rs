@@ -20,7 +20,7 @@ use crate::payload_index::{facet_key, intersect, order_value, FieldIndex, Offset
 use qd_core::vectors::{MultiDenseVector, NamedVectors, SparseVector, Vector};
 use qd_core::{Distance, Payload, PointId};
 
-use crate::elements::{cosine_bytes, ElemVec, ElementType, Elems};
+use crate::elements::{row_to_store, ElemVec, ElementType, Elems};
 use crate::hnsw::{exact_search_by, HnswGraph, OffsetScorer, VectorSource};
 use crate::hnsw::{MaxSimScorer, PairScore};
 use crate::mapped::MappedVectors;
@@ -158,10 +158,7 @@ impl VectorColumn {
         let dim = self.dim;
         match v {
             Some(v) if v.len() == dim => {
-                match store.kind() == ElementType::U8 && self.distance == Distance::Cosine {
-                    true => store.write(o * dim, &cosine_bytes(v)),
-                    false => store.write(o * dim, v),
-                }
+                store.write(o * dim, &row_to_store(store.kind(), self.distance, v));
                 self.present[o] = true;
             }
             _ => {

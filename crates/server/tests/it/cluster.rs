@@ -1055,13 +1055,7 @@ fn a_peer_restarted_at_another_uri_is_reached_there() {
         }
     });
     peers[0].server.ok("PUT", "/collections/u/points?wait=true", Some(&batch(100, 100)));
-    wait_for("the moved peer catches up", Duration::from_secs(60), || {
-        all_active(&peers[0], "u")?;
-        match all_points(&peers[2].server, "u").len() {
-            200 => Ok(()),
-            n => Err(format!("{n} points on the moved peer")),
-        }
-    });
+    wait_for("the moved peer catches up", Duration::from_secs(60), || active_holding(&peers[0], &peers[2], "u", 200));
     assert_eq!(all_points(&peers[2].server, "u"), all_points(&peers[0].server, "u"));
 
     // A copy of peer b's storage (taken while b is stopped) started at another port while b
@@ -1083,11 +1077,14 @@ fn a_peer_restarted_at_another_uri_is_reached_there() {
     copy.server.kill9();
     assert_eq!(uri_of(&peers[0], b), b_uri, "b keeps its URI");
     peers[0].server.ok("PUT", "/collections/u/points?wait=true", Some(&batch(200, 10)));
-    wait_for("the cluster serves on", Duration::from_secs(60), || {
-        all_active(&peers[0], "u")?;
-        match all_points(&peers[1].server, "u").len() {
-            210 => Ok(()),
-            n => Err(format!("{n} points on b")),
-        }
-    });
+    wait_for("the cluster serves on", Duration::from_secs(60), || active_holding(&peers[0], &peers[1], "u", 210));
+}
+
+/// Every replica of `collection` Active as `seen_by` sees it, and `peer` reading `n` points.
+fn active_holding(seen_by: &Peer, peer: &Peer, collection: &str, n: usize) -> Result<(), String> {
+    all_active(seen_by, collection)?;
+    match all_points(&peer.server, collection).len() {
+        got if got == n => Ok(()),
+        got => Err(format!("{got} points on peer {}", peer.peer_id())),
+    }
 }
