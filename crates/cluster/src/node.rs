@@ -5,7 +5,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -40,16 +39,28 @@ const RAFT_TIMEOUT: Duration = Duration::from_secs(5);
 const PROPOSE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How this peer takes part in a cluster (from `--uri`, `--bootstrap` and `cluster.*`).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ClusterOptions {
     /// This peer's P2P URI as other peers reach it.
     pub uri: String,
     /// A member to join through; `None` starts a new cluster (or restarts a known peer).
     pub bootstrap: Option<String>,
-    /// Where the P2P server listens.
-    pub p2p_addr: SocketAddr,
     /// Raft heartbeat period; elections start after 5-10 of them without a leader.
     pub tick: Duration,
+    /// With `cluster.p2p.enable_tls`: how connections to peers' `https://` URIs are opened
+    /// (this peer's certificate, the cluster's CA).
+    pub tls: Option<tokio_rustls::TlsConnector>,
+}
+
+impl std::fmt::Debug for ClusterOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterOptions")
+            .field("uri", &self.uri)
+            .field("bootstrap", &self.bootstrap)
+            .field("tick", &self.tick)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
 }
 
 /// What replica sets need from the node: the applied state, peer connections, a runtime.
@@ -224,7 +235,7 @@ fn dead_shared() -> Arc<NodeShared> {
     let (tx, _) = tokio::sync::mpsc::unbounded_channel();
     Arc::new(NodeShared {
         me: 0,
-        clients: PeerClients::default(),
+        clients: PeerClients::new(None),
         applied: watch::channel(Applied::default()).1,
         handle: tokio::runtime::Handle::current(),
         dead: tx,
@@ -286,13 +297,21 @@ pub struct RaftInfo {
 }
 
 impl ClusterNode {
-    /// Open the consensus database, attach to `registry` (before it loads collections), start
-    /// the P2P server and Raft, and join or form the cluster.
-    pub async fn start(
+    /// Open the consensus database, attach to `registry` (before it loads collections), serve
+    /// peers on the connections of `incoming` (the P2P port's, TLS already terminated when on),
+    /// start Raft, and join or form the cluster.
+    pub async fn start<I, IO, IE>(
         registry: Arc<Registry>,
         options: ClusterOptions,
+        incoming: I,
         shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> Result<Arc<ClusterNode>, String> {
+    ) -> Result<Arc<ClusterNode>, String>
+    where
+        I: tonic::codegen::tokio_stream::Stream<Item = Result<IO, IE>> + Send + 'static,
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + tonic::transport::server::Connected + Unpin + Send + 'static,
+        IO::ConnectInfo: Clone + Send + Sync + 'static,
+        IE: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let layout = registry.layout();
         let kv = qd_storage::open_store(layout.backend(), &layout.consensus_path()).map_err(|e| e.to_string())?;
         let store = ConsensusStore::open(kv)?;
@@ -300,7 +319,7 @@ impl ClusterNode {
         let (dead_tx, dead_rx) = tokio::sync::mpsc::unbounded_channel();
         let shared = Arc::new(NodeShared {
             me,
-            clients: PeerClients::default(),
+            clients: PeerClients::new(options.tls.clone()),
             applied: store.subscribe(),
             handle: tokio::runtime::Handle::current(),
             dead: dead_tx,
@@ -337,10 +356,6 @@ impl ClusterNode {
         });
         registry.set_placement(Arc::new(Placement(Arc::downgrade(&node))));
 
-        let listener = tokio::net::TcpListener::bind(options.p2p_addr)
-            .await
-            .map_err(|e| format!("cannot listen for peers on {}: {e}", options.p2p_addr))?;
-        let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         let service = PeerService(node.clone());
         tokio::spawn(async move {
             let served = tonic::transport::Server::builder()

@@ -372,10 +372,11 @@ fn chrono_now() -> String {
 }
 
 /// Connections to peers by URI, opened on first use and kept.
-#[derive(Default)]
 pub struct PeerClients {
     channels: Mutex<HashMap<String, tonic::transport::Channel>>,
     failures: Mutex<std::collections::BTreeMap<String, SendFailures>>,
+    /// P2P TLS: peers are reached at `https://` URIs only, through this connector.
+    tls: Option<tokio_rustls::TlsConnector>,
 }
 
 /// Calls to one peer that got no answer (`GET /cluster`'s `message_send_failures`).
@@ -388,18 +389,35 @@ pub struct SendFailures {
 }
 
 impl PeerClients {
+    pub fn new(tls: Option<tokio_rustls::TlsConnector>) -> Self {
+        PeerClients { channels: Default::default(), failures: Default::default(), tls }
+    }
+
     fn channel(&self, uri: &str) -> Result<tonic::transport::Channel, P2pError> {
         let mut channels = self.channels.lock();
         if let Some(c) = channels.get(uri) {
             return Ok(c.clone());
         }
-        let endpoint = tonic::transport::Endpoint::from_shared(uri.to_string())
+        if let Some(problem) = crate::p2p_tls::uri_problem(uri, self.tls.is_some()) {
+            return Err(P2pError::Unreachable { uri: uri.into(), message: problem });
+        }
+        // tonic refuses an https:// endpoint unless its own TLS (which cannot reload the
+        // certificate) is configured, so with P2P TLS the channel gets the URI's http:// form
+        // and the connector below does the TLS.
+        let dialed = match &self.tls {
+            Some(_) => uri.replacen("https://", "http://", 1),
+            None => uri.to_string(),
+        };
+        let endpoint = tonic::transport::Endpoint::from_shared(dialed)
             .map_err(|e| P2pError::Unreachable { uri: uri.into(), message: format!("bad URI: {e}") })?
             .connect_timeout(Duration::from_secs(2))
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(10))
             .keep_alive_timeout(Duration::from_secs(5));
-        let channel = endpoint.connect_lazy();
+        let channel = match &self.tls {
+            Some(tls) => endpoint.connect_with_connector_lazy(crate::p2p_tls::TlsConnect(tls.clone())),
+            None => endpoint.connect_lazy(),
+        };
         channels.insert(uri.to_string(), channel.clone());
         Ok(channel)
     }

@@ -23,6 +23,9 @@ use qd_storage::FORMAT_VERSION;
 use cli::{Cli, Command};
 use settings::{LogFormat, Settings};
 
+/// Connections the P2P port holds open at once (a few per peer).
+const P2P_CONNECTIONS: usize = 1024;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let settings = match Settings::load(cli.config_path.as_deref(), std::env::vars(), &cli.overrides()) {
@@ -82,26 +85,38 @@ struct PeerFlags {
     bootstrap: Option<String>,
 }
 
-/// Cluster options when `cluster.enabled` (flags without it are ignored, as in Qdrant).
-fn cluster_options(settings: &Settings, peer: &PeerFlags) -> Option<qd_cluster::ClusterOptions> {
+/// Cluster options when `cluster.enabled` (flags without it are ignored, as in Qdrant), and
+/// where the P2P port listens. A peer URI whose scheme does not match `cluster.p2p.enable_tls`
+/// stops start-up.
+fn cluster_options(
+    settings: &Settings,
+    peer: &PeerFlags,
+    tls: Option<tokio_rustls::TlsConnector>,
+) -> anyhow::Result<Option<(qd_cluster::ClusterOptions, std::net::SocketAddr)>> {
     if !settings.cluster.enabled {
         if peer.uri.is_some() || peer.bootstrap.is_some() {
             tracing::warn!("--uri/--bootstrap given without cluster.enabled: running as a single node");
         }
-        return None;
+        return Ok(None);
     }
     let port = settings.cluster.p2p.port;
     let uri = peer.uri.clone().unwrap_or_else(|| {
         let host = if settings.service.host == "0.0.0.0" { "127.0.0.1" } else { settings.service.host.as_str() };
-        format!("http://{host}:{port}")
+        format!("{}://{host}:{port}", qd_cluster::p2p_tls::expected_scheme(tls.is_some()))
     });
+    for (flag, u) in [("--uri", Some(&uri)), ("--bootstrap", peer.bootstrap.as_ref())] {
+        if let Some(problem) = u.and_then(|u| qd_cluster::p2p_tls::uri_problem(u, tls.is_some())) {
+            anyhow::bail!("{flag}: {problem}");
+        }
+    }
     let host: std::net::IpAddr = settings.service.host.parse().unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
-    Some(qd_cluster::ClusterOptions {
+    let options = qd_cluster::ClusterOptions {
         uri,
         bootstrap: peer.bootstrap.clone(),
-        p2p_addr: std::net::SocketAddr::new(host, port),
         tick: std::time::Duration::from_millis(settings.cluster.consensus.tick_period_ms.max(10)),
-    })
+        tls,
+    };
+    Ok(Some((options, std::net::SocketAddr::new(host, port))))
 }
 
 async fn serve(settings: Settings, restores: snapshot_cli::StartupRestores, peer: PeerFlags) -> anyhow::Result<()> {
@@ -147,10 +162,22 @@ async fn serve(settings: Settings, restores: snapshot_cli::StartupRestores, peer
     };
 
     // Cluster mode: consensus attaches to the registry before collections load.
-    let cluster = match cluster_options(&settings, &peer) {
+    let p2p_tls = net::p2p_tls(&settings)?;
+    let (p2p_acceptor, p2p_connector) = match p2p_tls {
+        Some(t) => (Some(t.acceptor), Some(t.connector)),
+        None => (None, None),
+    };
+    let cluster = match cluster_options(&settings, &peer, p2p_connector)? {
         None => None,
-        Some(options) => {
-            let node = qd_cluster::ClusterNode::start(registry.clone(), options, stopped(stop_rx.clone()))
+        Some((options, p2p_addr)) => {
+            let listener = tokio::net::TcpListener::bind(p2p_addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen for peers on {p2p_addr}: {e}"))?;
+            tracing::info!(addr = %p2p_addr, tls = p2p_acceptor.is_some(), "P2P listening");
+            // Peers hold few connections each; their own cap keeps API clients from using them up.
+            let p2p_slots = Arc::new(tokio::sync::Semaphore::new(P2P_CONNECTIONS));
+            let incoming = net::grpc_incoming(listener, p2p_slots, p2p_acceptor);
+            let node = qd_cluster::ClusterNode::start(registry.clone(), options, incoming, stopped(stop_rx.clone()))
                 .await
                 .map_err(anyhow::Error::msg)?;
             tracing::info!(peer_id = node.peer_id(), "cluster mode");

@@ -1,4 +1,5 @@
-//! Accepting connections for both APIs: TLS when `service.enable_tls` is on, a cap on open
+//! Accepting connections for both APIs (and, in cluster mode, for peers): TLS when
+//! `service.enable_tls` (`cluster.p2p.enable_tls` for peers) is on, a cap on open
 //! connections well below the process's file limit (idle clients cannot exhaust descriptors
 //! that the storage needs), a header read timeout so a silent connection is closed, and, for
 //! REST, a graceful close of any connection (HTTP/2 included) idle for `service.idle_timeout_sec`.
@@ -84,15 +85,69 @@ pub struct Acceptors {
 }
 
 pub fn acceptors(files: &TlsFiles, settings: &Settings) -> anyhow::Result<Acceptors> {
-    let tls = &settings.tls;
-    let ttl = tls.cert_ttl.filter(|s| *s > 0).map(Duration::from_secs);
-    let cert = Arc::new(crate::tls_reload::ReloadingCert::new(files, &tls.cert, &tls.key, ttl)?);
+    let cert = reloading_cert(files, settings)?;
     let config = |alpn: &[&[u8]]| -> anyhow::Result<tokio_rustls::TlsAcceptor> {
         let mut config = server_config(files, cert.clone())?;
         config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
     };
     Ok(Acceptors { rest: config(&[b"h2", b"http/1.1"])?, grpc: config(&[b"h2"])? })
+}
+
+/// The certificate in `files`, read again every `tls.cert_ttl`.
+fn reloading_cert(files: &TlsFiles, settings: &Settings) -> anyhow::Result<Arc<crate::tls_reload::ReloadingCert>> {
+    let tls = &settings.tls;
+    let ttl = tls.cert_ttl.filter(|s| *s > 0).map(Duration::from_secs);
+    Ok(Arc::new(crate::tls_reload::ReloadingCert::new(files, &tls.cert, &tls.key, ttl)?))
+}
+
+/// TLS between peers (`cluster.p2p.enable_tls`): both ends present `tls.cert` and check the
+/// other's certificate against `tls.ca_cert`, so only holders of a certificate of the
+/// cluster's CA can take part (mutual TLS, as Qdrant runs it).
+pub struct P2pTls {
+    /// For the P2P port: a client certificate is required.
+    pub acceptor: tokio_rustls::TlsAcceptor,
+    /// For reaching peers at their `https://` URIs.
+    pub connector: tokio_rustls::TlsConnector,
+}
+
+/// [`P2pTls`] in cluster mode with `cluster.p2p.enable_tls`; a file that cannot be read or
+/// used stops start-up.
+pub fn p2p_tls(settings: &Settings) -> anyhow::Result<Option<P2pTls>> {
+    if !(settings.cluster.enabled && settings.cluster.p2p.enable_tls) {
+        return Ok(None);
+    }
+    let tls = &settings.tls;
+    let why = "cluster.p2p.enable_tls is on but";
+    let files = TlsFiles {
+        cert_pem: read(&tls.cert, &format!("{why} tls.cert"))?,
+        key_pem: read(&tls.key, &format!("{why} tls.key"))?,
+        client_ca_pem: Some(read(&tls.ca_cert, &format!("{why} tls.ca_cert"))?),
+    };
+    let cert = reloading_cert(&files, settings)?;
+    let mut server = server_config(&files, cert.clone())?;
+    server.alpn_protocols = vec![b"h2".to_vec()];
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let roots = ca_roots(files.client_ca_pem.as_deref().unwrap_or_default())?;
+    let mut client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_root_certificates(roots)
+        .with_client_cert_resolver(cert);
+    client.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(Some(P2pTls {
+        acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(server)),
+        connector: tokio_rustls::TlsConnector::from(Arc::new(client)),
+    }))
+}
+
+/// The certificates of `tls.ca_cert`, as trust roots.
+fn ca_roots(pem: &[u8]) -> anyhow::Result<rustls::RootCertStore> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in pem_certs(pem).context("tls.ca_cert")? {
+        roots.add(c).context("tls.ca_cert: not a usable CA certificate")?;
+    }
+    Ok(roots)
 }
 
 /// A rustls server configuration: the certificate from `cert`, client certificates checked
@@ -107,13 +162,10 @@ fn server_config(
         .context("TLS protocol versions")?;
     let builder = match &files.client_ca_pem {
         Some(ca) => {
-            let mut roots = rustls::RootCertStore::empty();
-            for c in pem_certs(ca).context("tls.ca_cert")? {
-                roots.add(c).context("tls.ca_cert: not a usable CA certificate")?;
-            }
-            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                .build()
-                .context("tls.ca_cert: client verification")?;
+            let verifier =
+                rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(ca_roots(ca)?), provider)
+                    .build()
+                    .context("tls.ca_cert: client verification")?;
             builder.with_client_cert_verifier(verifier)
         }
         None => builder.with_no_client_auth(),

@@ -50,11 +50,15 @@ pub struct P2pSettings {
     /// Port peers talk to each other on (default 6335).
     #[serde(default = "default_p2p_port")]
     pub port: u16,
+    /// Mutual TLS between peers (`tls.cert`/`tls.key` presented both ways, the other side's
+    /// certificate checked against `tls.ca_cert`); peer URIs are then `https://`.
+    #[serde(default)]
+    pub enable_tls: bool,
 }
 
 impl Default for P2pSettings {
     fn default() -> Self {
-        P2pSettings { port: default_p2p_port() }
+        P2pSettings { port: default_p2p_port(), enable_tls: false }
     }
 }
 
@@ -80,14 +84,16 @@ fn default_tick_ms() -> u64 {
     100
 }
 
-/// `tls.*`: certificate files, used when `service.enable_tls` is on (Qdrant's keys and defaults).
+/// `tls.*`: certificate files, used when `service.enable_tls` or `cluster.p2p.enable_tls` is on
+/// (Qdrant's keys and defaults).
 #[derive(Debug, Clone, Deserialize)]
 pub struct TlsSettings {
     #[serde(default = "default_tls_cert", deserialize_with = "path")]
     pub cert: PathBuf,
     #[serde(default = "default_tls_key", deserialize_with = "path")]
     pub key: PathBuf,
-    /// CA of client certificates, for `service.verify_https_client_certificate`.
+    /// CA of client certificates, for `service.verify_https_client_certificate`; with
+    /// `cluster.p2p.enable_tls`, the CA every peer's certificate must be signed by.
     #[serde(default = "default_tls_ca_cert", deserialize_with = "path")]
     pub ca_cert: PathBuf,
     /// Seconds after which `cert` and `key` are read again (certificate rotation without a
@@ -413,6 +419,11 @@ mod tests {
         let off = env(&[("QDRANT__SERVICE__ENABLE_CORS", "false")]);
         let s = Settings::load(Some(Path::new("/dev/null")), off, &FlagOverrides::default()).expect("load");
         assert!(!s.service.enable_cors);
+        assert!(!s.cluster.p2p.enable_tls);
+        let on = env(&[("QDRANT__CLUSTER__P2P__ENABLE_TLS", "true")]);
+        let s = Settings::load(Some(Path::new("/dev/null")), on, &FlagOverrides::default()).expect("load");
+        assert!(s.cluster.p2p.enable_tls);
+        assert_eq!(s.cluster.p2p.port, 6335);
     }
 
     #[test]

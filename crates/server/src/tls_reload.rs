@@ -1,4 +1,5 @@
-//! The server certificate for both APIs, read again from `tls.cert` / `tls.key` once
+//! This server's certificate (for both APIs, and both ways between peers), read again from
+//! `tls.cert` / `tls.key` once
 //! `tls.cert_ttl` seconds have passed since the last read (Qdrant's setting for rotating
 //! certificates without a restart). A read that fails, or a pair that does not match, keeps
 //! the certificate in use and is logged.
@@ -9,8 +10,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use parking_lot::RwLock;
+use rustls::client::ResolvesClientCert;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
+use rustls::SignatureScheme;
 
 use crate::net::TlsFiles;
 
@@ -56,8 +59,9 @@ fn certified(files: &TlsFiles) -> anyhow::Result<Arc<CertifiedKey>> {
     Ok(Arc::new(certified))
 }
 
-impl ResolvesServerCert for ReloadingCert {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+impl ReloadingCert {
+    /// The certificate in force, read again first when `ttl` has passed.
+    fn in_force(&self) -> Arc<CertifiedKey> {
         if let Some(ttl) = self.ttl {
             if self.current.read().1.elapsed() >= ttl {
                 let mut current = self.current.write();
@@ -76,6 +80,23 @@ impl ResolvesServerCert for ReloadingCert {
                 }
             }
         }
-        Some(self.current.read().0.clone())
+        self.current.read().0.clone()
+    }
+}
+
+impl ResolvesServerCert for ReloadingCert {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.in_force())
+    }
+}
+
+/// Peers present the same certificate when they connect (P2P TLS is mutual).
+impl ResolvesClientCert for ReloadingCert {
+    fn resolve(&self, _root_hint_subjects: &[&[u8]], _sigschemes: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+        Some(self.in_force())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
     }
 }

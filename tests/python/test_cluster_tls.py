@@ -1,0 +1,222 @@
+"""Cluster mode with TLS between peers (`cluster.p2p.enable_tls`, mutual TLS as Qdrant runs it:
+each peer presents `tls.cert` and checks the other's against `tls.ca_cert`). Three real peers
+with certificates of one CA form a cluster over https:// URIs and serve a replicated collection
+(a shard copied between peers included) through the official client; the P2P port refuses
+plain connections and clients without a certificate of that CA; a peer holding another CA's
+certificate cannot join; a URI of the wrong scheme and a missing CA file stop start-up.
+Certificates come from the `openssl` command."""
+
+import os
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+
+import pytest
+from qdrant_client import QdrantClient, models
+
+from conftest import BACKENDS, BIN, ServerProcess, free_port
+
+DIM = 8
+
+
+def openssl(cwd, *args):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def make_ca(d, name):
+    openssl(d, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.pem",
+            "-days", "2", "-subj", f"/CN={name}")
+
+
+def make_cert(d, ca, name):
+    """A certificate for 127.0.0.1 / localhost signed by `ca`, usable by servers and clients."""
+    with open(os.path.join(d, "ext.cnf"), "w") as f:
+        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
+                "extendedKeyUsage=serverAuth,clientAuth\n")
+    openssl(d, "req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
+            "-subj", "/CN=localhost")
+    openssl(d, "x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key",
+            "-CAcreateserial", "-out", f"{name}.pem", "-days", "2", "-extfile", "ext.cnf")
+
+
+@pytest.fixture(scope="module")
+def certs():
+    d = tempfile.mkdtemp(prefix="qdrant-p2p-tls-")
+    make_ca(d, "ca")
+    make_cert(d, "ca", "peer")
+    make_ca(d, "rogue_ca")
+    make_cert(d, "rogue_ca", "rogue")
+    return d
+
+
+def tls_env(certs, p2p, cert="peer", ca="ca"):
+    return {
+        "QDRANT__CLUSTER__ENABLED": "true",
+        "QDRANT__CLUSTER__P2P__PORT": str(p2p),
+        "QDRANT__CLUSTER__P2P__ENABLE_TLS": "true",
+        "QDRANT__TLS__CERT": os.path.join(certs, f"{cert}.pem"),
+        "QDRANT__TLS__KEY": os.path.join(certs, f"{cert}.key"),
+        "QDRANT__TLS__CA_CERT": os.path.join(certs, f"{ca}.pem"),
+    }
+
+
+def peer_args(p2p, bootstrap=None):
+    args = ["--uri", f"https://127.0.0.1:{p2p}"]
+    if bootstrap:
+        args += ["--bootstrap", f"https://127.0.0.1:{bootstrap}"]
+    return args
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def peers(request, certs):
+    root = tempfile.mkdtemp(prefix=f"qdrant-p2p-tls-{request.param}-")
+    ports = [free_port() for _ in range(3)]
+    procs = []
+    for i, (name, p2p) in enumerate(zip("abc", ports)):
+        boot = ports[0] if i else None
+        procs.append(ServerProcess(request.param, os.path.join(root, name), args=peer_args(p2p, boot),
+                                   env=tls_env(certs, p2p)))
+    deadline = time.time() + 30
+    for p in procs:
+        c = QdrantClient(url=p.url)
+        while True:
+            status = c.cluster_status()
+            if status.status == "enabled" and len(status.peers) == 3 and status.raft_info.leader:
+                break
+            assert time.time() < deadline, status
+            time.sleep(0.1)
+    yield procs, ports, root
+    for p in procs:
+        p.stop()
+
+
+def holders(client, name):
+    info = client.collection_cluster_info(name)
+    out = {}
+    for s in info.local_shards:
+        out.setdefault(s.shard_id, []).append((info.peer_id, s.state))
+    for s in info.remote_shards:
+        out.setdefault(s.shard_id, []).append((s.peer_id, s.state))
+    return info, out
+
+
+def test_peers_talk_over_tls(peers):
+    procs, ports, _ = peers
+    a, b, c = (QdrantClient(url=p.url, grpc_port=p.grpc_port, prefer_grpc=g) for p, g in
+               zip(procs, (False, True, False)))
+    status = a.cluster_status()
+    assert sorted(p.uri for p in status.peers.values()) == sorted(f"https://127.0.0.1:{p}" for p in ports)
+
+    name = "p2p_tls"
+    a.create_collection(name, vectors_config=models.VectorParams(size=DIM, distance=models.Distance.DOT),
+                        shard_number=3, replication_factor=2)
+    pts = [models.PointStruct(id=i, vector=[float((i * 7 + j) % 11) for j in range(DIM)], payload={"n": i})
+           for i in range(300)]
+    b.upsert(name, pts, wait=True)
+    for reader in (a, b, c):
+        assert reader.count(name, exact=True).count == 300
+        got = reader.retrieve(name, [0, 150, 299], with_payload=True)
+        assert sorted(p.payload["n"] for p in got) == [0, 150, 299]
+    info, by_shard = holders(a, name)
+    assert all(state == models.ReplicaState.ACTIVE for reps in by_shard.values() for _, state in reps)
+
+    # A copy between peers goes over the same TLS connections.
+    all_peers = [int(p) for p in status.peers]
+    shard, reps = next(iter(by_shard.items()))
+    source = reps[0][0]
+    target = next(p for p in all_peers if p not in [r[0] for r in reps])
+    op = models.MoveShardOperation(move_shard=models.MoveShard(shard_id=shard, from_peer_id=source,
+                                                               to_peer_id=target))
+    assert c.cluster_collection_update(name, op)
+    deadline = time.time() + 30
+    while True:
+        info, by_shard = holders(a, name)
+        if not info.shard_transfers and target in [r[0] for r in by_shard[shard]]:
+            break
+        assert time.time() < deadline, info
+        time.sleep(0.1)
+    assert all(state == models.ReplicaState.ACTIVE for reps in by_shard.values() for _, state in reps)
+    for reader in (a, b, c):
+        assert reader.count(name, exact=True).count == 300
+    a.delete_collection(name)
+
+
+def tls_handshake(port, certs, cert=None):
+    """A TLS handshake and one read with the P2P port; returns the error, or None."""
+    ctx = ssl.create_default_context(cafile=os.path.join(certs, "ca.pem"))
+    ctx.set_alpn_protocols(["h2"])
+    if cert:
+        ctx.load_cert_chain(os.path.join(certs, f"{cert}.pem"), os.path.join(certs, f"{cert}.key"))
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+            with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+                # TLS 1.3 reports a refused client certificate on the first read.
+                s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+                s.recv(1)
+        return None
+    except (ssl.SSLError, OSError) as e:
+        return e
+
+
+def test_the_p2p_port_requires_a_certificate_of_the_cluster_ca(peers, certs):
+    _, ports, _ = peers
+    # With the cluster's certificate the handshake completes (the check can tell a refusal).
+    assert tls_handshake(ports[1], certs, cert="peer") is None
+    assert tls_handshake(ports[1], certs) is not None, "no client certificate"
+    assert tls_handshake(ports[1], certs, cert="rogue") is not None, "another CA's certificate"
+    # Plain HTTP/2 gets no answer from a TLS port.
+    with socket.create_connection(("127.0.0.1", ports[1]), timeout=5) as s:
+        s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00" * 64)
+        try:
+            got = s.recv(64)
+        except OSError:
+            got = b""
+        assert not got.startswith(b"\x00\x00"), got
+
+
+def start_failing(backend, root, name, args, env, timeout=60):
+    """Run a peer that must not make it into the cluster; returns (exit code, log)."""
+    os.makedirs(root, exist_ok=True)
+    log = os.path.join(root, f"{name}.log")
+    with open(log, "wb") as f:
+        proc = subprocess.Popen([BIN, "--storage", backend, "--storage-path", os.path.join(root, name),
+                                 "--http-port", str(free_port()), "--grpc-port", str(free_port()),
+                                 "--host", "127.0.0.1", *args],
+                                env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=f)
+        try:
+            code = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            code = None
+    return code, open(log).read()
+
+
+def test_a_peer_with_another_ca_cannot_join(certs, tmp_path):
+    """Transport only (one backend): the joining peer retries its bootstrap for about 30 s."""
+    p2p = free_port()
+    first = ServerProcess("sqlite", str(tmp_path / "first"), args=peer_args(p2p), env=tls_env(certs, p2p))
+    try:
+        rogue_p2p = free_port()
+        code, log = start_failing("sqlite", str(tmp_path), "rogue", peer_args(rogue_p2p, p2p),
+                                  tls_env(certs, rogue_p2p, cert="rogue", ca="rogue_ca"), timeout=90)
+        assert code not in (0, None), log
+        assert "cannot join the cluster" in log and "certificate" in log.lower(), log
+        assert len(QdrantClient(url=first.url).cluster_status().peers) == 1
+    finally:
+        first.stop()
+
+
+def test_wrong_scheme_and_missing_files_stop_start_up(certs, tmp_path):
+    p2p = free_port()
+    env = tls_env(certs, p2p)
+    code, log = start_failing("sqlite", str(tmp_path), "http_uri", ["--uri", f"http://127.0.0.1:{p2p}"], env)
+    assert code not in (0, None) and "must start with https://" in log, log
+    plain = {k: v for k, v in env.items() if "TLS" not in k}
+    code, log = start_failing("sqlite", str(tmp_path), "https_uri", ["--uri", f"https://127.0.0.1:{p2p}"], plain)
+    assert code not in (0, None) and "cluster.p2p.enable_tls" in log, log
+    missing = dict(env, QDRANT__TLS__CA_CERT=str(tmp_path / "nope.pem"))
+    code, log = start_failing("sqlite", str(tmp_path), "no_ca", peer_args(p2p), missing)
+    assert code not in (0, None) and "tls.ca_cert" in log, log
