@@ -70,9 +70,9 @@ def within(geo, lon, lat, radius):
 
 
 def cases(args, rng, cats, xg):
-    """(label, per query: (REST filter JSON, numpy mask))."""
+    """(label, per query: (REST filter JSON, numpy mask)); the first case has no filter."""
     x, geo = xg
-    out = []
+    out = [("unfiltered", [(None, None)] * args.queries)]
     for f, m in FIELDS.items():
         label = {"s0_1": "keyword 0.1 %", "s1": "keyword 1 %", "s10": "keyword 10 %", "s50": "keyword 50 %"}[f]
         per = []
@@ -124,6 +124,8 @@ def edge_timed(shard, reqs, warmup):
 
 
 def edge_filter(qe, f):
+    if f is None:
+        return None
     c = f["must"][0]
     if "match" in c:
         cond = qe.FieldCondition(c["key"], match=qe.MatchValue(c["match"]["value"]))
@@ -200,8 +202,8 @@ def run_server(args, data, queries, cats, xg, all_cases, truths, workdir):
         res = {"ready_s": ready, "segments": info.get("segments_count"), "rss": srv.rss(), "cases": {}}
         for (label, per), tru in zip(all_cases, truths):
             for ef in args.ef:
-                bodies = [{"query": queries[qi].tolist(), "filter": f, "limit": K, "params": {"hnsw_ef": ef}}
-                          for qi, (f, _) in enumerate(per)]
+                bodies = [{"query": queries[qi].tolist(), "limit": K, "params": {"hnsw_ef": ef},
+                           **({"filter": f} if f else {})} for qi, (f, _) in enumerate(per)]
                 lat, ids, _ = srv.timed_queries("f", bodies, args.warmup)
                 inside = srv.last_inside
                 res["cases"][f"{label} @ef{ef}"] = {**lat_stats(lat), **inside, "recall_at_10": recall(ids, tru),

@@ -30,10 +30,10 @@ def make_ca(d, name):
             "-days", "2", "-subj", f"/CN={name}")
 
 
-def make_cert(d, ca, name):
-    """A certificate for 127.0.0.1 / localhost signed by `ca`, usable by servers and clients."""
+def make_cert(d, ca, name, names="DNS:localhost,IP:127.0.0.1"):
+    """A certificate for `names` signed by `ca`, usable by servers and clients."""
     with open(os.path.join(d, "ext.cnf"), "w") as f:
-        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
+        f.write(f"subjectAltName={names}\nbasicConstraints=CA:FALSE\n"
                 "extendedKeyUsage=serverAuth,clientAuth\n")
     openssl(d, "req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
             "-subj", "/CN=localhost")
@@ -46,6 +46,7 @@ def certs():
     d = tempfile.mkdtemp(prefix="qdrant-p2p-tls-")
     make_ca(d, "ca")
     make_cert(d, "ca", "peer")
+    make_cert(d, "ca", "misnamed", names="DNS:elsewhere.invalid")
     make_ca(d, "rogue_ca")
     make_cert(d, "rogue_ca", "rogue")
     return d
@@ -176,37 +177,58 @@ def test_the_p2p_port_requires_a_certificate_of_the_cluster_ca(peers, certs):
         assert not got.startswith(b"\x00\x00"), got
 
 
-def start_failing(backend, root, name, args, env, timeout=60):
-    """Run a peer that must not make it into the cluster; returns (exit code, log)."""
+def start_peer_process(backend, root, name, args, env):
     os.makedirs(root, exist_ok=True)
-    log = os.path.join(root, f"{name}.log")
-    with open(log, "wb") as f:
-        proc = subprocess.Popen([BIN, "--storage", backend, "--storage-path", os.path.join(root, name),
-                                 "--http-port", str(free_port()), "--grpc-port", str(free_port()),
-                                 "--host", "127.0.0.1", *args],
-                                env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=f)
-        try:
-            code = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            code = None
-    return code, open(log).read()
+    log = open(os.path.join(root, f"{name}.log"), "wb")
+    proc = subprocess.Popen([BIN, "--storage", backend, "--storage-path", os.path.join(root, name),
+                             "--http-port", str(free_port()), "--grpc-port", str(free_port()),
+                             "--host", "127.0.0.1", *args],
+                            env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=log)
+    return proc, log
 
 
-def test_a_peer_with_another_ca_cannot_join(certs, tmp_path):
-    """Transport only (one backend): the joining peer retries its bootstrap for about 30 s."""
-    p2p = free_port()
-    first = ServerProcess("sqlite", str(tmp_path / "first"), args=peer_args(p2p), env=tls_env(certs, p2p))
+def finish(proc, log, timeout=90):
+    """Wait for a peer that must not make it into the cluster; returns (exit code, log text)."""
     try:
-        rogue_p2p = free_port()
-        code, log = start_failing("sqlite", str(tmp_path), "rogue", peer_args(rogue_p2p, p2p),
-                                  tls_env(certs, rogue_p2p, cert="rogue", ca="rogue_ca"), timeout=90)
-        assert code not in (0, None), log
-        assert "cannot join the cluster" in log and "certificate" in log.lower(), log
+        code = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        code = None
+    log.close()
+    return code, open(log.name).read()
+
+
+def start_failing(backend, root, name, args, env):
+    return finish(*start_peer_process(backend, root, name, args, env))
+
+
+def test_peers_check_each_others_certificates(certs, tmp_path):
+    """Transport only (one backend). Both refused peers retry their bootstrap for about 30 s,
+    side by side: one presents a certificate of another CA (the member refuses it), the other
+    reaches a member whose certificate does not name the URI's host (the joiner refuses it)."""
+    p2p, misnamed_p2p = free_port(), free_port()
+    first = ServerProcess("sqlite", str(tmp_path / "first"), args=peer_args(p2p), env=tls_env(certs, p2p))
+    misnamed = ServerProcess("sqlite", str(tmp_path / "misnamed"), args=peer_args(misnamed_p2p),
+                             env=tls_env(certs, misnamed_p2p, cert="misnamed"))
+    try:
+        rogue_p2p, joiner_p2p = free_port(), free_port()
+        rogue = start_peer_process("sqlite", str(tmp_path), "rogue", peer_args(rogue_p2p, p2p),
+                                   tls_env(certs, rogue_p2p, cert="rogue"))
+        joiner = start_peer_process("sqlite", str(tmp_path), "joiner", peer_args(joiner_p2p, misnamed_p2p),
+                                    tls_env(certs, joiner_p2p))
+        code, log = finish(*rogue)
+        assert code not in (0, None) and "cannot join the cluster" in log, log
+        code, log = finish(*joiner)
+        assert code not in (0, None) and "certificate not valid for name" in log, log
+        with open(first.log.name) as f:
+            refused = f.read()
+        assert "P2P TLS handshake failed" in refused and "UnknownIssuer" in refused, refused
         assert len(QdrantClient(url=first.url).cluster_status().peers) == 1
+        assert len(QdrantClient(url=misnamed.url).cluster_status().peers) == 1
     finally:
         first.stop()
+        misnamed.stop()
 
 
 def test_wrong_scheme_and_missing_files_stop_start_up(certs, tmp_path):
@@ -214,9 +236,18 @@ def test_wrong_scheme_and_missing_files_stop_start_up(certs, tmp_path):
     env = tls_env(certs, p2p)
     code, log = start_failing("sqlite", str(tmp_path), "http_uri", ["--uri", f"http://127.0.0.1:{p2p}"], env)
     assert code not in (0, None) and "must start with https://" in log, log
+    code, log = start_failing("sqlite", str(tmp_path), "http_bootstrap",
+                              peer_args(p2p) + ["--bootstrap", f"http://127.0.0.1:{free_port()}"], env)
+    assert code not in (0, None) and "--bootstrap" in log and "must start with https://" in log, log
     plain = {k: v for k, v in env.items() if "TLS" not in k}
     code, log = start_failing("sqlite", str(tmp_path), "https_uri", ["--uri", f"https://127.0.0.1:{p2p}"], plain)
     assert code not in (0, None) and "cluster.p2p.enable_tls" in log, log
+    # A cluster formed without TLS keeps its http:// URIs: switching TLS on is refused at start.
+    plain_peer = ServerProcess("sqlite", str(tmp_path / "formed"), args=["--uri", f"http://127.0.0.1:{p2p}"],
+                               env=plain)
+    plain_peer.stop()
+    code, log = start_failing("sqlite", str(tmp_path), "formed", peer_args(p2p), env)
+    assert code not in (0, None) and "cannot be switched on or off for an existing cluster" in log, log
     missing = dict(env, QDRANT__TLS__CA_CERT=str(tmp_path / "nope.pem"))
     code, log = start_failing("sqlite", str(tmp_path), "no_ca", peer_args(p2p), missing)
     assert code not in (0, None) and "tls.ca_cert" in log, log

@@ -316,6 +316,17 @@ impl ClusterNode {
         let kv = qd_storage::open_store(layout.backend(), &layout.consensus_path()).map_err(|e| e.to_string())?;
         let store = ConsensusStore::open(kv)?;
         let me = store.peer_id()?;
+        // Stored peer URIs keep their scheme: with the TLS setting switched, no peer could be
+        // reached (and a restarted peer could not announce a new URI either).
+        for (peer, node) in store.applied().machine.membership.membership().nodes() {
+            if let Some(problem) = crate::p2p_tls::uri_problem(&node.addr, options.tls.is_some()) {
+                return Err(format!(
+                    "peer {peer} of this cluster is known at {:?}: {problem}; cluster.p2p.enable_tls cannot be \
+                     switched on or off for an existing cluster",
+                    node.addr
+                ));
+            }
+        }
         let (dead_tx, dead_rx) = tokio::sync::mpsc::unbounded_channel();
         let shared = Arc::new(NodeShared {
             me,
@@ -358,8 +369,10 @@ impl ClusterNode {
 
         let service = PeerService(node.clone());
         tokio::spawn(async move {
+            // Keepalive pings release the connections of peers that went away silently.
             let served = tonic::transport::Server::builder()
-                .tcp_nodelay(true)
+                .http2_keepalive_interval(Some(Duration::from_secs(10)))
+                .http2_keepalive_timeout(Some(Duration::from_secs(20)))
                 .add_service(service)
                 .serve_with_incoming_shutdown(incoming, shutdown)
                 .await;

@@ -404,12 +404,13 @@ impl PeerClients {
         // tonic refuses an https:// endpoint unless its own TLS (which cannot reload the
         // certificate) is configured, so with P2P TLS the channel gets the URI's http:// form
         // and the connector below does the TLS.
-        let dialed = match &self.tls {
-            Some(_) => uri.replacen("https://", "http://", 1),
-            None => uri.to_string(),
-        };
-        let endpoint = tonic::transport::Endpoint::from_shared(dialed)
-            .map_err(|e| P2pError::Unreachable { uri: uri.into(), message: format!("bad URI: {e}") })?
+        let bad = |e: String| P2pError::Unreachable { uri: uri.into(), message: format!("bad URI: {e}") };
+        let mut dialed = http::Uri::try_from(uri).map_err(|e| bad(e.to_string()))?.into_parts();
+        if self.tls.is_some() {
+            dialed.scheme = Some(http::uri::Scheme::HTTP);
+        }
+        let dialed = http::Uri::from_parts(dialed).map_err(|e| bad(e.to_string()))?;
+        let endpoint = tonic::transport::Endpoint::from(dialed)
             .connect_timeout(Duration::from_secs(2))
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(10))

@@ -23,9 +23,6 @@ use qd_storage::FORMAT_VERSION;
 use cli::{Cli, Command};
 use settings::{LogFormat, Settings};
 
-/// Connections the P2P port holds open at once (a few per peer).
-const P2P_CONNECTIONS: usize = 1024;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let settings = match Settings::load(cli.config_path.as_deref(), std::env::vars(), &cli.overrides()) {
@@ -100,12 +97,15 @@ fn cluster_options(
         return Ok(None);
     }
     let port = settings.cluster.p2p.port;
-    let uri = peer.uri.clone().unwrap_or_else(|| {
-        let host = if settings.service.host == "0.0.0.0" { "127.0.0.1" } else { settings.service.host.as_str() };
-        format!("{}://{host}:{port}", qd_cluster::p2p_tls::expected_scheme(tls.is_some()))
-    });
-    for (flag, u) in [("--uri", Some(&uri)), ("--bootstrap", peer.bootstrap.as_ref())] {
+    let uri = match &peer.uri {
+        Some(u) => u.clone(),
+        None => default_uri(&settings.service.host, port, tls.is_some()),
+    };
+    let flags = [("--uri", Some(&uri)), ("--bootstrap", peer.bootstrap.as_ref())];
+    for (flag, u) in flags {
         if let Some(problem) = u.and_then(|u| qd_cluster::p2p_tls::uri_problem(u, tls.is_some())) {
+            let flag =
+                if peer.uri.is_none() && flag == "--uri" { "the default --uri (from service.host)" } else { flag };
             anyhow::bail!("{flag}: {problem}");
         }
     }
@@ -119,8 +119,27 @@ fn cluster_options(
     Ok(Some((options, std::net::SocketAddr::new(host, port))))
 }
 
+/// This peer's URI when `--uri` is not given: `service.host` on the P2P port, loopback for a
+/// wildcard address, an IPv6 address in brackets.
+fn default_uri(host: &str, port: u16, tls: bool) -> String {
+    let scheme = qd_cluster::p2p_tls::expected_scheme(tls);
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) if ip.is_unspecified() && ip.is_ipv4() => format!("{scheme}://127.0.0.1:{port}"),
+        Ok(ip) if ip.is_unspecified() => format!("{scheme}://[::1]:{port}"),
+        Ok(std::net::IpAddr::V6(ip)) => format!("{scheme}://[{ip}]:{port}"),
+        _ => format!("{scheme}://{host}:{port}"),
+    }
+}
+
 async fn serve(settings: Settings, restores: snapshot_cli::StartupRestores, peer: PeerFlags) -> anyhow::Result<()> {
     let backend = settings.backend().map_err(anyhow::Error::msg)?;
+    // Settings that can stop start-up are checked before storage is opened or restored into.
+    let tls = net::tls_files(&settings)?;
+    let (p2p_acceptor, p2p_connector) = match net::p2p_tls(&settings)? {
+        Some(t) => (Some(t.acceptor), Some(t.connector)),
+        None => (None, None),
+    };
+    let cluster_options = cluster_options(&settings, &peer, p2p_connector)?;
     let root = settings.storage.storage_path.clone();
     let registry = {
         let (root, defaults) = (root.clone(), settings.collection_defaults());
@@ -141,11 +160,19 @@ async fn serve(settings: Settings, restores: snapshot_cli::StartupRestores, peer
         let registry = registry.clone();
         tokio::task::spawn_blocking(move || snapshot_cli::startup_restore(&registry, &restores)).await??;
     }
-    let tls = net::tls_files(&settings)?;
     let acceptors = tls.as_ref().map(|files| net::acceptors(files, &settings)).transpose()?;
     let nofile = net::raise_fd_limit();
-    let slots = Arc::new(tokio::sync::Semaphore::new(net::connection_cap(nofile)));
-    tracing::info!(open_files = nofile, connections = net::connection_cap(nofile), tls = tls.is_some(), "limits");
+    // In cluster mode the P2P port takes its share of the connection budget.
+    let p2p_cap = if cluster_options.is_some() { net::p2p_connection_cap(nofile) } else { 0 };
+    let api_cap = net::connection_cap(nofile) - p2p_cap;
+    let slots = Arc::new(tokio::sync::Semaphore::new(api_cap));
+    tracing::info!(
+        open_files = nofile,
+        connections = api_cap,
+        p2p_connections = p2p_cap,
+        tls = tls.is_some(),
+        "limits"
+    );
     let addr = format!("{}:{}", settings.service.host, settings.service.http_port);
     let listener =
         tokio::net::TcpListener::bind(&addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
@@ -162,21 +189,16 @@ async fn serve(settings: Settings, restores: snapshot_cli::StartupRestores, peer
     };
 
     // Cluster mode: consensus attaches to the registry before collections load.
-    let p2p_tls = net::p2p_tls(&settings)?;
-    let (p2p_acceptor, p2p_connector) = match p2p_tls {
-        Some(t) => (Some(t.acceptor), Some(t.connector)),
-        None => (None, None),
-    };
-    let cluster = match cluster_options(&settings, &peer, p2p_connector)? {
+    let cluster = match cluster_options {
         None => None,
         Some((options, p2p_addr)) => {
             let listener = tokio::net::TcpListener::bind(p2p_addr)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot listen for peers on {p2p_addr}: {e}"))?;
             tracing::info!(addr = %p2p_addr, tls = p2p_acceptor.is_some(), "P2P listening");
-            // Peers hold few connections each; their own cap keeps API clients from using them up.
-            let p2p_slots = Arc::new(tokio::sync::Semaphore::new(P2P_CONNECTIONS));
-            let incoming = net::grpc_incoming(listener, p2p_slots, p2p_acceptor);
+            // Their own cap: API clients cannot use up the connections peers need.
+            let p2p_slots = Arc::new(tokio::sync::Semaphore::new(p2p_cap));
+            let incoming = net::grpc_incoming(listener, p2p_slots, p2p_acceptor, net::GrpcPort::P2p);
             let node = qd_cluster::ClusterNode::start(registry.clone(), options, incoming, stopped(stop_rx.clone()))
                 .await
                 .map_err(anyhow::Error::msg)?;
@@ -221,7 +243,8 @@ async fn serve(settings: Settings, restores: snapshot_cli::StartupRestores, peer
 
     let state = Arc::new(api::AppState { registry: registry.clone(), settings, cluster: cluster.clone() });
     let grpc_task = grpc_listener.map(|l| {
-        let incoming = net::grpc_incoming(l, slots.clone(), acceptors.as_ref().map(|a| a.grpc.clone()));
+        let incoming =
+            net::grpc_incoming(l, slots.clone(), acceptors.as_ref().map(|a| a.grpc.clone()), net::GrpcPort::Api);
         tokio::spawn(grpc::serve(state.clone(), incoming, stopped(stop_rx.clone())))
     });
     // 0 turns the idle close off.
@@ -261,5 +284,24 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::default_uri;
+
+    #[test]
+    fn the_default_uri_is_reachable_and_well_formed() {
+        assert_eq!(default_uri("0.0.0.0", 6335, false), "http://127.0.0.1:6335");
+        assert_eq!(default_uri("::", 6335, true), "https://[::1]:6335");
+        assert_eq!(default_uri("fd00::7", 7000, false), "http://[fd00::7]:7000");
+        assert_eq!(default_uri("node1", 6335, true), "https://node1:6335");
+        assert_eq!(default_uri("10.0.0.2", 6335, false), "http://10.0.0.2:6335");
+        for host in ["0.0.0.0", "::", "fd00::7", "node1"] {
+            for tls in [false, true] {
+                assert_eq!(qd_cluster::p2p_tls::uri_problem(&default_uri(host, 1, tls), tls), None, "{host}");
+            }
+        }
     }
 }

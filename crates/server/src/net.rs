@@ -47,10 +47,16 @@ pub fn raise_fd_limit() -> u64 {
     lim.rlim_cur
 }
 
-/// Connections both servers may hold open at once, for a file limit of `nofile`.
+/// Connections all servers may hold open at once, for a file limit of `nofile`.
 pub fn connection_cap(nofile: u64) -> usize {
     let usable = nofile.saturating_sub(RESERVED_FDS) / 2;
     usable.clamp(64, 16_384) as usize
+}
+
+/// The share of [`connection_cap`] kept for the P2P port in cluster mode: peers hold a few
+/// connections each.
+pub fn p2p_connection_cap(nofile: u64) -> usize {
+    (connection_cap(nofile) / 4).clamp(16, 1024)
 }
 
 /// Certificates and keys for both servers, read once at start-up.
@@ -118,11 +124,10 @@ pub fn p2p_tls(settings: &Settings) -> anyhow::Result<Option<P2pTls>> {
         return Ok(None);
     }
     let tls = &settings.tls;
-    let why = "cluster.p2p.enable_tls is on but";
     let files = TlsFiles {
-        cert_pem: read(&tls.cert, &format!("{why} tls.cert"))?,
-        key_pem: read(&tls.key, &format!("{why} tls.key"))?,
-        client_ca_pem: Some(read(&tls.ca_cert, &format!("{why} tls.ca_cert"))?),
+        cert_pem: read(&tls.cert, "tls.cert")?,
+        key_pem: read(&tls.key, "tls.key")?,
+        client_ca_pem: Some(read(&tls.ca_cert, "tls.ca_cert")?),
     };
     let cert = reloading_cert(&files, settings)?;
     let mut server = server_config(&files, cert.clone())?;
@@ -395,12 +400,22 @@ async fn accept(listener: &TcpListener, slots: &Arc<Semaphore>) -> Option<(TcpSt
     }
 }
 
+/// Which gRPC port connections are accepted for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum GrpcPort {
+    Api,
+    /// Peers: a failed handshake is worth a warning (a misconfigured or foreign peer), where
+    /// on the API port it is routine.
+    P2p,
+}
+
 /// Accepted gRPC connections, each holding a connection slot until it closes; with `tls`,
 /// after its handshake (run beside the accept loop, so a slow client delays nobody else).
 pub fn grpc_incoming(
     listener: TcpListener,
     slots: Arc<Semaphore>,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    port: GrpcPort,
 ) -> impl futures_util::Stream<Item = std::io::Result<Slotted>> {
     let (tx, rx) = tokio::sync::mpsc::channel::<Slotted>(64);
     tokio::spawn(async move {
@@ -419,10 +434,14 @@ pub fn grpc_incoming(
                 }
                 Some(acceptor) => {
                     let (acceptor, tx) = (acceptor.clone(), tx.clone());
+                    let peer = stream.peer_addr().ok();
                     tokio::spawn(async move {
                         match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                             Ok(Ok(s)) => {
                                 let _ = tx.send(Slotted { io: Io::Tls(Box::new(s)), _permit: permit }).await;
+                            }
+                            Ok(Err(e)) if port == GrpcPort::P2p => {
+                                tracing::warn!(error = %e, peer = ?peer, "P2P TLS handshake failed")
                             }
                             Ok(Err(e)) => tracing::debug!(error = %e, "gRPC TLS handshake failed"),
                             Err(_) => tracing::debug!("gRPC TLS handshake timed out"),
@@ -513,5 +532,8 @@ mod tests {
         assert_eq!(connection_cap(4096), 1792);
         assert_eq!(connection_cap(100), 64);
         assert_eq!(connection_cap(1 << 20), 16_384);
+        assert_eq!(p2p_connection_cap(1024), 64);
+        assert_eq!(p2p_connection_cap(100), 16);
+        assert_eq!(p2p_connection_cap(1 << 20), 1024);
     }
 }
