@@ -147,7 +147,7 @@ def run_reference(args, data, queries, cats, xg, all_cases, truths, workdir):
     cfg = qe.EdgeConfig(
         vectors=qe.EdgeVectorParams(size=args.dim, distance=qe.Distance.Cosine,
                                     hnsw_config=qe.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=10_000)),
-        optimizers=qe.EdgeOptimizersConfig(default_segment_number=1, max_segment_size=1 << 30),
+        optimizers=qe.EdgeOptimizersConfig(default_segment_number=args.segments, max_segment_size=1 << 30),
         max_search_threads=1,
         wal_enabled=False,
     )
@@ -183,8 +183,10 @@ def run_server(args, data, queries, cats, xg, all_cases, truths, workdir):
     x, geo = xg
     srv = Server(args.binary, args.storage, workdir)
     try:
-        srv.call("PUT", "/collections/f", {"vectors": {"size": args.dim, "distance": "Cosine"},
-                                           "hnsw_config": {"m": 16, "ef_construct": 100}})
+        config = {"vectors": {"size": args.dim, "distance": "Cosine"}, "hnsw_config": {"m": 16, "ef_construct": 100}}
+        if args.segments:
+            config["optimizers_config"] = {"default_segment_number": args.segments}
+        srv.call("PUT", "/collections/f", config)
         for f in FIELDS:
             srv.call("PUT", "/collections/f/index?wait=true", {"field_name": f, "field_schema": "keyword"})
         srv.call("PUT", "/collections/f/index?wait=true", {"field_name": "x", "field_schema": "float"})
@@ -204,7 +206,7 @@ def run_server(args, data, queries, cats, xg, all_cases, truths, workdir):
             for ef in args.ef:
                 bodies = [{"query": queries[qi].tolist(), "limit": K, "params": {"hnsw_ef": ef},
                            **({"filter": f} if f else {})} for qi, (f, _) in enumerate(per)]
-                lat, ids, _ = srv.timed_queries("f", bodies, args.warmup)
+                lat, ids, _ = srv.timed_queries("f", bodies, args.warmup, client=args.client)
                 inside = srv.last_inside
                 res["cases"][f"{label} @ef{ef}"] = {**lat_stats(lat), **inside, "recall_at_10": recall(ids, tru),
                                                     "cpu_ms_per_query": srv.last_cpu_ms}
@@ -237,11 +239,16 @@ def main():
     ap.add_argument("--warmup", type=int, default=20)
     ap.add_argument("--green-timeout", type=int, default=1800)
     ap.add_argument("--skip-reference", action="store_true")
+    ap.add_argument("--segments", type=int, default=1,
+                    help="default_segment_number for both engines (0: each engine's automatic choice)")
+    ap.add_argument("--client", default="stdlib", choices=["stdlib", "httpx"],
+                    help="HTTP client timing our queries (stdlib: http.client, kept alive)")
+    ap.add_argument("--only", default="", help="run only the cases whose label starts with this")
     args = ap.parse_args()
     start = time.time()
     load0 = os.getloadavg()[0]
     data, queries, cats, x = generate(args)
-    all_cases = cases(args, np.random.default_rng(args.seed + 1), cats, x)
+    all_cases = [c for c in cases(args, np.random.default_rng(args.seed + 1), cats, x) if c[0].startswith(args.only)]
     truths = [truth(data, queries, per) for _, per in all_cases]
     workdir = tempfile.mkdtemp(prefix="bench-filter-")
     try:
@@ -249,7 +256,8 @@ def main():
         ours = run_server(args, data, queries, cats, x, all_cases, truths, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    print(f"\nn={args.n:,} x {args.dim}-d, {args.queries} queries per case, storage {args.storage}; {os.cpu_count()} cores "
+    print(f"\nn={args.n:,} x {args.dim}-d, {args.queries} queries per case, storage {args.storage}, "
+          f"default_segment_number {args.segments or 'auto'}, client {args.client}; {os.cpu_count()} cores "
           f"({cpu_model()}); load average at start {load0:.2f}; total {time.time() - start:.0f} s")
     if ref:
         print(f"ready (upload + index): ours {ours['ready_s']:.1f} s over REST ({ours['segments']} segments), "

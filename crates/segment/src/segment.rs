@@ -21,6 +21,7 @@ use qd_core::vectors::{MultiDenseVector, NamedVectors, SparseVector, Vector};
 use qd_core::{Distance, Payload, PointId};
 
 use crate::elements::{row_to_store, ElemVec, ElementType, Elems};
+use crate::hnsw::visited::prefetch_bytes;
 use crate::hnsw::{exact_search_by, HnswGraph, OffsetScorer, VectorSource};
 use crate::hnsw::{MaxSimScorer, PairScore};
 use crate::mapped::MappedVectors;
@@ -30,6 +31,9 @@ use crate::payloads::{PayloadReadError, PayloadSource, Payloads};
 use crate::quantized::QuantizedVectors;
 use crate::sparse::{InvertedIndex, ScoreFloor, SparseColumn, SparseRef};
 use crate::sparse_file::MappedSparse;
+
+/// Rows prefetched ahead of the one scored, in an exact scan of payload index candidates.
+const PREFETCH_AHEAD: usize = 8;
 
 /// What kind of vector a column holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1145,9 +1149,23 @@ impl Segment {
             }
             top.push(SegmentHit { id: self.data.offsets[o], offset, score });
         };
-        // Candidates from the payload indexes already passed the indexed conditions.
+        // Candidates from the payload indexes already passed the indexed conditions. They are
+        // scattered over the column, so each row is prefetched a few candidates ahead (the
+        // hardware prefetcher only follows the sequential scan): a scan of 10 % of 100k
+        // 128-d rows is otherwise bound by memory latency.
         match plan.candidate_list() {
-            Some(list) => list.iter().for_each(|&o| consider(o as usize)),
+            Some(list) => {
+                for (i, &o) in list.iter().enumerate() {
+                    if let Some(&next) = list.get(i + PREFETCH_AHEAD) {
+                        let (from, to) = (next as usize * dim, (next as usize + 1) * dim);
+                        if to <= data.len() {
+                            let row = data.slice(from, to);
+                            prefetch_bytes(row.as_ptr(), row.byte_len());
+                        }
+                    }
+                    consider(o as usize);
+                }
+            }
             None => (0..self.deleted.len().min(col.present.len())).for_each(consider),
         }
         top.into_sorted()
