@@ -9,14 +9,18 @@ so the data has a low intrinsic dimension like real embeddings), and per point a
 {"s0_1": one of 1000 keywords, "s1": one of 100, "s10": one of 10, "s50": one of 2, "x": float
 in [0, 1), "loc": a geo point uniform in longitude and latitude}; filters select about 0.1 %, 1 %,
 10 % and 50 % of the points by keyword, 10 % by a float range, and about 1 % by a 1,300 km
-`geo_radius` (geo index declared). The query set is drawn the same way; ground truth is the exact filtered top-10
-(numpy, float32 dot products of unit vectors).
+`geo_radius` (geo index declared); the first case has no filter. The query set is drawn the same
+way; ground truth is the exact (filtered) top-10 (numpy, float32 dot products of unit vectors).
 
 Reference: `qdrant-edge-py` in this process (EdgeShard, the same HNSW settings m=16,
-ef_construct=100, keyword and float payload indexes, `optimize()` into one segment,
-`max_search_threads=1`), queries one after another. Ours: `target/release/qdrant` started on a
-temp dir, the same indexes declared before the upload, points sent over REST (JSON), then
-queried one at a time over REST. Both engines answer every query of a case with the same `ef`
+ef_construct=100, keyword and float payload indexes, `optimize()`, `max_search_threads=1`),
+queries one after another. Ours: `target/release/qdrant` started on a temp dir, the same indexes
+declared before the upload, points sent over REST (JSON), then queried one at a time over REST
+(`--client`: `http.client` kept alive by default, or httpx). `--segments` sets
+`default_segment_number` on both engines (default 1; 0: each engine's automatic choice) and the
+same `max_segment_size`; `--only LABEL` runs the cases whose label starts with LABEL. Both engines
+are loaded first; then every case runs on the reference and right after on ours, so that a
+drift in the machine's speed affects both alike. Both engines answer every query of a case with the same `ef`
 (`--ef`, default 64 and 128); the table reports QPS, p50 and recall@10 for each.
 """
 
@@ -138,7 +142,8 @@ def edge_filter(qe, f):
     return qe.Filter(must=[cond])
 
 
-def run_reference(args, data, queries, cats, xg, all_cases, truths, workdir):
+def load_reference(args, data, queries, cats, xg, workdir):
+    """Qdrant's engine loaded and optimised; returns (results, run one case, close)."""
     x, geo = xg
     import qdrant_edge as qe
     from importlib.metadata import version
@@ -166,26 +171,30 @@ def run_reference(args, data, queries, cats, xg, all_cases, truths, workdir):
     ready = time.perf_counter() - t0
     res = {"engine": f"qdrant-edge-py {version('qdrant-edge-py')}", "ready_s": ready,
            "segments": shard.info().segments_count, "cases": {}}
-    for (label, per), tru in zip(all_cases, truths):
-        for ef in args.ef:
-            reqs = [qe.QueryRequest(limit=K, query=qe.Query.Nearest(queries[qi].tolist()), filter=edge_filter(qe, f),
-                                    params=qe.SearchParams(hnsw_ef=ef)) for qi, (f, _) in enumerate(per)]
-            lat, outs = edge_timed(shard, reqs, args.warmup)
-            ids = [[p.id for p in out] for out in outs]
-            res["cases"][f"{label} @ef{ef}"] = {**lat_stats(lat), "recall_at_10": recall(ids, tru)}
-            print(f"[edge] {label} ef {ef}: {res['cases'][f'{label} @ef{ef}']}", flush=True)
-    shard.close()
-    shutil.rmtree(path, ignore_errors=True)
-    return res
+
+    def run_case(label, per, tru, ef):
+        reqs = [qe.QueryRequest(limit=K, query=qe.Query.Nearest(queries[qi].tolist()), filter=edge_filter(qe, f),
+                                params=qe.SearchParams(hnsw_ef=ef)) for qi, (f, _) in enumerate(per)]
+        lat, outs = edge_timed(shard, reqs, args.warmup)
+        ids = [[p.id for p in out] for out in outs]
+        res["cases"][f"{label} @ef{ef}"] = {**lat_stats(lat), "recall_at_10": recall(ids, tru)}
+        print(f"[edge] {label} ef {ef}: {res['cases'][f'{label} @ef{ef}']}", flush=True)
+
+    def close():
+        shard.close()
+        shutil.rmtree(path, ignore_errors=True)
+
+    return res, run_case, close
 
 
-def run_server(args, data, queries, cats, xg, all_cases, truths, workdir):
+def load_server(args, data, queries, cats, xg, workdir):
+    """Our server started, loaded over REST and green; returns (results, run one case, close)."""
     x, geo = xg
     srv = Server(args.binary, args.storage, workdir)
     try:
         config = {"vectors": {"size": args.dim, "distance": "Cosine"}, "hnsw_config": {"m": 16, "ef_construct": 100}}
         if args.segments:
-            config["optimizers_config"] = {"default_segment_number": args.segments}
+            config["optimizers_config"] = {"default_segment_number": args.segments, "max_segment_size": 1 << 30}
         srv.call("PUT", "/collections/f", config)
         for f in FIELDS:
             srv.call("PUT", "/collections/f/index?wait=true", {"field_name": f, "field_schema": "keyword"})
@@ -202,18 +211,19 @@ def run_server(args, data, queries, cats, xg, all_cases, truths, workdir):
         green, info, _ = srv.wait_green("f", args.n, args.green_timeout)
         ready = time.perf_counter() - t0
         res = {"ready_s": ready, "segments": info.get("segments_count"), "rss": srv.rss(), "cases": {}}
-        for (label, per), tru in zip(all_cases, truths):
-            for ef in args.ef:
-                bodies = [{"query": queries[qi].tolist(), "limit": K, "params": {"hnsw_ef": ef},
-                           **({"filter": f} if f else {})} for qi, (f, _) in enumerate(per)]
-                lat, ids, _ = srv.timed_queries("f", bodies, args.warmup, client=args.client)
-                inside = srv.last_inside
-                res["cases"][f"{label} @ef{ef}"] = {**lat_stats(lat), **inside, "recall_at_10": recall(ids, tru),
-                                                    "cpu_ms_per_query": srv.last_cpu_ms}
-                print(f"[ours] {label} ef {ef}: {res['cases'][f'{label} @ef{ef}']}", flush=True)
-        return res
-    finally:
+    except BaseException:
         srv.stop()
+        raise
+
+    def run_case(label, per, tru, ef):
+        bodies = [{"query": queries[qi].tolist(), "limit": K, "params": {"hnsw_ef": ef},
+                   **({"filter": f} if f else {})} for qi, (f, _) in enumerate(per)]
+        lat, ids, _ = srv.timed_queries("f", bodies, args.warmup, client=args.client)
+        res["cases"][f"{label} @ef{ef}"] = {**lat_stats(lat), **srv.last_inside, "recall_at_10": recall(ids, tru),
+                                            "cpu_ms_per_query": srv.last_cpu_ms}
+        print(f"[ours] {label} ef {ef}: {res['cases'][f'{label} @ef{ef}']}", flush=True)
+
+    return res, run_case, srv.stop
 
 
 def table(args, ref, ours):
@@ -251,10 +261,24 @@ def main():
     all_cases = [c for c in cases(args, np.random.default_rng(args.seed + 1), cats, x) if c[0].startswith(args.only)]
     truths = [truth(data, queries, per) for _, per in all_cases]
     workdir = tempfile.mkdtemp(prefix="bench-filter-")
+    # Both engines are loaded first, then each case runs on one and at once on the other, so
+    # that both see the machine in the same state (on a shared VM, its speed drifts).
+    closers = []
     try:
-        ref = None if args.skip_reference else run_reference(args, data, queries, cats, x, all_cases, truths, workdir)
-        ours = run_server(args, data, queries, cats, x, all_cases, truths, workdir)
+        ref = None
+        if not args.skip_reference:
+            ref, ref_case, close = load_reference(args, data, queries, cats, x, workdir)
+            closers.append(close)
+        ours, our_case, close = load_server(args, data, queries, cats, x, workdir)
+        closers.append(close)
+        for (label, per), tru in zip(all_cases, truths):
+            for ef in args.ef:
+                if ref is not None:
+                    ref_case(label, per, tru, ef)
+                our_case(label, per, tru, ef)
     finally:
+        for close in reversed(closers):
+            close()
         shutil.rmtree(workdir, ignore_errors=True)
     print(f"\nn={args.n:,} x {args.dim}-d, {args.queries} queries per case, storage {args.storage}, "
           f"default_segment_number {args.segments or 'auto'}, client {args.client}; {os.cpu_count()} cores "
@@ -263,7 +287,8 @@ def main():
         print(f"ready (upload + index): ours {ours['ready_s']:.1f} s over REST ({ours['segments']} segments), "
               f"edge {ref['ready_s']:.1f} s in-process ({ref['segments']} segments); ours RSS {ours['rss'] / 2**20:.0f} MiB\n")
     print(table(args, ref, ours))
-    out = os.path.join(ROOT, "target", "bench", f"filter-{args.n}.json")
+    suffix = f"-{args.only.replace(' ', '_')}" if args.only else ""
+    out = os.path.join(ROOT, "target", "bench", f"filter-{args.n}{suffix}.json")
     os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(out, "w") as fh:
         json.dump({"args": vars(args), "reference": ref, "ours": ours}, fh, indent=1)
