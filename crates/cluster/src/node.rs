@@ -191,6 +191,9 @@ pub struct ClusterNode {
     recovering: Mutex<HashSet<(String, ShardId)>>,
     /// Joins and removals are committed one at a time (Raft allows one change in flight).
     membership_changes: tokio::sync::Mutex<()>,
+    /// Local collections are brought in line by one caller at a time (the follower of the
+    /// applied state, `POST /cluster/recover`).
+    reconciling: Mutex<()>,
 }
 
 /// Errors of consensus operations, as the API reports them.
@@ -364,6 +367,7 @@ impl ClusterNode {
             reconciled: watch::channel(initial).0,
             recovering: Mutex::new(HashSet::new()),
             membership_changes: tokio::sync::Mutex::new(()),
+            reconciling: Mutex::new(()),
         });
         registry.set_placement(Arc::new(Placement(Arc::downgrade(&node))));
 
@@ -465,6 +469,41 @@ impl ClusterNode {
 
     pub fn peer_id(&self) -> PeerId {
         self.shared.me
+    }
+
+    /// `POST /cluster/recover`: bring this peer in line with its peers now. It waits until it
+    /// has applied what the leader had applied, applies the agreed state to local collections
+    /// again (retrying what failed before: a collection, vector, payload index, shard key or
+    /// replica that could not be created or removed here), and starts the recovery of its Dead
+    /// replicas. Unavailable while no leader answers or the state is not reached in time.
+    pub async fn synchronize(self: &Arc<Self>) -> Result<(), CollectionError> {
+        let unavailable = || {
+            CollectionError::Unavailable(
+                "cannot synchronize this peer: no leader answers, or its applied state was not reached within \
+                 10 s"
+                    .into(),
+            )
+        };
+        let leader = self.raft.metrics().borrow().current_leader;
+        if leader == Some(self.shared.me) {
+            // Only a leader a majority still follows holds every committed entry (a peer cut off
+            // may still believe it leads).
+            match tokio::time::timeout(RAFT_TIMEOUT, self.raft.ensure_linearizable()).await {
+                Ok(Ok(_)) => {}
+                _ => return Err(unavailable()),
+            }
+        } else if !self.caught_up_with_leader().await {
+            return Err(unavailable());
+        }
+        let node = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let applied = node.store.applied();
+            node.reconcile(&applied.machine.state);
+        })
+        .await
+        .map_err(|e| CollectionError::Internal(format!("applying the cluster state failed: {e}")))?;
+        self.start_recoveries();
+        Ok(())
     }
 
     async fn join(&self, bootstrap: &str) -> Result<(), String> {
@@ -874,8 +913,10 @@ impl ClusterNode {
         }
     }
 
-    /// Bring local collections in line with the applied cluster state. Idempotent.
+    /// Bring local collections in line with the applied cluster state. Idempotent; a step that
+    /// fails (a full disk) is logged and tried again by the next call.
     fn reconcile(&self, state: &ClusterState) {
+        let _one = self.reconciling.lock();
         for (name, meta) in &state.collections {
             if !self.registry.exists(name) {
                 if let Err(e) = self.registry.create_from_cluster(name, meta.config.clone(), &meta.created_at) {

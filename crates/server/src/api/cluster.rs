@@ -171,10 +171,11 @@ pub async fn remove_peer(state: State, Path(peer): Path<u64>, Params(p): Params<
     Ok(ok(t, true))
 }
 
-/// `POST /cluster/recover`: consensus state is recovered from the leader automatically; this
-/// only answers whether cluster mode is on.
+/// `POST /cluster/recover`: this peer catches up with the leader and applies the agreed state
+/// to its collections again ([`qd_cluster::ClusterNode::synchronize`]); 503 without a leader.
 pub async fn recover(state: State) -> ApiResult {
     let t = Instant::now();
-    state.cluster.as_ref().ok_or_else(disabled)?;
+    let node = state.cluster.clone().ok_or_else(disabled)?;
+    node.synchronize().await?;
     Ok(ok(t, true))
 }

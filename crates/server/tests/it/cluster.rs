@@ -160,6 +160,9 @@ fn refused_alone_then_recovers(peers: &mut [Peer], alone: usize, refused: &str, 
     let (status, text) = peers[alone].server.call("PUT", &format!("/collections/{refused}?timeout=2"), Some(&body));
     assert_eq!(status, 503, "{text}");
     assert!(started.elapsed() < Duration::from_secs(15), "the timeout is honoured");
+    // Without a leader this peer cannot synchronize with the others.
+    let (status, text) = peers[alone].server.call("POST", "/cluster/recover", None);
+    assert_eq!(status, 503, "{text}");
     for i in &others {
         peers[*i].restart();
     }
@@ -169,6 +172,10 @@ fn refused_alone_then_recovers(peers: &mut [Peer], alone: usize, refused: &str, 
             s => Err(format!("status {s}")),
         }
     });
+    for p in peers.iter() {
+        assert_eq!(p.server.ok("POST", "/cluster/recover", None), json!(true));
+        assert_eq!(p.server.call("GET", &format!("/collections/{after}"), None).0, 200, "applied once synchronized");
+    }
 }
 
 fn all_active(peer: &Peer, collection: &str) -> Result<(), String> {
