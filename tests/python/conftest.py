@@ -25,7 +25,9 @@ def free_port():
 
 
 class ServerProcess:
-    def __init__(self, backend, storage, args=(), env=None):
+    """`wait=False`: return once started, for a server expected to stop by itself."""
+
+    def __init__(self, backend, storage, args=(), env=None, wait=True):
         self.backend = backend
         self.storage = storage
         self.port = free_port()
@@ -38,7 +40,8 @@ class ServerProcess:
             stdout=subprocess.DEVNULL, stderr=self.log,
             env=None if env is None else {**os.environ, **env},
         )
-        self.wait_ready()
+        if wait:
+            self.wait_ready()
 
     @property
     def url(self):
@@ -66,6 +69,19 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
         self.log.close()
+
+
+def wait_formed(procs, n, timeout=30):
+    """Wait until every peer of `procs` reports a cluster of `n` peers with a leader."""
+    deadline = time.time() + timeout
+    for p in procs:
+        c = QdrantClient(url=p.url)
+        while True:
+            status = c.cluster_status()
+            if status.status == "enabled" and len(status.peers) == n and status.raft_info.leader:
+                break
+            assert time.time() < deadline, status
+            time.sleep(0.1)
 
 
 @pytest.fixture(scope="module", params=BACKENDS)

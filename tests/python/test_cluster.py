@@ -10,7 +10,7 @@ import time
 import pytest
 from qdrant_client import QdrantClient, models
 
-from conftest import BACKENDS, ServerProcess, free_port
+from conftest import BACKENDS, ServerProcess, free_port, wait_formed
 
 DIM = 8
 
@@ -29,15 +29,7 @@ def peers(request):
     ports = [free_port() for _ in range(3)]
     procs = [start_peer(request.param, root, "a", ports[0])]
     procs += [start_peer(request.param, root, n, p, ports[0]) for n, p in zip("bc", ports[1:])]
-    deadline = time.time() + 30
-    for p in procs:
-        c = QdrantClient(url=p.url)
-        while True:
-            status = c.cluster_status()
-            if status.status == "enabled" and len(status.peers) == 3 and status.raft_info.leader:
-                break
-            assert time.time() < deadline, status
-            time.sleep(0.1)
+    wait_formed(procs, 3)
     yield procs
     for p in procs:
         p.stop()

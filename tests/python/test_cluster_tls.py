@@ -16,7 +16,7 @@ import time
 import pytest
 from qdrant_client import QdrantClient, models
 
-from conftest import BACKENDS, BIN, ServerProcess, free_port
+from conftest import BACKENDS, ServerProcess, free_port, wait_formed
 
 DIM = 8
 
@@ -79,15 +79,7 @@ def peers(request, certs):
         boot = ports[0] if i else None
         procs.append(ServerProcess(request.param, os.path.join(root, name), args=peer_args(p2p, boot),
                                    env=tls_env(certs, p2p)))
-    deadline = time.time() + 30
-    for p in procs:
-        c = QdrantClient(url=p.url)
-        while True:
-            status = c.cluster_status()
-            if status.status == "enabled" and len(status.peers) == 3 and status.raft_info.leader:
-                break
-            assert time.time() < deadline, status
-            time.sleep(0.1)
+    wait_formed(procs, 3)
     yield procs, ports, root
     for p in procs:
         p.stop()
@@ -178,29 +170,25 @@ def test_the_p2p_port_requires_a_certificate_of_the_cluster_ca(peers, certs):
 
 
 def start_peer_process(backend, root, name, args, env):
-    os.makedirs(root, exist_ok=True)
-    log = open(os.path.join(root, f"{name}.log"), "wb")
-    proc = subprocess.Popen([BIN, "--storage", backend, "--storage-path", os.path.join(root, name),
-                             "--http-port", str(free_port()), "--grpc-port", str(free_port()),
-                             "--host", "127.0.0.1", *args],
-                            env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=log)
-    return proc, log
+    """A peer that must not make it into the cluster, started without waiting for it."""
+    return ServerProcess(backend, os.path.join(root, name), args=args, env=env, wait=False)
 
 
-def finish(proc, log, timeout=90):
-    """Wait for a peer that must not make it into the cluster; returns (exit code, log text)."""
+def finish(srv, timeout=90):
+    """Wait for such a peer to stop; returns (exit code, log text)."""
     try:
-        code = proc.wait(timeout=timeout)
+        code = srv.proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+        srv.proc.kill()
+        srv.proc.wait()
         code = None
-    log.close()
-    return code, open(log.name).read()
+    srv.log.close()
+    with open(srv.log.name) as f:
+        return code, f.read()
 
 
 def start_failing(backend, root, name, args, env):
-    return finish(*start_peer_process(backend, root, name, args, env))
+    return finish(start_peer_process(backend, root, name, args, env))
 
 
 def test_peers_check_each_others_certificates(certs, tmp_path):
@@ -217,9 +205,9 @@ def test_peers_check_each_others_certificates(certs, tmp_path):
                                    tls_env(certs, rogue_p2p, cert="rogue"))
         joiner = start_peer_process("sqlite", str(tmp_path), "joiner", peer_args(joiner_p2p, misnamed_p2p),
                                     tls_env(certs, joiner_p2p))
-        code, log = finish(*rogue)
+        code, log = finish(rogue)
         assert code not in (0, None) and "cannot join the cluster" in log, log
-        code, log = finish(*joiner)
+        code, log = finish(joiner)
         assert code not in (0, None) and "certificate not valid for name" in log, log
         with open(first.log.name) as f:
             refused = f.read()

@@ -52,17 +52,6 @@ pub struct ClusterOptions {
     pub tls: Option<tokio_rustls::TlsConnector>,
 }
 
-impl std::fmt::Debug for ClusterOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClusterOptions")
-            .field("uri", &self.uri)
-            .field("bootstrap", &self.bootstrap)
-            .field("tick", &self.tick)
-            .field("tls", &self.tls.is_some())
-            .finish()
-    }
-}
-
 /// What replica sets need from the node: the applied state, peer connections, a runtime.
 pub struct NodeShared {
     pub me: PeerId,
@@ -450,12 +439,15 @@ impl ClusterNode {
         });
     }
 
+    /// Whether this peer has applied what a leader a majority follows had applied (waiting up
+    /// to 10 s for it); false while no such leader answers.
     async fn caught_up_with_leader(&self) -> bool {
         let leader = self.raft.metrics().borrow().current_leader;
         let Some(leader) = leader else { return false };
         if leader == self.shared.me {
-            // A leader holds every committed entry.
-            return true;
+            // Only a leader a majority still follows holds every committed entry (a peer cut
+            // off may still believe it leads).
+            return matches!(tokio::time::timeout(RAFT_TIMEOUT, self.raft.ensure_linearizable()).await, Ok(Ok(_)));
         }
         let Some(uri) = self.shared.uri_of(leader) else { return false };
         let target = match self.shared.clients.call(&uri, PeerRequest::AppliedIndex, RAFT_TIMEOUT).await {
@@ -477,23 +469,12 @@ impl ClusterNode {
     /// replica that could not be created or removed here), and starts the recovery of its Dead
     /// replicas. Unavailable while no leader answers or the state is not reached in time.
     pub async fn synchronize(self: &Arc<Self>) -> Result<(), CollectionError> {
-        let unavailable = || {
-            CollectionError::Unavailable(
+        if !self.caught_up_with_leader().await {
+            return Err(CollectionError::Unavailable(
                 "cannot synchronize this peer: no leader answers, or its applied state was not reached within \
                  10 s"
                     .into(),
-            )
-        };
-        let leader = self.raft.metrics().borrow().current_leader;
-        if leader == Some(self.shared.me) {
-            // Only a leader a majority still follows holds every committed entry (a peer cut off
-            // may still believe it leads).
-            match tokio::time::timeout(RAFT_TIMEOUT, self.raft.ensure_linearizable()).await {
-                Ok(Ok(_)) => {}
-                _ => return Err(unavailable()),
-            }
-        } else if !self.caught_up_with_leader().await {
-            return Err(unavailable());
+            ));
         }
         let node = self.clone();
         tokio::task::spawn_blocking(move || {
