@@ -18,10 +18,20 @@ BIN = os.environ.get("QDRANT_BIN", os.path.join(ROOT, "target", "debug", "qdrant
 BACKENDS = ["sqlite", "rocksdb"]
 
 
+_GIVEN_PORTS = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port nothing listens on, never one handed out before in this session: the
+    port is free again once this returns, so a server's HTTP port could otherwise be the P2P
+    port chosen for a peer that has not started yet."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _GIVEN_PORTS:
+            _GIVEN_PORTS.add(port)
+            return port
 
 
 class ServerProcess:

@@ -6,9 +6,11 @@
 //! - [`p2p`]: the peer-to-peer gRPC service (port 6335) and its client;
 //! - [`p2p_tls`]: TLS connections to peers (`cluster.p2p.enable_tls`);
 //! - [`replica_set`]: a shard's replicas behind the collection layer's `Shard` trait;
+//! - [`copied_writes`]: which replicated writes a copy of a shard already holds;
 //! - [`transfer`]: serving peers' shard calls, recovering a replica by streaming records;
 //! - [`node`]: this peer: Raft (openraft), joining, proposals, following the applied state.
 
+pub mod copied_writes;
 pub mod node;
 pub mod p2p;
 pub mod p2p_tls;

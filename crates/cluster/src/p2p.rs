@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::Status;
 
+use crate::copied_writes::{OpCursor, OpId};
 use crate::raft_types::TypeConfig;
 use crate::state::{MetaOp, MetaResult, PeerId};
 
@@ -92,11 +93,14 @@ pub enum PeerReply {
 /// Calls of the `Shard` trait, made on a replica that lives on another peer.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum ShardCall {
-    /// A write, with the routing version of the shard its coordinator sent it by.
+    /// A write, with the routing version of the shard its coordinator sent it by and the id
+    /// it gave the write (the same for every replica).
     Update {
         op: UpdateOp,
         wait: bool,
         version: u64,
+        #[serde(default)]
+        op_id: Option<OpId>,
     },
     /// A write with `medium`/`strong` ordering, sent to the peer that orders the shard's
     /// writes: it sends it on to every replica, one such write at a time.
@@ -138,6 +142,12 @@ pub enum ShardCall {
         indices: Vec<u32>,
     },
     Stats,
+    /// Records of `ids` (whole) for a copy into another replica, with the ids of the filter
+    /// writes this replica applied after `after` (see [`crate::copied_writes`]).
+    CopyBatch {
+        ids: Vec<PointId>,
+        after: Option<OpCursor>,
+    },
     /// Snapshot this peer's replica into a file a snapshot transfer then reads.
     SnapshotCreate,
     /// Up to `len` bytes of a transfer snapshot from `offset`.
@@ -188,6 +198,16 @@ pub enum ShardReply {
         name: String,
         size: u64,
         sha256: String,
+        /// The ids of the writes the snapshot holds, of those this replica remembers.
+        #[serde(default)]
+        held: Vec<OpId>,
+    },
+    /// A copied batch: its records, the ids of the filter writes applied before they were
+    /// read (since the request's cursor), and the cursor for the next batch.
+    CopiedBatch {
+        records: Vec<WireRecord>,
+        held: Vec<OpId>,
+        cursor: OpCursor,
     },
     /// Raw bytes (MessagePack bin, not an array of numbers).
     Bytes(#[serde(with = "serde_bytes")] Vec<u8>),
@@ -257,6 +277,9 @@ impl From<P2pError> for CollectionError {
 
 // --- codec ----------------------------------------------------------------------------------
 
+/// What a peer answers to a message it cannot decode, such as a call its build does not know.
+pub const UNDECODABLE: &str = "undecodable peer message";
+
 /// Encodes `E` and decodes `D` as MessagePack (maps with field names) inside gRPC frames.
 pub struct WireCodec<E, D>(PhantomData<fn(E) -> D>);
 
@@ -297,7 +320,7 @@ impl<D: DeserializeOwned> Decoder for WireDecoder<D> {
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<D>, Status> {
         rmp_serde::from_read(src.reader())
             .map(Some)
-            .map_err(|e| Status::invalid_argument(format!("undecodable peer message: {e}")))
+            .map_err(|e| Status::invalid_argument(format!("{UNDECODABLE}: {e}")))
     }
 }
 
@@ -522,9 +545,9 @@ mod tests {
             vectors: vectors.clone(),
             payload: Some(payload),
         }]);
-        let call = ShardCall::Update { op, wait: true, version: 3 };
+        let call = ShardCall::Update { op, wait: true, version: 3, op_id: Some(11) };
         match roundtrip(&call) {
-            ShardCall::Update { op: UpdateOp::Upsert(points), wait: true, version: 3 } => {
+            ShardCall::Update { op: UpdateOp::Upsert(points), wait: true, version: 3, op_id: Some(11) } => {
                 assert_eq!(points[0].vectors, vectors);
                 assert_eq!(points[0].id, PointId::Num(7));
             }
@@ -535,8 +558,12 @@ mod tests {
             "must_not": [{"has_id": [1, "6e7b3b36-3a4f-4a0e-8c4e-1d5f2b8f9a10"]}]
         }))
         .expect("filter");
-        let del =
-            ShardCall::Update { op: UpdateOp::Delete(PointSelection::Filter(filter.clone())), wait: false, version: 0 };
+        let del = ShardCall::Update {
+            op: UpdateOp::Delete(PointSelection::Filter(filter.clone())),
+            wait: false,
+            version: 0,
+            op_id: None,
+        };
         match roundtrip(&del) {
             ShardCall::Update { op: UpdateOp::Delete(PointSelection::Filter(f)), .. } => assert_eq!(f, filter),
             other => panic!("unexpected {other:?}"),

@@ -12,15 +12,17 @@ use std::time::{Duration, Instant};
 use parking_lot::{Mutex, RwLock};
 use qd_collection::consistency::{self, ReadConsistency, ReadPlan};
 use qd_collection::operations::{
-    PointInsert, PointSelection, Record, ShardHit, ShardSearch, ShardStats, UpdateOp, UpdateResult, WithSelectors,
-    WriteOrdering,
+    PointInsert, PointSelection, Record, ShardHit, ShardSearch, ShardStats, UpdateOp, UpdateResult, UpdateStatus,
+    WithSelectors, WriteOrdering,
 };
 use qd_collection::shard::{OptimizationInfo, Shard, ShardId, SnapshotSource};
 use qd_collection::{CollectionError, LocalShards, Result, StagedSnapshot};
 use qd_core::filter::Filter;
 use qd_core::json_path::JsonPath;
+use qd_core::selectors::{PayloadSelector, VectorSelector};
 use qd_core::PointId;
 
+use crate::copied_writes::{LiveWrite, OpCursor, OpId, RecentOps, Reflected, Since, KEEP_OPS_FOR, MAX_RECENT_OPS};
 use crate::node::NodeShared;
 use crate::p2p::{P2pError, PeerReply, PeerRequest, ShardCall, ShardReply, WireError};
 use crate::state::{PeerId, ReplicaState, TransferMethod};
@@ -30,6 +32,9 @@ const READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a peer may take to apply a write; one that does not answer in time (frozen,
 /// partitioned) is marked Dead, so later writes do not wait for it.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest a write can be on its way to a replica: its coordinator's retries end after
+/// [`WRITE_TIMEOUT`], and the last one may take as long again.
+const WRITE_IN_FLIGHT: Duration = Duration::from_secs(20);
 
 pub struct ReplicaSet {
     collection: String,
@@ -41,8 +46,15 @@ pub struct ReplicaSet {
     node: Arc<NodeShared>,
     /// What live writes did to this peer's replica while it receives a copy (not Active).
     tracking: Mutex<Option<Tracking>>,
-    /// Shared by live writes to the local replica, exclusive while a copied batch is written:
-    /// a batch is filtered against the live writes and written as one step.
+    /// What the last copy into this replica held, kept for [`WRITE_IN_FLIGHT`] after it
+    /// ended: a write it held may still be on its way here.
+    settled: Mutex<Option<(Instant, Reflected)>>,
+    /// The writes this peer's replica applied lately, for copies read from it.
+    applied: Mutex<AppliedOps>,
+    /// Shared by live writes to the local replica, exclusive while a copied batch is written
+    /// (a batch is filtered against the live writes and written as one step) and, on a
+    /// source, while a batch is read or a snapshot's moment taken (the writes it holds are
+    /// exactly those logged in `applied`; the source's writes wait for that read).
     stream_gate: RwLock<()>,
     /// Held while this peer sends an ordered (`medium`/`strong`) write to the replicas, so
     /// such writes reach every replica in one order.
@@ -53,14 +65,62 @@ pub struct ReplicaSet {
 /// undo them.
 #[derive(Default)]
 struct Tracking {
-    /// Ids written by id: copied records of them are older and are skipped.
+    /// Points replaced whole live (upserts, deletes by id): copied records of them are older
+    /// and are skipped.
     ids: HashSet<PointId>,
-    /// Writes that chose their points by filter, in order: replayed over each copied batch,
-    /// whose points the source may have read before it applied them.
-    by_filter: Vec<UpdateOp>,
+    /// Writes whose effect depends on what the points hold (by filter, partial updates by
+    /// id, conditional), in order: replayed over each copied batch that does not hold them
+    /// (the source read its points before it applied them).
+    partial: Vec<TrackedWrite>,
     /// Every live write, in order, while a snapshot transfer brings this replica: applied
-    /// again over the installed snapshot, which replaces what they wrote.
-    all: Option<Vec<UpdateOp>>,
+    /// again over the installed snapshot unless it holds them.
+    all: Option<Vec<TrackedWrite>>,
+    /// What the copies held, so that writes they hold are not applied twice.
+    reflected: Reflected,
+}
+
+/// A live write applied to a replica receiving a copy, as it was sent (not as narrowed).
+#[derive(Clone)]
+struct TrackedWrite {
+    id: Option<OpId>,
+    at: Instant,
+    op: UpdateOp,
+}
+
+impl Tracking {
+    /// A copy begins now: writes applied here longer than [`WRITE_IN_FLIGHT`] ago reached the
+    /// source long before (or it missed them and was marked Dead, ending the copy), so every
+    /// read of this copy holds them; they are not replayed, nor remembered, any more.
+    fn start_copy(&mut self, now: Instant) {
+        let recent = |w: &TrackedWrite| now.saturating_duration_since(w.at) < WRITE_IN_FLIGHT;
+        self.partial.retain(recent);
+        if let Some(all) = self.all.as_mut() {
+            all.retain(recent);
+        }
+        self.reflected.start_copy();
+    }
+}
+
+/// The ids of the writes a replica applied lately: those whose effect depends on what the
+/// points hold (what a copied batch must know) and all (what a snapshot must know, and what
+/// a retried write is recognised by).
+struct AppliedOps {
+    partial: RecentOps,
+    all: RecentOps,
+}
+
+impl Default for AppliedOps {
+    fn default() -> Self {
+        AppliedOps {
+            partial: RecentOps::new(KEEP_OPS_FOR, MAX_RECENT_OPS),
+            all: RecentOps::new(KEEP_OPS_FOR, MAX_RECENT_OPS),
+        }
+    }
+}
+
+/// The answer to a write that needs nothing more done.
+fn done(wait: bool) -> UpdateResult {
+    UpdateResult { operation_id: None, status: if wait { UpdateStatus::Completed } else { UpdateStatus::Acknowledged } }
 }
 
 impl ReplicaSet {
@@ -78,6 +138,8 @@ impl ReplicaSet {
             files,
             node,
             tracking: Mutex::new(None),
+            settled: Mutex::new(None),
+            applied: Mutex::new(AppliedOps::default()),
             stream_gate: RwLock::new(()),
             order: Mutex::new(()),
         };
@@ -136,7 +198,9 @@ impl ReplicaSet {
         }
         let Some(local) = self.local.write().take() else { return Ok(()) };
         // What live writes did to this replica goes with it (a later copy starts afresh).
-        self.end_tracking();
+        self.tracking.lock().take();
+        self.settled.lock().take();
+        *self.applied.lock() = AppliedOps::default();
         local.shutdown()?;
         drop(local);
         if let Some(files) = &self.files {
@@ -181,21 +245,104 @@ impl ReplicaSet {
     /// remembered.
     pub fn begin_tracking(&self, whole: bool) {
         let mut tracking = self.tracking.lock();
-        let t = tracking.get_or_insert_with(Tracking::default);
+        let t = tracking.get_or_insert_with(|| Tracking {
+            // Writes the previous copy held may still arrive.
+            reflected: self.take_settled().unwrap_or_default(),
+            ..Tracking::default()
+        });
         if whole && t.all.is_none() {
             t.all = Some(Vec::new());
         }
     }
 
-    /// Stop remembering (the replica is Active).
+    /// Stop remembering (the replica is Active); what the copies held is kept a while, for
+    /// writes still on their way.
     pub fn end_tracking(&self) {
-        self.tracking.lock().take();
+        if let Some(t) = self.tracking.lock().take() {
+            if !t.reflected.is_empty() {
+                *self.settled.lock() = Some((Instant::now() + WRITE_IN_FLIGHT, t.reflected));
+            }
+        }
+    }
+
+    /// What the last copy held, while writes it held may still arrive.
+    fn take_settled(&self) -> Option<Reflected> {
+        self.settled.lock().take().filter(|(until, _)| Instant::now() < *until).map(|(_, r)| r)
+    }
+
+    /// A new copy into this replica begins: its source reports afresh what it holds.
+    pub(crate) fn start_copy(&self) {
+        if let Some(t) = self.tracking.lock().as_mut() {
+            t.start_copy(Instant::now());
+        }
+    }
+
+    /// What live write `op_id` should still do here, given what the copies held.
+    fn live_write(&self, op_id: Option<OpId>) -> LiveWrite {
+        if let Some(t) = self.tracking.lock().as_ref() {
+            return t.reflected.live(op_id);
+        }
+        let mut settled = self.settled.lock();
+        match settled.as_ref() {
+            Some((until, r)) if Instant::now() < *until => r.live(op_id),
+            Some(_) => {
+                settled.take();
+                LiveWrite::All
+            }
+            None => LiveWrite::All,
+        }
+    }
+
+    /// Log write `op_id` as applied to this peer's replica (`stream_gate` is held).
+    fn log_applied(&self, op_id: Option<OpId>, partial: bool) {
+        if let Some(id) = op_id {
+            let now = Instant::now();
+            let mut applied = self.applied.lock();
+            applied.all.push(id, now);
+            if partial {
+                applied.partial.push(id, now);
+            }
+        }
+    }
+
+    /// Read the records of `ids` (whole) for a copy into another replica, with the filter
+    /// writes applied before the read, since `after`. Live writes wait meanwhile.
+    pub(crate) fn read_for_copy(&self, ids: &[PointId], after: Option<OpCursor>) -> Result<(Vec<Record>, Since)> {
+        let _fence = self.stream_gate.write();
+        let local =
+            self.ensure_local()?.ok_or_else(|| CollectionError::NotFound("no local replica of this shard".into()))?;
+        let with = WithSelectors { payload: PayloadSelector::All, vector: VectorSelector::All };
+        let records = local.retrieve(ids, &with)?;
+        let since = self.applied.lock().partial.since(after);
+        if !since.complete {
+            tracing::warn!(
+                collection = %self.collection,
+                shard = self.id,
+                "this replica no longer knows every write it applied since the copy's previous batch (restarted, or \
+                 writes came faster than it remembers); the copy may apply some twice"
+            );
+        }
+        Ok((records, since))
+    }
+
+    /// Stop live writes to this peer's replica until the guard is dropped, and the ids of
+    /// every write it holds by then (a snapshot's moment).
+    pub(crate) fn fence_writes(&self) -> (parking_lot::RwLockWriteGuard<'_, ()>, Vec<OpId>) {
+        let fence = self.stream_gate.write();
+        let held = self.applied.lock().all.since(None).ids;
+        (fence, held)
     }
 
     /// Apply a write its coordinator routed by the shard's replica set at `version` to this
     /// peer's replica. Refused as [`WireError::Stale`] when this peer applied a newer replica
     /// set: the coordinator may not have sent it to a replica added since.
-    pub fn apply_routed(&self, op: UpdateOp, wait: bool, version: u64) -> std::result::Result<UpdateResult, WireError> {
+    pub fn apply_routed(
+        &self,
+        op: UpdateOp,
+        wait: bool,
+        version: u64,
+        op_id: Option<OpId>,
+    ) -> std::result::Result<UpdateResult, WireError> {
         let _routing = self.node.routing_gate.read();
         let current = self.node.version(&self.collection, self.id);
         if version < current {
@@ -207,18 +354,40 @@ impl ReplicaSet {
         let local = self
             .ensure_local()?
             .ok_or_else(|| WireError::NotFound(format!("shard {} has no replica on peer {}", self.id, self.node.me)))?;
+        // A write sent again (its coordinator caught up with a newer replica set) that this
+        // replica applied already: applying it twice could undo what came in between.
+        if op_id.is_some_and(|id| self.applied.lock().all.contains(id)) {
+            return Ok(done(wait));
+        }
+        let replaced = op.replaced_points();
+        let partial = replaced.is_none();
+        // A copy that already holds this write (it reached the source first) brought its
+        // effect with the points it wrote.
+        let narrowed = match self.live_write(op_id) {
+            LiveWrite::All => None,
+            LiveWrite::Outside(copied) => Some(op.outside_ids(&copied)),
+            LiveWrite::Only(rest) => Some(op.within_ids(&rest)),
+            LiveWrite::Skip => {
+                self.log_applied(op_id, partial);
+                return Ok(done(wait));
+            }
+        };
         let tracked = self.tracking.lock().as_ref().map(|t| {
-            let whole = t.all.is_some().then(|| op.clone());
-            match op.explicit_ids() {
-                Some(ids) => (ids, None, whole),
-                None => (Vec::new(), Some(op.clone()), whole),
+            let write = TrackedWrite { id: op_id, at: Instant::now(), op: op.clone() };
+            let whole = t.all.is_some().then(|| write.clone());
+            match &replaced {
+                Some(ids) => (ids.clone(), None, whole),
+                None => (Vec::new(), Some(write), whole),
             }
         });
-        let result = local.update(op, wait);
-        if let (Some((ids, by_filter, whole)), Some(tracking)) = (tracked, self.tracking.lock().as_mut()) {
+        let result = local.update(narrowed.unwrap_or(op), wait);
+        if result.is_ok() {
+            self.log_applied(op_id, partial);
+        }
+        if let (Some((ids, partial, whole)), Some(tracking)) = (tracked, self.tracking.lock().as_mut()) {
             if result.is_ok() {
                 tracking.ids.extend(ids);
-                tracking.by_filter.extend(by_filter);
+                tracking.partial.extend(partial);
                 if let (Some(all), Some(op)) = (tracking.all.as_mut(), whole) {
                     all.push(op);
                 }
@@ -233,10 +402,12 @@ impl ReplicaSet {
     }
 
     /// Write a batch of records copied from the source into this peer's replica, keeping what
-    /// live writes left: records of ids written live are skipped, and live writes by filter
-    /// are replayed over the rest.
-    pub(crate) fn apply_copied(&self, local: &dyn Shard, records: Vec<Record>) -> Result<()> {
+    /// live writes left: records of points replaced live are skipped, and live writes of the
+    /// other kind that the source had not applied when it read the batch (`held` lists those
+    /// it had, since the previous batch) are replayed over the rest.
+    pub(crate) fn apply_copied(&self, local: &dyn Shard, records: Vec<Record>, held: Vec<OpId>) -> Result<()> {
         let _stream = self.stream_gate.write();
+        let held: HashSet<OpId> = held.into_iter().collect();
         let (points, replay) = {
             let tracking = self.tracking.lock();
             let written = |id: &PointId| tracking.as_ref().is_some_and(|t| t.ids.contains(id));
@@ -245,29 +416,51 @@ impl ReplicaSet {
                 .filter(|r| !written(&r.id))
                 .map(|r| PointInsert { id: r.id, vectors: r.vector.unwrap_or_default(), payload: r.payload })
                 .collect();
-            (points, tracking.as_ref().map(|t| t.by_filter.clone()).unwrap_or_default())
+            let holds =
+                |t: &Tracking, id: Option<OpId>| t.reflected.holds(id) || id.is_some_and(|id| held.contains(&id));
+            let replay: Vec<UpdateOp> = tracking
+                .as_ref()
+                .map(|t| t.partial.iter().filter(|w| !holds(t, w.id)).map(|w| w.op.clone()).collect())
+                .unwrap_or_default();
+            (points, replay)
         };
-        if points.is_empty() {
-            return Ok(());
-        }
         let ids: BTreeSet<PointId> = points.iter().map(|p| p.id).collect();
-        local.update(UpdateOp::Upsert(points), true)?;
-        for op in replay {
-            local.update(op.within_ids(&ids), true)?;
+        if !points.is_empty() {
+            local.update(UpdateOp::Upsert(points), true)?;
+            for op in replay {
+                local.update(op.within_ids(&ids), true)?;
+            }
+        }
+        // Recorded once written: a batch that failed wrote nothing this copy relies on.
+        if let Some(t) = self.tracking.lock().as_mut() {
+            t.reflected.batch_copied(held, ids);
         }
         Ok(())
     }
 
     /// Replace this peer's replica with the shard snapshot in `archive` (copied from the
-    /// source, verified against `sha256`), then apply again every live write it received since
-    /// the transfer began. Live writes wait meanwhile.
-    pub(crate) fn install_snapshot(&self, archive: &mut dyn std::io::Read, size: u64, sha256: &str) -> Result<()> {
+    /// source, verified against `sha256`, holding the writes `held`), then apply again every
+    /// live write it received since the transfer began that the snapshot does not hold. Live
+    /// writes wait meanwhile.
+    pub(crate) fn install_snapshot(
+        &self,
+        archive: &mut dyn std::io::Read,
+        size: u64,
+        sha256: &str,
+        held: Vec<OpId>,
+    ) -> Result<()> {
         let files = self.files()?;
         let staged = files.stage(archive, Some(size), sha256)?;
         self.replace_local(
             || files.install(staged, self.id),
             |opened| {
-                let replay = self.tracking.lock().as_ref().and_then(|t| t.all.clone()).unwrap_or_default();
+                let replay: Vec<UpdateOp> = {
+                    let mut tracking = self.tracking.lock();
+                    let Some(t) = tracking.as_mut() else { return Ok(()) };
+                    t.reflected.snapshot_installed(held);
+                    let all = t.all.as_deref().unwrap_or_default();
+                    all.iter().filter(|w| !t.reflected.holds(w.id)).map(|w| w.op.clone()).collect()
+                };
                 replay.into_iter().try_for_each(|op| opened.update(op, true).map(|_| ()))
             },
         )
@@ -510,13 +703,15 @@ impl ReplicaSet {
         self.update(op, wait)
     }
 
-    /// Send one write to every replica in `targets` in parallel (this peer's directly).
+    /// Send one write (`op_id`) to every replica in `targets` in parallel (this peer's
+    /// directly).
     fn send_write(
         &self,
         targets: &[(PeerId, ReplicaState)],
         op: &UpdateOp,
         wait: bool,
         version: u64,
+        op_id: OpId,
     ) -> Vec<(PeerId, ReplicaState, std::result::Result<UpdateResult, P2pError>)> {
         let me = self.node.me;
         std::thread::scope(|scope| {
@@ -526,9 +721,10 @@ impl ReplicaSet {
                     let op = op.clone();
                     scope.spawn(move || {
                         let result = if peer == me {
-                            self.apply_routed(op, wait, version).map_err(P2pError::Remote)
+                            self.apply_routed(op, wait, version, Some(op_id)).map_err(P2pError::Remote)
                         } else {
-                            self.remote_update(peer, ShardCall::Update { op, wait, version }, WRITE_TIMEOUT)
+                            let call = ShardCall::Update { op, wait, version, op_id: Some(op_id) };
+                            self.remote_update(peer, call, WRITE_TIMEOUT)
                         };
                         (peer, state, result)
                     })
@@ -598,6 +794,8 @@ impl Shard for ReplicaSet {
 
     fn update(&self, op: UpdateOp, wait: bool) -> Result<UpdateResult> {
         let deadline = Instant::now() + WRITE_TIMEOUT;
+        // One id for the write on every replica, whichever routing it is sent by.
+        let op_id: OpId = rand::random();
         loop {
             let (replicas, version) = self.node.routing(&self.collection, self.id);
             let targets: Vec<(PeerId, ReplicaState)> = replicas.into_iter().filter(|(_, s)| s.takes_writes()).collect();
@@ -607,7 +805,7 @@ impl Shard for ReplicaSet {
                     self.id, self.node.me
                 )));
             }
-            let results = self.send_write(&targets, &op, wait, version);
+            let results = self.send_write(&targets, &op, wait, version, op_id);
             let newer = results
                 .iter()
                 .filter_map(|(_, _, r)| match r {
@@ -617,7 +815,8 @@ impl Shard for ReplicaSet {
                 .max();
             match newer {
                 // A replica applied a newer replica set: catch up with it and send the write
-                // again, to every replica of the new set (writes are idempotent).
+                // again, to every replica of the new set (one that applied it already knows
+                // its id and does not apply it twice).
                 Some(v) if self.node.wait_version(&self.collection, self.id, v, deadline) => continue,
                 Some(v) => {
                     return Err(CollectionError::Unavailable(format!(

@@ -9,9 +9,11 @@
 //! (every peer then sends it new writes, and a write routed before that is refused by the
 //! replicas as stale and sent again), the ids those writes touch are remembered, streamed
 //! records of remembered ids are skipped, since the live write is newer, and live writes that
-//! chose their points by filter are replayed over each streamed batch. Points the source no
-//! longer has are deleted at the end. Only then is the replica Active again; one that missed a
-//! write meanwhile was marked Dead and copies again.
+//! chose their points by filter are replayed over each streamed batch that does not hold them
+//! yet: the source says with each batch which such writes it had applied before reading it
+//! ([`crate::copied_writes`]). Points the source no longer has are deleted at the end. Only
+//! then is the replica Active again; one that missed a write meanwhile was marked Dead and
+//! copies again.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -21,13 +23,14 @@ use std::time::Duration;
 
 use qd_collection::operations::{Record, WithSelectors};
 use qd_collection::shard::{Shard, ShardId};
-use qd_collection::snapshot::{no_progress, snapshot_shard};
+use qd_collection::snapshot::{no_progress, snapshot_shard_fenced};
 use qd_collection::{CollectionError, Registry, Result};
 use qd_core::selectors::{PayloadSelector, VectorSelector};
 use qd_core::PointId;
 
+use crate::copied_writes::OpCursor;
 use crate::node::ClusterNode;
-use crate::p2p::{PeerReply, PeerRequest, ShardCall, ShardReply, WireError, WireRecord};
+use crate::p2p::{PeerReply, PeerRequest, ShardCall, ShardReply, WireError, WireRecord, UNDECODABLE};
 use crate::replica_set::ReplicaSet;
 use crate::state::{MetaOp, PeerId, ReplicaState, TransferMethod};
 
@@ -45,17 +48,34 @@ pub fn serve_call(
     call: ShardCall,
 ) -> std::result::Result<ShardReply, WireError> {
     match call {
-        ShardCall::Update { op, wait, version } => Ok(ShardReply::Updated(set.apply_routed(op, wait, version)?)),
+        ShardCall::Update { op, wait, version, op_id } => {
+            Ok(ShardReply::Updated(set.apply_routed(op, wait, version, op_id)?))
+        }
+        ShardCall::CopyBatch { ids, after } => {
+            let (records, since) = set.read_for_copy(&ids, after)?;
+            Ok(ShardReply::CopiedBatch {
+                records: records.into_iter().map(Into::into).collect(),
+                held: since.ids,
+                cursor: since.cursor,
+            })
+        }
         ShardCall::UpdateOrdered { op, wait } => Ok(ShardReply::Updated(set.lead_write(op, wait)?)),
         ShardCall::SnapshotCreate => {
             let name = format!("transfer-{:016x}.snapshot", rand::random::<u64>());
             let path = transfer_file(registry, &name)?;
+            // The writes the snapshot holds: those applied when its moment was taken.
+            let mut held = Vec::new();
             let made = std::fs::File::create(&path).map_err(|e| io_error(&path, e)).and_then(|file| {
                 let c = registry.get(collection)?;
-                snapshot_shard(&c, set.id(), std::io::BufWriter::new(file), &path, &mut no_progress)
+                let fence = || {
+                    let (guard, ids) = set.fence_writes();
+                    held = ids;
+                    guard
+                };
+                snapshot_shard_fenced(&c, set.id(), std::io::BufWriter::new(file), &path, &mut no_progress, fence)
             });
             match made {
-                Ok((_, size, sha256)) => Ok(ShardReply::SnapshotCreated { name, size, sha256 }),
+                Ok((_, size, sha256)) => Ok(ShardReply::SnapshotCreated { name, size, sha256, held }),
                 Err(e) => {
                     let _ = std::fs::remove_file(&path);
                     Err(e.into())
@@ -109,6 +129,7 @@ fn serve_read(set: &ReplicaSet, call: ShardCall) -> Result<ShardReply> {
     Ok(match call {
         ShardCall::Update { .. }
         | ShardCall::UpdateOrdered { .. }
+        | ShardCall::CopyBatch { .. }
         | ShardCall::SnapshotCreate
         | ShardCall::SnapshotRead { .. }
         | ShardCall::SnapshotDrop { .. } => return Err(CollectionError::Internal("not a read".into())),
@@ -211,10 +232,12 @@ async fn copy_snapshot(
     shard: ShardId,
     source: PeerId,
 ) -> Result<usize> {
-    let (name, size, sha256) = match call_source(node, source, collection, shard, ShardCall::SnapshotCreate).await? {
-        ShardReply::SnapshotCreated { name, size, sha256 } => (name, size, sha256),
-        _ => return Err(CollectionError::Internal("mismatched reply to a snapshot".into())),
-    };
+    set.start_copy();
+    let (name, size, sha256, held) =
+        match call_source(node, source, collection, shard, ShardCall::SnapshotCreate).await? {
+            ShardReply::SnapshotCreated { name, size, sha256, held } => (name, size, sha256, held),
+            _ => return Err(CollectionError::Internal("mismatched reply to a snapshot".into())),
+        };
     let path = transfers_dir(node.registry())?.join(format!("incoming-{:016x}.snapshot", rand::random::<u64>()));
     let copied = download(node, collection, shard, source, &name, size, &path).await;
     let dropped = ShardCall::SnapshotDrop { name };
@@ -226,7 +249,7 @@ async fn copy_snapshot(
             let (set, path) = (set.clone(), path.clone());
             blocking(move || {
                 let file = std::fs::File::open(&path).map_err(|e| io_error(&path, e))?;
-                set.install_snapshot(&mut std::io::BufReader::new(file), size, &sha256)?;
+                set.install_snapshot(&mut std::io::BufReader::new(file), size, &sha256, held)?;
                 set.local().map_or(Ok(0), |l| l.count(None))
             })
             .await
@@ -285,7 +308,10 @@ async fn stream(
         .await?
         .ok_or_else(|| CollectionError::NotFound(format!("shard {shard} of `{collection}` has no local replica")))?;
     let mut delta = method != Some(TransferMethod::StreamRecords);
-    let with = WithSelectors { payload: PayloadSelector::All, vector: VectorSelector::All };
+    set.start_copy();
+    // Where this copy stands in the source's log of filter writes.
+    let mut after: Option<OpCursor> = None;
+    let mut legacy = false;
     let mut seen: HashSet<PointId> = HashSet::new();
     let mut copied = 0;
     let mut from = None;
@@ -329,13 +355,29 @@ async fn stream(
         };
         if !page.is_empty() {
             copied += page.len();
-            let call = ShardCall::Retrieve { ids: page, with: with.clone() };
-            let records: Vec<Record> = match call_source(node, source, collection, shard, call).await? {
-                ShardReply::Records(r) => r.into_iter().map(Into::into).collect(),
-                _ => return Err(CollectionError::Internal("mismatched reply to a retrieve".into())),
+            let (records, held) = if legacy {
+                (retrieve(node, source, collection, shard, page).await?, Vec::new())
+            } else {
+                let call = ShardCall::CopyBatch { ids: page.clone(), after };
+                match call_source(node, source, collection, shard, call).await {
+                    Ok(ShardReply::CopiedBatch { records, held, cursor }) => {
+                        after = Some(cursor);
+                        (records.into_iter().map(Record::from).collect(), held)
+                    }
+                    Ok(_) => return Err(CollectionError::Internal("mismatched reply to a copied batch".into())),
+                    // A source of an older build does not know the call: it gives plain
+                    // records, over which every live write by filter is replayed, as that
+                    // build did.
+                    Err(e) if after.is_none() && e.to_string().contains(UNDECODABLE) => {
+                        tracing::warn!(collection, shard, error = %e, "no copied batches from the source; reading plain records");
+                        legacy = true;
+                        (retrieve(node, source, collection, shard, page).await?, Vec::new())
+                    }
+                    Err(e) => return Err(e),
+                }
             };
             let (set2, local2) = (set.clone(), local.clone());
-            blocking(move || set2.apply_copied(&*local2, records)).await?;
+            blocking(move || set2.apply_copied(&*local2, records, held)).await?;
         }
         if from.is_none() {
             break;
@@ -345,6 +387,21 @@ async fn stream(
     let (set2, local2) = (set.clone(), local.clone());
     blocking(move || set2.delete_uncopied(&*local2, &seen)).await?;
     Ok(copied)
+}
+
+/// The whole records of `ids` on the source, by a plain read.
+async fn retrieve(
+    node: &ClusterNode,
+    source: PeerId,
+    collection: &str,
+    shard: ShardId,
+    ids: Vec<PointId>,
+) -> Result<Vec<Record>> {
+    let with = WithSelectors { payload: PayloadSelector::All, vector: VectorSelector::All };
+    match call_source(node, source, collection, shard, ShardCall::Retrieve { ids, with }).await? {
+        ShardReply::Records(r) => Ok(r.into_iter().map(Into::into).collect()),
+        _ => Err(CollectionError::Internal("mismatched reply to a retrieve".into())),
+    }
 }
 
 /// A digest of each of `ids`' records (vectors and payload) in `local`, for the points it has:

@@ -158,6 +158,18 @@ impl UpdateOp {
         }
     }
 
+    /// The points this write replaces whole whatever they held (an upsert, a delete by id);
+    /// `None` for a write whose effect depends on what the points hold (by filter, a partial
+    /// update by id, a conditional write). A copy of a shard skips points replaced live, and
+    /// replays the other kind over what it copies.
+    pub fn replaced_points(&self) -> Option<Vec<PointId>> {
+        match self {
+            UpdateOp::Upsert(points) => Some(points.iter().map(|p| p.id).collect()),
+            UpdateOp::Delete(PointSelection::Ids(ids)) => Some(ids.clone()),
+            _ => None,
+        }
+    }
+
     /// The part of this operation that concerns only the given ids (same kind of operation).
     /// A filter selection is kept as it is.
     pub fn restrict_to(&self, keep: &dyn Fn(&PointId) -> bool) -> UpdateOp {
@@ -171,6 +183,19 @@ impl UpdateOp {
         self.map_selections(
             &|f| Filter::must(vec![Condition::HasId(ids.clone()), Condition::Filter(f.clone())]),
             &|id| ids.contains(id),
+        )
+    }
+
+    /// This operation without the points in `ids`: listed ids in it are dropped and a filter
+    /// selection also requires the point not to be one of them. A write that arrives after a
+    /// copied batch already holding it is applied only to the points outside that batch.
+    pub fn outside_ids(&self, ids: &BTreeSet<PointId>) -> UpdateOp {
+        self.map_selections(
+            &|f| Filter {
+                must: vec![Condition::Filter(f.clone())],
+                ..Filter::must_not(vec![Condition::HasId(ids.clone())])
+            },
+            &|id| !ids.contains(id),
         )
     }
 
@@ -481,6 +506,35 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         assert!(by_filter.explicit_ids().is_none() && by_ids.explicit_ids().is_some());
+    }
+
+    #[test]
+    fn only_upserts_and_deletes_by_id_replace_points() {
+        let id = PointId::Num(1);
+        let upsert = UpdateOp::Upsert(vec![PointInsert { id, vectors: NamedVectors::new(), payload: None }]);
+        assert_eq!(upsert.replaced_points(), Some(vec![id]));
+        assert_eq!(UpdateOp::Delete(PointSelection::Ids(vec![id])).replaced_points(), Some(vec![id]));
+        assert_eq!(UpdateOp::ClearPayload(PointSelection::Ids(vec![id])).replaced_points(), None);
+        assert_eq!(UpdateOp::Delete(PointSelection::Filter(Filter::default())).replaced_points(), None);
+        let insert_only = UpdateCondition { mode: UpdateMode::InsertOnly, filter: None };
+        assert_eq!(UpdateOp::with_condition(upsert, insert_only).replaced_points(), None);
+    }
+
+    #[test]
+    fn outside_ids_leaves_the_batch_out() {
+        let batch: BTreeSet<PointId> = [PointId::Num(1), PointId::Num(2)].into();
+        let by_ids = UpdateOp::Delete(PointSelection::Ids(vec![PointId::Num(2), PointId::Num(3)]));
+        assert!(
+            matches!(by_ids.outside_ids(&batch), UpdateOp::Delete(PointSelection::Ids(ids)) if ids == vec![PointId::Num(3)])
+        );
+        let f = Filter::must(vec![Condition::HasId([PointId::Num(3)].into())]);
+        match UpdateOp::ClearPayload(PointSelection::Filter(f.clone())).outside_ids(&batch) {
+            UpdateOp::ClearPayload(PointSelection::Filter(g)) => {
+                assert_eq!(g.must, vec![Condition::Filter(f)]);
+                assert_eq!(g.must_not, vec![Condition::HasId(batch)]);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
     }
 
     #[test]

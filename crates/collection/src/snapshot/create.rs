@@ -48,7 +48,7 @@ pub fn snapshot_collection<W: Write>(
     dest: &Path,
     progress: ProgressFn<'_>,
 ) -> Result<(W, u64, String)> {
-    snapshot_shards(collection, None, out, dest, progress)
+    snapshot_shards(collection, None, out, dest, progress, || ())
 }
 
 /// Snapshot one shard of a live collection (same archive format, holding that shard only).
@@ -59,15 +59,30 @@ pub fn snapshot_shard<W: Write>(
     dest: &Path,
     progress: ProgressFn<'_>,
 ) -> Result<(W, u64, String)> {
-    snapshot_shards(collection, Some(shard_id), out, dest, progress)
+    snapshot_shards(collection, Some(shard_id), out, dest, progress, || ())
 }
 
-fn snapshot_shards<W: Write>(
+/// [`snapshot_shard`], with `fence` run just before the shard's moment is taken and what it
+/// returns dropped right after: a caller that routes writes to the shard holds them back
+/// there, so it knows which writes the snapshot holds.
+pub fn snapshot_shard_fenced<W: Write, G>(
+    collection: &Collection,
+    shard_id: u32,
+    out: W,
+    dest: &Path,
+    progress: ProgressFn<'_>,
+    fence: impl FnOnce() -> G,
+) -> Result<(W, u64, String)> {
+    snapshot_shards(collection, Some(shard_id), out, dest, progress, fence)
+}
+
+fn snapshot_shards<W: Write, G>(
     collection: &Collection,
     only: Option<u32>,
     out: W,
     dest: &Path,
     progress: ProgressFn<'_>,
+    fence: impl FnOnce() -> G,
 ) -> Result<(W, u64, String)> {
     let all = collection.shards();
     let shards: Vec<_> = all.iter().filter(|s| only.is_none_or(|id| s.id() == id)).cloned().collect();
@@ -96,6 +111,8 @@ fn snapshot_shards<W: Write>(
     }
     let backend = sources.first().map(|(_, s)| s.store.kind()).unwrap_or(BackendKind::Rocksdb);
     let (views, entry) = {
+        // Taken before the commit gates: what it holds back may be waiting for one of them.
+        let _fence = fence();
         // Lock in shard order; update workers hold one gate at a time, so this cannot deadlock.
         let _gates: Vec<_> = sources.iter().map(|(_, s)| s.commit_gate.lock()).collect();
         let views =

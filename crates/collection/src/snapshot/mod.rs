@@ -29,7 +29,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use qd_storage::{BackendKind, KvReadView, KvStore, ScanControl, StorageError, Table, WriteBatch};
 
-pub use create::{snapshot_collection, snapshot_shard, write_collection, CollectionSource};
+pub use create::{snapshot_collection, snapshot_shard, snapshot_shard_fenced, write_collection, CollectionSource};
 pub use files::{SnapshotDescription, SnapshotDir};
 pub use format::FORMAT_VERSION;
 pub use restore::{verify_collection, ArchiveReport, RestoreOptions, Restored};

@@ -38,7 +38,7 @@ impl Peer {
             ("QDRANT__CLUSTER__P2P__PORT", port.as_str()),
             ("QDRANT__LOG_LEVEL", "info"),
         ];
-        let s = Server::spawn(dir, backend, &env, &args);
+        let mut s = Server::spawn(dir, backend, &env, &args);
         s.wait_ready();
         s
     }
@@ -1093,5 +1093,90 @@ fn active_holding(seen_by: &Peer, peer: &Peer, collection: &str, n: usize) -> Re
     match all_points(&peer.server, collection).len() {
         got if got == n => Ok(()),
         got => Err(format!("{got} points on peer {}", peer.peer_id())),
+    }
+}
+
+/// Filter writes go on while a shard is copied into new replicas, by `stream_records` and by
+/// `snapshot`: each round deletes the points tagged with the round's own tag (none yet) and
+/// then tags a group with it. A copy read after both holds them; applying them to it again would
+/// delete the group there. Every replica ends with every point, the same everywhere.
+#[test]
+fn filter_writes_during_a_copy_are_not_applied_twice() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    for backend in BACKENDS {
+        let root = tempfile::tempdir().expect("tempdir");
+        let peers = start_cluster(root.path(), backend);
+        let ids: Vec<u64> = peers.iter().map(Peer::peer_id).collect();
+        let body = json!({"vectors": {"size": 8, "distance": "Dot"}, "shard_number": 1, "replication_factor": 1});
+        peers[0].server.ok("PUT", "/collections/f", Some(&body));
+        for k in 0..10 {
+            peers[0].server.ok("PUT", "/collections/f/points?wait=true", Some(&batch(k * 2000, 2000)));
+        }
+        let source = placement(&peers[0], "f")[&0][0];
+        let targets: Vec<u64> = ids.iter().copied().filter(|p| *p != source).collect();
+        for (target, method) in targets.iter().zip(["stream_records", "snapshot"]) {
+            let stop = std::sync::Arc::new(AtomicBool::new(false));
+            let done = std::sync::Arc::new(AtomicU64::new(0));
+            let writer = {
+                let (stop, done, port) = (stop.clone(), done.clone(), peers[0].server.port);
+                std::thread::spawn(move || {
+                    let client = reqwest::blocking::Client::new();
+                    let base = format!("http://127.0.0.1:{port}/collections/f/points");
+                    // Each round has a tag of its own (a failed write may still have been
+                    // applied), so no delete ever matches a tag already set.
+                    let mut round = 0u64;
+                    let ok = |r: reqwest::Result<reqwest::blocking::Response>| match r {
+                        Ok(r) if r.status().is_success() => true,
+                        Ok(r) => {
+                            eprintln!("write refused: {} {}", r.status(), r.text().unwrap_or_default());
+                            false
+                        }
+                        Err(e) => {
+                            eprintln!("write failed: {e}");
+                            false
+                        }
+                    };
+                    while !stop.load(Ordering::SeqCst) {
+                        let tag = format!("{method}-{round}");
+                        let tagged = json!({"must": [{"key": "tag", "match": {"value": tag}}]});
+                        let group = json!({"must": [{"key": "g", "match": {"value": round % 7}}]});
+                        let deleted =
+                            client.post(format!("{base}/delete?wait=true")).json(&json!({"filter": tagged})).send();
+                        let set = json!({"payload": {"tag": tag}, "filter": group});
+                        let tagged = client.post(format!("{base}/payload?wait=true")).json(&set).send();
+                        if ok(deleted) & ok(tagged) {
+                            done.fetch_add(1, Ordering::SeqCst);
+                        }
+                        round += 1;
+                    }
+                })
+            };
+            std::thread::sleep(Duration::from_millis(100));
+            let before = done.load(Ordering::SeqCst);
+            let op = json!({"replicate_shard": {"shard_id": 0, "from_peer_id": source, "to_peer_id": target, "method": method}});
+            peers[1].server.ok("POST", "/collections/f/cluster", Some(&op));
+            // Peer a (the writers' coordinator) sees the new replica before the copy counts
+            // as done there.
+            wait_for("new replica placed", Duration::from_secs(30), || {
+                match placement(&peers[0], "f")[&0].contains(target) {
+                    true => Ok(()),
+                    false => Err(format!("{:?}", placement(&peers[0], "f"))),
+                }
+            });
+            wait_for("copy done", Duration::from_secs(120), || no_transfers(&peers[0], "f"));
+            let during = done.load(Ordering::SeqCst) - before;
+            stop.store(true, Ordering::SeqCst);
+            writer.join().expect("writer");
+            assert!(during >= 2, "filter writes went on during the {method} copy ({during} rounds, {backend})");
+            wait_for("every replica active", Duration::from_secs(60), || all_active(&peers[0], "f"));
+        }
+        // Each peer holds a replica now and reads its own.
+        for p in &peers {
+            let points = all_points(&p.server, "f");
+            assert_eq!(points.len(), 20_000, "no point was deleted on peer {} ({backend})", p.peer_id());
+            let reference = all_points(&peers[0].server, "f");
+            let differ: Vec<&u64> = points.keys().filter(|id| points.get(*id) != reference.get(*id)).take(5).collect();
+            assert!(differ.is_empty(), "peer {} differs from peer a on points {differ:?} ({backend})", p.peer_id());
+        }
     }
 }

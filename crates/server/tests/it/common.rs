@@ -18,8 +18,19 @@ pub struct Server {
     log: PathBuf,
 }
 
+/// A loopback port nothing listens on, never one handed out before in this test process: the
+/// port is free again once this returns, so without that a server's HTTP port could be the
+/// P2P port chosen for a peer that has not started yet.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port");
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 pub fn bin() -> &'static str {
@@ -33,7 +44,7 @@ impl Server {
     }
 
     pub fn start_with(storage: &Path, backend: &str, env: &[(&str, &str)]) -> Server {
-        let s = Self::spawn(storage, backend, env, &[]);
+        let mut s = Self::spawn(storage, backend, env, &[]);
         s.wait_ready();
         s
     }
@@ -69,9 +80,12 @@ impl Server {
         }
     }
 
-    pub fn wait_ready(&self) {
+    pub fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                panic!("server exited ({status}) before it was ready; log:\n{}", self.log_text());
+            }
             if let Ok(r) = self.client.get(self.url("/readyz")).send() {
                 if r.status().is_success() {
                     return;
