@@ -28,7 +28,8 @@ pub type OpId = u64;
 /// than twice the write timeout before its copy began (older ones the source has applied, or
 /// it missed them and was marked Dead), so this covers them with room to spare.
 pub const KEEP_OPS_FOR: Duration = Duration::from_secs(60);
-/// At most this many ids per log (8 MiB of them with their times), whatever the write rate.
+/// At most this many ids per log (about 17 MiB with their times and lookup set), whatever the
+/// write rate; a log fills only above 8,700 writes a second to one shard.
 pub const MAX_RECENT_OPS: usize = 1 << 19;
 
 /// Where a receiver stands in a source's [`RecentOps`]: what it was told up to.

@@ -68,6 +68,9 @@ struct Tracking {
     /// Points replaced whole live (upserts, deletes by id): copied records of them are older
     /// and are skipped.
     ids: HashSet<PointId>,
+    /// Points any live write named by id (a conditional upsert may have created one): the
+    /// copy's end does not delete them as points the source lacks.
+    touched: HashSet<PointId>,
     /// Writes whose effect depends on what the points hold (by filter, partial updates by
     /// id, conditional), in order: replayed over each copied batch that does not hold them
     /// (the source read its points before it applied them).
@@ -107,6 +110,8 @@ impl Tracking {
 struct AppliedOps {
     partial: RecentOps,
     all: RecentOps,
+    /// Ids of the writes being applied now.
+    in_flight: HashSet<OpId>,
 }
 
 impl Default for AppliedOps {
@@ -114,6 +119,7 @@ impl Default for AppliedOps {
         AppliedOps {
             partial: RecentOps::new(KEEP_OPS_FOR, MAX_RECENT_OPS),
             all: RecentOps::new(KEEP_OPS_FOR, MAX_RECENT_OPS),
+            in_flight: HashSet::new(),
         }
     }
 }
@@ -355,38 +361,60 @@ impl ReplicaSet {
             .ensure_local()?
             .ok_or_else(|| WireError::NotFound(format!("shard {} has no replica on peer {}", self.id, self.node.me)))?;
         // A write sent again (its coordinator caught up with a newer replica set) that this
-        // replica applied already: applying it twice could undo what came in between.
-        if op_id.is_some_and(|id| self.applied.lock().all.contains(id)) {
-            return Ok(done(wait));
+        // replica applied already: applying it twice could undo what came in between. One
+        // still being applied here (the first call timed out on the coordinator) is refused:
+        // the coordinator then marks this replica Dead, and a copy repairs it.
+        if let Some(id) = op_id {
+            let mut applied = self.applied.lock();
+            if applied.all.contains(id) {
+                return Ok(done(wait));
+            }
+            if !applied.in_flight.insert(id) {
+                return Err(WireError::Unavailable(format!("write {id} is being applied on this replica already")));
+            }
         }
+        let result = self.apply_live(&*local, op, wait, op_id);
+        if let Some(id) = op_id {
+            self.applied.lock().in_flight.remove(&id);
+        }
+        Ok(result?)
+    }
+
+    /// Apply live write `op_id` to this peer's replica `local` (`stream_gate` is held), except
+    /// where a copy already brought it, and remember what it did while the replica receives a
+    /// copy.
+    fn apply_live(&self, local: &dyn Shard, op: UpdateOp, wait: bool, op_id: Option<OpId>) -> Result<UpdateResult> {
         let replaced = op.replaced_points();
         let partial = replaced.is_none();
         // A copy that already holds this write (it reached the source first) brought its
         // effect with the points it wrote.
-        let narrowed = match self.live_write(op_id) {
-            LiveWrite::All => None,
-            LiveWrite::Outside(copied) => Some(op.outside_ids(&copied)),
-            LiveWrite::Only(rest) => Some(op.within_ids(&rest)),
-            LiveWrite::Skip => {
-                self.log_applied(op_id, partial);
-                return Ok(done(wait));
-            }
-        };
+        let live = self.live_write(op_id);
         let tracked = self.tracking.lock().as_ref().map(|t| {
+            let touched = op.explicit_ids().unwrap_or_default();
             let write = TrackedWrite { id: op_id, at: Instant::now(), op: op.clone() };
             let whole = t.all.is_some().then(|| write.clone());
-            match &replaced {
-                Some(ids) => (ids.clone(), None, whole),
-                None => (Vec::new(), Some(write), whole),
+            match replaced {
+                Some(ids) => (ids, touched, None, whole),
+                None => (Vec::new(), touched, Some(write), whole),
             }
         });
-        let result = local.update(narrowed.unwrap_or(op), wait);
+        let to_apply = match live {
+            LiveWrite::All => Some(op),
+            LiveWrite::Outside(copied) => Some(op.outside_ids(&copied)),
+            LiveWrite::Only(rest) => Some(op.within_ids(&rest)),
+            LiveWrite::Skip => None,
+        };
+        let result = match to_apply {
+            Some(op) => local.update(op, wait),
+            None => Ok(done(wait)),
+        };
         if result.is_ok() {
             self.log_applied(op_id, partial);
         }
-        if let (Some((ids, partial, whole)), Some(tracking)) = (tracked, self.tracking.lock().as_mut()) {
+        if let (Some((ids, touched, partial, whole)), Some(tracking)) = (tracked, self.tracking.lock().as_mut()) {
             if result.is_ok() {
                 tracking.ids.extend(ids);
+                tracking.touched.extend(touched);
                 tracking.partial.extend(partial);
                 if let (Some(all), Some(op)) = (tracking.all.as_mut(), whole) {
                     all.push(op);
@@ -398,18 +426,30 @@ impl ReplicaSet {
                 }
             }
         }
-        Ok(result?)
+        result
     }
 
     /// Write a batch of records copied from the source into this peer's replica, keeping what
     /// live writes left: records of points replaced live are skipped, and live writes of the
     /// other kind that the source had not applied when it read the batch (`held` lists those
-    /// it had, since the previous batch) are replayed over the rest.
-    pub(crate) fn apply_copied(&self, local: &dyn Shard, records: Vec<Record>, held: Vec<OpId>) -> Result<()> {
+    /// it had, since the previous batch) are replayed over the rest. Writes applied here more
+    /// than [`WRITE_IN_FLIGHT`] before the batch was `asked` for had reached the source by then
+    /// (however long since the previous batch, which the source's log may not cover).
+    pub(crate) fn apply_copied(
+        &self,
+        local: &dyn Shard,
+        records: Vec<Record>,
+        held: Vec<OpId>,
+        asked: Instant,
+    ) -> Result<()> {
         let _stream = self.stream_gate.write();
         let held: HashSet<OpId> = held.into_iter().collect();
+        let settled = |w: &TrackedWrite| w.at + WRITE_IN_FLIGHT < asked;
         let (points, replay) = {
-            let tracking = self.tracking.lock();
+            let mut tracking = self.tracking.lock();
+            if let Some(t) = tracking.as_mut() {
+                t.partial.retain(|w| !settled(w));
+            }
             let written = |id: &PointId| tracking.as_ref().is_some_and(|t| t.ids.contains(id));
             let points: Vec<PointInsert> = records
                 .into_iter()
@@ -427,13 +467,15 @@ impl ReplicaSet {
         let ids: BTreeSet<PointId> = points.iter().map(|p| p.id).collect();
         if !points.is_empty() {
             local.update(UpdateOp::Upsert(points), true)?;
+        }
+        // Recorded once the points are written (they hold `held` whatever the replays do).
+        if let Some(t) = self.tracking.lock().as_mut() {
+            t.reflected.batch_copied(held, ids.iter().copied());
+        }
+        if !ids.is_empty() {
             for op in replay {
                 local.update(op.within_ids(&ids), true)?;
             }
-        }
-        // Recorded once written: a batch that failed wrote nothing this copy relies on.
-        if let Some(t) = self.tracking.lock().as_mut() {
-            t.reflected.batch_copied(held, ids);
         }
         Ok(())
     }
@@ -517,7 +559,8 @@ impl ReplicaSet {
             let ids = local.scroll_ids(from, None, 4097)?;
             let next = ids.get(4096).copied();
             let tracking = self.tracking.lock();
-            let written = |id: &PointId| tracking.as_ref().is_some_and(|t| t.ids.contains(id));
+            let written =
+                |id: &PointId| tracking.as_ref().is_some_and(|t| t.ids.contains(id) || t.touched.contains(id));
             stale.extend(ids.into_iter().take(4096).filter(|id| !copied.contains(id) && !written(id)));
             match next {
                 Some(n) => from = Some(n),

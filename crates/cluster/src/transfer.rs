@@ -355,10 +355,12 @@ async fn stream(
         };
         if !page.is_empty() {
             copied += page.len();
+            let mut asked = std::time::Instant::now();
             let (records, held) = if legacy {
                 (retrieve(node, source, collection, shard, page).await?, Vec::new())
             } else {
                 let call = ShardCall::CopyBatch { ids: page.clone(), after };
+                asked = std::time::Instant::now();
                 match call_source(node, source, collection, shard, call).await {
                     Ok(ShardReply::CopiedBatch { records, held, cursor }) => {
                         after = Some(cursor);
@@ -377,7 +379,7 @@ async fn stream(
                 }
             };
             let (set2, local2) = (set.clone(), local.clone());
-            blocking(move || set2.apply_copied(&*local2, records, held)).await?;
+            blocking(move || set2.apply_copied(&*local2, records, held, asked)).await?;
         }
         if from.is_none() {
             break;

@@ -1096,12 +1096,14 @@ fn active_holding(seen_by: &Peer, peer: &Peer, collection: &str, n: usize) -> Re
     }
 }
 
-/// Filter writes go on while a shard is copied into new replicas, by `stream_records` and by
-/// `snapshot`: each round deletes the points tagged with the round's own tag (none yet) and
-/// then tags a group with it. A copy read after both holds them; applying them to it again would
-/// delete the group there. Every replica ends with every point, the same everywhere.
+/// Writes go on while a shard is copied into new replicas, by `stream_records`, `snapshot` and
+/// `wal_delta`: each round deletes the points tagged with the round's own tag (none yet), tags
+/// a group with it, and inserts (insert-only) a point at a new odd id among the copied even
+/// ones. A copy read after the first two holds them; applying them to it again would delete the
+/// group there. The inserted point may sort before the copy's cursor: the copy's end must not
+/// delete it as a point the source lacks. Every replica ends the same, every point there.
 #[test]
-fn filter_writes_during_a_copy_are_not_applied_twice() {
+fn writes_during_a_copy_are_applied_once_and_kept() {
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     for backend in BACKENDS {
         let root = tempfile::tempdir().expect("tempdir");
@@ -1109,12 +1111,26 @@ fn filter_writes_during_a_copy_are_not_applied_twice() {
         let ids: Vec<u64> = peers.iter().map(Peer::peer_id).collect();
         let body = json!({"vectors": {"size": 8, "distance": "Dot"}, "shard_number": 1, "replication_factor": 1});
         peers[0].server.ok("PUT", "/collections/f", Some(&body));
-        for k in 0..10 {
-            peers[0].server.ok("PUT", "/collections/f/points?wait=true", Some(&batch(k * 2000, 2000)));
+        let point = |id: u64| json!({"id": id, "vector": vector(id, 8), "payload": {"i": id, "g": id % 7}});
+        for k in 0..10u64 {
+            let points: Vec<Value> = (k * 2000..(k + 1) * 2000).map(|i| point(2 * i)).collect();
+            peers[0].server.ok("PUT", "/collections/f/points?wait=true", Some(&json!({ "points": points })));
         }
         let source = placement(&peers[0], "f")[&0][0];
         let targets: Vec<u64> = ids.iter().copied().filter(|p| *p != source).collect();
-        for (target, method) in targets.iter().zip(["stream_records", "snapshot"]) {
+        let phases = [(targets[0], "stream_records"), (targets[1], "snapshot"), (targets[0], "wal_delta")];
+        for (phase, (target, method)) in phases.into_iter().enumerate() {
+            if phase == 2 {
+                // The first target's replica goes, and comes back by a delta copy.
+                let drop = json!({"drop_replica": {"shard_id": 0, "peer_id": target}});
+                peers[1].server.ok("POST", "/collections/f/cluster", Some(&drop));
+                wait_for("replica dropped", Duration::from_secs(30), || {
+                    match placement(&peers[0], "f")[&0].contains(&target) {
+                        false => Ok(()),
+                        true => Err(format!("{:?}", placement(&peers[0], "f"))),
+                    }
+                });
+            }
             let stop = std::sync::Arc::new(AtomicBool::new(false));
             let done = std::sync::Arc::new(AtomicU64::new(0));
             let writer = {
@@ -1122,8 +1138,8 @@ fn filter_writes_during_a_copy_are_not_applied_twice() {
                 std::thread::spawn(move || {
                     let client = reqwest::blocking::Client::new();
                     let base = format!("http://127.0.0.1:{port}/collections/f/points");
-                    // Each round has a tag of its own (a failed write may still have been
-                    // applied), so no delete ever matches a tag already set.
+                    // Each round has a tag and a new point of its own (a failed write may still
+                    // have been applied), so no delete ever matches a tag already set.
                     let mut round = 0u64;
                     let ok = |r: reqwest::Result<reqwest::blocking::Response>| match r {
                         Ok(r) if r.status().is_success() => true,
@@ -1144,7 +1160,10 @@ fn filter_writes_during_a_copy_are_not_applied_twice() {
                             client.post(format!("{base}/delete?wait=true")).json(&json!({"filter": tagged})).send();
                         let set = json!({"payload": {"tag": tag}, "filter": group});
                         let tagged = client.post(format!("{base}/payload?wait=true")).json(&set).send();
-                        if ok(deleted) & ok(tagged) {
+                        let id = 2 * ((phase as u64 * 7919 + round * 104_729) % 20_000) + 1;
+                        let new = json!({"points": [point(id)], "update_mode": "insert_only"});
+                        let inserted = client.put(format!("{base}?wait=true")).json(&new).send();
+                        if ok(deleted) & ok(tagged) & ok(inserted) {
                             done.fetch_add(1, Ordering::SeqCst);
                         }
                         round += 1;
@@ -1158,7 +1177,7 @@ fn filter_writes_during_a_copy_are_not_applied_twice() {
             // Peer a (the writers' coordinator) sees the new replica before the copy counts
             // as done there.
             wait_for("new replica placed", Duration::from_secs(30), || {
-                match placement(&peers[0], "f")[&0].contains(target) {
+                match placement(&peers[0], "f")[&0].contains(&target) {
                     true => Ok(()),
                     false => Err(format!("{:?}", placement(&peers[0], "f"))),
                 }
@@ -1167,15 +1186,21 @@ fn filter_writes_during_a_copy_are_not_applied_twice() {
             let during = done.load(Ordering::SeqCst) - before;
             stop.store(true, Ordering::SeqCst);
             writer.join().expect("writer");
-            assert!(during >= 2, "filter writes went on during the {method} copy ({during} rounds, {backend})");
+            assert!(during >= 2, "writes went on during the {method} copy ({during} rounds, {backend})");
             wait_for("every replica active", Duration::from_secs(60), || all_active(&peers[0], "f"));
         }
         // Each peer holds a replica now and reads its own.
-        for p in &peers {
+        let reference = all_points(&peers[0].server, "f");
+        assert!((0..20_000u64).all(|i| reference.contains_key(&(2 * i))), "no copied point was deleted ({backend})");
+        assert!(reference.len() > 20_000, "points were inserted during the copies ({backend})");
+        for p in &peers[1..] {
             let points = all_points(&p.server, "f");
-            assert_eq!(points.len(), 20_000, "no point was deleted on peer {} ({backend})", p.peer_id());
-            let reference = all_points(&peers[0].server, "f");
-            let differ: Vec<&u64> = points.keys().filter(|id| points.get(*id) != reference.get(*id)).take(5).collect();
+            let differ: Vec<&u64> = reference
+                .keys()
+                .chain(points.keys())
+                .filter(|id| points.get(*id) != reference.get(*id))
+                .take(5)
+                .collect();
             assert!(differ.is_empty(), "peer {} differs from peer a on points {differ:?} ({backend})", p.peer_id());
         }
     }
