@@ -140,6 +140,14 @@ async fn serve(settings: Settings, restores: snapshot_cli::StartupRestores, peer
         None => (None, None),
     };
     let cluster_options = cluster_options(&settings, &peer, p2p_connector)?;
+    // As in Qdrant, start-up restores are for a single node: consensus knows nothing of what
+    // they would put here, and each peer holds only its own replicas.
+    if cluster_options.is_some() && !restores.is_empty() {
+        anyhow::bail!(
+            "--snapshot and --storage-snapshot restore a single node and cannot be used in cluster mode; recover \
+             collection snapshots on each peer through the API instead (PUT /collections/{{name}}/snapshots/recover)"
+        );
+    }
     let root = settings.storage.storage_path.clone();
     let registry = {
         let (root, defaults) = (root.clone(), settings.collection_defaults());

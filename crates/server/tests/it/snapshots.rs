@@ -837,6 +837,19 @@ fn offline_cli_and_start_up_restores() {
     assert!(err.contains("Invalid snapshot"), "{err}");
     let (code, _, err) = cli(&["--snapshot", "no-colon-here"]);
     assert_eq!(code, 2, "{err}");
+    // In cluster mode they are refused before anything is opened, as Qdrant documents.
+    for flag in ["--snapshot", "--storage-snapshot"] {
+        let arg = if flag == "--snapshot" { format!("{file}:x") } else { file.clone() };
+        let out = Command::new(bin())
+            .env("QDRANT__CLUSTER__ENABLED", "true")
+            .args(["--storage", "rocksdb", "--storage-path", &p("f"), flag, &arg])
+            .output()
+            .expect("run qdrant");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{flag} in cluster mode: {err}");
+        assert!(err.contains("cannot be used in cluster mode"), "{err}");
+        assert!(!dir.path().join("f").exists(), "nothing opened or restored");
+    }
 }
 
 /// Shard snapshots: create/list/download/delete one shard, and recover (upload and file
