@@ -49,6 +49,8 @@ pub struct RecentOps {
     first: u64,
     ids: VecDeque<(OpId, Instant)>,
     present: HashSet<OpId>,
+    /// When the newest id forgotten so far was applied.
+    forgot: Option<Instant>,
     keep: Duration,
     cap: usize,
 }
@@ -69,6 +71,7 @@ impl RecentOps {
             first: 0,
             ids: VecDeque::new(),
             present: HashSet::new(),
+            forgot: None,
             keep,
             cap: cap.max(1),
         }
@@ -82,11 +85,17 @@ impl RecentOps {
             }
             self.ids.pop_front();
             self.present.remove(&old);
+            self.forgot = Some(at);
             self.first += 1;
         }
         if self.present.insert(id) {
             self.ids.push_back((id, now));
         }
+    }
+
+    /// Whether every write applied here in the `window` before `now` is still known.
+    pub fn covers(&self, window: Duration, now: Instant) -> bool {
+        self.forgot.is_none_or(|at| now.saturating_duration_since(at) > window)
     }
 
     /// Whether write `id` was applied here lately.
@@ -267,6 +276,9 @@ mod tests {
         let late = log.since(Some(cursor));
         assert_eq!(late.ids, vec![4, 5]);
         assert!(!late.complete, "ids 2 and 3 were forgotten");
+        assert!(!log.covers(Duration::from_secs(1), now), "they were applied within the last second");
+        assert!(log.covers(Duration::from_secs(1), now + Duration::from_secs(2)));
+        assert!(RecentOps::new(Duration::from_secs(60), 2).covers(Duration::MAX, now), "nothing forgotten yet");
         assert!(!log.contains(2) && log.contains(5));
         // Another epoch (the source restarted): what it has, and that this is not all.
         let other = OpCursor { epoch: cursor.epoch.wrapping_add(1), next: 1 };

@@ -147,6 +147,9 @@ pub enum ShardCall {
     CopyBatch {
         ids: Vec<PointId>,
         after: Option<OpCursor>,
+        /// For a first batch: how far back (ms) the source's log must reach for its report
+        /// to be complete (the receiver's oldest write to replay, plus the time in flight).
+        window_ms: u64,
     },
     /// Snapshot this peer's replica into a file a snapshot transfer then reads.
     SnapshotCreate,
@@ -202,12 +205,14 @@ pub enum ShardReply {
         #[serde(default)]
         held: Vec<OpId>,
     },
-    /// A copied batch: its records, the ids of the filter writes applied before they were
-    /// read (since the request's cursor), and the cursor for the next batch.
+    /// A copied batch: its records, the ids of the state-dependent writes applied before they
+    /// were read (since the request's cursor), the cursor for the next batch, and whether the
+    /// report is complete (the source's log still held every write in the asked window).
     CopiedBatch {
         records: Vec<WireRecord>,
         held: Vec<OpId>,
         cursor: OpCursor,
+        complete: bool,
     },
     /// Raw bytes (MessagePack bin, not an array of numbers).
     Bytes(#[serde(with = "serde_bytes")] Vec<u8>),

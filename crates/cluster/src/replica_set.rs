@@ -68,8 +68,8 @@ struct Tracking {
     /// Points replaced whole live (upserts, deletes by id): copied records of them are older
     /// and are skipped.
     ids: HashSet<PointId>,
-    /// Points any live write named by id (a conditional upsert may have created one): the
-    /// copy's end does not delete them as points the source lacks.
+    /// Points a conditional upsert that may create points (insert-only, or with a filter)
+    /// named live: the copy's end does not delete them as points the source lacks.
     touched: HashSet<PointId>,
     /// Writes whose effect depends on what the points hold (by filter, partial updates by
     /// id, conditional), in order: replayed over each copied batch that does not hold them
@@ -91,14 +91,13 @@ struct TrackedWrite {
 }
 
 impl Tracking {
-    /// A copy begins now: writes applied here longer than [`WRITE_IN_FLIGHT`] ago reached the
-    /// source long before (or it missed them and was marked Dead, ending the copy), so every
-    /// read of this copy holds them; they are not replayed, nor remembered, any more.
+    /// A copy begins now. For a snapshot, writes applied here longer than [`WRITE_IN_FLIGHT`]
+    /// ago are taken to have reached the source long before (or it missed them and was marked
+    /// Dead, ending the copy), so the snapshot holds them; they are not replayed, nor
+    /// remembered, any more. (Streamed batches ask the source instead, see `apply_copied`.)
     fn start_copy(&mut self, now: Instant) {
-        let recent = |w: &TrackedWrite| now.saturating_duration_since(w.at) < WRITE_IN_FLIGHT;
-        self.partial.retain(recent);
         if let Some(all) = self.all.as_mut() {
-            all.retain(recent);
+            all.retain(|w| now.saturating_duration_since(w.at) < WRITE_IN_FLIGHT);
         }
         self.reflected.start_copy();
     }
@@ -120,6 +119,20 @@ impl Default for AppliedOps {
             partial: RecentOps::new(KEEP_OPS_FOR, MAX_RECENT_OPS),
             all: RecentOps::new(KEEP_OPS_FOR, MAX_RECENT_OPS),
             in_flight: HashSet::new(),
+        }
+    }
+}
+
+/// A live write's id reserved in [`AppliedOps::in_flight`] while it is applied.
+struct InFlight<'a> {
+    set: &'a ReplicaSet,
+    id: Option<OpId>,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.id {
+            self.set.applied.lock().in_flight.remove(&id);
         }
     }
 }
@@ -271,6 +284,14 @@ impl ReplicaSet {
         }
     }
 
+    /// How far back a copy's first batch needs its source's log to reach: to this replica's
+    /// oldest write waiting to be replayed, plus the time a write can be on its way.
+    pub(crate) fn copy_window(&self) -> Duration {
+        let now = Instant::now();
+        let oldest = self.tracking.lock().as_ref().and_then(|t| t.partial.first().map(|w| w.at));
+        oldest.map_or(Duration::ZERO, |at| now.saturating_duration_since(at)) + WRITE_IN_FLIGHT
+    }
+
     /// What the last copy held, while writes it held may still arrive.
     fn take_settled(&self) -> Option<Reflected> {
         self.settled.lock().take().filter(|(until, _)| Instant::now() < *until).map(|(_, r)| r)
@@ -311,22 +332,33 @@ impl ReplicaSet {
         }
     }
 
-    /// Read the records of `ids` (whole) for a copy into another replica, with the filter
-    /// writes applied before the read, since `after`. Live writes wait meanwhile.
-    pub(crate) fn read_for_copy(&self, ids: &[PointId], after: Option<OpCursor>) -> Result<(Vec<Record>, Since)> {
+    /// Read the records of `ids` (whole) for a copy into another replica, with the
+    /// state-dependent writes applied before the read, since `after`. Live writes wait
+    /// meanwhile. A first batch's report is complete when the log still holds every write of
+    /// the `window` before now; a later one when nothing was forgotten since the cursor.
+    pub(crate) fn read_for_copy(
+        &self,
+        ids: &[PointId],
+        after: Option<OpCursor>,
+        window: Duration,
+    ) -> Result<(Vec<Record>, Since)> {
         let _fence = self.stream_gate.write();
         let local =
             self.ensure_local()?.ok_or_else(|| CollectionError::NotFound("no local replica of this shard".into()))?;
         let with = WithSelectors { payload: PayloadSelector::All, vector: VectorSelector::All };
         let records = local.retrieve(ids, &with)?;
-        let since = self.applied.lock().partial.since(after);
-        if !since.complete {
-            tracing::warn!(
+        let applied = self.applied.lock();
+        let mut since = applied.partial.since(after);
+        match after {
+            // A log that does not reach back that far: the receiver decides by its writes' age.
+            None => since.complete = applied.partial.covers(window, Instant::now()),
+            Some(_) if !since.complete => tracing::warn!(
                 collection = %self.collection,
                 shard = self.id,
                 "this replica no longer knows every write it applied since the copy's previous batch (restarted, or \
-                 writes came faster than it remembers); the copy may apply some twice"
-            );
+                 writes came faster than it remembers); the copy goes by the writes' age"
+            ),
+            Some(_) => {}
         }
         Ok((records, since))
     }
@@ -373,11 +405,9 @@ impl ReplicaSet {
                 return Err(WireError::Unavailable(format!("write {id} is being applied on this replica already")));
             }
         }
-        let result = self.apply_live(&*local, op, wait, op_id);
-        if let Some(id) = op_id {
-            self.applied.lock().in_flight.remove(&id);
-        }
-        Ok(result?)
+        // Released however the write ends, a panic included.
+        let _reserved = InFlight { set: self, id: op_id };
+        Ok(self.apply_live(&*local, op, wait, op_id)?)
     }
 
     /// Apply live write `op_id` to this peer's replica `local` (`stream_gate` is held), except
@@ -390,7 +420,7 @@ impl ReplicaSet {
         // effect with the points it wrote.
         let live = self.live_write(op_id);
         let tracked = self.tracking.lock().as_ref().map(|t| {
-            let touched = op.explicit_ids().unwrap_or_default();
+            let touched = op.may_create_points().unwrap_or_default();
             let write = TrackedWrite { id: op_id, at: Instant::now(), op: op.clone() };
             let whole = t.all.is_some().then(|| write.clone());
             match replaced {
@@ -432,23 +462,24 @@ impl ReplicaSet {
     /// Write a batch of records copied from the source into this peer's replica, keeping what
     /// live writes left: records of points replaced live are skipped, and live writes of the
     /// other kind that the source had not applied when it read the batch (`held` lists those
-    /// it had, since the previous batch) are replayed over the rest. Writes applied here more
-    /// than [`WRITE_IN_FLIGHT`] before the batch was `asked` for had reached the source by then
-    /// (however long since the previous batch, which the source's log may not cover).
+    /// it had, since the previous batch) are replayed over the rest. When that report is not
+    /// `complete` (the source's log no longer reaches back far enough), writes applied here
+    /// more than [`WRITE_IN_FLIGHT`] before the batch was `asked` for are taken to have reached
+    /// the source by then, and are not replayed any more.
     pub(crate) fn apply_copied(
         &self,
         local: &dyn Shard,
         records: Vec<Record>,
         held: Vec<OpId>,
+        complete: bool,
         asked: Instant,
     ) -> Result<()> {
         let _stream = self.stream_gate.write();
         let held: HashSet<OpId> = held.into_iter().collect();
-        let settled = |w: &TrackedWrite| w.at + WRITE_IN_FLIGHT < asked;
         let (points, replay) = {
             let mut tracking = self.tracking.lock();
-            if let Some(t) = tracking.as_mut() {
-                t.partial.retain(|w| !settled(w));
+            if let (false, Some(t)) = (complete, tracking.as_mut()) {
+                t.partial.retain(|w| w.at + WRITE_IN_FLIGHT >= asked);
             }
             let written = |id: &PointId| tracking.as_ref().is_some_and(|t| t.ids.contains(id));
             let points: Vec<PointInsert> = records

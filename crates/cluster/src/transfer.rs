@@ -51,12 +51,13 @@ pub fn serve_call(
         ShardCall::Update { op, wait, version, op_id } => {
             Ok(ShardReply::Updated(set.apply_routed(op, wait, version, op_id)?))
         }
-        ShardCall::CopyBatch { ids, after } => {
-            let (records, since) = set.read_for_copy(&ids, after)?;
+        ShardCall::CopyBatch { ids, after, window_ms } => {
+            let (records, since) = set.read_for_copy(&ids, after, Duration::from_millis(window_ms))?;
             Ok(ShardReply::CopiedBatch {
                 records: records.into_iter().map(Into::into).collect(),
                 held: since.ids,
                 cursor: since.cursor,
+                complete: since.complete,
             })
         }
         ShardCall::UpdateOrdered { op, wait } => Ok(ShardReply::Updated(set.lead_write(op, wait)?)),
@@ -355,16 +356,16 @@ async fn stream(
         };
         if !page.is_empty() {
             copied += page.len();
-            let mut asked = std::time::Instant::now();
-            let (records, held) = if legacy {
-                (retrieve(node, source, collection, shard, page).await?, Vec::new())
+            let asked = std::time::Instant::now();
+            let (records, held, complete) = if legacy {
+                (retrieve(node, source, collection, shard, page).await?, Vec::new(), false)
             } else {
-                let call = ShardCall::CopyBatch { ids: page.clone(), after };
-                asked = std::time::Instant::now();
+                let window_ms = u64::try_from(set.copy_window().as_millis()).unwrap_or(u64::MAX);
+                let call = ShardCall::CopyBatch { ids: page.clone(), after, window_ms };
                 match call_source(node, source, collection, shard, call).await {
-                    Ok(ShardReply::CopiedBatch { records, held, cursor }) => {
+                    Ok(ShardReply::CopiedBatch { records, held, cursor, complete }) => {
                         after = Some(cursor);
-                        (records.into_iter().map(Record::from).collect(), held)
+                        (records.into_iter().map(Record::from).collect(), held, complete)
                     }
                     Ok(_) => return Err(CollectionError::Internal("mismatched reply to a copied batch".into())),
                     // A source of an older build does not know the call: it gives plain
@@ -373,13 +374,13 @@ async fn stream(
                     Err(e) if after.is_none() && e.to_string().contains(UNDECODABLE) => {
                         tracing::warn!(collection, shard, error = %e, "no copied batches from the source; reading plain records");
                         legacy = true;
-                        (retrieve(node, source, collection, shard, page).await?, Vec::new())
+                        (retrieve(node, source, collection, shard, page).await?, Vec::new(), false)
                     }
                     Err(e) => return Err(e),
                 }
             };
             let (set2, local2) = (set.clone(), local.clone());
-            blocking(move || set2.apply_copied(&*local2, records, held, asked)).await?;
+            blocking(move || set2.apply_copied(&*local2, records, held, complete, asked)).await?;
         }
         if from.is_none() {
             break;

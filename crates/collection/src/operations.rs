@@ -170,6 +170,18 @@ impl UpdateOp {
         }
     }
 
+    /// The ids a conditional upsert may create points at (insert-only, or an upsert with a
+    /// filter, which writes absent points); `None` for any other write.
+    pub fn may_create_points(&self) -> Option<Vec<PointId>> {
+        match self {
+            UpdateOp::Conditional { op, condition } if condition.mode != UpdateMode::UpdateOnly => match &**op {
+                UpdateOp::Upsert(points) => Some(points.iter().map(|p| p.id).collect()),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     /// The part of this operation that concerns only the given ids (same kind of operation).
     /// A filter selection is kept as it is.
     pub fn restrict_to(&self, keep: &dyn Fn(&PointId) -> bool) -> UpdateOp {
@@ -517,7 +529,12 @@ mod tests {
         assert_eq!(UpdateOp::ClearPayload(PointSelection::Ids(vec![id])).replaced_points(), None);
         assert_eq!(UpdateOp::Delete(PointSelection::Filter(Filter::default())).replaced_points(), None);
         let insert_only = UpdateCondition { mode: UpdateMode::InsertOnly, filter: None };
-        assert_eq!(UpdateOp::with_condition(upsert, insert_only).replaced_points(), None);
+        let update_only = UpdateCondition { mode: UpdateMode::UpdateOnly, filter: None };
+        assert_eq!(UpdateOp::with_condition(upsert.clone(), update_only).may_create_points(), None);
+        assert_eq!(upsert.may_create_points(), None, "plain upserts replace points instead");
+        let conditional = UpdateOp::with_condition(upsert, insert_only);
+        assert_eq!(conditional.replaced_points(), None);
+        assert_eq!(conditional.may_create_points(), Some(vec![id]));
     }
 
     #[test]
