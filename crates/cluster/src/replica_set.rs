@@ -19,7 +19,6 @@ use qd_collection::shard::{OptimizationInfo, Shard, ShardId, SnapshotSource};
 use qd_collection::{CollectionError, LocalShards, Result, StagedSnapshot};
 use qd_core::filter::Filter;
 use qd_core::json_path::JsonPath;
-use qd_core::selectors::{PayloadSelector, VectorSelector};
 use qd_core::PointId;
 
 use crate::copied_writes::{LiveWrite, OpCursor, OpId, RecentOps, Reflected, Since, KEEP_OPS_FOR, MAX_RECENT_OPS};
@@ -139,7 +138,7 @@ impl Drop for InFlight<'_> {
 
 /// The answer to a write that needs nothing more done.
 fn done(wait: bool) -> UpdateResult {
-    UpdateResult { operation_id: None, status: if wait { UpdateStatus::Completed } else { UpdateStatus::Acknowledged } }
+    UpdateResult { operation_id: None, status: UpdateStatus::for_wait(wait) }
 }
 
 impl ReplicaSet {
@@ -345,7 +344,7 @@ impl ReplicaSet {
         let _fence = self.stream_gate.write();
         let local =
             self.ensure_local()?.ok_or_else(|| CollectionError::NotFound("no local replica of this shard".into()))?;
-        let with = WithSelectors { payload: PayloadSelector::All, vector: VectorSelector::All };
+        let with = WithSelectors::whole();
         let records = local.retrieve(ids, &with)?;
         let applied = self.applied.lock();
         let mut since = applied.partial.since(after);
@@ -414,8 +413,7 @@ impl ReplicaSet {
     /// where a copy already brought it, and remember what it did while the replica receives a
     /// copy.
     fn apply_live(&self, local: &dyn Shard, op: UpdateOp, wait: bool, op_id: Option<OpId>) -> Result<UpdateResult> {
-        let replaced = op.replaced_points();
-        let partial = replaced.is_none();
+        let partial = !op.replaces_points();
         // A copy that already holds this write (it reached the source first) brought its
         // effect with the points it wrote.
         let live = self.live_write(op_id);
@@ -423,7 +421,7 @@ impl ReplicaSet {
             let touched = op.may_create_points().unwrap_or_default();
             let write = TrackedWrite { id: op_id, at: Instant::now(), op: op.clone() };
             let whole = t.all.is_some().then(|| write.clone());
-            match replaced {
+            match op.replaced_points() {
                 Some(ids) => (ids, touched, None, whole),
                 None => (Vec::new(), touched, Some(write), whole),
             }

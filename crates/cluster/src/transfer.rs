@@ -25,7 +25,6 @@ use qd_collection::operations::{Record, WithSelectors};
 use qd_collection::shard::{Shard, ShardId};
 use qd_collection::snapshot::{no_progress, snapshot_shard_fenced};
 use qd_collection::{CollectionError, Registry, Result};
-use qd_core::selectors::{PayloadSelector, VectorSelector};
 use qd_core::PointId;
 
 use crate::copied_writes::OpCursor;
@@ -400,7 +399,7 @@ async fn retrieve(
     shard: ShardId,
     ids: Vec<PointId>,
 ) -> Result<Vec<Record>> {
-    let with = WithSelectors { payload: PayloadSelector::All, vector: VectorSelector::All };
+    let with = WithSelectors::whole();
     match call_source(node, source, collection, shard, ShardCall::Retrieve { ids, with }).await? {
         ShardReply::Records(r) => Ok(r.into_iter().map(Into::into).collect()),
         _ => Err(CollectionError::Internal("mismatched reply to a retrieve".into())),
@@ -411,7 +410,7 @@ async fn retrieve(
 /// 64-bit FNV-1a over the record's MessagePack form, which is the same for the same content
 /// on every peer running this build (a peer on another build only makes a delta copy more).
 fn digests(local: &dyn Shard, ids: &[PointId]) -> Result<Vec<(PointId, u64)>> {
-    let with = WithSelectors { payload: PayloadSelector::All, vector: VectorSelector::All };
+    let with = WithSelectors::whole();
     local
         .retrieve(ids, &with)?
         .into_iter()

@@ -8,7 +8,6 @@ use parking_lot::RwLock;
 use qd_core::config::{CollectionConfig, CollectionParams, Datatype, VectorsConfig};
 use qd_core::filter::{Filter, TextIndexes};
 use qd_core::json_path::JsonPath;
-use qd_core::selectors::{PayloadSelector, VectorSelector};
 use qd_core::vectors::{validate_vectors, NamedVectors, SparseVector, Vector, VectorSpec};
 use qd_core::PointId;
 use serde::Serialize;
@@ -363,7 +362,7 @@ impl Collection {
             shards.for_read(Some(source))?;
             shards.for_read(Some(target))?;
         }
-        let with = WithSelectors { payload: PayloadSelector::All, vector: VectorSelector::All };
+        let with = WithSelectors::whole();
         let (mut next, mut copied) = (None, 0);
         loop {
             let (records, after) = self.scroll(next, filter, PAGE, &with, ReadScope::keys(Some(source)))?;

@@ -158,16 +158,17 @@ impl UpdateOp {
         }
     }
 
-    /// The points this write replaces whole whatever they held (an upsert, a delete by id);
-    /// `None` for a write whose effect depends on what the points hold (by filter, a partial
-    /// update by id, a conditional write). A copy of a shard skips points replaced live, and
-    /// replays the other kind over what it copies.
+    /// Whether this write replaces its points whole whatever they held (an upsert, a delete
+    /// by id), rather than having an effect that depends on what they hold (by filter, a
+    /// partial update by id, a conditional write). A copy of a shard skips points replaced
+    /// live, and replays the other kind over what it copies.
+    pub fn replaces_points(&self) -> bool {
+        matches!(self, UpdateOp::Upsert(_) | UpdateOp::Delete(PointSelection::Ids(_)))
+    }
+
+    /// The points this write replaces whole (see [`UpdateOp::replaces_points`]).
     pub fn replaced_points(&self) -> Option<Vec<PointId>> {
-        match self {
-            UpdateOp::Upsert(points) => Some(points.iter().map(|p| p.id).collect()),
-            UpdateOp::Delete(PointSelection::Ids(ids)) => Some(ids.clone()),
-            _ => None,
-        }
+        self.replaces_points().then(|| self.explicit_ids()).flatten()
     }
 
     /// The ids a conditional upsert may create points at (insert-only, or an upsert with a
@@ -278,6 +279,17 @@ pub enum UpdateStatus {
     Acknowledged,
     /// Durable and visible to searches (wait=true).
     Completed,
+}
+
+impl UpdateStatus {
+    /// The status reported to a writer that asked to `wait` or not.
+    pub fn for_wait(wait: bool) -> Self {
+        if wait {
+            UpdateStatus::Completed
+        } else {
+            UpdateStatus::Acknowledged
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -441,6 +453,13 @@ pub struct ScoredPoint {
 pub struct WithSelectors {
     pub payload: PayloadSelector,
     pub vector: VectorSelector,
+}
+
+impl WithSelectors {
+    /// The whole record: every vector and the whole payload.
+    pub fn whole() -> Self {
+        WithSelectors { payload: PayloadSelector::All, vector: VectorSelector::All }
+    }
 }
 
 /// Figures one shard reports for collection info and monitoring.

@@ -506,7 +506,7 @@ impl Shard for LocalShard {
                 CollectionError::ShuttingDown
             }
         })??;
-        let status = if wait { UpdateStatus::Completed } else { UpdateStatus::Acknowledged };
+        let status = UpdateStatus::for_wait(wait);
         Ok(UpdateResult { operation_id: Some(op_num), status })
     }
 

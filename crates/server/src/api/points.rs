@@ -271,7 +271,7 @@ pub async fn get_one(
     let scope = ReadScope { keys: None, consistency: p.read_consistency()? };
     let id: PointId = id.parse().map_err(|e: String| ApiError::bad_request(format!("Bad request: {e}")))?;
     let reg = state.registry.clone();
-    let with = WithSelectors { payload: PayloadSelector::All, vector: VectorSelector::All };
+    let with = WithSelectors::whole();
     let mut records = blocking(move || crate::ops::retrieve(&reg, &name, &[id], &with, scope)).await?;
     match records.pop() {
         Some(r) => Ok(ok(t, r)),
