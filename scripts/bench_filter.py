@@ -22,6 +22,13 @@ same `max_segment_size`; `--only LABEL` runs the cases whose label starts with L
 are loaded first; then every case runs on the reference and right after on ours, so that a
 drift in the machine's speed affects both alike. Both engines answer every query of a case with the same `ef`
 (`--ef`, default 64 and 128); the table reports QPS, p50 and recall@10 for each.
+
+`--tenants T` benchmarks Qdrant's multitenancy set-up instead: each point gets a `tenant` (one of
+T, uniform), both engines are configured with `m: 0, payload_m: 16` (no global graph, one per
+tenant) and a keyword index on `tenant` with `is_tenant: true` (the only index declared); the cases are one tenant and any of
+two tenants. `--full-scan KB` sets `full_scan_threshold` on both (default 10,000 KiB, Qdrant's): a
+tenant with fewer points than that many KiB of vectors is scanned exactly, a larger one searched
+through its own graph.
 """
 
 import argparse
@@ -57,6 +64,8 @@ def generate(args):
     data = clustered(rng, args.n, args.dim, centres, dirs)
     queries = clustered(rng, args.queries, args.dim, centres, dirs)
     cats = {f: rng.integers(0, m, args.n) for f, m in FIELDS.items()}
+    if args.tenants:
+        cats["tenant"] = rng.integers(0, args.tenants, args.n)
     x = np.round(rng.uniform(0, 1, args.n), 6)
     geo = np.round(np.stack([rng.uniform(-180, 180, args.n), rng.uniform(-90, 90, args.n)], axis=1), 6)
     return data, queries, cats, (x, geo)
@@ -76,6 +85,14 @@ def within(geo, lon, lat, radius):
 def cases(args, rng, cats, xg):
     """(label, per query: (REST filter JSON, numpy mask)); the first case has no filter."""
     x, geo = xg
+    if args.tenants:
+        one, two = [], []
+        for _ in range(args.queries):
+            a, b = rng.choice(args.tenants, 2, replace=False)
+            one.append(({"must": [{"key": "tenant", "match": {"value": f"t{a}"}}]}, cats["tenant"] == a))
+            both = {"must": [{"key": "tenant", "match": {"any": [f"t{a}", f"t{b}"]}}]}
+            two.append((both, (cats["tenant"] == a) | (cats["tenant"] == b)))
+        return [("one tenant", one), ("two tenants", two)]
     out = [("unfiltered", [(None, None)] * args.queries)]
     for f, m in FIELDS.items():
         label = {"s0_1": "keyword 0.1 %", "s1": "keyword 1 %", "s10": "keyword 10 %", "s50": "keyword 50 %"}[f]
@@ -131,7 +148,9 @@ def edge_filter(qe, f):
     if f is None:
         return None
     c = f["must"][0]
-    if "match" in c:
+    if "match" in c and "any" in c["match"]:
+        cond = qe.FieldCondition(c["key"], match=qe.MatchAny(c["match"]["any"]))
+    elif "match" in c:
         cond = qe.FieldCondition(c["key"], match=qe.MatchValue(c["match"]["value"]))
     elif "geo_radius" in c:
         g = c["geo_radius"]
@@ -140,6 +159,22 @@ def edge_filter(qe, f):
     else:
         cond = qe.FieldCondition(c["key"], range=qe.RangeFloat(**c["range"]))
     return qe.Filter(must=[cond])
+
+
+def hnsw(args):
+    """The HNSW settings of both engines: m=16 and ef_construct=100, or, with `--tenants`, no
+    global graph (`m: 0`) and one per tenant (`payload_m: 16`)."""
+    if args.tenants:
+        return {"m": 0, "payload_m": 16, "ef_construct": 100, "full_scan_threshold": args.full_scan}
+    return {"m": 16, "ef_construct": 100, "full_scan_threshold": args.full_scan}
+
+
+def payload_of(i, cats, x, geo):
+    p = {**{f: f"v{cats[f][i]}" for f in FIELDS}, "x": float(x[i]),
+         "loc": {"lon": float(geo[i, 0]), "lat": float(geo[i, 1])}}
+    if "tenant" in cats:
+        p["tenant"] = f"t{cats['tenant'][i]}"
+    return p
 
 
 def load_reference(args, data, queries, cats, xg, workdir):
@@ -151,21 +186,22 @@ def load_reference(args, data, queries, cats, xg, workdir):
     path = os.path.join(workdir, "edge")
     cfg = qe.EdgeConfig(
         vectors=qe.EdgeVectorParams(size=args.dim, distance=qe.Distance.Cosine,
-                                    hnsw_config=qe.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=10_000)),
+                                    hnsw_config=qe.HnswIndexConfig(**hnsw(args))),
         optimizers=qe.EdgeOptimizersConfig(default_segment_number=args.segments, max_segment_size=1 << 30),
         max_search_threads=1,
         wal_enabled=False,
     )
     shard = qe.EdgeShard.create(path, cfg)
-    for f in FIELDS:
-        shard.update(qe.UpdateOperation.create_field_index(f, qe.PayloadSchemaType.Keyword))
-    shard.update(qe.UpdateOperation.create_field_index("x", qe.PayloadSchemaType.Float))
-    shard.update(qe.UpdateOperation.create_field_index("loc", qe.PayloadSchemaType.Geo))
+    if args.tenants:
+        shard.update(qe.UpdateOperation.create_field_index("tenant", qe.KeywordIndexParams(is_tenant=True)))
+    else:
+        for f in FIELDS:
+            shard.update(qe.UpdateOperation.create_field_index(f, qe.PayloadSchemaType.Keyword))
+        shard.update(qe.UpdateOperation.create_field_index("x", qe.PayloadSchemaType.Float))
+        shard.update(qe.UpdateOperation.create_field_index("loc", qe.PayloadSchemaType.Geo))
     t0 = time.perf_counter()
     for start in range(0, args.n, 1000):
-        pts = [qe.Point(i, data[i].tolist(), {**{f: f"v{cats[f][i]}" for f in FIELDS}, "x": float(x[i]),
-                                              "loc": {"lon": float(geo[i, 0]), "lat": float(geo[i, 1])}})
-               for i in range(start, min(start + 1000, args.n))]
+        pts = [qe.Point(i, data[i].tolist(), payload_of(i, cats, x, geo)) for i in range(start, min(start + 1000, args.n))]
         shard.update(qe.UpdateOperation.upsert_points(pts))
     shard.optimize()
     ready = time.perf_counter() - t0
@@ -192,20 +228,19 @@ def load_server(args, data, queries, cats, xg, workdir):
     x, geo = xg
     srv = Server(args.binary, args.storage, workdir)
     try:
-        config = {"vectors": {"size": args.dim, "distance": "Cosine"}, "hnsw_config": {"m": 16, "ef_construct": 100}}
+        config = {"vectors": {"size": args.dim, "distance": "Cosine"}, "hnsw_config": hnsw(args)}
         if args.segments:
             config["optimizers_config"] = {"default_segment_number": args.segments, "max_segment_size": 1 << 30}
         srv.call("PUT", "/collections/f", config)
-        for f in FIELDS:
-            srv.call("PUT", "/collections/f/index?wait=true", {"field_name": f, "field_schema": "keyword"})
-        srv.call("PUT", "/collections/f/index?wait=true", {"field_name": "x", "field_schema": "float"})
-        srv.call("PUT", "/collections/f/index?wait=true", {"field_name": "loc", "field_schema": "geo"})
+        indexes = [(f, "keyword") for f in FIELDS] + [("x", "float"), ("loc", "geo")]
+        if args.tenants:
+            indexes = [("tenant", {"type": "keyword", "is_tenant": True})]
+        for field, schema in indexes:
+            srv.call("PUT", "/collections/f/index?wait=true", {"field_name": field, "field_schema": schema})
         t0 = time.perf_counter()
 
         def point(i):
-            payload = {**{f: f"v{cats[f][i]}" for f in FIELDS}, "x": float(x[i]),
-                       "loc": {"lon": float(geo[i, 0]), "lat": float(geo[i, 1])}}
-            return json.dumps({"id": i, "vector": data[i].tolist(), "payload": payload})
+            return json.dumps({"id": i, "vector": data[i].tolist(), "payload": payload_of(i, cats, x, geo)})
 
         srv.upload("f", args.n, point, 1000)
         green, info, _ = srv.wait_green("f", args.n, args.green_timeout)
@@ -254,6 +289,9 @@ def main():
     ap.add_argument("--client", default="stdlib", choices=["stdlib", "httpx"],
                     help="HTTP client timing our queries (stdlib: http.client, kept alive)")
     ap.add_argument("--only", default="", help="run only the cases whose label starts with this")
+    ap.add_argument("--tenants", type=int, default=0,
+                    help="multitenancy: T tenants, m=0 and payload_m=16, is_tenant index (cases: one and two tenants)")
+    ap.add_argument("--full-scan", type=int, default=10_000, help="full_scan_threshold (KiB) on both engines")
     args = ap.parse_args()
     start = time.time()
     load0 = os.getloadavg()[0]
@@ -281,13 +319,15 @@ def main():
             close()
         shutil.rmtree(workdir, ignore_errors=True)
     print(f"\nn={args.n:,} x {args.dim}-d, {args.queries} queries per case, storage {args.storage}, "
-          f"default_segment_number {args.segments or 'auto'}, client {args.client}; {os.cpu_count()} cores "
+          f"default_segment_number {args.segments or 'auto'}, client {args.client}, tenants {args.tenants}, "
+          f"full_scan_threshold {args.full_scan} KiB; {os.cpu_count()} cores "
           f"({cpu_model()}); load average at start {load0:.2f}; total {time.time() - start:.0f} s")
     if ref:
         print(f"ready (upload + index): ours {ours['ready_s']:.1f} s over REST ({ours['segments']} segments), "
               f"edge {ref['ready_s']:.1f} s in-process ({ref['segments']} segments); ours RSS {ours['rss'] / 2**20:.0f} MiB\n")
     print(table(args, ref, ours))
     suffix = f"-{args.only.replace(' ', '_')}" if args.only else ""
+    suffix += f"-tenants{args.tenants}" if args.tenants else ""
     out = os.path.join(ROOT, "target", "bench", f"filter-{args.n}{suffix}.json")
     os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(out, "w") as fh:

@@ -172,7 +172,10 @@ def main():
     ap.add_argument("--warmup", type=int, default=20)
     ap.add_argument("--green-timeout", type=int, default=1800)
     ap.add_argument("--skip-reference", action="store_true")
+    ap.add_argument("--settings", default="both", choices=["both", "disk", "ram"],
+                    help="which on_disk_payload settings to run (disk: true only, ram: false only)")
     args = ap.parse_args()
+    settings = {"both": (False, True), "disk": (True,), "ram": (False,)}[args.settings]
     start, load0 = time.time(), os.getloadavg()[0]
     data, queries = generate(args)
     all_cases = cases(args, np.random.default_rng(args.seed + 1))
@@ -180,7 +183,7 @@ def main():
     workdir = tempfile.mkdtemp(prefix="bench-payload-")
     results = {}
     try:
-        for on_disk in (False, True):
+        for on_disk in settings:
             if not args.skip_reference:
                 results[f"edge-{on_disk}"] = run_reference(args, data, queries, all_cases, truths, workdir, on_disk)
             results[f"ours-{on_disk}"] = run_server(args, data, queries, all_cases, truths, workdir, on_disk)
@@ -193,7 +196,7 @@ def main():
     print("| on_disk_payload | ours RSS | ours payload in RAM | ours vectors + index in RAM | ours disk | "
           "edge RSS growth | ready ours / edge s |")
     print("|---|---|---|---|---|---|---|")
-    for on_disk in (False, True):
+    for on_disk in settings:
         o, e = results[f"ours-{on_disk}"], results.get(f"edge-{on_disk}")
         print(f"| {str(on_disk).lower()} | {o['rss'] / mib:.0f} MiB | {o['ram_payload_bytes'] / mib:.1f} MiB | "
               f"{(o['ram_vectors_bytes'] + o['ram_index_bytes']) / mib:.0f} MiB | {o['disk_bytes'] / mib:.0f} MiB | "
@@ -203,7 +206,7 @@ def main():
           "edge QPS (in-process) | edge p50 ms | edge recall@10 |")
     print("|---|---|---|---|---|---|---|---|")
     for label, _, _ in all_cases:
-        for on_disk in (False, True):
+        for on_disk in settings:
             o = results[f"ours-{on_disk}"]["cases"][label]
             e = results.get(f"edge-{on_disk}", {}).get("cases", {}).get(label)
             print(f"| {label} | {str(on_disk).lower()} | {o['qps']:,.0f} | {o['p50_ms']:.2f} / "

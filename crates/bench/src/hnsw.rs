@@ -57,7 +57,7 @@ pub fn run(a: &Args) -> Value {
     let peak = data::peak_rss();
     let mut rows = Vec::new();
     for ef in EFS {
-        let search = |q: &[f32]| graph.search(&vectors, distance, q, K, ef, None);
+        let search = |q: &[f32]| graph.search(&vectors, distance, q, K, ef, None, None);
         let t = Instant::now();
         let results: Vec<Vec<(u32, f32)>> = queries.chunks(a.dim).map(search).collect();
         let qps1 = a.queries as f64 / t.elapsed().as_secs_f64();

@@ -376,6 +376,26 @@ impl FieldIndex {
         }
     }
 
+    /// The postings a match on one value, or on any of several, reads: one per value, each
+    /// the group of points `payload_m` links when it is large enough. `None` for other checks,
+    /// and for kinds whose values form no such groups.
+    pub fn value_postings(&self, check: &FieldCheck) -> Option<Vec<&[u32]>> {
+        let FieldCheck::Match(m) = check else { return None };
+        let none: &[u32] = &[];
+        let string = |s: &String| self.strings.get(s).map_or(none, Vec::as_slice);
+        let int = |i: &i64| self.ints.get(i).map_or(none, Vec::as_slice);
+        match (self.kind?, m) {
+            (IndexKind::Keyword | IndexKind::Uuid, Match::Value(MatchValue::Keyword(s))) => Some(vec![string(s)]),
+            (IndexKind::Keyword | IndexKind::Uuid, Match::Any(AnyVariants::Keywords(list))) => {
+                Some(list.iter().map(string).collect())
+            }
+            (IndexKind::Integer, Match::Value(MatchValue::Integer(i))) => Some(vec![int(i)]),
+            (IndexKind::Integer, Match::Any(AnyVariants::Integers(list))) => Some(list.iter().map(int).collect()),
+            (IndexKind::Bool, Match::Value(MatchValue::Bool(b))) => Some(vec![self.bools[*b as usize].as_slice()]),
+            _ => None,
+        }
+    }
+
     /// `text`: offsets holding every query token; `text_any`: some. A phrase also needs the
     /// tokens' order, which only the payload has.
     fn text_answer(&self, query: &qd_inference::TextQuery) -> Option<Vec<u32>> {

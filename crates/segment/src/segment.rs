@@ -435,6 +435,14 @@ impl FilterPlan<'_> {
     }
 }
 
+/// How one search uses a segment's graph.
+enum Route<'g> {
+    /// Score the filter's candidates (or every point) one by one.
+    Exact,
+    /// Search the graph: from its top, or, for a groups-only graph, from these offsets.
+    Graph(&'g HnswGraph, Option<Vec<u32>>),
+}
+
 /// A scored hit inside one segment; `score` is the internal (larger-is-better) score.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SegmentHit {
@@ -1089,33 +1097,84 @@ impl Segment {
         let distance = col.distance;
         let graph = self.index.as_ref().and_then(|ix| ix.graphs.get(vector));
         let plan = self.plan(filter);
-        let use_graph = match (graph, params.exact, filter) {
-            (None, _, _) | (_, true, _) => false,
-            (Some(_), false, None) => true,
-            (Some(_), false, Some(_)) => self.estimate(&plan) >= params.full_scan_points,
-        };
+        let accept = |o: u32| col.get(o).is_some() && self.passes(o, &plan);
+        let route = self.route(graph, filter, &plan, params, &accept);
         let qp = params.quantization.unwrap_or_default();
         let quantized = self.index.as_ref().and_then(|ix| ix.quantized.get(vector)).filter(|q| {
             !q.is_multi() && !params.exact && !qp.ignore && k > 0 && q.len() >= self.data.len() && q.dim() == col.dim()
         });
         if let Some(qv) = quantized {
-            let accept = |o: u32| col.get(o).is_some() && self.passes(o, &plan);
             let exact = |o: u32| Some(col.vector(o).with_f32(|v| col.distance.score(query, v)));
             let scorer = qv.query(query);
-            let graph = graph.filter(|_| use_graph);
-            return self.search_quantized(&scorer, graph, self.data.len(), &accept, &exact, k, threshold, params);
+            return self.search_quantized(&scorer, &route, self.data.len(), &accept, &exact, k, threshold, params);
         }
-        let Some(graph) = graph.filter(|_| use_graph && k > 0) else {
+        let Route::Graph(graph, entries) = route else {
             return self.scan_nearest(col, query, k, &plan, threshold);
         };
-        let accept = |o: u32| col.get(o).is_some() && self.passes(o, &plan);
         let ef = params.hnsw_ef.unwrap_or(0).max(k);
         graph
-            .search(col, distance, query, k, ef, Some(&accept))
+            .search(col, distance, query, k, ef, Some(&accept), entries.as_deref())
             .into_iter()
             .filter(|(_, s)| threshold.is_none_or(|t| *s >= t))
             .map(|(offset, score)| SegmentHit { id: self.data.offsets[offset as usize], offset, score })
             .collect()
+    }
+
+    /// How a search of this segment uses `graph` (see [`Route`]): exactly when there is no
+    /// graph, `exact` is asked, or the filter passes fewer than `full_scan_points` points; a
+    /// groups-only graph also needs the filter to name its groups ([`Segment::group_entries`]).
+    fn route<'g>(
+        &self,
+        graph: Option<&'g HnswGraph>,
+        filter: Option<&Filter>,
+        plan: &FilterPlan<'_>,
+        params: &SearchParams,
+        accept: &dyn Fn(u32) -> bool,
+    ) -> Route<'g> {
+        let Some(g) = graph.filter(|_| !params.exact) else { return Route::Exact };
+        let Some(f) = filter else {
+            return if g.is_groups_only() { Route::Exact } else { Route::Graph(g, None) };
+        };
+        if self.estimate(plan) < params.full_scan_points {
+            return Route::Exact;
+        }
+        if !g.is_groups_only() {
+            return Route::Graph(g, None);
+        }
+        match self.group_entries(g, f, params.full_scan_points, accept) {
+            Some(entries) => Route::Graph(g, Some(entries)),
+            None => Route::Exact,
+        }
+    }
+
+    /// Where to enter a groups-only graph so that every point `filter` passes is reachable:
+    /// one accepted member of each group named by a `must` match on an indexed keyword, uuid,
+    /// integer or bool field whose groups are all linked (the points the filter passes lie in
+    /// those groups, and each linked group is connected). `None` when no condition names only
+    /// linked groups (a group too small when the graph was built has no links): the search
+    /// then scans exactly.
+    fn group_entries(
+        &self,
+        g: &HnswGraph,
+        filter: &Filter,
+        full_scan_points: usize,
+        accept: &dyn Fn(u32) -> bool,
+    ) -> Option<Vec<u32>> {
+        let entries_in = |groups: Vec<&[u32]>| {
+            let mut entries = Vec::with_capacity(groups.len());
+            for posting in groups {
+                let Some(&o) = posting.iter().find(|&&o| accept(o)) else { continue };
+                if posting.len() < full_scan_points || !g.has_group_links(o) {
+                    return None;
+                }
+                entries.push(o);
+            }
+            Some(entries)
+        };
+        filter.must.iter().find_map(|c| match c {
+            Condition::Field(fc) => entries_in(self.payload_index(&fc.key)?.value_postings(&fc.check)?),
+            _ => None,
+        })
     }
 
     /// Exact nearest neighbours by a tight loop over the contiguous column (the score function
@@ -1178,7 +1237,7 @@ impl Segment {
     fn search_quantized<S: OffsetScorer>(
         &self,
         scorer: &S,
-        graph: Option<&HnswGraph>,
+        route: &Route<'_>,
         n: usize,
         accept: &(dyn Fn(u32) -> bool + Sync),
         exact: &dyn Fn(u32) -> Option<f32>,
@@ -1189,9 +1248,11 @@ impl Segment {
         let qp = params.quantization.unwrap_or_default();
         let rescore = qp.rescore();
         let fetch = if rescore { ((k as f64) * qp.oversampling()).ceil() as usize } else { k }.max(k);
-        let candidates = match graph {
-            Some(g) => g.search_with(scorer, fetch, params.hnsw_ef.unwrap_or(0).max(fetch), Some(accept)),
-            None => exact_search_by(scorer, n, fetch, Some(accept)),
+        let candidates = match route {
+            Route::Graph(g, entries) => {
+                g.search_with(scorer, fetch, params.hnsw_ef.unwrap_or(0).max(fetch), Some(accept), entries.as_deref())
+            }
+            Route::Exact => exact_search_by(scorer, n, fetch, Some(accept)),
         };
         let mut hits: Vec<SegmentHit> = candidates
             .into_iter()
@@ -1277,30 +1338,24 @@ impl Segment {
             return Vec::new();
         }
         let q = query.flat();
-        let graph = self.index.as_ref().and_then(|ix| ix.graphs.get(vector)).filter(|_| !params.exact);
+        let graph = self.index.as_ref().and_then(|ix| ix.graphs.get(vector));
         let plan = self.plan(filter);
-        let use_graph = match (graph, filter) {
-            (None, _) => false,
-            (Some(_), None) => true,
-            (Some(_), Some(_)) => self.estimate(&plan) >= params.full_scan_points,
-        };
+        let accept = |o: u32| col.get(o).is_some() && self.passes(o, &plan);
+        let route = self.route(graph, filter, &plan, params, &accept);
         let qp = params.quantization.unwrap_or_default();
         let quantized = self.index.as_ref().and_then(|ix| ix.quantized.get(vector)).filter(|qv| {
             qv.is_multi() && !params.exact && !qp.ignore && qv.len() >= col.len() && qv.dim() == col.dim()
         });
         if let Some(qv) = quantized {
-            let accept = |o: u32| col.get(o).is_some() && self.passes(o, &plan);
             let max_sim = MaxSimScorer::new(col.distance, col.dim());
             let exact = |o: u32| col.get(o).map(|rows| rows.with_f32(|rows| max_sim.score(q, rows)));
             let scorer = qv.query_multi(q);
-            let graph = graph.filter(|_| use_graph);
-            return self.search_quantized(&scorer, graph, col.len(), &accept, &exact, k, threshold, params);
+            return self.search_quantized(&scorer, &route, col.len(), &accept, &exact, k, threshold, params);
         }
-        if let Some(graph) = graph.filter(|_| use_graph) {
-            let accept = |o: u32| col.get(o).is_some() && self.passes(o, &plan);
+        if let Route::Graph(graph, entries) = route {
             let ef = params.hnsw_ef.unwrap_or(0).max(k);
             return graph
-                .search_multi(col, col.distance, col.dim(), q, k, ef, Some(&accept))
+                .search_multi(col, col.distance, col.dim(), q, k, ef, Some(&accept), entries.as_deref())
                 .into_iter()
                 .filter(|(_, s)| threshold.is_none_or(|t| *s >= t))
                 .map(|(offset, score)| SegmentHit { id: self.data.offsets[offset as usize], offset, score })
@@ -1659,7 +1714,10 @@ mod tests {
             let (g1, g2) = (build(&plain), build(&typed));
             assert!((0..n as u32).all(|o| g1.neighbors(o, 0) == g2.neighbors(o, 0)), "{element:?}");
             let (c1, c2) = (plain.data().column("").expect("c1"), typed.data().column("").expect("c2"));
-            assert_eq!(g1.search(c1, Distance::Dot, &q, 10, 40, None), g2.search(c2, Distance::Dot, &q, 10, 40, None));
+            assert_eq!(
+                g1.search(c1, Distance::Dot, &q, 10, 40, None, None),
+                g2.search(c2, Distance::Dot, &q, 10, 40, None, None)
+            );
             // Memory: 2 or 1 bytes per component instead of 4 (presence flags aside).
             let shrink = 4 / element.size();
             assert_eq!(c2.data().byte_len() * shrink, c1.data().byte_len());
@@ -1701,7 +1759,7 @@ mod tests {
             let t = Instant::now();
             let mut sink = 0.0;
             for q in &queries {
-                sink += g.search(col, Distance::Euclid, q, 10, 64, None)[0].1;
+                sink += g.search(col, Distance::Euclid, q, 10, 64, None, None)[0].1;
             }
             let graph_us = t.elapsed().as_secs_f64() * 1e6 / queries.len() as f64;
             let t = Instant::now();
@@ -1732,6 +1790,92 @@ mod tests {
         let col = s.data().column("").expect("column");
         assert_eq!(col.ram_bytes(), 1500 * 8 * 2 + 1500);
         assert_eq!(s.vectors(&PointId::Num(1234)), want);
+    }
+
+    /// A groups-only graph (`m = 0` with `payload_m`) is used only for filters that name the
+    /// linked groups, entered at one accepted member of each; anything else scans exactly.
+    #[test]
+    fn groups_only_graph_routes_by_the_filters_groups() {
+        use crate::hnsw::HnswParams;
+        use crate::payload_index::{IndexKind, IndexSpec};
+        use qd_core::filter::{AnyVariants, FieldCheck, FieldCondition, Match, MatchValue};
+        use std::sync::atomic::AtomicBool;
+        let cols = vec![ColumnSpec::dense("", 8, Distance::Dot)];
+        let mut s = Segment::new(1, &cols);
+        let mut next = uniform(3);
+        // Tenants a (1,500 points), b (1,400) and c (100), interleaved.
+        let tenant = |i: u64| match i % 30 {
+            0 => "c",
+            x if x % 2 == 1 => "a",
+            _ => "b",
+        };
+        for i in 0..3000u64 {
+            let v: Vec<f32> = (0..8).map(|_| next() - 0.5).collect();
+            let payload = serde_json::json!({"t": tenant(i), "x": i});
+            s.upsert(PointId::Num(i), 1, &vecs(&v), Some(payload.as_object().cloned().expect("object")));
+        }
+        s.seal();
+        let t: JsonPath = "t".parse().expect("path");
+        let built =
+            FieldIndex::build_all(&[IndexSpec::Plain(IndexKind::Keyword, &t)], s.data(), &|_| true).expect("in RAM");
+        let group = |name: &str| -> Vec<u32> { (0..3000u32).filter(|&o| tenant(o as u64) == name).collect() };
+        let col = s.data().column("").expect("column");
+        let mut g = HnswGraph::groups_only(3000, &HnswParams { max_threads: 1, ..HnswParams::default() });
+        g.add_group_links(col, Distance::Dot, &[group("a"), group("b")], 16, &AtomicBool::new(false)).expect("links");
+        let payload = BTreeMap::from([("t".to_string(), built.into_iter().next().expect("index"))]);
+        s.set_index(Arc::new(SegmentIndex {
+            graphs: BTreeMap::from([(String::new(), g)]),
+            payload,
+            ..Default::default()
+        }));
+
+        let params = SearchParams { full_scan_points: 500, hnsw_ef: Some(64), ..Default::default() };
+        let is = |v: &str| {
+            Condition::Field(FieldCondition {
+                key: t.clone(),
+                check: FieldCheck::Match(Match::Value(MatchValue::Keyword(v.to_string()))),
+            })
+        };
+        let any = |v: &[&str]| {
+            Condition::Field(FieldCondition {
+                key: t.clone(),
+                check: FieldCheck::Match(Match::Any(AnyVariants::Keywords(v.iter().map(|x| x.to_string()).collect()))),
+            })
+        };
+        let must = |c: Vec<Condition>| Filter { must: c, ..Default::default() };
+        let route = |f: Option<&Filter>| {
+            let graph = s.index().and_then(|ix| ix.graphs.get(""));
+            let plan = s.plan(f);
+            let accept = |o: u32| s.passes(o, &plan);
+            match s.route(graph, f, &plan, &params, &accept) {
+                Route::Exact => None,
+                Route::Graph(_, entries) => Some(entries),
+            }
+        };
+        assert_eq!(route(None), None, "unfiltered: no global graph");
+        assert_eq!(route(Some(&must(vec![is("a")]))), Some(Some(vec![1])));
+        assert_eq!(route(Some(&must(vec![any(&["a", "b"])]))), Some(Some(vec![1, 2])));
+        assert_eq!(route(Some(&must(vec![any(&["a", "c"])]))), None, "c was too small to be linked");
+        assert_eq!(route(Some(&must(vec![is("c")]))), None, "few points: exact");
+        let x_range =
+            serde_json::from_value::<Filter>(serde_json::json!({"must": [{"key": "x", "range": {"gte": 2}}]}))
+                .expect("filter");
+        assert_eq!(route(Some(&x_range)), None, "no group named");
+        let exact = SearchParams { exact: true, ..params };
+        let mut found = 0;
+        for _ in 0..20 {
+            let q: Vec<f32> = (0..8).map(|_| next() - 0.5).collect();
+            let f = must(vec![is("b")]);
+            let want = s.search_nearest("", &q, 10, Some(&f), None, &exact);
+            let got = s.search_nearest("", &q, 10, Some(&f), None, &params);
+            assert!(got.iter().all(|h| tenant(h.offset as u64) == "b"));
+            found += got.iter().filter(|h| want.iter().any(|w| w.id == h.id)).count();
+            assert_eq!(
+                s.search_nearest("", &q, 10, None, None, &params),
+                s.search_nearest("", &q, 10, None, None, &exact)
+            );
+        }
+        assert!(found >= 190, "recall {found}/200");
     }
 
     #[test]

@@ -545,20 +545,29 @@ impl Optimizer {
                 continue;
             }
             let hnsw = config.hnsw_for(name);
-            if hnsw.m == 0 {
-                continue;
-            }
+            let payload_m = hnsw.payload_m.unwrap_or(hnsw.m);
+            let full_scan_points = hnsw.full_scan_threshold * 1024 / (col.dim() * col.element().size()).max(1);
+            // A group of every point needs no links of its own beside a global graph.
+            let large: Vec<Vec<u32>> = groups
+                .iter()
+                .filter(|g| g.len() >= full_scan_points && (hnsw.m == 0 || g.len() < data.len()))
+                .cloned()
+                .collect();
             let params = build_params(&hnsw);
             let (progress, stop) = (&self.status.progress, &self.signal.stop);
-            let mut graph = match base.and_then(|b| b.graphs.get(name)) {
-                Some(g) => g.extend(col, col.distance, &params, progress, stop),
-                None => HnswGraph::build(col, col.distance, &params, progress, stop),
-            }?;
-            let full_scan_points = hnsw.full_scan_threshold * 1024 / (col.dim() * col.element().size()).max(1);
-            let large: Vec<Vec<u32>> = groups.iter().filter(|g| g.len() >= full_scan_points).cloned().collect();
+            let mut graph = if hnsw.m > 0 {
+                match base.and_then(|b| b.graphs.get(name)).filter(|g| !g.is_groups_only()) {
+                    Some(g) => g.extend(col, col.distance, &params, progress, stop),
+                    None => HnswGraph::build(col, col.distance, &params, progress, stop),
+                }?
+            } else if payload_m > 0 && !large.is_empty() {
+                // `m: 0` with `payload_m`: no global graph, one per large group (tenant).
+                HnswGraph::groups_only(col.len(), &params)
+            } else {
+                continue;
+            };
             if !large.is_empty() {
-                let payload_m = hnsw.payload_m.unwrap_or(hnsw.m);
-                graph.add_group_links(col, col.distance, &large, payload_m, &self.signal.stop)?;
+                graph.add_group_links(col, col.distance, &large, payload_m, stop)?;
             }
             graphs.insert(name.to_string(), graph);
         }
@@ -914,9 +923,9 @@ fn compact(sources: &[Segment], columns: &[qd_segment::ColumnSpec], id: u64) -> 
     Ok(fresh)
 }
 
-/// Offsets grouped by value of each groupable payload index (groups of at least two points and
-/// not all of them); callers keep those large enough that a filtered search on them would walk
-/// the graph (smaller ones are scanned exactly).
+/// Offsets grouped by value of each groupable payload index (groups of at least two points);
+/// callers keep those large enough that a filtered search on them would walk the graph (smaller
+/// ones are scanned exactly).
 fn payload_groups(
     data: &SegmentData,
     schema: &BTreeMap<String, PayloadIndexSpec>,
@@ -941,7 +950,7 @@ fn payload_groups(
                 }
             }
         }
-        out.extend(groups.into_values().filter(|g| g.len() >= 2 && g.len() < data.len()));
+        out.extend(groups.into_values().filter(|g| g.len() >= 2));
     }
     Ok(out)
 }

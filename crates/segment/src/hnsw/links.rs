@@ -89,6 +89,20 @@ impl Links {
         })
     }
 
+    /// `n` level-0 nodes with no room for links (`m = 0`): the main graph of a groups-only
+    /// graph, whose links are all group links.
+    pub fn unlinked(n: usize) -> Links {
+        Links {
+            m: 0,
+            m0: 0,
+            max_level: 0,
+            level0: atomic_vec(n),
+            levels: vec![0; n],
+            upper_start: vec![0; n],
+            upper: Vec::new(),
+        }
+    }
+
     /// Lists from stored slots; `None` if the sizes do not match the levels.
     pub fn from_slots(m: usize, m0: usize, levels: Vec<u8>, level0: Vec<u32>, upper: Vec<u32>) -> Option<Links> {
         let (upper_start, upper_len, max_level) = upper_layout(m, &levels)?;

@@ -277,6 +277,11 @@ impl HnswGraph {
     /// runs out of candidates, so recall holds under selective filters at the cost of more
     /// work (a filter matching very few points should use [`exact_search`] instead). Filtered
     /// searches also follow the group links from [`HnswGraph::add_group_links`].
+    ///
+    /// `entries` starts the search on level 0 at those offsets instead of descending from the
+    /// top level: how a [groups-only](HnswGraph::groups_only) graph is searched, from one
+    /// member of each group the filter can match.
+    #[allow(clippy::too_many_arguments)]
     pub fn search(
         &self,
         src: &dyn VectorSource,
@@ -285,8 +290,9 @@ impl HnswGraph {
         k: usize,
         ef: usize,
         accept: Option<&(dyn Fn(u32) -> bool + Sync)>,
+        entries: Option<&[u32]>,
     ) -> Vec<(u32, f32)> {
-        search::search_graph(self, src, distance, query, k, ef, accept).0
+        search::search_graph(self, src, distance, query, k, ef, accept, entries).0
     }
 
     /// [`HnswGraph::search`] with a pluggable per-offset scorer (e.g. quantized codes) instead
@@ -297,8 +303,37 @@ impl HnswGraph {
         k: usize,
         ef: usize,
         accept: Option<&(dyn Fn(u32) -> bool + Sync)>,
+        entries: Option<&[u32]>,
     ) -> Vec<(u32, f32)> {
-        search::search_graph_by(self, scorer, k, ef, accept).0
+        search::search_graph_by(self, scorer, k, ef, accept, entries).0
+    }
+
+    /// A graph over `n` offsets with no links of its own (Qdrant's `m = 0`, which turns the
+    /// global graph off), for [`HnswGraph::add_group_links`] to add the per-group (per-tenant)
+    /// graphs to. Its connected parts are the groups, so a search must enter each group the
+    /// filter can match (`entries`); one without entries scans exactly.
+    pub fn groups_only(n: usize, params: &HnswParams) -> HnswGraph {
+        HnswGraph {
+            links: Links::unlinked(n),
+            entry: 0,
+            ef_construct: params.ef_construct,
+            max_threads: params.max_threads,
+            seed: params.seed,
+            extra_start: Vec::new(),
+            extra: Vec::new(),
+            pool: ScratchPool::new(n),
+        }
+    }
+
+    /// Whether this graph has group links only ([`HnswGraph::groups_only`]).
+    pub fn is_groups_only(&self) -> bool {
+        self.links.m0 == 0
+    }
+
+    /// Whether `node` got group links (it is in a group [`HnswGraph::add_group_links`] linked).
+    pub fn has_group_links(&self, node: u32) -> bool {
+        let i = node as usize;
+        matches!((self.extra_start.get(i), self.extra_start.get(i + 1)), (Some(a), Some(b)) if a < b)
     }
 
     /// Extra links for filtered search (Qdrant's `payload_m`). For each group of offsets (the
@@ -360,8 +395,9 @@ impl HnswGraph {
         k: usize,
         ef: usize,
         accept: Option<&(dyn Fn(u32) -> bool + Sync)>,
+        entries: Option<&[u32]>,
     ) -> Vec<(u32, f32)> {
-        search::search_graph_multi(self, src, distance, inner_dim, query, k, ef, accept).0
+        search::search_graph_multi(self, src, distance, inner_dim, query, k, ef, accept, entries).0
     }
 
     /// [`HnswGraph::add_group_links`] for a graph from [`HnswGraph::build_multi`].

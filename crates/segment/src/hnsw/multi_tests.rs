@@ -167,8 +167,8 @@ fn multi_recall(
     for q in 0..queries.len() as u32 {
         let qv = queries.row(q);
         let truth: HashSet<u32> = exact_search_multi(data, d, dim, qv, k, accept).into_iter().map(|x| x.0).collect();
-        let (got, s) = search_graph_multi(g, data, d, dim, qv, k, ef, accept);
-        assert_eq!(got, g.search_multi(data, d, dim, qv, k, ef, accept));
+        let (got, s) = search_graph_multi(g, data, d, dim, qv, k, ef, accept, None);
+        assert_eq!(got, g.search_multi(data, d, dim, qv, k, ef, accept, None));
         scored += s;
         if let Some(f) = accept {
             assert!(got.iter().all(|x| f(x.0)), "a rejected point was returned");
@@ -269,7 +269,7 @@ fn multi_filtered_search_returns_only_accepted() {
     eprintln!("multivector 2% filter at ef 10: recall {r_plain:.4} plain, {r_links:.4} with group links");
     assert!(r_links >= 0.9 && r_links >= r_plain, "group links {r_links} vs plain {r_plain}");
     let none = |_: u32| false;
-    assert!(g.search_multi(&data, d, 16, queries.row(0), 10, 64, Some(&none)).is_empty());
+    assert!(g.search_multi(&data, d, 16, queries.row(0), 10, 64, Some(&none), None).is_empty());
 }
 
 #[test]
@@ -306,10 +306,13 @@ fn multi_graph_round_trips() {
     let accept = |i: u32| i % 5 == 1;
     for q in 0..queries.len() as u32 {
         let qv = queries.row(q);
-        assert_eq!(g.search_multi(&data, d, 16, qv, 10, 40, None), back.search_multi(&data, d, 16, qv, 10, 40, None));
         assert_eq!(
-            g.search_multi(&data, d, 16, qv, 10, 40, Some(&accept)),
-            back.search_multi(&data, d, 16, qv, 10, 40, Some(&accept))
+            g.search_multi(&data, d, 16, qv, 10, 40, None, None),
+            back.search_multi(&data, d, 16, qv, 10, 40, None, None)
+        );
+        assert_eq!(
+            g.search_multi(&data, d, 16, qv, 10, 40, Some(&accept), None),
+            back.search_multi(&data, d, 16, qv, 10, 40, Some(&accept), None)
         );
     }
     let mut again = Vec::new();
@@ -334,7 +337,7 @@ fn one_row_multivectors_give_the_dense_graph() {
         assert_eq!(gd.neighbors(node, 0), gm.neighbors(node, 0), "node {node}");
     }
     let q = dense.row(3);
-    assert_eq!(gd.search(&dense, d, q, 10, 32, None), gm.search_multi(&multi, d, 16, q, 10, 32, None));
+    assert_eq!(gd.search(&dense, d, q, 10, 32, None, None), gm.search_multi(&multi, d, 16, q, 10, 32, None, None));
 }
 
 /// A store with the same number of rows per point may be contiguous (`as_contiguous`, read
@@ -354,7 +357,7 @@ fn contiguous_and_virtual_multivector_sources_agree() {
         assert_eq!(a.neighbors(node, 0), b.neighbors(node, 0), "node {node}");
     }
     let q = multi.row(11);
-    assert_eq!(a.search_multi(&flat, d, 8, q, 5, 20, None), b.search_multi(&multi, d, 8, q, 5, 20, None));
+    assert_eq!(a.search_multi(&flat, d, 8, q, 5, 20, None, None), b.search_multi(&multi, d, 8, q, 5, 20, None, None));
     assert_eq!(exact_search_multi(&flat, d, 8, q, 5, None), exact_search_multi(&multi, d, 8, q, 5, None));
 }
 
@@ -364,7 +367,7 @@ fn multi_edge_cases() {
     let empty = MultiVectors::new(4);
     let g = build_multi(&empty, d, 4, &params(16, 100, 2));
     assert!(g.is_empty());
-    assert!(g.search_multi(&empty, d, 4, &[1.0, 0.0, 0.0, 0.0], 10, 10, None).is_empty());
+    assert!(g.search_multi(&empty, d, 4, &[1.0, 0.0, 0.0, 0.0], 10, 10, None, None).is_empty());
     // The store drops a trailing partial row and answers out-of-range offsets with no rows.
     let mut m = MultiVectors::new(2);
     assert_eq!(m.push(&[1.0, 0.0, 0.0, 1.0, 5.0]), 0);
@@ -379,7 +382,7 @@ fn multi_edge_cases() {
         short.push(data.row(i));
     }
     let q = data.row(3);
-    assert_eq!(g.search_multi(&short, d, 4, q, 3, 10, None), exact_search_multi(&short, d, 4, q, 3, None));
+    assert_eq!(g.search_multi(&short, d, 4, q, 3, 10, None, None), exact_search_multi(&short, d, 4, q, 3, None));
     // Cancelled builds.
     let stop = AtomicBool::new(true);
     let r = HnswGraph::build_multi(&data, d, 4, &params(4, 10, 2), &AtomicUsize::new(0), &stop);

@@ -294,7 +294,10 @@ pub(crate) fn read_graph(r: &mut dyn Read) -> Result<HnswGraph, GraphError> {
     }
 
     // Structure checks: everything a search relies on.
-    corrupt(m < 2 || m0 < m, "link capacities")?;
+    // `m = m0 = 0`: a groups-only graph (every link a group link, every node on level 0).
+    let groups_only = m == 0 && m0 == 0;
+    corrupt(!groups_only && (m < 2 || m0 < m), "link capacities")?;
+    corrupt(groups_only && levels.iter().any(|&l| l != 0), "node level")?;
     corrupt(max_level as usize > MAX_LEVEL, "max level")?;
     corrupt(has_extra > 1, "extra flag")?;
     if levels.iter().any(|&l| l as usize > MAX_LEVEL) {

@@ -182,15 +182,16 @@ pub(crate) fn search_layer<V: Vecs, P: PairScore>(
     locks: Option<&[Mutex<()>]>,
     s: &mut Scratch,
 ) -> usize {
-    search_layer_by(links, &F32Scorer { vecs, scorer, query }, entry, ef, level, accept, extra, locks, s)
+    let entries = std::slice::from_ref(&entry);
+    search_layer_by(links, &F32Scorer { vecs, scorer, query }, entries, ef, level, accept, extra, locks, s)
 }
 
-/// [`search_layer`] under any [`OffsetScorer`].
+/// [`search_layer`] under any [`OffsetScorer`], from one or more (scored) entries.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn search_layer_by<S: OffsetScorer + ?Sized>(
     links: &Links,
     sc: &S,
-    entry: Near,
+    entries: &[Near],
     ef: usize,
     level: usize,
     accept: Accept<'_>,
@@ -202,15 +203,24 @@ pub(crate) fn search_layer_by<S: OffsetScorer + ?Sized>(
     s.visited.reset(links.len());
     s.candidates.clear();
     s.results.clear();
-    s.visited.check_and_mark(entry.id);
-    s.candidates.push(entry);
     let filtered = accept.is_some();
     let mut lower = f32::NEG_INFINITY;
-    if accept.is_none_or(|f| f(entry.id)) {
-        s.results.push(Far { score: entry.score, id: entry.id });
-        lower = entry.score;
+    for &entry in entries {
+        if s.visited.check_and_mark(entry.id) {
+            continue;
+        }
+        s.candidates.push(entry);
+        if accept.is_none_or(|f| f(entry.id)) {
+            s.results.push(Far { score: entry.score, id: entry.id });
+            if s.results.len() > ef {
+                s.results.pop();
+            }
+        }
     }
-    let mut scored = 1usize;
+    if let Some(w) = s.results.peek() {
+        lower = w.score;
+    }
+    let mut scored = entries.len();
     while let Some(c) = s.candidates.pop() {
         if c.score < lower && (!filtered || s.results.len() >= ef) {
             break;
@@ -268,6 +278,7 @@ pub(crate) fn search_layer_by<S: OffsetScorer + ?Sized>(
 }
 
 /// Query entry: returns the top `k` and the number of vectors scored.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn search_graph(
     g: &HnswGraph,
     src: &dyn VectorSource,
@@ -276,8 +287,9 @@ pub(crate) fn search_graph(
     k: usize,
     ef: usize,
     accept: Accept<'_>,
+    entries: Option<&[u32]>,
 ) -> (Vec<(u32, f32)>, usize) {
-    search_graph_with(g, src, distance.scorer(), query, k, ef, accept)
+    search_graph_with(g, src, distance.scorer(), query, k, ef, accept, entries)
 }
 
 /// [`search_graph`] for a graph over multivectors of `dim`-wide rows (max-sim).
@@ -291,11 +303,13 @@ pub(crate) fn search_graph_multi(
     k: usize,
     ef: usize,
     accept: Accept<'_>,
+    entries: Option<&[u32]>,
 ) -> (Vec<(u32, f32)>, usize) {
-    search_graph_with(g, src, MaxSimScorer::new(distance, dim), query, k, ef, accept)
+    search_graph_with(g, src, MaxSimScorer::new(distance, dim), query, k, ef, accept, entries)
 }
 
 /// Graph search of `query` against the items of `src` under the pair score `scorer`.
+#[allow(clippy::too_many_arguments)]
 fn search_graph_with<P: PairScore>(
     g: &HnswGraph,
     src: &dyn VectorSource,
@@ -304,6 +318,7 @@ fn search_graph_with<P: PairScore>(
     k: usize,
     ef: usize,
     accept: Accept<'_>,
+    entries: Option<&[u32]>,
 ) -> (Vec<(u32, f32)>, usize) {
     let n = g.len();
     if n == 0 || k == 0 {
@@ -315,40 +330,86 @@ fn search_graph_with<P: PairScore>(
         return (exact_search_with(src, scorer, query, k, accept), scored);
     }
     match flat(src) {
-        Some(f) => search_graph_by(g, &F32Scorer { vecs: &f, scorer, query }, k, ef, accept),
-        None => search_graph_by(g, &F32Scorer { vecs: &Dyn(src), scorer, query }, k, ef, accept),
+        Some(f) => search_graph_by(g, &F32Scorer { vecs: &f, scorer, query }, k, ef, accept, entries),
+        None => search_graph_by(g, &F32Scorer { vecs: &Dyn(src), scorer, query }, k, ef, accept, entries),
     }
 }
 
-/// Graph search under any [`OffsetScorer`] (which must score every offset `0..g.len()`).
+/// Graph search under any [`OffsetScorer`] (which must score every offset `0..g.len()`):
+/// down the levels from the graph's entry point, or, given `entries`, on level 0 from them.
 pub(crate) fn search_graph_by<S: OffsetScorer + ?Sized>(
     g: &HnswGraph,
     sc: &S,
     k: usize,
     ef: usize,
     accept: Accept<'_>,
+    entries: Option<&[u32]>,
 ) -> (Vec<(u32, f32)>, usize) {
     if g.is_empty() || k == 0 {
         return (Vec::new(), 0);
     }
-    let links = &g.links;
-    let mut cur = Near { score: sc.score(g.entry), id: g.entry };
-    let mut scored = 1usize;
-    for level in (1..=links.max_level).rev() {
-        cur = greedy_by(links, sc, cur, level, None);
+    if entries.is_none() && g.is_groups_only() {
+        // Entered nowhere, a groups-only graph would reach one group only.
+        return (exact_search_by(sc, g.len(), k, accept), g.len());
     }
+    let links = &g.links;
+    let mut scored = 1usize;
+    let starts: Vec<Near> = match entries {
+        Some(list) => {
+            scored = list.len();
+            // Each entry first walks greedily to its group's best point near the query, so
+            // that the beam below, which drops what scores below its worst result, keeps
+            // every group that can contribute.
+            let mut starts = Vec::with_capacity(list.len());
+            for &id in list.iter().filter(|&&id| (id as usize) < g.len()) {
+                let (near, n) = greedy_extra(g, sc, Near { score: sc.score(id), id });
+                scored += n;
+                starts.push(near);
+            }
+            starts
+        }
+        None => {
+            let mut cur = Near { score: sc.score(g.entry), id: g.entry };
+            for level in (1..=links.max_level).rev() {
+                cur = greedy_by(links, sc, cur, level, None);
+            }
+            vec![cur]
+        }
+    };
     let extra = if accept.is_some() && !g.extra.is_empty() {
         Some(Extra { start: &g.extra_start, ids: &g.extra })
     } else {
         None
     };
     let mut s = g.pool.get();
-    scored += search_layer_by(links, sc, cur, ef.max(k), 0, accept, extra, None, &mut s);
+    scored += search_layer_by(links, sc, &starts, ef.max(k), 0, accept, extra, None, &mut s);
     let mut out: Vec<(u32, f32)> = s.results.drain().map(|f| (f.id, f.score)).collect();
     g.pool.put(s);
     sort_best_first(&mut out);
     out.truncate(k);
     (out, scored)
+}
+
+/// Greedy walk over group links from `cur` until no neighbour scores better; returns the
+/// point reached and the number of vectors scored.
+fn greedy_extra<S: OffsetScorer + ?Sized>(g: &HnswGraph, sc: &S, mut cur: Near) -> (Near, usize) {
+    let mut scored = 0;
+    loop {
+        let i = cur.id as usize;
+        let (Some(&a), Some(&b)) = (g.extra_start.get(i), g.extra_start.get(i + 1)) else { return (cur, scored) };
+        let mut best = cur;
+        for &id in g.extra.get(a as usize..b as usize).unwrap_or(&[]) {
+            let score = sc.score(id);
+            scored += 1;
+            if score > best.score {
+                best = Near { score, id };
+            }
+        }
+        if best.id == cur.id {
+            return (cur, scored);
+        }
+        cur = best;
+    }
 }
 
 /// Score descending, then offset ascending.

@@ -74,7 +74,7 @@ fn recall(
     for q in 0..queries.len() as u32 {
         let qv = queries.row(q);
         let truth: HashSet<u32> = exact_search(data, d, qv, k, accept).into_iter().map(|x| x.0).collect();
-        let (got, s) = search_graph(g, data, d, qv, k, ef, accept);
+        let (got, s) = search_graph(g, data, d, qv, k, ef, accept, None);
         scored += s;
         if let Some(f) = accept {
             assert!(got.iter().all(|x| f(x.0)), "a rejected point was returned");
@@ -227,12 +227,63 @@ fn filtered_recall_1_percent_and_group_links_help() {
     assert!(r_links >= 0.99, "group links: {r_links}");
     assert!(r_links > r_plain, "group links {r_links} vs plain {r_plain}");
     // Unfiltered search still works (it does not follow group links).
-    assert_eq!(g.search(&data, d, queries.row(0), 10, 64, None).len(), 10);
+    assert_eq!(g.search(&data, d, queries.row(0), 10, 64, None, None).len(), 10);
     // A cancelled group-link build leaves the graph unchanged.
     let before = g.extra_link_count();
     let stop = AtomicBool::new(true);
     assert_eq!(g.add_group_links(&data, d, &groups, 8, &stop), Err(Cancelled));
     assert_eq!(g.extra_link_count(), before);
+}
+
+/// `m = 0` with `payload_m`: no global graph, one graph per group (tenant). Entered at one
+/// member of each group a filter names, it finds the filter's nearest points; entered nowhere
+/// it scans exactly; it survives the binary form.
+#[test]
+fn groups_only_graph_is_searched_from_the_filters_groups() {
+    let d = Distance::Cosine;
+    let n = 6_000;
+    let data = clustered(n, 32, 40, 5, d);
+    let queries = clustered(50, 32, 40, 5_000_005, d);
+    // Three interleaved tenants of 2,000 points each.
+    let tenant = |i: u32| i % 3;
+    let groups: Vec<Vec<u32>> = (0..3).map(|t| (0..n as u32).filter(|&i| tenant(i) == t).collect()).collect();
+    let mut g = HnswGraph::groups_only(n, &params(16, 100, 1));
+    assert!(g.is_groups_only());
+    assert_eq!(g.extra_link_count(), 0);
+    g.add_group_links(&data, d, &groups, 16, &AtomicBool::new(false)).expect("not cancelled");
+    assert!((0..n as u32).all(|i| g.has_group_links(i)));
+
+    let one = |i: u32| tenant(i) == 1;
+    let two = |i: u32| tenant(i) != 0;
+    let back = HnswGraph::read_from(
+        &mut &{
+            let mut buf = Vec::new();
+            g.write_to(&mut buf).expect("write");
+            buf
+        }[..],
+    )
+    .expect("read");
+    assert!(back.is_groups_only());
+    let (mut hits, mut hits_two, mut total) = (0usize, 0usize, 0usize);
+    for q in 0..queries.len() as u32 {
+        let qv = queries.row(q);
+        let truth: HashSet<u32> = exact_search(&data, d, qv, 10, Some(&one)).into_iter().map(|x| x.0).collect();
+        let got = g.search(&data, d, qv, 10, 64, Some(&one), Some(&[groups[1][0]]));
+        assert!(got.iter().all(|x| one(x.0)));
+        assert_eq!(got, back.search(&data, d, qv, 10, 64, Some(&one), Some(&[groups[1][0]])));
+        hits += got.iter().filter(|x| truth.contains(&x.0)).count();
+        total += truth.len();
+        // Two groups: entered at one member of each.
+        let truth: HashSet<u32> = exact_search(&data, d, qv, 10, Some(&two)).into_iter().map(|x| x.0).collect();
+        let got = g.search(&data, d, qv, 10, 64, Some(&two), Some(&[groups[1][0], groups[2][0]]));
+        hits_two += got.iter().filter(|x| truth.contains(&x.0)).count();
+    }
+    let (r, r2) = (hits as f64 / total as f64, hits_two as f64 / total as f64);
+    eprintln!("groups-only recall: one group {r:.4}, two groups {r2:.4}");
+    assert!(r >= 0.95 && r2 >= 0.95, "{r} {r2}");
+    // Without entries (an unfiltered search, say) the whole graph is scanned exactly.
+    let qv = queries.row(0);
+    assert_eq!(g.search(&data, d, qv, 10, 64, None, None), exact_search(&data, d, qv, 10, None));
 }
 
 #[test]
@@ -277,8 +328,11 @@ fn serialization_round_trip() {
     let accept = |i: u32| i % 7 == 1;
     for q in 0..queries.len() as u32 {
         let qv = queries.row(q);
-        assert_eq!(g.search(&data, d, qv, 10, 40, None), back.search(&data, d, qv, 10, 40, None));
-        assert_eq!(g.search(&data, d, qv, 10, 40, Some(&accept)), back.search(&data, d, qv, 10, 40, Some(&accept)));
+        assert_eq!(g.search(&data, d, qv, 10, 40, None, None), back.search(&data, d, qv, 10, 40, None, None));
+        assert_eq!(
+            g.search(&data, d, qv, 10, 40, Some(&accept), None),
+            back.search(&data, d, qv, 10, 40, Some(&accept), None)
+        );
     }
     // Writing again gives the same bytes.
     let mut again = Vec::new();
@@ -286,7 +340,10 @@ fn serialization_round_trip() {
     assert_eq!(bytes, again);
     // Clone behaves the same too.
     let c = g.clone();
-    assert_eq!(c.search(&data, d, queries.row(0), 5, 20, None), g.search(&data, d, queries.row(0), 5, 20, None));
+    assert_eq!(
+        c.search(&data, d, queries.row(0), 5, 20, None, None),
+        g.search(&data, d, queries.row(0), 5, 20, None, None)
+    );
 }
 
 #[test]
@@ -331,7 +388,7 @@ fn edge_cases() {
     let empty = DenseVectors::new(4);
     let g = build(&empty, d, &params(16, 100, 2));
     assert!(g.is_empty());
-    assert!(g.search(&empty, d, &[1.0, 0.0, 0.0, 0.0], 10, 10, None).is_empty());
+    assert!(g.search(&empty, d, &[1.0, 0.0, 0.0, 0.0], 10, 10, None, None).is_empty());
     let mut bytes = Vec::new();
     g.write_to(&mut bytes).expect("write");
     assert!(HnswGraph::read_from(&mut bytes.as_slice()).expect("read").is_empty());
@@ -339,20 +396,20 @@ fn edge_cases() {
     let mut one = DenseVectors::new(2);
     one.push(&[1.0, 0.0]);
     let g = build(&one, d, &params(16, 100, 2));
-    assert_eq!(g.search(&one, d, &[1.0, 0.0], 10, 10, None), vec![(0, 1.0)]);
+    assert_eq!(g.search(&one, d, &[1.0, 0.0], 10, 10, None, None), vec![(0, 1.0)]);
 
     // k larger than n returns everything, sorted; a filter rejecting all returns nothing.
     let data = clustered(50, 4, 3, 8, d);
     let g = build(&data, d, &params(4, 10, 1));
-    let all = g.search(&data, d, data.row(3), 100, 10, None);
+    let all = g.search(&data, d, data.row(3), 100, 10, None, None);
     assert_eq!(all.len(), 50);
     assert_eq!(all[0].0, 3);
     let none = |_: u32| false;
-    assert!(g.search(&data, d, data.row(3), 10, 10, Some(&none)).is_empty());
-    assert!(g.search(&data, d, data.row(3), 0, 10, None).is_empty());
+    assert!(g.search(&data, d, data.row(3), 10, 10, Some(&none), None).is_empty());
+    assert!(g.search(&data, d, data.row(3), 0, 10, None, None).is_empty());
     // A source shorter than the graph falls back to brute force instead of panicking.
     let short = DenseVectors::from_data(4, data.data[..40].to_vec()).expect("whole rows");
-    assert_eq!(g.search(&short, d, data.row(3), 3, 10, None), exact_search(&short, d, data.row(3), 3, None));
+    assert_eq!(g.search(&short, d, data.row(3), 3, 10, None, None), exact_search(&short, d, data.row(3), 3, None));
 }
 
 #[test]
@@ -474,7 +531,7 @@ fn bench_100k() {
                 (0..queries.len() as u32)
                     .into_par_iter()
                     .map(|q| {
-                        let got = g.search(&data, d, queries.row(q), 10, ef, None);
+                        let got = g.search(&data, d, queries.row(q), 10, ef, None, None);
                         got.iter().filter(|x| truth[q as usize].contains(&x.0)).count()
                     })
                     .sum()
@@ -493,14 +550,14 @@ fn bench_100k() {
             let mut done = 0usize;
             while cpu() - c0 < 2_000_000_000 {
                 for q in 0..queries.len() as u32 {
-                    std::hint::black_box(g.search(&data, d, queries.row(q), 10, ef, None));
+                    std::hint::black_box(g.search(&data, d, queries.row(q), 10, ef, None, None));
                 }
                 done += queries.len();
             }
             eprintln!("ef {ef:4}: single-thread CPU QPS {:.0}", done as f64 / ((cpu() - c0) as f64 / 1e9));
         }
         let scored: usize =
-            (0..queries.len() as u32).map(|q| search_graph(&g, &data, d, queries.row(q), 10, ef, None).1).sum();
+            (0..queries.len() as u32).map(|q| search_graph(&g, &data, d, queries.row(q), 10, ef, None, None).1).sum();
         eprintln!(
             "ef {ef:4}: recall@10 {:.4}  QPS {:.0}  scored {:.0}",
             hits as f64 / (10 * queries.len()) as f64,
@@ -524,7 +581,7 @@ fn quantized_recall(d: Distance, dim: usize, n: usize, oversampling: f64, rescor
     for q in 0..queries.len() as u32 {
         let query = queries.row(q);
         let truth: HashSet<u32> = exact_search(&data, d, query, k, None).into_iter().map(|x| x.0).collect();
-        let mut got = g.search_with(&qv.query(query), fetch, ef.max(fetch), None);
+        let mut got = g.search_with(&qv.query(query), fetch, ef.max(fetch), None, None);
         if rescore {
             got.iter_mut().for_each(|x| x.1 = d.score(query, data.row(x.0)));
             super::search::sort_best_first(&mut got);

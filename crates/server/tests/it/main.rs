@@ -13,6 +13,7 @@ mod hybrid;
 mod indexing;
 mod limits;
 mod monitoring;
+mod multitenancy;
 mod on_disk;
 mod on_disk_payload;
 mod payload_index;
