@@ -278,9 +278,10 @@ impl HnswGraph {
     /// work (a filter matching very few points should use [`exact_search`] instead). Filtered
     /// searches also follow the group links from [`HnswGraph::add_group_links`].
     ///
-    /// `entries` starts the search on level 0 at those offsets instead of descending from the
-    /// top level: how a [groups-only](HnswGraph::groups_only) graph is searched, from one
-    /// member of each group the filter can match.
+    /// `entries` starts the search on level 0 at those offsets, one beam each (results
+    /// merged), instead of descending from the top level: how a
+    /// [groups-only](HnswGraph::groups_only) graph is searched, from one member of each group
+    /// the filter can match.
     #[allow(clippy::too_many_arguments)]
     pub fn search(
         &self,

@@ -182,16 +182,15 @@ pub(crate) fn search_layer<V: Vecs, P: PairScore>(
     locks: Option<&[Mutex<()>]>,
     s: &mut Scratch,
 ) -> usize {
-    let entries = std::slice::from_ref(&entry);
-    search_layer_by(links, &F32Scorer { vecs, scorer, query }, entries, ef, level, accept, extra, locks, s)
+    search_layer_by(links, &F32Scorer { vecs, scorer, query }, entry, ef, level, accept, extra, locks, s)
 }
 
-/// [`search_layer`] under any [`OffsetScorer`], from one or more (scored) entries.
+/// [`search_layer`] under any [`OffsetScorer`].
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn search_layer_by<S: OffsetScorer + ?Sized>(
     links: &Links,
     sc: &S,
-    entries: &[Near],
+    entry: Near,
     ef: usize,
     level: usize,
     accept: Accept<'_>,
@@ -203,24 +202,15 @@ pub(crate) fn search_layer_by<S: OffsetScorer + ?Sized>(
     s.visited.reset(links.len());
     s.candidates.clear();
     s.results.clear();
+    s.visited.check_and_mark(entry.id);
+    s.candidates.push(entry);
     let filtered = accept.is_some();
     let mut lower = f32::NEG_INFINITY;
-    for &entry in entries {
-        if s.visited.check_and_mark(entry.id) {
-            continue;
-        }
-        s.candidates.push(entry);
-        if accept.is_none_or(|f| f(entry.id)) {
-            s.results.push(Far { score: entry.score, id: entry.id });
-            if s.results.len() > ef {
-                s.results.pop();
-            }
-        }
+    if accept.is_none_or(|f| f(entry.id)) {
+        s.results.push(Far { score: entry.score, id: entry.id });
+        lower = entry.score;
     }
-    if let Some(w) = s.results.peek() {
-        lower = w.score;
-    }
-    let mut scored = entries.len();
+    let mut scored = 1usize;
     while let Some(c) = s.candidates.pop() {
         if c.score < lower && (!filtered || s.results.len() >= ef) {
             break;
@@ -336,7 +326,7 @@ fn search_graph_with<P: PairScore>(
 }
 
 /// Graph search under any [`OffsetScorer`] (which must score every offset `0..g.len()`):
-/// down the levels from the graph's entry point, or, given `entries`, on level 0 from them.
+/// down the levels from the graph's entry point, or, given `entries`, on level 0 from each.
 pub(crate) fn search_graph_by<S: OffsetScorer + ?Sized>(
     g: &HnswGraph,
     sc: &S,
@@ -357,9 +347,7 @@ pub(crate) fn search_graph_by<S: OffsetScorer + ?Sized>(
     let starts: Vec<Near> = match entries {
         Some(list) => {
             scored = list.len();
-            // Each entry first walks greedily to its group's best point near the query, so
-            // that the beam below, which drops what scores below its worst result, keeps
-            // every group that can contribute.
+            // Each entry first walks greedily to a point of its group near the query.
             let mut starts = Vec::with_capacity(list.len());
             for &id in list.iter().filter(|&&id| (id as usize) < g.len()) {
                 let (near, n) = greedy_extra(g, sc, Near { score: sc.score(id), id });
@@ -381,10 +369,20 @@ pub(crate) fn search_graph_by<S: OffsetScorer + ?Sized>(
     } else {
         None
     };
-    let mut s = g.pool.get();
-    scored += search_layer_by(links, sc, &starts, ef.max(k), 0, accept, extra, None, &mut s);
-    let mut out: Vec<(u32, f32)> = s.results.drain().map(|f| (f.id, f.score)).collect();
-    g.pool.put(s);
+    // One beam per start: a beam shared by the groups of a groups-only graph would drop a
+    // group whose start scores below the other groups' results before walking it.
+    let mut out: Vec<(u32, f32)> = Vec::new();
+    for &start in &starts {
+        let mut s = g.pool.get();
+        scored += search_layer_by(links, sc, start, ef.max(k), 0, accept, extra, None, &mut s);
+        out.extend(s.results.drain().map(|f| (f.id, f.score)));
+        g.pool.put(s);
+    }
+    if starts.len() > 1 {
+        // Groups may share points (a point holding several of the values).
+        out.sort_unstable_by_key(|&(id, _)| id);
+        out.dedup_by_key(|&mut (id, _)| id);
+    }
     sort_best_first(&mut out);
     out.truncate(k);
     (out, scored)
