@@ -74,6 +74,13 @@ impl PayloadIndexSpec {
         self.params.as_ref().and_then(|p| p.get(name)).and_then(serde_json::Value::as_bool).unwrap_or(true)
     }
 
+    /// Whether the field is declared a tenant (`is_tenant: true` on a keyword or uuid index):
+    /// segments built by merges keep each tenant's points together.
+    pub fn is_tenant(&self) -> bool {
+        matches!(self.data_type.as_str(), "keyword" | "uuid")
+            && self.params.as_ref().and_then(|p| p.get("is_tenant")).and_then(serde_json::Value::as_bool) == Some(true)
+    }
+
     /// The settings of a `text` index (defaults for a bare `"text"`), or why they are invalid.
     pub fn text_params(&self) -> std::result::Result<qd_inference::TextIndexParams, String> {
         let schema = self.params.clone().unwrap_or_else(|| serde_json::Value::String(self.data_type.clone()));

@@ -280,7 +280,18 @@ impl Optimizer {
                 // stay the same in the merged segment, so its graphs are extended, not rebuilt.
                 sources.sort_by_key(|s| std::cmp::Reverse((reusable_index(s).is_some(), s.slots())));
                 let base = reusable_index(&sources[0]);
-                let fresh = compact(&sources, &columns, fresh_id)?;
+                // An `is_tenant` field orders the points by tenant. That changes the base's
+                // offsets, so it is done only where no graph would be extended anyway.
+                let tenant = self
+                    .shared
+                    .payload_schema
+                    .read()
+                    .iter()
+                    .find(|(_, spec)| spec.is_tenant())
+                    .and_then(|(field, _)| field.parse::<JsonPath>().ok())
+                    .filter(|_| base.as_ref().is_none_or(|b| b.graphs.values().all(HnswGraph::is_groups_only)));
+                let base = base.filter(|_| tenant.is_none());
+                let fresh = compact(&sources, &columns, fresh_id, tenant.as_ref())?;
                 drop(sources);
                 return self.rebuild(&ids, fresh, base, config, started);
             }
@@ -907,16 +918,36 @@ fn reusable_index(s: &Segment) -> Option<Arc<SegmentIndex>> {
 }
 
 /// A sealed segment holding the live points of `sources` (same versions), in the order given,
-/// with the shard's current columns (a vector added since a source was sealed is kept).
-fn compact(sources: &[Segment], columns: &[qd_segment::ColumnSpec], id: u64) -> Result<Segment, PayloadReadError> {
-    let mut fresh = Segment::new(id, columns);
-    for seg in sources {
-        for (pid, version) in seg.data().members() {
-            if seg.contains(&pid) {
-                let payload = seg.try_payload(&pid)?.map(std::borrow::Cow::into_owned);
-                fresh.upsert(pid, version, &seg.vectors(&pid), payload);
-            }
+/// or grouped by their value at `tenant` (the first string there; points without one first,
+/// the order given kept within a group), with the shard's current columns (a vector added
+/// since a source was sealed is kept).
+fn compact(
+    sources: &[Segment],
+    columns: &[qd_segment::ColumnSpec],
+    id: u64,
+    tenant: Option<&JsonPath>,
+) -> Result<Segment, PayloadReadError> {
+    let mut live: Vec<(usize, PointId, u64)> = Vec::new();
+    for (i, seg) in sources.iter().enumerate() {
+        live.extend(seg.data().members().filter(|(pid, _)| seg.contains(pid)).map(|(pid, v)| (i, pid, v)));
+    }
+    if let Some(path) = tenant {
+        // Keys first, then the points in key order: payloads are not all held at once.
+        let mut keyed = Vec::with_capacity(live.len());
+        for (i, pid, version) in live {
+            let payload = sources[i].try_payload(&pid)?;
+            let key =
+                payload.and_then(|p| path.values_flat(&p).into_iter().find_map(|v| v.as_str().map(str::to_owned)));
+            keyed.push((key, (i, pid, version)));
         }
+        keyed.sort_by(|a, b| a.0.cmp(&b.0));
+        live = keyed.into_iter().map(|(_, point)| point).collect();
+    }
+    let mut fresh = Segment::new(id, columns);
+    for (i, pid, version) in live {
+        let seg = &sources[i];
+        let payload = seg.try_payload(&pid)?.map(std::borrow::Cow::into_owned);
+        fresh.upsert(pid, version, &seg.vectors(&pid), payload);
     }
     fresh.seal();
     fresh.shrink_to_fit();
@@ -958,6 +989,49 @@ fn payload_groups(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A merge with a tenant field groups each tenant's live points together (points without
+    /// a tenant first), keeping the sources' order within a tenant; without one it keeps the
+    /// sources' order. Every live point is copied with its version and payload.
+    #[test]
+    fn compact_groups_points_by_tenant() {
+        use qd_core::vectors::{NamedVectors, Vector};
+        let cols = vec![qd_segment::ColumnSpec::dense("", 2, qd_core::Distance::Dot)];
+        let tenant_of = |i: u64| (i % 7 != 0).then(|| ["b", "a", "c"][(i % 3) as usize]);
+        let segment = |id: u64, ids: std::ops::Range<u64>| {
+            let mut s = Segment::new(id, &cols);
+            for i in ids {
+                let v = NamedVectors::from([(String::new(), Vector::Dense(vec![i as f32, 1.0]))]);
+                let payload =
+                    tenant_of(i).map(|t| serde_json::json!({"t": t, "i": i}).as_object().cloned().expect("map"));
+                s.upsert(PointId::Num(i), i + 100, &v, payload);
+            }
+            s.seal();
+            s
+        };
+        let a = segment(1, 0..30);
+        let mut b = segment(2, 30..60);
+        b.delete(&PointId::Num(31));
+        let num = |p: PointId| match p {
+            PointId::Num(n) => n,
+            PointId::Uuid(_) => unreachable!("numeric ids"),
+        };
+        let path: JsonPath = "t".parse().expect("path");
+        let fresh = compact(&[a.clone(), b.clone()], &cols, 3, Some(&path)).expect("in RAM");
+        let order: Vec<u64> = fresh.data().members().map(|(p, _)| num(p)).collect();
+        let mut want: Vec<u64> = (0..60).filter(|&i| i != 31).collect();
+        want.sort_by_key(|&i| tenant_of(i));
+        assert_eq!(order, want);
+        for (p, version) in fresh.data().members() {
+            assert_eq!(version, num(p) + 100);
+            let t = fresh.payload(&p).and_then(|pl| pl.get("t").and_then(|v| v.as_str().map(str::to_owned)));
+            assert_eq!(t.as_deref(), tenant_of(num(p)));
+            assert_eq!(fresh.vectors(&p), b.vectors(&p).into_iter().chain(a.vectors(&p)).collect());
+        }
+        let plain = compact(&[a, b], &cols, 4, None).expect("in RAM");
+        let order: Vec<u64> = plain.data().members().map(|(p, _)| num(p)).collect();
+        assert_eq!(order, (0..60).filter(|&i| i != 31).collect::<Vec<_>>());
+    }
 
     #[test]
     fn failed_tasks_back_off_doubling_up_to_a_minute() {
