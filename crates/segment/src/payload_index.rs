@@ -376,24 +376,29 @@ impl FieldIndex {
         }
     }
 
-    /// The postings a match on one value, or on any of several, reads: one per value, each
-    /// the group of points `payload_m` links when it is large enough. `None` for other checks,
-    /// and for kinds whose values form no such groups.
-    pub fn value_postings(&self, check: &FieldCheck) -> Option<Vec<&[u32]>> {
+    /// The values a match on one value, or on any of several, names, each with its postings
+    /// (the group of points `payload_m` links when it is large enough), every value once.
+    /// `None` for other checks, and for kinds whose values form no such groups.
+    pub fn value_postings(&self, check: &FieldCheck) -> Option<Vec<(Value, &[u32])>> {
         let FieldCheck::Match(m) = check else { return None };
         let none: &[u32] = &[];
-        let string = |s: &String| self.strings.get(s).map_or(none, Vec::as_slice);
-        let int = |i: &i64| self.ints.get(i).map_or(none, Vec::as_slice);
-        match (self.kind?, m) {
-            (IndexKind::Keyword | IndexKind::Uuid, Match::Value(MatchValue::Keyword(s))) => Some(vec![string(s)]),
+        let string = |s: &String| (Value::String(s.clone()), self.strings.get(s).map_or(none, Vec::as_slice));
+        let int = |i: &i64| (Value::from(*i), self.ints.get(i).map_or(none, Vec::as_slice));
+        let mut out = match (self.kind?, m) {
+            (IndexKind::Keyword | IndexKind::Uuid, Match::Value(MatchValue::Keyword(s))) => vec![string(s)],
             (IndexKind::Keyword | IndexKind::Uuid, Match::Any(AnyVariants::Keywords(list))) => {
-                Some(list.iter().map(string).collect())
+                list.iter().map(string).collect()
             }
-            (IndexKind::Integer, Match::Value(MatchValue::Integer(i))) => Some(vec![int(i)]),
-            (IndexKind::Integer, Match::Any(AnyVariants::Integers(list))) => Some(list.iter().map(int).collect()),
-            (IndexKind::Bool, Match::Value(MatchValue::Bool(b))) => Some(vec![self.bools[*b as usize].as_slice()]),
-            _ => None,
-        }
+            (IndexKind::Integer, Match::Value(MatchValue::Integer(i))) => vec![int(i)],
+            (IndexKind::Integer, Match::Any(AnyVariants::Integers(list))) => list.iter().map(int).collect(),
+            (IndexKind::Bool, Match::Value(MatchValue::Bool(b))) => {
+                vec![(Value::Bool(*b), self.bools[*b as usize].as_slice())]
+            }
+            _ => return None,
+        };
+        out.sort_by_key(|(v, _)| v.to_string());
+        out.dedup_by_key(|(v, _)| v.to_string());
+        Some(out)
     }
 
     /// `text`: offsets holding every query token; `text_any`: some. A phrase also needs the
@@ -580,6 +585,18 @@ impl FieldIndex {
 /// Version 2 added the holders list, 3 the facet flag, 4 the order flag, 5 text settings, 6 geo
 /// points; older ones are refused and rebuilt.
 const MAGIC: &[u8; 8] = b"QDPLIX06";
+
+/// A stable tag for the group of points holding `value` (a scalar) at `field` (a path as it
+/// displays): what a groups-only HNSW graph records for each group it links
+/// ([`crate::hnsw::HnswGraph::tag_groups`]). FNV-1a over the path and the value's JSON text.
+pub fn group_tag(field: &str, value: &Value) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in field.bytes().chain([0u8]).chain(value.to_string().bytes()) {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
 
 /// The number `order_by` orders a value by: a number as it is, a datetime string as its
 /// microseconds since the epoch; `None` for anything else.

@@ -16,7 +16,7 @@ use qd_core::config::QuantizationSearchParams;
 use qd_core::filter::{Condition, Filter, PointView};
 use qd_core::json_path::JsonPath;
 
-use crate::payload_index::{facet_key, intersect, order_value, FieldIndex, OffsetSet};
+use crate::payload_index::{facet_key, group_tag, intersect, order_value, FieldIndex, OffsetSet};
 use qd_core::vectors::{MultiDenseVector, NamedVectors, SparseVector, Vector};
 use qd_core::{Distance, Payload, PointId};
 
@@ -1098,7 +1098,7 @@ impl Segment {
         let graph = self.index.as_ref().and_then(|ix| ix.graphs.get(vector));
         let plan = self.plan(filter);
         let accept = |o: u32| col.get(o).is_some() && self.passes(o, &plan);
-        let route = self.route(graph, filter, &plan, params, &accept);
+        let route = self.route(graph, filter, &plan, params);
         let qp = params.quantization.unwrap_or_default();
         let quantized = self.index.as_ref().and_then(|ix| ix.quantized.get(vector)).filter(|q| {
             !q.is_multi() && !params.exact && !qp.ignore && k > 0 && q.len() >= self.data.len() && q.dim() == col.dim()
@@ -1129,7 +1129,6 @@ impl Segment {
         filter: Option<&Filter>,
         plan: &FilterPlan<'_>,
         params: &SearchParams,
-        accept: &dyn Fn(u32) -> bool,
     ) -> Route<'g> {
         let Some(g) = graph.filter(|_| !params.exact) else { return Route::Exact };
         let Some(f) = filter else {
@@ -1141,39 +1140,33 @@ impl Segment {
         if !g.is_groups_only() {
             return Route::Graph(g, None);
         }
-        match self.group_entries(g, f, params.full_scan_points, accept) {
+        match self.group_entries(g, f) {
             Some(entries) => Route::Graph(g, Some(entries)),
             None => Route::Exact,
         }
     }
 
     /// Where to enter a groups-only graph so that every point `filter` passes is reachable:
-    /// one accepted member of each group named by a `must` match on an indexed keyword, uuid,
-    /// integer or bool field whose groups are all linked (the points the filter passes lie in
-    /// those groups, and each linked group is connected). `None` when no condition names only
-    /// linked groups (a group too small when the graph was built has no links): the search
-    /// then scans exactly.
-    fn group_entries(
-        &self,
-        g: &HnswGraph,
-        filter: &Filter,
-        full_scan_points: usize,
-        accept: &dyn Fn(u32) -> bool,
-    ) -> Option<Vec<u32>> {
-        let entries_in = |groups: Vec<&[u32]>| {
+    /// one member of each group named by a `must` match on an indexed keyword, uuid, integer
+    /// or bool field whose groups the graph all linked ([`HnswGraph::has_group`]): the points
+    /// the filter passes lie in those groups, and each linked group is connected. `None` when
+    /// no condition names only linked groups (a value too small when the graph was built, or a
+    /// field indexed since): the search then scans exactly.
+    fn group_entries(&self, g: &HnswGraph, filter: &Filter) -> Option<Vec<u32>> {
+        filter.must.iter().find_map(|c| {
+            let Condition::Field(fc) = c else { return None };
+            let field = fc.key.to_string();
+            let groups = self.payload_index(&fc.key)?.value_postings(&fc.check)?;
             let mut entries = Vec::with_capacity(groups.len());
-            for posting in groups {
-                let Some(&o) = posting.iter().find(|&&o| accept(o)) else { continue };
-                if posting.len() < full_scan_points || !g.has_group_links(o) {
+            for (value, posting) in groups {
+                // Any member reaches the whole group (dead ones keep their links).
+                let Some(&first) = posting.first() else { continue };
+                if !g.has_group(group_tag(&field, &value)) {
                     return None;
                 }
-                entries.push(o);
+                entries.push(first);
             }
             Some(entries)
-        };
-        filter.must.iter().find_map(|c| match c {
-            Condition::Field(fc) => entries_in(self.payload_index(&fc.key)?.value_postings(&fc.check)?),
-            _ => None,
         })
     }
 
@@ -1341,7 +1334,7 @@ impl Segment {
         let graph = self.index.as_ref().and_then(|ix| ix.graphs.get(vector));
         let plan = self.plan(filter);
         let accept = |o: u32| col.get(o).is_some() && self.passes(o, &plan);
-        let route = self.route(graph, filter, &plan, params, &accept);
+        let route = self.route(graph, filter, &plan, params);
         let qp = params.quantization.unwrap_or_default();
         let quantized = self.index.as_ref().and_then(|ix| ix.quantized.get(vector)).filter(|qv| {
             qv.is_multi() && !params.exact && !qp.ignore && qv.len() >= col.len() && qv.dim() == col.dim()
@@ -1811,18 +1804,23 @@ mod tests {
         };
         for i in 0..3000u64 {
             let v: Vec<f32> = (0..8).map(|_| next() - 0.5).collect();
-            let payload = serde_json::json!({"t": tenant(i), "x": i});
+            let payload = serde_json::json!({"t": tenant(i), "k": if i % 2 == 0 { "even" } else { "odd" }, "x": i});
             s.upsert(PointId::Num(i), 1, &vecs(&v), Some(payload.as_object().cloned().expect("object")));
         }
         s.seal();
         let t: JsonPath = "t".parse().expect("path");
-        let built =
-            FieldIndex::build_all(&[IndexSpec::Plain(IndexKind::Keyword, &t)], s.data(), &|_| true).expect("in RAM");
+        let k: JsonPath = "k".parse().expect("path");
+        let specs = [IndexSpec::Plain(IndexKind::Keyword, &t), IndexSpec::Plain(IndexKind::Keyword, &k)];
+        let built = FieldIndex::build_all(&specs, s.data(), &|_| true).expect("in RAM");
         let group = |name: &str| -> Vec<u32> { (0..3000u32).filter(|&o| tenant(o as u64) == name).collect() };
         let col = s.data().column("").expect("column");
         let mut g = HnswGraph::groups_only(3000, &HnswParams { max_threads: 1, ..HnswParams::default() });
         g.add_group_links(col, Distance::Dot, &[group("a"), group("b")], 16, &AtomicBool::new(false)).expect("links");
-        let payload = BTreeMap::from([("t".to_string(), built.into_iter().next().expect("index"))]);
+        let tag = |v: &str| group_tag("t", &serde_json::Value::String(v.to_string()));
+        g.tag_groups([tag("a"), tag("b")]);
+        // `k` is indexed too (as if after the build): its groups were never linked, though
+        // every point has group links of `t`.
+        let payload: BTreeMap<String, FieldIndex> = ["t", "k"].map(String::from).into_iter().zip(built).collect();
         s.set_index(Arc::new(SegmentIndex {
             graphs: BTreeMap::from([(String::new(), g)]),
             payload,
@@ -1846,21 +1844,29 @@ mod tests {
         let route = |f: Option<&Filter>| {
             let graph = s.index().and_then(|ix| ix.graphs.get(""));
             let plan = s.plan(f);
-            let accept = |o: u32| s.passes(o, &plan);
-            match s.route(graph, f, &plan, &params, &accept) {
+            match s.route(graph, f, &plan, &params) {
                 Route::Exact => None,
                 Route::Graph(_, entries) => Some(entries),
             }
         };
         assert_eq!(route(None), None, "unfiltered: no global graph");
         assert_eq!(route(Some(&must(vec![is("a")]))), Some(Some(vec![1])));
-        assert_eq!(route(Some(&must(vec![any(&["a", "b"])]))), Some(Some(vec![1, 2])));
+        assert_eq!(route(Some(&must(vec![any(&["b", "a", "b"])]))), Some(Some(vec![1, 2])));
         assert_eq!(route(Some(&must(vec![any(&["a", "c"])]))), None, "c was too small to be linked");
         assert_eq!(route(Some(&must(vec![is("c")]))), None, "few points: exact");
         let x_range =
             serde_json::from_value::<Filter>(serde_json::json!({"must": [{"key": "x", "range": {"gte": 2}}]}))
                 .expect("filter");
         assert_eq!(route(Some(&x_range)), None, "no group named");
+        let even = Filter {
+            must: vec![Condition::Field(FieldCondition {
+                key: k.clone(),
+                check: FieldCheck::Match(Match::Value(MatchValue::Keyword("even".into()))),
+            })],
+            ..Default::default()
+        };
+        assert_eq!(route(Some(&even)), None, "a field whose groups were not linked");
+        assert_eq!(route(Some(&must(vec![is("a"), any(&["a", "a"])]))), Some(Some(vec![1])));
         let exact = SearchParams { exact: true, ..params };
         let mut found = 0;
         for _ in 0..20 {

@@ -16,6 +16,7 @@ use qd_core::config::{CollectionConfig, QuantizationConfig};
 use qd_core::json_path::JsonPath;
 use qd_core::{Payload, PointId};
 use qd_segment::hnsw::{HnswGraph, HnswParams, VectorSource};
+use qd_segment::payload_index::group_tag;
 use qd_segment::{
     FieldIndex, IndexKind, IndexSpec, InvertedIndex, PayloadReadError, PayloadSource, QuantizedVectors, Segment,
     SegmentData, SegmentIndex,
@@ -280,8 +281,14 @@ impl Optimizer {
                 // stay the same in the merged segment, so its graphs are extended, not rebuilt.
                 sources.sort_by_key(|s| std::cmp::Reverse((reusable_index(s).is_some(), s.slots())));
                 let base = reusable_index(&sources[0]);
-                // An `is_tenant` field orders the points by tenant. That changes the base's
-                // offsets, so it is done only where no graph would be extended anyway.
+                // An `is_tenant` field orders the points by tenant where no global graph is
+                // built (`m: 0`): a global graph would be built from points inserted tenant by
+                // tenant, and a base's graph could not be extended.
+                let groups_only = {
+                    let data = sources[0].data();
+                    let mut names = data.columns().map(|(n, _)| n).chain(data.multi_columns().map(|(n, _)| n));
+                    names.all(|name| config.hnsw_for(name).m == 0)
+                };
                 let tenant = self
                     .shared
                     .payload_schema
@@ -289,7 +296,7 @@ impl Optimizer {
                     .iter()
                     .find(|(_, spec)| spec.is_tenant())
                     .and_then(|(field, _)| field.parse::<JsonPath>().ok())
-                    .filter(|_| base.as_ref().is_none_or(|b| b.graphs.values().all(HnswGraph::is_groups_only)));
+                    .filter(|_| groups_only);
                 let base = base.filter(|_| tenant.is_none());
                 let fresh = compact(&sources, &columns, fresh_id, tenant.as_ref())?;
                 drop(sources);
@@ -559,11 +566,11 @@ impl Optimizer {
             let payload_m = hnsw.payload_m.unwrap_or(hnsw.m);
             let full_scan_points = hnsw.full_scan_threshold * 1024 / (col.dim() * col.element().size()).max(1);
             // A group of every point needs no links of its own beside a global graph.
-            let large: Vec<Vec<u32>> = groups
+            let (tags, large): (Vec<u64>, Vec<Vec<u32>>) = groups
                 .iter()
-                .filter(|g| g.len() >= full_scan_points && (hnsw.m == 0 || g.len() < data.len()))
+                .filter(|(_, g)| g.len() >= full_scan_points && (hnsw.m == 0 || g.len() < data.len()))
                 .cloned()
-                .collect();
+                .unzip();
             let params = build_params(&hnsw);
             let (progress, stop) = (&self.status.progress, &self.signal.stop);
             let mut graph = if hnsw.m > 0 {
@@ -579,6 +586,10 @@ impl Optimizer {
             };
             if !large.is_empty() {
                 graph.add_group_links(col, col.distance, &large, payload_m, stop)?;
+            }
+            if graph.is_groups_only() {
+                // Searches enter it only through the groups it linked.
+                graph.tag_groups(tags);
             }
             graphs.insert(name.to_string(), graph);
         }
@@ -954,20 +965,21 @@ fn compact(
     Ok(fresh)
 }
 
-/// Offsets grouped by value of each groupable payload index (groups of at least two points);
-/// callers keep those large enough that a filtered search on them would walk the graph (smaller
-/// ones are scanned exactly).
+/// Offsets grouped by value of each groupable payload index (groups of at least two points),
+/// each with its [`group_tag`]; callers keep those large enough that a filtered search on them
+/// would walk the graph (smaller ones are scanned exactly).
 fn payload_groups(
     data: &SegmentData,
     schema: &BTreeMap<String, PayloadIndexSpec>,
-) -> Result<Vec<Vec<u32>>, PayloadReadError> {
+) -> Result<Vec<(u64, Vec<u32>)>, PayloadReadError> {
     let mut out = Vec::new();
     for (field, spec) in schema {
         if !GROUPABLE.contains(&spec.data_type.as_str()) {
             continue;
         }
         let Ok(path) = field.parse::<JsonPath>() else { continue };
-        let mut groups: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+        let name = path.to_string();
+        let mut groups: BTreeMap<String, (u64, Vec<u32>)> = BTreeMap::new();
         for o in 0..data.len() as u32 {
             let Some(p) = data.try_payload_at(o)? else { continue };
             let p: &Payload = &p;
@@ -975,13 +987,13 @@ fn payload_groups(
                 if matches!(v, Value::Null | Value::Array(_) | Value::Object(_)) {
                     continue;
                 }
-                let g = groups.entry(v.to_string()).or_default();
+                let (_, g) = groups.entry(v.to_string()).or_insert_with(|| (group_tag(&name, v), Vec::new()));
                 if g.last() != Some(&o) {
                     g.push(o);
                 }
             }
         }
-        out.extend(groups.into_values().filter(|g| g.len() >= 2));
+        out.extend(groups.into_values().filter(|(_, g)| g.len() >= 2));
     }
     Ok(out)
 }
@@ -997,7 +1009,7 @@ mod tests {
     fn compact_groups_points_by_tenant() {
         use qd_core::vectors::{NamedVectors, Vector};
         let cols = vec![qd_segment::ColumnSpec::dense("", 2, qd_core::Distance::Dot)];
-        let tenant_of = |i: u64| (i % 7 != 0).then(|| ["b", "a", "c"][(i % 3) as usize]);
+        let tenant_of = |i: u64| (!i.is_multiple_of(7)).then(|| ["b", "a", "c"][(i % 3) as usize]);
         let segment = |id: u64, ids: std::ops::Range<u64>| {
             let mut s = Segment::new(id, &cols);
             for i in ids {

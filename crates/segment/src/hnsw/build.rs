@@ -57,6 +57,7 @@ pub(crate) fn build_graph<P: PairScore>(
         seed: params.seed,
         extra_start: Vec::new(),
         extra: Vec::new(),
+        group_tags: Vec::new(),
         pool: ScratchPool::new(n),
     })
 }

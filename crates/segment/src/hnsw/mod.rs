@@ -207,6 +207,9 @@ pub struct HnswGraph {
     /// Both empty when no group links were added.
     extra_start: Vec<u32>,
     extra: Vec<u32>,
+    /// Tags of the groups whose links a groups-only graph holds (sorted, see
+    /// [`HnswGraph::tag_groups`]); empty otherwise.
+    group_tags: Vec<u64>,
     /// Search scratch (visited list + heaps), reused across searches.
     pool: ScratchPool,
 }
@@ -232,6 +235,7 @@ impl Clone for HnswGraph {
             seed: self.seed,
             extra_start: self.extra_start.clone(),
             extra: self.extra.clone(),
+            group_tags: self.group_tags.clone(),
             pool: ScratchPool::new(self.len()),
         }
     }
@@ -322,19 +326,29 @@ impl HnswGraph {
             seed: params.seed,
             extra_start: Vec::new(),
             extra: Vec::new(),
+            group_tags: Vec::new(),
             pool: ScratchPool::new(n),
         }
+    }
+
+    /// Record which groups this graph's group links cover, by tags the caller derives from
+    /// each group's identity (e.g. [`crate::payload_index::group_tag`]): a search may enter a
+    /// groups-only graph only through groups it holds ([`HnswGraph::has_group`]). Persisted
+    /// with the graph.
+    pub fn tag_groups(&mut self, tags: impl IntoIterator<Item = u64>) {
+        self.group_tags.extend(tags);
+        self.group_tags.sort_unstable();
+        self.group_tags.dedup();
+    }
+
+    /// Whether a group with this tag was linked ([`HnswGraph::tag_groups`]).
+    pub fn has_group(&self, tag: u64) -> bool {
+        self.group_tags.binary_search(&tag).is_ok()
     }
 
     /// Whether this graph has group links only ([`HnswGraph::groups_only`]).
     pub fn is_groups_only(&self) -> bool {
         self.links.m0 == 0
-    }
-
-    /// Whether `node` got group links (it is in a group [`HnswGraph::add_group_links`] linked).
-    pub fn has_group_links(&self, node: u32) -> bool {
-        let i = node as usize;
-        matches!((self.extra_start.get(i), self.extra_start.get(i + 1)), (Some(a), Some(b)) if a < b)
     }
 
     /// Extra links for filtered search (Qdrant's `payload_m`). For each group of offsets (the

@@ -5,8 +5,10 @@
 //! magic "QDHNSWGR" | version u32 | m u32 | m0 u32 | max_level u32 | entry u32
 //! | ef_construct u32 | max_threads u32 | seed u64 | n u64 | upper_len u64 | extra_len u64
 //! | has_extra u32 | levels [u8; n] | level0 [u32; n*(m0+1)] | upper [u32; upper_len]
-//! | extra_start [u32; n+1 if has_extra] | extra [u32; extra_len] | crc32 u32
+//! | extra_start [u32; n+1 if has_extra] | extra [u32; extra_len] | tags_len u64
+//! | group_tags [u64; tags_len] | crc32 u32
 //! ```
+//! Version 1, written before groups-only graphs existed, ends after `extra` (no tags).
 //! The CRC (IEEE, reflected 0xEDB88320) covers every byte before it. After the CRC matches,
 //! the structure is still validated (counts within capacity, ids in range, ...), so even a
 //! crafted input cannot make a later search panic.
@@ -19,7 +21,7 @@ use super::visited::ScratchPool;
 use super::HnswGraph;
 
 const MAGIC: [u8; 8] = *b"QDHNSWGR";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 /// Elements per read/write chunk.
 const CHUNK: usize = 16 * 1024;
 /// Sanity cap on `m0` (a larger value is certainly corruption).
@@ -174,6 +176,10 @@ pub(crate) fn write_graph(g: &HnswGraph, w: &mut dyn Write) -> io::Result<()> {
         o.u32s(g.extra_start.iter().copied())?;
     }
     o.u32s(g.extra.iter().copied())?;
+    o.u64(g.group_tags.len() as u64)?;
+    for &t in &g.group_tags {
+        o.u64(t)?;
+    }
     o.flush()?;
     let crc = o.crc.finish();
     o.w.write_all(&crc.to_le_bytes())?;
@@ -258,7 +264,7 @@ pub(crate) fn read_graph(r: &mut dyn Read) -> Result<HnswGraph, GraphError> {
         return Err(GraphError::BadMagic);
     }
     let version = i.u32()?;
-    if version != VERSION {
+    if version != VERSION && version != 1 {
         return Err(GraphError::UnsupportedVersion(version));
     }
     let m = i.u32()?;
@@ -285,6 +291,14 @@ pub(crate) fn read_graph(r: &mut dyn Read) -> Result<HnswGraph, GraphError> {
     let upper = i.u32_vec(to_usize(upper_len, "upper size")?)?;
     let extra_start = if has_extra != 0 { i.u32_vec(n + 1)? } else { Vec::new() };
     let extra = i.u32_vec(to_usize(extra_len, "extra size")?)?;
+    let mut group_tags = Vec::new();
+    if version >= 2 {
+        let tags_len = i.u64()?;
+        corrupt(tags_len > u32::MAX as u64, "sizes")?;
+        for _ in 0..tags_len {
+            group_tags.push(i.u64()?);
+        }
+    }
     let computed = i.crc.finish();
     let mut tail = [0u8; 4];
     i.r.read_exact(&mut tail).map_err(eof)?;
@@ -324,6 +338,7 @@ pub(crate) fn read_graph(r: &mut dyn Read) -> Result<HnswGraph, GraphError> {
         corrupt(!extra.is_empty(), "extra offsets")?;
     }
     corrupt(extra.iter().any(|&id| id as usize >= n), "extra link target")?;
+    corrupt(group_tags.windows(2).any(|w| w[0] >= w[1]), "group tags")?;
 
     Ok(HnswGraph {
         links,
@@ -333,6 +348,7 @@ pub(crate) fn read_graph(r: &mut dyn Read) -> Result<HnswGraph, GraphError> {
         seed,
         extra_start,
         extra,
+        group_tags,
         pool: ScratchPool::new(n),
     })
 }

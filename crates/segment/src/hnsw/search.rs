@@ -350,7 +350,7 @@ pub(crate) fn search_graph_by<S: OffsetScorer + ?Sized>(
             // Each entry first walks greedily to a point of its group near the query.
             let mut starts = Vec::with_capacity(list.len());
             for &id in list.iter().filter(|&&id| (id as usize) < g.len()) {
-                let (near, n) = greedy_extra(g, sc, Near { score: sc.score(id), id });
+                let (near, n) = greedy_extra(g, sc, Near { score: sc.score(id), id }, accept);
                 scored += n;
                 starts.push(near);
             }
@@ -388,9 +388,10 @@ pub(crate) fn search_graph_by<S: OffsetScorer + ?Sized>(
     (out, scored)
 }
 
-/// Greedy walk over group links from `cur` until no neighbour scores better; returns the
-/// point reached and the number of vectors scored.
-fn greedy_extra<S: OffsetScorer + ?Sized>(g: &HnswGraph, sc: &S, mut cur: Near) -> (Near, usize) {
+/// Greedy walk over group links from `cur` until no accepted neighbour scores better (a
+/// point's links may lead into other groups it belongs to; accepted points stay within the
+/// filter's); returns the point reached and the number of vectors scored.
+fn greedy_extra<S: OffsetScorer + ?Sized>(g: &HnswGraph, sc: &S, mut cur: Near, accept: Accept<'_>) -> (Near, usize) {
     let mut scored = 0;
     loop {
         let i = cur.id as usize;
@@ -399,7 +400,7 @@ fn greedy_extra<S: OffsetScorer + ?Sized>(g: &HnswGraph, sc: &S, mut cur: Near) 
         for &id in g.extra.get(a as usize..b as usize).unwrap_or(&[]) {
             let score = sc.score(id);
             scored += 1;
-            if score > best.score {
+            if score > best.score && accept.is_none_or(|f| f(id)) {
                 best = Near { score, id };
             }
         }
