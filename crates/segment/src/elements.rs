@@ -305,11 +305,22 @@ impl ElemVec {
     }
 
     /// Gives back reserved space beyond the stored components.
+    /// Give back the room reserved beyond the components held, by moving them to an
+    /// allocation of their exact size: an allocator may keep a block shrunk in place at its
+    /// old size (mimalloc does when at least half of it stays in use), and for a column grown
+    /// by doubling that is up to half its memory.
     pub fn shrink_to_fit(&mut self) {
+        fn exact<T: Copy>(v: &mut Vec<T>) {
+            if v.capacity() > v.len() {
+                let mut fresh = Vec::with_capacity(v.len());
+                fresh.extend_from_slice(v);
+                *v = fresh;
+            }
+        }
         match self {
-            ElemVec::F32(v) => v.shrink_to_fit(),
-            ElemVec::F16(v) => v.shrink_to_fit(),
-            ElemVec::U8(v) => v.shrink_to_fit(),
+            ElemVec::F32(v) => exact(v),
+            ElemVec::F16(v) => exact(v),
+            ElemVec::U8(v) => exact(v),
         }
     }
 

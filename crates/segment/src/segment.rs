@@ -626,8 +626,9 @@ impl Segment {
     }
 
     /// Gives back the room a segment reserved while growing (up to half of what its arrays
-    /// hold), for one that will not grow again. Copies the data, so callers do it outside the
-    /// shard lock; a segment whose data is shared (an index build is reading it) is left as is.
+    /// hold), for one that will not grow again. Copies the vectors, so callers do it outside
+    /// the shard lock, or on a segment as small as the appendable one when it is sealed; a
+    /// segment whose data is shared (an index build is reading it) is left as is.
     pub fn shrink_to_fit(&mut self) {
         let Some(data) = Arc::get_mut(&mut self.data) else { return };
         data.offsets.shrink_to_fit();

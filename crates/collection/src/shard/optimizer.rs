@@ -254,6 +254,10 @@ impl Optimizer {
                 let fresh = st.new_appendable();
                 let mut old = std::mem::replace(&mut st.appendable, fresh);
                 old.seal();
+                // The room it reserved while growing (up to half its vectors) is given back
+                // now: sealed, it never grows again. A copy of at most `indexing_threshold` KiB
+                // of vectors, under the lock.
+                old.shrink_to_fit();
                 let (id, data) = (old.id(), old.data().clone());
                 st.sealed.push(old);
                 ("indexing", id, data)
