@@ -312,6 +312,23 @@ impl FieldIndex {
         Some(out)
     }
 
+    /// Every value of a keyword, uuid, integer or bool index with its postings: the groups
+    /// `payload_m` links (other kinds form none).
+    pub fn value_groups(&self) -> Vec<(Value, &[u32])> {
+        let mut out: Vec<(Value, &[u32])> = Vec::new();
+        match self.kind {
+            Some(IndexKind::Keyword | IndexKind::Uuid) => {
+                out.extend(self.strings.iter().map(|(k, v)| (Value::String(k.clone()), v.as_slice())))
+            }
+            Some(IndexKind::Integer) => out.extend(self.ints.iter().map(|(k, v)| (Value::from(*k), v.as_slice()))),
+            Some(IndexKind::Bool) => {
+                out.extend([false, true].iter().map(|b| (Value::Bool(*b), self.bools[*b as usize].as_slice())))
+            }
+            _ => {}
+        }
+        out
+    }
+
     /// Every facet value with its postings, when the index holds all of them; `None` when the
     /// payload holds values of other types (or the index type keeps no postings).
     pub fn facet_values(&self) -> Option<Vec<(Value, &[u32])>> {

@@ -5,6 +5,7 @@
 //! Index builds read the segment's immutable data through an `Arc` without holding the shard
 //! lock; tombstones that arrive meanwhile are kept on the segment itself, so no write is lost.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -163,8 +164,6 @@ fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// Kinds of payload index whose values partition points into groups worth extra graph links.
-const GROUPABLE: [&str; 4] = ["keyword", "integer", "bool", "uuid"];
 const COMPLETED_KEPT: usize = 16;
 
 impl Optimizer {
@@ -558,9 +557,11 @@ impl Optimizer {
     ) -> Result<SegmentIndex, OptimizerError> {
         let _turn = self.build_turn()?;
         let schema = self.shared.payload_schema.read().clone();
-        // Read once for every vector (payloads may be on disk); each keeps the groups large
-        // enough for its own full-scan threshold.
-        let groups = payload_groups(data, &schema)?;
+        // Payloads are read once (they may be on disk), for the payload indexes; the groups
+        // come from their postings, and each vector keeps those large enough for its own
+        // full-scan threshold.
+        let payload = build_payload_indexes(data, &schema, None, &|_| true)?;
+        let groups = payload_groups(&payload);
         let mut graphs = BTreeMap::new();
         for (name, col) in data.columns() {
             if col.len() == 0 {
@@ -613,7 +614,6 @@ impl Optimizer {
             graphs.insert(name.to_string(), graph);
         }
         let sparse = data.sparse_columns().map(|(name, col)| (name.to_string(), InvertedIndex::build(col))).collect();
-        let payload = build_payload_indexes(data, &schema, None, &|_| true)?;
         Ok(SegmentIndex { graphs, quantized: quantize(data, config), sparse, payload })
     }
 
@@ -947,15 +947,27 @@ fn compact(
         live.extend(seg.data().members().filter(|(pid, _)| seg.contains(pid)).map(|(pid, v)| (i, pid, v)));
     }
     if let Some(path) = tenant {
-        // Keys first, then the points in key order: payloads are not all held at once.
+        // Each point's tenant from its source's index of the field where it has one (no
+        // payload read), else from its payload; then the points in key order (payloads are
+        // not all held at once).
+        let field = path.to_string();
+        let indexed: Vec<Option<(Vec<u32>, Vec<String>)>> =
+            sources.iter().map(|s| tenant_of_slots(s, &field)).collect();
         let mut keyed = Vec::with_capacity(live.len());
         for (i, pid, version) in live {
-            let payload = sources[i].try_payload(&pid)?;
-            let key =
-                payload.and_then(|p| path.values_flat(&p).into_iter().find_map(|v| v.as_str().map(str::to_owned)));
+            let key = match &indexed[i] {
+                Some((slot_value, values)) => sources[i]
+                    .slot_of(&pid)
+                    .and_then(|o| slot_value.get(o as usize))
+                    .and_then(|&v| values.get(v as usize))
+                    .map(|v| Cow::Borrowed(v.as_str())),
+                None => sources[i].try_payload(&pid)?.and_then(|p| {
+                    path.values_flat(&p).into_iter().find_map(|v| v.as_str().map(|s| Cow::Owned(s.to_owned())))
+                }),
+            };
             keyed.push((key, (i, pid, version)));
         }
-        keyed.sort_by(|a, b| a.0.cmp(&b.0));
+        keyed.sort_by(|a: &(Option<Cow<'_, str>>, _), b| a.0.cmp(&b.0));
         live = keyed.into_iter().map(|(_, point)| point).collect();
     }
     let mut fresh = Segment::new(id, columns);
@@ -969,37 +981,41 @@ fn compact(
     Ok(fresh)
 }
 
-/// Offsets grouped by value of each groupable payload index (groups of at least two points),
-/// each with its [`group_tag`]; callers keep those large enough that a filtered search on them
-/// would walk the graph (smaller ones are scanned exactly).
-fn payload_groups(
-    data: &SegmentData,
-    schema: &BTreeMap<String, PayloadIndexSpec>,
-) -> Result<Vec<(u64, Vec<u32>)>, PayloadReadError> {
-    let mut out = Vec::new();
-    for (field, spec) in schema {
-        if !GROUPABLE.contains(&spec.data_type.as_str()) {
-            continue;
-        }
-        let Ok(path) = field.parse::<JsonPath>() else { continue };
-        let name = path.to_string();
-        let mut groups: BTreeMap<String, (u64, Vec<u32>)> = BTreeMap::new();
-        for o in 0..data.len() as u32 {
-            let Some(p) = data.try_payload_at(o)? else { continue };
-            let p: &Payload = &p;
-            for v in path.values_flat(p) {
-                if matches!(v, Value::Null | Value::Array(_) | Value::Object(_)) {
-                    continue;
-                }
-                let (_, g) = groups.entry(v.to_string()).or_insert_with(|| (group_tag(&name, v), Vec::new()));
-                if g.last() != Some(&o) {
-                    g.push(o);
+/// For a segment whose payload index of `field` covers its slots: each slot's position in the
+/// index's string values (`u32::MAX` for none), and those values.
+fn tenant_of_slots(seg: &Segment, field: &str) -> Option<(Vec<u32>, Vec<String>)> {
+    let ix = seg.index()?.payload.get(field).filter(|ix| ix.slots() == seg.slots())?;
+    let mut slot_value = vec![u32::MAX; seg.slots()];
+    let mut values = Vec::new();
+    for (value, posting) in ix.value_groups() {
+        let Value::String(v) = value else { continue };
+        let at = u32::try_from(values.len()).ok()?;
+        values.push(v);
+        for &o in posting {
+            if let Some(slot) = slot_value.get_mut(o as usize) {
+                if *slot == u32::MAX {
+                    *slot = at;
                 }
             }
         }
-        out.extend(groups.into_values().filter(|(_, g)| g.len() >= 2));
     }
-    Ok(out)
+    Some((slot_value, values))
+}
+
+/// Offsets grouped by value of each keyword, uuid, integer and bool payload index (groups of
+/// at least two points, from the indexes' postings), each with its [`group_tag`]; callers keep
+/// those large enough that a filtered search on them would walk the graph (smaller ones are
+/// scanned exactly).
+fn payload_groups(payload: &BTreeMap<String, FieldIndex>) -> Vec<(u64, Vec<u32>)> {
+    let mut out = Vec::new();
+    for (field, ix) in payload {
+        for (value, posting) in ix.value_groups() {
+            if posting.len() >= 2 {
+                out.push((group_tag(field, &value), posting.to_vec()));
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -1044,6 +1060,15 @@ mod tests {
             assert_eq!(t.as_deref(), tenant_of(num(p)));
             assert_eq!(fresh.vectors(&p), b.vectors(&p).into_iter().chain(a.vectors(&p)).collect());
         }
+        // The same order when a source's tenant index gives the keys instead of its payloads.
+        let mut indexed = a.clone();
+        let ix = FieldIndex::build(IndexKind::Keyword, &path, a.data()).expect("in RAM");
+        indexed.set_index(Arc::new(SegmentIndex {
+            payload: BTreeMap::from([("t".to_string(), ix)]),
+            ..Default::default()
+        }));
+        let from_index = compact(&[indexed, b.clone()], &cols, 5, Some(&path)).expect("in RAM");
+        assert_eq!(from_index.data().members().map(|(p, _)| num(p)).collect::<Vec<_>>(), want);
         let plain = compact(&[a, b], &cols, 4, None).expect("in RAM");
         let order: Vec<u64> = plain.data().members().map(|(p, _)| num(p)).collect();
         assert_eq!(order, (0..60).filter(|&i| i != 31).collect::<Vec<_>>());
