@@ -25,8 +25,8 @@ drift in the machine's speed affects both alike. Both engines answer every query
 
 `--tenants T` benchmarks Qdrant's multitenancy set-up instead: each point gets a `tenant` (one of
 T, uniform), both engines are configured with `m: 0, payload_m: 16` (no global graph, one per
-tenant) and a keyword index on `tenant` with `is_tenant: true` (the only index declared); the cases are one tenant and any of
-two tenants. `--full-scan KB` sets `full_scan_threshold` on both (default 10,000 KiB, Qdrant's): a
+tenant) and a keyword index on `tenant` with `is_tenant: true` (the only index declared); the
+cases are one tenant and any of two tenants. `--full-scan KB` sets `full_scan_threshold` on both (default 10,000 KiB, Qdrant's): a
 tenant with fewer points than that many KiB of vectors is scanned exactly, a larger one searched
 through its own graph.
 """
