@@ -313,7 +313,8 @@ impl FieldIndex {
     }
 
     /// Every value of a keyword, uuid, integer or bool index with its postings: the groups
-    /// `payload_m` links (other kinds form none).
+    /// `payload_m` links (other kinds form none), in the order of the values' JSON text, so
+    /// that builds from the same data link the same groups alike.
     pub fn value_groups(&self) -> Vec<(Value, &[u32])> {
         let mut out: Vec<(Value, &[u32])> = Vec::new();
         match self.kind {
@@ -326,6 +327,7 @@ impl FieldIndex {
             }
             _ => {}
         }
+        out.sort_by_cached_key(|(v, _)| v.to_string());
         out
     }
 

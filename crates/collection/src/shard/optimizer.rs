@@ -259,6 +259,13 @@ impl Optimizer {
                 old.shrink_to_fit();
                 let (id, data) = (old.id(), old.data().clone());
                 st.sealed.push(old);
+                if without_global_graphs(&st, config)
+                    && matches!(merge_task(&st, config), Some(Task::Rebuild(ids)) if ids.contains(&id))
+                {
+                    // A merge rebuilds it next, graphs and all: indexing it now would be
+                    // wasted (see `plan`).
+                    return Ok(());
+                }
                 ("indexing", id, data)
             }
             Task::Index(id) => {
@@ -830,11 +837,20 @@ fn plan(
             return Some(Task::SealAndIndex);
         }
     }
+    // Segments a merge will rebuild anyway are not indexed first where no global graph
+    // could be extended.
+    let deferred: Vec<u64> = match merge_task(state, config) {
+        Some(Task::Rebuild(ids)) if without_global_graphs(state, config) => ids,
+        _ => Vec::new(),
+    };
     for s in &state.sealed {
         if s.is_empty() {
             return Some(Task::Drop(s.id()));
         }
         if s.index().is_none() {
+            if deferred.contains(&s.id()) {
+                continue;
+            }
             return Some(Task::Index(s.id()));
         }
         if quantization_stale(s, config) {
@@ -857,9 +873,14 @@ fn plan(
             return Some(Task::Rebuild(vec![s.id()]));
         }
     }
-    // Too many sealed segments: merge the two smallest if the result stays under the limit.
-    // Automatic target: the cores shared by the collection's shards on this node, so that a
-    // search visits about as many graphs whatever the shard count.
+    merge_task(state, config)
+}
+
+/// Too many sealed segments: the two smallest to merge, if the result stays under the limit.
+/// Automatic target: the cores shared by the collection's shards on this node, so that a
+/// search visits about as many graphs whatever the shard count.
+fn merge_task(state: &ShardState, config: &CollectionConfig) -> Option<Task> {
+    let opt = &config.optimizer_config;
     let target = match opt.default_segment_number {
         0 => {
             let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
@@ -867,24 +888,30 @@ fn plan(
         }
         n => n,
     };
-    if state.sealed.len() > target {
-        let max_kb = opt.max_segment_size.unwrap_or(DEFAULT_MAX_SEGMENT_KB);
-        // Sizes in bytes of live vector data (a segment's bytes scaled by its live share).
-        let live_bytes = |s: &Segment| s.data().vector_bytes() * s.len() / s.slots().max(1);
-        let mut by_size: Vec<(usize, u64)> = state.sealed.iter().map(|s| (live_bytes(s), s.id())).collect();
-        by_size.sort_unstable();
-        if let [(a, ida), (b, idb), ..] = by_size[..] {
-            // Merging into a segment without tombstones extends its graph (cost of the smaller
-            // one); otherwise both are rebuilt, which is worth it only between segments of
-            // similar size, or when one more segment than the target would remain anyway.
-            let extendable = state.sealed.iter().any(|s| s.id() == idb && reusable_index(s).is_some());
-            let worth_it = extendable || a * 4 >= b || state.sealed.len() > target + 1;
-            if (a + b) / 1024 <= max_kb && worth_it {
-                return Some(Task::Rebuild(vec![ida, idb]));
-            }
-        }
+    if state.sealed.len() <= target {
+        return None;
     }
-    None
+    let max_kb = opt.max_segment_size.unwrap_or(DEFAULT_MAX_SEGMENT_KB);
+    // Sizes in bytes of live vector data (a segment's bytes scaled by its live share).
+    let live_bytes = |s: &Segment| s.data().vector_bytes() * s.len() / s.slots().max(1);
+    let mut by_size: Vec<(usize, u64)> = state.sealed.iter().map(|s| (live_bytes(s), s.id())).collect();
+    by_size.sort_unstable();
+    let [(a, ida), (b, idb), ..] = by_size[..] else { return None };
+    // Merging into a segment without tombstones extends its graph (cost of the smaller one);
+    // otherwise both are rebuilt, which is worth it only between segments of similar size, or
+    // when one more segment than the target would remain anyway.
+    let extendable = state.sealed.iter().any(|s| s.id() == idb && reusable_index(s).is_some());
+    let worth_it = extendable || a * 4 >= b || state.sealed.len() > target + 1;
+    ((a + b) / 1024 <= max_kb && worth_it).then(|| Task::Rebuild(vec![ida, idb]))
+}
+
+/// Whether no vector of the shard gets a global graph (`m: 0` for every dense and multivector
+/// column): a merge then rebuilds every graph it keeps, so a segment about to be merged is
+/// better indexed by the merge, once.
+fn without_global_graphs(state: &ShardState, config: &CollectionConfig) -> bool {
+    let data = state.appendable.data();
+    let mut names = data.columns().map(|(n, _)| n).chain(data.multi_columns().map(|(n, _)| n));
+    names.all(|name| config.hnsw_for(name).m == 0)
 }
 
 /// Whether the optimizer has work pending for this shard state (`quiet`: whether the shard has
@@ -955,12 +982,13 @@ fn compact(
             sources.iter().map(|s| tenant_of_slots(s, &field)).collect();
         let mut keyed = Vec::with_capacity(live.len());
         for (i, pid, version) in live {
-            let key = match &indexed[i] {
-                Some((slot_value, values)) => sources[i]
-                    .slot_of(&pid)
-                    .and_then(|o| slot_value.get(o as usize))
-                    .and_then(|&v| values.get(v as usize))
-                    .map(|v| Cow::Borrowed(v.as_str())),
+            // `Some(key)`: the index tells; `None`: the payload does.
+            let known = indexed[i].as_ref().and_then(|(slot_value, values)| {
+                let at = *slot_value.get(sources[i].slot_of(&pid)? as usize)?;
+                values.get(at as usize).map(|v| Some(Cow::Borrowed(v.as_str())))
+            });
+            let key = match known {
+                Some(key) => key,
                 None => sources[i].try_payload(&pid)?.and_then(|p| {
                     path.values_flat(&p).into_iter().find_map(|v| v.as_str().map(|s| Cow::Owned(s.to_owned())))
                 }),
@@ -981,24 +1009,30 @@ fn compact(
     Ok(fresh)
 }
 
-/// For a segment whose payload index of `field` covers its slots: each slot's position in the
-/// index's string values (`u32::MAX` for none), and those values.
+/// A slot whose tenant the index cannot tell (none, or several values): read from its payload.
+const TENANT_UNKNOWN: u32 = u32::MAX;
+
+/// For a segment whose keyword or uuid index of `field` covers its slots: each slot's position
+/// in the index's values ([`TENANT_UNKNOWN`] for a slot with none or several), and the values.
 fn tenant_of_slots(seg: &Segment, field: &str) -> Option<(Vec<u32>, Vec<String>)> {
-    let ix = seg.index()?.payload.get(field).filter(|ix| ix.slots() == seg.slots())?;
-    let mut slot_value = vec![u32::MAX; seg.slots()];
+    let ix =
+        seg.index()?.payload.get(field).filter(|ix| {
+            ix.slots() == seg.slots() && matches!(ix.kind(), Some(IndexKind::Keyword | IndexKind::Uuid))
+        })?;
+    const UNSEEN: u32 = u32::MAX - 1;
+    let mut slot_value = vec![UNSEEN; seg.slots()];
     let mut values = Vec::new();
     for (value, posting) in ix.value_groups() {
         let Value::String(v) = value else { continue };
-        let at = u32::try_from(values.len()).ok()?;
+        let at = u32::try_from(values.len()).ok().filter(|&at| at < UNSEEN)?;
         values.push(v);
         for &o in posting {
             if let Some(slot) = slot_value.get_mut(o as usize) {
-                if *slot == u32::MAX {
-                    *slot = at;
-                }
+                *slot = if *slot == UNSEEN { at } else { TENANT_UNKNOWN };
             }
         }
     }
+    slot_value.iter_mut().filter(|s| **s == UNSEEN).for_each(|s| *s = TENANT_UNKNOWN);
     Some((slot_value, values))
 }
 
@@ -1060,18 +1094,60 @@ mod tests {
             assert_eq!(t.as_deref(), tenant_of(num(p)));
             assert_eq!(fresh.vectors(&p), b.vectors(&p).into_iter().chain(a.vectors(&p)).collect());
         }
-        // The same order when a source's tenant index gives the keys instead of its payloads.
-        let mut indexed = a.clone();
-        let ix = FieldIndex::build(IndexKind::Keyword, &path, a.data()).expect("in RAM");
-        indexed.set_index(Arc::new(SegmentIndex {
-            payload: BTreeMap::from([("t".to_string(), ix)]),
-            ..Default::default()
-        }));
-        let from_index = compact(&[indexed, b.clone()], &cols, 5, Some(&path)).expect("in RAM");
+        // The same order when the sources' tenant indexes give the keys instead of their
+        // payloads (one of them with a tombstone).
+        let with_index = |s: &Segment, kind: IndexKind| {
+            let mut s = s.clone();
+            let ix = FieldIndex::build(kind, &path, s.data()).expect("in RAM");
+            let payload = BTreeMap::from([("t".to_string(), ix)]);
+            s.set_index(Arc::new(SegmentIndex { payload, ..Default::default() }));
+            s
+        };
+        let (ia, ib) = (with_index(&a, IndexKind::Keyword), with_index(&b, IndexKind::Keyword));
+        assert!(tenant_of_slots(&ia, "t").is_some() && tenant_of_slots(&ib, "t").is_some(), "the indexes are used");
+        let from_index = compact(&[ia, ib], &cols, 5, Some(&path)).expect("in RAM");
         assert_eq!(from_index.data().members().map(|(p, _)| num(p)).collect::<Vec<_>>(), want);
+        // An index of another kind at the path is not used.
+        assert!(tenant_of_slots(&with_index(&a, IndexKind::Integer), "t").is_none());
         let plain = compact(&[a, b], &cols, 4, None).expect("in RAM");
         let order: Vec<u64> = plain.data().members().map(|(p, _)| num(p)).collect();
         assert_eq!(order, (0..60).filter(|&i| i != 31).collect::<Vec<_>>());
+    }
+
+    /// Where no global graph is built (`m: 0`), sealed segments a merge is about to rebuild are
+    /// not indexed first; with a global graph (extended by merges) they are.
+    #[test]
+    fn segments_about_to_merge_are_indexed_by_the_merge_without_global_graphs() {
+        use qd_core::config::{CollectionDefaults, CreateCollection};
+        use qd_core::vectors::{NamedVectors, Vector};
+        let config = |m: usize| {
+            let req: CreateCollection = serde_json::from_value(serde_json::json!({
+                "vectors": {"size": 2, "distance": "Dot"},
+                "hnsw_config": {"m": m, "payload_m": 16},
+                "optimizers_config": {"default_segment_number": 1, "indexing_threshold": 0}
+            }))
+            .expect("request");
+            req.into_config(&CollectionDefaults::default()).expect("config")
+        };
+        let columns = super::super::local::column_specs(&config(0).params);
+        let mut state = ShardState::new(columns.clone(), 10);
+        for (id, n) in [(1u64, 40u64), (2, 60)] {
+            let mut seg = Segment::new(id, &columns);
+            for i in 0..n {
+                let v = NamedVectors::from([(String::new(), Vector::Dense(vec![i as f32, 1.0]))]);
+                seg.upsert(PointId::Num(id * 1000 + i), 1, &v, None);
+            }
+            seg.seal();
+            state.sealed.push(seg);
+        }
+        let schema = BTreeMap::new();
+        let none = HashSet::new();
+        let task = |state: &ShardState, m: usize| plan(state, &config(m), &schema, false, &none);
+        assert_eq!(task(&state, 0), Some(Task::Rebuild(vec![1, 2])));
+        assert_eq!(task(&state, 16), Some(Task::Index(1)));
+        // With one sealed segment there is no merge to wait for.
+        state.sealed.pop();
+        assert_eq!(task(&state, 0), Some(Task::Index(1)));
     }
 
     #[test]
