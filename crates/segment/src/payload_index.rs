@@ -312,9 +312,8 @@ impl FieldIndex {
         Some(out)
     }
 
-    /// Every value of a keyword, uuid, integer or bool index with its postings: the groups
-    /// `payload_m` links (other kinds form none), in the order of the values' JSON text, so
-    /// that builds from the same data link the same groups alike.
+    /// Every value of a keyword, uuid, integer or bool index with its postings (in no
+    /// particular order): the groups `payload_m` links and facets count (other kinds form none).
     pub fn value_groups(&self) -> Vec<(Value, &[u32])> {
         let mut out: Vec<(Value, &[u32])> = Vec::new();
         match self.kind {
@@ -327,21 +326,13 @@ impl FieldIndex {
             }
             _ => {}
         }
-        out.sort_by_cached_key(|(v, _)| v.to_string());
         out
     }
 
     /// Every facet value with its postings, when the index holds all of them; `None` when the
     /// payload holds values of other types (or the index type keeps no postings).
     pub fn facet_values(&self) -> Option<Vec<(Value, &[u32])>> {
-        if !self.facet_complete {
-            return None;
-        }
-        let mut out: Vec<(Value, &[u32])> = Vec::new();
-        out.extend(self.strings.iter().map(|(k, v)| (Value::String(k.clone()), v.as_slice())));
-        out.extend(self.ints.iter().map(|(k, v)| (Value::from(*k), v.as_slice())));
-        out.extend([false, true].iter().map(|b| (Value::Bool(*b), self.bools[*b as usize].as_slice())));
-        Some(out)
+        self.facet_complete.then(|| self.value_groups())
     }
 
     /// Number of slots the index was built over.

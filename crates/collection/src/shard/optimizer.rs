@@ -259,7 +259,7 @@ impl Optimizer {
                 old.shrink_to_fit();
                 let (id, data) = (old.id(), old.data().clone());
                 st.sealed.push(old);
-                if without_global_graphs(&st, config)
+                if without_global_graphs(st.appendable.data(), config)
                     && matches!(merge_task(&st, config), Some(Task::Rebuild(ids)) if ids.contains(&id))
                 {
                     // A merge rebuilds it next, graphs and all: indexing it now would be
@@ -294,11 +294,7 @@ impl Optimizer {
                 // An `is_tenant` field orders the points by tenant where no global graph is
                 // built (`m: 0`): a global graph would be built from points inserted tenant by
                 // tenant, and a base's graph could not be extended.
-                let groups_only = {
-                    let data = sources[0].data();
-                    let mut names = data.columns().map(|(n, _)| n).chain(data.multi_columns().map(|(n, _)| n));
-                    names.all(|name| config.hnsw_for(name).m == 0)
-                };
+                let groups_only = without_global_graphs(sources[0].data(), config);
                 let tenant = self
                     .shared
                     .payload_schema
@@ -581,7 +577,7 @@ impl Optimizer {
             let (tags, large): (Vec<u64>, Vec<Vec<u32>>) = groups
                 .iter()
                 .filter(|(_, g)| g.len() >= full_scan_points && (hnsw.m == 0 || g.len() < data.len()))
-                .cloned()
+                .map(|(tag, g)| (*tag, g.to_vec()))
                 .unzip();
             let params = build_params(&hnsw);
             let (progress, stop) = (&self.status.progress, &self.signal.stop);
@@ -840,7 +836,7 @@ fn plan(
     // Segments a merge will rebuild anyway are not indexed first where no global graph
     // could be extended.
     let deferred: Vec<u64> = match merge_task(state, config) {
-        Some(Task::Rebuild(ids)) if without_global_graphs(state, config) => ids,
+        Some(Task::Rebuild(ids)) if without_global_graphs(state.appendable.data(), config) => ids,
         _ => Vec::new(),
     };
     for s in &state.sealed {
@@ -908,8 +904,7 @@ fn merge_task(state: &ShardState, config: &CollectionConfig) -> Option<Task> {
 /// Whether no vector of the shard gets a global graph (`m: 0` for every dense and multivector
 /// column): a merge then rebuilds every graph it keeps, so a segment about to be merged is
 /// better indexed by the merge, once.
-fn without_global_graphs(state: &ShardState, config: &CollectionConfig) -> bool {
-    let data = state.appendable.data();
+fn without_global_graphs(data: &SegmentData, config: &CollectionConfig) -> bool {
     let mut names = data.columns().map(|(n, _)| n).chain(data.multi_columns().map(|(n, _)| n));
     names.all(|name| config.hnsw_for(name).m == 0)
 }
@@ -1037,17 +1032,16 @@ fn tenant_of_slots(seg: &Segment, field: &str) -> Option<(Vec<u32>, Vec<String>)
 }
 
 /// Offsets grouped by value of each keyword, uuid, integer and bool payload index (groups of
-/// at least two points, from the indexes' postings), each with its [`group_tag`]; callers keep
-/// those large enough that a filtered search on them would walk the graph (smaller ones are
-/// scanned exactly).
-fn payload_groups(payload: &BTreeMap<String, FieldIndex>) -> Vec<(u64, Vec<u32>)> {
+/// at least two points, the indexes' postings), each with its [`group_tag`], in the order of
+/// the fields and the values' JSON text so that builds from the same data link alike; callers
+/// keep those large enough that a filtered search on them would walk the graph (smaller ones
+/// are scanned exactly).
+fn payload_groups(payload: &BTreeMap<String, FieldIndex>) -> Vec<(u64, &[u32])> {
     let mut out = Vec::new();
     for (field, ix) in payload {
-        for (value, posting) in ix.value_groups() {
-            if posting.len() >= 2 {
-                out.push((group_tag(field, &value), posting.to_vec()));
-            }
-        }
+        let mut values = ix.value_groups();
+        values.sort_by_cached_key(|(v, _)| v.to_string());
+        out.extend(values.into_iter().filter(|(_, p)| p.len() >= 2).map(|(v, p)| (group_tag(field, &v), p)));
     }
     out
 }

@@ -48,18 +48,7 @@ pub(crate) fn build_graph<P: PairScore>(
             None => build_with(&Dyn(src), src.len(), scorer, &p, base, progress, stop),
         }
     })?;
-    let n = links.len();
-    Ok(HnswGraph {
-        links,
-        entry,
-        ef_construct: params.ef_construct,
-        max_threads: params.max_threads,
-        seed: params.seed,
-        extra_start: Vec::new(),
-        extra: Vec::new(),
-        group_tags: Vec::new(),
-        pool: ScratchPool::new(n),
-    })
+    Ok(HnswGraph::from_links(links, entry, params))
 }
 
 /// Builds the links of a graph over `src`; `parallel` inserts with `par_iter` on the current

@@ -318,9 +318,15 @@ impl HnswGraph {
     /// graphs to. Its connected parts are the groups, so a search must enter each group the
     /// filter can match (`entries`); one without entries scans exactly.
     pub fn groups_only(n: usize, params: &HnswParams) -> HnswGraph {
+        HnswGraph::from_links(Links::unlinked(n), 0, params)
+    }
+
+    /// A graph of `links` entered at `entry`, built with `params`, without group links yet.
+    fn from_links(links: Links, entry: u32, params: &HnswParams) -> HnswGraph {
+        let n = links.len();
         HnswGraph {
-            links: Links::unlinked(n),
-            entry: 0,
+            links,
+            entry,
             ef_construct: params.ef_construct,
             max_threads: params.max_threads,
             seed: params.seed,

@@ -235,6 +235,13 @@ fn filtered_recall_1_percent_and_group_links_help() {
     assert_eq!(g.extra_link_count(), before);
 }
 
+/// `g` written in its binary form and read back.
+fn round_trip(g: &HnswGraph) -> HnswGraph {
+    let mut buf = Vec::new();
+    g.write_to(&mut buf).expect("write");
+    HnswGraph::read_from(&mut buf.as_slice()).expect("read")
+}
+
 /// `m = 0` with `payload_m`: no global graph, one graph per group (tenant). Entered at one
 /// member of each group a filter names, it finds the filter's nearest points; entered nowhere
 /// it scans exactly; it survives the binary form.
@@ -255,25 +262,11 @@ fn groups_only_graph_is_searched_from_the_filters_groups() {
 
     let one = |i: u32| tenant(i) == 1;
     let two = |i: u32| tenant(i) != 0;
-    let back = HnswGraph::read_from(
-        &mut &{
-            let mut buf = Vec::new();
-            g.write_to(&mut buf).expect("write");
-            buf
-        }[..],
-    )
-    .expect("read");
+    let back = round_trip(&g);
     assert!(back.is_groups_only());
     assert!(!g.has_group(7));
     g.tag_groups([9, 7, 9]);
-    let tagged = HnswGraph::read_from(
-        &mut &{
-            let mut buf = Vec::new();
-            g.write_to(&mut buf).expect("write");
-            buf
-        }[..],
-    )
-    .expect("read");
+    let tagged = round_trip(&g);
     assert!(tagged.has_group(7) && tagged.has_group(9) && !tagged.has_group(8));
     let (mut hits, mut hits_two, mut total) = (0usize, 0usize, 0usize);
     for q in 0..queries.len() as u32 {

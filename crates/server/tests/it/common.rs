@@ -216,6 +216,25 @@ pub fn shard_sum_of(s: &Server, collection: &str, field: &str) -> u64 {
     shards.iter().map(|sh| sh["local"][field].as_u64().expect("figure")).sum()
 }
 
+/// Wait until the optimizer has built a payload index created on existing segments (an
+/// `IndexPayload` run completed) and the collection is green again.
+pub fn wait_payload_index_built(s: &Server, name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let opt = s.ok("GET", &format!("/collections/{name}/optimizations"), None);
+        let built = opt["completed"]
+            .as_array()
+            .expect("completed")
+            .iter()
+            .any(|o| o["name"].as_str().is_some_and(|n| n.ends_with("payload_index")));
+        if built && s.ok("GET", &format!("/collections/{name}"), None)["status"] == "green" {
+            return;
+        }
+        assert!(Instant::now() < deadline, "payload index never built: {opt}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 pub fn wait_indexed(s: &Server, name: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {

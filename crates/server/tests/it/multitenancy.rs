@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::common::{create_collection, vector, wait_indexed, Server, BACKENDS};
+use crate::common::{create_collection, vector, wait_indexed, wait_payload_index_built, Server, BACKENDS};
 
 const DIM: usize = 16;
 const N: u64 = 3000;
@@ -119,18 +119,7 @@ fn tenant_graphs(backend: &str) {
     // `cat` indexed after the build: its values were never linked, though every point has
     // its tenant's links; a filter on it scans exactly and finds points of every tenant.
     s.ok("PUT", "/collections/mt/index?wait=true", Some(&json!({"field_name": "cat", "field_schema": "keyword"})));
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let opt = s.ok("GET", "/collections/mt/optimizations", None);
-        let completed = opt["completed"].as_array().expect("completed");
-        if completed.iter().any(|o| o["name"].as_str().is_some_and(|n| n.ends_with("payload_index")))
-            && s.ok("GET", "/collections/mt", None)["status"] == "green"
-        {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "cat index never built: {opt}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_payload_index_built(&s, "mt");
     let cat = json!({"must": [{"key": "cat", "match": {"value": "c1"}}]});
     let mut tenants = HashSet::new();
     for q in 0..20 {

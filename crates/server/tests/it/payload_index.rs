@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::common::{create_collection, vector, wait_indexed, Server, BACKENDS};
+use crate::common::{create_collection, vector, wait_indexed, wait_payload_index_built, Server, BACKENDS};
 
 const DIM: usize = 8;
 const N: u64 = 3000;
@@ -162,20 +162,7 @@ fn payload_indexes(backend: &str) {
     }
     // An index created on existing sealed segments: the optimizer builds it.
     s.ok("PUT", "/collections/ix/index?wait=true", Some(&json!({"field_name": "x", "field_schema": "float"})));
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let opt = s.ok("GET", "/collections/ix/optimizations", None);
-        let built = opt["completed"]
-            .as_array()
-            .expect("completed")
-            .iter()
-            .any(|o| o["name"].as_str().is_some_and(|n| n.ends_with("payload_index")));
-        if built && s.ok("GET", "/collections/ix", None)["status"] == "green" {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "payload index never built: {opt}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_payload_index_built(&s, "ix");
     same_answers(&s, "ix", "plain");
     drop(s);
 
