@@ -10,6 +10,7 @@ use qd_core::filter::{Filter, TextIndexes};
 use qd_core::json_path::JsonPath;
 use qd_core::vectors::{validate_vectors, NamedVectors, SparseVector, Vector, VectorSpec};
 use qd_core::PointId;
+use qd_segment::{IndexKind, PayloadIndexDef};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -48,27 +49,38 @@ pub struct CollectionShared {
     /// The analysers of the schema's full-text indexes, rebuilt with the schema: every filter a
     /// shard evaluates binds its text matches to them.
     text_indexes: RwLock<Arc<TextIndexes>>,
+    /// The schema's payload indexes that segments build, with the analysers above.
+    index_defs: RwLock<Arc<Vec<PayloadIndexDef>>>,
     /// Strict mode's rate limit buckets on this node.
     rates: parking_lot::Mutex<crate::rate_limit::RateLimits>,
 }
 
 impl CollectionShared {
     pub fn new(config: CollectionConfig, payload_schema: BTreeMap<String, PayloadIndexSpec>) -> Arc<Self> {
-        let text_indexes = RwLock::new(Arc::new(text_indexes(&payload_schema)));
+        let text = text_indexes(&payload_schema);
+        let index_defs = RwLock::new(Arc::new(payload_index_defs(&payload_schema, &text)));
         Arc::new(CollectionShared {
             config: RwLock::new(config),
             payload_schema: RwLock::new(payload_schema),
-            text_indexes,
+            text_indexes: RwLock::new(Arc::new(text)),
+            index_defs,
             rates: Default::default(),
         })
     }
 
     /// Replace the payload schema (and the full-text analysers built from it).
     pub fn set_payload_schema(&self, schema: BTreeMap<String, PayloadIndexSpec>) {
-        let text = Arc::new(text_indexes(&schema));
+        let text = text_indexes(&schema);
+        let defs = Arc::new(payload_index_defs(&schema, &text));
         let mut guard = self.payload_schema.write();
-        *self.text_indexes.write() = text;
+        *self.text_indexes.write() = Arc::new(text);
+        *self.index_defs.write() = defs;
         *guard = schema;
+    }
+
+    /// The payload indexes segments build (by field, as paths display).
+    pub fn payload_index_defs(&self) -> Arc<Vec<PayloadIndexDef>> {
+        Arc::clone(&self.index_defs.read())
     }
 
     /// The full-text indexes of the schema, by field.
@@ -95,6 +107,23 @@ fn text_indexes(schema: &BTreeMap<String, PayloadIndexSpec>) -> TextIndexes {
         }
     }
     out
+}
+
+/// The payload indexes of a schema that segments build, by field (as paths display): types
+/// with an index structure, and full-text fields with an analyser in `text`.
+pub fn payload_index_defs(schema: &BTreeMap<String, PayloadIndexSpec>, text: &TextIndexes) -> Vec<PayloadIndexDef> {
+    schema
+        .iter()
+        .filter_map(|(field, spec)| {
+            let path = field.parse::<JsonPath>().ok()?;
+            let kind = IndexKind::from_schema(&spec.data_type)?;
+            let analyser = match kind {
+                IndexKind::Text => Some(Arc::clone(text.get(&path)?)),
+                _ => None,
+            };
+            Some(PayloadIndexDef { path, kind, analyser })
+        })
+        .collect()
 }
 
 pub struct Collection {

@@ -6,6 +6,7 @@
 
 pub mod elements;
 pub mod hnsw;
+pub mod live_index;
 pub mod mapped;
 pub mod multi;
 pub mod multi_file;
@@ -18,6 +19,7 @@ pub mod sparse;
 pub mod sparse_file;
 
 pub use elements::{ElemVec, ElementType, Elems};
+pub use live_index::{same_defs, LiveIndex, PayloadIndexDef, MAX_CHUNK};
 pub use mapped::{FileOwner, MappedVectors};
 pub use multi::MultiColumn;
 pub use multi_file::MappedMulti;

@@ -158,6 +158,17 @@ impl FieldIndex {
         data: &SegmentData,
         keep: &dyn Fn(u32) -> bool,
     ) -> Result<Vec<Self>, PayloadReadError> {
+        Self::build_range(specs, data, 0..data.len() as u32, keep)
+    }
+
+    /// [`Self::build_all`] over the slots of `range` only (the rest are in no index): a chunk
+    /// of the appendable segment's indexes ([`crate::live_index`]).
+    pub fn build_range(
+        specs: &[IndexSpec<'_>],
+        data: &SegmentData,
+        range: std::ops::Range<u32>,
+        keep: &dyn Fn(u32) -> bool,
+    ) -> Result<Vec<Self>, PayloadReadError> {
         let mut built: Vec<FieldIndex> = specs.iter().map(|spec| Self::empty(*spec, data.len())).collect();
         // `is_empty: false` on the field: the slots a payload schema counts as holding it.
         let present: Vec<FieldCondition> = specs
@@ -167,7 +178,7 @@ impl FieldIndex {
             })
             .map(|key| FieldCondition { key, check: FieldCheck::IsEmpty(false) })
             .collect();
-        for o in (0..data.len() as u32).filter(|&o| keep(o)) {
+        for o in range.filter(|&o| keep(o)) {
             let Some(p) = data.try_payload_at(o)? else { continue };
             for ((ix, spec), present) in built.iter_mut().zip(specs).zip(&present) {
                 if present.check_payload(&p) {
@@ -180,7 +191,8 @@ impl FieldIndex {
         Ok(built)
     }
 
-    fn empty(spec: IndexSpec<'_>, slots: usize) -> Self {
+    /// An index of `spec` holding no slot.
+    pub(crate) fn empty(spec: IndexSpec<'_>, slots: usize) -> Self {
         match spec {
             IndexSpec::Plain(kind, _) => FieldIndex {
                 kind: Some(kind),
@@ -663,6 +675,31 @@ fn in_range<K: Copy>(sorted: &[(K, u32)], r: &Range<K>, cmp: impl Fn(&K, &K) -> 
     out
 }
 
+/// Sorted offset lists merged (sorted, unique).
+pub fn union_sorted(a: &[u32], b: &[u32]) -> Vec<u32> {
+    let (mut i, mut j, mut out) = (0, 0, Vec::with_capacity(a.len() + b.len()));
+    while i < a.len() || j < b.len() {
+        let next = match (a.get(i), b.get(j)) {
+            (Some(&x), Some(&y)) if x <= y => {
+                i += 1;
+                j += usize::from(x == y);
+                x
+            }
+            (_, Some(&y)) => {
+                j += 1;
+                y
+            }
+            (Some(&x), None) => {
+                i += 1;
+                x
+            }
+            (None, None) => break,
+        };
+        out.push(next);
+    }
+    out
+}
+
 /// Sorted offset lists intersected.
 pub fn intersect(a: &[u32], b: &[u32]) -> Vec<u32> {
     let (mut i, mut j, mut out) = (0, 0, Vec::with_capacity(a.len().min(b.len())));
@@ -763,7 +800,7 @@ impl OffsetSet {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::collections::BTreeMap;
     use std::sync::Arc;
 
@@ -781,7 +818,7 @@ mod tests {
 
     /// A payload mixing every shape the evaluator handles: single values, arrays, values of
     /// another type than the index, nulls, nesting, missing keys.
-    fn payload(rng: &mut StdRng) -> Value {
+    pub(crate) fn payload(rng: &mut StdRng) -> Value {
         let mut p = serde_json::Map::new();
         let word = |rng: &mut StdRng| json!(WORDS[rng.gen_range(0..WORDS.len())]);
         match rng.gen_range(0..6) {
@@ -900,7 +937,7 @@ mod tests {
         }
     }
 
-    fn filter(rng: &mut StdRng) -> Filter {
+    pub(crate) fn filter(rng: &mut StdRng) -> Filter {
         let mut f = serde_json::Map::new();
         let n = rng.gen_range(1..4);
         f.insert("must".into(), Value::Array((0..n).map(|_| condition(rng)).collect()));
@@ -1023,49 +1060,7 @@ mod tests {
             if plan.residual.is_none() && plan.candidate_list().is_some_and(|l| l.len() <= 1024) {
                 assert_eq!(seg.estimate_count(&f), plain.count(Some(&f)), "exact for few candidates: {f:?}");
             }
-            assert_eq!(seg.count(Some(&f)), plain.count(Some(&f)), "{f:?}");
-            assert_eq!(seg.scroll(None, Some(&f), 50), plain.scroll(None, Some(&f), 50), "{f:?}");
-            let q = [1.0f32, 0.0];
-            let hits = |s: &Segment| {
-                s.search_scored(
-                    "",
-                    &|v| match v {
-                        crate::segment::VectorRef::Dense(x) => x.with_f32(|x| Some(x[0] * q[0] + x[1] * q[1])),
-                        _ => None,
-                    },
-                    10,
-                    Some(&f),
-                    None,
-                )
-                .iter()
-                .map(|h| h.id)
-                .collect::<Vec<_>>()
-            };
-            assert_eq!(hits(&seg), hits(&plain), "{f:?}");
-            for key in ["i", "f", "d", "k"] {
-                let path: JsonPath = key.parse().expect("path");
-                let sorted = |mut v: Vec<(f64, PointId)>| {
-                    v.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-                    v
-                };
-                assert_eq!(
-                    sorted(seg.order_entries(&path, Some(&f))),
-                    sorted(plain.order_entries(&path, Some(&f))),
-                    "order_by {key} {f:?}"
-                );
-            }
-            for key in ["k", "i", "b", "nested.k"] {
-                let path: JsonPath = key.parse().expect("path");
-                let sorted = |mut v: Vec<(Value, usize)>| {
-                    v.sort_by_key(|(v, _)| facet_key(v));
-                    v
-                };
-                assert_eq!(
-                    sorted(seg.facet(&path, Some(&f))),
-                    sorted(plain.facet(&path, Some(&f))),
-                    "facet {key} {f:?}"
-                );
-            }
+            assert_same_answers(&seg, &plain, &f);
         }
         // Only string values under nested.k: its facets come from the index.
         let nested = seg.index().and_then(|ix| ix.payload.get("nested.k").cloned()).expect("index");
@@ -1077,6 +1072,55 @@ mod tests {
             "k mixes types"
         );
         assert!(narrowed > 200, "indexes narrowed only {narrowed} of 400 filters");
+    }
+
+    /// Whether `seg` (with payload indexes) answers `f` as `plain` (without) does: count,
+    /// scroll, exact search, `order_by` entries and facets.
+    pub(crate) fn assert_same_answers(seg: &Segment, plain: &Segment, f: &Filter) {
+        assert_eq!(seg.count(Some(f)), plain.count(Some(f)), "{f:?}");
+        assert_eq!(seg.scroll(None, Some(f), 50), plain.scroll(None, Some(f), 50), "{f:?}");
+        let q = [1.0f32, 0.0];
+        let hits = |s: &Segment| {
+            s.search_scored(
+                "",
+                &|v| match v {
+                    crate::segment::VectorRef::Dense(x) => x.with_f32(|x| Some(x[0] * q[0] + x[1] * q[1])),
+                    _ => None,
+                },
+                10,
+                Some(f),
+                None,
+            )
+            .iter()
+            .map(|h| h.id)
+            .collect::<Vec<_>>()
+        };
+        assert_eq!(hits(seg), hits(plain), "{f:?}");
+        let nearest = |s: &Segment| {
+            let params = crate::segment::SearchParams::default();
+            s.search_nearest("", &q, 10, Some(f), None, &params).iter().map(|h| h.id).collect::<Vec<_>>()
+        };
+        assert_eq!(nearest(seg), nearest(plain), "nearest {f:?}");
+        for key in ["i", "f", "d", "k"] {
+            let path: JsonPath = key.parse().expect("path");
+            let sorted = |mut v: Vec<(f64, PointId)>| {
+                v.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+                v
+            };
+            assert_eq!(
+                sorted(seg.order_entries(&path, Some(f))),
+                sorted(plain.order_entries(&path, Some(f))),
+                "order_by {key} {f:?}"
+            );
+        }
+        for key in ["k", "i", "b", "nested.k"] {
+            let path: JsonPath = key.parse().expect("path");
+            let sorted = |mut v: Vec<(Value, usize)>| {
+                v.sort_by_key(|(v, _)| facet_key(v));
+                v
+            };
+            assert_eq!(sorted(seg.facet(&path, Some(f))), sorted(plain.facet(&path, Some(f))), "facet {key} {f:?}");
+        }
     }
 
     #[test]

@@ -16,7 +16,8 @@ use qd_core::config::QuantizationSearchParams;
 use qd_core::filter::{Condition, Filter, PointView};
 use qd_core::json_path::JsonPath;
 
-use crate::payload_index::{facet_key, group_tag, intersect, order_value, FieldIndex, OffsetSet};
+use crate::live_index::{same_defs, LiveIndex, PayloadIndexDef};
+use crate::payload_index::{facet_key, group_tag, intersect, order_value, union_sorted, FieldIndex, OffsetSet};
 use qd_core::vectors::{MultiDenseVector, NamedVectors, SparseVector, Vector};
 use qd_core::{Distance, Payload, PointId};
 
@@ -426,6 +427,9 @@ pub(crate) struct FilterPlan<'a> {
     candidates: Option<(Vec<u32>, OffsetSet)>,
     /// What the indexes did not answer (`None`: nothing left to check).
     pub(crate) residual: Option<std::borrow::Cow<'a, Filter>>,
+    /// The whole filter, for candidates the appendable segment's indexes are unsure of
+    /// ([`LiveIndex::is_unsure`]); `None` where the indexes are sure of every slot.
+    recheck: Option<&'a Filter>,
 }
 
 impl FilterPlan<'_> {
@@ -527,6 +531,8 @@ pub struct Segment {
     live_vectors: BTreeMap<String, usize>,
     sealed: bool,
     index: Option<Arc<SegmentIndex>>,
+    /// An appendable segment's payload indexes, kept while points are written.
+    pub(crate) live_index: Option<LiveIndex>,
 }
 
 /// A point of a segment seen through the filter's eyes. A payload served from disk is read
@@ -586,6 +592,7 @@ impl Segment {
             live_vectors: BTreeMap::new(),
             sealed: false,
             index: None,
+            live_index: None,
         }
     }
 
@@ -620,9 +627,39 @@ impl Segment {
         self.sealed
     }
 
-    /// Stop taking upserts; from now on only tombstones change.
+    /// Stop taking upserts; from now on only tombstones change (payload indexes, if any, are
+    /// built for the sealed segment as a whole).
     pub fn seal(&mut self) {
         self.sealed = true;
+        self.live_index = None;
+    }
+
+    /// The payload indexes an appendable segment keeps while points are written (see
+    /// [`LiveIndex`]). The same definitions keep what is built; any change starts over, and
+    /// [`Self::index_payloads`] builds them.
+    pub fn set_payload_indexes(&mut self, defs: &[PayloadIndexDef]) {
+        if self.sealed {
+            return;
+        }
+        if same_defs(self.live_index.as_ref().map_or(&[][..], LiveIndex::defs), defs) {
+            return;
+        }
+        self.live_index = (!defs.is_empty()).then(|| LiveIndex::new(defs.to_vec()));
+    }
+
+    /// Whether the appendable segment's payload indexes lag behind its writes by enough to
+    /// be worth [`Self::index_payloads`].
+    pub fn payload_indexes_behind(&self) -> bool {
+        self.live_index.as_ref().is_some_and(|ix| ix.behind(self.data.len() as u32))
+    }
+
+    /// Bring the appendable segment's payload indexes up to date, reading about `budget`
+    /// payloads at most; returns whether work is left.
+    pub fn index_payloads(&mut self, budget: usize) -> Result<bool, PayloadReadError> {
+        match &mut self.live_index {
+            Some(ix) => ix.catch_up(&self.data, budget),
+            None => Ok(false),
+        }
     }
 
     /// Gives back the room a segment reserved while growing (up to half of what its arrays
@@ -769,6 +806,9 @@ impl Segment {
         let o = offset as usize;
         data.versions[o] = version;
         data.payloads.set(o, payload);
+        if let Some(ix) = &mut self.live_index {
+            ix.touch(offset);
+        }
         data.set_vectors(offset, vectors);
         if self.deleted[o] {
             self.deleted[o] = false;
@@ -897,20 +937,27 @@ impl Segment {
 
     /// Split `filter` into what this segment's payload indexes answer and what is left.
     pub(crate) fn plan<'f>(&self, filter: Option<&'f Filter>) -> FilterPlan<'f> {
-        let Some(f) = filter else { return FilterPlan { candidates: None, residual: None } };
-        let indexes = self
+        let Some(f) = filter else { return FilterPlan { candidates: None, residual: None, recheck: None } };
+        let whole = || FilterPlan { candidates: None, residual: Some(std::borrow::Cow::Borrowed(f)), recheck: None };
+        let sealed = self
             .index
             .as_ref()
             .map(|ix| &ix.payload)
             .filter(|p| !p.is_empty() && p.values().all(|i| i.slots() == self.data.len()));
-        let Some(indexes) = indexes else {
-            return FilterPlan { candidates: None, residual: Some(std::borrow::Cow::Borrowed(f)) };
+        let live = self.live_index.as_ref();
+        if sealed.is_none() && live.is_none() {
+            return whole();
+        }
+        let answer = |key: String, check| match (sealed, live) {
+            (Some(ix), _) => ix.get(&key)?.answer(check),
+            (None, Some(ix)) => ix.answer(&key, check),
+            (None, None) => None,
         };
         let mut candidates: Option<Vec<u32>> = None;
         let mut rest = Vec::new();
         for c in &f.must {
             let answered = match c {
-                Condition::Field(fc) => indexes.get(&fc.key.to_string()).and_then(|ix| ix.answer(&fc.check)),
+                Condition::Field(fc) => answer(fc.key.to_string(), &fc.check),
                 _ => None,
             };
             match answered {
@@ -923,20 +970,39 @@ impl Segment {
                 None => rest.push(c.clone()),
             }
         }
-        let Some(list) = candidates else {
-            return FilterPlan { candidates: None, residual: Some(std::borrow::Cow::Borrowed(f)) };
-        };
+        let Some(mut list) = candidates else { return whole() };
+        // Slots the appendable segment's indexes are unsure of are candidates of every
+        // condition, checked on the whole filter.
+        let recheck = live.map(|ix| {
+            list = union_sorted(&list, &ix.unsure(self.data.len() as u32));
+            f
+        });
         let residual = Filter { must: rest, ..f.clone() };
         let residual = (!residual.is_empty()).then_some(std::borrow::Cow::Owned(residual));
         let set = OffsetSet::new(self.data.len(), &list);
-        FilterPlan { candidates: Some((list, set)), residual }
+        FilterPlan { candidates: Some((list, set)), residual, recheck }
     }
 
     /// Whether a live offset passes a planned filter.
     fn passes(&self, offset: u32, plan: &FilterPlan<'_>) -> bool {
         !self.deleted[offset as usize]
             && plan.candidates.as_ref().is_none_or(|(_, set)| set.contains(offset))
-            && plan.residual.as_ref().is_none_or(|f| f.check(&SegmentPoint::new(&self.data, offset)))
+            && self.passes_rest(offset, plan)
+    }
+
+    /// Whether a candidate of a planned filter passes what the indexes did not answer: the
+    /// residual, or the whole filter for a slot the appendable segment's indexes are unsure of.
+    fn passes_rest(&self, offset: u32, plan: &FilterPlan<'_>) -> bool {
+        let rest = match plan.recheck {
+            Some(whole) if self.is_unsure(offset) => Some(whole),
+            _ => plan.residual.as_deref(),
+        };
+        rest.is_none_or(|f| f.check(&SegmentPoint::new(&self.data, offset)))
+    }
+
+    /// Whether slot `o` is missing from, or stale in, the appendable segment's payload indexes.
+    fn is_unsure(&self, o: u32) -> bool {
+        self.live_index.as_ref().is_some_and(|ix| ix.is_unsure(o))
     }
 
     /// Live ids in ascending order starting at `from` (inclusive), passing the filter.
@@ -973,20 +1039,36 @@ impl Segment {
         self.index.as_ref()?.payload.get(&key.to_string()).filter(|ix| ix.slots() == self.data.len())
     }
 
+    /// The slots an answer read from the payload indexes must still read from the payload:
+    /// those the appendable segment's indexes are unsure of (none in a sealed segment).
+    fn unsure_slots(&self) -> Box<dyn Iterator<Item = u32>> {
+        let unsure = self.live_index.as_ref().map(|ix| ix.unsure(self.data.len() as u32));
+        Box::new(unsure.unwrap_or_default().into_iter())
+    }
+
     /// Counts of the values at `key` among live points passing the filter, each point counted
     /// once per distinct value (as [`facet_key`] tells values apart): from the key's payload
     /// index when it holds every such value, else from the payloads.
     pub fn facet(&self, key: &JsonPath, filter: Option<&Filter>) -> Vec<(serde_json::Value, usize)> {
         let plan = self.plan(filter);
-        if let Some(values) = self.payload_index(key).and_then(FieldIndex::facet_values) {
-            return values
-                .into_iter()
-                .map(|(v, postings)| (v, postings.iter().filter(|&&o| self.passes(o, &plan)).count()))
-                .filter(|(_, n)| *n > 0)
-                .collect();
-        }
         let mut counts: BTreeMap<(u8, String), (serde_json::Value, usize)> = BTreeMap::new();
-        for o in self.offsets_of(&plan).filter(|&o| self.passes(o, &plan)) {
+        let indexed = match &self.live_index {
+            Some(ix) => ix.facet_values(&key.to_string()),
+            None => self.payload_index(key).and_then(FieldIndex::facet_values),
+        };
+        let from_payload = match indexed {
+            Some(values) => {
+                for (v, postings) in values {
+                    let n = postings.iter().filter(|&&o| !self.is_unsure(o) && self.passes(o, &plan)).count();
+                    if let Some(k) = facet_key(&v).filter(|_| n > 0) {
+                        counts.entry(k).or_insert_with(|| (v, 0)).1 += n;
+                    }
+                }
+                self.unsure_slots()
+            }
+            None => self.offsets_of(&plan),
+        };
+        for o in from_payload.filter(|&o| self.passes(o, &plan)) {
             let Some(p) = self.data.payload_at(o) else { continue };
             let p: &Payload = &p;
             let mut seen = std::collections::HashSet::new();
@@ -1006,15 +1088,24 @@ impl Segment {
     /// value, else from the payloads; in no particular order.
     pub fn order_entries(&self, key: &JsonPath, filter: Option<&Filter>) -> Vec<(f64, PointId)> {
         let plan = self.plan(filter);
-        if let Some(entries) = self.payload_index(key).and_then(FieldIndex::order_entries) {
-            return entries
-                .into_iter()
-                .filter(|&(_, o)| self.passes(o, &plan))
-                .map(|(x, o)| (x, self.data.offsets[o as usize]))
-                .collect();
-        }
         let mut out = Vec::new();
-        for o in self.offsets_of(&plan).filter(|&o| self.passes(o, &plan)) {
+        let indexed = match &self.live_index {
+            Some(ix) => ix.order_entries(&key.to_string()),
+            None => self.payload_index(key).and_then(FieldIndex::order_entries),
+        };
+        let from_payload = match indexed {
+            Some(entries) => {
+                out.extend(
+                    entries
+                        .into_iter()
+                        .filter(|&(_, o)| !self.is_unsure(o) && self.passes(o, &plan))
+                        .map(|(x, o)| (x, self.data.offsets[o as usize])),
+                );
+                self.unsure_slots()
+            }
+            None => self.offsets_of(&plan),
+        };
+        for o in from_payload.filter(|&o| self.passes(o, &plan)) {
             let Some(p) = self.data.payload_at(o) else { continue };
             let p: &Payload = &p;
             let mut seen: Vec<f64> = Vec::new();
@@ -1197,7 +1288,7 @@ impl Segment {
                 return;
             }
             let offset = o as u32;
-            if plan.residual.as_ref().is_some_and(|f| !f.check(&SegmentPoint::new(&self.data, offset))) {
+            if !self.passes_rest(offset, plan) {
                 return;
             }
             top.push(SegmentHit { id: self.data.offsets[o], offset, score });
@@ -1266,7 +1357,9 @@ impl Segment {
         let vectors = self.data.vectors.values().map(VectorColumn::ram_bytes).sum::<usize>()
             + self.data.multi.values().map(MultiColumn::ram_bytes).sum::<usize>()
             + self.data.sparse.values().map(SparseColumn::ram_bytes).sum::<usize>();
-        (vectors, self.data.payloads.ram_bytes(), self.index.as_ref().map(|i| i.ram_bytes()).unwrap_or(0))
+        let index =
+            self.index.as_ref().map_or(0, |i| i.ram_bytes()) + self.live_index.as_ref().map_or(0, LiveIndex::ram_bytes);
+        (vectors, self.data.payloads.ram_bytes(), index)
     }
 
     /// Bytes of stored payloads (estimated from JSON size; a counter, constant time).

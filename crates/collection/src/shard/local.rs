@@ -682,11 +682,10 @@ impl LocalShard {
     /// Work the optimizer will pick up: a sealed segment waiting for its index, or an
     /// appendable segment over the indexing threshold.
     fn pending_optimization(&self, st: &ShardState) -> bool {
-        let schema = self.shared.payload_schema.read().clone();
         super::optimizer::has_work(
             st,
             &self.shared.config.read(),
-            &schema,
+            &self.shared.payload_index_defs(),
             self.signal.quiet(),
             &self.status.unmappable.lock(),
         )

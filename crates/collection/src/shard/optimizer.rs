@@ -19,8 +19,8 @@ use qd_core::{Payload, PointId};
 use qd_segment::hnsw::{HnswGraph, HnswParams, VectorSource};
 use qd_segment::payload_index::group_tag;
 use qd_segment::{
-    FieldIndex, IndexKind, IndexSpec, InvertedIndex, PayloadReadError, PayloadSource, QuantizedVectors, Segment,
-    SegmentData, SegmentIndex,
+    FieldIndex, IndexKind, IndexSpec, InvertedIndex, PayloadIndexDef, PayloadReadError, PayloadSource,
+    QuantizedVectors, Segment, SegmentData, SegmentIndex,
 };
 use qd_storage::{KvStore, WriteBatch};
 use serde::Serialize;
@@ -29,7 +29,6 @@ use serde_json::Value;
 use super::index_store;
 use super::state::ShardState;
 use super::vector_files;
-use crate::catalog::PayloadIndexSpec;
 use crate::collection::CollectionShared;
 
 /// One optimization, running or finished, as `/optimizations` reports it.
@@ -179,6 +178,7 @@ impl Optimizer {
                 self.signal.wait(wait.min(Duration::from_millis(500)));
                 continue;
             }
+            self.index_appendable_payloads();
             let config = self.shared.config.read().clone();
             let Some(task) = self.plan(&config) else {
                 if std::mem::take(&mut worked) {
@@ -239,10 +239,25 @@ impl Optimizer {
         }
     }
 
+    /// Have the appendable segment keep the payload indexes the schema declares, and catch
+    /// them up where writes left more than a chunk behind (an index declared on a full
+    /// segment): one chunk per hold of the write lock, so reads and writes go on between.
+    fn index_appendable_payloads(&self) {
+        let defs = self.shared.payload_index_defs();
+        if self.state.read().payload_indexes_differ(&defs) {
+            self.state.write().set_payload_indexes(&defs);
+        }
+        while !self.signal.stop.load(Ordering::SeqCst) && self.state.read().appendable.payload_indexes_behind() {
+            if !self.state.write().index_appendable_payloads() {
+                break;
+            }
+        }
+    }
+
     /// The next thing worth doing, if any.
     fn plan(&self, config: &CollectionConfig) -> Option<Task> {
-        let schema = self.shared.payload_schema.read().clone();
-        plan(&self.state.read(), config, &schema, self.signal.quiet(), &self.status.unmappable.lock())
+        let defs = self.shared.payload_index_defs();
+        plan(&self.state.read(), config, &defs, self.signal.quiet(), &self.status.unmappable.lock())
     }
 
     fn execute(&self, task: Task, config: &CollectionConfig) -> Result<(), OptimizerError> {
@@ -559,11 +574,11 @@ impl Optimizer {
         config: &CollectionConfig,
     ) -> Result<SegmentIndex, OptimizerError> {
         let _turn = self.build_turn()?;
-        let schema = self.shared.payload_schema.read().clone();
+        let defs = self.shared.payload_index_defs();
         // Payloads are read once (they may be on disk), for the payload indexes; the groups
         // come from their postings, and each vector keeps those large enough for its own
         // full-scan threshold.
-        let payload = build_payload_indexes(data, &schema, None, &|_| true)?;
+        let payload = build_payload_indexes(data, &defs, None, &|_| true)?;
         let groups = payload_groups(&payload);
         let mut graphs = BTreeMap::new();
         for (name, col) in data.columns() {
@@ -649,14 +664,14 @@ impl Optimizer {
     /// dropped); graphs and the rest are kept.
     /// Indexes kept are reused, new ones index the live slots only.
     fn reindex_payload(&self, seg_id: u64, started: Instant) -> Result<(), OptimizerError> {
-        let schema = self.shared.payload_schema.read().clone();
+        let defs = self.shared.payload_index_defs();
         let live = {
             let st = self.state.read();
             st.sealed.iter().find(|s| s.id() == seg_id).map(Segment::live_slots).unwrap_or_default()
         };
         self.rebuild_part(seg_id, "payload_index", started, |data, old, batch| {
             let keep = |o: u32| live.get(o as usize).copied().unwrap_or(false);
-            let payload = build_payload_indexes(data, &schema, Some(&old.payload), &keep)?;
+            let payload = build_payload_indexes(data, &defs, Some(&old.payload), &keep)?;
             index_store::put_payload(batch, seg_id, &payload);
             Ok(SegmentIndex { payload, ..old.clone() })
         })
@@ -700,72 +715,37 @@ impl Optimizer {
     }
 }
 
-/// One payload index the schema asks for: its field, type and, for full text, its analyser.
-struct Wanted {
-    path: JsonPath,
-    kind: IndexKind,
-    analyser: Option<qd_inference::TextIndex>,
-}
-
-/// The payload indexes the schema asks for, by field path (as it displays); types without an
-/// index structure (geo), and text indexes whose settings this build cannot read, are left out.
-fn wanted_payload_indexes(schema: &BTreeMap<String, PayloadIndexSpec>) -> BTreeMap<String, Wanted> {
-    schema
-        .iter()
-        .filter_map(|(field, spec)| {
-            let path = field.parse::<JsonPath>().ok()?;
-            let kind = IndexKind::from_schema(&spec.data_type)?;
-            let analyser = match kind {
-                IndexKind::Text => Some(qd_inference::TextIndex::new(spec.text_params().ok()?).ok()?),
-                _ => None,
-            };
-            Some((path.to_string(), Wanted { path, kind, analyser }))
-        })
-        .collect()
-}
-
-/// The payload indexes `schema` asks for over `data`: those `reuse` already holds with the same
+/// The payload indexes `defs` declares over `data`: those `reuse` already holds with the same
 /// type and settings are kept, the others are built in one pass over the slots `keep` keeps
 /// (each payload read once, however many indexes are built).
 fn build_payload_indexes(
     data: &SegmentData,
-    schema: &BTreeMap<String, PayloadIndexSpec>,
+    defs: &[PayloadIndexDef],
     reuse: Option<&BTreeMap<String, FieldIndex>>,
     keep: &dyn Fn(u32) -> bool,
 ) -> Result<BTreeMap<String, FieldIndex>, PayloadReadError> {
     let mut out = BTreeMap::new();
     let mut to_build = Vec::new();
-    for (key, w) in wanted_payload_indexes(schema) {
-        match reuse.and_then(|r| r.get(&key)).filter(|f| f.slots() == data.len() && matches(f, &w)) {
+    for d in defs {
+        let key = d.key();
+        match reuse.and_then(|r| r.get(&key)).filter(|f| f.slots() == data.len() && d.matches(f)) {
             Some(kept) => {
                 out.insert(key, kept.clone());
             }
-            None => to_build.push((key, w)),
+            None => to_build.push((key, d)),
         }
     }
-    let specs: Vec<IndexSpec<'_>> = to_build
-        .iter()
-        .map(|(_, w)| match &w.analyser {
-            Some(analyser) => IndexSpec::Text(&w.path, analyser),
-            None => IndexSpec::Plain(w.kind, &w.path),
-        })
-        .collect();
+    let specs: Vec<IndexSpec<'_>> = to_build.iter().map(|(_, d)| d.spec()).collect();
     let built = FieldIndex::build_all(&specs, data, keep)?;
     out.extend(to_build.into_iter().map(|(key, _)| key).zip(built));
     Ok(out)
 }
 
-/// Whether an existing index is what `w` asks for (a text index also by its settings).
-fn matches(f: &FieldIndex, w: &Wanted) -> bool {
-    f.kind() == Some(w.kind) && f.text_settings() == w.analyser.as_ref().map(|a| a.fingerprint())
-}
-
-/// Whether a segment's payload indexes differ from what the schema asks for (a text index
-/// also by its analysis settings).
-fn payload_stale(s: &Segment, schema: &BTreeMap<String, PayloadIndexSpec>) -> bool {
+/// Whether a segment's payload indexes differ from those `defs` declares (a text index also
+/// by its analysis settings).
+fn payload_stale(s: &Segment, defs: &[PayloadIndexDef]) -> bool {
     let Some(ix) = s.index() else { return false };
-    let wanted = wanted_payload_indexes(schema);
-    wanted.len() != ix.payload.len() || wanted.iter().any(|(k, w)| ix.payload.get(k).is_none_or(|f| !matches(f, w)))
+    defs.len() != ix.payload.len() || defs.iter().any(|d| ix.payload.get(&d.key()).is_none_or(|f| !d.matches(f)))
 }
 
 /// Vector names of `data` whose effective config asks for quantization, with whether it is
@@ -820,7 +800,7 @@ const QUIET_AFTER: Duration = Duration::from_secs(2);
 fn plan(
     state: &ShardState,
     config: &CollectionConfig,
-    schema: &BTreeMap<String, PayloadIndexSpec>,
+    defs: &[PayloadIndexDef],
     quiet: bool,
     unmappable: &HashSet<u64>,
 ) -> Option<Task> {
@@ -852,7 +832,7 @@ fn plan(
         if quantization_stale(s, config) {
             return Some(Task::Requantize(s.id()));
         }
-        if payload_stale(s, schema) {
+        if payload_stale(s, defs) {
             return Some(Task::IndexPayload(s.id()));
         }
         if !vector_files::in_place(s, config, !unmappable.contains(&s.id())) {
@@ -914,11 +894,11 @@ fn without_global_graphs(data: &SegmentData, config: &CollectionConfig) -> bool 
 pub fn has_work(
     state: &ShardState,
     config: &CollectionConfig,
-    schema: &BTreeMap<String, PayloadIndexSpec>,
+    defs: &[PayloadIndexDef],
     quiet: bool,
     unmappable: &HashSet<u64>,
 ) -> bool {
-    plan(state, config, schema, quiet, unmappable).is_some()
+    plan(state, config, defs, quiet, unmappable).is_some()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1049,6 +1029,7 @@ fn payload_groups(payload: &BTreeMap<String, FieldIndex>) -> Vec<(u64, &[u32])> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalog::PayloadIndexSpec;
 
     /// A merge with a tenant field groups each tenant's live points together (points without
     /// a tenant first), keeping the sources' order within a tenant; without one it keeps the
@@ -1134,7 +1115,7 @@ mod tests {
             seg.seal();
             state.sealed.push(seg);
         }
-        let schema = BTreeMap::new();
+        let schema = Vec::new();
         let none = HashSet::new();
         let task = |state: &ShardState, m: usize| plan(state, &config(m), &schema, false, &none);
         assert_eq!(task(&state, 0), Some(Task::Rebuild(vec![1, 2])));
@@ -1164,10 +1145,13 @@ mod tests {
         }
         let spec = |t: &str| PayloadIndexSpec { data_type: t.into(), params: None };
         let mut schema = BTreeMap::from([("a".to_string(), spec("keyword"))]);
+        let defs = |schema: &BTreeMap<String, PayloadIndexSpec>| {
+            crate::collection::payload_index_defs(schema, &Default::default())
+        };
         // The first build indexes slot 0 only, so a kept index is recognisable.
-        let first = build_payload_indexes(seg.data(), &schema, None, &|o| o == 0).expect("in RAM");
+        let first = build_payload_indexes(seg.data(), &defs(&schema), None, &|o| o == 0).expect("in RAM");
         schema.insert("b".into(), spec("integer"));
-        let again = build_payload_indexes(seg.data(), &schema, Some(&first), &|_| true).expect("in RAM");
+        let again = build_payload_indexes(seg.data(), &defs(&schema), Some(&first), &|_| true).expect("in RAM");
         assert_eq!(again["a"].to_bytes(), first["a"].to_bytes(), "kept as it was");
         assert_eq!(again["b"].kind(), Some(IndexKind::Integer));
         assert_eq!(
@@ -1176,7 +1160,7 @@ mod tests {
         );
         // A changed type is built again.
         schema.insert("a".into(), spec("integer"));
-        let retyped = build_payload_indexes(seg.data(), &schema, Some(&again), &|_| true).expect("in RAM");
+        let retyped = build_payload_indexes(seg.data(), &defs(&schema), Some(&again), &|_| true).expect("in RAM");
         assert_eq!(retyped["a"].kind(), Some(IndexKind::Integer));
     }
 }

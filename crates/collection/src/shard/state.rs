@@ -8,7 +8,7 @@
 use qd_core::filter::Filter;
 use qd_core::vectors::Vector;
 use qd_core::PointId;
-use qd_segment::{SearchParams, Segment, SegmentHit};
+use qd_segment::{PayloadIndexDef, SearchParams, Segment, SegmentHit};
 
 use super::effects::{Effects, PointSource};
 use crate::error::CollectionError;
@@ -24,18 +24,52 @@ pub struct ShardState {
     pub sealed: Vec<Segment>,
     /// Next segment id to hand out (ids are unique within the shard, also across restarts).
     pub next_segment_id: u64,
+    /// The payload indexes the appendable segment keeps (those the schema declares).
+    payload_indexes: Vec<PayloadIndexDef>,
 }
 
 impl ShardState {
     pub fn new(columns: ColumnSpec, next_segment_id: u64) -> Self {
         let appendable = Segment::new(next_segment_id, &columns);
-        ShardState { columns, appendable, sealed: Vec::new(), next_segment_id: next_segment_id + 1 }
+        ShardState {
+            columns,
+            appendable,
+            sealed: Vec::new(),
+            next_segment_id: next_segment_id + 1,
+            payload_indexes: Vec::new(),
+        }
     }
 
     pub fn new_appendable(&mut self) -> Segment {
         let id = self.next_segment_id;
         self.next_segment_id += 1;
-        Segment::new(id, &self.columns)
+        let mut s = Segment::new(id, &self.columns);
+        s.set_payload_indexes(&self.payload_indexes);
+        s
+    }
+
+    /// Whether the appendable segment keeps other payload indexes than `defs`.
+    pub fn payload_indexes_differ(&self, defs: &[PayloadIndexDef]) -> bool {
+        !qd_segment::same_defs(&self.payload_indexes, defs)
+    }
+
+    /// Have the appendable segment (and those after it) keep the payload indexes `defs`.
+    pub fn set_payload_indexes(&mut self, defs: &[PayloadIndexDef]) {
+        self.appendable.set_payload_indexes(defs);
+        self.payload_indexes = defs.to_vec();
+    }
+
+    /// Catch the appendable segment's payload indexes up with its writes, reading at most about
+    /// one chunk of payloads; returns whether more is left.
+    pub fn index_appendable_payloads(&mut self) -> bool {
+        match self.appendable.index_payloads(qd_segment::MAX_CHUNK as usize) {
+            Ok(more) => more,
+            Err(e) => {
+                // Appendable payloads are in RAM; searches check unindexed slots on them anyway.
+                tracing::warn!(error = %e, "appendable payload index not built");
+                false
+            }
+        }
     }
 
     /// Change the vector columns (a named vector was added or dropped).
@@ -74,6 +108,11 @@ impl ShardState {
                     self.appendable.delete(pid);
                 }
             }
+        }
+        // The payload indexes follow the writes a chunk at a time (larger arrears, such as an
+        // index declared on a full segment, are caught up by the optimizer between writes).
+        if self.appendable.payload_indexes_behind() {
+            self.index_appendable_payloads();
         }
     }
 

@@ -1,11 +1,11 @@
-//! Payload indexes answer filters on sealed segments: the same data in a collection with
-//! keyword, integer, float, bool and datetime indexes (one created after the data, which the
-//! optimizer then builds) and in one that never seals a segment (indexing off: every answer is
-//! read from payloads; it declares the indexes facets and `order_by` require) give the same
-//! counts, scrolls, facets, orders and exact searches for filters mixing indexed and unindexed
-//! conditions; graph searches keep to the filter; a restart loads the indexes instead of
-//! rebuilding them. Without an index, facets and `order_by` are refused as in Qdrant. Both
-//! backends.
+//! Payload indexes answer filters on sealed and appendable segments: the same data in a
+//! collection with keyword, integer, float, bool and datetime indexes (one created after the
+//! data, which the optimizer then builds), in one that never seals a segment (indexing off:
+//! its appendable segment keeps the same indexes while it is written), and in one without
+//! indexes (every answer read from payloads) give the same counts, scrolls, facets, orders and
+//! exact searches for filters mixing indexed and unindexed conditions; graph searches keep to
+//! the filter; a restart loads the indexes instead of rebuilding them. Without an index,
+//! facets and `order_by` are refused as in Qdrant. Both backends.
 
 use std::time::Duration;
 
@@ -60,9 +60,10 @@ fn ids(v: &Value) -> Vec<Value> {
     v.as_array().expect("list").iter().map(|p| p["id"].clone()).collect()
 }
 
-/// Counts, scrolls, facets and exact searches of `a` and `b` agree on every filter; graph searches
-/// of `a` return only matching points.
-fn same_answers(s: &Server, a: &str, b: &str) {
+/// Counts, scrolls and exact searches of `a` and `b` agree on every filter, and so do `order_by`
+/// and facets where `b` has the indexes they need; graph searches of `a` return only matching
+/// points.
+fn same_answers(s: &Server, a: &str, b: &str, b_indexed: bool) {
     for (fi, f) in filters().into_iter().enumerate() {
         let count = |c: &str| {
             s.ok("POST", &format!("/collections/{c}/points/count"), Some(&json!({"filter": f, "exact": true})))["count"]
@@ -75,7 +76,7 @@ fn same_answers(s: &Server, a: &str, b: &str) {
         };
         assert_eq!(scroll(a), scroll(b), "scroll, filter {fi}");
         // order_by from the sorted values of the integer, float and datetime indexes in `a`.
-        for key in ["n", "x", "ts"] {
+        for key in ["n", "x", "ts"].into_iter().filter(|_| b_indexed) {
             for direction in ["asc", "desc"] {
                 let body = json!({"filter": f, "limit": 25, "order_by": {"key": key, "direction": direction}});
                 // Both answer alike, or both refuse alike (a key whose index was dropped).
@@ -86,8 +87,9 @@ fn same_answers(s: &Server, a: &str, b: &str) {
                 assert_eq!(ordered(a), ordered(b), "order_by {key} {direction}, filter {fi}");
             }
         }
-        // Facets: from the payload indexes in `a` where they hold every value, from payloads in `b`.
-        for key in ["cat", "flag", "n"] {
+        // Facets: from the payload indexes in `a` where they hold every value, and in `b` from its
+        // appendable segment's indexes and the payloads of slots they do not hold yet.
+        for key in ["cat", "flag", "n"].into_iter().filter(|_| b_indexed) {
             let body = json!({"key": key, "filter": f, "limit": 50});
             let facet = |c: &str| {
                 let (st, v) = s.call("POST", &format!("/collections/{c}/facet"), Some(&body));
@@ -120,7 +122,8 @@ fn payload_indexes(backend: &str) {
     create_collection(&s, "ix", config.clone());
     let mut unsealed = config;
     unsealed["optimizers_config"]["indexing_threshold"] = json!(0);
-    create_collection(&s, "plain", unsealed);
+    create_collection(&s, "plain", unsealed.clone());
+    create_collection(&s, "bare", unsealed);
     // Facets and order_by need an index, as in Qdrant.
     let (st, body) = s.call("POST", "/collections/plain/facet", Some(&json!({"key": "cat"})));
     assert_eq!(st, 400, "{body}");
@@ -144,12 +147,12 @@ fn payload_indexes(backend: &str) {
         let points: Vec<Value> = (batch * 500..(batch + 1) * 500)
             .map(|i| json!({"id": i, "vector": vector(i, DIM), "payload": payload(i)}))
             .collect();
-        for c in ["ix", "plain"] {
+        for c in ["ix", "plain", "bare"] {
             s.ok("PUT", &format!("/collections/{c}/points?wait=true"), Some(&json!({ "points": points })));
         }
     }
-    // Some points deleted and some moved after sealing.
-    for c in ["ix", "plain"] {
+    // Some points deleted and some moved after sealing (rewritten in `plain`'s indexed slots).
+    for c in ["ix", "plain", "bare"] {
         if c == "ix" {
             wait_indexed(&s, c); // `plain` never seals
         }
@@ -163,7 +166,15 @@ fn payload_indexes(backend: &str) {
     // An index created on existing sealed segments: the optimizer builds it.
     s.ok("PUT", "/collections/ix/index?wait=true", Some(&json!({"field_name": "x", "field_schema": "float"})));
     wait_payload_index_built(&s, "ix");
-    same_answers(&s, "ix", "plain");
+    // The appendable segment of `plain` holds its indexes (`bare` has none to hold).
+    let index_bytes = |c: &str| -> u64 {
+        let info = s.ok("GET", &format!("/collections/{c}"), None);
+        info["shards"].as_array().expect("shards").iter().filter_map(|sh| sh["ram_index_bytes"].as_u64()).sum()
+    };
+    assert!(index_bytes("plain") > 0);
+    assert_eq!(index_bytes("bare"), 0);
+    same_answers(&s, "ix", "plain", true);
+    same_answers(&s, "plain", "bare", false);
     drop(s);
 
     // Restart: the indexes load with the segments; nothing is rebuilt.
@@ -171,7 +182,8 @@ fn payload_indexes(backend: &str) {
     std::thread::sleep(Duration::from_millis(700));
     let opt = s.ok("GET", "/collections/ix/optimizations", None);
     assert!(opt["completed"].as_array().expect("completed").is_empty(), "nothing rebuilt after restart: {opt}");
-    same_answers(&s, "ix", "plain");
+    same_answers(&s, "ix", "plain", true);
+    same_answers(&s, "plain", "bare", false);
 
     // Dropping an index rebuilds the segments' payload indexes without it; answers stay.
     for c in ["ix", "plain"] {
@@ -179,7 +191,8 @@ fn payload_indexes(backend: &str) {
     }
     std::thread::sleep(Duration::from_millis(300));
     wait_indexed(&s, "ix");
-    same_answers(&s, "ix", "plain");
+    same_answers(&s, "ix", "plain", true);
+    same_answers(&s, "plain", "bare", false);
 }
 
 #[test]
