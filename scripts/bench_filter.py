@@ -187,7 +187,9 @@ def load_reference(args, data, queries, cats, xg, workdir):
     cfg = qe.EdgeConfig(
         vectors=qe.EdgeVectorParams(size=args.dim, distance=qe.Distance.Cosine,
                                     hnsw_config=qe.HnswIndexConfig(**hnsw(args))),
-        optimizers=qe.EdgeOptimizersConfig(default_segment_number=args.segments, max_segment_size=1 << 30),
+        optimizers=qe.EdgeOptimizersConfig(default_segment_number=args.segments, max_segment_size=1 << 30,
+                                           **({} if args.indexing_threshold is None
+                                              else {"indexing_threshold": args.indexing_threshold})),
         max_search_threads=1,
         wal_enabled=False,
     )
@@ -233,10 +235,14 @@ def load_server(args, data, queries, cats, xg, workdir):
         config = {"vectors": {"size": args.dim, "distance": "Cosine"}, "hnsw_config": hnsw(args)}
         if args.segments:
             config["optimizers_config"] = {"default_segment_number": args.segments, "max_segment_size": 1 << 30}
+        if args.indexing_threshold is not None:
+            config.setdefault("optimizers_config", {})["indexing_threshold"] = args.indexing_threshold
         srv.call("PUT", "/collections/f", config)
         indexes = [(f, "keyword") for f in FIELDS] + [("x", "float"), ("loc", "geo")]
         if args.tenants:
             indexes = [("tenant", {"type": "keyword", "is_tenant": True})]
+        if args.bare:
+            indexes = []
         for field, schema in indexes:
             srv.call("PUT", "/collections/f/index?wait=true", {"field_name": field, "field_schema": schema})
         # Encoded before the clock starts: the benchmark's own JSON work is not the server's.
@@ -293,6 +299,10 @@ def main():
     ap.add_argument("--tenants", type=int, default=0,
                     help="multitenancy: T tenants, m=0 and payload_m=16, is_tenant index (cases: one and two tenants)")
     ap.add_argument("--full-scan", type=int, default=10_000, help="full_scan_threshold (KiB) on both engines")
+    ap.add_argument("--indexing-threshold", type=int, default=None,
+                    help="indexing_threshold (KiB) on both engines (0: no HNSW, points stay in unindexed segments)")
+    ap.add_argument("--bare", action="store_true",
+                    help="declare no payload indexes on our server (filters then read every payload)")
     args = ap.parse_args()
     start = time.time()
     load0 = os.getloadavg()[0]
@@ -321,7 +331,8 @@ def main():
         shutil.rmtree(workdir, ignore_errors=True)
     print(f"\nn={args.n:,} x {args.dim}-d, {args.queries} queries per case, storage {args.storage}, "
           f"default_segment_number {args.segments or 'auto'}, client {args.client}, tenants {args.tenants}, "
-          f"full_scan_threshold {args.full_scan} KiB; {os.cpu_count()} cores "
+          f"full_scan_threshold {args.full_scan} KiB, indexing_threshold {args.indexing_threshold}, "
+          f"bare {args.bare}; {os.cpu_count()} cores "
           f"({cpu_model()}); load average at start {load0:.2f}; total {time.time() - start:.0f} s")
     if ref:
         print(f"ready (upload + index): ours {ours['ready_s']:.1f} s over REST ({ours['segments']} segments), "
@@ -329,6 +340,8 @@ def main():
     print(table(args, ref, ours))
     suffix = f"-{args.only.replace(' ', '_')}" if args.only else ""
     suffix += f"-tenants{args.tenants}" if args.tenants else ""
+    suffix += f"-it{args.indexing_threshold}" if args.indexing_threshold is not None else ""
+    suffix += "-bare" if args.bare else ""
     out = os.path.join(ROOT, "target", "bench", f"filter-{args.n}{suffix}.json")
     os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(out, "w") as fh:

@@ -109,21 +109,21 @@ fn text_indexes(schema: &BTreeMap<String, PayloadIndexSpec>) -> TextIndexes {
     out
 }
 
-/// The payload indexes of a schema that segments build, by field (as paths display): types
-/// with an index structure, and full-text fields with an analyser in `text`.
+/// The payload indexes of a schema that segments build, by field (as paths display; of two
+/// spellings of one path, the later): types with an index structure, and full-text fields
+/// with an analyser in `text`.
 pub fn payload_index_defs(schema: &BTreeMap<String, PayloadIndexSpec>, text: &TextIndexes) -> Vec<PayloadIndexDef> {
-    schema
-        .iter()
-        .filter_map(|(field, spec)| {
-            let path = field.parse::<JsonPath>().ok()?;
-            let kind = IndexKind::from_schema(&spec.data_type)?;
-            let analyser = match kind {
-                IndexKind::Text => Some(Arc::clone(text.get(&path)?)),
-                _ => None,
-            };
-            Some(PayloadIndexDef { path, kind, analyser })
-        })
-        .collect()
+    let defs = schema.iter().filter_map(|(field, spec)| {
+        let path = field.parse::<JsonPath>().ok()?;
+        let kind = IndexKind::from_schema(&spec.data_type)?;
+        let analyser = match kind {
+            IndexKind::Text => Some(Arc::clone(text.get(&path)?)),
+            _ => None,
+        };
+        Some(PayloadIndexDef { path, kind, analyser })
+    });
+    let by_key: BTreeMap<String, PayloadIndexDef> = defs.map(|d| (d.key(), d)).collect();
+    by_key.into_values().collect()
 }
 
 pub struct Collection {
@@ -719,7 +719,8 @@ impl Collection {
                     .ok()
                     .and_then(|path| {
                         // `is_empty: false` in `must`: answered by the field's payload index in
-                        // sealed segments, without reading payloads.
+                        // every segment, reading only the payloads of the appendable segment's
+                        // newest slots.
                         let present = qd_core::filter::FieldCondition {
                             key: path,
                             check: qd_core::filter::FieldCheck::IsEmpty(false),

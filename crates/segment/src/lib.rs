@@ -19,7 +19,7 @@ pub mod sparse;
 pub mod sparse_file;
 
 pub use elements::{ElemVec, ElementType, Elems};
-pub use live_index::{same_defs, LiveIndex, PayloadIndexDef, MAX_CHUNK};
+pub use live_index::{same_defs, LiveIndex, PayloadIndexDef};
 pub use mapped::{FileOwner, MappedVectors};
 pub use multi::MultiColumn;
 pub use multi_file::MappedMulti;

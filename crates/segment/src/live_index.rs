@@ -5,13 +5,16 @@
 //! offset order) cannot take one point at a time cheaply. So the appendable segment's slots are
 //! indexed in *chunks*: each chunk is one [`FieldIndex`] per declared field over a range of
 //! slots, built in one pass once [`MIN_CHUNK`] new slots have arrived. Two neighbouring chunks
-//! are rebuilt as one while the older is less than twice the newer (up to [`MAX_CHUNK`] slots),
-//! so there are few chunks and each slot is indexed a few times over its life in the segment.
+//! are joined while the older is less than twice the newer (up to [`MAX_CHUNK`] slots), by
+//! appending postings and merging sorted values, with no payload read; so there are few chunks,
+//! their number growing with the log of the slots.
 //!
 //! Slots past the last chunk, and slots written again after their chunk was built, are
 //! *unsure*: the segment takes them as candidates of every indexed condition and checks the
-//! whole filter on their payload. A chunk whose rewritten slots pass a share of its size is
-//! rebuilt. How far the chunks lag is a matter of speed only, never of answers.
+//! whole filter on their payload. A chunk with many rewritten slots is rebuilt from the
+//! payloads. A field declared later is built chunk by chunk; until a chunk has it, the field's
+//! conditions are read from payloads. How far the chunks lag is a matter of speed only, never
+//! of answers.
 
 use std::collections::BTreeSet;
 use std::ops::Range;
@@ -27,8 +30,11 @@ use crate::segment::SegmentData;
 
 /// New slots indexed together (fewer stay unsure, checked on their payload).
 pub const MIN_CHUNK: u32 = 512;
-/// The largest chunk: bounds the work of one merge, done under the shard's write lock.
+/// The largest chunk: bounds a rebuild's payload reads (done a chunk per hold of the shard's
+/// write lock).
 pub const MAX_CHUNK: u32 = 32_768;
+/// The most new slots the write path indexes itself; more is left to the optimizer thread.
+const WRITE_PATH_TAIL: u32 = 8_192;
 
 /// One declared payload index: its field, type and, for full text, its analyser.
 #[derive(Debug, Clone)]
@@ -73,8 +79,9 @@ pub fn same_defs(a: &[PayloadIndexDef], b: &[PayloadIndexDef]) -> bool {
 #[derive(Debug, Clone)]
 struct Chunk {
     slots: Range<u32>,
-    /// One per definition, in the definitions' order.
-    fields: Vec<FieldIndex>,
+    /// One per definition, in the definitions' order; `None` until built (a field declared
+    /// after the chunk was).
+    fields: Vec<Option<FieldIndex>>,
     /// Slots of this chunk written again since it was built.
     rewritten: u32,
 }
@@ -84,9 +91,34 @@ impl Chunk {
         self.slots.end - self.slots.start
     }
 
-    /// Rebuild once more than a sixteenth of its slots (and at least 64) are unsure.
+    /// Rebuild once a sixteenth of its slots, or 512, are unsure (and at least 64).
     fn worth_rebuilding(&self) -> bool {
-        self.rewritten >= 64 && self.rewritten * 16 > self.len()
+        self.rewritten >= 64 && (self.rewritten * 16 > self.len() || self.rewritten >= 512)
+    }
+
+    fn missing_field(&self) -> bool {
+        self.fields.iter().any(Option::is_none)
+    }
+}
+
+/// Offsets as a growable bitmap.
+#[derive(Debug, Clone, Default)]
+struct Bits(Vec<u64>);
+
+impl Bits {
+    fn get(&self, o: u32) -> bool {
+        self.0.get(o as usize / 64).is_some_and(|w| w & (1 << (o % 64)) != 0)
+    }
+    fn set(&mut self, o: u32, on: bool) {
+        let i = o as usize / 64;
+        if i >= self.0.len() {
+            self.0.resize(i + 1, 0);
+        }
+        if on {
+            self.0[i] |= 1 << (o % 64);
+        } else {
+            self.0[i] &= !(1 << (o % 64));
+        }
     }
 }
 
@@ -94,12 +126,16 @@ impl Chunk {
 #[derive(Debug, Clone)]
 pub struct LiveIndex {
     defs: Vec<PayloadIndexDef>,
+    /// The definitions' keys ([`PayloadIndexDef::key`]), in their order.
+    keys: Vec<String>,
     /// Ascending, adjacent ranges from slot 0.
     chunks: Vec<Chunk>,
     /// Slots below it are in a chunk.
     covered: u32,
-    /// Slots below `covered` written again since their chunk was built.
+    /// Slots below `covered` written again since their chunk was built: in order, and as a
+    /// bitmap (checked for every candidate).
     rewritten: BTreeSet<u32>,
+    rewritten_bits: Bits,
     /// [`MIN_CHUNK`] and [`MAX_CHUNK`] (smaller in tests).
     min_chunk: u32,
     max_chunk: u32,
@@ -112,11 +148,32 @@ impl LiveIndex {
     }
 
     fn with_chunk_sizes(defs: Vec<PayloadIndexDef>, min_chunk: u32, max_chunk: u32) -> Self {
-        LiveIndex { defs, chunks: Vec::new(), covered: 0, rewritten: BTreeSet::new(), min_chunk, max_chunk }
+        LiveIndex {
+            keys: defs.iter().map(PayloadIndexDef::key).collect(),
+            defs,
+            chunks: Vec::new(),
+            covered: 0,
+            rewritten: BTreeSet::new(),
+            rewritten_bits: Bits::default(),
+            min_chunk,
+            max_chunk,
+        }
     }
 
     pub fn defs(&self) -> &[PayloadIndexDef] {
         &self.defs
+    }
+
+    /// Index `defs` from now on: chunks keep the fields defined the same way, the others are
+    /// built by [`Self::catch_up`].
+    pub fn set_defs(&mut self, defs: Vec<PayloadIndexDef>) {
+        for c in &mut self.chunks {
+            let mut old = std::mem::take(&mut c.fields);
+            c.fields =
+                defs.iter().map(|d| self.defs.iter().position(|o| o.same(d)).and_then(|i| old[i].take())).collect();
+        }
+        self.keys = defs.iter().map(PayloadIndexDef::key).collect();
+        self.defs = defs;
     }
 
     /// Slot `o`'s payload changed (an upsert into an existing slot, or a new slot).
@@ -124,6 +181,7 @@ impl LiveIndex {
         if o >= self.covered || !self.rewritten.insert(o) {
             return;
         }
+        self.rewritten_bits.set(o, true);
         let i = self.chunks.partition_point(|c| c.slots.end <= o);
         if let Some(c) = self.chunks.get_mut(i) {
             c.rewritten += 1;
@@ -132,7 +190,7 @@ impl LiveIndex {
 
     /// Whether slot `o` must be checked on its payload.
     pub fn is_unsure(&self, o: u32) -> bool {
-        o >= self.covered || self.rewritten.contains(&o)
+        o >= self.covered || self.rewritten_bits.get(o)
     }
 
     /// The unsure slots of a segment of `slots` slots, ascending.
@@ -142,75 +200,135 @@ impl LiveIndex {
 
     /// Whether [`Self::catch_up`] has work to do on a segment of `slots` slots.
     pub fn behind(&self, slots: u32) -> bool {
-        slots.saturating_sub(self.covered) >= self.min_chunk || self.chunks.iter().any(Chunk::worth_rebuilding)
+        slots.saturating_sub(self.covered) >= self.min_chunk
+            || self.join_due()
+            || self.chunks.iter().any(|c| c.worth_rebuilding() || c.missing_field())
     }
 
-    /// Index new slots and rebuild chunks with many rewritten slots, stopping once about
-    /// `budget` slots were read (a chunk is never split). Returns whether work is left.
+    /// Whether the write path has work to do: new slots to index (not too many) or chunks to
+    /// join.
+    pub fn tail_due(&self, slots: u32) -> bool {
+        let tail = slots.saturating_sub(self.covered);
+        (self.min_chunk..=WRITE_PATH_TAIL).contains(&tail) || self.join_due()
+    }
+
+    /// The write path's share: index the new slots when they are not too many, and join
+    /// chunks (no payload read). Rebuilds and larger builds are left to [`Self::catch_up`].
+    pub fn index_tail(&mut self, data: &SegmentData) -> Result<(), PayloadReadError> {
+        let tail = (data.len() as u32).saturating_sub(self.covered);
+        if (self.min_chunk..=WRITE_PATH_TAIL).contains(&tail) {
+            self.push_tail(data)?;
+        }
+        self.join();
+        Ok(())
+    }
+
+    /// Bring the chunks up to date, a step at a time (a rebuild, a missing field, new slots,
+    /// then joins), until about `budget` payloads were read (a step is never split; at least
+    /// one step is taken). Returns whether work is left.
     pub fn catch_up(&mut self, data: &SegmentData, budget: usize) -> Result<bool, PayloadReadError> {
         let slots = data.len() as u32;
         let mut spent = 0usize;
-        while spent < budget {
+        loop {
             if let Some(i) = self.chunks.iter().position(Chunk::worth_rebuilding) {
-                let range = self.chunks[i].slots.clone();
-                spent += range.len();
-                self.chunks[i] = self.build(data, range)?;
-                continue;
-            }
-            let tail = slots.saturating_sub(self.covered);
-            if tail < self.min_chunk {
+                spent += self.chunks[i].len() as usize;
+                self.rebuild(data, i)?;
+            } else if let Some(i) = self.chunks.iter().position(Chunk::missing_field) {
+                spent += self.chunks[i].len() as usize;
+                self.fill(data, i)?;
+            } else if slots.saturating_sub(self.covered) >= self.min_chunk {
+                spent += self.push_tail(data)? as usize;
+            } else {
+                self.join();
                 break;
             }
-            let range = self.covered..self.covered + tail.min(self.max_chunk);
-            spent += range.len();
-            let chunk = self.build(data, range)?;
-            self.covered = chunk.slots.end;
-            self.chunks.push(chunk);
-            // Merge while the older neighbour is under twice the newer one: chunk sizes
-            // then at least double going back, so their number grows with the log of the slots.
-            while let [.., a, b] = &self.chunks[..] {
-                if a.len() >= 2 * b.len() || a.len() + b.len() > self.max_chunk {
-                    break;
-                }
-                let range = a.slots.start..b.slots.end;
-                spent += range.len();
-                let merged = self.build(data, range)?;
-                self.chunks.truncate(self.chunks.len() - 2);
-                self.chunks.push(merged);
+            self.join();
+            if spent >= budget {
+                break;
             }
         }
         Ok(self.behind(slots))
     }
 
-    /// A chunk over `range`, read from the current payloads (so its rewritten slots are sure
-    /// again).
-    fn build(&mut self, data: &SegmentData, range: Range<u32>) -> Result<Chunk, PayloadReadError> {
-        let specs: Vec<IndexSpec<'_>> = self.defs.iter().map(PayloadIndexDef::spec).collect();
-        let fields = FieldIndex::build_range(&specs, data, range.clone(), &|_| true)?;
+    /// Index the slots past the last chunk (at most a chunk's worth) as a new chunk; returns
+    /// how many.
+    fn push_tail(&mut self, data: &SegmentData) -> Result<u32, PayloadReadError> {
+        let tail = (data.len() as u32).saturating_sub(self.covered).min(self.max_chunk);
+        let range = self.covered..self.covered + tail;
+        let fields = self.build(data, range.clone())?;
+        self.covered = range.end;
+        self.chunks.push(Chunk { slots: range, fields, rewritten: 0 });
+        Ok(tail)
+    }
+
+    /// Rebuild chunk `i` from the current payloads: its slots are sure again.
+    fn rebuild(&mut self, data: &SegmentData, i: usize) -> Result<(), PayloadReadError> {
+        let range = self.chunks[i].slots.clone();
+        let fields = self.build(data, range.clone())?;
         let stale: Vec<u32> = self.rewritten.range(range.clone()).copied().collect();
-        stale.iter().for_each(|o| {
-            self.rewritten.remove(o);
-        });
-        Ok(Chunk { slots: range, fields, rewritten: 0 })
+        for o in stale {
+            self.rewritten.remove(&o);
+            self.rewritten_bits.set(o, false);
+        }
+        self.chunks[i] = Chunk { slots: range, fields, rewritten: 0 };
+        Ok(())
+    }
+
+    /// Build the fields chunk `i` lacks (its rewritten slots stay unsure: the other fields
+    /// still hold their old values).
+    fn fill(&mut self, data: &SegmentData, i: usize) -> Result<(), PayloadReadError> {
+        let chunk = &self.chunks[i];
+        let missing: Vec<usize> = (0..self.defs.len()).filter(|&f| chunk.fields[f].is_none()).collect();
+        let specs: Vec<IndexSpec<'_>> = missing.iter().map(|&f| self.defs[f].spec()).collect();
+        let built = FieldIndex::build_range(&specs, data, chunk.slots.clone(), &|_| true)?;
+        for (f, ix) in missing.into_iter().zip(built) {
+            self.chunks[i].fields[f] = Some(ix);
+        }
+        Ok(())
+    }
+
+    /// Every field over `range`, read from the current payloads.
+    fn build(&self, data: &SegmentData, range: Range<u32>) -> Result<Vec<Option<FieldIndex>>, PayloadReadError> {
+        let specs: Vec<IndexSpec<'_>> = self.defs.iter().map(PayloadIndexDef::spec).collect();
+        Ok(FieldIndex::build_range(&specs, data, range, &|_| true)?.into_iter().map(Some).collect())
+    }
+
+    /// Whether the last two chunks are due to be joined: the older is under twice the newer
+    /// and both fit one chunk.
+    fn join_due(&self) -> bool {
+        matches!(&self.chunks[..], [.., a, b] if a.len() < 2 * b.len() && a.len() + b.len() <= self.max_chunk)
+    }
+
+    /// Join the last two chunks while due ([`FieldIndex::append`]: no payload is read).
+    fn join(&mut self) {
+        while self.join_due() {
+            let (Some(b), Some(a)) = (self.chunks.pop(), self.chunks.pop()) else { return };
+            let fields = a
+                .fields
+                .into_iter()
+                .zip(b.fields)
+                .map(|(x, y)| match (x, y) {
+                    (Some(x), Some(y)) => Some(x.append(y)),
+                    _ => None,
+                })
+                .collect();
+            let slots = a.slots.start..b.slots.end;
+            self.chunks.push(Chunk { slots, fields, rewritten: a.rewritten + b.rewritten });
+        }
     }
 
     fn field(&self, key: &str) -> Option<usize> {
-        self.defs.iter().position(|d| d.path.to_string() == key)
-    }
-
-    /// Whether `key` has an index here.
-    pub fn has(&self, key: &str) -> bool {
-        self.field(key).is_some()
+        self.keys.iter().position(|k| k == key)
     }
 
     /// The chunked slots satisfying `check` on `key` (ascending; unsure ones may be among
     /// them or not: the caller adds [`Self::unsure`] and checks those on the payload); `None`
-    /// where the index cannot tell (see [`FieldIndex::answer`]).
+    /// where the index cannot tell (see [`FieldIndex::answer`]) or a chunk lacks the field.
     pub fn answer(&self, key: &str, check: &FieldCheck) -> Option<Vec<u32>> {
         let f = self.field(key)?;
         let mut out = Vec::new();
         for c in &self.chunks {
-            out.extend(c.fields[f].answer(check)?);
+            out.extend(c.fields[f].as_ref()?.answer(check)?);
         }
         if self.chunks.is_empty() {
             // What an index can answer does not depend on its contents: ask an empty one.
@@ -225,7 +343,7 @@ impl LiveIndex {
         let f = self.field(key)?;
         let mut out = Vec::new();
         for c in &self.chunks {
-            out.extend(c.fields[f].facet_values()?);
+            out.extend(c.fields[f].as_ref()?.facet_values()?);
         }
         Some(out)
     }
@@ -236,13 +354,15 @@ impl LiveIndex {
         let f = self.field(key)?;
         let mut out = Vec::new();
         for c in &self.chunks {
-            out.extend(c.fields[f].order_entries()?);
+            out.extend(c.fields[f].as_ref()?.order_entries()?);
         }
         Some(out)
     }
 
     pub fn ram_bytes(&self) -> usize {
-        self.chunks.iter().flat_map(|c| &c.fields).map(FieldIndex::ram_bytes).sum::<usize>() + self.rewritten.len() * 8
+        let fields: usize = self.chunks.iter().flat_map(|c| c.fields.iter().flatten()).map(FieldIndex::ram_bytes).sum();
+        // A B-tree entry and its share of a node, and the bitmap.
+        fields + self.rewritten.len() * 16 + self.rewritten_bits.0.capacity() * 8
     }
 }
 
@@ -278,7 +398,8 @@ mod tests {
         ]
     }
 
-    /// An appendable segment whose indexes lag, catch up in steps, and see rewrites, deletes
+    /// An appendable segment whose indexes lag, catch up in steps (on the write path and as
+    /// the optimizer does), gain a field later, and see rewrites, vector-only updates, deletes
     /// and re-inserts answers every filter as the same segment without indexes.
     #[test]
     fn appendable_indexes_answer_as_the_payloads_do() {
@@ -288,32 +409,46 @@ mod tests {
         let text_indexes: qd_core::filter::TextIndexes =
             defs.iter().filter_map(|d| Some((d.path.clone(), d.analyser.clone()?))).collect();
         let mut seg = Segment::new(1, &cols);
-        // Small chunks, so that answers span several.
-        seg.live_index = Some(LiveIndex::with_chunk_sizes(defs.clone(), 64, 1024));
+        // Small chunks, so that answers span several; the text field is declared later.
+        seg.live_index = Some(LiveIndex::with_chunk_sizes(defs[..defs.len() - 1].to_vec(), 64, 1024));
         let mut plain = Segment::new(1, &cols);
         let mut narrowed = 0;
         let mut version = 0;
         for round in 0..12 {
+            if round == 6 {
+                seg.set_payload_indexes(&defs);
+                assert!(seg.payload_indexes_behind(), "the new field is missing from every chunk");
+            }
             // New points, rewrites of old ones (in chunks by now) and deletions.
             let n = [300, 700, 20, 1200][round % 4];
             let top = plain.slots() as u64;
-            for _ in 0..n {
+            for step in 0..n {
                 version += 1;
                 let id =
                     if rng.gen_bool(0.7) { top + rng.gen_range(0..n as u64) } else { rng.gen_range(0..top.max(1)) };
                 let v = NamedVectors::from([(String::new(), Vector::Dense(vec![1.0, (id % 97) as f32]))]);
-                let p = payload(&mut rng);
-                seg.upsert(PointId::Num(id), version, &v, p.as_object().cloned());
-                plain.upsert(PointId::Num(id), version, &v, p.as_object().cloned());
+                let p = if rng.gen_bool(0.1) {
+                    plain.payload(&PointId::Num(id)).map(|p| p.into_owned()) // a vector update
+                } else {
+                    payload(&mut rng).as_object().cloned()
+                };
+                seg.upsert(PointId::Num(id), version, &v, p.clone());
+                plain.upsert(PointId::Num(id), version, &v, p);
                 if rng.gen_bool(0.05) {
                     let gone = PointId::Num(rng.gen_range(0..top.max(1)));
                     seg.delete(&gone);
                     plain.delete(&gone);
                 }
+                if step % 100 == 99 && round % 2 == 0 {
+                    seg.index_new_payloads().expect("in RAM");
+                }
             }
             // Catch up partly (or not at all) before asking.
-            let budget = [0, 600, usize::MAX][round % 3];
-            seg.index_payloads(budget).expect("in RAM");
+            match round % 3 {
+                0 => {}
+                1 => drop(seg.index_payloads(600).expect("in RAM")),
+                _ => drop(seg.index_payloads(usize::MAX).expect("in RAM")),
+            }
             for _ in 0..40 {
                 let f = filter(&mut rng);
                 let f = f.with_text_indexes(&text_indexes).unwrap_or(f);
@@ -322,43 +457,53 @@ mod tests {
             }
         }
         assert!(narrowed > 200, "indexes narrowed only {narrowed} of 480 filters");
+        // Caught up: what is left unsure is less than a chunk, and chunks tile the slots.
+        assert!(!seg.index_payloads(usize::MAX).expect("in RAM"));
         let ix = seg.live_index.as_ref().expect("kept");
         assert!(ix.chunks.len() > 3 && ix.chunks.len() < 16, "{} chunks", ix.chunks.len());
-        // Caught up: what is left unsure is less than a chunk, and chunks tile the slots.
-        seg.index_payloads(usize::MAX).expect("in RAM");
-        let ix = seg.live_index.as_ref().expect("kept");
         assert!(!ix.behind(seg.slots() as u32));
         assert!(ix.unsure(seg.slots() as u32).len() < 64 + 64);
         assert!(ix.chunks.windows(2).all(|w| w[0].slots.end == w[1].slots.start));
-        // Other definitions start over; sealing drops them.
+        assert!(ix.chunks.iter().all(|c| !c.missing_field()));
+        // A dropped field leaves the others built; sealing drops them all.
+        let chunks = ix.chunks.len();
         seg.set_payload_indexes(&defs[..1]);
-        assert_eq!(seg.live_index.as_ref().map(|ix| ix.chunks.len()), Some(0));
+        let ix = seg.live_index.as_ref().expect("kept");
+        assert_eq!(ix.chunks.len(), chunks);
+        assert!(!ix.behind(seg.slots() as u32));
+        seg.set_payload_indexes(&[]);
+        assert!(seg.live_index.is_none());
         seg.set_payload_indexes(&defs[..1]);
-        seg.index_payloads(usize::MAX).expect("in RAM");
-        assert!(!seg.live_index.as_ref().expect("kept").chunks.is_empty());
         seg.seal();
         assert!(seg.live_index.is_none());
     }
 
+    /// Chunks joined by appending are what one build over their slots gives.
     #[test]
-    fn chunks_merge_into_few() {
+    fn chunks_join_into_few_and_equal_a_whole_build() {
         let cols = [ColumnSpec::dense("", 1, Distance::Dot)];
+        let mut rng = StdRng::seed_from_u64(3);
         let mut seg = Segment::new(1, &cols);
-        seg.set_payload_indexes(&defs()[..1]);
+        let defs = defs();
+        seg.set_payload_indexes(&defs);
         for i in 0..100_000u64 {
             let v = NamedVectors::from([(String::new(), Vector::Dense(vec![1.0]))]);
-            seg.upsert(PointId::Num(i), 1, &v, json!({"k": format!("v{}", i % 10)}).as_object().cloned());
-            if seg.payload_indexes_behind() {
-                seg.index_payloads(MAX_CHUNK as usize).expect("in RAM");
-            }
+            seg.upsert(PointId::Num(i), 1, &v, payload(&mut rng).as_object().cloned());
+            seg.index_new_payloads().expect("in RAM");
         }
         let ix = seg.live_index.as_ref().expect("kept");
         let sizes: Vec<u32> = ix.chunks.iter().map(Chunk::len).collect();
         assert!(sizes.len() <= 12, "{sizes:?}");
         assert!(sizes.iter().all(|&n| n <= MAX_CHUNK), "{sizes:?}");
-        assert_eq!(
-            ix.answer("k", &qd_core::filter::FieldCheck::IsEmpty(false)).map(|l| l.len()),
-            Some(ix.covered as usize)
-        );
+        let first = &ix.chunks[0];
+        let whole = ix.build(seg.data(), first.slots.clone()).expect("in RAM");
+        for (joined, built) in first.fields.iter().zip(whole) {
+            let (joined, built) = (joined.as_ref().expect("built"), built.expect("built"));
+            // The same bytes between the header (magic, kind and the slot count at build time)
+            // and the checksum.
+            let (a, b) = (joined.to_bytes(), built.to_bytes());
+            assert_eq!(a.len(), b.len());
+            assert!(a[17..a.len() - 4] == b[17..b.len() - 4], "{:?}", joined.kind());
+        }
     }
 }

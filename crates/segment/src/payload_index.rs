@@ -1,4 +1,5 @@
-//! Payload indexes of a sealed segment: per declared field, the offsets holding each value
+//! Payload indexes over a range of a segment's slots (all of a sealed segment's, or a chunk of
+//! the appendable segment's: [`crate::live_index`]): per declared field, the offsets holding each value
 //! (keyword, uuid, integer, bool), every value in sorted order (integer, float, datetime, geo
 //! points by latitude), or the offsets holding each token (full text, analysed by the index's
 //! settings).
@@ -7,9 +8,10 @@
 //! evaluator (`qd_core::filter`) would say for every point: the same flattened values, the
 //! same typed comparisons (a geo condition is checked with the evaluator's own predicate on
 //! every indexed point in its latitude band). Anything else (another type of value, a phrase,
-//! `except`) is left to the payload. Sealed segments never change their payloads (an update moves the point to
-//! the appendable segment), so an index built at sealing stays true; dead offsets are still in
-//! it and are skipped by the caller, like everywhere else in the segment.
+//! //! `except`) is left to the payload. Sealed segments never change their payloads (an update moves the point to
+//! the appendable segment), so an index built at sealing stays true (the appendable segment
+//! tracks the slots written since a chunk was built); dead offsets are still in it and are
+//! skipped by the caller, like everywhere else in the segment.
 
 use std::collections::HashMap;
 
@@ -248,9 +250,32 @@ impl FieldIndex {
         self.strings.values_mut().for_each(dedup);
         self.ints.values_mut().for_each(dedup);
         self.bools.iter_mut().for_each(dedup);
-        self.numbers.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        self.numbers.sort_by(by_number);
         self.datetimes.sort_unstable();
-        self.geo.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.2.cmp(&b.2)));
+        self.geo.sort_by(by_latitude);
+    }
+
+    /// This index followed by `later`, an index of the same definition over slots that all
+    /// come after this one's: postings are concatenated and sorted values merged, so the result
+    /// is what one build over both ranges gives, without reading a payload.
+    pub(crate) fn append(mut self, later: FieldIndex) -> FieldIndex {
+        for (k, v) in later.strings {
+            self.strings.entry(k).or_default().extend(v);
+        }
+        for (k, v) in later.ints {
+            self.ints.entry(k).or_default().extend(v);
+        }
+        let [f, t] = later.bools;
+        self.bools[0].extend(f);
+        self.bools[1].extend(t);
+        self.numbers = merge_by(std::mem::take(&mut self.numbers), later.numbers, by_number);
+        self.datetimes = merge_by(std::mem::take(&mut self.datetimes), later.datetimes, |a, b| a.cmp(b));
+        self.geo = merge_by(std::mem::take(&mut self.geo), later.geo, by_latitude);
+        self.holders.extend(later.holders);
+        self.slots = self.slots.max(later.slots);
+        self.facet_complete &= later.facet_complete;
+        self.order_complete &= later.order_complete;
+        self
     }
 
     /// The analysis settings of a text index.
@@ -642,6 +667,29 @@ pub fn facet_key(v: &Value) -> Option<(u8, String)> {
         Value::String(s) => Some((2, s.clone())),
         _ => None,
     }
+}
+
+/// The order of `numbers`: by value, then offset.
+fn by_number(a: &(f64, u32), b: &(f64, u32)) -> std::cmp::Ordering {
+    a.0.total_cmp(&b.0).then(a.1.cmp(&b.1))
+}
+
+/// The order of `geo`: by latitude, then offset.
+fn by_latitude(a: &(f64, f64, u32), b: &(f64, f64, u32)) -> std::cmp::Ordering {
+    a.0.total_cmp(&b.0).then(a.2.cmp(&b.2))
+}
+
+/// Two lists sorted by `cmp` merged into one.
+fn merge_by<T>(a: Vec<T>, b: Vec<T>, cmp: impl Fn(&T, &T) -> std::cmp::Ordering) -> Vec<T> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
+    while let (Some(x), Some(y)) = (a.peek(), b.peek()) {
+        let next = if cmp(x, y) == std::cmp::Ordering::Greater { b.next() } else { a.next() };
+        out.extend(next);
+    }
+    out.extend(a);
+    out.extend(b);
+    out
 }
 
 /// Union of sorted offset lists, sorted and unique.

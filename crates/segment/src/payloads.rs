@@ -134,6 +134,12 @@ impl Payloads {
         self.bytes += size(slot);
     }
 
+    /// Whether slot `o` holds `payload` in RAM (an empty one is none).
+    pub(crate) fn holds(&self, o: usize, payload: Option<&Payload>) -> bool {
+        let payload = payload.filter(|p| !p.is_empty());
+        self.source.is_none() && self.ram.get(o).is_some_and(|held| held.as_ref() == payload)
+    }
+
     /// Slot `o`'s payload; `id` and `version` are the point it holds (what the source is asked
     /// for).
     pub(crate) fn get(

@@ -635,16 +635,26 @@ impl Segment {
     }
 
     /// The payload indexes an appendable segment keeps while points are written (see
-    /// [`LiveIndex`]). The same definitions keep what is built; any change starts over, and
-    /// [`Self::index_payloads`] builds them.
+    /// [`LiveIndex`]). Fields defined as before keep what is built; [`Self::index_payloads`]
+    /// builds the rest.
     pub fn set_payload_indexes(&mut self, defs: &[PayloadIndexDef]) {
-        if self.sealed {
+        if self.sealed || same_defs(self.live_index.as_ref().map_or(&[][..], LiveIndex::defs), defs) {
             return;
         }
-        if same_defs(self.live_index.as_ref().map_or(&[][..], LiveIndex::defs), defs) {
-            return;
+        match &mut self.live_index {
+            _ if defs.is_empty() => self.live_index = None,
+            Some(ix) => ix.set_defs(defs.to_vec()),
+            None => self.live_index = Some(LiveIndex::new(defs.to_vec())),
         }
-        self.live_index = (!defs.is_empty()).then(|| LiveIndex::new(defs.to_vec()));
+    }
+
+    /// The write path's share of keeping the appendable segment's payload indexes: the new
+    /// slots of a write, and joining chunks (see [`LiveIndex::index_tail`]).
+    pub fn index_new_payloads(&mut self) -> Result<(), PayloadReadError> {
+        match &mut self.live_index {
+            Some(ix) if ix.tail_due(self.data.len() as u32) => ix.index_tail(&self.data),
+            _ => Ok(()),
+        }
     }
 
     /// Whether the appendable segment's payload indexes lag behind its writes by enough to
@@ -653,8 +663,8 @@ impl Segment {
         self.live_index.as_ref().is_some_and(|ix| ix.behind(self.data.len() as u32))
     }
 
-    /// Bring the appendable segment's payload indexes up to date, reading about `budget`
-    /// payloads at most; returns whether work is left.
+    /// Bring the appendable segment's payload indexes up to date, a step at a time until about
+    /// `budget` payloads were read; returns whether work is left.
     pub fn index_payloads(&mut self, budget: usize) -> Result<bool, PayloadReadError> {
         match &mut self.live_index {
             Some(ix) => ix.catch_up(&self.data, budget),
@@ -805,10 +815,11 @@ impl Segment {
         };
         let o = offset as usize;
         data.versions[o] = version;
-        data.payloads.set(o, payload);
-        if let Some(ix) = &mut self.live_index {
+        // A slot whose payload did not change (a vector update) keeps its indexed values.
+        if let Some(ix) = self.live_index.as_mut().filter(|_| !data.payloads.holds(o, payload.as_ref())) {
             ix.touch(offset);
         }
+        data.payloads.set(o, payload);
         data.set_vectors(offset, vectors);
         if self.deleted[o] {
             self.deleted[o] = false;
@@ -1128,13 +1139,15 @@ impl Segment {
     /// otherwise the candidates scaled by the live share of the slots when indexes answered all
     /// of it, or from a deterministic sample of the candidates (or of every slot, without them).
     fn estimate(&self, plan: &FilterPlan<'_>) -> usize {
+        // Candidates still checked on their payload (the residual, or unsure slots).
+        let reads = plan.residual.is_some() || plan.recheck.is_some();
         // Each sampled point whose payload is on disk costs a database read: fewer samples.
-        let sample = if self.data.payloads_on_disk() && plan.residual.is_some() { 128 } else { 512 };
+        let sample = if self.data.payloads_on_disk() && reads { 128 } else { 512 };
         let pool = plan.candidate_list().map_or(self.data.len(), <[u32]>::len);
         if pool <= sample * 2 {
             return self.offsets_of(plan).filter(|&o| self.passes(o, plan)).count();
         }
-        if plan.residual.is_none() {
+        if !reads {
             return pool * self.live / self.data.len().max(1);
         }
         let step = pool / sample;

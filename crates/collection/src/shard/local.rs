@@ -188,7 +188,11 @@ impl LocalShard {
         let columns: ColumnSpec = column_specs(&shared.config.read().params);
         let config = shared.config.read().clone();
         let payloads = StoredPayloads::source(id, store.clone());
-        let state = Arc::new(RwLock::new(load_state(id, &store, columns, &vectors_dir, &config, &payloads)?));
+        let mut state = load_state(id, &store, columns, &vectors_dir, &config, &payloads)?;
+        // The appendable segment's payload indexes are built before the shard serves.
+        state.set_payload_indexes(&shared.payload_index_defs());
+        state.index_appendable_payloads(usize::MAX);
+        let state = Arc::new(RwLock::new(state));
         let last_op = match store.get(Table::Meta, META_LAST_OP)? {
             Some(b) => u64::from_le_bytes(
                 b.as_slice()

@@ -240,15 +240,15 @@ impl Optimizer {
     }
 
     /// Have the appendable segment keep the payload indexes the schema declares, and catch
-    /// them up where writes left more than a chunk behind (an index declared on a full
-    /// segment): one chunk per hold of the write lock, so reads and writes go on between.
+    /// them up where the write path left work (rebuilds, a field declared on a full segment,
+    /// large writes): one step per hold of the write lock, so reads and writes go on between.
     fn index_appendable_payloads(&self) {
         let defs = self.shared.payload_index_defs();
         if self.state.read().payload_indexes_differ(&defs) {
             self.state.write().set_payload_indexes(&defs);
         }
         while !self.signal.stop.load(Ordering::SeqCst) && self.state.read().appendable.payload_indexes_behind() {
-            if !self.state.write().index_appendable_payloads() {
+            if !self.state.write().index_appendable_payloads(1) {
                 break;
             }
         }

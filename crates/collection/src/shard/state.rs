@@ -59,10 +59,11 @@ impl ShardState {
         self.payload_indexes = defs.to_vec();
     }
 
-    /// Catch the appendable segment's payload indexes up with its writes, reading at most about
-    /// one chunk of payloads; returns whether more is left.
-    pub fn index_appendable_payloads(&mut self) -> bool {
-        match self.appendable.index_payloads(qd_segment::MAX_CHUNK as usize) {
+    /// Catch the appendable segment's payload indexes up with its writes, a step at a time
+    /// until about `budget` payloads were read (a step reads at most a chunk's worth); returns
+    /// whether more is left.
+    pub fn index_appendable_payloads(&mut self, budget: usize) -> bool {
+        match self.appendable.index_payloads(budget) {
             Ok(more) => more,
             Err(e) => {
                 // Appendable payloads are in RAM; searches check unindexed slots on them anyway.
@@ -109,10 +110,11 @@ impl ShardState {
                 }
             }
         }
-        // The payload indexes follow the writes a chunk at a time (larger arrears, such as an
-        // index declared on a full segment, are caught up by the optimizer between writes).
-        if self.appendable.payload_indexes_behind() {
-            self.index_appendable_payloads();
+        // The payload indexes follow the writes: their new slots are indexed here; rebuilds
+        // and larger arrears (an index declared on a full segment) are left to the optimizer,
+        // which works on them between writes.
+        if let Err(e) = self.appendable.index_new_payloads() {
+            tracing::warn!(error = %e, "appendable payload index not built");
         }
     }
 
