@@ -33,7 +33,8 @@ pub const MIN_CHUNK: u32 = 512;
 /// The largest chunk: bounds a rebuild's payload reads (done a chunk per hold of the shard's
 /// write lock).
 pub const MAX_CHUNK: u32 = 32_768;
-/// The most new slots the write path indexes itself; more is left to the optimizer thread.
+/// The most new slots the write path indexes in one write (more are left for the next write
+/// or the optimizer thread).
 const WRITE_PATH_TAIL: u32 = 8_192;
 
 /// One declared payload index: its field, type and, for full text, its analyser.
@@ -98,6 +99,11 @@ impl Chunk {
 
     fn missing_field(&self) -> bool {
         self.fields.iter().any(Option::is_none)
+    }
+
+    /// Whether both chunks have the same fields built (a join keeps only fields both have).
+    fn same_fields(&self, other: &Chunk) -> bool {
+        self.fields.iter().zip(&other.fields).all(|(a, b)| a.is_some() == b.is_some())
     }
 }
 
@@ -176,6 +182,11 @@ impl LiveIndex {
         self.defs = defs;
     }
 
+    /// Slots below it are in a chunk (a write past it needs no [`Self::touch`]).
+    pub fn covered(&self) -> u32 {
+        self.covered
+    }
+
     /// Slot `o`'s payload changed (an upsert into an existing slot, or a new slot).
     pub fn touch(&mut self, o: u32) {
         if o >= self.covered || !self.rewritten.insert(o) {
@@ -205,19 +216,16 @@ impl LiveIndex {
             || self.chunks.iter().any(|c| c.worth_rebuilding() || c.missing_field())
     }
 
-    /// Whether the write path has work to do: new slots to index (not too many) or chunks to
-    /// join.
+    /// Whether the write path has work to do: new slots to index or chunks to join.
     pub fn tail_due(&self, slots: u32) -> bool {
-        let tail = slots.saturating_sub(self.covered);
-        (self.min_chunk..=WRITE_PATH_TAIL).contains(&tail) || self.join_due()
+        slots.saturating_sub(self.covered) >= self.min_chunk || self.join_due()
     }
 
-    /// The write path's share: index the new slots when they are not too many, and join
-    /// chunks (no payload read). Rebuilds and larger builds are left to [`Self::catch_up`].
+    /// The write path's share: index new slots (at most [`WRITE_PATH_TAIL`]) and join chunks
+    /// (no payload read). Rebuilds and fields declared later are left to [`Self::catch_up`].
     pub fn index_tail(&mut self, data: &SegmentData) -> Result<(), PayloadReadError> {
-        let tail = (data.len() as u32).saturating_sub(self.covered);
-        if (self.min_chunk..=WRITE_PATH_TAIL).contains(&tail) {
-            self.push_tail(data)?;
+        if (data.len() as u32).saturating_sub(self.covered) >= self.min_chunk {
+            self.push_tail(data, WRITE_PATH_TAIL)?;
         }
         self.join();
         Ok(())
@@ -237,7 +245,7 @@ impl LiveIndex {
                 spent += self.chunks[i].len() as usize;
                 self.fill(data, i)?;
             } else if slots.saturating_sub(self.covered) >= self.min_chunk {
-                spent += self.push_tail(data)? as usize;
+                spent += self.push_tail(data, self.max_chunk)? as usize;
             } else {
                 self.join();
                 break;
@@ -250,10 +258,10 @@ impl LiveIndex {
         Ok(self.behind(slots))
     }
 
-    /// Index the slots past the last chunk (at most a chunk's worth) as a new chunk; returns
-    /// how many.
-    fn push_tail(&mut self, data: &SegmentData) -> Result<u32, PayloadReadError> {
-        let tail = (data.len() as u32).saturating_sub(self.covered).min(self.max_chunk);
+    /// Index the slots past the last chunk (at most `most`, and a chunk's worth) as a new
+    /// chunk; returns how many.
+    fn push_tail(&mut self, data: &SegmentData, most: u32) -> Result<u32, PayloadReadError> {
+        let tail = (data.len() as u32).saturating_sub(self.covered).min(most).min(self.max_chunk);
         let range = self.covered..self.covered + tail;
         let fields = self.build(data, range.clone())?;
         self.covered = range.end;
@@ -293,10 +301,11 @@ impl LiveIndex {
         Ok(FieldIndex::build_range(&specs, data, range, &|_| true)?.into_iter().map(Some).collect())
     }
 
-    /// Whether the last two chunks are due to be joined: the older is under twice the newer
-    /// and both fit one chunk.
+    /// Whether the last two chunks are due to be joined: the older is under twice the newer,
+    /// both fit one chunk, and they have the same fields built (else one waits for its fill).
     fn join_due(&self) -> bool {
-        matches!(&self.chunks[..], [.., a, b] if a.len() < 2 * b.len() && a.len() + b.len() <= self.max_chunk)
+        matches!(&self.chunks[..], [.., a, b]
+            if a.len() < 2 * b.len() && a.len() + b.len() <= self.max_chunk && a.same_fields(b))
     }
 
     /// Join the last two chunks while due ([`FieldIndex::append`]: no payload is read).

@@ -8,7 +8,7 @@
 //! evaluator (`qd_core::filter`) would say for every point: the same flattened values, the
 //! same typed comparisons (a geo condition is checked with the evaluator's own predicate on
 //! every indexed point in its latitude band). Anything else (another type of value, a phrase,
-//! //! `except`) is left to the payload. Sealed segments never change their payloads (an update moves the point to
+//! `except`) is left to the payload. Sealed segments never change their payloads (an update moves the point to
 //! the appendable segment), so an index built at sealing stays true (the appendable segment
 //! tracks the slots written since a chunk was built); dead offsets are still in it and are
 //! skipped by the caller, like everywhere else in the segment.

@@ -816,7 +816,8 @@ impl Segment {
         let o = offset as usize;
         data.versions[o] = version;
         // A slot whose payload did not change (a vector update) keeps its indexed values.
-        if let Some(ix) = self.live_index.as_mut().filter(|_| !data.payloads.holds(o, payload.as_ref())) {
+        let indexed = |ix: &&mut LiveIndex| offset < ix.covered() && !data.payloads.holds(o, payload.as_ref());
+        if let Some(ix) = self.live_index.as_mut().filter(indexed) {
             ix.touch(offset);
         }
         data.payloads.set(o, payload);

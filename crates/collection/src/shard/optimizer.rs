@@ -173,14 +173,19 @@ impl Optimizer {
         let mut failed_at = Instant::now();
         let mut worked = false;
         while !self.signal.stop.load(Ordering::SeqCst) {
+            let config = self.shared.config.read().clone();
+            let task = self.plan(&config);
+            // Not for an appendable segment about to be sealed: sealing drops its indexes.
+            let behind = !matches!(task, Some(Task::SealAndIndex)) && self.index_appendable_payloads();
             let wait = backoff(failures).saturating_sub(failed_at.elapsed());
             if failures > 0 && !wait.is_zero() {
                 self.signal.wait(wait.min(Duration::from_millis(500)));
                 continue;
             }
-            self.index_appendable_payloads();
-            let config = self.shared.config.read().clone();
-            let Some(task) = self.plan(&config) else {
+            let Some(task) = task else {
+                if behind {
+                    continue;
+                }
                 if std::mem::take(&mut worked) {
                     release_free_memory();
                 }
@@ -240,18 +245,24 @@ impl Optimizer {
     }
 
     /// Have the appendable segment keep the payload indexes the schema declares, and catch
-    /// them up where the write path left work (rebuilds, a field declared on a full segment,
-    /// large writes): one step per hold of the write lock, so reads and writes go on between.
-    fn index_appendable_payloads(&self) {
+    /// them up where the write path left work (rebuilds, a field declared on a full segment):
+    /// one step per hold of the write lock, so reads and writes go on between, for at most
+    /// [`CATCH_UP_SLICE`], so that other tasks are planned between slices even under a stream
+    /// of writes. Returns whether work is left.
+    fn index_appendable_payloads(&self) -> bool {
         let defs = self.shared.payload_index_defs();
         if self.state.read().payload_indexes_differ(&defs) {
             self.state.write().set_payload_indexes(&defs);
         }
-        while !self.signal.stop.load(Ordering::SeqCst) && self.state.read().appendable.payload_indexes_behind() {
-            if !self.state.write().index_appendable_payloads(1) {
-                break;
+        let started = Instant::now();
+        while !self.signal.stop.load(Ordering::SeqCst) && started.elapsed() < CATCH_UP_SLICE {
+            if !self.state.read().appendable.payload_indexes_behind()
+                || !self.state.write().index_appendable_payloads(1)
+            {
+                return false;
             }
         }
+        self.state.read().appendable.payload_indexes_behind()
     }
 
     /// The next thing worth doing, if any.
@@ -786,6 +797,10 @@ fn quantization_stale(s: &Segment, config: &CollectionConfig) -> bool {
     wanted.len() != ix.quantized.len()
         || wanted.iter().any(|(n, binary)| ix.quantized.get(*n).is_none_or(|q| q.is_binary() != *binary))
 }
+
+/// The longest the optimizer works on the appendable segment's payload indexes before
+/// planning its other tasks again.
+const CATCH_UP_SLICE: Duration = Duration::from_millis(200);
 
 /// How long a shard must go without writes before its appendable remainder is indexed.
 const QUIET_AFTER: Duration = Duration::from_secs(2);
