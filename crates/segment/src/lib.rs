@@ -6,6 +6,7 @@
 
 pub mod elements;
 pub mod hnsw;
+mod id_map;
 pub mod live_index;
 pub mod mapped;
 pub mod multi;

@@ -16,6 +16,7 @@ use qd_core::config::QuantizationSearchParams;
 use qd_core::filter::{Condition, Filter, PointView};
 use qd_core::json_path::JsonPath;
 
+use crate::id_map::IdMap;
 use crate::live_index::{same_defs, LiveIndex, PayloadIndexDef};
 use crate::payload_index::{facet_key, group_tag, intersect, order_value, union_sorted, FieldIndex, OffsetSet};
 use qd_core::vectors::{MultiDenseVector, NamedVectors, SparseVector, Vector};
@@ -255,7 +256,7 @@ impl VectorSource for VectorColumn {
 /// The part of a segment that never changes once it is sealed.
 #[derive(Debug, Clone, Default)]
 pub struct SegmentData {
-    ids: BTreeMap<PointId, u32>,
+    ids: IdMap,
     offsets: Vec<PointId>,
     versions: Vec<u64>,
     payloads: Payloads,
@@ -673,11 +674,13 @@ impl Segment {
     }
 
     /// Gives back the room a segment reserved while growing (up to half of what its arrays
-    /// hold), for one that will not grow again. Copies the vectors, so callers do it outside
+    /// hold), for one that will not grow again, and keeps its id map as one array
+    /// ([`IdMap::freeze`]). Copies the vectors, so callers do it outside
     /// the shard lock, or on a segment as small as the appendable one when it is sealed; a
     /// segment whose data is shared (an index build is reading it) is left as is.
     pub fn shrink_to_fit(&mut self) {
         let Some(data) = Arc::get_mut(&mut self.data) else { return };
+        data.ids.freeze();
         data.offsets.shrink_to_fit();
         data.versions.shrink_to_fit();
         data.payloads.shrink_to_fit();
@@ -780,7 +783,7 @@ impl Segment {
     }
 
     fn live_offset(&self, id: &PointId) -> Option<u32> {
-        self.data.ids.get(id).copied().filter(|&o| !self.deleted[o as usize])
+        self.data.ids.get(id).filter(|&o| !self.deleted[o as usize])
     }
 
     pub fn contains(&self, id: &PointId) -> bool {
@@ -802,7 +805,7 @@ impl Segment {
         }
         let data = Arc::make_mut(&mut self.data);
         let offset = match data.ids.get(&id) {
-            Some(&o) => o,
+            Some(o) => o,
             None => {
                 let o = data.offsets.len() as u32;
                 data.offsets.push(id);
@@ -1019,12 +1022,8 @@ impl Segment {
 
     /// Live ids in ascending order starting at `from` (inclusive), passing the filter.
     pub fn scroll(&self, from: Option<&PointId>, filter: Option<&Filter>, limit: usize) -> Vec<PointId> {
-        let iter: Box<dyn Iterator<Item = (&PointId, &u32)>> = match from {
-            Some(f) => Box::new(self.data.ids.range(f..)),
-            None => Box::new(self.data.ids.iter()),
-        };
         let plan = self.plan(filter);
-        iter.filter(|(_, &o)| self.passes(o, &plan)).take(limit).map(|(id, _)| *id).collect()
+        self.data.ids.iter_from(from).filter(|&(_, o)| self.passes(o, &plan)).take(limit).map(|(id, _)| id).collect()
     }
 
     /// Number of live points passing the filter.
@@ -1578,8 +1577,8 @@ impl Segment {
     pub fn restore_sealed(id: u64, columns: &[ColumnSpec], members: &[(PointId, u64)]) -> Self {
         let mut seg = Segment::new(id, columns);
         let data = Arc::make_mut(&mut seg.data);
-        for (o, (pid, ver)) in members.iter().enumerate() {
-            data.ids.insert(*pid, o as u32);
+        data.ids = IdMap::frozen(members.iter().enumerate().map(|(o, (pid, _))| (*pid, o as u32)));
+        for (pid, ver) in members {
             data.offsets.push(*pid);
             data.versions.push(*ver);
             data.payloads.push_slot();
@@ -1662,7 +1661,7 @@ impl Segment {
 
     /// Offset of an id in this segment's slots, dead or alive.
     pub fn slot_of(&self, id: &PointId) -> Option<u32> {
-        self.data.ids.get(id).copied()
+        self.data.ids.get(id)
     }
 }
 
