@@ -10,6 +10,7 @@ pub mod consistency;
 pub mod error;
 pub mod groups;
 pub mod matrix;
+pub mod memory;
 pub mod mmr;
 pub mod operations;
 pub mod query;

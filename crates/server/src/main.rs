@@ -29,7 +29,14 @@ use settings::{LogFormat, Settings};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// What returns mimalloc's free memory (of the calling thread's heap) to the system.
+fn release_free_memory() {
+    // SAFETY: `mi_collect` only frees pages the allocator holds free; no pointer is involved.
+    unsafe { libmimalloc_sys::mi_collect(true) }
+}
+
 fn main() -> ExitCode {
+    qd_collection::memory::set_release(release_free_memory);
     let cli = Cli::parse();
     let settings = match Settings::load(cli.config_path.as_deref(), std::env::vars(), &cli.overrides()) {
         Ok(s) => s,

@@ -9,7 +9,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
+use std::sync::mpsc::{channel, sync_channel, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -300,9 +300,24 @@ fn selects_by_filter(op: &UpdateOp) -> bool {
     )
 }
 
+/// How long the update worker waits for a write before it releases free memory.
+const WORKER_IDLE: std::time::Duration = std::time::Duration::from_millis(500);
+
 impl Worker {
     fn run(self, rx: Receiver<Job>) {
-        while let Ok(first) = rx.recv() {
+        loop {
+            // A writer idle for a while hands back what it freed (see `crate::memory`).
+            let first = match rx.recv_timeout(WORKER_IDLE) {
+                Ok(job) => job,
+                Err(RecvTimeoutError::Timeout) => {
+                    crate::memory::release_free();
+                    match rx.recv() {
+                        Ok(job) => job,
+                        Err(_) => break,
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
             let mut jobs = vec![first];
             while jobs.len() < MAX_GROUP {
                 match rx.try_recv() {

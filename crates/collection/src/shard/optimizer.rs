@@ -149,14 +149,10 @@ pub struct Optimizer {
 }
 
 /// Hand the memory the allocator holds free back to the system, once a burst of optimizations
-/// is over: builds, merges and the ingest before them free far more than they keep, and glibc's
-/// per-thread arenas would otherwise hold on to it (the process RSS would stay at its peak).
+/// is over: builds, merges and the ingest before them free far more than they keep, and the
+/// allocator would otherwise hold on to it (the process RSS would stay at its peak).
 fn release_free_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns free pages of the allocator's own arenas to the system.
-    unsafe {
-        libc::malloc_trim(0);
-    }
+    crate::memory::release_free();
 }
 
 fn now() -> String {
